@@ -1,0 +1,55 @@
+"""Helpers shared by the command modules: the repository, config and ledger of the current directory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from agentflow.config import Config
+    from agentflow.git import Repo
+    from agentflow.ledger import Ledger
+
+
+def repo() -> Repo:
+    from agentflow.git import Repo
+
+    return Repo.find(Path.cwd())
+
+
+def config(root: Path) -> Config:
+    from agentflow.config import load_config
+
+    return load_config(root)
+
+
+def ledger(root: Path) -> Ledger:
+    from agentflow.ledger import Ledger
+
+    return Ledger.open(root)
+
+
+def out(text: str = "") -> None:
+    typer.echo(text)
+
+
+def err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def exit_with(code: int) -> None:
+    if code:
+        raise typer.Exit(code)
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Print ``text`` or write it to ``output`` (creating parent folders)."""
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    err(f"wrote {output}")

@@ -1,0 +1,179 @@
+"""Git plumbing agentflow needs: repository discovery, worktrees, commits with trailers, notes.
+
+Uses GitPython (imported lazily: it costs ~0.1 s) for repository discovery and its command wrapper
+for plumbing. Every failure becomes a ``GitError`` naming the command and the fix.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agentflow.errors import GitError
+
+if TYPE_CHECKING:
+    import git as gitpython
+
+NOTES_REF = "refs/notes/agentflow"
+TRAILER_PLAN, TRAILER_RUN, TRAILER_CYCLE = "Agentflow-Plan", "Agentflow-Run", "Agentflow-Cycle"
+
+
+@dataclass(frozen=True)
+class DiffStat:
+    files: int = 0
+    insertions: int = 0
+    deletions: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.files} files changed, +{self.insertions} -{self.deletions}"
+
+
+class Repo:
+    """A git repository (or one of its worktrees) rooted at ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    @classmethod
+    def find(cls, path: Path | str = ".") -> Repo:
+        path = Path(path).resolve()
+        try:
+            out = subprocess.run(
+                ["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True, check=False
+            )
+        except (FileNotFoundError, NotADirectoryError):
+            raise GitError("git is not installed or the directory does not exist", where=path) from None
+        if out.returncode != 0:
+            raise GitError(
+                "not a git repository", where=path, fix="run agentflow inside a git repository, or `git init` one"
+            )
+        return cls(Path(out.stdout.strip()))
+
+    @cached_property
+    def gitpython(self) -> gitpython.Repo:
+        import git
+
+        return git.Repo(self.root)
+
+    def git(self, *args: str, check: bool = True, input: str | None = None, env: dict[str, str] | None = None) -> str:
+        """Run ``git args`` in this repository; returns stdout without the trailing newline."""
+        proc = subprocess.run(
+            ["git", *args], cwd=self.root, capture_output=True, text=True, input=input, env=env, check=False
+        )
+        if check and proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise GitError(f"`git {' '.join(args)}` failed: {detail[-1] if detail else proc.returncode}", where=self.root)
+        return proc.stdout.rstrip("\n")
+
+    def ok(self, *args: str) -> bool:
+        return subprocess.run(["git", *args], cwd=self.root, capture_output=True, check=False).returncode == 0
+
+    # -- refs and objects ------------------------------------------------------------------------
+
+    def rev(self, ref: str) -> str:
+        """The commit id ``ref`` names; GitError (exit 2) when it names none."""
+        out = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+            cwd=self.root, capture_output=True, text=True, check=False,
+        )
+        if out.returncode != 0:
+            raise GitError(f"unknown revision {ref!r}", where=self.root, fix="name an existing branch, tag or commit")
+        return out.stdout.strip()
+
+    def tree(self, ref: str) -> str:
+        return self.git("rev-parse", f"{self.rev(ref)}^{{tree}}")
+
+    def has_commits(self) -> bool:
+        return self.ok("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+
+    def current_branch(self) -> str | None:
+        out = self.git("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        return out or None
+
+    def branch_exists(self, name: str) -> bool:
+        return self.ok("show-ref", "--verify", "--quiet", f"refs/heads/{name}")
+
+    def is_dirty(self, untracked: bool = False) -> bool:
+        args = ["status", "--porcelain"] + ([] if untracked else ["--untracked-files=no"])
+        return bool(self.git(*args))
+
+    def merge_base(self, a: str, b: str) -> str:
+        return self.git("merge-base", a, b)
+
+    # -- diffs -----------------------------------------------------------------------------------
+
+    def diff(self, base: str, head: str, *paths: str) -> str:
+        return self.git("diff", f"{base}..{head}", "--", *paths)
+
+    def changed_files(self, base: str, head: str) -> list[str]:
+        out = self.git("diff", "--name-only", f"{base}..{head}")
+        return [line for line in out.splitlines() if line]
+
+    def diffstat(self, base: str, head: str) -> DiffStat:
+        out = self.git("diff", "--numstat", f"{base}..{head}")
+        files = ins = dels = 0
+        for line in out.splitlines():
+            added, removed, _ = line.split("\t", 2)
+            files += 1
+            ins += int(added) if added.isdigit() else 0
+            dels += int(removed) if removed.isdigit() else 0
+        return DiffStat(files, ins, dels)
+
+    def patch_id(self, base: str, head: str) -> str | None:
+        """``git patch-id --verbatim`` of the change base..head: survives a clean rebase."""
+        diff = self.git("diff", "--binary", "--full-index", f"{base}..{head}")
+        if not diff:
+            return None
+        out = subprocess.run(
+            ["git", "patch-id", "--verbatim"], cwd=self.root, input=diff + "\n", capture_output=True, text=True
+        )
+        return out.stdout.split()[0] if out.stdout.strip() else None
+
+    # -- commits ---------------------------------------------------------------------------------
+
+    def commit_all(self, message: str, trailers: dict[str, str]) -> str | None:
+        """Stage everything in the worktree and commit with trailers; None when nothing changed."""
+        self.git("add", "-A")
+        if self.ok("diff", "--cached", "--quiet"):
+            return None
+        args = ["commit", "--no-verify", "-q", "-m", message]
+        for key, value in trailers.items():
+            args += ["--trailer", f"{key}: {value}"]
+        self.git(*args)
+        return self.rev("HEAD")
+
+    def trailers(self, commit: str) -> dict[str, str]:
+        out = self.git("show", "-s", "--format=%(trailers:only,unfold)", commit)
+        result: dict[str, str] = {}
+        for line in out.splitlines():
+            if ": " in line:
+                key, value = line.split(": ", 1)
+                result[key.strip()] = value.strip()
+        return result
+
+    # -- notes -----------------------------------------------------------------------------------
+
+    def notes(self, commit: str, ref: str = NOTES_REF) -> list[str]:
+        """The note lines attached to ``commit`` under ``ref`` (empty when none)."""
+        out = subprocess.run(
+            ["git", "notes", f"--ref={ref}", "show", commit], cwd=self.root, capture_output=True, text=True
+        )
+        return [line for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+    def append_note(self, commit: str, line: str, ref: str = NOTES_REF) -> None:
+        """Append one line to ``commit``'s note (``git notes append`` keeps earlier lines)."""
+        existing = self.notes(commit, ref)
+        body = "\n".join([*existing, line]) + "\n"
+        self.git("notes", f"--ref={ref}", "add", "-f", "-F", "-", commit, input=body)
+
+    def noted_commits(self, ref: str = NOTES_REF) -> list[str]:
+        out = self.git("notes", f"--ref={ref}", "list", check=False)
+        return [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
+
+    def user_identity(self) -> str:
+        name = self.git("config", "user.name", check=False) or "unknown"
+        email = self.git("config", "user.email", check=False)
+        return f"{name} <{email}>" if email else name
