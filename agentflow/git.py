@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,16 @@ class DiffStat:
 
     def __str__(self) -> str:
         return f"{self.files} files changed, +{self.insertions} -{self.deletions}"
+
+
+@dataclass(frozen=True)
+class TrailerCommit:
+    """A commit with agentflow trailers (``Repo.log_trailers``)."""
+
+    commit: str
+    committed: datetime
+    authored: datetime
+    trailers: dict[str, str]
 
 
 class Repo:
@@ -172,6 +183,52 @@ class Repo:
     def noted_commits(self, ref: str = NOTES_REF) -> list[str]:
         out = self.git("notes", f"--ref={ref}", "list", check=False)
         return [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
+
+    def notes_map(self, ref: str = NOTES_REF) -> dict[str, list[str]]:
+        """Every noted commit and its note lines under ``ref``, read in one ``git cat-file --batch``."""
+        pairs = [line.split() for line in self.git("notes", f"--ref={ref}", "list", check=False).splitlines()]
+        pairs = [p for p in pairs if len(p) == 2]
+        if not pairs:
+            return {}
+        proc = subprocess.run(
+            ["git", "cat-file", "--batch"], cwd=self.root, input=("\n".join(b for b, _ in pairs) + "\n").encode(),
+            capture_output=True, check=False,
+        )
+        data, pos, result = proc.stdout, 0, {}
+        for blob, commit in pairs:
+            header_end = data.index(b"\n", pos)
+            header = data[pos:header_end].split()
+            if len(header) < 3 or header[1] == b"missing":
+                pos = header_end + 1
+                continue
+            size = int(header[2])
+            body = data[header_end + 1 : header_end + 1 + size].decode("utf-8", "replace")
+            pos = header_end + 1 + size + 1
+            result[commit] = [line for line in body.splitlines() if line.strip()]
+        return result
+
+    def log_trailers(self, *revs: str) -> list[TrailerCommit]:
+        """Commits in ``revs`` (default: every ref) that carry an ``Agentflow-*`` trailer, newest first.
+
+        One ``git log`` for the lot, so reports over long histories stay fast.
+        """
+        fmt = "%H%x1f%cI%x1f%aI%x1f%(trailers:only,unfold)%x1e"
+        out = self.git("log", *(revs or ("--all",)), "--grep=^Agentflow-", f"--format={fmt}", check=False)
+        commits: list[TrailerCommit] = []
+        for record in out.split("\x1e"):
+            fields = record.strip("\n").split("\x1f")
+            if len(fields) != 4:
+                continue
+            trailers = {}
+            for line in fields[3].splitlines():
+                if ": " in line:
+                    key, value = line.split(": ", 1)
+                    trailers[key.strip()] = value.strip()
+            if any(key.startswith("Agentflow-") for key in trailers):
+                commits.append(
+                    TrailerCommit(fields[0], datetime.fromisoformat(fields[1]), datetime.fromisoformat(fields[2]), trailers)
+                )
+        return commits
 
     def user_identity(self) -> str:
         name = self.git("config", "user.name", check=False) or "unknown"
