@@ -234,3 +234,49 @@ class Repo:
         name = self.git("config", "user.name", check=False) or "unknown"
         email = self.git("config", "user.email", check=False)
         return f"{name} <{email}>" if email else name
+
+    # -- gate and merge helpers (gate helper) ----------------------------------------------------
+
+    def trees(self, commits: list[str]) -> dict[str, str]:
+        """The tree of each commit that exists locally, read in one ``git cat-file --batch-check``."""
+        if not commits:
+            return {}
+        proc = subprocess.run(
+            ["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd=self.root,
+            input="".join(f"{c}^{{tree}}\n" for c in commits), capture_output=True, text=True, check=False,
+        )
+        result = {}
+        for commit, line in zip(commits, proc.stdout.splitlines(), strict=False):
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == "tree":
+                result[commit] = parts[0]
+        return result
+
+    def merge_tree(self, ours: str, theirs: str) -> str | None:
+        """The tree of a clean merge of two commits (``git merge-tree --write-tree``); None on conflict."""
+        tree, _ = self.merge_tree_conflicts(ours, theirs)
+        return tree
+
+    def merge_tree_conflicts(self, ours: str, theirs: str) -> tuple[str | None, list[str]]:
+        """``(tree, [])`` for a clean merge, ``(None, conflicted paths)`` otherwise; touches no worktree."""
+        proc = subprocess.run(
+            ["git", "merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs],
+            cwd=self.root, capture_output=True, text=True, check=False,
+        )
+        lines = [line for line in proc.stdout.splitlines() if line]
+        if proc.returncode == 0 and lines:
+            return lines[0], []
+        if proc.returncode == 1:
+            return None, sorted(set(lines[1:]))
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise GitError(f"`git merge-tree` failed: {detail[-1] if detail else proc.returncode}", where=self.root)
+
+    def worktrees(self) -> list[tuple[Path, str | None]]:
+        """Every worktree of this repository and the branch (``refs/heads/...``) checked out in it."""
+        out = self.git("worktree", "list", "--porcelain")
+        result: list[tuple[Path, str | None]] = []
+        for block in out.split("\n\n"):
+            fields = dict(line.split(" ", 1) for line in block.splitlines() if " " in line)
+            if "worktree" in fields:
+                result.append((Path(fields["worktree"]), fields.get("branch")))
+        return result
