@@ -1,0 +1,317 @@
+"""One agent session: the tool loop, its limits, and its record in the ledger.
+
+The loop is deliberately small (in the spirit of mini-swe-agent): ask the model, run the tools it
+called, feed the results back, until a terminal tool is called. Control flow uses exceptions:
+``Submitted`` (from the toolbox) ends a session as completed, ``LimitsExceeded`` as limits, a
+``ModelError`` as failed. The session never raises for model failures; orchestration turns a
+failed session into ``no_verdict`` (fail closed).
+
+Every model call and tool call is an event; the transcript is saved after every turn, so a killed
+run leaves a complete record up to the last turn.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agentflow import config
+from agentflow.errors import BackendError
+from agentflow.events import ModelCalled, SessionEnded, SessionStarted, ToolCalled, Usage, new_id
+from agentflow.ledger import Ledger
+from agentflow.models.base import (
+    Message,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    TextBlock,
+    ToolResultBlock,
+)
+from agentflow.tools import Submitted, Toolbox
+
+Status = Literal["completed", "failed", "limits", "interrupted"]
+ProgressFn = Callable[[dict[str, Any]], None]
+NUDGE = ("You replied without calling a tool. Continue the work with the tools; when you are done, "
+         "call {terminal} (the session only ends through it).")
+NO_TERMINAL_REASON = "ended without finish/submit_verdict"
+MAX_EVENT_STRING = 2_000
+
+
+class LimitsExceeded(Exception):
+    """A session or run limit was reached; the message names which."""
+
+
+@dataclass
+class SessionLimits:
+    max_turns: int = 60
+    max_tokens: int = 4_000_000
+    max_cost_usd: float = 5.0
+    max_seconds: float = 1800.0
+    output_tokens: int = 8192
+    command_timeout: float = 600.0  # per run_command call
+
+    @classmethod
+    def from_config(cls, limits: config.Limits) -> SessionLimits:
+        return cls(
+            max_turns=limits.max_turns,
+            max_tokens=limits.max_tokens,
+            max_cost_usd=limits.session_cost_usd,
+            max_seconds=limits.session_seconds,
+            output_tokens=limits.output_tokens,
+            command_timeout=limits.command_timeout,
+        )
+
+
+@dataclass
+class RunBudget:
+    """Dollars for a whole run, shared by all its sessions (thread-safe)."""
+
+    limit_usd: float
+    spent_usd: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def check(self, estimate_usd: float) -> None:
+        """``LimitsExceeded`` when a call estimated at ``estimate_usd`` could exceed the budget."""
+        with self._lock:
+            if self.spent_usd + estimate_usd > self.limit_usd:
+                raise LimitsExceeded(
+                    f"run budget: ${self.spent_usd:.2f} of ${self.limit_usd:.2f} spent and the next call may cost "
+                    f"up to ${estimate_usd:.2f}"
+                )
+
+    def charge(self, cost_usd: float) -> None:
+        with self._lock:
+            self.spent_usd += cost_usd
+
+    @property
+    def remaining_usd(self) -> float:
+        return max(0.0, self.limit_usd - self.spent_usd)
+
+
+@dataclass
+class SessionSpec:
+    role: str
+    cycle: int
+    run_id: str
+    root: Path  # the worktree
+    system: str  # rendered system prompt
+    prompt: str  # rendered first user message (plan, patterns, diff...)
+    limits: SessionLimits
+    budget: RunBudget
+    backend: str
+    model_name: str
+    role_cfg: config.RoleModel | None = None
+
+
+@dataclass
+class SessionResult:
+    session_id: str
+    role: str
+    status: Status
+    reason: str | None
+    turns: int
+    usage: Usage
+    cost_usd: float
+    submitted: dict[str, Any] | None  # finish input (builder) or the verdict (verifier)
+    external_id: str | None = None
+
+
+class _Session:
+    """The state of one running session; ``run`` is the loop."""
+
+    def __init__(self, spec: SessionSpec, model: Model, toolbox: Toolbox, ledger: Ledger,
+                 on_progress: ProgressFn | None):
+        self.spec, self.model, self.toolbox, self.ledger = spec, model, toolbox, ledger
+        self.on_progress = on_progress
+        self.session_id = new_id("s")
+        self.system = [TextBlock(text=spec.system, cache=True)]
+        self.messages: list[Message] = [Message.user(spec.prompt, cache=True)]
+        self.tools = toolbox.specs()
+        self.terminal = "submit_verdict" if spec.role == "verifier" else "finish"
+        self.turns = 0
+        self.usage = Usage()
+        self.cost = 0.0
+        self.started = time.monotonic()
+        self.nudged = False
+
+    def run(self) -> SessionResult:
+        self.ledger.append(SessionStarted(run_id=self.spec.run_id, session_id=self.session_id, role=self.spec.role,
+                                          cycle=self.spec.cycle, backend=self.spec.backend, model=self.model_name))
+        status: Status
+        submitted: dict[str, Any] | None = None
+        try:
+            while True:
+                self.step()
+        except Submitted as done:
+            status, reason, submitted = "completed", None, done.payload
+        except LimitsExceeded as exc:
+            status, reason = "limits", str(exc)
+        except BackendError as exc:
+            status, reason = "failed", str(exc)
+        except KeyboardInterrupt:
+            self.finish("interrupted", "interrupted by the user", None)
+            raise
+        except Exception as exc:  # a bug, not a model failure: record it, then let it surface
+            self.finish("failed", f"internal error: {exc!r}", None)
+            raise
+        return self.finish(status, reason, submitted)
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.model_name or getattr(self.model, "name", "?")
+
+    def step(self) -> None:
+        """One turn: check limits, call the model, run its tool calls (may raise ``Submitted``)."""
+        request = ModelRequest(system=self.system, messages=self.messages, tools=self.tools,
+                               max_tokens=self.spec.limits.output_tokens)
+        self.check_limits(request)
+        self.turns += 1
+        began = time.monotonic()
+        response = self.model.complete(request)
+        self.record_call(response, time.monotonic() - began)
+        self.messages.append(Message(role="assistant", content=list(response.content)))
+        if response.tool_calls:
+            self.nudged = False
+            self.run_tools(response)
+        elif self.nudged:
+            raise BackendError(NO_TERMINAL_REASON)
+        else:
+            self.nudged = True
+            self.messages.append(Message.user(NUDGE.format(terminal=self.terminal)))
+        self.save_transcript()
+
+    def check_limits(self, request: ModelRequest) -> None:
+        limits = self.spec.limits
+        if self.turns >= limits.max_turns:
+            raise LimitsExceeded(f"turn limit reached ({limits.max_turns} model calls)")
+        if self.usage.total >= limits.max_tokens:
+            raise LimitsExceeded(f"token limit reached ({self.usage.total} of {limits.max_tokens})")
+        elapsed = time.monotonic() - self.started
+        if elapsed >= limits.max_seconds:
+            raise LimitsExceeded(f"time limit reached ({elapsed:.0f} s of {limits.max_seconds:g} s)")
+        estimate_fn = getattr(self.model, "estimate_cost", None)
+        estimate = float(estimate_fn(request)) if callable(estimate_fn) else 0.0
+        if self.cost + estimate > limits.max_cost_usd:
+            raise LimitsExceeded(f"session cost limit: ${self.cost:.2f} spent of ${limits.max_cost_usd:.2f} and "
+                                 f"the next call may cost up to ${estimate:.2f}")
+        self.spec.budget.check(estimate)
+
+    def record_call(self, response: ModelResponse, seconds: float) -> None:
+        self.usage = self.usage + response.usage
+        self.cost += response.cost_usd
+        self.spec.budget.charge(response.cost_usd)
+        self.ledger.append(ModelCalled(
+            run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns,
+            model=response.model or self.model_name, usage=response.usage, cost_usd=response.cost_usd,
+            stop_reason=response.stop_reason, duration_s=round(seconds, 3),
+        ))
+        self.progress()
+
+    def run_tools(self, response: ModelResponse) -> None:
+        results: list[ToolResultBlock] = []
+        try:
+            for call in response.tool_calls:
+                began = time.monotonic()
+                try:
+                    output = self.toolbox.call(call.name, call.input)
+                except Submitted:
+                    self.record_tool(call.name, call.input, False, 0, time.monotonic() - began)
+                    raise
+                self.record_tool(call.name, call.input, output.is_error, len(output.content),
+                                 time.monotonic() - began)
+                results.append(ToolResultBlock(tool_use_id=call.id, content=output.content or "(no output)",
+                                               is_error=output.is_error))
+        finally:
+            if results:
+                self.messages.append(Message(role="user", content=list(results)))
+
+    def record_tool(self, tool: str, input: dict[str, Any], is_error: bool, chars: int, seconds: float) -> None:
+        self.ledger.append(ToolCalled(
+            run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns, tool=tool,
+            input=_shorten(input), is_error=is_error, output_chars=chars, duration_s=round(seconds, 3),
+        ))
+        self.progress(tool=tool)
+
+    def progress(self, **extra: Any) -> None:
+        if self.on_progress is not None:
+            self.on_progress({"role": self.spec.role, "cycle": self.spec.cycle, "turn": self.turns,
+                              "tokens": self.usage.total, "cost_usd": round(self.cost, 6),
+                              "elapsed_s": round(time.monotonic() - self.started, 1), **extra})
+
+    def save_transcript(self) -> None:
+        transcript = [{"role": "system", "content": [b.model_dump() for b in self.system]}]
+        transcript += [m.model_dump() for m in self.messages]
+        self.ledger.save_transcript(self.session_id, self.spec.role, self.spec.run_id, transcript)
+
+    def finish(self, status: Status, reason: str | None, submitted: dict[str, Any] | None) -> SessionResult:
+        self.save_transcript()
+        summary = submitted.get("summary") if submitted else None
+        self.ledger.append(SessionEnded(
+            run_id=self.spec.run_id, session_id=self.session_id, role=self.spec.role, cycle=self.spec.cycle,
+            status=status, reason=reason, turns=self.turns, usage=self.usage, cost_usd=round(self.cost, 6),
+            summary=summary if isinstance(summary, str) else None,
+        ))
+        return SessionResult(self.session_id, self.spec.role, status, reason, self.turns, self.usage,
+                             self.cost, submitted)
+
+
+def _shorten(value: Any) -> Any:
+    """Tool input for the event: long strings (file contents) cut, the transcript keeps them whole."""
+    if isinstance(value, str) and len(value) > MAX_EVENT_STRING:
+        return value[:MAX_EVENT_STRING] + f"[... {len(value) - MAX_EVENT_STRING} more characters]"
+    if isinstance(value, dict):
+        return {k: _shorten(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shorten(v) for v in value]
+    return value
+
+
+def run_session(spec: SessionSpec, model: Model, toolbox: Toolbox, ledger: Ledger,
+                on_progress: ProgressFn | None = None) -> SessionResult:
+    """Run one session to its end; never raises for model failures (see ``SessionResult.status``)."""
+    return _Session(spec, model, toolbox, ledger, on_progress).run()
+
+
+# Scripted models shared by the sessions of one run, so each session takes the next script entry.
+_scripted_by_run: dict[tuple[str, str, str], Model] = {}
+
+
+def _model_for(spec: SessionSpec) -> Model:
+    from agentflow.models.registry import get_model
+
+    role_cfg = spec.role_cfg or config.RoleModel(backend=spec.backend, model=spec.model_name)  # type: ignore[arg-type]
+    if spec.backend != "scripted":
+        return get_model(role_cfg, root=spec.root, role=spec.role, override_backend=spec.backend,
+                         override_model=spec.model_name)
+    key = (spec.run_id, spec.role, str(role_cfg.script))
+    if key not in _scripted_by_run:
+        _scripted_by_run[key] = get_model(role_cfg, root=spec.root, role=spec.role, override_backend="scripted")
+    return _scripted_by_run[key]
+
+
+EXTERNAL_BACKENDS = {
+    "command": ("agentflow.models.command", "run_command_session"),
+    "claude-code": ("agentflow.models.claude_code", "run_claude_code_session"),
+}
+
+
+def run_role_session(spec: SessionSpec, ledger: Ledger, *, model: Model | None = None,
+                     on_progress: ProgressFn | None = None) -> SessionResult:
+    """Run a session with the backend ``spec.backend`` names.
+
+    API-style backends (anthropic, scripted) run the tool loop here; external agents (command,
+    claude-code) run in their own module, imported only when used.
+    """
+    if model is None and spec.backend in EXTERNAL_BACKENDS:
+        module_name, function = EXTERNAL_BACKENDS[spec.backend]
+        runner = getattr(importlib.import_module(module_name), function)
+        return runner(spec, ledger, on_progress)
+    model = model or _model_for(spec)
+    toolbox = Toolbox(spec.root, spec.role, command_timeout=spec.limits.command_timeout)  # type: ignore[arg-type]
+    return run_session(spec, model, toolbox, ledger, on_progress)
+

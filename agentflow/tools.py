@@ -1,0 +1,512 @@
+"""The sandboxed tools agents call (DESIGN.md "Roles, tools, verdict").
+
+Every path an agent names is relative to the worktree. Anything that would leave it (``..``,
+absolute paths, symlinks resolving outside) or touch ``.git`` is refused with a tool error: the
+model sees why and can try again; the session does not crash. ``run_command`` runs in the
+worktree with a timeout that kills the whole process group, truncated output and an environment
+without secrets. The verifier's commands cannot change what is being verified: the worktree is
+restored after each one.
+
+Terminal tools (``finish``, ``submit_verdict``) raise ``Submitted`` once their input is valid;
+the session loop treats that as the end of the session.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from agentflow.models.base import ToolSpec
+from agentflow.redact import scrubbed_env
+
+ToolRole = Literal["builder", "verifier"]
+MAX_READ_CHARS = 100_000
+MAX_OUTPUT_CHARS = 30_000
+MAX_LISTED = 1_000
+MAX_MATCHES = 200
+MAX_SEARCH_BYTES = 2_000_000
+
+
+class ToolError(Exception):
+    """A refused or failed tool call; its message is returned to the model as a tool error."""
+
+
+class Submitted(Exception):
+    """A terminal tool was called with valid input; ``payload`` is that (normalised) input."""
+
+    def __init__(self, tool: str, payload: dict[str, Any]):
+        super().__init__(f"{tool} submitted")
+        self.tool = tool
+        self.payload = payload
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    content: str
+    is_error: bool = False
+
+
+Handler = Callable[[dict[str, Any]], str]
+
+
+@dataclass
+class Tool:
+    spec: ToolSpec
+    handler: Handler
+
+
+def _schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+_STR = {"type": "string"}
+PATH_PROP = {"type": "string", "description": "path relative to the repository root"}
+GLOB_PROP = {"type": "string", "description": "glob relative to the repository root, e.g. src/**/*.py"}
+
+VERDICT_INPUT_SCHEMA: dict[str, Any] = _schema(
+    {
+        "decision": {"type": "string", "enum": ["approve", "request_changes", "reject"]},
+        "summary": {"type": "string", "description": "one paragraph"},
+        "criteria": {
+            "type": "array",
+            "items": _schema(
+                {
+                    "id": {"type": "string", "description": "acceptance criterion id, e.g. AC1"},
+                    "status": {"type": "string", "enum": ["met", "unmet", "unclear"]},
+                    "evidence": {"type": "string", "description": "file:line or check"},
+                },
+                ["id", "status", "evidence"],
+            ),
+        },
+        "findings": {
+            "type": "array",
+            "items": _schema(
+                {
+                    "id": {"type": "string", "description": "stable across cycles, e.g. F1"},
+                    "severity": {"type": "string", "enum": ["critical", "high", "medium", "low", "info"]},
+                    "file": _STR,
+                    "line": {"type": "integer"},
+                    "pattern": {"type": "string", "description": "id of the pattern it violates"},
+                    "message": {"type": "string", "description": "what is wrong"},
+                    "suggestion": {"type": "string", "description": "how to fix"},
+                },
+                ["id", "severity", "message"],
+            ),
+        },
+    },
+    ["decision", "summary", "criteria", "findings"],
+)
+
+SPECS: dict[str, ToolSpec] = {
+    spec.name: spec
+    for spec in [
+        ToolSpec(
+            name="read_file",
+            description="Read a UTF-8 text file of the repository.",
+            input_schema=_schema({"path": PATH_PROP}, ["path"]),
+        ),
+        ToolSpec(
+            name="list_files",
+            description="List files (not directories) under a folder, optionally filtered by a glob. "
+            "Skips .git.",
+            input_schema=_schema({"path": PATH_PROP, "glob": GLOB_PROP}, []),
+        ),
+        ToolSpec(
+            name="search_files",
+            description="Search text files for a Python regular expression; returns path:line: text. "
+            "Skips .git and binary files.",
+            input_schema=_schema({"pattern": {"type": "string", "description": "regular expression"},
+                                  "glob": GLOB_PROP}, ["pattern"]),
+        ),
+        ToolSpec(
+            name="write_file",
+            description="Create or overwrite a file (parent folders are created).",
+            input_schema=_schema({"path": PATH_PROP, "content": _STR}, ["path", "content"]),
+        ),
+        ToolSpec(
+            name="edit_file",
+            description="Replace old_text by new_text in a file; old_text must occur exactly once.",
+            input_schema=_schema({"path": PATH_PROP, "old_text": _STR, "new_text": _STR},
+                                 ["path", "old_text", "new_text"]),
+        ),
+        ToolSpec(
+            name="run_command",
+            description="Run a shell command (bash) in the repository root; returns the exit code and "
+            "the combined output (truncated when long). Secrets are not in its environment.",
+            input_schema=_schema({"command": _STR}, ["command"]),
+        ),
+        ToolSpec(
+            name="finish",
+            description="End the session: call this once the plan is implemented (agentflow commits "
+            "your changes).",
+            input_schema=_schema({"summary": {"type": "string", "description": "what you changed and why"}},
+                                 ["summary"]),
+        ),
+        ToolSpec(
+            name="submit_verdict",
+            description="End the verification with a structured verdict. List every finding still open; "
+            "reuse the ids of findings from earlier cycles.",
+            input_schema=VERDICT_INPUT_SCHEMA,
+        ),
+    ]
+}
+
+ROLE_TOOLS: dict[str, tuple[str, ...]] = {
+    "builder": ("read_file", "list_files", "search_files", "write_file", "edit_file", "run_command", "finish"),
+    "verifier": ("read_file", "list_files", "search_files", "run_command", "submit_verdict"),
+}
+
+
+def _arg(data: dict[str, Any], key: str, tool: str, *, required: bool = True) -> str | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ToolError(f"{tool} needs the string argument {key!r}")
+        return None
+    if not isinstance(value, str):
+        raise ToolError(f"{tool}: {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def truncate(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
+    """Keep the head and the tail (errors are usually at the end) and say what was cut."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 5, limit * 3 // 5
+    cut = len(text) - head - tail
+    return f"{text[:head]}\n[... {cut} characters truncated ...]\n{text[-tail:]}"
+
+
+def _is_binary(data: bytes) -> bool:
+    return b"\0" in data[:8192]
+
+
+@dataclass(frozen=True)
+class _RestorePoint:
+    commit: str
+    branch: str  # "" when HEAD was detached
+    dirty: str | None  # `git stash create` of uncommitted changes present at the start
+    untracked: set[str]
+
+
+def _remove_new_file(root: Path, rel: str) -> None:
+    """Delete a file a verifier command created, and the folders that only it filled."""
+    path = root / rel
+    if path.is_file() or path.is_symlink():
+        path.unlink(missing_ok=True)
+    parent = path.parent
+    while parent != root and parent.is_relative_to(root):
+        try:
+            parent.rmdir()  # only succeeds when empty
+        except OSError:
+            break
+        parent = parent.parent
+
+
+@dataclass
+class Toolbox:
+    """The tools of one role, confined to ``root`` (the worktree).
+
+    ``extra`` adds tools (e.g. the evaluator's queries); a handler may raise ``ToolError`` or
+    ``Submitted`` like the built-in ones.
+    """
+
+    root: Path
+    role: ToolRole
+    command_timeout: float = 600.0
+    max_output_chars: int = MAX_OUTPUT_CHARS
+    extra: dict[str, Tool] = field(default_factory=dict)
+    _tools: dict[str, Tool] = field(init=False, repr=False)
+    _restore_point: _RestorePoint | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+        if self.role not in ROLE_TOOLS:
+            raise ValueError(f"no toolbox for role {self.role!r}")
+        handlers: dict[str, Handler] = {
+            "read_file": self._read_file,
+            "list_files": self._list_files,
+            "search_files": self._search_files,
+            "write_file": self._write_file,
+            "edit_file": self._edit_file,
+            "run_command": self._run_command,
+            "finish": self._finish,
+            "submit_verdict": self._submit_verdict,
+        }
+        self._tools = {name: Tool(SPECS[name], handlers[name]) for name in ROLE_TOOLS[self.role]}
+        self._tools.update(self.extra)
+        if self.role == "verifier":
+            self._restore_point = self._git_state()
+
+    def specs(self) -> list[ToolSpec]:
+        return [tool.spec for tool in self._tools.values()]
+
+    def call(self, name: str, input: dict[str, Any]) -> ToolOutput:
+        """Run one tool call. Refusals come back as ``is_error`` output; ``Submitted`` propagates."""
+        tool = self._tools.get(name)
+        if tool is None:
+            return ToolOutput(f"unknown tool {name!r}; available: {', '.join(self._tools)}", is_error=True)
+        if not isinstance(input, dict):
+            return ToolOutput(f"{name}: input must be a JSON object", is_error=True)
+        try:
+            return ToolOutput(tool.handler(input))
+        except ToolError as exc:
+            return ToolOutput(str(exc), is_error=True)
+        except (OSError, UnicodeError) as exc:
+            return ToolOutput(f"{name}: {exc}", is_error=True)
+
+    # -- path confinement ------------------------------------------------------------------------
+
+    def resolve(self, path: str, tool: str = "tool") -> Path:
+        """The absolute path ``path`` names inside the worktree, or ``ToolError``."""
+        if path in ("", "."):
+            return self.root
+        if "\0" in path:
+            raise ToolError(f"{tool}: refused path {path!r}: NUL byte")
+        pure = PurePosixPath(path.replace("\\", "/"))
+        if pure.is_absolute() or path.startswith("~") or re.match(r"^[A-Za-z]:", path):
+            raise ToolError(f"{tool}: refused path {path!r}: absolute paths are not allowed; "
+                            "use a path relative to the repository root")
+        if ".." in pure.parts:
+            raise ToolError(f"{tool}: refused path {path!r}: '..' is not allowed")
+        if ".git" in pure.parts:
+            raise ToolError(f"{tool}: refused path {path!r}: .git is off limits")
+        resolved = (self.root / pure).resolve()
+        if not resolved.is_relative_to(self.root):
+            raise ToolError(f"{tool}: refused path {path!r}: it resolves outside the repository (symlink)")
+        if ".git" in resolved.relative_to(self.root).parts:
+            raise ToolError(f"{tool}: refused path {path!r}: it resolves into .git")
+        return resolved
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def _walk(self, start: Path) -> Iterator[Path]:
+        """Files under ``start`` (sorted), skipping .git and anything that resolves outside."""
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = sorted(d for d in dirnames if d != ".git")
+            for name in sorted(filenames):
+                if name == ".git":
+                    continue
+                path = Path(dirpath) / name
+                if path.is_symlink() and not path.resolve().is_relative_to(self.root):
+                    continue
+                yield path
+
+    # -- file tools ------------------------------------------------------------------------------
+
+    def _read_file(self, data: dict[str, Any]) -> str:
+        path = self.resolve(_arg(data, "path", "read_file") or "", "read_file")
+        if not path.is_file():
+            raise ToolError(f"read_file: no such file: {data['path']}")
+        raw = path.read_bytes()
+        if _is_binary(raw):
+            raise ToolError(f"read_file: {data['path']} is a binary file")
+        text = raw.decode("utf-8", errors="replace")
+        if len(text) > MAX_READ_CHARS:
+            return text[:MAX_READ_CHARS] + f"\n[... truncated: the file has {len(text)} characters]"
+        return text
+
+    def _list_files(self, data: dict[str, Any]) -> str:
+        start = self.resolve(_arg(data, "path", "list_files", required=False) or "", "list_files")
+        pattern = _arg(data, "glob", "list_files", required=False)
+        if not start.is_dir():
+            raise ToolError(f"list_files: not a folder: {data.get('path')}")
+        files = [self._rel(p) for p in self._walk(start)]
+        if pattern:
+            files = [f for f in files if _glob_match(f, pattern)]
+        if not files:
+            return "(no files)"
+        more = len(files) - MAX_LISTED
+        listing = "\n".join(files[:MAX_LISTED])
+        return listing + (f"\n[... {more} more files; narrow with path or glob]" if more > 0 else "")
+
+    def _search_files(self, data: dict[str, Any]) -> str:
+        source = _arg(data, "pattern", "search_files") or ""
+        pattern = _arg(data, "glob", "search_files", required=False)
+        try:
+            regex = re.compile(source)
+        except re.error as exc:
+            raise ToolError(f"search_files: invalid regular expression {source!r}: {exc}") from None
+        matches: list[str] = []
+        for path in self._walk(self.root):
+            rel = self._rel(path)
+            if pattern and not _glob_match(rel, pattern):
+                continue
+            try:
+                if path.stat().st_size > MAX_SEARCH_BYTES:
+                    continue
+                raw = path.read_bytes()
+            except OSError:
+                continue
+            if _is_binary(raw):
+                continue
+            for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+                if regex.search(line):
+                    matches.append(f"{rel}:{number}: {line[:300]}")
+                    if len(matches) >= MAX_MATCHES:
+                        return "\n".join(matches) + f"\n[... stopped after {MAX_MATCHES} matches; narrow the search]"
+        return "\n".join(matches) if matches else "(no matches)"
+
+    def _write_file(self, data: dict[str, Any]) -> str:
+        path = self.resolve(_arg(data, "path", "write_file") or "", "write_file")
+        content = _arg(data, "content", "write_file") or ""
+        if path == self.root or path.is_dir():
+            raise ToolError(f"write_file: {data['path']} is a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        return f"wrote {len(content.encode())} bytes to {self._rel(path)}"
+
+    def _edit_file(self, data: dict[str, Any]) -> str:
+        path = self.resolve(_arg(data, "path", "edit_file") or "", "edit_file")
+        old = _arg(data, "old_text", "edit_file") or ""
+        new = _arg(data, "new_text", "edit_file")
+        if not path.is_file():
+            raise ToolError(f"edit_file: no such file: {data['path']}")
+        if not old:
+            raise ToolError("edit_file: old_text must not be empty (use write_file to create a file)")
+        text = path.read_text(encoding="utf-8", errors="replace")
+        count = text.count(old)
+        if count != 1:
+            where = "does not occur" if count == 0 else f"occurs {count} times"
+            raise ToolError(f"edit_file: old_text {where} in {data['path']}; it must occur exactly once "
+                            "(include more surrounding lines)")
+        path.write_text(text.replace(old, new or "", 1), encoding="utf-8")
+        return f"edited {self._rel(path)}"
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def _run_command(self, data: dict[str, Any]) -> str:
+        command = _arg(data, "command", "run_command") or ""
+        if not command.strip():
+            raise ToolError("run_command: empty command")
+        try:
+            code, output, seconds = run_shell(command, self.root, self.command_timeout)
+        finally:
+            if self._restore_point is not None:
+                self._restore()
+        output = truncate(output, self.max_output_chars)
+        if code is None:
+            raise ToolError(f"run_command: timed out after {self.command_timeout:g} s (process group killed)\n"
+                            f"{output}")
+        return f"exit code {code} ({seconds:.1f} s)\n{output}"
+
+    def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=self.root, capture_output=True, text=True, check=False,
+                              env=scrubbed_env())
+
+    def _git_state(self) -> _RestorePoint | None:
+        """What to restore after verifier commands; None outside a git worktree."""
+        head = self._git("rev-parse", "--verify", "--quiet", "HEAD")
+        if head.returncode != 0:
+            return None
+        return _RestorePoint(
+            commit=head.stdout.strip(),
+            branch=self._git("symbolic-ref", "--quiet", "HEAD").stdout.strip(),
+            dirty=self._git("stash", "create").stdout.strip() or None,
+            untracked=set(self._untracked()),
+        )
+
+    def _untracked(self) -> list[str]:
+        out = self._git("ls-files", "-z", "--others", "--exclude-standard")
+        return [p for p in out.stdout.split("\0") if p]
+
+    def _restore(self) -> None:
+        """Discard whatever a verifier command changed: edits, commits, checkouts, new files.
+
+        Uncommitted changes present before the session are put back; files that were already
+        untracked and ignored files (build caches) are left alone, so nothing of the user's is lost.
+        """
+        point = self._restore_point
+        assert point is not None
+        if self._git("symbolic-ref", "--quiet", "HEAD").stdout.strip() != point.branch:
+            self._git("checkout", "-q", "-f", point.branch.removeprefix("refs/heads/") or point.commit)
+        self._git("reset", "-q", "--hard", point.commit)
+        if point.dirty:
+            self._git("checkout", "-q", point.dirty, "--", ".")
+            self._git("reset", "-q")
+        for rel in sorted(set(self._untracked()) - point.untracked):
+            _remove_new_file(self.root, rel)
+
+    # -- terminal tools --------------------------------------------------------------------------
+
+    def _finish(self, data: dict[str, Any]) -> str:
+        summary = _arg(data, "summary", "finish") or ""
+        if not summary.strip():
+            raise ToolError("finish: summary must say what you changed")
+        raise Submitted("finish", {"summary": summary})
+
+    def _submit_verdict(self, data: dict[str, Any]) -> str:
+        from agentflow.verdict import Verdict
+
+        try:
+            verdict = Verdict.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in exc.errors()[:10]
+            )
+            raise ToolError(f"submit_verdict: invalid verdict ({problems}); fix it and call submit_verdict "
+                            "again") from None
+        raise Submitted("submit_verdict", verdict.model_dump(mode="json", exclude_none=True))
+
+
+def _glob_match(rel: str, pattern: str) -> bool:
+    """``fnmatch`` on the relative path (``*`` crosses folders), ``**/`` also matching zero folders,
+    and a pattern without ``/`` matching the file name anywhere (``*.py``)."""
+    pattern = pattern.removeprefix("./")
+    if fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(rel, pattern.replace("**/", "")):
+        return True
+    return "/" not in pattern and fnmatch.fnmatch(PurePosixPath(rel).name, pattern)
+
+
+def run_shell(command: str, cwd: Path, timeout: float, env: dict[str, str] | None = None) -> tuple[int | None, str, float]:
+    """Run ``command`` with bash in its own process group; (exit code or None on timeout, output, seconds).
+
+    On timeout the whole group is killed so no grandchild outlives the call. The environment is
+    the scrubbed one (no API keys, tokens or signing key) unless ``env`` is given.
+    """
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=scrubbed_env() if env is None else env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        try:
+            out, _ = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # a grandchild left the group and holds the pipe
+            out = b""
+            if proc.stdout:
+                proc.stdout.close()
+            proc.wait()
+        code = None
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        raise
+    return code, (out or b"").decode("utf-8", errors="replace"), time.monotonic() - started
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
