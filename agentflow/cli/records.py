@@ -1,9 +1,43 @@
-"""Commands of this area (not yet implemented)."""
+"""``agentflow log``: the ledger's events, one line each or as JSON Lines."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from agentflow.cli import _common
+
+
+def log(
+    run: Annotated[str | None, typer.Option("--run", metavar="ID", help="Only the events of this run.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON Lines: one event object per line.")] = False,
+) -> None:
+    """Print the ledger's events in order: time, run, kind and the key fields.
+
+    Examples:
+
+      agentflow log
+
+      agentflow log --run r-20261127-a1b2c3
+
+      agentflow log --json | jq 'select(.kind == "verdict_recorded")'
+    """
+    from agentflow.ledger import dump_event
+    from agentflow.records import event_line, read_events
+
+    events = read_events(_common.repo().root, run)
+    if as_json:
+        import json
+
+        for event in events:
+            _common.out(json.dumps(dump_event(event), separators=(",", ":")))
+        return
+    if not events:
+        _common.err("the ledger is empty: runs appear here once `agentflow build` or `agentflow verify` ran")
+    for event in events:
+        _common.out(event_line(event))
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command()(log)

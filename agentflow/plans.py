@@ -1,0 +1,417 @@
+"""Plan files: Markdown with YAML front matter (DESIGN.md, "Plan file").
+
+A plan is what a builder implements and a verifier judges against, so a typo must never pass
+silently: unknown front-matter keys, malformed YAML, missing ids and duplicate ids are errors
+(``PlanError``, exit 2) naming the file, the line or key, and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentflow.errors import PlanError
+from agentflow.markdown import find_section, list_items, slugify
+
+PLANS_DIR = ".plans"
+FRONT_MATTER_KEYS = ("id", "title", "status", "patterns", "scope", "checks", "max_cycles", "estimate")
+CRITERIA_HEADINGS = {"acceptance criteria", "acceptance criterion"}
+REQUIREMENTS_HEADINGS = {"requirements", "requirement"}
+CONTEXT_HEADINGS = {"context", "background"}
+HOURS_PER_UNIT = {"h": 1.0, "d": 8.0, "w": 40.0}
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ESTIMATE_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([hdw])", re.IGNORECASE)
+_CRITERION_ID = re.compile(r"^(?:\*\*|__)?(AC[- ]?\d+)(?:\*\*|__)?\s*[:.)\-]\s*(?:\*\*|__)?\s*(.*)$", re.IGNORECASE)
+
+
+class Criterion(BaseModel):
+    id: str
+    text: str
+    line: int = 0
+
+
+class Plan(BaseModel):
+    """A parsed, validated plan file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    title: str
+    status: Literal["draft", "ready"] = "ready"
+    patterns: list[str] = []
+    scope: list[str] = []
+    checks: list[str] = []
+    max_cycles: int | None = None
+    estimate_hours: float | None = None
+    body: str = ""
+    context: str = ""
+    requirements: list[str] = []
+    criteria: list[Criterion] = []
+    path: Path
+
+    @property
+    def slug(self) -> str:
+        """The file name's slug (``348-capsule-isolation.md`` -> ``capsule-isolation``), else the title's."""
+        stem = self.path.stem
+        prefix = f"{self.id}-"
+        if stem.startswith(prefix) and len(stem) > len(prefix):
+            return slugify(stem[len(prefix):], 50) or slugify(self.title, 40)
+        return slugify(self.title, 40) or "plan"
+
+    @property
+    def text(self) -> str:
+        """The whole plan as the models see it: title and body."""
+        return f"# {self.id}: {self.title}\n\n{self.body.strip()}\n"
+
+
+class _FrontMatter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int | str
+    title: str = Field(min_length=1)
+    status: Literal["draft", "ready"] = "ready"
+    patterns: list[str] = []
+    scope: list[str] = []
+    checks: list[str] = []
+    max_cycles: int | None = Field(None, ge=1, le=20)
+    estimate: str | float | None = None
+
+
+def display_path(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def parse_estimate(value: str | float | int, where: str | None = None) -> float:
+    """``"2d"`` -> 16.0 hours (1d = 8h, 1w = 40h); ``"1w 2d"`` and ``"1.5d"`` work too."""
+    if isinstance(value, bool) or isinstance(value, int | float):
+        raise PlanError(
+            f"estimate: {value!r} has no unit", where=where, fix=f"write {value}h, {value}d or {value}w"
+        )
+    text = str(value).strip()
+    parts = _ESTIMATE_PART.findall(text)
+    if not parts or _ESTIMATE_PART.sub("", text).strip():
+        raise PlanError(
+            f"estimate: cannot read {text!r}", where=where, fix="use hours, days or weeks, e.g. 6h, 2d, 1w or 1w 2d"
+        )
+    hours = sum(float(number) * HOURS_PER_UNIT[unit.lower()] for number, unit in parts)
+    if hours <= 0:
+        raise PlanError(f"estimate: {text!r} is not positive", where=where, fix="estimate more than 0h")
+    return hours
+
+
+def _split_front_matter(text: str, where: str) -> tuple[str, str, int]:
+    """Returns (front matter YAML, body, line number where the body starts)."""
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        raise PlanError(
+            "missing front matter", where=f"{where}:1",
+            fix="start the file with a `---` line, the YAML keys id and title, and a closing `---`",
+        )
+    for index in range(1, len(lines)):
+        if lines[index].strip() in ("---", "..."):
+            body = "\n".join(lines[index + 1:])
+            return "\n".join(lines[1:index]), body + ("\n" if text.endswith("\n") else ""), index + 2
+    raise PlanError("front matter is not closed", where=f"{where}:1", fix="end the front matter with a `---` line")
+
+
+def _key_line(front: str, key: str) -> int | None:
+    """1-based line of ``key:`` in the front matter block (which starts on file line 2)."""
+    for number, line in enumerate(front.splitlines(), start=2):
+        if re.match(rf"^{re.escape(key)}\s*:", line):
+            return number
+    return None
+
+
+def _where(file: str, front: str, key: str) -> str:
+    line = _key_line(front, key)
+    return f"{file}:{line}" if line else file
+
+
+def _load_yaml(front: str, file: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(front)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 2}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise PlanError(f"malformed YAML in front matter: {problem}", where=f"{file}{line}",
+                        fix="fix the YAML syntax (quote values that contain `: ` or start with a special character)",
+                        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PlanError("front matter must be YAML keys and values", where=f"{file}:2", fix="write `id: 1` and `title: ...`")
+    return data
+
+
+def _check_keys(data: dict[str, Any], front: str, file: str) -> None:
+    for key in data:
+        if str(key) not in FRONT_MATTER_KEYS:
+            close = difflib.get_close_matches(str(key), FRONT_MATTER_KEYS, n=1)
+            fix = f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(FRONT_MATTER_KEYS)}"
+            raise PlanError(f"{key}: unknown key", where=_where(file, front, str(key)), fix=fix)
+    for key in ("id", "title"):
+        if data.get(key) in (None, ""):
+            raise PlanError(f"{key}: missing", where=file, fix=f"add `{key}: ...` to the front matter")
+
+
+def _validate(data: dict[str, Any], front: str, file: str) -> _FrontMatter:
+    for key in ("patterns", "scope", "checks"):
+        if isinstance(data.get(key), str):  # one value written without brackets
+            data[key] = [data[key]]
+    try:
+        meta = _FrontMatter.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "front matter"
+        raise PlanError(f"{key}: {error['msg']}", where=_where(file, front, key), fix="see the plan format in the docs") from None
+    if isinstance(meta.id, bool) or not _ID.match(str(meta.id)):
+        raise PlanError(
+            f"id: {meta.id!r} is not a number or slug", where=_where(file, front, "id"),
+            fix="use a number like 348 or a slug like auth-refactor",
+        )
+    return meta
+
+
+def _criteria(lines: list[str], first_line: int, file: str) -> list[Criterion]:
+    section = find_section(lines, CRITERIA_HEADINGS)
+    if section is None:
+        return []
+    _, start, end = section
+    criteria: list[Criterion] = []
+    seen: dict[str, int] = {}
+    for position, item in enumerate(list_items(lines, start, end), start=1):
+        line = item.line + first_line - 1
+        match = _CRITERION_ID.match(item.text)
+        if match:
+            ident = "AC" + re.sub(r"\D", "", match.group(1))
+            text = match.group(2).strip().strip("*_").strip()
+        else:
+            ident, text = f"AC{position}", item.text
+        if ident in seen:
+            raise PlanError(
+                f"acceptance criterion {ident} appears twice (also line {seen[ident]})", where=f"{file}:{line}",
+                fix="give every criterion its own id, or drop the ids to number them in order",
+            )
+        if not text:
+            raise PlanError(f"acceptance criterion {ident} is empty", where=f"{file}:{line}", fix="say what must be true")
+        seen[ident] = line
+        criteria.append(Criterion(id=ident, text=text, line=line))
+    return criteria
+
+
+def _section_text(lines: list[str], names: set[str]) -> str:
+    section = find_section(lines, names)
+    if section is None:
+        return ""
+    _, start, end = section
+    return "\n".join(lines[start:end]).strip()
+
+
+def _section_items(lines: list[str], names: set[str]) -> list[str]:
+    section = find_section(lines, names)
+    if section is None:
+        return []
+    _, start, end = section
+    return [item.text for item in list_items(lines, start, end)]
+
+
+def parse_plan(text: str, path: Path) -> Plan:
+    """Parse plan text; ``path`` names the file in errors and becomes ``Plan.path``."""
+    file = display_path(path)
+    front, body, body_line = _split_front_matter(text, file)
+    data = _load_yaml(front, file)
+    _check_keys(data, front, file)
+    meta = _validate(data, front, file)
+    estimate = None
+    if meta.estimate is not None:
+        estimate = parse_estimate(meta.estimate, where=_where(file, front, "estimate"))
+    lines = body.splitlines()
+    return Plan(
+        id=str(meta.id), title=meta.title.strip(), status=meta.status, patterns=meta.patterns, scope=meta.scope,
+        checks=meta.checks, max_cycles=meta.max_cycles, estimate_hours=estimate, body=body,
+        context=_section_text(lines, CONTEXT_HEADINGS), requirements=_section_items(lines, REQUIREMENTS_HEADINGS),
+        criteria=_criteria(lines, body_line, file), path=path,
+    )
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and validate one plan file (``PlanError``, exit 2, on any problem)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError("no such plan file", where=display_path(path), fix="check the path, or list plans with `agentflow status`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError(f"cannot read: {exc}", where=display_path(path)) from None
+    return parse_plan(text, path)
+
+
+def plan_warnings(plan: Plan) -> list[str]:
+    """Problems that do not make a plan invalid but weaken verification."""
+    warnings = []
+    if not plan.criteria:
+        warnings.append("no acceptance criteria: the verifier can only judge against the patterns")
+    return warnings
+
+
+def find_plans(root: Path) -> list[Path]:
+    """The plan files under ``root/.plans`` (``README.md`` excluded), numeric ids first in order."""
+    folder = root / PLANS_DIR
+    if not folder.is_dir():
+        return []
+    paths = [p for p in folder.glob("*.md") if p.is_file() and p.name.lower() != "readme.md"]
+    return sorted(paths, key=_sort_key)
+
+
+def _sort_key(path: Path) -> tuple[int, int, str]:
+    match = re.match(r"^(\d+)", path.name)
+    return (0, int(match.group(1)), path.name) if match else (1, 0, path.name)
+
+
+def check_unique(plans: list[Plan]) -> None:
+    """Duplicate ids are an error naming both files."""
+    seen: dict[str, Plan] = {}
+    for plan in plans:
+        if plan.id in seen:
+            raise PlanError(
+                f"duplicate plan id {plan.id!r} (also in {display_path(seen[plan.id].path)})",
+                where=display_path(plan.path), fix="give one of them a new id",
+            )
+        seen[plan.id] = plan
+
+
+def load_plans(root: Path) -> list[Plan]:
+    """Every plan under ``.plans/``, validated and with unique ids."""
+    plans = [load_plan(path) for path in find_plans(root)]
+    check_unique(plans)
+    return plans
+
+
+def check_plans(paths: list[Path], root: Path) -> tuple[list[Plan], list[PlanError]]:
+    """Validate ``paths`` and report every problem (not only the first), duplicates across ``.plans/`` included."""
+    plans: list[Plan] = []
+    errors: list[PlanError] = []
+    for path in paths:
+        try:
+            plans.append(load_plan(path))
+        except PlanError as exc:
+            errors.append(exc)
+    checked = {p.path.resolve() for p in plans}
+    others: list[Plan] = []
+    for path in find_plans(root):
+        if path.resolve() not in checked:
+            try:
+                others.append(load_plan(path))
+            except PlanError:
+                continue  # reported when that file is checked itself
+    first: dict[str, Plan] = {}
+    for plan in [*others, *plans]:
+        if plan.id in first and plan.path.resolve() in checked:
+            errors.append(PlanError(
+                f"duplicate plan id {plan.id!r} (also in {display_path(first[plan.id].path)})",
+                where=display_path(plan.path), fix="give one of them a new id",
+            ))
+        first.setdefault(plan.id, plan)
+    return plans, errors
+
+
+def resolve_plan(root: Path, ref: str) -> Plan:
+    """A plan named by path (relative to the cwd or ``root``), id, or file stem."""
+    for candidate in (Path(ref), root / ref):
+        if candidate.is_file():
+            return load_plan(candidate)
+    plans = load_plans(root)
+    for plan in plans:
+        if plan.id == ref or plan.path.stem == ref or (ref.isdigit() and plan.id.isdigit() and int(ref) == int(plan.id)):
+            return plan
+    known = ", ".join(p.id for p in plans) or "none"
+    raise PlanError(f"no plan {ref!r} (known ids: {known})", fix="name a plan file or id; `agentflow plan new` creates one")
+
+
+def branch_name(plan: Plan) -> str:
+    """The plan's branch: ``agentflow/<id>-<slug>``."""
+    return f"agentflow/{plan.id}-{plan.slug}"
+
+
+def next_id(root: Path) -> int:
+    """One more than the largest numeric id under ``.plans/`` (ids read from file names when a plan is broken)."""
+    numbers = [0]
+    for path in find_plans(root):
+        try:
+            ident = load_plan(path).id
+        except PlanError:
+            ident = re.match(r"^(\d*)", path.name).group(1)  # type: ignore[union-attr]
+        if ident.isdigit():
+            numbers.append(int(ident))
+    return max(numbers) + 1
+
+
+PLAN_TEMPLATE = """\
+---
+id: {id}
+title: {title}
+status: draft                # draft | ready
+patterns: []                 # CLAUDE.md patterns that apply; empty: agentflow picks relevant ones
+scope: []                    # paths the builder may change, e.g. ["src/api/**"]
+checks: []                   # commands that must pass, e.g. ["pytest -q"]
+# max_cycles: 3              # rework cycles before giving up (default from agentflow.yaml)
+# estimate: 1d               # manual estimate (h, d, w) for the speedup metrics
+---
+## Context
+
+Why this change is needed and what the builder should know first.
+
+## Requirements
+
+1. What MUST be true after the change.
+
+## Acceptance criteria
+
+- AC1: An observable, checkable result (a test, a command's output, a file's content).
+"""
+
+
+def _yaml_scalar(value: str) -> str:
+    """``value`` as a YAML scalar: plain when it reads back unchanged, else a quoted string."""
+    try:
+        if yaml.safe_load(f"k: {value}") == {"k": value} and "#" not in value:
+            return value
+    except yaml.YAMLError:
+        pass
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def new_plan(root: Path, title: str, plan_id: str | None = None) -> Path:
+    """Write ``.plans/<id>-<slug>.md`` from the template; never overwrites, never reuses an id."""
+    title = title.strip()
+    if not title:
+        raise PlanError("the title is empty", fix='agentflow plan new "Add rate limiting to the API"')
+    ident = plan_id.strip() if plan_id else str(next_id(root))
+    if not _ID.match(ident):
+        raise PlanError(f"id {ident!r} is not a number or slug", fix="use a number like 348 or a slug like auth-refactor")
+    for path in find_plans(root):
+        try:
+            existing = load_plan(path).id
+        except PlanError:
+            continue
+        if existing == ident:
+            raise PlanError(f"plan id {ident} is already used by {display_path(path)}", fix="pick another --id or omit it")
+    slug = slugify(title, 50) or "plan"
+    path = root / PLANS_DIR / f"{ident}-{slug}.md"
+    if path.exists():
+        raise PlanError("already exists", where=display_path(path), fix="edit it, or choose another --id or title")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = PLAN_TEMPLATE.format(id=ident, title=_yaml_scalar(title))
+    parse_plan(text, path)  # the template must always be a valid plan
+    path.write_text(text, encoding="utf-8")
+    return path
