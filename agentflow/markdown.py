@@ -114,7 +114,7 @@ def list_items(lines: list[str], start: int, end: int) -> list[ListItem]:
             if current is not None:
                 items.append(ListItem(" ".join(current).strip(), current_line))
             current, current_line = [match.group(2).strip()], index + 1
-        elif current is not None and line.strip() and (line[:1] in (" ", "\t") or mask[index]):
+        elif current is not None and line.strip() and line[:1] in (" ", "\t"):
             current.append(line.strip())
         elif current is not None and not line.strip():
             continue
