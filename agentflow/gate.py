@@ -459,3 +459,48 @@ def evaluate_merge_commit(
         reasons=[f"merge commit: clean merge of the approved {second[:SHORT]} into {first[:SHORT]}", *merged_in.reasons],
         note=merged_in.note, note_commit=merged_in.note_commit, signed=merged_in.signed,
     )
+
+
+# -- reporting -----------------------------------------------------------------------------------
+
+
+def render_text(result: GateResult) -> str:
+    """One line verdict, then the reasons indented."""
+    return "\n".join([result.headline(), *(f"  {reason}" for reason in result.reasons)])
+
+
+def render_json(result: GateResult) -> str:
+    return json.dumps(result.to_dict(), indent=2, sort_keys=True)
+
+
+def _escape_annotation(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def render_github(result: GateResult) -> str:
+    """GitHub Actions workflow commands: one ``::error`` (closed) or ``::notice`` (open) annotation."""
+    level = "notice" if result.open else "error"
+    body = _escape_annotation("\n".join([result.headline(), *result.reasons]))
+    return f"::{level} title=agentflow gate ({result.status.value})::{body}"
+
+
+def step_summary(result: GateResult) -> str:
+    """Markdown for ``$GITHUB_STEP_SUMMARY``."""
+    icon = "✅" if result.open else "❌"
+    lines = [
+        f"### {icon} agentflow gate: {'open' if result.open else 'closed'} ({result.status.value})",
+        "",
+        f"`{result.ref}` at `{result.commit[:SHORT]}` (tree `{result.tree[:SHORT]}`)",
+        "",
+        *(f"- {reason}" for reason in result.reasons),
+    ]
+    note = result.note
+    if note is not None:
+        lines += [
+            "",
+            "| verdict | plan | run | at | signed | override |",
+            "|---|---|---|---|---|---|",
+            f"| {note.outcome} | {note.plan or ''} | {note.run or ''} | {note.ts} | {'yes' if result.signed else 'no'} "
+            f"| {'yes: ' + (note.reason or '') if note.override else 'no'} |",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,176 @@
+"""Local git hooks that refuse unapproved merges and pushes to protected branches.
+
+Advisory by nature: ``--no-verify`` skips them and anyone can delete them. They catch mistakes
+early; the real enforcement is ``agentflow gate`` as a required CI check.
+
+* ``pre-merge-commit`` (``git merge`` creating a merge commit) and ``pre-commit`` while a merge is in
+  progress (``MERGE_HEAD`` exists, e.g. concluding a conflicted merge): when the current branch is
+  protected, every commit being merged in must pass the gate. Merges into other branches (updating
+  a plan branch from main, say) are not checked. Fast-forward and squash merges do not run
+  ``pre-merge-commit`` (a git fact); ``pre-push`` catches those.
+* ``pre-push``: for each pushed ref that is a protected branch, the new tip must pass the gate, or be
+  a merge commit whose merged-in (second) parent passes it and whose tree is exactly the clean merge
+  of its parents (what ``agentflow merge`` writes).
+
+Install keeps existing hooks: a foreign hook is renamed ``<hook>.agentflow-orig`` and run first by
+ours; uninstall puts it back. Hooks call ``<the installing python> -m agentflow`` so PATH does not matter.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentflow.config import Config
+from agentflow.errors import UsageError
+from agentflow.gate import GateResult, evaluate_gate, evaluate_merge_commit
+from agentflow.git import Repo
+
+HOOKS = ("pre-merge-commit", "pre-commit", "pre-push")
+MARKER = "# agentflow-hook"
+ORIG_SUFFIX = ".agentflow-orig"
+ZERO = "0" * 40
+
+_HEADER = """#!/bin/sh
+{marker} v1: {hook}
+# Installed by `agentflow hooks install`; `agentflow hooks uninstall` restores any previous hook
+# (kept as {hook}{orig_suffix} and run first). Advisory only: `--no-verify` skips it; the CI gate
+# (`agentflow gate` as a required check) is the real enforcement.
+orig="$(dirname "$0")/{hook}{orig_suffix}"
+"""
+
+_PLAIN_BODY = """if [ -x "$orig" ]; then
+    "$orig" "$@" || exit $?
+fi
+exec {command} "$@"
+"""
+
+_STDIN_BODY = """input=$(cat)
+if [ -x "$orig" ]; then
+    printf '%s\\n' "$input" | "$orig" "$@" || exit $?
+fi
+printf '%s\\n' "$input" | {command} "$@"
+"""
+
+
+def hooks_dir(repo: Repo) -> Path:
+    """Where git looks for hooks (honours ``core.hooksPath``)."""
+    path = Path(repo.git("rev-parse", "--git-path", "hooks"))
+    return path if path.is_absolute() else (repo.root / path)
+
+
+def hook_script(hook: str, python: str = sys.executable) -> str:
+    command = f"{shlex.quote(python)} -m agentflow hooks run {hook}"
+    body = _STDIN_BODY if hook == "pre-push" else _PLAIN_BODY
+    return _HEADER.format(marker=MARKER, hook=hook, orig_suffix=ORIG_SUFFIX) + body.format(command=command)
+
+
+def is_ours(path: Path) -> bool:
+    try:
+        return MARKER in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def install(repo: Repo, python: str = sys.executable) -> list[str]:
+    """Install (or refresh) the hooks; returns one line per hook saying what was done."""
+    directory = hooks_dir(repo)
+    directory.mkdir(parents=True, exist_ok=True)
+    done = []
+    for hook in HOOKS:
+        path, orig = directory / hook, directory / f"{hook}{ORIG_SUFFIX}"
+        if path.exists() and not is_ours(path):
+            if orig.exists():
+                raise UsageError(
+                    f"both {path} and {orig} exist and neither is agentflow's",
+                    fix=f"merge them by hand into {orig}, remove {path}, then install again",
+                )
+            path.rename(orig)
+            done.append(f"{hook}: installed; the existing hook now runs first from {orig.name}")
+        elif path.exists():
+            done.append(f"{hook}: refreshed")
+        else:
+            done.append(f"{hook}: installed")
+        path.write_text(hook_script(hook, python), encoding="utf-8")
+        path.chmod(0o755)
+    return done
+
+
+def uninstall(repo: Repo) -> list[str]:
+    """Remove agentflow's hooks and restore the ones they replaced."""
+    directory = hooks_dir(repo)
+    done = []
+    for hook in HOOKS:
+        path, orig = directory / hook, directory / f"{hook}{ORIG_SUFFIX}"
+        if path.exists() and not is_ours(path):
+            done.append(f"{hook}: left alone (not agentflow's)")
+            continue
+        if path.exists():
+            path.unlink()
+        if orig.exists():
+            orig.rename(path)
+            done.append(f"{hook}: removed; restored the previous hook")
+        elif path.parent.exists():
+            done.append(f"{hook}: removed")
+    return done
+
+
+# -- what the hooks check ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HookCheck:
+    """One gate evaluation made by a hook, and what it was about."""
+
+    subject: str
+    result: GateResult
+
+
+def is_protected(branch: str, config: Config) -> bool:
+    name = branch.removeprefix("refs/heads/")
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in config.gate.protected_branches)
+
+
+def merge_heads(repo: Repo) -> list[str]:
+    path = Path(repo.git("rev-parse", "--git-path", "MERGE_HEAD"))
+    path = path if path.is_absolute() else repo.root / path
+    try:
+        return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def check_merge(repo: Repo, config: Config) -> list[HookCheck]:
+    """``pre-merge-commit`` / ``pre-commit``: a merge into a protected branch merges only approved commits."""
+    heads = merge_heads(repo)
+    branch = repo.current_branch()
+    if not heads or branch is None or not is_protected(branch, config):
+        return []
+    return [HookCheck(f"merging {head[:12]} into {branch}", evaluate_gate(repo, head, base=branch, config=config))
+            for head in heads]
+
+
+def check_push(repo: Repo, config: Config, stdin: str) -> list[HookCheck]:
+    """``pre-push``: the new tip of every pushed protected branch passes the gate (or is a clean merge of one)."""
+    checks = []
+    for line in stdin.splitlines():
+        parts = line.split()
+        if len(parts) != 4:
+            continue
+        _local_ref, local_sha, remote_ref, _remote_sha = parts
+        if local_sha == ZERO or not remote_ref.startswith("refs/heads/") or not is_protected(remote_ref, config):
+            continue
+        result = evaluate_merge_commit(repo, local_sha, config=config)
+        checks.append(HookCheck(f"pushing {local_sha[:12]} to {remote_ref}", result))
+    return checks
+
+
+def run_hook(repo: Repo, hook: str, config: Config, stdin: str = "") -> list[HookCheck]:
+    if hook in ("pre-merge-commit", "pre-commit"):
+        return check_merge(repo, config)
+    if hook == "pre-push":
+        return check_push(repo, config, stdin)
+    raise UsageError(f"unknown hook {hook!r}", fix=f"one of {', '.join(HOOKS)}")
