@@ -288,6 +288,10 @@ class Toolbox:
             raise ToolError(f"{tool}: refused path {path!r}: it resolves into .git")
         return resolved
 
+    def _inside(self, resolved: Path) -> bool:
+        """True when an already resolved path is in the worktree and not under .git."""
+        return resolved.is_relative_to(self.root) and ".git" not in resolved.relative_to(self.root).parts
+
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
@@ -299,7 +303,7 @@ class Toolbox:
                 if name == ".git":
                     continue
                 path = Path(dirpath) / name
-                if path.is_symlink() and not path.resolve().is_relative_to(self.root):
+                if path.is_symlink() and not self._inside(path.resolve()):
                     continue
                 yield path
 
@@ -431,7 +435,10 @@ class Toolbox:
         assert point is not None
         if self._git("symbolic-ref", "--quiet", "HEAD").stdout.strip() != point.branch:
             self._git("checkout", "-q", "-f", point.branch.removeprefix("refs/heads/") or point.commit)
-        self._git("reset", "-q", "--hard", point.commit)
+        # A mixed reset then a checkout (not reset --hard): files the command committed that were
+        # untracked before become untracked again instead of being deleted.
+        self._git("reset", "-q", point.commit)
+        self._git("checkout", "-q", "-f", "--", ".")
         if point.dirty:
             self._git("checkout", "-q", point.dirty, "--", ".")
             self._git("reset", "-q")
