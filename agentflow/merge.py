@@ -73,9 +73,13 @@ def resolve_branch(repo: Repo, target: str) -> str:
 
 
 def merge_branch(
-    repo: Repo, target: str, *, into: str | None = None, config: Config, ledger: Ledger
+    repo: Repo, target: str, *, into: str | None = None, config: Config, ledger: Ledger | None = None
 ) -> MergeResult:
-    """Gate, then merge ``target`` (plan or branch) into ``into`` (default: the configured base)."""
+    """Gate, then merge ``target`` (plan or branch) into ``into`` (default: the configured base).
+
+    The ledger (default: the repository's) is opened only once the merge is done, so a refused
+    merge leaves no trace, not even a new ``.agentflow/ledger.db``.
+    """
     branch = resolve_branch(repo, target)
     into = (into or config.base).removeprefix("refs/heads/")
     if not repo.branch_exists(into):
@@ -107,7 +111,12 @@ def merge_branch(
     else:
         commit = _merge_by_ref(repo, into, old, head, tree, message)
         method = "update-ref"
-    ledger.append(Merged(run_id=run_id, plan_id=plan_id, branch=branch, into=into, commit=commit))
+    event = Merged(run_id=run_id, plan_id=plan_id, branch=branch, into=into, commit=commit)
+    if ledger is not None:
+        ledger.append(event)
+    else:
+        with Ledger.open(repo.root) as own:
+            own.append(event)
     merged = MergeResult(branch, into, commit, plan_id, run_id, result, method)
     _remove_plan_worktree(repo, branch, merged)
     return merged

@@ -82,8 +82,7 @@ def merge(
 
     repo = _common.repo()
     config = _common.config(repo.root)
-    with _common.ledger(repo.root) as ledger:
-        result = merge_branch(repo, target, into=into, config=config, ledger=ledger)
+    result = merge_branch(repo, target, into=into, config=config)
     _common.out(f"merged {result.branch} into {result.into}: {result.commit[:12]} ({result.gate.headline()})")
     if result.removed_worktree is not None:
         _common.out(f"removed worktree {result.removed_worktree}")
