@@ -1,9 +1,109 @@
-"""Commands of this area (not yet implemented)."""
+"""``agentflow metrics`` (the periodic report) and ``agentflow show RUN`` (one run's timeline)."""
 
 from __future__ import annotations
 
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from agentflow.cli import _common
+
+
+class MetricsFormat(str, Enum):
+    text = "text"
+    md = "md"
+    json = "json"
+    html = "html"
+
+
+class ShowFormat(str, Enum):
+    text = "text"
+    md = "md"
+    html = "html"
+
+
+def metrics(
+    since: Annotated[
+        str, typer.Option("--since", help="Start: a duration back from --until (24h, 7d, 2w) or an ISO date.")
+    ] = "7d",
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="End: an ISO date (that whole day is included) or date-time; default: now.",
+                     show_default=False),
+    ] = None,
+    fmt: Annotated[MetricsFormat, typer.Option("--format", "-f", help="Output format.")] = MetricsFormat.text,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report to FILE instead of stdout.", show_default=False)
+    ] = None,
+    from_git: Annotated[
+        bool,
+        typer.Option("--from-git", help="Use commits, trailers and verdict notes alone (CI on a fresh clone)."),
+    ] = False,
+) -> None:
+    """Report what the agents did in a period, compared with the period before.
+
+    Plans built/approved/merged, rework cycles and the first-pass approval rate, verdict outcomes,
+    findings by severity and by CLAUDE.md pattern, tokens and cost per role and per approved plan,
+    agentflow commits, and time against the plans' estimates. An empty period says so and exits 0.
+    Definitions: docs/metrics.md.
+
+    Examples:
+
+      agentflow metrics
+
+      agentflow metrics --since 2w --format md
+
+      agentflow metrics --since 2026-11-01 --until 2026-11-30 --format json
+
+      agentflow metrics --from-git --format html --output metrics.html
+    """
+    from agentflow.metrics import metrics_report, parse_period
+    from agentflow.report import render_metrics
+
+    root = _common.repo().root
+    report = metrics_report(root, parse_period(since, until), from_git=from_git)
+    _common.write_output(render_metrics(report, fmt.value), output)
+
+
+def show(
+    run: Annotated[str, typer.Argument(help="The run id (or a unique prefix of it); list runs with `agentflow log`.")],
+    fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.text,
+    transcripts: Annotated[
+        bool, typer.Option("--transcripts", help="Add the full transcript of every session.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.", show_default=False)
+    ] = None,
+) -> None:
+    """Show one run's timeline: plan, each cycle's builder summary and diff stat, checks, the verdict
+    with criteria and findings, and the cost of every session.
+
+    Exit 2 when the ledger has no such run.
+
+    Examples:
+
+      agentflow show r-20261127-a1b2c3
+
+      agentflow show r-20261127-a1 --transcripts
+
+      agentflow show r-20261127-a1b2c3 --format html --output run.html
+    """
+    from agentflow.ledger import ledger_path
+    from agentflow.report.show import render_show
+    from agentflow.show import run_timeline
+
+    root = _common.repo().root
+    if not ledger_path(root).exists():
+        from agentflow.errors import UsageError
+
+        raise UsageError(f"no run {run!r}: this repository has no ledger yet", fix="list runs with `agentflow log`")
+    with _common.ledger(root) as ledger:
+        timeline = run_timeline(ledger, run, transcripts=transcripts)
+    _common.write_output(render_show(timeline, fmt.value), output)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("metrics")(metrics)
+    app.command("show")(show)

@@ -1,0 +1,146 @@
+"""One run's timeline (``agentflow show RUN``): a plain dictionary projected from the run's events.
+
+Per cycle: the builder's summary and commit (diff stat), the checks, the verifier's verdict with
+criteria and findings; per session: status, tokens and cost; optionally the full transcripts.
+Rendering lives in ``agentflow.report.show``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from agentflow.errors import UsageError
+from agentflow.events import (
+    BuilderCommitted,
+    ChecksRan,
+    RunEnded,
+    RunResumed,
+    RunStarted,
+    SessionEnded,
+    SessionStarted,
+    VerdictRecorded,
+)
+from agentflow.ledger import Ledger
+
+
+def resolve_run_id(ledger: Ledger, ref: str) -> str:
+    """The run ``ref`` names: an exact run id or an unambiguous prefix of one."""
+    ids = ledger.run_ids()
+    if ref in ids:
+        return ref
+    matches = [run_id for run_id in ids if run_id.startswith(ref)] if ref else []
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
+        raise UsageError(f"run {ref!r} is ambiguous: {shown}", fix="give more of the run id")
+    raise UsageError(f"no run {ref!r} in the ledger", fix="list runs with `agentflow log`")
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat(timespec="seconds") if ts else None
+
+
+def _session(start: SessionStarted | None, end: SessionEnded | None) -> dict[str, Any]:
+    anchor = end or start
+    assert anchor is not None
+    usage = end.usage.model_dump() if end else {}
+    return {
+        "session_id": anchor.session_id,
+        "role": anchor.role,
+        "cycle": anchor.cycle,
+        "backend": start.backend if start else None,
+        "model": start.model if start else None,
+        "started": _iso(start.ts) if start else None,
+        "ended": _iso(end.ts) if end else None,
+        "status": end.status if end else "running",
+        "reason": end.reason if end else None,
+        "turns": end.turns if end else 0,
+        "tokens": usage,
+        "cost_usd": round(end.cost_usd, 6) if end else 0.0,
+        "summary": end.summary if end else None,
+    }
+
+
+def _verdict(event: VerdictRecorded) -> dict[str, Any]:
+    data = event.verdict or {}
+    return {
+        "ts": _iso(event.ts),
+        "cycle": event.cycle,
+        "commit": event.commit,
+        "outcome": event.outcome,
+        "decision": event.decision,
+        "reason": event.reason,
+        "summary": data.get("summary"),
+        "criteria": list(data.get("criteria") or []),
+        "findings": list(data.get("findings") or []),
+        "override": event.override,
+        "signed": event.signed,
+    }
+
+
+def _cycle(timeline: dict[int, dict[str, Any]], number: int) -> dict[str, Any]:
+    return timeline.setdefault(
+        number,
+        {"cycle": number, "builder": None, "commit": None, "checks": None, "verifier": None, "verdict": None},
+    )
+
+
+def run_timeline(ledger: Ledger, ref: str, *, transcripts: bool = False) -> dict[str, Any]:
+    """The timeline of the run ``ref`` names (see ``resolve_run_id``)."""
+    run_id = resolve_run_id(ledger, ref)
+    events = ledger.events(run_id=run_id)
+    start = events[0]
+    assert isinstance(start, RunStarted)
+    run: dict[str, Any] = {
+        "run_id": run_id, "mode": start.mode, "plan_id": start.plan_id, "plan_title": start.plan_title,
+        "plan_path": start.plan_path, "branch": start.branch, "base": start.base, "base_commit": start.base_commit,
+        "estimate_hours": start.estimate_hours, "max_cycles": start.max_cycles, "started": _iso(start.ts),
+        "ended": None, "outcome": None, "reason": None, "cycles": 0, "commit": None, "resumed": [],
+    }
+    cycles: dict[int, dict[str, Any]] = {}
+    starts: dict[str, SessionStarted] = {}
+    sessions: dict[str, dict[str, Any]] = {}
+    overrides: list[dict[str, Any]] = []
+    for event in events:
+        if isinstance(event, SessionStarted):
+            starts[event.session_id] = event
+            sessions[event.session_id] = _session(event, None)
+        elif isinstance(event, SessionEnded):
+            sessions[event.session_id] = _session(starts.get(event.session_id), event)
+        elif isinstance(event, BuilderCommitted):
+            _cycle(cycles, event.cycle)["commit"] = {
+                "commit": event.commit, "files": event.files_changed, "insertions": event.insertions,
+                "deletions": event.deletions, "out_of_scope": list(event.out_of_scope),
+            }
+        elif isinstance(event, ChecksRan):
+            _cycle(cycles, event.cycle)["checks"] = [
+                {"command": c.command, "exit_code": c.exit_code, "passed": c.passed,
+                 "duration_s": round(c.duration_s, 2), "output_tail": c.output_tail}
+                for c in event.results
+            ]
+        elif isinstance(event, VerdictRecorded):
+            if event.override:
+                overrides.append(_verdict(event))
+            else:
+                _cycle(cycles, event.cycle)["verdict"] = _verdict(event)
+        elif isinstance(event, RunResumed):
+            run["resumed"].append(_iso(event.ts))
+        elif isinstance(event, RunEnded):
+            run.update(ended=_iso(event.ts), outcome=event.outcome, reason=event.reason, commit=event.commit)
+            run["cycles"] = max(run["cycles"], event.cycles)
+    for session in sessions.values():
+        if session["role"] in ("builder", "verifier"):
+            _cycle(cycles, session["cycle"])[session["role"]] = session  # the last session of a role wins
+    run["cycles"] = max([run["cycles"], *cycles])
+    run["cost_usd"] = round(sum(s["cost_usd"] for s in sessions.values()), 6)
+    return {
+        "run": run,
+        "cycles": [cycles[n] for n in sorted(cycles)],
+        "sessions": list(sessions.values()),
+        "overrides": overrides,
+        "transcripts": (
+            {sid: ledger.transcript(sid) for sid in sessions} if transcripts else None
+        ),
+    }
