@@ -19,8 +19,10 @@ ours; uninstall puts it back. Hooks call ``<the installing python> -m agentflow`
 from __future__ import annotations
 
 import fnmatch
+import os
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,13 +136,20 @@ def is_protected(branch: str, config: Config) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in config.gate.protected_branches)
 
 
-def merge_heads(repo: Repo) -> list[str]:
+def merge_heads(repo: Repo, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The commits being merged in.
+
+    ``pre-commit`` concluding a merge sees them in ``MERGE_HEAD``; ``pre-merge-commit`` runs before
+    git writes that file, but git exports ``GITHEAD_<commit>=<name>`` for each merged commit.
+    """
     path = Path(repo.git("rev-parse", "--git-path", "MERGE_HEAD"))
     path = path if path.is_absolute() else repo.root / path
     try:
-        return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+        heads = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
     except OSError:
-        return []
+        heads = []
+    heads += [name.removeprefix("GITHEAD_") for name in environ if name.startswith("GITHEAD_")]
+    return list(dict.fromkeys(h for h in heads if len(h) >= 40))
 
 
 def check_merge(repo: Repo, config: Config) -> list[HookCheck]:
