@@ -97,7 +97,7 @@ def test_merges_into_unprotected_branches_are_not_checked(repo, cli):
 
 def test_pre_push_refuses_unapproved_content_on_protected_branches(repo, cli, tmp_path):
     remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
     git(repo, "remote", "add", "origin", str(remote))
     git(repo, "push", "-q", "origin", "main")
     cli("hooks", "install")
@@ -116,7 +116,7 @@ def test_pre_push_refuses_unapproved_content_on_protected_branches(repo, cli, tm
 
 def test_pre_push_accepts_a_clean_merge_of_an_approved_branch(repo, cli, tmp_path):
     remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
     git(repo, "remote", "add", "origin", str(remote))
     plan_branch(repo)
     add_verdict(repo, BRANCH)
