@@ -1,0 +1,56 @@
+"""The event-log evaluator: infer schemas from application event logs and find architectural violations.
+
+Entry points:
+
+- ``evaluate(paths, ...) -> Analysis``: stream the logs, infer per-type schemas, run the rules.
+- ``relevant_findings(findings, plan) -> list[dict]``: the open findings that concern a plan, for the
+  builder and verifier prompts.
+- ``render(analysis, fmt)``, ``write_plans(...)``, ``save_baseline``/``load_baseline``: output.
+
+This package never imports typer or rich; the CLI (``agentflow.cli.evaluate``) is a thin wrapper.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agentflow.evaluator.analysis import SEVERITIES, Analysis, Finding, TypeSchema, severity_rank
+from agentflow.evaluator.relevance import relevant_findings
+from agentflow.evaluator.rules import RuleConfig
+
+__all__ = [
+    "SEVERITIES",
+    "Analysis",
+    "Finding",
+    "RuleConfig",
+    "TypeSchema",
+    "evaluate",
+    "relevant_findings",
+    "severity_rank",
+]
+
+
+def evaluate(
+    paths: list[Path],
+    *,
+    rules: RuleConfig | None = None,
+    type_field: str | None = None,
+    baseline: dict[str, Any] | None = None,
+    baseline_source: str = "baseline",
+    workers: int | None = None,
+) -> Analysis:
+    """Analyse ``paths`` (JSON Lines, gzip, JSON arrays) and return schemas, errors and findings."""
+    from agentflow.evaluator.analysis import build_analysis
+    from agentflow.evaluator.baseline import drift
+    from agentflow.evaluator.reader import read_logs
+    from agentflow.evaluator.rules import run_rules, sort_findings
+
+    rules = rules or RuleConfig()
+    aggregator = read_logs(paths, type_field=type_field, workers=workers)
+    analysis = build_analysis(aggregator, [str(p) for p in paths])
+    findings = run_rules(analysis, rules)
+    if baseline is not None:
+        findings = sort_findings(findings + drift(analysis, baseline, rules, baseline_source))
+    analysis.findings = findings
+    return analysis

@@ -1,0 +1,163 @@
+"""The result of analysing logs: inferred schemas per event type, errors, and findings.
+
+``build_analysis`` turns an aggregator's shape table into per-type field statistics; the rules
+(``agentflow.evaluator.rules``) then read only these summaries, never the events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentflow.evaluator.schema import SAMPLE_LINES, Aggregator, LogError, Location
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
+
+
+@dataclass
+class FieldSchema:
+    count: int = 0
+    types: dict[str, int] = field(default_factory=dict)  # json type -> events
+    examples: list[Any] = field(default_factory=list)
+    lines_by_type: dict[str, list[Location]] = field(default_factory=dict)
+    missing_lines: list[Location] = field(default_factory=list)
+
+
+@dataclass
+class TypeSchema:
+    name: str
+    count: int
+    fields: dict[str, FieldSchema]
+    key_templates: dict[str, dict[str, int]]  # field path -> template -> events
+    lines: list[Location]
+
+    def presence(self, path: str) -> float:
+        found = self.fields.get(path)
+        return found.count / self.count if found and self.count else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.name,
+            "count": self.count,
+            "fields": {
+                path: {
+                    "presence": round(f.count / self.count, 4) if self.count else 0.0,
+                    "count": f.count,
+                    "types": sorted(f.types),
+                    "type_counts": dict(sorted(f.types.items())),
+                    "examples": f.examples,
+                }
+                for path, f in self.fields.items()
+            },
+            "key_templates": [
+                {"field": path, "template": template, "count": n}
+                for path, counts in self.key_templates.items()
+                for template, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            ],
+        }
+
+
+@dataclass
+class Finding:
+    rule: str
+    severity: str
+    event_type: str
+    field: str | None
+    message: str
+    evidence: dict[str, Any]
+    id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "rule": self.rule,
+            "severity": self.severity,
+            "event_type": self.event_type,
+            "field": self.field,
+            "message": self.message,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass
+class Analysis:
+    files: list[str]
+    events: int
+    bad_lines: int
+    unanalysed: int
+    types: list[TypeSchema]
+    errors: list[LogError]
+    findings: list[Finding] = field(default_factory=list)
+
+    def type(self, name: str) -> TypeSchema | None:
+        return next((t for t in self.types if t.name == name), None)
+
+    def where(self, location: Location) -> str:
+        file_index, line = location
+        return f"{self.files[file_index]}:{line}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "bad_lines": self.bad_lines,
+            "unanalysed_events": self.unanalysed,
+            "files": self.files,
+            "types": [t.to_json() for t in self.types],
+            "findings": [f.to_json() for f in self.findings],
+            "errors": [e.to_json() for e in self.errors],
+        }
+
+    def max_severity(self) -> str | None:
+        if not self.findings:
+            return None
+        return max((f.severity for f in self.findings), key=severity_rank)
+
+
+def _add_lines(target: list[Location], more: list[Location]) -> None:
+    for location in more:
+        if len(target) >= SAMPLE_LINES:
+            return
+        if location not in target:
+            target.append(location)
+
+
+def build_analysis(aggregator: Aggregator, files: list[str]) -> Analysis:
+    """Per-type field statistics from the aggregator's shapes (deterministic order)."""
+    by_type: dict[str, list[Any]] = {}
+    for shape in aggregator.shapes.values():
+        by_type.setdefault(shape.event_type, []).append(shape)
+    types = [_type_schema(name, shapes) for name, shapes in sorted(by_type.items())]
+    errors = [LogError(files[i] if i < len(files) else "?", line, message) for i, line, message in aggregator.errors]
+    errors.sort(key=lambda e: (files.index(e.file) if e.file in files else 0, e.line))
+    return Analysis(files, aggregator.events, aggregator.bad_lines, aggregator.unanalysed, types, errors)
+
+
+def _type_schema(name: str, shapes: list[Any]) -> TypeSchema:
+    fields: dict[str, FieldSchema] = {}
+    templates: dict[str, dict[str, int]] = {}
+    lines: list[Location] = []
+    for shape in shapes:
+        _add_lines(lines, sorted(shape.lines))
+        for path, json_type in shape.fields:
+            stats = fields.setdefault(path, FieldSchema())
+            stats.count += shape.count
+            stats.types[json_type] = stats.types.get(json_type, 0) + shape.count
+            _add_lines(stats.lines_by_type.setdefault(json_type, []), sorted(shape.lines))
+            for example in shape.examples.get(path, []):
+                if len(stats.examples) < 3 and example not in stats.examples:
+                    stats.examples.append(example)
+        for path, counts in shape.templates.items():
+            mine = templates.setdefault(path, {})
+            for template, n in counts.items():
+                mine[template] = mine.get(template, 0) + n
+    for shape in shapes:
+        present = {path for path, _ in shape.fields}
+        for path, stats in fields.items():
+            if path not in present:
+                _add_lines(stats.missing_lines, sorted(shape.lines))
+    count = sum(shape.count for shape in shapes)
+    return TypeSchema(name, count, fields, templates, sorted(lines))

@@ -1,0 +1,247 @@
+"""Reading event logs: JSON Lines (plain or gzip) streamed in blocks, JSON arrays streamed per element.
+
+JSON Lines are read in ``BLOCK``-sized pieces split on newlines, so memory does not depend on the
+file's size. A large plain (not compressed) JSON Lines file is split into byte ranges aligned on
+newlines and analysed by worker processes in parallel (``workers``); each worker returns its
+aggregator and the parent merges them, shifting line numbers by the lines of the ranges before.
+Gzip streams cannot be split, so they are read by one process.
+
+A file whose first non-blank character is ``[`` is a JSON array. It is decoded one element at a
+time with the standard library's ``raw_decode`` (slower than the JSON Lines path, but streaming).
+A syntax error inside an array cannot be resynchronised reliably, so it is reported with its line
+number and the rest of that file is skipped; the analysis of the other files goes on.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+import os
+import re
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from agentflow.errors import UsageError
+from agentflow.evaluator.schema import Aggregator
+
+BLOCK = 4 << 20
+PARALLEL_MIN_BYTES = 64 << 20
+MAX_ARRAY_ELEMENT = 16 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+_SPACE = re.compile(r"[ \t\r\n]*")
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def read_logs(
+    paths: list[Path],
+    *,
+    type_field: str | None = None,
+    workers: int | None = None,
+    parallel_min_bytes: int = PARALLEL_MIN_BYTES,
+) -> Aggregator:
+    """Analyse every log into one aggregator (file indexes follow ``paths``)."""
+    workers = default_workers() if workers is None else max(1, workers)
+    aggregator = Aggregator(type_field)
+    for index, path in enumerate(paths):
+        read_one(aggregator, path, index, workers=workers, parallel_min_bytes=parallel_min_bytes)
+    return aggregator
+
+
+def _open(path: Path) -> tuple[BinaryIO, bool]:
+    try:
+        raw = path.open("rb")
+    except FileNotFoundError:
+        raise UsageError("no such file", where=path, fix="name an existing event log") from None
+    except IsADirectoryError:
+        raise UsageError("is a directory", where=path, fix="name event log files, not folders") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read: {exc.strerror}", where=path) from None
+    compressed = raw.read(2) == _GZIP_MAGIC
+    raw.seek(0)
+    if compressed:
+        return gzip.GzipFile(fileobj=raw, mode="rb"), True  # type: ignore[return-value]
+    return raw, False
+
+
+def read_one(
+    aggregator: Aggregator, path: Path, index: int, *, workers: int = 1, parallel_min_bytes: int = PARALLEL_MIN_BYTES
+) -> None:
+    stream, compressed = _open(path)
+    with stream:
+        try:
+            first = stream.read(BLOCK)
+        except (OSError, EOFError, zlib.error) as exc:
+            aggregator.bad(index, 1, f"cannot decompress: {exc}")
+            return
+        if first.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"[":
+            _read_array(aggregator, stream, index, first)
+            return
+        size = path.stat().st_size
+        if not compressed and workers > 1 and size >= parallel_min_bytes:
+            stream.close()
+            _read_parallel(aggregator, path, index, workers, size)
+            return
+        _read_lines(aggregator, stream.read, index, first)
+
+
+def _read_lines(aggregator: Aggregator, read: Callable[[int], bytes], index: int, first: bytes, limit: int = -1) -> int:
+    """Stream JSON Lines from ``read``; returns the number of lines seen (``limit``: bytes to read)."""
+    line, rest, block, remaining = 1, b"", first, limit
+    while True:
+        if not block:
+            break
+        data = rest + block if rest else block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            rest = data
+        else:
+            lines = data[:cut].split(b"\n")
+            aggregator.add_lines(lines, index, line)
+            line += len(lines)
+            rest = data[cut + 1 :]
+        if remaining == 0:
+            break
+        size = BLOCK if remaining < 0 else min(BLOCK, remaining)
+        try:
+            block = read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            aggregator.bad(index, line, f"cannot read further ({exc}); the rest of this file was skipped")
+            return line - 1
+        if remaining > 0:
+            remaining -= len(block)
+    if rest:
+        aggregator.add_lines([rest], index, line)
+        line += 1
+    return line - 1
+
+
+# -- parallel JSON Lines -----------------------------------------------------------------------------
+
+
+def _ranges(path: Path, size: int, parts: int) -> list[tuple[int, int]]:
+    """Byte ranges covering the file, each ending just after a newline (or at the end)."""
+    bounds = [0]
+    with path.open("rb") as handle:
+        for k in range(1, parts):
+            target = max(size * k // parts, bounds[-1])
+            handle.seek(target)
+            handle.readline()
+            bounds.append(min(handle.tell(), size))
+    bounds.append(size)
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def _work(path: str, start: int, end: int, type_field: str | None) -> tuple[Aggregator, int]:
+    """Worker process: analyse one byte range; line numbers are relative to the range."""
+    aggregator = Aggregator(type_field)
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        length = end - start
+        first = handle.read(min(BLOCK, length))
+        lines = _read_lines(aggregator, handle.read, 0, first, limit=length - len(first))
+    return aggregator, lines
+
+
+def _read_parallel(aggregator: Aggregator, path: Path, index: int, workers: int, size: int) -> None:
+    import multiprocessing
+
+    type_field = ".".join(aggregator.type_field) if aggregator.type_field else None
+    tasks = [(str(path), a, b, type_field) for a, b in _ranges(path, size, workers)]
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:  # no fork on this platform: one process
+        context = None
+    if context is None:
+        results = [_work(*task) for task in tasks]
+    else:
+        with context.Pool(len(tasks)) as pool:
+            results = pool.starmap(_work, tasks)
+    line_offset = 0
+    for part, lines in results:
+        aggregator.merge(part, file_offset=index, line_offset=line_offset)
+        line_offset += lines
+
+
+# -- JSON arrays ------------------------------------------------------------------------------------
+
+
+class _ArrayStream:
+    """A decoded text window over a byte stream with line accounting."""
+
+    def __init__(self, stream: BinaryIO, first: bytes):
+        self.stream = stream
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.text = self.decoder.decode(first).lstrip("\ufeff")
+        self.eof = not first
+        self.line, self.counted = 1, 0  # newlines in text[:counted] are included in line
+
+    def more(self) -> bool:
+        if self.eof:
+            return False
+        block = self.stream.read(BLOCK)
+        self.text += self.decoder.decode(block, final=not block)
+        self.eof = not block
+        return True
+
+    def line_at(self, pos: int) -> int:
+        if pos > self.counted:
+            self.line += self.text.count("\n", self.counted, pos)
+            self.counted = pos
+        return self.line
+
+    def drop(self, pos: int) -> int:
+        """Forget text before ``pos`` (after counting its lines); returns the new position 0."""
+        self.line_at(pos)
+        self.text = self.text[pos:]
+        self.counted = 0
+        return 0
+
+
+def _read_array(aggregator: Aggregator, stream: BinaryIO, index: int, first: bytes) -> None:
+    decoder = json.JSONDecoder()
+    try:
+        window = _ArrayStream(stream, first)
+        _decode_array(aggregator, window, decoder, index)
+    except UnicodeDecodeError as exc:
+        aggregator.bad(index, 0, f"invalid UTF-8 in a JSON array ({exc.reason}); the rest of this file was skipped")
+    except (OSError, EOFError, zlib.error) as exc:
+        aggregator.bad(index, 0, f"cannot read further ({exc}); the rest of this file was skipped")
+
+
+def _decode_array(aggregator: Aggregator, window: _ArrayStream, decoder: json.JSONDecoder, index: int) -> None:
+    pos = _SPACE.match(window.text, 0).end() + 1  # just after "["
+    expect_value = True
+    while True:
+        pos = _SPACE.match(window.text, pos).end()
+        if pos >= len(window.text):
+            if window.more():
+                continue
+            aggregator.bad(index, window.line_at(pos), "JSON array not closed (truncated file?)")
+            return
+        char = window.text[pos]
+        if char == "]" :
+            return
+        if not expect_value:
+            if char != ",":
+                aggregator.bad(index, window.line_at(pos), "expected ',' or ']' in the JSON array; rest skipped")
+                return
+            pos, expect_value = pos + 1, True
+            continue
+        try:
+            event, end = decoder.raw_decode(window.text, pos)
+        except json.JSONDecodeError as exc:
+            if len(window.text) - pos < MAX_ARRAY_ELEMENT and window.more():
+                continue
+            line = window.line_at(pos)
+            aggregator.bad(index, line, f"invalid JSON in the array: {exc.msg}; the rest of this file was skipped")
+            return
+        aggregator.add_event(event, index, window.line_at(pos))
+        pos, expect_value = end, False
+        if pos > BLOCK:
+            pos = window.drop(pos)

@@ -1,0 +1,299 @@
+"""Streaming schema inference over parsed events.
+
+The hot path is per event, so it is built around one observation: events of one type almost always
+share one *shape* (the same keys, in the same order, with the same JSON types). The aggregator
+therefore keys a small table on ``(event type, shape signature)`` and, per event, only computes the
+signature and bumps a counter. The expensive work (walking every field, collecting examples,
+finding key-like strings) happens on the first few events of each new shape. Field statistics per
+type are derived from the shape table at the end: a field's presence is the sum of the counts of
+the shapes that contain it.
+
+Memory therefore grows with types x shapes x fields, never with the number of events. The shape
+table is capped (``MAX_SHAPES``); events of shapes beyond the cap are counted as *unanalysed* and
+reported, never silently dropped.
+
+Arrays are leaves: a field holding a list is typed ``array``; objects inside arrays are not walked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from agentflow.evaluator.keys import key_template, looks_like_key
+
+MAX_SHAPES = 50_000
+SAMPLE_LINES = 3  # line numbers kept per shape
+EXAMPLE_EVENTS = 3  # events per shape whose values are kept as examples
+EXAMPLES_PER_FIELD = 3
+MAX_ERRORS = 1000  # error entries kept per aggregator; bad_lines counts all
+MAX_TEMPLATES = 50  # distinct key templates kept per (shape, field)
+OTHER_TEMPLATE = "(other)"
+
+JSON_TYPES: dict[type, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+    dict: "object",
+    list: "array",
+}
+
+Location = tuple[int, int]  # (file index, line number)
+
+
+def signature(obj: dict[str, Any]) -> tuple[Any, ...]:
+    """An exact, hashable description of an object's shape (keys, value types, nested shapes)."""
+    types = tuple(map(type, obj.values()))
+    if dict in types:
+        return (tuple(obj), types, tuple([signature(v) for v in obj.values() if type(v) is dict]))
+    return (tuple(obj), types)
+
+
+def flatten(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, str, Any]]:
+    """``[(path, json type, value)]`` for every node; objects are listed and walked, arrays are leaves."""
+    out: list[tuple[str, str, Any]] = []
+    for key, value in obj.items():
+        path = f"{prefix}{key}"
+        out.append((path, JSON_TYPES.get(type(value), "unknown"), value))
+        if type(value) is dict:
+            out.extend(flatten(value, path + "."))
+    return out
+
+
+def _example(value: Any) -> Any:
+    """A short, JSON-safe example value (long strings are cut, containers summarised)."""
+    if isinstance(value, str):
+        return value if len(value) <= 80 else value[:77] + "..."
+    if isinstance(value, dict):
+        return f"{{{len(value)} keys}}"
+    if isinstance(value, list):
+        return f"[{len(value)} items]"
+    return value
+
+
+@dataclass(slots=True)
+class Shape:
+    """One (event type, shape) seen in the logs with how often and where."""
+
+    event_type: str
+    fields: tuple[tuple[str, str], ...]  # (path, json type) of every node
+    count: int = 0
+    lines: list[Location] = field(default_factory=list)
+    examples: dict[str, list[Any]] = field(default_factory=dict)
+    key_paths: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (path, accessor) of key-like strings
+    templates: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def merge(self, other: Shape) -> None:
+        self.count += other.count
+        self.lines = sorted(self.lines + other.lines)[:SAMPLE_LINES]
+        for path, values in other.examples.items():
+            mine = self.examples.setdefault(path, [])
+            for value in values:
+                if len(mine) < EXAMPLES_PER_FIELD and value not in mine:
+                    mine.append(value)
+        for path, counts in other.templates.items():
+            mine_t = self.templates.setdefault(path, {})
+            for template, n in counts.items():
+                _count_template(mine_t, template, n)
+
+
+def _count_template(counts: dict[str, int], template: str, n: int = 1) -> None:
+    if template not in counts and len(counts) >= MAX_TEMPLATES:
+        template = OTHER_TEMPLATE
+    counts[template] = counts.get(template, 0) + n
+
+
+def _get(obj: dict[str, Any], accessor: tuple[str, ...]) -> Any:
+    for part in accessor:
+        obj = obj[part]
+    return obj
+
+
+@dataclass(slots=True)
+class LogError:
+    file: str
+    line: int
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "message": self.message}
+
+
+class Aggregator:
+    """Accumulates shapes, bad lines and counts; mergeable (workers send theirs back to the parent).
+
+    ``type_field`` is a dotted path naming the event type (``--type-field``); without it the type
+    comes from ``detail-type`` (EventBridge, payload in ``detail``), CloudEvents ``type`` (when
+    ``specversion`` is present; payload in ``data``), ``type`` or ``event_type``.
+    """
+
+    def __init__(self, type_field: str | None = None):
+        self.type_field = tuple(type_field.split(".")) if type_field else None
+        self.shapes: dict[tuple[Any, ...], Shape] = {}
+        self.events = 0
+        self.bad_lines = 0
+        self.unanalysed = 0
+        self.errors: list[tuple[int, int, str]] = []  # (file index, line, message)
+
+    # -- per event -----------------------------------------------------------------------------
+
+    def bad(self, file_index: int, line: int, message: str) -> None:
+        self.bad_lines += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append((file_index, line, message))
+
+    def classify(self, event: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """``(type or None, payload)`` of a decoded event (see the class docstring)."""
+        if self.type_field is not None:
+            try:
+                return _get(event, self.type_field), event
+            except (KeyError, TypeError):
+                return None, event
+        event_type = event.get("detail-type")
+        if event_type is not None:
+            payload = event.get("detail")
+            return event_type, payload if type(payload) is dict else {}
+        event_type = event.get("type")
+        if event_type is None:
+            return event.get("event_type"), event
+        if "specversion" in event:
+            payload = event.get("data")
+            return event_type, payload if type(payload) is dict else {}
+        return event_type, event
+
+    def add_lines(self, lines: list[bytes], file_index: int, first_line: int) -> None:
+        """Parse and aggregate JSON Lines; ``first_line`` is the line number of ``lines[0]``."""
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        shapes, classify = self.shapes, self.classify
+        line, analysed = first_line - 1, 0
+        for raw in lines:
+            line += 1
+            try:
+                event = loads(raw)
+            except decode_error as exc:
+                if raw.strip():
+                    self.bad(file_index, line, _parse_problem(raw, exc))
+                continue
+            if type(event) is not dict:
+                self.bad(file_index, line, f"not a JSON object (a JSON {JSON_TYPES.get(type(event), 'value')})")
+                continue
+            event_type, payload = classify(event)
+            if type(event_type) is not str or not event_type:
+                self.bad(file_index, line, "no event type (looked for " + self.type_description() + ")")
+                continue
+            analysed += 1
+            types = tuple(map(type, payload.values()))
+            if dict in types:
+                key = (
+                    event_type,
+                    tuple(payload),
+                    types,
+                    tuple([signature(v) for v in payload.values() if type(v) is dict]),
+                )
+            else:
+                key = (event_type, tuple(payload), types)
+            shape = shapes.get(key)
+            if shape is None:
+                if len(shapes) >= MAX_SHAPES:
+                    self.unanalysed += 1
+                    continue
+                shape = shapes[key] = self._new_shape(event_type, payload)
+            shape.count += 1
+            if shape.count <= EXAMPLE_EVENTS:
+                self._observe(shape, payload, (file_index, line))
+            if shape.key_paths:
+                for path, accessor in shape.key_paths:
+                    value = _get(payload, accessor)
+                    counts = shape.templates[path]
+                    template = key_template(value) if "#" in value else "{}"
+                    if template in counts:
+                        counts[template] += 1
+                    else:
+                        _count_template(counts, template)
+        self.events += analysed
+
+    def add_event(self, event: Any, file_index: int, line: int) -> None:
+        """Aggregate one already-decoded event (JSON arrays use this path)."""
+        if type(event) is not dict:
+            self.bad(file_index, line, f"not a JSON object (a JSON {JSON_TYPES.get(type(event), 'value')})")
+            return
+        event_type, payload = self.classify(event)
+        if type(event_type) is not str or not event_type:
+            self.bad(file_index, line, "no event type (looked for " + self.type_description() + ")")
+            return
+        key = (event_type, *signature(payload))  # the same key add_lines computes inline
+        self.events += 1
+        shape = self.shapes.get(key)
+        if shape is None:
+            if len(self.shapes) >= MAX_SHAPES:
+                self.unanalysed += 1
+                return
+            shape = self.shapes[key] = self._new_shape(event_type, payload)
+        shape.count += 1
+        if shape.count <= EXAMPLE_EVENTS:
+            self._observe(shape, payload, (file_index, line))
+        for path, accessor in shape.key_paths:
+            value = _get(payload, accessor)
+            _count_template(shape.templates[path], key_template(value) if "#" in value else "{}")
+
+    def type_description(self) -> str:
+        if self.type_field is not None:
+            return ".".join(self.type_field)
+        return "detail-type, type, event_type"
+
+    def _new_shape(self, event_type: str, payload: dict[str, Any]) -> Shape:
+        nodes = flatten(payload)
+        key_paths = tuple(
+            (path, tuple(path.split(".")))
+            for path, json_type, value in nodes
+            if json_type == "string" and looks_like_key(value)
+        )
+        shape = Shape(event_type, tuple((path, json_type) for path, json_type, _ in nodes), key_paths=key_paths)
+        for path, _ in key_paths:
+            shape.templates[path] = {}
+        return shape
+
+    def _observe(self, shape: Shape, payload: dict[str, Any], where: Location) -> None:
+        shape.lines.append(where)
+        for path, json_type, value in flatten(payload):
+            if json_type == "object":
+                continue
+            examples = shape.examples.setdefault(path, [])
+            example = _example(value)
+            if len(examples) < EXAMPLES_PER_FIELD and example not in examples:
+                examples.append(example)
+
+    # -- combining -----------------------------------------------------------------------------
+
+    def merge(self, other: Aggregator, file_offset: int = 0, line_offset: int = 0) -> None:
+        """Fold ``other`` into this aggregator, shifting its line numbers by ``line_offset``."""
+        self.events += other.events
+        self.bad_lines += other.bad_lines
+        self.unanalysed += other.unanalysed
+        for file_index, line, message in other.errors:
+            if len(self.errors) < MAX_ERRORS:
+                self.errors.append((file_index + file_offset, line + line_offset, message))
+        for key, shape in other.shapes.items():
+            if line_offset or file_offset:
+                shape.lines = [(f + file_offset, n + line_offset) for f, n in shape.lines]
+            mine = self.shapes.get(key)
+            if mine is None:
+                if len(self.shapes) >= MAX_SHAPES:
+                    self.unanalysed += shape.count
+                    continue
+                self.shapes[key] = shape
+            else:
+                mine.merge(shape)
+
+
+def _parse_problem(raw: bytes, exc: Exception) -> str:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as uexc:
+        return f"invalid UTF-8 at byte {uexc.start}"
+    message = str(exc).split(":", 1)[0] if str(exc) else "invalid JSON"
+    return f"invalid JSON: {message}"
