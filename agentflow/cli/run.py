@@ -1,9 +1,239 @@
-"""Commands of this area (not yet implemented)."""
+"""``agentflow build`` and ``agentflow verify``: parse, call ``agentflow.orchestration``, print, exit."""
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from agentflow.cli import _common
+
+if TYPE_CHECKING:
+    from agentflow.events import Event
+    from agentflow.orchestration import BuildResult
+
+BUILD_HELP = """Build plans: builder session in a worktree, commit, checks, independent verifier, rework until approved.
+
+Each plan gets the branch agentflow/<id>-<slug> and a worktree under .agentflow/worktrees/; your own
+working tree is never touched. Exit 0 approved, 1 not approved (changes requested, rejected, capped),
+3 no verdict (backend failure), 2 bad input, 130 interrupted (resume with --resume RUN).
+
+Examples:
+
+  agentflow build .plans/348-capsule-isolation.md
+
+  agentflow build 348 349 -j 2 --max-cycles 2 --budget-usd 10
+
+  agentflow build 348 --dry-run
+
+  agentflow build 348 --script demo-script.yaml      # scripted backend (offline)
+
+  agentflow build --resume r-20261127-a1b2c3
+"""
+
+VERIFY_HELP = """Verify base...head of this repository: checks plus an independent verifier session (CI step).
+
+The plan comes from --plan or the Agentflow-Plan trailer of the head commits; without one the
+change is judged against the CLAUDE.md patterns alone. The verdict is recorded in the ledger and as
+a git note on head. Exit 0 only when approved; 1 not approved, 3 no verdict, 2 bad input.
+
+Formats: text, json, md, github (workflow annotations, plus Markdown appended to
+$GITHUB_STEP_SUMMARY when set), sarif (SARIF 2.1.0), junit (JUnit XML).
+
+Examples:
+
+  agentflow verify --base origin/main --format github
+
+  agentflow verify --plan 348 --format sarif --output agentflow.sarif
+
+  agentflow verify --format junit --output reports/agentflow.xml
+"""
+
+
+class TerminalReporter:
+    """Progress on stderr: a live line per running plan on a terminal, plain lines otherwise."""
+
+    def __init__(self, live: bool):
+        self._lock = threading.Lock()
+        self._status: dict[str, str] = {}
+        self._live: Any = None
+        if live:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._console = Console(stderr=True)
+            self._live = Live(console=self._console, refresh_per_second=4, transient=True)
+
+    def __enter__(self) -> TerminalReporter:
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def _print(self, line: str) -> None:
+        with self._lock:
+            if self._live is not None:
+                self._live.console.print(line, markup=False, highlight=False)
+            else:
+                typer.echo(line, err=True)
+
+    def on_message(self, message: str) -> None:
+        self._print(message)
+
+    def on_event(self, event: Event) -> None:
+        line = describe_event(event)
+        if line:
+            self._print(line)
+
+    def on_progress(self, progress: dict[str, Any]) -> None:
+        if self._live is None:
+            return
+        from rich.text import Text
+
+        key = str(progress.get("plan") or progress.get("run_id"))
+        tool = f" · {progress['tool']}" if progress.get("tool") else ""
+        line = (f"plan {key} · {progress.get('role')} · cycle {progress.get('cycle')} · turn {progress.get('turn')} · "
+                f"{int(progress.get('tokens', 0)):,} tokens · ${float(progress.get('cost_usd', 0)):.2f} · "
+                f"{float(progress.get('elapsed_s', 0)):.0f}s{tool}")
+        with self._lock:
+            self._status[key] = line
+            self._live.update(Text("\n".join(self._status.values())))
+
+
+def describe_event(event: Event) -> str | None:
+    """One plain line for the events a person wants to follow."""
+    from agentflow import events as ev
+
+    run = f"[{event.run_id}] " if event.run_id else ""
+    if isinstance(event, ev.RunStarted):
+        what = f"plan {event.plan_id}" if event.plan_id else "change"
+        where = f" on {event.branch}" if event.branch and event.mode == "build" else ""
+        return f"{run}{event.mode} {what}{where} (max {event.max_cycles} cycle(s))"
+    if isinstance(event, ev.RunResumed):
+        return f"{run}resumed"
+    if isinstance(event, ev.BuilderCommitted):
+        if event.commit is None:
+            return f"{run}cycle {event.cycle}: the builder changed nothing"
+        scope = f", outside scope: {', '.join(event.out_of_scope)}" if event.out_of_scope else ""
+        return (f"{run}cycle {event.cycle}: committed {event.commit[:12]} ({event.files_changed} files, "
+                f"+{event.insertions} -{event.deletions}{scope})")
+    if isinstance(event, ev.ChecksRan):
+        failed = [r.command for r in event.results if not r.passed]
+        if not event.results:
+            return None
+        status = f"{len(event.results) - len(failed)} passed" + (f", failed: {', '.join(failed)}" if failed else "")
+        return f"{run}cycle {event.cycle}: checks {status}"
+    if isinstance(event, ev.VerdictRecorded):
+        decision = f" (verifier: {event.decision})" if event.decision else ""
+        return f"{run}cycle {event.cycle}: {event.outcome}{decision}"
+    if isinstance(event, ev.RunEnded):
+        return f"{run}ended: {event.outcome} after {event.cycles} cycle(s)"
+    return None
+
+
+def _reporter() -> TerminalReporter:
+    return TerminalReporter(live=sys.stderr.isatty())
+
+
+def summary_lines(result: BuildResult) -> list[str]:
+    lines = [f"plan {result.plan_id} ({result.plan_title}): {result.outcome.upper()} after {result.cycles} cycle(s)"]
+    if result.reason and result.outcome != "approved":
+        lines.append(f"  why: {result.reason}")
+    lines.append(f"  run {result.run_id} · branch {result.branch} · cost ${result.cost_usd:.2f}")
+    if result.findings:
+        lines.append(f"  open findings ({len(result.findings)}):")
+        for f in result.findings:
+            where = f" {f['file']}{':' + str(f['line']) if f.get('line') else ''}" if f.get("file") else ""
+            lines.append(f"    {f['severity']:8} {f['id']}{where}: {f['message']}")
+    lines.append(f"  next: {result.next_command}")
+    return lines
+
+
+def _combined_exit(codes: list[int]) -> int:
+    """A backend failure (3) outranks not approved (1), which outranks approved (0)."""
+    if 3 in codes:
+        return 3
+    return 1 if any(codes) else 0
+
+
+def build(
+    plans: Annotated[list[str] | None, typer.Argument(help="Plan files or ids.", show_default=False)] = None,
+    max_cycles: Annotated[int | None, typer.Option("--max-cycles", help="Cycle cap (a plan's max_cycles wins).")] = None,
+    backend: Annotated[str | None, typer.Option(
+        "--backend", help="Backend for builder and verifier: anthropic, scripted, command, claude-code.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name for builder and verifier.")] = None,
+    budget_usd: Annotated[float | None, typer.Option("--budget-usd", help="Dollar budget per run.")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", metavar="RUN", help="Continue a killed run.")] = None,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", help="Plans to build in parallel.")] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the prompts of cycle 1; send nothing.")] = False,
+    script: Annotated[Path | None, typer.Option("--script", help="Script for the scripted backend.")] = None,
+) -> None:
+    from agentflow.errors import UsageError
+    from agentflow.orchestration import BuildOptions, build as build_plans, dry_run as preview, resume_run
+
+    root = _common.repo().root
+    options = BuildOptions(max_cycles=max_cycles, backend=backend, model=model, budget_usd=budget_usd,
+                           script=script, jobs=jobs)
+    if resume and plans:
+        raise UsageError("--resume continues one run; do not name plans with it",
+                         fix="`agentflow build --resume RUN`")
+    if dry_run:
+        if resume:
+            raise UsageError("--dry-run cannot be combined with --resume")
+        for item in preview(root, plans or [], options):
+            _common.out(f"===== plan {item.plan_id}: {item.role}, cycle {item.cycle}: system prompt =====")
+            _common.out(item.system)
+            _common.out(f"===== plan {item.plan_id}: {item.role}, cycle {item.cycle}: first message =====")
+            _common.out(item.prompt)
+        _common.err("dry run: nothing was sent and nothing was created")
+        return
+    started = time.monotonic()
+    with _reporter() as reporter:
+        results = [resume_run(root, resume, options, reporter)] if resume else build_plans(root, plans or [], options,
+                                                                                           reporter)
+    for result in results:
+        for line in summary_lines(result):
+            _common.out(line)
+    if len(results) > 1:
+        approved = sum(1 for r in results if r.outcome == "approved")
+        _common.out(f"{approved} of {len(results)} plan(s) approved in {time.monotonic() - started:.0f}s")
+    _common.exit_with(_combined_exit([r.exit_code for r in results]))
+
+
+def verify(
+    base: Annotated[str | None, typer.Option("--base", help="Base ref (default: the config's base branch).")] = None,
+    head: Annotated[str, typer.Option("--head", help="Head ref to verify.")] = "HEAD",
+    plan: Annotated[str | None, typer.Option("--plan", help="Plan file or id (default: Agentflow-Plan trailer).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, json, md, github, sarif or junit.")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="Verifier backend: anthropic, scripted, claude-code.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Verifier model name.")] = None,
+    budget_usd: Annotated[float | None, typer.Option("--budget-usd", help="Dollar budget for the run.")] = None,
+    script: Annotated[Path | None, typer.Option("--script", help="Script for the scripted backend.")] = None,
+) -> None:
+    from agentflow.errors import UsageError
+    from agentflow.formats import FORMATS, github_step_summary, render
+    from agentflow.orchestration import BuildOptions, exit_code_for, verify as verify_change
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
+    root = _common.repo().root
+    options = BuildOptions(backend=backend, model=model, budget_usd=budget_usd, script=script)
+    with TerminalReporter(live=False) as reporter:
+        report = verify_change(root, base=base, head=head, plan_ref=plan, options=options, reporter=reporter)
+    _common.write_output(render(report, fmt), output)
+    if fmt == "github" and (summary := github_step_summary(report)) is not None:
+        _common.err(f"appended the summary to {summary}")
+    _common.exit_with(exit_code_for(report.outcome))
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("build", help=BUILD_HELP)(build)
+    app.command("verify", help=VERIFY_HELP)(verify)
