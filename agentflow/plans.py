@@ -298,7 +298,11 @@ def load_plans(root: Path) -> list[Plan]:
 
 
 def check_plans(paths: list[Path], root: Path) -> tuple[list[Plan], list[PlanError]]:
-    """Validate ``paths`` and report every problem (not only the first), duplicates across ``.plans/`` included."""
+    """Validate ``paths`` and report every problem, not only the first.
+
+    Returns the valid plans and the errors; a plan whose id is also used by another plan (among
+    ``paths`` or anywhere under ``.plans/``) is an error naming both files, not a valid plan.
+    """
     plans: list[Plan] = []
     errors: list[PlanError] = []
     for path in paths:
@@ -315,14 +319,16 @@ def check_plans(paths: list[Path], root: Path) -> tuple[list[Plan], list[PlanErr
             except PlanError:
                 continue  # reported when that file is checked itself
     first: dict[str, Plan] = {}
+    duplicates: set[Path] = set()
     for plan in [*others, *plans]:
         if plan.id in first and plan.path.resolve() in checked:
             errors.append(PlanError(
                 f"duplicate plan id {plan.id!r} (also in {display_path(first[plan.id].path)})",
                 where=display_path(plan.path), fix="give one of them a new id",
             ))
+            duplicates.add(plan.path.resolve())
         first.setdefault(plan.id, plan)
-    return plans, errors
+    return [p for p in plans if p.path.resolve() not in duplicates], errors
 
 
 def resolve_plan(root: Path, ref: str) -> Plan:

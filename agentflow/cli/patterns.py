@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agentflow.cli import _common
+
+if TYPE_CHECKING:
+    from agentflow.config import Config
+    from agentflow.patterns import Pattern
 
 patterns_app = typer.Typer(
     help=(
@@ -22,7 +27,8 @@ patterns_app = typer.Typer(
 )
 
 
-def _load():  # type: ignore[no-untyped-def]
+def _load() -> tuple[Path, Config, list[Pattern]]:
+    """The repository root, its config and its patterns (a missing CLAUDE.md is exit 2)."""
     from agentflow.patterns import require_patterns
 
     root = _common.repo().root

@@ -69,10 +69,7 @@ def check(
     if not paths:
         raise PlanError("no plan files under .plans/", fix='create one with `agentflow plan new "Title"`')
     checked, errors = check_plans(paths, root)
-    bad = {error.where.split(":")[0] for error in errors if error.where}
     for plan in checked:
-        if display_path(plan.path) in bad:
-            continue
         criteria = f"{len(plan.criteria)} acceptance criteria"
         _common.out(f"OK {display_path(plan.path)}: {plan.id} {plan.title!r} ({criteria})")
         for warning in plan_warnings(plan):

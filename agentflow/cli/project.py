@@ -58,10 +58,6 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
     root = _common.repo().root
     plans, errors = check_plans(find_plans(root), root)
-    bad = {e.where.split(":")[0] for e in errors if e.where}
-    from agentflow.plans import display_path
-
-    plans = [p for p in plans if display_path(p.path) not in bad]
     rows = status_rows(plans, plan_states(root))
     if as_json:
         _common.out(json.dumps([row.to_dict() for row in rows], indent=2))
