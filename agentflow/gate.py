@@ -274,11 +274,11 @@ class _Context:
         record = latest(own)
         assert record is not None
         note = record.note
+        if note.tree != self.tree:
+            return record  # copied by a rebase/amend from other content: recompute, never trust
         problem = self.policy.check(note)
         if problem is not None:
             return self.result(problem, [self._signature_reason(problem, record)], record)
-        if note.tree != self.tree:
-            return record  # copied by a rebase/amend from other content: recompute, never trust
         if is_approval(note):
             return self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
         return self._not_approved(record, own)
@@ -286,16 +286,26 @@ class _Context:
     def _signature_reason(self, problem: GateStatus, record: NoteRecord) -> str:
         where = f"the latest verdict on {record.commit[:SHORT]} ({record.note.outcome}, {record.note.ts})"
         if problem is GateStatus.UNSIGNED:
-            return f"{where} is unsigned but a signing key is configured; only signed verdicts count (re-run `agentflow verify` with {SIGNING_KEY_ENV} set)"
-        return f"{where} has a signature that does not match the configured key: forged, altered, or signed with another key (re-run `agentflow verify`)"
+            return (
+                f"{where} is unsigned but a signing key is configured; only signed verdicts count "
+                f"(re-run `agentflow verify` with {SIGNING_KEY_ENV} set)"
+            )
+        return (
+            f"{where} has a signature that does not match the configured key: forged, altered, or signed "
+            "with another key (re-run `agentflow verify`)"
+        )
 
     def _approval_reasons(self, record: NoteRecord) -> list[str]:
         note = record.note
-        what = f"human override by {note.by or 'unknown'}: {note.reason}" if note.override else "approved by the verifier"
-        details = [f"{what} ({note.ts}" + (f", plan {note.plan}" if note.plan else "") + (f", run {note.run}" if note.run else "") + ")"]
+        what = "approved by the verifier"
+        if note.override:
+            what = f"human override by {note.by or 'unknown'}: {note.reason}"
+        context = [note.ts] + ([f"plan {note.plan}"] if note.plan else []) + ([f"run {note.run}"] if note.run else [])
+        details = [f"{what} ({', '.join(context)})"]
         if record.commit != self.commit:
             details.append(
-                f"approval recorded on {record.commit[:SHORT]}, which has the identical tree {self.tree[:SHORT]} (message-only change)"
+                f"approval recorded on {record.commit[:SHORT]}, which has the identical tree {self.tree[:SHORT]} "
+                "(message-only change)"
             )
         details.append("signature valid" if self.policy.signed(note) else "unsigned (no signing key configured)")
         return details
@@ -305,9 +315,10 @@ class _Context:
         earlier = [r for r in own if r is not record and r.order < record.order and is_approval(r.note)]
         reasons = []
         if note.outcome == "approved" and note.override:
-            reasons.append("override verdict without a reason does not count (use `agentflow approve --override --reason ...`)")
+            reasons.append("an override without a reason does not count (use `agentflow approve --override --reason`)")
         else:
-            reasons.append(f"latest verdict ({note.ts}) is {note.outcome}" + (f" (decision: {note.decision})" if note.decision else ""))
+            decision = f" (decision: {note.decision})" if note.decision else ""
+            reasons.append(f"latest verdict ({note.ts}) is {note.outcome}{decision}")
         reasons += [_finding_line(f) for f in note.findings if f.get("severity") in ("critical", "high")][:10]
         if earlier:
             reasons.insert(0, f"approval of {earlier[-1].note.ts} was revoked by a later {note.outcome} verdict")
@@ -324,7 +335,10 @@ class _Context:
             return self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
         return self.result(
             GateStatus.NOT_APPROVED,
-            [f"the same content (tree {self.tree[:SHORT]}) on {record.commit[:SHORT]} was last judged {record.note.outcome} ({record.note.ts})"],
+            [
+                f"the same content (tree {self.tree[:SHORT]}) on {record.commit[:SHORT]} was last judged "
+                f"{record.note.outcome} ({record.note.ts})"
+            ],
             record,
         )
 
@@ -336,9 +350,12 @@ class _Context:
         stale = self._stale_from(approvals, copied)
         if stale is not None:
             return stale
-        reasons = [f"no verdict on {self.commit[:SHORT]} (run `agentflow verify`, or `agentflow notes fetch` if it was verified elsewhere)"]
-        if self.index.ignored_lines.get(self.commit):
-            reasons.append(f"{self.index.ignored_lines[self.commit]} note line(s) on it are not verdicts and were ignored")
+        reasons = [
+            f"no verdict on {self.commit[:SHORT]} (run `agentflow verify`, or `agentflow notes fetch` if it was "
+            "verified elsewhere)"
+        ]
+        if ignored := self.index.ignored_lines.get(self.commit):
+            reasons.append(f"{ignored} note line(s) on it are not verdicts and were ignored")
         return self.result(GateStatus.NO_VERDICT, reasons)
 
     def _merge_base(self) -> str | None:
@@ -356,32 +373,44 @@ class _Context:
         if patch is None:
             return None
         for record in sorted(approvals, key=lambda r: r.order, reverse=True):
-            their_base = record.note.base if record.note.base and self.repo.ok("cat-file", "-e", f"{record.note.base}^{{commit}}") else None
-            their_base = their_base or self.repo.git("merge-base", record.commit, self.base, check=False)
+            if record.note.patch_id and record.note.patch_id != patch:
+                continue  # a cheap filter only: a match is recomputed below, never taken from the note
+            their_base = self._base_of(record)
             if their_base and their_base != record.commit and self.repo.patch_id(their_base, record.commit) == patch:
                 return self.result(
                     GateStatus.NEEDS_REVERIFICATION,
                     [
                         f"approved change, needs re-verification on the new base: {record.commit[:SHORT]} was approved "
-                        f"({record.note.ts}) on base {their_base[:SHORT]}; this commit is the same patch on {self.base} at {fork[:SHORT]}",
+                        f"({record.note.ts}) on base {their_base[:SHORT]}; this commit is the same patch on "
+                        f"{self.base} at {fork[:SHORT]}",
                         "run `agentflow verify` on this commit",
                     ],
                     record,
                 )
         return None
 
+    def _base_of(self, record: NoteRecord) -> str | None:
+        """The base the approved commit was verified on: the note's, if it is an ancestor, else the fork point."""
+        base = record.note.base
+        if base and self.repo.ok("merge-base", "--is-ancestor", base, record.commit):
+            return base
+        return self.repo.git("merge-base", record.commit, self.base, check=False) or None
+
+    def _branch_commits(self, fork: str | None) -> set[str]:
+        """Commits of REF's branch: reachable from REF but not from the base (bounded)."""
+        args = ["rev-list", "--max-count=2000", self.commit] + ([f"^{fork}"] if fork else [])
+        return set(self.repo.git(*args, check=False).split())
+
     def _stale_from(self, approvals: list[NoteRecord], copied: NoteRecord | None) -> GateResult | None:
         """The latest approval of an earlier version of this change, and what changed since."""
         fork = self._merge_base()
         plan = self.repo.trailers(self.commit).get(TRAILER_PLAN) or (copied.note.plan if copied else None)
+        on_branch = self._branch_commits(fork) if fork != self.commit else set()
         related = []
         for record in approvals:
             same_plan = plan is not None and record.note.plan is not None and str(record.note.plan) == str(plan)
             copied_from = copied is not None and record.note.tree == copied.note.tree
-            on_branch = self.repo.ok("merge-base", "--is-ancestor", record.commit, self.commit) and not (
-                fork and self.repo.ok("merge-base", "--is-ancestor", record.commit, fork)
-            )
-            if same_plan or copied_from or on_branch:
+            if same_plan or copied_from or record.commit in on_branch:
                 related.append(record)
         record = latest(related)
         if record is None:
@@ -402,7 +431,8 @@ class _Context:
         return self.result(
             GateStatus.STALE,
             [
-                f"approval of {record.commit[:SHORT]} ({record.note.ts}) is stale: the code changed since it was approved",
+                f"approval of {record.commit[:SHORT]} ({record.note.ts}) is stale: the code changed since it was "
+                "approved",
                 f"changed since approval: {stat}" + (f" ({shown})" if shown else ""),
                 f"see `git diff {record.commit[:SHORT]} {self.commit[:SHORT]}`; run `agentflow verify` on this commit",
             ],
@@ -456,7 +486,9 @@ def evaluate_merge_commit(
         )
     return GateResult(
         ref=ref, commit=direct.commit, tree=direct.tree, status=GateStatus.APPROVED,
-        reasons=[f"merge commit: clean merge of the approved {second[:SHORT]} into {first[:SHORT]}", *merged_in.reasons],
+        reasons=[
+            f"merge commit: clean merge of the approved {second[:SHORT]} into {first[:SHORT]}", *merged_in.reasons
+        ],
         note=merged_in.note, note_commit=merged_in.note_commit, signed=merged_in.signed,
     )
 
