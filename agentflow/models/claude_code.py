@@ -1,0 +1,489 @@
+"""The ``claude-code`` backend: builder and verifier sessions run by Claude Code.
+
+Claude Code (the CLI that ``claude-agent-sdk`` carries in its wheel) runs the whole agent loop
+itself; agentflow sets it up, watches it and records it:
+
+* **Builder**: a session in the plan's worktree (``cwd``) with Claude Code's file tools and Bash.
+  A ``PreToolUse`` hook, which sees every tool call, refuses paths outside the worktree or inside
+  ``.git``, network tools and git commands that would commit or move branches (agentflow commits
+  what changed, as for any builder).
+* **Verifier**: a fresh session (never resumed or forked from the builder's) with read-only tools
+  (Read, Glob, Grep). Its only way to answer is the in-process MCP tool ``submit_verdict``, whose
+  input is validated with :class:`agentflow.verdict.Verdict`; a session without a valid verdict,
+  or one that ends in any error, is ``failed`` (orchestration makes that ``no_verdict``).
+* **Record**: ``SessionStarted``, one ``ModelCalled`` per model reply, one ``ToolCalled`` per tool
+  result, ``SessionEnded`` with the usage, cost and turns Claude Code reports and its session id
+  as ``external_id``; the transcript is every SDK message as JSON.
+
+Filesystem settings (``~/.claude``, the worktree's ``.claude/``, ``.mcp.json``), auto-memory and
+session persistence are off: a builder must not be able to plant hooks, MCP servers or memories
+that a later verifier session would load. The patterns of CLAUDE.md reach both roles through the
+prompt agentflow renders, like for every backend.
+
+``claude_agent_sdk`` is imported only inside this module's functions, and only when the backend
+is used (it is an optional extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import importlib.util
+import os
+import re
+import time
+from collections import deque
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from agentflow.errors import UsageError
+from agentflow.events import ModelCalled, SessionEnded, SessionStarted, ToolCalled, Usage, new_id
+from agentflow.redact import is_secret_name
+
+if TYPE_CHECKING:
+    from agentflow.ledger import Ledger
+    from agentflow.session import ProgressFn, SessionResult, SessionSpec
+
+INSTALL_FIX = "install the extra: pip install 'agentflow[claude-code]'"
+SERVER_NAME = "agentflow"
+VERDICT_TOOL = f"mcp__{SERVER_NAME}__submit_verdict"
+BUILDER_TOOLS = ("Read", "Write", "Edit", "Glob", "Grep", "Bash")
+VERIFIER_TOOLS = ("Read", "Glob", "Grep")
+NETWORK_TOOLS = ("WebFetch", "WebSearch")
+PATH_KEYS = ("file_path", "path", "notebook_path")
+PATTERN_KEYS = ("pattern", "glob")  # Glob's pattern and Grep's glob filter may carry a folder
+# git subcommands that commit, move refs or reach a remote: agentflow owns history in the worktree.
+GIT_HISTORY = re.compile(
+    r"\bgit\b(?:\s+-[Cc]\s+\S+|\s+--?[\w-]+(?:=\S+)?)*\s+"
+    r"(commit|commit-tree|push|pull|fetch|reset|rebase|checkout|switch|stash|merge|cherry-pick|revert|tag|"
+    r"branch|worktree|notes|update-ref|am|remote|config|filter-branch|replace|gc)\b"
+)
+# Environment the CLI always gets: auto-memory would carry a builder's notes into the verifier.
+FORCED_ENV = {"CLAUDE_CODE_DISABLE_AUTO_MEMORY": "1"}
+# Defaults unless the user's environment says otherwise: no telemetry, update checks or other
+# traffic besides the model API (a CI tool should not phone home).
+QUIET_ENV = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+}
+# Secret-looking variables the CLI itself may need to reach a model (Anthropic, Bedrock, Vertex,
+# Foundry); every other secret (AGENTFLOW_SIGNING_KEY, GITHUB_TOKEN, ...) is blanked.
+CLI_CREDENTIAL_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "AWS_", "GOOGLE_", "AZURE_", "CLOUD_ML_", "VERTEX_")
+STDERR_LINES = 20
+MAX_EVENT_STRING = 2_000
+
+BUILDER_NOTE = """
+
+## This session runs in Claude Code
+
+The tools named above are provided by Claude Code here: explore with Read, Glob and Grep, change
+files with Write and Edit, run commands (tests, builds) with Bash. Work only inside {root}: paths
+outside it, `.git`, network tools and git commands that commit, push or switch branches are
+refused. agentflow commits your changes when the session ends. There is no `finish` tool: end the
+session with a final reply that summarises what you changed.
+"""
+
+VERIFIER_NOTE = """
+
+## This session runs in Claude Code
+
+Your tools are read-only: Read, Glob and Grep, inside {root}. You cannot change files or run
+commands; the check results are in the prompt. Submit your verdict by calling the tool
+`{verdict_tool}` (it is `submit_verdict` above) exactly once with the verdict JSON. If it reports
+an invalid verdict, fix the input and call it again. A session that ends without a valid verdict
+counts as no verdict.
+"""
+
+
+def ensure_available() -> None:
+    """``UsageError`` (exit 2) unless the optional ``claude-agent-sdk`` package is installed.
+
+    Orchestration can call it before creating a worktree, so a missing extra fails fast.
+    """
+    if importlib.util.find_spec("claude_agent_sdk") is None:
+        raise UsageError("the claude-code backend needs the claude-agent-sdk package", fix=INSTALL_FIX)
+
+
+# -- policy ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolPolicy:
+    """Which Claude Code tool calls a session may make; pure, so it is tested without the CLI."""
+
+    root: Path
+    role: str
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        return VERIFIER_TOOLS if self.role == "verifier" else BUILDER_TOOLS
+
+    def refusal(self, tool: str, tool_input: dict[str, Any]) -> str | None:
+        """Why ``tool`` with ``tool_input`` is refused, or None when it is allowed."""
+        if tool in NETWORK_TOOLS:
+            return f"{tool}: network tools are disabled in agentflow sessions"
+        allowed = (*self.tools, VERDICT_TOOL) if self.role == "verifier" else self.tools
+        if tool not in allowed:
+            return f"{tool}: not available to the {self.role} (allowed: {', '.join(allowed)})"
+        for key in PATH_KEYS:
+            value = tool_input.get(key)
+            if isinstance(value, str) and value and (problem := self._path_problem(value)):
+                return f"{tool}: refused path {value!r}: {problem}"
+        for key in PATTERN_KEYS:
+            value = tool_input.get(key)
+            if isinstance(value, str) and (problem := self._pattern_problem(value)):
+                return f"{tool}: refused pattern {value!r}: {problem}"
+        if tool == "Bash":
+            command = str(tool_input.get("command", ""))
+            if match := GIT_HISTORY.search(command):
+                return (f"Bash: `git {match.group(1)}` is not allowed: agentflow commits the builder's changes "
+                        "and owns the branch; leave your changes in the working tree")
+        return None
+
+    def _path_problem(self, value: str) -> str | None:
+        if "\0" in value:
+            return "NUL byte"
+        if value.startswith("~"):
+            return "home-relative paths are outside the worktree"
+        root = self.root.resolve()
+        path = Path(value) if os.path.isabs(value) else root / value
+        resolved = path.resolve()
+        if not resolved.is_relative_to(root):
+            return f"it is outside the worktree {root}"
+        if ".git" in resolved.relative_to(root).parts:
+            return ".git is off limits"
+        return None
+
+    @staticmethod
+    def _pattern_problem(value: str) -> str | None:
+        pure = PurePosixPath(value.replace("\\", "/"))
+        if pure.is_absolute() or value.startswith("~"):
+            return "patterns must be relative to the worktree"
+        if ".." in pure.parts:
+            return "'..' is not allowed"
+        return None
+
+
+def session_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Overrides for the CLI's environment (the SDK merges them over this process's environment).
+
+    The SDK cannot remove an inherited variable, so secrets the CLI does not need are set to ""
+    (Bash children of the session inherit the CLI's environment and must not see agentflow's
+    signing key). The CLI keeps its own credentials: it needs them to reach the model.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    overrides = {
+        name: ""
+        for name in environ
+        if is_secret_name(name) and not name.upper().startswith(CLI_CREDENTIAL_PREFIXES)
+    }
+    overrides.update({k: v for k, v in QUIET_ENV.items() if k not in environ})
+    overrides.update(FORCED_ENV)
+    return overrides
+
+
+def system_prompt_append(spec: SessionSpec) -> str:
+    """agentflow's role prompt plus how the role's tools map to Claude Code's."""
+    note = VERIFIER_NOTE if spec.role == "verifier" else BUILDER_NOTE
+    return spec.system + note.format(root=spec.root, verdict_tool=VERDICT_TOOL)
+
+
+# -- the session ----------------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """Ends the session early from inside the message loop (a limit Claude Code does not enforce)."""
+
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+class _ClaudeCodeSession:
+    """One Claude Code session: options, the message loop, and its record in the ledger."""
+
+    def __init__(self, spec: SessionSpec, ledger: Ledger, on_progress: ProgressFn | None):
+        self.spec, self.ledger, self.on_progress = spec, ledger, on_progress
+        self.policy = ToolPolicy(spec.root, spec.role)
+        self.session_id = new_id("s")
+        self.started = time.monotonic()
+        self.turns = 0
+        self.usage = Usage()  # running sum from the replies; the final figure comes from the result
+        self.cost = 0.0
+        self.external_id: str | None = None
+        self.result: Any = None  # claude_agent_sdk.ResultMessage
+        self.verdict: dict[str, Any] | None = None
+        self.seen_replies: set[str] = set()
+        self.pending_tools: dict[str, tuple[str, dict[str, Any], float]] = {}
+        self.stderr: deque[str] = deque(maxlen=STDERR_LINES)
+        self.transcript: list[dict[str, Any]] = [
+            {"role": "system", "content": [{"type": "text", "text": system_prompt_append(spec)}]},
+            {"role": "user", "content": [{"type": "text", "text": spec.prompt}]},
+        ]
+
+    # -- running --
+
+    def run(self) -> SessionResult:
+        self.ledger.append(SessionStarted(run_id=self.spec.run_id, session_id=self.session_id, role=self.spec.role,
+                                          cycle=self.spec.cycle, backend="claude-code",
+                                          model=self.spec.model_name or "default"))
+        budget = min(self.spec.limits.max_cost_usd, self.spec.budget.remaining_usd)
+        if budget <= 0:
+            return self.finish("limits", f"run budget exhausted (${self.spec.budget.spent_usd:.2f} of "
+                                         f"${self.spec.budget.limit_usd:.2f} spent)", None)
+        try:
+            stop = asyncio.run(self._run(budget))
+        except KeyboardInterrupt:
+            self.finish("interrupted", "interrupted by the user", None)
+            raise
+        except Exception as exc:  # a bug in agentflow, not a backend failure: record it, then surface it
+            self.finish("failed", f"internal error: {exc!r}", None)
+            raise
+        if stop is not None:
+            return self.finish(stop.status, stop.reason, None)
+        return self.conclude()
+
+    async def _run(self, budget_usd: float) -> _Stop | None:
+        """Drive the SDK; a ``_Stop`` describes an end the result message does not report."""
+        from claude_agent_sdk import ClaudeSDKError, query
+
+        options = self.options(budget_usd)
+        seconds = self.spec.limits.max_seconds
+        try:
+            async with asyncio.timeout(seconds):
+                async with contextlib.aclosing(query(prompt=self.spec.prompt, options=options)) as messages:
+                    async for message in messages:
+                        self.on_message(message)
+        except _Stop as stop:
+            return stop
+        except TimeoutError:
+            return _Stop("limits", f"time limit reached ({seconds:g} s)")
+        except ClaudeSDKError as exc:
+            if self.result is not None:  # the SDK raises after an error result; the result says more
+                return None
+            return _Stop("failed", f"Claude Code failed: {_one_line(str(exc))}{self._stderr_tail()}")
+        return None
+
+    def options(self, budget_usd: float) -> Any:
+        """The ``ClaudeAgentOptions`` of this session (see the module docstring for the why)."""
+        from claude_agent_sdk import ClaudeAgentOptions, HookMatcher, create_sdk_mcp_server
+
+        mcp_servers: dict[str, Any] = {}
+        if self.spec.role == "verifier":
+            mcp_servers[SERVER_NAME] = create_sdk_mcp_server(SERVER_NAME, tools=[self._verdict_tool()])
+        return ClaudeAgentOptions(
+            cwd=str(self.spec.root),
+            model=self.spec.model_name or None,
+            system_prompt={"type": "preset", "preset": "claude_code", "append": system_prompt_append(self.spec)},
+            tools=list(self.policy.tools),
+            disallowed_tools=list(NETWORK_TOOLS),
+            mcp_servers=mcp_servers,
+            strict_mcp_config=True,
+            permission_mode="dontAsk",  # nothing is asked: the hook allows or refuses every call
+            hooks={"PreToolUse": [HookMatcher(matcher=None, hooks=[self._guard])]},
+            max_turns=self.spec.limits.max_turns,
+            max_budget_usd=round(budget_usd, 4),
+            setting_sources=[],
+            verbatim_prompts=True,  # an @path in a plan must not make Claude Code read a file
+            env=session_env(),
+            extra_args={"no-session-persistence": None},
+            stderr=self.stderr.append,
+        )
+
+    def _verdict_tool(self) -> Any:
+        from claude_agent_sdk import tool
+        from pydantic import ValidationError
+
+        from agentflow.verdict import VERDICT_SCHEMA, Verdict
+
+        @tool("submit_verdict", "Submit your verdict on the change (DESIGN.md schema). Call it exactly once.",
+              VERDICT_SCHEMA)
+        async def submit_verdict(args: dict[str, Any]) -> dict[str, Any]:
+            if self.verdict is not None:
+                return _tool_text("a verdict was already submitted; end the session", is_error=True)
+            try:
+                verdict = Verdict.model_validate(args)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"
+                                     for err in exc.errors()[:10])
+                return _tool_text(f"invalid verdict ({problems}); fix it and call submit_verdict again",
+                                  is_error=True)
+            self.verdict = verdict.model_dump(mode="json", exclude_none=True)
+            return _tool_text("Verdict recorded. Reply with one line and end the session.")
+
+        return submit_verdict
+
+    async def _guard(self, input_data: dict[str, Any], tool_use_id: str | None, context: Any) -> dict[str, Any]:
+        """PreToolUse hook: the one place every tool call is allowed or refused."""
+        tool_input = input_data.get("tool_input") or {}
+        reason = self.policy.refusal(str(input_data.get("tool_name", "")),
+                                     tool_input if isinstance(tool_input, dict) else {})
+        decision = {"permissionDecision": "deny", "permissionDecisionReason": reason} if reason else {
+            "permissionDecision": "allow", "permissionDecisionReason": "allowed by agentflow's policy"}
+        return {"hookSpecificOutput": {"hookEventName": "PreToolUse", **decision}}
+
+    # -- recording --
+
+    def on_message(self, message: Any) -> None:
+        from claude_agent_sdk import AssistantMessage, ResultMessage, SystemMessage, UserMessage
+
+        self.transcript.append({"type": type(message).__name__, **_jsonable(message)})
+        if isinstance(message, SystemMessage) and message.subtype == "init":
+            self.external_id = message.data.get("session_id") or self.external_id
+        elif isinstance(message, AssistantMessage):
+            self.on_reply(message)
+        elif isinstance(message, UserMessage):
+            self.on_tool_results(message)
+        elif isinstance(message, ResultMessage):
+            self.result = message
+            self.external_id = message.session_id or self.external_id
+
+    def on_reply(self, message: Any) -> None:
+        """One API reply can arrive as several messages (one per block) sharing a message id."""
+        from claude_agent_sdk import ToolUseBlock
+
+        if message.model != "<synthetic>" and message.message_id not in self.seen_replies:
+            self.seen_replies.add(message.message_id)
+            self.turns += 1
+            usage = _usage(message.usage)
+            self.usage = self.usage + usage
+            self.ledger.append(ModelCalled(run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns,
+                                           model=message.model, usage=usage, stop_reason=message.stop_reason))
+            self.save_transcript()
+            self.progress()
+            if self.usage.total > self.spec.limits.max_tokens:
+                raise _Stop("limits", f"token limit reached ({self.usage.total} of {self.spec.limits.max_tokens})")
+        for block in message.content:
+            if isinstance(block, ToolUseBlock):
+                self.pending_tools[block.id] = (block.name, dict(block.input), time.monotonic())
+                self.progress(tool=block.name)
+
+    def on_tool_results(self, message: Any) -> None:
+        from claude_agent_sdk import ToolResultBlock
+
+        if not isinstance(message.content, list):
+            return
+        for block in message.content:
+            if not isinstance(block, ToolResultBlock) or block.tool_use_id not in self.pending_tools:
+                continue
+            name, tool_input, began = self.pending_tools.pop(block.tool_use_id)
+            content = block.content if isinstance(block.content, str) else str(block.content or "")
+            self.ledger.append(ToolCalled(run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns,
+                                          tool=name, input=_shorten(tool_input), is_error=bool(block.is_error),
+                                          output_chars=len(content), duration_s=round(time.monotonic() - began, 3)))
+
+    def progress(self, **extra: Any) -> None:
+        if self.on_progress is not None:
+            self.on_progress({"role": self.spec.role, "cycle": self.spec.cycle, "turn": self.turns,
+                              "tokens": self.usage.total, "cost_usd": round(self.cost, 6),
+                              "elapsed_s": round(time.monotonic() - self.started, 1), **extra})
+
+    def save_transcript(self) -> None:
+        self.ledger.save_transcript(self.session_id, self.spec.role, self.spec.run_id, self.transcript)
+
+    # -- ending --
+
+    def conclude(self) -> SessionResult:
+        """The session's status from the result message: anything but a clean result is not success."""
+        result = self.result
+        if result is None:
+            return self.finish("failed", f"Claude Code ended without a result{self._stderr_tail()}", None)
+        self.cost = float(result.total_cost_usd or 0.0)
+        if result.usage:
+            self.usage = _usage(result.usage)
+        self.turns = max(self.turns, int(result.num_turns or 0))
+        if result.is_error or result.subtype != "success":
+            status, reason = _error_reason(result, self.spec.limits.max_turns)
+            return self.finish(status, reason, None)
+        if self.spec.role == "verifier":
+            if self.verdict is None:
+                return self.finish("failed", f"the verifier ended without submitting a verdict through "
+                                             f"{VERDICT_TOOL}", None)
+            return self.finish("completed", None, self.verdict)
+        return self.finish("completed", None, {"summary": (result.result or "").strip() or "(no summary)"})
+
+    def finish(self, status: str, reason: str | None, submitted: dict[str, Any] | None) -> SessionResult:
+        from agentflow.session import SessionResult
+
+        self.spec.budget.charge(self.cost)
+        self.save_transcript()
+        summary = submitted.get("summary") if submitted else None
+        self.ledger.append(SessionEnded(
+            run_id=self.spec.run_id, session_id=self.session_id, role=self.spec.role, cycle=self.spec.cycle,
+            status=status, reason=reason, turns=self.turns, usage=self.usage, cost_usd=round(self.cost, 6),
+            summary=summary[:MAX_EVENT_STRING] if isinstance(summary, str) else None, external_id=self.external_id,
+        ))
+        return SessionResult(self.session_id, self.spec.role, status, reason, self.turns,  # type: ignore[arg-type]
+                             self.usage, self.cost, submitted, external_id=self.external_id)
+
+    def _stderr_tail(self) -> str:
+        lines = [line for line in self.stderr if line.strip()]
+        return f" (stderr: {_one_line(' | '.join(lines[-3:]))})" if lines else ""
+
+
+def run_claude_code_session(spec: SessionSpec, ledger: Ledger, on_progress: ProgressFn | None = None) -> SessionResult:
+    """Run one builder or verifier session in Claude Code; never raises for backend failures.
+
+    ``UsageError`` when the extra is not installed or the role is not supported (before anything
+    is recorded); otherwise a ``SessionResult`` whose status is ``completed`` only for a clean
+    Claude Code result (and, for a verifier, a valid verdict).
+    """
+    ensure_available()
+    if spec.role not in ("builder", "verifier"):
+        raise UsageError(f"the claude-code backend runs builder and verifier sessions, not {spec.role!r}",
+                         fix=f"set models.{spec.role}.backend to anthropic or scripted in agentflow.yaml")
+    return _ClaudeCodeSession(spec, ledger, on_progress).run()
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _error_reason(result: Any, max_turns: int) -> tuple[str, str]:
+    """Status and reason of an error result; limits Claude Code enforced are ``limits``."""
+    if result.subtype == "error_max_turns":
+        return "limits", f"turn limit reached ({max_turns} turns, Claude Code stopped the session)"
+    if result.subtype == "error_max_budget_usd":
+        return "limits", f"budget reached (${float(result.total_cost_usd or 0):.4f} spent)"
+    detail = result.result or "; ".join(result.errors or []) or "no detail"
+    status = f", HTTP {result.api_error_status}" if result.api_error_status else ""
+    return "failed", f"Claude Code error ({result.subtype}{status}): {_one_line(detail)}"
+
+
+def _usage(data: dict[str, Any] | None) -> Usage:
+    data = data or {}
+
+    def count(key: str) -> int:
+        value = data.get(key)
+        return int(value) if isinstance(value, int | float) else 0
+
+    return Usage(input_tokens=count("input_tokens"), output_tokens=count("output_tokens"),
+                 cache_read=count("cache_read_input_tokens"), cache_write=count("cache_creation_input_tokens"))
+
+
+def _tool_text(text: str, *, is_error: bool = False) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": text}], "is_error": is_error}
+
+
+def _jsonable(message: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(message) and not isinstance(message, type):
+        return dataclasses.asdict(message)
+    return {"repr": repr(message)}
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shorten(value: Any) -> Any:
+    """Tool input for the event: long strings (file contents) cut; the transcript keeps them whole."""
+    if isinstance(value, str) and len(value) > MAX_EVENT_STRING:
+        return value[:MAX_EVENT_STRING] + f"[... {len(value) - MAX_EVENT_STRING} more characters]"
+    if isinstance(value, dict):
+        return {k: _shorten(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shorten(v) for v in value]
+    return value

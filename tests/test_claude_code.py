@@ -1,0 +1,328 @@
+"""The claude-code backend, driving the real claude-agent-sdk and the Claude Code CLI it carries.
+
+The CLI talks to the fake Messages API of tests.fakeapi on 127.0.0.1 with streaming (SSE)
+replies; every other outbound request would land in a trap proxy, which must stay empty.
+Each session is bounded by ``max_seconds`` (the backend's own time limit).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentflow.errors import UsageError
+from agentflow.events import ModelCalled, SessionEnded, SessionStarted, ToolCalled
+from agentflow.ledger import Ledger
+from agentflow.models import claude_code
+from agentflow.models.claude_code import VERDICT_TOOL, ToolPolicy, run_claude_code_session, session_env
+from agentflow.session import RunBudget
+from tests.claude_code_helpers import claude_code_env, make_spec, result_text, tool_named, tool_results  # noqa: F401
+from tests.fakeapi import TEST_API_KEY, Error, fake_anthropic, message, text, tool_use  # noqa: F401
+
+pytest.importorskip("claude_agent_sdk", reason="the claude-code extra is not installed")
+
+VERDICT = {"decision": "approve", "summary": "The change does what the plan asks.",
+           "criteria": [{"id": "AC1", "status": "met", "evidence": "src/app.py:1"}], "findings": []}
+
+
+@pytest.fixture
+def ledger(repo: Path):
+    with Ledger.open(repo) as opened:
+        yield opened
+
+
+def _events(ledger: Ledger, kind: type) -> list:
+    return [e for e in ledger.events() if isinstance(e, kind)]
+
+
+# -- builder --------------------------------------------------------------------------------------
+
+
+def test_builder_edits_files_in_the_worktree_and_is_recorded(repo: Path, ledger: Ledger, claude_code_env) -> None:
+    fake, proxy = claude_code_env
+    (repo / "src").mkdir()
+    (repo / "src" / "app.py").write_text("def greet():\n    return 'hello'\n")
+    fake.add(
+        message(text("Reading the code."), tool_use("Read", {"file_path": str(repo / "src" / "app.py")})),
+        message(tool_use("Edit", {"file_path": str(repo / "src" / "app.py"), "old_string": "'hello'",
+                                  "new_string": "'hello, capsule'"})),
+        message(tool_use("Write", {"file_path": "src/new_module.py", "content": "VALUE = 1\n"})),
+        message(text("Changed greet() and added src/new_module.py.")),
+    )
+    progress: list[dict] = []
+
+    result = run_claude_code_session(make_spec("builder", repo, system="BUILDER-ROLE-PROMPT"), ledger,
+                                     progress.append)
+
+    assert result.status == "completed", result.reason
+    assert result.submitted == {"summary": "Changed greet() and added src/new_module.py."}
+    assert (repo / "src" / "app.py").read_text() == "def greet():\n    return 'hello, capsule'\n"
+    assert (repo / "src" / "new_module.py").read_text() == "VALUE = 1\n"
+    assert result.turns == 4 and result.external_id
+    assert result.cost_usd > 0 and result.usage.input_tokens >= 40
+    # what the CLI sent: our role prompt on top of Claude Code's, streaming, our key, no network tools
+    first = fake.requests[0]
+    assert first["stream"] is True
+    assert "BUILDER-ROLE-PROMPT" in str(first["system"])
+    assert fake.headers[0]["x-api-key"] == TEST_API_KEY
+    offered = {t["name"] for t in first["tools"]}
+    assert {"Read", "Write", "Edit", "Bash"} <= offered
+    assert not offered & {"WebFetch", "WebSearch", "Agent", "Task"}
+    assert len(fake.requests) == 4 and not proxy.requests
+    # the ledger: one session, four model calls, three tool calls, the SDK's cost and session id
+    (started,) = _events(ledger, SessionStarted)
+    assert (started.backend, started.model, started.role) == ("claude-code", "claude-sonnet-5-5", "builder")
+    assert len(_events(ledger, ModelCalled)) == 4
+    assert [(t.tool, t.is_error) for t in _events(ledger, ToolCalled)] == [
+        ("Read", False), ("Edit", False), ("Write", False)]
+    (ended,) = _events(ledger, SessionEnded)
+    assert ended.status == "completed" and ended.session_id == started.session_id == result.session_id
+    assert ended.external_id == result.external_id and ended.cost_usd == pytest.approx(result.cost_usd)
+    assert ended.turns == 4 and ended.usage == result.usage
+    transcript = ledger.transcript(result.session_id)
+    assert transcript and "Changed greet()" in str(transcript)
+    assert any(p.get("tool") == "Edit" for p in progress)
+
+
+def test_builder_is_confined_to_the_worktree(repo: Path, ledger: Ledger, claude_code_env,
+                                             tmp_path: Path) -> None:
+    fake, proxy = claude_code_env
+    outside = tmp_path / "outside.txt"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret\n")
+    (repo / "link").symlink_to(tmp_path)
+    calls = [
+        tool_use("Write", {"file_path": str(outside), "content": "escaped\n"}),
+        tool_use("Write", {"file_path": "link/outside.txt", "content": "escaped via symlink\n"}),
+        tool_use("Read", {"file_path": str(secret)}),
+        tool_use("Edit", {"file_path": ".git/config", "old_string": "[core]", "new_string": "[core]\n\tx = 1"}),
+        tool_use("Bash", {"command": "git commit -am sneaky", "description": "commit"}),
+        tool_use("WebFetch", {"url": "https://example.com", "prompt": "read it"}),
+        tool_use("Glob", {"pattern": "/etc/*"}),
+    ]
+    fake.add(*(message(call) for call in calls), message(text("Tried everything.")))
+
+    result = run_claude_code_session(make_spec("builder", repo, max_turns=12), ledger)
+
+    assert result.status == "completed", result.reason
+    assert not outside.exists()
+    refusals = [tool_results(body)[0] for body in fake.requests[1:len(calls) + 1]]
+    assert all(block.get("is_error") for block in refusals), refusals
+    texts = [result_text(block) for block in refusals]
+    assert "top secret" not in "".join(texts)
+    assert "outside the worktree" in texts[0] and "outside the worktree" in texts[1]
+    assert ".git is off limits" in texts[3] and "git commit" in texts[4]
+    assert "[core]\n\tx = 1" not in (repo / ".git" / "config").read_text()
+    assert len(fake.requests) == len(calls) + 1 and not proxy.requests
+
+
+def test_builder_bash_children_do_not_see_the_signing_key(repo: Path, ledger: Ledger, claude_code_env,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    fake, _ = claude_code_env
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "signing-key-that-must-not-leak")
+    monkeypatch.setenv("GITHUB_TOKEN", "github-token-that-must-not-leak")
+    fake.add(message(tool_use("Bash", {"command": "env > env.txt", "description": "dump env"})),
+             message(text("Dumped the environment.")))
+
+    result = run_claude_code_session(make_spec("builder", repo), ledger)
+
+    assert result.status == "completed", result.reason
+    dumped = (repo / "env.txt").read_text()
+    assert "PATH=" in dumped  # the command did run
+    assert "signing-key-that-must-not-leak" not in dumped
+    assert "github-token-that-must-not-leak" not in dumped
+
+
+# -- verifier -------------------------------------------------------------------------------------
+
+
+def test_verifier_returns_a_validated_verdict_through_the_mcp_tool(repo: Path, ledger: Ledger,
+                                                                   claude_code_env) -> None:
+    fake, proxy = claude_code_env
+    fake.add(
+        message(tool_use("Glob", {"pattern": "*.md"})),
+        lambda body: message(tool_use(tool_named(body, "submit_verdict"), {"decision": "approve"})),  # invalid
+        lambda body: message(text("Submitting."), tool_use(tool_named(body, "submit_verdict"), VERDICT)),
+        message(text("Verdict submitted.")),
+    )
+
+    result = run_claude_code_session(make_spec("verifier", repo, system="VERIFIER-ROLE-PROMPT"), ledger)
+
+    assert result.status == "completed", result.reason
+    assert result.submitted == VERDICT
+    offered = {t["name"] for t in fake.requests[0]["tools"]}
+    assert VERDICT_TOOL in offered and {"Read", "Glob", "Grep"} <= offered
+    assert not offered & {"Write", "Edit", "Bash", "NotebookEdit", "WebFetch", "WebSearch"}
+    assert "VERIFIER-ROLE-PROMPT" in str(fake.requests[0]["system"])
+    (invalid,) = tool_results(fake.requests[2])
+    assert invalid.get("is_error") and "summary" in result_text(invalid)
+    (accepted,) = tool_results(fake.requests[3])
+    assert not accepted.get("is_error") and "Verdict recorded" in result_text(accepted)
+    assert [t.tool for t in _events(ledger, ToolCalled)] == ["Glob", VERDICT_TOOL, VERDICT_TOOL]
+    (ended,) = _events(ledger, SessionEnded)
+    assert ended.role == "verifier" and ended.status == "completed" and ended.external_id
+    assert not proxy.requests
+
+
+def test_verifier_cannot_write_even_if_the_model_tries(repo: Path, ledger: Ledger, claude_code_env) -> None:
+    fake, _ = claude_code_env
+    fake.add(
+        message(tool_use("Write", {"file_path": str(repo / "README.md"), "content": "defaced\n"})),
+        message(tool_use("Bash", {"command": "echo defaced > README.md", "description": "x"})),
+        lambda body: message(tool_use(tool_named(body, "submit_verdict"), VERDICT)),
+        message(text("Done.")),
+    )
+
+    result = run_claude_code_session(make_spec("verifier", repo), ledger)
+
+    assert (repo / "README.md").read_text() == "# sample\n"
+    assert all(tool_results(body)[0].get("is_error") for body in fake.requests[1:3])
+    assert result.status == "completed" and result.submitted == VERDICT
+
+
+def test_verifier_without_a_verdict_fails(repo: Path, ledger: Ledger, claude_code_env) -> None:
+    fake, _ = claude_code_env
+    fake.add(message(text("Looks good to me, approve!")))
+
+    result = run_claude_code_session(make_spec("verifier", repo), ledger)
+
+    assert result.status == "failed" and result.submitted is None
+    assert "without submitting a verdict" in (result.reason or "")
+    (ended,) = _events(ledger, SessionEnded)
+    assert ended.status == "failed"
+
+
+def test_verifier_sessions_never_resume_the_builder(repo: Path, ledger: Ledger, claude_code_env) -> None:
+    fake, _ = claude_code_env
+    fake.add(message(text("Built.")))
+    builder = run_claude_code_session(make_spec("builder", repo), ledger)
+    fake.add(lambda body: message(tool_use(tool_named(body, "submit_verdict"), VERDICT)), message(text("Done.")))
+
+    verifier = run_claude_code_session(make_spec("verifier", repo), ledger)
+
+    assert builder.external_id and verifier.external_id and builder.external_id != verifier.external_id
+    verifier_first = fake.requests[1]
+    assert "Built." not in str(verifier_first["messages"])  # a fresh context, no builder turns
+    assert len(verifier_first["messages"]) <= 2
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+
+def test_api_error_fails_the_session(repo: Path, ledger: Ledger, claude_code_env) -> None:
+    fake, _ = claude_code_env
+    fake.handler = lambda body: Error(400, "fake says no")
+
+    result = run_claude_code_session(make_spec("verifier", repo), ledger)
+
+    assert result.status == "failed" and result.submitted is None
+    assert "fake says no" in (result.reason or "")
+    (ended,) = _events(ledger, SessionEnded)
+    assert ended.status == "failed" and "fake says no" in (ended.reason or "")
+
+
+def test_turn_limit_ends_the_session_without_success(repo: Path, ledger: Ledger, claude_code_env) -> None:
+    fake, _ = claude_code_env
+    fake.handler = lambda body: message(tool_use("Glob", {"pattern": "*"}))
+
+    result = run_claude_code_session(make_spec("builder", repo, max_turns=3), ledger)
+
+    assert result.status == "limits" and result.submitted is None
+    assert "turn limit" in (result.reason or "")
+    assert len(fake.requests) == 3
+
+
+def test_verdict_then_error_is_still_no_verdict(repo: Path, ledger: Ledger, claude_code_env) -> None:
+    fake, _ = claude_code_env
+    fake.add(lambda body: message(tool_use(tool_named(body, "submit_verdict"), VERDICT)))
+    fake.handler = lambda body: Error(400, "broken after the verdict")
+
+    result = run_claude_code_session(make_spec("verifier", repo), ledger)
+
+    assert result.status == "failed" and result.submitted is None
+
+
+def test_time_limit_stops_the_cli(repo: Path, ledger: Ledger, claude_code_env) -> None:
+    from tests.fakeapi import Delay
+
+    fake, _ = claude_code_env
+    fake.add(Delay(30, message(text("too late"))))
+
+    result = run_claude_code_session(make_spec("builder", repo, max_seconds=3), ledger)
+
+    assert result.status == "limits" and "time limit" in (result.reason or "")
+
+
+def test_exhausted_run_budget_starts_no_session(repo: Path, ledger: Ledger, claude_code_env) -> None:
+    fake, _ = claude_code_env
+    budget = RunBudget(limit_usd=1.0, spent_usd=1.0)
+
+    result = run_claude_code_session(make_spec("builder", repo, budget=budget), ledger)
+
+    assert result.status == "limits" and "run budget" in (result.reason or "")
+    assert fake.requests == []
+
+
+def test_session_cost_is_charged_to_the_run_budget(repo: Path, ledger: Ledger, claude_code_env) -> None:
+    fake, _ = claude_code_env
+    fake.add(message(text("Nothing to do."), usage={"input_tokens": 1000, "output_tokens": 100}))
+    budget = RunBudget(limit_usd=10.0)
+
+    result = run_claude_code_session(make_spec("builder", repo, budget=budget), ledger)
+
+    assert result.cost_usd > 0 and budget.spent_usd == pytest.approx(result.cost_usd)
+
+
+# -- units: policy, environment, installation ------------------------------------------------------
+
+
+def test_policy_refuses_escapes_network_and_history(tmp_path: Path) -> None:
+    root = tmp_path / "wt"
+    root.mkdir()
+    (root / "up").symlink_to(tmp_path)
+    builder, verifier = ToolPolicy(root, "builder"), ToolPolicy(root, "verifier")
+    assert builder.refusal("Write", {"file_path": str(root / "a.py")}) is None
+    assert builder.refusal("Edit", {"file_path": "pkg/a.py"}) is None
+    assert builder.refusal("Bash", {"command": "pytest -q && git status && git diff"}) is None
+    assert builder.refusal("Grep", {"pattern": "TODO", "path": "src"}) is None
+    for tool, data in [("Write", {"file_path": "../x"}), ("Write", {"file_path": "/etc/passwd"}),
+                       ("Read", {"file_path": "up/secret"}), ("Read", {"file_path": "~/.ssh/id_rsa"}),
+                       ("Edit", {"file_path": ".git/HEAD"}), ("Glob", {"pattern": "../**"}),
+                       ("Grep", {"pattern": "x", "glob": "/etc/*"}), ("WebSearch", {"query": "x"}),
+                       ("Bash", {"command": "git -C . commit -m x"}), ("Bash", {"command": "echo; git push"}),
+                       ("Agent", {"prompt": "x"})]:
+        assert builder.refusal(tool, data), (tool, data)
+    assert verifier.refusal("Read", {"file_path": "a.py"}) is None
+    assert verifier.refusal(VERDICT_TOOL, VERDICT) is None
+    for tool in ("Write", "Edit", "Bash"):
+        assert verifier.refusal(tool, {"file_path": "a.py", "command": "ls"})
+    assert builder.refusal(VERDICT_TOOL, VERDICT)  # the verdict tool is the verifier's
+
+
+def test_session_env_blanks_secrets_but_keeps_the_cli_credentials() -> None:
+    env = session_env({"AGENTFLOW_SIGNING_KEY": "k", "GITHUB_TOKEN": "t", "ANTHROPIC_API_KEY": "a",
+                       "AWS_SECRET_ACCESS_KEY": "s", "PATH": "/bin", "DISABLE_TELEMETRY": "0"})
+    assert env["AGENTFLOW_SIGNING_KEY"] == "" and env["GITHUB_TOKEN"] == ""
+    assert "ANTHROPIC_API_KEY" not in env and "AWS_SECRET_ACCESS_KEY" not in env and "PATH" not in env
+    assert env["CLAUDE_CODE_DISABLE_AUTO_MEMORY"] == "1"
+    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    assert "DISABLE_TELEMETRY" not in env  # the user's explicit choice stays
+
+
+def test_missing_extra_is_a_usage_error(repo: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "claude_agent_sdk", None)  # find_spec raises ValueError for None
+    monkeypatch.setattr(claude_code.importlib.util, "find_spec", lambda name: None)
+
+    with pytest.raises(UsageError) as caught:
+        run_claude_code_session(make_spec("builder", repo), ledger)
+
+    assert caught.value.exit_code == 2
+    assert "pip install 'agentflow[claude-code]'" in str(caught.value)
+    assert ledger.events() == []
+
+
+def test_evaluator_role_is_refused(repo: Path, ledger: Ledger) -> None:
+    with pytest.raises(UsageError, match="builder and verifier"):
+        run_claude_code_session(make_spec("evaluator", repo), ledger)
