@@ -218,7 +218,7 @@ def evaluate_gate(
     commit = repo.rev(ref)
     tree = repo.tree(commit)
     policy = SignaturePolicy.from_config(config, key)
-    base = base or (config.base if config else "main")
+    base = resolve_base(repo, base or (config.base if config else "main"))
     ctx = _Context(repo, ref, commit, tree, policy, base, NoteIndex(repo))
     if policy.required and not policy.key:
         return ctx.result(
@@ -229,6 +229,14 @@ def evaluate_gate(
             ],
         )
     return ctx.evaluate()
+
+
+def resolve_base(repo: Repo, base: str) -> str:
+    """``base`` if it names a commit, else ``origin/<base>`` if that does (CI checkouts have no local main)."""
+    for candidate in (base, f"origin/{base}"):
+        if repo.ok("rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"):
+            return candidate
+    return base
 
 
 @dataclass

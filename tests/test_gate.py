@@ -213,3 +213,17 @@ def test_merge_commit_of_an_unapproved_branch_fails_the_push_rule(repo):
     plan_branch(repo)
     git(repo, "merge", "-q", "--no-ff", "--no-verify", "-m", "merge", BRANCH)
     assert not evaluate_merge_commit(Repo(repo), "HEAD").open
+
+
+def test_base_falls_back_to_the_remote_tracking_branch(repo, tmp_path):
+    """In CI only ``origin/main`` exists; a clean rebase is still recognised."""
+    approved = plan_branch(repo)
+    add_verdict(repo, BRANCH)
+    commit_file(repo, "docs/other.md", "unrelated\n", "main moves on")
+    git(repo, "checkout", "-q", BRANCH)
+    git(repo, "rebase", "-q", "main")
+    git(repo, "update-ref", "refs/remotes/origin/main", "main")
+    git(repo, "checkout", "-q", "--detach")
+    git(repo, "branch", "-D", "main")
+    result = gate(repo, "HEAD")
+    assert result.status is GateStatus.NEEDS_REVERIFICATION and result.note_commit == approved
