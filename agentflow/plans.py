@@ -145,7 +145,7 @@ def _load_yaml(front: str, file: str) -> dict[str, Any]:
         line = f":{mark.line + 2}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
         raise PlanError(f"malformed YAML in front matter: {problem}", where=f"{file}{line}",
-                        fix="fix the YAML syntax (quote values that contain `: ` or start with a special character)",
+                        fix="fix the YAML syntax; quote values that contain `: ` or start with a special character",
                         ) from None
     if data is None:
         data = {}
