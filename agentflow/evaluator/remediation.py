@@ -1,0 +1,173 @@
+"""Remediation plans: one plan file per group of high/critical findings, ready for ``agentflow build``.
+
+Findings are grouped by what fixing them means: every finding that says "events lack field F"
+(``missing_sibling_field``, ``required_field``, ``partial_field``, ``null_field``,
+``drift_field_removed``) for the same field becomes one plan "Add F to A and B"; key-segment
+findings for the same segment become "Add the CAPSULE# key segment to ..."; type findings for the
+same field become "Give F one JSON type in ...". Each plan has one acceptance criterion per affected
+event type.
+
+Plans are written as ``DIR/<id>-<slug>.md`` with the next free numeric id in DIR. A plan whose
+title already exists in DIR is not written again, so re-running ``--plan-out`` is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agentflow.errors import UsageError
+from agentflow.evaluator.analysis import Finding, severity_rank
+
+_ADD = ("missing_sibling_field", "required_field", "partial_field", "null_field", "drift_field_removed")
+_KEY = ("key_segment_missing", "key_template_inconsistent")
+_TYPE = ("type_mismatch", "drift_type_changed")
+
+
+@dataclass
+class PlanGroup:
+    action: str  # add | key | type
+    subject: str  # field leaf name or key segment
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def event_types(self) -> list[str]:
+        return sorted({f.event_type for f in self.findings})
+
+    @property
+    def severity(self) -> str:
+        return max((f.severity for f in self.findings), key=severity_rank)
+
+    @property
+    def title(self) -> str:
+        names = _join(self.event_types)
+        if self.action == "add":
+            return f"Add {self.subject} to {names}"
+        if self.action == "key":
+            return f"Add the {self.subject} key segment to {names}"
+        return f"Give {self.subject} one JSON type in {names}"
+
+
+def _join(names: list[str]) -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    if len(names) > 4:
+        return f"{', '.join(names[:3])} and {len(names) - 3} more event types"
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def group_findings(findings: list[Finding], minimum: str = "high") -> list[PlanGroup]:
+    """Groups of the findings at or above ``minimum`` (deterministic order: severity, title)."""
+    groups: dict[tuple[str, str], PlanGroup] = {}
+    for finding in findings:
+        if severity_rank(finding.severity) < severity_rank(minimum):
+            continue
+        if finding.rule in _KEY:
+            segment = str(finding.evidence.get("segment") or finding.field or "key")
+            key = ("key", segment)
+        elif finding.rule in _TYPE:
+            key = ("type", (finding.field or "").rsplit(".", 1)[-1])
+        else:
+            key = ("add", (finding.field or "").rsplit(".", 1)[-1])
+        groups.setdefault(key, PlanGroup(*key)).findings.append(finding)
+    return sorted(groups.values(), key=lambda g: (-severity_rank(g.severity), g.title))
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:50].rstrip("-") or "plan"
+
+
+def _existing(directory: Path) -> tuple[int, set[str]]:
+    """The largest numeric plan id and the titles of the plans in ``directory``."""
+    largest, titles = 0, set()
+    for path in sorted(directory.glob("*.md")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        front = text.split("\n---", 1)[0] if text.startswith("---") else ""
+        ident = re.search(r"^id:\s*['\"]?(\d+)['\"]?\s*$", front, re.M)
+        number = ident.group(1) if ident else (re.match(r"(\d+)-", path.name) or [None, None])[1]
+        if number:
+            largest = max(largest, int(number))
+        title = re.search(r"^title:\s*(.+?)\s*$", front, re.M)
+        if title:
+            titles.add(title.group(1).strip("'\""))
+    return largest, titles
+
+
+def _criterion(group: PlanGroup, event_type: str, logs: list[str]) -> str:
+    where = " ".join(logs) if logs else "<logs>"
+    if group.action == "add":
+        return (f"every {event_type} event carries a non-null `{group.subject}` (a test that builds the event "
+                f"and checks the field), and `agentflow evaluate {where}` on new logs reports no "
+                f"`{group.subject}` finding for {event_type}")
+    if group.action == "key":
+        return (f"the keys written for {event_type} contain the `{group.subject}` segment like its siblings' "
+                f"(a test on the generated key)")
+    return f"`{group.subject}` has a single JSON type in every {event_type} event (a serialisation test)"
+
+
+def render_plan(group: PlanGroup, plan_id: int, logs: list[str]) -> str:
+    hours = 2 * len(group.event_types) + 2
+    lines = [
+        "---",
+        f"id: {plan_id}",
+        f"title: {json.dumps(group.title)}",
+        "status: ready",
+        "patterns: []",
+        f"estimate: {hours}h",
+        "---",
+        "## Context",
+        "",
+        f"`agentflow evaluate` found {len(group.findings)} {group.severity}-severity finding(s) in "
+        f"{', '.join(logs) or 'the event logs'}:",
+        "",
+    ]
+    for f in group.findings:
+        samples = f.evidence.get("sample_lines") or f.evidence.get("sample_lines_missing") or []
+        sample_text = f" (e.g. {', '.join(map(str, samples[:3]))})" if isinstance(samples, list) and samples else ""
+        lines.append(f"- {f.id} [{f.severity}] {f.rule}: {f.message}{sample_text}")
+    lines += ["", "## Requirements", ""]
+    for number, event_type in enumerate(group.event_types, start=1):
+        if group.action == "add":
+            lines.append(f"{number}. Every {event_type} event MUST carry `{group.subject}`, set from the same "
+                         f"source as its sibling events.")
+        elif group.action == "key":
+            lines.append(f"{number}. Keys written for {event_type} MUST include the `{group.subject}` segment.")
+        else:
+            lines.append(f"{number}. `{group.subject}` in {event_type} events MUST always have one JSON type.")
+    lines += ["", "## Acceptance criteria", ""]
+    for number, event_type in enumerate(group.event_types, start=1):
+        lines.append(f"- AC{number}: {_criterion(group, event_type, logs)}.")
+    return "\n".join(lines) + "\n"
+
+
+def write_plans(findings: list[Finding], directory: Path, logs: list[str], minimum: str = "high") -> list[Path]:
+    """Write one plan per finding group into ``directory``; returns the paths written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        largest, titles = _existing(directory)
+    except OSError as exc:
+        raise UsageError(f"cannot use the plan folder: {exc.strerror}", where=directory) from None
+    written: list[Path] = []
+    for group in group_findings(findings, minimum):
+        if group.title in titles:
+            continue
+        largest += 1
+        path = directory / f"{largest}-{_slug(group.title)}.md"
+        text = render_plan(group, largest, logs)
+        _validate(text, path)
+        path.write_text(text, encoding="utf-8")
+        titles.add(group.title)
+        written.append(path)
+    return written
+
+
+def _validate(text: str, path: Path) -> None:
+    """Check the plan with the plan parser when it is available (it is the contract)."""
+    try:
+        from agentflow.plans import parse_plan
+    except ImportError:  # pragma: no cover - the plans module ships with agentflow
+        return
+    parse_plan(text, path)

@@ -1,0 +1,102 @@
+"""Rendering an analysis as text, JSON (the contract) or Markdown."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agentflow.evaluator.analysis import Analysis, severity_rank
+
+FORMATS = ("text", "json", "md")
+MAX_ERRORS_SHOWN = 20
+
+
+def render(analysis: Analysis, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(analysis.to_json(), indent=2, default=str)
+    if fmt == "md":
+        return render_markdown(analysis)
+    return render_text(analysis)
+
+
+def _evidence_text(evidence: dict[str, Any]) -> str:
+    parts = []
+    for key, value in evidence.items():
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value[:5]) + (" ..." if len(value) > 5 else "")
+        elif isinstance(value, dict):
+            value = json.dumps(value, default=str)
+        parts.append(f"{key}: {value}")
+    return "; ".join(parts)
+
+
+def summary_line(analysis: Analysis) -> str:
+    counts: dict[str, int] = {}
+    for finding in analysis.findings:
+        counts[finding.severity] = counts.get(finding.severity, 0) + 1
+    by_severity = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda i: -severity_rank(i[0])))
+    return (
+        f"{analysis.events} events, {len(analysis.types)} types, {analysis.bad_lines} bad lines, "
+        f"{len(analysis.findings)} findings" + (f" ({by_severity})" if by_severity else "")
+    )
+
+
+def render_text(analysis: Analysis) -> str:
+    lines = [summary_line(analysis), ""]
+    lines.append("Event types:")
+    for schema in analysis.types:
+        lines.append(f"  {schema.name}: {schema.count} events, {len(schema.fields)} fields")
+        for path, counts in schema.key_templates.items():
+            for template, n in sorted(counts.items(), key=lambda i: -i[1])[:3]:
+                lines.append(f"    key {path}: {template} ({n})")
+    if analysis.findings:
+        lines += ["", "Findings:"]
+        for f in analysis.findings:
+            lines.append(f"  {f.id} [{f.severity}] {f.rule}: {f.message}")
+            lines.append(f"      {_evidence_text(f.evidence)}")
+    else:
+        lines += ["", "No findings."]
+    lines += _errors_text(analysis)
+    return "\n".join(lines) + "\n"
+
+
+def _errors_text(analysis: Analysis) -> list[str]:
+    out: list[str] = []
+    if analysis.unanalysed:
+        out += ["", f"{analysis.unanalysed} events not analysed: too many distinct shapes (see docs/evaluator.md)"]
+    if analysis.bad_lines:
+        out += ["", f"Bad lines ({analysis.bad_lines}):"]
+        for error in analysis.errors[:MAX_ERRORS_SHOWN]:
+            out.append(f"  {error.file}:{error.line}: {error.message}")
+        hidden = analysis.bad_lines - min(len(analysis.errors), MAX_ERRORS_SHOWN)
+        if hidden > 0:
+            out.append(f"  ... and {hidden} more (use --format json for the list)")
+    return out
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(analysis: Analysis) -> str:
+    lines = ["# Event-log evaluation", "", summary_line(analysis), ""]
+    lines += ["## Findings", ""]
+    if analysis.findings:
+        lines += ["| id | severity | rule | event type | field | message |", "|---|---|---|---|---|---|"]
+        for f in analysis.findings:
+            lines.append(
+                f"| {f.id} | {f.severity} | {f.rule} | {_cell(f.event_type)} | {_cell(f.field or '')} | "
+                f"{_cell(f.message)} |"
+            )
+    else:
+        lines.append("No findings.")
+    lines += ["", "## Event types", "", "| type | events | fields | key templates |", "|---|---|---|---|"]
+    for schema in analysis.types:
+        templates = "; ".join(
+            f"`{path}`: `{t}`" for path, counts in schema.key_templates.items() for t in list(counts)[:3]
+        )
+        lines.append(f"| {_cell(schema.name)} | {schema.count} | {len(schema.fields)} | {_cell(templates)} |")
+    if analysis.bad_lines:
+        lines += ["", f"## Bad lines ({analysis.bad_lines})", ""]
+        lines += [f"- `{e.file}:{e.line}`: {_cell(e.message)}" for e in analysis.errors[:MAX_ERRORS_SHOWN]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,108 @@
+"""``agentflow evaluate`` as a domain function: analyse, compare, write plans, record, decide the exit code.
+
+The CLI only parses options, calls ``run_evaluation`` and prints what it returns.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agentflow.errors import UsageError
+from agentflow.evaluator.analysis import SEVERITIES, Analysis, severity_rank
+
+FAIL_ON = ("none", *SEVERITIES[1:])  # low | medium | high | critical (info never fails)
+
+
+@dataclass
+class EvaluationRequest:
+    logs: list[Path]
+    root: Path
+    type_field: str | None = None
+    baseline: Path | None = None
+    save_baseline: Path | None = None
+    plan_out: Path | None = None
+    fail_on: str = "high"
+    record: bool = True
+    workers: int | None = None
+
+
+@dataclass
+class EvaluationResult:
+    analysis: Analysis
+    logs: list[Path]
+    plans: list[Path] = field(default_factory=list)
+    recorded: bool = False
+    exit_code: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_logs(logs: list[Path], root: Path, configured: list[str]) -> list[Path]:
+    """The logs named on the command line, else ``events.paths`` from the config (globs allowed)."""
+    if logs:
+        return logs
+    found: list[Path] = []
+    for pattern in configured:
+        base = pattern if Path(pattern).is_absolute() else str(root / pattern)
+        matches = sorted(glob.glob(base, recursive=True))
+        found += [Path(m) for m in matches] if glob.has_magic(pattern) else [Path(base)]
+    if not found:
+        raise UsageError(
+            "no event logs to evaluate",
+            fix="name them (`agentflow evaluate events.jsonl`) or set events.paths in agentflow.yaml",
+        )
+    return found
+
+
+def threshold_reached(analysis: Analysis, fail_on: str) -> bool:
+    if fail_on not in FAIL_ON:
+        raise UsageError(f"--fail-on {fail_on!r} is not one of {', '.join(FAIL_ON)}", fix="e.g. --fail-on high")
+    if fail_on == "none":
+        return False
+    return any(severity_rank(f.severity) >= severity_rank(fail_on) for f in analysis.findings)
+
+
+def run_evaluation(request: EvaluationRequest, events_config: object) -> EvaluationResult:
+    """Analyse the logs with the rules of ``events_config`` (``config.Events``) and act on the result."""
+    from agentflow.evaluator import evaluate
+    from agentflow.evaluator.baseline import load_baseline, save_baseline
+    from agentflow.evaluator.rules import RuleConfig
+
+    if request.fail_on not in FAIL_ON:
+        raise UsageError(f"--fail-on {request.fail_on!r} is not one of {', '.join(FAIL_ON)}", fix="e.g. --fail-on high")
+    logs = resolve_logs(request.logs, request.root, list(getattr(events_config, "paths", [])))
+    baseline = load_baseline(request.baseline) if request.baseline else None
+    type_field = request.type_field or getattr(events_config, "type_field", None)
+    analysis = evaluate(
+        logs,
+        rules=RuleConfig.from_events(events_config),
+        type_field=type_field,
+        baseline=baseline,
+        baseline_source=str(request.baseline) if request.baseline else "baseline",
+        workers=request.workers,
+    )
+    result = EvaluationResult(analysis, logs)
+    if request.save_baseline:
+        save_baseline(analysis, request.save_baseline)
+        result.notes.append(f"saved the baseline to {request.save_baseline}")
+    if request.plan_out:
+        from agentflow.evaluator.remediation import write_plans
+
+        result.plans = write_plans(analysis.findings, request.plan_out, [str(p) for p in logs])
+    if request.record:
+        record(request.root, analysis, logs)
+        result.recorded = True
+    result.exit_code = 1 if threshold_reached(analysis, request.fail_on) else 0
+    return result
+
+
+def record(root: Path, analysis: Analysis, logs: list[Path]) -> None:
+    """Append the findings to the ledger; the latest record is the open set (Ledger.open_findings)."""
+    from agentflow.events import FindingsRecorded
+    from agentflow.ledger import Ledger
+
+    with Ledger.open(root) as ledger:
+        ledger.append(FindingsRecorded(
+            source="evaluator", logs=[str(p) for p in logs], findings=[f.to_json() for f in analysis.findings]
+        ))
