@@ -666,7 +666,7 @@ def _submitted_verdict(events: list[Event], session: SessionEnded) -> dict[str, 
     found = None
     for event in events:
         if isinstance(event, ToolCalled) and event.session_id == session.session_id:
-            if event.tool == "submit_verdict" and not event.is_error:
+            if event.tool.endswith("submit_verdict") and not event.is_error:  # claude-code: mcp__..__
                 found = dict(event.input)
     return found
 
@@ -737,9 +737,9 @@ class BuildDriver:
     def commit(self, n: int, builder: SessionEnded) -> None:
         run = self.run
         before = self.head()
+        # The builder's summary stays in the ledger, not in the commit message: the verifier can read
+        # `git log`, and it must never see the builder's self-assessment.
         message = f"agentflow: {self.plan.title} (cycle {n})"
-        if builder.summary:
-            message += f"\n\n{builder.summary.strip()[:4000]}"
         if builder.status == "limits":
             message += f"\n\nThe builder session stopped early: {builder.reason}"
         commit = self.worktree_repo.commit_all(

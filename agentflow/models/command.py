@@ -1,0 +1,129 @@
+"""The ``command`` backend: an external coding agent CLI as the builder.
+
+Any program that takes a prompt file and edits a directory can build: agentflow writes the
+rendered prompt (system part, then the task) to a file outside the worktree, runs the configured
+``command`` through the shell with ``{prompt_file}`` replaced by that file's quoted path, in the
+worktree, with a timeout and a scrubbed environment, and then commits whatever changed and
+verifies it like any other build. The agent's own output tail is the session's summary.
+
+The environment has no secrets (``redact.scrubbed_env``). An agent that needs a key of its own gets
+it only when named explicitly in ``AGENTFLOW_COMMAND_PASS_ENV`` (comma-separated variable names):
+explicit over clever, and nothing leaks by accident.
+
+Only the builder can be a command: a verifier must submit a structured verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agentflow.errors import UsageError
+from agentflow.events import SessionEnded, SessionStarted, ToolCalled, Usage, new_id
+from agentflow.redact import redact, scrubbed_env
+
+if TYPE_CHECKING:
+    from agentflow.ledger import Ledger
+    from agentflow.session import ProgressFn, SessionResult, SessionSpec
+
+PASS_ENV = "AGENTFLOW_COMMAND_PASS_ENV"
+TAIL_CHARS = 4000
+
+
+def command_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The scrubbed environment plus the variables ``AGENTFLOW_COMMAND_PASS_ENV`` names."""
+    environ = dict(os.environ if environ is None else environ)
+    env = scrubbed_env(environ)
+    for name in filter(None, (n.strip() for n in environ.get(PASS_ENV, "").split(","))):
+        if name in environ:
+            env[name] = environ[name]
+    return env
+
+
+def build_command(template: str, prompt_file: Path) -> str:
+    if "{prompt_file}" not in template:
+        raise UsageError("the command has no {prompt_file} placeholder", where=f"command: {template}",
+                         fix="e.g. `my-agent --prompt-file {prompt_file}`")
+    return template.replace("{prompt_file}", shlex.quote(str(prompt_file)))
+
+
+def _run(command: str, cwd: Path, timeout: float, env: dict[str, str]) -> tuple[int | None, str]:
+    """Exit code (None on timeout) and combined output; a timeout kills the whole process group."""
+    proc = subprocess.Popen(  # noqa: S602 - the configured command is a shell command by contract
+        command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out.decode("utf-8", errors="replace")
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return None, out.decode("utf-8", errors="replace")
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+
+
+def run_command_session(spec: SessionSpec, ledger: Ledger, on_progress: ProgressFn | None = None) -> SessionResult:
+    """Run the external builder once; ``completed`` when it exits 0, ``limits`` on timeout, else ``failed``."""
+    from agentflow.session import SessionResult
+
+    if spec.role != "builder":
+        raise UsageError(f"the command backend can only run the builder, not the {spec.role}",
+                         fix=f"set models.{spec.role}.backend to anthropic, scripted or claude-code")
+    template = spec.role_cfg.command if spec.role_cfg is not None else None
+    if not template:
+        raise UsageError("the command backend needs a command", where="agentflow.yaml",
+                         fix="set models.builder.command, e.g. 'my-agent --prompt-file {prompt_file}'")
+    session_id = new_id("s")
+    name = template.split()[0]
+    ledger.append(SessionStarted(run_id=spec.run_id, session_id=session_id, role="builder", cycle=spec.cycle,
+                                 backend="command", model=name))
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="agentflow-prompt-") as folder:
+        prompt_file = Path(folder) / "prompt.md"
+        prompt_file.write_text(f"{spec.system.strip()}\n\n{spec.prompt}", encoding="utf-8")
+        command = build_command(template, prompt_file)
+        if on_progress is not None:
+            on_progress({"role": "builder", "cycle": spec.cycle, "turn": 1, "tokens": 0, "cost_usd": 0.0,
+                         "elapsed_s": 0.0, "tool": name})
+        try:
+            exit_code, output = _run(command, spec.root, spec.limits.max_seconds, command_env())
+        except KeyboardInterrupt:
+            _end(ledger, spec, session_id, "interrupted", "interrupted by the user", None)
+            raise
+    seconds = round(time.monotonic() - started, 3)
+    tail = redact(output[-TAIL_CHARS:])
+    ledger.append(ToolCalled(run_id=spec.run_id, session_id=session_id, turn=1, tool="command",
+                             input={"command": template}, is_error=exit_code != 0, output_chars=len(output),
+                             duration_s=seconds))
+    ledger.save_transcript(session_id, "builder", spec.run_id, [
+        {"role": "user", "content": [{"type": "text", "text": prompt_file.name + ": " + spec.prompt}]},
+        {"role": "command", "command": template, "exit_code": exit_code, "output_tail": tail},
+    ])
+    if exit_code is None:
+        status, reason = "limits", f"the command timed out after {spec.limits.max_seconds:g}s"
+    elif exit_code != 0:
+        last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
+        status, reason = "failed", f"the command exited with {exit_code}: {last}"
+    else:
+        status, reason = "completed", None
+    summary = tail.strip()[-1000:] or None
+    _end(ledger, spec, session_id, status, reason, summary)
+    return SessionResult(session_id=session_id, role="builder", status=status, reason=reason, turns=1,
+                         usage=Usage(), cost_usd=0.0,
+                         submitted={"summary": summary or ""} if status == "completed" else None)
+
+
+def _end(ledger: Ledger, spec: SessionSpec, session_id: str, status: str, reason: str | None,
+         summary: str | None) -> None:
+    ledger.append(SessionEnded(run_id=spec.run_id, session_id=session_id, role="builder", cycle=spec.cycle,
+                               status=status, reason=reason, turns=1, summary=summary))  # type: ignore[arg-type]
