@@ -16,6 +16,7 @@ The gate recomputes everything from git and never trusts a note because of where
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -544,3 +545,30 @@ def step_summary(result: GateResult) -> str:
             f"| {'yes: ' + (note.reason or '') if note.override else 'no'} |",
         ]
     return "\n".join(lines) + "\n"
+
+
+_CODE_QUALITY_SEVERITY = {"critical": "critical", "high": "major", "medium": "minor", "low": "minor", "info": "info"}
+
+
+def render_codequality(result: GateResult) -> str:
+    """A GitLab code-quality report (Code Climate JSON): the closed gate, and the deciding verdict's findings."""
+    issues: list[dict[str, Any]] = []
+
+    def issue(check: str, description: str, severity: str, path: str = ".", line: int = 1) -> None:
+        fingerprint = hashlib.sha256(f"{check}\0{path}\0{line}\0{description}".encode()).hexdigest()
+        issues.append({
+            "type": "issue", "check_name": check, "description": description, "severity": severity,
+            "fingerprint": fingerprint, "location": {"path": path, "lines": {"begin": line}},
+        })
+
+    if not result.open:
+        issue(f"agentflow-gate-{result.status.value}", "; ".join([result.headline(), *result.reasons]), "blocker")
+    for finding in result.note.findings if result.note and not result.open else []:
+        issue(
+            f"agentflow-{finding.get('pattern') or 'finding'}",
+            f"{finding.get('id', '?')}: {finding.get('message', '')}",
+            _CODE_QUALITY_SEVERITY.get(str(finding.get("severity")), "info"),
+            str(finding.get("file") or "."),
+            int(finding.get("line") or 1),
+        )
+    return json.dumps(issues, indent=2)

@@ -114,3 +114,19 @@ def test_approve_override_with_required_signature_and_no_key_is_a_usage_error(re
     (repo / "agentflow.yaml").write_text("gate:\n  require_signature: true\n")
     result = cli("approve", "--override", "--reason", "ok")
     assert result.exit_code == 2 and "AGENTFLOW_SIGNING_KEY" in result.output
+
+
+def test_gate_codequality_report_lists_the_closed_gate_and_findings(repo, cli):
+    plan_branch(repo)
+    finding = {"id": "F1", "severity": "high", "file": "src/app.py", "line": 3, "message": "capsule_id missing",
+               "pattern": "capsule-isolation"}
+    add_verdict(repo, BRANCH, "changes_requested", findings=[finding])
+    result = cli("gate", BRANCH, "--format", "codequality")
+    assert result.exit_code == 1
+    issues = json.loads(result.output)
+    assert issues[0]["severity"] == "blocker" and "not approved" in issues[0]["description"]
+    assert issues[1]["location"] == {"path": "src/app.py", "lines": {"begin": 3}}
+    assert issues[1]["severity"] == "major" and len({i["fingerprint"] for i in issues}) == 2
+    add_verdict(repo, BRANCH)
+    result = cli("gate", BRANCH, "--format", "codequality")
+    assert result.exit_code == 0 and json.loads(result.output) == []

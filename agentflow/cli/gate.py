@@ -16,6 +16,7 @@ class GateFormat(StrEnum):
     text = "text"
     json = "json"
     github = "github"
+    codequality = "codequality"
 
 
 def gate(
@@ -24,7 +25,10 @@ def gate(
         str | None,
         typer.Option("--base", help="Base branch, to recognise a clean rebase (default: config base)."),
     ] = None,
-    fmt: Annotated[GateFormat, typer.Option("--format", help="text, json, or github (annotations + step summary).")] = GateFormat.text,
+    fmt: Annotated[
+        GateFormat,
+        typer.Option("--format", help="text, json, github (annotations + step summary), codequality (GitLab report)."),
+    ] = GateFormat.text,
 ) -> None:
     """Exit 0 only if REF carries an approval bound to exactly its content; otherwise exit 1 and say why.
 
@@ -39,13 +43,24 @@ def gate(
       agentflow gate agentflow/348-capsule-isolation --base main
 
       agentflow gate HEAD --format github
+
+      agentflow gate HEAD --format codequality > gl-code-quality-report.json
     """
-    from agentflow.gate import evaluate_gate, render_github, render_json, render_text, step_summary
+    from agentflow.gate import (
+        evaluate_gate,
+        render_codequality,
+        render_github,
+        render_json,
+        render_text,
+        step_summary,
+    )
 
     repo = _common.repo()
     result = evaluate_gate(repo, ref, base=base, config=_common.config(repo.root))
     if fmt is GateFormat.json:
         _common.out(render_json(result))
+    elif fmt is GateFormat.codequality:
+        _common.out(render_codequality(result))
     elif fmt is GateFormat.github:
         _common.out(render_github(result))
         _common.out(render_text(result))
