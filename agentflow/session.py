@@ -40,6 +40,7 @@ NUDGE = ("You replied without calling a tool. Continue the work with the tools; 
          "call {terminal} (the session only ends through it).")
 NO_TERMINAL_REASON = "ended without finish/submit_verdict"
 MAX_EVENT_STRING = 2_000
+TERMINAL_TOOLS = frozenset({"finish", "submit_verdict"})  # recorded whole: orchestration reads them back
 
 
 class LimitsExceeded(Exception):
@@ -233,7 +234,7 @@ class _Session:
     def record_tool(self, tool: str, input: dict[str, Any], is_error: bool, chars: int, seconds: float) -> None:
         self.ledger.append(ToolCalled(
             run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns, tool=tool,
-            input=_shorten(input), is_error=is_error, output_chars=chars, duration_s=round(seconds, 3),
+            input=input if tool in TERMINAL_TOOLS else _shorten(input), is_error=is_error, output_chars=chars, duration_s=round(seconds, 3),
         ))
         self.progress(tool=tool)
 

@@ -164,6 +164,18 @@ def sse_body(msg: dict[str, Any]) -> bytes:
 # -- the server ----------------------------------------------------------------------------------
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (timeouts, dropped connections) is expected here, not an error."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
+
 class FakeAnthropic:
     """The fake server's state: the reply queue and everything it received."""
 
@@ -174,7 +186,7 @@ class FakeAnthropic:
         self.requests: list[dict[str, Any]] = []  # JSON bodies of POST /v1/messages, in order
         self.headers: list[dict[str, str]] = []  # their headers (lower-case names)
         self.paths: list[str] = []  # every path requested, any method
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         daemon=True)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fakeapi import TEST_API_KEY, Delay, Drop, Error, FakeAnthropic, Raw, fake_anthropic, message, text, tool_use
+from tests.fakeapi import TEST_API_KEY, Delay, Drop, Error, FakeAnthropic, Raw, fake_anthropic, message, text, tool_use
 
 from agentflow.errors import UsageError
 from agentflow.ledger import Ledger

@@ -200,6 +200,13 @@ def test_long_tool_inputs_are_shortened_in_events(repo: Path) -> None:
     assert (repo / "big.txt").read_text() == "a" * 10_000
 
 
+def test_terminal_tool_input_is_recorded_whole(repo: Path) -> None:
+    verdict = {**VERDICT, "summary": "long " * 1000}
+    _, events = run(repo, [{"tool_calls": [{"name": "submit_verdict", "input": verdict}]}], role="verifier")
+    call = [e for e in events if isinstance(e, ToolCalled)][-1]
+    assert call.input == verdict and not call.is_error
+
+
 def test_terminal_tool_stops_the_batch(repo: Path) -> None:
     batch = {"tool_calls": [{"name": "finish", "input": {"summary": "early"}},
                             {"name": "write_file", "input": {"path": "after.txt", "content": "x"}}]}
