@@ -353,7 +353,8 @@ def load_facts(root: Path, *, from_git: bool = False) -> Facts:
 
 
 def _money(value: float) -> float:
-    return round(value, 6)
+    """Dollars to the micro-dollar: sums of float costs stop showing binary noise."""
+    return round(float(value), 6)
 
 
 def _ratio(numerator: float, denominator: float, digits: int = 4) -> float | None:

@@ -75,7 +75,7 @@ def hbar_chart(
     """Horizontal bars, one per row, each a stack of segments; the total is printed after the bar."""
     if not rows or all(sum(s.value for s in segs) == 0 for _, segs in rows):
         return _empty(width, label, empty_message)
-    label_w, value_w, row_h, bar_h = 170, 56, 26, 16
+    label_w, value_w, row_h, bar_h = 196, 56, 26, 16
     top = 26 if legend_items else 6
     height = top + row_h * len(rows) + 6
     bar_area = width - label_w - value_w
@@ -90,7 +90,7 @@ def hbar_chart(
         y = top + index * row_h
         out.append(
             f"<text x='{label_w - 8}' y='{y + bar_h - 3}' text-anchor='end' font-size='12' fill='{TEXT}'>"
-            f"<title>{escape(name)}</title>{escape(_shorten(name, 26))}</text>"
+            f"<title>{escape(name)}</title>{escape(_shorten(name, 27))}</text>"
         )
         x = float(label_w)
         for seg in segments:
