@@ -681,48 +681,49 @@ class BuildDriver:
         self.run = run
         self.plan = plan
         self.worktree_repo = Repo(run.workdir)
+        self.doing = "the start of the run"
 
     def drive(self) -> RunEnded:
-        step = "starting"
         try:
             while True:
                 progress = self.run.progress()
                 if progress.ended is not None:
                     return progress.ended
-                step = self.step(progress)
+                self.step(progress)
         except KeyboardInterrupt:
             raise RunInterrupted(
-                f"run {self.run.run_id} (plan {self.plan.id}) interrupted during {step}; the ledger has every "
-                "finished step",
+                f"run {self.run.run_id} (plan {self.plan.id}) interrupted during {self.doing}; the ledger has "
+                "every finished step",
                 fix=f"continue with `agentflow build --resume {self.run.run_id}`",
             ) from None
 
-    def step(self, progress: RunProgress) -> str:
-        """Do the next thing this run needs; returns what it did (for the interrupt message)."""
+    def step(self, progress: RunProgress) -> None:
+        """Do the next thing this run needs (``self.doing`` names it, for the interrupt message)."""
         cycle = progress.current
         n = cycle.number
         if cycle.verdict is not None:
+            self.doing = f"the decision after cycle {n}"
             self.after_verdict(progress, cycle)
-            return f"cycle {n} decision"
-        if cycle.verifier is not None and cycle.checks is not None and cycle.verifier.status != "interrupted":
+        elif cycle.verifier is not None and cycle.checks is not None and cycle.verifier.status != "interrupted":
+            self.doing = f"recording the verdict of cycle {n}"
             submitted = _submitted_verdict(progress.events, cycle.verifier) \
                 if cycle.verifier.status == "completed" else None
             self.record(n, cycle.checks, submitted, cycle.verifier.reason or cycle.verifier.status, progress)
-            return f"cycle {n} verdict"
-        if cycle.checks is not None:
+        elif cycle.checks is not None:
+            self.doing = f"the verifier session of cycle {n}"
             self.verify(n, cycle.checks, progress)
-            return f"cycle {n} verifier session"
-        if cycle.committed is not None:
+        elif cycle.committed is not None:
+            self.doing = f"the checks of cycle {n}"
             self.checks_or_stop(n, cycle.committed, progress)
-            return f"cycle {n} checks"
-        if cycle.builder is not None and cycle.builder.status in ("completed", "limits"):
+        elif cycle.builder is not None and cycle.builder.status in ("completed", "limits"):
+            self.doing = f"the commit of cycle {n}"
             self.commit(n, cycle.builder)
-            return f"cycle {n} commit"
-        if cycle.builder is not None and cycle.builder.status == "failed":
+        elif cycle.builder is not None and cycle.builder.status == "failed":
+            self.doing = f"the end of the run after cycle {n}"
             self.run.end("no_verdict", n, f"builder session failed: {cycle.builder.reason}", self.head())
-            return f"cycle {n} end"
-        self.build(n, progress)
-        return f"cycle {n} builder session"
+        else:
+            self.doing = f"the builder session of cycle {n}"
+            self.build(n, progress)
 
     def head(self) -> str:
         return self.worktree_repo.rev("HEAD")
@@ -801,6 +802,7 @@ class BuildDriver:
                          verdict.commit)
             return
         self.run.say(f"plan {self.plan.id}: cycle {n}: changes requested; reworking")
+        self.doing = f"the builder session of cycle {n + 1}"
         progress.cycles[n + 1] = CycleState(n + 1)
         self.build(n + 1, progress)
 

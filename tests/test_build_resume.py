@@ -1,0 +1,166 @@
+"""Interrupted and killed runs resume from their events without repeating finished sessions."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentflow.errors import ExitCode
+from agentflow.events import BuilderCommitted, ChecksRan, RunEnded, RunResumed, RunStarted, SessionStarted
+from agentflow.ledger import Ledger
+from agentflow.models.base import ModelRequest
+from agentflow.models.scripted import FunctionModel
+from agentflow.orchestration import BuildOptions, RunInterrupted, build
+from tests.build_helpers import builder_session, git, notes, trailers, verdict, verifier_session, write_plan, write_script
+from tests.test_build import first_prompt, run_events, sessions
+
+
+def _turn(request: ModelRequest) -> int:
+    return sum(1 for m in request.messages if m.role == "assistant")
+
+
+def interrupting(role_turns: dict[str, list[dict[str, Any] | None]]) -> BuildOptions:
+    """Models replaying ``role_turns``; a ``None`` turn raises KeyboardInterrupt (Ctrl-C mid-session)."""
+
+    def factory(role: str, cycle: int) -> FunctionModel:
+        def reply(request: ModelRequest) -> dict[str, Any]:
+            turn = role_turns[role][_turn(request)]
+            if turn is None:
+                raise KeyboardInterrupt
+            return turn
+
+        return FunctionModel(reply, name=f"fn-{role}")
+
+    return BuildOptions(models=factory)
+
+
+def test_interrupted_mid_builder_then_resumed(repo, cli):
+    write_plan(repo, checks=["test -f src/app.py"])
+    first_turn = builder_session()[0]
+    options = interrupting({"builder": [first_turn, None], "verifier": []})
+
+    with pytest.raises(RunInterrupted) as caught:
+        build(repo, ["1"], options)
+
+    assert caught.value.exit_code == ExitCode.INTERRUPTED
+    run_id = run_events(repo, RunStarted)[0].run_id
+    assert f"agentflow build --resume {run_id}" in str(caught.value)
+    assert "builder session" in str(caught.value)
+    assert sessions(repo) == [("builder", 1, "interrupted")]
+    assert run_events(repo, BuilderCommitted) == [] and run_events(repo, RunEnded) == []
+
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    result = cli("build", "--resume", run_id, "--script", str(script))
+
+    assert result.exit_code == 0, result.output
+    assert sessions(repo) == [("builder", 1, "interrupted"), ("builder", 1, "completed"),
+                              ("verifier", 1, "completed")]
+    assert len(run_events(repo, RunResumed)) == 1
+    assert len(run_events(repo, BuilderCommitted)) == 1
+    head = git(repo, "rev-parse", "agentflow/1-farewell")
+    assert trailers(repo, head)["Agentflow-Run"] == run_id
+    assert notes(repo, head)[0]["outcome"] == "approved"
+
+
+def test_interrupted_verifier_resumes_without_rerunning_builder_or_checks(repo, cli):
+    write_plan(repo, checks=["test -f src/app.py"])
+    options = interrupting({"builder": builder_session(), "verifier": [None]})
+    with pytest.raises(RunInterrupted):
+        build(repo, ["1"], options)
+    run_id = run_events(repo, RunStarted)[0].run_id
+    assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "interrupted")]
+
+    # the resumed run has a script with NO builder session: running one would fail the run
+    script = write_script(repo, {"builder": [], "verifier": [verifier_session()]})
+    result = cli("build", "--resume", run_id, "--script", str(script))
+
+    assert result.exit_code == 0, result.output
+    assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "interrupted"),
+                              ("verifier", 1, "completed")]
+    assert len(run_events(repo, BuilderCommitted)) == 1
+    assert len(run_events(repo, ChecksRan)) == 1
+    assert run_events(repo, RunEnded)[0].outcome == "approved"
+
+
+def test_resume_in_the_second_cycle_keeps_the_rework_context(repo, cli):
+    write_plan(repo)
+    rework = {"decision": "request_changes", "findings": [
+        {"id": "F7", "severity": "high", "message": "MARKER-F7 missing test"}]}
+    cycle_one = interrupting({
+        "builder": builder_session(),
+        "verifier": [{"tool_calls": [{"name": "submit_verdict", "input": verdict(**rework)}]}],
+    }).models
+    interrupted = interrupting({"builder": [None], "verifier": []}).models
+    assert cycle_one is not None and interrupted is not None
+    calls: list[tuple[str, int]] = []
+
+    def factory(role: str, cycle: int) -> FunctionModel:
+        calls.append((role, cycle))
+        return (interrupted if cycle == 2 else cycle_one)(role, cycle)
+
+    with pytest.raises(RunInterrupted):
+        build(repo, ["1"], BuildOptions(models=factory, max_cycles=3))
+    assert calls == [("builder", 1), ("verifier", 1), ("builder", 2)]
+    run_id = run_events(repo, RunStarted)[0].run_id
+
+    script = write_script(repo, {"builder": [builder_session(path="src/test_app.py", content="ok\n")],
+                                 "verifier": [verifier_session()]})
+    result = cli("build", "--resume", run_id, "--script", str(script))
+    assert result.exit_code == 0, result.output
+    assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "completed"),
+                              ("builder", 2, "interrupted"), ("builder", 2, "completed"),
+                              ("verifier", 2, "completed")]
+    assert "MARKER-F7" in first_prompt(repo, "builder", 2)
+
+
+def test_resume_refuses_finished_and_unknown_runs(repo, cli):
+    write_plan(repo)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    assert cli("build", "1", "--script", str(script)).exit_code == 0
+    run_id = run_events(repo, RunStarted)[0].run_id
+    finished = cli("build", "--resume", run_id, "--script", str(script))
+    assert finished.exit_code == 2 and "already ended (approved)" in finished.output
+    assert cli("build", "--resume", "r-nope", "--script", str(script)).exit_code == 2
+    assert cli("build", "1", "--resume", run_id).exit_code == 2
+
+
+def test_killed_process_is_resumed_to_completion(repo, cli):
+    """A real kill -9 mid-builder: the session never ended; resume re-runs only that session."""
+    write_plan(repo)
+    slow = write_script(repo, {"builder": [[{"tool_calls": [{"name": "run_command", "input": {"command": "sleep 5"}}]},
+                                            {"tool_calls": [{"name": "finish", "input": {"summary": "x"}}]}]],
+                               "verifier": [verifier_session()]}, name="slow.yaml")
+    proc = subprocess.Popen([sys.executable, "-m", "agentflow", "build", "1", "--script", str(slow)], cwd=repo,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (repo / ".agentflow/ledger.db").exists():
+                with Ledger.open(repo) as ledger:
+                    if ledger.events(kinds=["model_called"]):
+                        break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the build never reached its first model call")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    run_id = run_events(repo, RunStarted)[0].run_id
+    assert sessions(repo) == []  # the builder session never ended: it was killed
+    assert len(run_events(repo, SessionStarted)) == 1
+
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    result = cli("build", "--resume", run_id, "--script", str(script))
+
+    assert result.exit_code == 0, result.output
+    assert [(e.role, e.cycle) for e in run_events(repo, SessionStarted)] == [
+        ("builder", 1), ("builder", 1), ("verifier", 1)]
+    assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "completed")]
+    assert run_events(repo, RunEnded)[0].outcome == "approved"
