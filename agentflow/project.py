@@ -215,6 +215,21 @@ def _example_plan(root: Path, force: bool) -> Action:
     return _write(root, EXAMPLE_PLAN, EXAMPLE_PLAN_TEXT, force)
 
 
+def _config(root: Path, force: bool) -> Action:
+    """agentflow.yaml, unless pyproject.toml already configures agentflow (the YAML would silently win)."""
+    pyproject = root / "pyproject.toml"
+    if not (root / "agentflow.yaml").exists() and not force and pyproject.is_file():
+        import tomllib
+
+        try:
+            configured = "agentflow" in tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            configured = False
+        if configured:
+            return Action("agentflow.yaml", "skipped", "configured in pyproject.toml [tool.agentflow]")
+    return _write(root, "agentflow.yaml", CONFIG_TEMPLATE, force)
+
+
 def ensure_ignored(root: Path, entry: str = IGNORE_ENTRY) -> Action:
     """Append ``entry`` to ``.gitignore`` unless an equivalent line is there (idempotent)."""
     path = root / ".gitignore"
@@ -232,7 +247,7 @@ def init_project(root: Path, *, ci: str | None = None, force: bool = False) -> l
     if ci is not None and ci not in CI_PROVIDERS:
         raise UsageError(f"unknown CI provider {ci!r}", fix=f"use one of: {', '.join(CI_PROVIDERS)}")
     actions = [
-        _write(root, "agentflow.yaml", CONFIG_TEMPLATE, force),
+        _config(root, force),
         _example_plan(root, force),
         _write(root, "CLAUDE.md", CLAUDE_TEMPLATE, force),
         ensure_ignored(root),

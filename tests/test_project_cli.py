@@ -228,3 +228,25 @@ def test_every_command_help_has_examples(cli, command):
     result = cli(*command, "--help")
     assert result.exit_code == 0
     assert "Examples" in result.stdout and "agentflow " in result.stdout
+
+
+def test_init_does_not_shadow_pyproject_config(repo, cli):
+    (repo / "pyproject.toml").write_text('[tool.agentflow]\nbase = "develop"\n')
+    result = cli("init")
+    assert "skipped     agentflow.yaml  (configured in pyproject.toml [tool.agentflow])" in result.stdout
+    assert not (repo / "agentflow.yaml").exists()
+    assert load_config(repo).base == "develop"
+
+
+def test_startup_benchmark_runs_and_reports(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "startup.py"
+    out = subprocess.run([sys.executable, str(script), "--runs", "2", "--max-ratio", "1000", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["imports_anthropic"] is False
+    assert report["ratio_median"] > 0 and report["runs"] == 2
