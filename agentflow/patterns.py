@@ -224,7 +224,9 @@ def choose_patterns(patterns: list[Pattern], plan: Plan | None, token_budget: in
     skipped and smaller relevant ones may still fit.
     """
     if plan is not None and plan.patterns:
-        where = str(plan.path)
+        from agentflow.plans import display_path
+
+        where = display_path(plan.path)
         return [Selection(find_pattern(patterns, name, where=where), "named in the plan") for name in plan.patterns]
     if plan is None or not patterns:
         return []
