@@ -34,7 +34,7 @@ def _variants(name: str) -> set[str]:
 
 
 def _mentions(text: str, phrase: str) -> bool:
-    return re.search(rf"(?<![A-Za-z0-9]){re.escape(phrase)}(?![A-Za-z0-9])", text) is not None
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(phrase)}(?:e?s)?(?![A-Za-z0-9])", text) is not None
 
 
 def concerns(finding: dict[str, Any], text: str) -> bool:

@@ -6,7 +6,7 @@ Rules (``rule`` ids are part of the findings contract):
   carrying the scope field must carry each listed field. critical for isolation fields, else high.
 - ``missing_sibling_field``: among the types sharing a scope field (a configured isolation field
   such as ``tenant_id``, or a scope of ``events.required``), a field that most of them carry
-  (``SIBLING_SHARE`` of them, at least two) is missing from every event of some. critical for
+  (more than half of them, at least two) is missing from every event of some. critical for
   isolation fields (the cross-tenant leak), medium for other fields.
 - ``key_segment_missing``: ``#``-delimited keys of sibling types (same field, same first label)
   mostly carry a segment (``CAPSULE#``) that a type's key template skips. When the same type already
@@ -35,7 +35,7 @@ from fnmatch import fnmatchcase
 from agentflow.evaluator.analysis import Analysis, Finding, TypeSchema, severity_rank
 from agentflow.evaluator.keys import template_labels
 
-SIBLING_SHARE = 0.6
+SIBLING_SHARE = 0.5  # "most": strictly more than this share of the siblings
 
 
 @dataclass
@@ -178,7 +178,7 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
                 # Isolation fields compare against non-exempt siblings only.
                 siblings = [t for t in group if not (config.is_isolation(path) and config.is_exempt(t.name))]
                 carrying = [n for n in names if any(t.name == n for t in siblings)]
-                if len(carrying) < 2 or len(carrying) / len(siblings) < SIBLING_SHARE:
+                if len(carrying) < 2 or len(carrying) / len(siblings) <= SIBLING_SHARE:
                     continue
                 if any(parent in flagged for parent in _parent_paths(path)):
                     continue
@@ -267,7 +267,7 @@ def key_segments(analysis: Analysis, config: RuleConfig, findings: list[Finding]
                     label_types.setdefault(label, set()).add(schema.name)
         for schema, templates in members:
             for label, names in sorted(label_types.items()):
-                if len(names) < 2 or len(names) / len(members) < SIBLING_SHARE:
+                if len(names) < 2 or len(names) / len(members) <= SIBLING_SHARE:
                     continue
                 lacking = {t: n for t, n in templates.items() if label not in template_labels(t)}
                 if not lacking:

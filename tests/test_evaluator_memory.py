@@ -1,0 +1,44 @@
+"""Memory stays flat as the log grows: it depends on types x fields, not on the number of events."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+from agentflow.evaluator import evaluate
+from tests.evaluator_helpers import ALL_TYPES, demo_event, write_jsonl
+
+
+def _write(path: Path, n: int) -> Path:
+    # Vary the optional fields so there is more than one shape per type.
+    events = []
+    for i in range(n):
+        event = demo_event(i, ALL_TYPES[i % len(ALL_TYPES)])
+        if i % 3 == 0:
+            event["payload"]["note"] = None
+        events.append(event)
+    return write_jsonl(path, events)
+
+
+def _peak(path: Path) -> int:
+    tracemalloc.start()
+    try:
+        analysis = evaluate([path], workers=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert analysis.bad_lines == 0
+    return peak
+
+
+def test_peak_memory_does_not_grow_with_the_number_of_events(tmp_path, monkeypatch):
+    from agentflow.evaluator import reader
+
+    monkeypatch.setattr(reader, "BLOCK", 1 << 18)  # both logs span several blocks
+    small = _write(tmp_path / "small.jsonl", 10_000)
+    large = _write(tmp_path / "large.jsonl", 100_000)
+    assert large.stat().st_size > 9 * small.stat().st_size
+    peak_small, peak_large = _peak(small), _peak(large)
+    # 10x the events: a linear implementation would need ~10x the memory.
+    assert peak_large < 1.5 * peak_small, (peak_small, peak_large)
+    assert peak_large < large.stat().st_size  # never holds the whole file
