@@ -82,7 +82,10 @@ def test_builder_edits_files_in_the_worktree_and_is_recorded(repo: Path, ledger:
     assert ended.external_id == result.external_id and ended.cost_usd == pytest.approx(result.cost_usd)
     assert ended.turns == 4 and ended.usage == result.usage
     transcript = ledger.transcript(result.session_id)
-    assert transcript and "Changed greet()" in str(transcript)
+    assert transcript and all("role" in entry for entry in transcript)
+    assert any(block.get("type") == "tool_use" and block.get("name") == "Edit"
+               for entry in transcript for block in entry.get("content") or [])
+    assert "Changed greet()" in str(transcript)
     assert any(p.get("tool") == "Edit" for p in progress)
 
 

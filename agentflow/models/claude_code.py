@@ -330,7 +330,7 @@ class _ClaudeCodeSession:
     def on_message(self, message: Any) -> None:
         from claude_agent_sdk import AssistantMessage, ResultMessage, SystemMessage, UserMessage
 
-        self.transcript.append({"type": type(message).__name__, **_jsonable(message)})
+        self.transcript.append(transcript_entry(message))
         if isinstance(message, SystemMessage) and message.subtype == "init":
             self.external_id = message.data.get("session_id") or self.external_id
         elif isinstance(message, AssistantMessage):
@@ -467,10 +467,39 @@ def _tool_text(text: str, *, is_error: bool = False) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": text}], "is_error": is_error}
 
 
-def _jsonable(message: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(message) and not isinstance(message, type):
-        return dataclasses.asdict(message)
-    return {"repr": repr(message)}
+BLOCK_TYPES = {"TextBlock": "text", "ToolUseBlock": "tool_use", "ToolResultBlock": "tool_result",
+               "ThinkingBlock": "thinking"}
+ENTRY_ROLES = {"AssistantMessage": "assistant", "UserMessage": "user", "SystemMessage": "system",
+               "ResultMessage": "result"}
+
+
+def transcript_entry(message: Any) -> dict[str, Any]:
+    """An SDK message as a transcript entry in the Messages API shape the other backends save
+    (``role`` + typed ``content`` blocks), with the SDK's other fields alongside."""
+    kind = type(message).__name__
+    data = _asdict(message)
+    entry: dict[str, Any] = {"role": ENTRY_ROLES.get(kind, "event"), "sdk_type": kind}
+    content = getattr(message, "content", None)
+    if isinstance(content, list):
+        entry["content"] = [_block(block) for block in content]
+    elif isinstance(content, str):
+        entry["content"] = [{"type": "text", "text": content}]
+    elif kind == "ResultMessage":
+        entry["content"] = [{"type": "text", "text": message.result or message.subtype}]
+    elif kind == "SystemMessage":
+        entry["content"] = [{"type": "text", "text": f"[{message.subtype}]"}]
+    entry.update({k: v for k, v in data.items() if k != "content"})
+    return entry
+
+
+def _block(block: Any) -> dict[str, Any]:
+    return {"type": BLOCK_TYPES.get(type(block).__name__, type(block).__name__), **_asdict(block)}
+
+
+def _asdict(value: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return {"repr": repr(value)}
 
 
 def _one_line(text: str, limit: int = 500) -> str:
