@@ -52,6 +52,10 @@ def transcript_entries(messages: list[Any] | None) -> list[tuple[str, str]]:
             entries.append(("message", json.dumps(message, ensure_ascii=False, default=str)))
             continue
         role = str(message.get("role", "message"))
+        if "content" not in message:  # e.g. the command backend's {"role": "command", "exit_code": ...}
+            rest = {k: v for k, v in message.items() if k != "role"}
+            entries.append((role, json.dumps(rest, ensure_ascii=False, indent=2, default=str)))
+            continue
         content = message.get("content")
         blocks = content if isinstance(content, list) else [content]
         for block in blocks:

@@ -1,0 +1,122 @@
+"""``agentflow show RUN``: one run's timeline in text, Markdown and HTML, with transcripts on request."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from metrics_helpers import build_history
+
+from agentflow.ledger import Ledger
+
+
+@pytest.fixture
+def history(repo: Path) -> Path:
+    h = build_history(repo)
+    with Ledger.open(repo) as ledger:
+        builder = next(e.session_id for e in ledger.events(run_id="r-102a", kinds=["session_started"])
+                       if e.role == "builder")
+        ledger.save_transcript(builder, "builder", "r-102a", [
+            {"role": "system", "content": [{"type": "text", "text": "You are the builder."}]},
+            {"role": "user", "content": [{"type": "text", "text": "Plan 102: keep <tenant> scoping"}]},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Reading the entity"},
+                {"type": "tool_use", "id": "t1", "name": "read_file", "input": {"path": "src/entity.py"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "class Entity: ...", "is_error": False}]},
+            {"role": "command", "command": "agent run", "exit_code": 0, "output_tail": "done"},
+        ])
+    assert h.repo.root == repo
+    return repo
+
+
+def test_text_timeline(history: Path, cli) -> None:
+    result = cli("show", "r-102a")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith("run r-102a\n")
+    assert "Plan:     102 Enforce tenant scoping" in out
+    assert "Outcome:  approved: ended approved" in out
+    assert "Cycles:   2 of at most 3" in out
+    assert "Cost:     $4.60" in out  # 2.00 + 0.80 + 1.20 + 0.60
+    cycle1, cycle2 = out.split("\ncycle 1\n")[1].split("\ncycle 2\n")
+    assert "builder   completed, 3 turns, $2.00" in cycle1
+    assert "Implemented plan 102, cycle 1" in cycle1
+    assert re.search(r"commit    [0-9a-f]{10}: 1 files changed, \+1 -0", cycle1)
+    assert "checks    pass  pytest -q  (1.5s)" in cycle1
+    assert "verdict   changes_requested (decision: request_changes)" in cycle1
+    assert "AC1: unmet (tests)" in cycle1
+    assert "finding F1 high [capsule-isolation] src/app.py:3: problem" in cycle1
+    assert "finding F2 medium [capsule-isolation]" in cycle1
+    assert "verdict   approved (decision: approve)" in cycle2
+    assert re.search(r"commit    [0-9a-f]{10}: 1 files changed, \+2 -0", cycle2)
+    assert "AC1: met (tests)" in cycle2 and "finding F3 low src/app.py:3: problem" in cycle2
+    sessions = out.split("\nsessions\n")[1].splitlines()
+    assert len([s for s in sessions if s.strip()]) == 4
+    assert "builder   cycle 1  completed   3 turns  $2.00  in 1,000 / out 200 / cache r 4,000 w 500" in sessions[0]
+    assert "verifier  cycle 2  completed   3 turns  $0.60" in sessions[3]
+    assert "transcript" not in out  # only with --transcripts
+
+
+def test_transcripts_on_request(history: Path, cli) -> None:
+    out = cli("show", "r-102a", "--transcripts").stdout
+    assert out.count("\ntranscript s-") == 4
+    assert "[assistant → read_file]" in out and '"path": "src/entity.py"' in out
+    assert "[user ← result]\nclass Entity: ..." in out
+    assert '"exit_code": 0' in out
+    assert "no transcript was saved for this session" in out  # the other three sessions
+
+
+def test_markdown_timeline(history: Path, cli) -> None:
+    out = cli("show", "r-102a", "--format", "md").stdout
+    assert out.startswith("## agentflow run `r-102a`")
+    assert "| Plan | 102 Enforce tenant scoping |" in out
+    assert "### Cycle 1" in out and "### Cycle 2" in out
+    assert "| `pytest -q` | pass | 1.5 |" in out
+    assert "| F1 | high | capsule-isolation | src/app.py:3 | problem |" in out
+    assert "| AC1 | unmet | tests |" in out
+    assert re.search(r"\| `s-\d+` \| verifier \| 2 \| completed \| 3 \| .* \| \$0\.60 \|", out)
+
+
+def test_html_timeline_escapes_and_is_self_contained(history: Path, cli, tmp_path: Path) -> None:
+    out_file = tmp_path / "run.html"
+    assert cli("show", "r-102a", "--format", "html", "--transcripts", "--output", str(out_file)).exit_code == 0
+    html = out_file.read_text()
+    assert "<title>agentflow run r-102a</title>" in html
+    assert "Plan 102: keep &lt;tenant&gt; scoping" in html and "<tenant>" not in html
+    assert '<span class="badge changes_requested">changes requested</span>' in html
+    assert '<td class="sev-high">high</td>' in html
+    assert html.count("<summary>Transcript ") == 4
+    assert not re.search(r"<script|<link|src=|url\(", html)
+
+
+def test_run_prefix_and_overrides(history: Path, cli) -> None:
+    out = cli("show", "r-103").stdout
+    assert out.startswith("run r-103a\n")
+    assert "Outcome:  capped: ended capped" in out
+    assert "override  approved at 2026-11-21T14:00:00+00:00: hotfix" in out
+    assert out.count("verdict   changes_requested") == 3
+
+
+def test_no_verdict_run(history: Path, cli) -> None:
+    out = cli("show", "r-104a").stdout
+    assert "verdict   no_verdict (decision: —)" in out
+    assert "verifier  failed, 3 turns, $0.10" in out
+
+
+@pytest.mark.parametrize("ref", ["r-999", "r-10"])
+def test_unknown_or_ambiguous_run_exits_2(history: Path, cli, ref: str) -> None:
+    result = cli("show", ref)
+    assert result.exit_code == 2
+    if ref == "r-999":
+        assert "no run 'r-999' in the ledger" in result.output and "agentflow log" in result.output
+    else:
+        assert "ambiguous" in result.output and "r-100a" in result.output
+
+
+def test_show_without_a_ledger(repo: Path, cli) -> None:
+    result = cli("show", "r-1")
+    assert result.exit_code == 2
+    assert "agentflow log" in result.output
+    assert not (repo / ".agentflow").exists()
