@@ -253,7 +253,7 @@ def test_time_limit_stops_the_cli(repo: Path, ledger: Ledger, claude_code_env) -
     fake, _ = claude_code_env
     fake.add(Delay(30, message(text("too late"))))
 
-    result = run_claude_code_session(make_spec("builder", repo, max_seconds=3), ledger)
+    result = run_claude_code_session(make_spec("builder", repo, max_seconds=2), ledger)
 
     assert result.status == "limits" and "time limit" in (result.reason or "")
 

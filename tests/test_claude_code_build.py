@@ -57,6 +57,27 @@ def test_claude_code_builder_with_a_scripted_verifier(repo: Path, cli, claude_co
     assert not proxy.requests
 
 
+def test_claude_code_builder_with_an_anthropic_api_verifier(repo: Path, cli, claude_code_env) -> None:
+    fake, proxy = claude_code_env
+    write_plan(repo)
+    _config(repo, {"builder": {"backend": "claude-code", "model": "claude-sonnet-5-5"},
+                   "verifier": {"backend": "anthropic", "model": "claude-sonnet-5-5"}})
+    fake.add(*_builder_replies(),
+             message(tool_use("read_file", {"path": "src/app.py"})),
+             message(tool_use("submit_verdict", verdict())))
+
+    result = cli("build", "1")
+
+    assert result.exit_code == 0, result.output
+    verifier_tools = {t["name"] for t in fake.requests[2]["tools"]}
+    assert "submit_verdict" in verifier_tools and "Write" not in verifier_tools  # agentflow's own toolbox
+    started = {e.role: e.backend for e in _events(repo, SessionStarted)}
+    assert started == {"builder": "claude-code", "verifier": "anthropic"}
+    [run_end] = _events(repo, RunEnded)
+    assert run_end.outcome == "approved"
+    assert not proxy.requests
+
+
 def test_all_claude_code_team_with_the_backend_flag(repo: Path, cli, claude_code_env) -> None:
     fake, proxy = claude_code_env
     write_plan(repo)
