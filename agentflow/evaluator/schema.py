@@ -169,6 +169,7 @@ class Aggregator:
         """Parse and aggregate JSON Lines; ``first_line`` is the line number of ``lines[0]``."""
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         shapes, classify = self.shapes, self.classify
+        plain = self.type_field is None
         line, analysed = first_line - 1, 0
         for raw in lines:
             line += 1
@@ -181,10 +182,18 @@ class Aggregator:
             if type(event) is not dict:
                 self.bad(file_index, line, f"not a JSON object (a JSON {JSON_TYPES.get(type(event), 'value')})")
                 continue
-            event_type, payload = classify(event)
-            if type(event_type) is not str or not event_type:
+            # Fast path for the common plain envelope; classify() handles the others.
+            event_type = event.get("type") if plain else None
+            if event_type is None or "detail-type" in event or "specversion" in event:
+                event_type, payload = classify(event)
+                if type(event_type) is not str or not event_type:
+                    self.bad(file_index, line, "no event type (looked for " + self.type_description() + ")")
+                    continue
+            elif type(event_type) is not str or not event_type:
                 self.bad(file_index, line, "no event type (looked for " + self.type_description() + ")")
                 continue
+            else:
+                payload = event
             analysed += 1
             types = tuple(map(type, payload.values()))
             if dict in types:

@@ -1,0 +1,213 @@
+"""Benchmark of ``agentflow evaluate``: events/s, MB/s and peak memory on a generated log.
+
+Generates a realistic JSON Lines log (default 1,000,000 events, 10 event types, nested objects,
+about 250 bytes per event; two types lack ``capsule_id`` and their keys skip ``CAPSULE#``) and
+measures, each in a fresh process so peak memory is per approach:
+
+- ``floor``: reading the file's lines without parsing (blocks split on newlines);
+- ``json.loads``: a plain ``json.loads`` loop over the lines (reference);
+- ``orjson.loads``: an ``orjson.loads`` loop, the parser the evaluator uses (ceiling of any
+  approach that builds Python objects);
+- ``orjson.loads x2``: two processes each parsing half (the parse ceiling of this machine's cores);
+- ``evaluator (1 process)`` and ``evaluator (N processes)``: the full analysis with findings.
+
+Usage::
+
+    python benchmarks/evaluate_bench.py                 # 1M events, Markdown table
+    python benchmarks/evaluate_bench.py --events 200000 --json
+    python benchmarks/evaluate_bench.py --log my.jsonl  # measure an existing log
+
+Exit code 1 when the evaluator misses the target (>= 1,000,000 events/s, peak < 200 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_EVENTS_PER_S = 1_000_000
+TARGET_PEAK_MB = 200
+TYPES = [
+    "AccountCreated", "AccountUpdated", "UserInvited", "CapsuleCreated", "PolicyAttached",
+    "SessionStarted", "AuditExported", "TenantCreated", "RoleAssignmentCreated", "SecurityGroupUpdated",
+]
+LEAKY = {"RoleAssignmentCreated", "SecurityGroupUpdated", "TenantCreated"}
+
+
+def generate(path: Path, n: int) -> None:
+    import orjson
+
+    with path.open("wb") as out:
+        buffer = []
+        for i in range(n):
+            event_type = TYPES[i % len(TYPES)]
+            tenant, capsule, label = f"t{i % 97}", f"c{i % 13}", event_type[:4].upper()
+            event: dict = {"type": event_type, "id": f"e{i}", "ts": 1764201600 + i, "tenant_id": tenant}
+            if event_type in LEAKY:
+                event["pk"] = f"TENANT#{tenant}#{label}#{i}"
+            else:
+                event["capsule_id"] = capsule
+                event["pk"] = f"TENANT#{tenant}#CAPSULE#{capsule}#{label}#{i}"
+            event["actor"] = {"id": f"u{i % 1000}", "role": "admin" if i % 7 else "user"}
+            event["payload"] = {"name": f"n{i}", "amount": (i % 100) * 1.5, "enabled": bool(i % 2),
+                                "tags": ["a", "b"], "meta": {"source": "api", "v": 3}}
+            if i % 50 == 0:
+                event["payload"]["note"] = None
+            buffer.append(orjson.dumps(event))
+            if len(buffer) == 10_000:
+                out.write(b"\n".join(buffer) + b"\n")
+                buffer.clear()
+        if buffer:
+            out.write(b"\n".join(buffer) + b"\n")
+
+
+# -- measurements (each runs in its own process) ---------------------------------------------------
+
+
+def _blocks(path: str, start: int = 0, end: int | None = None):
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        remaining = (end if end is not None else os.path.getsize(path)) - start
+        rest = b""
+        while remaining > 0:
+            block = handle.read(min(4 << 20, remaining))
+            if not block:
+                break
+            remaining -= len(block)
+            data = rest + block
+            cut = data.rfind(b"\n")
+            rest = data[cut + 1:]
+            yield data[:cut].split(b"\n")
+        if rest:
+            yield [rest]
+
+
+def m_floor(path: str) -> int:
+    return sum(len(lines) for lines in _blocks(path))
+
+
+def m_json(path: str) -> int:
+    loads, n = json.loads, 0
+    for lines in _blocks(path):
+        for line in lines:
+            loads(line)
+            n += 1
+    return n
+
+
+def _orjson_range(path: str, start: int, end: int) -> int:
+    import orjson
+
+    loads, n = orjson.loads, 0
+    for lines in _blocks(path, start, end):
+        for line in lines:
+            loads(line)
+            n += 1
+    return n
+
+
+def m_orjson(path: str) -> int:
+    return _orjson_range(path, 0, os.path.getsize(path))
+
+
+def m_orjson2(path: str) -> int:
+    import multiprocessing
+
+    from agentflow.evaluator.reader import _ranges
+
+    ranges = _ranges(Path(path), os.path.getsize(path), 2)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        return sum(pool.starmap(_orjson_range, [(path, a, b) for a, b in ranges]))
+
+
+def _evaluate(path: str, workers: int) -> int:
+    from agentflow.evaluator import RuleConfig, evaluate
+
+    analysis = evaluate([Path(path)], rules=RuleConfig(exempt_types=["Tenant*"]), workers=workers)
+    serious = sorted(f.event_type for f in analysis.findings if f.severity in ("high", "critical"))
+    assert serious == ["RoleAssignmentCreated", "SecurityGroupUpdated"], serious
+    return analysis.events
+
+
+def m_eval1(path: str) -> int:
+    return _evaluate(path, 1)
+
+
+def m_evaln(path: str) -> int:
+    return _evaluate(path, os.cpu_count() or 1)
+
+
+MEASURES = {
+    "floor": ("floor: read lines, no parsing", m_floor),
+    "json": ("json.loads loop", m_json),
+    "orjson": ("orjson.loads loop", m_orjson),
+    "orjson2": ("orjson.loads loop, 2 processes", m_orjson2),
+    "eval1": ("evaluator, 1 process", m_eval1),
+    "evaln": (f"evaluator, {os.cpu_count()} processes", m_evaln),
+}
+
+
+def measure_here(name: str, path: str) -> dict:
+    start = time.perf_counter()
+    events = MEASURES[name][1](path)
+    seconds = time.perf_counter() - start
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    workers = (os.cpu_count() or 1) if name in ("evaln", "orjson2") else 0
+    return {"name": name, "events": events, "seconds": seconds, "peak_mb": own + child * workers,
+            "parent_mb": own, "worker_mb": child}
+
+
+def measure(name: str, path: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--measure", name, "--log", str(path)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--log", type=Path, help="measure this log instead of generating one")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    parser.add_argument("--measure", choices=sorted(MEASURES), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure_here(args.measure, str(args.log))))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.log or Path(tmp) / "events.jsonl"
+        if args.log is None:
+            generate(path, args.events)
+        size_mb = path.stat().st_size / 1e6
+        load = os.getloadavg()[0]
+        results = [measure(name, path) for name in MEASURES]
+    for result in results:
+        result["events_per_s"] = result["events"] / result["seconds"]
+        result["mb_per_s"] = size_mb / result["seconds"]
+    best = max((r for r in results if r["name"].startswith("eval")), key=lambda r: r["events_per_s"])
+    ok = best["events_per_s"] >= TARGET_EVENTS_PER_S and best["peak_mb"] < TARGET_PEAK_MB
+    if args.json:
+        print(json.dumps({"size_mb": size_mb, "load_before": load, "results": results, "target_met": ok}, indent=2))
+        return 0 if ok else 1
+    events = results[0]["events"]
+    print(f"{events} events, {size_mb:.0f} MB ({size_mb * 1e6 / max(events, 1):.0f} B/event), "
+          f"{os.cpu_count()} CPUs, load average before: {load:.2f}\n")
+    print("| approach | events/s | MB/s | peak RSS |")
+    print("|---|---:|---:|---:|")
+    for result in results:
+        print(f"| {MEASURES[result['name']][0]} | {result['events_per_s']:,.0f} | {result['mb_per_s']:.0f} | "
+              f"{result['peak_mb']:.0f} MB |")
+    verdict = "met" if ok else "NOT met"
+    print(f"\nTarget (>= {TARGET_EVENTS_PER_S:,} events/s, < {TARGET_PEAK_MB} MB): {verdict}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
