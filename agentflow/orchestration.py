@@ -612,8 +612,11 @@ class Run:
         }
 
     def record_verdict(self, cycle: int, commit: str, checks: list[CheckResult], submitted: dict[str, Any] | None,
-                       failure: str | None, extra_findings: list[dict[str, Any]]) -> VerdictRecorded:
-        """Compute the outcome, then record it twice: a ledger event and a git note on ``commit``."""
+                       failure: str | None, extra_findings: list[dict[str, Any]]) -> tuple[VerdictRecorded, list[str]]:
+        """Compute the outcome, then record it twice: a ledger event and a git note on ``commit``.
+
+        Returns the event and the reasons it is not approved (the event joins them into one string).
+        """
         verdict: Verdict | None = None
         if submitted is not None:
             try:
@@ -649,7 +652,7 @@ class Run:
             verdict=verdict_data, signed=bool(key),
         )
         self.emit(event)
-        return event
+        return event, reasons
 
     def end(self, outcome: Outcome, cycles: int, reason: str | None, commit: str | None) -> RunEnded:
         event = RunEnded(run_id=self.run_id, outcome=outcome, cycles=cycles, reason=reason, commit=commit)
@@ -1047,6 +1050,8 @@ def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref:
                                 "repository; judging against the patterns alone")
     roles = validate_backends(config, options, root, ("verifier",))
     use_root = head_commit == repo.rev("HEAD") and not repo.is_dirty()
+    with _GIT_LOCK:
+        _ensure_excluded(repo)
     with Ledger.open(root) as ledger:
         run_id = new_id("r")
         workdir = root if use_root else add_detached_worktree(repo, head_commit, root / WORKTREES_DIR / f"verify-{run_id}")
@@ -1070,7 +1075,8 @@ def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref:
                 context = run.verifier_context(1, head_commit, checks.results, extra, None, "verify")
                 result = run.session("verifier", 1, context)
                 failure = None if result.status == "completed" else (result.reason or result.status)
-                recorded = run.record_verdict(1, head_commit, checks.results, result.submitted, failure, extra)
+                recorded, reasons = run.record_verdict(1, head_commit, checks.results, result.submitted, failure,
+                                                       extra)
             except KeyboardInterrupt:
                 raise RunInterrupted(f"verify run {run_id} interrupted", fix="run `agentflow verify` again") from None
             run.end(recorded.outcome, 1, recorded.reason, head_commit)
@@ -1078,11 +1084,11 @@ def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref:
         finally:
             if workdir != root:
                 remove_worktree(repo, workdir)
-    return _verify_report(run, recorded, checks.results, head_commit, base_ref, cost)
+    return _verify_report(run, recorded, reasons, checks.results, head_commit, base_ref, cost)
 
 
-def _verify_report(run: Run, recorded: VerdictRecorded, checks: list[CheckResult], head: str, base_ref: str,
-                   cost: float) -> VerifyReport:
+def _verify_report(run: Run, recorded: VerdictRecorded, reasons: list[str], checks: list[CheckResult], head: str,
+                   base_ref: str, cost: float) -> VerifyReport:
     data = recorded.verdict or {}
     answered = {c["id"]: c for c in data.get("criteria", [])}
     criteria = []
@@ -1094,7 +1100,7 @@ def _verify_report(run: Run, recorded: VerdictRecorded, checks: list[CheckResult
                  for cid, c in answered.items()]
     return VerifyReport(
         run_id=run.run_id, outcome=recorded.outcome, decision=recorded.decision,
-        reasons=[r for r in (recorded.reason or "").split("; ") if r], summary=data.get("summary", ""),
+        reasons=reasons, summary=data.get("summary", ""),
         base=base_ref, base_commit=run.base_commit, head=head, plan_id=run.plan.id if run.plan else None,
         plan_title=run.plan.title if run.plan else None, criteria=criteria,
         findings=list(data.get("findings", [])), checks=[_check_dict(c) for c in checks],

@@ -1,0 +1,178 @@
+"""``agentflow verify``: the CI step on base...head of the current repository."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from agentflow.events import ChecksRan, RunEnded, RunStarted, SessionEnded
+from agentflow.ledger import Ledger
+from tests.build_helpers import finding, git, notes, verdict, verifier_session, write_plan, write_script
+from tests.test_build import first_prompt, run_events
+
+SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-subset.schema.json").read_text())
+
+
+def feature(root: Path, plan_id: str | None = "1", content: str = "def farewell():\n    return 'bye'\n") -> str:
+    """Check out a feature branch with one commit (an Agentflow-Plan trailer when ``plan_id``)."""
+    git(root, "checkout", "-q", "-b", "feature")
+    (root / "src").mkdir(exist_ok=True)
+    (root / "src" / "app.py").write_text(content)
+    git(root, "add", "-A")
+    args = ["commit", "-q", "-m", "add farewell"]
+    if plan_id:
+        args += ["--trailer", f"Agentflow-Plan: {plan_id}"]
+    git(root, *args)
+    return git(root, "rev-parse", "HEAD")
+
+
+def test_verify_takes_the_plan_from_the_trailer_and_records_a_note(repo, cli):
+    write_plan(repo, checks=["test -f src/app.py"])
+    main = git(repo, "rev-parse", "main")
+    head = feature(repo)
+    script = write_script(repo, {"verifier": [verifier_session()]})
+
+    result = cli("verify", "--script", str(script), "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["outcome"] == "approved" and data["plan_id"] == "1"
+    assert data["head"] == head and data["base_commit"] == main
+    assert [c["id"] for c in data["criteria"]] == ["AC1", "AC2"]
+    assert data["checks"][0]["passed"] is True
+    [note] = notes(repo, head)
+    assert note["outcome"] == "approved" and note["plan"] == "1"
+    assert note["tree"] == git(repo, "rev-parse", "HEAD^{tree}") and note["base"] == main
+    [started] = run_events(repo, RunStarted)
+    assert started.mode == "verify" and started.plan_id == "1"
+    assert run_events(repo, RunEnded)[0].outcome == "approved"
+    assert [(e.role, e.status) for e in run_events(repo, SessionEnded)] == [("verifier", "completed")]
+    prompt = first_prompt(repo, "verifier", 1)
+    assert "# Verify plan 1: Add farewell" in prompt and "+    return 'bye'" in prompt
+    assert git(repo, "status", "--porcelain") == ""  # the verifier left the tree alone
+
+
+def test_verify_without_a_plan_judges_against_patterns(repo, cli):
+    (repo / "CLAUDE.md").write_text("# Project\n\n## Tested code\n\nEvery function has a test.\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "patterns")
+    feature(repo, plan_id=None)
+    script = write_script(repo, {"verifier": [verifier_session(criteria={})]})
+    result = cli("verify", "--base", "main", "--script", str(script), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["plan_id"] is None
+    prompt = first_prompt(repo, "verifier", 1)
+    assert "No plan names this change" in prompt and "Every function has a test." in prompt
+
+
+def test_verify_plan_option_wins_and_unanswered_criteria_block(repo, cli):
+    write_plan(repo)
+    write_plan(repo, "2", "Other plan", "other")
+    feature(repo, plan_id="1")
+    script = write_script(repo, {"verifier": [verifier_session(criteria={"AC1": "met"})]})
+    result = cli("verify", "--plan", "2", "--script", str(script), "--format", "json")
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["plan_id"] == "2" and data["outcome"] == "changes_requested"
+    assert "criterion AC2 not answered" in data["reasons"]
+    assert {c["id"]: c["status"] for c in data["criteria"]} == {"AC1": "met", "AC2": "unanswered"}
+
+
+def test_verify_exit_codes(repo, cli):
+    write_plan(repo)
+    feature(repo)
+    changes = write_script(repo, {"verifier": [verifier_session(decision="request_changes",
+                                                                findings=[finding()])]}, name="c.yaml")
+    assert cli("verify", "--script", str(changes)).exit_code == 1
+    silent = write_script(repo, {"verifier": [[{"text": "hmm"}, {"text": "hmm"}]]}, name="s.yaml")
+    result = cli("verify", "--script", str(silent))
+    assert result.exit_code == 3 and "no_verdict" in result.stdout
+    assert cli("verify", "--script", str(silent), "--backend", "command").exit_code == 2
+    assert cli("verify", "--script", str(silent), "--format", "yaml").exit_code == 2
+    assert cli("verify", "--script", str(silent), "--base", "nope").exit_code == 2
+
+
+def test_verify_another_head_uses_a_temporary_worktree(repo, cli):
+    write_plan(repo, checks=["test -f src/app.py"])
+    head = feature(repo)
+    git(repo, "checkout", "-q", "main")
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    result = cli("verify", "--head", "feature", "--script", str(script), "--format", "json")
+    assert result.exit_code == 0, result.output
+    [checks] = run_events(repo, ChecksRan)
+    assert checks.results[0].passed  # ran in a tree of the feature commit
+    assert notes(repo, head)[0]["outcome"] == "approved"
+    assert len(git(repo, "worktree", "list").splitlines()) == 1  # removed again
+    assert git(repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+
+
+def test_verify_formats_end_to_end(repo, cli, tmp_path, monkeypatch):
+    write_plan(repo, checks=["echo 'E: 1 failed, 50%'; exit 1"])
+    feature(repo)
+    findings = [finding("F1", "high", "capsule_id missing: tenants a, b leak 100%")]
+    sessions = [verifier_session(decision="request_changes", criteria={"AC1": "met", "AC2": "unmet"},
+                                 findings=findings) for _ in range(6)]
+    script = write_script(repo, {"verifier": sessions})
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+
+    outputs = {}
+    for fmt in ("text", "json", "md", "github", "sarif", "junit"):
+        target = tmp_path / f"out.{fmt}"
+        result = cli("verify", "--script", str(script), "--format", fmt, "--output", str(target))
+        assert result.exit_code == 1, (fmt, result.output)
+        outputs[fmt] = target.read_text()
+
+    assert "F1 src/app.py:1 [tested-code]" in outputs["text"]
+    assert json.loads(outputs["json"])["findings"][0]["id"] == "F1"
+    assert "### Findings" in outputs["md"]
+    github = outputs["github"].splitlines()
+    f1 = next(line for line in github if "title=F1" in line)
+    assert f1.startswith("::error file=src/app.py,line=1,title=F1 (high) [tested-code]::")
+    assert "tenants a, b leak 100%25" in f1
+    check_line = next(line for line in github if "title=check failed" in line)
+    assert "check failed%3A echo 'E%3A 1 failed%2C 50%25'; exit 1::" in check_line
+    assert "agentflow verify" in summary.read_text()
+    sarif = json.loads(outputs["sarif"])
+    jsonschema.validate(sarif, SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} >= {"pattern/tested-code", "agentflow/check",
+                                                                  "agentflow/criterion"}
+    junit = ET.fromstring(outputs["junit"].encode())
+    cases = {c.get("name"): c for c in junit.iter("testcase")}
+    assert cases["AC2: the tests pass"].find("failure") is not None
+    assert cases["AC1: `farewell()` returns \"bye\""].find("failure") is None
+    assert cases["echo 'E: 1 failed, 50%'; exit 1"].find("failure") is not None
+    with Ledger.open(repo) as ledger:
+        assert len([r for r in ledger.runs() if r.mode == "verify"]) == 6
+
+
+def test_verify_with_a_signing_key_signs_the_note(repo, cli, monkeypatch):
+    from agentflow.verdict import VerdictNote
+
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "k" * 16)
+    write_plan(repo)
+    head = feature(repo)
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    assert cli("verify", "--script", str(script)).exit_code == 0
+    note = VerdictNote.model_validate(notes(repo, head)[0])
+    assert note.signature_valid("k" * 16)
+
+
+@pytest.mark.parametrize("bad", ["not-a-verdict"])
+def test_verify_programmatic_api(repo, bad):
+    """The library entry point the demo uses."""
+    from agentflow.orchestration import BuildOptions, verify
+    from agentflow.formats import render
+
+    write_plan(repo)
+    feature(repo)
+    script = write_script(repo, {"verifier": [[{"tool_calls": [
+        {"name": "submit_verdict", "input": {"decision": bad, "summary": "x"}}]},
+        {"tool_calls": [{"name": "submit_verdict", "input": verdict()}]}]]})
+    report = verify(repo, base="main", options=BuildOptions(script=script))
+    assert report.outcome == "approved"  # the invalid verdict was a tool error; the retry counted
+    assert "approved" in render(report, "text")
