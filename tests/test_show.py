@@ -43,14 +43,14 @@ def test_text_timeline(history: Path, cli) -> None:
     cycle1, cycle2 = out.split("\ncycle 1\n")[1].split("\ncycle 2\n")
     assert "builder   completed, 3 turns, $2.00" in cycle1
     assert "Implemented plan 102, cycle 1" in cycle1
-    assert re.search(r"commit    [0-9a-f]{10}: 1 files changed, \+1 -0", cycle1)
+    assert re.search(r"commit    [0-9a-f]{10}: 1 file changed, \+1 -0", cycle1)
     assert "checks    pass  pytest -q  (1.5s)" in cycle1
     assert "verdict   changes_requested (decision: request_changes)" in cycle1
     assert "AC1: unmet (tests)" in cycle1
     assert "finding F1 high [capsule-isolation] src/app.py:3: problem" in cycle1
     assert "finding F2 medium [capsule-isolation]" in cycle1
     assert "verdict   approved (decision: approve)" in cycle2
-    assert re.search(r"commit    [0-9a-f]{10}: 1 files changed, \+2 -0", cycle2)
+    assert re.search(r"commit    [0-9a-f]{10}: 1 file changed, \+2 -0", cycle2)
     assert "AC1: met (tests)" in cycle2 and "finding F3 low src/app.py:3: problem" in cycle2
     sessions = out.split("\nsessions\n")[1].splitlines()
     assert len([s for s in sessions if s.strip()]) == 4

@@ -47,20 +47,20 @@ def _empty(width: int, label: str, message: str) -> Markup:
     )
 
 
-def legend(items: Sequence[tuple[str, str]], *, x: float, y: float, width: float) -> str:
-    """A one-line legend (wrapping when it does not fit) starting at ``x, y``."""
-    parts, cx, cy = [], x, y
+def legend(items: Sequence[tuple[str, str]], *, x: float, y: float, width: float) -> tuple[str, int]:
+    """A legend starting at ``x, y``, wrapped to ``width``; returns the markup and its number of lines."""
+    parts, cx, cy, lines = [], x, y, 1
     for name, color in items:
         label = name.replace("_", " ")
         span = 18 + 7 * len(label) + 14
         if cx + span > x + width and cx > x:
-            cx, cy = x, cy + 18
+            cx, cy, lines = x, cy + 18, lines + 1
         parts.append(
             f"<rect x='{cx:.1f}' y='{cy - 9:.1f}' width='11' height='11' rx='2' fill='{color}'/>"
             f"<text x='{cx + 16:.1f}' y='{cy:.1f}' font-size='12' fill='{TEXT}'>{escape(label)}</text>"
         )
         cx += span
-    return "".join(parts)
+    return "".join(parts), lines
 
 
 def hbar_chart(
@@ -76,16 +76,16 @@ def hbar_chart(
     if not rows or all(sum(s.value for s in segs) == 0 for _, segs in rows):
         return _empty(width, label, empty_message)
     label_w, value_w, row_h, bar_h = 196, 56, 26, 16
-    top = 26 if legend_items else 6
-    height = top + row_h * len(rows) + 6
     bar_area = width - label_w - value_w
+    key, key_lines = legend(legend_items, x=label_w, y=14, width=bar_area + value_w) if legend_items else ("", 0)
+    top = 8 + 18 * key_lines if legend_items else 6
+    height = top + row_h * len(rows) + 6
     largest = max(sum(s.value for s in segs) for _, segs in rows) or 1
     out = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
         f"role='img' aria-label='{escape(label)}' {FONT}>"
     ]
-    if legend_items:
-        out.append(legend(legend_items, x=label_w, y=14, width=bar_area + value_w))
+    out.append(key)
     for index, (name, segments) in enumerate(rows):
         y = top + index * row_h
         out.append(
@@ -136,7 +136,9 @@ def stacked_columns(
     totals = [sum(s.value for s in segs) for _, segs in columns]
     if not columns or max(totals, default=0) == 0:
         return _empty(width, label, empty_message)
-    left, right, top, bottom = 58, 10, 30, 34
+    left, right, bottom = 58, 10, 34
+    key, key_lines = legend(legend_items, x=left, y=14, width=width - left - right) if legend_items else ("", 0)
+    top = 12 + 18 * key_lines
     plot_w, plot_h = width - left - right, height - top - bottom
     axis_max = _nice_ceiling(max(totals))
     slot = plot_w / len(columns)
@@ -145,7 +147,7 @@ def stacked_columns(
     out = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
         f"role='img' aria-label='{escape(label)}' {FONT}>",
-        legend(legend_items, x=left, y=14, width=plot_w) if legend_items else "",
+        key,
     ]
     for tick in range(5):
         value = axis_max * tick / 4

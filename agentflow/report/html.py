@@ -102,6 +102,14 @@ def cost_chart(report: dict[str, Any]) -> Markup:
     )
 
 
+def _estimate_note(estimate: dict[str, Any]) -> str:
+    if estimate.get("estimated_hours") is None:
+        return "run start times are unknown here"
+    if not estimate.get("plans"):
+        return "no approved plan with an estimate"
+    return f"{fmt_float(estimate['estimated_hours'])} h estimated, {fmt_float(estimate['actual_hours'])} h actual"
+
+
 def _kpis(report: dict[str, Any]) -> list[dict[str, str]]:
     """The headline figures, each with the change against the previous period."""
     prev = report.get("previous") or {}
@@ -122,10 +130,10 @@ def _kpis(report: dict[str, Any]) -> list[dict[str, str]]:
              report["cycles"]["mean_per_plan"], (prev.get("cycles") or {}).get("mean_per_plan"),
              f"max {report['cycles']['max']}"),
         card("Cost per approved plan", fmt_usd(cost.get("per_approved_plan")), "usd", cost.get("per_approved_plan"),
-             prev_cost.get("per_approved_plan"), f"{fmt_usd(cost.get('total'))} in total"),
+             prev_cost.get("per_approved_plan"),
+             f"{fmt_usd(cost['total'])} in total" if cost.get("total") is not None else "cost is only in the ledger"),
         card("Speedup vs estimate", fmt_speedup(estimate.get("speedup")), "speedup", estimate.get("speedup"),
-             prev_estimate.get("speedup"),
-             f"{fmt_float(estimate.get('estimated_hours'))} h estimated, {fmt_float(estimate.get('actual_hours'))} h actual"),
+             prev_estimate.get("speedup"), _estimate_note(estimate)),
     ]
 
 

@@ -22,7 +22,8 @@ def _diffstat(commit: dict[str, Any] | None) -> str:
         return NA
     if not commit.get("commit"):
         return "no change committed"
-    text = f"{commit['commit'][:10]}: {commit['files']} files changed, +{commit['insertions']} -{commit['deletions']}"
+    files = f"{commit['files']} file{'' if commit['files'] == 1 else 's'}"
+    text = f"{commit['commit'][:10]}: {files} changed, +{commit['insertions']} -{commit['deletions']}"
     if commit.get("out_of_scope"):
         text += f" (out of scope: {', '.join(commit['out_of_scope'])})"
     return text
