@@ -80,11 +80,11 @@ def claude_code_env(fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPat
 
 
 def make_spec(role: str, root: Path, *, system: str = "", prompt: str = "Do the task.", max_turns: int = 8,
-              max_seconds: float = 90, budget: RunBudget | None = None, run_id: str = "r-test-cc") -> SessionSpec:
+              max_seconds: float = 90, max_tokens: int = 4_000_000, budget: RunBudget | None = None, run_id: str = "r-test-cc") -> SessionSpec:
     return SessionSpec(
         role=role, cycle=1, run_id=run_id, root=root,
         system=system or f"You are agentflow's {role}.", prompt=prompt,
-        limits=SessionLimits(max_turns=max_turns, max_seconds=max_seconds, max_cost_usd=2.0),
+        limits=SessionLimits(max_turns=max_turns, max_seconds=max_seconds, max_tokens=max_tokens, max_cost_usd=2.0),
         budget=budget or RunBudget(limit_usd=10.0), backend="claude-code", model_name=MODEL,
     )
 

@@ -237,6 +237,19 @@ def test_turn_limit_ends_the_session_without_success(repo: Path, ledger: Ledger,
     assert len(fake.requests) == 3
 
 
+def test_token_limit_stops_the_session_and_charges_an_estimate(repo: Path, ledger: Ledger,
+                                                                claude_code_env) -> None:
+    fake, _ = claude_code_env
+    fake.handler = lambda body: message(tool_use("Glob", {"pattern": "*"}), usage={"input_tokens": 1000})
+    budget = RunBudget(limit_usd=10.0)
+
+    result = run_claude_code_session(make_spec("builder", repo, max_tokens=1500, budget=budget), ledger)
+
+    assert result.status == "limits" and "token limit" in (result.reason or "")
+    assert result.submitted is None and len(fake.requests) <= 3  # stopped at the limit, not at max_turns (8)
+    assert result.cost_usd > 0 and budget.spent_usd == pytest.approx(result.cost_usd)
+
+
 def test_verdict_then_error_is_still_no_verdict(repo: Path, ledger: Ledger, claude_code_env) -> None:
     fake, _ = claude_code_env
     fake.add(lambda body: message(tool_use(tool_named(body, "submit_verdict"), VERDICT)))

@@ -243,6 +243,10 @@ class _ClaudeCodeSession:
             self.finish("failed", f"internal error: {exc!r}", None)
             raise
         if stop is not None:
+            if self.result is None:  # stopped before Claude Code reported its cost: estimate it
+                from agentflow.models.pricing import cost_usd
+
+                self.cost = cost_usd(self.spec.model_name, self.usage)
             return self.finish(stop.status, stop.reason, None)
         return self.conclude()
 
