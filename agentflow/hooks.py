@@ -50,6 +50,14 @@ fi
 exec {command} "$@"
 """
 
+_PRE_COMMIT_BODY = """if [ -x "$orig" ]; then
+    "$orig" "$@" || exit $?
+fi
+# only a commit that concludes a merge is checked; skip starting Python otherwise
+[ -f "$(git rev-parse --git-path MERGE_HEAD)" ] || exit 0
+exec {command} "$@"
+"""
+
 _STDIN_BODY = """input=$(cat)
 if [ -x "$orig" ]; then
     printf '%s\\n' "$input" | "$orig" "$@" || exit $?
@@ -66,7 +74,7 @@ def hooks_dir(repo: Repo) -> Path:
 
 def hook_script(hook: str, python: str = sys.executable) -> str:
     command = f"{shlex.quote(python)} -m agentflow hooks run {hook}"
-    body = _STDIN_BODY if hook == "pre-push" else _PLAIN_BODY
+    body = {"pre-push": _STDIN_BODY, "pre-commit": _PRE_COMMIT_BODY}.get(hook, _PLAIN_BODY)
     return _HEADER.format(marker=MARKER, hook=hook, orig_suffix=ORIG_SUFFIX) + body.format(command=command)
 
 
