@@ -127,3 +127,22 @@ def test_missing_extra_is_exit_2(repo: Path, cli, monkeypatch: pytest.MonkeyPatc
 
     assert result.exit_code == 2, result.output
     assert "pip install 'agentflow[claude-code]'" in result.output
+
+
+def test_verify_in_ci_with_a_claude_code_verifier(repo: Path, cli, claude_code_env) -> None:
+    from tests.test_verify import feature
+
+    fake, proxy = claude_code_env
+    write_plan(repo)
+    head = feature(repo)
+    fake.add(message(tool_use("Grep", {"pattern": "farewell", "path": "src"})),
+             lambda body: message(tool_use(tool_named(body, "submit_verdict"), verdict())),
+             message(text("Done.")))
+
+    result = cli("verify", "--backend", "claude-code", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    [note] = notes(repo, head)
+    assert note["outcome"] == "approved" and note["models"]["verifier"] == "claude-code:claude-sonnet-5-5"
+    assert git(repo, "status", "--porcelain") == ""  # the verifier left the tree alone
+    assert not proxy.requests
