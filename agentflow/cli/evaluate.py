@@ -65,22 +65,14 @@ def evaluate(
         in_repo = True
     except GitError:
         root, in_repo = Path.cwd(), False
-    if llm:
-        from agentflow.evaluator.llm import check_available
-
-        check_available()
     record = not no_record and in_repo
     if not no_record and not in_repo:
         _common.err("not in a git repository: findings are not recorded in a ledger")
     request = EvaluationRequest(
         logs=list(logs or []), root=root, type_field=type_field, baseline=baseline, save_baseline=save_baseline,
-        plan_out=plan_out, fail_on=fail_on, record=record, workers=workers,
+        plan_out=plan_out, fail_on=fail_on, record=record, workers=workers, llm=llm, in_repo=in_repo,
     )
-    result = run_evaluation(request, _common.config(root).events)
-    if llm:
-        from agentflow.evaluator.llm import run_llm_review
-
-        run_llm_review(result, root, _common.config(root), record=record)
+    result = run_evaluation(request, _common.config(root))
     _common.write_output(render(result.analysis, fmt), output)
     for note in result.notes:
         _common.err(note)
@@ -88,6 +80,8 @@ def evaluate(
         _common.err(f"wrote plan {path}")
     if output is not None or fmt != "text":
         _common.err(summary_line(result.analysis))
+    if result.llm_error is not None:
+        raise result.llm_error
     _common.exit_with(result.exit_code)
 
 

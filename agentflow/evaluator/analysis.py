@@ -92,6 +92,7 @@ class Analysis:
     types: list[TypeSchema]
     errors: list[LogError]
     findings: list[Finding] = field(default_factory=list)
+    review: str | None = None  # the --llm evaluator session's summary
 
     def type(self, name: str) -> TypeSchema | None:
         return next((t for t in self.types if t.name == name), None)
@@ -101,7 +102,7 @@ class Analysis:
         return f"{self.files[file_index]}:{line}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "events": self.events,
             "bad_lines": self.bad_lines,
             "unanalysed_events": self.unanalysed,
@@ -110,6 +111,9 @@ class Analysis:
             "findings": [f.to_json() for f in self.findings],
             "errors": [e.to_json() for e in self.errors],
         }
+        if self.review is not None:
+            data["review"] = self.review
+        return data
 
     def max_severity(self) -> str | None:
         if not self.findings:

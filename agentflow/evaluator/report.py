@@ -43,6 +43,8 @@ def summary_line(analysis: Analysis) -> str:
 
 def render_text(analysis: Analysis) -> str:
     lines = [summary_line(analysis), ""]
+    if analysis.review:
+        lines += ["Evaluator review:", f"  {analysis.review}", ""]
     lines.append("Event types:")
     for schema in analysis.types:
         lines.append(f"  {schema.name}: {schema.count} events, {len(schema.fields)} fields")
@@ -80,6 +82,8 @@ def _cell(value: Any) -> str:
 
 def render_markdown(analysis: Analysis) -> str:
     lines = ["# Event-log evaluation", "", summary_line(analysis), ""]
+    if analysis.review:
+        lines += ["## Evaluator review", "", analysis.review, ""]
     lines += ["## Findings", ""]
     if analysis.findings:
         lines += ["| id | severity | rule | event type | field | message |", "|---|---|---|---|---|---|"]

@@ -26,6 +26,8 @@ class EvaluationRequest:
     fail_on: str = "high"
     record: bool = True
     workers: int | None = None
+    llm: bool = False
+    in_repo: bool = True  # False: no ledger at root (the --llm session then records into a temporary one)
 
 
 @dataclass
@@ -36,6 +38,7 @@ class EvaluationResult:
     recorded: bool = False
     exit_code: int = 0
     notes: list[str] = field(default_factory=list)
+    llm_error: Exception | None = None  # raised by the CLI after the report is out
 
 
 def resolve_logs(logs: list[Path], root: Path, configured: list[str]) -> list[Path]:
@@ -63,14 +66,19 @@ def threshold_reached(analysis: Analysis, fail_on: str) -> bool:
     return any(severity_rank(f.severity) >= severity_rank(fail_on) for f in analysis.findings)
 
 
-def run_evaluation(request: EvaluationRequest, events_config: object) -> EvaluationResult:
-    """Analyse the logs with the rules of ``events_config`` (``config.Events``) and act on the result."""
+def run_evaluation(request: EvaluationRequest, config: object) -> EvaluationResult:
+    """Analyse the logs with the rules of ``config.events`` and act on the result (``config.Config``)."""
     from agentflow.evaluator import evaluate
     from agentflow.evaluator.baseline import load_baseline, save_baseline
     from agentflow.evaluator.rules import RuleConfig
 
     if request.fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on {request.fail_on!r} is not one of {', '.join(FAIL_ON)}", fix="e.g. --fail-on high")
+    if request.llm:
+        from agentflow.evaluator.llm import check_available
+
+        check_available(config)
+    events_config = config.events  # type: ignore[attr-defined]
     logs = resolve_logs(request.logs, request.root, list(getattr(events_config, "paths", [])))
     baseline = load_baseline(request.baseline) if request.baseline else None
     type_field = request.type_field or getattr(events_config, "type_field", None)
@@ -83,6 +91,8 @@ def run_evaluation(request: EvaluationRequest, events_config: object) -> Evaluat
         workers=request.workers,
     )
     result = EvaluationResult(analysis, logs)
+    if request.llm:
+        result.llm_error = _llm_review(analysis, request, config, RuleConfig.from_events(events_config))
     if request.save_baseline:
         save_baseline(analysis, request.save_baseline)
         result.notes.append(f"saved the baseline to {request.save_baseline}")
@@ -95,6 +105,24 @@ def run_evaluation(request: EvaluationRequest, events_config: object) -> Evaluat
         result.recorded = True
     result.exit_code = 1 if threshold_reached(analysis, request.fail_on) else 0
     return result
+
+
+def _llm_review(analysis: Analysis, request: EvaluationRequest, config: object, rules: object) -> Exception | None:
+    """The --llm session; its failure is returned (reported after the deterministic report)."""
+    import tempfile
+
+    from agentflow.errors import BackendError
+    from agentflow.evaluator.llm import review
+    from agentflow.ledger import Ledger
+
+    with tempfile.TemporaryDirectory() as scratch:
+        ledger_root = request.root if request.in_repo else Path(scratch)
+        with Ledger.open(ledger_root) as ledger:
+            try:
+                analysis.review = review(analysis, request.root, config, ledger, rules)
+            except BackendError as exc:
+                return exc
+    return None
 
 
 def record(root: Path, analysis: Analysis, logs: list[Path]) -> None:
