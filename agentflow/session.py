@@ -32,7 +32,7 @@ from agentflow.models.base import (
     TextBlock,
     ToolResultBlock,
 )
-from agentflow.tools import Submitted, Toolbox
+from agentflow.tools import Submitted, Toolbox, ToolProvider
 
 Status = Literal["completed", "failed", "limits", "interrupted"]
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -40,7 +40,8 @@ NUDGE = ("You replied without calling a tool. Continue the work with the tools; 
          "call {terminal} (the session only ends through it).")
 NO_TERMINAL_REASON = "ended without finish/submit_verdict"
 MAX_EVENT_STRING = 2_000
-TERMINAL_TOOLS = frozenset({"finish", "submit_verdict"})  # recorded whole: orchestration reads them back
+# Tools that end a session; recorded whole in events because orchestration reads them back.
+TERMINAL_TOOLS = ("finish", "submit_verdict", "submit_findings")
 
 
 class LimitsExceeded(Exception):
@@ -125,7 +126,7 @@ class SessionResult:
 class _Session:
     """The state of one running session; ``run`` is the loop."""
 
-    def __init__(self, spec: SessionSpec, model: Model, toolbox: Toolbox, ledger: Ledger,
+    def __init__(self, spec: SessionSpec, model: Model, toolbox: ToolProvider, ledger: Ledger,
                  on_progress: ProgressFn | None):
         self.spec, self.model, self.toolbox, self.ledger = spec, model, toolbox, ledger
         self.on_progress = on_progress
@@ -133,7 +134,7 @@ class _Session:
         self.system = [TextBlock(text=spec.system, cache=True)]
         self.messages: list[Message] = [Message.user(spec.prompt, cache=True)]
         self.tools = toolbox.specs()
-        self.terminal = "submit_verdict" if spec.role == "verifier" else "finish"
+        self.terminal = " or ".join(t.name for t in self.tools if t.name in TERMINAL_TOOLS) or "your final tool"
         self.turns = 0
         self.usage = Usage()
         self.cost = 0.0
@@ -272,7 +273,7 @@ def _shorten(value: Any) -> Any:
     return value
 
 
-def run_session(spec: SessionSpec, model: Model, toolbox: Toolbox, ledger: Ledger,
+def run_session(spec: SessionSpec, model: Model, toolbox: ToolProvider, ledger: Ledger,
                 on_progress: ProgressFn | None = None) -> SessionResult:
     """Run one session to its end; never raises for model failures (see ``SessionResult.status``)."""
     return _Session(spec, model, toolbox, ledger, on_progress).run()

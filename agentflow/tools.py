@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -57,6 +57,15 @@ class ToolOutput:
 
 
 Handler = Callable[[dict[str, Any]], str]
+
+
+@runtime_checkable
+class ToolProvider(Protocol):
+    """What a session needs from a toolbox (``Toolbox``, or e.g. the evaluator's query tools)."""
+
+    def specs(self) -> list[ToolSpec]: ...
+
+    def call(self, name: str, input: dict[str, Any]) -> ToolOutput: ...
 
 
 @dataclass

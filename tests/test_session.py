@@ -104,6 +104,26 @@ def test_text_only_reply_is_nudged_once_then_fails(repo: Path) -> None:
     assert isinstance(nudge, TextBlock) and "submit_verdict" in nudge.text
 
 
+def test_nudge_names_the_terminal_tool_of_any_toolbox(repo: Path) -> None:
+    from agentflow.models.base import ToolSpec
+    from agentflow.tools import ToolOutput, ToolProvider
+
+    class Queries:
+        def specs(self) -> list[ToolSpec]:
+            return [ToolSpec(name="submit_findings", description="end", input_schema={"type": "object"})]
+
+        def call(self, name: str, input: dict) -> ToolOutput:
+            return ToolOutput("ok")
+
+    seen: list[ModelRequest] = []
+    assert isinstance(Queries(), ToolProvider)
+    with Ledger.open(repo) as ledger:
+        run_session(make_spec(repo, "evaluator"), FunctionModel(lambda r: seen.append(r) or {"text": "hi"}),
+                    Queries(), ledger)
+    nudge = seen[1].messages[-1].content[0]
+    assert isinstance(nudge, TextBlock) and "call submit_findings" in nudge.text
+
+
 def test_nudge_can_recover(repo: Path) -> None:
     result, _ = run(repo, [{"text": "hmm"}, FINISH])
     assert result.status == "completed"
