@@ -169,7 +169,8 @@ def _merge_in_worktree(wt: Repo, branch: str, head: str, message: str) -> str:
 def _merge_by_ref(repo: Repo, into: str, old: str, head: str, tree: str, message: str) -> str:
     """Write the merge commit without a worktree and move ``into`` only if it still points at ``old``."""
     commit = repo.git("commit-tree", tree, "-p", old, "-p", head, "-F", "-", input=message)
-    if not repo.ok("update-ref", "-m", f"agentflow merge: {message.splitlines()[0]}", f"refs/heads/{into}", commit, old):
+    reflog = f"agentflow merge: {message.splitlines()[0]}"
+    if not repo.ok("update-ref", "-m", reflog, f"refs/heads/{into}", commit, old):
         raise MergeRefused(f"{into} moved while merging; nothing was changed (run `agentflow merge` again)")
     return commit
 
@@ -184,5 +185,6 @@ def _remove_plan_worktree(repo: Repo, branch: str, result: MergeResult) -> None:
             result.removed_worktree = path
         else:
             result.warnings.append(
-                f"kept the worktree {path}: it has uncommitted changes (`git worktree remove --force {path}` drops them)"
+                f"kept the worktree {path}: it has uncommitted changes "
+                f"(`git worktree remove --force {path}` drops them)"
             )

@@ -16,7 +16,9 @@ def git(cwd: Path, *args: str, check: bool = True) -> str:
     return proc.stdout.strip()
 
 
-def commit_file(root: Path, path: str, content: str, message: str | None = None, trailers: dict[str, str] | None = None) -> str:
+def commit_file(
+    root: Path, path: str, content: str, message: str | None = None, trailers: dict[str, str] | None = None
+) -> str:
     """Write ``content`` to ``path``, commit it, return the commit id."""
     target = root / path
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -29,7 +31,9 @@ def commit_file(root: Path, path: str, content: str, message: str | None = None,
     return git(root, "rev-parse", "HEAD")
 
 
-def note_for(root: Path, ref: str = "HEAD", outcome: str = "approved", key: str | None = None, **extra: object) -> VerdictNote:
+def note_for(
+    root: Path, ref: str = "HEAD", outcome: str = "approved", key: str | None = None, **extra: object
+) -> VerdictNote:
     """A verdict note bound to ``ref``'s tree (signed with ``key`` when given)."""
     repo = Repo(root)
     commit = repo.rev(ref)
@@ -47,7 +51,9 @@ def note_for(root: Path, ref: str = "HEAD", outcome: str = "approved", key: str 
     return note.signed(key) if key else note
 
 
-def add_verdict(root: Path, ref: str = "HEAD", outcome: str = "approved", key: str | None = None, **extra: object) -> VerdictNote:
+def add_verdict(
+    root: Path, ref: str = "HEAD", outcome: str = "approved", key: str | None = None, **extra: object
+) -> VerdictNote:
     """Append a verdict note line on ``ref`` the way orchestration does."""
     note = note_for(root, ref, outcome, key, **extra)
     repo = Repo(root)

@@ -137,7 +137,8 @@ def approve(
     with _common.ledger(repo.root) as ledger:
         result = approve_override(repo, ref, reason, config=config, ledger=ledger)
     signed = "signed" if result.signed else "unsigned"
-    _common.out(f"override approval recorded on {result.commit[:12]} ({signed}) by {result.note.by}: {result.note.reason}")
+    note = result.note
+    _common.out(f"override approval recorded on {result.commit[:12]} ({signed}) by {note.by}: {note.reason}")
 
 
 hooks_app = typer.Typer(
