@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -364,10 +364,8 @@ def evaluator_findings(ledger: Ledger | None, plan: Plan | None) -> list[dict[st
     findings = ledger.open_findings()
     if not findings or plan is None:
         return [_complete(f, EVALUATOR_KEYS) for f in findings]
-    try:
-        from agentflow.evaluator import relevant_findings
-    except ImportError:  # the evaluator package is optional for builds: show everything open
-        return [_complete(f, EVALUATOR_KEYS) for f in findings]
+    from agentflow.evaluator import relevant_findings  # lazy: only when there are findings to filter
+
     return [_complete(f, EVALUATOR_KEYS) for f in relevant_findings(findings, plan)]
 
 
@@ -537,6 +535,7 @@ class Run:
     models: ModelPool
     budget: RunBudget
     patterns_text: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     def emit(self, event: Event) -> None:
         self.ledger.append(event)
@@ -556,6 +555,8 @@ class Run:
         return f"plan {self.plan.id}" if self.plan is not None else "verify"
 
     def on_progress(self, progress: dict[str, Any]) -> None:
+        if self.cancel.is_set():  # Ctrl-C reached the main thread while this run works in another (-j)
+            raise KeyboardInterrupt
         self.reporter.on_progress({"plan": self.plan.id if self.plan else None, "run_id": self.run_id, **progress})
 
     # -- sessions ------------------------------------------------------------------------------
@@ -692,6 +693,8 @@ class BuildDriver:
                 progress = self.run.progress()
                 if progress.ended is not None:
                     return progress.ended
+                if self.run.cancel.is_set():
+                    raise KeyboardInterrupt
                 self.step(progress)
         except KeyboardInterrupt:
             raise RunInterrupted(
@@ -856,7 +859,8 @@ def _result(run: Run, plan: Plan, ended: RunEnded) -> BuildResult:
 
 
 def _open_run(root: Path, config: Config, plan: Plan, options: BuildOptions, reporter: Reporter, ledger: Ledger,
-              run_id: str, base_commit: str, max_cycles: int, spent: float) -> Run:
+              run_id: str, base_commit: str, max_cycles: int, spent: float,
+              cancel: threading.Event | None = None) -> Run:
     repo = Repo(root)
     branch = branch_name(plan)
     worktree = prepare_worktree(repo, branch, config.base, root / WORKTREES_DIR / branch.removeprefix("agentflow/"))
@@ -867,11 +871,12 @@ def _open_run(root: Path, config: Config, plan: Plan, options: BuildOptions, rep
         run_id=run_id, workdir=worktree, base_commit=base_commit, max_cycles=max_cycles,
         models=ModelPool(roles, options.models), budget=budget,
         patterns_text=choose_patterns_text(load_patterns(root, config), plan, config.patterns.token_budget),
+        cancel=cancel or threading.Event(),
     )
 
 
 def build_plan(root: Path, plan: Plan, options: BuildOptions, reporter: Reporter | None = None,
-               config: Config | None = None) -> BuildResult:
+               config: Config | None = None, cancel: threading.Event | None = None) -> BuildResult:
     """One build run of ``plan``, from a new run id to ``RunEnded``."""
     config = config or load_config(root)
     reporter = reporter or NullReporter()
@@ -880,7 +885,7 @@ def build_plan(root: Path, plan: Plan, options: BuildOptions, reporter: Reporter
     with Ledger.open(root) as ledger:
         run_id = new_id("r")
         existed = repo.branch_exists(branch)
-        run = _open_run(root, config, plan, options, reporter, ledger, run_id, "", 0, 0.0)
+        run = _open_run(root, config, plan, options, reporter, ledger, run_id, "", 0, 0.0, cancel)
         run.base_commit = repo.merge_base(config.base, branch) if existed else repo.rev(config.base)
         run.max_cycles = effective_max_cycles(plan, options, config)
         if Repo(run.workdir).is_dirty(untracked=True):
@@ -960,9 +965,32 @@ def build(root: Path, refs: Sequence[str], options: BuildOptions, reporter: Repo
             reporter.on_message(f"plan {plan.id} is a draft (status: draft); building it anyway")
     if options.jobs == 1 or len(plans) == 1:
         return [build_plan(root, plan, options, reporter, config) for plan in plans]
-    with ThreadPoolExecutor(max_workers=min(options.jobs, len(plans)), thread_name_prefix="agentflow") as pool:
-        futures = [pool.submit(build_plan, root, plan, options, reporter, config) for plan in plans]
+    return _build_parallel(root, plans, options, reporter, config)
+
+
+def _build_parallel(root: Path, plans: list[Plan], options: BuildOptions, reporter: Reporter,
+                    config: Config, cancel: threading.Event | None = None) -> list[BuildResult]:
+    """Each plan in its own thread, worktree and ledger connection.
+
+    Ctrl-C arrives in the main thread only: it sets ``cancel``, which every worker checks between
+    steps and at each session turn, so all runs stop at a recorded point and can be resumed.
+    """
+    cancel = cancel or threading.Event()
+    pool = ThreadPoolExecutor(max_workers=min(options.jobs, len(plans)), thread_name_prefix="agentflow")
+    try:
+        futures = [pool.submit(build_plan, root, plan, options, reporter, config, cancel) for plan in plans]
+        try:
+            wait(futures)
+        except KeyboardInterrupt:
+            cancel.set()
+            wait(futures)
+        interrupted = [f.exception() for f in futures if isinstance(f.exception(), RunInterrupted)]
+        if interrupted:
+            raise RunInterrupted("; ".join(e.problem for e in interrupted if isinstance(e, RunInterrupted)),
+                                 fix="continue each run with `agentflow build --resume RUN`")
         return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=True)
 
 
 # -- dry run -----------------------------------------------------------------------------------------------

@@ -340,3 +340,32 @@ def test_config_checks_run_with_plan_checks(repo, cli):
     [checks] = run_events(repo, ChecksRan)
     assert [c.command for c in checks.results] == ["test -f README.md", "test -f src/app.py"]
     assert all(c.passed for c in checks.results)
+
+
+def test_open_evaluator_findings_that_concern_the_plan_reach_both_roles(repo, cli):
+    from agentflow.events import FindingsRecorded
+
+    write_plan(repo)
+    relevant = {"id": "E1", "rule": "isolation", "severity": "high", "event_type": "FarewellCreated",
+                "field": "capsule_id", "message": "MARKER-E1 FarewellCreated lacks capsule_id", "evidence": {}}
+    unrelated = {"id": "E2", "rule": "isolation", "severity": "high", "event_type": "InvoicePaid",
+                 "field": "capsule_id", "message": "MARKER-E2 InvoicePaid lacks capsule_id", "evidence": {}}
+    with Ledger.open(repo) as ledger:
+        ledger.append(FindingsRecorded(findings=[relevant, unrelated]))
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    assert cli("build", "1", "--script", str(script)).exit_code == 0
+    for role in ("builder", "verifier"):
+        prompt = first_prompt(repo, role, 1)
+        assert "MARKER-E1" in prompt and "MARKER-E2" not in prompt
+
+
+def test_budget_exhausted_is_no_verdict(repo, cli):
+    write_plan(repo)
+    expensive = dict(builder_session()[0], cost_usd=0.5)
+    script = write_script(repo, {"builder": [[expensive, finish()]], "verifier": [verifier_session()]})
+    result = cli("build", "1", "--script", str(script), "--budget-usd", "0.4")
+    # the builder stops at the budget (its work is committed); the verifier has no budget left
+    assert result.exit_code == 3, result.output
+    assert run_events(repo, RunEnded)[0].outcome == "no_verdict"
+    assert [(s[0], s[2]) for s in sessions(repo)] == [("builder", "limits"), ("verifier", "limits")]
+    assert run_events(repo, BuilderCommitted)[0].commit is not None

@@ -164,3 +164,48 @@ def test_killed_process_is_resumed_to_completion(repo, cli):
         ("builder", 1), ("builder", 1), ("verifier", 1)]
     assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "completed")]
     assert run_events(repo, RunEnded)[0].outcome == "approved"
+
+
+def test_ctrl_c_during_parallel_builds_stops_every_run_resumably(repo, cli, monkeypatch):
+    """Ctrl-C lands in the main thread; each worker stops at its next turn and can be resumed."""
+    import threading
+
+    from agentflow import orchestration
+    from agentflow.config import load_config
+    from agentflow.orchestration import NullReporter, load_build_plans
+
+    write_plan(repo, "1", "Add farewell", "farewell")
+    write_plan(repo, "2", "Add greeting", "greeting")
+    cancel = threading.Event()
+    both_started = threading.Barrier(3, timeout=20)
+    real_wait = orchestration.wait
+
+    def ctrl_c_once(futures):
+        if not cancel.is_set():
+            both_started.wait()
+            raise KeyboardInterrupt
+        return real_wait(futures)
+
+    def factory(role: str, cycle: int) -> FunctionModel:
+        def reply(request: ModelRequest) -> dict[str, Any]:
+            if _turn(request) == 0:
+                both_started.wait()
+                cancel.wait(20)  # the main thread has handled Ctrl-C
+            return builder_session()[_turn(request)]
+
+        return FunctionModel(reply)
+
+    monkeypatch.setattr(orchestration, "wait", ctrl_c_once)
+    plans = load_build_plans(repo, ["1", "2"])
+    with pytest.raises(RunInterrupted) as caught:
+        orchestration._build_parallel(repo, plans, BuildOptions(models=factory, jobs=2), NullReporter(),
+                                      load_config(repo), cancel)
+    run_ids = [e.run_id for e in run_events(repo, RunStarted)]
+    assert len(run_ids) == 2 and all(run_id in str(caught.value) for run_id in run_ids)
+    assert sorted(sessions(repo)) == [("builder", 1, "interrupted")] * 2
+    assert run_events(repo, RunEnded) == []
+
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    for run_id in run_ids:
+        assert cli("build", "--resume", run_id, "--script", str(script)).exit_code == 0
+    assert [e.outcome for e in run_events(repo, RunEnded)] == ["approved", "approved"]
