@@ -328,6 +328,8 @@ class _Context:
         else:
             decision = f" (decision: {note.decision})" if note.decision else ""
             reasons.append(f"latest verdict ({note.ts}) is {note.outcome}{decision}")
+            if note.reason:
+                reasons.append(f"why: {note.reason}")
         reasons += [_finding_line(f) for f in note.findings if f.get("severity") in ("critical", "high")][:10]
         if earlier:
             reasons.insert(0, f"approval of {earlier[-1].note.ts} was revoked by a later {note.outcome} verdict")

@@ -123,10 +123,12 @@ def test_rejected_verdict_after_an_approval_revokes_it(repo):
     assert any("F1" in line and "leaks capsule" in line for line in result.reasons)
 
 
-def test_changes_requested_only_is_not_approved(repo):
+def test_changes_requested_only_is_not_approved_and_says_why(repo):
     plan_branch(repo)
-    add_verdict(repo, BRANCH, "changes_requested")
-    assert gate(repo).status is GateStatus.NOT_APPROVED
+    add_verdict(repo, BRANCH, "changes_requested", reason="check failed: pytest -q; criterion AC2 unmet")
+    result = gate(repo)
+    assert result.status is GateStatus.NOT_APPROVED
+    assert "why: check failed: pytest -q; criterion AC2 unmet" in result.reasons
 
 
 def test_latest_verdict_wins_by_timestamp_not_line_order(repo):
