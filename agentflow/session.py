@@ -32,12 +32,15 @@ from agentflow.models.base import (
     TextBlock,
     ToolResultBlock,
 )
-from agentflow.tools import Submitted, Toolbox, ToolProvider
+from agentflow.tools import Submitted, Toolbox, ToolOutput, ToolProvider
 
 Status = Literal["completed", "failed", "limits", "interrupted"]
 ProgressFn = Callable[[dict[str, Any]], None]
 NUDGE = ("You replied without calling a tool. Continue the work with the tools; when you are done, "
          "call {terminal} (the session only ends through it).")
+CUT_OFF = ("Not run: your reply hit the {max_tokens}-token output limit while writing this {tool} call, so its "
+           "input may be incomplete. Make smaller calls (e.g. several edit_file calls instead of one big "
+           "write_file).")
 NO_TERMINAL_REASON = "ended without finish/submit_verdict"
 MAX_EVENT_STRING = 2_000
 # Tools that end a session; recorded whole in events because orchestration reads them back.
@@ -215,15 +218,23 @@ class _Session:
         self.progress()
 
     def run_tools(self, response: ModelResponse) -> None:
+        """Run the calls in order; a terminal call ends the batch. A call cut off by max_tokens
+        is not run (its input may be incomplete: think of a half-written file)."""
         results: list[ToolResultBlock] = []
+        calls = response.tool_calls
+        cut_off = calls[-1] if response.stop_reason == "max_tokens" else None
         try:
-            for call in response.tool_calls:
+            for call in calls:
                 began = time.monotonic()
-                try:
-                    output = self.toolbox.call(call.name, call.input)
-                except Submitted:
-                    self.record_tool(call.name, call.input, False, 0, time.monotonic() - began)
-                    raise
+                if call is cut_off:
+                    output = ToolOutput(CUT_OFF.format(tool=call.name, max_tokens=self.spec.limits.output_tokens),
+                                        is_error=True)
+                else:
+                    try:
+                        output = self.toolbox.call(call.name, call.input)
+                    except Submitted:
+                        self.record_tool(call.name, call.input, False, 0, time.monotonic() - began)
+                        raise
                 self.record_tool(call.name, call.input, output.is_error, len(output.content),
                                  time.monotonic() - began)
                 results.append(ToolResultBlock(tool_use_id=call.id, content=output.content or "(no output)",
@@ -235,7 +246,8 @@ class _Session:
     def record_tool(self, tool: str, input: dict[str, Any], is_error: bool, chars: int, seconds: float) -> None:
         self.ledger.append(ToolCalled(
             run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns, tool=tool,
-            input=input if tool in TERMINAL_TOOLS else _shorten(input), is_error=is_error, output_chars=chars, duration_s=round(seconds, 3),
+            input=input if tool in TERMINAL_TOOLS else _shorten(input), is_error=is_error, output_chars=chars,
+            duration_s=round(seconds, 3),
         ))
         self.progress(tool=tool)
 

@@ -227,6 +227,17 @@ def test_terminal_tool_input_is_recorded_whole(repo: Path) -> None:
     assert call.input == verdict and not call.is_error
 
 
+def test_a_call_cut_off_by_max_tokens_is_not_run(repo: Path) -> None:
+    cut = {"tool_calls": [{"name": "write_file", "input": {"path": "ok.txt", "content": "whole"}},
+                          {"name": "write_file", "input": {"path": "half.txt", "content": "def f(:"}}],
+           "stop_reason": "max_tokens"}
+    result, events = run(repo, [cut, FINISH])
+    assert result.status == "completed"
+    assert (repo / "ok.txt").exists() and not (repo / "half.txt").exists()
+    refused = [e for e in events if isinstance(e, ToolCalled)][1]
+    assert refused.tool == "write_file" and refused.is_error
+
+
 def test_terminal_tool_stops_the_batch(repo: Path) -> None:
     batch = {"tool_calls": [{"name": "finish", "input": {"summary": "early"}},
                             {"name": "write_file", "input": {"path": "after.txt", "content": "x"}}]}
