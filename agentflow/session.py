@@ -143,6 +143,8 @@ class _Session:
         self.cost = 0.0
         self.started = time.monotonic()
         self.nudged = False
+        if hasattr(toolbox, "deadline"):  # commands must not outlive the session's time limit
+            toolbox.deadline = self.started + spec.limits.max_seconds
 
     def run(self) -> SessionResult:
         self.ledger.append(SessionStarted(run_id=self.spec.run_id, session_id=self.session_id, role=self.spec.role,

@@ -235,6 +235,7 @@ class Toolbox:
     command_timeout: float = 600.0
     max_output_chars: int = MAX_OUTPUT_CHARS
     extra: dict[str, Tool] = field(default_factory=dict)
+    deadline: float | None = None  # time.monotonic() by which commands must end (the session's time limit)
     _tools: dict[str, Tool] = field(init=False, repr=False)
     _restore_point: _RestorePoint | None = field(init=False, repr=False, default=None)
 
@@ -403,14 +404,19 @@ class Toolbox:
         command = _arg(data, "command", "run_command") or ""
         if not command.strip():
             raise ToolError("run_command: empty command")
+        timeout = self.command_timeout
+        if self.deadline is not None:
+            timeout = min(timeout, self.deadline - time.monotonic())
+            if timeout <= 0:
+                raise ToolError("run_command: not run, the session's time limit is reached")
         try:
-            code, output, seconds = run_shell(command, self.root, self.command_timeout)
+            code, output, seconds = run_shell(command, self.root, timeout)
         finally:
             if self._restore_point is not None:
                 self._restore()
         output = truncate(output, self.max_output_chars)
         if code is None:
-            raise ToolError(f"run_command: timed out after {self.command_timeout:g} s (process group killed)\n"
+            raise ToolError(f"run_command: timed out after {timeout:.3g} s (process group killed)\n"
                             f"{output}")
         return f"exit code {code} ({seconds:.1f} s)\n{output}"
 

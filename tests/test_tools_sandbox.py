@@ -146,6 +146,16 @@ def test_run_command_timeout_kills_the_process_group(tree: Path) -> None:
     assert ps.stdout.strip() == ""
 
 
+def test_run_command_respects_the_session_deadline(tree: Path) -> None:
+    import time
+
+    box = Toolbox(tree, "builder", command_timeout=600, deadline=time.monotonic() + 0.3)
+    out = box.call("run_command", {"command": "sleep 30"})
+    assert out.is_error and "timed out after 0." in out.content
+    box.deadline = time.monotonic() - 1
+    assert "time limit is reached" in box.call("run_command", {"command": "true"}).content
+
+
 def test_run_command_output_is_truncated_with_a_note(tree: Path) -> None:
     box = Toolbox(tree, "builder", max_output_chars=1000)
     out = box.call("run_command", {"command": "seq 1 5000; echo LAST"})
