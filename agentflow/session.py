@@ -181,7 +181,9 @@ class _Session:
         began = time.monotonic()
         response = self.model.complete(request)
         self.record_call(response, time.monotonic() - began)
-        self.messages.append(Message(role="assistant", content=list(response.content)))
+        # The API rejects an empty assistant message in the history, so an empty reply keeps a marker.
+        content = list(response.content) or [TextBlock(text="(empty reply)")]
+        self.messages.append(Message(role="assistant", content=content))
         if response.tool_calls:
             self.nudged = False
             self.run_tools(response)

@@ -124,6 +124,19 @@ def test_nudge_names_the_terminal_tool_of_any_toolbox(repo: Path) -> None:
     assert isinstance(nudge, TextBlock) and "call submit_findings" in nudge.text
 
 
+def test_empty_reply_is_nudged_with_a_valid_history(repo: Path) -> None:
+    seen: list[ModelRequest] = []
+
+    def fn(request: ModelRequest) -> ModelResponse | dict:
+        seen.append(request)
+        return ModelResponse(content=[], stop_reason="end_turn") if len(seen) == 1 else FINISH
+
+    with Ledger.open(repo) as ledger:
+        result = run_session(make_spec(repo), FunctionModel(fn), Toolbox(repo, "builder"), ledger)
+    assert result.status == "completed"
+    assert all(message.content for message in seen[1].messages)
+
+
 def test_nudge_can_recover(repo: Path) -> None:
     result, _ = run(repo, [{"text": "hmm"}, FINISH])
     assert result.status == "completed"
