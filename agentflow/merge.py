@@ -51,12 +51,14 @@ def resolve_branch(repo: Repo, target: str) -> str:
     if repo.branch_exists(name):
         return name
     plan_id: str | None = None
+    expected: str | None = None
     try:
         from agentflow import plans
 
         plan = plans.resolve_plan(repo.root, target)
-        if repo.branch_exists(plans.branch_name(plan)):
-            return plans.branch_name(plan)
+        expected = plans.branch_name(plan)
+        if repo.branch_exists(expected):
+            return expected
         plan_id = str(plan.id)
     except (ImportError, UsageError):
         pass
@@ -69,6 +71,8 @@ def resolve_branch(repo: Repo, target: str) -> str:
         return matches[0]
     if len(matches) > 1:
         raise UsageError(f"{target!r} matches several branches: {', '.join(matches)}", fix="name the branch")
+    if expected is not None:
+        raise UsageError(f"plan {plan_id} has no branch {expected} yet", fix=f"build it first: agentflow build {plan_id}")
     raise UsageError(f"no branch or plan branch for {target!r}", fix="name a branch, or a plan that has been built")
 
 

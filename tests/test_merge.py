@@ -113,3 +113,11 @@ def test_merge_removes_the_plans_worktree(repo, cli):
 def test_merge_unknown_target_is_a_usage_error(repo, cli):
     result = cli("merge", "no-such-plan")
     assert result.exit_code == 2
+
+
+def test_merge_of_a_plan_that_was_never_built_names_the_branch(repo, cli):
+    from tests.build_helpers import write_plan
+
+    write_plan(repo)
+    result = cli("merge", "1")
+    assert result.exit_code == 2 and "agentflow/1-farewell" in result.output and "agentflow build 1" in result.output
