@@ -88,18 +88,27 @@ class TerminalReporter:
         self._print(message)
 
     def on_event(self, event: Event) -> None:
+        from agentflow.events import RunEnded
+
         line = describe_event(event)
         if line:
             self._print(line)
+        if isinstance(event, RunEnded) and self._live is not None:
+            from rich.text import Text
+
+            with self._lock:
+                self._status.pop(str(event.run_id), None)
+                self._live.update(Text("\n".join(self._status.values())))
 
     def on_progress(self, progress: dict[str, Any]) -> None:
         if self._live is None:
             return
         from rich.text import Text
 
-        key = str(progress.get("plan") or progress.get("run_id"))
+        key = str(progress.get("run_id"))
         tool = f" · {progress['tool']}" if progress.get("tool") else ""
-        line = (f"plan {key} · {progress.get('role')} · cycle {progress.get('cycle')} · turn {progress.get('turn')} · "
+        what = f"plan {progress['plan']}" if progress.get("plan") else "verify"
+        line = (f"{what} · {progress.get('role')} · cycle {progress.get('cycle')} · turn {progress.get('turn')} · "
                 f"{int(progress.get('tokens', 0)):,} tokens · ${float(progress.get('cost_usd', 0)):.2f} · "
                 f"{float(progress.get('elapsed_s', 0)):.0f}s{tool}")
         with self._lock:
