@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -369,7 +370,9 @@ class _Context:
             reasons.append(f"{ignored} note line(s) on it are not verdicts and were ignored")
         return self.result(GateStatus.NO_VERDICT, reasons)
 
-    def _merge_base(self) -> str | None:
+    @cached_property
+    def fork(self) -> str | None:
+        """Where REF's branch left the base (None when the base does not exist)."""
         if not self.repo.ok("rev-parse", "--verify", "--quiet", f"{self.base}^{{commit}}"):
             return None
         out = self.repo.git("merge-base", self.commit, self.base, check=False)
@@ -377,7 +380,7 @@ class _Context:
 
     def _rebased_from(self, approvals: list[NoteRecord]) -> GateResult | None:
         """An approved change whose patch equals REF's patch against the base: a clean rebase."""
-        fork = self._merge_base()
+        fork = self.fork
         if fork is None or fork == self.commit or not approvals:
             return None
         patch = self.repo.patch_id(fork, self.commit)
@@ -414,7 +417,7 @@ class _Context:
 
     def _stale_from(self, approvals: list[NoteRecord], copied: NoteRecord | None) -> GateResult | None:
         """The latest approval of an earlier version of this change, and what changed since."""
-        fork = self._merge_base()
+        fork = self.fork
         plan = self.repo.trailers(self.commit).get(TRAILER_PLAN) or (copied.note.plan if copied else None)
         on_branch = self._branch_commits(fork) if fork != self.commit else set()
         related = []
