@@ -178,6 +178,8 @@ class AnthropicModel:
                 problem, wait_for = f"connection error ({exc.__cause__ or exc})", None
             except (anthropic.APIResponseValidationError, ValueError) as exc:
                 raise ModelError(f"malformed reply from the Messages API: {_short(exc)}") from None
+            except anthropic.AnthropicError as exc:  # credentials, configuration: retrying cannot help
+                raise ModelError(f"the anthropic SDK failed: {_short(exc)}") from None
             if attempt == policy.attempts:
                 raise ModelError(f"the Messages API failed {policy.attempts} times; last: {problem}",
                                  fix="try again later or raise AGENTFLOW_RETRY_ATTEMPTS")
