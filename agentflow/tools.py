@@ -491,7 +491,9 @@ def _glob_match(rel: str, pattern: str) -> bool:
     return "/" not in pattern and fnmatch.fnmatch(PurePosixPath(rel).name, pattern)
 
 
-def run_shell(command: str, cwd: Path, timeout: float, env: dict[str, str] | None = None) -> tuple[int | None, str, float]:
+def run_shell(
+    command: str, cwd: Path, timeout: float, env: dict[str, str] | None = None
+) -> tuple[int | None, str, float]:
     """Run ``command`` with bash in its own process group; (exit code or None on timeout, output, seconds).
 
     On timeout the whole group is killed so no grandchild outlives the call. The environment is
