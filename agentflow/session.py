@@ -329,7 +329,13 @@ def run_role_session(spec: SessionSpec, ledger: Ledger, *, model: Model | None =
         module_name, function = EXTERNAL_BACKENDS[spec.backend]
         runner = getattr(importlib.import_module(module_name), function)
         return runner(spec, ledger, on_progress)
+    owned = model is None
     model = model or _model_for(spec)
     toolbox = Toolbox(spec.root, spec.role, command_timeout=spec.limits.command_timeout)  # type: ignore[arg-type]
-    return run_session(spec, model, toolbox, ledger, on_progress)
+    try:
+        return run_session(spec, model, toolbox, ledger, on_progress)
+    finally:
+        close = getattr(model, "close", None)
+        if owned and spec.backend != "scripted" and callable(close):
+            close()
 

@@ -147,6 +147,10 @@ class AnthropicModel:
             _strict_response_validation=strict,
         )
 
+    def close(self) -> None:
+        """Release the HTTP connection pool."""
+        self.client.close()
+
     # -- the Model protocol ----------------------------------------------------------------------
 
     def complete(self, request: ModelRequest) -> ModelResponse:
