@@ -8,9 +8,9 @@ early; the real enforcement is ``agentflow gate`` as a required CI check.
   protected, every commit being merged in must pass the gate. Merges into other branches (updating
   a plan branch from main, say) are not checked. Fast-forward and squash merges do not run
   ``pre-merge-commit`` (a git fact); ``pre-push`` catches those.
-* ``pre-push``: for each pushed ref that is a protected branch, the new tip must pass the gate, or be
-  a merge commit whose merged-in (second) parent passes it and whose tree is exactly the clean merge
-  of its parents (what ``agentflow merge`` writes).
+* ``pre-push``: for each pushed ref that is a protected branch, every commit the push adds to it
+  (first-parent chain) must pass the gate, or be a merge commit whose merged-in (second) parent
+  passes it and whose tree is exactly the clean merge of its parents (what ``agentflow merge`` writes).
 
 Install keeps existing hooks: a foreign hook is renamed ``<hook>.agentflow-orig`` and run first by
 ours; uninstall puts it back. Hooks call ``<the installing python> -m agentflow`` so PATH does not matter.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from agentflow.config import Config
 from agentflow.errors import UsageError
-from agentflow.gate import GateResult, evaluate_gate, evaluate_merge_commit
+from agentflow.gate import GateResult, GateStatus, evaluate_gate, evaluate_merge_commit
 from agentflow.git import Repo
 
 HOOKS = ("pre-merge-commit", "pre-commit", "pre-push")
@@ -170,18 +170,44 @@ def check_merge(repo: Repo, config: Config) -> list[HookCheck]:
             for head in heads]
 
 
+MAX_PUSHED_COMMITS = 100
+
+
+def pushed_commits(repo: Repo, local_sha: str, remote_sha: str) -> list[str]:
+    """The first-parent commits a push adds to a branch, newest first (at most MAX_PUSHED_COMMITS + 1).
+
+    First-parent only: the commits of a merged plan branch sit behind its (checked) merge commit.
+    """
+    if remote_sha == ZERO:
+        return [local_sha]  # creating the branch (e.g. the first push of a project): its tip only
+    known = repo.ok("cat-file", "-e", f"{remote_sha}^{{commit}}")
+    exclude = [f"^{remote_sha}"] if known else ["--not", "--remotes"]
+    out = repo.git("rev-list", "--first-parent", f"--max-count={MAX_PUSHED_COMMITS + 1}", local_sha, *exclude)
+    return out.split()
+
+
 def check_push(repo: Repo, config: Config, stdin: str) -> list[HookCheck]:
-    """``pre-push``: the new tip of every pushed protected branch passes the gate (or is a clean merge of one)."""
+    """``pre-push``: every commit a push adds to a protected branch passes the gate (or is a clean merge of one)."""
     checks = []
     for line in stdin.splitlines():
         parts = line.split()
         if len(parts) != 4:
             continue
-        _local_ref, local_sha, remote_ref, _remote_sha = parts
+        _local_ref, local_sha, remote_ref, remote_sha = parts
         if local_sha == ZERO or not remote_ref.startswith("refs/heads/") or not is_protected(remote_ref, config):
             continue
-        result = evaluate_merge_commit(repo, local_sha, config=config)
-        checks.append(HookCheck(f"pushing {local_sha[:12]} to {remote_ref}", result))
+        commits = pushed_commits(repo, local_sha, remote_sha)
+        if len(commits) > MAX_PUSHED_COMMITS:
+            tip = evaluate_merge_commit(repo, local_sha, config=config)
+            too_many = GateResult(
+                ref=local_sha, commit=tip.commit, tree=tip.tree, status=GateStatus.NO_VERDICT,
+                reasons=[f"more than {MAX_PUSHED_COMMITS} new commits on a protected branch; push them in steps"],
+            )
+            checks.append(HookCheck(f"pushing to {remote_ref}", too_many))
+            continue
+        for commit in commits:
+            result = evaluate_merge_commit(repo, commit, config=config)
+            checks.append(HookCheck(f"pushing {commit[:12]} to {remote_ref}", result))
     return checks
 
 

@@ -121,6 +121,7 @@ def test_pre_push_accepts_a_clean_merge_of_an_approved_branch(repo, cli, tmp_pat
     plan_branch(repo)
     add_verdict(repo, BRANCH)
     commit_file(repo, "docs/other.md", "main moved\n")
+    git(repo, "push", "-q", "origin", "main")
     assert cli("merge", BRANCH).exit_code == 0
     cli("hooks", "install")
     proc = run_git(repo, "push", "origin", "main")
@@ -130,3 +131,20 @@ def test_pre_push_accepts_a_clean_merge_of_an_approved_branch(repo, cli, tmp_pat
     git(repo, "commit", "-q", "-a", "--amend", "--no-edit", "--no-verify")
     proc = run_git(repo, "push", "--force", "origin", "main")
     assert proc.returncode != 0 and "clean merge" in proc.stderr
+
+
+def test_pre_push_checks_every_commit_the_push_adds(repo, cli, tmp_path):
+    """An unapproved direct commit hidden behind an approved merge is refused."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "origin", "main")
+    plan_branch(repo)
+    add_verdict(repo, BRANCH)
+    sneaky = commit_file(repo, "docs/sneaky.md", "unreviewed\n", "direct commit")
+    assert cli("merge", BRANCH).exit_code == 0
+    cli("hooks", "install")
+    proc = run_git(repo, "push", "origin", "main")
+    assert proc.returncode != 0
+    assert f"pushing {sneaky[:12]}" in proc.stderr
+    assert git(repo, "ls-remote", str(remote), "refs/heads/main").split()[0] != git(repo, "rev-parse", "main")
