@@ -148,3 +148,11 @@ def test_pre_push_checks_every_commit_the_push_adds(repo, cli, tmp_path):
     assert proc.returncode != 0
     assert f"pushing {sneaky[:12]}" in proc.stderr
     assert git(repo, "ls-remote", str(remote), "refs/heads/main").split()[0] != git(repo, "rev-parse", "main")
+
+
+def test_install_honours_core_hooks_path(repo, cli):
+    git(repo, "config", "core.hooksPath", ".githooks")
+    result = cli("hooks", "install")
+    assert result.exit_code == 0, result.output
+    assert all(is_ours(repo / ".githooks" / hook) for hook in HOOKS)
+    assert not (repo / ".git" / "hooks" / "pre-push").exists()
