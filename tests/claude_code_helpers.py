@@ -80,7 +80,8 @@ def claude_code_env(fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPat
 
 
 def make_spec(role: str, root: Path, *, system: str = "", prompt: str = "Do the task.", max_turns: int = 8,
-              max_seconds: float = 90, max_tokens: int = 4_000_000, budget: RunBudget | None = None, run_id: str = "r-test-cc") -> SessionSpec:
+              max_seconds: float = 90, max_tokens: int = 4_000_000, budget: RunBudget | None = None,
+              run_id: str = "r-test-cc") -> SessionSpec:
     return SessionSpec(
         role=role, cycle=1, run_id=run_id, root=root,
         system=system or f"You are agentflow's {role}.", prompt=prompt,
