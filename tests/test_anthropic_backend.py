@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -291,3 +293,27 @@ def test_unscripted_request_fails_fast(fake_anthropic: FakeAnthropic, model: Ant
     with pytest.raises(ModelError, match="no reply queued"):
         model.complete(request())
     assert fake_anthropic.pending == 0
+
+
+# -- opt-in live check ---------------------------------------------------------------------------
+
+_LIVE_KEY = os.environ.get("ANTHROPIC_API_KEY")  # read at import: the autouse fixture removes it
+_REAL_CONNECT = socket.socket.connect  # likewise: the fixture confines tests to 127.0.0.1
+
+
+@pytest.mark.live
+@pytest.mark.skipif(os.environ.get("AGENTFLOW_LIVE_TESTS") != "1" or not _LIVE_KEY,
+                    reason="live API test: set AGENTFLOW_LIVE_TESTS=1 and ANTHROPIC_API_KEY")
+def test_live_tool_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One real call: the model calls a tool, usage and cost come back (AGENTFLOW_LIVE_MODEL picks it)."""
+    monkeypatch.setattr(socket.socket, "connect", _REAL_CONNECT)
+    model = AnthropicModel(os.environ.get("AGENTFLOW_LIVE_MODEL", "claude-haiku-5-5"), api_key=_LIVE_KEY,
+                           retry=RetryPolicy(attempts=3))
+    tool = ToolSpec(name="finish", description="Call this with a one-word summary.",
+                    input_schema={"type": "object", "properties": {"summary": {"type": "string"}},
+                                  "required": ["summary"]})
+    reply = model.complete(ModelRequest(system=[TextBlock(text="Always call the finish tool.", cache=True)],
+                                        messages=[Message.user("Say hi via finish.", cache=True)],
+                                        tools=[tool], max_tokens=200))
+    assert reply.tool_calls and reply.tool_calls[0].name == "finish"
+    assert reply.usage.input_tokens + reply.usage.cache_write > 0 and reply.cost_usd > 0
