@@ -9,6 +9,8 @@ measures, each in a fresh process so peak memory is per approach:
 - ``orjson.loads``: an ``orjson.loads`` loop, the parser the evaluator uses (ceiling of any
   approach that builds Python objects);
 - ``orjson.loads x2``: two processes each parsing half (the parse ceiling of this machine's cores);
+- ``msgspec`` and ``DuckDB`` (only when installed): an alternative parser, and DuckDB's C++ reader
+  computing the same shape table (group by type and ``json_structure``) without Python objects;
 - ``evaluator (1 process)`` and ``evaluator (N processes)``: the full analysis with findings.
 
 Usage::
@@ -127,6 +129,29 @@ def m_orjson2(path: str) -> int:
         return sum(pool.starmap(_orjson_range, [(path, a, b) for a, b in ranges]))
 
 
+def m_msgspec(path: str) -> int:
+    import msgspec
+
+    decode, n = msgspec.json.Decoder().decode, 0
+    for lines in _blocks(path):
+        for line in lines:
+            decode(line)
+            n += 1
+    return n
+
+
+def m_duckdb(path: str) -> int:
+    """DuckDB's C++ reader grouping by (type, json_structure): the shape table without Python objects."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads={os.cpu_count() or 1}")
+    rows = con.execute(
+        "SELECT j->>'type', json_structure(j), count(*) FROM read_ndjson_objects(?, ignore_errors=true) AS r(j) "
+        "GROUP BY ALL", [path]).fetchall()
+    return sum(row[2] for row in rows)
+
+
 def _evaluate(path: str, workers: int) -> int:
     from agentflow.evaluator import RuleConfig, evaluate
 
@@ -149,23 +174,47 @@ MEASURES = {
     "json": ("json.loads loop", m_json),
     "orjson": ("orjson.loads loop", m_orjson),
     "orjson2": ("orjson.loads loop, 2 processes", m_orjson2),
+    "msgspec": ("msgspec decode loop (optional)", m_msgspec),
+    "duckdb": ("DuckDB group by type, json_structure (optional)", m_duckdb),
     "eval1": ("evaluator, 1 process", m_eval1),
     "evaln": (f"evaluator, {os.cpu_count()} processes", m_evaln),
 }
+
+
+def _own_peak_mb() -> float:
+    """This process's peak RSS. ``ru_maxrss`` survives exec on Linux (it would report the parent's
+    size), so read ``VmHWM``, which starts afresh with the new program."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure_here(name: str, path: str) -> dict:
     start = time.perf_counter()
     events = MEASURES[name][1](path)
     seconds = time.perf_counter() - start
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = _own_peak_mb()
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # Workers are forked: peak = parent + workers x the largest worker (an upper bound, shared pages
+    # are counted in each). DuckDB uses threads, so its memory is in the parent's.
     workers = (os.cpu_count() or 1) if name in ("evaln", "orjson2") else 0
     return {"name": name, "events": events, "seconds": seconds, "peak_mb": own + child * workers,
             "parent_mb": own, "worker_mb": child}
 
 
-def measure(name: str, path: Path) -> dict:
+OPTIONAL = {"msgspec": "msgspec", "duckdb": "duckdb"}
+
+
+def measure(name: str, path: Path) -> dict | None:
+    if name in OPTIONAL:
+        import importlib.util
+
+        if importlib.util.find_spec(OPTIONAL[name]) is None:
+            return None  # not installed: the reference is skipped
     out = subprocess.run([sys.executable, __file__, "--measure", name, "--log", str(path)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
@@ -187,7 +236,7 @@ def main() -> int:
             generate(path, args.events)
         size_mb = path.stat().st_size / 1e6
         load = os.getloadavg()[0]
-        results = [measure(name, path) for name in MEASURES]
+        results = [r for r in (measure(name, path) for name in MEASURES) if r is not None]
     for result in results:
         result["events_per_s"] = result["events"] / result["seconds"]
         result["mb_per_s"] = size_mb / result["seconds"]

@@ -216,7 +216,7 @@ class Aggregator:
                 self._observe(shape, payload, (file_index, line))
             if shape.key_paths:
                 for path, accessor in shape.key_paths:
-                    value = _get(payload, accessor)
+                    value = payload[path] if len(accessor) == 1 else _get(payload, accessor)
                     counts = shape.templates[path]
                     template = key_template(value) if "#" in value else "{}"
                     if template in counts:
