@@ -91,13 +91,19 @@ def _parse_moment(value: str, *, option: str, end_of_day: bool) -> datetime:
         ) from None
 
 
+def _whole_second_after(now: datetime | None) -> datetime:
+    """``now`` rounded up to a whole second: tidy timestamps that still include what just happened."""
+    moment = _utc(now or datetime.now(UTC))
+    return moment if moment.microsecond == 0 else moment.replace(microsecond=0) + timedelta(seconds=1)
+
+
 def parse_period(since: str | None, until: str | None, now: datetime | None = None) -> Period:
     """The period ``--since``/``--until`` describe; ``since`` defaults to ``7d`` and ``until`` to now.
 
     ``since`` is a duration (``24h``, ``7d``, ``2w``) counted back from ``until``, or an ISO date
     (its midnight UTC) or date-time. A bare ``until`` date includes that whole day.
     """
-    end = _parse_moment(until, option="--until", end_of_day=True) if until else _utc(now or datetime.now(UTC)).replace(microsecond=0)
+    end = _parse_moment(until, option="--until", end_of_day=True) if until else _whole_second_after(now)
     since = since or DEFAULT_SINCE
     match = _RELATIVE.match(since)
     if match:
@@ -254,18 +260,18 @@ def facts_from_ledger(ledger: Ledger | None, repo: Repo | None) -> Facts:
     return facts
 
 
-def _note_lines(repo: Repo) -> list[tuple[str, dict[str, Any]]]:
-    """(commit, parsed note) for every verdict line under refs/notes/agentflow, bad lines skipped."""
+def _note_lines(repo: Repo) -> list[tuple[str, int, dict[str, Any]]]:
+    """(commit, line number, parsed note) per verdict line under refs/notes/agentflow; bad lines skipped."""
     from agentflow.verdict import VerdictNote
 
     notes = []
     for commit, lines in repo.notes_map().items():
-        for line in lines:
+        for index, line in enumerate(lines):
             try:
                 note = VerdictNote.model_validate(json.loads(line))
             except (ValueError, TypeError):
                 continue
-            notes.append((commit, note.model_dump(mode="json")))
+            notes.append((commit, index, note.model_dump(mode="json")))
     return notes
 
 
@@ -303,14 +309,17 @@ def facts_from_git(repo: Repo) -> Facts:
     commits = _commit_facts(repo)
     build_runs = {c.run_id for c in commits if c.run_id}
     plan_of_run = {c.run_id: c.plan_id for c in commits if c.run_id and c.plan_id}
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for commit, note in _note_lines(repo):
+    cycle_of_commit = {c.commit: c.cycle or 0 for c in commits}
+    grouped: dict[str, list[tuple[tuple[datetime, int, int], dict[str, Any]]]] = defaultdict(list)
+    for commit, index, note in _note_lines(repo):
         key = note.get("run") or f"note:{commit}:{note.get('ts')}"
-        grouped[key].append(note)
+        # note times have whole seconds: ties go by the commit's cycle trailer, then by line order
+        order = (_parse_ts(note.get("ts")) or datetime.min.replace(tzinfo=UTC), cycle_of_commit.get(commit, 0), index)
+        grouped[key].append((order, note))
     runs: list[RunFact] = []
     timing_known = True
-    for run_id, notes in grouped.items():
-        notes.sort(key=lambda n: (_parse_ts(n.get("ts")) or datetime.min.replace(tzinfo=UTC)))
+    for run_id, ordered in grouped.items():
+        notes = [note for _, note in sorted(ordered, key=lambda pair: pair[0])]
         plan_id = next((str(n["plan"]) for n in notes if n.get("plan")), None) or plan_of_run.get(run_id)
         synthetic = run_id.startswith("note:")
         mode = "build" if run_id in build_runs else ("none" if synthetic else "verify")
