@@ -35,6 +35,7 @@ MAX_OUTPUT_CHARS = 30_000
 MAX_LISTED = 1_000
 MAX_MATCHES = 200
 MAX_SEARCH_BYTES = 2_000_000
+PRIVATE = frozenset({".git", ".agentflow"})  # git's data and agentflow's own state (ledger, worktrees)
 
 
 class ToolError(Exception):
@@ -289,18 +290,18 @@ class Toolbox:
                             "use a path relative to the repository root")
         if ".." in pure.parts:
             raise ToolError(f"{tool}: refused path {path!r}: '..' is not allowed")
-        if ".git" in pure.parts:
-            raise ToolError(f"{tool}: refused path {path!r}: .git is off limits")
+        if off_limits := PRIVATE.intersection(pure.parts):
+            raise ToolError(f"{tool}: refused path {path!r}: {min(off_limits)} is off limits")
         resolved = (self.root / pure).resolve()
         if not resolved.is_relative_to(self.root):
             raise ToolError(f"{tool}: refused path {path!r}: it resolves outside the repository (symlink)")
-        if ".git" in resolved.relative_to(self.root).parts:
-            raise ToolError(f"{tool}: refused path {path!r}: it resolves into .git")
+        if PRIVATE.intersection(resolved.relative_to(self.root).parts):
+            raise ToolError(f"{tool}: refused path {path!r}: it resolves into .git or .agentflow")
         return resolved
 
     def _inside(self, resolved: Path) -> bool:
         """True when an already resolved path is in the worktree and not under .git."""
-        return resolved.is_relative_to(self.root) and ".git" not in resolved.relative_to(self.root).parts
+        return resolved.is_relative_to(self.root) and not PRIVATE.intersection(resolved.relative_to(self.root).parts)
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -308,9 +309,9 @@ class Toolbox:
     def _walk(self, start: Path) -> Iterator[Path]:
         """Files under ``start`` (sorted), skipping .git and anything that resolves outside."""
         for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = sorted(d for d in dirnames if d != ".git")
+            dirnames[:] = sorted(d for d in dirnames if d not in PRIVATE)
             for name in sorted(filenames):
-                if name == ".git":
+                if name in PRIVATE:
                     continue
                 path = Path(dirpath) / name
                 if path.is_symlink() and not self._inside(path.resolve()):
@@ -458,7 +459,8 @@ class Toolbox:
             self._git("checkout", "-q", point.dirty, "--", ".")
             self._git("reset", "-q")
         for rel in sorted(set(self._untracked()) - point.untracked):
-            _remove_new_file(self.root, rel)
+            if not PRIVATE.intersection(PurePosixPath(rel).parts):  # never agentflow's own state
+                _remove_new_file(self.root, rel)
 
     # -- terminal tools --------------------------------------------------------------------------
 

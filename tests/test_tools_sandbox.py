@@ -45,6 +45,7 @@ ESCAPES = [
     "src/../.git/config",
     ".git",
     "link_git",
+    ".agentflow/ledger.db",
     "a\0b",
 ]
 
@@ -69,6 +70,7 @@ def test_refusal_names_the_reason(tree: Path) -> None:
     assert "absolute paths" in box.call("read_file", {"path": "/etc/passwd"}).content
     assert "resolves outside" in box.call("read_file", {"path": "link_out"}).content
     assert ".git is off limits" in box.call("read_file", {"path": ".git/config"}).content
+    assert ".agentflow is off limits" in box.call("read_file", {"path": ".agentflow/ledger.db"}).content
 
 
 def test_listing_and_search_skip_git_and_outside_links(tree: Path) -> None:
@@ -182,6 +184,15 @@ def test_verifier_commands_are_discarded(tree: Path) -> None:
     assert not (tree / "gen").exists()
     assert (tree / "src" / "util.py").read_text() == "X = 'uncommitted'\n"
     assert (tree / "link_out").is_symlink()  # untracked before the session: left alone
+
+
+def test_verifier_restore_never_deletes_agentflow_state(tree: Path) -> None:
+    box = Toolbox(tree, "verifier")  # .agentflow is not git-ignored in this repository
+    (tree / ".agentflow").mkdir()
+    (tree / ".agentflow" / "ledger.db").write_text("state")
+    box.call("run_command", {"command": "echo x > new.txt"})
+    assert (tree / ".agentflow" / "ledger.db").read_text() == "state"
+    assert not (tree / "new.txt").exists()
 
 
 def test_builder_commands_are_kept(tree: Path) -> None:
