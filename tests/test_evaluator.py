@@ -380,3 +380,12 @@ def test_relevant_findings_match_entities_and_scope():
     assert [f["id"] for f in relevant_findings(findings, plan)] == ["EV-1", "EV-2"]
     plan = SimpleNamespace(title="Roles and groups", body="Account settings page", scope=[])
     assert [f["id"] for f in relevant_findings(findings, plan)] == ["EV-3"]
+
+
+def test_big_integers_and_byte_order_mark_are_valid_input(tmp_path):
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"type": "A", "n": 1}\n{"type": "A", "n": 123456789012345678901234567890}\n')
+    analysis = evaluate([path])
+    assert (analysis.events, analysis.bad_lines) == (2, 0)
+    assert sum(analysis.type("A").fields["n"].types.values()) == 2
+    assert not analysis.findings  # integer and number are one JSON type for the rules

@@ -79,7 +79,9 @@ def read_one(
         except (OSError, EOFError, zlib.error) as exc:
             aggregator.bad(index, 1, f"cannot decompress: {exc}")
             return
-        if first.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"[":
+        if first.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark is not part of the first line
+            first = first[3:]
+        if first.lstrip(b" \t\r\n")[:1] == b"[":
             _read_array(aggregator, stream, index, first)
             return
         size = path.stat().st_size

@@ -1,9 +1,9 @@
 """Which open findings concern a plan: matched by event type names and entity words.
 
 A finding concerns a plan when the plan's title, body or scope mentions the finding's event type
-(``RoleAssignmentCreated``), its entity (``RoleAssignment``, also written ``role assignment``,
-``role_assignment`` or ``role-assignment``), or its field (``capsule_id``) together with the entity.
-Matching is case-insensitive and on word boundaries, so ``Role`` alone does not match.
+(``RoleAssignmentCreated``) or its entity (``RoleAssignment``, also written ``role assignment(s)``,
+``role_assignment`` or ``role-assignment``). Matching is case-insensitive and on word boundaries,
+so ``Role`` alone does not match: a field name alone (``capsule_id``) is too common to select on.
 """
 
 from __future__ import annotations

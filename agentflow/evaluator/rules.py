@@ -169,6 +169,8 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
             for path in schema.fields:
                 carriers.setdefault(path, []).append(schema.name)
         common = {p: names for p, names in carriers.items() if len(names) >= 2}
+        everyone = {t.name for t in group}
+        not_exempt = {t.name for t in group if not config.is_exempt(t.name)}
         for schema in group:
             flagged: set[str] = set()
             for path in sorted(common, key=lambda p: (p.count("."), p)):
@@ -176,8 +178,8 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
                 if path in schema.fields or config.skip(schema.name, path):
                     continue
                 # Isolation fields compare against non-exempt siblings only.
-                siblings = [t for t in group if not (config.is_isolation(path) and config.is_exempt(t.name))]
-                carrying = [n for n in names if any(t.name == n for t in siblings)]
+                siblings = not_exempt if config.is_isolation(path) else everyone
+                carrying = [n for n in names if n in siblings]
                 if len(carrying) < 2 or len(carrying) / len(siblings) <= SIBLING_SHARE:
                     continue
                 if any(parent in flagged for parent in _parent_paths(path)):

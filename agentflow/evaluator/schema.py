@@ -176,9 +176,11 @@ class Aggregator:
             try:
                 event = loads(raw)
             except decode_error as exc:
-                if raw.strip():
-                    self.bad(file_index, line, _parse_problem(raw, exc))
-                continue
+                event = _slow_parse(raw)  # valid JSON orjson refuses, e.g. integers over 64 bits
+                if event is _INVALID:
+                    if raw.strip():
+                        self.bad(file_index, line, _parse_problem(raw, exc))
+                    continue
             if type(event) is not dict:
                 self.bad(file_index, line, f"not a JSON object (a JSON {JSON_TYPES.get(type(event), 'value')})")
                 continue
@@ -297,6 +299,19 @@ class Aggregator:
                 self.shapes[key] = shape
             else:
                 mine.merge(shape)
+
+
+_INVALID = object()
+
+
+def _slow_parse(raw: bytes) -> Any:
+    """The standard library's parser, for the rare lines orjson rejects; ``_INVALID`` if it fails too."""
+    import json
+
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return _INVALID
 
 
 def _parse_problem(raw: bytes, exc: Exception) -> str:
