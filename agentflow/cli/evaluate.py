@@ -13,7 +13,7 @@ from agentflow.cli import _common
 def evaluate(
     logs: Annotated[
         list[Path] | None,
-        typer.Argument(help="Event logs: JSON Lines (also .gz) or JSON arrays. Default: events.paths in the config.",
+        typer.Argument(metavar="LOG", help="Event logs: JSON Lines (also .gz) or JSON arrays. Default: events.paths in the config.",
                        show_default=False),
     ] = None,
     type_field: Annotated[
@@ -53,6 +53,8 @@ def evaluate(
       agentflow evaluate events.jsonl --save-baseline .agentflow/schema.json
 
       agentflow evaluate events.jsonl --baseline .agentflow/schema.json --format md
+
+      agentflow evaluate events.jsonl --llm
     """
     from agentflow.errors import GitError, UsageError
     from agentflow.evaluator.report import FORMATS, render, summary_line
