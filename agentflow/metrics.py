@@ -228,7 +228,8 @@ def facts_from_ledger(ledger: Ledger | None, repo: Repo | None) -> Facts:
                 )
             findings = list((event.verdict or {}).get("findings") or [])
             run.verdicts.append(
-                VerdictFact(run.run_id, run.plan_id, event.cycle, event.outcome, _utc(event.ts), event.override, findings)
+                VerdictFact(run.run_id, run.plan_id, event.cycle, event.outcome, _utc(event.ts), event.override,
+                            findings)
             )
         elif isinstance(event, RunEnded) and run is not None:
             run.ended, run.outcome = _utc(event.ts), event.outcome
@@ -290,7 +291,8 @@ def _merged_plans(repo: Repo, ref: str = "HEAD") -> list[tuple[str, datetime]]:
     merges = []
     for line in out.splitlines():
         commit, _, stamp = line.partition(" ")
-        plans = {c.trailers[TRAILER_PLAN] for c in repo.log_trailers(f"{commit}^1..{commit}^2") if TRAILER_PLAN in c.trailers}
+        brought = repo.log_trailers(f"{commit}^1..{commit}^2")
+        plans = {c.trailers[TRAILER_PLAN] for c in brought if TRAILER_PLAN in c.trailers}
         merges += [(plan, _utc(datetime.fromisoformat(stamp))) for plan in sorted(plans)]
     return merges
 
@@ -333,7 +335,8 @@ def facts_from_git(repo: Repo) -> Facts:
             if not override:
                 cycle = int(note["cycle"]) if str(note.get("cycle", "")).isdigit() else cycle + 1
             run.verdicts.append(
-                VerdictFact(run_id, plan_id, max(cycle, 1), note["outcome"], ts, override, list(note.get("findings") or []))
+                VerdictFact(run_id, plan_id, max(cycle, 1), note["outcome"], ts, override,
+                            list(note.get("findings") or []))
             )
             run.started = run.started or _parse_ts(note.get("run_started"))
             if note.get("estimate_hours") is not None:
@@ -375,7 +378,9 @@ def _hours(delta: timedelta) -> float:
 
 
 def _finding_key(finding: dict[str, Any]) -> str:
-    return str(finding.get("id") or (finding.get("rule"), finding.get("event_type"), finding.get("field"), finding.get("message")))
+    """A finding's identity across evaluations: its id, else what it is about."""
+    fallback = tuple(finding.get(key) for key in ("rule", "event_type", "field", "message"))
+    return str(finding.get("id") or fallback)
 
 
 def _verdicts_in(facts: Facts, period: Period) -> list[VerdictFact]:
@@ -478,7 +483,10 @@ def _estimates(facts: Facts) -> dict[str, float]:
     return estimates
 
 
-def _time_and_estimate(facts: Facts, approvals: dict[str, datetime]) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+def _time_and_estimate(
+    facts: Facts, approvals: dict[str, datetime]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+    """``estimate``, ``time_to_approval_hours`` and each approved plan's actual hours."""
     started, estimates = _plan_started(facts), _estimates(facts)
     actual = {p: _hours(ts - started[p]) for p, ts in approvals.items() if p in started}
     with_estimate = [p for p in actual if p in estimates]
@@ -534,7 +542,9 @@ def _tokens(sessions: list[SessionFact] | None) -> tuple[dict[str, int] | None, 
     return tokens, _ratio(usage.cache_read, prompt)
 
 
-def _plan_rows(facts: Facts, finished: list[RunFact], actual: dict[str, float], estimates: dict[str, float]) -> list[dict[str, Any]]:
+def _plan_rows(
+    finished: list[RunFact], actual: dict[str, float], estimates: dict[str, float]
+) -> list[dict[str, Any]]:
     """One row per plan with a finished build run in the period (the cycles-per-plan chart)."""
     rows: dict[str, dict[str, Any]] = {}
     for run in sorted(finished, key=lambda r: r.ended or r.first_seen or datetime.min.replace(tzinfo=UTC)):
@@ -598,7 +608,7 @@ def compute_period(facts: Facts, period: Period) -> dict[str, Any]:
         "commits": len({c.commit for c in commits}),
         "time_to_approval_hours": time_to_approval,
         "estimate": estimate,
-        "plans_detail": _plan_rows(facts, finished, actual, _estimates(facts)),
+        "plans_detail": _plan_rows(finished, actual, _estimates(facts)),
     }
     report["empty"] = not (
         runs_started or finished or verdicts or overrides or sessions or commits or merged

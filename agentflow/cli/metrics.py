@@ -11,6 +11,32 @@ import typer
 from agentflow.cli import _common
 
 
+# Help texts: one line per paragraph, because the help formatter keeps line breaks as they are.
+METRICS_HELP = (
+    "Report what the agents did in a period, compared with the period before.\n\n"
+    "Plans built/approved/merged, rework cycles and the first-pass approval rate, verdict outcomes, "
+    "findings by severity and by CLAUDE.md pattern, tokens and cost per role and per approved plan, "
+    "agentflow commits, and time against the plans' estimates. An empty period says so and exits 0. "
+    "Definitions of every figure: docs/metrics.md.\n\n"
+    "--from-git reads commits, trailers and the verdict notes alone (fetch refs/notes/agentflow first); "
+    "sessions, tokens and cost are then unknown.\n\n"
+    "Examples:\n\n"
+    "  agentflow metrics\n\n"
+    "  agentflow metrics --since 2w --format md\n\n"
+    "  agentflow metrics --since 2026-11-01 --until 2026-11-30 --format json\n\n"
+    "  agentflow metrics --from-git --format html --output metrics.html"
+)
+SHOW_HELP = (
+    "Show one run's timeline: the plan, each cycle's builder summary and diff stat, the checks, the verdict "
+    "with criteria and findings, and the cost of every session.\n\n"
+    "RUN is a run id or an unambiguous prefix of one. Exit 2 when the ledger has no such run.\n\n"
+    "Examples:\n\n"
+    "  agentflow show r-20261127-a1b2c3\n\n"
+    "  agentflow show r-20261127-a1 --transcripts\n\n"
+    "  agentflow show r-20261127-a1b2c3 --format html --output run.html"
+)
+
+
 class MetricsFormat(str, Enum):
     text = "text"
     md = "md"
@@ -42,23 +68,7 @@ def metrics(
         typer.Option("--from-git", help="Use commits, trailers and verdict notes alone (CI on a fresh clone)."),
     ] = False,
 ) -> None:
-    """Report what the agents did in a period, compared with the period before.
-
-    Plans built/approved/merged, rework cycles and the first-pass approval rate, verdict outcomes,
-    findings by severity and by CLAUDE.md pattern, tokens and cost per role and per approved plan,
-    agentflow commits, and time against the plans' estimates. An empty period says so and exits 0.
-    Definitions: docs/metrics.md.
-
-    Examples:
-
-      agentflow metrics
-
-      agentflow metrics --since 2w --format md
-
-      agentflow metrics --since 2026-11-01 --until 2026-11-30 --format json
-
-      agentflow metrics --from-git --format html --output metrics.html
-    """
+    """The metrics report of the current repository (help text: ``METRICS_HELP``)."""
     from agentflow.metrics import metrics_report, parse_period
     from agentflow.report import render_metrics
 
@@ -77,19 +87,7 @@ def show(
         Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.", show_default=False)
     ] = None,
 ) -> None:
-    """Show one run's timeline: plan, each cycle's builder summary and diff stat, checks, the verdict
-    with criteria and findings, and the cost of every session.
-
-    Exit 2 when the ledger has no such run.
-
-    Examples:
-
-      agentflow show r-20261127-a1b2c3
-
-      agentflow show r-20261127-a1 --transcripts
-
-      agentflow show r-20261127-a1b2c3 --format html --output run.html
-    """
+    """One run's timeline from the ledger (help text: ``SHOW_HELP``)."""
     from agentflow.ledger import ledger_path
     from agentflow.report.show import render_show
     from agentflow.show import run_timeline
@@ -105,5 +103,5 @@ def show(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("metrics")(metrics)
-    app.command("show")(show)
+    app.command("metrics", help=METRICS_HELP)(metrics)
+    app.command("show", help=SHOW_HELP)(show)
