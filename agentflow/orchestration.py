@@ -413,25 +413,46 @@ def validate_backends(config: Config, options: BuildOptions, root: Path, roles: 
 
 
 class ModelPool:
-    """Models of one run: a scripted script is loaded once so each session takes its next entry."""
+    """Models of one run, created once: a script is loaded once so each session takes its next
+    entry, and an API client is built (and its key checked) before anything starts."""
 
-    def __init__(self, roles: dict[str, RoleModel], factory: ModelFactory | None):
+    def __init__(self, roles: dict[str, RoleModel], factory: ModelFactory | None, root: Path | None = None):
         self.roles = roles
         self.factory = factory
-        self._scripted: dict[str, Any] = {}
+        self.root = root or Path.cwd()
+        self._scripts: dict[str, Any] = {}
+        self._api: dict[str, Model] = {}
+
+    def check(self) -> None:
+        """Fail now (exit 2) on what would fail at the first session: no API key, missing extra."""
+        if self.factory is not None:
+            return
+        for role, cfg in self.roles.items():
+            if cfg.backend == "anthropic":
+                self.model(role, 1)
+            elif cfg.backend == "claude-code":
+                from agentflow.models.claude_code import ensure_available
+
+                ensure_available()
 
     def model(self, role: str, cycle: int) -> Model | None:
         if self.factory is not None:
             return self.factory(role, cycle)
         cfg = self.roles[role]
-        if cfg.backend != "scripted":
-            return None  # run_role_session picks the backend (anthropic, command, claude-code)
-        from agentflow.models.scripted import ScriptedModel
+        if cfg.backend == "scripted":
+            from agentflow.models.scripted import ScriptedModel
 
-        script = str(cfg.script)
-        if script not in self._scripted:
-            self._scripted[script] = ScriptedModel.load(Path(script))
-        return self._scripted[script].for_role(role)
+            script = str(cfg.script)
+            if script not in self._scripts:
+                self._scripts[script] = ScriptedModel.load(Path(script))
+            return self._scripts[script].for_role(role)
+        if cfg.backend == "anthropic":
+            if role not in self._api:
+                from agentflow.models.registry import get_model
+
+                self._api[role] = get_model(cfg, root=self.root, role=role)
+            return self._api[role]
+        return None  # external agents (command, claude-code): run_role_session runs them
 
     def describe(self) -> dict[str, str]:
         if self.factory is not None:
@@ -464,24 +485,11 @@ def _ensure_excluded(repo: Repo) -> None:
                            encoding="utf-8")
 
 
-def _registered_worktrees(repo: Repo) -> dict[Path, str | None]:
-    """Worktree path -> checked-out ref (None when detached)."""
-    found: dict[Path, str | None] = {}
-    current: Path | None = None
-    for line in repo.git("worktree", "list", "--porcelain").splitlines():
-        if line.startswith("worktree "):
-            current = Path(line[len("worktree "):]).resolve()
-            found[current] = None
-        elif line.startswith("branch ") and current is not None:
-            found[current] = line[len("branch "):]
-    return found
-
-
 def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path:
     """Create or reuse the plan's branch (from ``base_ref``) and its worktree at ``path``."""
     with _GIT_LOCK:
         _ensure_excluded(repo)
-        registered = _registered_worktrees(repo)
+        registered = {path.resolve(): ref for path, ref in repo.worktrees()}
         resolved = path.resolve()
         if resolved in registered:
             if registered[resolved] != f"refs/heads/{branch}":
@@ -862,14 +870,15 @@ def _open_run(root: Path, config: Config, plan: Plan, options: BuildOptions, rep
               run_id: str, base_commit: str, max_cycles: int, spent: float,
               cancel: threading.Event | None = None) -> Run:
     repo = Repo(root)
+    models = ModelPool(validate_backends(config, options, root, ("builder", "verifier")), options.models, root)
+    models.check()  # before the worktree: a missing key creates nothing
     branch = branch_name(plan)
     worktree = prepare_worktree(repo, branch, config.base, root / WORKTREES_DIR / branch.removeprefix("agentflow/"))
-    roles = validate_backends(config, options, root, ("builder", "verifier"))
     budget = RunBudget(limit_usd=options.budget_usd or config.limits.run_cost_usd, spent_usd=spent)
     return Run(
         root=root, repo=repo, config=config, plan=plan, options=options, reporter=reporter, ledger=ledger,
         run_id=run_id, workdir=worktree, base_commit=base_commit, max_cycles=max_cycles,
-        models=ModelPool(roles, options.models), budget=budget,
+        models=models, budget=budget,
         patterns_text=choose_patterns_text(load_patterns(root, config), plan, config.patterns.token_budget),
         cancel=cancel or threading.Event(),
     )
@@ -948,7 +957,7 @@ def preflight(root: Path, config: Config, options: BuildOptions) -> None:
         raise UsageError("--max-cycles must be at least 1")
     if options.budget_usd is not None and options.budget_usd <= 0:
         raise UsageError("--budget-usd must be positive")
-    validate_backends(config, options, root, ("builder", "verifier"))
+    ModelPool(validate_backends(config, options, root, ("builder", "verifier")), options.models, root).check()
 
 
 def build(root: Path, refs: Sequence[str], options: BuildOptions, reporter: Reporter | None = None) -> list[BuildResult]:
@@ -1077,6 +1086,8 @@ def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref:
             reporter.on_message(f"the Agentflow-Plan trailer names plan {trailer!r}, which is not in this "
                                 "repository; judging against the patterns alone")
     roles = validate_backends(config, options, root, ("verifier",))
+    models = ModelPool(roles, options.models, root)
+    models.check()
     use_root = head_commit == repo.rev("HEAD") and not repo.is_dirty()
     with _GIT_LOCK:
         _ensure_excluded(repo)
@@ -1087,7 +1098,7 @@ def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref:
             run = Run(
                 root=root, repo=repo, config=config, plan=plan, options=options, reporter=reporter, ledger=ledger,
                 run_id=run_id, workdir=workdir, base_commit=base_commit, max_cycles=1,
-                models=ModelPool(roles, options.models),
+                models=models,
                 budget=RunBudget(limit_usd=options.budget_usd or config.limits.run_cost_usd),
                 patterns_text=choose_patterns_text(load_patterns(root, config), plan, config.patterns.token_budget),
             )

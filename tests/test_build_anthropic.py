@@ -56,3 +56,13 @@ def test_anthropic_outage_is_no_verdict(repo, cli, fake_anthropic: FakeAnthropic
     result = cli("build", "1", "--backend", "anthropic")
     assert result.exit_code == 3, result.output
     assert run_events(repo, RunEnded)[0].outcome == "no_verdict"
+
+
+def test_missing_api_key_is_an_input_error_before_anything_starts(repo, cli):
+    write_plan(repo)
+    result = cli("build", "1", "--backend", "anthropic")
+    assert result.exit_code == 2 and "ANTHROPIC_API_KEY is not set" in result.output
+    assert not (repo / ".agentflow").exists()
+    assert git(repo, "branch", "--list", "agentflow/*") == ""
+    verify = cli("verify", "--backend", "anthropic")
+    assert verify.exit_code == 2 and not (repo / ".agentflow").exists()
