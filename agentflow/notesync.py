@@ -66,7 +66,8 @@ def fetch_notes(repo: Repo, remote: str = "origin") -> FetchResult:
     if before is None:
         repo.git("update-ref", NOTES_REF, remote_head, "")  # "" = only if it still does not exist
     else:
-        merge = _run(repo, "notes", f"--ref={NOTES_REF}", "merge", "-q", "-s", "cat_sort_uniq", tracking)
+        merge = _run(repo, *_identity(repo), "notes", f"--ref={NOTES_REF}", "merge", "-q", "-s", "cat_sort_uniq",
+                     tracking)
         if merge.returncode != 0:
             raise GitError(f"`git notes merge` failed: {_last_line(merge.stderr or merge.stdout)}", where=repo.root,
                            fix="check `git notes --ref=agentflow merge --abort`, then fetch again")
@@ -90,6 +91,13 @@ def push_notes(repo: Repo, remote: str = "origin", attempts: int = MAX_PUSH_ATTE
         f"`git push {remote}` of the notes was rejected {attempts} times (others keep pushing)",
         where=repo.root, fix="run `agentflow notes push` again",
     )
+
+
+def _identity(repo: Repo) -> list[str]:
+    """``-c user.*`` for the notes merge commit when git cannot determine an identity (bare CI runners)."""
+    if repo.ok("var", "GIT_COMMITTER_IDENT"):
+        return []
+    return ["-c", "user.name=agentflow", "-c", "user.email=agentflow@localhost"]
 
 
 def _run(repo: Repo, *args: str) -> subprocess.CompletedProcess[str]:

@@ -96,3 +96,19 @@ def test_push_without_notes_or_with_a_bad_remote_is_a_usage_error(team, cli, mon
     assert cli("notes", "push").exit_code == 2
     add_verdict(alice, "HEAD")
     assert cli("notes", "push", "--remote", "nowhere").exit_code == 2
+
+
+def test_fetch_merges_without_a_configured_identity(team, monkeypatch):
+    """CI runners often have no user.name/user.email; the notes merge commit must still be made."""
+    _, alice, bob = team
+    add_verdict(alice, "HEAD")
+    push_notes(Repo(alice))
+    local = add_verdict(bob, "HEAD~1")
+    git(bob, "config", "--unset", "user.name")
+    git(bob, "config", "--unset", "user.email")
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(bob.parent / "home"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    assert fetch_notes(Repo(bob)).merged
+    assert lines(bob, "HEAD~1") == [local.to_line()] and len(lines(bob, "HEAD")) == 1
