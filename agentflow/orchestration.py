@@ -575,7 +575,7 @@ class Run:
         spec = SessionSpec(
             role=role, cycle=cycle, run_id=self.run_id, root=self.workdir, system=system, prompt=prompt,
             limits=SessionLimits.from_config(self.config.limits), budget=self.budget,
-            backend=cfg.backend, model_name=cfg.model, role_cfg=cfg,
+            backend=cfg.backend, model_name="scripted" if cfg.backend == "scripted" else cfg.model, role_cfg=cfg,
         )
         self.say(f"{self.label}: cycle {cycle}: {role} session ({describe_role(cfg)})")
         return run_role_session(spec, self.ledger, model=self.models.model(role, cycle), on_progress=self.on_progress)

@@ -369,3 +369,24 @@ def test_budget_exhausted_is_no_verdict(repo, cli):
     assert run_events(repo, RunEnded)[0].outcome == "no_verdict"
     assert [(s[0], s[2]) for s in sessions(repo)] == [("builder", "limits"), ("verifier", "limits")]
     assert run_events(repo, BuilderCommitted)[0].commit is not None
+
+
+def test_scope_globs():
+    from agentflow.orchestration import in_scope
+
+    assert in_scope("src/a/b.py", ["src/**"]) and in_scope("src/b.py", ["src/**"])
+    assert in_scope("src/b.py", ["src/"]) and in_scope("src/x/y.py", ["src"])
+    assert in_scope("crates/m/src/lib.rs", ["crates/*/src/*.rs"])
+    assert not in_scope("crates/m/src/a/lib.rs", ["crates/*/src/*.rs"])
+    assert in_scope("a/b/test_x.py", ["**/test_*.py"]) and in_scope("test_x.py", ["**/test_*.py"])
+    assert not in_scope("docs/x.md", ["src/**", "tests/**"])
+    assert not in_scope("srcx/a.py", ["src"])
+    assert in_scope("anything", [])
+
+
+def test_build_help_has_examples(cli):
+    result = cli("build", "--help")
+    assert result.exit_code == 0
+    assert "agentflow build --resume" in result.output and "--dry-run" in result.output
+    result = cli("verify", "--help")
+    assert "--format github" in result.output

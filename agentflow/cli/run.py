@@ -131,7 +131,8 @@ def describe_event(event: Event) -> str | None:
         if event.commit is None:
             return f"{run}cycle {event.cycle}: the builder changed nothing"
         scope = f", outside scope: {', '.join(event.out_of_scope)}" if event.out_of_scope else ""
-        return (f"{run}cycle {event.cycle}: committed {event.commit[:12]} ({event.files_changed} files, "
+        files = f"{event.files_changed} file{'' if event.files_changed == 1 else 's'}"
+        return (f"{run}cycle {event.cycle}: committed {event.commit[:12]} ({files}, "
                 f"+{event.insertions} -{event.deletions}{scope})")
     if isinstance(event, ev.ChecksRan):
         failed = [r.command for r in event.results if not r.passed]
