@@ -156,3 +156,12 @@ def test_install_honours_core_hooks_path(repo, cli):
     assert result.exit_code == 0, result.output
     assert all(is_ours(repo / ".githooks" / hook) for hook in HOOKS)
     assert not (repo / ".git" / "hooks" / "pre-push").exists()
+
+
+def test_agentflow_merge_passes_its_own_hooks(repo, cli):
+    head = plan_branch(repo)
+    add_verdict(repo, BRANCH)
+    cli("hooks", "install")
+    result = cli("merge", BRANCH)
+    assert result.exit_code == 0, result.output
+    assert git(repo, "rev-parse", "main^2") == head
