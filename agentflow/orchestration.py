@@ -19,6 +19,7 @@ Domain module: no typer, no rich. Progress goes to a ``Reporter`` the caller sup
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -274,7 +275,7 @@ def in_scope(path: str, scope: Sequence[str]) -> bool:
     if not scope:
         return True
     for glob in scope:
-        glob = glob.strip().lstrip("./") if glob.startswith("./") else glob.strip()
+        glob = glob.strip().removeprefix("./")
         if _glob_regex(glob).match(path) or path.startswith(glob.rstrip("/") + "/"):
             return True
     return False
@@ -469,7 +470,26 @@ def describe_role(cfg: RoleModel) -> str:
     return f"{cfg.backend}:{cfg.model}"
 
 
-# -- git: worktrees --------------------------------------------------------------------------------------
+# -- git: identity and worktrees --------------------------------------------------------------------------------------
+
+
+FALLBACK_IDENTITY = {"GIT_AUTHOR_NAME": "agentflow", "GIT_AUTHOR_EMAIL": "agentflow@localhost",
+                     "GIT_COMMITTER_NAME": "agentflow", "GIT_COMMITTER_EMAIL": "agentflow@localhost"}
+
+
+def ensure_git_identity(repo: Repo, reporter: Reporter) -> None:
+    """Commits and notes need an identity; CI runners often have none configured.
+
+    Without one, agentflow commits as ``agentflow <agentflow@localhost>`` and says so, rather than
+    failing after the sessions have been paid for.
+    """
+    configured = repo.git("config", "user.name", check=False) and repo.git("config", "user.email", check=False)
+    if configured or all(os.environ.get(name) for name in FALLBACK_IDENTITY):
+        return
+    for name, value in FALLBACK_IDENTITY.items():
+        os.environ.setdefault(name, value)
+    reporter.on_message("git has no user.name/user.email here: commits and notes are made as "
+                        "agentflow <agentflow@localhost> (configure git to change that)")
 
 
 def _ensure_excluded(repo: Repo) -> None:
@@ -969,6 +989,7 @@ def build(root: Path, refs: Sequence[str], options: BuildOptions, reporter: Repo
     plans = load_build_plans(root, refs)
     preflight(root, config, options)
     reporter = reporter or NullReporter()
+    ensure_git_identity(Repo(root), reporter)
     for plan in plans:
         if plan.status == "draft":
             reporter.on_message(f"plan {plan.id} is a draft (status: draft); building it anyway")
@@ -1088,6 +1109,7 @@ def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref:
     roles = validate_backends(config, options, root, ("verifier",))
     models = ModelPool(roles, options.models, root)
     models.check()
+    ensure_git_identity(repo, reporter)
     use_root = head_commit == repo.rev("HEAD") and not repo.is_dirty()
     with _GIT_LOCK:
         _ensure_excluded(repo)

@@ -176,3 +176,22 @@ def test_verify_programmatic_api(repo, bad):
     report = verify(repo, base="main", options=BuildOptions(script=script))
     assert report.outcome == "approved"  # the invalid verdict was a tool error; the retry counted
     assert "approved" in render(report, "text")
+
+
+def test_verify_without_a_git_identity_still_records_its_note(repo, cli, monkeypatch, tmp_path):
+    """CI runners usually have no user.name/user.email: the note must not fail after the session ran."""
+    write_plan(repo)
+    head = feature(repo)
+    git(repo, "config", "--unset", "user.name")
+    git(repo, "config", "--unset", "user.email")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-config"))
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"):
+        monkeypatch.setenv(name, "")  # recorded, so the fallback agentflow sets is undone after the test
+        monkeypatch.delenv(name)
+    git(repo, "config", "user.useConfigOnly", "true")  # no guessing from the host name
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    result = cli("verify", "--script", str(script))
+    assert result.exit_code == 0, result.output
+    assert "agentflow <agentflow@localhost>" in result.output
+    assert notes(repo, head)[0]["outcome"] == "approved"
