@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -238,8 +237,8 @@ def facts_from_ledger(ledger: Ledger | None, repo: Repo | None) -> Facts:
             sessions[event.session_id] = SessionFact(
                 event.session_id, event.run_id, event.role, _utc(event.ts), Usage(), 0.0
             )
-            if run is not None:
-                run.cycles = max(run.cycles, event.cycle) if run.ended is None else run.cycles
+            if run is not None:  # a run that never ended still shows how far it got
+                run.cycles = max(run.cycles, event.cycle)
         elif isinstance(event, ModelCalled) and event.session_id not in ended_sessions:
             session = sessions.get(event.session_id)
             if session is not None:  # a session that never ends is still paid for, turn by turn
@@ -631,23 +630,7 @@ def metrics_report(root: Path, period: Period, *, from_git: bool = False) -> dic
     return compute(load_facts(root, from_git=from_git), period)
 
 
-def delta(report: dict[str, Any], *path: str) -> float | None:
-    """``report[path] - report.previous[path]`` when both are numbers, else None (renderers' helper)."""
-
-    def get(data: Any) -> Any:
-        for key in path:
-            if not isinstance(data, dict):
-                return None
-            data = data.get(key)
-        return data
-
-    now, before = get(report), get(report.get("previous"))
-    if isinstance(now, (int, float)) and isinstance(before, (int, float)) and not isinstance(now, bool):
-        return now - before
-    return None
-
-
-__all__: Iterable[str] = (
-    "Facts", "Period", "compute", "compute_period", "delta", "facts_from_git", "facts_from_ledger",
-    "load_facts", "metrics_report", "parse_period",
-)
+__all__ = [
+    "Facts", "Period", "compute", "compute_period", "facts_from_git", "facts_from_ledger", "load_facts",
+    "metrics_report", "parse_period",
+]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -473,3 +473,40 @@ def test_from_git_without_notes_counts_commits_only(history: Path, cli, tmp_path
     result = cli("-C", str(clone), "metrics", *PERIOD_ARGS, "--from-git", "--format", "json")
     report = json.loads(result.stdout)
     assert report["commits"] == 8 and report["plans"]["approved"] == 0 and report["empty"] is False
+
+
+# -- rendering details ---------------------------------------------------------------------------
+
+
+def test_html_escapes_titles_and_patterns() -> None:
+    from agentflow.metrics import Facts, RunFact, VerdictFact, compute
+    from agentflow.report import render_metrics
+
+    run = RunFact("r-x", "9", "<script>alert(1)</script> & co", started=at(17, 9), ended=at(17, 10),
+                  outcome="approved", cycles=1)
+    run.verdicts.append(VerdictFact("r-x", "9", 1, "approved", at(17, 10),
+                                    findings=[{"id": "F1", "severity": "low", "pattern": "<b>bold</b>"}]))
+    report = compute(Facts(source="ledger", runs=[run], sessions=[], evaluations=[]),
+                     parse_period("2026-11-16", "2026-11-22"))
+    html = render_metrics(report, "html")
+    assert "<script>" not in html and "<b>bold</b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+    markdown = render_metrics(report, "md")
+    assert "<script>" not in markdown and "| 9 | &lt;script&gt;alert(1)&lt;/script&gt; & co |" in markdown
+
+
+def test_long_periods_chart_cost_per_week_then_month() -> None:
+    from agentflow.report.html import cost_buckets
+
+    def days(n: int) -> dict:
+        start = datetime(2026, 1, 1).date()
+        return {(start + timedelta(days=i)).isoformat(): {"builder": 1.0, "verifier": 0.5, "evaluator": 0.0}
+                for i in range(n)}
+
+    unit, columns = cost_buckets(days(7))
+    assert unit == "day" and len(columns) == 7 and columns[0][0] == "Jan 01"
+    unit, columns = cost_buckets(days(90))
+    assert unit == "week" and columns[0] == ("Dec 29", {"builder": 4.0, "verifier": 2.0, "evaluator": 0.0})
+    assert sum(c["builder"] for _, c in columns) == 90.0
+    unit, columns = cost_buckets(days(500))
+    assert unit == "month" and columns[0] == ("Jan 2026", {"builder": 31.0, "verifier": 15.5, "evaluator": 0.0})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from typing import Any
 
@@ -88,16 +88,34 @@ def findings_chart(report: dict[str, Any]) -> Markup:
     )
 
 
+MAX_DAILY_COLUMNS = 62  # beyond two months a column per day is too thin to read: weeks, then months
+
+
+def cost_buckets(by_day: dict[str, dict[str, float]]) -> tuple[str, list[tuple[str, dict[str, float]]]]:
+    """The chart's columns: days, or weeks (from Monday) or months for long periods, with their label."""
+    days = [(date.fromisoformat(day), cost) for day, cost in by_day.items()]
+    if len(days) <= MAX_DAILY_COLUMNS:
+        return "day", [(day.strftime("%b %d"), cost) for day, cost in days]
+    if len(days) <= 7 * MAX_DAILY_COLUMNS:
+        unit, key = "week", lambda d: (d - timedelta(days=d.weekday())).strftime("%b %d")
+    else:
+        unit, key = "month", lambda d: d.strftime("%b %Y")
+    buckets: dict[str, dict[str, float]] = {}
+    for day, cost in days:
+        cell = buckets.setdefault(key(day), dict.fromkeys(ROLES, 0.0))
+        for role in ROLES:
+            cell[role] = round(cell[role] + cost[role], 6)
+    return unit, list(buckets.items())
+
+
 def cost_chart(report: dict[str, Any]) -> Markup:
     by_day = report["cost_usd"].get("by_day")
     if by_day is None:
         return hbar_chart([], label="Cost per role per day", empty_message="Cost is only in the ledger (not in git)")
-    columns = [
-        (date.fromisoformat(day).strftime("%b %d"), [Segment(cost[role], ROLE_COLORS[role], role) for role in ROLES])
-        for day, cost in by_day.items()
-    ]
+    unit, buckets = cost_buckets(by_day)
+    columns = [(label, [Segment(cost[role], ROLE_COLORS[role], role) for role in ROLES]) for label, cost in buckets]
     return stacked_columns(
-        columns, label="Cost in US dollars per role per day", value_format=_usd_axis,
+        columns, label=f"Cost in US dollars per role per {unit}", value_format=_usd_axis,
         legend_items=[(role, ROLE_COLORS[role]) for role in ROLES], empty_message="No cost in this period",
     )
 
@@ -141,6 +159,8 @@ def render_html(report: dict[str, Any]) -> str:
     """The metrics report as one self-contained HTML page."""
     template = environment().get_template("metrics.html.j2")
     sections: dict[str, list[Any]] = {}
+    by_day = report["cost_usd"].get("by_day")
+    cost_unit = cost_buckets(by_day)[0] if by_day else "day"
     for row in figure_rows(report):
         sections.setdefault(row.section, []).append(row)
     return template.render(
@@ -153,7 +173,7 @@ def render_html(report: dict[str, Any]) -> str:
             ("Cycles per plan", cycles_chart(report)),
             ("Verdict outcomes", outcomes_chart(report)),
             ("Findings by pattern", findings_chart(report)),
-            ("Cost per role per day", cost_chart(report)),
+            (f"Cost per role per {cost_unit}", cost_chart(report)),
         ],
         sections=sections,
         patterns=pattern_rows(report),

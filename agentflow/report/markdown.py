@@ -8,8 +8,9 @@ from agentflow.report.figures import empty_message, figure_rows, pattern_rows, p
 
 
 def _cell(text: str) -> str:
-    """A table cell: pipes escaped, newlines flattened."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """A table cell: pipes escaped, newlines flattened, and no raw HTML (titles come from plan files)."""
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:

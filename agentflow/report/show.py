@@ -142,7 +142,8 @@ def render_show_text(timeline: dict[str, Any]) -> str:
 
 
 def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown table cell or line: no raw HTML, no broken tables."""
+    return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render_show_markdown(timeline: dict[str, Any]) -> str:
