@@ -284,19 +284,25 @@ def _parse_ts(value: Any) -> datetime | None:
         return None
 
 
-def _merged_plans(repo: Repo, ref: str = "HEAD") -> list[tuple[str, datetime]]:
-    """Plans whose commits entered ``ref``'s first-parent history through a merge, with its date."""
+def _merged_plans(repo: Repo, since: datetime | None, ref: str = "HEAD") -> list[tuple[str, datetime]]:
+    """Plans whose commits entered ``ref``'s first-parent history through a merge, with its date.
+
+    Only merges from ``since`` on are looked into (one ``git log`` each), so long histories stay cheap.
+    """
     out = repo.git("log", "--first-parent", "--merges", "--format=%H %cI", ref, check=False)
     merges = []
     for line in out.splitlines():
         commit, _, stamp = line.partition(" ")
+        when = _utc(datetime.fromisoformat(stamp))
+        if since is not None and when < since:
+            continue
         brought = repo.log_trailers(f"{commit}^1..{commit}^2")
         plans = {c.trailers[TRAILER_PLAN] for c in brought if TRAILER_PLAN in c.trailers}
-        merges += [(plan, _utc(datetime.fromisoformat(stamp))) for plan in sorted(plans)]
+        merges += [(plan, when) for plan in sorted(plans)]
     return merges
 
 
-def facts_from_git(repo: Repo) -> Facts:
+def facts_from_git(repo: Repo, since: datetime | None = None) -> Facts:
     """What commits, trailers and verdict notes alone tell (``--from-git``).
 
     A run is the set of notes sharing a ``run`` id; its cycles are its verdicts in time order
@@ -305,7 +311,8 @@ def facts_from_git(repo: Repo) -> Facts:
     ended, so that verdict stands for the run's end and its outcome for the run's outcome: a run
     capped after ``changes_requested`` looks like one that requested changes (git has no
     ``capped``). Notes may carry ``run_started``, ``cycle`` and ``estimate_hours``; without
-    ``run_started`` time-to-approval and the estimate are unknown.
+    ``run_started`` time-to-approval and the estimate are unknown. ``since`` bounds the search
+    for merges (nothing before it is reported).
     """
     commits = _commit_facts(repo)
     build_runs = {c.run_id for c in commits if c.run_id}
@@ -346,14 +353,18 @@ def facts_from_git(repo: Repo) -> Facts:
             run.outcome, run.ended = last.outcome, last.ts
         timing_known = timing_known and (run.started is not None or synthetic)
         runs.append(run)
-    return Facts(source="git", runs=runs, commits=commits, merges=_merged_plans(repo), timing_known=timing_known)
+    return Facts(source="git", runs=runs, commits=commits, merges=_merged_plans(repo, since),
+                 timing_known=timing_known)
 
 
-def load_facts(root: Path, *, from_git: bool = False) -> Facts:
-    """The facts of the repository at ``root``: its ledger (never created by reading), or git alone."""
+def load_facts(root: Path, *, from_git: bool = False, since: datetime | None = None) -> Facts:
+    """The facts of the repository at ``root``: its ledger (never created by reading), or git alone.
+
+    ``since`` is the earliest moment the caller reports on; sources may skip work before it.
+    """
     repo = Repo(root)
     if from_git:
-        return facts_from_git(repo)
+        return facts_from_git(repo, since)
     if not ledger_path(root).exists():
         return facts_from_ledger(None, repo)
     with Ledger.open(root) as ledger:
@@ -627,7 +638,7 @@ def compute(facts: Facts, period: Period) -> dict[str, Any]:
 
 def metrics_report(root: Path, period: Period, *, from_git: bool = False) -> dict[str, Any]:
     """The metrics report of the repository at ``root``; see ``compute``."""
-    return compute(load_facts(root, from_git=from_git), period)
+    return compute(load_facts(root, from_git=from_git, since=period.previous().start), period)
 
 
 __all__ = [
