@@ -299,7 +299,11 @@ def scope_findings(files: Sequence[str], scope: Sequence[str]) -> list[dict[str,
 
 
 def split_prompt(rendered: str, role: str) -> tuple[str, str]:
-    """A template's system part (before ``TASK_MARKER``) and first user message (after it)."""
+    """A template's system part (before ``TASK_MARKER``) and first user message (after it).
+
+    Runs of blank lines left by template conditionals are collapsed to one.
+    """
+    rendered = re.sub(r"\n{3,}", "\n\n", rendered)
     if TASK_MARKER in rendered:
         system, task = rendered.split(TASK_MARKER, 1)
         return system.strip() + "\n", task.strip() + "\n"
@@ -626,8 +630,8 @@ class Run:
             "plan": _plan_context(plan),
             "criteria": _plan_context(plan)["criteria"] if plan else [],
             "patterns": self.patterns_text,
-            "base": self.base_commit,
-            "head": commit,
+            "base": self.base_commit[:12],
+            "head": commit[:12],
             "diffstat": str(self.repo.diffstat(self.base_commit, commit)),
             "files": self.repo.changed_files(self.base_commit, commit),
             "diff": diff,
@@ -1051,7 +1055,7 @@ def dry_run(root: Path, refs: Sequence[str], options: BuildOptions) -> list[Prom
                 "mode": "build", "cycle": 1, "max_cycles": max_cycles, "plan": _plan_context(plan),
                 "criteria": _plan_context(plan)["criteria"],  # type: ignore[index]
                 "patterns": patterns_text, "base": config.base, "head": branch_name(plan),
-                "diffstat": "(the builder's change)", "files": [],
+                "diffstat": "the builder's change", "files": [],
                 "diff": "(the diff of the builder's commit goes here)", "diff_truncated": False,
                 "checks": [{"command": c, "exit_code": None, "duration_s": 0.0, "output_tail": "(not run)",
                             "passed": False} for c in check_commands(config.checks, plan.checks)],
