@@ -7,6 +7,8 @@ Each session is bounded by ``max_seconds`` (the backend's own time limit).
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -226,6 +228,19 @@ def test_api_error_fails_the_session(repo: Path, ledger: Ledger, claude_code_env
     assert ended.status == "failed" and "fake says no" in (ended.reason or "")
 
 
+def test_cli_that_cannot_start_fails_the_session(repo: Path, ledger: Ledger, claude_code_env,
+                                                 tmp_path: Path) -> None:
+    fake, _ = claude_code_env
+
+    result = run_claude_code_session(make_spec("builder", tmp_path / "no-such-worktree"), ledger)
+
+    assert result.status == "failed" and result.submitted is None
+    assert (result.reason or "").startswith("Claude Code failed:")
+    assert fake.requests == []
+    (ended,) = _events(ledger, SessionEnded)
+    assert ended.status == "failed"
+
+
 def test_turn_limit_ends_the_session_without_success(repo: Path, ledger: Ledger, claude_code_env) -> None:
     fake, _ = claude_code_env
     fake.handler = lambda body: message(tool_use("Glob", {"pattern": "*"}))
@@ -269,6 +284,41 @@ def test_time_limit_stops_the_cli(repo: Path, ledger: Ledger, claude_code_env) -
     result = run_claude_code_session(make_spec("builder", repo, max_seconds=2), ledger)
 
     assert result.status == "limits" and "time limit" in (result.reason or "")
+    assert _cli_processes_in(repo) == []
+
+
+def _cli_processes_in(root: Path) -> list[int]:
+    """Claude Code processes still running with ``root`` in their command line (Linux /proc)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        if "claude" in args and str(root) in args and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+@pytest.mark.parametrize("how", ["raise", "sigint"])
+def test_interrupt_is_recorded_and_stops_the_cli(repo: Path, ledger: Ledger, claude_code_env, how: str) -> None:
+    fake, _ = claude_code_env
+    fake.handler = lambda body: message(tool_use("Glob", {"pattern": "*"}))
+
+    def interrupt(progress: dict) -> None:
+        if how == "sigint":  # Ctrl-C: asyncio cancels the session, then raises KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
+        else:  # a KeyboardInterrupt raised inside agentflow's own code
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_claude_code_session(make_spec("builder", repo), ledger, interrupt)
+
+    (ended,) = _events(ledger, SessionEnded)
+    assert ended.status == "interrupted"
+    assert _cli_processes_in(repo) == []
 
 
 def test_exhausted_run_budget_starts_no_session(repo: Path, ledger: Ledger, claude_code_env) -> None:

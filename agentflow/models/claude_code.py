@@ -242,6 +242,9 @@ class _ClaudeCodeSession:
         except Exception as exc:  # a bug in agentflow, not a backend failure: record it, then surface it
             self.finish("failed", f"internal error: {exc!r}", None)
             raise
+        if stop is not None and stop.status == "interrupted":
+            self.finish("interrupted", stop.reason, None)
+            raise KeyboardInterrupt
         if stop is not None:
             if self.result is None:  # stopped before Claude Code reported its cost: estimate it
                 from agentflow.models.pricing import cost_usd
@@ -251,22 +254,37 @@ class _ClaudeCodeSession:
         return self.conclude()
 
     async def _run(self, budget_usd: float) -> _Stop | None:
-        """Drive the SDK; a ``_Stop`` describes an end the result message does not report."""
-        from claude_agent_sdk import ClaudeSDKError, query
+        """Drive the SDK; a ``_Stop`` describes an end the result message does not report.
+
+        ``ClaudeSDKClient`` as a context manager rather than ``query()``: leaving its block on any
+        path (limit, interrupt, error) disconnects, which stops the CLI. Closing the ``query()``
+        generator early does not reach the SDK's inner generator, which left the CLI running.
+        """
+        import anyio
+        from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
 
         options = self.options(budget_usd)
         seconds = self.spec.limits.max_seconds
         try:
-            async with asyncio.timeout(seconds):
-                async with contextlib.aclosing(query(prompt=self.spec.prompt, options=options)) as messages:
-                    async for message in messages:
-                        self.on_message(message)
+            async with ClaudeSDKClient(options=options) as client:
+                try:
+                    # anyio, not asyncio.timeout: the SDK's cleanup is shielded from anyio cancellation
+                    # only; a raw asyncio cancellation would skip its terminate/kill of the CLI
+                    with anyio.fail_after(seconds):
+                        await client.query(self.spec.prompt)
+                        async for message in client.receive_response():
+                            self.on_message(message)
+                except BaseException:
+                    await _interrupt(client)
+                    raise
+        except KeyboardInterrupt:  # raised by a callback; the CLI has been stopped by now
+            return _Stop("interrupted", "interrupted by the user")
         except _Stop as stop:
             return stop
         except TimeoutError:
             return _Stop("limits", f"time limit reached ({seconds:g} s)")
         except ClaudeSDKError as exc:
-            if self.result is not None:  # the SDK raises after an error result; the result says more
+            if self.result is not None:  # the SDK may raise after an error result; the result says more
                 return None
             return _Stop("failed", f"Claude Code failed: {_one_line(str(exc))}{self._stderr_tail()}")
         return None
@@ -443,6 +461,15 @@ def run_claude_code_session(spec: SessionSpec, ledger: Ledger, on_progress: Prog
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+async def _interrupt(client: Any) -> None:
+    """Stop the turn Claude Code is running before disconnecting: closing its input alone lets the
+    turn (and its model calls) go on during the SDK's grace period."""
+    import anyio
+
+    with anyio.move_on_after(5, shield=True), contextlib.suppress(Exception):
+        await client.interrupt()
 
 
 def _error_reason(result: Any, max_turns: int) -> tuple[str, str]:
