@@ -90,6 +90,7 @@ class ModelCalled(_Event):
     cost_usd: float = 0.0
     stop_reason: str | None = None
     duration_s: float = 0.0
+    retries: int = 0  # transient failures (429, 529, 5xx, connection, timeout) retried for this call
 
 
 class ToolCalled(_Event):

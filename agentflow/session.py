@@ -217,7 +217,7 @@ class _Session:
         self.ledger.append(ModelCalled(
             run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns,
             model=response.model or self.model_name, usage=response.usage, cost_usd=response.cost_usd,
-            stop_reason=response.stop_reason, duration_s=round(seconds, 3),
+            stop_reason=response.stop_reason, duration_s=round(seconds, 3), retries=response.retries,
         ))
         self.progress()
 

@@ -67,6 +67,7 @@ def test_multi_turn_tool_session_through_the_sdk(repo: Path, fake_anthropic: Fak
     fake_anthropic.add(
         message(text("Reading"), tool_use("read_file", {"path": "app.py"}),
                 usage={"input_tokens": 1000, "output_tokens": 100, "cache_creation_input_tokens": 2000}),
+        Error(529),
         message(tool_use("edit_file", {"path": "app.py", "old_text": "{}", "new_text": "{'capsule_id': 1}"}),
                 usage={"input_tokens": 200, "output_tokens": 50, "cache_read_input_tokens": 3000}),
         message(tool_use("finish", {"summary": "added capsule_id"}),
@@ -75,8 +76,10 @@ def test_multi_turn_tool_session_through_the_sdk(repo: Path, fake_anthropic: Fak
     with Ledger.open(repo) as ledger:
         result = run_session(spec(repo), model, Toolbox(repo, "builder"), ledger)
         events = [e.kind for e in ledger.events()]
+        ledger_calls = ledger.events(kinds=["model_called"])
         transcript = ledger.transcript(result.session_id)
     assert result.status == "completed" and result.submitted == {"summary": "added capsule_id"}
+    assert [e.retries for e in ledger_calls] == [0, 1, 0]
     assert (repo / "app.py").read_text() == "ENTITY = {'capsule_id': 1}\n"
     assert result.turns == 3
     assert result.usage.model_dump() == {"input_tokens": 1300, "output_tokens": 170,
@@ -87,7 +90,7 @@ def test_multi_turn_tool_session_through_the_sdk(repo: Path, fake_anthropic: Fak
     assert events.count("model_called") == 3 and events.count("tool_called") == 3
     assert events[0] == "session_started" and events[-1] == "session_ended"
     # the second request carries the tool result of the first call
-    second = fake_anthropic.requests[1]["messages"]
+    second = fake_anthropic.requests[2]["messages"]  # [1] was answered with 529
     assert second[1]["content"][1]["type"] == "tool_use"
     assert second[2]["content"][0]["type"] == "tool_result"
     assert "ENTITY = {}" in second[2]["content"][0]["content"]
@@ -141,7 +144,7 @@ def test_transient_failures_are_retried_then_succeed(fake_anthropic: FakeAnthrop
                                                       sleeps: Sleeps, failure: object) -> None:
     fake_anthropic.add(failure, failure, message(text("finally")))
     response = model.complete(request())
-    assert response.text == "finally"
+    assert response.text == "finally" and response.retries == 2
     assert len(fake_anthropic.requests) == 3 and len(sleeps) == 2
 
 

@@ -155,8 +155,8 @@ class AnthropicModel:
 
     def complete(self, request: ModelRequest) -> ModelResponse:
         params = build_params(self.name, request)
-        message = self._create_with_retries(params)
-        return to_response(message, self.name)
+        message, retries = self._create_with_retries(params)
+        return to_response(message, self.name).model_copy(update={"retries": retries})
 
     def estimate_cost(self, request: ModelRequest) -> float:
         """A conservative cost of the call ``request`` would make, before making it."""
@@ -165,12 +165,13 @@ class AnthropicModel:
 
     # -- retries ---------------------------------------------------------------------------------
 
-    def _create_with_retries(self, params: dict[str, Any]) -> Any:
+    def _create_with_retries(self, params: dict[str, Any]) -> tuple[Any, int]:
+        """(the SDK's Message, how many failed attempts were retried before it)."""
         anthropic = self._anthropic
         policy = self.retry
         for attempt in range(1, policy.attempts + 1):
             try:
-                return self.client.messages.create(**params)
+                return self.client.messages.create(**params), attempt - 1
             except anthropic.APIStatusError as exc:
                 if not _retryable(exc.status_code, exc.response.headers):
                     raise ModelError(f"the Messages API refused the request: {exc.status_code} "

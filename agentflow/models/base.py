@@ -65,6 +65,7 @@ class ModelResponse(BaseModel):
     usage: Usage = Usage()
     cost_usd: float = 0.0
     model: str = ""
+    retries: int = 0  # transient failures the backend retried before this reply
 
     @property
     def tool_calls(self) -> list[ToolUseBlock]:
