@@ -127,6 +127,8 @@ def test_missing_extra_is_exit_2(repo: Path, cli, monkeypatch: pytest.MonkeyPatc
 
     assert result.exit_code == 2, result.output
     assert "pip install 'agentflow[claude-code]'" in result.output
+    assert not (repo / ".agentflow" / "worktrees" / "1-farewell").exists()  # refused before anything started
+    assert git(repo, "branch", "--list", "agentflow/*") == ""
 
 
 def test_verify_in_ci_with_a_claude_code_verifier(repo: Path, cli, claude_code_env) -> None:
