@@ -255,6 +255,15 @@ def test_registry_builds_the_anthropic_model(fake_anthropic: FakeAnthropic) -> N
     assert model.client.max_retries == 0
 
 
+def test_registry_overrides_win_over_config(fake_anthropic: FakeAnthropic) -> None:
+    cfg = RoleModel(backend="scripted", script="missing.yaml")
+    model = get_model(cfg, root=Path("."), role="builder", override_backend="anthropic",
+                      override_model="claude-opus-4-5")
+    assert isinstance(model, AnthropicModel) and model.name == "claude-opus-4-5"
+    with pytest.raises(UsageError, match="unknown backend 'gpt'"):
+        get_model(RoleModel(), root=Path("."), role="builder", override_backend="gpt")
+
+
 def test_unknown_model_is_priced_conservatively(caplog: pytest.LogCaptureFixture) -> None:
     price, known = pricing.price_for("claude-mystery-9")
     assert not known and price == pricing.CONSERVATIVE
