@@ -87,6 +87,12 @@ def test_scripted_errors_and_usage() -> None:
         model.complete(first_request())
 
 
+@pytest.mark.parametrize("bad", [{"builder": 5}, {"builder": [5]}, ["builder"]])
+def test_bad_in_memory_scripts_are_usage_errors(bad: object) -> None:
+    with pytest.raises(UsageError):
+        ScriptedModel(bad)  # type: ignore[arg-type]
+
+
 def test_json_scripts_load(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"verifier": [[{"tool_calls": [{"name": "submit_verdict", "input": {}}]}]]}))

@@ -103,12 +103,22 @@ def read_script(path: Path) -> Script:
     return parse_script(data, str(path))
 
 
+def _is_parsed(script: object) -> bool:
+    """True for an already validated ``Script`` (role -> sessions -> ``ScriptTurn``)."""
+    if not isinstance(script, dict):
+        return False
+    return all(
+        isinstance(sessions, list)
+        and all(isinstance(session, list) and all(isinstance(t, ScriptTurn) for t in session) for session in sessions)
+        for sessions in script.values()
+    )
+
+
 class ScriptedModel:
     """All roles' scripts of one run; ``for_role`` gives the ``Model`` a role's sessions use."""
 
     def __init__(self, script: Script | dict[str, Any], source: str = "<script>"):
-        parsed = all(isinstance(t, ScriptTurn) for sessions in script.values() for s in sessions for t in s)
-        self.script: Script = script if parsed else parse_script(script, source)  # type: ignore[assignment]
+        self.script: Script = script if _is_parsed(script) else parse_script(script, source)  # type: ignore[assignment]
         self.source = source
         self._next_session: dict[str, int] = {}
         self._lock = threading.Lock()
