@@ -389,3 +389,25 @@ def test_big_integers_and_byte_order_mark_are_valid_input(tmp_path):
     assert (analysis.events, analysis.bad_lines) == (2, 0)
     assert sum(analysis.type("A").fields["n"].types.values()) == 2
     assert not analysis.findings  # integer and number are one JSON type for the rules
+
+
+def test_exempt_types_take_no_part_in_sibling_comparisons(tmp_path):
+    events = demo_events(70)
+    for event in events:
+        if event["type"] == "TenantCreated":
+            del event["actor"]  # platform events lack user-scoped envelope fields too
+    analysis = evaluate([write_jsonl(tmp_path / "e.jsonl", events)], rules=DEMO_RULES)
+    assert not [f for f in analysis.findings if f.event_type == "TenantCreated"]
+    flagged = evaluate([write_jsonl(tmp_path / "e.jsonl", events)], rules=RuleConfig())
+    assert ("TenantCreated", "actor") in {(f.event_type, f.field) for f in flagged.findings}
+
+
+def test_the_demo_sample_log(tmp_path):
+    sample = pytest.importorskip("agentflow.demo.sample")
+    log = tmp_path / "events.jsonl"
+    sample.write_event_log(log)
+    analysis = evaluate([log], rules=DEMO_RULES)
+    assert sorted((f.event_type, f.field, f.severity) for f in analysis.findings) == [
+        ("RoleAssignmentCreated", "capsule_id", "critical"),
+        ("SecurityGroupUpdated", "capsule_id", "critical"),
+    ]

@@ -19,8 +19,9 @@ Rules (``rule`` ids are part of the findings contract):
   number count as one type).
 - ``drift_*``: differences against a baseline (``agentflow.evaluator.baseline``).
 
-Exempt types (``events.exempt_types`` globs, e.g. ``Tenant*``) are never flagged for isolation
-fields or key segments, and do not count as siblings for them.
+Exempt types (``events.exempt_types`` globs, e.g. ``Tenant*``) are platform-level: they take no
+part in the comparisons between sibling types (neither flagged nor counted as siblings), and are
+never flagged for isolation fields. Explicit ``required`` rules still apply to their other fields.
 
 Finding ids are ``EV-`` plus a hash of rule, event type, field and detail, so the same defect has
 the same id in every run and the ledger can tell open from closed findings.
@@ -162,23 +163,22 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
     out: list[Finding] = []
     for scope in scope_fields(analysis, config):
         group = [t for t in analysis.types if scope in t.fields]
-        if len(group) < 2:
+        if len(group) - sum(config.is_exempt(t.name) for t in group) < 2:
             continue
         carriers: dict[str, list[str]] = {}
         for schema in group:
             for path in schema.fields:
                 carriers.setdefault(path, []).append(schema.name)
         common = {p: names for p, names in carriers.items() if len(names) >= 2}
-        everyone = {t.name for t in group}
-        not_exempt = {t.name for t in group if not config.is_exempt(t.name)}
+        siblings = {t.name for t in group if not config.is_exempt(t.name)}
         for schema in group:
+            if config.is_exempt(schema.name):
+                continue  # platform-level types are not siblings of the tenant-scoped ones
             flagged: set[str] = set()
             for path in sorted(common, key=lambda p: (p.count("."), p)):
                 names = common[path]
                 if path in schema.fields or config.skip(schema.name, path):
                     continue
-                # Isolation fields compare against non-exempt siblings only.
-                siblings = not_exempt if config.is_isolation(path) else everyone
                 carrying = [n for n in names if n in siblings]
                 if len(carrying) < 2 or len(carrying) / len(siblings) <= SIBLING_SHARE:
                     continue
@@ -289,7 +289,7 @@ def _key_finding(out: list[Finding], config: RuleConfig, schema: TypeSchema, pat
                     existing.field.rsplit(".", 1)[-1] == isolation_field and \
                     existing.rule in ("missing_sibling_field", "required_field"):
                 existing.evidence["key_templates"] = evidence
-                existing.message += f"; its {path} key template also skips the {label}# segment"
+                existing.message += f"; its keys ({path}) also skip the {label}# segment"
                 return out
     events = sum(lacking.values())
     out.append(_make(
