@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,13 +67,25 @@ class Ledger:
         try:
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout = 30000")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._set_wal()
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise LedgerError(
                 f"cannot open the ledger: {exc}", where=path, fix="move the file aside to start a new ledger"
             ) from None
+
+    def _set_wal(self, attempts: int = 200) -> None:
+        """Switch to WAL, retrying: SQLite answers "database is locked" at once (no busy wait) when
+        another connection (a -j thread, another process) is creating or converting the file."""
+        for attempt in range(attempts):
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05)
 
     @classmethod
     def open(cls, root: Path) -> Ledger:
