@@ -781,8 +781,11 @@ class BuildDriver:
         message = f"agentflow: {self.plan.title} (cycle {n})"
         if builder.status == "limits":
             message += f"\n\nThe builder session stopped early: {builder.reason}"
-        commit = self.worktree_repo.commit_all(
-            message, {TRAILER_PLAN: self.plan.id, TRAILER_RUN: run.run_id, TRAILER_CYCLE: str(n)})
+        trailers = {TRAILER_PLAN: self.plan.id, TRAILER_RUN: run.run_id, TRAILER_CYCLE: str(n)}
+        commit = self.worktree_repo.commit_all(message, trailers)
+        if commit is None and self.worktree_repo.trailers(before) == trailers:
+            # killed between `git commit` and the ledger event: the commit exists, record it
+            commit, before = before, self.worktree_repo.rev(f"{before}^")
         files = self.worktree_repo.changed_files(before, commit) if commit else []
         stat = self.worktree_repo.diffstat(before, commit) if commit else None
         out_of_scope = [f["file"] for f in scope_findings(files, self.plan.scope)]

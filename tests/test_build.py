@@ -390,3 +390,25 @@ def test_build_help_has_examples(cli):
     assert "agentflow build --resume" in result.output and "--dry-run" in result.output
     result = cli("verify", "--help")
     assert "--format github" in result.output
+
+
+def test_a_fresh_ledger_can_be_opened_by_parallel_runs_at_once(tmp_path):
+    """-j N opens one ledger per thread at the same moment; SQLite's WAL switch must not fail."""
+    import threading
+
+    errors: list[Exception] = []
+    for attempt in range(40):
+        root = tmp_path / str(attempt)
+
+        def open_it(root: Path = root) -> None:
+            try:
+                Ledger.open(root).close()
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []

@@ -209,3 +209,38 @@ def test_ctrl_c_during_parallel_builds_stops_every_run_resumably(repo, cli, monk
     for run_id in run_ids:
         assert cli("build", "--resume", run_id, "--script", str(script)).exit_code == 0
     assert [e.outcome for e in run_events(repo, RunEnded)] == ["approved", "approved"]
+
+
+def test_killed_between_commit_and_its_event_records_the_existing_commit(repo, cli, monkeypatch):
+    from agentflow import orchestration
+
+    write_plan(repo)
+    rework = verdict(decision="request_changes", findings=[{"id": "F1", "severity": "high", "message": "m"}])
+    options = interrupting({"builder": builder_session(),
+                            "verifier": [{"tool_calls": [{"name": "submit_verdict", "input": rework}]}]})
+    cycle_one = options.models
+    assert cycle_one is not None
+    cycle_two = interrupting({"builder": builder_session(path="src/test_app.py", content="ok\n"),
+                              "verifier": []}).models
+    assert cycle_two is not None
+    real_emit = orchestration.Run.emit
+
+    def emit(self, event):
+        if isinstance(event, BuilderCommitted) and event.cycle == 2:
+            raise KeyboardInterrupt  # the commit exists in git, its event was never written
+        real_emit(self, event)
+
+    monkeypatch.setattr(orchestration.Run, "emit", emit)
+    with pytest.raises(RunInterrupted):
+        build(repo, ["1"], BuildOptions(models=lambda role, cycle: (cycle_two if cycle == 2 else cycle_one)(role, cycle)))
+    monkeypatch.setattr(orchestration.Run, "emit", real_emit)
+    run_id = run_events(repo, RunStarted)[0].run_id
+    head = git(repo, "rev-parse", "agentflow/1-farewell")
+    assert trailers(repo, head)["Agentflow-Cycle"] == "2"
+
+    script = write_script(repo, {"builder": [], "verifier": [verifier_session()]})
+    result = cli("build", "--resume", run_id, "--script", str(script))
+    assert result.exit_code == 0, result.output
+    committed = run_events(repo, BuilderCommitted)
+    assert [(c.cycle, c.commit) for c in committed][-1] == (2, head)
+    assert committed[-1].files_changed == 1
