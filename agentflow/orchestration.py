@@ -1104,6 +1104,9 @@ def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref:
     head_commit = repo.rev(head)
     base_ref = base or config.base
     base_commit = repo.merge_base(repo.rev(base_ref), head_commit)
+    if base_commit == head_commit:
+        raise UsageError(f"nothing to verify: {head} has no commits that {base_ref} lacks",
+                         fix="pass the branch the change will merge into as --base")
     plan: Plan | None = None
     if plan_ref:
         plan = resolve_plan(root, plan_ref)

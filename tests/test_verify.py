@@ -195,3 +195,11 @@ def test_verify_without_a_git_identity_still_records_its_note(repo, cli, monkeyp
     assert result.exit_code == 0, result.output
     assert "agentflow <agentflow@localhost>" in result.output
     assert notes(repo, head)[0]["outcome"] == "approved"
+
+
+def test_verify_refuses_an_empty_change(repo, cli):
+    write_plan(repo)
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    result = cli("verify", "--script", str(script))
+    assert result.exit_code == 2 and "nothing to verify" in result.output
+    assert not (repo / ".agentflow").exists()
