@@ -918,12 +918,12 @@ def build_plan(root: Path, plan: Plan, options: BuildOptions, reporter: Reporter
     reporter = reporter or NullReporter()
     repo = Repo(root)
     branch = branch_name(plan)
+    # A reused branch is verified from where it left the base, so earlier cycles stay in the diff.
+    base_commit = repo.merge_base(config.base, branch) if repo.branch_exists(branch) else repo.rev(config.base)
     with Ledger.open(root) as ledger:
         run_id = new_id("r")
-        existed = repo.branch_exists(branch)
-        run = _open_run(root, config, plan, options, reporter, ledger, run_id, "", 0, 0.0, cancel)
-        run.base_commit = repo.merge_base(config.base, branch) if existed else repo.rev(config.base)
-        run.max_cycles = effective_max_cycles(plan, options, config)
+        run = _open_run(root, config, plan, options, reporter, ledger, run_id, base_commit,
+                        effective_max_cycles(plan, options, config), 0.0, cancel)
         if Repo(run.workdir).is_dirty(untracked=True):
             run.say(f"plan {plan.id}: the worktree {run.workdir} has uncommitted changes; they become part of "
                     "cycle 1's commit")
