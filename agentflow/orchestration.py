@@ -1,7 +1,7 @@
 """Build and verify runs: the builder → commit → checks → verifier → outcome loop.
 
 A build run is driven by its own events. Each step reads the run's events from the ledger, works
-out what is left to do (``next_step``) and appends the events of that step. A fresh run and a
+out what is left to do (``BuildDriver.step``) and appends the events of that step. A fresh run and a
 resumed one therefore take the same path: ``--resume`` only re-opens the worktree and continues,
 and a session that finished is never run again.
 
@@ -746,13 +746,13 @@ class BuildDriver:
             self.doing = f"recording the verdict of cycle {n}"
             submitted = _submitted_verdict(progress.events, cycle.verifier) \
                 if cycle.verifier.status == "completed" else None
-            self.record(n, cycle.checks, submitted, cycle.verifier.reason or cycle.verifier.status, progress)
+            self.record(n, cycle.checks, submitted, cycle.verifier.reason or cycle.verifier.status)
         elif cycle.checks is not None:
             self.doing = f"the verifier session of cycle {n}"
             self.verify(n, cycle.checks, progress)
         elif cycle.committed is not None:
             self.doing = f"the checks of cycle {n}"
-            self.checks_or_stop(n, cycle.committed, progress)
+            self.checks_or_stop(n, cycle.committed)
         elif cycle.builder is not None and cycle.builder.status in ("completed", "limits"):
             self.doing = f"the commit of cycle {n}"
             self.commit(n, cycle.builder)
@@ -797,7 +797,7 @@ class BuildDriver:
         if out_of_scope:
             run.say(f"plan {self.plan.id}: cycle {n}: changed outside the scope: {', '.join(out_of_scope)}")
 
-    def checks_or_stop(self, n: int, committed: BuilderCommitted, progress: RunProgress) -> None:
+    def checks_or_stop(self, n: int, committed: BuilderCommitted) -> None:
         head = self.head()
         if committed.commit is None and (n > 1 or head == self.run.base_commit):
             reason = f"cycle {n} changed nothing" if n > 1 else "the builder changed nothing"
@@ -814,8 +814,7 @@ class BuildDriver:
         failure = None if result.status == "completed" else (result.reason or result.status)
         self.run.record_verdict(n, commit, checks.results, result.submitted, failure, extra)
 
-    def record(self, n: int, checks: ChecksRan, submitted: dict[str, Any] | None, failure: str,
-               progress: RunProgress) -> None:
+    def record(self, n: int, checks: ChecksRan, submitted: dict[str, Any] | None, failure: str) -> None:
         """A verifier session ended before its verdict was recorded (resume): record it now."""
         commit = checks.commit or self.head()
         self.run.record_verdict(n, commit, checks.results, submitted, None if submitted else failure,

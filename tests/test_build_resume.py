@@ -243,3 +243,31 @@ def test_killed_between_commit_and_its_event_records_the_existing_commit(repo, c
     committed = run_events(repo, BuilderCommitted)
     assert [(c.cycle, c.commit) for c in committed][-1] == (2, head)
     assert committed[-1].files_changed == 1
+
+
+def test_verdict_of_a_finished_verifier_is_recovered_on_resume(repo, cli, monkeypatch):
+    """Killed after the verifier submitted but before the verdict was recorded: no new session."""
+    from agentflow import orchestration
+
+    write_plan(repo)
+    options = interrupting({"builder": builder_session(),
+                            "verifier": [{"tool_calls": [{"name": "submit_verdict", "input": verdict()}]}]})
+    real_record = orchestration.Run.record_verdict
+
+    def killed(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(orchestration.Run, "record_verdict", killed)
+    with pytest.raises(RunInterrupted) as caught:
+        build(repo, ["1"], options)
+    assert "recording the verdict" not in str(caught.value)  # it died inside the verifier step
+    monkeypatch.setattr(orchestration.Run, "record_verdict", real_record)
+    run_id = run_events(repo, RunStarted)[0].run_id
+    assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "completed")]
+
+    script = write_script(repo, {"builder": [], "verifier": []})  # any new session would fail
+    result = cli("build", "--resume", run_id, "--script", str(script))
+    assert result.exit_code == 0, result.output
+    assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "completed")]
+    head = git(repo, "rev-parse", "agentflow/1-farewell")
+    assert notes(repo, head)[0]["outcome"] == "approved"
