@@ -121,16 +121,9 @@ class Analysis:
         return max((f.severity for f in self.findings), key=severity_rank)
 
 
-def _add_lines(target: list[Location], more: list[Location]) -> None:
-    for location in more:
-        if len(target) >= SAMPLE_LINES:
-            return
-        if location not in target:
-            target.append(location)
-
-
 def build_analysis(aggregator: Aggregator, files: list[str]) -> Analysis:
     """Per-type field statistics from the aggregator's shapes (deterministic order)."""
+    aggregator.flush()
     by_type: dict[str, list[Any]] = {}
     for shape in aggregator.shapes.values():
         by_type.setdefault(shape.event_type, []).append(shape)
@@ -141,16 +134,18 @@ def build_analysis(aggregator: Aggregator, files: list[str]) -> Analysis:
 
 
 def _type_schema(name: str, shapes: list[Any]) -> TypeSchema:
+    """One type's statistics. Sample lines are the earliest over all shapes (each shape keeps its
+    first lines), so they do not depend on how events were split into shapes or worker ranges."""
     fields: dict[str, FieldSchema] = {}
     templates: dict[str, dict[str, int]] = {}
     lines: list[Location] = []
     for shape in shapes:
-        _add_lines(lines, sorted(shape.lines))
+        lines += shape.lines
         for path, json_type in shape.fields:
             stats = fields.setdefault(path, FieldSchema())
             stats.count += shape.count
             stats.types[json_type] = stats.types.get(json_type, 0) + shape.count
-            _add_lines(stats.lines_by_type.setdefault(json_type, []), sorted(shape.lines))
+            stats.lines_by_type.setdefault(json_type, []).extend(shape.lines)
             for example in shape.examples.get(path, []):
                 if len(stats.examples) < 3 and example not in stats.examples:
                     stats.examples.append(example)
@@ -162,6 +157,13 @@ def _type_schema(name: str, shapes: list[Any]) -> TypeSchema:
         present = {path for path, _ in shape.fields}
         for path, stats in fields.items():
             if path not in present:
-                _add_lines(stats.missing_lines, sorted(shape.lines))
+                stats.missing_lines.extend(shape.lines)
+    for stats in fields.values():
+        stats.missing_lines = _earliest(stats.missing_lines)
+        stats.lines_by_type = {t: _earliest(ls) for t, ls in stats.lines_by_type.items()}
     count = sum(shape.count for shape in shapes)
-    return TypeSchema(name, count, fields, templates, sorted(lines))
+    return TypeSchema(name, count, fields, templates, _earliest(lines))
+
+
+def _earliest(locations: list[Location]) -> list[Location]:
+    return sorted(set(locations))[:SAMPLE_LINES]

@@ -43,13 +43,16 @@ def read_logs(
     *,
     type_field: str | None = None,
     workers: int | None = None,
-    parallel_min_bytes: int = PARALLEL_MIN_BYTES,
+    parallel_min_bytes: int | None = None,
 ) -> Aggregator:
     """Analyse every log into one aggregator (file indexes follow ``paths``)."""
     workers = default_workers() if workers is None else max(1, workers)
+    if parallel_min_bytes is None:
+        parallel_min_bytes = PARALLEL_MIN_BYTES
     aggregator = Aggregator(type_field)
     for index, path in enumerate(paths):
         read_one(aggregator, path, index, workers=workers, parallel_min_bytes=parallel_min_bytes)
+    aggregator.flush()
     return aggregator
 
 
@@ -147,6 +150,8 @@ def _work(path: str, start: int, end: int, type_field: str | None) -> tuple[Aggr
         length = end - start
         first = handle.read(min(BLOCK, length))
         lines = _read_lines(aggregator, handle.read, 0, first, limit=length - len(first))
+    aggregator.flush()
+    aggregator.fast = None  # compiled Struct classes do not pickle; the counts are in the shapes now
     return aggregator, lines
 
 

@@ -31,6 +31,19 @@ EXAMPLES_PER_FIELD = 3
 MAX_ERRORS = 1000  # error entries kept per aggregator; bad_lines counts all
 MAX_TEMPLATES = 50  # distinct key templates kept per (shape, field)
 OTHER_TEMPLATE = "(other)"
+LEARN_LINES = 2000  # lines analysed by the general path before the first compilation
+MAX_COMPILES = 16  # a log whose shapes keep changing stays on the general path after this
+
+
+def _fast_path_available() -> bool:
+    try:
+        import msgspec  # noqa: F401
+    except ImportError:  # the general path does everything, only slower
+        return False
+    return True
+
+
+FAST_PATH = _fast_path_available()
 
 JSON_TYPES: dict[type, str] = {
     str: "string",
@@ -138,6 +151,13 @@ class Aggregator:
         self.bad_lines = 0
         self.unanalysed = 0
         self.errors: list[tuple[int, int, str]] = []  # (file index, line, message)
+        # The compiled fast path (agentflow.evaluator.fastpath), once the first lines taught the shapes.
+        self.fast_enabled = FAST_PATH and (type_field is None or "." not in type_field)
+        self.fast: Any = None
+        self.learned = 0  # lines analysed before the first compilation
+        self.compiles = 0
+        self.dirty = False  # a new shape appeared since the last compilation
+        self.plain_only = True  # no EventBridge/CloudEvents/event_type envelope seen
 
     # -- per event -----------------------------------------------------------------------------
 
@@ -155,18 +175,115 @@ class Aggregator:
                 return None, event
         event_type = event.get("detail-type")
         if event_type is not None:
+            self.plain_only = False
             payload = event.get("detail")
             return event_type, payload if type(payload) is dict else {}
         event_type = event.get("type")
         if event_type is None:
-            return event.get("event_type"), event
+            event_type = event.get("event_type")
+            if event_type is not None:  # a line without any type is a bad line, not an envelope
+                self.plain_only = False
+            return event_type, event
         if "specversion" in event:
+            self.plain_only = False
             payload = event.get("data")
             return event_type, payload if type(payload) is dict else {}
         return event_type, event
 
     def add_lines(self, lines: list[bytes], file_index: int, first_line: int) -> None:
-        """Parse and aggregate JSON Lines; ``first_line`` is the line number of ``lines[0]``."""
+        """Parse and aggregate JSON Lines; ``first_line`` is the line number of ``lines[0]``.
+
+        The first ``LEARN_LINES`` lines go through the general path and teach the shapes; then the
+        shapes are compiled and the rest is decoded by the fast path, which hands every line it
+        cannot decode exactly back to the general path (and recompiles after new shapes).
+        """
+        if not self.fast_enabled:
+            self._add_slow(lines, file_index, first_line)
+            return
+        start = 0
+        if self.fast is None and self.learned < LEARN_LINES:
+            start = min(len(lines), LEARN_LINES - self.learned)
+            self._add_slow(lines[:start], file_index, first_line)
+            self.learned += start
+            if self.learned < LEARN_LINES:
+                return
+        if self.fast is None or self.dirty:
+            self._compile()
+        if start < len(lines):
+            if self.fast is None:
+                self._add_slow(lines[start:], file_index, first_line + start)
+            else:
+                self._add_fast(lines[start:], file_index, first_line + start)
+
+    def _compile(self) -> None:
+        from agentflow.evaluator import fastpath
+
+        self.flush()
+        self.dirty = False
+        if not self.plain_only:  # mixed envelopes: the general path decides each event's payload
+            self.fast, self.fast_enabled = None, False
+            return
+        if self.compiles >= MAX_COMPILES or len(self.shapes) >= MAX_SHAPES:
+            return  # keep the current compiled schema; new shapes keep going the general path
+        by_type: dict[str, list[Shape]] = {}
+        for shape in self.shapes.values():
+            by_type.setdefault(shape.event_type, []).append(shape)
+        tag = self.type_field[0] if self.type_field else "type"
+        self.fast = fastpath.compile_schema(by_type, tag) if by_type else None
+        self.compiles += 1
+
+    def _add_fast(self, lines: list[bytes], file_index: int, first_line: int) -> None:
+        from agentflow.evaluator.fastpath import DECODE_ERRORS
+
+        fast = self.fast
+        decode, types = fast.decoder.decode, fast.types
+        line, analysed = first_line - 1, 0
+        for raw in lines:
+            line += 1
+            try:
+                event = decode(raw)
+            except DECODE_ERRORS:
+                self._add_slow([raw], file_index, line)
+                continue
+            compiled = types[type(event)]
+            mask = compiled.update(event, compiled.templates)
+            entry = compiled.masks.get(mask)
+            if entry is None:
+                entry = compiled.masks[mask] = [0, [], {}]
+            entry[0] += 1
+            analysed += 1
+            if entry[0] <= EXAMPLE_EVENTS:
+                entry[1].append((file_index, line))
+                _examples_into(entry[2], raw)
+        self.events += analysed
+
+    def flush(self) -> None:
+        """Move the fast path's counts into the shape table (before merging or building the analysis)."""
+        if self.fast is None:
+            return
+        for compiled in self.fast.types.values():
+            first = True
+            for mask, (count, lines, examples) in compiled.masks.items():
+                fields = compiled.fields_for(mask)
+                shape = Shape(compiled.name, fields, count, lines, examples)
+                if first:
+                    for path, counts in compiled.templates.items():
+                        target = shape.templates.setdefault(path, {})
+                        for template, n in counts.items():
+                            _count_template(target, template, n)
+                    first = False
+                key = ("fast", compiled.name, fields)
+                mine = self.shapes.get(key)
+                if mine is not None:
+                    mine.merge(shape)
+                elif len(self.shapes) < MAX_SHAPES:
+                    self.shapes[key] = shape
+                else:
+                    self.unanalysed += count
+            compiled.masks.clear()
+            compiled.templates.clear()
+
+    def _add_slow(self, lines: list[bytes], file_index: int, first_line: int) -> None:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         shapes, classify = self.shapes, self.classify
         plain = self.type_field is None
@@ -219,8 +336,10 @@ class Aggregator:
             if shape.key_paths:
                 for path, accessor in shape.key_paths:
                     value = payload[path] if len(accessor) == 1 else _get(payload, accessor)
+                    if "#" not in value:
+                        continue
                     counts = shape.templates[path]
-                    template = key_template(value) if "#" in value else "{}"
+                    template = key_template(value)
                     if template in counts:
                         counts[template] += 1
                     else:
@@ -249,7 +368,8 @@ class Aggregator:
             self._observe(shape, payload, (file_index, line))
         for path, accessor in shape.key_paths:
             value = _get(payload, accessor)
-            _count_template(shape.templates[path], key_template(value) if "#" in value else "{}")
+            if "#" in value:
+                _count_template(shape.templates[path], key_template(value))
 
     def type_description(self) -> str:
         if self.type_field is not None:
@@ -257,6 +377,7 @@ class Aggregator:
         return "detail-type, type, event_type"
 
     def _new_shape(self, event_type: str, payload: dict[str, Any]) -> Shape:
+        self.dirty = True
         nodes = flatten(payload)
         key_paths = tuple(
             (path, tuple(path.split(".")))
@@ -282,6 +403,8 @@ class Aggregator:
 
     def merge(self, other: Aggregator, file_offset: int = 0, line_offset: int = 0) -> None:
         """Fold ``other`` into this aggregator, shifting its line numbers by ``line_offset``."""
+        self.flush()
+        other.flush()
         self.events += other.events
         self.bad_lines += other.bad_lines
         self.unanalysed += other.unanalysed
@@ -302,6 +425,21 @@ class Aggregator:
 
 
 _INVALID = object()
+
+
+def _examples_into(examples: dict[str, list[Any]], raw: bytes) -> None:
+    """Example values for a fast-path shape's first events (the fast path keeps no values)."""
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return
+    for path, json_type, value in flatten(event):
+        if json_type == "object":
+            continue
+        found = examples.setdefault(path, [])
+        example = _example(value)
+        if len(found) < EXAMPLES_PER_FIELD and example not in found:
+            found.append(example)
 
 
 def _slow_parse(raw: bytes) -> Any:

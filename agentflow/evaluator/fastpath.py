@@ -1,0 +1,233 @@
+"""The compiled fast path: decode events straight into schema-checked msgspec Structs.
+
+Measured (benchmarks/README.md): building a Python dict per event with orjson and then computing
+its shape in Python costs several microseconds per event. Once the shapes of a log are known,
+msgspec can do both in C: the schemas learned so far are compiled into one tagged ``Struct`` class
+per event type (``tag_field`` = the type field), with ``forbid_unknown_fields``, exact field types
+and ``UNSET`` defaults for optional fields. Decoding a line then *is* the shape check. What is left
+in Python is a small generated function per type that turns the few things that can vary (which
+optional fields are absent, which of several JSON types a field has) into an integer *mask*; the
+(type, mask) pair identifies the event's shape exactly.
+
+Any line the compiled schema rejects (a new type, a new or missing field, another JSON type,
+malformed input) goes through the general path (``Aggregator.add_lines``), which records it
+exactly; the schema is then recompiled so the next events of that shape are fast too. So results
+are the same as without the fast path; only the speed differs (``tests`` compare both).
+
+Used only for plain envelopes whose type is a top-level field (``type`` or a top-level
+``--type-field``); EventBridge, CloudEvents and ``event_type`` logs use the general path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import msgspec
+
+from agentflow.evaluator.keys import key_template
+
+MAX_TEMPLATES = 50  # as in schema.py (not imported: schema imports this module)
+OTHER_TEMPLATE = "(other)"
+
+UNSET = msgspec.UNSET
+DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+_PY = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "null": (type(None),),
+       "array": (list,)}
+_JSON_OF = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null", list: "array"}
+
+
+@dataclass
+class Node:
+    """A field of a compiled type: its JSON types, optionality, children (for objects) and mask bits."""
+
+    key: str
+    path: str
+    types: list[str]  # JSON types seen, in first-seen order
+    optional: bool = False
+    children: list[Node] = field(default_factory=list)
+    key_like: bool = False
+    struct: Any = None
+    codes: list[str] = field(default_factory=list)  # JSON types decodable here, when more than one
+    absent_bit: int = -1
+    code_shift: int = -1
+    code_bits: int = 0
+
+
+def _tree(shapes: list[Any], key_paths: set[str]) -> list[Node]:
+    """The field tree of one type from its shapes (field order: first appearance)."""
+    nodes: dict[str, Node] = {}
+    roots: list[Node] = []
+    for shape in shapes:
+        for path, json_type in shape.fields:
+            node = nodes.get(path)
+            if node is None:
+                parent_path, _, key = path.rpartition(".")
+                node = nodes[path] = Node(key, path, [], key_like=path in key_paths)
+                (nodes[parent_path].children if parent_path else roots).append(node)
+            if json_type not in node.types:
+                node.types.append(json_type)
+    for shape in shapes:
+        present = {path for path, _ in shape.fields}
+        objects = {path for path, json_type in shape.fields if json_type == "object"}
+        for path, node in nodes.items():
+            parent_path = path.rpartition(".")[0]
+            if path not in present and (not parent_path or parent_path in objects):
+                node.optional = True
+    return roots
+
+
+class CompiledSchema:
+    """Struct classes, a decoder and mask functions for the types learned so far."""
+
+    def __init__(self, shapes_by_type: dict[str, list[Any]], tag_field: str):
+        self.tag_field = tag_field
+        self.types: dict[type, CompiledType] = {}
+        classes = []
+        for index, (name, shapes) in enumerate(sorted(shapes_by_type.items())):
+            compiled = CompiledType(name, shapes, tag_field, f"T{index}")
+            self.types[compiled.struct] = compiled
+            classes.append(compiled.struct)
+        self.decoder = msgspec.json.Decoder(Union[tuple(classes)] if len(classes) > 1 else classes[0])
+
+
+class CompiledType:
+    def __init__(self, name: str, shapes: list[Any], tag_field: str, class_name: str):
+        self.name = name
+        key_paths = {path for shape in shapes for path, _ in shape.key_paths}
+        self.roots = [n for n in _tree(shapes, key_paths) if n.path != tag_field]
+        self.order = [path for path, _ in shapes[0].fields]  # where the tag field sits
+        self.tag_index = next((i for i, (p, _) in enumerate(shapes[0].fields) if p == tag_field), 0)
+        self.tag_field = tag_field
+        self.bits = 0
+        self.struct = self._struct(self.roots, class_name, tag=name)
+        self.update = self._generate()
+        self.masks: dict[int, list[Any]] = {}  # mask -> [count, lines, examples]
+        self.templates: dict[str, dict[str, int]] = {}
+        self.fields_of: dict[int, tuple[tuple[str, str], ...]] = {}
+
+    # -- struct classes -------------------------------------------------------------------------
+
+    def _struct(self, nodes: list[Node], class_name: str, tag: str | None = None) -> Any:
+        fields, rename = [], {}
+        for index, node in enumerate(nodes):
+            attr = f"f{index}"
+            rename[attr] = node.key
+            options: list[Any] = []
+            codes: list[str] = []
+            for json_type in node.types:
+                if json_type == "object":
+                    node.struct = self._struct(node.children, f"{class_name}_{index}")
+                    options.append(node.struct)
+                    codes.append("object")
+                else:
+                    options.extend(_PY[json_type])
+                    codes.extend(["integer", "number"] if json_type == "number" else [json_type])
+            codes = list(dict.fromkeys(codes))
+            if node.optional:
+                node.absent_bit = self._take(1)
+                options.append(msgspec.UnsetType)
+            if len(codes) > 1:
+                node.codes = codes
+                node.code_bits = max(1, (len(codes) - 1).bit_length())
+                node.code_shift = self._take(node.code_bits)
+            annotation = Union[tuple(dict.fromkeys(options))] if len(options) > 1 else options[0]
+            fields.append((attr, annotation, UNSET) if node.optional else (attr, annotation))
+        kwargs: dict[str, Any] = {"rename": rename, "forbid_unknown_fields": True, "kw_only": True}
+        if tag is not None:
+            kwargs.update(tag_field=self.tag_field, tag=tag)
+        return msgspec.defstruct(class_name, fields, **kwargs)
+
+    def _take(self, bits: int) -> int:
+        shift = self.bits
+        self.bits += bits
+        return shift
+
+    # -- the generated mask function --------------------------------------------------------------
+
+    def _generate(self) -> Any:
+        namespace: dict[str, Any] = {"UNSET": UNSET, "key_template": key_template}
+        body: list[tuple[int, str]] = []
+        for index, node in enumerate(self.roots):
+            body += self._node_lines(node, index, "o", 1, namespace)
+        source = ["def update(o, templates):", "    m = 0"]
+        source += ["    " * (level + 1) + text for level, text in body]
+        source.append("    return m")
+        exec("\n".join(source), namespace)  # noqa: S102 - source built from our own field tree only
+        return namespace["update"]
+
+    def _node_lines(self, node: Node, index: int, var: str, depth: int, ns: dict[str, Any]) -> list[tuple[int, str]]:
+        """Statements (indent level relative to the caller, text) adding this field's bits to ``m``."""
+        value = f"v{depth}"
+        inner: list[tuple[int, str]] = []
+        if node.codes:
+            table = f"c_{node.code_shift}"
+            ns[table] = {self._python_type(node, code): i << node.code_shift for i, code in enumerate(node.codes)}
+            inner.append((0, f"m |= {table}[type({value})]"))
+        if node.key_like:
+            inner += [
+                (0, f"if type({value}) is str and '#' in {value}:"),
+                (1, f"t = templates.setdefault({node.path!r}, {{}}); kt = key_template({value})"),
+                (1, "if kt in t: t[kt] += 1"),
+                (1, f"elif len(t) < {MAX_TEMPLATES}: t[kt] = 1"),
+                (1, f"else: t[{OTHER_TEMPLATE!r}] = t.get({OTHER_TEMPLATE!r}, 0) + 1"),
+            ]
+        if node.struct is not None:
+            struct_name = f"s_{len(ns)}"
+            ns[struct_name] = node.struct
+            children: list[tuple[int, str]] = []
+            for child_index, child in enumerate(node.children):
+                children += self._node_lines(child, child_index, value, depth + 1, ns)
+            if children:
+                inner.append((0, f"if type({value}) is {struct_name}:"))
+                inner += [(level + 1, text) for level, text in children]
+        if not node.optional and not inner:
+            return []
+        lines = [(0, f"{value} = {var}.f{index}")]
+        if node.optional:
+            lines += [(0, f"if {value} is UNSET:"), (1, f"m |= {1 << node.absent_bit}")]
+            if inner:
+                lines.append((0, "else:"))
+                lines += [(level + 1, text) for level, text in inner]
+        else:
+            lines += inner
+        return lines
+
+    @staticmethod
+    def _python_type(node: Node, code: str) -> type:
+        if code == "object":
+            return node.struct
+        return {"string": str, "integer": int, "number": float, "boolean": bool, "null": type(None),
+                "array": list}[code]
+
+    # -- back to shapes ---------------------------------------------------------------------------
+
+    def fields_for(self, mask: int) -> tuple[tuple[str, str], ...]:
+        """The (path, JSON type) list of the shape a mask stands for (order as in the event)."""
+        known = self.fields_of.get(mask)
+        if known is None:
+            out: list[tuple[str, str]] = []
+            self._walk(self.roots, mask, out)
+            out.insert(min(self.tag_index, len(out)), (self.tag_field, "string"))
+            known = self.fields_of[mask] = tuple(out)
+        return known
+
+    def _walk(self, nodes: list[Node], mask: int, out: list[tuple[str, str]]) -> None:
+        for node in nodes:
+            if node.optional and mask >> node.absent_bit & 1:
+                continue
+            if node.codes:
+                json_type = node.codes[(mask >> node.code_shift) & ((1 << node.code_bits) - 1)]
+            else:
+                json_type = node.types[0]
+            out.append((node.path, json_type))
+            if json_type == "object":
+                self._walk(node.children, mask, out)
+
+
+def compile_schema(shapes_by_type: dict[str, list[Any]], tag_field: str) -> CompiledSchema | None:
+    """A compiled schema, or None when these shapes cannot be compiled (the general path stays)."""
+    try:
+        return CompiledSchema(shapes_by_type, tag_field)
+    except (TypeError, ValueError, msgspec.MsgspecError):
+        return None

@@ -1,0 +1,146 @@
+"""The compiled fast path must give exactly the results of the general path, only faster."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from agentflow.evaluator import RuleConfig, evaluate
+from agentflow.evaluator import schema as schema_module
+from tests.evaluator_helpers import demo_events, write_jsonl
+
+pytest.importorskip("msgspec")
+RULES = RuleConfig(exempt_types=["Tenant*"], required={"tenant_id": ["capsule_id"]})
+
+
+def varied_events(n: int, seed: int = 7) -> list[object]:
+    """Events whose shapes keep changing: optional and null fields, int/float/bool/str mixes, nested
+    optional objects, arrays, keys with several templates, new types and fields late in the log."""
+    rng = random.Random(seed)
+    events: list[object] = []
+    for i in range(n):
+        kind = rng.choice(["OrderPlaced", "OrderShipped", "UserCreated", "TenantCreated"])
+        e: dict = {"type": kind, "tenant_id": f"t{rng.randint(1, 3)}", "seq": i}
+        if kind != "TenantCreated" and rng.random() < 0.9:
+            e["capsule_id"] = f"c{rng.randint(1, 4)}"
+        if rng.random() < 0.5:
+            e["amount"] = rng.choice([1, 2.5, 3, 4.25])
+        if rng.random() < 0.2:
+            e["note"] = None if rng.random() < 0.5 else "n"
+        if rng.random() < 0.7:
+            e["meta"] = {"src": "api", "retries": rng.randint(0, 2)}
+            if rng.random() < 0.3:
+                e["meta"]["trace"] = {"id": f"x{i}", "sampled": rng.random() < 0.5}
+        if rng.random() < 0.3:
+            e["tags"] = ["a", "b"][: rng.randint(0, 2)]
+        if rng.random() < 0.8:
+            capsule = f"#CAPSULE#{e['capsule_id']}" if "capsule_id" in e and rng.random() < 0.9 else ""
+            e["pk"] = f"TENANT#{e['tenant_id']}{capsule}#{kind.upper()}#{i}"
+        if i > n // 2:
+            if kind == "UserCreated":
+                e["email"] = f"u{i}@example.com"  # a field that appears late
+            if kind == "OrderShipped" and rng.random() < 0.1:
+                e["seq"] = str(i)  # a type change late
+            if rng.random() < 0.05:
+                e = {"type": "RefundIssued", "tenant_id": "t1", "capsule_id": "c1", "amount": 1}  # new type
+        if i % 97 == 0:
+            e["flag"] = True if i % 2 else 1  # bool vs int must stay apart
+        if i % 211 == 0:
+            e["meta"] = {}
+        events.append(e)
+    return events
+
+
+def _lines(events: list[object], bad_every: int = 0) -> list[bytes]:
+    out = []
+    for i, e in enumerate(events):
+        out.append(json.dumps(e).encode())
+        if bad_every and i % bad_every == 0:
+            out += [b'{"type": "OrderPlaced", "tenant_id": ', b"", b"[1]", b'{"no_type": 1}',
+                    b'{"type": "OrderPlaced", "x": "\xff"}']
+    return out
+
+
+def _run(path: Path, monkeypatch: pytest.MonkeyPatch, *, fast: bool, workers: int = 1, **kw) -> dict:
+    monkeypatch.setattr(schema_module, "FAST_PATH", fast)
+    monkeypatch.setattr(schema_module, "LEARN_LINES", 25)
+    from agentflow.evaluator import reader
+
+    monkeypatch.setattr(reader, "BLOCK", 1 << 14)  # many blocks: recompilations happen mid-file
+    monkeypatch.setattr(reader, "PARALLEL_MIN_BYTES", 1)
+    analysis = evaluate([path], rules=RULES, workers=workers, **kw)
+    data = analysis.to_json()
+    data["lines"] = {t.name: t.lines for t in analysis.types}
+    data["missing"] = {t.name: {p: f.missing_lines for p, f in t.fields.items()} for t in analysis.types}
+    return data
+
+
+def _without_examples(types: list[dict]) -> list[dict]:
+    """Example values are illustrative: each path keeps the first few of the shapes it saw."""
+    return [{**t, "fields": {p: {k: v for k, v in f.items() if k != "examples"} for p, f in t["fields"].items()}}
+            for t in types]
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a["events"] == b["events"] and a["bad_lines"] == b["bad_lines"]
+    assert a["errors"] == b["errors"]
+    assert _without_examples(a["types"]) == _without_examples(b["types"])
+    assert a["findings"] == b["findings"]
+    assert a["lines"] == b["lines"] and a["missing"] == b["missing"]
+
+
+def test_fast_path_matches_the_general_path(tmp_path, monkeypatch):
+    path = tmp_path / "varied.jsonl"
+    path.write_bytes(b"\n".join(_lines(varied_events(3000), bad_every=400)) + b"\n")
+    slow = _run(path, monkeypatch, fast=False)
+    fast = _run(path, monkeypatch, fast=True)
+    _same(slow, fast)
+    assert slow["bad_lines"] == 8 * 4  # truncated, not an object, no type, invalid UTF-8 (blank skipped)
+    assert slow["events"] == 3000
+    types = {t["type"]: t for t in fast["types"]}
+    assert types["OrderShipped"]["fields"]["seq"]["type_counts"].keys() == {"integer", "string"}
+    assert "RefundIssued" in types and "email" in types["UserCreated"]["fields"]
+    assert types["OrderPlaced"]["fields"]["flag"]["types"] in (["boolean"], ["integer"], ["boolean", "integer"])
+
+
+def test_fast_path_is_actually_used(tmp_path, monkeypatch):
+    from agentflow.evaluator.reader import read_logs
+
+    monkeypatch.setattr(schema_module, "LEARN_LINES", 25)
+    path = write_jsonl(tmp_path / "e.jsonl", demo_events(500))
+    aggregator = read_logs([path], workers=1)
+    assert aggregator.compiles >= 1
+    assert sum(s.count for key, s in aggregator.shapes.items() if key[0] == "fast") > 400
+    varied = tmp_path / "varied.jsonl"
+    varied.write_bytes(b"\n".join(_lines(varied_events(3000), bad_every=400)) + b"\n")
+    aggregator = read_logs([varied], workers=1)
+    assert sum(s.count for key, s in aggregator.shapes.items() if key[0] == "fast") > 1000  # one block: compiled once
+
+
+def test_parallel_fast_path_matches_sequential_general_path(tmp_path, monkeypatch):
+    path = tmp_path / "varied.jsonl"
+    path.write_bytes(b"\n".join(_lines(varied_events(3000), bad_every=500)) + b"\n")
+    _same(_run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True, workers=2))
+
+
+def test_mixed_envelopes_fall_back_to_the_general_path(tmp_path, monkeypatch):
+    events = demo_events(300)
+    late = [{"detail-type": e["type"], "detail": {k: v for k, v in e.items() if k != "type"}} for e in demo_events(50)]
+    path = write_jsonl(tmp_path / "mixed.jsonl", events + late + demo_events(100))
+    _same(_run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True))
+
+
+@pytest.mark.parametrize("type_field", ["kind", "meta.kind"])
+def test_type_field_with_the_fast_path(tmp_path, monkeypatch, type_field):
+    events = []
+    for e in demo_events(400):
+        kind = e.pop("type")
+        events.append({"kind": kind, **e} if type_field == "kind" else {"meta": {"kind": kind}, **e})
+    path = write_jsonl(tmp_path / "k.jsonl", events)
+    slow = _run(path, monkeypatch, fast=False, type_field=type_field)
+    fast = _run(path, monkeypatch, fast=True, type_field=type_field)
+    _same(slow, fast)
+    assert slow["events"] == 400
