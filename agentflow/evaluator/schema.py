@@ -8,6 +8,9 @@ finding key-like strings) happens on the first few events of each new shape. Fie
 type are derived from the shape table at the end: a field's presence is the sum of the counts of
 the shapes that contain it.
 
+Once the first ``LEARN_LINES`` lines have taught the shapes, ``agentflow.evaluator.fastpath``
+compiles them so msgspec decodes and shape-checks each line in C; lines it rejects come back here.
+
 Memory therefore grows with types x shapes x fields, never with the number of events. The shape
 table is capped (``MAX_SHAPES``); events of shapes beyond the cap are counted as *unanalysed* and
 reported, never silently dropped.
