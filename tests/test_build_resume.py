@@ -271,3 +271,26 @@ def test_verdict_of_a_finished_verifier_is_recovered_on_resume(repo, cli, monkey
     assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "completed")]
     head = git(repo, "rev-parse", "agentflow/1-farewell")
     assert notes(repo, head)[0]["outcome"] == "approved"
+
+
+def test_ctrl_c_on_the_command_line_exits_130_and_names_the_resume_command(repo, cli):
+    """A real SIGINT to `agentflow build`: the session is recorded as interrupted, exit 130."""
+    write_plan(repo)
+    slow = write_script(repo, {"builder": [[{"tool_calls": [{"name": "run_command", "input": {"command": "sleep 5"}}]},
+                                            {"tool_calls": [{"name": "finish", "input": {"summary": "x"}}]}]],
+                               "verifier": [verifier_session()]}, name="slow.yaml")
+    proc = subprocess.Popen([sys.executable, "-m", "agentflow", "build", "1", "--script", str(slow)], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (repo / ".agentflow/ledger.db").exists():
+            with Ledger.open(repo) as ledger:
+                if ledger.events(kinds=["model_called"]):
+                    break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    run_id = run_events(repo, RunStarted)[0].run_id
+    assert proc.returncode == 130, stderr
+    assert f"agentflow build --resume {run_id}" in stderr
+    assert sessions(repo) == [("builder", 1, "interrupted")]
