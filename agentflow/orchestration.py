@@ -342,9 +342,10 @@ def _findings_view(findings: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [_complete(f, FINDING_KEYS) for f in findings]
 
 
-def _display(path: Path) -> str:
+def _display(path: Path, base: Path | None = None) -> str:
+    """``path`` relative to ``base`` (default: the cwd) when it is inside, else as given."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(path.resolve().relative_to((base or Path.cwd()).resolve()))
     except ValueError:
         return str(path)
 
@@ -927,7 +928,7 @@ def build_plan(root: Path, plan: Plan, options: BuildOptions, reporter: Reporter
             run.say(f"plan {plan.id}: the worktree {run.workdir} has uncommitted changes; they become part of "
                     "cycle 1's commit")
         run.emit(RunStarted(
-            run_id=run_id, mode="build", plan_id=plan.id, plan_path=_display(plan.path), plan_title=plan.title,
+            run_id=run_id, mode="build", plan_id=plan.id, plan_path=_display(plan.path, root), plan_title=plan.title,
             estimate_hours=plan.estimate_hours, branch=branch, base=config.base, base_commit=run.base_commit,
             max_cycles=run.max_cycles,
         ))
@@ -949,8 +950,7 @@ def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporte
         if progress.ended is not None:
             raise UsageError(f"run {run_id} already ended ({progress.ended.outcome})",
                              fix=f"start a new run with `agentflow build {start.plan_path}`")
-        plan_path = Path(start.plan_path or "")
-        plan = load_plan(plan_path if plan_path.is_absolute() or plan_path.exists() else root / plan_path)
+        plan = load_plan(root / (start.plan_path or ""))  # recorded relative to the root (or absolute)
         run = _open_run(root, config, plan, options, reporter, ledger, run_id, start.base_commit or "",
                         start.max_cycles, progress.cost_usd)
         run.emit(RunResumed(run_id=run_id))
@@ -1135,7 +1135,7 @@ def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref:
             )
             run.emit(RunStarted(
                 run_id=run_id, mode="verify", plan_id=plan.id if plan else None,
-                plan_path=_display(plan.path) if plan else None, plan_title=plan.title if plan else None,
+                plan_path=_display(plan.path, root) if plan else None, plan_title=plan.title if plan else None,
                 estimate_hours=plan.estimate_hours if plan else None, branch=repo.current_branch(),
                 base=base_ref, base_commit=base_commit, max_cycles=1,
             ))

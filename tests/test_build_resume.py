@@ -294,3 +294,17 @@ def test_ctrl_c_on_the_command_line_exits_130_and_names_the_resume_command(repo,
     assert proc.returncode == 130, stderr
     assert f"agentflow build --resume {run_id}" in stderr
     assert sessions(repo) == [("builder", 1, "interrupted")]
+
+
+def test_resume_from_a_subdirectory(repo, cli, monkeypatch):
+    write_plan(repo)
+    (repo / "sub").mkdir()
+    monkeypatch.chdir(repo / "sub")
+    options = interrupting({"builder": [None], "verifier": []})
+    with pytest.raises(RunInterrupted):
+        build(repo, ["../.plans/1-farewell.md"], options)
+    [started] = run_events(repo, RunStarted)
+    assert started.plan_path == ".plans/1-farewell.md"
+    monkeypatch.chdir(repo)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    assert cli("build", "--resume", started.run_id, "--script", str(script)).exit_code == 0
