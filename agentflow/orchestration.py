@@ -805,6 +805,19 @@ class BuildDriver:
             self.run.end("capped", n, reason, head)
             return
         self.run.run_checks(n, head)
+        self.discard_check_changes(n)
+
+    def discard_check_changes(self, n: int) -> None:
+        """Checks must not change what is verified, and their artifacts (caches, build output not
+        ignored by .gitignore) must not slip into the next cycle's commit: restore the commit."""
+        repo = self.worktree_repo
+        if not repo.is_dirty(untracked=True):
+            return
+        changed = [line[3:] for line in repo.git("status", "--porcelain").splitlines()]
+        repo.git("checkout", "--", ".")
+        repo.git("clean", "-fdq")
+        self.run.say(f"plan {self.plan.id}: cycle {n}: the checks changed the worktree; restored "
+                     f"({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''})")
 
     def verify(self, n: int, checks: ChecksRan, progress: RunProgress) -> None:
         commit = checks.commit or self.head()

@@ -412,3 +412,17 @@ def test_a_fresh_ledger_can_be_opened_by_parallel_runs_at_once(tmp_path):
         for thread in threads:
             thread.join()
     assert errors == []
+
+
+def test_check_artifacts_do_not_slip_into_the_next_commit(repo, cli):
+    write_plan(repo, checks=["mkdir -p build && echo artifact > build/out.txt && echo changed >> src/app.py"])
+    script = write_script(repo, {
+        "builder": [builder_session(), builder_session(path="src/test_app.py", content="ok\n")],
+        "verifier": [verifier_session(decision="request_changes", findings=[finding()]), verifier_session()],
+    })
+    result = cli("build", "1", "--script", str(script))
+    assert result.exit_code == 0, result.output
+    assert "the checks changed the worktree; restored" in result.output
+    head = git(repo, "rev-parse", "agentflow/1-farewell")
+    assert git(repo, "diff", "--name-only", f"{head}^", head) == "src/test_app.py"
+    assert "changed" not in git(repo, "show", f"{head}:src/app.py")
