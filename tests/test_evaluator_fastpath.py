@@ -144,3 +144,13 @@ def test_type_field_with_the_fast_path(tmp_path, monkeypatch, type_field):
     fast = _run(path, monkeypatch, fast=True, type_field=type_field)
     _same(slow, fast)
     assert slow["events"] == 400
+
+
+def test_keys_that_are_not_label_value_pairs(tmp_path, monkeypatch):
+    # Even positions hold values here, so every key has its own (segments, labels) memo entry: the
+    # fast path must spill to computing templates and still count exactly.
+    events = [{"type": "OrderPlaced", "tenant_id": "t", "pk": f"ORDER#{i}#{i * 7}#x"} for i in range(1500)]
+    path = write_jsonl(tmp_path / "o.jsonl", events)
+    slow, fast = _run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True)
+    _same(slow, fast)
+    assert fast["types"][0]["key_templates"] == [{"field": "pk", "template": "ORDER#{}#{}#{}", "count": 1500}]

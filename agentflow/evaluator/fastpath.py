@@ -25,9 +25,10 @@ from typing import Any, Union
 
 import msgspec
 
-from agentflow.evaluator.keys import key_template
+from agentflow.evaluator.keys import key_template, template_of
 
 MAX_TEMPLATES = 50  # as in schema.py (not imported: schema imports this module)
+MAX_LABEL_KEYS = 256  # distinct (segments, labels) counted per key field before spilling
 OTHER_TEMPLATE = "(other)"
 
 UNSET = msgspec.UNSET
@@ -83,10 +84,12 @@ class CompiledSchema:
     def __init__(self, shapes_by_type: dict[str, list[Any]], tag_field: str):
         self.tag_field = tag_field
         self.types: dict[type, CompiledType] = {}
+        self.updates: dict[type, Any] = {}  # Struct class -> its type's update function
         classes = []
         for index, (name, shapes) in enumerate(sorted(shapes_by_type.items())):
             compiled = CompiledType(name, shapes, tag_field, f"T{index}")
             self.types[compiled.struct] = compiled
+            self.updates[compiled.struct] = compiled.update
             classes.append(compiled.struct)
         self.decoder = msgspec.json.Decoder(Union[tuple(classes)] if len(classes) > 1 else classes[0])
 
@@ -101,9 +104,10 @@ class CompiledType:
         self.tag_field = tag_field
         self.bits = 0
         self.struct = self._struct(self.roots, class_name, tag=name)
-        self.update = self._generate()
         self.masks: dict[int, list[Any]] = {}  # mask -> [count, lines, examples]
-        self.templates: dict[str, dict[str, int]] = {}
+        self.templates: dict[str, dict[str, int]] = {}  # path -> template -> events (spilled)
+        self.label_counts: dict[str, dict[tuple, int]] = {}  # path -> (segments, *labels) -> events
+        self.update = self._generate()  # update(struct) -> the mask's [count, lines, examples], counted
         self.fields_of: dict[int, tuple[tuple[str, str], ...]] = {}
 
     # -- struct classes -------------------------------------------------------------------------
@@ -133,7 +137,7 @@ class CompiledType:
                 node.code_shift = self._take(node.code_bits)
             annotation = Union[tuple(dict.fromkeys(options))] if len(options) > 1 else options[0]
             fields.append((attr, annotation, UNSET) if node.optional else (attr, annotation))
-        kwargs: dict[str, Any] = {"rename": rename, "forbid_unknown_fields": True, "kw_only": True}
+        kwargs: dict[str, Any] = {"rename": rename, "forbid_unknown_fields": True, "kw_only": True, "gc": False}
         if tag is not None:
             kwargs.update(tag_field=self.tag_field, tag=tag)
         return msgspec.defstruct(class_name, fields, **kwargs)
@@ -146,13 +150,19 @@ class CompiledType:
     # -- the generated mask function --------------------------------------------------------------
 
     def _generate(self) -> Any:
-        namespace: dict[str, Any] = {"UNSET": UNSET, "key_template": key_template}
+        namespace: dict[str, Any] = {"UNSET": UNSET, "masks": self.masks, "spill": self._spill}
         body: list[tuple[int, str]] = []
         for index, node in enumerate(self.roots):
             body += self._node_lines(node, index, "o", 1, namespace)
-        source = ["def update(o, templates):", "    m = 0"]
+        source = ["def update(o):", "    m = 0"]
         source += ["    " * (level + 1) + text for level, text in body]
-        source.append("    return m")
+        source += [
+            "    entry = masks.get(m)",
+            "    if entry is None:",
+            "        entry = masks[m] = [0, [], {}]",
+            "    entry[0] += 1",
+            "    return entry",
+        ]
         exec("\n".join(source), namespace)  # noqa: S102 - source built from our own field tree only
         return namespace["update"]
 
@@ -165,12 +175,16 @@ class CompiledType:
             ns[table] = {self._python_type(node, code): i << node.code_shift for i, code in enumerate(node.codes)}
             inner.append((0, f"m |= {table}[type({value})]"))
         if node.key_like:
+            # Count by (segments, labels) and turn them into templates at flush time (cheaper per
+            # event than building the template); after MAX_LABEL_KEYS distinct ones, spill.
+            counts = f"kl_{len(ns)}"
+            ns[counts] = self.label_counts.setdefault(node.path, {})
             inner += [
                 (0, f"if type({value}) is str and '#' in {value}:"),
-                (1, f"t = templates.setdefault({node.path!r}, {{}}); kt = key_template({value})"),
-                (1, "if kt in t: t[kt] += 1"),
-                (1, f"elif len(t) < {MAX_TEMPLATES}: t[kt] = 1"),
-                (1, f"else: t[{OTHER_TEMPLATE!r}] = t.get({OTHER_TEMPLATE!r}, 0) + 1"),
+                (1, f"p = {value}.split('#'); lk = (len(p), *p[::2]); c = {counts}.get(lk)"),
+                (1, f"if c is not None: {counts}[lk] = c + 1"),
+                (1, f"elif len({counts}) < {MAX_LABEL_KEYS}: {counts}[lk] = 1"),
+                (1, f"else: spill({node.path!r}, {value})"),
             ]
         if node.struct is not None:
             struct_name = f"s_{len(ns)}"
@@ -199,6 +213,25 @@ class CompiledType:
             return node.struct
         return {"string": str, "integer": int, "number": float, "boolean": bool, "null": type(None),
                 "array": list}[code]
+
+    def _spill(self, path: str, value: str) -> None:
+        counts = self.templates.setdefault(path, {})
+        template = key_template(value)
+        if template not in counts and len(counts) >= MAX_TEMPLATES:
+            template = OTHER_TEMPLATE
+        counts[template] = counts.get(template, 0) + 1
+
+    def take_templates(self) -> dict[str, dict[str, int]]:
+        """Template counts since the last call (label counts turned into templates), then reset."""
+        out = {path: dict(counts) for path, counts in self.templates.items()}
+        for path, counts in self.label_counts.items():
+            target = out.setdefault(path, {})
+            for memo_key, n in counts.items():
+                template = template_of(memo_key)
+                target[template] = target.get(template, 0) + n
+            counts.clear()  # the generated code holds this very dict: clear, never replace
+        self.templates.clear()
+        return out
 
     # -- back to shapes ---------------------------------------------------------------------------
 

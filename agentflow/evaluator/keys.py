@@ -47,6 +47,14 @@ def key_template(value: str) -> str:
     return template
 
 
+def template_of(memo_key: tuple) -> str:
+    """The template for ``(number of segments, *segments at even positions)`` (see ``key_template``)."""
+    count, evens = memo_key[0], memo_key[1:]
+    return "#".join(
+        (evens[i // 2] if _LABEL.match(evens[i // 2]) else "{}") if i % 2 == 0 else "{}" for i in range(count)
+    )
+
+
 def template_labels(template: str) -> list[str]:
     """The labels of a template in order: ``TENANT#{}#CAPSULE#{}`` -> ``["TENANT", "CAPSULE"]``."""
     return [part for part in template.split("#") if part != "{}"]

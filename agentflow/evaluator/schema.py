@@ -239,7 +239,7 @@ class Aggregator:
         from agentflow.evaluator.fastpath import DECODE_ERRORS
 
         fast = self.fast
-        decode, types = fast.decoder.decode, fast.types
+        decode, updates, first_events = fast.decoder.decode, fast.updates, EXAMPLE_EVENTS
         line, analysed = first_line - 1, 0
         for raw in lines:
             line += 1
@@ -248,14 +248,9 @@ class Aggregator:
             except DECODE_ERRORS:
                 self._add_slow([raw], file_index, line)
                 continue
-            compiled = types[type(event)]
-            mask = compiled.update(event, compiled.templates)
-            entry = compiled.masks.get(mask)
-            if entry is None:
-                entry = compiled.masks[mask] = [0, [], {}]
-            entry[0] += 1
+            entry = updates[type(event)](event)  # counts the event under its (type, mask)
             analysed += 1
-            if entry[0] <= EXAMPLE_EVENTS:
+            if entry[0] <= first_events:
                 entry[1].append((file_index, line))
                 _examples_into(entry[2], raw)
         self.events += analysed
@@ -265,16 +260,15 @@ class Aggregator:
         if self.fast is None:
             return
         for compiled in self.fast.types.values():
-            first = True
+            templates = compiled.take_templates()
             for mask, (count, lines, examples) in compiled.masks.items():
                 fields = compiled.fields_for(mask)
                 shape = Shape(compiled.name, fields, count, lines, examples)
-                if first:
-                    for path, counts in compiled.templates.items():
-                        target = shape.templates.setdefault(path, {})
-                        for template, n in counts.items():
-                            _count_template(target, template, n)
-                    first = False
+                for path, counts in templates.items():  # the type's templates ride on its first shape
+                    target = shape.templates.setdefault(path, {})
+                    for template, n in counts.items():
+                        _count_template(target, template, n)
+                templates = {}
                 key = ("fast", compiled.name, fields)
                 mine = self.shapes.get(key)
                 if mine is not None:
@@ -284,7 +278,6 @@ class Aggregator:
                 else:
                     self.unanalysed += count
             compiled.masks.clear()
-            compiled.templates.clear()
 
     def _add_slow(self, lines: list[bytes], file_index: int, first_line: int) -> None:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
