@@ -174,7 +174,8 @@ def _combined_exit(codes: list[int]) -> int:
 
 
 def build(
-    plans: Annotated[list[str] | None, typer.Argument(help="Plan files or ids.", show_default=False)] = None,
+    plans: Annotated[list[str] | None, typer.Argument(metavar="PLAN...", help="Plan files or ids.",
+                                                      show_default=False)] = None,
     max_cycles: Annotated[int | None, typer.Option("--max-cycles", help="Cycle cap (a plan's max_cycles wins).")] = None,
     backend: Annotated[str | None, typer.Option(
         "--backend", help="Backend for builder and verifier: anthropic, scripted, command, claude-code.")] = None,
@@ -183,7 +184,8 @@ def build(
     resume: Annotated[str | None, typer.Option("--resume", metavar="RUN", help="Continue a killed run.")] = None,
     jobs: Annotated[int, typer.Option("-j", "--jobs", help="Plans to build in parallel.")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the prompts of cycle 1; send nothing.")] = False,
-    script: Annotated[Path | None, typer.Option("--script", help="Script for the scripted backend.")] = None,
+    script: Annotated[Path | None, typer.Option(
+        "--script", help="Script for the scripted backend (implies --backend scripted).")] = None,
 ) -> None:
     from agentflow.errors import UsageError
     from agentflow.orchestration import BuildOptions, build as build_plans, dry_run as preview, resume_run
@@ -226,7 +228,8 @@ def verify(
     backend: Annotated[str | None, typer.Option("--backend", help="Verifier backend: anthropic, scripted, claude-code.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Verifier model name.")] = None,
     budget_usd: Annotated[float | None, typer.Option("--budget-usd", help="Dollar budget for the run.")] = None,
-    script: Annotated[Path | None, typer.Option("--script", help="Script for the scripted backend.")] = None,
+    script: Annotated[Path | None, typer.Option(
+        "--script", help="Script for the scripted backend (implies --backend scripted).")] = None,
 ) -> None:
     from agentflow.errors import UsageError
     from agentflow.formats import FORMATS, github_step_summary, render
