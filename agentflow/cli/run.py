@@ -174,7 +174,7 @@ def _combined_exit(codes: list[int]) -> int:
 
 
 def build(
-    plans: Annotated[list[str] | None, typer.Argument(metavar="PLAN...", help="Plan files or ids.",
+    plans: Annotated[list[str] | None, typer.Argument(metavar="PLAN", help="Plan files or ids.",
                                                       show_default=False)] = None,
     max_cycles: Annotated[int | None, typer.Option("--max-cycles", help="Cycle cap (a plan's max_cycles wins).")] = None,
     backend: Annotated[str | None, typer.Option(
