@@ -101,15 +101,11 @@ def _read_lines(aggregator: Aggregator, read: Callable[[int], bytes], index: int
     while True:
         if not block:
             break
-        data = rest + block if rest else block
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            rest = data
-        else:
-            lines = data[:cut].split(b"\n")
+        lines = (rest + block if rest else block).split(b"\n")
+        rest = lines.pop()  # the last piece has no newline yet: it continues in the next block
+        if lines:
             aggregator.add_lines(lines, index, line)
             line += len(lines)
-            rest = data[cut + 1 :]
         if remaining == 0:
             break
         size = BLOCK if remaining < 0 else min(BLOCK, remaining)

@@ -240,20 +240,19 @@ class Aggregator:
 
         fast = self.fast
         decode, updates, first_events = fast.decoder.decode, fast.updates, EXAMPLE_EVENTS
-        line, analysed = first_line - 1, 0
-        for raw in lines:
-            line += 1
+        fallbacks = 0
+        for line, raw in enumerate(lines, first_line):
             try:
                 event = decode(raw)
             except DECODE_ERRORS:
+                fallbacks += 1  # counted (or not) by the general path
                 self._add_slow([raw], file_index, line)
                 continue
             entry = updates[type(event)](event)  # counts the event under its (type, mask)
-            analysed += 1
             if entry[0] <= first_events:
                 entry[1].append((file_index, line))
                 _examples_into(entry[2], raw)
-        self.events += analysed
+        self.events += len(lines) - fallbacks
 
     def flush(self) -> None:
         """Move the fast path's counts into the shape table (before merging or building the analysis)."""
