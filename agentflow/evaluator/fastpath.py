@@ -99,7 +99,6 @@ class CompiledType:
         self.name = name
         key_paths = {path for shape in shapes for path, _ in shape.key_paths}
         self.roots = [n for n in _tree(shapes, key_paths) if n.path != tag_field]
-        self.order = [path for path, _ in shapes[0].fields]  # where the tag field sits
         self.tag_index = next((i for i, (p, _) in enumerate(shapes[0].fields) if p == tag_field), 0)
         self.tag_field = tag_field
         self.bits = 0
