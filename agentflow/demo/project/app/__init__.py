@@ -1,0 +1,1 @@
+"""Capsulary: a small multi-tenant service (agentflow's demo project)."""
