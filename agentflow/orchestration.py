@@ -19,6 +19,7 @@ Domain module: no typer, no rich. Progress goes to a ``Reporter`` the caller sup
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -668,18 +669,14 @@ class Run:
             reasons = [failure]
         verdict_data = verdict.model_dump(mode="json", exclude_none=True) if verdict else None
         key = signing_key()
-        note = VerdictNote(
+        self._append_note(commit, VerdictNote(
             plan=self.plan.id if self.plan else None, run=self.run_id, outcome=outcome,
             decision=verdict.decision if verdict else None, tree=self.repo.tree(commit), base=self.base_commit,
             patch_id=self.repo.patch_id(self.base_commit, commit), checks=[_check_dict(c) for c in checks],
             models=self.models.describe(), prompts_sha=prompts.prompts_sha(self.root),
             findings=list(verdict_data["findings"]) if verdict_data else [],
-            reason="; ".join(reasons)[:1000] or None,
-        )
-        if key:
-            note = note.signed(key)
-        with _GIT_LOCK:
-            self.repo.append_note(commit, note.to_line())
+            reason="; ".join(reasons)[:1000] or None, **self._note_extensions(cycle),
+        ))
         event = VerdictRecorded(
             run_id=self.run_id, cycle=cycle, commit=commit, outcome=outcome,
             decision=verdict.decision if verdict else None, reason="; ".join(reasons) or None,
@@ -688,10 +685,70 @@ class Run:
         self.emit(event)
         return event, reasons
 
+    def _note_extensions(self, cycle: int) -> dict[str, Any]:
+        """Note fields beyond DESIGN.md's that let ``metrics --from-git`` on a fresh clone compute
+        cycles, time to approval and the estimate without the ledger.
+
+        ``run_started`` has whole seconds like the note's ``ts``, so their difference is never negative.
+        """
+        starts = [e for e in self.ledger.events(run_id=self.run_id, kinds=["run_started"]) if isinstance(e, RunStarted)]
+        start = starts[0] if starts else None
+        return {
+            "cycle": cycle,
+            "run_started": start.ts.isoformat(timespec="seconds") if start else None,
+            "estimate_hours": start.estimate_hours if start else None,
+        }
+
+    def _append_note(self, commit: str, note: VerdictNote) -> None:
+        key = signing_key()
+        if key:
+            note = note.signed(key)
+        with _GIT_LOCK:
+            self.repo.append_note(commit, note.to_line())
+
     def end(self, outcome: Outcome, cycles: int, reason: str | None, commit: str | None) -> RunEnded:
+        if outcome == "capped":
+            self._note_cap(cycles, reason)
         event = RunEnded(run_id=self.run_id, outcome=outcome, cycles=cycles, reason=reason, commit=commit)
         self.emit(event)
         return event
+
+    def _note_cap(self, cycles: int, reason: str | None) -> None:
+        """Append a ``capped`` line to the last verified commit's note, so git (a fresh clone's
+        metrics, the gate) sees the cap; the gate reads it as not approved.
+
+        Nothing is written when no cycle was verified (there is no verified commit to put it on), nor
+        twice: a run resumed after the note was written but before ``RunEnded`` finds it there.
+        """
+        progress = self.progress()
+        verdicts = progress.verdicts()
+        if not verdicts or verdicts[-1].commit is None:
+            return
+        last, commit = verdicts[-1], verdicts[-1].commit
+        if any(note.get("run") == self.run_id and note.get("outcome") == "capped"
+               for note in _note_dicts(self.repo.notes(commit))):
+            return
+        checked = progress.cycles[last.cycle].checks
+        self._append_note(commit, VerdictNote(
+            plan=self.plan.id if self.plan else None, run=self.run_id, outcome="capped",
+            tree=self.repo.tree(commit), base=self.base_commit, patch_id=self.repo.patch_id(self.base_commit, commit),
+            checks=[_check_dict(c) for c in checked.results] if checked else [], models=self.models.describe(),
+            prompts_sha=prompts.prompts_sha(self.root), findings=list((last.verdict or {}).get("findings", [])),
+            reason=(reason or "capped")[:1000], **self._note_extensions(cycles),
+        ))
+
+
+def _note_dicts(lines: Sequence[str]) -> list[dict[str, Any]]:
+    """The JSON objects among note lines (other lines are skipped, as the gate does)."""
+    found = []
+    for line in lines:
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            found.append(data)
+    return found
 
 
 def _check_dict(check: CheckResult) -> dict[str, Any]:

@@ -200,8 +200,8 @@ def test_failing_check_blocks_an_approve_decision(repo, cli):
     assert verdict.decision == "approve" and verdict.outcome == "changes_requested"
     assert "check failed: echo 'boom: 2 failed'; exit 3" in (verdict.reason or "")
     head = git(repo, "rev-parse", "agentflow/1-farewell")
-    [note] = notes(repo, head)
-    assert note["outcome"] == "changes_requested"
+    note, cap = notes(repo, head)  # the verdict, then the cap (one cycle allowed)
+    assert (note["outcome"], cap["outcome"]) == ("changes_requested", "capped")
     assert [c["exit_code"] for c in note["checks"]] == [0, 3]
     # the verifier saw the failing check
     assert "FAILED (exit 3)" in first_prompt(repo, "verifier", 1)
