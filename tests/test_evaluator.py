@@ -71,6 +71,18 @@ def test_key_template_shapes():
     assert key_template("ORDER#2024#01#15") == "ORDER#{}#{}#{}"
 
 
+@pytest.mark.parametrize(("key", "template"), [
+    ("PLATFORM#TENANT#t1", "PLATFORM#TENANT#{}"),  # a bare literal prefix before a label/value pair
+    ("TENANT#t1#CAPSULE#c1#ACCOUNT#a1", "TENANT#{}#CAPSULE#{}#ACCOUNT#{}"),
+    ("TENANT#ACME#CAPSULE#c1", "TENANT#{}#CAPSULE#{}"),  # an upper-case value followed by a label
+    ("TENANT#t1#META", "TENANT#{}#META"),
+    ("TENANT#ACME", "TENANT#{}"),
+])
+def test_key_template_keeps_upper_case_literals_and_pairs_values(key, template):
+    assert key_template(key) == template
+    assert key_template(key) == template  # memoised or not, the same answer
+
+
 def test_partial_null_and_type_mismatch_within_a_type(tmp_path):
     events = []
     for i in range(100):

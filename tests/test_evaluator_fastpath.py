@@ -154,3 +154,16 @@ def test_keys_that_are_not_label_value_pairs(tmp_path, monkeypatch):
     slow, fast = _run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True)
     _same(slow, fast)
     assert fast["types"][0]["key_templates"] == [{"field": "pk", "template": "ORDER#{}#{}#{}", "count": 1500}]
+
+
+def test_keys_with_upper_case_literals_at_odd_positions(tmp_path, monkeypatch):
+    # PLATFORM#TENANT#t<n> shifts the label/value pairing; the fast path must not use its
+    # even-segment memo for it (that would give PLATFORM#{}#{}).
+    events = [{"type": "TenantCreated", "tenant_id": f"t{i % 7}", "pk": f"PLATFORM#TENANT#t{i % 7}"} for i in range(1500)]
+    events += [{"type": "AccountCreated", "tenant_id": "t1", "pk": f"TENANT#ACME{i % 3}#CAPSULE#c{i}"} for i in range(1500)]
+    path = write_jsonl(tmp_path / "p.jsonl", events)
+    slow, fast = _run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True)
+    _same(slow, fast)
+    templates = {t["type"]: t["key_templates"] for t in fast["types"]}
+    assert templates["TenantCreated"] == [{"field": "pk", "template": "PLATFORM#TENANT#{}", "count": 1500}]
+    assert templates["AccountCreated"] == [{"field": "pk", "template": "TENANT#{}#CAPSULE#{}", "count": 1500}]

@@ -180,10 +180,14 @@ class CompiledType:
             ns[counts] = self.label_counts.setdefault(node.path, {})
             inner += [
                 (0, f"if type({value}) is str and '#' in {value}:"),
-                (1, f"p = {value}.split('#'); lk = (len(p), *p[::2]); c = {counts}.get(lk)"),
-                (1, f"if c is not None: {counts}[lk] = c + 1"),
-                (1, f"elif len({counts}) < {MAX_LABEL_KEYS}: {counts}[lk] = 1"),
-                (1, f"else: spill({node.path!r}, {value})"),
+                (1, f"p = {value}.split('#')"),
+                # A possible label at an odd position may shift the pairing: template it exactly.
+                (1, "if any(map(str.isupper, p[1::2])): spill(" + repr(node.path) + f", {value})"),
+                (1, "else:"),
+                (2, f"lk = (len(p), *p[::2]); c = {counts}.get(lk)"),
+                (2, f"if c is not None: {counts}[lk] = c + 1"),
+                (2, f"elif len({counts}) < {MAX_LABEL_KEYS}: {counts}[lk] = 1"),
+                (2, f"else: spill({node.path!r}, {value})"),
             ]
         if node.struct is not None:
             struct_name = f"s_{len(ns)}"
