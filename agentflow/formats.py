@@ -75,6 +75,35 @@ def render(report: VerifyReport, fmt: str) -> str:
     return renderers[fmt](report)
 
 
+ReportTarget = tuple[str, Path | None]
+"""``(format, file)``; ``None`` is standard output."""
+
+
+def report_targets(fmt: str, output: Path | None, extra: Mapping[str, Path | None]) -> list[ReportTarget]:
+    """Every report one verification is rendered to: ``fmt`` to ``output`` (stdout when None), then
+    each extra ``format -> file`` that is set.
+
+    One verification, several reports: CI needs annotations and a SARIF file from the same verdict
+    and pays once. Checked before anything runs (a clash found after the verifier ran would waste
+    it): an unknown format, or two reports aimed at the same file, is an input error.
+    """
+    from agentflow.errors import UsageError
+
+    targets: list[ReportTarget] = [(fmt, output), *((name, path) for name, path in extra.items() if path is not None)]
+    seen: dict[Path, str] = {}
+    for name, path in targets:
+        if name not in FORMATS:
+            raise UsageError(f"unknown format {name!r}", fix=f"use one of {', '.join(FORMATS)}")
+        if path is None:
+            continue
+        key = path.resolve()
+        if key in seen:
+            raise UsageError(f"the {seen[key]} and {name} reports would both be written to {path}",
+                             fix="give each report its own file")
+        seen[key] = name
+    return targets
+
+
 # -- text, json, markdown ----------------------------------------------------------------------------------
 
 

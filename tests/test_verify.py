@@ -201,3 +201,72 @@ def test_verify_refuses_an_empty_change(repo, cli):
     result = cli("verify", "--script", str(script))
     assert result.exit_code == 2 and "nothing to verify" in result.output
     assert not (repo / ".agentflow").exists()
+
+
+def verify_runs(root: Path) -> int:
+    if not (root / ".agentflow" / "ledger.db").exists():
+        return 0
+    with Ledger.open(root) as ledger:
+        return len([r for r in ledger.runs() if r.mode == "verify"])
+
+
+def test_one_verification_writes_every_report(repo, cli, tmp_path):
+    write_plan(repo, checks=["echo broken; exit 1"])
+    head = feature(repo)
+    script = write_script(repo, {"verifier": [verifier_session(decision="request_changes", findings=[finding()])]})
+    out = tmp_path / "reports"
+    result = cli("verify", "--script", str(script), "--format", "github", "--sarif", str(out / "a.sarif"),
+                 "--junit", str(out / "a.xml"), "--md", str(out / "a.md"), "--json", str(out / "a.json"))
+
+    assert result.exit_code == 1, result.output
+    assert "::error file=src/app.py,line=1,title=F1 (high) [tested-code]::" in result.stdout  # the main report
+    assert verify_runs(repo) == 1 and len(notes(repo, head)) == 1  # paid for and recorded once
+    report = json.loads((out / "a.json").read_text())
+    assert report["outcome"] == "changes_requested" and report["findings"][0]["id"] == "F1"
+    sarif = json.loads((out / "a.sarif").read_text())
+    jsonschema.validate(sarif, SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert sarif["runs"][0]["invocations"][0]["properties"]["outcome"] == "changes_requested"
+    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} >= {"pattern/tested-code", "agentflow/check"}
+    cases = {c.get("name") for c in ET.fromstring((out / "a.xml").read_bytes()).iter("testcase")}
+    assert "echo broken; exit 1" in cases
+    assert "### Findings" in (out / "a.md").read_text()
+    for name in ("a.sarif", "a.xml", "a.md", "a.json"):
+        assert f"wrote {out / name}" in result.stderr
+
+
+def test_extra_reports_next_to_an_output_file(repo, cli, tmp_path):
+    write_plan(repo)
+    feature(repo)
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    result = cli("verify", "--script", str(script), "--format", "junit", "--output", str(tmp_path / "j.xml"),
+                 "--sarif", str(tmp_path / "s.sarif"))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert ET.fromstring((tmp_path / "j.xml").read_bytes()).tag == "testsuites"
+    assert json.loads((tmp_path / "s.sarif").read_text())["runs"][0]["results"] == []
+
+
+def test_two_reports_to_one_file_are_refused_before_verifying(repo, cli, tmp_path):
+    write_plan(repo)
+    feature(repo)
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    target = tmp_path / "out.sarif"
+    result = cli("verify", "--script", str(script), "--format", "sarif", "--output", str(target),
+                 "--junit", str(tmp_path / "." / "out.sarif"))
+    assert result.exit_code == 2
+    assert "the sarif and junit reports would both be written to" in result.stderr
+    assert verify_runs(repo) == 0 and not target.exists()
+
+
+def test_an_unwritable_report_is_exit_2_after_the_others_are_written(repo, cli, tmp_path):
+    write_plan(repo)
+    head = feature(repo)
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    (tmp_path / "a-file").write_text("not a folder\n")
+    result = cli("verify", "--script", str(script), "--sarif", str(tmp_path / "a-file" / "x.sarif"),
+                 "--md", str(tmp_path / "ok.md"))
+    assert result.exit_code == 2
+    assert "could not write the report(s)" in result.stderr and "x.sarif" in result.stderr
+    assert "the verdict is recorded" in result.stderr
+    assert "APPROVED" in result.stdout.upper() and (tmp_path / "ok.md").is_file()
+    assert notes(repo, head)[0]["outcome"] == "approved"

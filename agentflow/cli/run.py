@@ -14,13 +14,12 @@ from agentflow.cli import _common
 
 if TYPE_CHECKING:
     from agentflow.events import Event
+    from agentflow.formats import ReportTarget, VerifyReport
     from agentflow.orchestration import BuildResult
 
 BUILD_HELP = """Build plans: builder session in a worktree, commit, checks, independent verifier, rework until approved.
 
-Each plan gets the branch agentflow/<id>-<slug> and a worktree under .agentflow/worktrees/; your own
-working tree is never touched. Exit 0 approved, 1 not approved (changes requested, rejected, capped),
-3 no verdict (backend failure), 2 bad input, 130 interrupted (resume with --resume RUN).
+Each plan gets the branch agentflow/<id>-<slug> and a worktree under .agentflow/worktrees/; your own working tree is never touched. Exit 0 approved, 1 not approved (changes requested, rejected, capped), 3 no verdict (backend failure), 2 bad input, 130 interrupted (resume with --resume RUN). With several plans the worst exit code wins (3 over 1 over 0).
 
 Examples:
 
@@ -37,16 +36,17 @@ Examples:
 
 VERIFY_HELP = """Verify base...head of this repository: checks plus an independent verifier session (CI step).
 
-The plan comes from --plan or the Agentflow-Plan trailer of the head commits; without one the
-change is judged against the CLAUDE.md patterns alone. The verdict is recorded in the ledger and as
-a git note on head. Exit 0 only when approved; 1 not approved, 3 no verdict, 2 bad input.
+The plan comes from --plan or the Agentflow-Plan trailer of the head commits; without one the change is judged against the CLAUDE.md patterns alone. The verdict is recorded in the ledger and as a git note on head. Exit 0 only when approved; 1 not approved, 3 no verdict, 2 bad input.
 
-Formats: text, json, md, github (workflow annotations, plus Markdown appended to
-$GITHUB_STEP_SUMMARY when set), sarif (SARIF 2.1.0), junit (JUnit XML).
+Formats: text, json, md, github (workflow annotations, plus Markdown appended to $GITHUB_STEP_SUMMARY when set), sarif (SARIF 2.1.0), junit (JUnit XML).
+
+Several reports from one verification: --format/--output is the main report (stdout by default); --json, --md, --sarif and --junit FILE each write one more report of the same verdict, so CI pays for and records one verification, not one per report.
 
 Examples:
 
-  agentflow verify --base origin/main --format github
+  agentflow verify --base origin/main --format github --sarif agentflow.sarif
+
+  agentflow verify --junit reports/agentflow.xml --md reports/agentflow.md
 
   agentflow verify --plan 348 --format sarif --output agentflow.sarif
 
@@ -224,27 +224,53 @@ def verify(
     head: Annotated[str, typer.Option("--head", help="Head ref to verify.")] = "HEAD",
     plan: Annotated[str | None, typer.Option("--plan", help="Plan file or id (default: Agentflow-Plan trailer).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="text, json, md, github, sarif or junit.")] = "text",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="FILE", help="Write the --format report to FILE (default: stdout).")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="Verifier backend: anthropic, scripted, claude-code.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Verifier model name.")] = None,
     budget_usd: Annotated[float | None, typer.Option("--budget-usd", help="Dollar budget for the run.")] = None,
     script: Annotated[Path | None, typer.Option(
         "--script", help="Script for the scripted backend (implies --backend scripted).")] = None,
+    json_file: Annotated[Path | None, typer.Option(
+        "--json", metavar="FILE", help="Also write the JSON report to FILE.")] = None,
+    md_file: Annotated[Path | None, typer.Option(
+        "--md", metavar="FILE", help="Also write the Markdown report to FILE.")] = None,
+    sarif_file: Annotated[Path | None, typer.Option(
+        "--sarif", metavar="FILE", help="Also write the SARIF 2.1.0 report to FILE.")] = None,
+    junit_file: Annotated[Path | None, typer.Option(
+        "--junit", metavar="FILE", help="Also write the JUnit XML report to FILE.")] = None,
 ) -> None:
-    from agentflow.errors import UsageError
-    from agentflow.formats import FORMATS, github_step_summary, render
+    from agentflow.formats import github_step_summary, report_targets
     from agentflow.orchestration import BuildOptions, exit_code_for, verify as verify_change
 
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
+    # checked before the verifier runs: a clash found afterwards would waste the verification
+    targets = report_targets(fmt, output, {"json": json_file, "md": md_file, "sarif": sarif_file,
+                                           "junit": junit_file})
     root = _common.repo().root
     options = BuildOptions(backend=backend, model=model, budget_usd=budget_usd, script=script)
     with TerminalReporter(live=False) as reporter:
         report = verify_change(root, base=base, head=head, plan_ref=plan, options=options, reporter=reporter)
-    _common.write_output(render(report, fmt), output)
+    _write_reports(report, targets)
     if fmt == "github" and (summary := github_step_summary(report)) is not None:
         _common.err(f"appended the summary to {summary}")
     _common.exit_with(exit_code_for(report.outcome))
+
+
+def _write_reports(report: VerifyReport, targets: list[ReportTarget]) -> None:
+    """Write every report; one unwritable file does not cost the others (the verdict is recorded)."""
+    from agentflow.errors import UsageError
+    from agentflow.formats import render
+
+    failed: list[str] = []
+    for fmt, path in targets:
+        try:
+            _common.write_output(render(report, fmt), path)
+        except OSError as exc:
+            failed.append(f"{path} ({exc.strerror or exc})")
+    if failed:
+        raise UsageError(f"could not write the report(s) {', '.join(failed)}",
+                         fix=f"the verdict is recorded (see `agentflow show {report.run_id}`); use writable paths "
+                             "next time")
 
 
 def register(app: typer.Typer) -> None:
