@@ -181,10 +181,8 @@ jobs:
       - name: Fetch verdict notes
         run: agentflow notes fetch
       - name: Verify
-        run: agentflow verify --base "$BASE_REF" --format github
-      - name: SARIF report
-        if: always()
-        run: agentflow verify --base "$BASE_REF" --format sarif --output agentflow.sarif
+        # one verification: annotations and job summary on stdout, the same verdict as SARIF
+        run: agentflow verify --base "$BASE_REF" --format github --sarif agentflow.sarif
       - name: Upload SARIF
         if: always() && hashFiles('agentflow.sarif') != ''
         uses: github/codeql-action/upload-sarif@v3
@@ -192,7 +190,7 @@ jobs:
           sarif_file: agentflow.sarif
           category: agentflow
       - name: Gate
-        run: agentflow gate HEAD --format github
+        run: agentflow gate HEAD --base "$BASE_REF" --format github
 """
 
 

@@ -98,16 +98,29 @@ def test_init_ci_github_workflow(repo, cli):
     checkout = steps[0]
     assert checkout["uses"].startswith("actions/checkout@") and checkout["with"]["fetch-depth"] == 0
     runs = [step.get("run", "") for step in steps]
-    order = [
-        next(i for i, r in enumerate(runs) if "agentflow notes fetch" in r),
-        next(i for i, r in enumerate(runs) if "agentflow verify" in r and "--format github" in r),
-        next(i for i, r in enumerate(runs) if "--format sarif --output agentflow.sarif" in r),
-        next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("github/codeql-action/upload-sarif")),
-        next(i for i, r in enumerate(runs) if r.startswith("agentflow gate HEAD")),
-    ]
+    # one verification (paid for and recorded once) gives the annotations and the SARIF file
+    [verify] = [i for i, r in enumerate(runs) if "agentflow verify" in r]
+    assert runs[verify] == 'agentflow verify --base "$BASE_REF" --format github --sarif agentflow.sarif'
+    upload = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("github/codeql-action/upload-sarif"))
+    assert steps[upload]["with"]["sarif_file"] == "agentflow.sarif"
+    assert steps[upload]["if"].startswith("always()")  # uploaded when the verification is not approved too
+    gate = next(i for i, r in enumerate(runs) if r.startswith("agentflow gate HEAD"))
+    assert '--base "$BASE_REF"' in runs[gate]
+    order = [next(i for i, r in enumerate(runs) if "agentflow notes fetch" in r), verify, upload, gate]
     assert order == sorted(order)
     assert any("pip install agentflow" in r for r in runs)
     assert "github.base_ref" in job["env"]["BASE_REF"]
+
+
+def test_the_documented_github_workflow_is_the_one_init_writes():
+    import re
+    from pathlib import Path
+
+    from agentflow.project import GITHUB_WORKFLOW
+
+    docs = (Path(__file__).parent.parent / "docs" / "gate.md").read_text()
+    [documented] = re.findall(r"```yaml\n(name: agentflow\n.*?)```", docs, re.S)
+    assert yaml.safe_load(documented) == yaml.safe_load(GITHUB_WORKFLOW)
 
 
 def test_init_unknown_ci_provider_is_exit_2(repo, cli):
