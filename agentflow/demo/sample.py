@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent / "project"
@@ -18,6 +19,12 @@ PROJECT = Path(__file__).resolve().parent / "project"
 
 def _git(root: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True)
+
+
+def write_event_log(path: Path) -> None:
+    """Write the event log the unfixed sample project emits (its own ``app.simulate``) to ``path``."""
+    subprocess.run([sys.executable, "-B", "-m", "app.simulate", str(path.resolve())], cwd=PROJECT, check=True,
+                   capture_output=True, text=True)
 
 
 def create_project(root: Path, config: str) -> None:
