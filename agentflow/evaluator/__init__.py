@@ -39,8 +39,14 @@ def evaluate(
     baseline: dict[str, Any] | None = None,
     baseline_source: str = "baseline",
     workers: int | None = None,
+    names: list[str] | None = None,
 ) -> Analysis:
-    """Analyse ``paths`` (JSON Lines, gzip, JSON arrays) and return schemas, errors and findings."""
+    """Analyse ``paths`` (JSON Lines, gzip, JSON arrays) and return schemas, errors and findings.
+
+    ``names`` are how the files appear in the report, sample lines and errors (one per path;
+    default ``str(path)``): the CLI passes repository-relative names so that reports, ledger
+    records and plans do not depend on where the repository is checked out.
+    """
     from agentflow.evaluator.analysis import build_analysis
     from agentflow.evaluator.baseline import drift
     from agentflow.evaluator.reader import read_logs
@@ -48,7 +54,9 @@ def evaluate(
 
     rules = rules or RuleConfig()
     aggregator = read_logs(paths, type_field=type_field, workers=workers)
-    analysis = build_analysis(aggregator, [str(p) for p in paths])
+    if names is not None and len(names) != len(paths):
+        raise ValueError("evaluate: one name per path")
+    analysis = build_analysis(aggregator, names if names is not None else [str(p) for p in paths])
     findings = run_rules(analysis, rules)
     if baseline is not None:
         findings = sort_findings(findings + drift(analysis, baseline, rules, baseline_source))

@@ -58,6 +58,21 @@ def resolve_logs(logs: list[Path], root: Path, configured: list[str]) -> list[Pa
     return found
 
 
+def display_name(path: Path, root: Path, in_repo: bool) -> str:
+    """How a log is named in reports, the ledger and plans.
+
+    Inside a repository: relative to its root (``logs/events.jsonl``), which is what the user
+    typed from the root, what ``events.paths`` says, and what a builder can run in its worktree.
+    Elsewhere, or for a file outside the repository: as given.
+    """
+    if in_repo:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except (OSError, ValueError):
+            pass
+    return str(path)
+
+
 def threshold_reached(analysis: Analysis, fail_on: str) -> bool:
     if fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on {fail_on!r} is not one of {', '.join(FAIL_ON)}", fix="e.g. --fail-on high")
@@ -82,6 +97,7 @@ def run_evaluation(request: EvaluationRequest, config: object) -> EvaluationResu
     logs = resolve_logs(request.logs, request.root, list(getattr(events_config, "paths", [])))
     baseline = load_baseline(request.baseline) if request.baseline else None
     type_field = request.type_field or getattr(events_config, "type_field", None)
+    names = [display_name(p, request.root, request.in_repo) for p in logs]
     analysis = evaluate(
         logs,
         rules=RuleConfig.from_events(events_config),
@@ -89,6 +105,7 @@ def run_evaluation(request: EvaluationRequest, config: object) -> EvaluationResu
         baseline=baseline,
         baseline_source=str(request.baseline) if request.baseline else "baseline",
         workers=request.workers,
+        names=names,
     )
     result = EvaluationResult(analysis, logs)
     if request.llm:
@@ -99,9 +116,14 @@ def run_evaluation(request: EvaluationRequest, config: object) -> EvaluationResu
     if request.plan_out:
         from agentflow.evaluator.remediation import write_plans
 
-        result.plans = write_plans(analysis.findings, request.plan_out, [str(p) for p in logs])
+        from agentflow.patterns import load_patterns, patterns_path
+
+        result.plans = write_plans(
+            analysis.findings, request.plan_out, names, patterns=load_patterns(request.root, config),
+            rules=RuleConfig.from_events(events_config), patterns_file=patterns_path(request.root, config).name,
+        )
     if request.record:
-        record(request.root, analysis, logs)
+        record(request.root, analysis, names)
         result.recorded = True
     result.exit_code = 1 if threshold_reached(analysis, request.fail_on) else 0
     return result
@@ -125,12 +147,12 @@ def _llm_review(analysis: Analysis, request: EvaluationRequest, config: object, 
     return None
 
 
-def record(root: Path, analysis: Analysis, logs: list[Path]) -> None:
+def record(root: Path, analysis: Analysis, logs: list[str]) -> None:
     """Append the findings to the ledger; the latest record is the open set (Ledger.open_findings)."""
     from agentflow.events import FindingsRecorded
     from agentflow.ledger import Ledger
 
     with Ledger.open(root) as ledger:
         ledger.append(FindingsRecorded(
-            source="evaluator", logs=[str(p) for p in logs], findings=[f.to_json() for f in analysis.findings]
+            source="evaluator", logs=list(logs), findings=[f.to_json() for f in analysis.findings]
         ))
