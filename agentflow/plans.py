@@ -24,6 +24,8 @@ CRITERIA_HEADINGS = {"acceptance criteria", "acceptance criterion"}
 REQUIREMENTS_HEADINGS = {"requirements", "requirement"}
 CONTEXT_HEADINGS = {"context", "background"}
 HOURS_PER_UNIT = {"h": 1.0, "d": 8.0, "w": 40.0}
+SLUG_LENGTH = 50  # file names and branch names (agentflow/<id>-<slug>) stay readable
+_DANGLING = frozenset({"a", "an", "and", "as", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"})
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ESTIMATE_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([hdw])", re.IGNORECASE)
@@ -57,12 +59,14 @@ class Plan(BaseModel):
 
     @property
     def slug(self) -> str:
-        """The file name's slug (``348-capsule-isolation.md`` -> ``capsule-isolation``), else the title's."""
+        """The file name's slug (``348-capsule-isolation.md`` -> ``capsule-isolation``), else the title's.
+
+        Plan files are written as ``<id>-<title_slug(title)>.md``, so both ways give the same slug."""
         stem = self.path.stem
         prefix = f"{self.id}-"
         if stem.startswith(prefix) and len(stem) > len(prefix):
-            return slugify(stem[len(prefix):], 50) or slugify(self.title, 40)
-        return slugify(self.title, 40) or "plan"
+            return slugify(stem[len(prefix):], SLUG_LENGTH) or title_slug(self.title)
+        return title_slug(self.title)
 
     @property
     def text(self) -> str:
@@ -81,6 +85,19 @@ class _FrontMatter(BaseModel):
     checks: list[str] = []
     max_cycles: int | None = Field(None, ge=1, le=20)
     estimate: str | float | None = None
+
+
+def title_slug(title: str) -> str:
+    """The slug of a plan title for file and branch names: at most ``SLUG_LENGTH`` characters, cut
+    at a word boundary, without a dangling ``and``/``to``/... left by the cut."""
+    full = slugify(title)
+    slug = slugify(title, SLUG_LENGTH)
+    if slug != full:
+        words = slug.split("-")
+        while len(words) > 1 and words[-1] in _DANGLING:
+            words.pop()
+        slug = "-".join(words)
+    return slug or "plan"
 
 
 def display_path(path: Path) -> str:
@@ -412,8 +429,7 @@ def new_plan(root: Path, title: str, plan_id: str | None = None) -> Path:
             continue
         if existing == ident:
             raise PlanError(f"plan id {ident} is already used by {display_path(path)}", fix="pick another --id or omit it")
-    slug = slugify(title, 50) or "plan"
-    path = root / PLANS_DIR / f"{ident}-{slug}.md"
+    path = root / PLANS_DIR / f"{ident}-{title_slug(title)}.md"
     if path.exists():
         raise PlanError("already exists", where=display_path(path), fix="edit it, or choose another --id or title")
     path.parent.mkdir(parents=True, exist_ok=True)

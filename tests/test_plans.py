@@ -262,3 +262,15 @@ def test_example_plans_of_this_repository_are_valid():
     assert len(paths) >= 2
     ids = [load_plan(path).id for path in paths]
     assert len(set(ids)) == len(ids)
+
+
+def test_long_titles_give_the_same_word_boundary_slug_to_file_and_branch(tmp_path):
+    from agentflow.plans import new_plan, title_slug
+
+    title = "Add capsule_id to RoleAssignmentCreated and SecurityGroupUpdated events"
+    assert title_slug(title) == "add-capsule-id-to-roleassignmentcreated"  # cut, no dangling "and"
+    path = new_plan(tmp_path, title)
+    assert path.name == "1-add-capsule-id-to-roleassignmentcreated.md"
+    plan = load_plan(path)
+    assert branch_name(plan) == "agentflow/1-add-capsule-id-to-roleassignmentcreated"
+    assert branch_name(plan.model_copy(update={"path": tmp_path / "elsewhere.md"})) == branch_name(plan)
