@@ -379,6 +379,93 @@ def test_plan_out_writes_buildable_plans(tmp_path, repo, cli):
     assert len(list(plans.glob("*.md"))) == 2  # idempotent: the same group is not written twice
 
 
+CLAUDE_MD = """# Conventions
+
+## Capsule isolation
+
+**When to use:** every user-scoped entity, event or key.
+
+**Anti-patterns:** `TENANT#{tenant_id}#ROLE#{role_id}` keys that skip the `CAPSULE#` segment.
+
+## Explicit API params
+
+**Pattern:** `scoped_key(tenant_id=t, capsule_id=c, kind="ROLE", entity_id=r)`
+
+## Logging
+
+**Pattern:** structured logs only.
+"""
+
+
+def test_paths_in_findings_and_plans_are_relative_to_the_repository(tmp_path, repo, cli):
+    from agentflow.ledger import Ledger
+
+    demo_config(repo, "  paths: [logs/events.jsonl]\n")
+    (repo / "logs").mkdir()
+    log = write_jsonl(repo / "logs" / "events.jsonl", demo_events(70))
+    result = cli("evaluate", "--plan-out", ".plans")  # from events.paths, which the runner makes absolute
+    assert result.exit_code == 1
+    assert "sample_lines: logs/events.jsonl:" in result.stdout and str(repo) not in result.stdout
+    (plan_path,) = (repo / ".plans").glob("*.md")
+    plan_text = plan_path.read_text()
+    assert str(repo) not in plan_text and "(e.g. logs/events.jsonl:" in plan_text
+    assert "`agentflow evaluate logs/events.jsonl` on new logs" in plan_text
+    with Ledger.open(repo) as ledger:
+        assert all(":" in line and not line.startswith("/") for f in ledger.open_findings()
+                   for line in f["evidence"]["sample_lines"])
+    typed = json.loads(cli("evaluate", str(log), "--format", "json", "--no-record").stdout)  # absolute, in the repo
+    assert typed["files"] == ["logs/events.jsonl"]
+    assert typed["findings"][0]["evidence"]["sample_lines"][0].startswith("logs/events.jsonl:")
+    outside = write_jsonl(tmp_path / "outside.jsonl", demo_events(70))  # not in the repository: as given
+    assert json.loads(cli("evaluate", str(outside), "--format", "json", "--no-record").stdout)["files"] == [str(outside)]
+
+
+def test_plan_file_and_branch_names_cut_at_a_word_boundary(tmp_path, repo, cli):
+    from agentflow.plans import branch_name, load_plan
+
+    demo_config(repo)
+    log = write_jsonl(tmp_path / "e.jsonl", demo_events(70))
+    cli("evaluate", str(log), "--plan-out", ".plans", "--no-record")
+    (path,) = (repo / ".plans").glob("*.md")
+    assert path.name == "1-add-capsule-id-to-roleassignmentcreated.md"  # not "...-and-securi.md"
+    plan = load_plan(path)
+    assert plan.slug == "add-capsule-id-to-roleassignmentcreated"
+    assert branch_name(plan) == "agentflow/1-add-capsule-id-to-roleassignmentcreated"
+    assert branch_name(plan.model_copy(update={"path": repo / ".plans" / "plan.md"})) == branch_name(plan)
+
+
+def test_plans_name_the_claude_md_patterns_that_concern_them(tmp_path, repo, cli):
+    from agentflow.plans import load_plan
+
+    demo_config(repo)
+    (repo / "CLAUDE.md").write_text(CLAUDE_MD)
+    log = write_jsonl(tmp_path / "e.jsonl", demo_events(70))
+    cli("evaluate", str(log), "--plan-out", ".plans", "--no-record")
+    (path,) = (repo / ".plans").glob("*.md")
+    plan = load_plan(path)
+    assert plan.patterns == ["capsule-isolation"]  # named by its title, not explicit-api-params or logging
+    assert "`capsule-isolation` (Capsule isolation): its title names capsule and isolation." in plan.context
+
+
+def test_pattern_matching_falls_back_to_verbatim_mentions_and_else_names_none():
+    from agentflow.evaluator.analysis import Finding
+    from agentflow.evaluator.remediation import PlanGroup, match_patterns, render_plan
+    from agentflow.patterns import parse_patterns
+
+    def group(subject):
+        finding = Finding("missing_sibling_field", "medium", "OrderPlaced", subject, "lacks it", {})
+        return PlanGroup("add", subject, [finding])
+
+    patterns = parse_patterns(CLAUDE_MD)
+    by_text = match_patterns(group("capsule_id"), [p for p in patterns if p.id != "capsule-isolation"])
+    assert [(m.pattern.id, m.reason) for m in by_text] == [("explicit-api-params", "its text names `capsule_id`")]
+    assert match_patterns(group("currency"), patterns) == []
+    text = render_plan(group("currency"), 3, ["logs/e.jsonl"], [], "CLAUDE.md")
+    assert "patterns: []" in text and "No pattern in CLAUDE.md names `currency`" in text
+    key_group = PlanGroup("key", "CAPSULE#", [Finding("key_segment_missing", "high", "R", "pk", "m", {})])
+    assert [m.pattern.id for m in match_patterns(key_group, patterns)] == ["capsule-isolation"]
+
+
 def test_relevant_findings_match_entities_and_scope():
     findings = [
         {"id": "EV-1", "event_type": "RoleAssignmentCreated", "field": "capsule_id", "severity": "critical"},

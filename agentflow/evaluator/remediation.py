@@ -7,8 +7,15 @@ findings for the same segment become "Add the CAPSULE# key segment to ..."; type
 same field become "Give F one JSON type in ...". Each plan has one acceptance criterion per affected
 event type.
 
-Plans are written as ``DIR/<id>-<slug>.md`` with the next free numeric id in DIR. A plan whose
-title already exists in DIR is not written again, so re-running ``--plan-out`` is idempotent.
+Plans are written as ``DIR/<id>-<slug>.md`` with the next free numeric id in DIR and the slug
+``plans.title_slug`` gives (so the file name and the branch ``agentflow/<id>-<slug>`` agree). A plan
+whose title already exists in DIR is not written again, so re-running ``--plan-out`` is idempotent.
+
+A plan names the CLAUDE.md patterns that concern its group, so the builder and verifier get them
+for sure instead of by word overlap; the Context says which matched and why. The rule is explicit:
+a pattern whose id or title names the subject (``capsule`` for ``capsule_id`` or ``CAPSULE#``) or,
+for an isolation field, ``isolation``; when no title does, a pattern whose text names the field or
+the key segment verbatim. No pattern matches: ``patterns: []``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from pathlib import Path
 
 from agentflow.errors import UsageError
 from agentflow.evaluator.analysis import Finding, severity_rank
+from agentflow.evaluator.rules import RuleConfig
+from agentflow.patterns import Pattern, words
+from agentflow.plans import title_slug
 
 _ADD = ("missing_sibling_field", "required_field", "partial_field", "null_field", "drift_field_removed")
 _KEY = ("key_segment_missing", "key_template_inconsistent")
@@ -50,6 +60,60 @@ class PlanGroup:
         return f"Give {self.subject} one JSON type in {names}"
 
 
+@dataclass(frozen=True)
+class PatternMatch:
+    """A CLAUDE.md pattern named by a plan, and why."""
+
+    pattern: Pattern
+    reason: str
+
+
+def _segment(group: PlanGroup) -> str | None:
+    """The key segment the group is about (``CAPSULE#``), from the subject or the key evidence."""
+    if group.action == "key":
+        return group.subject if group.subject.endswith("#") else None
+    for finding in group.findings:
+        templates = finding.evidence.get("key_templates")
+        if isinstance(templates, dict) and isinstance(templates.get("segment"), str):
+            return templates["segment"]
+    return None
+
+
+def _is_isolation(group: PlanGroup, rules: RuleConfig) -> bool:
+    if group.action == "key":
+        return rules.label_field(group.subject.rstrip("#")) is not None
+    return rules.is_isolation(group.subject)
+
+
+def match_patterns(group: PlanGroup, patterns: list[Pattern], rules: RuleConfig | None = None) -> list[PatternMatch]:
+    """The patterns that concern ``group`` (see the module docstring for the rule), in document order."""
+    rules = rules or RuleConfig()
+    subject_words = set(words(group.subject.rstrip("#")))
+    isolation = _is_isolation(group, rules)
+    wanted = subject_words | ({"isolation"} if isolation else set())
+    by_title: list[PatternMatch] = []
+    for pattern in patterns:
+        shared = sorted(wanted & set(words(f"{pattern.id} {pattern.title}")))
+        if shared:
+            by_title.append(PatternMatch(pattern, f"its title names {' and '.join(shared)}"))
+    if by_title:
+        return by_title
+    literals = [group.subject] if group.action != "key" else []
+    if (segment := _segment(group)) is not None:
+        literals.append(segment)
+    by_text: list[PatternMatch] = []
+    for pattern in patterns:
+        named = [text for text in literals if _mentions(pattern.body, text)]
+        if named:
+            by_text.append(PatternMatch(pattern, f"its text names {' and '.join(f'`{t}`' for t in named)}"))
+    return by_text
+
+
+def _mentions(body: str, literal: str) -> bool:
+    """``literal`` in ``body`` as a whole word (``capsule_id`` does not match ``capsule_ids``)."""
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(literal)}(?![A-Za-z0-9_])", body) is not None
+
+
 def _join(names: list[str]) -> str:
     if len(names) <= 1:
         return "".join(names)
@@ -73,11 +137,6 @@ def group_findings(findings: list[Finding], minimum: str = "high") -> list[PlanG
             key = ("add", (finding.field or "").rsplit(".", 1)[-1])
         groups.setdefault(key, PlanGroup(*key)).findings.append(finding)
     return sorted(groups.values(), key=lambda g: (-severity_rank(g.severity), g.title))
-
-
-def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:50].rstrip("-") or "plan"
 
 
 def _existing(directory: Path) -> tuple[int, set[str]]:
@@ -108,14 +167,18 @@ def _criterion(group: PlanGroup, event_type: str, logs: list[str]) -> str:
     return f"`{group.subject}` has a single JSON type in every {event_type} event (a serialisation test)"
 
 
-def render_plan(group: PlanGroup, plan_id: int, logs: list[str]) -> str:
+def render_plan(group: PlanGroup, plan_id: int, logs: list[str], matches: list[PatternMatch] | None = None,
+                patterns_file: str | None = None) -> str:
+    """The plan text; ``matches`` are the patterns to name, ``patterns_file`` the CLAUDE.md they came
+    from (None: no patterns file was read, so the Context does not mention patterns)."""
+    matches = matches or []
     hours = 2 * len(group.event_types) + 2
     lines = [
         "---",
         f"id: {plan_id}",
         f"title: {json.dumps(group.title)}",
         "status: ready",
-        "patterns: []",
+        f"patterns: [{', '.join(json.dumps(m.pattern.id) for m in matches)}]",
         f"estimate: {hours}h",
         "---",
         "## Context",
@@ -128,6 +191,12 @@ def render_plan(group: PlanGroup, plan_id: int, logs: list[str]) -> str:
         samples = f.evidence.get("sample_lines") or f.evidence.get("sample_lines_missing") or []
         sample_text = f" (e.g. {', '.join(map(str, samples[:3]))})" if isinstance(samples, list) and samples else ""
         lines.append(f"- {f.id} [{f.severity}] {f.rule}: {f.message}{sample_text}")
+    if matches:
+        lines += ["", f"Patterns from {patterns_file or 'CLAUDE.md'} that apply:", ""]
+        lines += [f"- `{m.pattern.id}` ({m.pattern.title}): {m.reason}." for m in matches]
+    elif patterns_file is not None:
+        lines += ["", f"No pattern in {patterns_file} names `{group.subject}`; agentflow picks relevant ones "
+                  "when the plan is built."]
     lines += ["", "## Requirements", ""]
     for number, event_type in enumerate(group.event_types, start=1):
         if group.action == "add":
@@ -143,8 +212,14 @@ def render_plan(group: PlanGroup, plan_id: int, logs: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_plans(findings: list[Finding], directory: Path, logs: list[str], minimum: str = "high") -> list[Path]:
-    """Write one plan per finding group into ``directory``; returns the paths written."""
+def write_plans(findings: list[Finding], directory: Path, logs: list[str], minimum: str = "high", *,
+                patterns: list[Pattern] | None = None, rules: RuleConfig | None = None,
+                patterns_file: str | None = None) -> list[Path]:
+    """Write one plan per finding group into ``directory``; returns the paths written.
+
+    ``logs`` are the log names as the plan's acceptance criteria should quote them (relative to the
+    repository root). ``patterns`` (from CLAUDE.md) are matched per group by ``match_patterns``.
+    """
     try:
         directory.mkdir(parents=True, exist_ok=True)
         largest, titles = _existing(directory)
@@ -155,8 +230,9 @@ def write_plans(findings: list[Finding], directory: Path, logs: list[str], minim
         if group.title in titles:
             continue
         largest += 1
-        path = directory / f"{largest}-{_slug(group.title)}.md"
-        text = render_plan(group, largest, logs)
+        path = directory / f"{largest}-{title_slug(group.title)}.md"
+        matches = match_patterns(group, patterns or [], rules)
+        text = render_plan(group, largest, logs, matches, patterns_file if patterns else None)
         _validate(text, path)
         path.write_text(text, encoding="utf-8")
         titles.add(group.title)
