@@ -8,15 +8,12 @@ enough to explain a failure to the builder and the verifier without flooding the
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agentflow.events import CheckResult
 from agentflow.redact import redact, scrubbed_env
+from agentflow.tools import run_shell
 
 TAIL_LINES = 60
 TAIL_CHARS = 4000
@@ -30,45 +27,15 @@ def output_tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> 
     return redact(tail)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-
-
 def run_check(command: str, cwd: Path, timeout: float, env: dict[str, str] | None = None) -> CheckResult:
     """Run one check command through the shell; ``exit_code`` is None when it timed out."""
-    started = time.monotonic()
-    proc = subprocess.Popen(  # noqa: S602 - check commands are shell commands by contract
-        command,
-        shell=True,
-        cwd=cwd,
-        env=scrubbed_env() if env is None else env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-        exit_code: int | None = proc.returncode
-        note = ""
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        out, _ = proc.communicate()
-        exit_code = None
-        note = f"\n[agentflow: timed out after {timeout:g}s and was killed]"
-    except BaseException:
-        _kill_group(proc)
-        proc.wait()
-        raise
-    text = out.decode("utf-8", errors="replace") + note
+    exit_code, out, seconds = run_shell(command, cwd, timeout, env)
+    note = f"\n[agentflow: timed out after {timeout:g}s and was killed]" if exit_code is None else ""
     return CheckResult(
         command=command,
         exit_code=exit_code,
-        duration_s=round(time.monotonic() - started, 3),
-        output_tail=output_tail(text),
+        duration_s=round(seconds, 3),
+        output_tail=output_tail(out + note),
     )
 
 

@@ -18,6 +18,20 @@ FORMAT_VERSION = 1
 Outcome = Literal["approved", "changes_requested", "rejected", "no_verdict", "capped"]
 
 
+MAX_EVENT_STRING = 2_000  # longer strings in event payloads are clipped; transcripts keep them whole
+
+
+def clip(value: Any) -> Any:
+    """A JSON value for an event: strings over ``MAX_EVENT_STRING`` characters (file contents) cut."""
+    if isinstance(value, str) and len(value) > MAX_EVENT_STRING:
+        return value[:MAX_EVENT_STRING] + f"[... {len(value) - MAX_EVENT_STRING} more characters]"
+    if isinstance(value, dict):
+        return {k: clip(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clip(v) for v in value]
+    return value
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

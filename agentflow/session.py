@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from agentflow import config
 from agentflow.errors import BackendError
-from agentflow.events import ModelCalled, SessionEnded, SessionStarted, ToolCalled, Usage, new_id
+from agentflow.events import ModelCalled, SessionEnded, SessionStarted, ToolCalled, Usage, clip, new_id
 from agentflow.ledger import Ledger
 from agentflow.models.base import (
     Message,
@@ -42,7 +42,6 @@ CUT_OFF = ("Not run: your reply hit the {max_tokens}-token output limit while wr
            "input may be incomplete. Make smaller calls (e.g. several edit_file calls instead of one big "
            "write_file).")
 NO_TERMINAL_REASON = "ended without finish/submit_verdict"
-MAX_EVENT_STRING = 2_000
 # Tools that end a session; recorded whole in events because orchestration reads them back.
 TERMINAL_TOOLS = ("finish", "submit_verdict", "submit_findings")
 
@@ -250,7 +249,7 @@ class _Session:
     def record_tool(self, tool: str, input: dict[str, Any], is_error: bool, chars: int, seconds: float) -> None:
         self.ledger.append(ToolCalled(
             run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns, tool=tool,
-            input=input if tool in TERMINAL_TOOLS else _shorten(input), is_error=is_error, output_chars=chars,
+            input=input if tool in TERMINAL_TOOLS else clip(input), is_error=is_error, output_chars=chars,
             duration_s=round(seconds, 3),
         ))
         self.progress(tool=tool)
@@ -276,17 +275,6 @@ class _Session:
         ))
         return SessionResult(self.session_id, self.spec.role, status, reason, self.turns, self.usage,
                              self.cost, submitted)
-
-
-def _shorten(value: Any) -> Any:
-    """Tool input for the event: long strings (file contents) cut, the transcript keeps them whole."""
-    if isinstance(value, str) and len(value) > MAX_EVENT_STRING:
-        return value[:MAX_EVENT_STRING] + f"[... {len(value) - MAX_EVENT_STRING} more characters]"
-    if isinstance(value, dict):
-        return {k: _shorten(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shorten(v) for v in value]
-    return value
 
 
 def run_session(spec: SessionSpec, model: Model, toolbox: ToolProvider, ledger: Ledger,

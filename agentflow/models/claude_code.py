@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from agentflow.errors import UsageError
-from agentflow.events import ModelCalled, SessionEnded, SessionStarted, ToolCalled, Usage, new_id
+from agentflow.events import MAX_EVENT_STRING, ModelCalled, SessionEnded, SessionStarted, ToolCalled, Usage, clip, new_id
 from agentflow.redact import is_secret_name
 
 if TYPE_CHECKING:
@@ -73,7 +73,6 @@ QUIET_ENV = {
 # Foundry); every other secret (AGENTFLOW_SIGNING_KEY, GITHUB_TOKEN, ...) is blanked.
 CLI_CREDENTIAL_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "AWS_", "GOOGLE_", "AZURE_", "CLOUD_ML_", "VERTEX_")
 STDERR_LINES = 20
-MAX_EVENT_STRING = 2_000
 
 BUILDER_NOTE = """
 
@@ -394,7 +393,7 @@ class _ClaudeCodeSession:
             name, tool_input, began = self.pending_tools.pop(block.tool_use_id)
             content = block.content if isinstance(block.content, str) else str(block.content or "")
             self.ledger.append(ToolCalled(run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns,
-                                          tool=name, input=_shorten(tool_input), is_error=bool(block.is_error),
+                                          tool=name, input=clip(tool_input), is_error=bool(block.is_error),
                                           output_chars=len(content), duration_s=round(time.monotonic() - began, 3)))
 
     def progress(self, **extra: Any) -> None:
@@ -536,14 +535,3 @@ def _asdict(value: Any) -> dict[str, Any]:
 def _one_line(text: str, limit: int = 500) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _shorten(value: Any) -> Any:
-    """Tool input for the event: long strings (file contents) cut; the transcript keeps them whole."""
-    if isinstance(value, str) and len(value) > MAX_EVENT_STRING:
-        return value[:MAX_EVENT_STRING] + f"[... {len(value) - MAX_EVENT_STRING} more characters]"
-    if isinstance(value, dict):
-        return {k: _shorten(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shorten(v) for v in value]
-    return value
