@@ -23,6 +23,7 @@ import json
 import os
 import re
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -147,6 +148,8 @@ class BuildResult:
     def next_command(self) -> str:
         if self.outcome == "approved":
             return f"agentflow merge {self.plan_id}"
+        if not self.run_id:  # failed before its run started
+            return f"fix the cause above, then `agentflow build {self.plan_path}`"
         if self.outcome == "no_verdict":
             return f"agentflow show {self.run_id}  # see why no verdict was obtained, then `agentflow build {self.plan_path}`"
         return f"address the findings (agentflow show {self.run_id}), then `agentflow build {self.plan_path}` again"
@@ -982,8 +985,9 @@ def _open_run(root: Path, config: Config, plan: Plan, options: BuildOptions, rep
 
 
 def build_plan(root: Path, plan: Plan, options: BuildOptions, reporter: Reporter | None = None,
-               config: Config | None = None, cancel: threading.Event | None = None) -> BuildResult:
-    """One build run of ``plan``, from a new run id to ``RunEnded``."""
+               config: Config | None = None, cancel: threading.Event | None = None,
+               run_id: str | None = None) -> BuildResult:
+    """One build run of ``plan``, from a new run id (``run_id`` when given) to ``RunEnded``."""
     config = config or load_config(root)
     reporter = reporter or NullReporter()
     repo = Repo(root)
@@ -991,7 +995,7 @@ def build_plan(root: Path, plan: Plan, options: BuildOptions, reporter: Reporter
     # A reused branch is verified from where it left the base, so earlier cycles stay in the diff.
     base_commit = repo.merge_base(config.base, branch) if repo.branch_exists(branch) else repo.rev(config.base)
     with Ledger.open(root) as ledger:
-        run_id = new_id("r")
+        run_id = run_id or new_id("r")
         run = _open_run(root, config, plan, options, reporter, ledger, run_id, base_commit,
                         effective_max_cycles(plan, options, config), 0.0, cancel)
         if Repo(run.workdir).is_dirty(untracked=True):
@@ -1069,9 +1073,65 @@ def build(root: Path, refs: Sequence[str], options: BuildOptions, reporter: Repo
     for plan in plans:
         if plan.status == "draft":
             reporter.on_message(f"plan {plan.id} is a draft (status: draft); building it anyway")
-    if options.jobs == 1 or len(plans) == 1:
-        return [build_plan(root, plan, options, reporter, config) for plan in plans]
+    if len(plans) == 1:
+        return [build_plan(root, plans[0], options, reporter, config)]
+    if options.jobs == 1:
+        return [build_contained(root, plan, options, reporter, config) for plan in plans]
     return _build_parallel(root, plans, options, reporter, config)
+
+
+def build_contained(root: Path, plan: Plan, options: BuildOptions, reporter: Reporter, config: Config,
+                    cancel: threading.Event | None = None) -> BuildResult:
+    """``build_plan`` for one plan of several: a crash becomes this plan's ``no_verdict`` result.
+
+    One plan's failure (a bug, a git or disk error) must not cost the other plans their runs and
+    summaries; its run is ended as ``no_verdict`` with the error as the one-line reason. Interrupts
+    still propagate: Ctrl-C stops every run.
+    """
+    run_id = new_id("r")
+    try:
+        return build_plan(root, plan, options, reporter, config, cancel, run_id=run_id)
+    except RunInterrupted:
+        raise
+    except Exception as exc:  # noqa: BLE001 - contained on purpose: reported as this plan's outcome
+        reason = crash_reason(exc)
+        if os.environ.get("AGENTFLOW_DEBUG", "") not in ("", "0"):
+            reporter.on_message(traceback.format_exc())
+        reporter.on_message(f"plan {plan.id}: the build failed: {reason}")
+        return _crashed_result(root, plan, run_id, reason, reporter)
+
+
+def crash_reason(exc: BaseException) -> str:
+    """One line for an unexpected error: agentflow errors say what to do, anything else is internal."""
+    text = str(exc) if isinstance(exc, AgentflowError) else f"internal error: {type(exc).__name__}: {exc}"
+    return (text.strip().splitlines() or [type(exc).__name__])[0][:500]
+
+
+def _crashed_result(root: Path, plan: Plan, run_id: str, reason: str, reporter: Reporter) -> BuildResult:
+    """End the crashed run in the ledger (if it started and has not ended) and describe it.
+
+    Best effort: the ledger may be what failed; the result is returned either way.
+    """
+    started, cycles, cost = False, 0, 0.0
+    try:
+        with Ledger.open(root) as ledger:
+            events = ledger.events(run_id=run_id)
+            if events and isinstance(events[0], RunStarted):
+                started = True
+                progress = project_progress(events)
+                cycles, cost = max(progress.cycles, default=0), progress.cost_usd
+                if progress.ended is None:
+                    ended = RunEnded(run_id=run_id, outcome="no_verdict", cycles=cycles, reason=reason)
+                    ledger.append(ended)
+                    reporter.on_event(ended)
+    except Exception as exc:  # noqa: BLE001 - already handling a failure; say so, do not mask it
+        reporter.on_message(f"plan {plan.id}: could not record the end of run {run_id}: {crash_reason(exc)}")
+    branch = branch_name(plan)
+    return BuildResult(
+        run_id=run_id if started else "", plan_id=plan.id, plan_title=plan.title, plan_path=_display(plan.path),
+        branch=branch, worktree=root / WORKTREES_DIR / branch.removeprefix("agentflow/"), outcome="no_verdict",
+        reason=reason, cycles=cycles, cost_usd=round(cost, 6), commit=None,
+    )
 
 
 def _build_parallel(root: Path, plans: list[Plan], options: BuildOptions, reporter: Reporter,
@@ -1084,7 +1144,7 @@ def _build_parallel(root: Path, plans: list[Plan], options: BuildOptions, report
     cancel = cancel or threading.Event()
     pool = ThreadPoolExecutor(max_workers=min(options.jobs, len(plans)), thread_name_prefix="agentflow")
     try:
-        futures = [pool.submit(build_plan, root, plan, options, reporter, config, cancel) for plan in plans]
+        futures = [pool.submit(build_contained, root, plan, options, reporter, config, cancel) for plan in plans]
         try:
             wait(futures)
         except KeyboardInterrupt:
