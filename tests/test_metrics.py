@@ -151,16 +151,16 @@ EXPECTED_ROWS: dict[str, tuple[str, str, str]] = {
     "Cost evaluator": ("$0.25", "$0.00", "+$0.25"),
     "Cost per approved plan": ("$5.95", "$1.50", "+$4.45"),
     "Commits with agentflow trailers": ("8", "1", "+7"),
-    "Time to approval (mean)": ("1.00 h", "0.50 h", "+0.50 h"),
-    "Time to approval (max)": ("1.50 h", "0.50 h", "+1.00 h"),
+    "Time to approval (mean)": ("1.00 h", "30 min", "+0.50 h"),
+    "Time to approval (max)": ("1.50 h", "30 min", "+1.00 h"),
     "Estimated hours (approved plans)": ("24.00 h", "8.00 h", "+16.00 h"),
-    "Actual hours (same plans)": ("2.00 h", "0.50 h", "+1.50 h"),
+    "Actual hours (same plans)": ("2.00 h", "30 min", "+1.50 h"),
     "Speedup": ("12.00×", "16.00×", "−4.00×"),
 }
 EXPECTED_PATTERNS = [("capsule-isolation", "2", "0"), ("(no pattern)", "1", "0"), ("api-errors", "1", "0"),
                      ("backwards-compat", "1", "0"), ("naming", "1", "0")]
 EXPECTED_PLANS = [
-    ("101", "Add capsule_id to RoleAssignment", "1", "1", "approved", "16.00 h", "0.50 h"),
+    ("101", "Add capsule_id to RoleAssignment", "1", "1", "approved", "16.00 h", "30 min"),
     ("102", "Enforce tenant scoping", "1", "2", "approved", "8.00 h", "1.50 h"),
     ("103", "Rate limiting", "1", "3", "capped", "—", "—"),
     ("104", "Drop the legacy endpoint", "2", "2", "rejected", "4.00 h", "—"),

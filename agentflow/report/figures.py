@@ -34,11 +34,19 @@ def fmt_usd(value: Any) -> str:
 
 
 def fmt_hours(value: Any) -> str:
-    return NA if value is None else f"{value:,.2f} h"
+    """Hours, or minutes below one hour (an agent run is often minutes, an estimate days)."""
+    if value is None:
+        return NA
+    if 0 < value < 1:
+        minutes = value * 60
+        return f"{minutes:.0f} min" if minutes >= 1 else "< 1 min"
+    return f"{value:,.2f} h"
 
 
 def fmt_speedup(value: Any) -> str:
-    return NA if value is None else f"{value:,.2f}×"
+    if value is None:
+        return NA
+    return f"{value:,.0f}×" if value >= 100 else f"{value:,.2f}×"
 
 
 def _signed(value: float, text: str) -> str:
