@@ -62,8 +62,10 @@ def _build(parts: list[str]) -> str:
 
 def needs_full_build(parts: list[str]) -> bool:
     """True when an odd-position segment could be a label (may shift the alternation): such keys
-    cannot use the even-segment memo. ``str.isupper`` is a cheap superset of the label test."""
-    return any(map(str.isupper, parts[1::2]))
+    cannot use the even-segment memo. An upper-case letter there is a cheap superset of the label
+    test (the fast path's generated code does the same check)."""
+    odd = "".join(parts[1::2])
+    return odd != odd.lower()
 
 
 def key_template(value: str) -> str:
