@@ -405,7 +405,7 @@ def test_paths_in_findings_and_plans_are_relative_to_the_repository(tmp_path, re
     log = write_jsonl(repo / "logs" / "events.jsonl", demo_events(70))
     result = cli("evaluate", "--plan-out", ".plans")  # from events.paths, which the runner makes absolute
     assert result.exit_code == 1
-    assert "sample_lines: logs/events.jsonl:" in result.stdout and str(repo) not in result.stdout
+    assert "sample lines: logs/events.jsonl:" in result.stdout and str(repo) not in result.stdout
     (plan_path,) = (repo / ".plans").glob("*.md")
     plan_text = plan_path.read_text()
     assert str(repo) not in plan_text and "(e.g. logs/events.jsonl:" in plan_text

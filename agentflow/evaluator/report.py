@@ -19,15 +19,20 @@ def render(analysis: Analysis, fmt: str) -> str:
     return render_text(analysis)
 
 
-def _evidence_text(evidence: dict[str, Any]) -> str:
-    parts = []
-    for key, value in evidence.items():
-        if isinstance(value, list):
-            value = ", ".join(str(v) for v in value[:5]) + (" ..." if len(value) > 5 else "")
-        elif isinstance(value, dict):
-            value = json.dumps(value, default=str)
-        parts.append(f"{key}: {value}")
-    return "; ".join(parts)
+def _value_text(value: Any) -> str:
+    """A compact human rendering of an evidence value: lists joined, mappings as ``k v`` pairs."""
+    if isinstance(value, list):
+        return ", ".join(_value_text(v) for v in value[:5]) + (" ..." if len(value) > 5 else "")
+    if isinstance(value, dict):
+        return "; ".join(
+            f"{k} ({v})" if isinstance(v, int | float) else f"{k.replace('_', ' ')}: {_value_text(v)}"
+            for k, v in value.items()
+        )
+    return str(value)
+
+
+def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
+    return [f"{key.replace('_', ' ')}: {_value_text(value)}" for key, value in evidence.items()]
 
 
 def summary_line(analysis: Analysis) -> str:
@@ -50,12 +55,12 @@ def render_text(analysis: Analysis) -> str:
         lines.append(f"  {schema.name}: {schema.count} events, {len(schema.fields)} fields")
         for path, counts in schema.key_templates.items():
             for template, n in sorted(counts.items(), key=lambda i: -i[1])[:3]:
-                lines.append(f"    key {path}: {template} ({n})")
+                lines.append(f"    {path} template: {template} ({n})")
     if analysis.findings:
         lines += ["", "Findings:"]
         for f in analysis.findings:
             lines.append(f"  {f.id} [{f.severity}] {f.rule}: {f.message}")
-            lines.append(f"      {_evidence_text(f.evidence)}")
+            lines += [f"      {line}" for line in _evidence_lines(f.evidence)]
     else:
         lines += ["", "No findings."]
     lines += _errors_text(analysis)
