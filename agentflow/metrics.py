@@ -308,10 +308,11 @@ def facts_from_git(repo: Repo, since: datetime | None = None) -> Facts:
     A run is the set of notes sharing a ``run`` id; its cycles are its verdicts in time order
     (or the notes' ``cycle`` field when present); it is a build run when a commit carries its
     ``Agentflow-Run`` trailer. Git knows when a run's last verdict was written, not when the run
-    ended, so that verdict stands for the run's end and its outcome for the run's outcome: a run
-    capped after ``changes_requested`` looks like one that requested changes (git has no
-    ``capped``). Notes may carry ``run_started``, ``cycle`` and ``estimate_hours``; without
-    ``run_started`` time-to-approval and the estimate are unknown. ``since`` bounds the search
+    ended, so that verdict stands for the run's end and its outcome for the run's outcome. A capped
+    run writes a final ``capped`` line on its last verified commit, so git knows caps (notes
+    written before agentflow recorded caps make such a run look like one that requested changes).
+    Notes carry ``run_started``, ``cycle`` and ``estimate_hours``; without ``run_started`` (older
+    notes) time-to-approval and the estimate are unknown. ``since`` bounds the search
     for merges (nothing before it is reported).
     """
     commits = _commit_facts(repo)
