@@ -1045,12 +1045,25 @@ def load_build_plans(root: Path, refs: Sequence[str]) -> list[Plan]:
     return plans
 
 
+def require_base(repo: Repo, config: Config) -> str:
+    """The commit of the configured base branch; a clear exit 2 naming the setting when it is missing."""
+    if not repo.ok("rev-parse", "--verify", "--quiet", f"{config.base}^{{commit}}"):
+        current = repo.current_branch()
+        hint = f", e.g. `base: {current}`" if current and current != config.base else ""
+        raise GitError(
+            f"base branch {config.base!r} does not exist",
+            where=config.source or "agentflow.yaml",
+            fix=f"set `base:` in agentflow.yaml to the branch changes are merged into{hint}",
+        )
+    return repo.rev(config.base)
+
+
 def preflight(root: Path, config: Config, options: BuildOptions) -> None:
     """Refuse what would fail later, before a run or worktree is created."""
     repo = Repo(root)
     if not repo.has_commits():
         raise GitError("the repository has no commits yet", where=root, fix="commit something first")
-    repo.rev(config.base)  # the base branch must exist
+    require_base(repo, config)
     if options.jobs < 1:
         raise UsageError("-j must be at least 1")
     if options.max_cycles is not None and options.max_cycles < 1:
@@ -1169,7 +1182,7 @@ def dry_run(root: Path, refs: Sequence[str], options: BuildOptions) -> list[Prom
     config = load_config(root)
     plans = load_build_plans(root, refs)
     repo = Repo(root)
-    repo.rev(config.base)
+    require_base(repo, config)
     roles = validate_backends(config, options, root, ("builder", "verifier"))
     patterns = load_patterns(root, config)
     ledger = Ledger.open(root) if ledger_path(root).exists() else None

@@ -225,7 +225,24 @@ def _config(root: Path, force: bool) -> Action:
             configured = False
         if configured:
             return Action("agentflow.yaml", "skipped", "configured in pyproject.toml [tool.agentflow]")
-    return _write(root, "agentflow.yaml", CONFIG_TEMPLATE, force)
+    return _write(root, "agentflow.yaml", config_text(root), force)
+
+
+def config_text(root: Path) -> str:
+    """The commented config, with ``base`` set to the branch checked out now (main, master, ...)."""
+    import re
+
+    from agentflow.git import Repo
+
+    branch = Repo(root).current_branch() or "main"
+    if branch.startswith("agentflow/"):
+        branch = "main"
+
+    def base_line(match: re.Match[str]) -> str:
+        text = f"base: {branch}"
+        return text.ljust(len(match.group(0))) if len(text) < len(match.group(0)) else text + " "
+
+    return re.sub(r"^base: main *(?=#)", base_line, CONFIG_TEMPLATE, count=1, flags=re.MULTILINE)
 
 
 def ensure_ignored(root: Path, entry: str = IGNORE_ENTRY) -> Action:

@@ -263,3 +263,26 @@ def test_startup_benchmark_runs_and_reports(tmp_path):
     report = json.loads(out.stdout)
     assert report["imports_anthropic"] is False
     assert report["ratio_median"] > 0 and report["runs"] == 2
+
+
+def test_init_sets_base_to_the_checked_out_branch(cli, tmp_path, monkeypatch):
+    import subprocess
+
+    from agentflow.config import load_config
+
+    root = tmp_path / "m"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "master"], cwd=root, check=True)
+    monkeypatch.chdir(root)
+    assert cli("init").exit_code == 0
+    assert load_config(root).base == "master"
+    assert "base: master                   # the branch" in (root / "agentflow.yaml").read_text()
+
+
+def test_build_names_the_base_setting_when_the_base_branch_is_missing(cli, repo):
+    (repo / "agentflow.yaml").write_text("base: trunk\n")
+    assert cli("plan", "new", "Something").exit_code == 0
+    result = cli("build", "1")
+    assert result.exit_code == 2
+    assert "base branch 'trunk' does not exist" in result.output
+    assert "e.g. `base: main`" in result.output
