@@ -13,12 +13,8 @@ run leaves a complete record up to the last turn.
 from __future__ import annotations
 
 import importlib
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from agentflow import config
 from agentflow.errors import BackendError
@@ -32,10 +28,22 @@ from agentflow.models.base import (
     TextBlock,
     ToolResultBlock,
 )
+from agentflow.session_types import (
+    LimitsExceeded,
+    ProgressFn,
+    RunBudget,
+    SessionLimits,
+    SessionResult,
+    SessionSpec,
+    Status,
+)
 from agentflow.tools import Submitted, Toolbox, ToolOutput, ToolProvider
 
-Status = Literal["completed", "failed", "limits", "interrupted"]
-ProgressFn = Callable[[dict[str, Any]], None]
+__all__ = [  # the session contract lives in session_types; re-exported for callers of the runtime
+    "LimitsExceeded", "ProgressFn", "RunBudget", "SessionLimits", "SessionResult", "SessionSpec",
+    "run_role_session", "run_session",
+]
+
 NUDGE = ("You replied without calling a tool. Continue the work with the tools; when you are done, "
          "call {terminal} (the session only ends through it).")
 CUT_OFF = ("Not run: your reply hit the {max_tokens}-token output limit while writing this {tool} call, so its "
@@ -44,85 +52,6 @@ CUT_OFF = ("Not run: your reply hit the {max_tokens}-token output limit while wr
 NO_TERMINAL_REASON = "ended without finish/submit_verdict"
 # Tools that end a session; recorded whole in events because orchestration reads them back.
 TERMINAL_TOOLS = ("finish", "submit_verdict", "submit_findings")
-
-
-class LimitsExceeded(Exception):
-    """A session or run limit was reached; the message names which."""
-
-
-@dataclass
-class SessionLimits:
-    max_turns: int = 60
-    max_tokens: int = 4_000_000
-    max_cost_usd: float = 5.0
-    max_seconds: float = 1800.0
-    output_tokens: int = 8192
-    command_timeout: float = 600.0  # per run_command call
-
-    @classmethod
-    def from_config(cls, limits: config.Limits) -> SessionLimits:
-        return cls(
-            max_turns=limits.max_turns,
-            max_tokens=limits.max_tokens,
-            max_cost_usd=limits.session_cost_usd,
-            max_seconds=limits.session_seconds,
-            output_tokens=limits.output_tokens,
-            command_timeout=limits.command_timeout,
-        )
-
-
-@dataclass
-class RunBudget:
-    """Dollars for a whole run, shared by all its sessions (thread-safe)."""
-
-    limit_usd: float
-    spent_usd: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def check(self, estimate_usd: float) -> None:
-        """``LimitsExceeded`` when a call estimated at ``estimate_usd`` could exceed the budget."""
-        with self._lock:
-            if self.spent_usd + estimate_usd > self.limit_usd:
-                raise LimitsExceeded(
-                    f"run budget: ${self.spent_usd:.2f} of ${self.limit_usd:.2f} spent and the next call may cost "
-                    f"up to ${estimate_usd:.2f}"
-                )
-
-    def charge(self, cost_usd: float) -> None:
-        with self._lock:
-            self.spent_usd += cost_usd
-
-    @property
-    def remaining_usd(self) -> float:
-        return max(0.0, self.limit_usd - self.spent_usd)
-
-
-@dataclass
-class SessionSpec:
-    role: str
-    cycle: int
-    run_id: str
-    root: Path  # the worktree
-    system: str  # rendered system prompt
-    prompt: str  # rendered first user message (plan, patterns, diff...)
-    limits: SessionLimits
-    budget: RunBudget
-    backend: str
-    model_name: str
-    role_cfg: config.RoleModel | None = None
-
-
-@dataclass
-class SessionResult:
-    session_id: str
-    role: str
-    status: Status
-    reason: str | None
-    turns: int
-    usage: Usage
-    cost_usd: float
-    submitted: dict[str, Any] | None  # finish input (builder) or the verdict (verifier)
-    external_id: str | None = None
 
 
 class _Session:

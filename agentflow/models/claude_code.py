@@ -41,9 +41,10 @@ from agentflow.errors import UsageError
 from agentflow.events import MAX_EVENT_STRING, ModelCalled, SessionEnded, SessionStarted, ToolCalled, Usage, clip, new_id
 from agentflow.redact import is_secret_name
 
+from agentflow.session_types import ProgressFn, SessionResult, SessionSpec
+
 if TYPE_CHECKING:
     from agentflow.ledger import Ledger
-    from agentflow.session import ProgressFn, SessionResult, SessionSpec
 
 INSTALL_FIX = "install the extra: pip install 'agentflow[claude-code]'"
 SERVER_NAME = "agentflow"
@@ -427,8 +428,6 @@ class _ClaudeCodeSession:
         return self.finish("completed", None, {"summary": (result.result or "").strip() or "(no summary)"})
 
     def finish(self, status: str, reason: str | None, submitted: dict[str, Any] | None) -> SessionResult:
-        from agentflow.session import SessionResult
-
         self.spec.budget.charge(self.cost)
         self.save_transcript()
         summary = submitted.get("summary") if submitted else None

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,9 +26,11 @@ from agentflow.errors import UsageError
 from agentflow.events import SessionEnded, SessionStarted, ToolCalled, Usage, new_id
 from agentflow.redact import redact, scrubbed_env
 
+from agentflow.session_types import ProgressFn, SessionResult, SessionSpec
+from agentflow.tools import run_shell
+
 if TYPE_CHECKING:
     from agentflow.ledger import Ledger
-    from agentflow.session import ProgressFn, SessionResult, SessionSpec
 
 PASS_ENV = "AGENTFLOW_COMMAND_PASS_ENV"
 TAIL_CHARS = 4000
@@ -53,29 +53,8 @@ def build_command(template: str, prompt_file: Path) -> str:
     return template.replace("{prompt_file}", shlex.quote(str(prompt_file)))
 
 
-def _run(command: str, cwd: Path, timeout: float, env: dict[str, str]) -> tuple[int | None, str]:
-    """Exit code (None on timeout) and combined output; a timeout kills the whole process group."""
-    proc = subprocess.Popen(  # noqa: S602 - the configured command is a shell command by contract
-        command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-        return proc.returncode, out.decode("utf-8", errors="replace")
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        return None, out.decode("utf-8", errors="replace")
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
-
-
 def run_command_session(spec: SessionSpec, ledger: Ledger, on_progress: ProgressFn | None = None) -> SessionResult:
     """Run the external builder once; ``completed`` when it exits 0, ``limits`` on timeout, else ``failed``."""
-    from agentflow.session import SessionResult
-
     if spec.role != "builder":
         raise UsageError(f"the command backend can only run the builder, not the {spec.role}",
                          fix=f"set models.{spec.role}.backend to anthropic, scripted or claude-code")
@@ -96,7 +75,7 @@ def run_command_session(spec: SessionSpec, ledger: Ledger, on_progress: Progress
             on_progress({"role": "builder", "cycle": spec.cycle, "turn": 1, "tokens": 0, "cost_usd": 0.0,
                          "elapsed_s": 0.0, "tool": name})
         try:
-            exit_code, output = _run(command, spec.root, spec.limits.max_seconds, command_env())
+            exit_code, output, _ = run_shell(command, spec.root, spec.limits.max_seconds, command_env())
         except KeyboardInterrupt:
             _end(ledger, spec, session_id, "interrupted", "interrupted by the user", None)
             raise
