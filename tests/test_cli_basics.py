@@ -28,3 +28,27 @@ def test_version_and_help_do_not_import_anthropic():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_missing_argument_is_a_usage_error_not_an_internal_one(cli):
+    result = cli("show")
+    assert result.exit_code == 2
+    assert "Missing argument" in result.output
+    assert "internal error" not in result.output
+
+
+def test_a_closed_pipe_stops_quietly(repo):
+    """`agentflow log | head -1`: the reader leaves early; no traceback, no 'internal error'."""
+    from agentflow.events import RunStarted
+    from agentflow.ledger import Ledger
+
+    with Ledger.open(repo) as ledger:
+        for n in range(50):
+            ledger.append(RunStarted(run_id=f"r-{n}", plan_id=str(n)))
+    proc = subprocess.Popen([sys.executable, "-m", "agentflow", "log"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=repo)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before anything is written
+    _, err = proc.communicate()
+    assert proc.returncode == 141
+    assert b"Traceback" not in err and b"internal error" not in err

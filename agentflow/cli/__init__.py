@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from agentflow import __version__
 from agentflow.errors import AgentflowError, ExitCode
 
+BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
 COMMAND_MODULES = ("project", "plans", "patterns", "records", "run", "evaluate", "gate", "metrics", "demo")
 
 
@@ -42,7 +44,13 @@ class AgentflowGroup(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("agentflow: interrupted", err=True)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-        except (typer.Exit, typer.Abort, SystemExit):
+        except BrokenPipeError:  # `agentflow log | head`: the reader left; stop quietly like other tools
+            try:  # later flushes at exit must not raise again
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+            raise typer.Exit(BROKEN_PIPE) from None
+        except (typer.Exit, typer.Abort, SystemExit, ClickException):  # usage errors: click reports them
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, fail closed
             if _debug():
