@@ -37,7 +37,9 @@ def fmt_hours(value: Any) -> str:
     """Hours, or minutes below one hour (an agent run is often minutes, an estimate days)."""
     if value is None:
         return NA
-    if 0 <= value < 1:
+    if value == 0:
+        return "0 h"
+    if 0 < value < 1:
         minutes = value * 60
         return f"{minutes:.0f} min" if minutes >= 1 else "< 1 min"
     return f"{value:,.2f} h"
