@@ -27,7 +27,7 @@ from typing import BinaryIO
 from agentflow.errors import UsageError
 from agentflow.evaluator.schema import Aggregator
 
-BLOCK = 4 << 20
+BLOCK = 1 << 20
 PARALLEL_MIN_BYTES = 64 << 20
 MAX_ARRAY_ELEMENT = 16 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -101,7 +101,9 @@ def _read_lines(aggregator: Aggregator, read: Callable[[int], bytes], index: int
     while True:
         if not block:
             break
-        lines = (rest + block if rest else block).split(b"\n")
+        lines = block.split(b"\n")
+        if rest:  # joined to the first line only: prepending it to the block would copy the whole block
+            lines[0] = rest + lines[0]
         rest = lines.pop()  # the last piece has no newline yet: it continues in the next block
         if lines:
             aggregator.add_lines(lines, index, line)
