@@ -7,24 +7,24 @@ from typing import Any
 
 import pytest
 
-from agentflow import orchestration
+from agentflow.errors import GitError
 from agentflow.events import RunEnded, RunStarted
 from agentflow.models.base import ModelRequest
 from agentflow.models.scripted import FunctionModel
-from agentflow.orchestration import BuildOptions, build
+from agentflow.orchestration import BuildOptions, NullReporter, build, build_runs
 from tests.build_helpers import builder_session, finding, verifier_session, write_plan, write_script
 from tests.test_build import run_events
 
 
 def crash_plan_2_on_commit(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
-    real_commit = orchestration.BuildDriver.commit
+    real_commit = build_runs.BuildDriver.commit
 
     def commit(self, n, builder):  # type: ignore[no-untyped-def]
         if self.plan.id == "2":
             raise error
         return real_commit(self, n, builder)
 
-    monkeypatch.setattr(orchestration.BuildDriver, "commit", commit)
+    monkeypatch.setattr(build_runs.BuildDriver, "commit", commit)
 
 
 def two_plans(repo: Path) -> None:
@@ -58,7 +58,7 @@ def test_a_crashing_plan_is_no_verdict_and_the_others_still_report(repo, cli, mo
 
 def test_not_approved_and_crashed_plans_exit_with_the_worst(repo, cli, monkeypatch):
     two_plans(repo)
-    crash_plan_2_on_commit(monkeypatch, orchestration.GitError("worktree is locked", fix="unlock it"))
+    crash_plan_2_on_commit(monkeypatch, GitError("worktree is locked", fix="unlock it"))
     script = write_script(repo, {"builder": [builder_session()],
                                  "verifier": [verifier_session(decision="request_changes", findings=[finding()])]})
     result = cli("build", "1", "2", "-j", "2", "--script", str(script), "--max-cycles", "1")
@@ -69,18 +69,18 @@ def test_not_approved_and_crashed_plans_exit_with_the_worst(repo, cli, monkeypat
 
 def test_a_crash_before_the_run_started_names_no_run(repo, monkeypatch):
     two_plans(repo)
-    real_open = orchestration._open_run
+    real_open = build_runs._open_run
 
     def open_run(root, config, plan, *args, **kwargs):  # type: ignore[no-untyped-def]
         if plan.id == "2":
             raise OSError(28, "No space left on device")
         return real_open(root, config, plan, *args, **kwargs)
 
-    monkeypatch.setattr(orchestration, "_open_run", open_run)
+    monkeypatch.setattr(build_runs, "_open_run", open_run)
     script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
     messages: list[str] = []
 
-    class Collect(orchestration.NullReporter):
+    class Collect(NullReporter):
         def on_message(self, message: str) -> None:
             messages.append(message)
 
@@ -119,7 +119,7 @@ def test_a_model_bug_in_one_parallel_plan_is_contained(repo):
 def test_one_plan_still_raises(repo, cli, monkeypatch):
     """A single plan keeps the error's own exit code and message: nothing else to protect."""
     write_plan(repo, "2", "Add greeting", "greeting")
-    crash_plan_2_on_commit(monkeypatch, orchestration.GitError("worktree is locked", fix="unlock it"))
+    crash_plan_2_on_commit(monkeypatch, GitError("worktree is locked", fix="unlock it"))
     script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
     result = cli("build", "2", "--script", str(script))
     assert result.exit_code == 2 and "worktree is locked (unlock it)" in result.stderr

@@ -149,23 +149,23 @@ def test_metrics_from_a_fresh_clone_report_caps_time_to_approval_and_estimate(re
 
 def test_a_run_killed_after_its_cap_note_does_not_note_the_cap_twice(repo: Path, cli,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from agentflow import orchestration
     from agentflow.events import RunEnded
+    from agentflow.orchestration.run import Run
 
     write_plan(repo)
-    real_emit = orchestration.Run.emit
+    real_emit = Run.emit
 
     def emit(self, event):  # type: ignore[no-untyped-def]
         if isinstance(event, RunEnded):
             raise KeyboardInterrupt  # the cap is in git, its RunEnded never reached the ledger
         real_emit(self, event)
 
-    monkeypatch.setattr(orchestration.Run, "emit", emit)
+    monkeypatch.setattr(Run, "emit", emit)
     script = capped_script(repo, 1)
     assert cli("build", "1", "--script", str(script), "--max-cycles", "1").exit_code == 130
     head = git(repo, "rev-parse", "agentflow/1-farewell")
     assert [n["outcome"] for n in notes(repo, head)] == ["changes_requested", "capped"]
-    monkeypatch.setattr(orchestration.Run, "emit", real_emit)
+    monkeypatch.setattr(Run, "emit", real_emit)
     [start] = run_started(repo)
 
     resumed = cli("build", "--resume", start.run_id, "--script", str(script))

@@ -169,15 +169,14 @@ def test_ctrl_c_during_parallel_builds_stops_every_run_resumably(repo, cli, monk
     """Ctrl-C lands in the main thread; each worker stops at its next turn and can be resumed."""
     import threading
 
-    from agentflow import orchestration
     from agentflow.config import load_config
-    from agentflow.orchestration import NullReporter, load_build_plans
+    from agentflow.orchestration import NullReporter, build_runs, load_build_plans
 
     write_plan(repo, "1", "Add farewell", "farewell")
     write_plan(repo, "2", "Add greeting", "greeting")
     cancel = threading.Event()
     both_started = threading.Barrier(3, timeout=20)
-    real_wait = orchestration.wait
+    real_wait = build_runs.wait
 
     def ctrl_c_once(futures):
         if not cancel.is_set():
@@ -194,11 +193,11 @@ def test_ctrl_c_during_parallel_builds_stops_every_run_resumably(repo, cli, monk
 
         return FunctionModel(reply)
 
-    monkeypatch.setattr(orchestration, "wait", ctrl_c_once)
+    monkeypatch.setattr(build_runs, "wait", ctrl_c_once)
     plans = load_build_plans(repo, ["1", "2"])
     with pytest.raises(RunInterrupted) as caught:
-        orchestration._build_parallel(repo, plans, BuildOptions(models=factory, jobs=2), NullReporter(),
-                                      load_config(repo), cancel)
+        build_runs._build_parallel(repo, plans, BuildOptions(models=factory, jobs=2), NullReporter(),
+                                   load_config(repo), cancel)
     run_ids = [e.run_id for e in run_events(repo, RunStarted)]
     assert len(run_ids) == 2 and all(run_id in str(caught.value) for run_id in run_ids)
     assert sorted(sessions(repo)) == [("builder", 1, "interrupted")] * 2
@@ -211,7 +210,7 @@ def test_ctrl_c_during_parallel_builds_stops_every_run_resumably(repo, cli, monk
 
 
 def test_killed_between_commit_and_its_event_records_the_existing_commit(repo, cli, monkeypatch):
-    from agentflow import orchestration
+    from agentflow.orchestration.run import Run
 
     write_plan(repo)
     rework = verdict(decision="request_changes", findings=[{"id": "F1", "severity": "high", "message": "m"}])
@@ -222,17 +221,17 @@ def test_killed_between_commit_and_its_event_records_the_existing_commit(repo, c
     cycle_two = interrupting({"builder": builder_session(path="src/test_app.py", content="ok\n"),
                               "verifier": []}).models
     assert cycle_two is not None
-    real_emit = orchestration.Run.emit
+    real_emit = Run.emit
 
     def emit(self, event):
         if isinstance(event, BuilderCommitted) and event.cycle == 2:
             raise KeyboardInterrupt  # the commit exists in git, its event was never written
         real_emit(self, event)
 
-    monkeypatch.setattr(orchestration.Run, "emit", emit)
+    monkeypatch.setattr(Run, "emit", emit)
     with pytest.raises(RunInterrupted):
         build(repo, ["1"], BuildOptions(models=lambda role, cycle: (cycle_two if cycle == 2 else cycle_one)(role, cycle)))
-    monkeypatch.setattr(orchestration.Run, "emit", real_emit)
+    monkeypatch.setattr(Run, "emit", real_emit)
     run_id = run_events(repo, RunStarted)[0].run_id
     head = git(repo, "rev-parse", "agentflow/1-farewell")
     assert trailers(repo, head)["Agentflow-Cycle"] == "2"
@@ -247,21 +246,21 @@ def test_killed_between_commit_and_its_event_records_the_existing_commit(repo, c
 
 def test_verdict_of_a_finished_verifier_is_recovered_on_resume(repo, cli, monkeypatch):
     """Killed after the verifier submitted but before the verdict was recorded: no new session."""
-    from agentflow import orchestration
+    from agentflow.orchestration.run import Run
 
     write_plan(repo)
     options = interrupting({"builder": builder_session(),
                             "verifier": [{"tool_calls": [{"name": "submit_verdict", "input": verdict()}]}]})
-    real_record = orchestration.Run.record_verdict
+    real_record = Run.record_verdict
 
     def killed(self, *args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(orchestration.Run, "record_verdict", killed)
+    monkeypatch.setattr(Run, "record_verdict", killed)
     with pytest.raises(RunInterrupted) as caught:
         build(repo, ["1"], options)
     assert "recording the verdict" not in str(caught.value)  # it died inside the verifier step
-    monkeypatch.setattr(orchestration.Run, "record_verdict", real_record)
+    monkeypatch.setattr(Run, "record_verdict", real_record)
     run_id = run_events(repo, RunStarted)[0].run_id
     assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "completed")]
 

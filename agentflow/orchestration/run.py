@@ -1,0 +1,262 @@
+"""The run: everything one build or verify run needs (``Run``), its sessions, checks and verdicts.
+
+Steps append events through ``Run.emit``; a verdict is recorded twice, as a ledger event and as a
+git note on the verified commit. The outcome is computed (``verdict.compute_outcome``), never
+taken from the model.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentflow import prompts
+from agentflow.checks import check_commands, run_checks
+from agentflow.config import Config
+from agentflow.events import (
+    CheckResult,
+    ChecksRan,
+    Event,
+    Outcome,
+    RunEnded,
+    RunStarted,
+    SessionEnded,
+    ToolCalled,
+    VerdictRecorded,
+)
+from agentflow.git import Repo
+from agentflow.ledger import Ledger
+from agentflow.orchestration.api import BuildOptions, Reporter
+from agentflow.orchestration.context import (
+    ModelPool,
+    _findings_view,
+    _plan_context,
+    describe_role,
+    evaluator_findings,
+    render_role_prompt,
+)
+from agentflow.orchestration.progress import RunProgress, project_progress
+from agentflow.orchestration.worktrees import _GIT_LOCK
+from agentflow.plans import Plan
+from agentflow.session import RunBudget, SessionLimits, SessionResult, SessionSpec, run_role_session
+from agentflow.verdict import Verdict, VerdictNote, compute_outcome, signing_key
+
+MAX_DIFF_CHARS = 80_000
+
+
+@dataclass
+class Run:
+    """Everything one run needs; steps append events through ``emit``."""
+
+    root: Path  # the user's repository
+    repo: Repo
+    config: Config
+    plan: Plan | None
+    options: BuildOptions
+    reporter: Reporter
+    ledger: Ledger
+    run_id: str
+    workdir: Path  # the worktree (build) or the verified tree (verify)
+    base_commit: str
+    max_cycles: int
+    models: ModelPool
+    budget: RunBudget
+    patterns_text: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def emit(self, event: Event) -> None:
+        self.ledger.append(event)
+        self.reporter.on_event(event)
+
+    def say(self, message: str) -> None:
+        self.reporter.on_message(message)
+
+    def events(self) -> list[Event]:
+        return self.ledger.events(run_id=self.run_id)
+
+    def progress(self) -> RunProgress:
+        return project_progress(self.events())
+
+    @property
+    def label(self) -> str:
+        return f"plan {self.plan.id}" if self.plan is not None else "verify"
+
+    def on_progress(self, progress: dict[str, Any]) -> None:
+        if self.cancel.is_set():  # Ctrl-C reached the main thread while this run works in another (-j)
+            raise KeyboardInterrupt
+        self.reporter.on_progress({"plan": self.plan.id if self.plan else None, "run_id": self.run_id, **progress})
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def session(self, role: str, cycle: int, context: dict[str, Any]) -> SessionResult:
+        system, prompt = render_role_prompt(role, self.root, context)
+        cfg = self.models.roles[role]
+        spec = SessionSpec(
+            role=role, cycle=cycle, run_id=self.run_id, root=self.workdir, system=system, prompt=prompt,
+            limits=SessionLimits.from_config(self.config.limits), budget=self.budget,
+            backend=cfg.backend, model_name="scripted" if cfg.backend == "scripted" else cfg.model, role_cfg=cfg,
+        )
+        self.say(f"{self.label}: cycle {cycle}: {role} session ({describe_role(cfg)})")
+        return run_role_session(spec, self.ledger, model=self.models.model(role, cycle), on_progress=self.on_progress)
+
+    # -- verification (shared by build and verify runs) ----------------------------------------------
+
+    def run_checks(self, cycle: int, commit: str) -> ChecksRan:
+        commands = check_commands(self.config.checks, self.plan.checks if self.plan else ())
+        if commands:
+            self.say(f"{self.label}: cycle {cycle}: running {len(commands)} check(s)")
+        results = run_checks(commands, self.workdir, self.config.limits.command_timeout)
+        event = ChecksRan(run_id=self.run_id, cycle=cycle, commit=commit, results=results)
+        self.emit(event)
+        return event
+
+    def verifier_context(self, cycle: int, commit: str, checks: list[CheckResult],
+                         extra_findings: list[dict[str, Any]], earlier: VerdictRecorded | None,
+                         mode: str) -> dict[str, Any]:
+        diff = self.repo.diff(self.base_commit, commit)
+        truncated = len(diff) > MAX_DIFF_CHARS
+        if truncated:
+            diff = diff[:MAX_DIFF_CHARS]
+        plan = self.plan
+        return {
+            "mode": mode,
+            "cycle": cycle,
+            "max_cycles": self.max_cycles,
+            "plan": _plan_context(plan),
+            "criteria": _plan_context(plan)["criteria"] if plan else [],
+            "patterns": self.patterns_text,
+            "base": self.base_commit[:12],
+            "head": commit[:12],
+            "diffstat": str(self.repo.diffstat(self.base_commit, commit)),
+            "files": self.repo.changed_files(self.base_commit, commit),
+            "diff": diff,
+            "diff_truncated": truncated,
+            "checks": [_check_dict(c) for c in checks],
+            "open_findings": evaluator_findings(self.ledger, plan),
+            "scope_findings": _findings_view(extra_findings),
+            "earlier_findings": _findings_view((earlier.verdict or {}).get("findings", [])) if earlier else [],
+            "earlier_criteria": [c for c in (earlier.verdict or {}).get("criteria", [])
+                                 if c.get("status") != "met"] if earlier else [],
+        }
+
+    def record_verdict(self, cycle: int, commit: str, checks: list[CheckResult], submitted: dict[str, Any] | None,
+                       failure: str | None, extra_findings: list[dict[str, Any]]) -> tuple[VerdictRecorded, list[str]]:
+        """Compute the outcome, then record it twice: a ledger event and a git note on ``commit``.
+
+        Returns the event and the reasons it is not approved (the event joins them into one string).
+        """
+        verdict: Verdict | None = None
+        if submitted is not None:
+            try:
+                verdict = Verdict.model_validate(submitted)
+            except ValueError as exc:
+                failure = f"the submitted verdict is invalid: {exc}"
+        if verdict is not None and extra_findings:
+            listed = {f.id for f in verdict.findings}
+            merged = [*verdict.model_dump()["findings"], *(f for f in extra_findings if f["id"] not in listed)]
+            verdict = verdict.model_copy(update={"findings": Verdict.model_validate(
+                {**verdict.model_dump(), "findings": merged}).findings})
+        criteria_ids = [c.id for c in self.plan.criteria] if self.plan else []
+        outcome, reasons = compute_outcome(verdict, checks, criteria_ids)
+        if verdict is None and failure:
+            reasons = [failure]
+        verdict_data = verdict.model_dump(mode="json", exclude_none=True) if verdict else None
+        key = signing_key()
+        self._append_note(commit, VerdictNote(
+            plan=self.plan.id if self.plan else None, run=self.run_id, outcome=outcome,
+            decision=verdict.decision if verdict else None, tree=self.repo.tree(commit), base=self.base_commit,
+            patch_id=self.repo.patch_id(self.base_commit, commit), checks=[_check_dict(c) for c in checks],
+            models=self.models.describe(), prompts_sha=prompts.prompts_sha(self.root),
+            findings=list(verdict_data["findings"]) if verdict_data else [],
+            reason="; ".join(reasons)[:1000] or None, **self._note_extensions(cycle),
+        ))
+        event = VerdictRecorded(
+            run_id=self.run_id, cycle=cycle, commit=commit, outcome=outcome,
+            decision=verdict.decision if verdict else None, reason="; ".join(reasons) or None,
+            verdict=verdict_data, signed=bool(key),
+        )
+        self.emit(event)
+        return event, reasons
+
+    def _note_extensions(self, cycle: int) -> dict[str, Any]:
+        """Note fields beyond DESIGN.md's that let ``metrics --from-git`` on a fresh clone compute
+        cycles, time to approval and the estimate without the ledger.
+
+        ``run_started`` has whole seconds like the note's ``ts``, so their difference is never negative.
+        """
+        starts = [e for e in self.ledger.events(run_id=self.run_id, kinds=["run_started"]) if isinstance(e, RunStarted)]
+        start = starts[0] if starts else None
+        return {
+            "cycle": cycle,
+            "run_started": start.ts.isoformat(timespec="seconds") if start else None,
+            "estimate_hours": start.estimate_hours if start else None,
+        }
+
+    def _append_note(self, commit: str, note: VerdictNote) -> None:
+        key = signing_key()
+        if key:
+            note = note.signed(key)
+        with _GIT_LOCK:
+            self.repo.append_note(commit, note.to_line())
+
+    def end(self, outcome: Outcome, cycles: int, reason: str | None, commit: str | None) -> RunEnded:
+        if outcome == "capped":
+            self._note_cap(cycles, reason)
+        event = RunEnded(run_id=self.run_id, outcome=outcome, cycles=cycles, reason=reason, commit=commit)
+        self.emit(event)
+        return event
+
+    def _note_cap(self, cycles: int, reason: str | None) -> None:
+        """Append a ``capped`` line to the last verified commit's note, so git (a fresh clone's
+        metrics, the gate) sees the cap; the gate reads it as not approved.
+
+        Nothing is written when no cycle was verified (there is no verified commit to put it on), nor
+        twice: a run resumed after the note was written but before ``RunEnded`` finds it there.
+        """
+        progress = self.progress()
+        verdicts = progress.verdicts()
+        if not verdicts or verdicts[-1].commit is None:
+            return
+        last, commit = verdicts[-1], verdicts[-1].commit
+        if any(note.get("run") == self.run_id and note.get("outcome") == "capped"
+               for note in _note_dicts(self.repo.notes(commit))):
+            return
+        checked = progress.cycles[last.cycle].checks
+        self._append_note(commit, VerdictNote(
+            plan=self.plan.id if self.plan else None, run=self.run_id, outcome="capped",
+            tree=self.repo.tree(commit), base=self.base_commit, patch_id=self.repo.patch_id(self.base_commit, commit),
+            checks=[_check_dict(c) for c in checked.results] if checked else [], models=self.models.describe(),
+            prompts_sha=prompts.prompts_sha(self.root), findings=list((last.verdict or {}).get("findings", [])),
+            reason=(reason or "capped")[:1000], **self._note_extensions(cycles),
+        ))
+
+
+def _note_dicts(lines: Sequence[str]) -> list[dict[str, Any]]:
+    """The JSON objects among note lines (other lines are skipped, as the gate does)."""
+    found = []
+    for line in lines:
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            found.append(data)
+    return found
+
+
+def _check_dict(check: CheckResult) -> dict[str, Any]:
+    return {**check.model_dump(mode="json"), "passed": check.passed}
+
+
+def _submitted_verdict(events: list[Event], session: SessionEnded) -> dict[str, Any] | None:
+    """The verdict a finished verifier session submitted (its last successful submit_verdict call)."""
+    found = None
+    for event in events:
+        if isinstance(event, ToolCalled) and event.session_id == session.session_id:
+            if event.tool.endswith("submit_verdict") and not event.is_error:  # claude-code: mcp__..__
+                found = dict(event.input)
+    return found

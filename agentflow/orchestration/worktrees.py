@@ -1,0 +1,87 @@
+"""Git for runs: a commit identity when none is configured, ``.agentflow/`` kept out of
+``git status``, and the worktrees build and verify runs work in.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from agentflow.errors import GitError
+from agentflow.git import Repo
+from agentflow.orchestration.api import Reporter
+
+WORKTREES_DIR = Path(".agentflow") / "worktrees"
+
+# git refuses concurrent writes to the same ref or worktree list: serialise them across -j threads.
+_GIT_LOCK = threading.Lock()
+
+
+FALLBACK_IDENTITY = {"GIT_AUTHOR_NAME": "agentflow", "GIT_AUTHOR_EMAIL": "agentflow@localhost",
+                     "GIT_COMMITTER_NAME": "agentflow", "GIT_COMMITTER_EMAIL": "agentflow@localhost"}
+
+
+def ensure_git_identity(repo: Repo, reporter: Reporter) -> None:
+    """Commits and notes need an identity; CI runners often have none configured.
+
+    Without one, agentflow commits as ``agentflow <agentflow@localhost>`` and says so, rather than
+    failing after the sessions have been paid for.
+    """
+    configured = repo.git("config", "user.name", check=False) and repo.git("config", "user.email", check=False)
+    if configured or all(os.environ.get(name) for name in FALLBACK_IDENTITY):
+        return
+    for name, value in FALLBACK_IDENTITY.items():
+        os.environ.setdefault(name, value)
+    reporter.on_message("git has no user.name/user.email here: commits and notes are made as "
+                        "agentflow <agentflow@localhost> (configure git to change that)")
+
+
+def _ensure_excluded(repo: Repo) -> None:
+    """Keep ``.agentflow/`` out of ``git status`` without editing a tracked file."""
+    if repo.ok("check-ignore", "-q", ".agentflow/ledger.db"):
+        return
+    common = Path(repo.git("rev-parse", "--git-common-dir"))
+    exclude = (common if common.is_absolute() else repo.root / common) / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+    if ".agentflow/" not in existing.splitlines():
+        exclude.write_text(existing + ("" if existing.endswith("\n") or not existing else "\n") + ".agentflow/\n",
+                           encoding="utf-8")
+
+
+def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path:
+    """Create or reuse the plan's branch (from ``base_ref``) and its worktree at ``path``."""
+    with _GIT_LOCK:
+        _ensure_excluded(repo)
+        registered = {path.resolve(): ref for path, ref in repo.worktrees()}
+        resolved = path.resolve()
+        if resolved in registered:
+            if registered[resolved] != f"refs/heads/{branch}":
+                raise GitError(f"worktree {path} has {registered[resolved] or 'a detached HEAD'} checked out, "
+                               f"not {branch}", fix=f"remove it with `git worktree remove {path}`")
+            return path
+        repo.git("worktree", "prune")
+        if path.exists() and any(path.iterdir()):
+            raise GitError(f"{path} exists and is not a worktree of this repository",
+                           fix="move it away; agentflow creates the worktree itself")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if repo.branch_exists(branch):
+            repo.git("worktree", "add", "--quiet", str(path), branch)
+        else:
+            repo.git("worktree", "add", "--quiet", "-b", branch, str(path), repo.rev(base_ref))
+    return path
+
+
+def add_detached_worktree(repo: Repo, commit: str, path: Path) -> Path:
+    with _GIT_LOCK:
+        _ensure_excluded(repo)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        repo.git("worktree", "add", "--quiet", "--detach", str(path), commit)
+    return path
+
+
+def remove_worktree(repo: Repo, path: Path) -> None:
+    with _GIT_LOCK:
+        repo.git("worktree", "remove", "--force", str(path), check=False)
+        repo.git("worktree", "prune", check=False)
