@@ -232,27 +232,12 @@ class Aggregator:
         for shape in self.shapes.values():
             by_type.setdefault(shape.event_type, []).append(shape)
         tag = self.type_field[0] if self.type_field else "type"
-        self.fast = fastpath.compile_schema(by_type, tag) if by_type else None
+        self.fast = fastpath.compile_schema(by_type, tag, EXAMPLE_EVENTS) if by_type else None
         self.compiles += 1
 
     def _add_fast(self, lines: list[bytes], file_index: int, first_line: int) -> None:
-        from agentflow.evaluator.fastpath import DECODE_ERRORS
-
-        fast = self.fast
-        decode, updates, first_events = fast.decoder.decode, fast.updates, EXAMPLE_EVENTS
-        fallbacks = 0
-        for line, raw in enumerate(lines, first_line):
-            try:
-                event = decode(raw)
-            except DECODE_ERRORS:
-                fallbacks += 1  # counted (or not) by the general path
-                self._add_slow([raw], file_index, line)
-                continue
-            entry = updates[type(event)](event)  # counts the event under its (type, mask)
-            if entry[0] <= first_events:
-                entry[1].append((file_index, line))
-                _examples_into(entry[2], raw)
-        self.events += len(lines) - fallbacks
+        counted = self.fast.run(lines, file_index, first_line, self._add_slow, _note)
+        self.events += counted  # not in one statement: the general path adds to events meanwhile
 
     def flush(self) -> None:
         """Move the fast path's counts into the shape table (before merging or building the analysis)."""
@@ -260,7 +245,8 @@ class Aggregator:
             return
         for compiled in self.fast.types.values():
             templates = compiled.take_templates()
-            for mask, (count, lines, examples) in compiled.masks.items():
+            for mask, count in compiled.counts.items():
+                lines, examples = compiled.samples.get(mask, ([], {}))
                 fields = compiled.fields_for(mask)
                 shape = Shape(compiled.name, fields, count, lines, examples)
                 for path, counts in templates.items():  # the type's templates ride on its first shape
@@ -276,7 +262,8 @@ class Aggregator:
                     self.shapes[key] = shape
                 else:
                     self.unanalysed += count
-            compiled.masks.clear()
+            compiled.counts.clear()  # the generated loop holds these very dicts: clear, never replace
+            compiled.samples.clear()
 
     def _add_slow(self, lines: list[bytes], file_index: int, first_line: int) -> None:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
@@ -420,6 +407,15 @@ class Aggregator:
 
 
 _INVALID = object()
+
+
+def _note(compiled: Any, mask: int, file_index: int, line: int, raw: bytes) -> None:
+    """Where and what the first events of a fast-path shape were (the fast path keeps no values)."""
+    found = compiled.samples.get(mask)
+    if found is None:
+        found = compiled.samples[mask] = ([], {})
+    found[0].append((file_index, line))
+    _examples_into(found[1], raw)
 
 
 def _examples_into(examples: dict[str, list[Any]], raw: bytes) -> None:
