@@ -177,7 +177,7 @@ jobs:
         with:
           python-version: "3.12"
       - name: Install agentflow
-        run: pip install agentflow
+        run: pip install agentflow         # pin the version or git URL your team uses
       - name: Fetch verdict notes
         run: agentflow notes fetch
       - name: Verify
