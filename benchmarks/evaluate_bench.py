@@ -200,8 +200,10 @@ def measure_here(name: str, path: str) -> dict:
     own = _own_peak_mb()
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     # Workers are forked: peak = parent + workers x the largest worker (an upper bound, shared pages
-    # are counted in each). DuckDB uses threads, so its memory is in the parent's.
-    workers = (os.cpu_count() or 1) if name in ("evaln", "orjson2") else 0
+    # are counted in each). The evaluator analyses one range in the parent and forks one worker per
+    # other range; the orjson reference forks one per range. DuckDB uses threads, so its memory is
+    # in the parent's.
+    workers = {"evaln": (os.cpu_count() or 1) - 1, "orjson2": 2}.get(name, 0)
     return {"name": name, "events": events, "seconds": seconds, "peak_mb": own + child * workers,
             "parent_mb": own, "worker_mb": child}
 

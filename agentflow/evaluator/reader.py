@@ -2,8 +2,9 @@
 
 JSON Lines are read in ``BLOCK``-sized pieces split on newlines, so memory does not depend on the
 file's size. A large plain (not compressed) JSON Lines file is split into byte ranges aligned on
-newlines and analysed by worker processes in parallel (``workers``); each worker returns its
-aggregator and the parent merges them, shifting line numbers by the lines of the ranges before.
+newlines and analysed in parallel (``workers``): the parent analyses the first range, forked worker
+processes the others; each returns its aggregator and the parent merges them, shifting line
+numbers by the lines of the ranges before.
 Gzip streams cannot be split, so they are read by one process.
 
 A file whose first non-blank character is ``[`` is a JSON array. It is decoded one element at a
@@ -162,11 +163,14 @@ def _read_parallel(aggregator: Aggregator, path: Path, index: int, workers: int,
         context = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform: one process
         context = None
-    if context is None:
+    if context is None or len(tasks) == 1:
         results = [_work(*task) for task in tasks]
     else:
-        with context.Pool(len(tasks)) as pool:
-            results = pool.starmap(_work, tasks)
+        # This process analyses the first range itself while the forked workers do the others:
+        # one process fewer to start and to hold in memory.
+        with context.Pool(len(tasks) - 1) as pool:
+            others = pool.starmap_async(_work, tasks[1:])
+            results = [_work(*tasks[0]), *others.get()]
     line_offset = 0
     for part, lines in results:
         aggregator.merge(part, file_offset=index, line_offset=line_offset)
