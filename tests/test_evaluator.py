@@ -510,3 +510,14 @@ def test_the_demo_sample_log(tmp_path):
         ("RoleAssignmentCreated", "capsule_id", "critical"),
         ("SecurityGroupUpdated", "capsule_id", "critical"),
     ]
+
+
+def test_key_templates_without_any_label_do_not_break_the_key_rules(tmp_path):
+    # "#x" keys give the template "{}#{}": no first label to group siblings by (used to raise IndexError).
+    events = [{"type": "OrderPlaced", "tenant_id": "t1", "pk": "TENANT#t1#ORDER#o1"},
+              {"type": "OrderPlaced", "tenant_id": "t1", "pk": "#x"},
+              {"type": "OrderShipped", "tenant_id": "t1", "pk": "TENANT#t1#ORDER#o2"}]
+    analysis = evaluate([write_jsonl(tmp_path / "e.jsonl", events)], workers=1)
+    templates = {t.name: t.key_templates["pk"] for t in analysis.types}
+    assert templates["OrderPlaced"] == {"TENANT#{}#ORDER#{}": 1, "{}#{}": 1}
+    assert [f.rule for f in analysis.findings if f.event_type == "OrderPlaced"] == ["key_template_inconsistent"]

@@ -254,10 +254,12 @@ def key_segments(analysis: Analysis, config: RuleConfig, findings: list[Finding]
                     f"{schema.name}.{path} keys use {len(templates)} templates: " + ", ".join(sorted(templates)),
                     {"events": schema.count, "templates": dict(sorted(templates.items()))},
                 ))
-            first_labels = {template_labels(t)[0] for t in templates}
+            # A template without any label ("{}#{}", from keys such as "#x") has no first label
+            # and no sibling to compare with.
+            first_labels = {labels[0] for t in templates if (labels := template_labels(t))}
             for first in first_labels:
                 by_field.setdefault((path, first), []).append(
-                    (schema, {t: n for t, n in templates.items() if template_labels(t)[0] == first}))
+                    (schema, {t: n for t, n in templates.items() if template_labels(t)[:1] == [first]}))
     for (path, _first), members in sorted(by_field.items()):
         members = [(s, t) for s, t in members if not config.is_exempt(s.name)]
         if len(members) < 2:
