@@ -167,3 +167,53 @@ def test_keys_with_upper_case_literals_at_odd_positions(tmp_path, monkeypatch):
     templates = {t["type"]: t["key_templates"] for t in fast["types"]}
     assert templates["TenantCreated"] == [{"field": "pk", "template": "PLATFORM#TENANT#{}", "count": 1500}]
     assert templates["AccountCreated"] == [{"field": "pk", "template": "TENANT#{}#CAPSULE#{}", "count": 1500}]
+
+
+KEY_PATTERNS = ["TENANT#{}#CAPSULE#{}", "TENANT#{}#{}", "TENANT#{}", "{}#ORDER#{}", "PLATFORM#TENANT#{}",
+                "A1#{}#B_2#{}#C#{}", "TENANT#{}#", "#{}", "TENANT##CAPSULE#{}"]
+KEY_VALUES = ["t1", "c-9", "42", "", "ACME", "Éclair", "ÀB", "x_Y", "1A", "Z9"]
+
+
+def keyed_events(n: int, rng: random.Random, values: list[str], patterns: list[str] = KEY_PATTERNS) -> list[dict]:
+    events = []
+    for i in range(n):
+        key = pattern = rng.choice(patterns)
+        for _ in range(pattern.count("{}")):
+            key = key.replace("{}", rng.choice(values) + f"{i % 3 if rng.random() < 0.5 else ''}", 1)
+        events.append({"type": rng.choice(["OrderPlaced", "UserCreated"]), "tenant_id": "t1", "pk": key})
+    return events
+
+
+def test_key_templates_counted_per_block_match_the_general_path(tmp_path, monkeypatch):
+    # The fast path counts a block's keys at once; a block with an upper-case letter at an odd
+    # position is counted key by key. Blocks of both kinds, keys with different numbers of segments,
+    # empty segments, non-ASCII upper case and upper-case values must all give the same templates.
+    rng = random.Random(11)
+    lower = [v for v in KEY_VALUES if not any("A" <= ch <= "Z" for ch in v)]
+    even_labels = [p for p in KEY_PATTERNS if p not in ("{}#ORDER#{}", "PLATFORM#TENANT#{}")]
+    first = [{"type": kind, "tenant_id": "t1", "pk": "TENANT#t1#CAPSULE#c1"} for kind in ("OrderPlaced", "UserCreated")]
+    events = first + keyed_events(1500, rng, lower, even_labels) + keyed_events(1500, rng, KEY_VALUES)
+    events += keyed_events(1500, rng, lower, even_labels)
+    events += [{"type": "OrderPlaced", "tenant_id": "t1", "pk": f"ORDER#{i}#{i}"} for i in range(600)]  # > memo cap
+    path = write_jsonl(tmp_path / "keys.jsonl", events)
+    slow, fast = _run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True)
+    _same(slow, fast)
+    templates = {t["template"] for t in fast["types"][0]["key_templates"]}
+    assert {"PLATFORM#TENANT#{}", "TENANT#{}#CAPSULE#{}", "ORDER#{}#{}"} <= templates
+
+
+def test_fast_path_counts_keys_without_per_key_work_when_no_odd_segment_is_upper_case():
+    from agentflow.evaluator.fastpath import compile_schema
+    from agentflow.evaluator.schema import Aggregator
+
+    aggregator = Aggregator()
+    lines = [json.dumps({"type": "A", "pk": f"TENANT#t{i}#CAPSULE#c{i}"}).encode() for i in range(10)]
+    aggregator.add_lines(lines, 0, 1)
+    by_type = {}
+    for shape in aggregator.shapes.values():
+        by_type.setdefault(shape.event_type, []).append(shape)
+    schema = compile_schema(by_type, "type")
+    compiled = next(iter(schema.types.values()))
+    more = [json.dumps({"type": "A", "pk": p}).encode() for p in ["TENANT#t1#CAPSULE#c1", "TENANT#t2", "TENANT#ACME#X#y"]]
+    assert schema.run(more, 0, 11, lambda *a: None, lambda *a: None) == 3
+    assert compiled.take_templates() == {"pk": {"TENANT#{}#CAPSULE#{}": 1, "TENANT#{}": 1, "TENANT#{}#X#{}": 1}}

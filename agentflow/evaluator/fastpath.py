@@ -39,7 +39,7 @@ MAX_LABEL_KEYS = 256  # distinct (segments, even segments) counted per key field
 OTHER_TEMPLATE = "(other)"
 
 UNSET = msgspec.UNSET
-_EVENS, _ODDS = itemgetter(slice(None, None, 2)), itemgetter(slice(1, None, 2))
+_EVENS = itemgetter(slice(None, None, 2))
 DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 _PY = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "null": (type(None),),
        "array": (list,)}
@@ -271,26 +271,33 @@ class CompiledType:
         A key's template depends only on its number of segments and its even segments unless an
         odd segment could be a label (``keys.needs_full_build``), so keys are counted by the memo
         key ``(segments, "#".join(even segments))`` and turned into templates at flush time. Per
-        block: split every key, check all odd segments at once for an upper-case letter (one join
-        and ``lower()``), and count the memo keys with a ``Counter``; all in C-level ``map`` chains,
-        about half the cost of doing the same per event in Python. A block with such a key is
-        counted key by key, in order, exactly as the general path does.
+        block, in C-level ``map`` chains: split every key, join its even segments, compare the
+        number of ASCII upper-case letters in all keys with that in their even segments (equal:
+        no odd segment can start a label) and count with a ``Counter`` (by the joined even
+        segments alone when all keys have as many segments, the usual case). About half the cost
+        of doing the same per event in Python. A block with an upper-case letter at an odd position
+        is counted key by key, in order, exactly as the general path does.
         """
         for path, values in self.key_values.items():
             if not values:
                 continue
             parts = list(map(str.split, values, repeat("#")))
-            odd = "".join(map("".join, map(_ODDS, parts)))
-            if odd != odd.lower():
-                for value, segments in zip(values, parts):
+            evens = list(map("#".join, map(_EVENS, parts)))
+            if _ascii_upper("".join(values)) != _ascii_upper("".join(evens)):
+                for value, segments, even in zip(values, parts, evens):
                     if needs_full_build(segments):
                         self._spill(path, key_template(value))
                     else:
-                        self._count_memo(path, (len(segments), "#".join(segments[::2])), 1)
+                        self._count_memo(path, (len(segments), even), 1)
             else:
-                memo_keys = Counter(zip(map(len, parts), map("#".join, map(_EVENS, parts))))
-                for memo_key, n in memo_keys.items():  # in order of first appearance
-                    self._count_memo(path, memo_key, n)
+                sizes = set(map(len, parts))
+                if len(sizes) == 1:
+                    size = sizes.pop()
+                    for even, n in Counter(evens).items():  # in order of first appearance
+                        self._count_memo(path, (size, even), n)
+                else:
+                    for memo_key, n in Counter(zip(map(len, parts), evens)).items():
+                        self._count_memo(path, memo_key, n)
             values.clear()  # the generated loop appends to this very list: clear, never replace
 
     def _count_memo(self, path: str, memo_key: tuple[int, str], n: int) -> None:
@@ -345,6 +352,15 @@ class CompiledType:
             out.append((node.path, json_type))
             if json_type == "object":
                 self._walk(node.children, mask, out)
+
+
+_ASCII_UPPER = bytes(range(ord("A"), ord("Z") + 1))
+
+
+def _ascii_upper(text: str) -> int:
+    """How many of ``text``'s characters are ASCII upper-case letters (a label starts with one)."""
+    data = text.encode("utf-8", "surrogatepass")  # bytes below 0x80 are ASCII characters only
+    return len(data) - len(data.translate(None, _ASCII_UPPER))
 
 
 def _memo_template(memo_key: tuple[int, str]) -> str:
