@@ -11,7 +11,7 @@ branches on the Struct class (most frequent type first) and turns the few things
 *mask*; the (type, mask) pair identifies the event's shape exactly. Key values (for key
 templates) are only collected in the loop and counted once per block with C-level ``map`` chains
 and a ``Counter``. One loop instead of a call per event and keys counted per block: measured
-about 1.5x the speed of a generated function per type doing all per event (benchmarks/README.md).
+about 1.4x the speed of a generated function per type doing it all per event (benchmarks/README.md).
 
 Any line the compiled schema rejects (a new type, a new or missing field, another JSON type,
 malformed input) goes through the general path (``Aggregator.add_lines``), which records it
