@@ -232,19 +232,21 @@ class CompiledType:
             # Only collected here: count_keys() counts a block's keys at once, in C-level loops.
             collect = f"ka{suffix}_{len(ns)}"
             ns[collect] = self.key_values.setdefault(node.path, []).append
-            inner += [
-                (0, f"if type({value}) is str and '#' in {value}:"),
-                (1, f"{collect}({value})"),
-            ]
+            # The type test only when the field has several JSON types: otherwise the Struct
+            # decoded it as a string (or it is absent, handled below).
+            test = f"type({value}) is str and '#' in {value}" if node.codes else f"'#' in {value}"
+            inner += [(0, f"if {test}:"), (1, f"{collect}({value})")]
         if node.struct is not None:
             struct_name = f"s{suffix}_{len(ns)}"
             ns[struct_name] = node.struct
             children: list[tuple[int, str]] = []
             for child_index, child in enumerate(node.children):
                 children += self._node_lines(child, child_index, value, depth + 1, ns, suffix)
-            if children:
+            if children and node.codes:  # an object here, or another JSON type
                 inner.append((0, f"if type({value}) is {struct_name}:"))
                 inner += [(level + 1, text) for level, text in children]
+            else:
+                inner += children
         if not node.optional and not inner:
             return []
         lines = [(0, f"{value} = {var}.f{index}")]
