@@ -141,7 +141,10 @@ class CompiledSchema:
             else:
                 source.append("        else:")  # the decoder returns nothing but these classes
             body = compiled.mask_lines(namespace, suffix) + [
-                (0, f"c = n{suffix}.get(m, 0) + 1"),
+                (0, "try:"),
+                (1, f"c = n{suffix}[m] + 1"),
+                (0, "except KeyError:"),
+                (1, "c = 1"),
                 (0, f"n{suffix}[m] = c"),
                 (0, f"if c <= {first_events}: note(ct{suffix}, m, file_index, line, raw)"),
             ]
