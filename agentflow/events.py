@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 FORMAT_VERSION = 1
 
 Outcome = Literal["approved", "changes_requested", "rejected", "no_verdict", "capped"]
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
 
 
 MAX_EVENT_STRING = 2_000  # longer strings in event payloads are clipped; transcripts keep them whole

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from agentflow.errors import UsageError
 from agentflow.events import (
+    OUTCOMES,
     FindingsRecorded,
     Merged,
     ModelCalled,
@@ -32,10 +33,9 @@ from agentflow.events import (
 )
 from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, Repo
 from agentflow.ledger import Ledger, ledger_path
+from agentflow.verdict import SEVERITIES
 
 ROLES: tuple[str, ...] = ("builder", "verifier", "evaluator")
-OUTCOMES: tuple[str, ...] = ("approved", "changes_requested", "rejected", "no_verdict", "capped")
-SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 NO_PATTERN = "(no pattern)"
 DEFAULT_SINCE = "7d"
 

@@ -22,8 +22,13 @@ from agentflow.events import CheckResult, Outcome
 
 SIGNING_KEY_ENV = "AGENTFLOW_SIGNING_KEY"
 Severity = Literal["critical", "high", "medium", "low", "info"]
-SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
+SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")  # most severe first
 BLOCKING_SEVERITIES = frozenset({"critical", "high"})
+
+
+def severity_rank(severity: str) -> int:
+    """Higher is more severe (info 1 ... critical 5); 0 for anything that is not a severity."""
+    return len(SEVERITIES) - SEVERITIES.index(severity) if severity in SEVERITIES else 0
 
 
 class Criterion(BaseModel):

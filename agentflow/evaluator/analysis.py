@@ -11,11 +11,7 @@ from typing import Any
 
 from agentflow.evaluator.schema import SAMPLE_LINES, Aggregator, LogError, Location
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
-
-
-def severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
+from agentflow.verdict import SEVERITIES, severity_rank  # one severity scale for verdicts and evaluator
 
 
 @dataclass

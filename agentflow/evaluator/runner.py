@@ -12,7 +12,7 @@ from pathlib import Path
 from agentflow.errors import UsageError
 from agentflow.evaluator.analysis import SEVERITIES, Analysis, severity_rank
 
-FAIL_ON = ("none", *SEVERITIES[1:])  # low | medium | high | critical (info never fails)
+FAIL_ON = ("none", "low", "medium", "high", "critical")  # info never fails
 
 
 @dataclass
