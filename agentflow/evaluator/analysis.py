@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentflow.evaluator.schema import SAMPLE_LINES, Aggregator, LogError, Location
-
 from agentflow.verdict import SEVERITIES, severity_rank  # one severity scale for verdicts and evaluator
 
 
