@@ -18,6 +18,7 @@ Usage::
     python benchmarks/evaluate_bench.py                 # 1M events, Markdown table
     python benchmarks/evaluate_bench.py --events 200000 --json
     python benchmarks/evaluate_bench.py --log my.jsonl  # measure an existing log
+    python benchmarks/evaluate_bench.py --key-prefix PLATFORM# --only orjson,eval1,evaln
 
 Exit code 1 when the evaluator misses the target (>= 1,000,000 events/s, peak < 200 MB).
 """
@@ -43,7 +44,9 @@ TYPES = [
 LEAKY = {"RoleAssignmentCreated", "SecurityGroupUpdated", "TenantCreated"}
 
 
-def generate(path: Path, n: int) -> None:
+def generate(path: Path, n: int, key_prefix: str = "") -> None:
+    """The benchmark log; ``key_prefix`` (e.g. ``PLATFORM#``) starts every key with a literal label,
+    which shifts the label/value pairing (the evaluator's slower key path)."""
     import orjson
 
     with path.open("wb") as out:
@@ -53,10 +56,10 @@ def generate(path: Path, n: int) -> None:
             tenant, capsule, label = f"t{i % 97}", f"c{i % 13}", event_type[:4].upper()
             event: dict = {"type": event_type, "id": f"e{i}", "ts": 1764201600 + i, "tenant_id": tenant}
             if event_type in LEAKY:
-                event["pk"] = f"TENANT#{tenant}#{label}#{i}"
+                event["pk"] = f"{key_prefix}TENANT#{tenant}#{label}#{i}"
             else:
                 event["capsule_id"] = capsule
-                event["pk"] = f"TENANT#{tenant}#CAPSULE#{capsule}#{label}#{i}"
+                event["pk"] = f"{key_prefix}TENANT#{tenant}#CAPSULE#{capsule}#{label}#{i}"
             event["actor"] = {"id": f"u{i % 1000}", "role": "admin" if i % 7 else "user"}
             event["payload"] = {"name": f"n{i}", "amount": (i % 100) * 1.5, "enabled": bool(i % 2),
                                 "tags": ["a", "b"], "meta": {"source": "api", "v": 3}}
@@ -226,24 +229,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--log", type=Path, help="measure this log instead of generating one")
+    parser.add_argument("--key-prefix", default="", help="start every generated key with this literal, e.g. PLATFORM#")
+    parser.add_argument("--only", type=lambda text: text.split(","),
+                        help="comma-separated approaches to measure (default: all): " + ",".join(MEASURES))
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
     parser.add_argument("--measure", choices=sorted(MEASURES), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.only and not set(args.only) <= set(MEASURES):
+        parser.error(f"--only: unknown approach; choose from {','.join(MEASURES)}")
     if args.measure:
         print(json.dumps(measure_here(args.measure, str(args.log))))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         path = args.log or Path(tmp) / "events.jsonl"
         if args.log is None:
-            generate(path, args.events)
+            generate(path, args.events, args.key_prefix)
         size_mb = path.stat().st_size / 1e6
         load = os.getloadavg()[0]
-        results = [r for r in (measure(name, path) for name in MEASURES) if r is not None]
+        names = args.only or list(MEASURES)
+        results = [r for r in (measure(name, path) for name in names) if r is not None]
     for result in results:
         result["events_per_s"] = result["events"] / result["seconds"]
         result["mb_per_s"] = size_mb / result["seconds"]
-    best = max((r for r in results if r["name"].startswith("eval")), key=lambda r: r["events_per_s"])
-    ok = best["events_per_s"] >= TARGET_EVENTS_PER_S and best["peak_mb"] < TARGET_PEAK_MB
+    evaluator = [r for r in results if r["name"].startswith("eval")]
+    ok = any(r["events_per_s"] >= TARGET_EVENTS_PER_S and r["peak_mb"] < TARGET_PEAK_MB for r in evaluator)
     if args.json:
         print(json.dumps({"size_mb": size_mb, "load_before": load, "results": results, "target_met": ok}, indent=2))
         return 0 if ok else 1
