@@ -63,7 +63,8 @@ def _build(parts: list[str]) -> str:
 def needs_full_build(parts: list[str]) -> bool:
     """True when an odd-position segment could be a label (may shift the alternation): such keys
     cannot use the even-segment memo. An upper-case letter there is a cheap superset of the label
-    test (the fast path's generated code does the same check)."""
+    test (the fast path checks a whole block at once for ASCII upper case at odd positions and
+    counts such keys by skeleton, ``fastpath.CompiledType.count_keys``)."""
     odd = "".join(parts[1::2])
     return odd != odd.lower()
 
