@@ -195,7 +195,8 @@ def test_key_templates_counted_per_block_match_the_general_path(tmp_path, monkey
     events = first + keyed_events(1500, rng, lower, even_labels) + keyed_events(1500, rng, KEY_VALUES)
     events += keyed_events(1500, rng, lower, even_labels)
     events += [{"type": "OrderPlaced", "tenant_id": "t1", "pk": f"ORDER#{i}#{i}"} for i in range(600)]  # > memo cap
-    events += [{"type": "UserCreated", "tenant_id": "t1", "pk": f"TENANT#ACME{i}#X#x"} for i in range(600)]  # > skeleton cap
+    # More distinct skeletons than the skeleton memo holds:
+    events += [{"type": "UserCreated", "tenant_id": "t1", "pk": f"TENANT#ACME{i}#X#x"} for i in range(600)]
     path = write_jsonl(tmp_path / "keys.jsonl", events)
     slow, fast = _run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True)
     _same(slow, fast)
@@ -217,6 +218,27 @@ def test_fast_path_counts_keys_without_per_key_work_when_no_odd_segment_is_upper
         by_type.setdefault(shape.event_type, []).append(shape)
     schema = compile_schema(by_type, "type")
     compiled = next(iter(schema.types.values()))
-    more = [json.dumps({"type": "A", "pk": p}).encode() for p in ["TENANT#t1#CAPSULE#c1", "TENANT#t2", "TENANT#ACME#X#y"]]
+    keys = ["TENANT#t1#CAPSULE#c1", "TENANT#t2", "TENANT#ACME#X#y"]
+    more = [json.dumps({"type": "A", "pk": key}).encode() for key in keys]
     assert schema.run(more, 0, 11, lambda *a: None, lambda *a: None) == 3
     assert compiled.take_templates() == {"pk": {"TENANT#{}#CAPSULE#{}": 1, "TENANT#{}": 1, "TENANT#{}#X#{}": 1}}
+
+
+@pytest.mark.xfail(strict=True, reason="known, older than the per-block key counting: the general path decides "
+                   "per shape, by the shape's first event, whether a field is a key; the fast path counts the "
+                   "type's key fields in every shape")
+def test_key_field_decided_by_a_shapes_first_event(tmp_path, monkeypatch):
+    plain = [{"type": "OrderPlaced", "tenant_id": "t1", "pk": f"t1#ORDER#{i}"} for i in range(30)]
+    other_shape = [{"type": "OrderPlaced", "tenant_id": "t1", "pk": f"TENANT#t1#ORDER#{i}", "x": 1} for i in range(30)]
+    # Several blocks, so that the fast path recompiles with the other shape's key field first:
+    keyed = [{"type": "OrderPlaced", "tenant_id": "t1", "pk": f"TENANT#t1#ORDER#{i}"} for i in range(1000)]
+    path = write_jsonl(tmp_path / "k.jsonl", plain + other_shape + keyed)
+    _same(_run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True))
+
+
+@pytest.mark.xfail(strict=True, reason="known, older than the per-block key counting: beyond 50 templates per key "
+                   "field, which ones go to '(other)' depends on the order the two paths count them in")
+def test_more_than_fifty_key_templates(tmp_path, monkeypatch):
+    events = [{"type": "OrderPlaced", "tenant_id": "t1", "pk": f"TENANT#t1#L{i % 70}#x#{i}"} for i in range(1400)]
+    path = write_jsonl(tmp_path / "t.jsonl", events)
+    _same(_run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True))
