@@ -18,7 +18,6 @@ from typing import Any
 
 from agentflow import config
 from agentflow.errors import BackendError
-from agentflow.events import ModelCalled, SessionEnded, SessionStarted, ToolCalled, Usage, clip, new_id
 from agentflow.ledger import Ledger
 from agentflow.models.base import (
     Message,
@@ -29,13 +28,16 @@ from agentflow.models.base import (
     ToolResultBlock,
 )
 from agentflow.session_types import (
+    TERMINAL_TOOLS,
     LimitsExceeded,
     ProgressFn,
     RunBudget,
     SessionLimits,
+    SessionRecorder,
     SessionResult,
     SessionSpec,
     Status,
+    submitted_summary,
 )
 from agentflow.tools import Submitted, Toolbox, ToolOutput, ToolProvider
 
@@ -50,33 +52,25 @@ CUT_OFF = ("Not run: your reply hit the {max_tokens}-token output limit while wr
            "input may be incomplete. Make smaller calls (e.g. several edit_file calls instead of one big "
            "write_file).")
 NO_TERMINAL_REASON = "ended without finish/submit_verdict"
-# Tools that end a session; recorded whole in events because orchestration reads them back.
-TERMINAL_TOOLS = ("finish", "submit_verdict", "submit_findings")
 
 
 class _Session:
-    """The state of one running session; ``run`` is the loop."""
+    """The state of one running session; ``run`` is the loop, ``recorder`` its bookkeeping."""
 
     def __init__(self, spec: SessionSpec, model: Model, toolbox: ToolProvider, ledger: Ledger,
                  on_progress: ProgressFn | None):
-        self.spec, self.model, self.toolbox, self.ledger = spec, model, toolbox, ledger
-        self.on_progress = on_progress
-        self.session_id = new_id("s")
+        self.spec, self.model, self.toolbox = spec, model, toolbox
+        self.recorder = SessionRecorder(spec, ledger, on_progress)
         self.system = [TextBlock(text=spec.system, cache=True)]
         self.messages: list[Message] = [Message.user(spec.prompt, cache=True)]
         self.tools = toolbox.specs()
         self.terminal = " or ".join(t.name for t in self.tools if t.name in TERMINAL_TOOLS) or "your final tool"
-        self.turns = 0
-        self.usage = Usage()
-        self.cost = 0.0
-        self.started = time.monotonic()
         self.nudged = False
         if hasattr(toolbox, "deadline"):  # commands must not outlive the session's time limit
-            toolbox.deadline = self.started + spec.limits.max_seconds
+            toolbox.deadline = self.recorder.started + spec.limits.max_seconds
 
     def run(self) -> SessionResult:
-        self.ledger.append(SessionStarted(run_id=self.spec.run_id, session_id=self.session_id, role=self.spec.role,
-                                          cycle=self.spec.cycle, backend=self.spec.backend, model=self.model_name))
+        self.recorder.start(self.spec.backend, self.model_name)
         status: Status
         submitted: dict[str, Any] | None = None
         try:
@@ -105,7 +99,7 @@ class _Session:
         request = ModelRequest(system=self.system, messages=self.messages, tools=self.tools,
                                max_tokens=self.spec.limits.output_tokens)
         self.check_limits(request)
-        self.turns += 1
+        self.recorder.turns += 1
         began = time.monotonic()
         response = self.model.complete(request)
         self.record_call(response, time.monotonic() - began)
@@ -120,34 +114,28 @@ class _Session:
         else:
             self.nudged = True
             self.messages.append(Message.user(NUDGE.format(terminal=self.terminal)))
-        self.save_transcript()
+        self.recorder.save_transcript(self.transcript())
 
     def check_limits(self, request: ModelRequest) -> None:
-        limits = self.spec.limits
-        if self.turns >= limits.max_turns:
+        limits, recorder = self.spec.limits, self.recorder
+        if recorder.turns >= limits.max_turns:
             raise LimitsExceeded(f"turn limit reached ({limits.max_turns} model calls)")
-        if self.usage.total >= limits.max_tokens:
-            raise LimitsExceeded(f"token limit reached ({self.usage.total} of {limits.max_tokens})")
-        elapsed = time.monotonic() - self.started
+        if recorder.usage.total >= limits.max_tokens:
+            raise LimitsExceeded(f"token limit reached ({recorder.usage.total} of {limits.max_tokens})")
+        elapsed = time.monotonic() - recorder.started
         if elapsed >= limits.max_seconds:
             raise LimitsExceeded(f"time limit reached ({elapsed:.0f} s of {limits.max_seconds:g} s)")
         estimate_fn = getattr(self.model, "estimate_cost", None)
         estimate = float(estimate_fn(request)) if callable(estimate_fn) else 0.0
-        if self.cost + estimate > limits.max_cost_usd:
-            raise LimitsExceeded(f"session cost limit: ${self.cost:.2f} spent of ${limits.max_cost_usd:.2f} and "
+        if recorder.cost + estimate > limits.max_cost_usd:
+            raise LimitsExceeded(f"session cost limit: ${recorder.cost:.2f} spent of ${limits.max_cost_usd:.2f} and "
                                  f"the next call may cost up to ${estimate:.2f}")
         self.spec.budget.check(estimate)
 
     def record_call(self, response: ModelResponse, seconds: float) -> None:
-        self.usage = self.usage + response.usage
-        self.cost += response.cost_usd
-        self.spec.budget.charge(response.cost_usd)
-        self.ledger.append(ModelCalled(
-            run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns,
-            model=response.model or self.model_name, usage=response.usage, cost_usd=response.cost_usd,
-            stop_reason=response.stop_reason, duration_s=round(seconds, 3), retries=response.retries,
-        ))
-        self.progress()
+        self.recorder.record_model_call(response.model or self.model_name, response.usage, cost_usd=response.cost_usd,
+                                        stop_reason=response.stop_reason, duration_s=seconds, retries=response.retries)
+        self.recorder.progress()
 
     def run_tools(self, response: ModelResponse) -> None:
         """Run the calls in order; a terminal call ends the batch. A call cut off by max_tokens
@@ -176,34 +164,16 @@ class _Session:
                 self.messages.append(Message(role="user", content=list(results)))
 
     def record_tool(self, tool: str, input: dict[str, Any], is_error: bool, chars: int, seconds: float) -> None:
-        self.ledger.append(ToolCalled(
-            run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns, tool=tool,
-            input=input if tool in TERMINAL_TOOLS else clip(input), is_error=is_error, output_chars=chars,
-            duration_s=round(seconds, 3),
-        ))
-        self.progress(tool=tool)
+        self.recorder.record_tool_call(tool, input, is_error=is_error, output_chars=chars, duration_s=seconds)
+        self.recorder.progress(tool=tool)
 
-    def progress(self, **extra: Any) -> None:
-        if self.on_progress is not None:
-            self.on_progress({"role": self.spec.role, "cycle": self.spec.cycle, "turn": self.turns,
-                              "tokens": self.usage.total, "cost_usd": round(self.cost, 6),
-                              "elapsed_s": round(time.monotonic() - self.started, 1), **extra})
-
-    def save_transcript(self) -> None:
-        transcript = [{"role": "system", "content": [b.model_dump() for b in self.system]}]
-        transcript += [m.model_dump() for m in self.messages]
-        self.ledger.save_transcript(self.session_id, self.spec.role, self.spec.run_id, transcript)
+    def transcript(self) -> list[dict[str, Any]]:
+        system = {"role": "system", "content": [b.model_dump() for b in self.system]}
+        return [system, *(m.model_dump() for m in self.messages)]
 
     def finish(self, status: Status, reason: str | None, submitted: dict[str, Any] | None) -> SessionResult:
-        self.save_transcript()
-        summary = submitted.get("summary") if submitted else None
-        self.ledger.append(SessionEnded(
-            run_id=self.spec.run_id, session_id=self.session_id, role=self.spec.role, cycle=self.spec.cycle,
-            status=status, reason=reason, turns=self.turns, usage=self.usage, cost_usd=round(self.cost, 6),
-            summary=summary if isinstance(summary, str) else None,
-        ))
-        return SessionResult(self.session_id, self.spec.role, status, reason, self.turns, self.usage,
-                             self.cost, submitted)
+        return self.recorder.finish(status, reason, submitted, summary=submitted_summary(submitted),
+                                    transcript=self.transcript())
 
 
 def run_session(spec: SessionSpec, model: Model, toolbox: ToolProvider, ledger: Ledger,

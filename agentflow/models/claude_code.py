@@ -38,10 +38,10 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from agentflow.errors import UsageError
-from agentflow.events import MAX_EVENT_STRING, ModelCalled, SessionEnded, SessionStarted, ToolCalled, Usage, clip, new_id
+from agentflow.events import MAX_EVENT_STRING, Usage
 from agentflow.redact import is_secret_name
 
-from agentflow.session_types import ProgressFn, SessionResult, SessionSpec
+from agentflow.session_types import ProgressFn, SessionRecorder, SessionResult, SessionSpec, submitted_summary
 
 if TYPE_CHECKING:
     from agentflow.ledger import Ledger
@@ -206,13 +206,10 @@ class _ClaudeCodeSession:
     """One Claude Code session: options, the message loop, and its record in the ledger."""
 
     def __init__(self, spec: SessionSpec, ledger: Ledger, on_progress: ProgressFn | None):
-        self.spec, self.ledger, self.on_progress = spec, ledger, on_progress
+        self.spec = spec
         self.policy = ToolPolicy(spec.root, spec.role)
-        self.session_id = new_id("s")
-        self.started = time.monotonic()
-        self.turns = 0
-        self.usage = Usage()  # running sum from the replies; the final figure comes from the result
-        self.cost = 0.0
+        # usage is the running sum of the replies; the final turns, usage and cost come from the result
+        self.recorder = SessionRecorder(spec, ledger, on_progress)
         self.external_id: str | None = None
         self.result: Any = None  # claude_agent_sdk.ResultMessage
         self.verdict: dict[str, Any] | None = None
@@ -227,9 +224,7 @@ class _ClaudeCodeSession:
     # -- running --
 
     def run(self) -> SessionResult:
-        self.ledger.append(SessionStarted(run_id=self.spec.run_id, session_id=self.session_id, role=self.spec.role,
-                                          cycle=self.spec.cycle, backend="claude-code",
-                                          model=self.spec.model_name or "default"))
+        self.recorder.start("claude-code", self.spec.model_name or "default")
         budget = min(self.spec.limits.max_cost_usd, self.spec.budget.remaining_usd)
         if budget <= 0:
             return self.finish("limits", f"run budget exhausted (${self.spec.budget.spent_usd:.2f} of "
@@ -249,7 +244,7 @@ class _ClaudeCodeSession:
             if self.result is None:  # stopped before Claude Code reported its cost: estimate it
                 from agentflow.models.pricing import cost_usd
 
-                self.cost = cost_usd(self.spec.model_name, self.usage)
+                self.recorder.cost = cost_usd(self.spec.model_name, self.recorder.usage)
             return self.finish(stop.status, stop.reason, None)
         return self.conclude()
 
@@ -367,21 +362,19 @@ class _ClaudeCodeSession:
         """One API reply can arrive as several messages (one per block) sharing a message id."""
         from claude_agent_sdk import ToolUseBlock
 
+        recorder = self.recorder
         if message.model != "<synthetic>" and message.message_id not in self.seen_replies:
             self.seen_replies.add(message.message_id)
-            self.turns += 1
-            usage = _usage(message.usage)
-            self.usage = self.usage + usage
-            self.ledger.append(ModelCalled(run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns,
-                                           model=message.model, usage=usage, stop_reason=message.stop_reason))
-            self.save_transcript()
-            self.progress()
-            if self.usage.total > self.spec.limits.max_tokens:
-                raise _Stop("limits", f"token limit reached ({self.usage.total} of {self.spec.limits.max_tokens})")
+            recorder.turns += 1
+            recorder.record_model_call(message.model, _usage(message.usage), stop_reason=message.stop_reason)
+            recorder.save_transcript(self.transcript)
+            recorder.progress()
+            if recorder.usage.total > self.spec.limits.max_tokens:
+                raise _Stop("limits", f"token limit reached ({recorder.usage.total} of {self.spec.limits.max_tokens})")
         for block in message.content:
             if isinstance(block, ToolUseBlock):
                 self.pending_tools[block.id] = (block.name, dict(block.input), time.monotonic())
-                self.progress(tool=block.name)
+                recorder.progress(tool=block.name)
 
     def on_tool_results(self, message: Any) -> None:
         from claude_agent_sdk import ToolResultBlock
@@ -393,18 +386,8 @@ class _ClaudeCodeSession:
                 continue
             name, tool_input, began = self.pending_tools.pop(block.tool_use_id)
             content = block.content if isinstance(block.content, str) else str(block.content or "")
-            self.ledger.append(ToolCalled(run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns,
-                                          tool=name, input=clip(tool_input), is_error=bool(block.is_error),
-                                          output_chars=len(content), duration_s=round(time.monotonic() - began, 3)))
-
-    def progress(self, **extra: Any) -> None:
-        if self.on_progress is not None:
-            self.on_progress({"role": self.spec.role, "cycle": self.spec.cycle, "turn": self.turns,
-                              "tokens": self.usage.total, "cost_usd": round(self.cost, 6),
-                              "elapsed_s": round(time.monotonic() - self.started, 1), **extra})
-
-    def save_transcript(self) -> None:
-        self.ledger.save_transcript(self.session_id, self.spec.role, self.spec.run_id, self.transcript)
+            self.recorder.record_tool_call(name, tool_input, is_error=bool(block.is_error), output_chars=len(content),
+                                           duration_s=time.monotonic() - began)
 
     # -- ending --
 
@@ -413,10 +396,11 @@ class _ClaudeCodeSession:
         result = self.result
         if result is None:
             return self.finish("failed", f"Claude Code ended without a result{self._stderr_tail()}", None)
-        self.cost = float(result.total_cost_usd or 0.0)
+        recorder = self.recorder
+        recorder.cost = float(result.total_cost_usd or 0.0)
         if result.usage:
-            self.usage = _usage(result.usage)
-        self.turns = max(self.turns, int(result.num_turns or 0))
+            recorder.usage = _usage(result.usage)
+        recorder.turns = max(recorder.turns, int(result.num_turns or 0))
         if result.is_error or result.subtype != "success":
             status, reason = _error_reason(result, self.spec.limits.max_turns)
             return self.finish(status, reason, None)
@@ -428,16 +412,11 @@ class _ClaudeCodeSession:
         return self.finish("completed", None, {"summary": (result.result or "").strip() or "(no summary)"})
 
     def finish(self, status: str, reason: str | None, submitted: dict[str, Any] | None) -> SessionResult:
-        self.spec.budget.charge(self.cost)
-        self.save_transcript()
-        summary = submitted.get("summary") if submitted else None
-        self.ledger.append(SessionEnded(
-            run_id=self.spec.run_id, session_id=self.session_id, role=self.spec.role, cycle=self.spec.cycle,
-            status=status, reason=reason, turns=self.turns, usage=self.usage, cost_usd=round(self.cost, 6),
-            summary=summary[:MAX_EVENT_STRING] if isinstance(summary, str) else None, external_id=self.external_id,
-        ))
-        return SessionResult(self.session_id, self.spec.role, status, reason, self.turns,  # type: ignore[arg-type]
-                             self.usage, self.cost, submitted, external_id=self.external_id)
+        """Replies carry no cost, so the recorder charges the run budget here with what Claude Code reported."""
+        summary = submitted_summary(submitted)
+        return self.recorder.finish(status, reason, submitted,  # type: ignore[arg-type]
+                                    summary=summary[:MAX_EVENT_STRING] if summary is not None else None,
+                                    transcript=self.transcript, external_id=self.external_id)
 
     def _stderr_tail(self) -> str:
         lines = [line for line in self.stderr if line.strip()]

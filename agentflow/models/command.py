@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentflow.errors import UsageError
-from agentflow.events import SessionEnded, SessionStarted, ToolCalled, Usage, new_id
 from agentflow.redact import redact, scrubbed_env
 
-from agentflow.session_types import ProgressFn, SessionResult, SessionSpec
+from agentflow.session_types import ProgressFn, SessionRecorder, SessionResult, SessionSpec, Status
 from agentflow.tools import run_shell
 
 if TYPE_CHECKING:
@@ -62,32 +61,29 @@ def run_command_session(spec: SessionSpec, ledger: Ledger, on_progress: Progress
     if not template:
         raise UsageError("the command backend needs a command", where="agentflow.yaml",
                          fix="set models.builder.command, e.g. 'my-agent --prompt-file {prompt_file}'")
-    session_id = new_id("s")
     name = template.split()[0]
-    ledger.append(SessionStarted(run_id=spec.run_id, session_id=session_id, role="builder", cycle=spec.cycle,
-                                 backend="command", model=name))
+    recorder = SessionRecorder(spec, ledger, on_progress)
+    recorder.turns = 1  # the whole command is one turn, at no cost agentflow can see
+    recorder.start("command", name)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="agentflow-prompt-") as folder:
         prompt_file = Path(folder) / "prompt.md"
         prompt_file.write_text(f"{spec.system.strip()}\n\n{spec.prompt}", encoding="utf-8")
         command = build_command(template, prompt_file)
-        if on_progress is not None:
-            on_progress({"role": "builder", "cycle": spec.cycle, "turn": 1, "tokens": 0, "cost_usd": 0.0,
-                         "elapsed_s": 0.0, "tool": name})
+        recorder.progress(tool=name)
         try:
             exit_code, output, _ = run_shell(command, spec.root, spec.limits.max_seconds, command_env())
         except KeyboardInterrupt:
-            _end(ledger, spec, session_id, "interrupted", "interrupted by the user", None)
+            recorder.finish("interrupted", "interrupted by the user", None)
             raise
-    seconds = round(time.monotonic() - started, 3)
     tail = redact(output[-TAIL_CHARS:])
-    ledger.append(ToolCalled(run_id=spec.run_id, session_id=session_id, turn=1, tool="command",
-                             input={"command": template}, is_error=exit_code != 0, output_chars=len(output),
-                             duration_s=seconds))
-    ledger.save_transcript(session_id, "builder", spec.run_id, [
+    recorder.record_tool_call("command", {"command": template}, is_error=exit_code != 0, output_chars=len(output),
+                              duration_s=time.monotonic() - started)
+    transcript = [
         {"role": "user", "content": [{"type": "text", "text": prompt_file.name + ": " + spec.prompt}]},
         {"role": "command", "command": template, "exit_code": exit_code, "output_tail": tail},
-    ])
+    ]
+    status: Status
     if exit_code is None:
         status, reason = "limits", f"the command timed out after {spec.limits.max_seconds:g}s"
     elif exit_code != 0:
@@ -96,13 +92,5 @@ def run_command_session(spec: SessionSpec, ledger: Ledger, on_progress: Progress
     else:
         status, reason = "completed", None
     summary = tail.strip()[-1000:] or None
-    _end(ledger, spec, session_id, status, reason, summary)
-    return SessionResult(session_id=session_id, role="builder", status=status, reason=reason, turns=1,
-                         usage=Usage(), cost_usd=0.0,
-                         submitted={"summary": summary or ""} if status == "completed" else None)
-
-
-def _end(ledger: Ledger, spec: SessionSpec, session_id: str, status: str, reason: str | None,
-         summary: str | None) -> None:
-    ledger.append(SessionEnded(run_id=spec.run_id, session_id=session_id, role="builder", cycle=spec.cycle,
-                               status=status, reason=reason, turns=1, summary=summary))  # type: ignore[arg-type]
+    return recorder.finish(status, reason, {"summary": summary or ""} if status == "completed" else None,
+                           summary=summary, transcript=transcript)
