@@ -145,7 +145,7 @@ def to_text(report: VerifyReport) -> str:
             if f.get("suggestion"):
                 lines.append(f"           fix: {f['suggestion']}")
     if report.reasons and not report.approved:
-        lines += ["", "Not approved because:"] + [f"  - {r}" for r in report.reasons]
+        lines += ["", "Not approved because:"] + [f"  - {' '.join(r.split())}" for r in report.reasons]
     return "\n".join(lines) + "\n"
 
 
@@ -168,7 +168,7 @@ def to_markdown(report: VerifyReport) -> str:
     if report.summary:
         lines += ["", f"> {_md_cell(report.summary)}"]
     if report.reasons and not report.approved:
-        lines += ["", "**Not approved because:**", ""] + [f"- {r}" for r in report.reasons]
+        lines += ["", "**Not approved because:**", ""] + [f"- {_md_cell(r)}" for r in report.reasons]
     if report.checks:
         lines += ["", "### Checks", "", "| check | result | time |", "|---|---|---|"]
         lines += [f"| `{_md_cell(c['command'])}` | {_check_status(c)} | {c.get('duration_s', 0):.1f}s |"

@@ -167,3 +167,11 @@ def test_patterns_only_report_has_no_criteria_suite_cases():
     assert "no plan (patterns only)" in render(r, "text")
     root = ET.fromstring(to_junit(r).encode())
     assert root.find("testsuite[@name='agentflow.criteria']").get("tests") == "0"
+
+
+def test_multi_line_reasons_stay_one_list_item_in_markdown_and_text():
+    from agentflow.formats import to_markdown, to_text
+
+    sample = report(outcome="changes_requested", reasons=["high finding F1: a\nb"])
+    assert "- high finding F1: a b" in to_markdown(sample)
+    assert "- high finding F1: a b" in to_text(sample)
