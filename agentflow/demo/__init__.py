@@ -142,7 +142,11 @@ def run_demo(directory: Path | None, *, live: bool, say: Printer) -> DemoResult:
     run.git("commit", "-q", "-m", f"Plan {PLAN_ID}: capsule isolation remediation")
 
     run.section("3. Builder, checks and an independent verifier, reworking until approval")
-    build = run.agentflow("build", plan_rel)
+    build = run.agentflow("build", plan_rel, expect=(0, 1, 3) if live else (0,))
+    if build.exit_code != 0:  # a live model may not get there; the gate stays shut and the story ends here
+        say("\nThe live run was not approved, so there is nothing to gate or merge: see `agentflow show`.")
+        result.seconds = time.monotonic() - started
+        return result
     branch = next(
         word for line in build.output.splitlines() for word in line.split() if word.startswith("agentflow/")
     )
