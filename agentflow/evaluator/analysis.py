@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentflow.evaluator import templates as key_counts
 from agentflow.evaluator.schema import SAMPLE_LINES, Aggregator, LogError, Location
 from agentflow.verdict import SEVERITIES, severity_rank  # one severity scale for verdicts and evaluator
 
@@ -27,7 +28,7 @@ class TypeSchema:
     name: str
     count: int
     fields: dict[str, FieldSchema]
-    key_templates: dict[str, dict[str, int]]  # field path -> template -> events
+    key_templates: dict[str, dict[str, int]]  # key field path -> template -> events (templates.report)
     lines: list[Location]
 
     def presence(self, path: str) -> float:
@@ -122,17 +123,17 @@ def build_analysis(aggregator: Aggregator, files: list[str]) -> Analysis:
     by_type: dict[str, list[Any]] = {}
     for shape in aggregator.shapes.values():
         by_type.setdefault(shape.event_type, []).append(shape)
-    types = [_type_schema(name, shapes) for name, shapes in sorted(by_type.items())]
+    types = [_type_schema(name, shapes, aggregator.templates.get(name, {})) for name, shapes in sorted(by_type.items())]
     errors = [LogError(files[i] if i < len(files) else "?", line, message) for i, line, message in aggregator.errors]
     errors.sort(key=lambda e: (files.index(e.file) if e.file in files else 0, e.line))
     return Analysis(files, aggregator.events, aggregator.bad_lines, aggregator.unanalysed, types, errors)
 
 
-def _type_schema(name: str, shapes: list[Any]) -> TypeSchema:
+def _type_schema(name: str, shapes: list[Any], templates: dict[str, dict[str, int]]) -> TypeSchema:
     """One type's statistics. Sample lines are the earliest over all shapes (each shape keeps its
-    first lines), so they do not depend on how events were split into shapes or worker ranges."""
+    first lines), so they do not depend on how events were split into shapes or worker ranges.
+    ``templates``: the type's key template counts by field (``agentflow.evaluator.templates``)."""
     fields: dict[str, FieldSchema] = {}
-    templates: dict[str, dict[str, int]] = {}
     lines: list[Location] = []
     for shape in shapes:
         lines += shape.lines
@@ -144,10 +145,6 @@ def _type_schema(name: str, shapes: list[Any]) -> TypeSchema:
             for example in shape.examples.get(path, []):
                 if len(stats.examples) < 3 and example not in stats.examples:
                     stats.examples.append(example)
-        for path, counts in shape.templates.items():
-            mine = templates.setdefault(path, {})
-            for template, n in counts.items():
-                mine[template] = mine.get(template, 0) + n
     for shape in shapes:
         present = {path for path, _ in shape.fields}
         for path, stats in fields.items():
@@ -157,7 +154,7 @@ def _type_schema(name: str, shapes: list[Any]) -> TypeSchema:
         stats.missing_lines = _earliest(stats.missing_lines)
         stats.lines_by_type = {t: _earliest(ls) for t, ls in stats.lines_by_type.items()}
     count = sum(shape.count for shape in shapes)
-    return TypeSchema(name, count, fields, templates, _earliest(lines))
+    return TypeSchema(name, count, fields, key_counts.key_fields(templates), _earliest(lines))
 
 
 def _earliest(locations: list[Location]) -> list[Location]:

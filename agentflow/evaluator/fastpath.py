@@ -9,7 +9,8 @@ in Python is one generated loop per compiled schema (``CompiledSchema.run``): it
 branches on the Struct class (most frequent type first) and turns the few things that can vary
 (which optional fields are absent, which of several JSON types a field has) into an integer
 *mask*; the (type, mask) pair identifies the event's shape exactly. Key values (for key
-templates) are only collected in the loop and counted once per block with C-level ``map`` chains
+templates: the values of the fields seen holding a ``#``; ``Aggregator._add_fast`` checks that a
+block has no ``#`` elsewhere) are only collected in the loop and counted once per block with C-level ``map`` chains
 and a ``Counter``. One loop instead of a call per event and keys counted per block: measured
 about 1.4x the speed of a generated function per type doing it all per event (benchmarks/README.md).
 
@@ -32,11 +33,10 @@ from typing import Any, Union
 
 import msgspec
 
+from agentflow.evaluator import templates as key_counts
 from agentflow.evaluator.keys import key_template, template_of
 
-MAX_TEMPLATES = 50  # as in schema.py (not imported: schema imports this module)
 MAX_LABEL_KEYS = 256  # distinct (segments, even segments) counted per key field before spilling
-OTHER_TEMPLATE = "(other)"
 
 UNSET = msgspec.UNSET
 _EVENS = itemgetter(slice(None, None, 2))
@@ -72,10 +72,11 @@ def _tree(shapes: list[Any], key_paths: set[str]) -> list[Node]:
             node = nodes.get(path)
             if node is None:
                 parent_path, _, key = path.rpartition(".")
-                node = nodes[path] = Node(key, path, [], key_like=path in key_paths)
+                node = nodes[path] = Node(key, path, [])
                 (nodes[parent_path].children if parent_path else roots).append(node)
             if json_type not in node.types:
                 node.types.append(json_type)
+            node.key_like = path in key_paths and "string" in node.types
     for shape in shapes:
         present = {path for path, _ in shape.fields}
         objects = {path for path, json_type in shape.fields if json_type == "object"}
@@ -90,30 +91,49 @@ class CompiledSchema:
     """Struct classes, a decoder and the generated per-block loop for the types learned so far.
 
     ``run(lines, file_index, first_line, slow, note)`` decodes and counts a block of lines and
-    returns how many it counted; a line the decoder rejects goes to ``slow([raw], file_index,
+    returns how many it counted and how many ``#`` it found in the values it looked at (the caller
+    compares them with the block's); a line the decoder rejects goes to ``slow([raw], file_index,
     line)`` (the general path), and the first ``first_events`` events of each (type, mask) since
     the last flush go to ``note(compiled_type, mask, file_index, line, raw)`` (sample lines and
     example values).
     """
 
-    def __init__(self, shapes_by_type: dict[str, list[Any]], tag_field: str, first_events: int = 3):
+    def __init__(
+        self,
+        shapes_by_type: dict[str, list[Any]],
+        tag_field: str,
+        first_events: int = 3,
+        key_paths: dict[str, set[str]] | None = None,
+    ):
         self.tag_field = tag_field
         self.types: dict[type, CompiledType] = {}
+        self._collected: dict[str, frozenset[str]] = {}
         for index, (name, shapes) in enumerate(sorted(shapes_by_type.items())):
-            compiled = CompiledType(name, shapes, tag_field, f"T{index}")
+            compiled = CompiledType(name, shapes, tag_field, f"T{index}", (key_paths or {}).get(name, set()))
             self.types[compiled.struct] = compiled
+            self._collected[name] = frozenset(_key_like_paths(compiled.roots))
+        self._hashed_tags = [compiled for compiled in self.types.values() if "#" in compiled.name]
         classes = list(self.types)
         self.decoder = msgspec.json.Decoder(Union[tuple(classes)] if len(classes) > 1 else classes[0])
         # The most frequent types first: the loop tests the Struct class against each in turn.
         by_frequency = sorted(self.types.values(), key=lambda c: -sum(shape.count for shape in c.shapes))
         self._loop = self._generate(by_frequency, first_events)
 
-    def run(self, lines: list[bytes], file_index: int, first_line: int, slow: Any, note: Any) -> int:
-        """Decode and count ``lines`` (see the class docstring); returns the events counted here."""
+    def key_paths(self, name: str) -> frozenset[str]:
+        """The fields of type ``name`` whose ``#`` values the loop collects (none for unknown types)."""
+        return self._collected.get(name, frozenset())
+
+    def run(self, lines: list[bytes], file_index: int, first_line: int, slow: Any, note: Any) -> tuple[int, int]:
+        """Decode and count ``lines`` (see the class docstring): ``(events counted, '#' found)``."""
+        before = [sum(compiled.counts.values()) for compiled in self._hashed_tags]
         counted = self._loop(lines, file_index, first_line, slow, note)
-        for compiled in self.types.values():
-            compiled.count_keys()
-        return counted
+        found = sum([compiled.count_keys() for compiled in self.types.values()])
+        for compiled, earlier in zip(self._hashed_tags, before):  # a type name with a '#' is a value too
+            events = sum(compiled.counts.values()) - earlier
+            if events:
+                compiled.count_template(self.tag_field, key_template(compiled.name), events)
+                found += events * compiled.name.count("#")
+        return counted, found
 
     def _generate(self, order: list[CompiledType], first_events: int) -> Any:
         namespace: dict[str, Any] = {"UNSET": UNSET, "decode": self.decoder.decode, "DECODE_ERRORS": DECODE_ERRORS}
@@ -157,10 +177,9 @@ class CompiledSchema:
 class CompiledType:
     """One event type: its Struct class, mask layout and the counts the generated loop keeps."""
 
-    def __init__(self, name: str, shapes: list[Any], tag_field: str, class_name: str):
+    def __init__(self, name: str, shapes: list[Any], tag_field: str, class_name: str, key_paths: set[str]):
         self.name = name
         self.shapes = shapes
-        key_paths = {path for shape in shapes for path, _ in shape.key_paths}
         self.roots = [n for n in _tree(shapes, key_paths) if n.path != tag_field]
         self.tag_index = next((i for i, (p, _) in enumerate(shapes[0].fields) if p == tag_field), 0)
         self.tag_field = tag_field
@@ -271,8 +290,8 @@ class CompiledType:
 
     # -- key templates ----------------------------------------------------------------------------
 
-    def count_keys(self) -> None:
-        """Count the key values collected since the last call.
+    def count_keys(self) -> int:
+        """Count the key values collected since the last call; returns the number of ``#`` in them.
 
         A key's template depends only on its number of segments and its even segments unless an
         odd segment could be a label (``keys.needs_full_build``), so keys are counted by the memo
@@ -285,6 +304,7 @@ class CompiledType:
         odd position are counted by skeleton (see below): 0.32 -> 0.56 M events/s on a log whose
         keys all start with a literal PLATFORM# prefix, against building each key's template.
         """
+        hashes = 0
         for path, values in self.key_values.items():
             if not values:
                 continue
@@ -297,16 +317,20 @@ class CompiledType:
                 skeletons = ["#".join([s if "A" <= s[:1] <= "Z" else "" for s in segments]) for segments in parts]
                 for skeleton, n in Counter(skeletons).items():
                     self._count_skeleton(path, skeleton, n)
+                    hashes += skeleton.count("#") * n  # a skeleton keeps every '#'
             else:
                 sizes = set(map(len, parts))
                 if len(sizes) == 1:
                     size = sizes.pop()
+                    hashes += (size - 1) * len(parts)  # segments - 1 '#' in each key
                     for even, n in Counter(evens).items():  # in order of first appearance
                         self._count_memo(path, (size, even), n)
                 else:
                     for memo_key, n in Counter(zip(map(len, parts), evens)).items():
                         self._count_memo(path, memo_key, n)
+                        hashes += (memo_key[0] - 1) * n
             values.clear()  # the generated loop appends to this very list: clear, never replace
+        return hashes
 
     def _count_memo(self, path: str, memo_key: tuple[int, str], n: int) -> None:
         """Count ``n`` keys by memo key; after MAX_LABEL_KEYS distinct ones, by template (spill)."""
@@ -317,7 +341,7 @@ class CompiledType:
         elif len(counts) < MAX_LABEL_KEYS:
             counts[memo_key] = n
         else:
-            self._spill(path, _memo_template(memo_key), n)
+            self.count_template(path, _memo_template(memo_key), n)
 
     def _count_skeleton(self, path: str, skeleton: str, n: int) -> None:
         """Count ``n`` keys by skeleton; after MAX_LABEL_KEYS distinct ones, by template (spill)."""
@@ -328,13 +352,11 @@ class CompiledType:
         elif len(counts) < MAX_LABEL_KEYS:
             counts[skeleton] = n
         else:
-            self._spill(path, key_template(skeleton), n)
+            self.count_template(path, key_template(skeleton), n)
 
-    def _spill(self, path: str, template: str, n: int = 1) -> None:
-        counts = self.templates.setdefault(path, {})
-        if template not in counts and len(counts) >= MAX_TEMPLATES:
-            template = OTHER_TEMPLATE
-        counts[template] = counts.get(template, 0) + n
+    def count_template(self, path: str, template: str, n: int = 1) -> None:
+        """Count ``n`` events of ``template`` directly (spilled memo keys and skeletons, type names)."""
+        key_counts.add(self.templates.setdefault(path, {}), template, n)
 
     def take_templates(self) -> dict[str, dict[str, int]]:
         """Template counts since the last call (memo keys and skeletons turned into templates), then reset."""
@@ -342,14 +364,12 @@ class CompiledType:
         for path, counts in self.label_counts.items():
             target = out.setdefault(path, {})
             for memo_key, n in counts.items():
-                template = _memo_template(memo_key)
-                target[template] = target.get(template, 0) + n
+                key_counts.add(target, _memo_template(memo_key), n)
             counts.clear()
         for path, skeletons in self.skeleton_counts.items():
             target = out.setdefault(path, {})
             for skeleton, n in skeletons.items():
-                template = key_template(skeleton)
-                target[template] = target.get(template, 0) + n
+                key_counts.add(target, key_template(skeleton), n)
             skeletons.clear()
         self.templates.clear()
         return out
@@ -379,6 +399,16 @@ class CompiledType:
                 self._walk(node.children, mask, out)
 
 
+def _key_like_paths(nodes: list[Node]) -> list[str]:
+    """The paths of the fields (at any depth) whose ``#`` values the generated loop collects."""
+    out: list[str] = []
+    for node in nodes:
+        if node.key_like:
+            out.append(node.path)
+        out += _key_like_paths(node.children)
+    return out
+
+
 _ASCII_UPPER = bytes(range(ord("A"), ord("Z") + 1))
 
 
@@ -395,10 +425,15 @@ def _memo_template(memo_key: tuple[int, str]) -> str:
 
 
 def compile_schema(
-    shapes_by_type: dict[str, list[Any]], tag_field: str, first_events: int = 3
+    shapes_by_type: dict[str, list[Any]],
+    tag_field: str,
+    first_events: int = 3,
+    key_paths: dict[str, set[str]] | None = None,
 ) -> CompiledSchema | None:
-    """A compiled schema, or None when these shapes cannot be compiled (the general path stays)."""
+    """A compiled schema, or None when these shapes cannot be compiled (the general path stays).
+
+    ``key_paths``: per type, the fields seen holding a ``#`` value; the loop collects their values."""
     try:
-        return CompiledSchema(shapes_by_type, tag_field, first_events)
+        return CompiledSchema(shapes_by_type, tag_field, first_events, key_paths)
     except (TypeError, ValueError, msgspec.MsgspecError):
         return None

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from agentflow.errors import UsageError
-from agentflow.evaluator.schema import Aggregator
+from agentflow.evaluator.schema import Aggregator, hash_census
 
 BLOCK = 1 << 20
 PARALLEL_MIN_BYTES = 64 << 20
@@ -103,11 +103,15 @@ def _read_lines(aggregator: Aggregator, read: Callable[[int], bytes], index: int
         if not block:
             break
         lines = block.split(b"\n")
+        hashes, escaped = hash_census(block)  # counted on the block: joining the lines again would copy it
         if rest:  # joined to the first line only: prepending it to the block would copy the whole block
             lines[0] = rest + lines[0]
+            hashes += rest.count(b"#")
+            escaped = escaped or b"\\" in rest  # or the escape may straddle the two pieces
         rest = lines.pop()  # the last piece has no newline yet: it continues in the next block
+        hashes -= rest.count(b"#")
         if lines:
-            aggregator.add_lines(lines, index, line)
+            aggregator.add_lines(lines, index, line, (hashes, escaped))
             line += len(lines)
         if remaining == 0:
             break

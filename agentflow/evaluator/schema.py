@@ -16,24 +16,33 @@ table is capped (``MAX_SHAPES``); events of shapes beyond the cap are counted as
 reported, never silently dropped.
 
 Arrays are leaves: a field holding a list is typed ``array``; objects inside arrays are not walked.
+
+Key templates are counted per (type, field) for *every* string value containing ``#``, and the
+rules of ``agentflow.evaluator.templates`` decide at the end which fields are key fields and which
+templates are reported, so the result does not depend on counting order. Finding those values stays
+cheap: the ``#`` in the fields known to hold some are compared with the ``#`` bytes of the raw line
+(general path) or block (fast path), and only a line with a ``#`` elsewhere (or a ``\\u0023``
+escape that may hide one) is walked field by field.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from agentflow.evaluator.keys import key_template, looks_like_key
+from agentflow.evaluator import templates as key_counts
+from agentflow.evaluator.keys import key_template
 
 MAX_SHAPES = 50_000
 SAMPLE_LINES = 3  # line numbers kept per shape
 EXAMPLE_EVENTS = 3  # events per shape whose values are kept as examples
 EXAMPLES_PER_FIELD = 3
 MAX_ERRORS = 1000  # error entries kept per aggregator; bad_lines counts all
-MAX_TEMPLATES = 50  # distinct key templates kept per (shape, field)
-OTHER_TEMPLATE = "(other)"
+MAX_TEMPLATES = key_counts.MAX_TEMPLATES  # key templates reported per field (the rest: "(other)")
+OTHER_TEMPLATE = key_counts.OTHER_TEMPLATE
 LEARN_LINES = 2000  # lines analysed by the general path before the first compilation
 MAX_COMPILES = 16  # a log whose shapes keep changing stays on the general path after this
 
@@ -100,8 +109,8 @@ class Shape:
     count: int = 0
     lines: list[Location] = field(default_factory=list)
     examples: dict[str, list[Any]] = field(default_factory=dict)
-    key_paths: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (path, accessor) of key-like strings
-    templates: dict[str, dict[str, int]] = field(default_factory=dict)
+    string_paths: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (path, accessor) of every string
+    key_paths: tuple[tuple[str, tuple[str, ...]], ...] = ()  # those seen holding a '#' (grows)
 
     def merge(self, other: Shape) -> None:
         self.count += other.count
@@ -111,16 +120,6 @@ class Shape:
             for value in values:
                 if len(mine) < EXAMPLES_PER_FIELD and value not in mine:
                     mine.append(value)
-        for path, counts in other.templates.items():
-            mine_t = self.templates.setdefault(path, {})
-            for template, n in counts.items():
-                _count_template(mine_t, template, n)
-
-
-def _count_template(counts: dict[str, int], template: str, n: int = 1) -> None:
-    if template not in counts and len(counts) >= MAX_TEMPLATES:
-        template = OTHER_TEMPLATE
-    counts[template] = counts.get(template, 0) + n
 
 
 def _get(obj: dict[str, Any], accessor: tuple[str, ...]) -> Any:
@@ -150,6 +149,8 @@ class Aggregator:
     def __init__(self, type_field: str | None = None):
         self.type_field = tuple(type_field.split(".")) if type_field else None
         self.shapes: dict[tuple[Any, ...], Shape] = {}
+        # event type -> field path -> key template -> events (agentflow.evaluator.templates)
+        self.templates: dict[str, dict[str, dict[str, int]]] = {}
         self.events = 0
         self.bad_lines = 0
         self.unanalysed = 0
@@ -193,12 +194,15 @@ class Aggregator:
             return event_type, payload if type(payload) is dict else {}
         return event_type, event
 
-    def add_lines(self, lines: list[bytes], file_index: int, first_line: int) -> None:
+    def add_lines(
+        self, lines: list[bytes], file_index: int, first_line: int, hashes: tuple[int, bool] | None = None
+    ) -> None:
         """Parse and aggregate JSON Lines; ``first_line`` is the line number of ``lines[0]``.
 
         The first ``LEARN_LINES`` lines go through the general path and teach the shapes; then the
         shapes are compiled and the rest is decoded by the fast path, which hands every line it
         cannot decode exactly back to the general path (and recompiles after new shapes).
+        ``hashes``: ``hash_census`` of these lines when the caller has them in one piece (cheaper).
         """
         if not self.fast_enabled:
             self._add_slow(lines, file_index, first_line)
@@ -207,6 +211,7 @@ class Aggregator:
         if self.fast is None and self.learned < LEARN_LINES:
             start = min(len(lines), LEARN_LINES - self.learned)
             self._add_slow(lines[:start], file_index, first_line)
+            hashes = None
             self.learned += start
             if self.learned < LEARN_LINES:
                 return
@@ -216,7 +221,7 @@ class Aggregator:
             if self.fast is None:
                 self._add_slow(lines[start:], file_index, first_line + start)
             else:
-                self._add_fast(lines[start:], file_index, first_line + start)
+                self._add_fast(lines[start:] if start else lines, file_index, first_line + start, hashes)
 
     def _compile(self) -> None:
         from agentflow.evaluator import fastpath
@@ -232,12 +237,48 @@ class Aggregator:
         for shape in self.shapes.values():
             by_type.setdefault(shape.event_type, []).append(shape)
         tag = self.type_field[0] if self.type_field else "type"
-        self.fast = fastpath.compile_schema(by_type, tag, EXAMPLE_EVENTS) if by_type else None
+        key_paths = {name: set(self.templates.get(name, ())) for name in by_type}  # fields seen with a '#'
+        self.fast = fastpath.compile_schema(by_type, tag, EXAMPLE_EVENTS, key_paths) if by_type else None
         self.compiles += 1
 
-    def _add_fast(self, lines: list[bytes], file_index: int, first_line: int) -> None:
-        counted = self.fast.run(lines, file_index, first_line, self._add_slow, _note)
+    def _add_fast(
+        self, lines: list[bytes], file_index: int, first_line: int, hashes: tuple[int, bool] | None = None
+    ) -> None:
+        fell: list[int] = []  # indexes of the lines the general path took
+
+        def slow(raws: list[bytes], index: int, line: int) -> None:
+            fell.append(line - first_line)
+            self._add_slow(raws, index, line)
+
+        counted, found = self.fast.run(lines, file_index, first_line, slow, _note)
         self.events += counted  # not in one statement: the general path adds to events meanwhile
+        # The fast path only looks at the fields known to hold a '#'. Every '#' of the lines it
+        # counted accounted for there (and no escape that could hide one): nothing else to count.
+        raw, escaped = hashes if hashes is not None else hash_census(b"\n".join(lines))
+        raw -= sum(lines[i].count(b"#") for i in fell)
+        if raw != found or escaped:
+            self._scan_fast_lines(lines, set(fell))
+
+    def _scan_fast_lines(self, lines: list[bytes], fell: set[int]) -> None:
+        """Count the '#' values of fields the compiled schema does not collect (rare: a field seen
+        with a '#' for the first time); the next compilation collects them in the fast loop."""
+        tag = self.type_field[0] if self.type_field else "type"
+        for index, raw in enumerate(lines):
+            if index in fell or (b"#" not in raw and b"\\u0023" not in raw):
+                continue
+            event = _loads_any(raw)
+            if type(event) is not dict or type(event.get(tag)) is not str:
+                continue
+            event_type = event[tag]
+            collected = self.fast.key_paths(event_type)
+            by_path = self.templates.setdefault(event_type, {})
+            for path, _, value in _strings(event):
+                if path in collected or path == tag or "#" not in value:
+                    continue  # the fast loop counted it (the tag: CompiledSchema.run)
+                if path not in by_path:
+                    by_path[path] = {}
+                    self.dirty = True
+                key_counts.add(by_path[path], key_template(value))
 
     def flush(self) -> None:
         """Move the fast path's counts into the shape table (before merging or building the analysis)."""
@@ -249,11 +290,6 @@ class Aggregator:
                 lines, examples = compiled.samples.get(mask, ([], {}))
                 fields = compiled.fields_for(mask)
                 shape = Shape(compiled.name, fields, count, lines, examples)
-                for path, counts in templates.items():  # the type's templates ride on its first shape
-                    target = shape.templates.setdefault(path, {})
-                    for template, n in counts.items():
-                        _count_template(target, template, n)
-                templates = {}
                 key = ("fast", compiled.name, fields)
                 mine = self.shapes.get(key)
                 if mine is not None:
@@ -264,10 +300,13 @@ class Aggregator:
                     self.unanalysed += count
             compiled.counts.clear()  # the generated loop holds these very dicts: clear, never replace
             compiled.samples.clear()
+            by_path = self.templates.setdefault(compiled.name, {})
+            for path, counts in templates.items():
+                key_counts.merge(by_path.setdefault(path, {}), counts)
 
     def _add_slow(self, lines: list[bytes], file_index: int, first_line: int) -> None:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
-        shapes, classify = self.shapes, self.classify
+        shapes, classify, templates = self.shapes, self.classify, self.templates
         plain = self.type_field is None
         line, analysed = first_line - 1, 0
         for raw in lines:
@@ -315,17 +354,24 @@ class Aggregator:
             shape.count += 1
             if shape.count <= EXAMPLE_EVENTS:
                 self._observe(shape, payload, (file_index, line))
-            if shape.key_paths:
+            hashes = raw.count(b"#")
+            if hashes or b"\\u" in raw:
+                by_path = templates.get(event_type)
+                if by_path is None:
+                    by_path = templates[event_type] = {}
                 for path, accessor in shape.key_paths:
                     value = payload[path] if len(accessor) == 1 else _get(payload, accessor)
                     if "#" not in value:
                         continue
-                    counts = shape.templates[path]
+                    hashes -= value.count("#")
+                    counts = by_path[path]
                     template = key_template(value)
                     if template in counts:
                         counts[template] += 1
                     else:
-                        _count_template(counts, template)
+                        key_counts.add(counts, template)
+                if hashes or b"\\u0023" in raw:  # a '#' elsewhere (or an escape that may hide one)
+                    self._scan_shape(shape, by_path, payload)
         self.events += analysed
 
     def add_event(self, event: Any, file_index: int, line: int) -> None:
@@ -348,10 +394,12 @@ class Aggregator:
         shape.count += 1
         if shape.count <= EXAMPLE_EVENTS:
             self._observe(shape, payload, (file_index, line))
+        by_path = self.templates.setdefault(event_type, {})
         for path, accessor in shape.key_paths:
             value = _get(payload, accessor)
             if "#" in value:
-                _count_template(shape.templates[path], key_template(value))
+                key_counts.add(by_path[path], key_template(value))
+        self._scan_shape(shape, by_path, payload)
 
     def type_description(self) -> str:
         if self.type_field is not None:
@@ -361,15 +409,24 @@ class Aggregator:
     def _new_shape(self, event_type: str, payload: dict[str, Any]) -> Shape:
         self.dirty = True
         nodes = flatten(payload)
-        key_paths = tuple(
-            (path, tuple(path.split(".")))
-            for path, json_type, value in nodes
-            if json_type == "string" and looks_like_key(value)
-        )
-        shape = Shape(event_type, tuple((path, json_type) for path, json_type, _ in nodes), key_paths=key_paths)
-        for path, _ in key_paths:
-            shape.templates[path] = {}
-        return shape
+        strings = tuple((path, accessor) for path, accessor, _ in _strings(payload))
+        return Shape(event_type, tuple((path, json_type) for path, json_type, _ in nodes), string_paths=strings)
+
+    def _scan_shape(self, shape: Shape, by_path: dict[str, dict[str, int]], payload: dict[str, Any]) -> None:
+        """Count the '#' values of the shape's string fields not yet known to hold one, and remember
+        those fields (``key_paths``) so that the next events of this shape check them first."""
+        known = {path for path, _ in shape.key_paths}
+        for path, accessor in shape.string_paths:
+            if path in known:
+                continue
+            value = _get(payload, accessor)
+            if "#" not in value:
+                continue
+            shape.key_paths += ((path, accessor),)
+            if path not in by_path:
+                by_path[path] = {}
+                self.dirty = True  # the fast path must collect this field from now on
+            key_counts.add(by_path[path], key_template(value))
 
     def _observe(self, shape: Shape, payload: dict[str, Any], where: Location) -> None:
         shape.lines.append(where)
@@ -393,6 +450,10 @@ class Aggregator:
         for file_index, line, message in other.errors:
             if len(self.errors) < MAX_ERRORS:
                 self.errors.append((file_index + file_offset, line + line_offset, message))
+        for event_type, paths in other.templates.items():
+            by_path = self.templates.setdefault(event_type, {})
+            for path, counts in paths.items():
+                key_counts.merge(by_path.setdefault(path, {}), counts)
         for key, shape in other.shapes.items():
             if line_offset or file_offset:
                 shape.lines = [(f + file_offset, n + line_offset) for f, n in shape.lines]
@@ -407,6 +468,34 @@ class Aggregator:
 
 
 _INVALID = object()
+_ESCAPED_HASH = re.compile(rb"\\u0023")
+
+
+def hash_census(data: bytes) -> tuple[int, bool]:
+    """``(number of '#' bytes, whether a \\u0023 escape may hide another)`` in raw JSON text.
+
+    Measured on 4 MB of log: ``replace`` 45 ns a line against ``count`` 90; the escape search is
+    skipped (a memchr) unless the text has a backslash at all, and ``re`` beats ``in`` (63 vs 119)."""
+    return len(data) - len(data.replace(b"#", b"")), b"\\" in data and _ESCAPED_HASH.search(data) is not None
+
+
+def _strings(obj: dict[str, Any], prefix: str = "", keys: tuple[str, ...] = ()) -> list[tuple[str, tuple[str, ...], str]]:
+    """``[(path, accessor, value)]`` of every string in ``obj`` and its nested objects (as ``flatten``)."""
+    out: list[tuple[str, tuple[str, ...], str]] = []
+    for key, value in obj.items():
+        if type(value) is str:
+            out.append((f"{prefix}{key}", (*keys, key), value))
+        elif type(value) is dict:
+            out.extend(_strings(value, f"{prefix}{key}.", (*keys, key)))
+    return out
+
+
+def _loads_any(raw: bytes) -> Any:
+    """orjson, or the standard library for the rare valid JSON orjson refuses; ``_INVALID`` if neither."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _slow_parse(raw)
 
 
 def _note(compiled: Any, mask: int, file_index: int, line: int, raw: bytes) -> None:
