@@ -145,7 +145,7 @@ def to_text(report: VerifyReport) -> str:
             if f.get("suggestion"):
                 lines.append(f"           fix: {f['suggestion']}")
     if report.reasons and not report.approved:
-        lines += ["", "Not approved because:"] + [f"  - {' '.join(r.split())}" for r in report.reasons]
+        lines += ["", "Not approved because:"] + [f"  - {one_line(r)}" for r in report.reasons]
     return "\n".join(lines) + "\n"
 
 
@@ -185,6 +185,11 @@ def to_markdown(report: VerifyReport) -> str:
 
 
 # -- GitHub workflow commands -------------------------------------------------------------------------------
+
+
+def one_line(text: str) -> str:
+    """Model-written text (messages, reasons) folded onto one line for line-oriented output."""
+    return " ".join(str(text).split())
 
 
 def escape_data(text: str) -> str:

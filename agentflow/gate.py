@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentflow.config import Config
+from agentflow.formats import one_line, workflow_command
 from agentflow.git import TRAILER_PLAN, Repo
 from agentflow.verdict import SIGNING_KEY_ENV, VerdictNote, signing_key
 
@@ -330,7 +331,7 @@ class _Context:
             decision = f" (decision: {note.decision})" if note.decision else ""
             reasons.append(f"latest verdict ({note.ts}) is {note.outcome}{decision}")
             if note.reason:
-                reasons.append(f"why: {note.reason}")
+                reasons.append(f"why: {one_line(note.reason)}")
         reasons += [_finding_line(f) for f in note.findings if f.get("severity") in ("critical", "high")][:10]
         if earlier:
             reasons.insert(0, f"approval of {earlier[-1].note.ts} was revoked by a later {note.outcome} verdict")
@@ -459,7 +460,7 @@ def _finding_line(finding: dict[str, Any]) -> str:
     if where and finding.get("line"):
         where = f"{where}:{finding['line']}"
     prefix = f"{finding.get('severity', '?')} finding {finding.get('id', '?')}"
-    return f"{prefix}{' at ' + where if where else ''}: {finding.get('message', '')}"
+    return f"{prefix}{' at ' + where if where else ''}: {one_line(finding.get('message', ''))}"
 
 
 # -- merge commits (pre-push rule) ---------------------------------------------------------------
@@ -519,15 +520,11 @@ def render_json(result: GateResult) -> str:
     return json.dumps(result.to_dict(), indent=2, sort_keys=True)
 
 
-def _escape_annotation(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
 def render_github(result: GateResult) -> str:
     """GitHub Actions workflow commands: one ``::error`` (closed) or ``::notice`` (open) annotation."""
     level = "notice" if result.open else "error"
-    body = _escape_annotation("\n".join([result.headline(), *result.reasons]))
-    return f"::{level} title=agentflow gate ({result.status.value})::{body}"
+    return workflow_command(level, "\n".join([result.headline(), *result.reasons]),
+                            title=f"agentflow gate ({result.status.value})")
 
 
 def step_summary(result: GateResult) -> str:

@@ -230,3 +230,19 @@ def test_base_falls_back_to_the_remote_tracking_branch(repo, tmp_path):
     git(repo, "branch", "-D", "main")
     result = gate(repo, "HEAD")
     assert result.status is GateStatus.NEEDS_REVERIFICATION and result.note_commit == approved
+
+
+def test_multi_line_model_text_stays_on_one_reason_line(repo):
+    """A verifier's message with newlines never breaks the gate's line-per-reason output."""
+    from agentflow.gate import render_github, render_text
+
+    r = Repo(repo)
+    note = VerdictNote(outcome="changes_requested", decision="request_changes", tree=r.tree("HEAD"),
+                       reason="verifier requested\nchanges",
+                       findings=[{"id": "F1", "severity": "high", "message": "two\nlines"}])
+    r.append_note(r.rev("HEAD"), note.to_line())
+    result = evaluate_gate(r, "HEAD")
+    text = render_text(result)
+    assert "why: verifier requested changes" in text
+    assert "high finding F1: two lines" in text
+    assert "\n" not in render_github(result)
