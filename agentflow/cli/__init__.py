@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer._click.exceptions import ClickException
+try:  # typer vendors click since 0.2x; its exceptions are what it raises for usage errors
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - a typer that depends on click instead
+    from click.exceptions import ClickException  # type: ignore[no-redef]
 from typer.core import TyperGroup
 
 from agentflow import __version__
