@@ -12,6 +12,7 @@ import yaml
 
 from agentflow.demo import SCRIPT, run_demo
 from agentflow.ledger import Ledger
+from tests.fakeapi import fake_anthropic  # noqa: F401 - fixture
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +116,34 @@ def test_demo_live_needs_a_key(cli):
     result = cli("demo", "--live")
     assert result.exit_code == 2
     assert "ANTHROPIC_API_KEY" in result.output
+
+
+def test_live_demo_runs_the_same_story_on_the_messages_api(tmp_path, fake_anthropic):
+    """--live wiring: the same steps on the anthropic backend (here the fake API on 127.0.0.1).
+
+    The fake builder edits one entity and finishes; the fake verifier rejects. A live run that is
+    not approved ends the story after the build: nothing is gated or merged.
+    """
+    from tests.fakeapi import message, text, tool_use
+
+    def reply(body: dict) -> dict:
+        tools = {t["name"] for t in body.get("tools", [])}
+        if "finish" in tools:
+            if len(body["messages"]) == 1:
+                return message(tool_use("edit_file", {"path": "app/keys.py", "old_text": "Storage keys.",
+                                                      "new_text": "Storage keys (capsule-scoped)."}))
+            return message(tool_use("finish", {"summary": "documented the key format"}))
+        return message(text("This does not add capsule_id."), tool_use("submit_verdict", {
+            "decision": "reject", "summary": "No entity gained capsule_id.",
+            "criteria": [{"id": "AC1", "status": "unmet"}, {"id": "AC2", "status": "unmet"}], "findings": []}))
+
+    fake_anthropic.handler = reply
+    lines: list[str] = []
+    result = run_demo(tmp_path / "live", live=True, say=lines.append)
+    assert result.ok
+    build = next(s for s in result.steps if s.command[:2] == ["agentflow", "build"])
+    assert build.exit_code == 1 and "REJECTED" in build.output
+    assert not any(s.command[:2] in (["agentflow", "gate"], ["agentflow", "merge"]) for s in result.steps)
+    assert "not approved, so there is nothing to gate or merge" in "\n".join(lines)
+    models = {body["model"] for body in fake_anthropic.requests}
+    assert models == {"claude-sonnet-5-5"}
