@@ -26,6 +26,7 @@ Used only for plain envelopes whose type is a top-level field (``type`` or a top
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -334,25 +335,22 @@ class CompiledType:
 
     def _count_memo(self, path: str, memo_key: tuple[int, str], n: int) -> None:
         """Count ``n`` keys by memo key; after MAX_LABEL_KEYS distinct ones, by template (spill)."""
-        counts = self.label_counts.setdefault(path, {})
-        known = counts.get(memo_key)
-        if known is not None:
-            counts[memo_key] = known + n
-        elif len(counts) < MAX_LABEL_KEYS:
-            counts[memo_key] = n
-        else:
-            self.count_template(path, _memo_template(memo_key), n)
+        self._count_capped(self.label_counts, path, memo_key, n, _memo_template)
 
     def _count_skeleton(self, path: str, skeleton: str, n: int) -> None:
         """Count ``n`` keys by skeleton; after MAX_LABEL_KEYS distinct ones, by template (spill)."""
-        counts = self.skeleton_counts.setdefault(path, {})
-        known = counts.get(skeleton)
+        self._count_capped(self.skeleton_counts, path, skeleton, n, key_template)
+
+    def _count_capped(self, table: dict[str, dict[Any, int]], path: str, key: Any, n: int,
+                      template_of: Callable[[Any], str]) -> None:
+        counts = table.setdefault(path, {})
+        known = counts.get(key)
         if known is not None:
-            counts[skeleton] = known + n
+            counts[key] = known + n
         elif len(counts) < MAX_LABEL_KEYS:
-            counts[skeleton] = n
+            counts[key] = n
         else:
-            self.count_template(path, key_template(skeleton), n)
+            self.count_template(path, template_of(key), n)
 
     def count_template(self, path: str, template: str, n: int = 1) -> None:
         """Count ``n`` events of ``template`` directly (spilled memo keys and skeletons, type names)."""
