@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,27 +131,32 @@ def test_resume_refuses_finished_and_unknown_runs(repo, cli):
     assert cli("build", "1", "--resume", run_id).exit_code == 2
 
 
-def test_killed_process_is_resumed_to_completion(repo, cli):
-    """A real kill -9 mid-builder: the session never ended; resume re-runs only that session."""
+def start_slow_build(repo: Path, **popen: Any) -> subprocess.Popen:
+    """`agentflow build 1` in a child process, returned once its builder made its first model call
+    (and is inside a 5 s command); the child is killed if it never gets there."""
     write_plan(repo)
     slow = write_script(repo, {"builder": [[{"tool_calls": [{"name": "run_command", "input": {"command": "sleep 5"}}]},
                                             {"tool_calls": [{"name": "finish", "input": {"summary": "x"}}]}]],
                                "verifier": [verifier_session()]}, name="slow.yaml")
     proc = subprocess.Popen([sys.executable, "-m", "agentflow", "build", "1", "--script", str(slow)], cwd=repo,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if (repo / ".agentflow/ledger.db").exists():
-                with Ledger.open(repo) as ledger:
-                    if ledger.events(kinds=["model_called"]):
-                        break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the build never reached its first model call")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+                            **popen)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (repo / ".agentflow/ledger.db").exists():
+            with Ledger.open(repo) as ledger:
+                if ledger.events(kinds=["model_called"]):
+                    return proc
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    pytest.fail("the build never reached its first model call")
+
+
+def test_killed_process_is_resumed_to_completion(repo, cli):
+    """A real kill -9 mid-builder: the session never ended; resume re-runs only that session."""
+    proc = start_slow_build(repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
     run_id = run_events(repo, RunStarted)[0].run_id
     assert sessions(repo) == []  # the builder session never ended: it was killed
     assert len(run_events(repo, SessionStarted)) == 1
@@ -274,19 +280,7 @@ def test_verdict_of_a_finished_verifier_is_recovered_on_resume(repo, cli, monkey
 
 def test_ctrl_c_on_the_command_line_exits_130_and_names_the_resume_command(repo, cli):
     """A real SIGINT to `agentflow build`: the session is recorded as interrupted, exit 130."""
-    write_plan(repo)
-    slow = write_script(repo, {"builder": [[{"tool_calls": [{"name": "run_command", "input": {"command": "sleep 5"}}]},
-                                            {"tool_calls": [{"name": "finish", "input": {"summary": "x"}}]}]],
-                               "verifier": [verifier_session()]}, name="slow.yaml")
-    proc = subprocess.Popen([sys.executable, "-m", "agentflow", "build", "1", "--script", str(slow)], cwd=repo,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if (repo / ".agentflow/ledger.db").exists():
-            with Ledger.open(repo) as ledger:
-                if ledger.events(kinds=["model_called"]):
-                    break
-        time.sleep(0.05)
+    proc = start_slow_build(repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     run_id = run_events(repo, RunStarted)[0].run_id
