@@ -1,7 +1,9 @@
 """Git plumbing agentflow needs: repository discovery, worktrees, commits with trailers, notes.
 
-Uses GitPython (imported lazily: it costs ~0.1 s) for repository discovery and its command wrapper
-for plumbing. Every failure becomes a ``GitError`` naming the command and the fix.
+Everything goes through the git command line: the plumbing agentflow relies on (notes, worktrees,
+``merge-tree --write-tree``, ``patch-id --verbatim``, trailers) has no richer API in a library, and
+the CLI keeps start-up fast for hooks and CI gates. Every failure becomes a ``GitError`` naming the
+command and the fix.
 """
 
 from __future__ import annotations
@@ -9,14 +11,9 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agentflow.errors import GitError
-
-if TYPE_CHECKING:
-    import git as gitpython
 
 NOTES_REF = "refs/notes/agentflow"
 TRAILER_PLAN, TRAILER_RUN, TRAILER_CYCLE = "Agentflow-Plan", "Agentflow-Run", "Agentflow-Cycle"
@@ -62,12 +59,6 @@ class Repo:
                 "not a git repository", where=path, fix="run agentflow inside a git repository, or `git init` one"
             )
         return cls(Path(out.stdout.strip()))
-
-    @cached_property
-    def gitpython(self) -> gitpython.Repo:
-        import git
-
-        return git.Repo(self.root)
 
     def git(self, *args: str, check: bool = True, input: str | None = None, env: dict[str, str] | None = None) -> str:
         """Run ``git args`` in this repository; returns stdout without the trailing newline."""
@@ -179,10 +170,6 @@ class Repo:
         existing = self.notes(commit, ref)
         body = "\n".join([*existing, line]) + "\n"
         self.git("notes", f"--ref={ref}", "add", "-f", "-F", "-", commit, input=body)
-
-    def noted_commits(self, ref: str = NOTES_REF) -> list[str]:
-        out = self.git("notes", f"--ref={ref}", "list", check=False)
-        return [line.split()[1] for line in out.splitlines() if len(line.split()) == 2]
 
     def notes_map(self, ref: str = NOTES_REF) -> dict[str, list[str]]:
         """Every noted commit and its note lines under ``ref``, read in one ``git cat-file --batch``."""

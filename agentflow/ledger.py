@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -258,9 +258,6 @@ class RunView:
     @property
     def state(self) -> str:
         return self.outcome if self.outcome else "in progress"
-
-    def finished_sessions(self) -> Iterator[SessionView]:
-        return (s for s in self.sessions if s.status != "running")
 
 
 @dataclass

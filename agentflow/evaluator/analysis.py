@@ -31,10 +31,6 @@ class TypeSchema:
     key_templates: dict[str, dict[str, int]]  # key field path -> template -> events (templates.report)
     lines: list[Location]
 
-    def presence(self, path: str) -> float:
-        found = self.fields.get(path)
-        return found.count / self.count if found and self.count else 0.0
-
     def to_json(self) -> dict[str, Any]:
         return {
             "type": self.name,
@@ -110,11 +106,6 @@ class Analysis:
         if self.review is not None:
             data["review"] = self.review
         return data
-
-    def max_severity(self) -> str | None:
-        if not self.findings:
-            return None
-        return max((f.severity for f in self.findings), key=severity_rank)
 
 
 def build_analysis(aggregator: Aggregator, files: list[str]) -> Analysis:

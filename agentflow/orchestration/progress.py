@@ -28,7 +28,6 @@ class CycleState:
 
     number: int
     builder: SessionEnded | None = None  # the last builder session that ended
-    builder_running: bool = False
     committed: BuilderCommitted | None = None
     checks: ChecksRan | None = None
     verifier: SessionEnded | None = None
@@ -66,11 +65,11 @@ def project_progress(events: list[Event]) -> RunProgress:
 
     for event in events:
         if isinstance(event, SessionStarted) and event.role == "builder":
-            cycle(event.cycle).builder_running = True
+            cycle(event.cycle)  # a builder that started opens its cycle, ended or not
         elif isinstance(event, SessionEnded):
             cost += event.cost_usd
             if event.role == "builder":
-                cycle(event.cycle).builder, cycle(event.cycle).builder_running = event, False
+                cycle(event.cycle).builder = event
             elif event.role == "verifier":
                 cycle(event.cycle).verifier = event
         elif isinstance(event, BuilderCommitted):

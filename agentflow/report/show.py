@@ -7,8 +7,6 @@ from typing import Any
 
 from agentflow.report.figures import NA, fmt_hours, fmt_int, fmt_usd
 
-SHOW_FORMATS: tuple[str, ...] = ("text", "md", "html")
-
 
 def _tokens(tokens: dict[str, int]) -> str:
     if not tokens:
