@@ -66,8 +66,14 @@ class VerifyReport:
 
 def render(report: VerifyReport, fmt: str) -> str:
     """``report`` in format ``fmt`` (one of ``FORMATS``)."""
-    renderers = {"text": to_text, "json": to_json, "md": to_markdown, "github": to_github, "sarif": to_sarif,
-                 "junit": to_junit}
+    renderers = {
+        "text": to_text,
+        "json": to_json,
+        "md": to_markdown,
+        "github": to_github,
+        "sarif": to_sarif,
+        "junit": to_junit,
+    }
     if fmt not in renderers:
         from agentflow.errors import UsageError
 
@@ -98,8 +104,10 @@ def report_targets(fmt: str, output: Path | None, extra: Mapping[str, Path | Non
             continue
         key = path.resolve()
         if key in seen:
-            raise UsageError(f"the {seen[key]} and {name} reports would both be written to {path}",
-                             fix="give each report its own file")
+            raise UsageError(
+                f"the {seen[key]} and {name} reports would both be written to {path}",
+                fix="give each report its own file",
+            )
         seen[key] = name
     return targets
 
@@ -121,16 +129,22 @@ def _check_status(check: Mapping[str, Any]) -> str:
 
 
 def to_text(report: VerifyReport) -> str:
-    lines = [report.title, f"base {report.base} ({report.base_commit[:12]})  head {report.head[:12]}  "
-             f"run {report.run_id}  cost ${report.cost_usd:.2f}"]
+    lines = [
+        report.title,
+        f"base {report.base} ({report.base_commit[:12]})  head {report.head[:12]}  "
+        f"run {report.run_id}  cost ${report.cost_usd:.2f}",
+    ]
     if report.decision:
         lines.append(f"decision: {report.decision}")
     if report.summary:
         lines += ["", report.summary]
     if report.checks:
         lines += ["", "Checks:"]
-        lines += [f"  {'PASS' if c.get('passed') else 'FAIL'} {c['command']} ({_check_status(c)}, "
-                  f"{c.get('duration_s', 0):.1f}s)" for c in report.checks]
+        lines += [
+            f"  {'PASS' if c.get('passed') else 'FAIL'} {c['command']} ({_check_status(c)}, "
+            f"{c.get('duration_s', 0):.1f}s)"
+            for c in report.checks
+        ]
     if report.criteria:
         lines += ["", "Acceptance criteria:"]
         for c in report.criteria:
@@ -162,25 +176,35 @@ def _md_cell(text: Any) -> str:
 def to_markdown(report: VerifyReport) -> str:
     icon = "✅" if report.approved else ("⚠️" if report.outcome == "no_verdict" else "❌")
     plan = f"plan `{report.plan_id}` {report.plan_title}" if report.plan_id else "no plan (patterns only)"
-    lines = [f"## {icon} agentflow verify: `{report.outcome}`", "",
-             f"{plan} · base `{report.base}` (`{report.base_commit[:12]}`) · head `{report.head[:12]}` · "
-             f"run `{report.run_id}` · ${report.cost_usd:.2f}"]
+    lines = [
+        f"## {icon} agentflow verify: `{report.outcome}`",
+        "",
+        f"{plan} · base `{report.base}` (`{report.base_commit[:12]}`) · head `{report.head[:12]}` · "
+        f"run `{report.run_id}` · ${report.cost_usd:.2f}",
+    ]
     if report.summary:
         lines += ["", f"> {_md_cell(report.summary)}"]
     if report.reasons and not report.approved:
         lines += ["", "**Not approved because:**", ""] + [f"- {_md_cell(r)}" for r in report.reasons]
     if report.checks:
         lines += ["", "### Checks", "", "| check | result | time |", "|---|---|---|"]
-        lines += [f"| `{_md_cell(c['command'])}` | {_check_status(c)} | {c.get('duration_s', 0):.1f}s |"
-                  for c in report.checks]
+        lines += [
+            f"| `{_md_cell(c['command'])}` | {_check_status(c)} | {c.get('duration_s', 0):.1f}s |"
+            for c in report.checks
+        ]
     if report.criteria:
         lines += ["", "### Acceptance criteria", "", "| id | criterion | status | evidence |", "|---|---|---|---|"]
-        lines += [f"| {c['id']} | {_md_cell(c.get('text'))} | {c['status']} | {_md_cell(c.get('evidence'))} |"
-                  for c in report.criteria]
+        lines += [
+            f"| {c['id']} | {_md_cell(c.get('text'))} | {c['status']} | {_md_cell(c.get('evidence'))} |"
+            for c in report.criteria
+        ]
     if report.findings:
         lines += ["", "### Findings", "", "| id | severity | where | pattern | finding |", "|---|---|---|---|---|"]
-        lines += [f"| {_md_cell(f['id'])} | {f['severity']} | {_md_cell(_location(f))} | {_md_cell(f.get('pattern'))} "
-                  f"| {_md_cell(f['message'])} |" for f in report.findings]
+        lines += [
+            f"| {_md_cell(f['id'])} | {f['severity']} | {_md_cell(_location(f))} | {_md_cell(f.get('pattern'))} "
+            f"| {_md_cell(f['message'])} |"
+            for f in report.findings
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -217,28 +241,53 @@ def _annotations(report: VerifyReport) -> list[tuple[str, str, dict[str, Any]]]:
     items.append((outcome_level, message, {"title": f"agentflow: {report.outcome}"}))
     for check in report.checks:
         if not check.get("passed"):
-            items.append(("error", f"{check['command']}: {_check_status(check)}\n{check.get('output_tail', '')}",
-                          {"title": f"check failed: {check['command']}"}))
+            items.append(
+                (
+                    "error",
+                    f"{check['command']}: {_check_status(check)}\n{check.get('output_tail', '')}",
+                    {"title": f"check failed: {check['command']}"},
+                )
+            )
     for criterion in report.criteria:
         if criterion["status"] in ("unmet", "unanswered"):
-            items.append(("error", f"{criterion['id']} {criterion['status']}: {criterion.get('text', '')}\n"
-                          f"{criterion.get('evidence', '')}".strip(), {"title": f"criterion {criterion['id']}"}))
+            items.append(
+                (
+                    "error",
+                    f"{criterion['id']} {criterion['status']}: {criterion.get('text', '')}\n"
+                    f"{criterion.get('evidence', '')}".strip(),
+                    {"title": f"criterion {criterion['id']}"},
+                )
+            )
     for finding in report.findings:
         level = GITHUB_LEVEL.get(finding.get("severity", ""), "warning")
         text = finding["message"] + (f"\nSuggestion: {finding['suggestion']}" if finding.get("suggestion") else "")
         pattern = f" [{finding['pattern']}]" if finding.get("pattern") else ""
-        items.append((level, text, {"file": finding.get("file"), "line": finding.get("line"),
-                                    "title": f"{finding['id']} ({finding['severity']}){pattern}"}))
+        items.append(
+            (
+                level,
+                text,
+                {
+                    "file": finding.get("file"),
+                    "line": finding.get("line"),
+                    "title": f"{finding['id']} ({finding['severity']}){pattern}",
+                },
+            )
+        )
     return items
 
 
 def to_github(report: VerifyReport) -> str:
     """Annotations, at most ``ANNOTATIONS_PER_LEVEL`` per level; the overflow becomes one notice."""
     items = _annotations(report)
-    overflow_exists = any(sum(1 for lvl, _, _ in items if lvl == level) > ANNOTATIONS_PER_LEVEL
-                          for level in ("error", "warning", "notice"))
-    caps = {"error": ANNOTATIONS_PER_LEVEL, "warning": ANNOTATIONS_PER_LEVEL,
-            "notice": ANNOTATIONS_PER_LEVEL - (1 if overflow_exists else 0)}
+    overflow_exists = any(
+        sum(1 for lvl, _, _ in items if lvl == level) > ANNOTATIONS_PER_LEVEL
+        for level in ("error", "warning", "notice")
+    )
+    caps = {
+        "error": ANNOTATIONS_PER_LEVEL,
+        "warning": ANNOTATIONS_PER_LEVEL,
+        "notice": ANNOTATIONS_PER_LEVEL - (1 if overflow_exists else 0),
+    }
     shown: dict[str, int] = {}
     lines: list[str] = []
     folded: list[str] = []
@@ -249,9 +298,14 @@ def to_github(report: VerifyReport) -> str:
         else:
             folded.append(f"{level}: {props.get('title', '')}: {message.splitlines()[0] if message else ''}")
     if folded:
-        lines.append(workflow_command(
-            "notice", f"{len(folded)} more annotation(s) not shown (GitHub shows {ANNOTATIONS_PER_LEVEL} per level):\n"
-            + "\n".join(folded), title="agentflow: more findings"))
+        lines.append(
+            workflow_command(
+                "notice",
+                f"{len(folded)} more annotation(s) not shown (GitHub shows {ANNOTATIONS_PER_LEVEL} per level):\n"
+                + "\n".join(folded),
+                title="agentflow: more findings",
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -281,8 +335,7 @@ def to_sarif(report: VerifyReport) -> str:
     def rule(rule_id: str, description: str) -> int:
         if rule_id not in index:
             index[rule_id] = len(rules)
-            rules.append({"id": rule_id, "name": rule_id.replace("/", "-"),
-                          "shortDescription": {"text": description}})
+            rules.append({"id": rule_id, "name": rule_id.replace("/", "-"), "shortDescription": {"text": description}})
         return index[rule_id]
 
     results: list[dict[str, Any]] = []
@@ -293,8 +346,10 @@ def to_sarif(report: VerifyReport) -> str:
             "ruleId": rule_id,
             "ruleIndex": rule(rule_id, described),
             "level": SARIF_LEVEL.get(finding.get("severity", ""), "warning"),
-            "message": {"text": finding["message"] + (f" Suggestion: {finding['suggestion']}"
-                                                      if finding.get("suggestion") else "")},
+            "message": {
+                "text": finding["message"]
+                + (f" Suggestion: {finding['suggestion']}" if finding.get("suggestion") else "")
+            },
             "partialFingerprints": {"agentflowFindingId/v1": str(finding["id"])},
             "properties": {"severity": finding.get("severity"), "findingId": finding["id"]},
         }
@@ -307,29 +362,59 @@ def to_sarif(report: VerifyReport) -> str:
         results.append(result)
     for check in report.checks:
         if not check.get("passed"):
-            results.append({"ruleId": "agentflow/check", "ruleIndex": rule("agentflow/check", "a check command failed"),
-                            "level": "error",
-                            "message": {"text": f"{check['command']}: {_check_status(check)}\n"
-                                                f"{check.get('output_tail', '')}".rstrip()}})
+            results.append(
+                {
+                    "ruleId": "agentflow/check",
+                    "ruleIndex": rule("agentflow/check", "a check command failed"),
+                    "level": "error",
+                    "message": {
+                        "text": f"{check['command']}: {_check_status(check)}\n{check.get('output_tail', '')}".rstrip()
+                    },
+                }
+            )
     for criterion in report.criteria:
         if criterion["status"] in ("unmet", "unanswered"):
-            results.append({"ruleId": "agentflow/criterion",
-                            "ruleIndex": rule("agentflow/criterion", "an acceptance criterion is not met"),
-                            "level": "error",
-                            "message": {"text": f"{criterion['id']} {criterion['status']}: {criterion.get('text', '')}"}})
+            results.append(
+                {
+                    "ruleId": "agentflow/criterion",
+                    "ruleIndex": rule("agentflow/criterion", "an acceptance criterion is not met"),
+                    "level": "error",
+                    "message": {"text": f"{criterion['id']} {criterion['status']}: {criterion.get('text', '')}"},
+                }
+            )
     sarif = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "agentflow", "version": __version__, "informationUri": INFORMATION_URI,
-                                "rules": rules}},
-            "invocations": [{"executionSuccessful": report.outcome != "no_verdict",
-                             "properties": {"outcome": report.outcome, "decision": report.decision,
-                                            "reasons": report.reasons}}],
-            "results": results,
-            "properties": {"runId": report.run_id, "planId": report.plan_id, "base": report.base_commit,
-                           "head": report.head, "costUsd": report.cost_usd},
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "agentflow",
+                        "version": __version__,
+                        "informationUri": INFORMATION_URI,
+                        "rules": rules,
+                    }
+                },
+                "invocations": [
+                    {
+                        "executionSuccessful": report.outcome != "no_verdict",
+                        "properties": {
+                            "outcome": report.outcome,
+                            "decision": report.decision,
+                            "reasons": report.reasons,
+                        },
+                    }
+                ],
+                "results": results,
+                "properties": {
+                    "runId": report.run_id,
+                    "planId": report.plan_id,
+                    "base": report.base_commit,
+                    "head": report.head,
+                    "costUsd": report.cost_usd,
+                },
+            }
+        ],
     }
     return json.dumps(sarif, indent=2, ensure_ascii=False) + "\n"
 
@@ -365,8 +450,13 @@ def to_junit(report: VerifyReport) -> str:
     verdict = _suite(root, "agentflow.verdict")
     case = _case(verdict, f"outcome ({report.plan_id or 'patterns only'})")
     if not report.approved:
-        body = "\n".join([report.summary, *report.reasons,
-                          *(f"[{f['severity']}] {f['id']} {_location(f)}: {f['message']}" for f in report.findings)])
+        body = "\n".join(
+            [
+                report.summary,
+                *report.reasons,
+                *(f"[{f['severity']}] {f['id']} {_location(f)}: {f['message']}" for f in report.findings),
+            ]
+        )
         failure = ET.SubElement(case, "failure", message=_xml(report.outcome), type=_xml(report.outcome))
         failure.text = _xml(body)
     criteria = _suite(root, "agentflow.criteria")

@@ -20,9 +20,9 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
@@ -252,9 +252,7 @@ class _Context:
     base: str
     index: NoteIndex
 
-    def result(
-        self, status: GateStatus, reasons: list[str], record: NoteRecord | None = None
-    ) -> GateResult:
+    def result(self, status: GateStatus, reasons: list[str], record: NoteRecord | None = None) -> GateResult:
         note = record.note if record else None
         return GateResult(
             ref=self.ref,
@@ -466,9 +464,7 @@ def _finding_line(finding: dict[str, Any]) -> str:
 # -- merge commits (pre-push rule) ---------------------------------------------------------------
 
 
-def evaluate_merge_commit(
-    repo: Repo, ref: str, *, config: Config | None = None, key: str | None = None
-) -> GateResult:
+def evaluate_merge_commit(repo: Repo, ref: str, *, config: Config | None = None, key: str | None = None) -> GateResult:
     """The gate for a commit pushed to a protected branch.
 
     A commit passes if the gate is open for it, or if it is a two-parent merge whose merged-in
@@ -486,25 +482,41 @@ def evaluate_merge_commit(
     clean = repo.merge_tree(first, second)
     if not merged_in.open:
         return GateResult(
-            ref=ref, commit=direct.commit, tree=direct.tree, status=merged_in.status,
+            ref=ref,
+            commit=direct.commit,
+            tree=direct.tree,
+            status=merged_in.status,
             reasons=[f"merge commit: its merged-in parent {second[:SHORT]} does not pass the gate", *merged_in.reasons],
-            note=merged_in.note, note_commit=merged_in.note_commit, signed=merged_in.signed,
+            note=merged_in.note,
+            note_commit=merged_in.note_commit,
+            signed=merged_in.signed,
         )
     if clean is None or clean != direct.tree:
         return GateResult(
-            ref=ref, commit=direct.commit, tree=direct.tree, status=GateStatus.STALE,
+            ref=ref,
+            commit=direct.commit,
+            tree=direct.tree,
+            status=GateStatus.STALE,
             reasons=[
                 f"merge commit: its tree is not the clean merge of {first[:SHORT]} and the approved {second[:SHORT]} "
                 "(conflict resolutions or edits in a merge commit are unverified code)"
             ],
-            note=merged_in.note, note_commit=merged_in.note_commit, signed=merged_in.signed,
+            note=merged_in.note,
+            note_commit=merged_in.note_commit,
+            signed=merged_in.signed,
         )
     return GateResult(
-        ref=ref, commit=direct.commit, tree=direct.tree, status=GateStatus.APPROVED,
+        ref=ref,
+        commit=direct.commit,
+        tree=direct.tree,
+        status=GateStatus.APPROVED,
         reasons=[
-            f"merge commit: clean merge of the approved {second[:SHORT]} into {first[:SHORT]}", *merged_in.reasons
+            f"merge commit: clean merge of the approved {second[:SHORT]} into {first[:SHORT]}",
+            *merged_in.reasons,
         ],
-        note=merged_in.note, note_commit=merged_in.note_commit, signed=merged_in.signed,
+        note=merged_in.note,
+        note_commit=merged_in.note_commit,
+        signed=merged_in.signed,
     )
 
 
@@ -523,8 +535,9 @@ def render_json(result: GateResult) -> str:
 def render_github(result: GateResult) -> str:
     """GitHub Actions workflow commands: one ``::error`` (closed) or ``::notice`` (open) annotation."""
     level = "notice" if result.open else "error"
-    return workflow_command(level, "\n".join([result.headline(), *result.reasons]),
-                            title=f"agentflow gate ({result.status.value})")
+    return workflow_command(
+        level, "\n".join([result.headline(), *result.reasons]), title=f"agentflow gate ({result.status.value})"
+    )
 
 
 def step_summary(result: GateResult) -> str:
@@ -558,10 +571,16 @@ def render_codequality(result: GateResult) -> str:
 
     def issue(check: str, description: str, severity: str, path: str = ".", line: int = 1) -> None:
         fingerprint = hashlib.sha256(f"{check}\0{path}\0{line}\0{description}".encode()).hexdigest()
-        issues.append({
-            "type": "issue", "check_name": check, "description": description, "severity": severity,
-            "fingerprint": fingerprint, "location": {"path": path, "lines": {"begin": line}},
-        })
+        issues.append(
+            {
+                "type": "issue",
+                "check_name": check,
+                "description": description,
+                "severity": severity,
+                "fingerprint": fingerprint,
+                "location": {"path": path, "lines": {"begin": line}},
+            }
+        )
 
     if not result.open:
         issue(f"agentflow-gate-{result.status.value}", "; ".join([result.headline(), *result.reasons]), "blocker")

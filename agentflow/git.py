@@ -67,7 +67,9 @@ class Repo:
         )
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
-            raise GitError(f"`git {' '.join(args)}` failed: {detail[-1] if detail else proc.returncode}", where=self.root)
+            raise GitError(
+                f"`git {' '.join(args)}` failed: {detail[-1] if detail else proc.returncode}", where=self.root
+            )
         return proc.stdout.rstrip("\n")
 
     def ok(self, *args: str) -> bool:
@@ -79,7 +81,10 @@ class Repo:
         """The commit id ``ref`` names; GitError (exit 2) when it names none."""
         out = subprocess.run(
             ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-            cwd=self.root, capture_output=True, text=True, check=False,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if out.returncode != 0:
             raise GitError(f"unknown revision {ref!r}", where=self.root, fix="name an existing branch, tag or commit")
@@ -178,11 +183,14 @@ class Repo:
         if not pairs:
             return {}
         proc = subprocess.run(
-            ["git", "cat-file", "--batch"], cwd=self.root, input=("\n".join(b for b, _ in pairs) + "\n").encode(),
-            capture_output=True, check=False,
+            ["git", "cat-file", "--batch"],
+            cwd=self.root,
+            input=("\n".join(b for b, _ in pairs) + "\n").encode(),
+            capture_output=True,
+            check=False,
         )
         data, pos, result = proc.stdout, 0, {}
-        for blob, commit in pairs:
+        for _blob, commit in pairs:
             header_end = data.index(b"\n", pos)
             header = data[pos:header_end].split()
             if len(header) < 3 or header[1] == b"missing":
@@ -213,7 +221,9 @@ class Repo:
                     trailers[key.strip()] = value.strip()
             if any(key.startswith("Agentflow-") for key in trailers):
                 commits.append(
-                    TrailerCommit(fields[0], datetime.fromisoformat(fields[1]), datetime.fromisoformat(fields[2]), trailers)
+                    TrailerCommit(
+                        fields[0], datetime.fromisoformat(fields[1]), datetime.fromisoformat(fields[2]), trailers
+                    )
                 )
         return commits
 
@@ -229,8 +239,12 @@ class Repo:
         if not commits:
             return {}
         proc = subprocess.run(
-            ["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd=self.root,
-            input="".join(f"{c}^{{tree}}\n" for c in commits), capture_output=True, text=True, check=False,
+            ["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"],
+            cwd=self.root,
+            input="".join(f"{c}^{{tree}}\n" for c in commits),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         result = {}
         for commit, line in zip(commits, proc.stdout.splitlines(), strict=False):
@@ -248,7 +262,10 @@ class Repo:
         """``(tree, [])`` for a clean merge, ``(None, conflicted paths)`` otherwise; touches no worktree."""
         proc = subprocess.run(
             ["git", "merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs],
-            cwd=self.root, capture_output=True, text=True, check=False,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         lines = [line for line in proc.stdout.splitlines() if line]
         if proc.returncode == 0 and lines:

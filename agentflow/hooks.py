@@ -166,8 +166,10 @@ def check_merge(repo: Repo, config: Config) -> list[HookCheck]:
     branch = repo.current_branch()
     if not heads or branch is None or not is_protected(branch, config):
         return []
-    return [HookCheck(f"merging {head[:12]} into {branch}", evaluate_gate(repo, head, base=branch, config=config))
-            for head in heads]
+    return [
+        HookCheck(f"merging {head[:12]} into {branch}", evaluate_gate(repo, head, base=branch, config=config))
+        for head in heads
+    ]
 
 
 MAX_PUSHED_COMMITS = 100
@@ -200,7 +202,10 @@ def check_push(repo: Repo, config: Config, stdin: str) -> list[HookCheck]:
         if len(commits) > MAX_PUSHED_COMMITS:
             tip = evaluate_merge_commit(repo, local_sha, config=config)
             too_many = GateResult(
-                ref=local_sha, commit=tip.commit, tree=tip.tree, status=GateStatus.NO_VERDICT,
+                ref=local_sha,
+                commit=tip.commit,
+                tree=tip.tree,
+                status=GateStatus.NO_VERDICT,
                 reasons=[f"more than {MAX_PUSHED_COMMITS} new commits on a protected branch; push them in steps"],
             )
             checks.append(HookCheck(f"pushing to {remote_ref}", too_many))

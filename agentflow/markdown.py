@@ -57,8 +57,11 @@ def code_mask(lines: list[str]) -> list[bool]:
             mask.append(False)
         else:
             mask.append(True)
-            if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence) and (
-                line.strip() == match.group(1)
+            if (
+                match
+                and match.group(1)[0] == fence[0]
+                and len(match.group(1)) >= len(fence)
+                and (line.strip() == match.group(1))
             ):
                 fence = None
     return mask

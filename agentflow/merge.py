@@ -64,7 +64,8 @@ def resolve_branch(repo: Repo, target: str) -> str:
         pass
     ids = {plan_id, Path(target).stem.split("-", 1)[0], target} - {None, ""}
     matches = sorted(
-        branch for branch in repo.git("for-each-ref", "--format=%(refname:short)", "refs/heads/agentflow/").splitlines()
+        branch
+        for branch in repo.git("for-each-ref", "--format=%(refname:short)", "refs/heads/agentflow/").splitlines()
         if any(fnmatch.fnmatch(branch, f"agentflow/{i}-*") or branch == f"agentflow/{i}" for i in ids)
     )
     if len(matches) == 1:
@@ -72,7 +73,9 @@ def resolve_branch(repo: Repo, target: str) -> str:
     if len(matches) > 1:
         raise UsageError(f"{target!r} matches several branches: {', '.join(matches)}", fix="name the branch")
     if expected is not None:
-        raise UsageError(f"plan {plan_id} has no branch {expected} yet", fix=f"build it first: agentflow build {plan_id}")
+        raise UsageError(
+            f"plan {plan_id} has no branch {expected} yet", fix=f"build it first: agentflow build {plan_id}"
+        )
     raise UsageError(f"no branch or plan branch for {target!r}", fix="name a branch, or a plan that has been built")
 
 
@@ -93,9 +96,7 @@ def merge_branch(
     head, old = repo.rev(f"refs/heads/{branch}"), repo.rev(f"refs/heads/{into}")
     result = evaluate_gate(repo, head, base=into, config=config)
     if not result.open:
-        raise MergeRefused(
-            "\n".join([f"refusing to merge {branch}: {result.headline()}", *result.reasons])
-        )
+        raise MergeRefused("\n".join([f"refusing to merge {branch}: {result.headline()}", *result.reasons]))
     if repo.ok("merge-base", "--is-ancestor", head, old):
         raise UsageError(f"{branch} is already merged into {into}", fix="nothing to do")
     tree, conflicts = repo.merge_tree_conflicts(old, head)

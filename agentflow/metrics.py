@@ -197,7 +197,10 @@ def _commit_facts(repo: Repo | None) -> list[CommitFact]:
         cycle = c.trailers.get(TRAILER_CYCLE, "")
         facts.append(
             CommitFact(
-                c.commit, _utc(c.committed), c.trailers.get(TRAILER_PLAN), c.trailers.get(TRAILER_RUN),
+                c.commit,
+                _utc(c.committed),
+                c.trailers.get(TRAILER_PLAN),
+                c.trailers.get(TRAILER_RUN),
                 int(cycle) if cycle.isdigit() else None,
             )
         )
@@ -216,7 +219,11 @@ def facts_from_ledger(ledger: Ledger | None, repo: Repo | None) -> Facts:
         run = runs.get(event.run_id or "")
         if isinstance(event, RunStarted) and event.run_id:
             runs[event.run_id] = RunFact(
-                event.run_id, event.plan_id, event.plan_title, event.mode, _utc(event.ts),
+                event.run_id,
+                event.plan_id,
+                event.plan_title,
+                event.mode,
+                _utc(event.ts),
                 estimate_hours=event.estimate_hours,
             )
         elif isinstance(event, VerdictRecorded):
@@ -227,8 +234,9 @@ def facts_from_ledger(ledger: Ledger | None, repo: Repo | None) -> Facts:
                 )
             findings = list((event.verdict or {}).get("findings") or [])
             run.verdicts.append(
-                VerdictFact(run.run_id, run.plan_id, event.cycle, event.outcome, _utc(event.ts), event.override,
-                            findings)
+                VerdictFact(
+                    run.run_id, run.plan_id, event.cycle, event.outcome, _utc(event.ts), event.override, findings
+                )
             )
         elif isinstance(event, RunEnded) and run is not None:
             run.ended, run.outcome = _utc(event.ts), event.outcome
@@ -342,8 +350,9 @@ def facts_from_git(repo: Repo, since: datetime | None = None) -> Facts:
             if not override:
                 cycle = int(note["cycle"]) if str(note.get("cycle", "")).isdigit() else cycle + 1
             run.verdicts.append(
-                VerdictFact(run_id, plan_id, max(cycle, 1), note["outcome"], ts, override,
-                            list(note.get("findings") or []))
+                VerdictFact(
+                    run_id, plan_id, max(cycle, 1), note["outcome"], ts, override, list(note.get("findings") or [])
+                )
             )
             run.started = run.started or _parse_ts(note.get("run_started"))
             if note.get("estimate_hours") is not None:
@@ -354,8 +363,7 @@ def facts_from_git(repo: Repo, since: datetime | None = None) -> Facts:
             run.outcome, run.ended = last.outcome, last.ts
         timing_known = timing_known and (run.started is not None or synthetic)
         runs.append(run)
-    return Facts(source="git", runs=runs, commits=commits, merges=_merged_plans(repo, since),
-                 timing_known=timing_known)
+    return Facts(source="git", runs=runs, commits=commits, merges=_merged_plans(repo, since), timing_known=timing_known)
 
 
 def load_facts(root: Path, *, from_git: bool = False, since: datetime | None = None) -> Facts:
@@ -553,9 +561,7 @@ def _tokens(sessions: list[SessionFact] | None) -> tuple[dict[str, int] | None, 
     return tokens, _ratio(usage.cache_read, prompt)
 
 
-def _plan_rows(
-    finished: list[RunFact], actual: dict[str, float], estimates: dict[str, float]
-) -> list[dict[str, Any]]:
+def _plan_rows(finished: list[RunFact], actual: dict[str, float], estimates: dict[str, float]) -> list[dict[str, Any]]:
     """One row per plan with a finished build run in the period (the cycles-per-plan chart)."""
     rows: dict[str, dict[str, Any]] = {}
     for run in sorted(finished, key=lambda r: r.ended or r.first_seen or datetime.min.replace(tzinfo=UTC)):
@@ -622,8 +628,15 @@ def compute_period(facts: Facts, period: Period) -> dict[str, Any]:
         "plans_detail": _plan_rows(finished, actual, _estimates(facts)),
     }
     report["empty"] = not (
-        runs_started or finished or verdicts or overrides or sessions or commits or merged
-        or (report["evaluator_findings"] or {}).get("opened") or (report["evaluator_findings"] or {}).get("closed")
+        runs_started
+        or finished
+        or verdicts
+        or overrides
+        or sessions
+        or commits
+        or merged
+        or (report["evaluator_findings"] or {}).get("opened")
+        or (report["evaluator_findings"] or {}).get("closed")
     )
     return report
 
@@ -643,6 +656,13 @@ def metrics_report(root: Path, period: Period, *, from_git: bool = False) -> dic
 
 
 __all__ = [
-    "Facts", "Period", "compute", "compute_period", "facts_from_git", "facts_from_ledger", "load_facts",
-    "metrics_report", "parse_period",
+    "Facts",
+    "Period",
+    "compute",
+    "compute_period",
+    "facts_from_git",
+    "facts_from_ledger",
+    "load_facts",
+    "metrics_report",
+    "parse_period",
 ]

@@ -66,11 +66,15 @@ def fetch_notes(repo: Repo, remote: str = "origin") -> FetchResult:
     if before is None:
         repo.git("update-ref", NOTES_REF, remote_head, "")  # "" = only if it still does not exist
     else:
-        merge = _run(repo, *_identity(repo), "notes", f"--ref={NOTES_REF}", "merge", "-q", "-s", "cat_sort_uniq",
-                     tracking)
+        merge = _run(
+            repo, *_identity(repo), "notes", f"--ref={NOTES_REF}", "merge", "-q", "-s", "cat_sort_uniq", tracking
+        )
         if merge.returncode != 0:
-            raise GitError(f"`git notes merge` failed: {_last_line(merge.stderr or merge.stdout)}", where=repo.root,
-                           fix="check `git notes --ref=agentflow merge --abort`, then fetch again")
+            raise GitError(
+                f"`git notes merge` failed: {_last_line(merge.stderr or merge.stdout)}",
+                where=repo.root,
+                fix="check `git notes --ref=agentflow merge --abort`, then fetch again",
+            )
     return FetchResult(remote, found=True, merged=_local_notes(repo) != before)
 
 
@@ -89,7 +93,8 @@ def push_notes(repo: Repo, remote: str = "origin", attempts: int = MAX_PUSH_ATTE
         fetch_notes(repo, remote)
     raise GitError(
         f"`git push {remote}` of the notes was rejected {attempts} times (others keep pushing)",
-        where=repo.root, fix="run `agentflow notes push` again",
+        where=repo.root,
+        fix="run `agentflow notes push` again",
     )
 
 

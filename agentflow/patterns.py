@@ -33,22 +33,131 @@ PART_NAMES: dict[str, str] = {
     "rationale": "Rationale",
 }
 _PART_ALIASES: dict[str, set[str]] = {
-    "when": {"when to use", "when", "use when", "use it when", "when to apply", "applies when", "applies to",
-             "scope", "usage", "when to use it"},
-    "pattern": {"pattern", "the pattern", "example", "examples", "code", "how", "how to", "do", "do this",
-                "implementation", "pattern (code example)", "code example"},
-    "anti-patterns": {"anti-pattern", "anti-patterns", "antipattern", "antipatterns", "anti patterns",
-                      "anti pattern", "avoid", "don't", "dont", "do not", "don'ts", "not this", "pitfalls"},
+    "when": {
+        "when to use",
+        "when",
+        "use when",
+        "use it when",
+        "when to apply",
+        "applies when",
+        "applies to",
+        "scope",
+        "usage",
+        "when to use it",
+    },
+    "pattern": {
+        "pattern",
+        "the pattern",
+        "example",
+        "examples",
+        "code",
+        "how",
+        "how to",
+        "do",
+        "do this",
+        "implementation",
+        "pattern (code example)",
+        "code example",
+    },
+    "anti-patterns": {
+        "anti-pattern",
+        "anti-patterns",
+        "antipattern",
+        "antipatterns",
+        "anti patterns",
+        "anti pattern",
+        "avoid",
+        "don't",
+        "dont",
+        "do not",
+        "don'ts",
+        "not this",
+        "pitfalls",
+    },
     "rationale": {"rationale", "why", "reason", "reasons", "reasoning", "motivation", "because"},
 }
 _BOLD_LEAD = re.compile(r"^\s*(?:[-*+]\s+)?(?:\*\*|__)(.+?)(?:\*\*|__)")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 STOPWORDS = frozenset(
-    "the and for with that this from into when then than must should will have has are was were not any all "
-    "each every use using used can may its our your their them they you one two new add make also only "
-    "more most such some what which who how why where does done after before over under about between "
-    "there here these those been being very just like want need needs file files code".split()
+    [
+        "the",
+        "and",
+        "for",
+        "with",
+        "that",
+        "this",
+        "from",
+        "into",
+        "when",
+        "then",
+        "than",
+        "must",
+        "should",
+        "will",
+        "have",
+        "has",
+        "are",
+        "was",
+        "were",
+        "not",
+        "any",
+        "all",
+        "each",
+        "every",
+        "use",
+        "using",
+        "used",
+        "can",
+        "may",
+        "its",
+        "our",
+        "your",
+        "their",
+        "them",
+        "they",
+        "you",
+        "one",
+        "two",
+        "new",
+        "add",
+        "make",
+        "also",
+        "only",
+        "more",
+        "most",
+        "such",
+        "some",
+        "what",
+        "which",
+        "who",
+        "how",
+        "why",
+        "where",
+        "does",
+        "done",
+        "after",
+        "before",
+        "over",
+        "under",
+        "about",
+        "between",
+        "there",
+        "here",
+        "these",
+        "those",
+        "been",
+        "being",
+        "very",
+        "just",
+        "like",
+        "want",
+        "need",
+        "needs",
+        "file",
+        "files",
+        "code",
+    ]
 )
 CHARS_PER_TOKEN = 4
 
@@ -103,7 +212,7 @@ def _tree(lines: list[str]) -> list[_Node]:
         if heading.level == 1:
             stack.clear()
             continue
-        following = (h.index for h in all_headings[position + 1:] if h.level <= heading.level)
+        following = (h.index for h in all_headings[position + 1 :] if h.level <= heading.level)
         node = _Node(heading, next(following, len(lines)))
         while stack and stack[-1].heading.level >= heading.level:
             stack.pop()
@@ -139,11 +248,17 @@ def parse_patterns(text: str, source: str = "CLAUDE.md") -> list[Pattern]:
         own_text = "\n".join(lines[i] for i in own).strip()
         is_group = pattern_children and not parts
         if not is_group and (own_text or not pattern_children):
-            patterns.append(Pattern(
-                id=slugify(node.heading.title) or f"line-{node.heading.line}", title=node.heading.title,
-                level=node.heading.level, body=own_text, parts=frozenset(parts), line=node.heading.line,
-                source=source,
-            ))
+            patterns.append(
+                Pattern(
+                    id=slugify(node.heading.title) or f"line-{node.heading.line}",
+                    title=node.heading.title,
+                    level=node.heading.level,
+                    body=own_text,
+                    parts=frozenset(parts),
+                    line=node.heading.line,
+                    source=source,
+                )
+            )
         for child in pattern_children:
             visit(child)
 

@@ -65,7 +65,7 @@ class Plan(BaseModel):
         stem = self.path.stem
         prefix = f"{self.id}-"
         if stem.startswith(prefix) and len(stem) > len(prefix):
-            return slugify(stem[len(prefix):], SLUG_LENGTH) or title_slug(self.title)
+            return slugify(stem[len(prefix) :], SLUG_LENGTH) or title_slug(self.title)
         return title_slug(self.title)
 
     @property
@@ -110,10 +110,8 @@ def display_path(path: Path) -> str:
 
 def parse_estimate(value: str | float | int, where: str | None = None) -> float:
     """``"2d"`` -> 16.0 hours (1d = 8h, 1w = 40h); ``"1w 2d"`` and ``"1.5d"`` work too."""
-    if isinstance(value, bool) or isinstance(value, int | float):
-        raise PlanError(
-            f"estimate: {value!r} has no unit", where=where, fix=f"write {value}h, {value}d or {value}w"
-        )
+    if isinstance(value, (bool, int | float)):
+        raise PlanError(f"estimate: {value!r} has no unit", where=where, fix=f"write {value}h, {value}d or {value}w")
     text = str(value).strip()
     parts = _ESTIMATE_PART.findall(text)
     if not parts or _ESTIMATE_PART.sub("", text).strip():
@@ -131,12 +129,13 @@ def _split_front_matter(text: str, where: str) -> tuple[str, str, int]:
     lines = text.splitlines()
     if not lines or lines[0].strip() != "---":
         raise PlanError(
-            "missing front matter", where=f"{where}:1",
+            "missing front matter",
+            where=f"{where}:1",
             fix="start the file with a `---` line, the YAML keys id and title, and a closing `---`",
         )
     for index in range(1, len(lines)):
         if lines[index].strip() in ("---", "..."):
-            body = "\n".join(lines[index + 1:])
+            body = "\n".join(lines[index + 1 :])
             return "\n".join(lines[1:index]), body + ("\n" if text.endswith("\n") else ""), index + 2
     raise PlanError("front matter is not closed", where=f"{where}:1", fix="end the front matter with a `---` line")
 
@@ -161,13 +160,17 @@ def _load_yaml(front: str, file: str) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 2}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise PlanError(f"malformed YAML in front matter: {problem}", where=f"{file}{line}",
-                        fix="fix the YAML syntax; quote values that contain `: ` or start with a special character",
-                        ) from None
+        raise PlanError(
+            f"malformed YAML in front matter: {problem}",
+            where=f"{file}{line}",
+            fix="fix the YAML syntax; quote values that contain `: ` or start with a special character",
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise PlanError("front matter must be YAML keys and values", where=f"{file}:2", fix="write `id: 1` and `title: ...`")
+        raise PlanError(
+            "front matter must be YAML keys and values", where=f"{file}:2", fix="write `id: 1` and `title: ...`"
+        )
     return data
 
 
@@ -191,10 +194,13 @@ def _validate(data: dict[str, Any], front: str, file: str) -> _FrontMatter:
     except ValidationError as exc:
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else "front matter"
-        raise PlanError(f"{key}: {error['msg']}", where=_where(file, front, key), fix="see the plan format in the docs") from None
+        raise PlanError(
+            f"{key}: {error['msg']}", where=_where(file, front, key), fix="see the plan format in the docs"
+        ) from None
     if isinstance(meta.id, bool) or not _ID.match(str(meta.id)):
         raise PlanError(
-            f"id: {meta.id!r} is not a number or slug", where=_where(file, front, "id"),
+            f"id: {meta.id!r} is not a number or slug",
+            where=_where(file, front, "id"),
             fix="use a number like 348 or a slug like auth-refactor",
         )
     return meta
@@ -217,11 +223,14 @@ def _criteria(lines: list[str], first_line: int, file: str) -> list[Criterion]:
             ident, text = f"AC{position}", item.text
         if ident in seen:
             raise PlanError(
-                f"acceptance criterion {ident} appears twice (also line {seen[ident]})", where=f"{file}:{line}",
+                f"acceptance criterion {ident} appears twice (also line {seen[ident]})",
+                where=f"{file}:{line}",
                 fix="give every criterion its own id, or drop the ids to number them in order",
             )
         if not text:
-            raise PlanError(f"acceptance criterion {ident} is empty", where=f"{file}:{line}", fix="say what must be true")
+            raise PlanError(
+                f"acceptance criterion {ident} is empty", where=f"{file}:{line}", fix="say what must be true"
+            )
         seen[ident] = line
         criteria.append(Criterion(id=ident, text=text, line=line))
     return criteria
@@ -255,10 +264,19 @@ def parse_plan(text: str, path: Path) -> Plan:
         estimate = parse_estimate(meta.estimate, where=_where(file, front, "estimate"))
     lines = body.splitlines()
     return Plan(
-        id=str(meta.id), title=meta.title.strip(), status=meta.status, patterns=meta.patterns, scope=meta.scope,
-        checks=meta.checks, max_cycles=meta.max_cycles, estimate_hours=estimate, body=body,
-        context=_section_text(lines, CONTEXT_HEADINGS), requirements=_section_items(lines, REQUIREMENTS_HEADINGS),
-        criteria=_criteria(lines, body_line, file), path=path,
+        id=str(meta.id),
+        title=meta.title.strip(),
+        status=meta.status,
+        patterns=meta.patterns,
+        scope=meta.scope,
+        checks=meta.checks,
+        max_cycles=meta.max_cycles,
+        estimate_hours=estimate,
+        body=body,
+        context=_section_text(lines, CONTEXT_HEADINGS),
+        requirements=_section_items(lines, REQUIREMENTS_HEADINGS),
+        criteria=_criteria(lines, body_line, file),
+        path=path,
     )
 
 
@@ -267,7 +285,9 @@ def load_plan(path: Path) -> Plan:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PlanError("no such plan file", where=display_path(path), fix="check the path, or list plans with `agentflow status`") from None
+        raise PlanError(
+            "no such plan file", where=display_path(path), fix="check the path, or list plans with `agentflow status`"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanError(f"cannot read: {exc}", where=display_path(path)) from None
     return parse_plan(text, path)
@@ -302,7 +322,8 @@ def check_unique(plans: list[Plan]) -> None:
         if plan.id in seen:
             raise PlanError(
                 f"duplicate plan id {plan.id!r} (also in {display_path(seen[plan.id].path)})",
-                where=display_path(plan.path), fix="give one of them a new id",
+                where=display_path(plan.path),
+                fix="give one of them a new id",
             )
         seen[plan.id] = plan
 
@@ -339,10 +360,13 @@ def check_plans(paths: list[Path], root: Path) -> tuple[list[Plan], list[PlanErr
     duplicates: set[Path] = set()
     for plan in [*others, *plans]:
         if plan.id in first and plan.path.resolve() in checked:
-            errors.append(PlanError(
-                f"duplicate plan id {plan.id!r} (also in {display_path(first[plan.id].path)})",
-                where=display_path(plan.path), fix="give one of them a new id",
-            ))
+            errors.append(
+                PlanError(
+                    f"duplicate plan id {plan.id!r} (also in {display_path(first[plan.id].path)})",
+                    where=display_path(plan.path),
+                    fix="give one of them a new id",
+                )
+            )
             duplicates.add(plan.path.resolve())
         first.setdefault(plan.id, plan)
     return [p for p in plans if p.path.resolve() not in duplicates], errors
@@ -355,10 +379,16 @@ def resolve_plan(root: Path, ref: str) -> Plan:
             return load_plan(candidate)
     plans = load_plans(root)
     for plan in plans:
-        if plan.id == ref or plan.path.stem == ref or (ref.isdigit() and plan.id.isdigit() and int(ref) == int(plan.id)):
+        if (
+            plan.id == ref
+            or plan.path.stem == ref
+            or (ref.isdigit() and plan.id.isdigit() and int(ref) == int(plan.id))
+        ):
             return plan
     known = ", ".join(p.id for p in plans) or "none"
-    raise PlanError(f"no plan {ref!r} (known ids: {known})", fix="name a plan file or id; `agentflow plan new` creates one")
+    raise PlanError(
+        f"no plan {ref!r} (known ids: {known})", fix="name a plan file or id; `agentflow plan new` creates one"
+    )
 
 
 def branch_name(plan: Plan) -> str:
@@ -421,14 +451,18 @@ def new_plan(root: Path, title: str, plan_id: str | None = None) -> Path:
         raise PlanError("the title is empty", fix='agentflow plan new "Add rate limiting to the API"')
     ident = plan_id.strip() if plan_id else str(next_id(root))
     if not _ID.match(ident):
-        raise PlanError(f"id {ident!r} is not a number or slug", fix="use a number like 348 or a slug like auth-refactor")
+        raise PlanError(
+            f"id {ident!r} is not a number or slug", fix="use a number like 348 or a slug like auth-refactor"
+        )
     for path in find_plans(root):
         try:
             existing = load_plan(path).id
         except PlanError:
             continue
         if existing == ident:
-            raise PlanError(f"plan id {ident} is already used by {display_path(path)}", fix="pick another --id or omit it")
+            raise PlanError(
+                f"plan id {ident} is already used by {display_path(path)}", fix="pick another --id or omit it"
+            )
     path = root / PLANS_DIR / f"{ident}-{title_slug(title)}.md"
     if path.exists():
         raise PlanError("already exists", where=display_path(path), fix="edit it, or choose another --id or title")

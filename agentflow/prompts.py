@@ -41,8 +41,9 @@ def render(role: str, root: Path | None = None, **context: Any) -> str:
     try:
         return env.from_string(path.read_text(encoding="utf-8")).render(**context)
     except jinja2.UndefinedError as exc:
-        raise UsageError(f"template uses an undefined variable: {exc.message}", where=path,
-                         fix="use only the documented variables") from None
+        raise UsageError(
+            f"template uses an undefined variable: {exc.message}", where=path, fix="use only the documented variables"
+        ) from None
     except jinja2.TemplateSyntaxError as exc:
         raise UsageError(f"template syntax error: {exc.message}", where=f"{path}:{exc.lineno}") from None
 

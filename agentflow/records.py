@@ -76,8 +76,16 @@ def status_rows(plans: list[Plan], states: dict[str, PlanState]) -> list[StatusR
 
 def _row(plan_id: str, title: str, path: str | None, declared: str | None, state: PlanState) -> StatusRow:
     return StatusRow(
-        id=plan_id, title=title, path=path, declared=declared, state=state.state, last_outcome=state.last_outcome,
-        last_run=state.last_run, runs=state.runs, cycles=state.cycles, cost_usd=round(state.cost_usd, 4),
+        id=plan_id,
+        title=title,
+        path=path,
+        declared=declared,
+        state=state.state,
+        last_outcome=state.last_outcome,
+        last_run=state.last_run,
+        runs=state.runs,
+        cycles=state.cycles,
+        cost_usd=round(state.cost_usd, 4),
     )
 
 
@@ -92,7 +100,9 @@ def format_table(rows: list[StatusRow], title_width: int = 44) -> list[str]:
     right = {4, 5}
 
     def line(row: tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))
+        ).rstrip()
 
     return [line(header), *(line(c) for c in cells)]
 

@@ -42,23 +42,34 @@ from agentflow.session_types import (
 from agentflow.tools import Submitted, Toolbox, ToolOutput, ToolProvider
 
 __all__ = [  # the session contract lives in session_types; re-exported for callers of the runtime
-    "LimitsExceeded", "ProgressFn", "RunBudget", "SessionLimits", "SessionResult", "SessionSpec",
-    "run_role_session", "run_session",
+    "LimitsExceeded",
+    "ProgressFn",
+    "RunBudget",
+    "SessionLimits",
+    "SessionResult",
+    "SessionSpec",
+    "run_role_session",
+    "run_session",
 ]
 
-NUDGE = ("You replied without calling a tool. Continue the work with the tools; when you are done, "
-         "call {terminal} (the session only ends through it).")
-CUT_OFF = ("Not run: your reply hit the {max_tokens}-token output limit while writing this {tool} call, so its "
-           "input may be incomplete. Make smaller calls (e.g. several edit_file calls instead of one big "
-           "write_file).")
+NUDGE = (
+    "You replied without calling a tool. Continue the work with the tools; when you are done, "
+    "call {terminal} (the session only ends through it)."
+)
+CUT_OFF = (
+    "Not run: your reply hit the {max_tokens}-token output limit while writing this {tool} call, so its "
+    "input may be incomplete. Make smaller calls (e.g. several edit_file calls instead of one big "
+    "write_file)."
+)
 NO_TERMINAL_REASON = "ended without finish/submit_verdict"
 
 
 class _Session:
     """The state of one running session; ``run`` is the loop, ``recorder`` its bookkeeping."""
 
-    def __init__(self, spec: SessionSpec, model: Model, toolbox: ToolProvider, ledger: Ledger,
-                 on_progress: ProgressFn | None):
+    def __init__(
+        self, spec: SessionSpec, model: Model, toolbox: ToolProvider, ledger: Ledger, on_progress: ProgressFn | None
+    ):
         self.spec, self.model, self.toolbox = spec, model, toolbox
         self.recorder = SessionRecorder(spec, ledger, on_progress)
         self.system = [TextBlock(text=spec.system, cache=True)]
@@ -96,8 +107,9 @@ class _Session:
 
     def step(self) -> None:
         """One turn: check limits, call the model, run its tool calls (may raise ``Submitted``)."""
-        request = ModelRequest(system=self.system, messages=self.messages, tools=self.tools,
-                               max_tokens=self.spec.limits.output_tokens)
+        request = ModelRequest(
+            system=self.system, messages=self.messages, tools=self.tools, max_tokens=self.spec.limits.output_tokens
+        )
         self.check_limits(request)
         self.recorder.turns += 1
         began = time.monotonic()
@@ -128,13 +140,21 @@ class _Session:
         estimate_fn = getattr(self.model, "estimate_cost", None)
         estimate = float(estimate_fn(request)) if callable(estimate_fn) else 0.0
         if recorder.cost + estimate > limits.max_cost_usd:
-            raise LimitsExceeded(f"session cost limit: ${recorder.cost:.2f} spent of ${limits.max_cost_usd:.2f} and "
-                                 f"the next call may cost up to ${estimate:.2f}")
+            raise LimitsExceeded(
+                f"session cost limit: ${recorder.cost:.2f} spent of ${limits.max_cost_usd:.2f} and "
+                f"the next call may cost up to ${estimate:.2f}"
+            )
         self.spec.budget.check(estimate)
 
     def record_call(self, response: ModelResponse, seconds: float) -> None:
-        self.recorder.record_model_call(response.model or self.model_name, response.usage, cost_usd=response.cost_usd,
-                                        stop_reason=response.stop_reason, duration_s=seconds, retries=response.retries)
+        self.recorder.record_model_call(
+            response.model or self.model_name,
+            response.usage,
+            cost_usd=response.cost_usd,
+            stop_reason=response.stop_reason,
+            duration_s=seconds,
+            retries=response.retries,
+        )
         self.recorder.progress()
 
     def run_tools(self, response: ModelResponse) -> None:
@@ -147,18 +167,21 @@ class _Session:
             for call in calls:
                 began = time.monotonic()
                 if call is cut_off:
-                    output = ToolOutput(CUT_OFF.format(tool=call.name, max_tokens=self.spec.limits.output_tokens),
-                                        is_error=True)
+                    output = ToolOutput(
+                        CUT_OFF.format(tool=call.name, max_tokens=self.spec.limits.output_tokens), is_error=True
+                    )
                 else:
                     try:
                         output = self.toolbox.call(call.name, call.input)
                     except Submitted:
                         self.record_tool(call.name, call.input, False, 0, time.monotonic() - began)
                         raise
-                self.record_tool(call.name, call.input, output.is_error, len(output.content),
-                                 time.monotonic() - began)
-                results.append(ToolResultBlock(tool_use_id=call.id, content=output.content or "(no output)",
-                                               is_error=output.is_error))
+                self.record_tool(call.name, call.input, output.is_error, len(output.content), time.monotonic() - began)
+                results.append(
+                    ToolResultBlock(
+                        tool_use_id=call.id, content=output.content or "(no output)", is_error=output.is_error
+                    )
+                )
         finally:
             if results:
                 self.messages.append(Message(role="user", content=list(results)))
@@ -172,12 +195,14 @@ class _Session:
         return [system, *(m.model_dump() for m in self.messages)]
 
     def finish(self, status: Status, reason: str | None, submitted: dict[str, Any] | None) -> SessionResult:
-        return self.recorder.finish(status, reason, submitted, summary=submitted_summary(submitted),
-                                    transcript=self.transcript())
+        return self.recorder.finish(
+            status, reason, submitted, summary=submitted_summary(submitted), transcript=self.transcript()
+        )
 
 
-def run_session(spec: SessionSpec, model: Model, toolbox: ToolProvider, ledger: Ledger,
-                on_progress: ProgressFn | None = None) -> SessionResult:
+def run_session(
+    spec: SessionSpec, model: Model, toolbox: ToolProvider, ledger: Ledger, on_progress: ProgressFn | None = None
+) -> SessionResult:
     """Run one session to its end; never raises for model failures (see ``SessionResult.status``)."""
     return _Session(spec, model, toolbox, ledger, on_progress).run()
 
@@ -191,8 +216,9 @@ def _model_for(spec: SessionSpec) -> Model:
 
     role_cfg = spec.role_cfg or config.RoleModel(backend=spec.backend, model=spec.model_name)  # type: ignore[arg-type]
     if spec.backend != "scripted":
-        return get_model(role_cfg, root=spec.root, role=spec.role, override_backend=spec.backend,
-                         override_model=spec.model_name)
+        return get_model(
+            role_cfg, root=spec.root, role=spec.role, override_backend=spec.backend, override_model=spec.model_name
+        )
     key = (spec.run_id, spec.role, str(role_cfg.script))
     if key not in _scripted_by_run:
         _scripted_by_run[key] = get_model(role_cfg, root=spec.root, role=spec.role, override_backend="scripted")
@@ -205,8 +231,9 @@ EXTERNAL_BACKENDS = {
 }
 
 
-def run_role_session(spec: SessionSpec, ledger: Ledger, *, model: Model | None = None,
-                     on_progress: ProgressFn | None = None) -> SessionResult:
+def run_role_session(
+    spec: SessionSpec, ledger: Ledger, *, model: Model | None = None, on_progress: ProgressFn | None = None
+) -> SessionResult:
     """Run a session with the backend ``spec.backend`` names.
 
     API-style backends (anthropic, scripted) run the tool loop here; external agents (command,
@@ -225,4 +252,3 @@ def run_role_session(spec: SessionSpec, ledger: Ledger, *, model: Model | None =
         close = getattr(model, "close", None)
         if owned and spec.backend != "scripted" and callable(close):
             close()
-

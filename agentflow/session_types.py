@@ -136,41 +136,89 @@ class SessionRecorder:
         self._charged = 0.0
 
     def start(self, backend: str, model: str) -> None:
-        self.ledger.append(SessionStarted(run_id=self.spec.run_id, session_id=self.session_id, role=self.spec.role,
-                                          cycle=self.spec.cycle, backend=backend, model=model))
+        self.ledger.append(
+            SessionStarted(
+                run_id=self.spec.run_id,
+                session_id=self.session_id,
+                role=self.spec.role,
+                cycle=self.spec.cycle,
+                backend=backend,
+                model=model,
+            )
+        )
 
-    def record_model_call(self, model: str, usage: Usage, *, cost_usd: float = 0.0, stop_reason: str | None = None,
-                          duration_s: float = 0.0, retries: int = 0) -> None:
+    def record_model_call(
+        self,
+        model: str,
+        usage: Usage,
+        *,
+        cost_usd: float = 0.0,
+        stop_reason: str | None = None,
+        duration_s: float = 0.0,
+        retries: int = 0,
+    ) -> None:
         """Add a reply's usage and cost to the session (charging the run budget) and record it."""
         self.usage = self.usage + usage
         self.cost += cost_usd
         self._charge(cost_usd)
-        self.ledger.append(ModelCalled(
-            run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns, model=model, usage=usage,
-            cost_usd=cost_usd, stop_reason=stop_reason, duration_s=round(duration_s, 3), retries=retries,
-        ))
+        self.ledger.append(
+            ModelCalled(
+                run_id=self.spec.run_id,
+                session_id=self.session_id,
+                turn=self.turns,
+                model=model,
+                usage=usage,
+                cost_usd=cost_usd,
+                stop_reason=stop_reason,
+                duration_s=round(duration_s, 3),
+                retries=retries,
+            )
+        )
 
-    def record_tool_call(self, tool: str, input: dict[str, Any], *, is_error: bool, output_chars: int,
-                         duration_s: float) -> None:
+    def record_tool_call(
+        self, tool: str, input: dict[str, Any], *, is_error: bool, output_chars: int, duration_s: float
+    ) -> None:
         """Record a tool call; inputs are clipped except for terminal tools, which orchestration reads."""
-        self.ledger.append(ToolCalled(
-            run_id=self.spec.run_id, session_id=self.session_id, turn=self.turns, tool=tool,
-            input=input if tool in TERMINAL_TOOLS else clip(input), is_error=is_error, output_chars=output_chars,
-            duration_s=round(duration_s, 3),
-        ))
+        self.ledger.append(
+            ToolCalled(
+                run_id=self.spec.run_id,
+                session_id=self.session_id,
+                turn=self.turns,
+                tool=tool,
+                input=input if tool in TERMINAL_TOOLS else clip(input),
+                is_error=is_error,
+                output_chars=output_chars,
+                duration_s=round(duration_s, 3),
+            )
+        )
 
     def progress(self, **extra: Any) -> None:
         if self.on_progress is not None:
-            self.on_progress({"role": self.spec.role, "cycle": self.spec.cycle, "turn": self.turns,
-                              "tokens": self.usage.total, "cost_usd": round(self.cost, 6),
-                              "elapsed_s": round(time.monotonic() - self.started, 1), **extra})
+            self.on_progress(
+                {
+                    "role": self.spec.role,
+                    "cycle": self.spec.cycle,
+                    "turn": self.turns,
+                    "tokens": self.usage.total,
+                    "cost_usd": round(self.cost, 6),
+                    "elapsed_s": round(time.monotonic() - self.started, 1),
+                    **extra,
+                }
+            )
 
     def save_transcript(self, messages: list[Any]) -> None:
         self.ledger.save_transcript(self.session_id, self.spec.role, self.spec.run_id, messages)
 
-    def finish(self, status: Status, reason: str | None, submitted: dict[str, Any] | None, *,
-               summary: str | None = None, transcript: list[Any] | None = None,
-               external_id: str | None = None) -> SessionResult:
+    def finish(
+        self,
+        status: Status,
+        reason: str | None,
+        submitted: dict[str, Any] | None,
+        *,
+        summary: str | None = None,
+        transcript: list[Any] | None = None,
+        external_id: str | None = None,
+    ) -> SessionResult:
         """Charge the uncharged cost, save ``transcript`` (if given), append ``SessionEnded``.
 
         ``summary`` is the event's summary; engines pass ``submitted_summary(submitted)`` or their own.
@@ -178,13 +226,32 @@ class SessionRecorder:
         self._charge(self.cost - self._charged)
         if transcript is not None:
             self.save_transcript(transcript)
-        self.ledger.append(SessionEnded(
-            run_id=self.spec.run_id, session_id=self.session_id, role=self.spec.role, cycle=self.spec.cycle,
-            status=status, reason=reason, turns=self.turns, usage=self.usage, cost_usd=round(self.cost, 6),
-            summary=summary, external_id=external_id,
-        ))
-        return SessionResult(self.session_id, self.spec.role, status, reason, self.turns, self.usage, self.cost,
-                             submitted, external_id=external_id)
+        self.ledger.append(
+            SessionEnded(
+                run_id=self.spec.run_id,
+                session_id=self.session_id,
+                role=self.spec.role,
+                cycle=self.spec.cycle,
+                status=status,
+                reason=reason,
+                turns=self.turns,
+                usage=self.usage,
+                cost_usd=round(self.cost, 6),
+                summary=summary,
+                external_id=external_id,
+            )
+        )
+        return SessionResult(
+            self.session_id,
+            self.spec.role,
+            status,
+            reason,
+            self.turns,
+            self.usage,
+            self.cost,
+            submitted,
+            external_id=external_id,
+        )
 
     def _charge(self, cost_usd: float) -> None:
         self.spec.budget.charge(cost_usd)

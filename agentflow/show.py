@@ -94,10 +94,23 @@ def run_timeline(ledger: Ledger, ref: str, *, transcripts: bool = False) -> dict
     start = events[0]
     assert isinstance(start, RunStarted)
     run: dict[str, Any] = {
-        "run_id": run_id, "mode": start.mode, "plan_id": start.plan_id, "plan_title": start.plan_title,
-        "plan_path": start.plan_path, "branch": start.branch, "base": start.base, "base_commit": start.base_commit,
-        "estimate_hours": start.estimate_hours, "max_cycles": start.max_cycles, "started": _iso(start.ts),
-        "ended": None, "outcome": None, "reason": None, "cycles": 0, "commit": None, "resumed": [],
+        "run_id": run_id,
+        "mode": start.mode,
+        "plan_id": start.plan_id,
+        "plan_title": start.plan_title,
+        "plan_path": start.plan_path,
+        "branch": start.branch,
+        "base": start.base,
+        "base_commit": start.base_commit,
+        "estimate_hours": start.estimate_hours,
+        "max_cycles": start.max_cycles,
+        "started": _iso(start.ts),
+        "ended": None,
+        "outcome": None,
+        "reason": None,
+        "cycles": 0,
+        "commit": None,
+        "resumed": [],
     }
     cycles: dict[int, dict[str, Any]] = {}
     starts: dict[str, SessionStarted] = {}
@@ -111,13 +124,21 @@ def run_timeline(ledger: Ledger, ref: str, *, transcripts: bool = False) -> dict
             sessions[event.session_id] = _session(starts.get(event.session_id), event)
         elif isinstance(event, BuilderCommitted):
             _cycle(cycles, event.cycle)["commit"] = {
-                "commit": event.commit, "files": event.files_changed, "insertions": event.insertions,
-                "deletions": event.deletions, "out_of_scope": list(event.out_of_scope),
+                "commit": event.commit,
+                "files": event.files_changed,
+                "insertions": event.insertions,
+                "deletions": event.deletions,
+                "out_of_scope": list(event.out_of_scope),
             }
         elif isinstance(event, ChecksRan):
             _cycle(cycles, event.cycle)["checks"] = [
-                {"command": c.command, "exit_code": c.exit_code, "passed": c.passed,
-                 "duration_s": round(c.duration_s, 2), "output_tail": c.output_tail}
+                {
+                    "command": c.command,
+                    "exit_code": c.exit_code,
+                    "passed": c.passed,
+                    "duration_s": round(c.duration_s, 2),
+                    "output_tail": c.output_tail,
+                }
                 for c in event.results
             ]
         elif isinstance(event, VerdictRecorded):
@@ -140,7 +161,5 @@ def run_timeline(ledger: Ledger, ref: str, *, transcripts: bool = False) -> dict
         "cycles": [cycles[n] for n in sorted(cycles)],
         "sessions": list(sessions.values()),
         "overrides": overrides,
-        "transcripts": (
-            {sid: ledger.transcript(sid) for sid in sessions} if transcripts else None
-        ),
+        "transcripts": ({sid: ledger.transcript(sid) for sid in sessions} if transcripts else None),
     }

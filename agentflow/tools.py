@@ -13,6 +13,7 @@ the session loop treats that as the end of the session.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
@@ -127,16 +128,16 @@ SPECS: dict[str, ToolSpec] = {
         ),
         ToolSpec(
             name="list_files",
-            description="List files (not directories) under a folder, optionally filtered by a glob. "
-            "Skips .git.",
+            description="List files (not directories) under a folder, optionally filtered by a glob. Skips .git.",
             input_schema=_schema({"path": PATH_PROP, "glob": GLOB_PROP}, []),
         ),
         ToolSpec(
             name="search_files",
             description="Search text files for a Python regular expression; returns path:line: text. "
             "Skips .git and binary files.",
-            input_schema=_schema({"pattern": {"type": "string", "description": "regular expression"},
-                                  "glob": GLOB_PROP}, ["pattern"]),
+            input_schema=_schema(
+                {"pattern": {"type": "string", "description": "regular expression"}, "glob": GLOB_PROP}, ["pattern"]
+            ),
         ),
         ToolSpec(
             name="write_file",
@@ -146,8 +147,9 @@ SPECS: dict[str, ToolSpec] = {
         ToolSpec(
             name="edit_file",
             description="Replace old_text by new_text in a file; old_text must occur exactly once.",
-            input_schema=_schema({"path": PATH_PROP, "old_text": _STR, "new_text": _STR},
-                                 ["path", "old_text", "new_text"]),
+            input_schema=_schema(
+                {"path": PATH_PROP, "old_text": _STR, "new_text": _STR}, ["path", "old_text", "new_text"]
+            ),
         ),
         ToolSpec(
             name="run_command",
@@ -157,10 +159,10 @@ SPECS: dict[str, ToolSpec] = {
         ),
         ToolSpec(
             name="finish",
-            description="End the session: call this once the plan is implemented (agentflow commits "
-            "your changes).",
-            input_schema=_schema({"summary": {"type": "string", "description": "what you changed and why"}},
-                                 ["summary"]),
+            description="End the session: call this once the plan is implemented (agentflow commits your changes).",
+            input_schema=_schema(
+                {"summary": {"type": "string", "description": "what you changed and why"}}, ["summary"]
+            ),
         ),
         ToolSpec(
             name="submit_verdict",
@@ -286,8 +288,10 @@ class Toolbox:
             raise ToolError(f"{tool}: refused path {path!r}: NUL byte")
         pure = PurePosixPath(path.replace("\\", "/"))
         if pure.is_absolute() or path.startswith("~") or re.match(r"^[A-Za-z]:", path):
-            raise ToolError(f"{tool}: refused path {path!r}: absolute paths are not allowed; "
-                            "use a path relative to the repository root")
+            raise ToolError(
+                f"{tool}: refused path {path!r}: absolute paths are not allowed; "
+                "use a path relative to the repository root"
+            )
         if ".." in pure.parts:
             raise ToolError(f"{tool}: refused path {path!r}: '..' is not allowed")
         if off_limits := PRIVATE.intersection(pure.parts):
@@ -394,8 +398,10 @@ class Toolbox:
         count = text.count(old)
         if count != 1:
             where = "does not occur" if count == 0 else f"occurs {count} times"
-            raise ToolError(f"edit_file: old_text {where} in {data['path']}; it must occur exactly once "
-                            "(include more surrounding lines)")
+            raise ToolError(
+                f"edit_file: old_text {where} in {data['path']}; it must occur exactly once "
+                "(include more surrounding lines)"
+            )
         path.write_text(text.replace(old, new or "", 1), encoding="utf-8")
         return f"edited {self._rel(path)}"
 
@@ -417,13 +423,13 @@ class Toolbox:
                 self._restore()
         output = truncate(output, self.max_output_chars)
         if code is None:
-            raise ToolError(f"run_command: timed out after {timeout:.3g} s (process group killed)\n"
-                            f"{output}")
+            raise ToolError(f"run_command: timed out after {timeout:.3g} s (process group killed)\n{output}")
         return f"exit code {code} ({seconds:.1f} s)\n{output}"
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *args], cwd=self.root, capture_output=True, text=True, check=False,
-                              env=scrubbed_env())
+        return subprocess.run(
+            ["git", *args], cwd=self.root, capture_output=True, text=True, check=False, env=scrubbed_env()
+        )
 
     def _git_state(self) -> _RestorePoint | None:
         """What to restore after verifier commands; None outside a git worktree."""
@@ -479,8 +485,9 @@ class Toolbox:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in exc.errors()[:10]
             )
-            raise ToolError(f"submit_verdict: invalid verdict ({problems}); fix it and call submit_verdict "
-                            "again") from None
+            raise ToolError(
+                f"submit_verdict: invalid verdict ({problems}); fix it and call submit_verdict again"
+            ) from None
         raise Submitted("submit_verdict", verdict.model_dump(mode="json", exclude_none=True))
 
 
@@ -532,7 +539,5 @@ def run_shell(
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

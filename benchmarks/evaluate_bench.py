@@ -38,8 +38,16 @@ from pathlib import Path
 TARGET_EVENTS_PER_S = 1_000_000
 TARGET_PEAK_MB = 200
 TYPES = [
-    "AccountCreated", "AccountUpdated", "UserInvited", "CapsuleCreated", "PolicyAttached",
-    "SessionStarted", "AuditExported", "TenantCreated", "RoleAssignmentCreated", "SecurityGroupUpdated",
+    "AccountCreated",
+    "AccountUpdated",
+    "UserInvited",
+    "CapsuleCreated",
+    "PolicyAttached",
+    "SessionStarted",
+    "AuditExported",
+    "TenantCreated",
+    "RoleAssignmentCreated",
+    "SecurityGroupUpdated",
 ]
 LEAKY = {"RoleAssignmentCreated", "SecurityGroupUpdated", "TenantCreated"}
 
@@ -61,8 +69,13 @@ def generate(path: Path, n: int, key_prefix: str = "") -> None:
                 event["capsule_id"] = capsule
                 event["pk"] = f"{key_prefix}TENANT#{tenant}#CAPSULE#{capsule}#{label}#{i}"
             event["actor"] = {"id": f"u{i % 1000}", "role": "admin" if i % 7 else "user"}
-            event["payload"] = {"name": f"n{i}", "amount": (i % 100) * 1.5, "enabled": bool(i % 2),
-                                "tags": ["a", "b"], "meta": {"source": "api", "v": 3}}
+            event["payload"] = {
+                "name": f"n{i}",
+                "amount": (i % 100) * 1.5,
+                "enabled": bool(i % 2),
+                "tags": ["a", "b"],
+                "meta": {"source": "api", "v": 3},
+            }
             if i % 50 == 0:
                 event["payload"]["note"] = None
             buffer.append(orjson.dumps(event))
@@ -88,7 +101,7 @@ def _blocks(path: str, start: int = 0, end: int | None = None):
             remaining -= len(block)
             data = rest + block
             cut = data.rfind(b"\n")
-            rest = data[cut + 1:]
+            rest = data[cut + 1 :]
             yield data[:cut].split(b"\n")
         if rest:
             yield [rest]
@@ -151,7 +164,9 @@ def m_duckdb(path: str) -> int:
     con.execute(f"SET threads={os.cpu_count() or 1}")
     rows = con.execute(
         "SELECT j->>'type', json_structure(j), count(*) FROM read_ndjson_objects(?, ignore_errors=true) AS r(j) "
-        "GROUP BY ALL", [path]).fetchall()
+        "GROUP BY ALL",
+        [path],
+    ).fetchall()
     return sum(row[2] for row in rows)
 
 
@@ -207,8 +222,14 @@ def measure_here(name: str, path: str) -> dict:
     # other range; the orjson reference forks one per range. DuckDB uses threads, so its memory is
     # in the parent's.
     workers = {"evaln": (os.cpu_count() or 1) - 1, "orjson2": 2}.get(name, 0)
-    return {"name": name, "events": events, "seconds": seconds, "peak_mb": own + child * workers,
-            "parent_mb": own, "worker_mb": child}
+    return {
+        "name": name,
+        "events": events,
+        "seconds": seconds,
+        "peak_mb": own + child * workers,
+        "parent_mb": own,
+        "worker_mb": child,
+    }
 
 
 OPTIONAL = {"msgspec": "msgspec", "duckdb": "duckdb"}
@@ -220,8 +241,9 @@ def measure(name: str, path: Path) -> dict | None:
 
         if importlib.util.find_spec(OPTIONAL[name]) is None:
             return None  # not installed: the reference is skipped
-    out = subprocess.run([sys.executable, __file__, "--measure", name, "--log", str(path)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", name, "--log", str(path)], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout)
 
 
@@ -230,8 +252,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--log", type=Path, help="measure this log instead of generating one")
     parser.add_argument("--key-prefix", default="", help="start every generated key with this literal, e.g. PLATFORM#")
-    parser.add_argument("--only", type=lambda text: text.split(","),
-                        help="comma-separated approaches to measure (default: all): " + ",".join(MEASURES))
+    parser.add_argument(
+        "--only",
+        type=lambda text: text.split(","),
+        help="comma-separated approaches to measure (default: all): " + ",".join(MEASURES),
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
     parser.add_argument("--measure", choices=sorted(MEASURES), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -257,13 +282,17 @@ def main() -> int:
         print(json.dumps({"size_mb": size_mb, "load_before": load, "results": results, "target_met": ok}, indent=2))
         return 0 if ok else 1
     events = results[0]["events"]
-    print(f"{events} events, {size_mb:.0f} MB ({size_mb * 1e6 / max(events, 1):.0f} B/event), "
-          f"{os.cpu_count()} CPUs, load average before: {load:.2f}\n")
+    print(
+        f"{events} events, {size_mb:.0f} MB ({size_mb * 1e6 / max(events, 1):.0f} B/event), "
+        f"{os.cpu_count()} CPUs, load average before: {load:.2f}\n"
+    )
     print("| approach | events/s | MB/s | peak RSS |")
     print("|---|---:|---:|---:|")
     for result in results:
-        print(f"| {MEASURES[result['name']][0]} | {result['events_per_s']:,.0f} | {result['mb_per_s']:.0f} | "
-              f"{result['peak_mb']:.0f} MB |")
+        print(
+            f"| {MEASURES[result['name']][0]} | {result['events_per_s']:,.0f} | {result['mb_per_s']:.0f} | "
+            f"{result['peak_mb']:.0f} MB |"
+        )
     verdict = "met" if ok else "NOT met"
     print(f"\nTarget (>= {TARGET_EVENTS_PER_S:,} events/s, < {TARGET_PEAK_MB} MB): {verdict}")
     return 0 if ok else 1

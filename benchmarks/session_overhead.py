@@ -30,9 +30,11 @@ def make_repo(root: Path, files: int = 20) -> None:
 
 def script(turns: int, files: int = 20) -> dict:
     session = [
-        {"text": f"Reading module {n % files}",
-         "tool_calls": [{"name": "read_file", "input": {"path": f"src/module_{n % files}.py"}}],
-         "usage": {"input_tokens": 1200 + 300 * n, "output_tokens": 80}}
+        {
+            "text": f"Reading module {n % files}",
+            "tool_calls": [{"name": "read_file", "input": {"path": f"src/module_{n % files}.py"}}],
+            "usage": {"input_tokens": 1200 + 300 * n, "output_tokens": 80},
+        }
         for n in range(turns - 1)
     ]
     session.append({"tool_calls": [{"name": "finish", "input": {"summary": "read everything"}}]})
@@ -49,10 +51,18 @@ def one_run(turns: int) -> tuple[float, int]:
         root = Path(tmp) / "repo"
         make_repo(root)
         ledger = Ledger(Path(tmp) / "state" / "ledger.db")
-        spec = SessionSpec(role="builder", cycle=1, run_id="r-bench", root=root, system="You are the builder. " * 50,
-                           prompt="## Plan\n" + "Add capsule_id everywhere.\n" * 100,
-                           limits=SessionLimits(max_turns=turns + 1), budget=RunBudget(limit_usd=10.0),
-                           backend="scripted", model_name="scripted")
+        spec = SessionSpec(
+            role="builder",
+            cycle=1,
+            run_id="r-bench",
+            root=root,
+            system="You are the builder. " * 50,
+            prompt="## Plan\n" + "Add capsule_id everywhere.\n" * 100,
+            limits=SessionLimits(max_turns=turns + 1),
+            budget=RunBudget(limit_usd=10.0),
+            backend="scripted",
+            model_name="scripted",
+        )
         model = ScriptedModel(script(turns)).for_role("builder")
         started = time.perf_counter()
         result = run_session(spec, model, Toolbox(root, "builder"), ledger)
@@ -90,9 +100,11 @@ def main() -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"| turns | runs | events | median | min | per turn | target |\n|---:|---:|---:|---:|---:|---:|---:|\n"
-              f"| {args.turns} | {args.runs} | {report['events_per_session']} | {median * 1000:.0f} ms | "
-              f"{min(times) * 1000:.0f} ms | {report['per_turn_ms']} ms | {args.target * 1000:.0f} ms |")
+        print(
+            f"| turns | runs | events | median | min | per turn | target |\n|---:|---:|---:|---:|---:|---:|---:|\n"
+            f"| {args.turns} | {args.runs} | {report['events_per_session']} | {median * 1000:.0f} ms | "
+            f"{min(times) * 1000:.0f} ms | {report['per_turn_ms']} ms | {args.target * 1000:.0f} ms |"
+        )
     return 0 if median <= args.target else 1
 
 

@@ -35,14 +35,24 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def write_plan(root: Path, plan_id: str = "1", title: str = "Add farewell", slug: str = "farewell",
-               scope: list[str] | None = None, checks: list[str] | None = None, extra: str = "",
-               commit: bool = True) -> Path:
+def write_plan(
+    root: Path,
+    plan_id: str = "1",
+    title: str = "Add farewell",
+    slug: str = "farewell",
+    scope: list[str] | None = None,
+    checks: list[str] | None = None,
+    extra: str = "",
+    commit: bool = True,
+) -> Path:
     """A ready plan under .plans/ (committed so worktrees see it)."""
     path = root / ".plans" / f"{plan_id}-{slug}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(PLAN.format(id=plan_id, title=title, scope=json.dumps(scope or ["src/**"]),
-                                checks=json.dumps(checks or []), extra=extra))
+    path.write_text(
+        PLAN.format(
+            id=plan_id, title=title, scope=json.dumps(scope or ["src/**"]), checks=json.dumps(checks or []), extra=extra
+        )
+    )
     if commit:
         git(root, "add", "-A")
         git(root, "commit", "-q", "-m", f"plan {plan_id}")
@@ -64,32 +74,50 @@ def finish(summary: str = "done") -> dict[str, Any]:
     return {"tool_calls": [{"name": "finish", "input": {"summary": summary}}]}
 
 
-def builder_session(path: str = "src/app.py", content: str = "def farewell():\n    return 'bye'\n",
-                    summary: str = "added farewell") -> list[dict[str, Any]]:
+def builder_session(
+    path: str = "src/app.py", content: str = "def farewell():\n    return 'bye'\n", summary: str = "added farewell"
+) -> list[dict[str, Any]]:
     return [write_file(path, content), finish(summary)]
 
 
-def verdict(decision: str = "approve", criteria: dict[str, str] | None = None,
-            findings: list[dict[str, Any]] | None = None, summary: str = "looks right") -> dict[str, Any]:
+def verdict(
+    decision: str = "approve",
+    criteria: dict[str, str] | None = None,
+    findings: list[dict[str, Any]] | None = None,
+    summary: str = "looks right",
+) -> dict[str, Any]:
     criteria = {"AC1": "met", "AC2": "met"} if criteria is None else criteria
-    return {"decision": decision, "summary": summary,
-            "criteria": [{"id": cid, "status": status, "evidence": "src/app.py:1"} for cid, status in criteria.items()],
-            "findings": findings or []}
+    return {
+        "decision": decision,
+        "summary": summary,
+        "criteria": [{"id": cid, "status": status, "evidence": "src/app.py:1"} for cid, status in criteria.items()],
+        "findings": findings or [],
+    }
 
 
 def verifier_session(**kwargs: Any) -> list[dict[str, Any]]:
-    return [{"text": "reading", "tool_calls": [{"name": "read_file", "input": {"path": "src/app.py"}}]},
-            {"tool_calls": [{"name": "submit_verdict", "input": verdict(**kwargs)}]}]
+    return [
+        {"text": "reading", "tool_calls": [{"name": "read_file", "input": {"path": "src/app.py"}}]},
+        {"tool_calls": [{"name": "submit_verdict", "input": verdict(**kwargs)}]},
+    ]
 
 
 def finding(fid: str = "F1", severity: str = "high", message: str = "farewell lacks a test") -> dict[str, Any]:
-    return {"id": fid, "severity": severity, "file": "src/app.py", "line": 1, "pattern": "tested-code",
-            "message": message, "suggestion": "add a test"}
+    return {
+        "id": fid,
+        "severity": severity,
+        "file": "src/app.py",
+        "line": 1,
+        "pattern": "tested-code",
+        "message": message,
+        "suggestion": "add a test",
+    }
 
 
 def notes(root: Path, commit: str) -> list[dict[str, Any]]:
-    out = subprocess.run(["git", "notes", "--ref=refs/notes/agentflow", "show", commit], cwd=root,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "notes", "--ref=refs/notes/agentflow", "show", commit], cwd=root, capture_output=True, text=True
+    )
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 

@@ -60,8 +60,9 @@ class TrapProxy:
 
 
 @pytest.fixture
-def claude_code_env(fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch,
-                    tmp_path: Path) -> Iterator[tuple[FakeAnthropic, TrapProxy]]:
+def claude_code_env(
+    fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[FakeAnthropic, TrapProxy]]:
     """The fake API for the CLI, its own config folder, and a trap for any other traffic."""
     proxy = TrapProxy()
     config_dir = tmp_path / "claude-config"
@@ -79,14 +80,29 @@ def claude_code_env(fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPat
         proxy.stop()
 
 
-def make_spec(role: str, root: Path, *, system: str = "", prompt: str = "Do the task.", max_turns: int = 8,
-              max_seconds: float = 90, max_tokens: int = 4_000_000, budget: RunBudget | None = None,
-              run_id: str = "r-test-cc") -> SessionSpec:
+def make_spec(
+    role: str,
+    root: Path,
+    *,
+    system: str = "",
+    prompt: str = "Do the task.",
+    max_turns: int = 8,
+    max_seconds: float = 90,
+    max_tokens: int = 4_000_000,
+    budget: RunBudget | None = None,
+    run_id: str = "r-test-cc",
+) -> SessionSpec:
     return SessionSpec(
-        role=role, cycle=1, run_id=run_id, root=root,
-        system=system or f"You are agentflow's {role}.", prompt=prompt,
+        role=role,
+        cycle=1,
+        run_id=run_id,
+        root=root,
+        system=system or f"You are agentflow's {role}.",
+        prompt=prompt,
         limits=SessionLimits(max_turns=max_turns, max_seconds=max_seconds, max_tokens=max_tokens, max_cost_usd=2.0),
-        budget=budget or RunBudget(limit_usd=10.0), backend="claude-code", model_name=MODEL,
+        budget=budget or RunBudget(limit_usd=10.0),
+        backend="claude-code",
+        model_name=MODEL,
     )
 
 

@@ -26,8 +26,15 @@ def _guarded_connect(self: socket.socket, address: object) -> None:
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Kill-switch: any connection outside loopback fails the test. Secrets are removed too."""
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "AGENTFLOW_SIGNING_KEY",
-                 "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS", "AGENTFLOW_DEBUG"):
+    for name in (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+        "AGENTFLOW_SIGNING_KEY",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_ACTIONS",
+        "AGENTFLOW_DEBUG",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

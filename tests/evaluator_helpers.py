@@ -47,6 +47,6 @@ def write_array(path: Path, events: list[Any]) -> Path:
 
 def demo_config(root: Path, extra: str = "") -> None:
     (root / "agentflow.yaml").write_text(
-        "events:\n  isolation_fields: [tenant_id, capsule_id]\n  exempt_types: [\"Tenant*\"]\n" + extra,
+        'events:\n  isolation_fields: [tenant_id, capsule_id]\n  exempt_types: ["Tenant*"]\n' + extra,
         encoding="utf-8",
     )

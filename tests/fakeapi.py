@@ -61,8 +61,12 @@ def message(
 
     ``model`` defaults to the model the request asked for.
     """
-    full_usage = {"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 0,
-                  "cache_read_input_tokens": 0}
+    full_usage = {
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
     full_usage.update(usage or {})
     has_tool = any(block.get("type") == "tool_use" for block in content)
     return {
@@ -87,9 +91,15 @@ class Error:
 
     @property
     def error_type(self) -> str:
-        return {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-                529: "overloaded_error"}.get(self.status, "api_error")
+        return {
+            400: "invalid_request_error",
+            401: "authentication_error",
+            403: "permission_error",
+            404: "not_found_error",
+            413: "request_too_large",
+            429: "rate_limit_error",
+            529: "overloaded_error",
+        }.get(self.status, "api_error")
 
 
 @dataclass
@@ -125,36 +135,52 @@ ReplyFn = Callable[[dict[str, Any]], Reply]
 def sse_events(msg: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """The streaming events of a complete message, as the real API sends them."""
     usage = dict(msg.get("usage") or {})
-    start = {**msg, "content": [], "stop_reason": None, "stop_sequence": None,
-             "usage": {**usage, "output_tokens": 1}}
+    start = {**msg, "content": [], "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}
     for index, block in enumerate(msg.get("content") or []):
         kind = block.get("type")
         if kind == "text":
-            yield "content_block_start", {"type": "content_block_start", "index": index,
-                                          "content_block": {"type": "text", "text": ""}}
+            yield (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+            )
             value = block.get("text", "")
             for chunk in _chunks(value, 16) or [""]:
-                yield "content_block_delta", {"type": "content_block_delta", "index": index,
-                                              "delta": {"type": "text_delta", "text": chunk}}
+                yield (
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": chunk}},
+                )
         elif kind == "tool_use":
-            yield "content_block_start", {"type": "content_block_start", "index": index,
-                                          "content_block": {**block, "input": {}}}
+            yield (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": {**block, "input": {}}},
+            )
             for chunk in _chunks(json.dumps(block.get("input") or {}), 12):
-                yield "content_block_delta", {"type": "content_block_delta", "index": index,
-                                              "delta": {"type": "input_json_delta", "partial_json": chunk}}
+                yield (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": chunk},
+                    },
+                )
         else:
             yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    yield "message_delta", {"type": "message_delta",
-                            "delta": {"stop_reason": msg.get("stop_reason"), "stop_sequence": None},
-                            "usage": {"output_tokens": usage.get("output_tokens", 0)}}
+    yield (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": msg.get("stop_reason"), "stop_sequence": None},
+            "usage": {"output_tokens": usage.get("output_tokens", 0)},
+        },
+    )
     yield "message_stop", {"type": "message_stop"}
 
 
 def _chunks(value: str, size: int) -> list[str]:
-    return [value[i:i + size] for i in range(0, len(value), size)]
+    return [value[i : i + size] for i in range(0, len(value), size)]
 
 
 def sse_body(msg: dict[str, Any]) -> bytes:
@@ -175,7 +201,6 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-
 class FakeAnthropic:
     """The fake server's state: the reply queue and everything it received."""
 
@@ -188,8 +213,7 @@ class FakeAnthropic:
         self.paths: list[str] = []  # every path requested, any method
         self._server = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -257,15 +281,25 @@ def _make_handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
                 time.sleep(reply.seconds)
                 reply = reply.then
             if reply is None:
-                self._json(400, {"type": "error", "error": {
-                    "type": "invalid_request_error",
-                    "message": f"fake anthropic: no reply queued for request {len(fake.requests)}"}})
+                self._json(
+                    400,
+                    {
+                        "type": "error",
+                        "error": {
+                            "type": "invalid_request_error",
+                            "message": f"fake anthropic: no reply queued for request {len(fake.requests)}",
+                        },
+                    },
+                )
             elif isinstance(reply, Drop):
                 self.close_connection = True
                 self.connection.shutdown(2)
             elif isinstance(reply, Error):
-                self._json(reply.status, {"type": "error", "error": {"type": reply.error_type,
-                                                                      "message": reply.message}}, reply.headers)
+                self._json(
+                    reply.status,
+                    {"type": "error", "error": {"type": reply.error_type, "message": reply.message}},
+                    reply.headers,
+                )
             elif isinstance(reply, Raw):
                 data = reply.body.encode() if isinstance(reply.body, str) else reply.body
                 self._send(reply.status, data, reply.content_type, reply.headers)

@@ -61,12 +61,21 @@ def add_verdict(
     return note
 
 
-def plan_branch(root: Path, name: str = "agentflow/348-capsule-isolation", path: str = "src/app.py",
-                content: str = "print('capsule')\n") -> str:
+def plan_branch(
+    root: Path,
+    name: str = "agentflow/348-capsule-isolation",
+    path: str = "src/app.py",
+    content: str = "print('capsule')\n",
+) -> str:
     """Create ``name`` from main with one builder commit; back on main afterwards. Returns the commit."""
     git(root, "checkout", "-q", "-b", name, "main")
-    commit = commit_file(root, path, content, "builder: implement plan 348",
-                         {"Agentflow-Plan": "348", "Agentflow-Run": "r-test", "Agentflow-Cycle": "1"})
+    commit = commit_file(
+        root,
+        path,
+        content,
+        "builder: implement plan 348",
+        {"Agentflow-Plan": "348", "Agentflow-Run": "r-test", "Agentflow-Cycle": "1"},
+    )
     git(root, "checkout", "-q", "main")
     return commit
 
@@ -81,6 +90,7 @@ def snapshot(root: Path) -> dict[str, str]:
         "diff": git(root, "diff"),
         "files": "\n".join(
             f"{p.relative_to(root)}:{p.read_bytes().hex()}"
-            for p in sorted(root.rglob("*")) if p.is_file() and ".git" not in p.relative_to(root).parts
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and ".git" not in p.relative_to(root).parts
         ),
     }

@@ -8,17 +8,17 @@ import socket
 from pathlib import Path
 
 import pytest
-from tests.fakeapi import TEST_API_KEY, Delay, Drop, Error, FakeAnthropic, Raw, fake_anthropic, message, text, tool_use
 
+from agentflow.config import RoleModel
 from agentflow.errors import UsageError
 from agentflow.ledger import Ledger
 from agentflow.models import pricing
 from agentflow.models.anthropic import AnthropicModel, RetryPolicy, retry_after_seconds
 from agentflow.models.base import Message, ModelError, ModelRequest, TextBlock, ToolSpec
 from agentflow.models.registry import get_model
-from agentflow.config import RoleModel
 from agentflow.session import RunBudget, SessionLimits, SessionSpec, run_session
 from agentflow.tools import Toolbox
+from tests.fakeapi import TEST_API_KEY, Delay, Drop, Error, FakeAnthropic, Raw, fake_anthropic, message, text, tool_use
 
 __all__ = ["fake_anthropic"]  # the fixture, imported for pytest
 
@@ -39,8 +39,7 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 def model(fake_anthropic: FakeAnthropic, sleeps: Sleeps) -> AnthropicModel:
-    return AnthropicModel(MODEL, retry=RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.5, sleep=sleeps),
-                          timeout=5)
+    return AnthropicModel(MODEL, retry=RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.5, sleep=sleeps), timeout=5)
 
 
 def request(*messages: Message) -> ModelRequest:
@@ -53,25 +52,42 @@ def request(*messages: Message) -> ModelRequest:
 
 
 def spec(root: Path, **limits: float) -> SessionSpec:
-    return SessionSpec(role="builder", cycle=1, run_id="r-test", root=root, system="You are the builder.",
-                       prompt="## Plan\nAdd capsule_id to every entity.", limits=SessionLimits(**limits),
-                       budget=RunBudget(limit_usd=10.0), backend="anthropic", model_name=MODEL)
+    return SessionSpec(
+        role="builder",
+        cycle=1,
+        run_id="r-test",
+        root=root,
+        system="You are the builder.",
+        prompt="## Plan\nAdd capsule_id to every entity.",
+        limits=SessionLimits(**limits),
+        budget=RunBudget(limit_usd=10.0),
+        backend="anthropic",
+        model_name=MODEL,
+    )
 
 
 # -- a whole session -----------------------------------------------------------------------------
 
 
-def test_multi_turn_tool_session_through_the_sdk(repo: Path, fake_anthropic: FakeAnthropic,
-                                                 model: AnthropicModel) -> None:
+def test_multi_turn_tool_session_through_the_sdk(
+    repo: Path, fake_anthropic: FakeAnthropic, model: AnthropicModel
+) -> None:
     (repo / "app.py").write_text("ENTITY = {}\n")
     fake_anthropic.add(
-        message(text("Reading"), tool_use("read_file", {"path": "app.py"}),
-                usage={"input_tokens": 1000, "output_tokens": 100, "cache_creation_input_tokens": 2000}),
+        message(
+            text("Reading"),
+            tool_use("read_file", {"path": "app.py"}),
+            usage={"input_tokens": 1000, "output_tokens": 100, "cache_creation_input_tokens": 2000},
+        ),
         Error(529),
-        message(tool_use("edit_file", {"path": "app.py", "old_text": "{}", "new_text": "{'capsule_id': 1}"}),
-                usage={"input_tokens": 200, "output_tokens": 50, "cache_read_input_tokens": 3000}),
-        message(tool_use("finish", {"summary": "added capsule_id"}),
-                usage={"input_tokens": 100, "output_tokens": 20, "cache_read_input_tokens": 3300}),
+        message(
+            tool_use("edit_file", {"path": "app.py", "old_text": "{}", "new_text": "{'capsule_id': 1}"}),
+            usage={"input_tokens": 200, "output_tokens": 50, "cache_read_input_tokens": 3000},
+        ),
+        message(
+            tool_use("finish", {"summary": "added capsule_id"}),
+            usage={"input_tokens": 100, "output_tokens": 20, "cache_read_input_tokens": 3300},
+        ),
     )
     with Ledger.open(repo) as ledger:
         result = run_session(spec(repo), model, Toolbox(repo, "builder"), ledger)
@@ -82,8 +98,12 @@ def test_multi_turn_tool_session_through_the_sdk(repo: Path, fake_anthropic: Fak
     assert [e.retries for e in ledger_calls] == [0, 1, 0]
     assert (repo / "app.py").read_text() == "ENTITY = {'capsule_id': 1}\n"
     assert result.turns == 3
-    assert result.usage.model_dump() == {"input_tokens": 1300, "output_tokens": 170,
-                                         "cache_read": 6300, "cache_write": 2000}
+    assert result.usage.model_dump() == {
+        "input_tokens": 1300,
+        "output_tokens": 170,
+        "cache_read": 6300,
+        "cache_write": 2000,
+    }
     # sonnet: $3/M input, $15/M output, $3.75/M cache write, $0.30/M cache read
     expected = (1300 * 3 + 170 * 15 + 2000 * 3.75 + 6300 * 0.30) / 1e6
     assert result.cost_usd == pytest.approx(expected)
@@ -99,8 +119,9 @@ def test_multi_turn_tool_session_through_the_sdk(repo: Path, fake_anthropic: Fak
     assert "temperature" not in fake_anthropic.requests[0]
 
 
-def test_cache_breakpoints_on_the_stable_prefix_and_latest_turn(fake_anthropic: FakeAnthropic,
-                                                                model: AnthropicModel) -> None:
+def test_cache_breakpoints_on_the_stable_prefix_and_latest_turn(
+    fake_anthropic: FakeAnthropic, model: AnthropicModel
+) -> None:
     fake_anthropic.add(message(text("ok")), message(text("ok")))
     model.complete(request())
     first = fake_anthropic.requests[0]
@@ -132,26 +153,33 @@ def _blocks(body: dict) -> list[tuple[str, dict]]:
 # -- retries -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("failure", [
-    Error(429, headers={"retry-after": "0.2"}),
-    Error(429, headers={"retry-after-ms": "150"}),
-    Error(529),
-    Error(500),
-    Error(503),
-    Drop(),
-], ids=["429-retry-after", "429-retry-after-ms", "529", "500", "503", "dropped"])
-def test_transient_failures_are_retried_then_succeed(fake_anthropic: FakeAnthropic, model: AnthropicModel,
-                                                      sleeps: Sleeps, failure: object) -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Error(429, headers={"retry-after": "0.2"}),
+        Error(429, headers={"retry-after-ms": "150"}),
+        Error(529),
+        Error(500),
+        Error(503),
+        Drop(),
+    ],
+    ids=["429-retry-after", "429-retry-after-ms", "529", "500", "503", "dropped"],
+)
+def test_transient_failures_are_retried_then_succeed(
+    fake_anthropic: FakeAnthropic, model: AnthropicModel, sleeps: Sleeps, failure: object
+) -> None:
     fake_anthropic.add(failure, failure, message(text("finally")))
     response = model.complete(request())
     assert response.text == "finally" and response.retries == 2
     assert len(fake_anthropic.requests) == 3 and len(sleeps) == 2
 
 
-def test_retry_after_is_honoured_up_to_the_cap(fake_anthropic: FakeAnthropic, model: AnthropicModel,
-                                               sleeps: Sleeps) -> None:
-    fake_anthropic.add(Error(429, headers={"retry-after": "0.2"}), Error(429, headers={"retry-after": "3600"}),
-                       message(text("ok")))
+def test_retry_after_is_honoured_up_to_the_cap(
+    fake_anthropic: FakeAnthropic, model: AnthropicModel, sleeps: Sleeps
+) -> None:
+    fake_anthropic.add(
+        Error(429, headers={"retry-after": "0.2"}), Error(429, headers={"retry-after": "3600"}), message(text("ok"))
+    )
     model.complete(request())
     assert sleeps == [0.2, 0.5]  # the server's wait, then capped at max_delay
 
@@ -167,16 +195,18 @@ def test_backoff_is_exponential_bounded_and_jittered() -> None:
     assert retry_after_seconds({}) is None
 
 
-def test_persistent_failure_is_a_model_error(fake_anthropic: FakeAnthropic, model: AnthropicModel,
-                                             sleeps: Sleeps) -> None:
+def test_persistent_failure_is_a_model_error(
+    fake_anthropic: FakeAnthropic, model: AnthropicModel, sleeps: Sleeps
+) -> None:
     fake_anthropic.add(*[Error(529)] * 4)
     with pytest.raises(ModelError, match="failed 4 times; last: HTTP 529"):
         model.complete(request())
     assert len(fake_anthropic.requests) == 4 and len(sleeps) == 3
 
 
-def test_persistent_failure_ends_the_session_as_failed(repo: Path, fake_anthropic: FakeAnthropic,
-                                                       model: AnthropicModel) -> None:
+def test_persistent_failure_ends_the_session_as_failed(
+    repo: Path, fake_anthropic: FakeAnthropic, model: AnthropicModel
+) -> None:
     fake_anthropic.add(*[Error(500)] * 4)
     with Ledger.open(repo) as ledger:
         result = run_session(spec(repo), model, Toolbox(repo, "builder"), ledger)
@@ -213,25 +243,36 @@ def test_timeouts_are_retried(fake_anthropic: FakeAnthropic, sleeps: Sleeps) -> 
 # -- malformed replies ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body", [
-    "{not json",
-    '{"id": "msg_1", "type": "message", "content": "oops"}',
-    json.dumps({**message(text("x")), "usage": None}),
-    json.dumps({**message(tool_use("finish", {"summary": "x"})), "content": [{"type": "tool_use", "name": "finish",
-                                                                               "input": "not an object"}]}),
-], ids=["not-json", "content-not-a-list", "no-usage", "bad-tool-use"])
-def test_malformed_reply_is_a_model_error_never_an_approval(fake_anthropic: FakeAnthropic, model: AnthropicModel,
-                                                            body: str) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{not json",
+        '{"id": "msg_1", "type": "message", "content": "oops"}',
+        json.dumps({**message(text("x")), "usage": None}),
+        json.dumps(
+            {
+                **message(tool_use("finish", {"summary": "x"})),
+                "content": [{"type": "tool_use", "name": "finish", "input": "not an object"}],
+            }
+        ),
+    ],
+    ids=["not-json", "content-not-a-list", "no-usage", "bad-tool-use"],
+)
+def test_malformed_reply_is_a_model_error_never_an_approval(
+    fake_anthropic: FakeAnthropic, model: AnthropicModel, body: str
+) -> None:
     fake_anthropic.add(Raw(body))
     with pytest.raises(ModelError, match="malformed reply"):
         model.complete(request())
     assert len(fake_anthropic.requests) == 1
 
 
-def test_malformed_verdict_reply_fails_the_verifier_session(repo: Path, fake_anthropic: FakeAnthropic,
-                                                            model: AnthropicModel) -> None:
-    fake_anthropic.add(Raw('{"content": [{"type": "tool_use", "name": "submit_verdict", "input": '
-                           '{"decision": "approve"}}]}'))
+def test_malformed_verdict_reply_fails_the_verifier_session(
+    repo: Path, fake_anthropic: FakeAnthropic, model: AnthropicModel
+) -> None:
+    fake_anthropic.add(
+        Raw('{"content": [{"type": "tool_use", "name": "submit_verdict", "input": {"decision": "approve"}}]}')
+    )
     verifier = spec(repo)
     verifier.role = "verifier"
     with Ledger.open(repo) as ledger:
@@ -257,8 +298,9 @@ def test_registry_builds_the_anthropic_model(fake_anthropic: FakeAnthropic) -> N
 
 def test_registry_overrides_win_over_config(fake_anthropic: FakeAnthropic) -> None:
     cfg = RoleModel(backend="scripted", script="missing.yaml")
-    model = get_model(cfg, root=Path("."), role="builder", override_backend="anthropic",
-                      override_model="claude-opus-4-5")
+    model = get_model(
+        cfg, root=Path("."), role="builder", override_backend="anthropic", override_model="claude-opus-4-5"
+    )
     assert isinstance(model, AnthropicModel) and model.name == "claude-opus-4-5"
     with pytest.raises(UsageError, match="unknown backend 'gpt'"):
         get_model(RoleModel(), root=Path("."), role="builder", override_backend="gpt")
@@ -272,8 +314,9 @@ def test_unknown_model_is_priced_conservatively(caplog: pytest.LogCaptureFixture
     assert pricing.price_for("claude-haiku-5-5")[0].input < pricing.price_for("claude-sonnet-5-5")[0].input
 
 
-def test_run_budget_stops_a_call_that_could_exceed_it(repo: Path, fake_anthropic: FakeAnthropic,
-                                                      model: AnthropicModel) -> None:
+def test_run_budget_stops_a_call_that_could_exceed_it(
+    repo: Path, fake_anthropic: FakeAnthropic, model: AnthropicModel
+) -> None:
     fake_anthropic.add(message(tool_use("finish", {"summary": "x"})))
     tight = spec(repo)
     tight.budget = RunBudget(limit_usd=0.001)  # less than one call's output allowance
@@ -288,10 +331,14 @@ def test_streaming_requests_get_sse_events(fake_anthropic: FakeAnthropic) -> Non
     import anthropic
 
     client = anthropic.Anthropic(max_retries=0, _strict_response_validation=True)
-    fake_anthropic.add(message(text("Let me look"), tool_use("read_file", {"path": "src/a.py", "n": [1, 2]}),
-                               usage={"input_tokens": 7, "output_tokens": 9}))
-    with client.messages.stream(model=MODEL, max_tokens=100,
-                                messages=[{"role": "user", "content": "hi"}]) as stream:
+    fake_anthropic.add(
+        message(
+            text("Let me look"),
+            tool_use("read_file", {"path": "src/a.py", "n": [1, 2]}),
+            usage={"input_tokens": 7, "output_tokens": 9},
+        )
+    )
+    with client.messages.stream(model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "hi"}]) as stream:
         kinds = [event.type for event in stream]
         final = stream.get_final_message()
     assert fake_anthropic.requests[0]["stream"] is True
@@ -314,18 +361,28 @@ _REAL_CONNECT = socket.socket.connect  # likewise: the fixture confines tests to
 
 
 @pytest.mark.live
-@pytest.mark.skipif(os.environ.get("AGENTFLOW_LIVE_TESTS") != "1" or not _LIVE_KEY,
-                    reason="live API test: set AGENTFLOW_LIVE_TESTS=1 and ANTHROPIC_API_KEY")
+@pytest.mark.skipif(
+    os.environ.get("AGENTFLOW_LIVE_TESTS") != "1" or not _LIVE_KEY,
+    reason="live API test: set AGENTFLOW_LIVE_TESTS=1 and ANTHROPIC_API_KEY",
+)
 def test_live_tool_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """One real call: the model calls a tool, usage and cost come back (AGENTFLOW_LIVE_MODEL picks it)."""
     monkeypatch.setattr(socket.socket, "connect", _REAL_CONNECT)
-    model = AnthropicModel(os.environ.get("AGENTFLOW_LIVE_MODEL", "claude-haiku-5-5"), api_key=_LIVE_KEY,
-                           retry=RetryPolicy(attempts=3))
-    tool = ToolSpec(name="finish", description="Call this with a one-word summary.",
-                    input_schema={"type": "object", "properties": {"summary": {"type": "string"}},
-                                  "required": ["summary"]})
-    reply = model.complete(ModelRequest(system=[TextBlock(text="Always call the finish tool.", cache=True)],
-                                        messages=[Message.user("Say hi via finish.", cache=True)],
-                                        tools=[tool], max_tokens=200))
+    model = AnthropicModel(
+        os.environ.get("AGENTFLOW_LIVE_MODEL", "claude-haiku-5-5"), api_key=_LIVE_KEY, retry=RetryPolicy(attempts=3)
+    )
+    tool = ToolSpec(
+        name="finish",
+        description="Call this with a one-word summary.",
+        input_schema={"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]},
+    )
+    reply = model.complete(
+        ModelRequest(
+            system=[TextBlock(text="Always call the finish tool.", cache=True)],
+            messages=[Message.user("Say hi via finish.", cache=True)],
+            tools=[tool],
+            max_tokens=200,
+        )
+    )
     assert reply.tool_calls and reply.tool_calls[0].name == "finish"
     assert reply.usage.input_tokens + reply.usage.cache_write > 0 and reply.cost_usd > 0

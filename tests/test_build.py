@@ -74,8 +74,9 @@ def test_approval_on_the_first_cycle(repo, cli):
     assert note["tree"] == git(repo, "rev-parse", f"{head}^{{tree}}")
     assert note["base"] == main_head
     diff = git(repo, "diff", "--binary", "--full-index", f"{main_head}..{head}")
-    patch_id = subprocess.run(["git", "patch-id", "--verbatim"], cwd=repo, input=diff + "\n", text=True,
-                              capture_output=True).stdout.split()[0]
+    patch_id = subprocess.run(
+        ["git", "patch-id", "--verbatim"], cwd=repo, input=diff + "\n", text=True, capture_output=True
+    ).stdout.split()[0]
     assert note["patch_id"] == patch_id
     assert note["models"] == {"builder": "scripted:script.yaml", "verifier": "scripted:script.yaml"}
     assert note["prompts_sha"] and note["sig"] is None
@@ -87,8 +88,10 @@ def test_approval_on_the_first_cycle(repo, cli):
 
 def test_verifier_context_is_fresh(repo, cli):
     write_plan(repo)
-    script = write_script(repo, {"builder": [builder_session(summary="BUILDER-SELF-ASSESSMENT all perfect")],
-                                 "verifier": [verifier_session()]})
+    script = write_script(
+        repo,
+        {"builder": [builder_session(summary="BUILDER-SELF-ASSESSMENT all perfect")], "verifier": [verifier_session()]},
+    )
     assert cli("build", "1", "--script", str(script)).exit_code == 0
     prompt = first_prompt(repo, "verifier", 1)
     assert "BUILDER-SELF-ASSESSMENT" not in prompt
@@ -100,20 +103,34 @@ def test_verifier_context_is_fresh(repo, cli):
 
 def test_rework_turns_request_changes_into_approval(repo, cli):
     write_plan(repo)
-    script = write_script(repo, {
-        "builder": [builder_session(),
-                    [write_file("src/test_app.py", "from app import farewell\n"), finish("added the test")]],
-        "verifier": [verifier_session(decision="request_changes", criteria={"AC1": "met", "AC2": "unmet"},
-                                      findings=[finding("F1", "high", "MARKER-F1 farewell lacks a test")]),
-                     verifier_session()],
-    })
+    script = write_script(
+        repo,
+        {
+            "builder": [
+                builder_session(),
+                [write_file("src/test_app.py", "from app import farewell\n"), finish("added the test")],
+            ],
+            "verifier": [
+                verifier_session(
+                    decision="request_changes",
+                    criteria={"AC1": "met", "AC2": "unmet"},
+                    findings=[finding("F1", "high", "MARKER-F1 farewell lacks a test")],
+                ),
+                verifier_session(),
+            ],
+        },
+    )
 
     result = cli("build", "1", "--script", str(script))
 
     assert result.exit_code == 0, result.output
     assert "APPROVED after 2 cycle(s)" in result.output
-    assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "completed"),
-                              ("builder", 2, "completed"), ("verifier", 2, "completed")]
+    assert sessions(repo) == [
+        ("builder", 1, "completed"),
+        ("verifier", 1, "completed"),
+        ("builder", 2, "completed"),
+        ("verifier", 2, "completed"),
+    ]
     outcomes = [(v.cycle, v.outcome) for v in run_events(repo, VerdictRecorded)]
     assert outcomes == [(1, "changes_requested"), (2, "approved")]
     # the rework builder got the finding and the unmet criterion with their ids
@@ -134,10 +151,13 @@ def test_rework_turns_request_changes_into_approval(repo, cli):
 
 def test_cap_reached(repo, cli):
     write_plan(repo)
-    script = write_script(repo, {
-        "builder": [builder_session(content=f"x = {i}\n") for i in range(2)],
-        "verifier": [verifier_session(decision="request_changes", findings=[finding(f"F{i}")]) for i in range(2)],
-    })
+    script = write_script(
+        repo,
+        {
+            "builder": [builder_session(content=f"x = {i}\n") for i in range(2)],
+            "verifier": [verifier_session(decision="request_changes", findings=[finding(f"F{i}")]) for i in range(2)],
+        },
+    )
 
     result = cli("build", "1", "--script", str(script), "--max-cycles", "2")
 
@@ -150,8 +170,13 @@ def test_cap_reached(repo, cli):
 
 def test_plan_max_cycles_wins_over_the_option(repo, cli):
     write_plan(repo, extra="max_cycles: 1\n")
-    script = write_script(repo, {"builder": [builder_session()],
-                                 "verifier": [verifier_session(decision="request_changes", findings=[finding()])]})
+    script = write_script(
+        repo,
+        {
+            "builder": [builder_session()],
+            "verifier": [verifier_session(decision="request_changes", findings=[finding()])],
+        },
+    )
     result = cli("build", "1", "--script", str(script), "--max-cycles", "5")
     assert result.exit_code == 1
     assert run_events(repo, RunStarted)[0].max_cycles == 1
@@ -160,10 +185,13 @@ def test_plan_max_cycles_wins_over_the_option(repo, cli):
 
 def test_finding_reopened_twice_stops_early(repo, cli):
     write_plan(repo)
-    script = write_script(repo, {
-        "builder": [builder_session(content=f"x = {i}\n") for i in range(3)],
-        "verifier": [verifier_session(decision="request_changes", findings=[finding("F1")]) for _ in range(3)],
-    })
+    script = write_script(
+        repo,
+        {
+            "builder": [builder_session(content=f"x = {i}\n") for i in range(3)],
+            "verifier": [verifier_session(decision="request_changes", findings=[finding("F1")]) for _ in range(3)],
+        },
+    )
     result = cli("build", "1", "--script", str(script), "--max-cycles", "5")
     assert result.exit_code == 1
     [ended] = run_events(repo, RunEnded)
@@ -173,10 +201,13 @@ def test_finding_reopened_twice_stops_early(repo, cli):
 
 def test_a_cycle_that_changes_nothing_stops_early(repo, cli):
     write_plan(repo)
-    script = write_script(repo, {
-        "builder": [builder_session(), [finish("nothing to do")]],
-        "verifier": [verifier_session(decision="request_changes", findings=[finding()])],
-    })
+    script = write_script(
+        repo,
+        {
+            "builder": [builder_session(), [finish("nothing to do")]],
+            "verifier": [verifier_session(decision="request_changes", findings=[finding()])],
+        },
+    )
     result = cli("build", "1", "--script", str(script), "--max-cycles", "4")
     assert result.exit_code == 1
     [ended] = run_events(repo, RunEnded)
@@ -193,8 +224,10 @@ def test_failing_check_blocks_an_approve_decision(repo, cli):
 
     assert result.exit_code == 1, result.output
     [checks] = run_events(repo, ChecksRan)
-    assert [(c.command, c.exit_code) for c in checks.results] == [("test -f src/app.py", 0),
-                                                                   ("echo 'boom: 2 failed'; exit 3", 3)]
+    assert [(c.command, c.exit_code) for c in checks.results] == [
+        ("test -f src/app.py", 0),
+        ("echo 'boom: 2 failed'; exit 3", 3),
+    ]
     assert "boom: 2 failed" in checks.results[1].output_tail
     [verdict] = run_events(repo, VerdictRecorded)
     assert verdict.decision == "approve" and verdict.outcome == "changes_requested"
@@ -209,8 +242,13 @@ def test_failing_check_blocks_an_approve_decision(repo, cli):
 
 def test_verifier_without_submit_verdict_is_no_verdict(repo, cli):
     write_plan(repo)
-    script = write_script(repo, {"builder": [builder_session()],
-                                 "verifier": [[{"text": "Looks fine to me."}, {"text": "Really, it is fine."}]]})
+    script = write_script(
+        repo,
+        {
+            "builder": [builder_session()],
+            "verifier": [[{"text": "Looks fine to me."}, {"text": "Really, it is fine."}]],
+        },
+    )
 
     result = cli("build", "1", "--script", str(script))
 
@@ -234,10 +272,13 @@ def test_backend_failure_of_the_builder_is_no_verdict(repo, cli):
 
 def test_changes_outside_the_scope_are_findings(repo, cli):
     write_plan(repo, scope=["src/**"])
-    script = write_script(repo, {
-        "builder": [[write_file("src/app.py", "x = 1\n"), write_file("docs/notes.md", "hi\n"), finish()]],
-        "verifier": [verifier_session()],
-    })
+    script = write_script(
+        repo,
+        {
+            "builder": [[write_file("src/app.py", "x = 1\n"), write_file("docs/notes.md", "hi\n"), finish()]],
+            "verifier": [verifier_session()],
+        },
+    )
     result = cli("build", "1", "--script", str(script))
     assert result.exit_code == 0, result.output  # medium: reported, not blocking
     [committed] = run_events(repo, BuilderCommitted)
@@ -245,8 +286,16 @@ def test_changes_outside_the_scope_are_findings(repo, cli):
     assert "scope:docs/notes.md" in first_prompt(repo, "verifier", 1)
     [verdict] = run_events(repo, VerdictRecorded)
     scope = [f for f in verdict.verdict["findings"] if f["pattern"] == "scope"]
-    assert scope == [{"id": "scope:docs/notes.md", "severity": "medium", "file": "docs/notes.md",
-                      "pattern": "scope", "message": scope[0]["message"], "suggestion": scope[0]["suggestion"]}]
+    assert scope == [
+        {
+            "id": "scope:docs/notes.md",
+            "severity": "medium",
+            "file": "docs/notes.md",
+            "pattern": "scope",
+            "message": scope[0]["message"],
+            "suggestion": scope[0]["suggestion"],
+        }
+    ]
 
 
 def test_signed_notes_when_a_key_is_configured(repo, cli, monkeypatch):
@@ -255,8 +304,9 @@ def test_signed_notes_when_a_key_is_configured(repo, cli, monkeypatch):
     script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
     assert cli("build", "1", "--script", str(script)).exit_code == 0
     head = git(repo, "rev-parse", "agentflow/1-farewell")
-    [line] = subprocess.run(["git", "notes", "--ref=refs/notes/agentflow", "show", head], cwd=repo,
-                            capture_output=True, text=True).stdout.splitlines()
+    [line] = subprocess.run(
+        ["git", "notes", "--ref=refs/notes/agentflow", "show", head], cwd=repo, capture_output=True, text=True
+    ).stdout.splitlines()
     note = VerdictNote.model_validate_json(line)
     assert note.signature_valid("test-signing-key-123")
     assert not note.signature_valid("another-key-456")
@@ -285,11 +335,19 @@ def test_two_plans_in_parallel(repo, cli):
 
 def test_rebuild_reuses_branch_and_worktree(repo, cli):
     write_plan(repo)
-    first = write_script(repo, {"builder": [builder_session()],
-                                "verifier": [verifier_session(decision="request_changes", findings=[finding()])]})
+    first = write_script(
+        repo,
+        {
+            "builder": [builder_session()],
+            "verifier": [verifier_session(decision="request_changes", findings=[finding()])],
+        },
+    )
     assert cli("build", "1", "--script", str(first), "--max-cycles", "1").exit_code == 1
-    second = write_script(repo, {"builder": [builder_session(path="src/test_app.py", content="ok\n")],
-                                 "verifier": [verifier_session()]}, name="second.yaml")
+    second = write_script(
+        repo,
+        {"builder": [builder_session(path="src/test_app.py", content="ok\n")], "verifier": [verifier_session()]},
+        name="second.yaml",
+    )
     result = cli("build", "1", "--script", str(second))
     assert result.exit_code == 0, result.output
     assert git(repo, "rev-list", "--count", "main..agentflow/1-farewell") == "2"
@@ -346,10 +404,24 @@ def test_open_evaluator_findings_that_concern_the_plan_reach_both_roles(repo, cl
     from agentflow.events import FindingsRecorded
 
     write_plan(repo)
-    relevant = {"id": "E1", "rule": "isolation", "severity": "high", "event_type": "FarewellCreated",
-                "field": "capsule_id", "message": "MARKER-E1 FarewellCreated lacks capsule_id", "evidence": {}}
-    unrelated = {"id": "E2", "rule": "isolation", "severity": "high", "event_type": "InvoicePaid",
-                 "field": "capsule_id", "message": "MARKER-E2 InvoicePaid lacks capsule_id", "evidence": {}}
+    relevant = {
+        "id": "E1",
+        "rule": "isolation",
+        "severity": "high",
+        "event_type": "FarewellCreated",
+        "field": "capsule_id",
+        "message": "MARKER-E1 FarewellCreated lacks capsule_id",
+        "evidence": {},
+    }
+    unrelated = {
+        "id": "E2",
+        "rule": "isolation",
+        "severity": "high",
+        "event_type": "InvoicePaid",
+        "field": "capsule_id",
+        "message": "MARKER-E2 InvoicePaid lacks capsule_id",
+        "evidence": {},
+    }
     with Ledger.open(repo) as ledger:
         ledger.append(FindingsRecorded(findings=[relevant, unrelated]))
     script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
@@ -416,10 +488,13 @@ def test_a_fresh_ledger_can_be_opened_by_parallel_runs_at_once(tmp_path):
 
 def test_check_artifacts_do_not_slip_into_the_next_commit(repo, cli):
     write_plan(repo, checks=["mkdir -p build && echo artifact > build/out.txt && echo changed >> src/app.py"])
-    script = write_script(repo, {
-        "builder": [builder_session(), builder_session(path="src/test_app.py", content="ok\n")],
-        "verifier": [verifier_session(decision="request_changes", findings=[finding()]), verifier_session()],
-    })
+    script = write_script(
+        repo,
+        {
+            "builder": [builder_session(), builder_session(path="src/test_app.py", content="ok\n")],
+            "verifier": [verifier_session(decision="request_changes", findings=[finding()]), verifier_session()],
+        },
+    )
     result = cli("build", "1", "--script", str(script))
     assert result.exit_code == 0, result.output
     assert "the checks changed the worktree; restored" in result.output

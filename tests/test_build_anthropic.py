@@ -15,9 +15,11 @@ __all__ = ["fake_anthropic"]  # the fixture, imported for pytest
 def test_build_with_the_anthropic_backend(repo, cli, fake_anthropic: FakeAnthropic):
     write_plan(repo)
     fake_anthropic.add(
-        message(text("Writing it."), tool_use("write_file", {"path": "src/app.py", "content": "def farewell():\n"
-                                                                                              "    return 'bye'\n"}),
-                usage={"input_tokens": 1200, "output_tokens": 80}),
+        message(
+            text("Writing it."),
+            tool_use("write_file", {"path": "src/app.py", "content": "def farewell():\n    return 'bye'\n"}),
+            usage={"input_tokens": 1200, "output_tokens": 80},
+        ),
         message(tool_use("finish", {"summary": "BUILDER-SUMMARY-XYZ"}), usage={"input_tokens": 1300}),
         message(tool_use("read_file", {"path": "src/app.py"})),
         message(tool_use("submit_verdict", verdict())),

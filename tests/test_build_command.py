@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from agentflow.errors import UsageError
 from agentflow.events import RunEnded, SessionEnded, ToolCalled
 from agentflow.models.command import build_command, command_env
-from agentflow.errors import UsageError
 from tests.build_helpers import git, notes, trailers, verifier_session, write_plan, write_script
 from tests.test_build import first_prompt, run_events
 
@@ -31,8 +31,12 @@ def configure(root: Path, command: str, **limits: float) -> None:
     agent = root.parent / "agent.py"
     agent.write_text(AGENT)
     script = write_script(root, {"verifier": [verifier_session()]})
-    config = {"models": {"builder": {"backend": "command", "command": command.replace("{agent}", str(agent))},
-                         "verifier": {"backend": "scripted", "script": str(script)}}}
+    config = {
+        "models": {
+            "builder": {"backend": "command", "command": command.replace("{agent}", str(agent))},
+            "verifier": {"backend": "scripted", "script": str(script)},
+        }
+    }
     if limits:
         config["limits"] = limits
     (root / "agentflow.yaml").write_text(json.dumps(config))
@@ -89,8 +93,9 @@ def test_command_needs_the_placeholder_and_the_builder_role():
 
 
 def test_command_backend_cannot_verify(repo, cli):
-    (repo / "agentflow.yaml").write_text(json.dumps({"models": {"verifier": {"backend": "command",
-                                                                             "command": "x {prompt_file}"}}}))
+    (repo / "agentflow.yaml").write_text(
+        json.dumps({"models": {"verifier": {"backend": "command", "command": "x {prompt_file}"}}})
+    )
     write_plan(repo)
     result = cli("build", "1")
     assert result.exit_code == 2 and "can only be the builder" in result.output

@@ -59,8 +59,13 @@ def test_a_crashing_plan_is_no_verdict_and_the_others_still_report(repo, cli, mo
 def test_not_approved_and_crashed_plans_exit_with_the_worst(repo, cli, monkeypatch):
     two_plans(repo)
     crash_plan_2_on_commit(monkeypatch, GitError("worktree is locked", fix="unlock it"))
-    script = write_script(repo, {"builder": [builder_session()],
-                                 "verifier": [verifier_session(decision="request_changes", findings=[finding()])]})
+    script = write_script(
+        repo,
+        {
+            "builder": [builder_session()],
+            "verifier": [verifier_session(decision="request_changes", findings=[finding()])],
+        },
+    )
     result = cli("build", "1", "2", "-j", "2", "--script", str(script), "--max-cycles", "1")
     assert result.exit_code == 3
     assert "plan 1 (Add farewell): CAPPED" in result.stdout

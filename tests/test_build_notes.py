@@ -29,19 +29,28 @@ def run_started(root: Path) -> list[RunStarted]:
 
 
 def capped_script(repo: Path, cycles: int = 2) -> Path:
-    return write_script(repo, {
-        "builder": [builder_session(path="src/greet.py", content=f"x = {i}\n") for i in range(cycles)],
-        "verifier": [verifier_session(decision="request_changes", findings=[finding(f"G{i}", "medium")])
-                     for i in range(cycles)],
-    }, name="capped.yaml")
+    return write_script(
+        repo,
+        {
+            "builder": [builder_session(path="src/greet.py", content=f"x = {i}\n") for i in range(cycles)],
+            "verifier": [
+                verifier_session(decision="request_changes", findings=[finding(f"G{i}", "medium")])
+                for i in range(cycles)
+            ],
+        },
+        name="capped.yaml",
+    )
 
 
 def test_verdict_notes_carry_cycle_run_start_and_estimate(repo: Path, cli) -> None:
     write_plan(repo, extra="estimate: 2d\n")
-    script = write_script(repo, {
-        "builder": [builder_session(), builder_session(content="def farewell():\n    return 'bye!'\n")],
-        "verifier": [verifier_session(decision="request_changes", findings=[finding()]), verifier_session()],
-    })
+    script = write_script(
+        repo,
+        {
+            "builder": [builder_session(), builder_session(content="def farewell():\n    return 'bye!'\n")],
+            "verifier": [verifier_session(decision="request_changes", findings=[finding()]), verifier_session()],
+        },
+    )
     assert cli("build", "1", "--script", str(script)).exit_code == 0
     [start] = run_started(repo)
     head = git(repo, "rev-parse", "agentflow/1-farewell")
@@ -85,10 +94,13 @@ def test_a_capped_run_appends_a_capped_line_and_the_gate_stays_closed(repo: Path
 
 def test_a_cap_after_an_empty_rework_is_noted_on_the_last_verified_commit(repo: Path, cli) -> None:
     write_plan(repo)
-    script = write_script(repo, {
-        "builder": [builder_session(), [finish("nothing to do")]],
-        "verifier": [verifier_session(decision="request_changes", findings=[finding()])],
-    })
+    script = write_script(
+        repo,
+        {
+            "builder": [builder_session(), [finish("nothing to do")]],
+            "verifier": [verifier_session(decision="request_changes", findings=[finding()])],
+        },
+    )
     assert cli("build", "1", "--script", str(script), "--max-cycles", "4").exit_code == 1
     head = git(repo, "rev-parse", "agentflow/1-farewell")
     assert [(n["outcome"], n["cycle"]) for n in notes(repo, head)] == [("changes_requested", 1), ("capped", 2)]
@@ -115,13 +127,15 @@ def test_the_capped_line_is_signed_with_the_key(repo: Path, cli, monkeypatch: py
     assert gate.exit_code == 1 and json.loads(gate.stdout)["status"] == "not_approved"
 
 
-def test_metrics_from_a_fresh_clone_report_caps_time_to_approval_and_estimate(repo: Path, cli,
-                                                                               tmp_path: Path) -> None:
+def test_metrics_from_a_fresh_clone_report_caps_time_to_approval_and_estimate(repo: Path, cli, tmp_path: Path) -> None:
     write_plan(repo, extra="estimate: 2d\n")
-    rework = write_script(repo, {
-        "builder": [builder_session(), builder_session(content="def farewell():\n    return 'bye!'\n")],
-        "verifier": [verifier_session(decision="request_changes", findings=[finding()]), verifier_session()],
-    })
+    rework = write_script(
+        repo,
+        {
+            "builder": [builder_session(), builder_session(content="def farewell():\n    return 'bye!'\n")],
+            "verifier": [verifier_session(decision="request_changes", findings=[finding()]), verifier_session()],
+        },
+    )
     assert cli("build", "1", "--script", str(rework)).exit_code == 0
     write_plan(repo, "2", "Add greeting", "greeting")
     assert cli("build", "2", "--script", str(capped_script(repo)), "--max-cycles", "2").exit_code == 1
@@ -147,8 +161,9 @@ def test_metrics_from_a_fresh_clone_report_caps_time_to_approval_and_estimate(re
     assert from_git["estimate"]["actual_hours"] is not None
 
 
-def test_a_run_killed_after_its_cap_note_does_not_note_the_cap_twice(repo: Path, cli,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_killed_after_its_cap_note_does_not_note_the_cap_twice(
+    repo: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from agentflow.events import RunEnded
     from agentflow.orchestration.run import Run
 

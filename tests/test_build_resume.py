@@ -18,7 +18,16 @@ from agentflow.ledger import Ledger
 from agentflow.models.base import ModelRequest
 from agentflow.models.scripted import FunctionModel
 from agentflow.orchestration import BuildOptions, RunInterrupted, build
-from tests.build_helpers import builder_session, git, notes, trailers, verdict, verifier_session, write_plan, write_script
+from tests.build_helpers import (
+    builder_session,
+    git,
+    notes,
+    trailers,
+    verdict,
+    verifier_session,
+    write_plan,
+    write_script,
+)
 from tests.test_build import first_prompt, run_events, sessions
 
 
@@ -60,8 +69,7 @@ def test_interrupted_mid_builder_then_resumed(repo, cli):
     result = cli("build", "--resume", run_id, "--script", str(script))
 
     assert result.exit_code == 0, result.output
-    assert sessions(repo) == [("builder", 1, "interrupted"), ("builder", 1, "completed"),
-                              ("verifier", 1, "completed")]
+    assert sessions(repo) == [("builder", 1, "interrupted"), ("builder", 1, "completed"), ("verifier", 1, "completed")]
     assert len(run_events(repo, RunResumed)) == 1
     assert len(run_events(repo, BuilderCommitted)) == 1
     head = git(repo, "rev-parse", "agentflow/1-farewell")
@@ -82,8 +90,7 @@ def test_interrupted_verifier_resumes_without_rerunning_builder_or_checks(repo, 
     result = cli("build", "--resume", run_id, "--script", str(script))
 
     assert result.exit_code == 0, result.output
-    assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "interrupted"),
-                              ("verifier", 1, "completed")]
+    assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "interrupted"), ("verifier", 1, "completed")]
     assert len(run_events(repo, BuilderCommitted)) == 1
     assert len(run_events(repo, ChecksRan)) == 1
     assert run_events(repo, RunEnded)[0].outcome == "approved"
@@ -91,12 +98,16 @@ def test_interrupted_verifier_resumes_without_rerunning_builder_or_checks(repo, 
 
 def test_resume_in_the_second_cycle_keeps_the_rework_context(repo, cli):
     write_plan(repo)
-    rework = {"decision": "request_changes", "findings": [
-        {"id": "F7", "severity": "high", "message": "MARKER-F7 missing test"}]}
-    cycle_one = interrupting({
-        "builder": builder_session(),
-        "verifier": [{"tool_calls": [{"name": "submit_verdict", "input": verdict(**rework)}]}],
-    }).models
+    rework = {
+        "decision": "request_changes",
+        "findings": [{"id": "F7", "severity": "high", "message": "MARKER-F7 missing test"}],
+    }
+    cycle_one = interrupting(
+        {
+            "builder": builder_session(),
+            "verifier": [{"tool_calls": [{"name": "submit_verdict", "input": verdict(**rework)}]}],
+        }
+    ).models
     interrupted = interrupting({"builder": [None], "verifier": []}).models
     assert cycle_one is not None and interrupted is not None
     calls: list[tuple[str, int]] = []
@@ -110,13 +121,18 @@ def test_resume_in_the_second_cycle_keeps_the_rework_context(repo, cli):
     assert calls == [("builder", 1), ("verifier", 1), ("builder", 2)]
     run_id = run_events(repo, RunStarted)[0].run_id
 
-    script = write_script(repo, {"builder": [builder_session(path="src/test_app.py", content="ok\n")],
-                                 "verifier": [verifier_session()]})
+    script = write_script(
+        repo, {"builder": [builder_session(path="src/test_app.py", content="ok\n")], "verifier": [verifier_session()]}
+    )
     result = cli("build", "--resume", run_id, "--script", str(script))
     assert result.exit_code == 0, result.output
-    assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "completed"),
-                              ("builder", 2, "interrupted"), ("builder", 2, "completed"),
-                              ("verifier", 2, "completed")]
+    assert sessions(repo) == [
+        ("builder", 1, "completed"),
+        ("verifier", 1, "completed"),
+        ("builder", 2, "interrupted"),
+        ("builder", 2, "completed"),
+        ("verifier", 2, "completed"),
+    ]
     assert "MARKER-F7" in first_prompt(repo, "builder", 2)
 
 
@@ -135,11 +151,20 @@ def start_slow_build(repo: Path, **popen: Any) -> subprocess.Popen:
     """`agentflow build 1` in a child process, returned once its builder made its first model call
     (and is inside a 5 s command); the child is killed if it never gets there."""
     write_plan(repo)
-    slow = write_script(repo, {"builder": [[{"tool_calls": [{"name": "run_command", "input": {"command": "sleep 5"}}]},
-                                            {"tool_calls": [{"name": "finish", "input": {"summary": "x"}}]}]],
-                               "verifier": [verifier_session()]}, name="slow.yaml")
-    proc = subprocess.Popen([sys.executable, "-m", "agentflow", "build", "1", "--script", str(slow)], cwd=repo,
-                            **popen)
+    slow = write_script(
+        repo,
+        {
+            "builder": [
+                [
+                    {"tool_calls": [{"name": "run_command", "input": {"command": "sleep 5"}}]},
+                    {"tool_calls": [{"name": "finish", "input": {"summary": "x"}}]},
+                ]
+            ],
+            "verifier": [verifier_session()],
+        },
+        name="slow.yaml",
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "agentflow", "build", "1", "--script", str(slow)], cwd=repo, **popen)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if (repo / ".agentflow/ledger.db").exists():
@@ -166,7 +191,10 @@ def test_killed_process_is_resumed_to_completion(repo, cli):
 
     assert result.exit_code == 0, result.output
     assert [(e.role, e.cycle) for e in run_events(repo, SessionStarted)] == [
-        ("builder", 1), ("builder", 1), ("verifier", 1)]
+        ("builder", 1),
+        ("builder", 1),
+        ("verifier", 1),
+    ]
     assert sessions(repo) == [("builder", 1, "completed"), ("verifier", 1, "completed")]
     assert run_events(repo, RunEnded)[0].outcome == "approved"
 
@@ -202,8 +230,9 @@ def test_ctrl_c_during_parallel_builds_stops_every_run_resumably(repo, cli, monk
     monkeypatch.setattr(build_runs, "wait", ctrl_c_once)
     plans = load_build_plans(repo, ["1", "2"])
     with pytest.raises(RunInterrupted) as caught:
-        build_runs._build_parallel(repo, plans, BuildOptions(models=factory, jobs=2), NullReporter(),
-                                   load_config(repo), cancel)
+        build_runs._build_parallel(
+            repo, plans, BuildOptions(models=factory, jobs=2), NullReporter(), load_config(repo), cancel
+        )
     run_ids = [e.run_id for e in run_events(repo, RunStarted)]
     assert len(run_ids) == 2 and all(run_id in str(caught.value) for run_id in run_ids)
     assert sorted(sessions(repo)) == [("builder", 1, "interrupted")] * 2
@@ -220,12 +249,14 @@ def test_killed_between_commit_and_its_event_records_the_existing_commit(repo, c
 
     write_plan(repo)
     rework = verdict(decision="request_changes", findings=[{"id": "F1", "severity": "high", "message": "m"}])
-    options = interrupting({"builder": builder_session(),
-                            "verifier": [{"tool_calls": [{"name": "submit_verdict", "input": rework}]}]})
+    options = interrupting(
+        {"builder": builder_session(), "verifier": [{"tool_calls": [{"name": "submit_verdict", "input": rework}]}]}
+    )
     cycle_one = options.models
     assert cycle_one is not None
-    cycle_two = interrupting({"builder": builder_session(path="src/test_app.py", content="ok\n"),
-                              "verifier": []}).models
+    cycle_two = interrupting(
+        {"builder": builder_session(path="src/test_app.py", content="ok\n"), "verifier": []}
+    ).models
     assert cycle_two is not None
     real_emit = Run.emit
 
@@ -236,7 +267,9 @@ def test_killed_between_commit_and_its_event_records_the_existing_commit(repo, c
 
     monkeypatch.setattr(Run, "emit", emit)
     with pytest.raises(RunInterrupted):
-        build(repo, ["1"], BuildOptions(models=lambda role, cycle: (cycle_two if cycle == 2 else cycle_one)(role, cycle)))
+        build(
+            repo, ["1"], BuildOptions(models=lambda role, cycle: (cycle_two if cycle == 2 else cycle_one)(role, cycle))
+        )
     monkeypatch.setattr(Run, "emit", real_emit)
     run_id = run_events(repo, RunStarted)[0].run_id
     head = git(repo, "rev-parse", "agentflow/1-farewell")
@@ -255,8 +288,9 @@ def test_verdict_of_a_finished_verifier_is_recovered_on_resume(repo, cli, monkey
     from agentflow.orchestration.run import Run
 
     write_plan(repo)
-    options = interrupting({"builder": builder_session(),
-                            "verifier": [{"tool_calls": [{"name": "submit_verdict", "input": verdict()}]}]})
+    options = interrupting(
+        {"builder": builder_session(), "verifier": [{"tool_calls": [{"name": "submit_verdict", "input": verdict()}]}]}
+    )
     real_record = Run.record_verdict
 
     def killed(self, *args, **kwargs):

@@ -25,8 +25,12 @@ from tests.fakeapi import TEST_API_KEY, Error, fake_anthropic, message, text, to
 
 pytest.importorskip("claude_agent_sdk", reason="the claude-code extra is not installed")
 
-VERDICT = {"decision": "approve", "summary": "The change does what the plan asks.",
-           "criteria": [{"id": "AC1", "status": "met", "evidence": "src/app.py:1"}], "findings": []}
+VERDICT = {
+    "decision": "approve",
+    "summary": "The change does what the plan asks.",
+    "criteria": [{"id": "AC1", "status": "met", "evidence": "src/app.py:1"}],
+    "findings": [],
+}
 
 
 @pytest.fixture
@@ -48,15 +52,18 @@ def test_builder_edits_files_in_the_worktree_and_is_recorded(repo: Path, ledger:
     (repo / "src" / "app.py").write_text("def greet():\n    return 'hello'\n")
     fake.add(
         message(text("Reading the code."), tool_use("Read", {"file_path": str(repo / "src" / "app.py")})),
-        message(tool_use("Edit", {"file_path": str(repo / "src" / "app.py"), "old_string": "'hello'",
-                                  "new_string": "'hello, capsule'"})),
+        message(
+            tool_use(
+                "Edit",
+                {"file_path": str(repo / "src" / "app.py"), "old_string": "'hello'", "new_string": "'hello, capsule'"},
+            )
+        ),
         message(tool_use("Write", {"file_path": "src/new_module.py", "content": "VALUE = 1\n"})),
         message(text("Changed greet() and added src/new_module.py.")),
     )
     progress: list[dict] = []
 
-    result = run_claude_code_session(make_spec("builder", repo, system="BUILDER-ROLE-PROMPT"), ledger,
-                                     progress.append)
+    result = run_claude_code_session(make_spec("builder", repo, system="BUILDER-ROLE-PROMPT"), ledger, progress.append)
 
     assert result.status == "completed", result.reason
     assert result.submitted == {"summary": "Changed greet() and added src/new_module.py."}
@@ -78,21 +85,26 @@ def test_builder_edits_files_in_the_worktree_and_is_recorded(repo: Path, ledger:
     assert (started.backend, started.model, started.role) == ("claude-code", "claude-sonnet-5-5", "builder")
     assert len(_events(ledger, ModelCalled)) == 4
     assert [(t.tool, t.is_error) for t in _events(ledger, ToolCalled)] == [
-        ("Read", False), ("Edit", False), ("Write", False)]
+        ("Read", False),
+        ("Edit", False),
+        ("Write", False),
+    ]
     (ended,) = _events(ledger, SessionEnded)
     assert ended.status == "completed" and ended.session_id == started.session_id == result.session_id
     assert ended.external_id == result.external_id and ended.cost_usd == pytest.approx(result.cost_usd)
     assert ended.turns == 4 and ended.usage == result.usage
     transcript = ledger.transcript(result.session_id)
     assert transcript and all("role" in entry for entry in transcript)
-    assert any(block.get("type") == "tool_use" and block.get("name") == "Edit"
-               for entry in transcript for block in entry.get("content") or [])
+    assert any(
+        block.get("type") == "tool_use" and block.get("name") == "Edit"
+        for entry in transcript
+        for block in entry.get("content") or []
+    )
     assert "Changed greet()" in str(transcript)
     assert any(p.get("tool") == "Edit" for p in progress)
 
 
-def test_builder_is_confined_to_the_worktree(repo: Path, ledger: Ledger, claude_code_env,
-                                             tmp_path: Path) -> None:
+def test_builder_is_confined_to_the_worktree(repo: Path, ledger: Ledger, claude_code_env, tmp_path: Path) -> None:
     fake, proxy = claude_code_env
     outside = tmp_path / "outside.txt"
     secret = tmp_path / "secret.txt"
@@ -113,7 +125,7 @@ def test_builder_is_confined_to_the_worktree(repo: Path, ledger: Ledger, claude_
 
     assert result.status == "completed", result.reason
     assert not outside.exists()
-    refusals = [tool_results(body)[0] for body in fake.requests[1:len(calls) + 1]]
+    refusals = [tool_results(body)[0] for body in fake.requests[1 : len(calls) + 1]]
     assert all(block.get("is_error") for block in refusals), refusals
     texts = [result_text(block) for block in refusals]
     assert "top secret" not in "".join(texts)
@@ -123,13 +135,16 @@ def test_builder_is_confined_to_the_worktree(repo: Path, ledger: Ledger, claude_
     assert len(fake.requests) == len(calls) + 1 and not proxy.requests
 
 
-def test_builder_bash_children_do_not_see_the_signing_key(repo: Path, ledger: Ledger, claude_code_env,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_builder_bash_children_do_not_see_the_signing_key(
+    repo: Path, ledger: Ledger, claude_code_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake, _ = claude_code_env
     monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "signing-key-that-must-not-leak")
     monkeypatch.setenv("GITHUB_TOKEN", "github-token-that-must-not-leak")
-    fake.add(message(tool_use("Bash", {"command": "env > env.txt", "description": "dump env"})),
-             message(text("Dumped the environment.")))
+    fake.add(
+        message(tool_use("Bash", {"command": "env > env.txt", "description": "dump env"})),
+        message(text("Dumped the environment.")),
+    )
 
     result = run_claude_code_session(make_spec("builder", repo), ledger)
 
@@ -143,8 +158,7 @@ def test_builder_bash_children_do_not_see_the_signing_key(repo: Path, ledger: Le
 # -- verifier -------------------------------------------------------------------------------------
 
 
-def test_verifier_returns_a_validated_verdict_through_the_mcp_tool(repo: Path, ledger: Ledger,
-                                                                   claude_code_env) -> None:
+def test_verifier_returns_a_validated_verdict_through_the_mcp_tool(repo: Path, ledger: Ledger, claude_code_env) -> None:
     fake, proxy = claude_code_env
     fake.add(
         message(tool_use("Glob", {"pattern": "*.md"})),
@@ -228,8 +242,7 @@ def test_api_error_fails_the_session(repo: Path, ledger: Ledger, claude_code_env
     assert ended.status == "failed" and "fake says no" in (ended.reason or "")
 
 
-def test_cli_that_cannot_start_fails_the_session(repo: Path, ledger: Ledger, claude_code_env,
-                                                 tmp_path: Path) -> None:
+def test_cli_that_cannot_start_fails_the_session(repo: Path, ledger: Ledger, claude_code_env, tmp_path: Path) -> None:
     fake, _ = claude_code_env
 
     result = run_claude_code_session(make_spec("builder", tmp_path / "no-such-worktree"), ledger)
@@ -252,8 +265,7 @@ def test_turn_limit_ends_the_session_without_success(repo: Path, ledger: Ledger,
     assert len(fake.requests) == 3
 
 
-def test_token_limit_stops_the_session_and_charges_an_estimate(repo: Path, ledger: Ledger,
-                                                                claude_code_env) -> None:
+def test_token_limit_stops_the_session_and_charges_an_estimate(repo: Path, ledger: Ledger, claude_code_env) -> None:
     fake, _ = claude_code_env
     fake.handler = lambda body: message(tool_use("Glob", {"pattern": "*"}), usage={"input_tokens": 1000})
     budget = RunBudget(limit_usd=10.0)
@@ -353,12 +365,19 @@ def test_policy_refuses_escapes_network_and_history(tmp_path: Path) -> None:
     assert builder.refusal("Edit", {"file_path": "pkg/a.py"}) is None
     assert builder.refusal("Bash", {"command": "pytest -q && git status && git diff"}) is None
     assert builder.refusal("Grep", {"pattern": "TODO", "path": "src"}) is None
-    for tool, data in [("Write", {"file_path": "../x"}), ("Write", {"file_path": "/etc/passwd"}),
-                       ("Read", {"file_path": "up/secret"}), ("Read", {"file_path": "~/.ssh/id_rsa"}),
-                       ("Edit", {"file_path": ".git/HEAD"}), ("Glob", {"pattern": "../**"}),
-                       ("Grep", {"pattern": "x", "glob": "/etc/*"}), ("WebSearch", {"query": "x"}),
-                       ("Bash", {"command": "git -C . commit -m x"}), ("Bash", {"command": "echo; git push"}),
-                       ("Agent", {"prompt": "x"})]:
+    for tool, data in [
+        ("Write", {"file_path": "../x"}),
+        ("Write", {"file_path": "/etc/passwd"}),
+        ("Read", {"file_path": "up/secret"}),
+        ("Read", {"file_path": "~/.ssh/id_rsa"}),
+        ("Edit", {"file_path": ".git/HEAD"}),
+        ("Glob", {"pattern": "../**"}),
+        ("Grep", {"pattern": "x", "glob": "/etc/*"}),
+        ("WebSearch", {"query": "x"}),
+        ("Bash", {"command": "git -C . commit -m x"}),
+        ("Bash", {"command": "echo; git push"}),
+        ("Agent", {"prompt": "x"}),
+    ]:
         assert builder.refusal(tool, data), (tool, data)
     assert verifier.refusal("Read", {"file_path": "a.py"}) is None
     assert verifier.refusal(VERDICT_TOOL, VERDICT) is None
@@ -368,8 +387,16 @@ def test_policy_refuses_escapes_network_and_history(tmp_path: Path) -> None:
 
 
 def test_session_env_blanks_secrets_but_keeps_the_cli_credentials() -> None:
-    env = session_env({"AGENTFLOW_SIGNING_KEY": "k", "GITHUB_TOKEN": "t", "ANTHROPIC_API_KEY": "a",
-                       "AWS_SECRET_ACCESS_KEY": "s", "PATH": "/bin", "DISABLE_TELEMETRY": "0"})
+    env = session_env(
+        {
+            "AGENTFLOW_SIGNING_KEY": "k",
+            "GITHUB_TOKEN": "t",
+            "ANTHROPIC_API_KEY": "a",
+            "AWS_SECRET_ACCESS_KEY": "s",
+            "PATH": "/bin",
+            "DISABLE_TELEMETRY": "0",
+        }
+    )
     assert env["AGENTFLOW_SIGNING_KEY"] == "" and env["GITHUB_TOKEN"] == ""
     assert "ANTHROPIC_API_KEY" not in env and "AWS_SECRET_ACCESS_KEY" not in env and "PATH" not in env
     assert env["CLAUDE_CODE_DISABLE_AUTO_MEMORY"] == "1"

@@ -27,8 +27,10 @@ def _config(root: Path, models: dict) -> None:
 
 
 def _builder_replies() -> list:
-    return [message(text("Adding farewell."), tool_use("Write", {"file_path": "src/app.py", "content": FAREWELL})),
-            message(text("Added farewell() to src/app.py."))]
+    return [
+        message(text("Adding farewell."), tool_use("Write", {"file_path": "src/app.py", "content": FAREWELL})),
+        message(text("Added farewell() to src/app.py.")),
+    ]
 
 
 def _events(root: Path, kind: type) -> list:
@@ -40,8 +42,13 @@ def test_claude_code_builder_with_a_scripted_verifier(repo: Path, cli, claude_co
     fake, proxy = claude_code_env
     write_plan(repo)
     script = write_script(repo, {"verifier": [verifier_session()]})
-    _config(repo, {"builder": {"backend": "claude-code", "model": "claude-sonnet-5-5"},
-                   "verifier": {"backend": "scripted", "script": str(script)}})
+    _config(
+        repo,
+        {
+            "builder": {"backend": "claude-code", "model": "claude-sonnet-5-5"},
+            "verifier": {"backend": "scripted", "script": str(script)},
+        },
+    )
     fake.add(*_builder_replies())
 
     result = cli("build", "1")
@@ -60,11 +67,18 @@ def test_claude_code_builder_with_a_scripted_verifier(repo: Path, cli, claude_co
 def test_claude_code_builder_with_an_anthropic_api_verifier(repo: Path, cli, claude_code_env) -> None:
     fake, proxy = claude_code_env
     write_plan(repo)
-    _config(repo, {"builder": {"backend": "claude-code", "model": "claude-sonnet-5-5"},
-                   "verifier": {"backend": "anthropic", "model": "claude-sonnet-5-5"}})
-    fake.add(*_builder_replies(),
-             message(tool_use("read_file", {"path": "src/app.py"})),
-             message(tool_use("submit_verdict", verdict())))
+    _config(
+        repo,
+        {
+            "builder": {"backend": "claude-code", "model": "claude-sonnet-5-5"},
+            "verifier": {"backend": "anthropic", "model": "claude-sonnet-5-5"},
+        },
+    )
+    fake.add(
+        *_builder_replies(),
+        message(tool_use("read_file", {"path": "src/app.py"})),
+        message(tool_use("submit_verdict", verdict())),
+    )
 
     result = cli("build", "1")
 
@@ -137,9 +151,11 @@ def test_verify_in_ci_with_a_claude_code_verifier(repo: Path, cli, claude_code_e
     fake, proxy = claude_code_env
     write_plan(repo)
     head = feature(repo)
-    fake.add(message(tool_use("Grep", {"pattern": "farewell", "path": "src"})),
-             lambda body: message(tool_use(tool_named(body, "submit_verdict"), verdict())),
-             message(text("Done.")))
+    fake.add(
+        message(tool_use("Grep", {"pattern": "farewell", "path": "src"})),
+        lambda body: message(tool_use(tool_named(body, "submit_verdict"), verdict())),
+        message(text("Done.")),
+    )
 
     result = cli("verify", "--backend", "claude-code", "--format", "json")
 

@@ -45,8 +45,9 @@ def test_a_closed_pipe_stops_quietly(repo):
     with Ledger.open(repo) as ledger:
         for n in range(50):
             ledger.append(RunStarted(run_id=f"r-{n}", plan_id=str(n)))
-    proc = subprocess.Popen([sys.executable, "-m", "agentflow", "log"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=repo)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentflow", "log"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=repo
+    )
     assert proc.stdout is not None
     proc.stdout.close()  # the reader is gone before anything is written
     _, err = proc.communicate()

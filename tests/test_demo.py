@@ -24,8 +24,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _metrics(root: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "agentflow", "metrics", "--format", "json"], cwd=root,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "agentflow", "metrics", "--format", "json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -130,12 +135,29 @@ def test_live_demo_runs_the_same_story_on_the_messages_api(tmp_path, fake_anthro
         tools = {t["name"] for t in body.get("tools", [])}
         if "finish" in tools:
             if len(body["messages"]) == 1:
-                return message(tool_use("edit_file", {"path": "app/keys.py", "old_text": "Storage keys.",
-                                                      "new_text": "Storage keys (capsule-scoped)."}))
+                return message(
+                    tool_use(
+                        "edit_file",
+                        {
+                            "path": "app/keys.py",
+                            "old_text": "Storage keys.",
+                            "new_text": "Storage keys (capsule-scoped).",
+                        },
+                    )
+                )
             return message(tool_use("finish", {"summary": "documented the key format"}))
-        return message(text("This does not add capsule_id."), tool_use("submit_verdict", {
-            "decision": "reject", "summary": "No entity gained capsule_id.",
-            "criteria": [{"id": "AC1", "status": "unmet"}, {"id": "AC2", "status": "unmet"}], "findings": []}))
+        return message(
+            text("This does not add capsule_id."),
+            tool_use(
+                "submit_verdict",
+                {
+                    "decision": "reject",
+                    "summary": "No entity gained capsule_id.",
+                    "criteria": [{"id": "AC1", "status": "unmet"}, {"id": "AC2", "status": "unmet"}],
+                    "findings": [],
+                },
+            ),
+        )
 
     fake_anthropic.handler = reply
     lines: list[str] = []

@@ -11,7 +11,16 @@ import pytest
 
 from agentflow.evaluator import RuleConfig, evaluate, relevant_findings
 from agentflow.evaluator.keys import key_template
-from tests.evaluator_helpers import ALL_TYPES, LEAKY, SCOPED, demo_config, demo_event, demo_events, write_array, write_jsonl
+from tests.evaluator_helpers import (
+    ALL_TYPES,
+    LEAKY,
+    SCOPED,
+    demo_config,
+    demo_event,
+    demo_events,
+    write_array,
+    write_jsonl,
+)
 
 DEMO_RULES = RuleConfig(isolation_fields=["tenant_id", "capsule_id"], exempt_types=["Tenant*"])
 
@@ -71,13 +80,16 @@ def test_key_template_shapes():
     assert key_template("ORDER#2024#01#15") == "ORDER#{}#{}#{}"
 
 
-@pytest.mark.parametrize(("key", "template"), [
-    ("PLATFORM#TENANT#t1", "PLATFORM#TENANT#{}"),  # a bare literal prefix before a label/value pair
-    ("TENANT#t1#CAPSULE#c1#ACCOUNT#a1", "TENANT#{}#CAPSULE#{}#ACCOUNT#{}"),
-    ("TENANT#ACME#CAPSULE#c1", "TENANT#{}#CAPSULE#{}"),  # an upper-case value followed by a label
-    ("TENANT#t1#META", "TENANT#{}#META"),
-    ("TENANT#ACME", "TENANT#{}"),
-])
+@pytest.mark.parametrize(
+    ("key", "template"),
+    [
+        ("PLATFORM#TENANT#t1", "PLATFORM#TENANT#{}"),  # a bare literal prefix before a label/value pair
+        ("TENANT#t1#CAPSULE#c1#ACCOUNT#a1", "TENANT#{}#CAPSULE#{}#ACCOUNT#{}"),
+        ("TENANT#ACME#CAPSULE#c1", "TENANT#{}#CAPSULE#{}"),  # an upper-case value followed by a label
+        ("TENANT#t1#META", "TENANT#{}#META"),
+        ("TENANT#ACME", "TENANT#{}"),
+    ],
+)
 def test_key_template_keeps_upper_case_literals_and_pairs_values(key, template):
     assert key_template(key) == template
     assert key_template(key) == template  # memoised or not, the same answer
@@ -120,8 +132,11 @@ def test_required_fields_from_config(tmp_path):
     analysis = evaluate([write_jsonl(tmp_path / "r.jsonl", events)], rules=rules)
     required = sorted((f.event_type, f.field, f.severity) for f in analysis.findings if f.rule == "required_field")
     # Tenant* is exempt for the isolation field capsule_id but not for region.
-    assert required == [("Audit", "capsule_id", "critical"), ("Audit", "region", "high"),
-                        ("TenantCreated", "region", "high")]
+    assert required == [
+        ("Audit", "capsule_id", "critical"),
+        ("Audit", "region", "high"),
+        ("TenantCreated", "region", "high"),
+    ]
     # The explicit rule replaces the inferred partial-presence finding on the same field.
     assert not [f for f in analysis.findings if f.rule == "partial_field" and f.field == "region"]
 
@@ -165,9 +180,17 @@ def test_gzip_is_detected_by_content_not_name(tmp_path):
 
 
 def test_eventbridge_envelope_uses_detail(tmp_path):
-    events = [{"version": "0", "id": f"x{i}", "detail-type": t, "source": "app", "account": "1",
-               "detail": {k: v for k, v in demo_event(i, t).items() if k != "type"}}
-              for i, t in enumerate(ALL_TYPES * 20)]
+    events = [
+        {
+            "version": "0",
+            "id": f"x{i}",
+            "detail-type": t,
+            "source": "app",
+            "account": "1",
+            "detail": {k: v for k, v in demo_event(i, t).items() if k != "type"},
+        }
+        for i, t in enumerate(ALL_TYPES * 20)
+    ]
     analysis = evaluate([write_jsonl(tmp_path / "eb.jsonl", events)], rules=DEMO_RULES)
     assert {t.name for t in analysis.types} == set(ALL_TYPES)
     assert "account" not in analysis.type("AccountCreated").fields  # the envelope is not the payload
@@ -175,9 +198,16 @@ def test_eventbridge_envelope_uses_detail(tmp_path):
 
 
 def test_cloudevents_use_data(tmp_path):
-    events = [{"specversion": "1.0", "id": f"x{i}", "source": "/app", "type": t,
-               "data": {k: v for k, v in demo_event(i, t).items() if k != "type"}}
-              for i, t in enumerate(ALL_TYPES * 20)]
+    events = [
+        {
+            "specversion": "1.0",
+            "id": f"x{i}",
+            "source": "/app",
+            "type": t,
+            "data": {k: v for k, v in demo_event(i, t).items() if k != "type"},
+        }
+        for i, t in enumerate(ALL_TYPES * 20)
+    ]
     analysis = evaluate([write_jsonl(tmp_path / "ce.jsonl", events)], rules=DEMO_RULES)
     assert "specversion" not in analysis.type("UserInvited").fields
     assert sorted(f.event_type for f in high(analysis.findings)) == sorted(LEAKY)
@@ -262,10 +292,12 @@ def test_baseline_drift(tmp_path, repo, cli):
             e["payload"]["size"] = "big"
             e["region"] = "eu"
     after = write_jsonl(tmp_path / "after.jsonl", events)
-    data = json.loads(cli("evaluate", str(after), "--baseline", str(saved), "--format", "json",
-                          "--no-record").stdout)
-    drift = {(f["rule"], f["event_type"], f["field"]): f["severity"] for f in data["findings"]
-             if f["rule"].startswith("drift_")}
+    data = json.loads(cli("evaluate", str(after), "--baseline", str(saved), "--format", "json", "--no-record").stdout)
+    drift = {
+        (f["rule"], f["event_type"], f["field"]): f["severity"]
+        for f in data["findings"]
+        if f["rule"].startswith("drift_")
+    }
     assert drift == {
         ("drift_field_removed", "AccountCreated", "capsule_id"): "critical",
         ("drift_type_changed", "AccountCreated", "payload.size"): "medium",
@@ -331,7 +363,7 @@ def test_missing_log_is_a_usage_error(repo, cli):
 
 
 def test_logs_default_to_config_paths(tmp_path, repo, cli):
-    demo_config(repo, "  paths: [\"logs/*.jsonl\"]\n")
+    demo_config(repo, '  paths: ["logs/*.jsonl"]\n')
     (repo / "logs").mkdir()
     write_jsonl(repo / "logs" / "a.jsonl", demo_events(35))
     write_jsonl(repo / "logs" / "b.jsonl", demo_events(35))
@@ -411,13 +443,18 @@ def test_paths_in_findings_and_plans_are_relative_to_the_repository(tmp_path, re
     assert str(repo) not in plan_text and "(e.g. logs/events.jsonl:" in plan_text
     assert "`agentflow evaluate logs/events.jsonl` on new logs" in plan_text
     with Ledger.open(repo) as ledger:
-        assert all(":" in line and not line.startswith("/") for f in ledger.open_findings()
-                   for line in f["evidence"]["sample_lines"])
+        assert all(
+            ":" in line and not line.startswith("/")
+            for f in ledger.open_findings()
+            for line in f["evidence"]["sample_lines"]
+        )
     typed = json.loads(cli("evaluate", str(log), "--format", "json", "--no-record").stdout)  # absolute, in the repo
     assert typed["files"] == ["logs/events.jsonl"]
     assert typed["findings"][0]["evidence"]["sample_lines"][0].startswith("logs/events.jsonl:")
     outside = write_jsonl(tmp_path / "outside.jsonl", demo_events(70))  # not in the repository: as given
-    assert json.loads(cli("evaluate", str(outside), "--format", "json", "--no-record").stdout)["files"] == [str(outside)]
+    assert json.loads(cli("evaluate", str(outside), "--format", "json", "--no-record").stdout)["files"] == [
+        str(outside)
+    ]
 
 
 def test_plan_file_and_branch_names_cut_at_a_word_boundary(tmp_path, repo, cli):
@@ -474,8 +511,9 @@ def test_relevant_findings_match_entities_and_scope():
     ]
     plan = SimpleNamespace(title="Backfill capsule ids for role assignments", body="", scope=[])
     assert [f["id"] for f in relevant_findings(findings, plan)] == ["EV-1"]
-    plan = SimpleNamespace(title="Refactor", body="Touches SecurityGroupUpdated emission.",
-                           scope=["src/role_assignment/**"])
+    plan = SimpleNamespace(
+        title="Refactor", body="Touches SecurityGroupUpdated emission.", scope=["src/role_assignment/**"]
+    )
     assert [f["id"] for f in relevant_findings(findings, plan)] == ["EV-1", "EV-2"]
     plan = SimpleNamespace(title="Roles and groups", body="Account settings page", scope=[])
     assert [f["id"] for f in relevant_findings(findings, plan)] == ["EV-3"]
@@ -514,9 +552,11 @@ def test_the_demo_sample_log(tmp_path):
 
 def test_key_templates_without_any_label_do_not_break_the_key_rules(tmp_path):
     # "#x" keys give the template "{}#{}": no first label to group siblings by (used to raise IndexError).
-    events = [{"type": "OrderPlaced", "tenant_id": "t1", "pk": "TENANT#t1#ORDER#o1"},
-              {"type": "OrderPlaced", "tenant_id": "t1", "pk": "#x"},
-              {"type": "OrderShipped", "tenant_id": "t1", "pk": "TENANT#t1#ORDER#o2"}]
+    events = [
+        {"type": "OrderPlaced", "tenant_id": "t1", "pk": "TENANT#t1#ORDER#o1"},
+        {"type": "OrderPlaced", "tenant_id": "t1", "pk": "#x"},
+        {"type": "OrderShipped", "tenant_id": "t1", "pk": "TENANT#t1#ORDER#o2"},
+    ]
     analysis = evaluate([write_jsonl(tmp_path / "e.jsonl", events)], workers=1)
     templates = {t.name: t.key_templates["pk"] for t in analysis.types}
     assert templates["OrderPlaced"] == {"TENANT#{}#ORDER#{}": 1, "{}#{}": 1}

@@ -59,8 +59,13 @@ def _lines(events: list[object], bad_every: int = 0) -> list[bytes]:
     for i, e in enumerate(events):
         out.append(json.dumps(e).encode())
         if bad_every and i % bad_every == 0:
-            out += [b'{"type": "OrderPlaced", "tenant_id": ', b"", b"[1]", b'{"no_type": 1}',
-                    b'{"type": "OrderPlaced", "x": "\xff"}']
+            out += [
+                b'{"type": "OrderPlaced", "tenant_id": ',
+                b"",
+                b"[1]",
+                b'{"no_type": 1}',
+                b'{"type": "OrderPlaced", "x": "\xff"}',
+            ]
     return out
 
 
@@ -80,8 +85,10 @@ def _run(path: Path, monkeypatch: pytest.MonkeyPatch, *, fast: bool, workers: in
 
 def _without_examples(types: list[dict]) -> list[dict]:
     """Example values are illustrative: each path keeps the first few of the shapes it saw."""
-    return [{**t, "fields": {p: {k: v for k, v in f.items() if k != "examples"} for p, f in t["fields"].items()}}
-            for t in types]
+    return [
+        {**t, "fields": {p: {k: v for k, v in f.items() if k != "examples"} for p, f in t["fields"].items()}}
+        for t in types
+    ]
 
 
 def _same(a: dict, b: dict) -> None:
@@ -159,8 +166,12 @@ def test_keys_that_are_not_label_value_pairs(tmp_path, monkeypatch):
 def test_keys_with_upper_case_literals_at_odd_positions(tmp_path, monkeypatch):
     # PLATFORM#TENANT#t<n> shifts the label/value pairing; the fast path must not use its
     # even-segment memo for it (that would give PLATFORM#{}#{}).
-    events = [{"type": "TenantCreated", "tenant_id": f"t{i % 7}", "pk": f"PLATFORM#TENANT#t{i % 7}"} for i in range(1500)]
-    events += [{"type": "AccountCreated", "tenant_id": "t1", "pk": f"TENANT#ACME{i % 3}#CAPSULE#c{i}"} for i in range(1500)]
+    events = [
+        {"type": "TenantCreated", "tenant_id": f"t{i % 7}", "pk": f"PLATFORM#TENANT#t{i % 7}"} for i in range(1500)
+    ]
+    events += [
+        {"type": "AccountCreated", "tenant_id": "t1", "pk": f"TENANT#ACME{i % 3}#CAPSULE#c{i}"} for i in range(1500)
+    ]
     path = write_jsonl(tmp_path / "p.jsonl", events)
     slow, fast = _run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True)
     _same(slow, fast)
@@ -169,8 +180,17 @@ def test_keys_with_upper_case_literals_at_odd_positions(tmp_path, monkeypatch):
     assert templates["AccountCreated"] == [{"field": "pk", "template": "TENANT#{}#CAPSULE#{}", "count": 1500}]
 
 
-KEY_PATTERNS = ["TENANT#{}#CAPSULE#{}", "TENANT#{}#{}", "TENANT#{}", "{}#ORDER#{}", "PLATFORM#TENANT#{}",
-                "A1#{}#B_2#{}#C#{}", "TENANT#{}#", "#{}", "TENANT##CAPSULE#{}"]
+KEY_PATTERNS = [
+    "TENANT#{}#CAPSULE#{}",
+    "TENANT#{}#{}",
+    "TENANT#{}",
+    "{}#ORDER#{}",
+    "PLATFORM#TENANT#{}",
+    "A1#{}#B_2#{}#C#{}",
+    "TENANT#{}#",
+    "#{}",
+    "TENANT##CAPSULE#{}",
+]
 KEY_VALUES = ["t1", "c-9", "42", "", "ACME", "Éclair", "ÀB", "x_Y", "1A", "Z9"]
 
 
@@ -237,8 +257,10 @@ def test_a_field_is_a_key_field_when_any_of_its_values_looks_like_a_key(tmp_path
     _same(slow, fast)
     _same(slow, _run(path, monkeypatch, fast=True, workers=2))
     types = {t["type"]: t["key_templates"] for t in fast["types"]}
-    assert types["OrderPlaced"] == [{"field": "pk", "template": "TENANT#{}#ORDER#{}", "count": 1030},
-                                    {"field": "pk", "template": "{}#ORDER#{}", "count": 30}]
+    assert types["OrderPlaced"] == [
+        {"field": "pk", "template": "TENANT#{}#ORDER#{}", "count": 1030},
+        {"field": "pk", "template": "{}#ORDER#{}", "count": 30},
+    ]
     assert types["UserCreated"] == []
 
 
@@ -260,9 +282,16 @@ def test_more_than_fifty_key_templates(tmp_path, monkeypatch):
 def test_a_field_first_holding_a_hash_after_compilation(tmp_path, monkeypatch):
     # The compiled loop only collects fields known to hold a '#'; a '#' elsewhere in a block must be
     # found (raw '#' count differs) and counted, and the next compilation collects that field.
-    early = [{"type": "OrderPlaced", "tenant_id": "t1", "pk": f"TENANT#t1#ORDER#{i}", "ref": f"r{i}"} for i in range(600)]
-    late = [{"type": "OrderPlaced", "tenant_id": "t1", "pk": f"TENANT#t1#ORDER#{i}", "ref": f"REF#{i}"} for i in range(600)]
-    note = [{"type": "OrderPlaced", "tenant_id": "t1", "pk": f"TENANT#t1#ORDER#{i}", "ref": f"r{i} #{i}"} for i in range(300)]
+    early = [
+        {"type": "OrderPlaced", "tenant_id": "t1", "pk": f"TENANT#t1#ORDER#{i}", "ref": f"r{i}"} for i in range(600)
+    ]
+    late = [
+        {"type": "OrderPlaced", "tenant_id": "t1", "pk": f"TENANT#t1#ORDER#{i}", "ref": f"REF#{i}"} for i in range(600)
+    ]
+    note = [
+        {"type": "OrderPlaced", "tenant_id": "t1", "pk": f"TENANT#t1#ORDER#{i}", "ref": f"r{i} #{i}"}
+        for i in range(300)
+    ]
     path = write_jsonl(tmp_path / "late.jsonl", early + late + note + early)
     slow, fast = _run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True)
     _same(slow, fast)
@@ -282,8 +311,11 @@ def test_escaped_hashes_type_names_with_hashes_and_hashes_in_names(tmp_path, mon
     slow, fast = _run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True)
     _same(slow, fast)
     templates = {(t["type"], k["field"], k["template"]): k["count"] for t in fast["types"] for k in t["key_templates"]}
-    assert templates == {("Order#Placed", "pk", "TENANT#{}#ORDER#{}"): 900,
-                         ("UserCreated", "pk", "TENANT#{}"): 909, ("UserCreated", "x#y", "USER#{}"): 9}
+    assert templates == {
+        ("Order#Placed", "pk", "TENANT#{}#ORDER#{}"): 900,
+        ("UserCreated", "pk", "TENANT#{}"): 909,
+        ("UserCreated", "x#y", "USER#{}"): 9,
+    }
 
 
 def test_a_field_with_too_many_templates_collapses_the_same_way_in_every_order(tmp_path, monkeypatch):
@@ -307,8 +339,9 @@ def test_template_counts_do_not_depend_on_counting_order_or_splitting(monkeypatc
 
     monkeypatch.setattr(templates, "MAX_TRACKED", tracked)
     rng = random.Random(tracked)
-    values = [rng.choice(["t1#X#{}", "T#{}", "A{}#b", "{}#{}"]).replace("{}", str(rng.randint(0, 7)))
-              for _ in range(400)]
+    values = [
+        rng.choice(["t1#X#{}", "T#{}", "A{}#b", "{}#{}"]).replace("{}", str(rng.randint(0, 7))) for _ in range(400)
+    ]
     from agentflow.evaluator.keys import key_template
 
     results = []

@@ -8,10 +8,20 @@ import yaml
 
 from tests.evaluator_helpers import LEAKY, demo_config, demo_events, write_jsonl
 
-SUBMIT = {"name": "submit_findings", "input": {
-    "summary": "Role assignments and security groups are not isolated by capsule.",
-    "findings": [{"event_type": "UserInvited", "field": "payload.name", "severity": "high",
-                  "message": "payload.name holds personal data in every UserInvited event"}]}}
+SUBMIT = {
+    "name": "submit_findings",
+    "input": {
+        "summary": "Role assignments and security groups are not isolated by capsule.",
+        "findings": [
+            {
+                "event_type": "UserInvited",
+                "field": "payload.name",
+                "severity": "high",
+                "message": "payload.name holds personal data in every UserInvited event",
+            }
+        ],
+    },
+}
 
 
 def _setup(repo, tmp_path, turns):
@@ -22,20 +32,31 @@ def _setup(repo, tmp_path, turns):
 
 
 def test_llm_session_reads_schemas_and_adds_findings(repo, tmp_path, cli):
-    log = _setup(repo, tmp_path, [
-        {"text": "Looking at the types", "tool_calls": [{"name": "list_types", "input": {}}]},
-        {"tool_calls": [{"name": "describe_type", "input": {"event_type": "UserInvited"}},
-                        {"name": "compare_field", "input": {"field": "capsule_id"}}]},
-        {"tool_calls": [SUBMIT]},
-    ])
+    log = _setup(
+        repo,
+        tmp_path,
+        [
+            {"text": "Looking at the types", "tool_calls": [{"name": "list_types", "input": {}}]},
+            {
+                "tool_calls": [
+                    {"name": "describe_type", "input": {"event_type": "UserInvited"}},
+                    {"name": "compare_field", "input": {"field": "capsule_id"}},
+                ]
+            },
+            {"tool_calls": [SUBMIT]},
+        ],
+    )
     result = cli("evaluate", str(log), "--llm", "--format", "json")
     assert result.exit_code == 1, result.stderr
     data = json.loads(result.stdout)
     assert data["review"].startswith("Role assignments")
     llm = [f for f in data["findings"] if f["rule"] == "llm"]
     assert [(f["event_type"], f["field"], f["severity"]) for f in llm] == [("UserInvited", "payload.name", "high")]
-    assert sorted(f["event_type"] for f in data["findings"] if f["rule"] == "missing_sibling_field"
-                  and f["severity"] == "critical") == sorted(LEAKY)
+    assert sorted(
+        f["event_type"]
+        for f in data["findings"]
+        if f["rule"] == "missing_sibling_field" and f["severity"] == "critical"
+    ) == sorted(LEAKY)
 
     from agentflow.ledger import Ledger
 
@@ -63,8 +84,10 @@ def test_llm_needs_an_api_backend(repo, tmp_path, cli):
 
 
 def test_bad_submission_is_a_tool_error_the_model_can_fix(repo, tmp_path, cli):
-    bad = {"name": "submit_findings", "input": {"summary": "x", "findings": [{"event_type": "A", "severity": "huge",
-                                                                              "message": "m"}]}}
+    bad = {
+        "name": "submit_findings",
+        "input": {"summary": "x", "findings": [{"event_type": "A", "severity": "huge", "message": "m"}]},
+    }
     log = _setup(repo, tmp_path, [{"tool_calls": [bad]}, {"tool_calls": [SUBMIT]}])
     result = cli("evaluate", str(log), "--llm", "--format", "json", "--no-record")
     assert result.exit_code == 1

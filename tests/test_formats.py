@@ -28,20 +28,45 @@ SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-subset.schema
 
 def report(**changes) -> VerifyReport:
     base = VerifyReport(
-        run_id="r-20261127-abcdef", outcome="changes_requested", decision="approve",
+        run_id="r-20261127-abcdef",
+        outcome="changes_requested",
+        decision="approve",
         reasons=["check failed: pytest -q", "criterion AC2 unmet", "high finding F1: leak"],
-        summary="Mostly right, 100% of the 'happy' path.\nOne leak.", base="main", base_commit="a" * 40,
-        head="b" * 40, plan_id="348", plan_title="Capsule isolation",
-        criteria=[{"id": "AC1", "text": "compiles", "status": "met", "evidence": "src/lib.rs:3"},
-                  {"id": "AC2", "text": "has capsule_id", "status": "unmet", "evidence": "src/role.rs:9"},
-                  {"id": "AC3", "text": "docs", "status": "unclear", "evidence": ""}],
-        findings=[{"id": "F1", "severity": "high", "file": "src/role.rs", "line": 9, "pattern": "capsule-isolation",
-                   "message": "RoleAssignment lacks capsule_id, 50% of tenants: a, b", "suggestion": "add it"},
-                  {"id": "F2", "severity": "low", "message": "naming"}],
-        checks=[{"command": "pytest -q", "exit_code": 1, "duration_s": 1.5, "output_tail": "1 failed\x1b[0m <boom>",
-                 "passed": False},
-                {"command": "ruff check", "exit_code": 0, "duration_s": 0.2, "output_tail": "", "passed": True}],
-        cost_usd=0.1234, models={"verifier": "anthropic:claude-sonnet-5-5"},
+        summary="Mostly right, 100% of the 'happy' path.\nOne leak.",
+        base="main",
+        base_commit="a" * 40,
+        head="b" * 40,
+        plan_id="348",
+        plan_title="Capsule isolation",
+        criteria=[
+            {"id": "AC1", "text": "compiles", "status": "met", "evidence": "src/lib.rs:3"},
+            {"id": "AC2", "text": "has capsule_id", "status": "unmet", "evidence": "src/role.rs:9"},
+            {"id": "AC3", "text": "docs", "status": "unclear", "evidence": ""},
+        ],
+        findings=[
+            {
+                "id": "F1",
+                "severity": "high",
+                "file": "src/role.rs",
+                "line": 9,
+                "pattern": "capsule-isolation",
+                "message": "RoleAssignment lacks capsule_id, 50% of tenants: a, b",
+                "suggestion": "add it",
+            },
+            {"id": "F2", "severity": "low", "message": "naming"},
+        ],
+        checks=[
+            {
+                "command": "pytest -q",
+                "exit_code": 1,
+                "duration_s": 1.5,
+                "output_tail": "1 failed\x1b[0m <boom>",
+                "passed": False,
+            },
+            {"command": "ruff check", "exit_code": 0, "duration_s": 0.2, "output_tail": "", "passed": True},
+        ],
+        cost_usd=0.1234,
+        models={"verifier": "anthropic:claude-sonnet-5-5"},
     )
     for key, value in changes.items():
         setattr(base, key, value)
@@ -105,12 +130,18 @@ def test_sarif_is_valid_sarif_2_1_0(outcome):
     f1 = next(r for r in results if r.get("partialFingerprints", {}).get("agentflowFindingId/v1") == "F1")
     assert f1["level"] == "error" and f1["ruleId"] == "pattern/capsule-isolation"
     assert rules[f1["ruleIndex"]]["id"] == f1["ruleId"]
-    assert f1["locations"][0]["physicalLocation"] == {"artifactLocation": {"uri": "src/role.rs"},
-                                                      "region": {"startLine": 9}}
+    assert f1["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "src/role.rs"},
+        "region": {"startLine": 9},
+    }
     f2 = next(r for r in results if r.get("partialFingerprints", {}).get("agentflowFindingId/v1") == "F2")
     assert f2["level"] == "note" and "locations" not in f2
-    assert {r["ruleId"] for r in results} == {"pattern/capsule-isolation", "agentflow/finding", "agentflow/check",
-                                              "agentflow/criterion"}
+    assert {r["ruleId"] for r in results} == {
+        "pattern/capsule-isolation",
+        "agentflow/finding",
+        "agentflow/check",
+        "agentflow/criterion",
+    }
     assert run["invocations"][0]["executionSuccessful"] is (outcome != "no_verdict")
     assert all(rules[r["ruleIndex"]]["id"] == r["ruleId"] for r in results)
 

@@ -237,9 +237,13 @@ def test_multi_line_model_text_stays_on_one_reason_line(repo):
     from agentflow.gate import render_github, render_text
 
     r = Repo(repo)
-    note = VerdictNote(outcome="changes_requested", decision="request_changes", tree=r.tree("HEAD"),
-                       reason="verifier requested\nchanges",
-                       findings=[{"id": "F1", "severity": "high", "message": "two\nlines"}])
+    note = VerdictNote(
+        outcome="changes_requested",
+        decision="request_changes",
+        tree=r.tree("HEAD"),
+        reason="verifier requested\nchanges",
+        findings=[{"id": "F1", "severity": "high", "message": "two\nlines"}],
+    )
     r.append_note(r.rev("HEAD"), note.to_line())
     result = evaluate_gate(r, "HEAD")
     text = render_text(result)

@@ -118,8 +118,14 @@ def test_approve_override_with_required_signature_and_no_key_is_a_usage_error(re
 
 def test_gate_codequality_report_lists_the_closed_gate_and_findings(repo, cli):
     plan_branch(repo)
-    finding = {"id": "F1", "severity": "high", "file": "src/app.py", "line": 3, "message": "capsule_id missing",
-               "pattern": "capsule-isolation"}
+    finding = {
+        "id": "F1",
+        "severity": "high",
+        "file": "src/app.py",
+        "line": 3,
+        "message": "capsule_id missing",
+        "pattern": "capsule-isolation",
+    }
     add_verdict(repo, BRANCH, "changes_requested", findings=[finding])
     result = cli("gate", BRANCH, "--format", "codequality")
     assert result.exit_code == 1

@@ -32,10 +32,13 @@ def test_build_then_gate_then_merge_by_plan_id(repo, cli):
 
 def test_build_with_changes_requested_cannot_merge(repo, cli):
     write_plan(repo, extra="max_cycles: 1\n")
-    script = write_script(repo, {
-        "builder": [builder_session()],
-        "verifier": [verifier_session(decision="request_changes", findings=[finding("F1", "high", "no test")])],
-    })
+    script = write_script(
+        repo,
+        {
+            "builder": [builder_session()],
+            "verifier": [verifier_session(decision="request_changes", findings=[finding("F1", "high", "no test")])],
+        },
+    )
     assert cli("build", "1", "--script", str(script)).exit_code == 1
     before = git(repo, "rev-parse", "main")
     merge = cli("merge", "1")

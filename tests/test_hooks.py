@@ -31,7 +31,7 @@ def test_install_is_idempotent_and_uninstall_removes(repo, cli):
 def test_existing_hook_is_kept_run_first_and_restored(repo, cli):
     directory = hooks_dir(Repo(repo))
     directory.mkdir(parents=True, exist_ok=True)
-    original = "#!/bin/sh\necho ran >> \"$(git rev-parse --show-toplevel)/.git/own-hook-ran\"\nexit 0\n"
+    original = '#!/bin/sh\necho ran >> "$(git rev-parse --show-toplevel)/.git/own-hook-ran"\nexit 0\n'
     (directory / "pre-commit").write_text(original)
     (directory / "pre-commit").chmod(0o755)
     cli("hooks", "install")

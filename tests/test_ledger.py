@@ -47,8 +47,11 @@ def test_concurrent_writers_from_several_processes_lose_no_event(tmp_path: Path)
     Ledger.open(tmp_path).close()  # schema created once, so the writers only contend on appends
     go = tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), f"w{n}", str(per_writer), str(go)],
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path), f"w{n}", str(per_writer), str(go)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for n in range(writers)
     ]
     go.touch()
@@ -67,8 +70,10 @@ def test_concurrent_writers_from_several_processes_lose_no_event(tmp_path: Path)
 
 def test_concurrent_first_open_migrates_once(tmp_path: Path):
     code = "import sys; from pathlib import Path; from agentflow.ledger import Ledger; Ledger.open(Path(sys.argv[1])).close()"
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
@@ -143,8 +148,15 @@ def test_events_round_trip_typed_and_filtered(tmp_path: Path):
 def test_secrets_never_reach_the_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-supersecretvalue")
     with Ledger.open(tmp_path) as ledger:
-        ledger.append(ToolCalled(run_id="r", session_id="s", turn=1, tool="run_command",
-                                 input={"command": "echo sk-ant-api03-supersecretvalue"}))
+        ledger.append(
+            ToolCalled(
+                run_id="r",
+                session_id="s",
+                turn=1,
+                tool="run_command",
+                input={"command": "echo sk-ant-api03-supersecretvalue"},
+            )
+        )
         ledger.save_transcript("s", "builder", "r", [{"role": "user", "content": "key sk-ant-api03-supersecretvalue"}])
     raw = ledger_path(tmp_path).read_bytes()
     assert b"supersecretvalue" not in raw
@@ -155,8 +167,18 @@ def test_secrets_never_reach_the_ledger(tmp_path: Path, monkeypatch: pytest.Monk
 
 def _session(ledger: Ledger, run: str, sid: str, role: str, cycle: int, cost: float) -> None:
     ledger.append(SessionStarted(run_id=run, session_id=sid, role=role, cycle=cycle, backend="scripted", model="m"))
-    ledger.append(SessionEnded(run_id=run, session_id=sid, role=role, cycle=cycle, status="completed", turns=3,
-                               usage=Usage(input_tokens=100, output_tokens=10), cost_usd=cost))
+    ledger.append(
+        SessionEnded(
+            run_id=run,
+            session_id=sid,
+            role=role,
+            cycle=cycle,
+            status="completed",
+            turns=3,
+            usage=Usage(input_tokens=100, output_tokens=10),
+            cost_usd=cost,
+        )
+    )
 
 
 def test_run_and_plan_state_projections(tmp_path: Path):

@@ -42,8 +42,11 @@ EXPECTED_CURRENT = {
         "by_severity": {"critical": 1, "high": 2, "medium": 1, "low": 2, "info": 0},
         "by_pattern": {"capsule-isolation": 2, "(no pattern)": 1, "api-errors": 1, "backwards-compat": 1, "naming": 1},
         "by_pattern_severity": {
-            "capsule-isolation": {"high": 1, "medium": 1}, "(no pattern)": {"low": 1}, "api-errors": {"high": 1},
-            "backwards-compat": {"critical": 1}, "naming": {"low": 1},
+            "capsule-isolation": {"high": 1, "medium": 1},
+            "(no pattern)": {"low": 1},
+            "api-errors": {"high": 1},
+            "backwards-compat": {"critical": 1},
+            "naming": {"low": 1},
         },
     },
     "evaluator_findings": {"opened": 2, "closed": 1, "open": 3},  # {E1,E4} -> {E1,E2,E3}
@@ -68,14 +71,42 @@ EXPECTED_CURRENT = {
     "time_to_approval_hours": {"mean": 1.0, "max": 1.5},  # 101: 0.5 h, 102: 1.5 h
     "estimate": {"estimated_hours": 24.0, "actual_hours": 2.0, "speedup": 12.0, "plans": 2},
     "plans_detail": [
-        {"plan": "101", "title": "Add capsule_id to RoleAssignment", "runs": 1, "cycles": 1, "outcome": "approved",
-         "estimate_hours": 16.0, "actual_hours": 0.5},
-        {"plan": "102", "title": "Enforce tenant scoping", "runs": 1, "cycles": 2, "outcome": "approved",
-         "estimate_hours": 8.0, "actual_hours": 1.5},
-        {"plan": "103", "title": "Rate limiting", "runs": 1, "cycles": 3, "outcome": "capped",
-         "estimate_hours": None, "actual_hours": None},
-        {"plan": "104", "title": "Drop the legacy endpoint", "runs": 2, "cycles": 2, "outcome": "rejected",
-         "estimate_hours": 4.0, "actual_hours": None},
+        {
+            "plan": "101",
+            "title": "Add capsule_id to RoleAssignment",
+            "runs": 1,
+            "cycles": 1,
+            "outcome": "approved",
+            "estimate_hours": 16.0,
+            "actual_hours": 0.5,
+        },
+        {
+            "plan": "102",
+            "title": "Enforce tenant scoping",
+            "runs": 1,
+            "cycles": 2,
+            "outcome": "approved",
+            "estimate_hours": 8.0,
+            "actual_hours": 1.5,
+        },
+        {
+            "plan": "103",
+            "title": "Rate limiting",
+            "runs": 1,
+            "cycles": 3,
+            "outcome": "capped",
+            "estimate_hours": None,
+            "actual_hours": None,
+        },
+        {
+            "plan": "104",
+            "title": "Drop the legacy endpoint",
+            "runs": 2,
+            "cycles": 2,
+            "outcome": "rejected",
+            "estimate_hours": 4.0,
+            "actual_hours": None,
+        },
     ],
     "empty": False,
 }
@@ -91,21 +122,38 @@ EXPECTED_PREVIOUS = {
     "first_pass_approval_rate": 1.0,
     "outcomes": {"approved": 1, "changes_requested": 0, "rejected": 0, "no_verdict": 0, "capped": 0},
     "overrides": 0,
-    "findings": {"total": 0, "by_severity": dict.fromkeys(("critical", "high", "medium", "low", "info"), 0),
-                 "by_pattern": {}, "by_pattern_severity": {}},
+    "findings": {
+        "total": 0,
+        "by_severity": dict.fromkeys(("critical", "high", "medium", "low", "info"), 0),
+        "by_pattern": {},
+        "by_pattern_severity": {},
+    },
     "evaluator_findings": {"opened": 2, "closed": 0, "open": 2},
     "tokens": {"input": 1500, "output": 300, "cache_read": 6000, "cache_write": 500},
     "cache_hit_ratio": 0.75,
     "cost_usd": {
-        "total": 1.5, "per_role": {"builder": 1.0, "verifier": 0.5, "evaluator": 0.0}, "per_approved_plan": 1.5,
-        "by_day": {f"2026-11-{d:02d}": ({"builder": 1.0, "verifier": 0.5, "evaluator": 0.0} if d == 10 else ZERO_DAY)
-                   for d in range(9, 16)},
+        "total": 1.5,
+        "per_role": {"builder": 1.0, "verifier": 0.5, "evaluator": 0.0},
+        "per_approved_plan": 1.5,
+        "by_day": {
+            f"2026-11-{d:02d}": ({"builder": 1.0, "verifier": 0.5, "evaluator": 0.0} if d == 10 else ZERO_DAY)
+            for d in range(9, 16)
+        },
     },
     "commits": 1,
     "time_to_approval_hours": {"mean": 0.5, "max": 0.5},
     "estimate": {"estimated_hours": 8.0, "actual_hours": 0.5, "speedup": 16.0, "plans": 1},
-    "plans_detail": [{"plan": "100", "title": "Seed the ledger", "runs": 1, "cycles": 1, "outcome": "approved",
-                      "estimate_hours": 8.0, "actual_hours": 0.5}],
+    "plans_detail": [
+        {
+            "plan": "100",
+            "title": "Seed the ledger",
+            "runs": 1,
+            "cycles": 1,
+            "outcome": "approved",
+            "estimate_hours": 8.0,
+            "actual_hours": 0.5,
+        }
+    ],
     "empty": False,
     "previous": None,
 }
@@ -157,8 +205,13 @@ EXPECTED_ROWS: dict[str, tuple[str, str, str]] = {
     "Actual hours (same plans)": ("2.00 h", "30 min", "+1.50 h"),
     "Speedup": ("12.00×", "16.00×", "−4.00×"),
 }
-EXPECTED_PATTERNS = [("capsule-isolation", "2", "0"), ("(no pattern)", "1", "0"), ("api-errors", "1", "0"),
-                     ("backwards-compat", "1", "0"), ("naming", "1", "0")]
+EXPECTED_PATTERNS = [
+    ("capsule-isolation", "2", "0"),
+    ("(no pattern)", "1", "0"),
+    ("api-errors", "1", "0"),
+    ("backwards-compat", "1", "0"),
+    ("naming", "1", "0"),
+]
 EXPECTED_PLANS = [
     ("101", "Add capsule_id to RoleAssignment", "1", "1", "approved", "16.00 h", "30 min"),
     ("102", "Enforce tenant scoping", "1", "2", "approved", "8.00 h", "1.50 h"),
@@ -193,8 +246,12 @@ NOW = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)
         ("2026-11-01", None, datetime(2026, 11, 1, tzinfo=UTC), NOW),
         ("2026-11-01", "2026-11-07", datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 8, tzinfo=UTC)),
         ("7d", "2026-11-07", datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 8, tzinfo=UTC)),
-        ("2026-11-01T12:00:00+02:00", "2026-11-02T00:00:00Z",
-         datetime(2026, 11, 1, 10, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)),
+        (
+            "2026-11-01T12:00:00+02:00",
+            "2026-11-02T00:00:00Z",
+            datetime(2026, 11, 1, 10, tzinfo=UTC),
+            datetime(2026, 11, 2, tzinfo=UTC),
+        ),
     ],
 )
 def test_parse_period(since: str, until: str | None, start: datetime, end: datetime) -> None:
@@ -203,8 +260,9 @@ def test_parse_period(since: str, until: str | None, start: datetime, end: datet
     assert period.previous().end == start and period.previous().length == end - start
 
 
-@pytest.mark.parametrize(("since", "until"), [("seven days", None), ("0d", None), ("2026-11-10", "2026-11-01"),
-                                              ("7d", "yesterday")])
+@pytest.mark.parametrize(
+    ("since", "until"), [("seven days", None), ("0d", None), ("2026-11-10", "2026-11-01"), ("7d", "yesterday")]
+)
 def test_bad_periods_are_usage_errors(since: str, until: str | None) -> None:
     with pytest.raises(UsageError):
         parse_period(since, until, now=NOW)
@@ -230,10 +288,13 @@ def test_json_contract_keys(history: Path, cli) -> None:
     """The keys DESIGN/issue 7 promise, exactly as named (extra keys are allowed, renames are not)."""
     report = metrics_json(cli, *PERIOD_ARGS)
     contract = {
-        "period": {"start", "end"}, "plans": {"built", "approved", "merged", "capped", "rejected"},
-        "sessions": {"builder", "verifier", "evaluator"}, "cycles": {"total", "mean_per_plan", "max"},
+        "period": {"start", "end"},
+        "plans": {"built", "approved", "merged", "capped", "rejected"},
+        "sessions": {"builder", "verifier", "evaluator"},
+        "cycles": {"total", "mean_per_plan", "max"},
         "outcomes": {"approved", "changes_requested", "rejected", "no_verdict", "capped"},
-        "findings": {"by_severity", "by_pattern"}, "tokens": {"input", "output", "cache_read", "cache_write"},
+        "findings": {"by_severity", "by_pattern"},
+        "tokens": {"input", "output", "cache_read", "cache_write"},
         "cost_usd": {"total", "per_role", "per_approved_plan"},
         "estimate": {"estimated_hours", "actual_hours", "speedup"},
     }
@@ -248,7 +309,7 @@ def _markdown_table(text: str, first_header: str) -> list[list[str]]:
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
@@ -325,9 +386,7 @@ def test_html_has_every_figure_and_four_charts(history: Path, cli, tmp_path: Pat
     figures = [r for r in parser.tables["figures"][1:] if len(r) == 4]
     assert {label: (value, prev, change) for label, value, prev, change in figures} == EXPECTED_ROWS
     assert [tuple(r) for r in parser.tables["patterns"][1:]] == EXPECTED_PATTERNS
-    assert [tuple(r) for r in parser.tables["plans"][1:]] == [
-        (f"{p[0]} {p[1]}", *p[2:]) for p in EXPECTED_PLANS
-    ]
+    assert [tuple(r) for r in parser.tables["plans"][1:]] == [(f"{p[0]} {p[1]}", *p[2:]) for p in EXPECTED_PLANS]
     assert "first_pass_approval_rate" in parser.keys and "cost_usd.per_approved_plan" in parser.keys
     # headline cards
     for text in ("2 of 4 built", "25.0%", "2.00", "$5.95", "12.00×", "24.00 h estimated, 2.00 h actual"):
@@ -399,11 +458,21 @@ def test_a_session_that_never_ended_is_still_paid_for(repo: Path, cli) -> None:
     """A killed builder left SessionStarted and ModelCalled only: its cost counts, no plan is built."""
     with Ledger.open(repo) as ledger:
         ledger.append(RunStarted(ts=at(17, 9), run_id="r-k", plan_id="7", plan_title="Killed"))
-        ledger.append(SessionStarted(ts=at(17, 9), run_id="r-k", session_id="s-k", role="builder", backend="x",
-                                     model="m"))
+        ledger.append(
+            SessionStarted(ts=at(17, 9), run_id="r-k", session_id="s-k", role="builder", backend="x", model="m")
+        )
         for turn in (1, 2):
-            ledger.append(ModelCalled(ts=at(17, 9, turn), run_id="r-k", session_id="s-k", turn=turn, model="m",
-                                      usage=Usage(input_tokens=100, output_tokens=10), cost_usd=0.25))
+            ledger.append(
+                ModelCalled(
+                    ts=at(17, 9, turn),
+                    run_id="r-k",
+                    session_id="s-k",
+                    turn=turn,
+                    model="m",
+                    usage=Usage(input_tokens=100, output_tokens=10),
+                    cost_usd=0.25,
+                )
+            )
     report = metrics_json(cli, *PERIOD_ARGS)
     assert report["runs"] == 1 and report["plans"]["built"] == 0
     assert report["sessions"] == {"builder": 1, "verifier": 0, "evaluator": 0}
@@ -422,9 +491,20 @@ def fresh_clone(origin: Path, where: Path) -> Path:
 
 
 KNOWN_TO_BOTH = [
-    ("plans", "built"), ("plans", "approved"), ("plans", "merged"), ("plans", "rejected"), ("runs",),
-    ("cycles",), ("first_pass_approval_rate",), ("outcomes", "approved"), ("outcomes", "changes_requested"),
-    ("outcomes", "rejected"), ("outcomes", "no_verdict"), ("overrides",), ("findings",), ("commits",),
+    ("plans", "built"),
+    ("plans", "approved"),
+    ("plans", "merged"),
+    ("plans", "rejected"),
+    ("runs",),
+    ("cycles",),
+    ("first_pass_approval_rate",),
+    ("outcomes", "approved"),
+    ("outcomes", "changes_requested"),
+    ("outcomes", "rejected"),
+    ("outcomes", "no_verdict"),
+    ("overrides",),
+    ("findings",),
+    ("commits",),
 ]
 
 
@@ -482,12 +562,17 @@ def test_html_escapes_titles_and_patterns() -> None:
     from agentflow.metrics import Facts, RunFact, VerdictFact, compute
     from agentflow.report import render_metrics
 
-    run = RunFact("r-x", "9", "<script>alert(1)</script> & co", started=at(17, 9), ended=at(17, 10),
-                  outcome="approved", cycles=1)
-    run.verdicts.append(VerdictFact("r-x", "9", 1, "approved", at(17, 10),
-                                    findings=[{"id": "F1", "severity": "low", "pattern": "<b>bold</b>"}]))
-    report = compute(Facts(source="ledger", runs=[run], sessions=[], evaluations=[]),
-                     parse_period("2026-11-16", "2026-11-22"))
+    run = RunFact(
+        "r-x", "9", "<script>alert(1)</script> & co", started=at(17, 9), ended=at(17, 10), outcome="approved", cycles=1
+    )
+    run.verdicts.append(
+        VerdictFact(
+            "r-x", "9", 1, "approved", at(17, 10), findings=[{"id": "F1", "severity": "low", "pattern": "<b>bold</b>"}]
+        )
+    )
+    report = compute(
+        Facts(source="ledger", runs=[run], sessions=[], evaluations=[]), parse_period("2026-11-16", "2026-11-22")
+    )
     html = render_metrics(report, "html")
     assert "<script>" not in html and "<b>bold</b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
@@ -500,8 +585,10 @@ def test_long_periods_chart_cost_per_week_then_month() -> None:
 
     def days(n: int) -> dict:
         start = datetime(2026, 1, 1).date()
-        return {(start + timedelta(days=i)).isoformat(): {"builder": 1.0, "verifier": 0.5, "evaluator": 0.0}
-                for i in range(n)}
+        return {
+            (start + timedelta(days=i)).isoformat(): {"builder": 1.0, "verifier": 0.5, "evaluator": 0.0}
+            for i in range(n)
+        }
 
     unit, columns = cost_buckets(days(7))
     assert unit == "day" and len(columns) == 7 and columns[0][0] == "Jan 01"

@@ -25,23 +25,39 @@ from tests.build_helpers import (
 
 def build_two_plans(repo: Path, cli) -> None:
     write_plan(repo, "1", "Add farewell", "farewell")
-    rework = write_script(repo, {
-        "builder": [builder_session(summary="added farewell"),
-                    [write_file("src/test_app.py", "from app import farewell\n"), finish("added the test")]],
-        "verifier": [verifier_session(decision="request_changes", criteria={"AC1": "met", "AC2": "unmet"},
-                                      findings=[finding("F1", "high")]),
-                     verifier_session()],
-    }, name="rework.yaml")
+    rework = write_script(
+        repo,
+        {
+            "builder": [
+                builder_session(summary="added farewell"),
+                [write_file("src/test_app.py", "from app import farewell\n"), finish("added the test")],
+            ],
+            "verifier": [
+                verifier_session(
+                    decision="request_changes",
+                    criteria={"AC1": "met", "AC2": "unmet"},
+                    findings=[finding("F1", "high")],
+                ),
+                verifier_session(),
+            ],
+        },
+        name="rework.yaml",
+    )
     assert cli("build", "1", "--script", str(rework)).exit_code == 0
     merged = cli("merge", "1")
     assert merged.exit_code == 0, merged.output
 
     write_plan(repo, "2", "Add greeting", "greeting")
-    capped = write_script(repo, {
-        "builder": [builder_session(path="src/greet.py", content=f"x = {i}\n") for i in range(2)],
-        "verifier": [verifier_session(decision="request_changes", findings=[finding(f"G{i}", "medium")])
-                     for i in range(2)],
-    }, name="capped.yaml")
+    capped = write_script(
+        repo,
+        {
+            "builder": [builder_session(path="src/greet.py", content=f"x = {i}\n") for i in range(2)],
+            "verifier": [
+                verifier_session(decision="request_changes", findings=[finding(f"G{i}", "medium")]) for i in range(2)
+            ],
+        },
+        name="capped.yaml",
+    )
     assert cli("build", "2", "--script", str(capped), "--max-cycles", "2").exit_code == 1
 
 

@@ -23,8 +23,10 @@ def test_render_report_script_renders_both_pages(tmp_path: Path) -> None:
     out = tmp_path / "render"
     proc = subprocess.run(
         ["bash", str(ROOT / "scripts" / "render_report.sh"), str(out)],
-        capture_output=True, text=True, timeout=300, env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin",
-                                                          "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"},
     )
     assert proc.returncode == 0, proc.stderr
     assert "ok: metrics page rendered with 4 SVG charts" in proc.stdout

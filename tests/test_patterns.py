@@ -130,7 +130,9 @@ def test_named_patterns_are_selected_with_reason(tmp_path):
     plan = _plan(tmp_path, "patterns: [thin-cli, Capsule isolation]\n")
     chosen = choose_patterns(patterns, plan, token_budget=10)  # named ones ignore the budget
     assert [(s.pattern.id, s.reason) for s in chosen] == [
-        ("thin-cli", "named in the plan"), ("capsule-isolation", "named in the plan")]
+        ("thin-cli", "named in the plan"),
+        ("capsule-isolation", "named in the plan"),
+    ]
 
 
 def test_unknown_named_pattern_is_an_error_naming_plan_and_suggestion(tmp_path):
@@ -179,9 +181,18 @@ def test_patterns_list_show_lint(repo, cli):
     listed = cli("patterns", "list")
     assert listed.exit_code == 0
     assert [line.split()[0] for line in listed.stdout.splitlines()] == [
-        "capsule-isolation", "idempotent-migrations", "logging", "thin-cli"]
+        "capsule-isolation",
+        "idempotent-migrations",
+        "logging",
+        "thin-cli",
+    ]
     data = json.loads(cli("patterns", "list", "--json").stdout)
-    assert data[0]["id"] == "capsule-isolation" and data[0]["parts"] == ["anti-patterns", "pattern", "rationale", "when"]
+    assert data[0]["id"] == "capsule-isolation" and data[0]["parts"] == [
+        "anti-patterns",
+        "pattern",
+        "rationale",
+        "when",
+    ]
 
     shown = cli("patterns", "show", "thin-cli")
     assert shown.exit_code == 0 and shown.stdout.startswith("## Thin CLI")
@@ -219,7 +230,8 @@ def test_patterns_list_for_a_plan_shows_why(repo, cli):
     (repo / "CLAUDE.md").write_text(DOC)
     (repo / ".plans").mkdir()
     (repo / ".plans" / "3-x.md").write_text(
-        "---\nid: 3\ntitle: Capsule on role assignments\n---\n## Context\nEntities need capsule_id.\n")
+        "---\nid: 3\ntitle: Capsule on role assignments\n---\n## Context\nEntities need capsule_id.\n"
+    )
     result = cli("patterns", "list", "--plan", "3")
     assert result.exit_code == 0
     first = result.stdout.splitlines()[0]

@@ -141,10 +141,23 @@ def _record_run(repo, run_id: str, plan_id: str, outcome: str | None, cost: floa
         ledger.append(RunStarted(run_id=run_id, plan_id=plan_id, plan_title="t", max_cycles=3))
         for cycle in range(1, cycles + 1):
             sid = f"{run_id}-s{cycle}"
-            ledger.append(SessionStarted(run_id=run_id, session_id=sid, role="builder", cycle=cycle,
-                                         backend="scripted", model="m"))
-            ledger.append(SessionEnded(run_id=run_id, session_id=sid, role="builder", cycle=cycle,
-                                       status="completed", turns=2, usage=Usage(input_tokens=10), cost_usd=cost))
+            ledger.append(
+                SessionStarted(
+                    run_id=run_id, session_id=sid, role="builder", cycle=cycle, backend="scripted", model="m"
+                )
+            )
+            ledger.append(
+                SessionEnded(
+                    run_id=run_id,
+                    session_id=sid,
+                    role="builder",
+                    cycle=cycle,
+                    status="completed",
+                    turns=2,
+                    usage=Usage(input_tokens=10),
+                    cost_usd=cost,
+                )
+            )
         if outcome:
             ledger.append(VerdictRecorded(run_id=run_id, cycle=cycles, outcome=outcome, decision="approve"))
             ledger.append(RunEnded(run_id=run_id, outcome=outcome, cycles=cycles))
@@ -212,7 +225,12 @@ def test_log_lines_and_json(repo, cli):
     events = [json.loads(line) for line in only.stdout.splitlines()]
     assert {e["run_id"] for e in events} == {"r-2"}
     assert [e["kind"] for e in events] == [
-        "run_started", "session_started", "session_ended", "verdict_recorded", "run_ended"]
+        "run_started",
+        "session_started",
+        "session_ended",
+        "verdict_recorded",
+        "run_ended",
+    ]
     assert events[-1]["outcome"] == "rejected"
 
 
@@ -234,8 +252,18 @@ def test_log_empty_ledger(repo, cli):
 
 @pytest.mark.parametrize(
     "command",
-    [["init"], ["status"], ["log"], ["plan"], ["plan", "new"], ["plan", "check"],
-     ["patterns"], ["patterns", "list"], ["patterns", "show"], ["patterns", "lint"]],
+    [
+        ["init"],
+        ["status"],
+        ["log"],
+        ["plan"],
+        ["plan", "new"],
+        ["plan", "check"],
+        ["patterns"],
+        ["patterns", "list"],
+        ["patterns", "show"],
+        ["patterns", "lint"],
+    ],
 )
 def test_every_command_help_has_examples(cli, command):
     result = cli(*command, "--help")
@@ -257,8 +285,12 @@ def test_startup_benchmark_runs_and_reports(tmp_path):
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "startup.py"
-    out = subprocess.run([sys.executable, str(script), "--runs", "2", "--max-ratio", "1000", "--json"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(script), "--runs", "2", "--max-ratio", "1000", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["imports_anthropic"] is False

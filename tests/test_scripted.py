@@ -58,8 +58,9 @@ def test_tool_ids_are_unique_per_turn(tmp_path: Path) -> None:
 
 
 def test_running_out_of_sessions_is_an_error() -> None:
-    model = ScriptedModel({"builder": [[{"tool_calls": [{"name": "finish", "input": {"summary": "x"}}]}]]},
-                          source="demo.yaml").for_role("builder")
+    model = ScriptedModel(
+        {"builder": [[{"tool_calls": [{"name": "finish", "input": {"summary": "x"}}]}]]}, source="demo.yaml"
+    ).for_role("builder")
     model.complete(first_request())
     with pytest.raises(ModelError, match="out of script: demo.yaml has 1 builder session"):
         model.complete(first_request())
@@ -78,8 +79,12 @@ def test_a_role_without_script_is_an_error() -> None:
 
 
 def test_scripted_errors_and_usage() -> None:
-    script = {"builder": [[{"text": "a", "usage": {"input_tokens": 10, "output_tokens": 2}, "cost_usd": 0.5}],
-                          [{"error": "overloaded"}]]}
+    script = {
+        "builder": [
+            [{"text": "a", "usage": {"input_tokens": 10, "output_tokens": 2}, "cost_usd": 0.5}],
+            [{"error": "overloaded"}],
+        ]
+    }
     model = ScriptedModel(script).for_role("builder")
     reply = model.complete(first_request())
     assert reply.usage.input_tokens == 10 and reply.cost_usd == 0.5 and reply.stop_reason == "end_turn"
@@ -99,13 +104,16 @@ def test_json_scripts_load(tmp_path: Path) -> None:
     assert load_script(path, "verifier").complete(first_request()).tool_calls[0].name == "submit_verdict"
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("builder: [[{txt: typo}]]", "builder session 1 turn 1: txt: Extra inputs"),
-    ("builder: {a: 1}", "must be a list of sessions"),
-    ("- just a list", "must map roles"),
-    ("builder: [[{tool_calls: [{input: {}}]}]]", "tool_calls.0.name"),
-    ("builder: [[{text: 'unterminated}]]", "invalid script syntax"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("builder: [[{txt: typo}]]", "builder session 1 turn 1: txt: Extra inputs"),
+        ("builder: {a: 1}", "must be a list of sessions"),
+        ("- just a list", "must map roles"),
+        ("builder: [[{tool_calls: [{input: {}}]}]]", "tool_calls.0.name"),
+        ("builder: [[{text: 'unterminated}]]", "invalid script syntax"),
+    ],
+)
 def test_bad_scripts_are_usage_errors_naming_the_file(tmp_path: Path, content: str, problem: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(content)

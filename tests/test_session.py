@@ -31,9 +31,18 @@ VERDICT = {"decision": "approve", "summary": "ok", "criteria": [], "findings": [
 
 
 def make_spec(root: Path, role: str = "builder", budget: RunBudget | None = None, **limits: Any) -> SessionSpec:
-    return SessionSpec(role=role, cycle=2, run_id="r-1", root=root, system="SYSTEM", prompt="PLAN",
-                       limits=SessionLimits(**limits), budget=budget or RunBudget(limit_usd=100.0),
-                       backend="scripted", model_name="scripted")
+    return SessionSpec(
+        role=role,
+        cycle=2,
+        run_id="r-1",
+        root=root,
+        system="SYSTEM",
+        prompt="PLAN",
+        limits=SessionLimits(**limits),
+        budget=budget or RunBudget(limit_usd=100.0),
+        backend="scripted",
+        model_name="scripted",
+    )
 
 
 def run(repo: Path, turns: list[dict], role: str = "builder", **kwargs: Any) -> tuple[SessionResult, list[Any]]:
@@ -53,8 +62,7 @@ def test_completed_session_records_everything(repo: Path) -> None:
         events = ledger.events()
         transcript = ledger.transcript(result.session_id)
     assert result.status == "completed" and result.turns == 2 and result.submitted == {"summary": "done"}
-    assert [type(e) for e in events] == [SessionStarted, ModelCalled, ToolCalled, ModelCalled, ToolCalled,
-                                         SessionEnded]
+    assert [type(e) for e in events] == [SessionStarted, ModelCalled, ToolCalled, ModelCalled, ToolCalled, SessionEnded]
     assert all(e.run_id == "r-1" for e in events)
     started, ended = events[0], events[-1]
     assert isinstance(started, SessionStarted) and started.cycle == 2 and started.backend == "scripted"
@@ -118,8 +126,9 @@ def test_nudge_names_the_terminal_tool_of_any_toolbox(repo: Path) -> None:
     seen: list[ModelRequest] = []
     assert isinstance(Queries(), ToolProvider)
     with Ledger.open(repo) as ledger:
-        run_session(make_spec(repo, "evaluator"), FunctionModel(lambda r: seen.append(r) or {"text": "hi"}),
-                    Queries(), ledger)
+        run_session(
+            make_spec(repo, "evaluator"), FunctionModel(lambda r: seen.append(r) or {"text": "hi"}), Queries(), ledger
+        )
     nudge = seen[1].messages[-1].content[0]
     assert isinstance(nudge, TextBlock) and "call submit_findings" in nudge.text
 
@@ -214,8 +223,12 @@ def test_secrets_never_reach_the_ledger(repo: Path, monkeypatch: pytest.MonkeyPa
     secret = "sk-ant-api03-" + "x" * 40
     monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
     (repo / "leak.txt").write_text(f"key={secret}\n")
-    echo = {"tool_calls": [{"name": "read_file", "input": {"path": "leak.txt"}},
-                           {"name": "run_command", "input": {"command": f"echo {secret}"}}]}
+    echo = {
+        "tool_calls": [
+            {"name": "read_file", "input": {"path": "leak.txt"}},
+            {"name": "run_command", "input": {"command": f"echo {secret}"}},
+        ]
+    }
     result, _ = run(repo, [echo, FINISH])
     db = (repo / ".agentflow" / "ledger.db").read_bytes()
     wal = repo / ".agentflow" / "ledger.db-wal"
@@ -241,9 +254,13 @@ def test_terminal_tool_input_is_recorded_whole(repo: Path) -> None:
 
 
 def test_a_call_cut_off_by_max_tokens_is_not_run(repo: Path) -> None:
-    cut = {"tool_calls": [{"name": "write_file", "input": {"path": "ok.txt", "content": "whole"}},
-                          {"name": "write_file", "input": {"path": "half.txt", "content": "def f(:"}}],
-           "stop_reason": "max_tokens"}
+    cut = {
+        "tool_calls": [
+            {"name": "write_file", "input": {"path": "ok.txt", "content": "whole"}},
+            {"name": "write_file", "input": {"path": "half.txt", "content": "def f(:"}},
+        ],
+        "stop_reason": "max_tokens",
+    }
     result, events = run(repo, [cut, FINISH])
     assert result.status == "completed"
     assert (repo / "ok.txt").exists() and not (repo / "half.txt").exists()
@@ -252,8 +269,12 @@ def test_a_call_cut_off_by_max_tokens_is_not_run(repo: Path) -> None:
 
 
 def test_terminal_tool_stops_the_batch(repo: Path) -> None:
-    batch = {"tool_calls": [{"name": "finish", "input": {"summary": "early"}},
-                            {"name": "write_file", "input": {"path": "after.txt", "content": "x"}}]}
+    batch = {
+        "tool_calls": [
+            {"name": "finish", "input": {"summary": "early"}},
+            {"name": "write_file", "input": {"path": "after.txt", "content": "x"}},
+        ]
+    }
     result, _ = run(repo, [batch])
     assert result.status == "completed" and not (repo / "after.txt").exists()
 
@@ -287,8 +308,11 @@ def test_run_role_session_shares_a_scripted_model_across_a_runs_sessions(repo: P
         second = run_role_session(spec, ledger)
         spec.run_id = "r-2"
         third = run_role_session(spec, ledger)
-    assert [r.submitted for r in (first, second, third)] == [{"summary": "first"}, {"summary": "second"},
-                                                             {"summary": "first"}]
+    assert [r.submitted for r in (first, second, third)] == [
+        {"summary": "first"},
+        {"summary": "second"},
+        {"summary": "first"},
+    ]
 
 
 def test_run_role_session_uses_a_given_model(repo: Path) -> None:
@@ -302,13 +326,14 @@ def test_run_role_session_dispatches_external_backends(repo: Path, monkeypatch: 
 
     def fake_runner(spec: SessionSpec, ledger: Ledger, on_progress: Any) -> SessionResult:
         received.append((spec.backend, on_progress))
-        return SessionResult("s-x", spec.role, "completed", None, 1, Usage(), 0.0, {"summary": "external"},
-                             external_id="ext-1")
+        return SessionResult(
+            "s-x", spec.role, "completed", None, 1, Usage(), 0.0, {"summary": "external"}, external_id="ext-1"
+        )
 
-    monkeypatch.setitem(sys.modules, "agentflow.models.command",
-                        types.SimpleNamespace(run_command_session=fake_runner))
-    monkeypatch.setitem(sys.modules, "agentflow.models.claude_code",
-                        types.SimpleNamespace(run_claude_code_session=fake_runner))
+    monkeypatch.setitem(sys.modules, "agentflow.models.command", types.SimpleNamespace(run_command_session=fake_runner))
+    monkeypatch.setitem(
+        sys.modules, "agentflow.models.claude_code", types.SimpleNamespace(run_claude_code_session=fake_runner)
+    )
     with Ledger.open(repo) as ledger:
         for backend in ("command", "claude-code"):
             spec = make_spec(repo)
@@ -322,8 +347,9 @@ def test_function_model_sees_tools_and_cached_prefix(repo: Path) -> None:
 
     def fn(request: ModelRequest) -> ModelResponse:
         seen.append(request)
-        return ModelResponse(content=[ToolUseBlock(id="t1", name="finish", input={"summary": "s"})],
-                             stop_reason="tool_use")
+        return ModelResponse(
+            content=[ToolUseBlock(id="t1", name="finish", input={"summary": "s"})], stop_reason="tool_use"
+        )
 
     with Ledger.open(repo) as ledger:
         run_session(make_spec(repo, output_tokens=1234), FunctionModel(fn), Toolbox(repo, "builder"), ledger)

@@ -15,18 +15,32 @@ from agentflow.ledger import Ledger
 def history(repo: Path) -> Path:
     h = build_history(repo)
     with Ledger.open(repo) as ledger:
-        builder = next(e.session_id for e in ledger.events(run_id="r-102a", kinds=["session_started"])
-                       if e.role == "builder")
-        ledger.save_transcript(builder, "builder", "r-102a", [
-            {"role": "system", "content": [{"type": "text", "text": "You are the builder."}]},
-            {"role": "user", "content": [{"type": "text", "text": "Plan 102: keep <tenant> scoping"}]},
-            {"role": "assistant", "content": [
-                {"type": "text", "text": "Reading the entity"},
-                {"type": "tool_use", "id": "t1", "name": "read_file", "input": {"path": "src/entity.py"}}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "t1", "content": "class Entity: ...", "is_error": False}]},
-            {"role": "command", "command": "agent run", "exit_code": 0, "output_tail": "done"},
-        ])
+        builder = next(
+            e.session_id for e in ledger.events(run_id="r-102a", kinds=["session_started"]) if e.role == "builder"
+        )
+        ledger.save_transcript(
+            builder,
+            "builder",
+            "r-102a",
+            [
+                {"role": "system", "content": [{"type": "text", "text": "You are the builder."}]},
+                {"role": "user", "content": [{"type": "text", "text": "Plan 102: keep <tenant> scoping"}]},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "Reading the entity"},
+                        {"type": "tool_use", "id": "t1", "name": "read_file", "input": {"path": "src/entity.py"}},
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "t1", "content": "class Entity: ...", "is_error": False}
+                    ],
+                },
+                {"role": "command", "command": "agent run", "exit_code": 0, "output_tail": "done"},
+            ],
+        )
     assert h.repo.root == repo
     return repo
 

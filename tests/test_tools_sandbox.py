@@ -96,8 +96,9 @@ def test_file_tools_work_inside(tree: Path) -> None:
 
 def test_tool_errors_are_explained(tree: Path) -> None:
     box = Toolbox(tree, "builder")
-    assert "does not occur" in box.call("edit_file", {"path": "src/util.py", "old_text": "nope",
-                                                      "new_text": ""}).content
+    assert (
+        "does not occur" in box.call("edit_file", {"path": "src/util.py", "old_text": "nope", "new_text": ""}).content
+    )
     (tree / "dup.txt").write_text("a\na\n")
     assert "occurs 2 times" in box.call("edit_file", {"path": "dup.txt", "old_text": "a", "new_text": "b"}).content
     assert "no such file" in box.call("read_file", {"path": "missing.txt"}).content
@@ -176,8 +177,13 @@ def test_verifier_commands_are_discarded(tree: Path) -> None:
     head = _git(tree, "rev-parse", "HEAD")
     (tree / "src" / "util.py").write_text("X = 'uncommitted'\n")  # present before the session: kept
     box = Toolbox(tree, "verifier")
-    out = box.call("run_command", {"command": "echo hacked > src/app.py && mkdir -p gen/sub && echo 1 > gen/sub/f "
-                                              "&& git add -A && git commit -qm sneaky && echo done"})
+    out = box.call(
+        "run_command",
+        {
+            "command": "echo hacked > src/app.py && mkdir -p gen/sub && echo 1 > gen/sub/f "
+            "&& git add -A && git commit -qm sneaky && echo done"
+        },
+    )
     assert "done" in out.content
     assert _git(tree, "rev-parse", "HEAD") == head
     assert (tree / "src" / "app.py").read_text().startswith("def main")
@@ -205,24 +211,33 @@ def test_finish_and_verdict_submit_valid_input(tree: Path) -> None:
         Toolbox(tree, "builder").call("finish", {"summary": "added capsule_id"})
     assert done.value.payload == {"summary": "added capsule_id"}
     assert Toolbox(tree, "builder").call("finish", {"summary": " "}).is_error
-    verdict = {"decision": "request_changes", "summary": "missing field",
-               "criteria": [{"id": "AC1", "status": "unmet", "evidence": "src/app.py:2"}],
-               "findings": [{"id": "F1", "severity": "high", "message": "no capsule_id", "file": "src/app.py",
-                             "line": 2}]}
+    verdict = {
+        "decision": "request_changes",
+        "summary": "missing field",
+        "criteria": [{"id": "AC1", "status": "unmet", "evidence": "src/app.py:2"}],
+        "findings": [{"id": "F1", "severity": "high", "message": "no capsule_id", "file": "src/app.py", "line": 2}],
+    }
     with pytest.raises(Submitted) as done:
         Toolbox(tree, "verifier").call("submit_verdict", verdict)
     assert done.value.tool == "submit_verdict"
     assert done.value.payload["findings"][0]["severity"] == "high"
 
 
-@pytest.mark.parametrize("bad", [
-    {"decision": "lgtm", "summary": "x", "criteria": [], "findings": []},
-    {"decision": "approve", "criteria": [], "findings": []},
-    {"decision": "approve", "summary": "x", "criteria": [{"id": "AC1", "status": "done"}], "findings": []},
-    {"decision": "approve", "summary": "x", "criteria": [], "findings": [{"id": "F1", "severity": "huge",
-                                                                        "message": "m"}]},
-    {"decision": "approve", "summary": "x", "extra": 1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"decision": "lgtm", "summary": "x", "criteria": [], "findings": []},
+        {"decision": "approve", "criteria": [], "findings": []},
+        {"decision": "approve", "summary": "x", "criteria": [{"id": "AC1", "status": "done"}], "findings": []},
+        {
+            "decision": "approve",
+            "summary": "x",
+            "criteria": [],
+            "findings": [{"id": "F1", "severity": "huge", "message": "m"}],
+        },
+        {"decision": "approve", "summary": "x", "extra": 1},
+    ],
+)
 def test_a_bad_verdict_is_a_tool_error_not_a_submission(tree: Path, bad: dict) -> None:
     out = Toolbox(tree, "verifier").call("submit_verdict", bad)
     assert out.is_error and "invalid verdict" in out.content

@@ -84,8 +84,9 @@ def test_verify_plan_option_wins_and_unanswered_criteria_block(repo, cli):
 def test_verify_exit_codes(repo, cli):
     write_plan(repo)
     feature(repo)
-    changes = write_script(repo, {"verifier": [verifier_session(decision="request_changes",
-                                                                findings=[finding()])]}, name="c.yaml")
+    changes = write_script(
+        repo, {"verifier": [verifier_session(decision="request_changes", findings=[finding()])]}, name="c.yaml"
+    )
     assert cli("verify", "--script", str(changes)).exit_code == 1
     silent = write_script(repo, {"verifier": [[{"text": "hmm"}, {"text": "hmm"}]]}, name="s.yaml")
     result = cli("verify", "--script", str(silent))
@@ -113,8 +114,10 @@ def test_verify_formats_end_to_end(repo, cli, tmp_path, monkeypatch):
     write_plan(repo, checks=["echo 'E: 1 failed, 50%'; exit 1"])
     feature(repo)
     findings = [finding("F1", "high", "capsule_id missing: tenants a, b leak 100%")]
-    sessions = [verifier_session(decision="request_changes", criteria={"AC1": "met", "AC2": "unmet"},
-                                 findings=findings) for _ in range(6)]
+    sessions = [
+        verifier_session(decision="request_changes", criteria={"AC1": "met", "AC2": "unmet"}, findings=findings)
+        for _ in range(6)
+    ]
     script = write_script(repo, {"verifier": sessions})
     summary = tmp_path / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
@@ -138,12 +141,15 @@ def test_verify_formats_end_to_end(repo, cli, tmp_path, monkeypatch):
     assert "agentflow verify" in summary.read_text()
     sarif = json.loads(outputs["sarif"])
     jsonschema.validate(sarif, SCHEMA, format_checker=jsonschema.FormatChecker())
-    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} >= {"pattern/tested-code", "agentflow/check",
-                                                                  "agentflow/criterion"}
+    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} >= {
+        "pattern/tested-code",
+        "agentflow/check",
+        "agentflow/criterion",
+    }
     junit = ET.fromstring(outputs["junit"].encode())
     cases = {c.get("name"): c for c in junit.iter("testcase")}
     assert cases["AC2: the tests pass"].find("failure") is not None
-    assert cases["AC1: `farewell()` returns \"bye\""].find("failure") is None
+    assert cases['AC1: `farewell()` returns "bye"'].find("failure") is None
     assert cases["echo 'E: 1 failed, 50%'; exit 1"].find("failure") is not None
     with Ledger.open(repo) as ledger:
         assert len([r for r in ledger.runs() if r.mode == "verify"]) == 6
@@ -163,14 +169,26 @@ def test_verify_with_a_signing_key_signs_the_note(repo, cli, monkeypatch):
 
 def test_verify_programmatic_api(repo):
     """The library entry point the demo uses."""
-    from agentflow.orchestration import BuildOptions, verify
     from agentflow.formats import render
+    from agentflow.orchestration import BuildOptions, verify
 
     write_plan(repo)
     feature(repo)
-    script = write_script(repo, {"verifier": [[{"tool_calls": [
-        {"name": "submit_verdict", "input": {"decision": "not-a-decision", "summary": "x"}}]},
-        {"tool_calls": [{"name": "submit_verdict", "input": verdict()}]}]]})
+    script = write_script(
+        repo,
+        {
+            "verifier": [
+                [
+                    {
+                        "tool_calls": [
+                            {"name": "submit_verdict", "input": {"decision": "not-a-decision", "summary": "x"}}
+                        ]
+                    },
+                    {"tool_calls": [{"name": "submit_verdict", "input": verdict()}]},
+                ]
+            ]
+        },
+    )
     report = verify(repo, base="main", options=BuildOptions(script=script))
     assert report.outcome == "approved"  # the invalid verdict was a tool error; the retry counted
     assert "approved" in render(report, "text")
@@ -215,8 +233,21 @@ def test_one_verification_writes_every_report(repo, cli, tmp_path):
     head = feature(repo)
     script = write_script(repo, {"verifier": [verifier_session(decision="request_changes", findings=[finding()])]})
     out = tmp_path / "reports"
-    result = cli("verify", "--script", str(script), "--format", "github", "--sarif", str(out / "a.sarif"),
-                 "--junit", str(out / "a.xml"), "--md", str(out / "a.md"), "--json", str(out / "a.json"))
+    result = cli(
+        "verify",
+        "--script",
+        str(script),
+        "--format",
+        "github",
+        "--sarif",
+        str(out / "a.sarif"),
+        "--junit",
+        str(out / "a.xml"),
+        "--md",
+        str(out / "a.md"),
+        "--json",
+        str(out / "a.json"),
+    )
 
     assert result.exit_code == 1, result.output
     assert "::error file=src/app.py,line=1,title=F1 (high) [tested-code]::" in result.stdout  # the main report
@@ -238,8 +269,17 @@ def test_extra_reports_next_to_an_output_file(repo, cli, tmp_path):
     write_plan(repo)
     feature(repo)
     script = write_script(repo, {"verifier": [verifier_session()]})
-    result = cli("verify", "--script", str(script), "--format", "junit", "--output", str(tmp_path / "j.xml"),
-                 "--sarif", str(tmp_path / "s.sarif"))
+    result = cli(
+        "verify",
+        "--script",
+        str(script),
+        "--format",
+        "junit",
+        "--output",
+        str(tmp_path / "j.xml"),
+        "--sarif",
+        str(tmp_path / "s.sarif"),
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert ET.fromstring((tmp_path / "j.xml").read_bytes()).tag == "testsuites"
@@ -251,8 +291,17 @@ def test_two_reports_to_one_file_are_refused_before_verifying(repo, cli, tmp_pat
     feature(repo)
     script = write_script(repo, {"verifier": [verifier_session()]})
     target = tmp_path / "out.sarif"
-    result = cli("verify", "--script", str(script), "--format", "sarif", "--output", str(target),
-                 "--junit", str(tmp_path / "." / "out.sarif"))
+    result = cli(
+        "verify",
+        "--script",
+        str(script),
+        "--format",
+        "sarif",
+        "--output",
+        str(target),
+        "--junit",
+        str(tmp_path / "." / "out.sarif"),
+    )
     assert result.exit_code == 2
     assert "the sarif and junit reports would both be written to" in result.stderr
     assert verify_runs(repo) == 0 and not target.exists()
@@ -263,8 +312,15 @@ def test_an_unwritable_report_is_exit_2_after_the_others_are_written(repo, cli, 
     head = feature(repo)
     script = write_script(repo, {"verifier": [verifier_session()]})
     (tmp_path / "a-file").write_text("not a folder\n")
-    result = cli("verify", "--script", str(script), "--sarif", str(tmp_path / "a-file" / "x.sarif"),
-                 "--md", str(tmp_path / "ok.md"))
+    result = cli(
+        "verify",
+        "--script",
+        str(script),
+        "--sarif",
+        str(tmp_path / "a-file" / "x.sarif"),
+        "--md",
+        str(tmp_path / "ok.md"),
+    )
     assert result.exit_code == 2
     assert "could not write the report(s)" in result.stderr and "x.sarif" in result.stderr
     assert "the verdict is recorded" in result.stderr

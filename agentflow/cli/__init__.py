@@ -7,6 +7,7 @@ They import domain modules inside the command functions so that ``agentflow --he
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 try:  # typer vendors click since 0.2x; its exceptions are what it raises for usage errors
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - a typer that depends on click instead
@@ -48,10 +50,8 @@ class AgentflowGroup(TyperGroup):
             typer.echo("agentflow: interrupted", err=True)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except BrokenPipeError:  # `agentflow log | head`: the reader left; stop quietly like other tools
-            try:  # later flushes at exit must not raise again
+            with contextlib.suppress(OSError, ValueError):  # later flushes at exit must not raise again
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            except (OSError, ValueError):
-                pass
             raise typer.Exit(BROKEN_PIPE) from None
         except (typer.Exit, typer.Abort, SystemExit, ClickException):  # usage errors: click reports them
             raise
@@ -104,7 +104,9 @@ def _root(
         try:
             os.chdir(directory)
         except OSError as exc:
-            raise AgentflowError(f"cannot change into {directory}: {exc.strerror}", fix="name an existing directory")
+            raise AgentflowError(
+                f"cannot change into {directory}: {exc.strerror}", fix="name an existing directory"
+            ) from None
 
 
 for _name in COMMAND_MODULES:

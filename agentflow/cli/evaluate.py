@@ -13,30 +13,50 @@ from agentflow.cli import _common
 def evaluate(
     logs: Annotated[
         list[Path] | None,
-        typer.Argument(metavar="LOG", help="Event logs: JSON Lines (also .gz) or JSON arrays. Default: events.paths in the config.",
-                       show_default=False),
+        typer.Argument(
+            metavar="LOG",
+            help="Event logs: JSON Lines (also .gz) or JSON arrays. Default: events.paths in the config.",
+            show_default=False,
+        ),
     ] = None,
     type_field: Annotated[
-        str | None, typer.Option("--type-field", metavar="PATH",
-                                 help="Dotted path of the event type field (default: detail-type, type, event_type).")
+        str | None,
+        typer.Option(
+            "--type-field",
+            metavar="PATH",
+            help="Dotted path of the event type field (default: detail-type, type, event_type).",
+        ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", metavar="text|json|md", help="Output format.")] = "text",
-    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
-                                                help="Write the report to FILE instead of stdout.")] = None,
-    fail_on: Annotated[str, typer.Option(
-        "--fail-on", metavar="none|low|medium|high|critical",
-        help="Exit 1 when a finding is at or above this severity.")] = "high",
-    baseline: Annotated[Path | None, typer.Option("--baseline", metavar="FILE",
-                                                  help="Report drift against a saved baseline.")] = None,
-    save_baseline: Annotated[Path | None, typer.Option("--save-baseline", metavar="FILE",
-                                                       help="Save the inferred schemas as a baseline.")] = None,
-    plan_out: Annotated[Path | None, typer.Option(
-        "--plan-out", metavar="DIR", help="Write a remediation plan per group of high/critical findings.")] = None,
-    llm: Annotated[bool, typer.Option("--llm", help="Add an Evaluator model session over the schemas and findings.")
-                   ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout.")
+    ] = None,
+    fail_on: Annotated[
+        str,
+        typer.Option(
+            "--fail-on",
+            metavar="none|low|medium|high|critical",
+            help="Exit 1 when a finding is at or above this severity.",
+        ),
+    ] = "high",
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", metavar="FILE", help="Report drift against a saved baseline.")
+    ] = None,
+    save_baseline: Annotated[
+        Path | None, typer.Option("--save-baseline", metavar="FILE", help="Save the inferred schemas as a baseline.")
+    ] = None,
+    plan_out: Annotated[
+        Path | None,
+        typer.Option("--plan-out", metavar="DIR", help="Write a remediation plan per group of high/critical findings."),
+    ] = None,
+    llm: Annotated[
+        bool, typer.Option("--llm", help="Add an Evaluator model session over the schemas and findings.")
+    ] = False,
     no_record: Annotated[bool, typer.Option("--no-record", help="Do not store the findings in the ledger.")] = False,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Processes for large plain JSON Lines "
-                                                "files (default: CPU count).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Processes for large plain JSON Lines files (default: CPU count)."),
+    ] = None,
 ) -> None:
     """Infer event schemas from logs and report findings such as missing isolation fields.
 
@@ -71,8 +91,17 @@ def evaluate(
     if not no_record and not in_repo:
         _common.err("not in a git repository: findings are not recorded in a ledger")
     request = EvaluationRequest(
-        logs=list(logs or []), root=root, type_field=type_field, baseline=baseline, save_baseline=save_baseline,
-        plan_out=plan_out, fail_on=fail_on, record=record, workers=workers, llm=llm, in_repo=in_repo,
+        logs=list(logs or []),
+        root=root,
+        type_field=type_field,
+        baseline=baseline,
+        save_baseline=save_baseline,
+        plan_out=plan_out,
+        fail_on=fail_on,
+        record=record,
+        workers=workers,
+        llm=llm,
+        in_repo=in_repo,
     )
     result = run_evaluation(request, _common.config(root))
     _common.write_output(render(result.analysis, fmt), output)

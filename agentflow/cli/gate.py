@@ -75,9 +75,7 @@ def gate(
 
 def merge(
     target: Annotated[str, typer.Argument(metavar="PLAN|BRANCH", help="A plan file or id, or a branch name.")],
-    into: Annotated[
-        str | None, typer.Option("--into", help="Branch to merge into (default: config base).")
-    ] = None,
+    into: Annotated[str | None, typer.Option("--into", help="Branch to merge into (default: config base).")] = None,
 ) -> None:
     """Merge an approved plan branch (--no-ff); refuse with the gate's reasons otherwise.
 

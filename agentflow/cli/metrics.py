@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from agentflow.cli import _common
-
 
 # Help texts: one line per paragraph, because the help formatter keeps line breaks as they are.
 METRICS_HELP = (
@@ -37,14 +36,14 @@ SHOW_HELP = (
 )
 
 
-class MetricsFormat(str, Enum):
+class MetricsFormat(StrEnum):
     text = "text"
     md = "md"
     json = "json"
     html = "html"
 
 
-class ShowFormat(str, Enum):
+class ShowFormat(StrEnum):
     text = "text"
     md = "md"
     html = "html"
@@ -56,12 +55,16 @@ def metrics(
     ] = "7d",
     until: Annotated[
         str | None,
-        typer.Option("--until", help="End: an ISO date (that whole day is included) or date-time; default: now.",
-                     show_default=False),
+        typer.Option(
+            "--until",
+            help="End: an ISO date (that whole day is included) or date-time; default: now.",
+            show_default=False,
+        ),
     ] = None,
     fmt: Annotated[MetricsFormat, typer.Option("--format", "-f", help="Output format.")] = MetricsFormat.text,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report to FILE instead of stdout.", show_default=False)
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to FILE instead of stdout.", show_default=False),
     ] = None,
     from_git: Annotated[
         bool,

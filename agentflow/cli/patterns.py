@@ -79,7 +79,9 @@ def list_(
 
 
 @patterns_app.command("show")
-def show(pattern_id: Annotated[str, typer.Argument(metavar="ID", help="The pattern id (see `patterns list`).")]) -> None:
+def show(
+    pattern_id: Annotated[str, typer.Argument(metavar="ID", help="The pattern id (see `patterns list`).")],
+) -> None:
     """Print one pattern as agentflow passes it to the builder and verifier.
 
     Examples:

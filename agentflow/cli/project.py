@@ -69,7 +69,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     for error in errors:
         _common.err(f"agentflow: error: {error}")
     if errors:
-        raise PlanError(f"{len(errors)} plan file(s) are invalid", fix="see above; `agentflow plan check` validates them")
+        raise PlanError(
+            f"{len(errors)} plan file(s) are invalid", fix="see above; `agentflow plan check` validates them"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -108,9 +108,11 @@ class TerminalReporter:
         key = str(progress.get("run_id"))
         tool = f" · {progress['tool']}" if progress.get("tool") else ""
         what = f"plan {progress['plan']}" if progress.get("plan") else "verify"
-        line = (f"{what} · {progress.get('role')} · cycle {progress.get('cycle')} · turn {progress.get('turn')} · "
-                f"{int(progress.get('tokens', 0)):,} tokens · ${float(progress.get('cost_usd', 0)):.2f} · "
-                f"{float(progress.get('elapsed_s', 0)):.0f}s{tool}")
+        line = (
+            f"{what} · {progress.get('role')} · cycle {progress.get('cycle')} · turn {progress.get('turn')} · "
+            f"{int(progress.get('tokens', 0)):,} tokens · ${float(progress.get('cost_usd', 0)):.2f} · "
+            f"{float(progress.get('elapsed_s', 0)):.0f}s{tool}"
+        )
         with self._lock:
             self._status[key] = line
             self._live.update(Text("\n".join(self._status.values())))
@@ -132,8 +134,10 @@ def describe_event(event: Event) -> str | None:
             return f"{run}cycle {event.cycle}: the builder changed nothing"
         scope = f", outside scope: {', '.join(event.out_of_scope)}" if event.out_of_scope else ""
         files = f"{event.files_changed} file{'' if event.files_changed == 1 else 's'}"
-        return (f"{run}cycle {event.cycle}: committed {event.commit[:12]} ({files}, "
-                f"+{event.insertions} -{event.deletions}{scope})")
+        return (
+            f"{run}cycle {event.cycle}: committed {event.commit[:12]} ({files}, "
+            f"+{event.insertions} -{event.deletions}{scope})"
+        )
     if isinstance(event, ev.ChecksRan):
         failed = [r.command for r in event.results if not r.passed]
         if not event.results:
@@ -174,28 +178,36 @@ def _combined_exit(codes: list[int]) -> int:
 
 
 def build(
-    plans: Annotated[list[str] | None, typer.Argument(metavar="PLAN", help="Plan files or ids.",
-                                                      show_default=False)] = None,
-    max_cycles: Annotated[int | None, typer.Option("--max-cycles", help="Cycle cap (a plan's max_cycles wins).")] = None,
-    backend: Annotated[str | None, typer.Option(
-        "--backend", help="Backend for builder and verifier: anthropic, scripted, command, claude-code.")] = None,
+    plans: Annotated[
+        list[str] | None, typer.Argument(metavar="PLAN", help="Plan files or ids.", show_default=False)
+    ] = None,
+    max_cycles: Annotated[
+        int | None, typer.Option("--max-cycles", help="Cycle cap (a plan's max_cycles wins).")
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", help="Backend for builder and verifier: anthropic, scripted, command, claude-code."),
+    ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name for builder and verifier.")] = None,
     budget_usd: Annotated[float | None, typer.Option("--budget-usd", help="Dollar budget per run.")] = None,
     resume: Annotated[str | None, typer.Option("--resume", metavar="RUN", help="Continue a killed run.")] = None,
     jobs: Annotated[int, typer.Option("-j", "--jobs", help="Plans to build in parallel.")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the prompts of cycle 1; send nothing.")] = False,
-    script: Annotated[Path | None, typer.Option(
-        "--script", help="Script for the scripted backend (implies --backend scripted).")] = None,
+    script: Annotated[
+        Path | None, typer.Option("--script", help="Script for the scripted backend (implies --backend scripted).")
+    ] = None,
 ) -> None:
     from agentflow.errors import UsageError
-    from agentflow.orchestration import BuildOptions, build as build_plans, dry_run as preview, resume_run
+    from agentflow.orchestration import BuildOptions, resume_run
+    from agentflow.orchestration import build as build_plans
+    from agentflow.orchestration import dry_run as preview
 
     root = _common.repo().root
-    options = BuildOptions(max_cycles=max_cycles, backend=backend, model=model, budget_usd=budget_usd,
-                           script=script, jobs=jobs)
+    options = BuildOptions(
+        max_cycles=max_cycles, backend=backend, model=model, budget_usd=budget_usd, script=script, jobs=jobs
+    )
     if resume and plans:
-        raise UsageError("--resume continues one run; do not name plans with it",
-                         fix="`agentflow build --resume RUN`")
+        raise UsageError("--resume continues one run; do not name plans with it", fix="`agentflow build --resume RUN`")
     if dry_run:
         if resume:
             raise UsageError("--dry-run cannot be combined with --resume")
@@ -208,8 +220,11 @@ def build(
         return
     started = time.monotonic()
     with _reporter() as reporter:
-        results = [resume_run(root, resume, options, reporter)] if resume else build_plans(root, plans or [], options,
-                                                                                           reporter)
+        results = (
+            [resume_run(root, resume, options, reporter)]
+            if resume
+            else build_plans(root, plans or [], options, reporter)
+        )
     for result in results:
         for line in summary_lines(result):
             _common.out(line)
@@ -222,30 +237,41 @@ def build(
 def verify(
     base: Annotated[str | None, typer.Option("--base", help="Base ref (default: the config's base branch).")] = None,
     head: Annotated[str, typer.Option("--head", help="Head ref to verify.")] = "HEAD",
-    plan: Annotated[str | None, typer.Option("--plan", help="Plan file or id (default: Agentflow-Plan trailer).")] = None,
+    plan: Annotated[
+        str | None, typer.Option("--plan", help="Plan file or id (default: Agentflow-Plan trailer).")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="text, json, md, github, sarif or junit.")] = "text",
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", metavar="FILE", help="Write the --format report to FILE (default: stdout).")] = None,
-    backend: Annotated[str | None, typer.Option("--backend", help="Verifier backend: anthropic, scripted, claude-code.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write the --format report to FILE (default: stdout)."),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="Verifier backend: anthropic, scripted, claude-code.")
+    ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Verifier model name.")] = None,
     budget_usd: Annotated[float | None, typer.Option("--budget-usd", help="Dollar budget for the run.")] = None,
-    script: Annotated[Path | None, typer.Option(
-        "--script", help="Script for the scripted backend (implies --backend scripted).")] = None,
-    json_file: Annotated[Path | None, typer.Option(
-        "--json", metavar="FILE", help="Also write the JSON report to FILE.")] = None,
-    md_file: Annotated[Path | None, typer.Option(
-        "--md", metavar="FILE", help="Also write the Markdown report to FILE.")] = None,
-    sarif_file: Annotated[Path | None, typer.Option(
-        "--sarif", metavar="FILE", help="Also write the SARIF 2.1.0 report to FILE.")] = None,
-    junit_file: Annotated[Path | None, typer.Option(
-        "--junit", metavar="FILE", help="Also write the JUnit XML report to FILE.")] = None,
+    script: Annotated[
+        Path | None, typer.Option("--script", help="Script for the scripted backend (implies --backend scripted).")
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", metavar="FILE", help="Also write the JSON report to FILE.")
+    ] = None,
+    md_file: Annotated[
+        Path | None, typer.Option("--md", metavar="FILE", help="Also write the Markdown report to FILE.")
+    ] = None,
+    sarif_file: Annotated[
+        Path | None, typer.Option("--sarif", metavar="FILE", help="Also write the SARIF 2.1.0 report to FILE.")
+    ] = None,
+    junit_file: Annotated[
+        Path | None, typer.Option("--junit", metavar="FILE", help="Also write the JUnit XML report to FILE.")
+    ] = None,
 ) -> None:
     from agentflow.formats import github_step_summary, report_targets
-    from agentflow.orchestration import BuildOptions, exit_code_for, verify as verify_change
+    from agentflow.orchestration import BuildOptions, exit_code_for
+    from agentflow.orchestration import verify as verify_change
 
     # checked before the verifier runs: a clash found afterwards would waste the verification
-    targets = report_targets(fmt, output, {"json": json_file, "md": md_file, "sarif": sarif_file,
-                                           "junit": junit_file})
+    targets = report_targets(fmt, output, {"json": json_file, "md": md_file, "sarif": sarif_file, "junit": junit_file})
     root = _common.repo().root
     options = BuildOptions(backend=backend, model=model, budget_usd=budget_usd, script=script)
     with TerminalReporter(live=False) as reporter:
@@ -268,9 +294,10 @@ def _write_reports(report: VerifyReport, targets: list[ReportTarget]) -> None:
         except OSError as exc:
             failed.append(f"{path} ({exc.strerror or exc})")
     if failed:
-        raise UsageError(f"could not write the report(s) {', '.join(failed)}",
-                         fix=f"the verdict is recorded (see `agentflow show {report.run_id}`); use writable paths "
-                             "next time")
+        raise UsageError(
+            f"could not write the report(s) {', '.join(failed)}",
+            fix=f"the verdict is recorded (see `agentflow show {report.run_id}`); use writable paths next time",
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -67,13 +67,13 @@ def demo_config(live: bool) -> str:
     return (
         "# Capsulary's agentflow configuration (written by `agentflow demo`)\n"
         "base: main\n"
-        f"checks: [\"{python} -m unittest -q\"]\n"
+        f'checks: ["{python} -m unittest -q"]\n'
         f"{models}"
         "limits: {max_cycles: 3, run_cost_usd: 5.0}\n"
         "events:\n"
         "  paths: [logs/events.jsonl]\n"
         "  isolation_fields: [tenant_id, capsule_id]\n"
-        "  exempt_types: [\"Tenant*\"]   # platform-level events legitimately have no capsule\n"
+        '  exempt_types: ["Tenant*"]   # platform-level events legitimately have no capsule\n'
     )
 
 
@@ -147,9 +147,7 @@ def run_demo(directory: Path | None, *, live: bool, say: Printer) -> DemoResult:
         say("\nThe live run was not approved, so there is nothing to gate or merge: see `agentflow show`.")
         result.seconds = time.monotonic() - started
         return result
-    branch = next(
-        word for line in build.output.splitlines() for word in line.split() if word.startswith("agentflow/")
-    )
+    branch = next(word for line in build.output.splitlines() for word in line.split() if word.startswith("agentflow/"))
 
     run.section("4. The gate opens for the approved commit, and closes for an unverified edit")
     run.agentflow("gate", branch)

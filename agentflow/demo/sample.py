@@ -23,8 +23,13 @@ def _git(root: Path, *args: str) -> None:
 
 def write_event_log(path: Path) -> None:
     """Write the event log the unfixed sample project emits (its own ``app.simulate``) to ``path``."""
-    subprocess.run([sys.executable, "-B", "-m", "app.simulate", str(path.resolve())], cwd=PROJECT, check=True,
-                   capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-B", "-m", "app.simulate", str(path.resolve())],
+        cwd=PROJECT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def create_project(root: Path, config: str) -> None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agentflow.evaluator.analysis import SEVERITIES, Analysis, Finding, TypeSchema, severity_rank
+from agentflow.evaluator.analysis import Analysis, Finding, TypeSchema
 from agentflow.evaluator.relevance import relevant_findings
 from agentflow.evaluator.rules import RuleConfig
+from agentflow.verdict import SEVERITIES, severity_rank  # one severity scale for verdicts and evaluator
 
 __all__ = [
     "SEVERITIES",

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentflow.evaluator import templates as key_counts
-from agentflow.evaluator.schema import SAMPLE_LINES, Aggregator, LogError, Location
-from agentflow.verdict import SEVERITIES, severity_rank  # one severity scale for verdicts and evaluator
+from agentflow.evaluator.schema import SAMPLE_LINES, Aggregator, Location, LogError
 
 
 @dataclass

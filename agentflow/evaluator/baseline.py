@@ -48,16 +48,21 @@ def load_baseline(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise UsageError("no such baseline", where=path, fix="create one with --save-baseline") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"not a readable baseline: {exc}", where=path,
-                         fix="recreate it with --save-baseline") from None
-    if not isinstance(data, dict) or data.get("agentflow_baseline") != BASELINE_VERSION \
-            or not isinstance(data.get("types"), dict):
+        raise UsageError(
+            f"not a readable baseline: {exc}", where=path, fix="recreate it with --save-baseline"
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or data.get("agentflow_baseline") != BASELINE_VERSION
+        or not isinstance(data.get("types"), dict)
+    ):
         raise UsageError("not an agentflow baseline (version 1)", where=path, fix="recreate it with --save-baseline")
     return data
 
 
-def _finding(rule: str, severity: str, event_type: str, path: str | None, message: str,
-             evidence: dict[str, Any]) -> Finding:
+def _finding(
+    rule: str, severity: str, event_type: str, path: str | None, message: str, evidence: dict[str, Any]
+) -> Finding:
     return Finding(rule, severity, event_type, path, message, evidence, id=finding_id(rule, event_type, path))
 
 
@@ -67,38 +72,76 @@ def drift(analysis: Analysis, baseline: dict[str, Any], config: RuleConfig, sour
     before: dict[str, Any] = baseline["types"]
     now = {t.name: t for t in analysis.types}
     for name in sorted(set(before) - set(now)):
-        out.append(_finding("drift_type_missing", "info", name, None,
-                            f"{name} is in the baseline but not in these logs", {"baseline": source}))
+        out.append(
+            _finding(
+                "drift_type_missing",
+                "info",
+                name,
+                None,
+                f"{name} is in the baseline but not in these logs",
+                {"baseline": source},
+            )
+        )
     for name in sorted(set(now) - set(before)):
-        out.append(_finding("drift_type_added", "info", name, None,
-                            f"{name} is new since the baseline ({now[name].count} events)", {"baseline": source}))
+        out.append(
+            _finding(
+                "drift_type_added",
+                "info",
+                name,
+                None,
+                f"{name} is new since the baseline ({now[name].count} events)",
+                {"baseline": source},
+            )
+        )
     for name in sorted(set(now) & set(before)):
         old_fields: dict[str, list[str]] = before[name].get("fields", {})
         schema = now[name]
         for path in [p for p in old_fields if p not in schema.fields]:
-            if config.skip(name, path) or any(p in old_fields and p not in schema.fields
-                                              for p in _ancestors(path)):
+            if config.skip(name, path) or any(p in old_fields and p not in schema.fields for p in _ancestors(path)):
                 continue
             critical = config.is_isolation(path)
-            out.append(_finding("drift_field_removed", "critical" if critical else "medium", name, path,
-                                f"{name} no longer carries {path} (present in the baseline)",
-                                {"baseline": source, "events": schema.count,
-                                 "sample_lines": [analysis.where(loc) for loc in schema.lines]}))
+            out.append(
+                _finding(
+                    "drift_field_removed",
+                    "critical" if critical else "medium",
+                    name,
+                    path,
+                    f"{name} no longer carries {path} (present in the baseline)",
+                    {
+                        "baseline": source,
+                        "events": schema.count,
+                        "sample_lines": [analysis.where(loc) for loc in schema.lines],
+                    },
+                )
+            )
         for path, stats in schema.fields.items():
             if path not in old_fields:
                 if any(p not in old_fields for p in _ancestors(path)):
                     continue
-                out.append(_finding("drift_field_added", "low", name, path,
-                                    f"{name} gained {path} since the baseline ({stats.count} events)",
-                                    {"baseline": source, "events": stats.count}))
+                out.append(
+                    _finding(
+                        "drift_field_added",
+                        "low",
+                        name,
+                        path,
+                        f"{name} gained {path} since the baseline ({stats.count} events)",
+                        {"baseline": source, "events": stats.count},
+                    )
+                )
                 continue
             old = {("number" if t == "integer" else t) for t in old_fields[path] if t != "null"}
             new = {("number" if t == "integer" else t) for t in stats.types if t != "null"}
             if old and new and old != new:
-                out.append(_finding("drift_type_changed", "medium", name, path,
-                                    f"{name}.{path} changed type from {'/'.join(sorted(old))} to "
-                                    f"{'/'.join(sorted(new))}",
-                                    {"baseline": source, "before": sorted(old), "after": sorted(new)}))
+                out.append(
+                    _finding(
+                        "drift_type_changed",
+                        "medium",
+                        name,
+                        path,
+                        f"{name}.{path} changed type from {'/'.join(sorted(old))} to {'/'.join(sorted(new))}",
+                        {"baseline": source, "before": sorted(old), "after": sorted(new)},
+                    )
+                )
     return out
 
 

@@ -42,8 +42,14 @@ MAX_LABEL_KEYS = 256  # distinct (segments, even segments) counted per key field
 UNSET = msgspec.UNSET
 _EVENS = itemgetter(slice(None, None, 2))
 DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
-_PY = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "null": (type(None),),
-       "array": (list,)}
+_PY = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "array": (list,),
+}
 _JSON_OF = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null", list: "array"}
 
 
@@ -129,7 +135,7 @@ class CompiledSchema:
         before = [sum(compiled.counts.values()) for compiled in self._hashed_tags]
         counted = self._loop(lines, file_index, first_line, slow, note)
         found = sum([compiled.count_keys() for compiled in self.types.values()])
-        for compiled, earlier in zip(self._hashed_tags, before):  # a type name with a '#' is a value too
+        for compiled, earlier in zip(self._hashed_tags, before, strict=False):  # a type name with a '#' is a value too
             events = sum(compiled.counts.values()) - earlier
             if events:
                 compiled.count_template(self.tag_field, key_template(compiled.name), events)
@@ -286,8 +292,9 @@ class CompiledType:
     def _python_type(node: Node, code: str) -> type:
         if code == "object":
             return node.struct
-        return {"string": str, "integer": int, "number": float, "boolean": bool, "null": type(None),
-                "array": list}[code]
+        return {"string": str, "integer": int, "number": float, "boolean": bool, "null": type(None), "array": list}[
+            code
+        ]
 
     # -- key templates ----------------------------------------------------------------------------
 
@@ -327,7 +334,7 @@ class CompiledType:
                     for even, n in Counter(evens).items():  # in order of first appearance
                         self._count_memo(path, (size, even), n)
                 else:
-                    for memo_key, n in Counter(zip(map(len, parts), evens)).items():
+                    for memo_key, n in Counter(zip(map(len, parts), evens, strict=False)).items():
                         self._count_memo(path, memo_key, n)
                         hashes += (memo_key[0] - 1) * n
             values.clear()  # the generated loop appends to this very list: clear, never replace
@@ -341,8 +348,9 @@ class CompiledType:
         """Count ``n`` keys by skeleton; after MAX_LABEL_KEYS distinct ones, by template (spill)."""
         self._count_capped(self.skeleton_counts, path, skeleton, n, key_template)
 
-    def _count_capped(self, table: dict[str, dict[Any, int]], path: str, key: Any, n: int,
-                      template_of: Callable[[Any], str]) -> None:
+    def _count_capped(
+        self, table: dict[str, dict[Any, int]], path: str, key: Any, n: int, template_of: Callable[[Any], str]
+    ) -> None:
         counts = table.setdefault(path, {})
         known = counts.get(key)
         if known is not None:
@@ -388,10 +396,7 @@ class CompiledType:
         for node in nodes:
             if node.optional and mask >> node.absent_bit & 1:
                 continue
-            if node.codes:
-                json_type = node.codes[(mask >> node.code_shift) & ((1 << node.code_bits) - 1)]
-            else:
-                json_type = node.types[0]
+            json_type = node.codes[mask >> node.code_shift & (1 << node.code_bits) - 1] if node.codes else node.types[0]
             out.append((node.path, json_type))
             if json_type == "object":
                 self._walk(node.children, mask, out)

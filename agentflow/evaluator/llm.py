@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from agentflow.errors import BackendError, UsageError
-from agentflow.evaluator.analysis import SEVERITIES, Analysis, Finding, severity_rank
+from agentflow.evaluator.analysis import Analysis, Finding
 from agentflow.evaluator.rules import finding_id, sort_findings
+from agentflow.verdict import SEVERITIES, severity_rank  # one severity scale for verdicts and evaluator
 
 TASK_MARKER = "<!-- agentflow:task -->"  # the same split the builder/verifier templates use
 MAX_TOOL_CHARS = 20_000
@@ -32,7 +33,8 @@ def check_available(config: Any) -> None:
     if backend not in API_BACKENDS:
         raise UsageError(
             f"--llm needs an API backend for the evaluator, not {backend!r}",
-            where="agentflow.yaml", fix="set models.evaluator.backend to anthropic or scripted",
+            where="agentflow.yaml",
+            fix="set models.evaluator.backend to anthropic or scripted",
         )
 
 
@@ -64,15 +66,30 @@ class EvaluatorToolbox:
     def specs(self) -> list[Any]:
         return [
             _spec("list_types", "Every event type with its event count, field count and key templates.", {}, []),
-            _spec("describe_type", "One event type's fields: presence, JSON types, examples; its key templates.",
-                  {"event_type": {"type": "string"}}, ["event_type"]),
-            _spec("compare_field", "Which event types carry a field (exact path or leaf name) and how often.",
-                  {"field": {"type": "string"}}, ["field"]),
-            _spec("list_findings", "The deterministic findings, optionally only at or above a severity.",
-                  {"min_severity": {"type": "string", "enum": list(SEVERITIES)}}, []),
-            _spec("submit_findings", "Submit your summary and the findings you add; ends the session.",
-                  {"summary": {"type": "string"}, "findings": {"type": "array", "items": _FINDING_SCHEMA}},
-                  ["summary", "findings"]),
+            _spec(
+                "describe_type",
+                "One event type's fields: presence, JSON types, examples; its key templates.",
+                {"event_type": {"type": "string"}},
+                ["event_type"],
+            ),
+            _spec(
+                "compare_field",
+                "Which event types carry a field (exact path or leaf name) and how often.",
+                {"field": {"type": "string"}},
+                ["field"],
+            ),
+            _spec(
+                "list_findings",
+                "The deterministic findings, optionally only at or above a severity.",
+                {"min_severity": {"type": "string", "enum": list(SEVERITIES)}},
+                [],
+            ),
+            _spec(
+                "submit_findings",
+                "Submit your summary and the findings you add; ends the session.",
+                {"summary": {"type": "string"}, "findings": {"type": "array", "items": _FINDING_SCHEMA}},
+                ["summary", "findings"],
+            ),
         ]
 
     def call(self, name: str, input: dict[str, Any]) -> Any:
@@ -93,8 +110,15 @@ class EvaluatorToolbox:
         return ToolOutput(text)
 
     def _tool_list_types(self) -> list[dict[str, Any]]:
-        return [{"type": t.name, "count": t.count, "fields": len(t.fields),
-                 "key_templates": t.to_json()["key_templates"][:5]} for t in self.analysis.types]
+        return [
+            {
+                "type": t.name,
+                "count": t.count,
+                "fields": len(t.fields),
+                "key_templates": t.to_json()["key_templates"][:5],
+            }
+            for t in self.analysis.types
+        ]
 
     def _tool_describe_type(self, event_type: str) -> dict[str, Any]:
         schema = self.analysis.type(event_type)
@@ -106,15 +130,19 @@ class EvaluatorToolbox:
         out = []
         for t in self.analysis.types:
             paths = [p for p in t.fields if p == field or p.rsplit(".", 1)[-1] == field]
-            out.append({"type": t.name, "events": t.count,
-                        "carries": {p: round(t.fields[p].count / t.count, 4) for p in paths}})
+            out.append(
+                {
+                    "type": t.name,
+                    "events": t.count,
+                    "carries": {p: round(t.fields[p].count / t.count, 4) for p in paths},
+                }
+            )
         return out
 
     def _tool_list_findings(self, min_severity: str = "info") -> list[dict[str, Any]]:
         if min_severity not in SEVERITIES:
             raise ValueError(f"min_severity must be one of {', '.join(SEVERITIES)}")
-        return [f.to_json() for f in self.analysis.findings
-                if severity_rank(f.severity) >= severity_rank(min_severity)]
+        return [f.to_json() for f in self.analysis.findings if severity_rank(f.severity) >= severity_rank(min_severity)]
 
     def _tool_submit_findings(self, summary: str, findings: list[dict[str, Any]]) -> None:
         from agentflow.tools import Submitted
@@ -134,8 +162,17 @@ def model_findings(submitted: dict[str, Any]) -> list[Finding]:
     for item in submitted.get("findings", []):
         event_type, field = str(item["event_type"]), item.get("field") or None
         message = str(item["message"]).strip()
-        out.append(Finding("llm", item["severity"], event_type, field, message, {"source": "evaluator session"},
-                           id=finding_id("llm", event_type, field, message.lower())))
+        out.append(
+            Finding(
+                "llm",
+                item["severity"],
+                event_type,
+                field,
+                message,
+                {"source": "evaluator session"},
+                id=finding_id("llm", event_type, field, message.lower()),
+            )
+        )
     return out
 
 
@@ -145,8 +182,14 @@ def render_prompt(analysis: Analysis, root: Path, rules: Any) -> tuple[str, str]
 
     data = analysis.to_json()
     text = prompts.render(
-        "evaluator", root, logs=analysis.files, summary=summary_line(analysis), types=data["types"],
-        findings=data["findings"], isolation_fields=list(rules.isolation_fields), exempt_types=list(rules.exempt_types),
+        "evaluator",
+        root,
+        logs=analysis.files,
+        summary=summary_line(analysis),
+        types=data["types"],
+        findings=data["findings"],
+        isolation_fields=list(rules.isolation_fields),
+        exempt_types=list(rules.exempt_types),
     )
     if TASK_MARKER not in text:
         return "You are the evaluator in agentflow.", text
@@ -164,15 +207,25 @@ def review(analysis: Analysis, root: Path, config: Any, ledger: Any, rules: Any)
     role_cfg = config.models.evaluator
     system, prompt = render_prompt(analysis, root, rules)
     spec = SessionSpec(
-        role="evaluator", cycle=1, run_id=new_id("ev"), root=root, system=system, prompt=prompt,
-        limits=SessionLimits.from_config(config.limits), budget=RunBudget(limit_usd=config.limits.run_cost_usd),
-        backend=role_cfg.backend, model_name=role_cfg.model, role_cfg=role_cfg,
+        role="evaluator",
+        cycle=1,
+        run_id=new_id("ev"),
+        root=root,
+        system=system,
+        prompt=prompt,
+        limits=SessionLimits.from_config(config.limits),
+        budget=RunBudget(limit_usd=config.limits.run_cost_usd),
+        backend=role_cfg.backend,
+        model_name=role_cfg.model,
+        role_cfg=role_cfg,
     )
     model = get_model(role_cfg, root=root, role="evaluator")
     result = run_session(spec, model, EvaluatorToolbox(analysis), ledger)  # type: ignore[arg-type]
     if result.status != "completed" or result.submitted is None:
-        raise BackendError(f"the evaluator session ended without findings ({result.status}: {result.reason})",
-                           fix="the deterministic report above still stands; retry --llm or run without it")
+        raise BackendError(
+            f"the evaluator session ended without findings ({result.status}: {result.reason})",
+            fix="the deterministic report above still stands; retry --llm or run without it",
+        )
     known = {f.id for f in analysis.findings}
     added = [f for f in model_findings(result.submitted) if f.id not in known]
     analysis.findings = sort_findings(analysis.findings + added)

@@ -142,7 +142,7 @@ def _ranges(path: Path, size: int, parts: int) -> list[tuple[int, int]]:
             handle.readline()
             bounds.append(min(handle.tell(), size))
     bounds.append(size)
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
 def _work(path: str, start: int, end: int, type_field: str | None) -> tuple[Aggregator, int]:
@@ -238,7 +238,7 @@ def _decode_array(aggregator: Aggregator, window: _ArrayStream, decoder: json.JS
             aggregator.bad(index, window.line_at(pos), "JSON array not closed (truncated file?)")
             return
         char = window.text[pos]
-        if char == "]" :
+        if char == "]":
             return
         if not expect_value:
             if char != ",":

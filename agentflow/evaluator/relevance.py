@@ -12,8 +12,26 @@ import re
 from typing import Any
 
 # Verb-like suffixes of event type names: RoleAssignmentCreated -> RoleAssignment.
-_SUFFIXES = ("Created", "Updated", "Deleted", "Removed", "Added", "Changed", "Granted", "Revoked", "Assigned",
-             "Started", "Ended", "Completed", "Failed", "Invited", "Attached", "Detached", "Exported", "Event")
+_SUFFIXES = (
+    "Created",
+    "Updated",
+    "Deleted",
+    "Removed",
+    "Added",
+    "Changed",
+    "Granted",
+    "Revoked",
+    "Assigned",
+    "Started",
+    "Ended",
+    "Completed",
+    "Failed",
+    "Invited",
+    "Attached",
+    "Detached",
+    "Exported",
+    "Event",
+)
 
 
 def _words(name: str) -> list[str]:

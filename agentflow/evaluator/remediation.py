@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentflow.errors import UsageError
-from agentflow.evaluator.analysis import Finding, severity_rank
+from agentflow.evaluator.analysis import Finding
 from agentflow.evaluator.rules import RuleConfig
 from agentflow.patterns import Pattern, words
 from agentflow.plans import title_slug
+from agentflow.verdict import severity_rank  # one severity scale for verdicts and evaluator
 
 _ADD = ("missing_sibling_field", "required_field", "partial_field", "null_field", "drift_field_removed")
 _KEY = ("key_segment_missing", "key_template_inconsistent")
@@ -158,17 +159,26 @@ def _existing(directory: Path) -> tuple[int, set[str]]:
 def _criterion(group: PlanGroup, event_type: str, logs: list[str]) -> str:
     where = " ".join(logs) if logs else "<logs>"
     if group.action == "add":
-        return (f"every {event_type} event carries a non-null `{group.subject}` (a test that builds the event "
-                f"and checks the field), and `agentflow evaluate {where}` on new logs reports no "
-                f"`{group.subject}` finding for {event_type}")
+        return (
+            f"every {event_type} event carries a non-null `{group.subject}` (a test that builds the event "
+            f"and checks the field), and `agentflow evaluate {where}` on new logs reports no "
+            f"`{group.subject}` finding for {event_type}"
+        )
     if group.action == "key":
-        return (f"the keys written for {event_type} contain the `{group.subject}` segment like its siblings' "
-                f"(a test on the generated key)")
+        return (
+            f"the keys written for {event_type} contain the `{group.subject}` segment like its siblings' "
+            f"(a test on the generated key)"
+        )
     return f"`{group.subject}` has a single JSON type in every {event_type} event (a serialisation test)"
 
 
-def render_plan(group: PlanGroup, plan_id: int, logs: list[str], matches: list[PatternMatch] | None = None,
-                patterns_file: str | None = None) -> str:
+def render_plan(
+    group: PlanGroup,
+    plan_id: int,
+    logs: list[str],
+    matches: list[PatternMatch] | None = None,
+    patterns_file: str | None = None,
+) -> str:
     """The plan text; ``matches`` are the patterns to name, ``patterns_file`` the CLAUDE.md they came
     from (None: no patterns file was read, so the Context does not mention patterns)."""
     matches = matches or []
@@ -195,13 +205,18 @@ def render_plan(group: PlanGroup, plan_id: int, logs: list[str], matches: list[P
         lines += ["", f"Patterns from {patterns_file or 'CLAUDE.md'} that apply:", ""]
         lines += [f"- `{m.pattern.id}` ({m.pattern.title}): {m.reason}." for m in matches]
     elif patterns_file is not None:
-        lines += ["", f"No pattern in {patterns_file} names `{group.subject}`; agentflow picks relevant ones "
-                  "when the plan is built."]
+        lines += [
+            "",
+            f"No pattern in {patterns_file} names `{group.subject}`; agentflow picks relevant ones "
+            "when the plan is built.",
+        ]
     lines += ["", "## Requirements", ""]
     for number, event_type in enumerate(group.event_types, start=1):
         if group.action == "add":
-            lines.append(f"{number}. Every {event_type} event MUST carry `{group.subject}`, set from the same "
-                         f"source as its sibling events.")
+            lines.append(
+                f"{number}. Every {event_type} event MUST carry `{group.subject}`, set from the same "
+                f"source as its sibling events."
+            )
         elif group.action == "key":
             lines.append(f"{number}. Keys written for {event_type} MUST include the `{group.subject}` segment.")
         else:
@@ -212,9 +227,16 @@ def render_plan(group: PlanGroup, plan_id: int, logs: list[str], matches: list[P
     return "\n".join(lines) + "\n"
 
 
-def write_plans(findings: list[Finding], directory: Path, logs: list[str], minimum: str = "high", *,
-                patterns: list[Pattern] | None = None, rules: RuleConfig | None = None,
-                patterns_file: str | None = None) -> list[Path]:
+def write_plans(
+    findings: list[Finding],
+    directory: Path,
+    logs: list[str],
+    minimum: str = "high",
+    *,
+    patterns: list[Pattern] | None = None,
+    rules: RuleConfig | None = None,
+    patterns_file: str | None = None,
+) -> list[Path]:
     """Write one plan per finding group into ``directory``; returns the paths written.
 
     ``logs`` are the log names as the plan's acceptance criteria should quote them (relative to the

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentflow.evaluator.analysis import Analysis, severity_rank
+from agentflow.evaluator.analysis import Analysis
+from agentflow.verdict import severity_rank  # one severity scale for verdicts and evaluator
 
 FORMATS = ("text", "json", "md")
 MAX_ERRORS_SHOWN = 20

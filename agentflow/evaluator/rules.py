@@ -33,8 +33,9 @@ import hashlib
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from agentflow.evaluator.analysis import Analysis, Finding, TypeSchema, severity_rank
+from agentflow.evaluator.analysis import Analysis, Finding, TypeSchema
 from agentflow.evaluator.keys import template_labels
+from agentflow.verdict import severity_rank  # one severity scale for verdicts and evaluator
 
 SIBLING_SHARE = 0.5  # "most": strictly more than this share of the siblings
 
@@ -79,10 +80,10 @@ def finding_id(rule: str, event_type: str, path: str | None, detail: str = "") -
     return f"EV-{digest[:8]}"
 
 
-def _make(rule: str, severity: str, schema: TypeSchema, path: str | None, message: str,
-          evidence: dict, detail: str = "") -> Finding:
-    return Finding(rule, severity, schema.name, path, message, evidence,
-                   id=finding_id(rule, schema.name, path, detail))
+def _make(
+    rule: str, severity: str, schema: TypeSchema, path: str | None, message: str, evidence: dict, detail: str = ""
+) -> Finding:
+    return Finding(rule, severity, schema.name, path, message, evidence, id=finding_id(rule, schema.name, path, detail))
 
 
 def _parent_paths(path: str) -> list[str]:
@@ -141,13 +142,22 @@ def required_fields(analysis: Analysis, config: RuleConfig, where) -> list[Findi
                     continue
                 severity = "critical" if config.is_isolation(path) else "high"
                 lines = stats.missing_lines if stats else schema.lines
-                out.append(_make(
-                    "required_field", severity, schema, path,
-                    f"{schema.name} events carry {scope} but {schema.count - present} of {schema.count} "
-                    f"lack {path}, which the configuration requires",
-                    {"events": schema.count, "missing": schema.count - present, "scope": scope,
-                     "sample_lines": _samples(where, lines)},
-                ))
+                out.append(
+                    _make(
+                        "required_field",
+                        severity,
+                        schema,
+                        path,
+                        f"{schema.name} events carry {scope} but {schema.count - present} of {schema.count} "
+                        f"lack {path}, which the configuration requires",
+                        {
+                            "events": schema.count,
+                            "missing": schema.count - present,
+                            "scope": scope,
+                            "sample_lines": _samples(where, lines),
+                        },
+                    )
+                )
     return out
 
 
@@ -186,14 +196,23 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
                     continue
                 flagged.add(path)
                 isolation = config.is_isolation(path)
-                out.append(_make(
-                    "missing_sibling_field", "critical" if isolation else "medium", schema, path,
-                    f"{schema.name} lacks {path}, which {len(carrying)} of {len(siblings)} event types sharing "
-                    f"{scope} carry" + (" (an isolation field: a cross-tenant leak risk)" if isolation else ""),
-                    {"events": schema.count, "missing": schema.count, "scope": scope,
-                     "siblings_with_field": sorted(carrying),
-                     "sample_lines": _samples(where, schema.lines)},
-                ))
+                out.append(
+                    _make(
+                        "missing_sibling_field",
+                        "critical" if isolation else "medium",
+                        schema,
+                        path,
+                        f"{schema.name} lacks {path}, which {len(carrying)} of {len(siblings)} event types sharing "
+                        f"{scope} carry" + (" (an isolation field: a cross-tenant leak risk)" if isolation else ""),
+                        {
+                            "events": schema.count,
+                            "missing": schema.count,
+                            "scope": scope,
+                            "siblings_with_field": sorted(carrying),
+                            "sample_lines": _samples(where, schema.lines),
+                        },
+                    )
+                )
     return out
 
 
@@ -207,30 +226,55 @@ def within_type(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
             parent = path.rsplit(".", 1)[0] if "." in path else None
             parent_count = schema.fields[parent].count if parent in schema.fields else schema.count
             if stats.count < parent_count:
-                out.append(_make(
-                    "partial_field", "high" if isolation else "low", schema, path,
-                    f"{path} is present in {stats.count} of {schema.count} {schema.name} events",
-                    {"events": schema.count, "present": stats.count, "missing": schema.count - stats.count,
-                     "presence": round(stats.count / schema.count, 4),
-                     "sample_lines_missing": _samples(where, stats.missing_lines)},
-                ))
+                out.append(
+                    _make(
+                        "partial_field",
+                        "high" if isolation else "low",
+                        schema,
+                        path,
+                        f"{path} is present in {stats.count} of {schema.count} {schema.name} events",
+                        {
+                            "events": schema.count,
+                            "present": stats.count,
+                            "missing": schema.count - stats.count,
+                            "presence": round(stats.count / schema.count, 4),
+                            "sample_lines_missing": _samples(where, stats.missing_lines),
+                        },
+                    )
+                )
             nulls = stats.types.get("null", 0)
             if 0 < nulls < stats.count:
-                out.append(_make(
-                    "null_field", "high" if isolation else "low", schema, path,
-                    f"{path} is null in {nulls} of {stats.count} {schema.name} events that carry it",
-                    {"events": schema.count, "null": nulls,
-                     "sample_lines_null": _samples(where, stats.lines_by_type.get("null", []))},
-                ))
+                out.append(
+                    _make(
+                        "null_field",
+                        "high" if isolation else "low",
+                        schema,
+                        path,
+                        f"{path} is null in {nulls} of {stats.count} {schema.name} events that carry it",
+                        {
+                            "events": schema.count,
+                            "null": nulls,
+                            "sample_lines_null": _samples(where, stats.lines_by_type.get("null", [])),
+                        },
+                    )
+                )
             kinds = {("number" if t == "integer" else t) for t in stats.types if t != "null"}
             if len(kinds) > 1:
-                out.append(_make(
-                    "type_mismatch", "high" if isolation else "medium", schema, path,
-                    f"{path} has different JSON types across {schema.name} events: "
-                    + ", ".join(f"{t} ({n})" for t, n in sorted(stats.types.items())),
-                    {"events": schema.count, "types": dict(sorted(stats.types.items())),
-                     "sample_lines": {t: _samples(where, ls) for t, ls in sorted(stats.lines_by_type.items())}},
-                ))
+                out.append(
+                    _make(
+                        "type_mismatch",
+                        "high" if isolation else "medium",
+                        schema,
+                        path,
+                        f"{path} has different JSON types across {schema.name} events: "
+                        + ", ".join(f"{t} ({n})" for t, n in sorted(stats.types.items())),
+                        {
+                            "events": schema.count,
+                            "types": dict(sorted(stats.types.items())),
+                            "sample_lines": {t: _samples(where, ls) for t, ls in sorted(stats.lines_by_type.items())},
+                        },
+                    )
+                )
     return out
 
 
@@ -249,17 +293,23 @@ def key_segments(analysis: Analysis, config: RuleConfig, findings: list[Finding]
             if not templates:
                 continue
             if len({tuple(template_labels(t)) for t in templates}) > 1 and not config.is_exempt(schema.name):
-                out.append(_make(
-                    "key_template_inconsistent", "medium", schema, path,
-                    f"{schema.name}.{path} keys use {len(templates)} templates: " + ", ".join(sorted(templates)),
-                    {"events": schema.count, "templates": dict(sorted(templates.items()))},
-                ))
+                out.append(
+                    _make(
+                        "key_template_inconsistent",
+                        "medium",
+                        schema,
+                        path,
+                        f"{schema.name}.{path} keys use {len(templates)} templates: " + ", ".join(sorted(templates)),
+                        {"events": schema.count, "templates": dict(sorted(templates.items()))},
+                    )
+                )
             # A template without any label ("{}#{}", from keys such as "#x") has no first label
             # and no sibling to compare with.
             first_labels = {labels[0] for t in templates if (labels := template_labels(t))}
             for first in first_labels:
                 by_field.setdefault((path, first), []).append(
-                    (schema, {t: n for t, n in templates.items() if template_labels(t)[:1] == [first]}))
+                    (schema, {t: n for t, n in templates.items() if template_labels(t)[:1] == [first]})
+                )
     for (path, _first), members in sorted(by_field.items()):
         members = [(s, t) for s, t in members if not config.is_exempt(s.name)]
         if len(members) < 2:
@@ -280,24 +330,45 @@ def key_segments(analysis: Analysis, config: RuleConfig, findings: list[Finding]
     return out
 
 
-def _key_finding(out: list[Finding], config: RuleConfig, schema: TypeSchema, path: str, label: str,
-                 lacking: dict[str, int], carriers: list[str], siblings: int) -> list[Finding]:
+def _key_finding(
+    out: list[Finding],
+    config: RuleConfig,
+    schema: TypeSchema,
+    path: str,
+    label: str,
+    lacking: dict[str, int],
+    carriers: list[str],
+    siblings: int,
+) -> list[Finding]:
     isolation_field = config.label_field(label)
-    evidence = {"templates": dict(sorted(lacking.items())), "segment": f"{label}#",
-                "siblings_with_segment": carriers, "key_field": path}
+    evidence = {
+        "templates": dict(sorted(lacking.items())),
+        "segment": f"{label}#",
+        "siblings_with_segment": carriers,
+        "key_field": path,
+    }
     if isolation_field is not None:
         for existing in out:
-            if existing.event_type == schema.name and existing.field is not None and \
-                    existing.field.rsplit(".", 1)[-1] == isolation_field and \
-                    existing.rule in ("missing_sibling_field", "required_field"):
+            if (
+                existing.event_type == schema.name
+                and existing.field is not None
+                and existing.field.rsplit(".", 1)[-1] == isolation_field
+                and existing.rule in ("missing_sibling_field", "required_field")
+            ):
                 existing.evidence["key_templates"] = evidence
                 existing.message += f"; its keys ({path}) also skip the {label}# segment"
                 return out
     events = sum(lacking.values())
-    out.append(_make(
-        "key_segment_missing", "high" if isolation_field else "medium", schema, path,
-        f"{schema.name}.{path} key template {', '.join(sorted(lacking))} skips the {label}# segment that "
-        f"{len(carriers)} of {siblings} sibling types carry ({events} events)",
-        {"events": schema.count, **evidence}, detail=label,
-    ))
+    out.append(
+        _make(
+            "key_segment_missing",
+            "high" if isolation_field else "medium",
+            schema,
+            path,
+            f"{schema.name}.{path} key template {', '.join(sorted(lacking))} skips the {label}# segment that "
+            f"{len(carriers)} of {siblings} sibling types carry ({events} events)",
+            {"events": schema.count, **evidence},
+            detail=label,
+        )
+    )
     return out

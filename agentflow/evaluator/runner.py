@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentflow.errors import UsageError
-from agentflow.evaluator.analysis import SEVERITIES, Analysis, severity_rank
+from agentflow.evaluator.analysis import Analysis
+from agentflow.verdict import severity_rank  # one severity scale for verdicts and evaluator
 
 FAIL_ON = ("none", "low", "medium", "high", "critical")  # info never fails
 
@@ -115,12 +116,15 @@ def run_evaluation(request: EvaluationRequest, config: object) -> EvaluationResu
         result.notes.append(f"saved the baseline to {request.save_baseline}")
     if request.plan_out:
         from agentflow.evaluator.remediation import write_plans
-
         from agentflow.patterns import load_patterns, patterns_path
 
         result.plans = write_plans(
-            analysis.findings, request.plan_out, names, patterns=load_patterns(request.root, config),
-            rules=RuleConfig.from_events(events_config), patterns_file=patterns_path(request.root, config).name,
+            analysis.findings,
+            request.plan_out,
+            names,
+            patterns=load_patterns(request.root, config),
+            rules=RuleConfig.from_events(events_config),
+            patterns_file=patterns_path(request.root, config).name,
         )
     if request.record:
         record(request.root, analysis, names)
@@ -153,6 +157,6 @@ def record(root: Path, analysis: Analysis, logs: list[str]) -> None:
     from agentflow.ledger import Ledger
 
     with Ledger.open(root) as ledger:
-        ledger.append(FindingsRecorded(
-            source="evaluator", logs=list(logs), findings=[f.to_json() for f in analysis.findings]
-        ))
+        ledger.append(
+            FindingsRecorded(source="evaluator", logs=list(logs), findings=[f.to_json() for f in analysis.findings])
+        )

@@ -479,7 +479,9 @@ def hash_census(data: bytes) -> tuple[int, bool]:
     return len(data) - len(data.replace(b"#", b"")), b"\\" in data and _ESCAPED_HASH.search(data) is not None
 
 
-def _strings(obj: dict[str, Any], prefix: str = "", keys: tuple[str, ...] = ()) -> list[tuple[str, tuple[str, ...], str]]:
+def _strings(
+    obj: dict[str, Any], prefix: str = "", keys: tuple[str, ...] = ()
+) -> list[tuple[str, tuple[str, ...], str]]:
     """``[(path, accessor, value)]`` of every string in ``obj`` and its nested objects (as ``flatten``)."""
     out: list[tuple[str, tuple[str, ...], str]] = []
     for key, value in obj.items():

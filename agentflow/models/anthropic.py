@@ -174,8 +174,10 @@ class AnthropicModel:
                 return self.client.messages.create(**params), attempt - 1
             except anthropic.APIStatusError as exc:
                 if not _retryable(exc.status_code, exc.response.headers):
-                    raise ModelError(f"the Messages API refused the request: {exc.status_code} "
-                                     f"{_error_message(exc)}", fix=_fix_for(exc.status_code)) from None
+                    raise ModelError(
+                        f"the Messages API refused the request: {exc.status_code} {_error_message(exc)}",
+                        fix=_fix_for(exc.status_code),
+                    ) from None
                 problem, wait_for = f"HTTP {exc.status_code}", retry_after_seconds(exc.response.headers)
             except anthropic.APITimeoutError:
                 problem, wait_for = f"timed out after {self.timeout:g} s", None
@@ -186,8 +188,10 @@ class AnthropicModel:
             except anthropic.AnthropicError as exc:  # credentials, configuration: retrying cannot help
                 raise ModelError(f"the anthropic SDK failed: {_short(exc)}") from None
             if attempt == policy.attempts:
-                raise ModelError(f"the Messages API failed {policy.attempts} times; last: {problem}",
-                                 fix="try again later or raise AGENTFLOW_RETRY_ATTEMPTS")
+                raise ModelError(
+                    f"the Messages API failed {policy.attempts} times; last: {problem}",
+                    fix="try again later or raise AGENTFLOW_RETRY_ATTEMPTS",
+                )
             wait = policy.delay(attempt, wait_for)
             log.warning("Messages API %s; retry %d/%d in %.2f s", problem, attempt, policy.attempts - 1, wait)
             policy.sleep(wait)
@@ -211,9 +215,12 @@ def _error_message(exc: Any) -> str:
 
 
 def _fix_for(status: int) -> str | None:
-    return {401: "check ANTHROPIC_API_KEY", 403: "check the key's permissions",
-            404: "check the model name and ANTHROPIC_BASE_URL",
-            413: "the prompt is too large: narrow the plan or the patterns"}.get(status)
+    return {
+        401: "check ANTHROPIC_API_KEY",
+        403: "check the key's permissions",
+        404: "check the model name and ANTHROPIC_BASE_URL",
+        413: "the prompt is too large: narrow the plan or the patterns",
+    }.get(status)
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:
@@ -233,12 +240,15 @@ def build_params(model: str, request: ModelRequest) -> dict[str, Any]:
     system = [_text_param(block) for block in request.system]
     messages = [{"role": m.role, "content": [_block_param(b) for b in m.content]} for m in request.messages]
     marks: list[dict[str, Any]] = []
-    cached_system = [param for param, block in zip(system, request.system) if block.cache]
+    cached_system = [param for param, block in zip(system, request.system, strict=False) if block.cache]
     if cached_system:
         marks.append(cached_system[-1])
     if request.messages and request.messages[0].role == "user":
-        cached_first = [p for p, b in zip(messages[0]["content"], request.messages[0].content)
-                        if isinstance(b, TextBlock) and b.cache]
+        cached_first = [
+            p
+            for p, b in zip(messages[0]["content"], request.messages[0].content, strict=False)
+            if isinstance(b, TextBlock) and b.cache
+        ]
         if cached_first:
             marks.append(cached_first[-1])
     if messages and messages[-1]["content"]:
@@ -257,8 +267,9 @@ def build_params(model: str, request: ModelRequest) -> dict[str, Any]:
     if system:
         params["system"] = system
     if request.tools:
-        params["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.input_schema}
-                           for t in request.tools]
+        params["tools"] = [
+            {"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in request.tools
+        ]
     return params
 
 
@@ -303,8 +314,9 @@ def to_response(message: Any, model: str) -> ModelResponse:
     except (AttributeError, TypeError, ValidationError) as exc:
         raise ModelError(f"malformed reply from the Messages API: {_short(exc)}") from None
     # Price by the model we asked for: the reply may name a dated snapshot of it.
-    return ModelResponse(content=content, stop_reason=stop_reason, usage=usage,
-                         cost_usd=pricing.cost_usd(model, usage), model=served_by)
+    return ModelResponse(
+        content=content, stop_reason=stop_reason, usage=usage, cost_usd=pricing.cost_usd(model, usage), model=served_by
+    )
 
 
 __all__ = ["AnthropicModel", "RetryPolicy", "build_params", "to_response", "retry_after_seconds"]

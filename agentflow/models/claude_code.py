@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 from agentflow.errors import UsageError
 from agentflow.events import MAX_EVENT_STRING, Usage
 from agentflow.redact import is_secret_name
-
 from agentflow.session_types import ProgressFn, SessionRecorder, SessionResult, SessionSpec, submitted_summary
 
 if TYPE_CHECKING:
@@ -139,8 +138,10 @@ class ToolPolicy:
         if tool == "Bash":
             command = str(tool_input.get("command", ""))
             if match := GIT_HISTORY.search(command):
-                return (f"Bash: `git {match.group(1)}` is not allowed: agentflow commits the builder's changes "
-                        "and owns the branch; leave your changes in the working tree")
+                return (
+                    f"Bash: `git {match.group(1)}` is not allowed: agentflow commits the builder's changes "
+                    "and owns the branch; leave your changes in the working tree"
+                )
         return None
 
     def _path_problem(self, value: str) -> str | None:
@@ -176,9 +177,7 @@ def session_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """
     environ = dict(os.environ if environ is None else environ)
     overrides = {
-        name: ""
-        for name in environ
-        if is_secret_name(name) and not name.upper().startswith(CLI_CREDENTIAL_PREFIXES)
+        name: "" for name in environ if is_secret_name(name) and not name.upper().startswith(CLI_CREDENTIAL_PREFIXES)
     }
     overrides.update({k: v for k, v in QUIET_ENV.items() if k not in environ})
     overrides.update(FORCED_ENV)
@@ -227,8 +226,11 @@ class _ClaudeCodeSession:
         self.recorder.start("claude-code", self.spec.model_name or "default")
         budget = min(self.spec.limits.max_cost_usd, self.spec.budget.remaining_usd)
         if budget <= 0:
-            return self.finish("limits", f"run budget exhausted (${self.spec.budget.spent_usd:.2f} of "
-                                         f"${self.spec.budget.limit_usd:.2f} spent)", None)
+            return self.finish(
+                "limits",
+                f"run budget exhausted (${self.spec.budget.spent_usd:.2f} of ${self.spec.budget.limit_usd:.2f} spent)",
+                None,
+            )
         try:
             stop = asyncio.run(self._run(budget))
         except KeyboardInterrupt:
@@ -316,18 +318,21 @@ class _ClaudeCodeSession:
 
         from agentflow.verdict import VERDICT_SCHEMA, Verdict
 
-        @tool("submit_verdict", "Submit your verdict on the change (DESIGN.md schema). Call it exactly once.",
-              VERDICT_SCHEMA)
+        @tool(
+            "submit_verdict",
+            "Submit your verdict on the change (DESIGN.md schema). Call it exactly once.",
+            VERDICT_SCHEMA,
+        )
         async def submit_verdict(args: dict[str, Any]) -> dict[str, Any]:
             if self.verdict is not None:
                 return _tool_text("a verdict was already submitted; end the session", is_error=True)
             try:
                 verdict = Verdict.model_validate(args)
             except ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"
-                                     for err in exc.errors()[:10])
-                return _tool_text(f"invalid verdict ({problems}); fix it and call submit_verdict again",
-                                  is_error=True)
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in exc.errors()[:10]
+                )
+                return _tool_text(f"invalid verdict ({problems}); fix it and call submit_verdict again", is_error=True)
             self.verdict = verdict.model_dump(mode="json", exclude_none=True)
             return _tool_text("Verdict recorded. Reply with one line and end the session.")
 
@@ -336,10 +341,14 @@ class _ClaudeCodeSession:
     async def _guard(self, input_data: dict[str, Any], tool_use_id: str | None, context: Any) -> dict[str, Any]:
         """PreToolUse hook: the one place every tool call is allowed or refused."""
         tool_input = input_data.get("tool_input") or {}
-        reason = self.policy.refusal(str(input_data.get("tool_name", "")),
-                                     tool_input if isinstance(tool_input, dict) else {})
-        decision = {"permissionDecision": "deny", "permissionDecisionReason": reason} if reason else {
-            "permissionDecision": "allow", "permissionDecisionReason": "allowed by agentflow's policy"}
+        reason = self.policy.refusal(
+            str(input_data.get("tool_name", "")), tool_input if isinstance(tool_input, dict) else {}
+        )
+        decision = (
+            {"permissionDecision": "deny", "permissionDecisionReason": reason}
+            if reason
+            else {"permissionDecision": "allow", "permissionDecisionReason": "allowed by agentflow's policy"}
+        )
         return {"hookSpecificOutput": {"hookEventName": "PreToolUse", **decision}}
 
     # -- recording --
@@ -386,8 +395,13 @@ class _ClaudeCodeSession:
                 continue
             name, tool_input, began = self.pending_tools.pop(block.tool_use_id)
             content = block.content if isinstance(block.content, str) else str(block.content or "")
-            self.recorder.record_tool_call(name, tool_input, is_error=bool(block.is_error), output_chars=len(content),
-                                           duration_s=time.monotonic() - began)
+            self.recorder.record_tool_call(
+                name,
+                tool_input,
+                is_error=bool(block.is_error),
+                output_chars=len(content),
+                duration_s=time.monotonic() - began,
+            )
 
     # -- ending --
 
@@ -406,17 +420,23 @@ class _ClaudeCodeSession:
             return self.finish(status, reason, None)
         if self.spec.role == "verifier":
             if self.verdict is None:
-                return self.finish("failed", f"the verifier ended without submitting a verdict through "
-                                             f"{VERDICT_TOOL}", None)
+                return self.finish(
+                    "failed", f"the verifier ended without submitting a verdict through {VERDICT_TOOL}", None
+                )
             return self.finish("completed", None, self.verdict)
         return self.finish("completed", None, {"summary": (result.result or "").strip() or "(no summary)"})
 
     def finish(self, status: str, reason: str | None, submitted: dict[str, Any] | None) -> SessionResult:
         """Replies carry no cost, so the recorder charges the run budget here with what Claude Code reported."""
         summary = submitted_summary(submitted)
-        return self.recorder.finish(status, reason, submitted,  # type: ignore[arg-type]
-                                    summary=summary[:MAX_EVENT_STRING] if summary is not None else None,
-                                    transcript=self.transcript, external_id=self.external_id)
+        return self.recorder.finish(
+            status,
+            reason,
+            submitted,  # type: ignore[arg-type]
+            summary=summary[:MAX_EVENT_STRING] if summary is not None else None,
+            transcript=self.transcript,
+            external_id=self.external_id,
+        )
 
     def _stderr_tail(self) -> str:
         lines = [line for line in self.stderr if line.strip()]
@@ -432,8 +452,10 @@ def run_claude_code_session(spec: SessionSpec, ledger: Ledger, on_progress: Prog
     """
     ensure_available()
     if spec.role not in ("builder", "verifier"):
-        raise UsageError(f"the claude-code backend runs builder and verifier sessions, not {spec.role!r}",
-                         fix=f"set models.{spec.role}.backend to anthropic or scripted in agentflow.yaml")
+        raise UsageError(
+            f"the claude-code backend runs builder and verifier sessions, not {spec.role!r}",
+            fix=f"set models.{spec.role}.backend to anthropic or scripted in agentflow.yaml",
+        )
     return _ClaudeCodeSession(spec, ledger, on_progress).run()
 
 
@@ -467,18 +489,30 @@ def _usage(data: dict[str, Any] | None) -> Usage:
         value = data.get(key)
         return int(value) if isinstance(value, int | float) else 0
 
-    return Usage(input_tokens=count("input_tokens"), output_tokens=count("output_tokens"),
-                 cache_read=count("cache_read_input_tokens"), cache_write=count("cache_creation_input_tokens"))
+    return Usage(
+        input_tokens=count("input_tokens"),
+        output_tokens=count("output_tokens"),
+        cache_read=count("cache_read_input_tokens"),
+        cache_write=count("cache_creation_input_tokens"),
+    )
 
 
 def _tool_text(text: str, *, is_error: bool = False) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": text}], "is_error": is_error}
 
 
-BLOCK_TYPES = {"TextBlock": "text", "ToolUseBlock": "tool_use", "ToolResultBlock": "tool_result",
-               "ThinkingBlock": "thinking"}
-ENTRY_ROLES = {"AssistantMessage": "assistant", "UserMessage": "user", "SystemMessage": "system",
-               "ResultMessage": "result"}
+BLOCK_TYPES = {
+    "TextBlock": "text",
+    "ToolUseBlock": "tool_use",
+    "ToolResultBlock": "tool_result",
+    "ThinkingBlock": "thinking",
+}
+ENTRY_ROLES = {
+    "AssistantMessage": "assistant",
+    "UserMessage": "user",
+    "SystemMessage": "system",
+    "ResultMessage": "result",
+}
 
 
 def transcript_entry(message: Any) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from agentflow.errors import UsageError
 from agentflow.redact import redact, scrubbed_env
-
 from agentflow.session_types import ProgressFn, SessionRecorder, SessionResult, SessionSpec, Status
 from agentflow.tools import run_shell
 
@@ -47,20 +46,28 @@ def command_env(environ: dict[str, str] | None = None) -> dict[str, str]:
 
 def build_command(template: str, prompt_file: Path) -> str:
     if "{prompt_file}" not in template:
-        raise UsageError("the command has no {prompt_file} placeholder", where=f"command: {template}",
-                         fix="e.g. `my-agent --prompt-file {prompt_file}`")
+        raise UsageError(
+            "the command has no {prompt_file} placeholder",
+            where=f"command: {template}",
+            fix="e.g. `my-agent --prompt-file {prompt_file}`",
+        )
     return template.replace("{prompt_file}", shlex.quote(str(prompt_file)))
 
 
 def run_command_session(spec: SessionSpec, ledger: Ledger, on_progress: ProgressFn | None = None) -> SessionResult:
     """Run the external builder once; ``completed`` when it exits 0, ``limits`` on timeout, else ``failed``."""
     if spec.role != "builder":
-        raise UsageError(f"the command backend can only run the builder, not the {spec.role}",
-                         fix=f"set models.{spec.role}.backend to anthropic, scripted or claude-code")
+        raise UsageError(
+            f"the command backend can only run the builder, not the {spec.role}",
+            fix=f"set models.{spec.role}.backend to anthropic, scripted or claude-code",
+        )
     template = spec.role_cfg.command if spec.role_cfg is not None else None
     if not template:
-        raise UsageError("the command backend needs a command", where="agentflow.yaml",
-                         fix="set models.builder.command, e.g. 'my-agent --prompt-file {prompt_file}'")
+        raise UsageError(
+            "the command backend needs a command",
+            where="agentflow.yaml",
+            fix="set models.builder.command, e.g. 'my-agent --prompt-file {prompt_file}'",
+        )
     name = template.split()[0]
     recorder = SessionRecorder(spec, ledger, on_progress)
     recorder.turns = 1  # the whole command is one turn, at no cost agentflow can see
@@ -77,8 +84,13 @@ def run_command_session(spec: SessionSpec, ledger: Ledger, on_progress: Progress
             recorder.finish("interrupted", "interrupted by the user", None)
             raise
     tail = redact(output[-TAIL_CHARS:])
-    recorder.record_tool_call("command", {"command": template}, is_error=exit_code != 0, output_chars=len(output),
-                              duration_s=time.monotonic() - started)
+    recorder.record_tool_call(
+        "command",
+        {"command": template},
+        is_error=exit_code != 0,
+        output_chars=len(output),
+        duration_s=time.monotonic() - started,
+    )
     transcript = [
         {"role": "user", "content": [{"type": "text", "text": prompt_file.name + ": " + spec.prompt}]},
         {"role": "command", "command": template, "exit_code": exit_code, "output_tail": tail},
@@ -92,5 +104,10 @@ def run_command_session(spec: SessionSpec, ledger: Ledger, on_progress: Progress
     else:
         status, reason = "completed", None
     summary = tail.strip()[-1000:] or None
-    return recorder.finish(status, reason, {"summary": summary or ""} if status == "completed" else None,
-                           summary=summary, transcript=transcript)
+    return recorder.finish(
+        status,
+        reason,
+        {"summary": summary or ""} if status == "completed" else None,
+        summary=summary,
+        transcript=transcript,
+    )

@@ -58,8 +58,12 @@ def price_for(model: str) -> tuple[Price, bool]:
         return PRICES[max(matches, key=len)], True
     if model not in _warned:
         _warned.add(model)
-        log.warning("no price known for model %r: costing it at $%g/$%g per million input/output tokens",
-                    model, CONSERVATIVE.input, CONSERVATIVE.output)
+        log.warning(
+            "no price known for model %r: costing it at $%g/$%g per million input/output tokens",
+            model,
+            CONSERVATIVE.input,
+            CONSERVATIVE.output,
+        )
     return CONSERVATIVE, False
 
 

@@ -69,8 +69,9 @@ Script = dict[str, list[list[ScriptTurn]]]
 def parse_script(data: object, where: str = "<script>") -> Script:
     """Validate a script; problems are a ``UsageError`` naming the file and the entry."""
     if not isinstance(data, dict):
-        raise UsageError("a script must map roles to lists of sessions", where=where,
-                         fix="see docs/models.md, 'Scripted backend'")
+        raise UsageError(
+            "a script must map roles to lists of sessions", where=where, fix="see docs/models.md, 'Scripted backend'"
+        )
     script: Script = {}
     for role, sessions in data.items():
         if not isinstance(sessions, list) or not all(isinstance(s, list) for s in sessions):
@@ -84,8 +85,9 @@ def parse_script(data: object, where: str = "<script>") -> Script:
                 except ValidationError as exc:
                     err = exc.errors()[0]
                     key = ".".join(str(p) for p in err["loc"])
-                    raise UsageError(f"{role} session {s_index} turn {t_index}: {key}: {err['msg']}",
-                                     where=where) from None
+                    raise UsageError(
+                        f"{role} session {s_index} turn {t_index}: {key}: {err['msg']}", where=where
+                    ) from None
             script[str(role)].append(turns)
     return script
 
@@ -94,8 +96,9 @@ def read_script(path: Path) -> Script:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"cannot read the script: {exc.strerror}", where=path,
-                         fix="set models.<role>.script to an existing file") from None
+        raise UsageError(
+            f"cannot read the script: {exc.strerror}", where=path, fix="set models.<role>.script to an existing file"
+        ) from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:

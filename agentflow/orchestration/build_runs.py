@@ -88,8 +88,9 @@ class BuildDriver:
             self.after_verdict(progress, cycle)
         elif cycle.verifier is not None and cycle.checks is not None and cycle.verifier.status != "interrupted":
             self.doing = f"recording the verdict of cycle {n}"
-            submitted = _submitted_verdict(progress.events, cycle.verifier) \
-                if cycle.verifier.status == "completed" else None
+            submitted = (
+                _submitted_verdict(progress.events, cycle.verifier) if cycle.verifier.status == "completed" else None
+            )
             self.record(n, cycle.checks, submitted, cycle.verifier.reason or cycle.verifier.status)
         elif cycle.checks is not None:
             self.doing = f"the verifier session of cycle {n}"
@@ -133,11 +134,17 @@ class BuildDriver:
         files = self.worktree_repo.changed_files(before, commit) if commit else []
         stat = self.worktree_repo.diffstat(before, commit) if commit else None
         out_of_scope = [f["file"] for f in scope_findings(files, self.plan.scope)]
-        run.emit(BuilderCommitted(
-            run_id=run.run_id, cycle=n, commit=commit, files_changed=stat.files if stat else 0,
-            insertions=stat.insertions if stat else 0, deletions=stat.deletions if stat else 0,
-            out_of_scope=out_of_scope,
-        ))
+        run.emit(
+            BuilderCommitted(
+                run_id=run.run_id,
+                cycle=n,
+                commit=commit,
+                files_changed=stat.files if stat else 0,
+                insertions=stat.insertions if stat else 0,
+                deletions=stat.deletions if stat else 0,
+                out_of_scope=out_of_scope,
+            )
+        )
         if out_of_scope:
             run.say(f"plan {self.plan.id}: cycle {n}: changed outside the scope: {', '.join(out_of_scope)}")
 
@@ -159,8 +166,10 @@ class BuildDriver:
         changed = [line[3:] for line in repo.git("status", "--porcelain").splitlines()]
         repo.git("checkout", "--", ".")
         repo.git("clean", "-fdq")
-        self.run.say(f"plan {self.plan.id}: cycle {n}: the checks changed the worktree; restored "
-                     f"({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''})")
+        self.run.say(
+            f"plan {self.plan.id}: cycle {n}: the checks changed the worktree; restored "
+            f"({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''})"
+        )
 
     def verify(self, n: int, checks: ChecksRan, progress: RunProgress) -> None:
         commit = checks.commit or self.head()
@@ -174,8 +183,9 @@ class BuildDriver:
     def record(self, n: int, checks: ChecksRan, submitted: dict[str, Any] | None, failure: str) -> None:
         """A verifier session ended before its verdict was recorded (resume): record it now."""
         commit = checks.commit or self.head()
-        self.run.record_verdict(n, commit, checks.results, submitted, None if submitted else failure,
-                                self.scope_findings(commit))
+        self.run.record_verdict(
+            n, commit, checks.results, submitted, None if submitted else failure, self.scope_findings(commit)
+        )
 
     def scope_findings(self, commit: str) -> list[dict[str, Any]]:
         return scope_findings(self.run.repo.changed_files(self.run.base_commit, commit), self.plan.scope)
@@ -187,16 +197,22 @@ class BuildDriver:
         if verdict.outcome != "changes_requested":
             self.run.end(verdict.outcome, n, verdict.reason, verdict.commit)
             return
-        reopened = {fid: count for fid, count in reopened_findings(progress.verdicts()).items()
-                    if count >= REOPEN_LIMIT}
+        reopened = {
+            fid: count for fid, count in reopened_findings(progress.verdicts()).items() if count >= REOPEN_LIMIT
+        }
         if reopened:
             ids = ", ".join(sorted(reopened))
-            self.run.end("capped", n, f"finding(s) {ids} reopened {REOPEN_LIMIT} times: {verdict.reason}",
-                         verdict.commit)
+            self.run.end(
+                "capped", n, f"finding(s) {ids} reopened {REOPEN_LIMIT} times: {verdict.reason}", verdict.commit
+            )
             return
         if n >= self.run.max_cycles:
-            self.run.end("capped", n, f"cycle cap {self.run.max_cycles} reached without approval: {verdict.reason}",
-                         verdict.commit)
+            self.run.end(
+                "capped",
+                n,
+                f"cycle cap {self.run.max_cycles} reached without approval: {verdict.reason}",
+                verdict.commit,
+            )
             return
         self.run.say(f"plan {self.plan.id}: cycle {n}: changes requested; reworking")
         self.doing = f"the builder session of cycle {n + 1}"
@@ -216,10 +232,14 @@ def builder_context(plan: Plan, run: Run, n: int, previous: CycleState | None) -
             "reason": previous.verdict.reason or "",
             "summary": data.get("summary", ""),
             "findings": _findings_view(data.get("findings", [])),
-            "criteria": [{"evidence": "", **c, "text": criteria_text.get(c.get("id", ""), "")}
-                         for c in data.get("criteria", []) if c.get("status") != "met"],
-            "failed_checks": [_check_dict(c) for c in (previous.checks.results if previous.checks else [])
-                              if not c.passed],
+            "criteria": [
+                {"evidence": "", **c, "text": criteria_text.get(c.get("id", ""), "")}
+                for c in data.get("criteria", [])
+                if c.get("status") != "met"
+            ],
+            "failed_checks": [
+                _check_dict(c) for c in (previous.checks.results if previous.checks else []) if not c.passed
+            ],
         }
     return {
         "cycle": n,
@@ -242,16 +262,35 @@ def _result(run: Run, plan: Plan, ended: RunEnded) -> BuildResult:
     verdicts = progress.verdicts()
     last = (verdicts[-1].verdict or {}) if verdicts else {}
     return BuildResult(
-        run_id=run.run_id, plan_id=plan.id, plan_title=plan.title, plan_path=_display(plan.path),
-        branch=branch_name(plan), worktree=run.workdir, outcome=ended.outcome, reason=ended.reason,
-        cycles=ended.cycles, cost_usd=round(progress.cost_usd, 6), commit=ended.commit,
-        findings=list(last.get("findings", [])), criteria=list(last.get("criteria", [])),
+        run_id=run.run_id,
+        plan_id=plan.id,
+        plan_title=plan.title,
+        plan_path=_display(plan.path),
+        branch=branch_name(plan),
+        worktree=run.workdir,
+        outcome=ended.outcome,
+        reason=ended.reason,
+        cycles=ended.cycles,
+        cost_usd=round(progress.cost_usd, 6),
+        commit=ended.commit,
+        findings=list(last.get("findings", [])),
+        criteria=list(last.get("criteria", [])),
     )
 
 
-def _open_run(root: Path, config: Config, plan: Plan, options: BuildOptions, reporter: Reporter, ledger: Ledger,
-              run_id: str, base_commit: str, max_cycles: int, spent: float,
-              cancel: threading.Event | None = None) -> Run:
+def _open_run(
+    root: Path,
+    config: Config,
+    plan: Plan,
+    options: BuildOptions,
+    reporter: Reporter,
+    ledger: Ledger,
+    run_id: str,
+    base_commit: str,
+    max_cycles: int,
+    spent: float,
+    cancel: threading.Event | None = None,
+) -> Run:
     repo = Repo(root)
     models = ModelPool(validate_backends(config, options, root, ("builder", "verifier")), options.models, root)
     models.check()  # before the worktree: a missing key creates nothing
@@ -259,17 +298,33 @@ def _open_run(root: Path, config: Config, plan: Plan, options: BuildOptions, rep
     worktree = prepare_worktree(repo, branch, config.base, root / WORKTREES_DIR / branch.removeprefix("agentflow/"))
     budget = RunBudget(limit_usd=options.budget_usd or config.limits.run_cost_usd, spent_usd=spent)
     return Run(
-        root=root, repo=repo, config=config, plan=plan, options=options, reporter=reporter, ledger=ledger,
-        run_id=run_id, workdir=worktree, base_commit=base_commit, max_cycles=max_cycles,
-        models=models, budget=budget,
+        root=root,
+        repo=repo,
+        config=config,
+        plan=plan,
+        options=options,
+        reporter=reporter,
+        ledger=ledger,
+        run_id=run_id,
+        workdir=worktree,
+        base_commit=base_commit,
+        max_cycles=max_cycles,
+        models=models,
+        budget=budget,
         patterns_text=choose_patterns_text(load_patterns(root, config), plan, config.patterns.token_budget),
         cancel=cancel or threading.Event(),
     )
 
 
-def build_plan(root: Path, plan: Plan, options: BuildOptions, reporter: Reporter | None = None,
-               config: Config | None = None, cancel: threading.Event | None = None,
-               run_id: str | None = None) -> BuildResult:
+def build_plan(
+    root: Path,
+    plan: Plan,
+    options: BuildOptions,
+    reporter: Reporter | None = None,
+    config: Config | None = None,
+    cancel: threading.Event | None = None,
+    run_id: str | None = None,
+) -> BuildResult:
     """One build run of ``plan``, from a new run id (``run_id`` when given) to ``RunEnded``."""
     config = config or load_config(root)
     reporter = reporter or NullReporter()
@@ -279,16 +334,38 @@ def build_plan(root: Path, plan: Plan, options: BuildOptions, reporter: Reporter
     base_commit = repo.merge_base(config.base, branch) if repo.branch_exists(branch) else repo.rev(config.base)
     with Ledger.open(root) as ledger:
         run_id = run_id or new_id("r")
-        run = _open_run(root, config, plan, options, reporter, ledger, run_id, base_commit,
-                        effective_max_cycles(plan, options, config), 0.0, cancel)
+        run = _open_run(
+            root,
+            config,
+            plan,
+            options,
+            reporter,
+            ledger,
+            run_id,
+            base_commit,
+            effective_max_cycles(plan, options, config),
+            0.0,
+            cancel,
+        )
         if Repo(run.workdir).is_dirty(untracked=True):
-            run.say(f"plan {plan.id}: the worktree {run.workdir} has uncommitted changes; they become part of "
-                    "cycle 1's commit")
-        run.emit(RunStarted(
-            run_id=run_id, mode="build", plan_id=plan.id, plan_path=_display(plan.path, root), plan_title=plan.title,
-            estimate_hours=plan.estimate_hours, branch=branch, base=config.base, base_commit=run.base_commit,
-            max_cycles=run.max_cycles,
-        ))
+            run.say(
+                f"plan {plan.id}: the worktree {run.workdir} has uncommitted changes; they become part of "
+                "cycle 1's commit"
+            )
+        run.emit(
+            RunStarted(
+                run_id=run_id,
+                mode="build",
+                plan_id=plan.id,
+                plan_path=_display(plan.path, root),
+                plan_title=plan.title,
+                estimate_hours=plan.estimate_hours,
+                branch=branch,
+                base=config.base,
+                base_commit=run.base_commit,
+                max_cycles=run.max_cycles,
+            )
+        )
         ended = BuildDriver(run, plan).drive()
         return _result(run, plan, ended)
 
@@ -302,14 +379,28 @@ def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporte
         progress = project_progress(view.events)
         start = progress.start
         if start.mode != "build":
-            raise UsageError(f"run {run_id} is a {start.mode} run; only build runs can be resumed",
-                             fix="run `agentflow verify` again instead")
+            raise UsageError(
+                f"run {run_id} is a {start.mode} run; only build runs can be resumed",
+                fix="run `agentflow verify` again instead",
+            )
         if progress.ended is not None:
-            raise UsageError(f"run {run_id} already ended ({progress.ended.outcome})",
-                             fix=f"start a new run with `agentflow build {start.plan_path}`")
+            raise UsageError(
+                f"run {run_id} already ended ({progress.ended.outcome})",
+                fix=f"start a new run with `agentflow build {start.plan_path}`",
+            )
         plan = load_plan(root / (start.plan_path or ""))  # recorded relative to the root (or absolute)
-        run = _open_run(root, config, plan, options, reporter, ledger, run_id, start.base_commit or "",
-                        start.max_cycles, progress.cost_usd)
+        run = _open_run(
+            root,
+            config,
+            plan,
+            options,
+            reporter,
+            ledger,
+            run_id,
+            start.base_commit or "",
+            start.max_cycles,
+            progress.cost_usd,
+        )
         run.emit(RunResumed(run_id=run_id))
         ended = BuildDriver(run, plan).drive()
         return _result(run, plan, ended)
@@ -356,7 +447,9 @@ def preflight(root: Path, config: Config, options: BuildOptions) -> None:
     ModelPool(validate_backends(config, options, root, ("builder", "verifier")), options.models, root).check()
 
 
-def build(root: Path, refs: Sequence[str], options: BuildOptions, reporter: Reporter | None = None) -> list[BuildResult]:
+def build(
+    root: Path, refs: Sequence[str], options: BuildOptions, reporter: Reporter | None = None
+) -> list[BuildResult]:
     """Build every plan named in ``refs`` (``options.jobs`` at a time); one result per plan, in order.
 
     Input problems (bad plan, bad config, unknown base) raise before any run starts.
@@ -376,8 +469,14 @@ def build(root: Path, refs: Sequence[str], options: BuildOptions, reporter: Repo
     return _build_parallel(root, plans, options, reporter, config)
 
 
-def build_contained(root: Path, plan: Plan, options: BuildOptions, reporter: Reporter, config: Config,
-                    cancel: threading.Event | None = None) -> BuildResult:
+def build_contained(
+    root: Path,
+    plan: Plan,
+    options: BuildOptions,
+    reporter: Reporter,
+    config: Config,
+    cancel: threading.Event | None = None,
+) -> BuildResult:
     """``build_plan`` for one plan of several: a crash becomes this plan's ``no_verdict`` result.
 
     One plan's failure (a bug, a git or disk error) must not cost the other plans their runs and
@@ -424,14 +523,28 @@ def _crashed_result(root: Path, plan: Plan, run_id: str, reason: str, reporter: 
         reporter.on_message(f"plan {plan.id}: could not record the end of run {run_id}: {crash_reason(exc)}")
     branch = branch_name(plan)
     return BuildResult(
-        run_id=run_id if started else "", plan_id=plan.id, plan_title=plan.title, plan_path=_display(plan.path),
-        branch=branch, worktree=root / WORKTREES_DIR / branch.removeprefix("agentflow/"), outcome="no_verdict",
-        reason=reason, cycles=cycles, cost_usd=round(cost, 6), commit=None,
+        run_id=run_id if started else "",
+        plan_id=plan.id,
+        plan_title=plan.title,
+        plan_path=_display(plan.path),
+        branch=branch,
+        worktree=root / WORKTREES_DIR / branch.removeprefix("agentflow/"),
+        outcome="no_verdict",
+        reason=reason,
+        cycles=cycles,
+        cost_usd=round(cost, 6),
+        commit=None,
     )
 
 
-def _build_parallel(root: Path, plans: list[Plan], options: BuildOptions, reporter: Reporter,
-                    config: Config, cancel: threading.Event | None = None) -> list[BuildResult]:
+def _build_parallel(
+    root: Path,
+    plans: list[Plan],
+    options: BuildOptions,
+    reporter: Reporter,
+    config: Config,
+    cancel: threading.Event | None = None,
+) -> list[BuildResult]:
     """Each plan in its own thread, worktree and ledger connection.
 
     Ctrl-C arrives in the main thread only: it sets ``cancel``, which every worker checks between
@@ -448,12 +561,13 @@ def _build_parallel(root: Path, plans: list[Plan], options: BuildOptions, report
             wait(futures)
         interrupted = [f.exception() for f in futures if isinstance(f.exception(), RunInterrupted)]
         if interrupted:
-            raise RunInterrupted("; ".join(e.problem for e in interrupted if isinstance(e, RunInterrupted)),
-                                 fix="continue each run with `agentflow build --resume RUN`")
+            raise RunInterrupted(
+                "; ".join(e.problem for e in interrupted if isinstance(e, RunInterrupted)),
+                fix="continue each run with `agentflow build --resume RUN`",
+            )
         return [future.result() for future in futures]
     finally:
         pool.shutdown(wait=True)
-
 
 
 # -- dry run -----------------------------------------------------------------------------------------------
@@ -476,25 +590,39 @@ def dry_run(root: Path, refs: Sequence[str], options: BuildOptions) -> list[Prom
             patterns_text = choose_patterns_text(patterns, plan, config.patterns.token_budget)
             max_cycles = effective_max_cycles(plan, options, config)
             builder = {
-                "cycle": 1, "max_cycles": max_cycles, "plan": _plan_context(plan), "patterns": patterns_text,
+                "cycle": 1,
+                "max_cycles": max_cycles,
+                "plan": _plan_context(plan),
+                "patterns": patterns_text,
                 "evaluator_findings": evaluator_findings(ledger, plan),
-                "checks": check_commands(config.checks, plan.checks), "rework": None,
+                "checks": check_commands(config.checks, plan.checks),
+                "rework": None,
             }
             verifier = {
-                "mode": "build", "cycle": 1, "max_cycles": max_cycles, "plan": _plan_context(plan),
+                "mode": "build",
+                "cycle": 1,
+                "max_cycles": max_cycles,
+                "plan": _plan_context(plan),
                 "criteria": _plan_context(plan)["criteria"],  # type: ignore[index]
-                "patterns": patterns_text, "base": config.base, "head": branch_name(plan),
-                "diffstat": "the builder's change", "files": [],
-                "diff": "(the diff of the builder's commit goes here)", "diff_truncated": False,
-                "checks": [{"command": c, "exit_code": None, "duration_s": 0.0, "output_tail": "(not run)",
-                            "passed": False} for c in check_commands(config.checks, plan.checks)],
-                "open_findings": evaluator_findings(ledger, plan), "scope_findings": [],
-                "earlier_findings": [], "earlier_criteria": [],
+                "patterns": patterns_text,
+                "base": config.base,
+                "head": branch_name(plan),
+                "diffstat": "the builder's change",
+                "files": [],
+                "diff": "(the diff of the builder's commit goes here)",
+                "diff_truncated": False,
+                "checks": [
+                    {"command": c, "exit_code": None, "duration_s": 0.0, "output_tail": "(not run)", "passed": False}
+                    for c in check_commands(config.checks, plan.checks)
+                ],
+                "open_findings": evaluator_findings(ledger, plan),
+                "scope_findings": [],
+                "earlier_findings": [],
+                "earlier_criteria": [],
             }
             for role, context in (("builder", builder), ("verifier", verifier)):
                 system, prompt = render_role_prompt(role, root, context)
-                previews.append(PromptPreview(plan.id, f"{role} ({describe_role(roles[role])})", 1,
-                                              system, prompt))
+                previews.append(PromptPreview(plan.id, f"{role} ({describe_role(roles[role])})", 1, system, prompt))
     finally:
         if ledger is not None:
             ledger.close()

@@ -182,13 +182,18 @@ def validate_backends(config: Config, options: BuildOptions, root: Path, roles: 
                     fix="set models.verifier.backend to anthropic, scripted or claude-code",
                 )
             if cfg.backend == "scripted" and not cfg.script:
-                raise UsageError(f"the scripted backend needs a script for the {role}",
-                                 fix="pass --script FILE or set models.<role>.script")
+                raise UsageError(
+                    f"the scripted backend needs a script for the {role}",
+                    fix="pass --script FILE or set models.<role>.script",
+                )
             if cfg.backend == "scripted" and not Path(cfg.script or "").is_file():
                 raise UsageError("no such script file", where=cfg.script, fix="pass an existing --script FILE")
             if cfg.backend == "command" and not cfg.command:
-                raise UsageError("the command backend needs a command", where=config.source or "agentflow.yaml",
-                                 fix="set models.builder.command, e.g. 'my-agent --prompt-file {prompt_file}'")
+                raise UsageError(
+                    "the command backend needs a command",
+                    where=config.source or "agentflow.yaml",
+                    fix="set models.builder.command, e.g. 'my-agent --prompt-file {prompt_file}'",
+                )
         chosen[role] = cfg
     return chosen
 

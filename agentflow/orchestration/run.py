@@ -96,9 +96,17 @@ class Run:
         system, prompt = render_role_prompt(role, self.root, context)
         cfg = self.models.roles[role]
         spec = SessionSpec(
-            role=role, cycle=cycle, run_id=self.run_id, root=self.workdir, system=system, prompt=prompt,
-            limits=SessionLimits.from_config(self.config.limits), budget=self.budget,
-            backend=cfg.backend, model_name="scripted" if cfg.backend == "scripted" else cfg.model, role_cfg=cfg,
+            role=role,
+            cycle=cycle,
+            run_id=self.run_id,
+            root=self.workdir,
+            system=system,
+            prompt=prompt,
+            limits=SessionLimits.from_config(self.config.limits),
+            budget=self.budget,
+            backend=cfg.backend,
+            model_name="scripted" if cfg.backend == "scripted" else cfg.model,
+            role_cfg=cfg,
         )
         self.say(f"{self.label}: cycle {cycle}: {role} session ({describe_role(cfg)})")
         return run_role_session(spec, self.ledger, model=self.models.model(role, cycle), on_progress=self.on_progress)
@@ -114,9 +122,15 @@ class Run:
         self.emit(event)
         return event
 
-    def verifier_context(self, cycle: int, commit: str, checks: list[CheckResult],
-                         extra_findings: list[dict[str, Any]], earlier: VerdictRecorded | None,
-                         mode: str) -> dict[str, Any]:
+    def verifier_context(
+        self,
+        cycle: int,
+        commit: str,
+        checks: list[CheckResult],
+        extra_findings: list[dict[str, Any]],
+        earlier: VerdictRecorded | None,
+        mode: str,
+    ) -> dict[str, Any]:
         diff = self.repo.diff(self.base_commit, commit)
         truncated = len(diff) > MAX_DIFF_CHARS
         if truncated:
@@ -139,12 +153,20 @@ class Run:
             "open_findings": evaluator_findings(self.ledger, plan),
             "scope_findings": _findings_view(extra_findings),
             "earlier_findings": _findings_view((earlier.verdict or {}).get("findings", [])) if earlier else [],
-            "earlier_criteria": [c for c in (earlier.verdict or {}).get("criteria", [])
-                                 if c.get("status") != "met"] if earlier else [],
+            "earlier_criteria": [c for c in (earlier.verdict or {}).get("criteria", []) if c.get("status") != "met"]
+            if earlier
+            else [],
         }
 
-    def record_verdict(self, cycle: int, commit: str, checks: list[CheckResult], submitted: dict[str, Any] | None,
-                       failure: str | None, extra_findings: list[dict[str, Any]]) -> tuple[VerdictRecorded, list[str]]:
+    def record_verdict(
+        self,
+        cycle: int,
+        commit: str,
+        checks: list[CheckResult],
+        submitted: dict[str, Any] | None,
+        failure: str | None,
+        extra_findings: list[dict[str, Any]],
+    ) -> tuple[VerdictRecorded, list[str]]:
         """Compute the outcome, then record it twice: a ledger event and a git note on ``commit``.
 
         Returns the event and the reasons it is not approved (the event joins them into one string).
@@ -158,26 +180,42 @@ class Run:
         if verdict is not None and extra_findings:
             listed = {f.id for f in verdict.findings}
             merged = [*verdict.model_dump()["findings"], *(f for f in extra_findings if f["id"] not in listed)]
-            verdict = verdict.model_copy(update={"findings": Verdict.model_validate(
-                {**verdict.model_dump(), "findings": merged}).findings})
+            verdict = verdict.model_copy(
+                update={"findings": Verdict.model_validate({**verdict.model_dump(), "findings": merged}).findings}
+            )
         criteria_ids = [c.id for c in self.plan.criteria] if self.plan else []
         outcome, reasons = compute_outcome(verdict, checks, criteria_ids)
         if verdict is None and failure:
             reasons = [failure]
         verdict_data = verdict.model_dump(mode="json", exclude_none=True) if verdict else None
         key = signing_key()
-        self._append_note(commit, VerdictNote(
-            plan=self.plan.id if self.plan else None, run=self.run_id, outcome=outcome,
-            decision=verdict.decision if verdict else None, tree=self.repo.tree(commit), base=self.base_commit,
-            patch_id=self.repo.patch_id(self.base_commit, commit), checks=[_check_dict(c) for c in checks],
-            models=self.models.describe(), prompts_sha=prompts.prompts_sha(self.root),
-            findings=list(verdict_data["findings"]) if verdict_data else [],
-            reason="; ".join(reasons)[:1000] or None, **self._note_extensions(cycle),
-        ))
+        self._append_note(
+            commit,
+            VerdictNote(
+                plan=self.plan.id if self.plan else None,
+                run=self.run_id,
+                outcome=outcome,
+                decision=verdict.decision if verdict else None,
+                tree=self.repo.tree(commit),
+                base=self.base_commit,
+                patch_id=self.repo.patch_id(self.base_commit, commit),
+                checks=[_check_dict(c) for c in checks],
+                models=self.models.describe(),
+                prompts_sha=prompts.prompts_sha(self.root),
+                findings=list(verdict_data["findings"]) if verdict_data else [],
+                reason="; ".join(reasons)[:1000] or None,
+                **self._note_extensions(cycle),
+            ),
+        )
         event = VerdictRecorded(
-            run_id=self.run_id, cycle=cycle, commit=commit, outcome=outcome,
-            decision=verdict.decision if verdict else None, reason="; ".join(reasons) or None,
-            verdict=verdict_data, signed=bool(key),
+            run_id=self.run_id,
+            cycle=cycle,
+            commit=commit,
+            outcome=outcome,
+            decision=verdict.decision if verdict else None,
+            reason="; ".join(reasons) or None,
+            verdict=verdict_data,
+            signed=bool(key),
         )
         self.emit(event)
         return event, reasons
@@ -222,17 +260,29 @@ class Run:
         if not verdicts or verdicts[-1].commit is None:
             return
         last, commit = verdicts[-1], verdicts[-1].commit
-        if any(note.get("run") == self.run_id and note.get("outcome") == "capped"
-               for note in _note_dicts(self.repo.notes(commit))):
+        if any(
+            note.get("run") == self.run_id and note.get("outcome") == "capped"
+            for note in _note_dicts(self.repo.notes(commit))
+        ):
             return
         checked = progress.cycles[last.cycle].checks
-        self._append_note(commit, VerdictNote(
-            plan=self.plan.id if self.plan else None, run=self.run_id, outcome="capped",
-            tree=self.repo.tree(commit), base=self.base_commit, patch_id=self.repo.patch_id(self.base_commit, commit),
-            checks=[_check_dict(c) for c in checked.results] if checked else [], models=self.models.describe(),
-            prompts_sha=prompts.prompts_sha(self.root), findings=list((last.verdict or {}).get("findings", [])),
-            reason=(reason or "capped")[:1000], **self._note_extensions(cycles),
-        ))
+        self._append_note(
+            commit,
+            VerdictNote(
+                plan=self.plan.id if self.plan else None,
+                run=self.run_id,
+                outcome="capped",
+                tree=self.repo.tree(commit),
+                base=self.base_commit,
+                patch_id=self.repo.patch_id(self.base_commit, commit),
+                checks=[_check_dict(c) for c in checked.results] if checked else [],
+                models=self.models.describe(),
+                prompts_sha=prompts.prompts_sha(self.root),
+                findings=list((last.verdict or {}).get("findings", [])),
+                reason=(reason or "capped")[:1000],
+                **self._note_extensions(cycles),
+            ),
+        )
 
 
 def _note_dicts(lines: Sequence[str]) -> list[dict[str, Any]]:
@@ -256,7 +306,11 @@ def _submitted_verdict(events: list[Event], session: SessionEnded) -> dict[str, 
     """The verdict a finished verifier session submitted (its last successful submit_verdict call)."""
     found = None
     for event in events:
-        if isinstance(event, ToolCalled) and event.session_id == session.session_id:
-            if event.tool.endswith("submit_verdict") and not event.is_error:  # claude-code: mcp__..__
-                found = dict(event.input)
+        if (
+            isinstance(event, ToolCalled)
+            and event.session_id == session.session_id
+            and event.tool.endswith("submit_verdict")  # claude-code: mcp__..__submit_verdict
+            and not event.is_error
+        ):
+            found = dict(event.input)
     return found

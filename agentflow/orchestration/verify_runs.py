@@ -33,8 +33,7 @@ from agentflow.session import RunBudget
 
 def plan_from_trailers(repo: Repo, base: str, head: str) -> str | None:
     """The ``Agentflow-Plan`` trailer of the newest commit in base..head that has one."""
-    out = repo.git("log", f"--format=%(trailers:key={TRAILER_PLAN},valueonly,separator=%x2C)%x00",
-                   f"{base}..{head}")
+    out = repo.git("log", f"--format=%(trailers:key={TRAILER_PLAN},valueonly,separator=%x2C)%x00", f"{base}..{head}")
     for entry in out.split("\x00"):
         value = entry.strip().split(",")[0].strip()
         if value:
@@ -42,8 +41,15 @@ def plan_from_trailers(repo: Repo, base: str, head: str) -> str | None:
     return None
 
 
-def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref: str | None = None,
-           options: BuildOptions | None = None, reporter: Reporter | None = None) -> VerifyReport:
+def verify(
+    root: Path,
+    *,
+    base: str | None = None,
+    head: str = "HEAD",
+    plan_ref: str | None = None,
+    options: BuildOptions | None = None,
+    reporter: Reporter | None = None,
+) -> VerifyReport:
     """Checks and one verifier session on base...head of the repository at ``root`` (no builder).
 
     Records a run (mode ``verify``), its verdict event and the verdict note on ``head``.
@@ -58,8 +64,10 @@ def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref:
     base_ref = base or config.base
     base_commit = repo.merge_base(repo.rev(base_ref), head_commit)
     if base_commit == head_commit:
-        raise UsageError(f"nothing to verify: {head} has no commits that {base_ref} lacks",
-                         fix="pass the branch the change will merge into as --base")
+        raise UsageError(
+            f"nothing to verify: {head} has no commits that {base_ref} lacks",
+            fix="pass the branch the change will merge into as --base",
+        )
     plan: Plan | None = None
     if plan_ref:
         plan = resolve_plan(root, plan_ref)
@@ -67,8 +75,10 @@ def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref:
         try:
             plan = resolve_plan(root, trailer)
         except UsageError:
-            reporter.on_message(f"the Agentflow-Plan trailer names plan {trailer!r}, which is not in this "
-                                "repository; judging against the patterns alone")
+            reporter.on_message(
+                f"the Agentflow-Plan trailer names plan {trailer!r}, which is not in this "
+                "repository; judging against the patterns alone"
+            )
     roles = validate_backends(config, options, root, ("verifier",))
     models = ModelPool(roles, options.models, root)
     models.check()
@@ -78,29 +88,47 @@ def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref:
         _ensure_excluded(repo)
     with Ledger.open(root) as ledger:
         run_id = new_id("r")
-        workdir = root if use_root else add_detached_worktree(repo, head_commit, root / WORKTREES_DIR / f"verify-{run_id}")
+        workdir = (
+            root if use_root else add_detached_worktree(repo, head_commit, root / WORKTREES_DIR / f"verify-{run_id}")
+        )
         try:
             run = Run(
-                root=root, repo=repo, config=config, plan=plan, options=options, reporter=reporter, ledger=ledger,
-                run_id=run_id, workdir=workdir, base_commit=base_commit, max_cycles=1,
+                root=root,
+                repo=repo,
+                config=config,
+                plan=plan,
+                options=options,
+                reporter=reporter,
+                ledger=ledger,
+                run_id=run_id,
+                workdir=workdir,
+                base_commit=base_commit,
+                max_cycles=1,
                 models=models,
                 budget=RunBudget(limit_usd=options.budget_usd or config.limits.run_cost_usd),
                 patterns_text=choose_patterns_text(load_patterns(root, config), plan, config.patterns.token_budget),
             )
-            run.emit(RunStarted(
-                run_id=run_id, mode="verify", plan_id=plan.id if plan else None,
-                plan_path=_display(plan.path, root) if plan else None, plan_title=plan.title if plan else None,
-                estimate_hours=plan.estimate_hours if plan else None, branch=repo.current_branch(),
-                base=base_ref, base_commit=base_commit, max_cycles=1,
-            ))
+            run.emit(
+                RunStarted(
+                    run_id=run_id,
+                    mode="verify",
+                    plan_id=plan.id if plan else None,
+                    plan_path=_display(plan.path, root) if plan else None,
+                    plan_title=plan.title if plan else None,
+                    estimate_hours=plan.estimate_hours if plan else None,
+                    branch=repo.current_branch(),
+                    base=base_ref,
+                    base_commit=base_commit,
+                    max_cycles=1,
+                )
+            )
             try:
                 checks = run.run_checks(1, head_commit)
                 extra = scope_findings(repo.changed_files(base_commit, head_commit), plan.scope) if plan else []
                 context = run.verifier_context(1, head_commit, checks.results, extra, None, "verify")
                 result = run.session("verifier", 1, context)
                 failure = None if result.status == "completed" else (result.reason or result.status)
-                recorded, reasons = run.record_verdict(1, head_commit, checks.results, result.submitted, failure,
-                                                       extra)
+                recorded, reasons = run.record_verdict(1, head_commit, checks.results, result.submitted, failure, extra)
             except KeyboardInterrupt:
                 raise RunInterrupted(f"verify run {run_id} interrupted", fix="run `agentflow verify` again") from None
             run.end(recorded.outcome, 1, recorded.reason, head_commit)
@@ -111,22 +139,47 @@ def verify(root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref:
     return _verify_report(run, recorded, reasons, checks.results, head_commit, base_ref, cost)
 
 
-def _verify_report(run: Run, recorded: VerdictRecorded, reasons: list[str], checks: list[CheckResult], head: str,
-                   base_ref: str, cost: float) -> VerifyReport:
+def _verify_report(
+    run: Run,
+    recorded: VerdictRecorded,
+    reasons: list[str],
+    checks: list[CheckResult],
+    head: str,
+    base_ref: str,
+    cost: float,
+) -> VerifyReport:
     data = recorded.verdict or {}
     answered = {c["id"]: c for c in data.get("criteria", [])}
     criteria = []
     for criterion in run.plan.criteria if run.plan else []:
         answer = answered.pop(criterion.id, {})
-        criteria.append({"id": criterion.id, "text": criterion.text, "status": answer.get("status", "unanswered"),
-                         "evidence": answer.get("evidence", "")})
-    criteria += [{"id": cid, "text": "", "status": c.get("status", "unclear"), "evidence": c.get("evidence", "")}
-                 for cid, c in answered.items()]
+        criteria.append(
+            {
+                "id": criterion.id,
+                "text": criterion.text,
+                "status": answer.get("status", "unanswered"),
+                "evidence": answer.get("evidence", ""),
+            }
+        )
+    criteria += [
+        {"id": cid, "text": "", "status": c.get("status", "unclear"), "evidence": c.get("evidence", "")}
+        for cid, c in answered.items()
+    ]
     return VerifyReport(
-        run_id=run.run_id, outcome=recorded.outcome, decision=recorded.decision,
-        reasons=reasons, summary=data.get("summary", ""),
-        base=base_ref, base_commit=run.base_commit, head=head, plan_id=run.plan.id if run.plan else None,
-        plan_title=run.plan.title if run.plan else None, criteria=criteria,
-        findings=list(data.get("findings", [])), checks=[_check_dict(c) for c in checks],
-        cost_usd=round(cost, 6), models=run.models.describe(), signed=recorded.signed,
+        run_id=run.run_id,
+        outcome=recorded.outcome,
+        decision=recorded.decision,
+        reasons=reasons,
+        summary=data.get("summary", ""),
+        base=base_ref,
+        base_commit=run.base_commit,
+        head=head,
+        plan_id=run.plan.id if run.plan else None,
+        plan_title=run.plan.title if run.plan else None,
+        criteria=criteria,
+        findings=list(data.get("findings", [])),
+        checks=[_check_dict(c) for c in checks],
+        cost_usd=round(cost, 6),
+        models=run.models.describe(),
+        signed=recorded.signed,
     )

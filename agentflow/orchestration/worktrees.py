@@ -18,8 +18,12 @@ WORKTREES_DIR = Path(".agentflow") / "worktrees"
 _GIT_LOCK = threading.Lock()
 
 
-FALLBACK_IDENTITY = {"GIT_AUTHOR_NAME": "agentflow", "GIT_AUTHOR_EMAIL": "agentflow@localhost",
-                     "GIT_COMMITTER_NAME": "agentflow", "GIT_COMMITTER_EMAIL": "agentflow@localhost"}
+FALLBACK_IDENTITY = {
+    "GIT_AUTHOR_NAME": "agentflow",
+    "GIT_AUTHOR_EMAIL": "agentflow@localhost",
+    "GIT_COMMITTER_NAME": "agentflow",
+    "GIT_COMMITTER_EMAIL": "agentflow@localhost",
+}
 
 
 def ensure_git_identity(repo: Repo, reporter: Reporter) -> None:
@@ -33,8 +37,10 @@ def ensure_git_identity(repo: Repo, reporter: Reporter) -> None:
         return
     for name, value in FALLBACK_IDENTITY.items():
         os.environ.setdefault(name, value)
-    reporter.on_message("git has no user.name/user.email here: commits and notes are made as "
-                        "agentflow <agentflow@localhost> (configure git to change that)")
+    reporter.on_message(
+        "git has no user.name/user.email here: commits and notes are made as "
+        "agentflow <agentflow@localhost> (configure git to change that)"
+    )
 
 
 def _ensure_excluded(repo: Repo) -> None:
@@ -46,8 +52,9 @@ def _ensure_excluded(repo: Repo) -> None:
     exclude.parent.mkdir(parents=True, exist_ok=True)
     existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
     if ".agentflow/" not in existing.splitlines():
-        exclude.write_text(existing + ("" if existing.endswith("\n") or not existing else "\n") + ".agentflow/\n",
-                           encoding="utf-8")
+        exclude.write_text(
+            existing + ("" if existing.endswith("\n") or not existing else "\n") + ".agentflow/\n", encoding="utf-8"
+        )
 
 
 def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path:
@@ -58,13 +65,17 @@ def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path
         resolved = path.resolve()
         if resolved in registered:
             if registered[resolved] != f"refs/heads/{branch}":
-                raise GitError(f"worktree {path} has {registered[resolved] or 'a detached HEAD'} checked out, "
-                               f"not {branch}", fix=f"remove it with `git worktree remove {path}`")
+                raise GitError(
+                    f"worktree {path} has {registered[resolved] or 'a detached HEAD'} checked out, not {branch}",
+                    fix=f"remove it with `git worktree remove {path}`",
+                )
             return path
         repo.git("worktree", "prune")
         if path.exists() and any(path.iterdir()):
-            raise GitError(f"{path} exists and is not a worktree of this repository",
-                           fix="move it away; agentflow creates the worktree itself")
+            raise GitError(
+                f"{path} exists and is not a worktree of this repository",
+                fix="move it away; agentflow creates the worktree itself",
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         if repo.branch_exists(branch):
             repo.git("worktree", "add", "--quiet", str(path), branch)

@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 OUTCOME_COLORS = {
-    "approved": "#2e7d32", "changes_requested": "#e0a100", "rejected": "#c62828",
-    "no_verdict": "#757575", "capped": "#6a1b9a", "in progress": "#90a4ae",
+    "approved": "#2e7d32",
+    "changes_requested": "#e0a100",
+    "rejected": "#c62828",
+    "no_verdict": "#757575",
+    "capped": "#6a1b9a",
+    "in progress": "#90a4ae",
 }
 SEVERITY_COLORS = {"critical": "#7f0000", "high": "#d32f2f", "medium": "#f57c00", "low": "#fbc02d", "info": "#90a4ae"}
 ROLE_COLORS = {"builder": "#1e88e5", "verifier": "#8e24aa", "evaluator": "#00897b"}

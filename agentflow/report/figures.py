@@ -78,7 +78,12 @@ def fmt_delta(kind: str, now: Any, before: Any) -> str:
 
 
 FORMATTERS: dict[str, Formatter] = {
-    "int": fmt_int, "float": fmt_float, "pct": fmt_pct, "usd": fmt_usd, "hours": fmt_hours, "speedup": fmt_speedup,
+    "int": fmt_int,
+    "float": fmt_float,
+    "pct": fmt_pct,
+    "usd": fmt_usd,
+    "hours": fmt_hours,
+    "speedup": fmt_speedup,
 }
 
 
@@ -152,8 +157,14 @@ def figure_rows(report: dict[str, Any]) -> list[Row]:
     for section, label, path, kind in _spec():
         now, before = _get(report, path), _get(previous, path) if previous else None
         rows.append(
-            Row(section, label, FORMATTERS[kind](now), FORMATTERS[kind](before) if previous else NA,
-                fmt_delta(kind, now, before), path)
+            Row(
+                section,
+                label,
+                FORMATTERS[kind](now),
+                FORMATTERS[kind](before) if previous else NA,
+                fmt_delta(kind, now, before),
+                path,
+            )
         )
     return rows
 

@@ -54,14 +54,21 @@ def cycles_chart(report: dict[str, Any]) -> Markup:
     rows = [
         (
             f"{row['plan']} {row.get('title') or ''}".strip(),
-            [Segment(row["cycles"], OUTCOME_COLORS.get(row.get("outcome") or "in progress", "#90a4ae"),
-                     f"cycles ({(row.get('outcome') or 'in progress').replace('_', ' ')})")],
+            [
+                Segment(
+                    row["cycles"],
+                    OUTCOME_COLORS.get(row.get("outcome") or "in progress", "#90a4ae"),
+                    f"cycles ({(row.get('outcome') or 'in progress').replace('_', ' ')})",
+                )
+            ],
         )
         for row in report.get("plans_detail") or []
     ]
     outcomes = sorted({row.get("outcome") or "in progress" for row in report.get("plans_detail") or []})
     return hbar_chart(
-        rows, label="Rework cycles per plan, coloured by outcome", value_format=lambda v: f"{v:.0f}",
+        rows,
+        label="Rework cycles per plan, coloured by outcome",
+        value_format=lambda v: f"{v:.0f}",
         legend_items=[(o, OUTCOME_COLORS.get(o, "#90a4ae")) for o in outcomes],
         empty_message="No build run finished in this period",
     )
@@ -71,8 +78,12 @@ def outcomes_chart(report: dict[str, Any]) -> Markup:
     rows = [
         (name.replace("_", " "), [Segment(report["outcomes"][name], OUTCOME_COLORS[name], name)]) for name in OUTCOMES
     ]
-    return hbar_chart(rows, label="Verdict outcomes per cycle", value_format=lambda v: f"{v:.0f}",
-                      empty_message="No verdict in this period")
+    return hbar_chart(
+        rows,
+        label="Verdict outcomes per cycle",
+        value_format=lambda v: f"{v:.0f}",
+        empty_message="No verdict in this period",
+    )
 
 
 def findings_chart(report: dict[str, Any]) -> Markup:
@@ -83,8 +94,11 @@ def findings_chart(report: dict[str, Any]) -> Markup:
         rows.append((pattern, [Segment(per_sev.get(sev, 0), SEVERITY_COLORS[sev], sev) for sev in SEVERITIES]))
     used = [sev for sev in SEVERITIES if report["findings"]["by_severity"].get(sev)]
     return hbar_chart(
-        rows, label="Verifier findings by pattern, stacked by severity", value_format=lambda v: f"{v:.0f}",
-        legend_items=[(sev, SEVERITY_COLORS[sev]) for sev in used], empty_message="No finding in this period",
+        rows,
+        label="Verifier findings by pattern, stacked by severity",
+        value_format=lambda v: f"{v:.0f}",
+        legend_items=[(sev, SEVERITY_COLORS[sev]) for sev in used],
+        empty_message="No finding in this period",
     )
 
 
@@ -115,8 +129,11 @@ def cost_chart(report: dict[str, Any]) -> Markup:
     unit, buckets = cost_buckets(by_day)
     columns = [(label, [Segment(cost[role], ROLE_COLORS[role], role) for role in ROLES]) for label, cost in buckets]
     return stacked_columns(
-        columns, label=f"Cost in US dollars per role per {unit}", value_format=_usd_axis,
-        legend_items=[(role, ROLE_COLORS[role]) for role in ROLES], empty_message="No cost in this period",
+        columns,
+        label=f"Cost in US dollars per role per {unit}",
+        value_format=_usd_axis,
+        legend_items=[(role, ROLE_COLORS[role]) for role in ROLES],
+        empty_message="No cost in this period",
     )
 
 
@@ -140,18 +157,46 @@ def _kpis(report: dict[str, Any]) -> list[dict[str, str]]:
     cost, prev_cost = report["cost_usd"], prev.get("cost_usd") or {}
     estimate, prev_estimate = report["estimate"], prev.get("estimate") or {}
     return [
-        card("Plans approved", f"{plans['approved']} of {plans['built']} built", "int", plans["approved"],
-             prev_plans.get("approved"), f"{plans['merged']} merged"),
-        card("First-pass approval", fmt_pct(report["first_pass_approval_rate"]), "pct",
-             report["first_pass_approval_rate"], prev.get("first_pass_approval_rate"), "approved in cycle 1"),
-        card("Cycles per plan", fmt_float(report["cycles"]["mean_per_plan"]), "float",
-             report["cycles"]["mean_per_plan"], (prev.get("cycles") or {}).get("mean_per_plan"),
-             f"max {report['cycles']['max']}"),
-        card("Cost per approved plan", fmt_usd(cost.get("per_approved_plan")), "usd", cost.get("per_approved_plan"),
-             prev_cost.get("per_approved_plan"),
-             f"{fmt_usd(cost['total'])} in total" if cost.get("total") is not None else "cost is only in the ledger"),
-        card("Speedup vs estimate", fmt_speedup(estimate.get("speedup")), "speedup", estimate.get("speedup"),
-             prev_estimate.get("speedup"), _estimate_note(estimate)),
+        card(
+            "Plans approved",
+            f"{plans['approved']} of {plans['built']} built",
+            "int",
+            plans["approved"],
+            prev_plans.get("approved"),
+            f"{plans['merged']} merged",
+        ),
+        card(
+            "First-pass approval",
+            fmt_pct(report["first_pass_approval_rate"]),
+            "pct",
+            report["first_pass_approval_rate"],
+            prev.get("first_pass_approval_rate"),
+            "approved in cycle 1",
+        ),
+        card(
+            "Cycles per plan",
+            fmt_float(report["cycles"]["mean_per_plan"]),
+            "float",
+            report["cycles"]["mean_per_plan"],
+            (prev.get("cycles") or {}).get("mean_per_plan"),
+            f"max {report['cycles']['max']}",
+        ),
+        card(
+            "Cost per approved plan",
+            fmt_usd(cost.get("per_approved_plan")),
+            "usd",
+            cost.get("per_approved_plan"),
+            prev_cost.get("per_approved_plan"),
+            f"{fmt_usd(cost['total'])} in total" if cost.get("total") is not None else "cost is only in the ledger",
+        ),
+        card(
+            "Speedup vs estimate",
+            fmt_speedup(estimate.get("speedup")),
+            "speedup",
+            estimate.get("speedup"),
+            prev_estimate.get("speedup"),
+            _estimate_note(estimate),
+        ),
     ]
 
 

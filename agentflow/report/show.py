@@ -11,8 +11,10 @@ from agentflow.report.figures import NA, fmt_hours, fmt_int, fmt_usd
 def _tokens(tokens: dict[str, int]) -> str:
     if not tokens:
         return NA
-    return (f"in {tokens.get('input_tokens', 0):,} / out {tokens.get('output_tokens', 0):,} / "
-            f"cache r {tokens.get('cache_read', 0):,} w {tokens.get('cache_write', 0):,}")
+    return (
+        f"in {tokens.get('input_tokens', 0):,} / out {tokens.get('output_tokens', 0):,} / "
+        f"cache r {tokens.get('cache_read', 0):,} w {tokens.get('cache_write', 0):,}"
+    )
 
 
 def _diffstat(commit: dict[str, Any] | None) -> str:
@@ -28,7 +30,11 @@ def _diffstat(commit: dict[str, Any] | None) -> str:
 
 
 def _check_line(check: dict[str, Any]) -> str:
-    status = "pass" if check["passed"] else ("timed out" if check["exit_code"] is None else f"fail (exit {check['exit_code']})")
+    status = (
+        "pass"
+        if check["passed"]
+        else ("timed out" if check["exit_code"] is None else f"fail (exit {check['exit_code']})")
+    )
     return f"{status}  {check['command']}  ({check['duration_s']:.1f}s)"
 
 
@@ -109,11 +115,15 @@ def render_show_text(timeline: dict[str, Any]) -> str:
                 lines += [f"            {line}" for line in builder["summary"].splitlines()]
         lines.append(f"  commit    {_diffstat(cycle['commit'])}")
         if cycle["checks"] is not None:
-            lines += ["  checks    " + (_check_line(c) if i == 0 else "            " + _check_line(c))
-                      for i, c in enumerate(cycle["checks"])] or ["  checks    none configured"]
+            lines += [
+                "  checks    " + (_check_line(c) if i == 0 else "            " + _check_line(c))
+                for i, c in enumerate(cycle["checks"])
+            ] or ["  checks    none configured"]
         verifier = cycle["verifier"]
         if verifier:
-            lines.append(f"  verifier  {verifier['status']}, {verifier['turns']} turns, {fmt_usd(verifier['cost_usd'])}")
+            lines.append(
+                f"  verifier  {verifier['status']}, {verifier['turns']} turns, {fmt_usd(verifier['cost_usd'])}"
+            )
         verdict = cycle["verdict"]
         if verdict:
             lines.append(f"  verdict   {verdict['outcome']} (decision: {verdict['decision'] or NA})")
@@ -122,7 +132,10 @@ def render_show_text(timeline: dict[str, Any]) -> str:
             if verdict.get("reason") and verdict["outcome"] != "approved":
                 lines.append(f"            why: {verdict['reason']}")
             for c in verdict["criteria"]:
-                lines.append(f"            {c.get('id')}: {c.get('status')}" + (f" ({c['evidence']})" if c.get("evidence") else ""))
+                lines.append(
+                    f"            {c.get('id')}: {c.get('status')}"
+                    + (f" ({c['evidence']})" if c.get("evidence") else "")
+                )
             lines += [f"            finding {_finding_line(f)}" for f in verdict["findings"]]
     for override in timeline["overrides"]:
         lines += ["", f"override  {override['outcome']} at {override['ts']}: {override.get('reason') or ''}"]
@@ -151,34 +164,53 @@ def render_show_markdown(timeline: dict[str, Any]) -> str:
     for cycle in timeline["cycles"]:
         lines += ["", f"### Cycle {cycle['cycle']}", ""]
         if cycle["builder"]:
-            lines.append(f"**Builder** ({cycle['builder']['status']}, {fmt_usd(cycle['builder']['cost_usd'])}): "
-                         f"{_md(cycle['builder'].get('summary') or NA)}")
+            lines.append(
+                f"**Builder** ({cycle['builder']['status']}, {fmt_usd(cycle['builder']['cost_usd'])}): "
+                f"{_md(cycle['builder'].get('summary') or NA)}"
+            )
             lines.append("")
         lines += [f"**Commit:** {_diffstat(cycle['commit'])}", ""]
         if cycle["checks"]:
             lines += ["| Check | Result | Seconds |", "|:--|:--|--:|"]
-            lines += [f"| `{_md(c['command'])}` | {'pass' if c['passed'] else 'fail'} | {c['duration_s']:.1f} |"
-                      for c in cycle["checks"]]
+            lines += [
+                f"| `{_md(c['command'])}` | {'pass' if c['passed'] else 'fail'} | {c['duration_s']:.1f} |"
+                for c in cycle["checks"]
+            ]
             lines.append("")
         verdict = cycle["verdict"]
         if verdict:
-            lines.append(f"**Verdict:** {verdict['outcome']} (decision: {verdict['decision'] or NA}). "
-                         f"{_md(verdict.get('summary') or '')}")
+            lines.append(
+                f"**Verdict:** {verdict['outcome']} (decision: {verdict['decision'] or NA}). "
+                f"{_md(verdict.get('summary') or '')}"
+            )
             if verdict["criteria"]:
                 lines += ["", "| Criterion | Status | Evidence |", "|:--|:--|:--|"]
-                lines += [f"| {_md(c.get('id'))} | {_md(c.get('status'))} | {_md(c.get('evidence', ''))} |"
-                          for c in verdict["criteria"]]
+                lines += [
+                    f"| {_md(c.get('id'))} | {_md(c.get('status'))} | {_md(c.get('evidence', ''))} |"
+                    for c in verdict["criteria"]
+                ]
             if verdict["findings"]:
                 lines += ["", "| Finding | Severity | Pattern | Where | Message |", "|:--|:--|:--|:--|:--|"]
-                lines += [f"| {_md(f.get('id'))} | {_md(f.get('severity'))} | {_md(f.get('pattern') or '')} | "
-                          f"{_md(f.get('file') or '')}{':' + str(f['line']) if f.get('line') else ''} | "
-                          f"{_md(f.get('message', ''))} |" for f in verdict["findings"]]
+                lines += [
+                    f"| {_md(f.get('id'))} | {_md(f.get('severity'))} | {_md(f.get('pattern') or '')} | "
+                    f"{_md(f.get('file') or '')}{':' + str(f['line']) if f.get('line') else ''} | "
+                    f"{_md(f.get('message', ''))} |"
+                    for f in verdict["findings"]
+                ]
     for override in timeline["overrides"]:
         lines += ["", f"**Override** ({override['ts']}): {override['outcome']}: {_md(override.get('reason') or '')}"]
-    lines += ["", "### Sessions", "", "| Session | Role | Cycle | Status | Turns | Tokens | Cost |",
-              "|:--|:--|--:|:--|--:|:--|--:|"]
-    lines += [f"| `{s['session_id']}` | {s['role']} | {s['cycle']} | {s['status']} | {s['turns']} | "
-              f"{_tokens(s['tokens'])} | {fmt_usd(s['cost_usd'])} |" for s in timeline["sessions"]]
+    lines += [
+        "",
+        "### Sessions",
+        "",
+        "| Session | Role | Cycle | Status | Turns | Tokens | Cost |",
+        "|:--|:--|--:|:--|--:|:--|--:|",
+    ]
+    lines += [
+        f"| `{s['session_id']}` | {s['role']} | {s['cycle']} | {s['status']} | {s['turns']} | "
+        f"{_tokens(s['tokens'])} | {fmt_usd(s['cost_usd'])} |"
+        for s in timeline["sessions"]
+    ]
     for sid, messages in (timeline.get("transcripts") or {}).items():
         lines += ["", f"<details><summary>Transcript {sid}</summary>", ""]
         for heading, text in transcript_entries(messages):
@@ -191,9 +223,19 @@ def render_show_html(timeline: dict[str, Any]) -> str:
     from agentflow.report.html import environment
 
     transcripts = {sid: transcript_entries(m) for sid, m in (timeline.get("transcripts") or {}).items()}
-    return environment().get_template("show.html.j2").render(
-        t=timeline, header=_header(timeline["run"]), diffstat=_diffstat, check_line=_check_line,
-        usd=fmt_usd, tokens=_tokens, transcripts=transcripts, na=NA,
+    return (
+        environment()
+        .get_template("show.html.j2")
+        .render(
+            t=timeline,
+            header=_header(timeline["run"]),
+            diffstat=_diffstat,
+            check_line=_check_line,
+            usd=fmt_usd,
+            tokens=_tokens,
+            transcripts=transcripts,
+            na=NA,
+        )
     )
 
 

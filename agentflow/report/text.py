@@ -10,8 +10,12 @@ from agentflow.report.figures import empty_message, figure_rows, pattern_rows, p
 def _table(header: list[str], rows: list[list[str]], left: frozenset[int] = frozenset({0})) -> list[str]:
     """Columns padded to their widest cell; the ``left`` columns are text, the others numbers."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i in left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-             for row in [header, *rows]]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i in left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=False))
+        )
+        for row in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return [line.rstrip() for line in lines]
 
@@ -38,8 +42,17 @@ def render_text(report: dict[str, Any]) -> str:
         lines += ["", "Plans finished in this period:"]
         lines += _table(
             ["Plan", "Runs", "Cycles", "Outcome", "Estimate", "Actual"],
-            [[f"{p['plan']} {p['title']}".strip()[:60], p["runs"], p["cycles"], p["outcome"], p["estimate"],
-              p["actual"]] for p in plans],
+            [
+                [
+                    f"{p['plan']} {p['title']}".strip()[:60],
+                    p["runs"],
+                    p["cycles"],
+                    p["outcome"],
+                    p["estimate"],
+                    p["actual"],
+                ]
+                for p in plans
+            ],
             left=frozenset({0, 3}),
         )
     if report["source"] == "git":

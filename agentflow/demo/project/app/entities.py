@@ -27,8 +27,9 @@ class Account:
     email: str
 
     def key(self) -> str:
-        return scoped_key(tenant_id=self.tenant_id, capsule_id=self.capsule_id, kind="ACCOUNT",
-                          entity_id=self.account_id)
+        return scoped_key(
+            tenant_id=self.tenant_id, capsule_id=self.capsule_id, kind="ACCOUNT", entity_id=self.account_id
+        )
 
     def created_event(self) -> dict:
         return {"type": "AccountCreated", "key": self.key(), **asdict(self)}
@@ -41,8 +42,9 @@ class Capsule:
     name: str
 
     def key(self) -> str:
-        return scoped_key(tenant_id=self.tenant_id, capsule_id=self.capsule_id, kind="CAPSULE",
-                          entity_id=self.capsule_id)
+        return scoped_key(
+            tenant_id=self.tenant_id, capsule_id=self.capsule_id, kind="CAPSULE", entity_id=self.capsule_id
+        )
 
     def created_event(self) -> dict:
         return {"type": "CapsuleCreated", "key": self.key(), **asdict(self)}
@@ -56,8 +58,9 @@ class Document:
     shared_with: str
 
     def key(self) -> str:
-        return scoped_key(tenant_id=self.tenant_id, capsule_id=self.capsule_id, kind="DOCUMENT",
-                          entity_id=self.document_id)
+        return scoped_key(
+            tenant_id=self.tenant_id, capsule_id=self.capsule_id, kind="DOCUMENT", entity_id=self.document_id
+        )
 
     def shared_event(self) -> dict:
         return {"type": "DocumentShared", "key": self.key(), **asdict(self)}
