@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from agentflow.cli import app
+from tests.helpers import git
 
 _real_connect = socket.socket.connect
 
@@ -36,10 +36,6 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         "AGENTFLOW_DEBUG",
     ):
         monkeypatch.delenv(name, raising=False)
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture
