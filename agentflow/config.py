@@ -5,6 +5,7 @@ Validated by pydantic with unknown keys rejected; every problem is reported as `
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentflow import yamlsrc
 from agentflow.errors import ConfigError
 
 CONFIG_FILE = "agentflow.yaml"
@@ -83,16 +85,39 @@ class Config(_Strict):
     source: str | None = Field(None, exclude=True, description="where this config was read from")
 
 
-def _format_validation(where: str, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        problem = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"{where}: {key}: {problem}")
-    return "\n".join(lines)
+def _known_keys(path: tuple[str | int, ...]) -> list[str]:
+    """The keys the config accepts at ``path`` (for "did you mean"), empty where it takes any key."""
+    model: type[BaseModel] = Config
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [name for name, field in model.model_fields.items() if not field.exclude]
 
 
-def parse_config(data: object, where: str) -> Config:
+def _problem(err: dict, where: str, source: yamlsrc.YamlSource | None) -> str:
+    path = tuple(str(p) for p in err["loc"])
+    key = ".".join(path) or "(top level)"
+    line = source.line(path) if source is not None else None
+    place = f"{where}:{line}" if line else where
+    if err["type"] == "extra_forbidden":
+        known = _known_keys(err["loc"][:-1])
+        close = difflib.get_close_matches(path[-1], known, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(known)}" if known else ""
+        return f"{place}: {key}: unknown key" + (f" ({hint})" if hint else "")
+    problem = err["msg"]
+    expected = (err.get("ctx") or {}).get("expected")
+    if err["type"] == "literal_error" and isinstance(err.get("input"), str) and expected:
+        options = [option.strip().strip("'") for option in str(expected).replace(" or ", ", ").split(",")]
+        close = difflib.get_close_matches(err["input"], options, n=1)
+        if close:
+            problem += f" (did you mean `{close[0]}`?)"
+    return f"{place}: {key}: {problem}"
+
+
+def parse_config(data: object, where: str, source: yamlsrc.YamlSource | None = None) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -100,7 +125,7 @@ def parse_config(data: object, where: str) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation(where, exc)) from None
+        raise ConfigError("\n".join(_problem(err, where, source) for err in exc.errors())) from None
     config.source = where
     return config
 
@@ -110,21 +135,33 @@ def load_config(root: Path) -> Config:
     yaml_path = root / CONFIG_FILE
     if yaml_path.exists():
         try:
-            data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+            source = yamlsrc.load(yaml_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or "invalid YAML"
             raise ConfigError(f"{problem}", where=f"{yaml_path.name}{line}", fix="fix the YAML syntax") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read: {exc}", where=yaml_path.name) from None
-        return parse_config(data, yaml_path.name)
+        except UnicodeDecodeError:
+            raise ConfigError("not UTF-8 text", where=yaml_path.name, fix="save the file as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror or exc}", where=yaml_path.name) from None
+        for path, line, first in source.duplicates:
+            raise ConfigError(
+                f"{'.'.join(path)}: duplicate key (first on line {first})",
+                where=f"{yaml_path.name}:{line}",
+                fix="keep one of them: YAML would silently use the last",
+            )
+        return parse_config(source.data, yaml_path.name, source)
     pyproject = root / "pyproject.toml"
     if pyproject.exists():
         try:
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(exc), where="pyproject.toml", fix="fix the TOML syntax") from None
+        except UnicodeDecodeError:
+            raise ConfigError("not UTF-8 text", where="pyproject.toml", fix="save the file as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror or exc}", where="pyproject.toml") from None
         section = data.get("tool", {}).get("agentflow")
         if section is not None:
             return parse_config(section, "pyproject.toml [tool.agentflow]")

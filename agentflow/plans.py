@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentflow import yamlsrc
 from agentflow.errors import PlanError
 from agentflow.markdown import find_section, list_items, slugify
 
@@ -140,22 +142,32 @@ def _split_front_matter(text: str, where: str) -> tuple[str, str, int]:
     raise PlanError("front matter is not closed", where=f"{where}:1", fix="end the front matter with a `---` line")
 
 
-def _key_line(front: str, key: str) -> int | None:
-    """1-based line of ``key:`` in the front matter block (which starts on file line 2)."""
-    for number, line in enumerate(front.splitlines(), start=2):
-        if re.match(rf"^{re.escape(key)}\s*:", line):
-            return number
-    return None
+class PlanProblems(PlanError):
+    """Every problem found in one plan file (``errors``), reported one line each."""
+
+    def __init__(self, errors: list[PlanError]):
+        self.errors = errors
+        super().__init__(errors[0].problem, where=errors[0].where, fix=errors[0].fix)
+
+    def __str__(self) -> str:
+        return "\n".join(str(error) for error in self.errors)
 
 
-def _where(file: str, front: str, key: str) -> str:
-    line = _key_line(front, key)
+def _raise_all(problems: list[PlanError]) -> None:
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise PlanProblems(problems)
+
+
+def _where(file: str, source: yamlsrc.YamlSource, *path: str) -> str:
+    line = source.line(path, offset=1)  # the front matter starts on the file's second line
     return f"{file}:{line}" if line else file
 
 
-def _load_yaml(front: str, file: str) -> dict[str, Any]:
+def _load_yaml(front: str, file: str) -> yamlsrc.YamlSource:
     try:
-        data = yaml.safe_load(front)
+        source = yamlsrc.load(front)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 2}" if mark is not None else ""
@@ -165,48 +177,76 @@ def _load_yaml(front: str, file: str) -> dict[str, Any]:
             where=f"{file}{line}",
             fix="fix the YAML syntax; quote values that contain `: ` or start with a special character",
         ) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
+    if source.data is None:
+        source.data = {}
+    if not isinstance(source.data, dict):
         raise PlanError(
             "front matter must be YAML keys and values", where=f"{file}:2", fix="write `id: 1` and `title: ...`"
         )
-    return data
+    return source
 
 
-def _check_keys(data: dict[str, Any], front: str, file: str) -> None:
-    for key in data:
+def _key_problems(source: yamlsrc.YamlSource, file: str) -> list[PlanError]:
+    problems = [
+        PlanError(
+            f"{path[-1]}: duplicate key (first on line {first + 1})",
+            where=f"{file}:{line + 1}",
+            fix="keep one of them: YAML would silently use the last",
+        )
+        for path, line, first in source.duplicates
+        if len(path) == 1
+    ]
+    for key in source.data:
         if str(key) not in FRONT_MATTER_KEYS:
             close = difflib.get_close_matches(str(key), FRONT_MATTER_KEYS, n=1)
             fix = f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(FRONT_MATTER_KEYS)}"
-            raise PlanError(f"{key}: unknown key", where=_where(file, front, str(key)), fix=fix)
+            problems.append(PlanError(f"{key}: unknown key", where=_where(file, source, str(key)), fix=fix))
     for key in ("id", "title"):
-        if data.get(key) in (None, ""):
-            raise PlanError(f"{key}: missing", where=file, fix=f"add `{key}: ...` to the front matter")
+        if source.data.get(key) in (None, ""):
+            problems.append(PlanError(f"{key}: missing", where=file, fix=f"add `{key}: ...` to the front matter"))
+    return problems
 
 
-def _validate(data: dict[str, Any], front: str, file: str) -> _FrontMatter:
+def _validate(source: yamlsrc.YamlSource, file: str, problems: list[PlanError]) -> _FrontMatter | None:
+    data = {key: value for key, value in source.data.items() if str(key) in FRONT_MATTER_KEYS}
     for key in ("patterns", "scope", "checks"):
         if isinstance(data.get(key), str):  # one value written without brackets
             data[key] = [data[key]]
-    try:
-        meta = _FrontMatter.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        key = str(error["loc"][0]) if error["loc"] else "front matter"
-        raise PlanError(
-            f"{key}: {error['msg']}", where=_where(file, front, key), fix="see the plan format in the docs"
-        ) from None
-    if isinstance(meta.id, bool) or not _ID.match(str(meta.id)):
-        raise PlanError(
-            f"id: {meta.id!r} is not a number or slug",
-            where=_where(file, front, "id"),
-            fix="use a number like 348 or a slug like auth-refactor",
+    reported = {problem.problem.split(":")[0] for problem in problems}
+    if isinstance(data.get("id"), bool) or (data.get("id") is not None and not _ID.match(str(data["id"]))):
+        problems.append(
+            PlanError(
+                f"id: {data['id']!r} is not a number or slug",
+                where=_where(file, source, "id"),
+                fix="use a number like 348 or a slug like auth-refactor",
+            )
         )
-    return meta
+        reported.add("id")
+    try:
+        return _FrontMatter.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            path = [str(part) for part in error["loc"]]
+            key = path[0] if path else "front matter"
+            if key in reported and error["type"] in ("missing", "string_too_short"):
+                continue  # already said: "title: missing"
+            label = ".".join(path) or key
+            problems.append(PlanError(f"{label}: {error['msg']}", where=_where(file, source, *path), fix=_fix_for(key)))
+        return None
 
 
-def _criteria(lines: list[str], first_line: int, file: str) -> list[Criterion]:
+def _fix_for(key: str) -> str:
+    fixes = {
+        "status": "write `status: draft` or `status: ready`",
+        "max_cycles": "a whole number from 1 to 20",
+        "patterns": "a list of CLAUDE.md pattern ids, e.g. [capsule-isolation]",
+        "scope": 'a list of path globs, e.g. ["src/**"]',
+        "checks": 'a list of commands, e.g. ["pytest -q"]',
+    }
+    return fixes.get(key, "see the plan format in docs/foundation.md")
+
+
+def _criteria(lines: list[str], first_line: int, file: str, problems: list[PlanError]) -> list[Criterion]:
     section = find_section(lines, CRITERIA_HEADINGS)
     if section is None:
         return []
@@ -222,15 +262,19 @@ def _criteria(lines: list[str], first_line: int, file: str) -> list[Criterion]:
         else:
             ident, text = f"AC{position}", item.text
         if ident in seen:
-            raise PlanError(
-                f"acceptance criterion {ident} appears twice (also line {seen[ident]})",
-                where=f"{file}:{line}",
-                fix="give every criterion its own id, or drop the ids to number them in order",
+            problems.append(
+                PlanError(
+                    f"acceptance criterion {ident} appears twice (also line {seen[ident]})",
+                    where=f"{file}:{line}",
+                    fix="give every criterion its own id, or drop the ids to number them in order",
+                )
             )
+            continue
         if not text:
-            raise PlanError(
-                f"acceptance criterion {ident} is empty", where=f"{file}:{line}", fix="say what must be true"
+            problems.append(
+                PlanError(f"acceptance criterion {ident} is empty", where=f"{file}:{line}", fix="say what must be true")
             )
+            continue
         seen[ident] = line
         criteria.append(Criterion(id=ident, text=text, line=line))
     return criteria
@@ -253,16 +297,25 @@ def _section_items(lines: list[str], names: set[str]) -> list[str]:
 
 
 def parse_plan(text: str, path: Path) -> Plan:
-    """Parse plan text; ``path`` names the file in errors and becomes ``Plan.path``."""
+    """Parse plan text; ``path`` names the file in errors and becomes ``Plan.path``.
+
+    Every problem in the file is reported (``PlanProblems`` when there are several), not only the first.
+    """
     file = display_path(path)
     front, body, body_line = _split_front_matter(text, file)
-    data = _load_yaml(front, file)
-    _check_keys(data, front, file)
-    meta = _validate(data, front, file)
+    source = _load_yaml(front, file)
+    problems = _key_problems(source, file)
+    meta = _validate(source, file, problems)
     estimate = None
-    if meta.estimate is not None:
-        estimate = parse_estimate(meta.estimate, where=_where(file, front, "estimate"))
+    if meta is not None and meta.estimate is not None:
+        try:
+            estimate = parse_estimate(meta.estimate, where=_where(file, source, "estimate"))
+        except PlanError as exc:
+            problems.append(exc)
     lines = body.splitlines()
+    criteria = _criteria(lines, body_line, file, problems)
+    _raise_all(problems)
+    assert meta is not None  # no problem reported means the front matter validated
     return Plan(
         id=str(meta.id),
         title=meta.title.strip(),
@@ -275,7 +328,7 @@ def parse_plan(text: str, path: Path) -> Plan:
         body=body,
         context=_section_text(lines, CONTEXT_HEADINGS),
         requirements=_section_items(lines, REQUIREMENTS_HEADINGS),
-        criteria=_criteria(lines, body_line, file),
+        criteria=criteria,
         path=path,
     )
 
@@ -335,17 +388,38 @@ def load_plans(root: Path) -> list[Plan]:
     return plans
 
 
-def check_plans(paths: list[Path], root: Path) -> tuple[list[Plan], list[PlanError]]:
+def unknown_patterns(plan: Plan, known: Collection[str]) -> list[PlanError]:
+    """A problem for each pattern the plan names that is not among the ``known`` pattern ids."""
+    problems = []
+    for name in plan.patterns:
+        if slugify(name) not in known:
+            close = difflib.get_close_matches(slugify(name), list(known), n=1)
+            if close:
+                fix = f"did you mean `{close[0]}`?"
+            elif not known:
+                fix = "the patterns file (CLAUDE.md) has none: write the pattern there, or drop `patterns:`"
+            else:
+                fix = "list them with `agentflow patterns list`"
+            problems.append(PlanError(f"patterns: unknown pattern {name!r}", where=display_path(plan.path), fix=fix))
+    return problems
+
+
+def check_plans(
+    paths: list[Path], root: Path, known_patterns: Collection[str] | None = None
+) -> tuple[list[Plan], list[PlanError]]:
     """Validate ``paths`` and report every problem, not only the first.
 
     Returns the valid plans and the errors; a plan whose id is also used by another plan (among
-    ``paths`` or anywhere under ``.plans/``) is an error naming both files, not a valid plan.
+    ``paths`` or anywhere under ``.plans/``) is an error naming both files, not a valid plan, and so
+    is one naming a pattern that is not in ``known_patterns`` (when given).
     """
     plans: list[Plan] = []
     errors: list[PlanError] = []
     for path in paths:
         try:
             plans.append(load_plan(path))
+        except PlanProblems as exc:
+            errors.extend(exc.errors)
         except PlanError as exc:
             errors.append(exc)
     checked = {p.path.resolve() for p in plans}
@@ -369,6 +443,12 @@ def check_plans(paths: list[Path], root: Path) -> tuple[list[Plan], list[PlanErr
             )
             duplicates.add(plan.path.resolve())
         first.setdefault(plan.id, plan)
+    if known_patterns is not None:
+        for plan in plans:
+            problems = unknown_patterns(plan, known_patterns)
+            errors.extend(problems)
+            if problems:
+                duplicates.add(plan.path.resolve())
     return [p for p in plans if p.path.resolve() not in duplicates], errors
 
 

@@ -35,6 +35,9 @@ RoleAssignment entities lack a capsule_id.
 
 
 def write(root: Path, name: str, text: str) -> Path:
+    claude = root / "CLAUDE.md"  # VALID names the capsule-isolation pattern: plan check looks it up
+    if not claude.exists():
+        claude.write_text("# P\n\n## Capsule isolation\n\nEvery entity carries capsule_id.\n")
     path = root / ".plans" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -51,9 +51,11 @@ def check(
         list[Path] | None, typer.Argument(help="Plan files to check; default: every plan under .plans/.")
     ] = None,
 ) -> None:
-    """Validate plan files: front matter, ids (unique across .plans/), estimate, acceptance criteria.
+    """Validate plan files: front matter, ids (unique across .plans/), patterns (in CLAUDE.md),
+    estimate, acceptance criteria.
 
-    Prints OK per valid plan; exit 2 when any plan is invalid, one line per problem.
+    Prints OK per valid plan; exit 2 when any plan is invalid, one line per problem (every problem
+    of every file, not only the first).
 
     Examples:
 
@@ -61,14 +63,17 @@ def check(
 
       agentflow plan check .plans/348-capsule-isolation.md
     """
+    from agentflow.config import load_config
     from agentflow.errors import PlanError
+    from agentflow.patterns import load_patterns
     from agentflow.plans import check_plans, display_path, find_plans, plan_warnings
 
     root = _root()
     paths = list(plans) if plans else find_plans(root)
     if not paths:
         raise PlanError("no plan files under .plans/", fix='create one with `agentflow plan new "Title"`')
-    checked, errors = check_plans(paths, root)
+    known = {pattern.id for pattern in load_patterns(root, load_config(root))}
+    checked, errors = check_plans(paths, root, known)
     for plan in checked:
         criteria = f"{len(plan.criteria)} acceptance criteria"
         _common.out(f"OK {display_path(plan.path)}: {plan.id} {plan.title!r} ({criteria})")

@@ -44,7 +44,8 @@ def init(
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every plan under .plans/ with its state from the ledger, last outcome, cycles and cost.
 
-    A plan without runs is "not started". Plans that cannot be read are reported (exit 2) after the table.
+    A plan without runs is "not started". Plans that cannot be read are reported (exit 2) after the
+    table; a broken agentflow.yaml is exit 2 before it.
 
     Examples:
 
@@ -52,11 +53,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
       agentflow status --json
     """
+    from agentflow.config import load_config
     from agentflow.errors import PlanError
     from agentflow.plans import check_plans, find_plans
     from agentflow.records import format_table, plan_states, status_rows
 
     root = _common.repo().root
+    load_config(root)  # a misspelt or broken config is an error here too, not only when building
     plans, errors = check_plans(find_plans(root), root)
     rows = status_rows(plans, plan_states(root))
     if as_json:

@@ -48,7 +48,7 @@ from agentflow.orchestration.progress import CycleState, RunProgress, project_pr
 from agentflow.orchestration.run import Run, _check_dict, _submitted_verdict
 from agentflow.orchestration.worktrees import WORKTREES_DIR, ensure_git_identity, prepare_worktree
 from agentflow.patterns import load_patterns
-from agentflow.plans import Plan, branch_name, load_plan, resolve_plan
+from agentflow.plans import Plan, branch_name, load_plan, resolve_plan, unknown_patterns
 from agentflow.session import RunBudget
 
 REOPEN_LIMIT = 2
@@ -406,16 +406,20 @@ def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporte
         return _result(run, plan, ended)
 
 
-def load_build_plans(root: Path, refs: Sequence[str]) -> list[Plan]:
-    """Resolve and validate every plan before anything starts (exit 2 on the first problem)."""
+def load_build_plans(root: Path, refs: Sequence[str], config: Config | None = None) -> list[Plan]:
+    """Resolve and validate every plan before anything starts (exit 2 on the first problem), the
+    patterns they name included, so that bad input creates no branch, worktree or run."""
     if not refs:
         raise UsageError("no plan given", fix="name one or more plan files or ids: `agentflow build .plans/1-x.md`")
     plans = [resolve_plan(root, ref) for ref in refs]
     seen: dict[str, Plan] = {}
+    known = {pattern.id for pattern in load_patterns(root, config or load_config(root))}
     for plan in plans:
         if plan.id in seen:
             raise UsageError(f"plan {plan.id} is named twice", fix="name each plan once")
         seen[plan.id] = plan
+        for problem in unknown_patterns(plan, known):
+            raise problem
     return plans
 
 
@@ -455,7 +459,7 @@ def build(
     Input problems (bad plan, bad config, unknown base) raise before any run starts.
     """
     config = load_config(root)
-    plans = load_build_plans(root, refs)
+    plans = load_build_plans(root, refs, config)
     preflight(root, config, options)
     reporter = reporter or NullReporter()
     ensure_git_identity(Repo(root), reporter)

@@ -1,0 +1,56 @@
+"""YAML read with its source lines: where each key stands, and which keys a mapping repeats.
+
+Plain ``yaml.safe_load`` keeps the last of two equal keys without a word and forgets line numbers;
+plan front matter and ``agentflow.yaml`` need both to name the line a problem is on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+KeyPath = tuple[str, ...]
+
+
+@dataclass
+class YamlSource:
+    data: Any
+    lines: dict[KeyPath, int] = field(default_factory=dict)  # key path -> 1-based line of the key
+    duplicates: list[tuple[KeyPath, int, int]] = field(default_factory=list)  # (path, line, first line)
+
+    def line(self, path: KeyPath, offset: int = 0) -> int | None:
+        """The line of ``path``, or of its nearest ancestor that has one, shifted by ``offset``."""
+        while path:
+            if path in self.lines:
+                return self.lines[path] + offset
+            path = path[:-1]
+        return None
+
+
+def load(text: str) -> YamlSource:
+    """Parse ``text`` (raises ``yaml.YAMLError``) and map every mapping key to its line."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    source = YamlSource(data=yaml.safe_load(text) if node is not None else None)
+    if node is not None:
+        _walk(node, (), source)
+    return source
+
+
+def _walk(node: yaml.Node, path: KeyPath, source: YamlSource) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                source.duplicates.append(((*path, key), line, seen[key]))
+            else:
+                seen[key] = line
+                source.lines[(*path, key)] = line
+            _walk(value_node, (*path, key), source)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            source.lines.setdefault((*path, str(index)), item.start_mark.line + 1)
+            _walk(item, (*path, str(index)), source)

@@ -1,0 +1,98 @@
+"""A new user's day (issue 17): each numbered surprise reproduced through the CLI, now behaving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.build_helpers import builder_session, verifier_session, write_plan, write_script
+from tests.helpers import git
+
+# -- 2. a plan naming an unknown pattern -----------------------------------------------------------
+
+
+def test_plan_check_refuses_an_unknown_pattern(repo: Path, cli) -> None:
+    (repo / "CLAUDE.md").write_text("# x\n\n## Capsule isolation\n\nEvery entity has capsule_id.\n")
+    write_plan(repo, extra="patterns: [capsule-isolaton]\n")
+    result = cli("plan", "check")
+    assert result.exit_code == 2
+    assert ".plans/1-farewell.md: patterns: unknown pattern 'capsule-isolaton' (did you mean `capsule-isolation`?)" in (
+        result.stderr
+    )
+
+
+def test_build_with_an_unknown_pattern_creates_nothing(repo: Path, cli) -> None:
+    write_plan(repo, extra="patterns: [no-such-pattern]\n")
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    branches = git(repo, "branch", "--list")
+    result = cli("build", "1", "--script", str(script))
+    assert result.exit_code == 2
+    assert "unknown pattern 'no-such-pattern'" in result.stderr
+    assert git(repo, "branch", "--list") == branches  # no plan branch
+    assert not (repo / ".agentflow" / "worktrees").exists() or not any((repo / ".agentflow" / "worktrees").iterdir())
+    assert cli("log").stdout.strip() in ("", "no events yet")
+
+
+# -- 9. every problem of a plan, config errors with lines and "did you mean" ------------------------
+
+
+def test_plan_check_reports_every_problem_of_a_file(repo: Path, cli) -> None:
+    (repo / ".plans").mkdir()
+    (repo / ".plans" / "3-x.md").write_text(
+        "---\nid: 3\ntitle: X\nscop: []\nstatuss: ready\nmax_cycles: 99\n---\n"
+        "## Acceptance criteria\n- AC1: a\n- AC1: b\n"
+    )
+    result = cli("plan", "check")
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert ".plans/3-x.md:4: scop: unknown key (did you mean `scope`?)" in lines[0]
+    assert ".plans/3-x.md:5: statuss: unknown key (did you mean `status`?)" in lines[1]
+    assert ".plans/3-x.md:6: max_cycles:" in lines[2]
+    assert ".plans/3-x.md:10: acceptance criterion AC1 appears twice (also line 9)" in lines[3]
+
+
+def test_config_errors_name_the_line_and_the_closest_key(repo: Path, cli) -> None:
+    (repo / "agentflow.yaml").write_text("base: main\nmodels:\n  builder: {backend: scriptd}\nlimts: {}\n")
+    result = cli("plan", "new", "Anything")
+    assert result.exit_code == 0  # writing a plan does not need the config
+    result = cli("status")
+    assert result.exit_code == 2
+    assert "agentflow.yaml:3: models.builder.backend: Input should be" in result.stderr
+    assert "(did you mean `scripted`?)" in result.stderr
+    assert "agentflow.yaml:4: limts: unknown key (did you mean `limits`?)" in result.stderr
+
+
+def test_status_exits_2_on_a_broken_config(repo: Path, cli) -> None:
+    (repo / "agentflow.yaml").write_text("base: [unclosed\n")
+    result = cli("status")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("agentflow: error: agentflow.yaml:")
+
+
+# -- 13. bad inputs are exit 2 with one line -------------------------------------------------------
+
+
+def test_pyproject_with_invalid_utf8_is_a_usage_error(repo: Path, cli) -> None:
+    (repo / "pyproject.toml").write_bytes(b'[tool.agentflow]\nbase = "\xff"\n')
+    result = cli("status")
+    assert result.exit_code == 2
+    assert "pyproject.toml: not UTF-8 text (save the file as UTF-8)" in result.stderr
+
+
+def test_plan_id_false_is_not_plan_0(repo: Path, cli) -> None:
+    (repo / ".plans").mkdir()
+    (repo / ".plans" / "0-x.md").write_text("---\nid: false\ntitle: X\n---\n")
+    result = cli("plan", "check")
+    assert result.exit_code == 2
+    assert ".plans/0-x.md:2: id: False is not a number or slug" in result.stderr
+
+
+def test_duplicate_keys_are_errors(repo: Path, cli) -> None:
+    (repo / ".plans").mkdir()
+    (repo / ".plans" / "1-x.md").write_text("---\nid: 1\ntitle: X\ntitle: Y\n---\n")
+    result = cli("plan", "check")
+    assert result.exit_code == 2
+    assert ".plans/1-x.md:4: title: duplicate key (first on line 3)" in result.stderr
+    (repo / "agentflow.yaml").write_text("base: main\nbase: develop\n")
+    result = cli("status")
+    assert result.exit_code == 2
+    assert "agentflow.yaml:2: base: duplicate key (first on line 1)" in result.stderr
