@@ -34,9 +34,15 @@ def test_agentflow_yaml_wins_over_pyproject(repo):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("models:\n  builder:\n    backnd: scripted\n", "agentflow.yaml:3: models.builder.backnd: unknown key (did you mean `backend`?)"),
+        (
+            "models:\n  builder:\n    backnd: scripted\n",
+            "agentflow.yaml:3: models.builder.backnd: unknown key (did you mean `backend`?)",
+        ),
         ("limits:\n  max_cycles: many\n", "agentflow.yaml:2: limits.max_cycles: Input should be a valid integer"),
-        ("limits:\n  max_cycles: 0\n", "agentflow.yaml:2: limits.max_cycles: Input should be greater than or equal to 1"),
+        (
+            "limits:\n  max_cycles: 0\n",
+            "agentflow.yaml:2: limits.max_cycles: Input should be greater than or equal to 1",
+        ),
         ("models:\n  verifier: {backend: gpt}\n", "agentflow.yaml:2: models.verifier.backend: Input should be"),
         ("- just\n- a list\n", "agentflow.yaml: top level must be a mapping of sections"),
     ],
@@ -71,7 +77,10 @@ def test_unknown_key_through_the_cli(repo, cli):
     (repo / "agentflow.yaml").write_text("gate:\n  require_signatures: true\n")
     result = cli("patterns", "list")
     assert result.exit_code == 2
-    assert "agentflow: error: agentflow.yaml:2: gate.require_signatures: unknown key (did you mean `require_signature`?)" in result.output
+    assert (
+        "agentflow: error: agentflow.yaml:2: gate.require_signatures: unknown key (did you mean `require_signature`?)"
+        in result.output
+    )
 
 
 def test_bad_pyproject(repo, cli):
