@@ -11,6 +11,7 @@ early; the real enforcement is ``agentflow gate`` as a required CI check.
 * ``pre-push``: for each pushed ref that is a protected branch, every commit the push adds to it
   (first-parent chain) must pass the gate, or be a merge commit whose merged-in (second) parent
   passes it and whose tree is exactly the clean merge of its parents (what ``agentflow merge`` writes).
+  Commits that change only plan files (``.plans/*.md``) pass: plans are written on main.
 
 Install keeps existing hooks: a foreign hook is renamed ``<hook>.agentflow-orig`` and run first by
 ours; uninstall puts it back. Hooks call ``<the installing python> -m agentflow`` so PATH does not matter.
@@ -30,6 +31,7 @@ from agentflow.config import Config
 from agentflow.errors import UsageError
 from agentflow.gate import GateResult, GateStatus, evaluate_gate, evaluate_merge_commit
 from agentflow.git import Repo
+from agentflow.plans import PLANS_DIR
 
 HOOKS = ("pre-merge-commit", "pre-commit", "pre-push")
 MARKER = "# agentflow-hook"
@@ -211,9 +213,23 @@ def check_push(repo: Repo, config: Config, stdin: str) -> list[HookCheck]:
             checks.append(HookCheck(f"pushing to {remote_ref}", too_many))
             continue
         for commit in commits:
+            if plan_only(repo, commit):
+                continue  # the user's own plan files: input to agentflow, not code it must verify
             result = evaluate_merge_commit(repo, commit, config=config)
             checks.append(HookCheck(f"pushing {commit[:12]} to {remote_ref}", result))
     return checks
+
+
+def plan_only(repo: Repo, commit: str) -> bool:
+    """A non-merge commit that changes nothing but plan files (``.plans/*.md``).
+
+    Writing plans on main is how work starts (`agentflow plan new`, commit, build), so the push hook
+    lets such commits through; any other file in the same commit makes it a change to verify."""
+    parents = repo.git("rev-list", "--parents", "-n", "1", commit).split()[1:]
+    if len(parents) > 1:
+        return False
+    files = repo.git("diff-tree", "--no-commit-id", "--name-only", "-r", "--root", commit).splitlines()
+    return bool(files) and all(f.startswith(f"{PLANS_DIR}/") and f.endswith(".md") for f in files)
 
 
 def run_hook(repo: Repo, hook: str, config: Config, stdin: str = "") -> list[HookCheck]:

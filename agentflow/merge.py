@@ -152,9 +152,10 @@ def _checked_out_in(repo: Repo, branch: str) -> Path | None:
 def _merge_in_worktree(wt: Repo, branch: str, head: str, message: str) -> str:
     """A real ``git merge --no-ff`` in the worktree that has the target checked out (must be clean)."""
     if wt.is_dirty() or wt.ok("rev-parse", "--verify", "--quiet", "MERGE_HEAD"):
-        raise MergeRefused(
-            f"{wt.root} has uncommitted changes (or a merge in progress); nothing was changed "
-            "(commit or stash them, then merge again)"
+        raise UsageError(  # the user's input (their checkout) is not ready: exit 2, not "not approved"
+            "has uncommitted changes (or a merge in progress); nothing was changed",
+            where=wt.root,
+            fix="commit or stash them, then merge again",
         )
     before = wt.rev("HEAD")
     try:

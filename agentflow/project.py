@@ -198,10 +198,16 @@ def _write(root: Path, relative: str, text: str, force: bool, reason: str = "exi
     path = root / relative
     if path.exists() and not force:
         return Action(relative, "skipped", reason)
-    status: Status = "overwritten" if path.exists() else "created"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return Action(relative, "created")
+    if path.read_bytes() == text.encode("utf-8"):
+        return Action(relative, "skipped", "already as agentflow writes it")
+    backup = path.with_name(path.name + ".bak")
+    path.replace(backup)  # --force never loses the user's version: it moves aside, then the new file
     path.write_text(text, encoding="utf-8")
-    return Action(relative, status)
+    return Action(relative, "overwritten", f"your version is in {backup.name}")
 
 
 def _example_plan(root: Path, force: bool) -> Action:

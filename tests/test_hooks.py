@@ -165,3 +165,23 @@ def test_agentflow_merge_passes_its_own_hooks(repo, cli):
     result = cli("merge", BRANCH)
     assert result.exit_code == 0, result.output
     assert git(repo, "rev-parse", "main^2") == head
+
+
+def test_pre_push_lets_plan_only_commits_through_and_says_what_to_do_otherwise(repo, cli, tmp_path):
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "origin", "main")
+    cli("hooks", "install")
+    assert cli("plan", "new", "Add rate limiting").exit_code == 0
+    git(repo, "add", ".plans")
+    git(repo, "commit", "-q", "-m", "plan: rate limiting")
+    proc = run_git(repo, "push", "origin", "main")
+    assert proc.returncode == 0, proc.stderr  # plans are written on main: the hook lets them through
+    # a plan file committed together with code is a change to verify, and the hint says what to do
+    (repo / ".plans" / "9-x.md").write_text("---\nid: 9\ntitle: X\n---\n")
+    git(repo, "add", ".plans")
+    commit_file(repo, "src/app.py", "print('unverified')\n")
+    proc = run_git(repo, "push", "origin", "main")
+    assert proc.returncode != 0 and "refusing" in proc.stderr
+    assert "commit plan files on their own" in proc.stderr and "`agentflow merge PLAN`" in proc.stderr

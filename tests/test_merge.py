@@ -94,7 +94,9 @@ def test_merge_into_a_dirty_checked_out_branch_refuses(repo, cli):
     (repo / "README.md").write_text("# local edit\n")
     before = snapshot(repo)
     result = cli("merge", BRANCH)
-    assert result.exit_code == 1 and "uncommitted changes" in result.output
+    # the checkout is the user's input and it is not ready: exit 2 (usage), not 1 (not approved)
+    assert result.exit_code == 2 and "uncommitted changes" in result.output
+    assert "commit or stash them, then merge again" in result.output
     assert snapshot(repo) == before
 
 

@@ -61,6 +61,13 @@ def test_init_force_overwrites_owned_files(repo, cli):
     assert result.exit_code == 0
     assert "overwritten CLAUDE.md" in result.stdout and "overwritten agentflow.yaml" in result.stdout
     assert "## Error handling" in (repo / "CLAUDE.md").read_text()
+    # the user's versions are kept beside them, never lost
+    assert "your version is in CLAUDE.md.bak" in result.stdout
+    assert (repo / "CLAUDE.md.bak").read_text() == "# mine\n"
+    assert (repo / "agentflow.yaml.bak").read_text() == "base: develop\n"
+    again = cli("init", "--force")  # nothing to overwrite now: the backups stay the user's
+    assert "overwritten" not in again.stdout
+    assert (repo / "CLAUDE.md.bak").read_text() == "# mine\n"
 
 
 def test_init_appends_to_gitignore_without_trailing_newline(repo, cli):

@@ -196,7 +196,13 @@ def hooks_run(
         _common.err(f"agentflow {hook}: refusing: {check.subject}")
         _common.err(render_text(check.result))
     if closed:
-        _common.err("(local hooks are advisory: the CI gate enforces the same rule)")
+        if hook == "pre-push":
+            _common.err(
+                "agentflow pre-push: code reaches a protected branch approved: `agentflow build PLAN` then "
+                "`agentflow merge PLAN`, or a pull request that CI's `agentflow gate` passes; commits that change "
+                "only .plans/*.md are pushed as they are, so commit plan files on their own"
+            )
+        _common.err("(local hooks are advisory: `git push --no-verify` skips them; the CI gate enforces the same rule)")
         raise typer.Exit(1)
 
 
