@@ -19,6 +19,10 @@ NOTES_REF = "refs/notes/agentflow"
 TRAILER_PLAN, TRAILER_RUN, TRAILER_CYCLE = "Agentflow-Plan", "Agentflow-Run", "Agentflow-Cycle"
 
 
+STATE_DIR = Path(".agentflow")  # agentflow's local state in a checkout: ledger.db, worktrees/
+WORKTREES_DIR = STATE_DIR / "worktrees"
+
+
 @dataclass(frozen=True)
 class DiffStat:
     files: int = 0
@@ -47,10 +51,16 @@ class Repo:
 
     @classmethod
     def find(cls, path: Path | str = ".") -> Repo:
+        """The repository at ``path``. Inside one of agentflow's own plan worktrees
+        (``.agentflow/worktrees/*``) that is the main checkout, whose ledger records the runs."""
         path = Path(path).resolve()
         try:
             out = subprocess.run(
-                ["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True, check=False
+                ["git", "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir"],
+                cwd=path,
+                capture_output=True,
+                text=True,
+                check=False,
             )
         except (FileNotFoundError, NotADirectoryError):
             raise GitError("git is not installed or the directory does not exist", where=path) from None
@@ -58,7 +68,11 @@ class Repo:
             raise GitError(
                 "not a git repository", where=path, fix="run agentflow inside a git repository, or `git init` one"
             )
-        return cls(Path(out.stdout.strip()))
+        top, common = (Path(line) for line in out.stdout.splitlines()[:2])
+        main = common.parent if common.name == ".git" else None
+        if main is not None and top != main and top.is_relative_to(main / WORKTREES_DIR):
+            return cls(main)
+        return cls(top)
 
     def git(self, *args: str, check: bool = True, input: str | None = None, env: dict[str, str] | None = None) -> str:
         """Run ``git args`` in this repository; returns stdout without the trailing newline."""

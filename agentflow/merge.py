@@ -20,10 +20,8 @@ from agentflow.config import Config
 from agentflow.errors import AgentflowError, ExitCode, GitError, UsageError
 from agentflow.events import Merged
 from agentflow.gate import SHORT, GateResult, evaluate_gate
-from agentflow.git import TRAILER_PLAN, TRAILER_RUN, Repo
+from agentflow.git import TRAILER_PLAN, TRAILER_RUN, WORKTREES_DIR, Repo
 from agentflow.ledger import Ledger
-
-WORKTREES_DIR = Path(".agentflow") / "worktrees"
 
 
 class MergeRefused(AgentflowError):
@@ -101,9 +99,11 @@ def merge_branch(
         raise UsageError(f"{branch} is already merged into {into}", fix="nothing to do")
     tree, conflicts = repo.merge_tree_conflicts(old, head)
     if tree is None:
+        where = _checked_out_in(repo, branch)  # a plan branch is checked out in its build worktree
+        rebase = f"git -C {_shown(repo, where)} rebase {into}" if where else f"git rebase {into} {branch}"
         raise MergeRefused(
             f"merging {branch} into {into} conflicts in {', '.join(conflicts) or 'some files'}; nothing was changed "
-            f"(rebase {branch} onto {into}, resolve the conflicts, re-verify with `agentflow verify`, then merge again)"
+            f"(`{rebase}`, resolve the conflicts, re-verify with `agentflow verify`, then merge again)"
         )
     trailers = repo.trailers(head)
     plan_id = (result.note.plan if result.note and result.note.plan else None) or trailers.get(TRAILER_PLAN)
@@ -140,6 +140,14 @@ def merge_message(branch: str, into: str, plan: str | None, run: str | None, res
     subject = f"Merge {branch} into {into}" + (f" (plan {plan})" if plan else "")
     body = [f"Plan: {plan or 'unknown'}", f"Run: {run or 'unknown'}", f"Verdict: {verdict}"]
     return "\n".join([subject, "", *body]) + "\n"
+
+
+def _shown(repo: Repo, path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (how a user would type it)."""
+    try:
+        return str(path.resolve().relative_to(repo.root.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _checked_out_in(repo: Repo, branch: str) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from tests.build_helpers import builder_session, verifier_session, write_plan, write_script
@@ -96,3 +97,46 @@ def test_duplicate_keys_are_errors(repo: Path, cli) -> None:
     result = cli("status")
     assert result.exit_code == 2
     assert "agentflow.yaml:2: base: duplicate key (first on line 1)" in result.stderr
+
+
+# -- 1. agentflow inside a plan worktree is the main checkout's agentflow ---------------------------
+
+
+def _built(repo: Path, cli, content: str = "def farewell():\n    return 'bye'\n") -> Path:
+    write_plan(repo)
+    script = write_script(repo, {"builder": [builder_session(content=content)], "verifier": [verifier_session()]})
+    result = cli("build", "1", "--script", str(script))
+    assert result.exit_code == 0, result.output
+    (worktree,) = (repo / ".agentflow" / "worktrees").iterdir()
+    return worktree
+
+
+def test_commands_in_a_plan_worktree_use_the_main_ledger(repo: Path, cli, monkeypatch) -> None:
+    worktree = _built(repo, cli)
+    monkeypatch.chdir(worktree / "src")
+    status = cli("status", "--json")
+    assert status.exit_code == 0
+    assert '"state": "approved"' in status.stdout
+    run_id = git(repo, "log", "-1", "--format=%(trailers:key=Agentflow-Run,valueonly)", "agentflow/1-farewell")
+    assert cli("show", run_id.strip()).exit_code == 0
+    assert not (worktree / ".agentflow").exists()  # no second ledger inside the worktree
+    merged = cli("merge", "1")
+    assert merged.exit_code == 0, merged.output
+    monkeypatch.chdir(repo)
+    assert cli("show", run_id.strip()).exit_code == 0  # the record survives the worktree's removal
+    assert "merged" in cli("log").stdout
+
+
+def test_conflict_advice_works_from_the_main_checkout(repo: Path, cli) -> None:
+    worktree = _built(repo, cli)
+    (repo / "src").mkdir(exist_ok=True)
+    (repo / "src" / "app.py").write_text("def farewell():\n    return 'see you'\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "main writes the same file")
+    result = cli("merge", "1")
+    assert result.exit_code == 1
+    advice = result.output.split("(`", 1)[1].split("`", 1)[0]
+    assert advice == f"git -C {worktree.relative_to(repo)} rebase main"
+    proc = subprocess.run(advice.split(), cwd=repo, capture_output=True, text=True)
+    assert "is already checked out" not in proc.stderr  # it runs where the branch is checked out
+    assert "CONFLICT" in proc.stdout + proc.stderr

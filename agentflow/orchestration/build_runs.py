@@ -22,7 +22,7 @@ from agentflow.checks import check_commands
 from agentflow.config import Config, load_config
 from agentflow.errors import AgentflowError, GitError, UsageError
 from agentflow.events import BuilderCommitted, ChecksRan, RunEnded, RunResumed, RunStarted, SessionEnded, new_id
-from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, Repo
+from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, WORKTREES_DIR, Repo
 from agentflow.ledger import Ledger
 from agentflow.orchestration.api import (
     BuildOptions,
@@ -46,7 +46,7 @@ from agentflow.orchestration.context import (
 )
 from agentflow.orchestration.progress import CycleState, RunProgress, project_progress, reopened_findings
 from agentflow.orchestration.run import Run, _check_dict, _submitted_verdict
-from agentflow.orchestration.worktrees import WORKTREES_DIR, ensure_git_identity, prepare_worktree
+from agentflow.orchestration.worktrees import ensure_git_identity, prepare_worktree
 from agentflow.patterns import load_patterns
 from agentflow.plans import Plan, branch_name, load_plan, resolve_plan, unknown_patterns
 from agentflow.session import RunBudget

@@ -9,10 +9,9 @@ import threading
 from pathlib import Path
 
 from agentflow.errors import GitError
+from agentflow.git import WORKTREES_DIR as WORKTREES_DIR  # re-exported: orchestration code imports it from here
 from agentflow.git import Repo
 from agentflow.orchestration.api import Reporter
-
-WORKTREES_DIR = Path(".agentflow") / "worktrees"
 
 # git refuses concurrent writes to the same ref or worktree list: serialise them across -j threads.
 _GIT_LOCK = threading.Lock()
