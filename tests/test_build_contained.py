@@ -128,3 +128,7 @@ def test_one_plan_still_raises(repo, cli, monkeypatch):
     script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
     result = cli("build", "2", "--script", str(script))
     assert result.exit_code == 2 and "worktree is locked (unlock it)" in result.stderr
+    # the run it interrupted is ended, not left "in progress" forever (issue 17, item 3)
+    (ended,) = run_events(repo, RunEnded)
+    assert (ended.outcome, ended.reason) == ("no_verdict", "worktree is locked (unlock it)")
+    assert '"state": "no_verdict"' in cli("status", "--json").stdout

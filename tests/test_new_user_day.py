@@ -140,3 +140,16 @@ def test_conflict_advice_works_from_the_main_checkout(repo: Path, cli) -> None:
     proc = subprocess.run(advice.split(), cwd=repo, capture_output=True, text=True)
     assert "is already checked out" not in proc.stderr  # it runs where the branch is checked out
     assert "CONFLICT" in proc.stdout + proc.stderr
+
+
+# -- 3. a broken script never starts a run, so an approved plan stays approved ---------------------
+
+
+def test_a_broken_script_leaves_an_approved_plan_approved(repo: Path, cli) -> None:
+    _built(repo, cli)
+    broken = write_script(repo, {"builder": [[{"tool": "finish"}]]}, name="broken.yaml")
+    result = cli("build", "1", "--script", str(broken))
+    assert result.exit_code == 2
+    assert "broken.yaml: builder session 1 turn 1: tool: Extra inputs are not permitted" in result.stderr
+    assert '"state": "approved"' in cli("status", "--json").stdout
+    assert cli("log").stdout.count("run_started") == 1  # no second run was started

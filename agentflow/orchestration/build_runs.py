@@ -467,7 +467,7 @@ def build(
         if plan.status == "draft":
             reporter.on_message(f"plan {plan.id} is a draft (status: draft); building it anyway")
     if len(plans) == 1:
-        return [build_plan(root, plans[0], options, reporter, config)]
+        return [_build_one(root, plans[0], options, reporter, config)]
     if options.jobs == 1:
         return [build_contained(root, plan, options, reporter, config) for plan in plans]
     return _build_parallel(root, plans, options, reporter, config)
@@ -498,6 +498,19 @@ def build_contained(
             reporter.on_message(traceback.format_exc())
         reporter.on_message(f"plan {plan.id}: the build failed: {reason}")
         return _crashed_result(root, plan, run_id, reason, reporter)
+
+
+def _build_one(root: Path, plan: Plan, options: BuildOptions, reporter: Reporter, config: Config) -> BuildResult:
+    """``build_plan`` for a single plan: an error still reaches the user (and its exit code), but a
+    run it interrupts is ended as ``no_verdict`` with the error as its reason, never left "in progress"."""
+    run_id = new_id("r")
+    try:
+        return build_plan(root, plan, options, reporter, config, run_id=run_id)
+    except RunInterrupted:
+        raise
+    except Exception as exc:
+        _crashed_result(root, plan, run_id, crash_reason(exc), reporter)
+        raise
 
 
 def crash_reason(exc: BaseException) -> str:

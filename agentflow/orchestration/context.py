@@ -210,12 +210,13 @@ class ModelPool:
         self._api: dict[str, Model] = {}
 
     def check(self) -> None:
-        """Fail now (exit 2) on what would fail at the first session: no API key, missing extra."""
+        """Fail now (exit 2) on what would fail at the first session: no API key, a broken script,
+        a missing extra."""
         if self.factory is not None:
             return
         for role, cfg in self.roles.items():
-            if cfg.backend == "anthropic":
-                self.model(role, 1)
+            if cfg.backend in ("anthropic", "scripted"):
+                self.model(role, 1)  # builds the client, or reads and validates the whole script
             elif cfg.backend == "claude-code":
                 from agentflow.models.claude_code import ensure_available
 
