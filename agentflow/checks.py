@@ -8,6 +8,7 @@ enough to explain a failure to the builder and the verifier without flooding the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -63,3 +64,18 @@ def check_commands(config_checks: Sequence[str], plan_checks: Sequence[str] = ()
         if command.strip():
             seen.setdefault(command.strip(), None)
     return list(seen)
+
+
+def declared_at(command: str, root: Path, candidates: Sequence[str]) -> tuple[str, int] | None:
+    """``(file, line)`` of the first line of the ``candidates`` files (relative to ``root``) that
+    declares ``command``, for reports that must point at a place (SARIF, annotations); None if none."""
+    for relative in candidates:
+        try:
+            lines = (root / relative).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        exact = re.compile(r"""(^|[\s"'\[,=-])""" + re.escape(command) + r"""($|["'\],]|\s+#)""")
+        for number, line in enumerate(lines, start=1):
+            if exact.search(line.strip()):
+                return relative, number
+    return None

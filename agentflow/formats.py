@@ -53,6 +53,8 @@ class VerifyReport:
     cost_usd: float = 0.0
     models: dict[str, str] = field(default_factory=dict)
     signed: bool = False
+    plan_path: str | None = None  # relative to the repository root: where SARIF points unmet criteria
+    patterns_path: str | None = None  # where results point when there is no plan
 
     @property
     def approved(self) -> bool:
@@ -323,63 +325,138 @@ def github_step_summary(report: VerifyReport, env: Mapping[str, str] | None = No
 
 # -- SARIF 2.1.0 -----------------------------------------------------------------------------------------------
 
+# GitHub code scanning: every result needs a location in the repository, every rule a description
+# and help text, and fingerprints that stay the same when the same problem is reported again.
+SARIF_RULES: dict[str, tuple[str, str, str]] = {
+    # id: (short description, full description, help)
+    "agentflow/check": (
+        "A check command failed",
+        "A check command declared in agentflow.yaml or the plan exited non-zero or timed out on this change.",
+        "Run the command locally, fix what it reports, push again. The gate stays closed while a check fails.",
+    ),
+    "agentflow/criterion": (
+        "An acceptance criterion is not met",
+        "The independent verifier found an acceptance criterion of the plan unmet or did not answer it.",
+        "Read the criterion in the plan file and the verifier's evidence, change the code until it holds.",
+    ),
+    "agentflow/finding": (
+        "Verifier finding",
+        "A problem the independent verifier found in the change (not tied to a CLAUDE.md pattern).",
+        "Read the finding's message and suggestion; fix it or answer it in the plan, then re-verify.",
+    ),
+}
+SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
+
 
 def _rule_id(finding: Mapping[str, Any]) -> str:
     return f"pattern/{finding['pattern']}" if finding.get("pattern") else "agentflow/finding"
 
 
+def _rule_texts(rule_id: str) -> tuple[str, str, str]:
+    if rule_id in SARIF_RULES:
+        return SARIF_RULES[rule_id]
+    pattern = rule_id.split("/", 1)[-1]
+    return (
+        f"Violates the '{pattern}' pattern",
+        f"The change does not follow the '{pattern}' pattern of the project's CLAUDE.md.",
+        f"Read the '{pattern}' section of CLAUDE.md (`agentflow patterns show {pattern}`): follow its Pattern, "
+        "avoid its Anti-patterns.",
+    )
+
+
+def _fingerprint(*parts: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).hexdigest()[:32]
+
+
+def _physical(uri: str | None, line: Any = None) -> dict[str, Any]:
+    location: dict[str, Any] = {"artifactLocation": {"uri": str(uri).replace("\\", "/").lstrip("/")}}
+    if isinstance(line, int) and not isinstance(line, bool) and line >= 1:
+        location["region"] = {"startLine": line}
+    return {"physicalLocation": location}
+
+
+def sarif_anchor(report: VerifyReport) -> str:
+    """The file a result without a place of its own points at: the plan, else the patterns file."""
+    return report.plan_path or report.patterns_path or "CLAUDE.md"
+
+
 def to_sarif(report: VerifyReport) -> str:
     rules: list[dict[str, Any]] = []
     index: dict[str, int] = {}
+    anchor = sarif_anchor(report)
+    plan_key = report.plan_id or "patterns-only"
 
-    def rule(rule_id: str, description: str) -> int:
+    def rule(rule_id: str, severity: str = "high") -> int:
         if rule_id not in index:
+            short, full, help_text = _rule_texts(rule_id)
             index[rule_id] = len(rules)
-            rules.append({"id": rule_id, "name": rule_id.replace("/", "-"), "shortDescription": {"text": description}})
+            rules.append(
+                {
+                    "id": rule_id,
+                    "name": rule_id.replace("/", "-"),
+                    "shortDescription": {"text": short},
+                    "fullDescription": {"text": full},
+                    "help": {"text": help_text, "markdown": help_text},
+                    "defaultConfiguration": {"level": SARIF_LEVEL.get(severity, "warning")},
+                    "properties": {"tags": ["agentflow"], "precision": "medium"},
+                }
+            )
         return index[rule_id]
 
     results: list[dict[str, Any]] = []
     for finding in report.findings:
         rule_id = _rule_id(finding)
-        described = f"violates the '{finding['pattern']}' pattern" if finding.get("pattern") else "verifier finding"
-        result: dict[str, Any] = {
-            "ruleId": rule_id,
-            "ruleIndex": rule(rule_id, described),
-            "level": SARIF_LEVEL.get(finding.get("severity", ""), "warning"),
-            "message": {
-                "text": finding["message"]
-                + (f" Suggestion: {finding['suggestion']}" if finding.get("suggestion") else "")
-            },
-            "partialFingerprints": {"agentflowFindingId/v1": str(finding["id"])},
-            "properties": {"severity": finding.get("severity"), "findingId": finding["id"]},
-        }
-        if finding.get("file"):
-            location: dict[str, Any] = {"artifactLocation": {"uri": str(finding["file"]).lstrip("/")}}
-            line = finding.get("line")
-            if isinstance(line, int) and line >= 1:
-                location["region"] = {"startLine": line}
-            result["locations"] = [{"physicalLocation": location}]
-        results.append(result)
+        severity = str(finding.get("severity", ""))
+        file = finding.get("file")
+        results.append(
+            {
+                "ruleId": rule_id,
+                "ruleIndex": rule(rule_id, severity),
+                "level": SARIF_LEVEL.get(severity, "warning"),
+                "message": {
+                    "text": one_line(finding["message"])
+                    + (f" Suggestion: {one_line(finding['suggestion'])}" if finding.get("suggestion") else "")
+                },
+                "locations": [_physical(file, finding.get("line")) if file else _physical(anchor, 1)],
+                "partialFingerprints": {"agentflowFindingId/v1": _fingerprint(plan_key, rule_id, finding["id"])},
+                "properties": {
+                    "severity": severity or None,
+                    "findingId": finding["id"],
+                    "security-severity": SECURITY_SEVERITY.get(severity, "5.5"),
+                },
+            }
+        )
     for check in report.checks:
         if not check.get("passed"):
             results.append(
                 {
                     "ruleId": "agentflow/check",
-                    "ruleIndex": rule("agentflow/check", "a check command failed"),
+                    "ruleIndex": rule("agentflow/check"),
                     "level": "error",
                     "message": {
                         "text": f"{check['command']}: {_check_status(check)}\n{check.get('output_tail', '')}".rstrip()
                     },
+                    "locations": [_physical(check.get("file") or anchor, check.get("line") or 1)],
+                    "partialFingerprints": {"agentflowFindingId/v1": _fingerprint(plan_key, "check", check["command"])},
                 }
             )
     for criterion in report.criteria:
         if criterion["status"] in ("unmet", "unanswered"):
+            evidence = f" Evidence: {one_line(criterion['evidence'])}" if criterion.get("evidence") else ""
             results.append(
                 {
                     "ruleId": "agentflow/criterion",
-                    "ruleIndex": rule("agentflow/criterion", "an acceptance criterion is not met"),
+                    "ruleIndex": rule("agentflow/criterion"),
                     "level": "error",
-                    "message": {"text": f"{criterion['id']} {criterion['status']}: {criterion.get('text', '')}"},
+                    "message": {
+                        "text": f"{criterion['id']} {criterion['status']}: {criterion.get('text', '')}{evidence}"
+                    },
+                    "locations": [_physical(anchor, criterion.get("line") or 1)],
+                    "partialFingerprints": {
+                        "agentflowFindingId/v1": _fingerprint(plan_key, "criterion", criterion["id"])
+                    },
                 }
             )
     sarif = {
@@ -391,10 +468,12 @@ def to_sarif(report: VerifyReport) -> str:
                     "driver": {
                         "name": "agentflow",
                         "version": __version__,
+                        "semanticVersion": __version__,
                         "informationUri": INFORMATION_URI,
                         "rules": rules,
                     }
                 },
+                "automationDetails": {"id": f"agentflow/plan-{plan_key}/"},
                 "invocations": [
                     {
                         "executionSuccessful": report.outcome != "no_verdict",
@@ -480,6 +559,6 @@ def to_junit(report: VerifyReport) -> str:
     root.set("tests", str(sum(t[0] for t in totals)))
     root.set("failures", str(sum(t[1] for t in totals)))
     root.set("errors", "0")
-    root.set("skipped", str(sum(t[2] for t in totals)))
+    # no `skipped` on <testsuites>: the Jenkins JUnit schema (junit-10.xsd) has it on <testsuite> only
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -17,11 +17,138 @@ def need_tool(*names: str) -> str:
         found = shutil.which(name)
         if found:
             return found
-    message = f"{' / '.join(names)} is not installed (.ci/run installs it)"
+    _missing(f"{' / '.join(names)} is not installed (.ci/run installs it)")
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _missing(message: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+SHARED_SCHEMAS = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas"
+
+
+def shared_schema(name: str) -> Path:
+    """A schema from ``../shared/schemas`` (beside the repository). Missing: skips on a developer's
+    machine, fails under CI=true, where shared/ is always laid beside the clone."""
+    path = SHARED_SCHEMAS / name
+    if not path.is_file():
+        _missing(f"{path} is missing (the official schemas live in ../shared/schemas)")
+    return path
+
+
+def github_sarif_problems(sarif: dict) -> list[str]:
+    """What GitHub code scanning's SARIF upload rejects or ignores, per its documented requirements
+    ("SARIF support for code scanning"): the properties it requires, its upload limits, and file
+    locations as URIs relative to the repository root. Empty when the file would be accepted."""
+    import gzip
+    import json
+    import math
+
+    problems: list[str] = []
+    if sarif.get("version") != "2.1.0":
+        problems.append("version must be 2.1.0")
+    if not sarif.get("$schema"):
+        problems.append("$schema is missing")
+    if len(gzip.compress(json.dumps(sarif).encode())) > 10 * 1024 * 1024:
+        problems.append("larger than 10 MB gzipped")
+    runs = sarif.get("runs") or []
+    if not runs:
+        problems.append("no runs")
+    if len(runs) > 20:
+        problems.append("more than 20 runs")
+    for r, run in enumerate(runs):
+        driver = run.get("tool", {}).get("driver", {})
+        if not driver.get("name"):
+            problems.append(f"runs[{r}].tool.driver.name is missing")
+        rules = driver.get("rules") or []
+        if len(rules) > 25_000:
+            problems.append(f"runs[{r}]: more than 25000 rules")
+        ids = [rule.get("id") for rule in rules]
+        for i, rule in enumerate(rules):
+            where = f"runs[{r}].tool.driver.rules[{i}]"
+            if not rule.get("id"):
+                problems.append(f"{where}.id is missing")
+            for key in ("shortDescription", "fullDescription", "help"):
+                if not (rule.get(key) or {}).get("text"):
+                    problems.append(f"{where}.{key}.text is missing")
+            props = rule.get("properties") or {}
+            if len(props.get("tags") or []) > 20:
+                problems.append(f"{where}: more than 20 tags")
+            if "security-severity" in props:
+                try:
+                    score = float(props["security-severity"])
+                    if not (0.0 <= score <= 10.0) or math.isnan(score):
+                        raise ValueError
+                except (TypeError, ValueError):
+                    problems.append(f"{where}.properties.security-severity must be a number 0.0-10.0 (as a string)")
+        results = run.get("results")
+        if results is None:
+            problems.append(f"runs[{r}].results is missing")
+            results = []
+        if len(results) > 25_000:
+            problems.append(f"runs[{r}]: more than 25000 results")
+        for i, result in enumerate(results):
+            where = f"runs[{r}].results[{i}]"
+            rule_id = result.get("ruleId") or (result.get("rule") or {}).get("id")
+            if not rule_id:
+                problems.append(f"{where}.ruleId is missing")
+            elif rule_id not in ids:
+                problems.append(f"{where}.ruleId {rule_id!r} is not defined in tool.driver.rules")
+            if "ruleIndex" in result and (result["ruleIndex"] >= len(ids) or ids[result["ruleIndex"]] != rule_id):
+                problems.append(f"{where}.ruleIndex does not point at rule {rule_id!r}")
+            if not (result.get("message") or {}).get("text"):
+                problems.append(f"{where}.message.text is missing")
+            if not result.get("partialFingerprints"):
+                problems.append(f"{where}.partialFingerprints is missing (re-runs would duplicate alerts)")
+            locations = result.get("locations") or []
+            if not locations:
+                problems.append(f"{where}.locations: at least one location is required")
+            if len(locations) > 1000:
+                problems.append(f"{where}: more than 1000 locations")
+            for j, location in enumerate(locations):
+                physical = location.get("physicalLocation")
+                if not physical:
+                    problems.append(f"{where}.locations[{j}].physicalLocation is missing")
+                    continue
+                uri = (physical.get("artifactLocation") or {}).get("uri")
+                if not uri:
+                    problems.append(f"{where}.locations[{j}]: artifactLocation.uri is missing")
+                elif uri.startswith(("/", "file:")) or "\\" in uri or ".." in uri.split("/"):
+                    problems.append(f"{where}.locations[{j}]: uri {uri!r} is not relative to the repository root")
+                region = physical.get("region")
+                if region is not None and not (isinstance(region.get("startLine"), int) and region["startLine"] >= 1):
+                    problems.append(f"{where}.locations[{j}].region.startLine must be >= 1")
+    return problems
+
+
+def validate_sarif(sarif: dict) -> None:
+    """Fails unless ``sarif`` is valid against the official SARIF 2.1.0 schema and GitHub accepts it."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads(shared_schema("sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
+    jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker()).validate(sarif)
+    problems = github_sarif_problems(sarif)
+    assert not problems, "GitHub would not accept this SARIF:\n" + "\n".join(problems)
+
+
+def validate_junit(xml: str | bytes) -> None:
+    """Fails unless ``xml`` validates against the Jenkins JUnit schema and parses with junitparser."""
+    import tempfile
+
+    import junitparser
+    import xmlschema
+
+    data = xml.encode("utf-8") if isinstance(xml, str) else xml
+    xmlschema.XMLSchema(str(shared_schema("junit-10.xsd"))).validate(data.decode("utf-8"))
+    with tempfile.NamedTemporaryFile(suffix=".xml") as handle:
+        handle.write(data)
+        handle.flush()
+        junitparser.JUnitXml.fromfile(handle.name)

@@ -22,8 +22,7 @@ from agentflow.formats import (
     to_sarif,
     workflow_command,
 )
-
-SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-subset.schema.json").read_text())
+from tests.helpers import github_sarif_problems, shared_schema, validate_junit, validate_sarif
 
 
 def report(**changes) -> VerifyReport:
@@ -119,38 +118,131 @@ def test_step_summary_is_appended_when_set(tmp_path):
     assert github_step_summary(report(), {}) is None
 
 
+def located(**changes) -> VerifyReport:
+    r = report(**changes)
+    r.plan_path = ".plans/348-capsule-isolation.md"
+    r.criteria[1]["line"] = 14
+    r.checks[0].update(file="agentflow.yaml", line=3)
+    return r
+
+
 @pytest.mark.parametrize("outcome", ["approved", "changes_requested", "no_verdict"])
-def test_sarif_is_valid_sarif_2_1_0(outcome):
-    sarif = json.loads(to_sarif(report(outcome=outcome)))
-    jsonschema.validate(sarif, SCHEMA, format_checker=jsonschema.FormatChecker())
+def test_sarif_is_valid_sarif_2_1_0_and_github_accepts_it(outcome):
+    sarif = json.loads(to_sarif(located(outcome=outcome)))
+    validate_sarif(sarif)  # the official schema and GitHub's upload requirements
     assert sarif["version"] == "2.1.0"
     run = sarif["runs"][0]
     rules = run["tool"]["driver"]["rules"]
     results = run["results"]
-    f1 = next(r for r in results if r.get("partialFingerprints", {}).get("agentflowFindingId/v1") == "F1")
+    by_id = {r["properties"]["findingId"]: r for r in results if "findingId" in r.get("properties", {})}
+    f1 = by_id["F1"]
     assert f1["level"] == "error" and f1["ruleId"] == "pattern/capsule-isolation"
     assert rules[f1["ruleIndex"]]["id"] == f1["ruleId"]
     assert f1["locations"][0]["physicalLocation"] == {
         "artifactLocation": {"uri": "src/role.rs"},
         "region": {"startLine": 9},
     }
-    f2 = next(r for r in results if r.get("partialFingerprints", {}).get("agentflowFindingId/v1") == "F2")
-    assert f2["level"] == "note" and "locations" not in f2
+    # a finding without a file points at the plan; a failed check at the line declaring it; an
+    # unmet criterion at its line in the plan: GitHub rejects results without a location
+    assert by_id["F2"]["level"] == "note"
+    assert (
+        by_id["F2"]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == ".plans/348-capsule-isolation.md"
+    )
+    [check] = [r for r in results if r["ruleId"] == "agentflow/check"]
+    assert check["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "agentflow.yaml"},
+        "region": {"startLine": 3},
+    }
+    [criterion] = [r for r in results if r["ruleId"] == "agentflow/criterion"]
+    assert criterion["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": ".plans/348-capsule-isolation.md"},
+        "region": {"startLine": 14},
+    }
     assert {r["ruleId"] for r in results} == {
         "pattern/capsule-isolation",
         "agentflow/finding",
         "agentflow/check",
         "agentflow/criterion",
     }
+    for rule in rules:
+        assert rule["shortDescription"]["text"] and rule["fullDescription"]["text"] and rule["help"]["text"]
+    assert run["automationDetails"]["id"] == "agentflow/plan-348/"
     assert run["invocations"][0]["executionSuccessful"] is (outcome != "no_verdict")
-    assert all(rules[r["ruleIndex"]]["id"] == r["ruleId"] for r in results)
 
 
-def test_sarif_schema_subset_rejects_invented_properties():
-    sarif = json.loads(to_sarif(report()))
+def test_sarif_fingerprints_are_stable_across_runs_and_distinct_within_one():
+    first = json.loads(to_sarif(located()))["runs"][0]["results"]
+    again = located(run_id="r-20261128-999999", head="c" * 40)
+    again.findings[1]["message"] = "naming, reworded by the next verifier"
+    second = json.loads(to_sarif(again))["runs"][0]["results"]
+    prints = [r["partialFingerprints"]["agentflowFindingId/v1"] for r in first]
+    assert prints == [r["partialFingerprints"]["agentflowFindingId/v1"] for r in second]
+    assert len(set(prints)) == len(prints)
+    other_plan = json.loads(to_sarif(located(plan_id="349")))["runs"][0]
+    assert other_plan["automationDetails"]["id"] == "agentflow/plan-349/"
+    assert other_plan["results"][0]["partialFingerprints"] != first[0]["partialFingerprints"]
+
+
+def test_sarif_without_a_plan_points_at_the_patterns_file():
+    r = report(plan_id=None, plan_title=None, criteria=[])
+    r.patterns_path = "CLAUDE.md"
+    sarif = json.loads(to_sarif(r))
+    validate_sarif(sarif)
+    uris = {res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for res in sarif["runs"][0]["results"]}
+    assert uris == {"src/role.rs", "CLAUDE.md"}
+    assert sarif["runs"][0]["automationDetails"]["id"] == "agentflow/plan-patterns-only/"
+
+
+def test_github_sarif_helper_catches_what_github_rejects():
+    """The requirements helper itself: each violation GitHub documents is reported."""
+    sarif = json.loads(to_sarif(located()))
+    assert github_sarif_problems(sarif) == []
+    run = sarif["runs"][0]
+    del run["results"][0]["locations"]
+    run["results"][1]["ruleId"] = "agentflow/undefined"
+    run["results"][2]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] = "/abs/path.py"
+    del run["tool"]["driver"]["rules"][0]["help"]
+    del run["results"][3]["partialFingerprints"]
+    problems = "\n".join(github_sarif_problems(sarif))
+    assert "results[0].locations: at least one location is required" in problems
+    assert "'agentflow/undefined' is not defined in tool.driver.rules" in problems
+    assert "'/abs/path.py' is not relative to the repository root" in problems
+    assert "rules[0].help.text is missing" in problems
+    assert "results[3].partialFingerprints is missing" in problems
+
+
+def test_sarif_official_schema_rejects_invented_properties():
+    schema = json.loads(shared_schema("sarif-schema-2.1.0.json").read_text())
+    sarif = json.loads(to_sarif(located()))
     sarif["runs"][0]["results"][0]["severity"] = "high"
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(sarif, SCHEMA)
+        jsonschema.Draft7Validator(schema).validate(sarif)
+
+
+def test_junit_validates_against_the_jenkins_schema_as_pytests_own_report_does(tmp_path):
+    (tmp_path / "test_sample.py").write_text(
+        "import pytest\n\ndef test_ok():\n    pass\n\ndef test_bad():\n    assert 0\n\n"
+        "@pytest.mark.skip(reason='later')\ndef test_later():\n    pass\n"
+    )
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={tmp_path / 'py.xml'}"],
+        cwd=tmp_path,
+        capture_output=True,
+    )
+    validate_junit((tmp_path / "py.xml").read_bytes())  # the yardstick: pytest's own report passes
+    for r in (report(), report(outcome="approved", reasons=[]), report(plan_id=None, criteria=[])):
+        validate_junit(to_junit(r))
+
+
+def test_junit_schema_helper_rejects_a_skipped_attribute_on_testsuites():
+    import xmlschema
+
+    bad = to_junit(report()).replace("<testsuites ", '<testsuites skipped="1" ', 1)
+    with pytest.raises(xmlschema.XMLSchemaValidationError):
+        validate_junit(bad)
 
 
 def test_junit_has_one_testcase_per_criterion_and_check():
@@ -167,7 +259,8 @@ def test_junit_has_one_testcase_per_criterion_and_check():
     assert [(c.get("name"), c.get("time")) for c in checks] == [("pytest -q", "1.500"), ("ruff check", "0.200")]
     assert checks[0].find("failure").text == "1 failed[0m <boom>"
     assert checks[1].find("failure") is None
-    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("6", "3", "1")
+    assert (root.get("tests"), root.get("failures")) == ("6", "3")
+    assert sum(int(s.get("skipped")) for s in root.findall("testsuite")) == 1
     verdict = suites["agentflow.verdict"].find("testcase")
     assert verdict.find("failure").get("message") == "changes_requested"
 

@@ -11,9 +11,8 @@ import jsonschema
 from agentflow.events import ChecksRan, RunEnded, RunStarted, SessionEnded
 from agentflow.ledger import Ledger
 from tests.build_helpers import finding, git, notes, verdict, verifier_session, write_plan, write_script
+from tests.helpers import validate_junit, validate_sarif
 from tests.test_build import first_prompt, run_events
-
-SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-subset.schema.json").read_text())
 
 
 def feature(root: Path, plan_id: str | None = "1", content: str = "def farewell():\n    return 'bye'\n") -> str:
@@ -140,12 +139,20 @@ def test_verify_formats_end_to_end(repo, cli, tmp_path, monkeypatch):
     assert "check failed%3A echo 'E%3A 1 failed%2C 50%25'; exit 1::" in check_line
     assert "agentflow verify" in summary.read_text()
     sarif = json.loads(outputs["sarif"])
-    jsonschema.validate(sarif, SCHEMA, format_checker=jsonschema.FormatChecker())
-    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} >= {
-        "pattern/tested-code",
-        "agentflow/check",
-        "agentflow/criterion",
-    }
+    validate_sarif(sarif)
+    results = sarif["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} >= {"pattern/tested-code", "agentflow/check", "agentflow/criterion"}
+    plan_file = next((repo / ".plans").glob("*.md"))
+    plan_lines = plan_file.read_text().splitlines()
+    for result in results:  # every result points at a real line of a file in the repository
+        location = result["locations"][0]["physicalLocation"]
+        line = plan_lines if location["artifactLocation"]["uri"] == f".plans/{plan_file.name}" else None
+        assert (repo / location["artifactLocation"]["uri"]).is_file()
+        if result["ruleId"] == "agentflow/check":
+            assert "exit 1" in line[location["region"]["startLine"] - 1]  # the line declaring the check
+        if result["ruleId"] == "agentflow/criterion":
+            assert line[location["region"]["startLine"] - 1].startswith("- AC2")
+    validate_junit(outputs["junit"])
     junit = ET.fromstring(outputs["junit"].encode())
     cases = {c.get("name"): c for c in junit.iter("testcase")}
     assert cases["AC2: the tests pass"].find("failure") is not None
@@ -255,7 +262,7 @@ def test_one_verification_writes_every_report(repo, cli, tmp_path):
     report = json.loads((out / "a.json").read_text())
     assert report["outcome"] == "changes_requested" and report["findings"][0]["id"] == "F1"
     sarif = json.loads((out / "a.sarif").read_text())
-    jsonschema.validate(sarif, SCHEMA, format_checker=jsonschema.FormatChecker())
+    validate_sarif(sarif)
     assert sarif["runs"][0]["invocations"][0]["properties"]["outcome"] == "changes_requested"
     assert {r["ruleId"] for r in sarif["runs"][0]["results"]} >= {"pattern/tested-code", "agentflow/check"}
     cases = {c.get("name") for c in ET.fromstring((out / "a.xml").read_bytes()).iter("testcase")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agentflow.checks import declared_at
 from agentflow.config import load_config
 from agentflow.errors import GitError, UsageError
 from agentflow.events import CheckResult, RunStarted, VerdictRecorded, new_id
@@ -159,12 +160,22 @@ def _verify_report(
                 "text": criterion.text,
                 "status": answer.get("status", "unanswered"),
                 "evidence": answer.get("evidence", ""),
+                "line": criterion.line or None,
             }
         )
     criteria += [
         {"id": cid, "text": "", "status": c.get("status", "unclear"), "evidence": c.get("evidence", "")}
         for cid, c in answered.items()
     ]
+    plan_path = _display(run.plan.path, run.root) if run.plan else None
+    declaring = [name for name in (plan_path, "agentflow.yaml", "pyproject.toml") if name]
+    check_dicts = []
+    for check in checks:
+        data_check = _check_dict(check)
+        where = declared_at(check.command, run.root, declaring)
+        if where is not None:
+            data_check["file"], data_check["line"] = where
+        check_dicts.append(data_check)
     return VerifyReport(
         run_id=run.run_id,
         outcome=recorded.outcome,
@@ -178,8 +189,10 @@ def _verify_report(
         plan_title=run.plan.title if run.plan else None,
         criteria=criteria,
         findings=list(data.get("findings", [])),
-        checks=[_check_dict(c) for c in checks],
+        checks=check_dicts,
         cost_usd=round(cost, 6),
         models=run.models.describe(),
         signed=recorded.signed,
+        plan_path=plan_path,
+        patterns_path=run.config.patterns.file,
     )
