@@ -25,6 +25,7 @@ from typing import Any
 from agentflow import __version__
 
 FORMATS = ("text", "json", "md", "github", "sarif", "junit")
+CHECKS_PASSED, CHECKS_FAILED = "checks_passed", "checks_failed"  # the outcomes of `verify --checks-only`
 ANNOTATIONS_PER_LEVEL = 10
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/agentflow/agentflow"
@@ -59,6 +60,11 @@ class VerifyReport:
     @property
     def approved(self) -> bool:
         return self.outcome == "approved"
+
+    @property
+    def passed(self) -> bool:
+        """Green for CI: approved, or every check passed in a ``verify --checks-only`` run."""
+        return self.outcome in ("approved", CHECKS_PASSED)
 
     @property
     def title(self) -> str:
@@ -160,7 +166,7 @@ def to_text(report: VerifyReport) -> str:
             lines.append(f"  {f['severity'].upper():8} {f['id']}{where}{pattern}: {f['message']}")
             if f.get("suggestion"):
                 lines.append(f"           fix: {f['suggestion']}")
-    if report.reasons and not report.approved:
+    if report.reasons and not report.passed:
         lines += ["", "Not approved because:"] + [f"  - {one_line(r)}" for r in report.reasons]
     return "\n".join(lines) + "\n"
 
@@ -176,7 +182,7 @@ def _md_cell(text: Any) -> str:
 
 
 def to_markdown(report: VerifyReport) -> str:
-    icon = "✅" if report.approved else ("⚠️" if report.outcome == "no_verdict" else "❌")
+    icon = "✅" if report.passed else ("⚠️" if report.outcome == "no_verdict" else "❌")
     plan = f"plan `{report.plan_id}` {report.plan_title}" if report.plan_id else "no plan (patterns only)"
     lines = [
         f"## {icon} agentflow verify: `{report.outcome}`",
@@ -186,7 +192,7 @@ def to_markdown(report: VerifyReport) -> str:
     ]
     if report.summary:
         lines += ["", f"> {_md_cell(report.summary)}"]
-    if report.reasons and not report.approved:
+    if report.reasons and not report.passed:
         lines += ["", "**Not approved because:**", ""] + [f"- {_md_cell(r)}" for r in report.reasons]
     if report.checks:
         lines += ["", "### Checks", "", "| check | result | time |", "|---|---|---|"]
@@ -236,9 +242,9 @@ def workflow_command(level: str, message: str, **properties: Any) -> str:
 def _annotations(report: VerifyReport) -> list[tuple[str, str, dict[str, Any]]]:
     """(level, message, properties) for the outcome, failed checks, unmet criteria and findings."""
     items: list[tuple[str, str, dict[str, Any]]] = []
-    outcome_level = "notice" if report.approved else "error"
+    outcome_level = "notice" if report.passed else "error"
     message = report.summary or report.outcome
-    if report.reasons and not report.approved:
+    if report.reasons and not report.passed:
         message += "\n" + "\n".join(f"- {r}" for r in report.reasons)
     items.append((outcome_level, message, {"title": f"agentflow: {report.outcome}"}))
     for check in report.checks:
@@ -528,7 +534,7 @@ def to_junit(report: VerifyReport) -> str:
     root = ET.Element("testsuites", name="agentflow verify")
     verdict = _suite(root, "agentflow.verdict")
     case = _case(verdict, f"outcome ({report.plan_id or 'patterns only'})")
-    if not report.approved:
+    if not report.passed:
         body = "\n".join(
             [
                 report.summary,

@@ -154,3 +154,25 @@ def read_events(root: Path, run_id: str | None = None) -> list[Event]:
             hint = f"recent runs: {', '.join(known)}" if known else "no runs yet"
             raise LedgerError(f"no run {run_id!r} in the ledger", fix=f"{hint}; list them with `agentflow log`")
         return events
+
+
+def plan_matrix(
+    plans: list[Plan], states: dict[str, PlanState], root: Path, *, status: str | None = None, unbuilt: bool = False
+) -> list[dict[str, str]]:
+    """A CI job matrix, one entry per plan: ``{"id", "path", "title", "branch"}``, the path relative
+    to ``root``. ``status`` keeps plans whose front matter says so (draft | ready); ``unbuilt`` keeps
+    plans with no run in the ledger yet (a fan-out builds each plan once)."""
+    from agentflow.plans import branch_name
+
+    entries = []
+    for plan in plans:
+        if status is not None and plan.status != status:
+            continue
+        if unbuilt and states.get(plan.id, PlanState(plan_id=plan.id)).runs > 0:
+            continue
+        try:
+            path = plan.path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            path = str(plan.path)
+        entries.append({"id": plan.id, "path": path, "title": plan.title, "branch": branch_name(plan)})
+    return entries

@@ -14,7 +14,8 @@ plan_app = typer.Typer(
         "Create and validate plan files (.plans/<id>-<slug>.md).\n\n"
         "Examples:\n\n"
         '  agentflow plan new "Enforce capsule isolation"\n\n'
-        "  agentflow plan check"
+        "  agentflow plan check\n\n"
+        "  agentflow plan list --json --status ready --unbuilt"
     ),
     no_args_is_help=True,
 )
@@ -82,6 +83,47 @@ def check(
     for error in errors:
         _common.err(f"agentflow: error: {error}")
     _common.exit_with(2 if errors else 0)
+
+
+@plan_app.command("list")
+def list_plans(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON job matrix (for CI fan-out).")] = False,
+    status: Annotated[
+        str | None, typer.Option("--status", metavar="STATUS", help="Only plans whose status is STATUS: draft, ready.")
+    ] = None,
+    unbuilt: Annotated[bool, typer.Option("--unbuilt", help="Only plans with no run in the ledger yet.")] = False,
+) -> None:
+    """List the plans under .plans/: id, branch, title; with --json a CI job matrix.
+
+    The JSON is a list of {"id", "path", "title", "branch"}, one per plan, for a matrix job
+    (`fromJSON(...)` in GitHub Actions). Exit 2 when a plan file is invalid.
+
+    Examples:
+
+      agentflow plan list
+
+      agentflow plan list --json --status ready --unbuilt
+    """
+    import json
+
+    from agentflow.errors import PlanError, UsageError
+    from agentflow.plans import check_plans, find_plans
+    from agentflow.records import plan_matrix, plan_states
+
+    if status is not None and status not in ("draft", "ready"):
+        raise UsageError(f"--status {status}: unknown plan status", fix="use draft or ready")
+    root = _root()
+    plans, errors = check_plans(find_plans(root), root)
+    for error in errors:
+        _common.err(f"agentflow: error: {error}")
+    if errors:
+        raise PlanError(f"{len(errors)} plan file(s) are invalid", fix="`agentflow plan check` shows every problem")
+    entries = plan_matrix(plans, plan_states(root), root, status=status, unbuilt=unbuilt)
+    if as_json:
+        _common.out(json.dumps(entries))
+        return
+    for entry in entries:
+        _common.out(f"{entry['id']:>6}  {entry['branch']:<40}  {entry['title']}")
 
 
 def register(app: typer.Typer) -> None:

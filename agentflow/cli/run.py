@@ -40,6 +40,8 @@ The plan comes from --plan or the Agentflow-Plan trailer of the head commits; wi
 
 Formats: text, json, md, github (workflow annotations, plus Markdown appended to $GITHUB_STEP_SUMMARY when set), sarif (SARIF 2.1.0), junit (JUnit XML).
 
+--checks-only runs only the checks (the config's and the plan's, or those of every plan the trailers in base..head name) in a clean checkout of head, without a verifier and without writing a note: a merge queue re-runs them on the merge result. Exit 0 when at least one check ran and all passed, 1 otherwise.
+
 Several reports from one verification: --format/--output is the main report (stdout by default); --json, --md, --sarif and --junit FILE each write one more report of the same verdict, so CI pays for and records one verification, not one per report.
 
 Examples:
@@ -51,6 +53,8 @@ Examples:
   agentflow verify --plan 348 --format sarif --output agentflow.sarif
 
   agentflow verify --format junit --output reports/agentflow.xml
+
+  agentflow verify --checks-only --base "$QUEUE_BASE" --format github   # merge queue: test what will land
 """
 
 
@@ -265,21 +269,31 @@ def verify(
     junit_file: Annotated[
         Path | None, typer.Option("--junit", metavar="FILE", help="Also write the JUnit XML report to FILE.")
     ] = None,
+    checks_only: Annotated[
+        bool,
+        typer.Option(
+            "--checks-only",
+            help="Run the checks alone on HEAD (no verifier, no note): exit 0 all passed, 1 otherwise. For merge queues.",
+        ),
+    ] = False,
 ) -> None:
     from agentflow.formats import github_step_summary, report_targets
-    from agentflow.orchestration import BuildOptions, exit_code_for
+    from agentflow.orchestration import BuildOptions, exit_code_for, verify_checks
     from agentflow.orchestration import verify as verify_change
 
     # checked before the verifier runs: a clash found afterwards would waste the verification
     targets = report_targets(fmt, output, {"json": json_file, "md": md_file, "sarif": sarif_file, "junit": junit_file})
     root = _common.repo().root
-    options = BuildOptions(backend=backend, model=model, budget_usd=budget_usd, script=script)
-    with TerminalReporter(live=False) as reporter:
-        report = verify_change(root, base=base, head=head, plan_ref=plan, options=options, reporter=reporter)
+    if checks_only:
+        report = verify_checks(root, base=base, head=head, plan_ref=plan)
+    else:
+        options = BuildOptions(backend=backend, model=model, budget_usd=budget_usd, script=script)
+        with TerminalReporter(live=False) as reporter:
+            report = verify_change(root, base=base, head=head, plan_ref=plan, options=options, reporter=reporter)
     _write_reports(report, targets)
     if fmt == "github" and (summary := github_step_summary(report)) is not None:
         _common.err(f"appended the summary to {summary}")
-    _common.exit_with(exit_code_for(report.outcome))
+    _common.exit_with((0 if report.passed else 1) if checks_only else exit_code_for(report.outcome))
 
 
 def _write_reports(report: VerifyReport, targets: list[ReportTarget]) -> None:

@@ -77,7 +77,7 @@ from agentflow.orchestration.context import (
 )
 from agentflow.orchestration.progress import CycleState, RunProgress, project_progress, reopened_findings
 from agentflow.orchestration.run import MAX_DIFF_CHARS, Run
-from agentflow.orchestration.verify_runs import plan_from_trailers, verify
+from agentflow.orchestration.verify_runs import plan_from_trailers, verify, verify_checks
 from agentflow.orchestration.worktrees import (
     FALLBACK_IDENTITY,
     WORKTREES_DIR,
@@ -98,6 +98,7 @@ __all__ = [
     "SCOPE_PATTERN",
     "TASK_MARKER",
     "VERIFIER_BACKENDS",
+    "verify_checks",
     "WORKTREES_DIR",
     "BuildDriver",
     "BuildOptions",

@@ -196,3 +196,77 @@ def _verify_report(
         plan_path=plan_path,
         patterns_path=run.config.patterns.file,
     )
+
+
+def verify_checks(
+    root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref: str | None = None
+) -> VerifyReport:
+    """The checks alone (no verifier, no note) on ``head`` in a clean detached checkout: what a merge
+    queue re-runs on the merge result it will land. The checks are the config's plus those of
+    ``plan_ref``, or of every plan an ``Agentflow-Plan`` trailer in base..head names (a merge-group
+    commit merges several pull requests). Outcome ``checks_passed`` only when at least one check ran
+    and every one passed: nothing is green because nothing ran."""
+    from agentflow.checks import check_commands, run_checks
+    from agentflow.formats import CHECKS_FAILED, CHECKS_PASSED
+
+    config = load_config(root)
+    repo = Repo(root)
+    if not repo.has_commits():
+        raise GitError("the repository has no commits yet", where=root, fix="commit something first")
+    head_commit = repo.rev(head)
+    base_ref = base or config.base
+    base_commit = repo.merge_base(repo.rev(base_ref), head_commit)
+    plans: list[Plan] = []
+    if plan_ref:
+        plans.append(resolve_plan(root, plan_ref))
+    else:
+        out = repo.git(
+            "log",
+            f"--format=%(trailers:key={TRAILER_PLAN},valueonly,separator=%x2C)%x00",
+            f"{base_commit}..{head_commit}",
+        )
+        named = dict.fromkeys(v.strip() for entry in out.split("\x00") for v in entry.split(",") if v.strip())
+        for plan_id in named:
+            try:
+                plans.append(resolve_plan(root, plan_id))
+            except UsageError:
+                continue  # a plan not in this tree: its checks cannot be known, the config's still run
+    commands = check_commands(config.checks, [c for plan in plans for c in plan.checks])
+    run_id = new_id("c")
+    results: list[CheckResult] = []
+    if commands:
+        workdir = add_detached_worktree(repo, head_commit, root / WORKTREES_DIR / f"checks-{run_id}")
+        try:
+            results = run_checks(commands, workdir, config.limits.command_timeout)
+        finally:
+            remove_worktree(repo, workdir)
+    failed = [r.command for r in results if not r.passed]
+    reasons = [f"check failed: {command}" for command in failed]
+    if not commands:
+        reasons = ["no checks are configured: add `checks:` to agentflow.yaml or the plan"]
+    plan = plans[0] if len(plans) == 1 else None
+    plan_path = _display(plan.path, root) if plan else None
+    declaring = [name for name in (*(_display(p.path, root) for p in plans), "agentflow.yaml", "pyproject.toml")]
+    check_dicts = []
+    for result in results:
+        data = _check_dict(result)
+        where = declared_at(result.command, root, declaring)
+        if where is not None:
+            data["file"], data["line"] = where
+        check_dicts.append(data)
+    outcome = CHECKS_PASSED if results and not failed else CHECKS_FAILED
+    return VerifyReport(
+        run_id=run_id,
+        outcome=outcome,
+        decision=None,
+        reasons=reasons,
+        summary=f"{len(results) - len(failed)} of {len(results)} check(s) passed on {head_commit[:12]}",
+        base=base_ref,
+        base_commit=base_commit,
+        head=head_commit,
+        plan_id=plan.id if plan else (",".join(p.id for p in plans) or None),
+        plan_title=plan.title if plan else None,
+        checks=check_dicts,
+        plan_path=plan_path,
+        patterns_path=config.patterns.file,
+    )
