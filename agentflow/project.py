@@ -13,9 +13,7 @@ from typing import Literal
 from agentflow.errors import UsageError
 from agentflow.plans import PLANS_DIR, find_plans
 
-CI_PROVIDERS = ("github",)
 IGNORE_ENTRY = ".agentflow/"
-WORKFLOW_PATH = ".github/workflows/agentflow.yml"
 EXAMPLE_PLAN = f"{PLANS_DIR}/1-example-health-endpoint.md"
 
 Status = Literal["created", "overwritten", "updated", "skipped"]
@@ -149,50 +147,6 @@ def test_missing_user_is_404(client):
 **Rationale:** the verifier approves changes whose behaviour is demonstrated, not described.
 """
 
-GITHUB_WORKFLOW = """\
-# Written by `agentflow init --ci github`. Make the "agentflow" job a required status check in the
-# branch protection of your default branch: the gate step is what blocks unapproved merges.
-name: agentflow
-
-on:
-  pull_request:
-
-permissions:
-  contents: read
-  security-events: write         # upload the SARIF report to code scanning
-
-jobs:
-  agentflow:
-    runs-on: ubuntu-latest
-    env:
-      ANTHROPIC_API_KEY: ${{ secrets.ANTHROPIC_API_KEY }}
-      AGENTFLOW_SIGNING_KEY: ${{ secrets.AGENTFLOW_SIGNING_KEY }}
-      BASE_REF: origin/${{ github.base_ref }}
-    steps:
-      - uses: actions/checkout@v4
-        with:
-          ref: ${{ github.event.pull_request.head.sha }}   # verify the branch head, not a merge commit
-          fetch-depth: 0                                   # full history: base, trailers, patch ids
-      - uses: actions/setup-python@v5
-        with:
-          python-version: "3.12"
-      - name: Install agentflow
-        run: pip install agentflow         # pin the version or git URL your team uses
-      - name: Fetch verdict notes
-        run: agentflow notes fetch
-      - name: Verify
-        # one verification: annotations and job summary on stdout, the same verdict as SARIF
-        run: agentflow verify --base "$BASE_REF" --format github --sarif agentflow.sarif
-      - name: Upload SARIF
-        if: always() && hashFiles('agentflow.sarif') != ''
-        uses: github/codeql-action/upload-sarif@v3
-        with:
-          sarif_file: agentflow.sarif
-          category: agentflow
-      - name: Gate
-        run: agentflow gate HEAD --base "$BASE_REF" --format github
-"""
-
 
 def _write(root: Path, relative: str, text: str, force: bool, reason: str = "exists; --force overwrites") -> Action:
     path = root / relative
@@ -263,16 +217,43 @@ def ensure_ignored(root: Path, entry: str = IGNORE_ENTRY) -> Action:
     return Action(".gitignore", "updated" if text else "created", f"ignores {entry}")
 
 
-def init_project(root: Path, *, ci: str | None = None, force: bool = False) -> list[Action]:
-    """Create agentflow's files in the repository at ``root``; returns what was done to each."""
-    if ci is not None and ci not in CI_PROVIDERS:
-        raise UsageError(f"unknown CI provider {ci!r}", fix=f"use one of: {', '.join(CI_PROVIDERS)}")
+def init_project(
+    root: Path,
+    *,
+    ci: str | None = None,
+    force: bool = False,
+    action: str | None = None,
+    install: str | None = None,
+    fanout: bool = False,
+    max_parallel: int | None = None,
+) -> list[Action]:
+    """Create agentflow's files in the repository at ``root``; returns what was done to each.
+
+    The CI files are worked out first: a missing or floating agentflow pin stops init before it
+    writes anything (see ``agentflow.ci``)."""
+    from agentflow.ci import DEFAULT_MAX_PARALLEL, ci_files
+
+    ci_options = (action, install, max_parallel) != (None, None, None) or fanout
+    if ci is None and ci_options:
+        raise UsageError(
+            "--action, --install, --fanout and --max-parallel choose what the CI files run", fix="add --ci github"
+        )
+    files = (
+        ci_files(
+            ci,
+            action=action,
+            install=install,
+            fanout=fanout,
+            max_parallel=DEFAULT_MAX_PARALLEL if max_parallel is None else max_parallel,
+        )
+        if ci is not None
+        else []
+    )
     actions = [
         _config(root, force),
         _example_plan(root, force),
         _write(root, "CLAUDE.md", CLAUDE_TEMPLATE, force),
         ensure_ignored(root),
     ]
-    if ci == "github":
-        actions.append(_write(root, WORKFLOW_PATH, GITHUB_WORKFLOW, force))
+    actions += [_write(root, path, text, force) for path, text in files]
     return actions

