@@ -293,8 +293,17 @@ jobs:
       - uses: actions/checkout@v4
         with:
           fetch-depth: 0
+      - name: Skip a plan whose branch is on the remote already
+        id: seen
+        env:
+          BRANCH: ${{{{ matrix.plan.branch }}}}
+        run: |
+          if git ls-remote --exit-code --heads origin "refs/heads/$BRANCH" >/dev/null; then
+            echo "::notice title=agentflow::$BRANCH is on the remote already: built before, skipped"
+            echo "built=true" >> "$GITHUB_OUTPUT"
+          fi
 {build}      - name: Push the plan branch and its verdict notes
-        if: always()
+        if: always() && steps.seen.outputs.built != 'true'
         env:
           BRANCH: ${{{{ matrix.plan.branch }}}}
         run: |
@@ -342,6 +351,7 @@ jobs:
 _FANOUT_BUILD_ACTION = """\
       - name: Build the plan
         id: build
+        if: steps.seen.outputs.built != 'true'
         uses: {action}
         env:
           ANTHROPIC_API_KEY: ${{{{ secrets.ANTHROPIC_API_KEY }}}}
@@ -359,6 +369,7 @@ _FANOUT_BUILD_INSTALL = (
         run: agentflow notes fetch
       - name: Build the plan
         id: build
+        if: steps.seen.outputs.built != 'true'
         env:
           ANTHROPIC_API_KEY: ${{{{ secrets.ANTHROPIC_API_KEY }}}}
           AGENTFLOW_SIGNING_KEY: ${{{{ secrets.AGENTFLOW_SIGNING_KEY }}}}

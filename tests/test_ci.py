@@ -523,3 +523,80 @@ def test_the_action_refuses_an_unknown_command(tmp_path):
     steps = _run_action({"command": "deploy; rm -rf /"}, workspace, _github_env(tmp_path, workspace, head))
     name, code, out = steps[-1]
     assert code == 2 and "unknown command 'deploy; rm -rf /'" in out  # an input is data, never code
+
+
+def _workflow_step(job: dict, name: str) -> dict:
+    return next(step for step in job["steps"] if step.get("name") == name)
+
+
+def _run_step(step: dict, cwd: Path, env: dict[str, str], context: dict[str, str]):
+    import os
+    import subprocess
+
+    step_env = {**os.environ, **env, **{k: _expand(str(v), context) for k, v in step.get("env", {}).items()}}
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=cwd,
+        env=step_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_the_fanout_scripts_list_the_plans_and_push_a_built_branch_with_its_notes(repo, cli, tmp_path):
+    assert cli("init", "--ci", "github", "--fanout", "--action", ACTION).exit_code == 0
+    jobs = _load(repo / ".github/workflows/agentflow-fanout.yml")["jobs"]
+    workspace, head = _pull_request(tmp_path, ["true"])
+    env = _github_env(tmp_path, workspace, head)
+
+    listed = _run_step(_workflow_step(jobs["plans"], "List the plans to build"), workspace, env, {})
+    assert listed.returncode == 0, listed.stderr
+    [line] = (tmp_path / "output").read_text().splitlines()
+    assert line.startswith("matrix=")
+    matrix = json.loads(line.removeprefix("matrix="))
+    assert matrix == [
+        {"id": "1", "path": ".plans/1-farewell.md", "title": "Add farewell", "branch": "agentflow/1-farewell"}
+    ]
+
+    # what a build leaves behind: the plan branch and a verdict note on its head
+    git(workspace, "branch", "agentflow/1-farewell", head)
+    git(
+        workspace,
+        "-c",
+        "user.name=ci",
+        "-c",
+        "user.email=ci@example.com",
+        "notes",
+        "--ref=agentflow",
+        "add",
+        "-m",
+        "{}",
+        head,
+    )
+    context = {"matrix.plan.branch": "agentflow/1-farewell"}
+    pushed = _run_step(
+        _workflow_step(jobs["build"], "Push the plan branch and its verdict notes"), workspace, env, context
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    origin = tmp_path / "origin.git"
+    assert git(origin, "rev-parse", "refs/heads/agentflow/1-farewell") == head
+    assert git(origin, "notes", "--ref=agentflow", "show", head) == "{}"
+    # a plan whose build made no branch pushes nothing and does not fail
+    context = {"matrix.plan.branch": "agentflow/2-none"}
+    step = _workflow_step(jobs["build"], "Push the plan branch and its verdict notes")
+    assert _run_step(step, workspace, env, context).returncode == 0
+
+
+def test_the_fanout_skips_a_plan_whose_branch_is_on_the_remote(repo, cli, tmp_path):
+    assert cli("init", "--ci", "github", "--fanout", "--action", ACTION).exit_code == 0
+    build = _load(repo / ".github/workflows/agentflow-fanout.yml")["jobs"]["build"]
+    workspace, head = _pull_request(tmp_path, ["true"])
+    env = _github_env(tmp_path, workspace, head)
+    seen = _workflow_step(build, "Skip a plan whose branch is on the remote already")
+    assert _workflow_step(build, "Build the plan")["if"] == "steps.seen.outputs.built != 'true'"
+    assert _run_step(seen, workspace, env, {"matrix.plan.branch": "agentflow/1-farewell"}).returncode == 0
+    assert (tmp_path / "output").read_text() == ""
+    git(workspace, "push", "-q", "origin", f"{head}:refs/heads/agentflow/1-farewell")
+    assert _run_step(seen, workspace, env, {"matrix.plan.branch": "agentflow/1-farewell"}).returncode == 0
+    assert (tmp_path / "output").read_text() == "built=true\n"
