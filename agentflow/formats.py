@@ -376,8 +376,19 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).hexdigest()[:32]
 
 
-def _physical(uri: str | None, line: Any = None) -> dict[str, Any]:
-    location: dict[str, Any] = {"artifactLocation": {"uri": str(uri).replace("\\", "/").lstrip("/")}}
+def repo_relative(path: Any) -> str | None:
+    """``path`` as a URI relative to the repository root, or None when it is not one (absolute,
+    escaping with ``..``, empty): GitHub drops results whose location is outside the repository."""
+    text = str(path or "").replace("\\", "/")
+    while text.startswith("./"):
+        text = text[2:]
+    if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text) or ".." in text.split("/"):
+        return None
+    return text
+
+
+def _physical(uri: str, line: Any = None) -> dict[str, Any]:
+    location: dict[str, Any] = {"artifactLocation": {"uri": uri}}
     if isinstance(line, int) and not isinstance(line, bool) and line >= 1:
         location["region"] = {"startLine": line}
     return {"physicalLocation": location}
@@ -415,7 +426,7 @@ def to_sarif(report: VerifyReport) -> str:
     for finding in report.findings:
         rule_id = _rule_id(finding)
         severity = str(finding.get("severity", ""))
-        file = finding.get("file")
+        file = repo_relative(finding.get("file"))
         results.append(
             {
                 "ruleId": rule_id,
@@ -444,7 +455,7 @@ def to_sarif(report: VerifyReport) -> str:
                     "message": {
                         "text": f"{check['command']}: {_check_status(check)}\n{check.get('output_tail', '')}".rstrip()
                     },
-                    "locations": [_physical(check.get("file") or anchor, check.get("line") or 1)],
+                    "locations": [_physical(repo_relative(check.get("file")) or anchor, check.get("line") or 1)],
                     "partialFingerprints": {"agentflowFindingId/v1": _fingerprint(plan_key, "check", check["command"])},
                 }
             )

@@ -299,3 +299,16 @@ def test_multi_line_reasons_stay_one_list_item_in_markdown_and_text():
     sample = report(outcome="changes_requested", reasons=["high finding F1: a\nb"])
     assert "- high finding F1: a b" in to_markdown(sample)
     assert "- high finding F1: a b" in to_text(sample)
+
+
+def test_sarif_locations_outside_the_repository_fall_back_to_the_plan():
+    r = located()
+    r.findings = [
+        {"id": "F1", "severity": "high", "file": "./src/a.py", "line": 2, "message": "m"},
+        {"id": "F2", "severity": "high", "file": "/etc/passwd", "line": 1, "message": "m"},
+        {"id": "F3", "severity": "high", "file": "../other/x.py", "message": "m"},
+    ]
+    sarif = json.loads(to_sarif(r))
+    validate_sarif(sarif)
+    uris = [res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for res in sarif["runs"][0]["results"]]
+    assert uris[:3] == ["src/a.py", ".plans/348-capsule-isolation.md", ".plans/348-capsule-isolation.md"]
