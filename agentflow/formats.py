@@ -235,8 +235,19 @@ def escape_property(text: str) -> str:
 
 
 def workflow_command(level: str, message: str, **properties: Any) -> str:
+    """One workflow command; every property value and the message escaped (they may come from a model)."""
     props = ",".join(f"{k}={escape_property(str(v))}" for k, v in properties.items() if v not in (None, ""))
     return f"::{level}{' ' + props if props else ''}::{escape_data(message)}"
+
+
+def log_line(text: str) -> str:
+    """A line of plain output in a GitHub Actions log that cannot be read as a workflow command.
+
+    The runner acts on lines that start with ``::`` (``::stop-commands::``, ``::add-mask::``...) and on
+    the legacy ``##[command]`` form anywhere in a line: text from a model or a note is folded onto
+    one line and both markers are broken (``:%3A``, ``#%23[``).
+    """
+    return one_line(text).replace("::", ":%3A").replace("##[", "#%23[")
 
 
 def _annotations(report: VerifyReport) -> list[tuple[str, str, dict[str, Any]]]:

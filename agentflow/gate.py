@@ -5,8 +5,15 @@ The gate recomputes everything from git and never trusts a note because of where
 * A verdict note is bound to a *tree*. An approval holds for a commit only if the note's ``tree``
   equals that commit's tree, so a note copied by a rebase or amend (``notes.rewriteRef``) onto
   different content is stale, while a message-only amend (same tree) keeps its approval.
+* An approval binds the change, not only the final tree: it holds for a commit only if the commit's
+  base (its merge base with ``--base``; its first parent when it is already part of the base) has
+  the approved base tree (the note's ``base_tree``; for older notes the tree of its ``base``
+  commit; neither: no approval). The approved tree re-parented onto a newer base is stale.
 * On one commit, the latest verdict decides (by ``ts``, then line order): a later rejection revokes
-  an earlier approval.
+  an earlier approval. Every line ever recorded for the commit in the history of the notes ref
+  counts (``notes.note_history``): deleting a rejection from the notes does not bring an approval back.
+* A merge-queue commit (a chain of clean merges of approved heads onto ``--base``) passes when every
+  merged-in head passes and every merge's tree is ``git merge-tree --write-tree`` of its parents.
 * When a signing key is configured (``AGENTFLOW_SIGNING_KEY``, or ``gate.require_signature``),
   only verdicts with a valid HMAC-SHA256 signature count; unsigned or mis-signed ones never open it.
 * When the gate is closed it explains why: stale (naming the approved commit and what changed since),
@@ -20,19 +27,21 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from agentflow.git import EMPTY_TREE, TRAILER_PLAN, Repo
+from agentflow.keys import SIGNING_KEY_ENV, signing_key
+from agentflow.notes import NoteLine, note_history, parse_lines
+from agentflow.redact import redact
 
-from agentflow.config import Config
-from agentflow.formats import one_line, workflow_command
-from agentflow.git import TRAILER_PLAN, Repo
-from agentflow.verdict import SIGNING_KEY_ENV, VerdictNote, signing_key
+if TYPE_CHECKING:
+    from agentflow.config import Config
 
 SHORT = 12
+MAX_QUEUE_MERGES = 100
 
 
 class GateStatus(StrEnum):
@@ -50,17 +59,13 @@ class GateStatus(StrEnum):
 class NoteRecord:
     """One parsed verdict line: the note, the commit it is attached to, and its line number."""
 
-    note: VerdictNote
+    note: NoteLine
     commit: str
     index: int
 
     @property
     def order(self) -> tuple[datetime, int]:
-        try:
-            ts = datetime.fromisoformat(self.note.ts)
-        except ValueError:
-            ts = datetime.min
-        return (ts if ts.tzinfo else ts.replace(tzinfo=UTC), self.index)
+        return (self.note.timestamp, self.index)
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class GateResult:
     tree: str
     status: GateStatus
     reasons: list[str] = field(default_factory=list)
-    note: VerdictNote | None = None  # the verdict that decided (or the approval that went stale)
+    note: NoteLine | None = None  # the verdict that decided (or the approval that went stale)
     note_commit: str | None = None  # the commit that note is attached to
     signed: bool = False  # the deciding note carries a valid signature under the configured key
 
@@ -106,7 +111,7 @@ class GateResult:
             "signed": self.signed,
             "reasons": list(self.reasons),
             "note_commit": self.note_commit,
-            "note": self.note.model_dump(mode="json") if self.note else None,
+            "note": dict(self.note.data) if self.note else None,
         }
 
 
@@ -115,17 +120,8 @@ class GateResult:
 
 def parse_note_lines(commit: str, lines: Iterable[str]) -> tuple[list[NoteRecord], int]:
     """Verdict records in ``lines`` and the number of lines that are not verdicts (ignored)."""
-    records: list[NoteRecord] = []
-    bad = 0
-    for index, line in enumerate(lines):
-        try:
-            data = json.loads(line)
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
-            records.append(NoteRecord(VerdictNote.model_validate(data), commit, index))
-        except (ValueError, ValidationError):
-            bad += 1
-    return records, bad
+    notes, bad = parse_lines(lines)
+    return [NoteRecord(note, commit, index) for index, note in enumerate(notes)], bad
 
 
 def latest(records: list[NoteRecord]) -> NoteRecord | None:
@@ -133,7 +129,7 @@ def latest(records: list[NoteRecord]) -> NoteRecord | None:
     return max(records, key=lambda r: r.order) if records else None
 
 
-def is_approval(note: VerdictNote) -> bool:
+def is_approval(note: NoteLine) -> bool:
     """An approval: outcome approved, and an override only with a stated reason."""
     if note.outcome != "approved":
         return False
@@ -152,7 +148,7 @@ class SignaturePolicy:
         key = key if key is not None else signing_key()
         return cls(key=key, required=bool(key) or bool(config and config.gate.require_signature))
 
-    def check(self, note: VerdictNote) -> GateStatus | None:
+    def check(self, note: NoteLine) -> GateStatus | None:
         """None when the note's signature is acceptable, else UNSIGNED or BAD_SIGNATURE."""
         if not self.required:
             return None
@@ -162,24 +158,50 @@ class SignaturePolicy:
             return GateStatus.BAD_SIGNATURE
         return None
 
-    def signed(self, note: VerdictNote) -> bool:
+    def signed(self, note: NoteLine) -> bool:
         return bool(self.key and note.signature_valid(self.key))
 
 
 class NoteIndex:
-    """All verdict notes of the repository, read once (one ``git`` call per kind of question)."""
+    """The repository's verdict notes, read lazily and with as few ``git`` processes as possible.
+
+    ``history(commit)``: every line ever recorded for a commit (one ``git log`` for all asked);
+    ``by_commit``: the current notes of every commit (for the same-tree and stale searches).
+    """
 
     def __init__(self, repo: Repo):
         self.repo = repo
-        self.by_commit: dict[str, list[NoteRecord]] = {}
+        self._history: dict[str, list[NoteRecord]] = {}
         self.ignored_lines: dict[str, int] = {}
-        for commit, lines in repo.notes_map().items():
-            records, bad = parse_note_lines(commit, lines)
-            if records:
-                self.by_commit[commit] = records
+
+    def history(self, *commits: str) -> None:
+        """Read the full note history of ``commits`` (those not read yet), in one git process."""
+        todo = [c for c in commits if c not in self._history]
+        if not todo:
+            return
+        lines = note_history(self.repo.root, todo)
+        for commit in todo:
+            records, bad = parse_note_lines(commit, lines.get(commit, []))
+            self._history[commit] = records
             if bad:
                 self.ignored_lines[commit] = bad
-        self._trees = repo.trees(list(self.by_commit))
+
+    def records(self, commit: str) -> list[NoteRecord]:
+        self.history(commit)
+        return self._history[commit]
+
+    @cached_property
+    def by_commit(self) -> dict[str, list[NoteRecord]]:
+        result = {}
+        for commit, lines in self.repo.notes_map().items():
+            records, _ = parse_note_lines(commit, lines)
+            if records:
+                result[commit] = records
+        return result
+
+    @cached_property
+    def _trees(self) -> dict[str, str]:
+        return self.repo.trees(list(self.by_commit))
 
     def tree_of(self, commit: str) -> str | None:
         return self._trees.get(commit)
@@ -188,6 +210,8 @@ class NoteIndex:
         """For each other noted commit, its deciding verdict, if it is genuine and acceptably signed.
 
         Genuine: the note's tree is the tree of the commit it is attached to (not a copied note).
+        Current notes only: used for candidates, which are re-read with their full history before
+        anything opens (``_Context._same_tree_verdict``), and for diagnostics of a closed gate.
         """
         result = []
         for commit, records in self.by_commit.items():
@@ -212,26 +236,34 @@ def evaluate_gate(
     base: str | None = None,
     config: Config | None = None,
     key: str | None = None,
+    queue: bool = True,
 ) -> GateResult:
     """Evaluate the gate for ``ref``. Raises GitError (exit 2) when ``ref`` names no commit.
 
-    ``base`` (default: the configured base branch) is only used to recognise a clean rebase of an
-    approved change and to scope the search for the approval that went stale.
+    ``base`` (default: the configured base branch) is the target the change is bound to (its merge
+    base with ``ref`` must have the approved base tree), is used to recognise a clean rebase of an
+    approved change and to scope the search for the approval that went stale. ``queue``: a commit
+    that is a chain of merges onto ``base`` is judged as a merge-queue commit.
     """
-    commit = repo.rev(ref)
-    tree = repo.tree(commit)
+    commit, tree, parents = repo.commit_info(ref)
     policy = SignaturePolicy.from_config(config, key)
     base = resolve_base(repo, base or (config.base if config else "main"))
-    ctx = _Context(repo, ref, commit, tree, policy, base, NoteIndex(repo))
+    ctx = _Context(repo, ref, commit, tree, parents, policy, base, NoteIndex(repo))
     if policy.required and not policy.key:
         return ctx.result(
             GateStatus.UNSIGNED,
             [
                 f"gate.require_signature is true but {SIGNING_KEY_ENV} is not set, so no verdict can be "
-                f"checked (set {SIGNING_KEY_ENV} to the team's signing key, e.g. from a CI secret)"
+                f"checked (set {SIGNING_KEY_ENV} or AGENTFLOW_SIGNING_KEY_FILE to the team's signing key, e.g. "
+                "from a CI secret)"
             ],
         )
-    return ctx.evaluate()
+    result = ctx.evaluate()
+    if not result.open and queue and len(parents) == 2 and ctx.base_commit and ctx.base_commit != commit:
+        chain = evaluate_merge_chain(repo, ref, commit, tree, ctx.base_commit, config=config, key=key)
+        if chain is not None:
+            return chain
+    return result
 
 
 def resolve_base(repo: Repo, base: str) -> str:
@@ -248,6 +280,7 @@ class _Context:
     ref: str
     commit: str
     tree: str
+    parents: list[str]
     policy: SignaturePolicy
     base: str
     index: NoteIndex
@@ -266,7 +299,7 @@ class _Context:
         )
 
     def evaluate(self) -> GateResult:
-        own = self.index.by_commit.get(self.commit, [])
+        own = self.index.records(self.commit)
         copied: NoteRecord | None = None
         if own:
             decided = self._own_verdict(own)
@@ -289,8 +322,63 @@ class _Context:
         if problem is not None:
             return self.result(problem, [self._signature_reason(problem, record)], record)
         if is_approval(note):
-            return self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
+            return self._bound(record) or self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
         return self._not_approved(record, own)
+
+    # -- binding: the approval holds on the base it was given on ---------------------------------
+
+    @cached_property
+    def base_commit(self) -> str | None:
+        """The commit ``--base`` names (None when it names none)."""
+        out = self.repo.git("rev-parse", "--verify", "--quiet", f"{self.base}^{{commit}}", check=False)
+        return out or None
+
+    @cached_property
+    def change_base(self) -> str | None:
+        """Where this commit's change starts: its merge base with the target, or, when the commit is
+        already part of the target (or there is no target), its first parent. None for a root commit."""
+        fork = self.fork
+        if fork and fork != self.commit:
+            return fork
+        return self.parents[0] if self.parents else None
+
+    @cached_property
+    def change_base_tree(self) -> str | None:
+        if self.change_base is None:
+            return EMPTY_TREE
+        return self.repo.trees([self.change_base]).get(self.change_base)
+
+    def approved_base_tree(self, note: NoteLine) -> str | None:
+        """The base tree the approval was given on: ``base_tree``, else the tree of its ``base`` commit."""
+        if note.base_tree:
+            return note.base_tree
+        if note.base:
+            return self.repo.trees([note.base]).get(note.base)
+        return None
+
+    def _bound(self, record: NoteRecord) -> GateResult | None:
+        """None when the approval's base tree is this commit's base tree; else the stale result."""
+        approved = self.approved_base_tree(record.note)
+        actual = self.change_base_tree
+        if approved is not None and approved == actual:
+            return None
+        on = f"base {(record.note.base or '?')[:SHORT]}" + (f" (tree {approved[:SHORT]})" if approved else "")
+        sits = (self.change_base or "no parent")[:SHORT] + (f" (tree {actual[:SHORT]})" if actual else "")
+        if approved is None:
+            why = (
+                "the approval records no base tree and its base commit is not available here, so it cannot be "
+                "bound to this change (fetch the base, or re-run `agentflow verify`)"
+            )
+        else:
+            why = (
+                "the same tree on another base is a different change (it may undo what the base did since): "
+                "run `agentflow verify` on this commit"
+            )
+        return self.result(
+            GateStatus.STALE,
+            [f"stale: approved on {on}, this commit sits on {sits}", why],
+            record,
+        )
 
     def _signature_reason(self, problem: GateStatus, record: NoteRecord) -> str:
         where = f"the latest verdict on {record.commit[:SHORT]} ({record.note.outcome}, {record.note.ts})"
@@ -337,13 +425,25 @@ class _Context:
         return self.result(GateStatus.NOT_APPROVED, reasons, record)
 
     def _same_tree_verdict(self) -> GateResult | None:
-        """A genuine verdict on another commit with exactly this tree (e.g. before a message-only amend)."""
-        candidates = [r for r in self.index.deciding(self.policy, exclude=self.commit) if r.note.tree == self.tree]
+        """A genuine verdict on another commit with exactly this tree (e.g. before a message-only amend).
+
+        Candidates come from the current notes; each is then judged from its full note history
+        (a deleted rejection still counts) and its approval must be bound to this commit's base.
+        """
+        quick = [r for r in self.index.deciding(self.policy, exclude=self.commit) if r.note.tree == self.tree]
+        if not quick:
+            return None
+        self.index.history(*(r.commit for r in quick))
+        candidates = []
+        for commit in {r.commit for r in quick}:
+            record = latest(self.index.records(commit))
+            if record is not None and record.note.tree == self.tree and self.policy.check(record.note) is None:
+                candidates.append(record)
         record = latest(candidates)
         if record is None:
             return None
         if is_approval(record.note):
-            return self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
+            return self._bound(record) or self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
         return self.result(
             GateStatus.NOT_APPROVED,
             [
@@ -372,9 +472,9 @@ class _Context:
     @cached_property
     def fork(self) -> str | None:
         """Where REF's branch left the base (None when the base does not exist)."""
-        if not self.repo.ok("rev-parse", "--verify", "--quiet", f"{self.base}^{{commit}}"):
+        if self.base_commit is None:
             return None
-        out = self.repo.git("merge-base", self.commit, self.base, check=False)
+        out = self.repo.git("merge-base", self.commit, self.base_commit, check=False)
         return out or None
 
     def _rebased_from(self, approvals: list[NoteRecord]) -> GateResult | None:
@@ -454,11 +554,17 @@ class _Context:
 
 
 def _finding_line(finding: dict[str, Any]) -> str:
-    where = finding.get("file") or ""
+    where = one_line(str(finding.get("file") or ""))
     if where and finding.get("line"):
-        where = f"{where}:{finding['line']}"
-    prefix = f"{finding.get('severity', '?')} finding {finding.get('id', '?')}"
-    return f"{prefix}{' at ' + where if where else ''}: {one_line(finding.get('message', ''))}"
+        where = f"{where}:{one_line(str(finding['line']))}"
+    prefix = f"{one_line(str(finding.get('severity', '?')))} finding {one_line(str(finding.get('id', '?')))}"
+    message = f": {one_line(str(finding['message']))}" if finding.get("message") else ""  # older notes only
+    return f"{prefix}{' at ' + where if where else ''}{message}"
+
+
+def one_line(text: str) -> str:
+    """Text from a model or a note folded onto one line (``formats.one_line``, without its import cost)."""
+    return " ".join(str(text).split())
 
 
 # -- merge commits (pre-push rule) ---------------------------------------------------------------
@@ -467,88 +573,179 @@ def _finding_line(finding: dict[str, Any]) -> str:
 def evaluate_merge_commit(repo: Repo, ref: str, *, config: Config | None = None, key: str | None = None) -> GateResult:
     """The gate for a commit pushed to a protected branch.
 
-    A commit passes if the gate is open for it, or if it is a two-parent merge whose merged-in
-    (second) parent passes the gate and whose tree is exactly the clean merge of its parents (what
-    ``agentflow merge`` creates): nothing was changed in the merge commit itself.
+    A commit passes if the gate is open for it (bound to its first parent: the branch it is pushed
+    onto), or if it is a two-parent merge whose merged-in (second) parent passes the gate and whose
+    tree is exactly the clean merge of its parents (what ``agentflow merge`` creates): nothing was
+    changed in the merge commit itself.
     """
-    direct = evaluate_gate(repo, ref, config=config, key=key)
-    if direct.open:
-        return direct
-    parents = repo.git("rev-list", "--parents", "-n", "1", direct.commit).split()[1:]
-    if len(parents) != 2:
-        return direct
-    first, second = parents
-    merged_in = evaluate_gate(repo, second, base=first, config=config, key=key)
-    clean = repo.merge_tree(first, second)
-    if not merged_in.open:
+    commit, tree, parents = repo.commit_info(ref)
+    direct = evaluate_gate(repo, commit, base=parents[0] if parents else None, config=config, key=key, queue=False)
+    if direct.open or len(parents) != 2:
+        return direct if direct.ref == ref else _with_ref(direct, ref)
+    return _merge_link(repo, ref, commit, tree, parents[0], parents[1], config=config, key=key)
+
+
+def evaluate_merge_chain(
+    repo: Repo,
+    ref: str,
+    commit: str,
+    tree: str,
+    base: str,
+    *,
+    config: Config | None = None,
+    key: str | None = None,
+) -> GateResult | None:
+    """A merge-queue commit: a first-parent chain of two-parent merges from ``commit`` down to ``base``.
+
+    Open only when every merge is clean (its tree is ``git merge-tree --write-tree`` of its parents)
+    and every merged-in head passes the gate bound to the chain below it. None when ``commit`` is not
+    such a chain (some link is not a merge, or ``base`` is not on its first-parent line).
+    """
+    links: list[tuple[str, str, str, str]] = []  # (merge, its tree, first parent, merged-in head)
+    current = commit
+    while current != base:
+        if len(links) >= MAX_QUEUE_MERGES:
+            return None
+        _, current_tree, parents = repo.commit_info(current)
+        if len(parents) != 2:
+            return None
+        links.append((current, current_tree, parents[0], parents[1]))
+        current = parents[0]
+    heads = []
+    for merge, merge_tree, first, second in reversed(links):  # from the base up: the order the queue merged them
+        link = _merge_link(repo, ref, merge, merge_tree, first, second, config=config, key=key)
+        if not link.open:
+            return GateResult(
+                ref=ref,
+                commit=commit,
+                tree=tree,
+                status=link.status,
+                reasons=[
+                    f"merge-queue commit: {len(links)} merge(s) onto {base[:SHORT]}; the one of {second[:SHORT]} "
+                    f"({merge[:SHORT]}) does not pass",
+                    *link.reasons,
+                ],
+                note=link.note,
+                note_commit=link.note_commit,
+                signed=link.signed,
+            )
+        heads.append(second[:SHORT])
+    return GateResult(
+        ref=ref,
+        commit=commit,
+        tree=tree,
+        status=GateStatus.APPROVED,
+        reasons=[
+            f"merge-queue commit: clean merges of the approved {', '.join(heads)} onto {base[:SHORT]}",
+        ],
+    )
+
+
+def _merge_link(
+    repo: Repo,
+    ref: str,
+    commit: str,
+    tree: str,
+    first: str,
+    second: str,
+    *,
+    config: Config | None,
+    key: str | None,
+) -> GateResult:
+    """One merge commit: its merged-in parent must pass (bound to the first parent) and the merge be clean."""
+    merged_in = evaluate_gate(repo, second, base=first, config=config, key=key, queue=False)
+
+    def result(status: GateStatus, reasons: list[str]) -> GateResult:
         return GateResult(
             ref=ref,
-            commit=direct.commit,
-            tree=direct.tree,
-            status=merged_in.status,
-            reasons=[f"merge commit: its merged-in parent {second[:SHORT]} does not pass the gate", *merged_in.reasons],
+            commit=commit,
+            tree=tree,
+            status=status,
+            reasons=reasons,
             note=merged_in.note,
             note_commit=merged_in.note_commit,
             signed=merged_in.signed,
         )
-    if clean is None or clean != direct.tree:
-        return GateResult(
-            ref=ref,
-            commit=direct.commit,
-            tree=direct.tree,
-            status=GateStatus.STALE,
-            reasons=[
+
+    if not merged_in.open:
+        return result(
+            merged_in.status,
+            [f"merge commit: its merged-in parent {second[:SHORT]} does not pass the gate", *merged_in.reasons],
+        )
+    clean = repo.merge_tree(first, second)
+    if clean is None or clean != tree:
+        return result(
+            GateStatus.STALE,
+            [
                 f"merge commit: its tree is not the clean merge of {first[:SHORT]} and the approved {second[:SHORT]} "
                 "(conflict resolutions or edits in a merge commit are unverified code)"
             ],
-            note=merged_in.note,
-            note_commit=merged_in.note_commit,
-            signed=merged_in.signed,
         )
-    return GateResult(
-        ref=ref,
-        commit=direct.commit,
-        tree=direct.tree,
-        status=GateStatus.APPROVED,
-        reasons=[
-            f"merge commit: clean merge of the approved {second[:SHORT]} into {first[:SHORT]}",
-            *merged_in.reasons,
-        ],
-        note=merged_in.note,
-        note_commit=merged_in.note_commit,
-        signed=merged_in.signed,
+    return result(
+        GateStatus.APPROVED,
+        [f"merge commit: clean merge of the approved {second[:SHORT]} into {first[:SHORT]}", *merged_in.reasons],
     )
+
+
+def _with_ref(result: GateResult, ref: str) -> GateResult:
+    from dataclasses import replace
+
+    return replace(result, ref=ref)
 
 
 # -- reporting -----------------------------------------------------------------------------------
 
 
 def render_text(result: GateResult) -> str:
-    """One line verdict, then the reasons indented."""
-    return "\n".join([result.headline(), *(f"  {reason}" for reason in result.reasons)])
+    """One line verdict, then the reasons indented (each folded onto one line, redacted)."""
+    return redact("\n".join([one_line(result.headline()), *(f"  {one_line(reason)}" for reason in result.reasons)]))
 
 
 def render_json(result: GateResult) -> str:
-    return json.dumps(result.to_dict(), indent=2, sort_keys=True)
+    return redact(json.dumps(result.to_dict(), indent=2, sort_keys=True))
 
 
 def render_github(result: GateResult) -> str:
-    """GitHub Actions workflow commands: one ``::error`` (closed) or ``::notice`` (open) annotation."""
+    """GitHub Actions: one ``::error`` (closed) or ``::notice`` (open) annotation.
+
+    Every field from a note or a model is escaped (``formats.workflow_command``): it cannot end the
+    annotation or start a workflow command of its own.
+    """
+    from agentflow.formats import workflow_command
+
     level = "notice" if result.open else "error"
     return workflow_command(
-        level, "\n".join([result.headline(), *result.reasons]), title=f"agentflow gate ({result.status.value})"
+        level,
+        redact("\n".join([result.headline(), *result.reasons])),
+        title=f"agentflow gate ({result.status.value})",
     )
 
 
+def render_github_log(result: GateResult) -> str:
+    """The text report for a GitHub Actions log: no line of it can be read as a workflow command
+    (``::stop-commands::``, ``##[...]``; ``formats.log_line``)."""
+    from agentflow.formats import log_line
+
+    return "\n".join(log_line(line) for line in render_text(result).splitlines())
+
+
 def step_summary(result: GateResult) -> str:
-    """Markdown for ``$GITHUB_STEP_SUMMARY``."""
+    """Markdown for ``$GITHUB_STEP_SUMMARY`` (note fields folded onto one line, table cells escaped, redacted)."""
+    return redact(_step_summary(result))
+
+
+def _cell(value: Any) -> str:
+    return one_line(str(value or "")).replace("|", "\\|")
+
+
+def _step_summary(result: GateResult) -> str:
     icon = "✅" if result.open else "❌"
     lines = [
         f"### {icon} agentflow gate: {'open' if result.open else 'closed'} ({result.status.value})",
         "",
         f"`{result.ref}` at `{result.commit[:SHORT]}` (tree `{result.tree[:SHORT]}`)",
         "",
-        *(f"- {reason}" for reason in result.reasons),
+        *(f"- {one_line(reason)}" for reason in result.reasons),
     ]
     note = result.note
     if note is not None:
@@ -556,8 +753,8 @@ def step_summary(result: GateResult) -> str:
             "",
             "| verdict | plan | run | at | signed | override |",
             "|---|---|---|---|---|---|",
-            f"| {note.outcome} | {note.plan or ''} | {note.run or ''} | {note.ts} | {'yes' if result.signed else 'no'} "
-            f"| {'yes: ' + (note.reason or '') if note.override else 'no'} |",
+            f"| {_cell(note.outcome)} | {_cell(note.plan)} | {_cell(note.run)} | {_cell(note.ts)} "
+            f"| {'yes' if result.signed else 'no'} | {'yes: ' + _cell(note.reason) if note.override else 'no'} |",
         ]
     return "\n".join(lines) + "\n"
 
@@ -587,9 +784,14 @@ def render_codequality(result: GateResult) -> str:
     for finding in result.note.findings if result.note and not result.open else []:
         issue(
             f"agentflow-{finding.get('pattern') or 'finding'}",
-            f"{finding.get('id', '?')}: {finding.get('message', '')}",
+            f"{finding.get('id', '?')}: {finding.get('message') or finding.get('severity', '')}",
             _CODE_QUALITY_SEVERITY.get(str(finding.get("severity")), "info"),
-            str(finding.get("file") or "."),
-            int(finding.get("line") or 1),
+            one_line(str(finding.get("file") or ".")),
+            _line_number(finding.get("line")),
         )
-    return json.dumps(issues, indent=2)
+    return redact(json.dumps(issues, indent=2))
+
+
+def _line_number(value: Any) -> int:
+    """A note's line number if it is a positive integer, else 1 (notes are untrusted input)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1

@@ -8,7 +8,12 @@ command and the fix.
 
 from __future__ import annotations
 
+import os
+import random
+import secrets
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +21,8 @@ from pathlib import Path
 from agentflow.errors import GitError
 
 NOTES_REF = "refs/notes/agentflow"
+NOTE_WRITE_ATTEMPTS = 60
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 TRAILER_PLAN, TRAILER_RUN, TRAILER_CYCLE = "Agentflow-Plan", "Agentflow-Run", "Agentflow-Cycle"
 
 
@@ -104,6 +111,20 @@ class Repo:
             raise GitError(f"unknown revision {ref!r}", where=self.root, fix="name an existing branch, tag or commit")
         return out.stdout.strip()
 
+    def commit_info(self, ref: str) -> tuple[str, str, list[str]]:
+        """``(commit, tree, parents)`` of the commit ``ref`` names, in one git process; GitError (exit 2) if none."""
+        out = subprocess.run(
+            ["git", "show", "-s", "--no-show-signature", "--format=%H%n%T%n%P", f"{ref}^{{commit}}", "--"],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        lines = out.stdout.splitlines()
+        if out.returncode != 0 or len(lines) < 2 or ref.startswith("-"):
+            raise GitError(f"unknown revision {ref!r}", where=self.root, fix="name an existing branch, tag or commit")
+        return lines[0], lines[1], lines[2].split() if len(lines) > 2 else []
+
     def tree(self, ref: str) -> str:
         return self.git("rev-parse", f"{self.rev(ref)}^{{tree}}")
 
@@ -123,6 +144,21 @@ class Repo:
 
     def merge_base(self, a: str, b: str) -> str:
         return self.git("merge-base", a, b)
+
+    def change_base(self, commit: str, target: str | None) -> str | None:
+        """Where ``commit``'s change starts (what an approval is bound to): its merge base with
+        ``target``, or its first parent when it is already part of ``target`` (or there is no
+        target). None for a root commit (its base is the empty tree)."""
+        if target and self.ok("rev-parse", "--verify", "--quiet", f"{target}^{{commit}}"):
+            fork = self.git("merge-base", commit, target, check=False)
+            if fork and fork != commit:
+                return fork
+        parent = self.git("rev-parse", "--verify", "--quiet", f"{commit}^1", check=False)
+        return parent or None
+
+    def base_tree(self, base: str | None) -> str:
+        """The tree a change based on ``base`` starts from (the empty tree for None)."""
+        return self.git("rev-parse", f"{base}^{{tree}}") if base else EMPTY_TREE
 
     # -- diffs -----------------------------------------------------------------------------------
 
@@ -184,11 +220,46 @@ class Repo:
         )
         return [line for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
-    def append_note(self, commit: str, line: str, ref: str = NOTES_REF) -> None:
-        """Append one line to ``commit``'s note (``git notes append`` keeps earlier lines)."""
-        existing = self.notes(commit, ref)
-        body = "\n".join([*existing, line]) + "\n"
-        self.git("notes", f"--ref={ref}", "add", "-f", "-F", "-", commit, input=body)
+    def append_note(
+        self,
+        commit: str,
+        line: str,
+        ref: str = NOTES_REF,
+        *,
+        present: Callable[[list[str]], bool] | None = None,
+    ) -> bool:
+        """Append one line to ``commit``'s note without ever losing a line another process writes.
+
+        Compare-and-swap on the notes ref: the new notes commit is built on a private ref from the
+        value ``OLD`` just read, then ``git update-ref REF NEW OLD`` moves the ref only if nobody
+        moved it meanwhile; otherwise it is rebuilt on the newer value (bounded retries). Nothing is
+        written, and False returned, when the note already holds ``line`` or ``present(lines)`` says
+        an equivalent line is there (a resumed run writing its verdict again).
+        """
+        scratch = f"refs/notes/agentflow-tmp/{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            for attempt in range(NOTE_WRITE_ATTEMPTS):
+                old = self.git("rev-parse", "--verify", "--quiet", ref, check=False) or None
+                if old:
+                    self.git("update-ref", scratch, old)
+                else:
+                    self.git("update-ref", "-d", scratch, check=False)
+                existing = self.notes(commit, scratch) if old else []
+                if line in existing or (present is not None and present(existing)):
+                    return False
+                body = "\n".join([*existing, line]) + "\n"
+                self.git("notes", f"--ref={scratch}", "add", "-f", "-F", "-", commit, input=body)
+                new = self.git("rev-parse", scratch)
+                if self.ok("update-ref", "-m", "agentflow: verdict note", ref, new, old or ""):
+                    return True
+                time.sleep(random.uniform(0.005, 0.05) * min(attempt + 1, 8))
+        finally:
+            self.git("update-ref", "-d", scratch, check=False)
+        raise GitError(
+            f"could not update {ref}: other processes kept writing notes ({NOTE_WRITE_ATTEMPTS} attempts)",
+            where=self.root,
+            fix="re-run the command (nothing was lost)",
+        )
 
     def notes_map(self, ref: str = NOTES_REF) -> dict[str, list[str]]:
         """Every noted commit and its note lines under ``ref``, read in one ``git cat-file --batch``."""

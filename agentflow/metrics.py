@@ -10,7 +10,6 @@ never a made-up zero.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -270,17 +269,9 @@ def facts_from_ledger(ledger: Ledger | None, repo: Repo | None) -> Facts:
 
 def _note_lines(repo: Repo) -> list[tuple[str, int, dict[str, Any]]]:
     """(commit, line number, parsed note) per verdict line under refs/notes/agentflow; bad lines skipped."""
-    from agentflow.verdict import VerdictNote
+    from agentflow.notes import verdict_lines  # the one parser of note lines (gate, metrics, orchestration)
 
-    notes = []
-    for commit, lines in repo.notes_map().items():
-        for index, line in enumerate(lines):
-            try:
-                note = VerdictNote.model_validate(json.loads(line))
-            except (ValueError, TypeError):
-                continue
-            notes.append((commit, index, note.model_dump(mode="json")))
-    return notes
+    return [(commit, index, dict(note.data)) for commit, index, note in verdict_lines(repo.notes_map())]
 
 
 def _parse_ts(value: Any) -> datetime | None:

@@ -42,7 +42,7 @@ def approve_override(repo: Repo, ref: str, reason: str, *, config: Config, ledge
         )
     commit = repo.rev(ref)
     trailers = repo.trailers(commit)
-    base = _base_commit(repo, commit, config.base)
+    base = repo.change_base(commit, config.base)
     note = VerdictNote(
         plan=trailers.get(TRAILER_PLAN),
         run=trailers.get(TRAILER_RUN),
@@ -54,6 +54,7 @@ def approve_override(repo: Repo, ref: str, reason: str, *, config: Config, ledge
         override=True,
         reason=reason,
         by=repo.user_identity(),
+        base_tree=repo.base_tree(base),  # binding (#13 item 3): the override holds on this base only
     )
     if key:
         note = note.signed(key)
@@ -71,9 +72,3 @@ def approve_override(repo: Repo, ref: str, reason: str, *, config: Config, ledge
         )
     )
     return OverrideResult(commit, note)
-
-
-def _base_commit(repo: Repo, commit: str, base: str) -> str | None:
-    if not repo.ok("rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"):
-        return None
-    return repo.git("merge-base", commit, base, check=False) or None

@@ -1,14 +1,21 @@
-"""Keep secrets out of the ledger, transcripts and logs.
+"""Keep secrets out of the ledger, transcripts, notes, reports and logs.
 
 ``redact`` replaces API keys and tokens by ``[REDACTED]``: values of secret-looking environment
-variables present in this process, plus well-known token shapes. The ledger applies it to every
-event and transcript it stores, so no caller can forget.
+variables present in this process, secrets registered by agentflow itself (the signing key, which
+may come from a file: ``register_secret``), plus well-known token shapes. Each known value is also
+caught in its usual encodings: hex (either case) and base64 (standard and URL-safe, at each of the
+three byte alignments it can have inside a longer encoded text, and across the line breaks
+``base64`` inserts every 76 characters). The ledger applies it to every event and transcript it
+stores, and every report writer to what it writes, so no caller can forget.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+from functools import lru_cache
+from typing import Any
 
 SECRET_ENV_NAMES = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
 ALWAYS_SECRET = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "AGENTFLOW_SIGNING_KEY")
@@ -21,23 +28,72 @@ _TOKEN_SHAPES = re.compile(
     r"|(?<=Bearer )[A-Za-z0-9._\-]{12,}"
 )
 MASK = "[REDACTED]"
+MIN_SECRET_LEN = 8
+_registered: set[str] = set()
 
 
 def is_secret_name(name: str) -> bool:
     return name in ALWAYS_SECRET or bool(SECRET_ENV_NAMES.search(name))
 
 
+def register_secret(value: str | None) -> None:
+    """Treat ``value`` as a secret from now on in this process (a key read from a file, say)."""
+    if value and len(value) >= MIN_SECRET_LEN:
+        _registered.add(value)
+
+
 def secret_values(env: dict[str, str] | None = None) -> list[str]:
     env = os.environ if env is None else env
-    values = {v for k, v in env.items() if is_secret_name(k) and len(v) >= 8}
+    values = {v for k, v in env.items() if is_secret_name(k) and len(v) >= MIN_SECRET_LEN} | _registered
     return sorted(values, key=len, reverse=True)
 
 
+def encoded_forms(value: str) -> list[str]:
+    """How ``value`` looks hex- or base64-encoded, alone or inside a longer encoded text.
+
+    For base64 the characters that depend on neighbouring bytes are dropped, so the forms match
+    wherever the value sits; a value of 8 bytes or more still leaves at least 9 characters.
+    """
+    raw = value.encode()
+    forms = {raw.hex(), raw.hex().upper()}
+    for pad in range(3):
+        start, end = -(-8 * pad // 6), 8 * (pad + len(raw)) // 6
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            form = encode(b"\0" * pad + raw).decode()[start:end]
+            if len(form) >= MIN_SECRET_LEN:
+                forms.add(form)
+    return sorted(forms - {value}, key=len, reverse=True)
+
+
+@lru_cache(maxsize=32)
+def _encoded_pattern(values: tuple[str, ...]) -> re.Pattern[str] | None:
+    forms = [form for value in values for form in encoded_forms(value)]
+    if not forms:
+        return None
+    # base64 tools wrap lines: a form may be split by a line break anywhere
+    return re.compile("|".join("(?:\r?\n)?".join(re.escape(c) for c in form) for form in forms))
+
+
 def redact(text: str, env: dict[str, str] | None = None) -> str:
-    for value in secret_values(env):
+    values = secret_values(env)
+    for value in values:
         if value in text:
             text = text.replace(value, MASK)
+    pattern = _encoded_pattern(tuple(values)) if values else None
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
     return _TOKEN_SHAPES.sub(MASK, text)
+
+
+def redact_data(data: Any, env: dict[str, str] | None = None) -> Any:
+    """``data`` (JSON-like: dicts, lists, strings) with every string redacted."""
+    if isinstance(data, str):
+        return redact(data, env)
+    if isinstance(data, dict):
+        return {key: redact_data(value, env) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [redact_data(value, env) for value in data]
+    return data
 
 
 def scrubbed_env(env: dict[str, str] | None = None) -> dict[str, str]:

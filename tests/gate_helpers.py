@@ -37,7 +37,11 @@ def note_for(
     """A verdict note bound to ``ref``'s tree (signed with ``key`` when given)."""
     repo = Repo(root)
     commit = repo.rev(ref)
-    base = extra.pop("base", None) or git(root, "merge-base", commit, "main")
+    base = extra.pop("base", None) or repo.change_base(commit, "main")
+    if "base_tree" not in extra:  # what the orchestrator records (binding, #13 item 3)
+        extra["base_tree"] = repo.base_tree(base)
+    elif extra["base_tree"] is None:  # an older note: no base_tree field at all
+        del extra["base_tree"]
     note = VerdictNote(
         plan=extra.pop("plan", "348"),
         run=extra.pop("run", "r-test"),
@@ -45,7 +49,7 @@ def note_for(
         decision={"approved": "approve", "rejected": "reject"}.get(outcome, "request_changes"),
         tree=extra.pop("tree", None) or repo.tree(commit),
         base=base,
-        patch_id=repo.patch_id(base, commit) if base != commit else None,
+        patch_id=repo.patch_id(base, commit) if base and base != commit else None,
         **extra,  # type: ignore[arg-type]
     )
     return note.signed(key) if key else note

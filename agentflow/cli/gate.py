@@ -50,6 +50,7 @@ def gate(
         evaluate_gate,
         render_codequality,
         render_github,
+        render_github_log,
         render_json,
         render_text,
         step_summary,
@@ -63,7 +64,7 @@ def gate(
         _common.out(render_codequality(result))
     elif fmt is GateFormat.github:
         _common.out(render_github(result))
-        _common.out(render_text(result))
+        _common.out(render_github_log(result))
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as handle:

@@ -7,9 +7,7 @@ taken from the model.
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from agentflow.events import (
 )
 from agentflow.git import Repo
 from agentflow.ledger import Ledger
+from agentflow.notes import parse_lines
 from agentflow.orchestration.api import BuildOptions, Reporter
 from agentflow.orchestration.context import (
     ModelPool,
@@ -42,8 +41,20 @@ from agentflow.orchestration.context import (
 from agentflow.orchestration.progress import RunProgress, project_progress
 from agentflow.orchestration.worktrees import _GIT_LOCK
 from agentflow.plans import Plan
+from agentflow.redact import redact
 from agentflow.session import RunBudget, SessionLimits, SessionResult, SessionSpec, run_role_session
-from agentflow.verdict import Verdict, VerdictNote, compute_outcome, signing_key
+from agentflow.verdict import (
+    MODEL_ID_RULE,
+    Verdict,
+    VerdictNote,
+    compute_outcome,
+    invalid_ids,
+    note_checks,
+    note_criteria,
+    note_findings,
+    note_summary,
+    signing_key,
+)
 
 MAX_DIFF_CHARS = 80_000
 
@@ -177,6 +188,10 @@ class Run:
                 verdict = Verdict.model_validate(submitted)
             except ValueError as exc:
                 failure = f"the submitted verdict is invalid: {exc}"
+            if verdict is not None and (bad := invalid_ids(verdict)):
+                # fail closed: ids end up in notes, annotations and reports (#13 item 5)
+                failure = f"the submitted verdict is invalid: {', '.join(bad)} must match {MODEL_ID_RULE}"
+                verdict = None
         if verdict is not None and extra_findings:
             listed = {f.id for f in verdict.findings}
             merged = [*verdict.model_dump()["findings"], *(f for f in extra_findings if f["id"] not in listed)]
@@ -189,6 +204,10 @@ class Run:
             reasons = [failure]
         verdict_data = verdict.model_dump(mode="json", exclude_none=True) if verdict else None
         key = signing_key()
+        # the note carries facts only: no check output, no finding or criterion text (#13 item 5)
+        _, fact_reasons = compute_outcome(verdict, checks, criteria_ids, text=False)
+        if verdict is None and failure:
+            fact_reasons = ["no verdict: " + (note_summary(failure) or "")]
         self._append_note(
             commit,
             VerdictNote(
@@ -199,12 +218,12 @@ class Run:
                 tree=self.repo.tree(commit),
                 base=self.base_commit,
                 patch_id=self.repo.patch_id(self.base_commit, commit),
-                checks=[_check_dict(c) for c in checks],
+                checks=note_checks([_check_dict(c) for c in checks]),
                 models=self.models.describe(),
                 prompts_sha=prompts.prompts_sha(self.root),
-                findings=list(verdict_data["findings"]) if verdict_data else [],
-                reason="; ".join(reasons)[:1000] or None,
-                **self._note_extensions(cycle),
+                findings=note_findings(verdict_data["findings"]) if verdict_data else [],
+                reason=redact("; ".join(fact_reasons))[:1000] or None,
+                **self._note_facts(cycle, verdict),
             ),
         )
         event = VerdictRecorded(
@@ -234,12 +253,32 @@ class Run:
             "estimate_hours": start.estimate_hours if start else None,
         }
 
+    def _note_facts(self, cycle: int, verdict: Verdict | None) -> dict[str, Any]:
+        """Binding and verdict facts beyond DESIGN.md's fields: the approved base tree (#13 item 3),
+        criteria status and the redacted summary; plus ``_note_extensions``."""
+        facts: dict[str, Any] = {"base_tree": self.repo.base_tree(self.base_commit)}
+        if verdict is not None:
+            facts["criteria"] = note_criteria(verdict.criteria)
+            facts["summary"] = note_summary(verdict.summary)
+        return {**facts, **self._note_extensions(cycle)}
+
     def _append_note(self, commit: str, note: VerdictNote) -> None:
+        """Sign (here only: the orchestrator) and append; written once per run, cycle and outcome,
+        so a run resumed after the note but before its ledger event does not write it twice."""
         key = signing_key()
         if key:
             note = note.signed(key)
+        line = note.to_line()
+        cycle = (note.model_extra or {}).get("cycle")
+
+        def present(lines: list[str]) -> bool:
+            return any(
+                n.run == note.run and n.cycle == cycle and n.outcome == note.outcome and not n.override
+                for n in parse_lines(lines)[0]
+            )
+
         with _GIT_LOCK:
-            self.repo.append_note(commit, note.to_line())
+            self.repo.append_note(commit, line, present=present)
 
     def end(self, outcome: Outcome, cycles: int, reason: str | None, commit: str | None) -> RunEnded:
         if outcome == "capped":
@@ -261,8 +300,7 @@ class Run:
             return
         last, commit = verdicts[-1], verdicts[-1].commit
         if any(
-            note.get("run") == self.run_id and note.get("outcome") == "capped"
-            for note in _note_dicts(self.repo.notes(commit))
+            note.run == self.run_id and note.outcome == "capped" for note in parse_lines(self.repo.notes(commit))[0]
         ):
             return
         checked = progress.cycles[last.cycle].checks
@@ -275,27 +313,15 @@ class Run:
                 tree=self.repo.tree(commit),
                 base=self.base_commit,
                 patch_id=self.repo.patch_id(self.base_commit, commit),
-                checks=[_check_dict(c) for c in checked.results] if checked else [],
+                checks=note_checks([_check_dict(c) for c in checked.results]) if checked else [],
                 models=self.models.describe(),
                 prompts_sha=prompts.prompts_sha(self.root),
-                findings=list((last.verdict or {}).get("findings", [])),
-                reason=(reason or "capped")[:1000],
+                findings=note_findings((last.verdict or {}).get("findings", [])),
+                reason=(reason or "capped").split(": ", 1)[0][:300],  # agentflow's words, not the findings after them
+                base_tree=self.repo.base_tree(self.base_commit),
                 **self._note_extensions(cycles),
             ),
         )
-
-
-def _note_dicts(lines: Sequence[str]) -> list[dict[str, Any]]:
-    """The JSON objects among note lines (other lines are skipped, as the gate does)."""
-    found = []
-    for line in lines:
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data, dict):
-            found.append(data)
-    return found
 
 
 def _check_dict(check: CheckResult) -> dict[str, Any]:

@@ -1,0 +1,207 @@
+"""Reading verdict notes: the one parser of ``refs/notes/agentflow`` lines (gate, metrics, show).
+
+A verdict line is JSON (DESIGN.md "Git"). ``parse_line`` turns it into a ``NoteLine`` without
+pydantic (the gate runs in git hooks: start-up counts), with the same types and defaults as
+``verdict.VerdictNote`` so that the canonical JSON, and therefore the signature check, is the same.
+
+``note_history`` reads every line ever recorded for some commits in the history of the notes ref,
+in one ``git log -p`` limited to those commits' note paths (every fanout spelling): a line someone
+deleted later still counts, so a revocation cannot be removed by editing the notes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from agentflow.errors import GitError
+
+NOTES_REF = "refs/notes/agentflow"  # also agentflow.git.NOTES_REF (this module must not import git.py)
+OUTCOMES = frozenset({"approved", "changes_requested", "rejected", "no_verdict", "capped"})
+# VerdictNote's declared fields and their defaults: the canonical JSON includes them all
+DEFAULTS: dict[str, Any] = {
+    "v": 1,
+    "plan": None,
+    "run": None,
+    "decision": None,
+    "base": None,
+    "patch_id": None,
+    "checks": [],
+    "models": {},
+    "prompts_sha": None,
+    "findings": [],
+    "override": False,
+    "reason": None,
+    "by": None,
+}
+_OPTIONAL_STR = ("plan", "run", "decision", "base", "patch_id", "prompts_sha", "reason", "by", "sig")
+
+
+class NoteLine:
+    """One parsed verdict line; ``data`` is the full JSON object with the declared defaults filled in."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]):
+        self.data = data
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.data.get(name, DEFAULTS.get(name))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NoteLine) and other.data == self.data
+
+    def __hash__(self) -> int:
+        return hash(self.to_line())
+
+    @property
+    def base_tree(self) -> str | None:
+        value = self.data.get("base_tree")
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def timestamp(self) -> datetime:
+        try:
+            ts = datetime.fromisoformat(str(self.data.get("ts", "")))
+        except ValueError:
+            return datetime.min.replace(tzinfo=UTC)
+        return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+    def canonical(self) -> bytes:
+        return canonical_json({k: v for k, v in self.data.items() if k != "sig"})
+
+    def signature_valid(self, key: str) -> bool:
+        sig = self.data.get("sig")
+        if not sig or not isinstance(sig, str) or "ts" not in self.data:
+            return False
+        return hmac.compare_digest(sign(key, self.canonical()), sig)
+
+    def model_dump(self, mode: str = "json") -> dict[str, Any]:
+        return dict(self.data)
+
+    def to_line(self) -> str:
+        return json.dumps(self.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json(data: dict[str, Any]) -> bytes:
+    """Sorted keys, no spaces, UTF-8: what a signature covers."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign(key: str, canonical: bytes) -> str:
+    return hmac.new(key.encode(), canonical, hashlib.sha256).hexdigest()
+
+
+def parse_line(line: str) -> NoteLine | None:
+    """The verdict in ``line``, or None when it is not one (bad JSON, wrong types, unknown outcome)."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    if data.get("outcome") not in OUTCOMES or not isinstance(data.get("tree"), str):
+        return None
+    for name in _OPTIONAL_STR:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            return None
+    if not isinstance(data.get("v", 1), int) or isinstance(data.get("v", 1), bool):
+        return None
+    if not isinstance(data.get("override", False), bool):
+        return None
+    if "ts" in data and not isinstance(data["ts"], str):
+        return None
+    checks, findings, models = data.get("checks", []), data.get("findings", []), data.get("models", {})
+    if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
+        return None
+    if not isinstance(findings, list) or not all(isinstance(f, dict) for f in findings):
+        return None
+    if not isinstance(models, dict) or not all(isinstance(v, str) for v in models.values()):
+        return None
+    return NoteLine({**DEFAULTS, **data})
+
+
+def parse_lines(lines: Iterable[str]) -> tuple[list[NoteLine], int]:
+    """The verdicts among ``lines`` and how many lines were not verdicts."""
+    notes, bad = [], 0
+    for line in lines:
+        note = parse_line(line)
+        if note is None:
+            bad += 1
+        else:
+            notes.append(note)
+    return notes, bad
+
+
+def note_paths(commit: str) -> list[str]:
+    """Where git may keep ``commit``'s note in a notes tree: flat, or fanned out by 2 or 2/2 digits."""
+    return [commit, f"{commit[:2]}/{commit[2:]}", f"{commit[:2]}/{commit[2:4]}/{commit[4:]}"]
+
+
+def note_history(root: Any, commits: Iterable[str], ref: str = NOTES_REF) -> dict[str, list[str]]:
+    """Every line ever recorded in the notes of ``commits`` (oldest first, each once), in one git call.
+
+    Added, removed and context lines of every notes commit (merges diffed against their first
+    parent, so what a merge brings in counts too). Missing ref: nothing. A failing ``git log``
+    raises GitError (the gate stays closed).
+    """
+    wanted = {c for c in commits if c}
+    if not wanted:
+        return {}
+    paths = [p for c in sorted(wanted) for p in note_paths(c)]
+    proc = subprocess.run(
+        ["git", "log", "--reverse", "-p", "--no-color", "--no-renames", "--no-ext-diff", "--no-textconv"]
+        + ["--diff-merges=first-parent", "--format=%x00", ref, "--", *paths],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        if b"unknown revision" in proc.stderr or b"bad revision" in proc.stderr:
+            return {}
+        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitError(f"`git log {ref}` failed: {detail[-1] if detail else proc.returncode}", where=str(root))
+    result: dict[str, list[str]] = {}
+    seen: dict[str, set[str]] = {}
+    current: str | None = None
+    in_hunk = False
+    for raw in proc.stdout.decode("utf-8", "replace").splitlines():
+        if raw.startswith("diff --git a/"):
+            path = raw[len("diff --git a/") :].split(" b/", 1)[0]
+            current = path.replace("/", "")
+            current = current if current in wanted else None
+            in_hunk = False
+            continue
+        if raw.startswith("@@"):
+            in_hunk = True
+            continue
+        if not in_hunk or current is None or not raw or raw[0] not in "+- ":
+            if raw.startswith("\x00"):
+                in_hunk, current = False, None
+            continue
+        line = raw[1:]
+        if not line.strip():
+            continue
+        bucket = seen.setdefault(current, set())
+        if line not in bucket:
+            bucket.add(line)
+            result.setdefault(current, []).append(line)
+    return result
+
+
+def verdict_lines(notes_map: dict[str, list[str]]) -> list[tuple[str, int, NoteLine]]:
+    """(commit, line number, verdict) for every verdict line of a ``Repo.notes_map()``; others skipped."""
+    found = []
+    for commit, lines in notes_map.items():
+        for index, line in enumerate(lines):
+            note = parse_line(line)
+            if note is not None:
+                found.append((commit, index, note))
+    return found

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Gate benchmark: ``agentflow gate HEAD`` on a repository with 1,000 verdict notes, against ``python -c pass``.
+
+Usage:  python benchmarks/gate_startup.py [--notes 1000] [--runs 15] [--max-ratio 12] [--json]
+
+Builds a temporary repository with ``--notes`` commits (one file change each, written with
+``git fast-import``) and one approved verdict note on each, then runs ``python -m agentflow gate HEAD``
+(from this checkout: ``PYTHONPATH`` points at it) and ``python -c pass`` ``--runs`` times each after a
+warm-up, and reports medians, minimums and the ratio of medians. Exits 1 when the ratio exceeds
+``--max-ratio`` (#19: the gate runs in git hooks and on every CI push). Also reports whether the gate
+imported pydantic, GitPython or anthropic. To see what is slow:
+``python -X importtime -m agentflow gate HEAD 2> imports.txt`` inside the generated repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_repo(path: Path, notes: int) -> None:
+    """``notes`` commits on main, each with one approved verdict line under refs/notes/agentflow."""
+    env = {**os.environ, "GIT_AUTHOR_DATE": "1700000000 +0000", "GIT_COMMITTER_DATE": "1700000000 +0000"}
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    stream = []
+    for i in range(1, notes + 1):
+        content = f"value = {i}\n".encode()
+        stream += [
+            "commit refs/heads/main",
+            f"mark :{i}",
+            "committer Bench <bench@example.com> 1700000000 +0000",
+            f"data {len(f'change {i}')}",
+            f"change {i}",
+            f"M 100644 inline src/app{i % 50}.py",
+            f"data {len(content)}",
+            content.decode(),
+        ]
+    subprocess.run(
+        ["git", "fast-import", "--quiet"], cwd=path, input="\n".join(stream).encode() + b"\n", check=True, env=env
+    )
+    out = subprocess.run(
+        ["git", "log", "--format=%H %T %P", "main"], cwd=path, capture_output=True, text=True, check=True
+    ).stdout
+    rows = [line.split() for line in out.splitlines()]
+    trees = {row[0]: row[1] for row in rows}
+    parents = {row[0]: (row[2] if len(row) > 2 else None) for row in rows}
+    base_tree = {c: trees.get(p) if p else None for c, p in parents.items()}
+    stream = ["commit refs/notes/agentflow", "committer Bench <bench@example.com> 1700000000 +0000", "data 5", "notes"]
+    for commit, tree in trees.items():
+        line = {
+            "v": 1,
+            "plan": "1",
+            "run": f"r-{commit[:8]}",
+            "outcome": "approved",
+            "decision": "approve",
+            "tree": tree,
+            "base": parents[commit],
+            "base_tree": base_tree[commit],
+            "checks": [],
+            "models": {},
+            "ts": "2026-11-27T10:00:00+00:00",
+            "findings": [],
+        }
+        body = json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n"
+        stream += [f"N inline {commit}", f"data {len(body.encode())}", body]
+    subprocess.run(
+        ["git", "fast-import", "--quiet"], cwd=path, input="\n".join(stream).encode() + b"\n", check=True, env=env
+    )
+    subprocess.run(["git", "checkout", "-q", "main"], cwd=path, check=True)
+
+
+def timings(command: list[str], runs: int, cwd: Path, env: dict[str, str]) -> list[float]:
+    subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)  # warm-up
+    result = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)
+        result.append(time.perf_counter() - start)
+    return result
+
+
+def imported(cwd: Path, env: dict[str, str]) -> dict[str, bool]:
+    code = (
+        "import sys, runpy; sys.argv = ['agentflow', 'gate', 'HEAD']\n"
+        "try:\n    runpy.run_module('agentflow', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(str(m in sys.modules) for m in ('pydantic', 'git', 'anthropic')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    flags = (out.stdout.strip().splitlines() or [""])[-1].split()
+    return dict(zip(("pydantic", "gitpython", "anthropic"), (f == "True" for f in flags), strict=False))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notes", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--max-ratio", type=float, default=12.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTFLOW_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    with tempfile.TemporaryDirectory(prefix="agentflow-gate-bench-") as tmp:
+        repo = Path(tmp) / "repo"
+        build_repo(repo, args.notes)
+        gate = [sys.executable, "-m", "agentflow", "gate", "HEAD"]
+        check = subprocess.run(gate, cwd=repo, env=env, capture_output=True, text=True, check=False)
+        bare = timings([sys.executable, "-c", "pass"], args.runs, repo, env)
+        gated = timings(gate, args.runs, repo, env)
+        modules = imported(repo, env)
+    report = {
+        "python": platform.python_version(),
+        "notes": args.notes,
+        "runs": args.runs,
+        "gate_exit": check.returncode,
+        "gate_headline": (check.stdout.splitlines() or [check.stderr.strip()])[0],
+        "python_c_pass_median_ms": round(statistics.median(bare) * 1000, 1),
+        "python_c_pass_min_ms": round(min(bare) * 1000, 1),
+        "gate_median_ms": round(statistics.median(gated) * 1000, 1),
+        "gate_min_ms": round(min(gated) * 1000, 1),
+        "ratio_of_medians": round(statistics.median(gated) / statistics.median(bare), 1),
+        "imports": modules,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            print(f"{key:>26}: {value}")
+    return 0 if report["ratio_of_medians"] <= args.max_ratio and check.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
