@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agentflow.ledger import Ledger
 from tests.build_helpers import builder_session, git, notes, verifier_session, write_plan, write_script
-from tests.helpers import validate_sarif
+from tests.helpers import validate_junit, validate_sarif
 
 
 def _feature(root: Path, plan_ids: tuple[str, ...] = ("1",), branch: str = "feature") -> str:
@@ -600,3 +600,39 @@ def test_the_fanout_skips_a_plan_whose_branch_is_on_the_remote(repo, cli, tmp_pa
     git(workspace, "push", "-q", "origin", f"{head}:refs/heads/agentflow/1-farewell")
     assert _run_step(seen, workspace, env, {"matrix.plan.branch": "agentflow/1-farewell"}).returncode == 0
     assert (tmp_path / "output").read_text() == "built=true\n"
+
+
+def test_the_gitlab_job_verifies_gates_and_writes_the_code_quality_report(tmp_path):
+    """The job's lines run in order (apt-get and pip recorded by the shims), as GitLab's runner
+    does: one shell, stopping at the first failing line."""
+    from agentflow.ci import gitlab_ci, parse_install
+
+    workspace, head = _pull_request(tmp_path, ["true"])
+    script = write_script(workspace, {"verifier": [verifier_session()]})
+    config = workspace / "agentflow.yaml"  # the runner's checkout: the verifier comes from the script
+    config.write_text(config.read_text() + f"models:\n  verifier:\n    backend: scripted\n    script: {script}\n")
+    import yaml
+
+    job = yaml.safe_load(gitlab_ci(parse_install(f"git+https://gitlab.example.com/t/agentflow@{SHA}")))["agentflow"]
+    lines = [line for line in job["before_script"] if not line.startswith("apt-get")] + job["script"]
+    env = _github_env(tmp_path, workspace, head)
+    for name in [k for k in env if k.startswith("GITHUB_")]:
+        del env[name]
+    env.update(
+        {
+            "GITLAB_CI": "true",
+            "CI_PIPELINE_SOURCE": "merge_request_event",
+            "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+            "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature",
+            "CI_COMMIT_SHA": head,
+            **{k: v for k, v in job["variables"].items() if k != "BASE_REF"},
+            "BASE_REF": "origin/main",
+        }
+    )
+    step = {"run": "\n".join(lines)}
+    result = _run_step(step, workspace, env, {})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"pip -m pip install git+https://gitlab.example.com/t/agentflow@{SHA}" in (tmp_path / "shim.log").read_text()
+    assert json.loads((workspace / "gl-code-quality-report.json").read_text()) == []  # open: no issue
+    validate_sarif(json.loads((workspace / "agentflow.sarif").read_text()))
+    validate_junit((workspace / "agentflow-junit.xml").read_bytes())
