@@ -198,6 +198,28 @@ class FindingsRecorded(_Event):
     findings: list[dict[str, Any]] = []
 
 
+class TamperingDetected(_Event):
+    """An agent session changed the repository's git data (``agentflow.integrity``): the run ends
+    ``no_verdict``; ``changes`` name what changed, ``restored`` says whether all was put back."""
+
+    kind: Literal["tampering_detected"] = "tampering_detected"
+    cycle: int = 1
+    role: str
+    changes: list[str] = []
+    restored: bool = True
+    problems: list[str] = []
+    reason: str
+
+
+class BuilderCommitsFolded(_Event):
+    """The builder committed by itself; its commits were folded into agentflow's own commit."""
+
+    kind: Literal["builder_commits_folded"] = "builder_commits_folded"
+    cycle: int = 1
+    commits: list[str] = []
+    onto: str
+
+
 Event = Annotated[
     RunStarted
     | RunResumed
@@ -210,7 +232,9 @@ Event = Annotated[
     | VerdictRecorded
     | RunEnded
     | Merged
-    | FindingsRecorded,
+    | FindingsRecorded
+    | TamperingDetected
+    | BuilderCommitsFolded,
     Field(discriminator="kind"),
 ]
 

@@ -4,6 +4,10 @@ Everything goes through the git command line: the plumbing agentflow relies on (
 ``merge-tree --write-tree``, ``patch-id --verbatim``, trailers) has no richer API in a library, and
 the CLI keeps start-up fast for hooks and CI gates. Every failure becomes a ``GitError`` naming the
 command and the fix.
+
+Repository config and hooks are content an agent could have written, so every git process agentflow
+starts (``run_git``) runs no hook and no fsmonitor, shows diffs without external diff drivers or
+textconv, and gets an environment without secrets (``git_env``).
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import random
 import secrets
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from agentflow.errors import GitError
+from agentflow.redact import is_secret_name
 
 NOTES_REF = "refs/notes/agentflow"
 NOTE_WRITE_ATTEMPTS = 60
@@ -28,6 +33,51 @@ TRAILER_PLAN, TRAILER_RUN, TRAILER_CYCLE = "Agentflow-Plan", "Agentflow-Run", "A
 
 STATE_DIR = Path(".agentflow")  # agentflow's local state in a checkout: ledger.db, worktrees/
 WORKTREES_DIR = STATE_DIR / "worktrees"
+
+
+# ``-c`` options on every git command agentflow runs: a planted hook or ``core.fsmonitor`` never runs
+# inside agentflow's own git calls (where the orchestrator's environment would be theirs).
+SAFE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+# Diff output must not run commands either (``diff.external``, ``.gitattributes`` textconv drivers).
+NO_DRIVERS = ("--no-ext-diff", "--no-textconv")
+# Names that look secret to ``redact`` but that git needs: the identity (``GIT_AUTHOR_*`` matches
+# "AUTH") and the ssh agent's socket for ``notes push``/``fetch``.
+GIT_ENV_KEEP = frozenset(
+    {
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_AUTHOR_DATE",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_COMMITTER_DATE",
+        "SSH_AUTH_SOCK",
+    }
+)
+
+
+def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of agentflow's git processes: this process's, without secrets."""
+    env = {k: v for k, v in os.environ.items() if k in GIT_ENV_KEEP or not is_secret_name(k)}
+    return {**env, **(extra or {})}
+
+
+def git_argv(*args: str) -> list[str]:
+    """``git`` with ``SAFE_CONFIG`` and ``args``: the argv of every git process agentflow starts."""
+    return ["git", *SAFE_CONFIG, *args]
+
+
+def run_git(
+    args: Sequence[str],
+    cwd: Path | str,
+    *,
+    input: str | bytes | None = None,
+    text: bool = True,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``git args`` safely (no hooks, no fsmonitor, no secrets); never raises for git's exit code."""
+    return subprocess.run(
+        git_argv(*args), cwd=cwd, capture_output=True, text=text, input=input, env=git_env(env), check=False
+    )
 
 
 @dataclass(frozen=True)
@@ -62,13 +112,7 @@ class Repo:
         (``.agentflow/worktrees/*``) that is the main checkout, whose ledger records the runs."""
         path = Path(path).resolve()
         try:
-            out = subprocess.run(
-                ["git", "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir"],
-                cwd=path,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            out = run_git(["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir"], path)
         except (FileNotFoundError, NotADirectoryError):
             raise GitError("git is not installed or the directory does not exist", where=path) from None
         if out.returncode != 0:
@@ -83,9 +127,7 @@ class Repo:
 
     def git(self, *args: str, check: bool = True, input: str | None = None, env: dict[str, str] | None = None) -> str:
         """Run ``git args`` in this repository; returns stdout without the trailing newline."""
-        proc = subprocess.run(
-            ["git", *args], cwd=self.root, capture_output=True, text=True, input=input, env=env, check=False
-        )
+        proc = run_git(args, self.root, input=input, env=env)
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
             raise GitError(
@@ -94,31 +136,21 @@ class Repo:
         return proc.stdout.rstrip("\n")
 
     def ok(self, *args: str) -> bool:
-        return subprocess.run(["git", *args], cwd=self.root, capture_output=True, check=False).returncode == 0
+        return run_git(args, self.root).returncode == 0
 
     # -- refs and objects ------------------------------------------------------------------------
 
     def rev(self, ref: str) -> str:
         """The commit id ``ref`` names; GitError (exit 2) when it names none."""
-        out = subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        out = run_git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], self.root)
         if out.returncode != 0:
             raise GitError(f"unknown revision {ref!r}", where=self.root, fix="name an existing branch, tag or commit")
         return out.stdout.strip()
 
     def commit_info(self, ref: str) -> tuple[str, str, list[str]]:
         """``(commit, tree, parents)`` of the commit ``ref`` names, in one git process; GitError (exit 2) if none."""
-        out = subprocess.run(
-            ["git", "show", "-s", "--no-show-signature", "--format=%H%n%T%n%P", f"{ref}^{{commit}}", "--"],
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            check=False,
+        out = run_git(
+            ["show", "-s", "--no-show-signature", "--format=%H%n%T%n%P", f"{ref}^{{commit}}", "--"], self.root
         )
         lines = out.stdout.splitlines()
         if out.returncode != 0 or len(lines) < 2 or ref.startswith("-"):
@@ -163,14 +195,14 @@ class Repo:
     # -- diffs -----------------------------------------------------------------------------------
 
     def diff(self, base: str, head: str, *paths: str) -> str:
-        return self.git("diff", f"{base}..{head}", "--", *paths)
+        return self.git("diff", *NO_DRIVERS, f"{base}..{head}", "--", *paths)
 
     def changed_files(self, base: str, head: str) -> list[str]:
         out = self.git("diff", "--name-only", f"{base}..{head}")
         return [line for line in out.splitlines() if line]
 
     def diffstat(self, base: str, head: str) -> DiffStat:
-        out = self.git("diff", "--numstat", f"{base}..{head}")
+        out = self.git("diff", *NO_DRIVERS, "--numstat", f"{base}..{head}")
         files = ins = dels = 0
         for line in out.splitlines():
             added, removed, _ = line.split("\t", 2)
@@ -181,12 +213,10 @@ class Repo:
 
     def patch_id(self, base: str, head: str) -> str | None:
         """``git patch-id --verbatim`` of the change base..head: survives a clean rebase."""
-        diff = self.git("diff", "--binary", "--full-index", f"{base}..{head}")
+        diff = self.git("diff", *NO_DRIVERS, "--binary", "--full-index", f"{base}..{head}")
         if not diff:
             return None
-        out = subprocess.run(
-            ["git", "patch-id", "--verbatim"], cwd=self.root, input=diff + "\n", capture_output=True, text=True
-        )
+        out = run_git(["patch-id", "--verbatim"], self.root, input=diff + "\n")
         return out.stdout.split()[0] if out.stdout.strip() else None
 
     # -- commits ---------------------------------------------------------------------------------
@@ -215,9 +245,7 @@ class Repo:
 
     def notes(self, commit: str, ref: str = NOTES_REF) -> list[str]:
         """The note lines attached to ``commit`` under ``ref`` (empty when none)."""
-        out = subprocess.run(
-            ["git", "notes", f"--ref={ref}", "show", commit], cwd=self.root, capture_output=True, text=True
-        )
+        out = run_git(["notes", f"--ref={ref}", "show", commit], self.root)
         return [line for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
     def append_note(
@@ -267,12 +295,8 @@ class Repo:
         pairs = [p for p in pairs if len(p) == 2]
         if not pairs:
             return {}
-        proc = subprocess.run(
-            ["git", "cat-file", "--batch"],
-            cwd=self.root,
-            input=("\n".join(b for b, _ in pairs) + "\n").encode(),
-            capture_output=True,
-            check=False,
+        proc = run_git(
+            ["cat-file", "--batch"], self.root, input=("\n".join(b for b, _ in pairs) + "\n").encode(), text=False
         )
         data, pos, result = proc.stdout, 0, {}
         for _blob, commit in pairs:
@@ -312,6 +336,13 @@ class Repo:
                 )
         return commits
 
+    def configured(self, key: str) -> str | None:
+        """``key``'s value in the repository's and the user's config, ignoring the ``-c`` overrides
+        agentflow runs git with (``SAFE_CONFIG``): ``core.hooksPath`` as the user's git sees it."""
+        out = self.git("config", "--show-origin", "--get-all", key, check=False).splitlines()
+        values = [line.split("\t", 1)[1] for line in out if "\t" in line and not line.startswith("command line:")]
+        return values[-1] if values else None
+
     def user_identity(self) -> str:
         name = self.git("config", "user.name", check=False) or "unknown"
         email = self.git("config", "user.email", check=False)
@@ -323,13 +354,10 @@ class Repo:
         """The tree of each commit that exists locally, read in one ``git cat-file --batch-check``."""
         if not commits:
             return {}
-        proc = subprocess.run(
-            ["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"],
-            cwd=self.root,
+        proc = run_git(
+            ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+            self.root,
             input="".join(f"{c}^{{tree}}\n" for c in commits),
-            capture_output=True,
-            text=True,
-            check=False,
         )
         result = {}
         for commit, line in zip(commits, proc.stdout.splitlines(), strict=False):
@@ -345,13 +373,7 @@ class Repo:
 
     def merge_tree_conflicts(self, ours: str, theirs: str) -> tuple[str | None, list[str]]:
         """``(tree, [])`` for a clean merge, ``(None, conflicted paths)`` otherwise; touches no worktree."""
-        proc = subprocess.run(
-            ["git", "merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs],
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        proc = run_git(["merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs], self.root)
         lines = [line for line in proc.stdout.splitlines() if line]
         if proc.returncode == 0 and lines:
             return lines[0], []

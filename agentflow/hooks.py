@@ -69,8 +69,16 @@ printf '%s\\n' "$input" | {command} "$@"
 
 
 def hooks_dir(repo: Repo) -> Path:
-    """Where git looks for hooks (honours ``core.hooksPath``)."""
-    path = Path(repo.git("rev-parse", "--git-path", "hooks"))
+    """Where git looks for hooks (honours ``core.hooksPath``).
+
+    Read from the config, not ``rev-parse --git-path hooks``: agentflow's own git calls override
+    ``core.hooksPath`` (they run no hook), so git would answer ``/dev/null``.
+    """
+    configured = repo.configured("core.hooksPath")
+    if configured:
+        path = Path(os.path.expanduser(configured))
+        return path if path.is_absolute() else (repo.root / path)
+    path = Path(repo.git("rev-parse", "--git-common-dir")) / "hooks"
     return path if path.is_absolute() else (repo.root / path)
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import subprocess
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from agentflow.errors import GitError
+from agentflow.git import run_git
 
 NOTES_REF = "refs/notes/agentflow"  # also agentflow.git.NOTES_REF (this module must not import git.py)
 OUTCOMES = frozenset({"approved", "changes_requested", "rejected", "no_verdict", "capped"})
@@ -156,12 +156,11 @@ def note_history(root: Any, commits: Iterable[str], ref: str = NOTES_REF) -> dic
     if not wanted:
         return {}
     paths = [p for c in sorted(wanted) for p in note_paths(c)]
-    proc = subprocess.run(
-        ["git", "log", "--reverse", "-p", "--no-color", "--no-renames", "--no-ext-diff", "--no-textconv"]
+    proc = run_git(
+        ["log", "--reverse", "-p", "--no-color", "--no-renames", "--no-ext-diff", "--no-textconv"]
         + ["--diff-merges=first-parent", "--format=%x00", ref, "--", *paths],
-        cwd=root,
-        capture_output=True,
-        check=False,
+        root,
+        text=False,
     )
     if proc.returncode != 0:
         if b"unknown revision" in proc.stderr or b"bad revision" in proc.stderr:

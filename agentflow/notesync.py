@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 
 from agentflow.errors import GitError, UsageError
-from agentflow.git import NOTES_REF, Repo
+from agentflow.git import NOTES_REF, Repo, run_git
 
 MAX_PUSH_ATTEMPTS = 5
 _REJECTED = ("rejected", "non-fast-forward", "fetch first", "stale info", "failed to update ref")
@@ -107,7 +107,7 @@ def _identity(repo: Repo) -> list[str]:
 
 def _run(repo: Repo, *args: str) -> subprocess.CompletedProcess[str]:
     """``git args`` whose failure the caller interprets (rejected push, missing remote ref)."""
-    return subprocess.run(["git", *args], cwd=repo.root, capture_output=True, text=True, check=False)
+    return run_git(args, repo.root)  # no hooks, no fsmonitor, no secrets
 
 
 def _last_line(text: str) -> str:

@@ -7,6 +7,7 @@ in a wheel); a repository overrides one by putting ``prompts/<role>.md`` at its 
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,26 +35,76 @@ def template_path(role: str, root: Path | None = None) -> Path:
 
 def render(role: str, root: Path | None = None, **context: Any) -> str:
     """Render the prompt of ``role``; an undefined variable is an error naming the template."""
-    import jinja2
-
     path = template_path(role, root)
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     try:
-        return env.from_string(path.read_text(encoding="utf-8")).render(**context)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the template: {exc}", where=path, fix="save it as UTF-8 text") from None
+    return render_text(text, path, **context)
+
+
+def render_text(text: str, where: str | Path, **context: Any) -> str:
+    """Render template ``text`` (read from ``where``) in Jinja2's ``SandboxedEnvironment``.
+
+    A template is content (a user's ``prompts/``, possibly written by an agent): it may use the
+    documented variables and filters, never reach Python internals. Anything the sandbox refuses is
+    exit 2 naming the template, and no code runs.
+    """
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    try:
+        return env.from_string(text).render(**context)
     except jinja2.UndefinedError as exc:
         raise UsageError(
-            f"template uses an undefined variable: {exc.message}", where=path, fix="use only the documented variables"
+            f"template uses an undefined variable: {exc.message}", where=where, fix="use only the documented variables"
         ) from None
     except jinja2.TemplateSyntaxError as exc:
-        raise UsageError(f"template syntax error: {exc.message}", where=f"{path}:{exc.lineno}") from None
+        raise UsageError(f"template syntax error: {exc.message}", where=f"{where}:{exc.lineno}") from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise UsageError(
+            f"template refused by the sandbox: {exc}",
+            where=where,
+            fix="a prompt template may use the documented variables and filters only",
+        ) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(
+            f"template failed to render: {exc}", where=where, fix="use only the documented variables"
+        ) from None
+
+
+TASK_MARKER = "<!-- agentflow:task -->"
+DEFAULT_SYSTEM = "You are an agentflow {role}. Follow the instructions in the first message."
+
+
+def split_prompt(rendered: str, role: str) -> tuple[str, str]:
+    """A rendered template's system part (before ``TASK_MARKER``) and first user message (after it).
+
+    Runs of blank lines left by template conditionals are collapsed to one. Without the marker the
+    whole text is the first message under a default system prompt.
+    """
+    rendered = re.sub(r"\n{3,}", "\n\n", rendered)
+    if TASK_MARKER in rendered:
+        system, task = rendered.split(TASK_MARKER, 1)
+        return system.strip() + "\n", task.strip() + "\n"
+    return DEFAULT_SYSTEM.format(role=role), rendered
 
 
 def prompts_sha(root: Path | None, roles: tuple[str, ...] = ("builder", "verifier")) -> str:
     """A short hash of the templates in effect, recorded with every verdict."""
-    digest = hashlib.sha256()
+    texts = []
     for role in roles:
         try:
-            digest.update(template_path(role, root).read_bytes())
+            texts.append(template_path(role, root).read_bytes())
         except UsageError:
             continue
+    return texts_sha(texts)
+
+
+def texts_sha(texts: list[bytes]) -> str:
+    """``prompts_sha`` of template contents (the trusted inputs a run recorded)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text)
     return digest.hexdigest()[:16]

@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
+from agentflow.git import run_git
 from agentflow.models.base import ToolSpec
 from agentflow.redact import scrubbed_env
 
@@ -427,9 +428,7 @@ class Toolbox:
         return f"exit code {code} ({seconds:.1f} s)\n{output}"
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["git", *args], cwd=self.root, capture_output=True, text=True, check=False, env=scrubbed_env()
-        )
+        return run_git(args, self.root)  # no hooks, no fsmonitor, no secrets
 
     def _git_state(self) -> _RestorePoint | None:
         """What to restore after verifier commands; None outside a git worktree."""

@@ -22,7 +22,6 @@ from agentflow.evaluator.analysis import Analysis, Finding
 from agentflow.evaluator.rules import finding_id, sort_findings
 from agentflow.verdict import SEVERITIES, severity_rank  # one severity scale for verdicts and evaluator
 
-TASK_MARKER = "<!-- agentflow:task -->"  # the same split the builder/verifier templates use
 MAX_TOOL_CHARS = 20_000
 API_BACKENDS = ("anthropic", "scripted")
 
@@ -191,10 +190,7 @@ def render_prompt(analysis: Analysis, root: Path, rules: Any) -> tuple[str, str]
         isolation_fields=list(rules.isolation_fields),
         exempt_types=list(rules.exempt_types),
     )
-    if TASK_MARKER not in text:
-        return "You are the evaluator in agentflow.", text
-    system, task = text.split(TASK_MARKER, 1)
-    return system.strip() + "\n", task.strip() + "\n"
+    return prompts.split_prompt(text, "evaluator")  # the one split every role's template uses
 
 
 def review(analysis: Analysis, root: Path, config: Any, ledger: Any, rules: Any) -> str:

@@ -10,10 +10,11 @@ renders the cycle-1 prompts without sending anything.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from agentflow.config import Config, load_config
 from agentflow.errors import AgentflowError, GitError, UsageError
 from agentflow.events import BuilderCommitted, ChecksRan, RunEnded, RunResumed, RunStarted, SessionEnded, new_id
 from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, WORKTREES_DIR, Repo
+from agentflow.integrity import TamperingError, claim, release
 from agentflow.ledger import Ledger
 from agentflow.orchestration.api import (
     BuildOptions,
@@ -71,7 +73,10 @@ class BuildDriver:
                     return progress.ended
                 if self.run.cancel.is_set():
                     raise KeyboardInterrupt
-                self.step(progress)
+                try:
+                    self.step(progress)
+                except TamperingError:
+                    continue  # recorded (tampering_detected): the next step ends the run
         except KeyboardInterrupt:
             raise RunInterrupted(
                 f"run {self.run.run_id} (plan {self.plan.id}) interrupted during {self.doing}; the ledger has "
@@ -83,7 +88,10 @@ class BuildDriver:
         """Do the next thing this run needs (``self.doing`` names it, for the interrupt message)."""
         cycle = progress.current
         n = cycle.number
-        if cycle.verdict is not None:
+        if progress.tampered is not None:
+            self.doing = f"the end of the run after cycle {n}"
+            self.run.end("no_verdict", progress.tampered.cycle, progress.tampered.reason, None)
+        elif cycle.verdict is not None:
             self.doing = f"the decision after cycle {n}"
             self.after_verdict(progress, cycle)
         elif cycle.verifier is not None and cycle.checks is not None and cycle.verifier.status != "interrupted":
@@ -332,7 +340,7 @@ def build_plan(
     branch = branch_name(plan)
     # A reused branch is verified from where it left the base, so earlier cycles stay in the diff.
     base_commit = repo.merge_base(config.base, branch) if repo.branch_exists(branch) else repo.rev(config.base)
-    with Ledger.open(root) as ledger:
+    with Ledger.open(root) as ledger, _claimed(root, branch):
         run_id = run_id or new_id("r")
         run = _open_run(
             root,
@@ -389,21 +397,33 @@ def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporte
                 fix=f"start a new run with `agentflow build {start.plan_path}`",
             )
         plan = load_plan(root / (start.plan_path or ""))  # recorded relative to the root (or absolute)
-        run = _open_run(
-            root,
-            config,
-            plan,
-            options,
-            reporter,
-            ledger,
-            run_id,
-            start.base_commit or "",
-            start.max_cycles,
-            progress.cost_usd,
-        )
-        run.emit(RunResumed(run_id=run_id))
-        ended = BuildDriver(run, plan).drive()
-        return _result(run, plan, ended)
+        with _claimed(root, branch_name(plan)):
+            run = _open_run(
+                root,
+                config,
+                plan,
+                options,
+                reporter,
+                ledger,
+                run_id,
+                start.base_commit or "",
+                start.max_cycles,
+                progress.cost_usd,
+            )
+            run.emit(RunResumed(run_id=run_id))
+            ended = BuildDriver(run, plan).drive()
+            return _result(run, plan, ended)
+
+
+@contextlib.contextmanager
+def _claimed(root: Path, branch: str) -> Iterator[None]:
+    """The run owns its plan branch: concurrent runs' integrity checks leave it alone."""
+    ref = f"refs/heads/{branch}"
+    claim(root, ref)
+    try:
+        yield
+    finally:
+        release(root, ref)
 
 
 def load_build_plans(root: Path, refs: Sequence[str], config: Config | None = None) -> list[Plan]:

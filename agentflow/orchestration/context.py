@@ -18,9 +18,10 @@ from agentflow.models.base import Model
 from agentflow.orchestration.api import BuildOptions, ModelFactory
 from agentflow.patterns import Pattern, render_patterns, select_patterns
 from agentflow.plans import Plan
+from agentflow.prompts import DEFAULT_SYSTEM as DEFAULT_SYSTEM  # re-exported
+from agentflow.prompts import TASK_MARKER as TASK_MARKER
+from agentflow.prompts import split_prompt
 
-TASK_MARKER = "<!-- agentflow:task -->"
-DEFAULT_SYSTEM = "You are an agentflow {role}. Follow the instructions in the first message."
 SCOPE_PATTERN = "scope"
 BACKENDS = ("anthropic", "scripted", "command", "claude-code")
 VERIFIER_BACKENDS = ("anthropic", "scripted", "claude-code")
@@ -71,18 +72,6 @@ def scope_findings(files: Sequence[str], scope: Sequence[str]) -> list[dict[str,
         for path in files
         if not in_scope(path, scope)
     ]
-
-
-def split_prompt(rendered: str, role: str) -> tuple[str, str]:
-    """A template's system part (before ``TASK_MARKER``) and first user message (after it).
-
-    Runs of blank lines left by template conditionals are collapsed to one.
-    """
-    rendered = re.sub(r"\n{3,}", "\n\n", rendered)
-    if TASK_MARKER in rendered:
-        system, task = rendered.split(TASK_MARKER, 1)
-        return system.strip() + "\n", task.strip() + "\n"
-    return DEFAULT_SYSTEM.format(role=role), rendered
 
 
 def render_role_prompt(role: str, root: Path, context: dict[str, Any]) -> tuple[str, str]:

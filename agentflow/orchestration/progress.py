@@ -18,6 +18,7 @@ from agentflow.events import (
     RunStarted,
     SessionEnded,
     SessionStarted,
+    TamperingDetected,
     VerdictRecorded,
 )
 
@@ -41,6 +42,7 @@ class RunProgress:
     ended: RunEnded | None
     cost_usd: float
     events: list[Event]
+    tampered: TamperingDetected | None = None  # a session changed the git data: the run ends no_verdict
 
     @property
     def current(self) -> CycleState:
@@ -58,6 +60,7 @@ def project_progress(events: list[Event]) -> RunProgress:
         raise UsageError("the run's first event is not run_started", fix="start a new build")
     cycles: dict[int, CycleState] = {}
     ended: RunEnded | None = None
+    tampered: TamperingDetected | None = None
     cost = 0.0
 
     def cycle(number: int) -> CycleState:
@@ -80,7 +83,9 @@ def project_progress(events: list[Event]) -> RunProgress:
             cycle(event.cycle).verdict = event
         elif isinstance(event, RunEnded):
             ended = event
-    return RunProgress(start, cycles, ended, cost, events)
+        elif isinstance(event, TamperingDetected) and tampered is None:
+            tampered = event
+    return RunProgress(start, cycles, ended, cost, events, tampered)
 
 
 def reopened_findings(verdicts: Sequence[VerdictRecorded]) -> dict[str, int]:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentflow import prompts
+from agentflow import integrity, prompts
 from agentflow.checks import check_commands, run_checks
 from agentflow.config import Config
 from agentflow.events import (
+    BuilderCommitsFolded,
     CheckResult,
     ChecksRan,
     Event,
@@ -23,10 +24,11 @@ from agentflow.events import (
     RunEnded,
     RunStarted,
     SessionEnded,
+    TamperingDetected,
     ToolCalled,
     VerdictRecorded,
 )
-from agentflow.git import Repo
+from agentflow.git import NOTES_REF, Repo
 from agentflow.ledger import Ledger
 from agentflow.notes import parse_lines
 from agentflow.orchestration.api import BuildOptions, Reporter
@@ -120,7 +122,50 @@ class Run:
             role_cfg=cfg,
         )
         self.say(f"{self.label}: cycle {cycle}: {role} session ({describe_role(cfg)})")
-        return run_role_session(spec, self.ledger, model=self.models.model(role, cycle), on_progress=self.on_progress)
+        with _GIT_LOCK:
+            before = integrity.snapshot(self.root, spec.root)
+        try:
+            result = run_role_session(
+                spec, self.ledger, model=self.models.model(role, cycle), on_progress=self.on_progress
+            )
+        except BaseException:
+            self.guard(before, role, cycle, raising=False)  # an interrupted session leaves git as it found it
+            raise
+        self.guard(before, role, cycle)
+        return result
+
+    def _other_runs(self) -> set[str]:
+        """Runs other agentflow processes may be noting verdicts for while a session of this one runs."""
+        return set(self.ledger.run_ids()) - {self.run_id}
+
+    def guard(self, before: integrity.GitSnapshot, role: str, cycle: int, raising: bool = True) -> None:
+        """After a session: fold a builder's own commits; anything else changed in the git data is
+        tampering: put back, recorded, and (``raising``) ``TamperingError``. The run's step ends it."""
+        with _GIT_LOCK:
+            found = integrity.check(before, allow_commits=role == "builder", other_runs=self._other_runs)
+            problems = integrity.restore(before) if found.changes else []
+        if found.folded and found.onto:
+            self.emit(BuilderCommitsFolded(run_id=self.run_id, cycle=cycle, commits=found.folded, onto=found.onto))
+            self.say(
+                f"{self.label}: cycle {cycle}: the builder committed by itself ({len(found.folded)} commit(s)); "
+                "folded into agentflow's commit"
+            )
+        if not found.changes:
+            return
+        reason = found.reason(role, cycle)
+        self.emit(
+            TamperingDetected(
+                run_id=self.run_id,
+                cycle=cycle,
+                role=role,
+                changes=found.changes,
+                restored=not problems,
+                problems=problems,
+                reason=reason,
+            )
+        )
+        if raising:
+            raise integrity.TamperingError(reason)
 
     # -- verification (shared by build and verify runs) ----------------------------------------------
 
@@ -279,6 +324,7 @@ class Run:
 
         with _GIT_LOCK:
             self.repo.append_note(commit, line, present=present)
+            integrity.record_own_write(self.repo, NOTES_REF)  # not tampering in a concurrent run's session
 
     def end(self, outcome: Outcome, cycles: int, reason: str | None, commit: str | None) -> RunEnded:
         if outcome == "capped":

@@ -15,6 +15,7 @@ from agentflow.errors import GitError, UsageError
 from agentflow.events import CheckResult, RunStarted, VerdictRecorded, new_id
 from agentflow.formats import VerifyReport
 from agentflow.git import TRAILER_PLAN, Repo
+from agentflow.integrity import TamperingError
 from agentflow.ledger import Ledger
 from agentflow.orchestration.api import BuildOptions, NullReporter, Reporter, RunInterrupted
 from agentflow.orchestration.context import ModelPool, _display, choose_patterns_text, scope_findings, validate_backends
@@ -127,9 +128,18 @@ def verify(
                 checks = run.run_checks(1, head_commit)
                 extra = scope_findings(repo.changed_files(base_commit, head_commit), plan.scope) if plan else []
                 context = run.verifier_context(1, head_commit, checks.results, extra, None, "verify")
-                result = run.session("verifier", 1, context)
-                failure = None if result.status == "completed" else (result.reason or result.status)
-                recorded, reasons = run.record_verdict(1, head_commit, checks.results, result.submitted, failure, extra)
+                try:
+                    result = run.session("verifier", 1, context)
+                except TamperingError as exc:  # recorded; no verdict, no note
+                    recorded = VerdictRecorded(
+                        run_id=run_id, cycle=1, commit=head_commit, outcome="no_verdict", reason=exc.problem
+                    )
+                    reasons = [exc.problem]
+                else:
+                    failure = None if result.status == "completed" else (result.reason or result.status)
+                    recorded, reasons = run.record_verdict(
+                        1, head_commit, checks.results, result.submitted, failure, extra
+                    )
             except KeyboardInterrupt:
                 raise RunInterrupted(f"verify run {run_id} interrupted", fix="run `agentflow verify` again") from None
             run.end(recorded.outcome, 1, recorded.reason, head_commit)

@@ -1,0 +1,214 @@
+"""Run integrity (git): a hostile builder's changes to refs, HEAD, config, hooks and excludes are
+detected, put back, and end the run no_verdict; a builder's own commits are folded into agentflow's;
+agentflow's own git calls never run hooks or fsmonitor and never hand them a secret (#12 items 5-6).
+
+The attacks run through `run_command` in the scripted builder, so they land wherever the sandbox does
+not stop them (`sandbox: {mode: off}`, or no sandbox at all) and must be detected there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from agentflow.events import BuilderCommitsFolded, RunEnded, TamperingDetected
+from agentflow.ledger import Ledger
+from tests.build_helpers import (
+    builder_session,
+    finish,
+    git,
+    notes,
+    trailers,
+    verifier_session,
+    write_file,
+    write_plan,
+    write_script,
+)
+
+BRANCH = "agentflow/1-farewell"
+
+
+def command(cmd: str) -> dict:
+    return {"tool_calls": [{"name": "run_command", "input": {"command": cmd}}]}
+
+
+def hostile_build(repo: Path, cli, *commands: str, verifier: list | None = None):
+    """A build whose builder writes the farewell and then runs ``commands``."""
+    write_plan(repo)
+    _sandbox_off(repo)
+    builder = [write_file("src/app.py", "def farewell():\n    return 'bye'\n"), *map(command, commands), finish()]
+    script = write_script(repo, {"builder": [builder], "verifier": [verifier or verifier_session()]})
+    return cli("build", "1", "--script", str(script))
+
+
+def _sandbox_off(repo: Path) -> None:
+    """Where the sandbox exists, turn it off: these attacks must be *detected* where they land."""
+    from agentflow.config import Config
+
+    if "sandbox" in Config.model_fields:
+        (repo / "agentflow.yaml").write_text('sandbox:\n  mode: "off"\n')
+        git(repo, "add", "agentflow.yaml")
+        git(repo, "commit", "-q", "-m", "sandbox off for the attack tests")
+
+
+def events(root: Path, kind: type) -> list:
+    with Ledger.open(root) as ledger:
+        return [e for e in ledger.events() if isinstance(e, kind)]
+
+
+def refs(root: Path) -> str:
+    return git(root, "for-each-ref", "--format=%(refname) %(objectname)")
+
+
+def assert_no_approval(repo: Path, result, reason: str) -> None:
+    assert result.exit_code == 3, result.output
+    assert reason in result.output
+    [ended] = events(repo, RunEnded)
+    assert ended.outcome == "no_verdict" and reason in (ended.reason or "")
+    assert ended.commit is None
+    # nothing committed on the plan branch, nothing noted
+    assert git(repo, "rev-parse", BRANCH) == git(repo, "rev-parse", "main")
+    assert git(repo, "notes", "--ref=refs/notes/agentflow", "list") == ""
+
+
+def test_update_ref_of_main_is_tampering_and_is_put_back(repo, cli):
+    result = hostile_build(repo, cli, "git update-ref refs/heads/main $(git commit-tree HEAD^{tree} -p HEAD -m evil)")
+    main = git(repo, "rev-parse", "main")
+    assert "tampering: refs/heads/main moved during the builder session (cycle 1)" in result.output
+    assert_no_approval(repo, result, "tampering: refs/heads/main moved")
+    assert git(repo, "log", "-1", "--format=%s", "main") == "plan 1"  # main is where it was
+    assert git(repo, "rev-parse", "HEAD") == main
+    [found] = events(repo, TamperingDetected)
+    assert found.role == "builder" and found.restored and found.changes == ["refs/heads/main moved"]
+
+
+def test_symbolic_ref_of_the_worktree_head_onto_main_is_tampering(repo, cli):
+    result = hostile_build(repo, cli, "git symbolic-ref HEAD refs/heads/main")
+    assert_no_approval(repo, result, "tampering: HEAD of the session's worktree changed during the builder session")
+    worktree = repo / ".agentflow/worktrees/1-farewell"
+    assert git(worktree, "symbolic-ref", "HEAD") == f"refs/heads/{BRANCH}"
+    assert git(repo, "log", "-1", "--format=%s", "main") == "plan 1"
+
+
+def test_notes_add_by_the_builder_is_tampering(repo, cli):
+    line = json.dumps({"v": 1, "outcome": "approved", "decision": "approve"})
+    result = hostile_build(repo, cli, f"git notes --ref=agentflow add -m '{line}' HEAD", "git notes add -m hi HEAD")
+    assert_no_approval(repo, result, "refs/notes/agentflow created")
+    assert "refs/notes/commits created" in result.output
+    assert "refs/notes" not in refs(repo)
+
+
+def test_a_new_tag_and_branch_are_tampering(repo, cli):
+    result = hostile_build(repo, cli, "git tag v9 && git branch evil")
+    assert_no_approval(repo, result, "refs/heads/evil created, refs/tags/v9 created")
+    assert "evil" not in refs(repo) and "v9" not in refs(repo)
+
+
+def test_planted_hook_fsmonitor_and_exclude_are_tampering_and_removed(repo, cli, tmp_path):
+    marker = tmp_path / "hook-ran"
+    hook = f"#!/bin/sh\nenv > {marker}\n"
+    config_before = (repo / ".git/config").read_bytes()
+    result = hostile_build(
+        repo,
+        cli,
+        f"printf '{hook}' > $(git rev-parse --git-common-dir)/hooks/post-commit && "
+        "chmod +x $(git rev-parse --git-common-dir)/hooks/post-commit",
+        "git config core.fsmonitor $(git rev-parse --git-common-dir)/hooks/post-commit",
+        "echo conftest.py >> $(git rev-parse --git-common-dir)/info/exclude",
+    )
+    assert_no_approval(repo, result, "tampering: .git/config changed, .git/hooks/post-commit added")
+    assert ".git/info/exclude changed" in result.output
+    assert not (repo / ".git/hooks/post-commit").exists()
+    assert (repo / ".git/config").read_bytes() == config_before
+    assert "conftest.py" not in (repo / ".git/info/exclude").read_text()
+    git(repo, "status")  # the user's next git command runs nothing planted
+    git(repo, "commit", "-q", "--allow-empty", "-m", "user's next commit")
+    assert not marker.exists()
+
+
+def test_a_verifier_that_moves_a_ref_is_tampering_and_nothing_is_noted(repo, cli):
+    verifier = [command("git update-ref refs/heads/main HEAD"), *verifier_session()]
+    write_plan(repo)
+    _sandbox_off(repo)
+    main = git(repo, "rev-parse", "main")
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier]})
+    result = cli("build", "1", "--script", str(script))
+    assert result.exit_code == 3, result.output
+    assert "tampering: refs/heads/main moved during the verifier session (cycle 1)" in result.output
+    assert git(repo, "rev-parse", "main") == main
+    head = git(repo, "rev-parse", BRANCH)
+    assert notes(repo, head) == []
+
+
+def test_builder_that_commits_by_itself_is_folded_into_agentflows_commit(repo, cli):
+    result = hostile_build(
+        repo,
+        cli,
+        "git add -A && g''it commit -q -m 'my own commit' && echo more >> src/app.py && git commit -qam second",
+    )
+    assert result.exit_code == 0, result.output
+    assert "the builder committed by itself (2 commit(s)); folded into agentflow's commit" in result.output
+    head = git(repo, "rev-parse", BRANCH)
+    assert git(repo, "rev-parse", f"{head}^") == git(repo, "rev-parse", "main")  # one commit: agentflow's
+    assert trailers(repo, head)["Agentflow-Plan"] == "1"
+    assert git(repo, "show", f"{head}:src/app.py").endswith("more")
+    [note] = notes(repo, head)
+    assert note["outcome"] == "approved"
+    [folded] = events(repo, BuilderCommitsFolded)
+    assert len(folded.commits) == 2 and folded.onto == git(repo, "rev-parse", "main")
+
+
+def test_hooks_and_fsmonitor_planted_before_the_build_never_run_in_agentflows_git(repo, cli, tmp_path):
+    marker = tmp_path / "ran"
+    script_path = tmp_path / "spy.sh"
+    script_path.write_text(f'#!/bin/sh\necho "$0" >> {marker}\nenv >> {marker}\n')
+    script_path.chmod(script_path.stat().st_mode | stat.S_IEXEC)
+    hooks = repo / ".git/hooks"
+    hooks.mkdir(exist_ok=True)
+    for name in (
+        "post-commit",
+        "pre-commit",
+        "commit-msg",
+        "post-checkout",
+        "reference-transaction",
+        "post-index-change",
+    ):
+        (hooks / name).write_text(script_path.read_text())
+        (hooks / name).chmod(0o755)
+    git(repo, "config", "core.fsmonitor", str(script_path))
+    write_plan(repo)  # the user's commit runs the hooks: start from a clean marker
+    marker.unlink(missing_ok=True)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+
+    result = cli("build", "1", "--script", str(script), env={"AGENTFLOW_SIGNING_KEY": "sekrit-signing-key-123"})
+
+    assert result.exit_code == 0, result.output
+    assert not marker.exists(), marker.read_text()
+
+
+def test_agentflows_git_processes_get_no_secrets(repo, cli, tmp_path):
+    """A clean filter (content the user configured) runs inside agentflow's `git add`: it sees the
+    identity it needs, never a secret."""
+    dump = tmp_path / "filter-env"
+    git(repo, "config", "filter.dump.clean", f"env >> {dump}; cat")
+    (repo / ".gitattributes").write_text("*.py filter=dump\n")
+    git(repo, "add", ".gitattributes")
+    git(repo, "commit", "-q", "-m", "attributes")
+    write_plan(repo)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+
+    result = cli(
+        "build",
+        "1",
+        "--script",
+        str(script),
+        env={"AGENTFLOW_SIGNING_KEY": "sekrit-signing-key-123", "MY_API_TOKEN": "tok-abcdef-987654"},
+    )
+
+    assert result.exit_code == 0, result.output
+    seen = dump.read_text()
+    assert "PATH=" in seen  # the filter ran in agentflow's commit
+    assert "sekrit-signing-key-123" not in seen and "tok-abcdef-987654" not in seen
+    assert os.environ.get("AGENTFLOW_SIGNING_KEY") is None
