@@ -1,0 +1,90 @@
+"""Deterministic rules over a change: tampering with tests and checks, prompt injection.
+
+Each rule has an id, a message, a severity (high unless documented otherwise in docs/build.md) and a
+``check(change) -> list[finding]``. Findings are DESIGN.md finding objects (``id``, ``severity``,
+``file``, ``line``, ``pattern``, ``message``, ``suggestion``) plus ``rule``; the verifier cannot drop
+or soften them (``agentflow.orchestration.run`` merges them over the verdict), so a high one blocks
+approval and only a recorded human override (``agentflow approve --override``) opens the gate.
+
+The rules are pure functions of the change: the same diff always gives the same findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agentflow.rules.change import Change, FileDiff, Line, change_from_git, parse_diff
+
+Finding = dict[str, Any]
+
+OVERRIDE = "fix the change, or a human records `agentflow approve --override --reason ...`"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    message: str  # what it catches (docs/build.md's table)
+    severity: str
+    check: Callable[[Change], list[Finding]]
+
+
+def finding(
+    rule: str,
+    message: str,
+    *,
+    file: str | None = None,
+    line: int | None = None,
+    severity: str = "high",
+    suggestion: str | None = None,
+) -> Finding:
+    """A rule finding; its id (``rule:file:line``) is stable while the offending line stays put."""
+    where = f":{file}" if file else ""
+    where += f":{line}" if line else ""
+    return {
+        "id": f"{rule}{where}",
+        "severity": severity,
+        "file": file,
+        "line": line,
+        "pattern": rule,
+        "rule": rule,
+        "message": message,
+        "suggestion": suggestion or OVERRIDE,
+    }
+
+
+def registry() -> list[Rule]:
+    """Every rule, in the order they run."""
+    from agentflow.rules import injection, tamper
+
+    return [*tamper.RULES, *injection.RULES]
+
+
+def run_rules(change: Change) -> list[Finding]:
+    """All findings of all rules on ``change``, without duplicate ids (first wins)."""
+    found: dict[str, Finding] = {}
+    for rule in registry():
+        for item in rule.check(change):
+            found.setdefault(item["id"], item)
+    return list(found.values())
+
+
+def blocking(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.get("severity") in ("critical", "high")]
+
+
+__all__ = [
+    "OVERRIDE",
+    "Change",
+    "FileDiff",
+    "Finding",
+    "Line",
+    "Rule",
+    "blocking",
+    "change_from_git",
+    "finding",
+    "parse_diff",
+    "registry",
+    "run_rules",
+]

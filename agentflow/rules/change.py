@@ -1,0 +1,208 @@
+"""What the rules read: a change as parsed unified-diff hunks, plus the other text a verifier sees.
+
+``parse_diff`` turns ``git diff`` output into ``FileDiff`` objects (lines in order, each with its
+kind and its line numbers), so a rule can look at the context around an added line: the test a
+skip marker decorates, the step a ``continue-on-error`` belongs to. ``change_from_git`` builds a
+``Change`` from a repository; tests build one from a diff string (``Change.from_diff``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "r": "\r", "v": "\v"}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a hunk: ``kind`` is ``+`` (added), ``-`` (removed) or `` `` (context)."""
+
+    kind: str
+    text: str
+    old: int | None  # line number in the old file (None for added lines)
+    new: int | None  # line number in the new file (None for removed lines)
+
+
+@dataclass
+class FileDiff:
+    """One file of the change."""
+
+    path: str  # the new path (the old one for a deleted file)
+    old_path: str | None = None  # set when the file was renamed
+    status: str = "modified"  # added | deleted | modified | renamed
+    lines: list[Line] = field(default_factory=list)
+    binary: bool = False
+
+    @property
+    def added(self) -> list[Line]:
+        return [line for line in self.lines if line.kind == "+"]
+
+    @property
+    def removed(self) -> list[Line]:
+        return [line for line in self.lines if line.kind == "-"]
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path).name
+
+
+@dataclass
+class Change:
+    """Everything the rules look at.
+
+    ``test_scope`` holds the changed paths a plan's scope explicitly covers (the plan lets the
+    builder change them); ``texts`` are further texts the verifier reads: ``(label, text)`` pairs such
+    as the commit messages, the plan brought by the change and the pull-request text.
+    """
+
+    files: list[FileDiff] = field(default_factory=list)
+    commit_messages: list[str] = field(default_factory=list)
+    texts: list[tuple[str, str]] = field(default_factory=list)
+    test_scope: frozenset[str] = frozenset()
+    read_new: Callable[[str], str | None] = field(default=lambda path: None, repr=False)
+
+    @classmethod
+    def from_diff(cls, diff: str, **kwargs: object) -> Change:
+        return cls(files=parse_diff(diff), **kwargs)  # type: ignore[arg-type]
+
+    def new_text(self, file: FileDiff) -> str | None:
+        """The whole new content of ``file`` when a reader is available (else None)."""
+        if file.status == "deleted":
+            return None
+        return self.read_new(file.path)
+
+
+def _unquote(path: str) -> str:
+    """A path as git prints it: C-quoted (``"a\\tb"``) when it has unusual characters."""
+    if not (path.startswith('"') and path.endswith('"')):
+        return path
+    body, out, i = path[1:-1], bytearray(), 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt in "01234567":
+                out.append(int(body[i + 1 : i + 4], 8))
+                i += 4
+                continue
+            out += _ESCAPES.get(nxt, nxt).encode()
+            i += 2
+            continue
+        out += ch.encode()
+        i += 1
+    return out.decode("utf-8", errors="replace")
+
+
+def _strip_prefix(path: str) -> str | None:
+    path = _unquote(path.split("\t")[0] if not path.startswith('"') else path)
+    if path == "/dev/null":
+        return None
+    return path[2:] if path[:2] in ("a/", "b/") else path
+
+
+def parse_diff(text: str) -> list[FileDiff]:
+    """The files of a unified diff as ``git diff`` prints it (rename detection on or off)."""
+    files: list[FileDiff] = []
+    current: FileDiff | None = None
+    old_no = new_no = 0
+    in_hunk = False
+    for raw in text.splitlines():
+        if raw.startswith("diff --git "):
+            current = FileDiff(path="")
+            files.append(current)
+            in_hunk = False
+            parts = raw[len("diff --git ") :]
+            if not parts.startswith('"') and " b/" in parts:
+                current.path = parts.split(" b/", 1)[1]
+            continue
+        if current is None:
+            continue
+        if in_hunk and raw[:1] in ("+", "-", " ", "\\", ""):
+            kind = raw[:1] or " "
+            if kind == "\\":
+                continue
+            body = raw[1:]
+            if kind == "+":
+                current.lines.append(Line("+", body, None, new_no))
+                new_no += 1
+            elif kind == "-":
+                current.lines.append(Line("-", body, old_no, None))
+                old_no += 1
+            else:
+                current.lines.append(Line(" ", body, old_no, new_no))
+                old_no += 1
+                new_no += 1
+            continue
+        match = _HUNK.match(raw)
+        if match:
+            old_no, new_no, in_hunk = int(match.group(1)), int(match.group(3)), True
+            continue
+        in_hunk = False
+        if raw.startswith("new file mode"):
+            current.status = "added"
+        elif raw.startswith("deleted file mode"):
+            current.status = "deleted"
+        elif raw.startswith("rename from "):
+            current.old_path = _unquote(raw[len("rename from ") :])
+            current.status = "renamed"
+        elif raw.startswith("rename to "):
+            current.path = _unquote(raw[len("rename to ") :])
+        elif raw.startswith("--- "):
+            old = _strip_prefix(raw[4:])
+            if old is not None and not current.path:
+                current.path = old
+        elif raw.startswith("+++ "):
+            new = _strip_prefix(raw[4:])
+            if new is not None:
+                current.path = new
+        elif raw.startswith("Binary files"):
+            current.binary = True
+    return [f for f in files if f.path]
+
+
+def diff_text(lines: Sequence[str]) -> str:
+    """Join fixture lines into a diff (tests write diffs as lists of lines)."""
+    return "\n".join(lines) + "\n"
+
+
+def change_from_git(
+    repo: object,
+    base: str,
+    head: str,
+    *,
+    texts: Sequence[tuple[str, str]] = (),
+    test_scope: Callable[[str], bool] | None = None,
+) -> Change:
+    """The change ``base..head`` of ``repo`` (an ``agentflow.git.Repo``), with its commit messages."""
+    git = repo.git  # type: ignore[attr-defined]
+    diff = git("-c", "core.quotePath=false", "diff", "-M", "--no-color", "--no-ext-diff", f"{base}..{head}")
+    log = git("log", "--format=%B%x00", f"{base}..{head}")
+    messages = [m.strip() for m in log.split("\x00") if m.strip()]
+    files = parse_diff(diff)
+    cache: dict[str, str | None] = {}
+
+    def read_new(path: str) -> str | None:
+        if path not in cache:
+            out = git("show", f"{head}:{path}", check=False)
+            cache[path] = out if len(out) < 2_000_000 else None
+        return cache[path]
+
+    scoped = frozenset(f.path for f in files if test_scope is not None and test_scope(f.path))
+    return Change(files=files, commit_messages=messages, texts=list(texts), test_scope=scoped, read_new=read_new)
+
+
+def iter_blocks(lines: Sequence[Line], kinds: str) -> Iterator[list[Line]]:
+    """Runs of consecutive lines whose kind is in ``kinds``."""
+    block: list[Line] = []
+    for line in lines:
+        if line.kind in kinds:
+            block.append(line)
+        elif block:
+            yield block
+            block = []
+    if block:
+        yield block
