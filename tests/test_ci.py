@@ -636,3 +636,20 @@ def test_the_gitlab_job_verifies_gates_and_writes_the_code_quality_report(tmp_pa
     assert json.loads((workspace / "gl-code-quality-report.json").read_text()) == []  # open: no issue
     validate_sarif(json.loads((workspace / "agentflow.sarif").read_text()))
     validate_junit((workspace / "agentflow-junit.xml").read_bytes())
+
+
+def test_the_actions_steps_run_the_checks_on_a_merge_group(tmp_path):
+    workspace, head = _pull_request(tmp_path, ["test -f src/feature.py"])
+    base = git(workspace, "rev-parse", "origin/main")
+    git(workspace, "checkout", "-q", "-b", "gh-readonly-queue/main/pr-1", base)
+    git(workspace, "-c", "user.name=GitHub", "-c", "user.email=noreply@github.com", "merge", "-q", "--no-ff", head)
+    queue = git(workspace, "rev-parse", "HEAD")
+    env = _github_env(tmp_path, workspace, queue)
+    env.update({"GITHUB_EVENT_NAME": "merge_group", "GITHUB_BASE_REF": "", "GITHUB_HEAD_REF": ""})
+    # the workflow's inputs for the merge group: the queue's base explicitly, the checks only
+    steps = _run_action({"command": "verify", "base": base, "args": "--checks-only"}, workspace, env)
+    name, code, out = steps[-1]
+    assert (name, code) == ("agentflow verify", 0), out
+    assert _outputs(tmp_path)[0]["outcome"] == "checks_passed"
+    assert "test -f src/feature.py" in (tmp_path / "summary").read_text()
+    assert git(workspace, "notes", "--ref=agentflow", "list") == ""  # no verifier, no verdict
