@@ -72,8 +72,17 @@ class VerifyReport:
         return f"agentflow verify: {self.outcome} ({plan})"
 
 
+def redacted(report: VerifyReport) -> VerifyReport:
+    """``report`` with every string in it redacted like the ledger (secrets, their hex and base64 forms)."""
+    from dataclasses import fields, replace
+
+    from agentflow.redact import redact_data
+
+    return replace(report, **{f.name: redact_data(getattr(report, f.name)) for f in fields(report)})
+
+
 def render(report: VerifyReport, fmt: str) -> str:
-    """``report`` in format ``fmt`` (one of ``FORMATS``)."""
+    """``report`` in format ``fmt`` (one of ``FORMATS``), redacted: no report carries a secret."""
     renderers = {
         "text": to_text,
         "json": to_json,
@@ -86,7 +95,9 @@ def render(report: VerifyReport, fmt: str) -> str:
         from agentflow.errors import UsageError
 
         raise UsageError(f"unknown format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
-    return renderers[fmt](report)
+    from agentflow.redact import redact
+
+    return redact(renderers[fmt](redacted(report)))
 
 
 ReportTarget = tuple[str, Path | None]
@@ -335,8 +346,10 @@ def github_step_summary(report: VerifyReport, env: Mapping[str, str] | None = No
     if not target:
         return None
     path = Path(target)
+    from agentflow.redact import redact
+
     with path.open("a", encoding="utf-8") as handle:
-        handle.write(to_markdown(report) + "\n")
+        handle.write(redact(to_markdown(redacted(report))) + "\n")
     return path
 
 

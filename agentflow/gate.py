@@ -8,7 +8,8 @@ The gate recomputes everything from git and never trusts a note because of where
 * An approval binds the change, not only the final tree: it holds for a commit only if the commit's
   base (its merge base with ``--base``; its first parent when it is already part of the base) has
   the approved base tree (the note's ``base_tree``; for older notes the tree of its ``base``
-  commit; neither: no approval). The approved tree re-parented onto a newer base is stale.
+  commit; neither: no approval), and its first parent has the approved commit's parent tree (the
+  note's ``parent_tree``) or the base tree. The approved tree re-parented onto anything else is stale.
 * On one commit, the latest verdict decides (by ``ts``, then line order): a later rejection revokes
   an earlier approval. Every line ever recorded for the commit in the history of the notes ref
   counts (``notes.note_history``): deleting a rejection from the notes does not bring an approval back.
@@ -343,10 +344,18 @@ class _Context:
         return self.parents[0] if self.parents else None
 
     @cached_property
+    def _base_trees(self) -> dict[str, str]:
+        """Trees of the change base and the first parent, in one git process."""
+        wanted = [c for c in (self.change_base, self.parents[0] if self.parents else None) if c]
+        return self.repo.trees(wanted) if wanted else {}
+
+    @property
     def change_base_tree(self) -> str | None:
-        if self.change_base is None:
-            return EMPTY_TREE
-        return self.repo.trees([self.change_base]).get(self.change_base)
+        return self._base_trees.get(self.change_base) if self.change_base else EMPTY_TREE
+
+    @property
+    def parent_tree(self) -> str | None:
+        return self._base_trees.get(self.parents[0]) if self.parents else EMPTY_TREE
 
     def approved_base_tree(self, note: NoteLine) -> str | None:
         """The base tree the approval was given on: ``base_tree``, else the tree of its ``base`` commit."""
@@ -356,14 +365,36 @@ class _Context:
             return self.repo.trees([note.base]).get(note.base)
         return None
 
+    def approved_parent_tree(self, record: NoteRecord) -> str | None:
+        """The tree of the approved commit's first parent: the note's ``parent_tree``, else read from
+        the approved commit when that is another commit (None: unknown, for an older note on REF)."""
+        value = record.note.parent_tree
+        if isinstance(value, str) and value:
+            return value
+        if record.commit == self.commit:
+            return None
+        parents = self.repo.commit_info(record.commit)[2]
+        return self.repo.trees(parents[:1]).get(parents[0]) if parents else EMPTY_TREE
+
     def _bound(self, record: NoteRecord) -> GateResult | None:
-        """None when the approval's base tree is this commit's base tree; else the stale result."""
+        """None when the approval binds this change; else the stale result.
+
+        Bound: this commit's change base (merge base with the target) has the approved base tree, and
+        its first parent has the tree the approved commit's parent had (a message-only amend) or the
+        approved base tree (the approved change squashed onto its base). The approved tree on any
+        other parent is another change: it may undo what happened below it.
+        """
         approved = self.approved_base_tree(record.note)
         actual = self.change_base_tree
-        if approved is not None and approved == actual:
+        approved_parent = self.approved_parent_tree(record)
+        parent_ok = approved_parent is None or self.parent_tree in (approved_parent, approved)
+        if approved is not None and approved == actual and parent_ok:
             return None
         on = f"base {(record.note.base or '?')[:SHORT]}" + (f" (tree {approved[:SHORT]})" if approved else "")
-        sits = (self.change_base or "no parent")[:SHORT] + (f" (tree {actual[:SHORT]})" if actual else "")
+        if approved is not None and approved == actual:  # the base matches; the parent does not
+            sits = f"{self.parents[0][:SHORT]} (tree {(self.parent_tree or '?')[:SHORT]})"
+        else:
+            sits = (self.change_base or "no parent")[:SHORT] + (f" (tree {actual[:SHORT]})" if actual else "")
         if approved is None:
             why = (
                 "the approval records no base tree and its base commit is not available here, so it cannot be "

@@ -4,14 +4,18 @@ Git neither pushes nor fetches notes by default, and the obvious forced refspec
 ``+refs/notes/agentflow:refs/notes/agentflow`` silently throws away every local note that was not
 pushed yet. So notes are fetched into a remote-tracking ref, ``refs/notes/remotes/<remote>/agentflow``
 (forcing *that* ref is safe: it only ever mirrors the remote), and merged into the local notes with
-``git notes merge -s cat_sort_uniq``: notes on the same commit are concatenated line by line, which
-is exactly right for JSON Lines verdicts (the gate orders them by timestamp, not by line).
+``git notes merge -s cat_sort_uniq`` on a private ref, then every local line the merge dropped is put
+back (``union_merge``): notes on the same commit become the union of both sides' lines, which is
+exactly right for JSON Lines verdicts (the gate orders them by timestamp, not by line), and a remote
+whose notes were rewritten can never remove a local line (a revocation, say).
 
 A push that is rejected because someone else pushed first is fetched, merged and retried.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 from dataclasses import dataclass
 
@@ -19,6 +23,7 @@ from agentflow.errors import GitError, UsageError
 from agentflow.git import NOTES_REF, Repo, run_git
 
 MAX_PUSH_ATTEMPTS = 5
+MAX_MERGE_ATTEMPTS = 20
 _REJECTED = ("rejected", "non-fast-forward", "fetch first", "stale info", "failed to update ref")
 
 
@@ -51,7 +56,8 @@ def _local_notes(repo: Repo) -> str | None:
 
 
 def fetch_notes(repo: Repo, remote: str = "origin") -> FetchResult:
-    """Fetch the remote's verdict notes and merge them into the local ones; no local note is lost."""
+    """Fetch the remote's verdict notes and merge them into the local ones as a union: no local line
+    is ever lost, whatever the remote's notes look like (rewritten, with lines deleted)."""
     _check_remote(repo, remote)
     tracking = tracking_ref(remote)
     proc = _run(repo, "fetch", "--quiet", "--no-write-fetch-head", remote, f"+{NOTES_REF}:{tracking}")
@@ -59,23 +65,70 @@ def fetch_notes(repo: Repo, remote: str = "origin") -> FetchResult:
         if "couldn't find remote ref" in proc.stderr.lower():
             return FetchResult(remote, found=False, merged=False)
         raise GitError(f"`git fetch {remote}` of the notes failed: {_last_line(proc.stderr)}", where=repo.root)
-    before = _local_notes(repo)
     remote_head = repo.git("rev-parse", "--verify", "--quiet", tracking, check=False) or None
-    if remote_head is None or before == remote_head:
-        return FetchResult(remote, found=remote_head is not None, merged=False)
-    if before is None:
-        repo.git("update-ref", NOTES_REF, remote_head, "")  # "" = only if it still does not exist
-    else:
-        merge = _run(
-            repo, *_identity(repo), "notes", f"--ref={NOTES_REF}", "merge", "-q", "-s", "cat_sort_uniq", tracking
-        )
-        if merge.returncode != 0:
-            raise GitError(
-                f"`git notes merge` failed: {_last_line(merge.stderr or merge.stdout)}",
-                where=repo.root,
-                fix="check `git notes --ref=agentflow merge --abort`, then fetch again",
+    if remote_head is None:
+        return FetchResult(remote, found=False, merged=False)
+    before = _local_notes(repo)
+    merged = union_merge(repo, tracking)
+    return FetchResult(remote, found=True, merged=merged and _local_notes(repo) != before)
+
+
+def union_merge(repo: Repo, other: str, attempts: int = MAX_MERGE_ATTEMPTS) -> bool:
+    """Merge the notes at ``other`` into ``refs/notes/agentflow`` as a union of lines; True if it moved.
+
+    ``git notes merge -s cat_sort_uniq`` alone is not enough: it fast-forwards to a remote that
+    descends from the local notes, and in a three-way merge takes the remote's version of a note only
+    the remote changed, so a line the remote deleted disappears locally. Here the merge is made on a
+    private ref, every local line missing from the result is put back, and the notes ref moves by
+    compare-and-swap (retried when another process wrote a note meanwhile). Both histories stay
+    reachable, so the gate still sees every line ever recorded on either side.
+    """
+    scratch = f"refs/notes/agentflow-tmp/merge-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        for _ in range(attempts):
+            local = _local_notes(repo)
+            theirs = repo.git("rev-parse", "--verify", "--quiet", other, check=False) or None
+            if theirs is None or local == theirs:
+                return False
+            if local is None:
+                if repo.ok("update-ref", NOTES_REF, theirs, ""):  # "" = only if it still does not exist
+                    return True
+                continue
+            if repo.ok("merge-base", "--is-ancestor", theirs, local):
+                return False  # everything the other side has is in our history already
+            repo.git("update-ref", scratch, local)
+            merge = _run(
+                repo, *_identity(repo), "notes", f"--ref={scratch}", "merge", "-q", "-s", "cat_sort_uniq", other
             )
-    return FetchResult(remote, found=True, merged=_local_notes(repo) != before)
+            if merge.returncode != 0:
+                raise GitError(
+                    f"`git notes merge` failed: {_last_line(merge.stderr or merge.stdout)}",
+                    where=repo.root,
+                    fix="check `git notes --ref=agentflow merge --abort`, then fetch again",
+                )
+            mine, result = repo.notes_map(NOTES_REF), repo.notes_map(scratch)
+            for commit, lines in mine.items():
+                have = result.get(commit, [])
+                missing = [line for line in lines if line not in have]
+                if missing:
+                    body = "\n".join([*have, *missing]) + "\n"
+                    _git(
+                        repo, *_identity(repo), "notes", f"--ref={scratch}", "add", "-f", "-F", "-", commit, input=body
+                    )
+            new = repo.git("rev-parse", scratch)
+            if not repo.ok("merge-base", "--is-ancestor", local, new):
+                # a fast-forward with lines put back: make the local history a parent as well
+                tree = repo.git("rev-parse", f"{new}^{{tree}}")
+                new = _git(repo, *_identity(repo), "commit-tree", tree, "-p", new, "-p", local, "-m", "Notes union")
+            if repo.ok("update-ref", "-m", "agentflow: notes union", NOTES_REF, new, local):
+                return True
+        raise GitError(
+            f"could not merge the notes into {NOTES_REF}: other processes kept writing notes",
+            where=repo.root,
+            fix="run `agentflow notes fetch` again (nothing was lost)",
+        )
+    finally:
+        repo.git("update-ref", "-d", scratch, check=False)
 
 
 def push_notes(repo: Repo, remote: str = "origin", attempts: int = MAX_PUSH_ATTEMPTS) -> PushResult:
@@ -103,6 +156,16 @@ def _identity(repo: Repo) -> list[str]:
     if repo.ok("var", "GIT_COMMITTER_IDENT"):
         return []
     return ["-c", "user.name=agentflow", "-c", "user.email=agentflow@localhost"]
+
+
+def _git(repo: Repo, *args: str, input: str | None = None) -> str:
+    """``git args`` that must succeed (GitError otherwise); stdout stripped."""
+    proc = subprocess.run(["git", *args], cwd=repo.root, capture_output=True, text=True, input=input, check=False)
+    if proc.returncode != 0:
+        raise GitError(
+            f"`git {args[0] if args[0] != '-c' else 'notes'}` failed: {_last_line(proc.stderr)}", where=repo.root
+        )
+    return proc.stdout.strip()
 
 
 def _run(repo: Repo, *args: str) -> subprocess.CompletedProcess[str]:

@@ -55,6 +55,7 @@ def approve_override(repo: Repo, ref: str, reason: str, *, config: Config, ledge
         reason=reason,
         by=repo.user_identity(),
         base_tree=repo.base_tree(base),  # binding (#13 item 3): the override holds on this base only
+        parent_tree=repo.base_tree(repo.change_base(commit, None)),
     )
     if key:
         note = note.signed(key)

@@ -42,6 +42,10 @@ def note_for(
         extra["base_tree"] = repo.base_tree(base)
     elif extra["base_tree"] is None:  # an older note: no base_tree field at all
         del extra["base_tree"]
+    if "parent_tree" not in extra:
+        extra["parent_tree"] = repo.base_tree(repo.change_base(commit, None))
+    elif extra["parent_tree"] is None:
+        del extra["parent_tree"]
     note = VerdictNote(
         plan=extra.pop("plan", "348"),
         run=extra.pop("run", "r-test"),
@@ -49,7 +53,7 @@ def note_for(
         decision={"approved": "approve", "rejected": "reject"}.get(outcome, "request_changes"),
         tree=extra.pop("tree", None) or repo.tree(commit),
         base=base,
-        patch_id=repo.patch_id(base, commit) if base and base != commit else None,
+        patch_id=extra.pop("patch_id") if "patch_id" in extra else repo.patch_id(base, commit) if base else None,
         **extra,  # type: ignore[arg-type]
     )
     return note.signed(key) if key else note

@@ -232,10 +232,10 @@ class Run:
             try:
                 verdict = Verdict.model_validate(submitted)
             except ValueError as exc:
-                failure = f"the submitted verdict is invalid: {exc}"
+                failure = f"{INVALID_VERDICT}: {exc}"
             if verdict is not None and (bad := invalid_ids(verdict)):
                 # fail closed: ids end up in notes, annotations and reports (#13 item 5)
-                failure = f"the submitted verdict is invalid: {', '.join(bad)} must match {MODEL_ID_RULE}"
+                failure = f"{INVALID_VERDICT}: {', '.join(bad)} must match {MODEL_ID_RULE}"
                 verdict = None
         if verdict is not None and extra_findings:
             listed = {f.id for f in verdict.findings}
@@ -252,7 +252,9 @@ class Run:
         # the note carries facts only: no check output, no finding or criterion text (#13 item 5)
         _, fact_reasons = compute_outcome(verdict, checks, criteria_ids, text=False)
         if verdict is None and failure:
-            fact_reasons = ["no verdict: " + (note_summary(failure) or "")]
+            # the validation message quotes what the model sent: the note says only that it was invalid
+            invalid = failure.startswith(INVALID_VERDICT)
+            fact_reasons = [f"{INVALID_VERDICT} (see `agentflow show`)" if invalid else note_summary(failure) or ""]
         self._append_note(
             commit,
             VerdictNote(
@@ -268,7 +270,7 @@ class Run:
                 prompts_sha=prompts.prompts_sha(self.root),
                 findings=note_findings(verdict_data["findings"]) if verdict_data else [],
                 reason=redact("; ".join(fact_reasons))[:1000] or None,
-                **self._note_facts(cycle, verdict),
+                **self._note_facts(commit, cycle, verdict),
             ),
         )
         event = VerdictRecorded(
@@ -298,10 +300,15 @@ class Run:
             "estimate_hours": start.estimate_hours if start else None,
         }
 
-    def _note_facts(self, cycle: int, verdict: Verdict | None) -> dict[str, Any]:
+    def _binding(self, commit: str) -> dict[str, Any]:
+        """What the approval is bound to besides the tree (#13 item 3): the base's and the parent's tree."""
+        parent = self.repo.change_base(commit, None)
+        return {"base_tree": self.repo.base_tree(self.base_commit), "parent_tree": self.repo.base_tree(parent)}
+
+    def _note_facts(self, commit: str, cycle: int, verdict: Verdict | None) -> dict[str, Any]:
         """Binding and verdict facts beyond DESIGN.md's fields: the approved base tree (#13 item 3),
         criteria status and the redacted summary; plus ``_note_extensions``."""
-        facts: dict[str, Any] = {"base_tree": self.repo.base_tree(self.base_commit)}
+        facts: dict[str, Any] = self._binding(commit)
         if verdict is not None:
             facts["criteria"] = note_criteria(verdict.criteria)
             facts["summary"] = note_summary(verdict.summary)
@@ -364,10 +371,13 @@ class Run:
                 prompts_sha=prompts.prompts_sha(self.root),
                 findings=note_findings((last.verdict or {}).get("findings", [])),
                 reason=(reason or "capped").split(": ", 1)[0][:300],  # agentflow's words, not the findings after them
-                base_tree=self.repo.base_tree(self.base_commit),
+                **self._binding(commit),
                 **self._note_extensions(cycles),
             ),
         )
+
+
+INVALID_VERDICT = "the submitted verdict is invalid"
 
 
 def _check_dict(check: CheckResult) -> dict[str, Any]:
