@@ -379,12 +379,24 @@ SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "
 
 
 def _rule_id(finding: Mapping[str, Any]) -> str:
+    if finding.get("rule"):
+        return f"rule/{finding['rule']}"  # agentflow's deterministic rules (agentflow.rules)
     return f"pattern/{finding['pattern']}" if finding.get("pattern") else "agentflow/finding"
 
 
 def _rule_texts(rule_id: str) -> tuple[str, str, str]:
     if rule_id in SARIF_RULES:
         return SARIF_RULES[rule_id]
+    if rule_id.startswith("rule/"):
+        from agentflow.rules import OVERRIDE, registry
+
+        name = rule_id.split("/", 1)[1]
+        what = next((rule.message for rule in registry() if rule.id == name), f"agentflow rule {name}")
+        return (
+            f"{name}: {what}"[:200],
+            f"agentflow's deterministic rule '{name}' (no model involved): {what}.",
+            f"See the rule in docs/build.md. To resolve: {OVERRIDE}.",
+        )
     pattern = rule_id.split("/", 1)[-1]
     return (
         f"Violates the '{pattern}' pattern",

@@ -312,3 +312,26 @@ def test_sarif_locations_outside_the_repository_fall_back_to_the_plan():
     validate_sarif(sarif)
     uris = [res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for res in sarif["runs"][0]["results"]]
     assert uris[:3] == ["src/a.py", ".plans/348-capsule-isolation.md", ".plans/348-capsule-isolation.md"]
+
+
+def test_sarif_rule_findings_get_their_rule_described():
+    from agentflow.rules import registry
+
+    rule = registry()[0]
+    r = located()
+    r.findings = [
+        {
+            "id": f"{rule.id}:tests/test_x.py:3",
+            "severity": "high",
+            "file": "tests/test_x.py",
+            "line": 3,
+            "pattern": rule.id,
+            "rule": rule.id,
+            "message": "m",
+            "suggestion": "s",
+        }
+    ]
+    sarif = json.loads(to_sarif(r))
+    validate_sarif(sarif)
+    [described] = [x for x in sarif["runs"][0]["tool"]["driver"]["rules"] if x["id"] == f"rule/{rule.id}"]
+    assert rule.message in described["fullDescription"]["text"]
