@@ -21,7 +21,7 @@ from typing import Any
 from agentflow.errors import GitError
 from agentflow.git import run_git
 
-NOTES_REF = "refs/notes/agentflow"  # also agentflow.git.NOTES_REF (this module must not import git.py)
+NOTES_REF = "refs/notes/agentflow"  # = agentflow.git.NOTES_REF
 OUTCOMES = frozenset({"approved", "changes_requested", "rejected", "no_verdict", "capped"})
 # VerdictNote's declared fields and their defaults: the canonical JSON includes them all
 DEFAULTS: dict[str, Any] = {

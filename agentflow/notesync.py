@@ -160,7 +160,7 @@ def _identity(repo: Repo) -> list[str]:
 
 def _git(repo: Repo, *args: str, input: str | None = None) -> str:
     """``git args`` that must succeed (GitError otherwise); stdout stripped."""
-    proc = subprocess.run(["git", *args], cwd=repo.root, capture_output=True, text=True, input=input, check=False)
+    proc = run_git(args, repo.root, input=input)  # no hooks, no fsmonitor, no secrets
     if proc.returncode != 0:
         raise GitError(
             f"`git {args[0] if args[0] != '-c' else 'notes'}` failed: {_last_line(proc.stderr)}", where=repo.root

@@ -23,7 +23,10 @@ def gate(
     ref: Annotated[str, typer.Argument(help="The commit, branch or tag to check.")] = "HEAD",
     base: Annotated[
         str | None,
-        typer.Option("--base", help="Base branch, to recognise a clean rebase (default: config base)."),
+        typer.Option(
+            "--base",
+            help="The target REF merges into: binds the approval, recognises a clean rebase (default: config base).",
+        ),
     ] = None,
     fmt: Annotated[
         GateFormat,
@@ -32,9 +35,12 @@ def gate(
 ) -> None:
     """Exit 0 only if REF carries an approval bound to exactly its content; otherwise exit 1 and say why.
 
-    The approval must be the latest verdict on the commit (a later rejection revokes it), its tree must
-    equal REF's tree (any change makes it stale), and, when AGENTFLOW_SIGNING_KEY is set or
-    gate.require_signature is true, it must carry a valid signature.
+    The approval must be the latest of every verdict ever recorded on the commit (a later rejection
+    revokes it, even if someone deleted it from the notes), its tree must equal REF's tree (any change
+    makes it stale), REF's base must have the approved base tree (the approved tree re-parented onto a
+    newer base is stale), and, when a signing key is configured (AGENTFLOW_SIGNING_KEY or
+    AGENTFLOW_SIGNING_KEY_FILE) or gate.require_signature is true, it must carry a valid signature. A
+    merge-queue commit (merges of approved heads onto --base) passes when every merge is clean.
 
     Examples:
 
@@ -43,6 +49,8 @@ def gate(
       agentflow gate agentflow/348-capsule-isolation --base main
 
       agentflow gate HEAD --format github
+
+      agentflow gate HEAD --base "$MERGE_GROUP_BASE_SHA" --format github
 
       agentflow gate HEAD --format codequality > gl-code-quality-report.json
     """
