@@ -638,18 +638,29 @@ def test_the_gitlab_job_verifies_gates_and_writes_the_code_quality_report(tmp_pa
     validate_junit((workspace / "agentflow-junit.xml").read_bytes())
 
 
-def test_the_actions_steps_run_the_checks_on_a_merge_group(tmp_path):
+def test_the_actions_steps_run_the_checks_and_the_gate_on_a_merge_group(tmp_path):
+    import subprocess
+
     workspace, head = _pull_request(tmp_path, ["test -f src/feature.py"])
+    env = _github_env(tmp_path, workspace, head)
+    script = write_script(workspace, {"verifier": [verifier_session()]})
+    steps = _run_action({"command": "verify", "args": f"--script {script}"}, workspace, env)  # the pull request
+    assert steps[-1][1] == 0, steps[-1][2]
     base = git(workspace, "rev-parse", "origin/main")
     git(workspace, "checkout", "-q", "-b", "gh-readonly-queue/main/pr-1", base)
     git(workspace, "-c", "user.name=GitHub", "-c", "user.email=noreply@github.com", "merge", "-q", "--no-ff", head)
-    queue = git(workspace, "rev-parse", "HEAD")
-    env = _github_env(tmp_path, workspace, queue)
     env.update({"GITHUB_EVENT_NAME": "merge_group", "GITHUB_BASE_REF": "", "GITHUB_HEAD_REF": ""})
+    env["GITHUB_SHA"] = git(workspace, "rev-parse", "HEAD")
     # the workflow's inputs for the merge group: the queue's base explicitly, the checks only
     steps = _run_action({"command": "verify", "base": base, "args": "--checks-only"}, workspace, env)
     name, code, out = steps[-1]
     assert (name, code) == ("agentflow verify", 0), out
-    assert _outputs(tmp_path)[0]["outcome"] == "checks_passed"
+    assert _outputs(tmp_path)[1]["outcome"] == "checks_passed"
     assert "test -f src/feature.py" in (tmp_path / "summary").read_text()
-    assert git(workspace, "notes", "--ref=agentflow", "list") == ""  # no verifier, no verdict
+    listed = subprocess.run(
+        ["git", "notes", "--ref=agentflow", "list", env["GITHUB_SHA"]], cwd=workspace, capture_output=True
+    )
+    assert listed.returncode != 0  # no verdict on the merge-group commit: the checks are not an approval
+    steps = _run_action({"command": "gate", "base": base}, workspace, env)
+    assert steps[-1][:2] == ("agentflow gate", 0), steps[-1][2]  # the merged-in head is approved, the merge clean
+    assert _outputs(tmp_path)[2]["outcome"] == "open"
