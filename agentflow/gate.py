@@ -248,8 +248,8 @@ def evaluate_gate(
     """
     commit, tree, parents = repo.commit_info(ref)
     policy = SignaturePolicy.from_config(config, key)
-    base = resolve_base(repo, base or (config.base if config else "main"))
-    ctx = _Context(repo, ref, commit, tree, parents, policy, base, NoteIndex(repo))
+    base, base_sha = _resolve_base(repo, base or (config.base if config else "main"))
+    ctx = _Context(repo, ref, commit, tree, parents, policy, base, NoteIndex(repo), base_sha)
     if policy.required and not policy.key:
         return ctx.result(
             GateStatus.UNSIGNED,
@@ -269,10 +269,16 @@ def evaluate_gate(
 
 def resolve_base(repo: Repo, base: str) -> str:
     """``base`` if it names a commit, else ``origin/<base>`` if that does (CI checkouts have no local main)."""
+    return _resolve_base(repo, base)[0]
+
+
+def _resolve_base(repo: Repo, base: str) -> tuple[str, str | None]:
+    """``resolve_base`` and the commit it names (None when neither does)."""
     for candidate in (base, f"origin/{base}"):
-        if repo.ok("rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"):
-            return candidate
-    return base
+        sha = repo.git("rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", check=False)
+        if sha:
+            return candidate, sha
+    return base, None
 
 
 @dataclass
@@ -285,6 +291,7 @@ class _Context:
     policy: SignaturePolicy
     base: str
     index: NoteIndex
+    base_commit: str | None = None  # the commit ``base`` names (resolved once, with it)
 
     def result(self, status: GateStatus, reasons: list[str], record: NoteRecord | None = None) -> GateResult:
         note = record.note if record else None
@@ -327,12 +334,6 @@ class _Context:
         return self._not_approved(record, own)
 
     # -- binding: the approval holds on the base it was given on ---------------------------------
-
-    @cached_property
-    def base_commit(self) -> str | None:
-        """The commit ``--base`` names (None when it names none)."""
-        out = self.repo.git("rev-parse", "--verify", "--quiet", f"{self.base}^{{commit}}", check=False)
-        return out or None
 
     @cached_property
     def change_base(self) -> str | None:

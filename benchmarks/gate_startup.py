@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Gate benchmark: ``agentflow gate HEAD`` on a repository with 1,000 verdict notes, against ``python -c pass``.
 
-Usage:  python benchmarks/gate_startup.py [--notes 1000] [--runs 15] [--max-ratio 12] [--json]
+Usage:  python benchmarks/gate_startup.py [--notes 1000] [--runs 15] [--max-ratio 12] [--code DIR] [--json]
 
 Builds a temporary repository with ``--notes`` commits (one file change each, written with
 ``git fast-import``) and one approved verdict note on each, then runs ``python -m agentflow gate HEAD``
-(from this checkout: ``PYTHONPATH`` points at it) and ``python -c pass`` ``--runs`` times each after a
+(from this checkout, or the one ``--code`` names, e.g. a worktree of an older commit for a
+before/after comparison: ``PYTHONPATH`` points at it) and ``python -c pass`` ``--runs`` times each after a
 warm-up, and reports medians, minimums and the ratio of medians. Exits 1 when the ratio exceeds
 ``--max-ratio`` (#19: the gate runs in git hooks and on every CI push). Also reports whether the gate
 imported pydantic, GitPython or anthropic. To see what is slow:
@@ -55,7 +56,7 @@ def build_repo(path: Path, notes: int) -> None:
     trees = {row[0]: row[1] for row in rows}
     parents = {row[0]: (row[2] if len(row) > 2 else None) for row in rows}
     base_tree = {c: trees.get(p) if p else None for c, p in parents.items()}
-    stream = ["commit refs/notes/agentflow", "committer Bench <bench@example.com> 1700000000 +0000", "data 5", "notes"]
+    stream = []
     for commit, tree in trees.items():
         line = {
             "v": 1,
@@ -72,7 +73,9 @@ def build_repo(path: Path, notes: int) -> None:
             "findings": [],
         }
         body = json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n"
-        stream += [f"N inline {commit}", f"data {len(body.encode())}", body]
+        # one notes commit per verdict, as agentflow writes them: the notes history is 1,000 commits long
+        stream += ["commit refs/notes/agentflow", "committer Bench <bench@example.com> 1700000000 +0000", "data 5"]
+        stream += ["notes", f"N inline {commit}", f"data {len(body.encode())}", body]
     subprocess.run(
         ["git", "fast-import", "--quiet"], cwd=path, input="\n".join(stream).encode() + b"\n", check=True, env=env
     )
@@ -105,11 +108,12 @@ def main() -> int:
     parser.add_argument("--notes", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--max-ratio", type=float, default=12.0)
+    parser.add_argument("--code", type=Path, default=ROOT, help="the agentflow checkout to time (default: this one)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTFLOW_")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(args.code.resolve()) + os.pathsep + env.get("PYTHONPATH", "")
     with tempfile.TemporaryDirectory(prefix="agentflow-gate-bench-") as tmp:
         repo = Path(tmp) / "repo"
         build_repo(repo, args.notes)
@@ -119,6 +123,7 @@ def main() -> int:
         gated = timings(gate, args.runs, repo, env)
         modules = imported(repo, env)
     report = {
+        "code": str(args.code),
         "python": platform.python_version(),
         "notes": args.notes,
         "runs": args.runs,
