@@ -66,12 +66,15 @@ def encoded_forms(value: str) -> list[str]:
 
 
 @lru_cache(maxsize=32)
-def _encoded_pattern(values: tuple[str, ...]) -> re.Pattern[str] | None:
-    forms = [form for value in values for form in encoded_forms(value)]
+def _encoded(values: tuple[str, ...]) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
+    """The encoded forms of ``values``, and one pattern matching them split by line breaks anywhere."""
+    forms = tuple(sorted({form for value in values for form in encoded_forms(value)}, key=len, reverse=True))
     if not forms:
-        return None
-    # base64 tools wrap lines: a form may be split by a line break anywhere
-    return re.compile("|".join("(?:\r?\n)?".join(re.escape(c) for c in form) for form in forms))
+        return forms, None
+    return forms, re.compile("|".join("(?:\r?\n)?".join(re.escape(c) for c in form) for form in forms))
+
+
+_WRAPPED_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}\r?\n[A-Za-z0-9+/_-]")
 
 
 def redact(text: str, env: dict[str, str] | None = None) -> str:
@@ -79,9 +82,13 @@ def redact(text: str, env: dict[str, str] | None = None) -> str:
     for value in values:
         if value in text:
             text = text.replace(value, MASK)
-    pattern = _encoded_pattern(tuple(values)) if values else None
-    if pattern is not None:
-        text = pattern.sub(MASK, text)
+    if values:
+        forms, wrapped = _encoded(tuple(values))
+        for form in forms:  # a substring test is fast; the line-break-tolerant pattern is not
+            if form in text:
+                text = text.replace(form, MASK)
+        if wrapped is not None and _WRAPPED_BASE64.search(text):  # base64 tools wrap at 76 columns
+            text = wrapped.sub(MASK, text)
     return _TOKEN_SHAPES.sub(MASK, text)
 
 
