@@ -9,9 +9,12 @@ enough to explain a failure to the builder and the verifier without flooding the
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from agentflow.config import CheckSpec, check_spec
 from agentflow.events import CheckResult
 from agentflow.redact import redact, scrubbed_env
 from agentflow.tools import run_shell
@@ -28,12 +31,35 @@ def output_tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> 
     return redact(tail)
 
 
-def run_check(command: str, cwd: Path, timeout: float, env: dict[str, str] | None = None) -> CheckResult:
-    """Run one check command through the shell; ``exit_code`` is None when it timed out."""
+def run_check(command: str | CheckSpec, cwd: Path, timeout: float, env: dict[str, str] | None = None) -> CheckResult:
+    """Run one check command through the shell; ``exit_code`` is None when it timed out.
+
+    A check with ``junit: true`` runs with ``{report}`` replaced by a fresh path inside ``cwd`` (so a
+    sandboxed check can write it); the report is read, judged and removed afterwards.
+    """
+    spec = check_spec(command)
+    if not spec.junit:
+        return _run(spec.run, spec.run, cwd, timeout, env)
+    from agentflow import evidence
+
+    folder = Path(tempfile.mkdtemp(prefix=".agentflow-report-", dir=cwd))
+    try:
+        report = folder / "junit.xml"
+        result = _run(spec.run, evidence.substitute(spec.run, report), cwd, timeout, env)
+        try:
+            counts = evidence.parse_junit(report)
+        except ValueError as exc:
+            return result.model_copy(update={"junit": True, "evidence": str(exc)})
+        return result.model_copy(update={"junit": True, **counts.as_dict(), "evidence": evidence.judge(counts)})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run(label: str, command: str, cwd: Path, timeout: float, env: dict[str, str] | None) -> CheckResult:
     exit_code, out, seconds = run_shell(command, cwd, timeout, env)
     note = f"\n[agentflow: timed out after {timeout:g}s and was killed]" if exit_code is None else ""
     return CheckResult(
-        command=command,
+        command=label,
         exit_code=exit_code,
         duration_s=round(seconds, 3),
         output_tail=output_tail(out + note),
@@ -41,7 +67,7 @@ def run_check(command: str, cwd: Path, timeout: float, env: dict[str, str] | Non
 
 
 def run_checks(
-    commands: Sequence[str],
+    commands: Sequence[str | CheckSpec],
     cwd: Path,
     timeout: float,
     on_result: Callable[[CheckResult], None] | None = None,
@@ -57,13 +83,21 @@ def run_checks(
     return results
 
 
-def check_commands(config_checks: Sequence[str], plan_checks: Sequence[str] = ()) -> list[str]:
-    """The config's checks then the plan's, without duplicates, in order."""
-    seen: dict[str, None] = {}
-    for command in [*config_checks, *plan_checks]:
-        if command.strip():
-            seen.setdefault(command.strip(), None)
-    return list(seen)
+def check_specs(
+    config_checks: Sequence[str | CheckSpec], plan_checks: Sequence[str | CheckSpec] = ()
+) -> list[CheckSpec]:
+    """The config's checks then the plan's, without duplicate commands, in order."""
+    seen: dict[str, CheckSpec] = {}
+    for entry in [*config_checks, *plan_checks]:
+        spec = check_spec(entry)
+        if spec.run.strip():
+            seen.setdefault(spec.run.strip(), spec.model_copy(update={"run": spec.run.strip()}))
+    return list(seen.values())
+
+
+def check_commands(config_checks: Sequence[str | CheckSpec], plan_checks: Sequence[str | CheckSpec] = ()) -> list[str]:
+    """The commands of ``check_specs``."""
+    return [spec.run for spec in check_specs(config_checks, plan_checks)]
 
 
 def declared_at(command: str, root: Path, candidates: Sequence[str]) -> tuple[str, int] | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentflow import yamlsrc
 from agentflow.errors import ConfigError
@@ -23,6 +23,39 @@ Backend = Literal["anthropic", "scripted", "command", "claude-code"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+CHECK_KEYS = ("run", "junit")
+
+
+class CheckSpec(_Strict):
+    """A check: a shell command; with ``junit: true`` it must leave a JUnit XML report at ``{report}``
+    (agentflow substitutes a shell-quoted path) and the report decides too (``agentflow.evidence``)."""
+
+    run: str = Field(min_length=1)
+    junit: bool = False
+
+
+def validate_checks(value: object) -> object:
+    """Checks are strings or ``{run, junit}`` objects; an unknown key in an object names the key."""
+    if not isinstance(value, list):
+        return value
+    for index, item in enumerate(value):
+        if isinstance(item, dict):
+            unknown = [str(k) for k in item if k not in CHECK_KEYS]
+            if unknown:
+                raise ValueError(
+                    f"checks[{index}]: {unknown[0]}: unknown key in a check (a check has `run` and `junit`)"
+                )
+            if "run" not in item:
+                raise ValueError(f"checks[{index}]: a check object needs `run` (the command)")
+        elif not isinstance(item, str):
+            raise ValueError(f"checks[{index}]: a check is a command string or {{run: ..., junit: true}}")
+    return value
+
+
+def check_spec(entry: str | CheckSpec) -> CheckSpec:
+    return entry if isinstance(entry, CheckSpec) else CheckSpec(run=entry)
 
 
 class RoleModel(_Strict):
@@ -66,6 +99,9 @@ class Events(_Strict):
 
 class Gate(_Strict):
     require_signature: bool = False
+    override_not_by_author: bool = Field(
+        False, description="refuse `approve --override` by an author of the commits it approves"
+    )
     protected_branches: list[str] = ["main", "master"]
 
 
@@ -76,13 +112,15 @@ class PatternsConfig(_Strict):
 
 class Config(_Strict):
     base: str = "main"
-    checks: list[str] = []
+    checks: list[str | CheckSpec] = []
     models: Models = Models()
     limits: Limits = Limits()
     events: Events = Events()
     gate: Gate = Gate()
     patterns: PatternsConfig = PatternsConfig()
     source: str | None = Field(None, exclude=True, description="where this config was read from")
+
+    _checks = field_validator("checks", mode="before")(validate_checks)
 
 
 def _known_keys(path: tuple[str | int, ...]) -> list[str]:
@@ -107,7 +145,7 @@ def _problem(err: dict, where: str, source: yamlsrc.YamlSource | None) -> str:
         close = difflib.get_close_matches(path[-1], known, n=1)
         hint = f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(known)}" if known else ""
         return f"{place}: {key}: unknown key" + (f" ({hint})" if hint else "")
-    problem = err["msg"]
+    problem = err["msg"].removeprefix("Value error, ")
     expected = (err.get("ctx") or {}).get("expected")
     if err["type"] == "literal_error" and isinstance(err.get("input"), str) and expected:
         options = [option.strip().strip("'") for option in str(expected).replace(" or ", ", ").split(",")]

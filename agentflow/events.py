@@ -148,10 +148,18 @@ class CheckResult(BaseModel):
     exit_code: int | None  # None: timed out
     duration_s: float
     output_tail: str = ""
+    # evidence (checks declared with `junit: true`, agentflow.evidence): the report's counts, and why
+    # the report fails the check (None when it passes or there is no report to read)
+    junit: bool = False
+    tests: int | None = None
+    failures: int | None = None
+    errors: int | None = None
+    skipped: int | None = None
+    evidence: str | None = None
 
     @property
     def passed(self) -> bool:
-        return self.exit_code == 0
+        return self.exit_code == 0 and not (self.junit and (self.evidence or self.tests is None))
 
 
 class ChecksRan(_Event):

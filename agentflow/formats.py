@@ -141,10 +141,25 @@ def _location(finding: Mapping[str, Any]) -> str:
     return f"{file}:{finding['line']}" if finding.get("line") else str(file)
 
 
+def evidence_text(check: Mapping[str, Any]) -> str:
+    """A JUnit check's counts ("12 tests, 0 failures, 0 errors, 1 skipped"), or why it has none; "" for
+    a check without ``junit: true``."""
+    if not check.get("junit"):
+        return ""
+    if check.get("tests") is None:
+        return f"no JUnit counts: {check.get('evidence') or 'no report'}"
+    counts = ", ".join(f"{check.get(k) or 0} {k}" for k in ("tests", "failures", "errors", "skipped"))
+    return counts + (f": {check['evidence']}" if check.get("evidence") else "")
+
+
 def _check_status(check: Mapping[str, Any]) -> str:
+    evidence = evidence_text(check)
+    suffix = f"; {evidence}" if evidence else ""
     if check.get("passed"):
-        return "passed"
-    return "timed out" if check.get("exit_code") is None else f"failed (exit {check['exit_code']})"
+        return "passed" + suffix
+    if check.get("exit_code") is None:
+        return "timed out" + suffix
+    return f"failed (exit {check['exit_code']}{suffix})"
 
 
 def to_text(report: VerifyReport) -> str:
@@ -388,10 +403,10 @@ def _rule_texts(rule_id: str) -> tuple[str, str, str]:
     if rule_id in SARIF_RULES:
         return SARIF_RULES[rule_id]
     if rule_id.startswith("rule/"):
-        from agentflow.rules import OVERRIDE, registry
+        from agentflow.rules import OVERRIDE, rule_doc
 
         name = rule_id.split("/", 1)[1]
-        what = next((rule.message for rule in registry() if rule.id == name), f"agentflow rule {name}")
+        what = rule_doc(name)
         return (
             f"{name}: {what}"[:200],
             f"agentflow's deterministic rule '{name}' (no model involved): {what}.",
@@ -544,6 +559,14 @@ def to_sarif(report: VerifyReport) -> str:
                     "base": report.base_commit,
                     "head": report.head,
                     "costUsd": report.cost_usd,
+                    "checks": [
+                        {
+                            "command": c["command"],
+                            "passed": bool(c.get("passed")),
+                            **{k: c.get(k) for k in ("tests", "failures", "errors", "skipped") if c.get("junit")},
+                        }
+                        for c in report.checks
+                    ],
                 },
             }
         ],
@@ -607,7 +630,8 @@ def to_junit(report: VerifyReport) -> str:
             failure = ET.SubElement(case, "failure", message=_xml(_check_status(check)), type="check")
             failure.text = _xml(check.get("output_tail", ""))
         out = ET.SubElement(case, "system-out")
-        out.text = _xml(check.get("output_tail", ""))
+        evidence = evidence_text(check)
+        out.text = _xml((f"[JUnit report: {evidence}]\n" if evidence else "") + str(check.get("output_tail", "")))
     totals = [_finish_suite(s) for s in (verdict, criteria, checks)]
     root.set("tests", str(sum(t[0] for t in totals)))
     root.set("failures", str(sum(t[1] for t in totals)))

@@ -12,11 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agentflow.config import Config
-from agentflow.errors import UsageError
+from agentflow.errors import AgentflowError, ExitCode, UsageError
 from agentflow.events import VerdictRecorded
 from agentflow.git import TRAILER_PLAN, TRAILER_RUN, Repo
 from agentflow.ledger import Ledger
 from agentflow.verdict import SIGNING_KEY_ENV, VerdictNote, signing_key
+
+
+class OverrideRefused(AgentflowError):
+    """An override the configuration forbids (``gate.override_not_by_author``): exit 1, not approved."""
+
+    exit_code = ExitCode.NOT_APPROVED
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,14 @@ def approve_override(repo: Repo, ref: str, reason: str, *, config: Config, ledge
     commit = repo.rev(ref)
     trailers = repo.trailers(commit)
     base = repo.change_base(commit, config.base)
+    by = repo.user_identity()
+    if config.gate.override_not_by_author and (author := _authored_by(repo, by, base, commit)):
+        raise OverrideRefused(
+            f"gate.override_not_by_author is true and {by} authored {author[:12]} of the commits this override "
+            "would approve",
+            where=config.source or "agentflow.yaml",
+            fix="ask someone who did not write the change to review it and record the override",
+        )
     note = VerdictNote(
         plan=trailers.get(TRAILER_PLAN),
         run=trailers.get(TRAILER_RUN),
@@ -53,7 +67,7 @@ def approve_override(repo: Repo, ref: str, reason: str, *, config: Config, ledge
         patch_id=repo.patch_id(base, commit) if base and base != commit else None,
         override=True,
         reason=reason,
-        by=repo.user_identity(),
+        by=by,
         base_tree=repo.base_tree(base),  # binding (#13 item 3): the override holds on this base only
         parent_tree=repo.base_tree(repo.change_base(commit, None)),
     )
@@ -73,3 +87,23 @@ def approve_override(repo: Repo, ref: str, reason: str, *, config: Config, ledge
         )
     )
     return OverrideResult(commit, note)
+
+
+def _identity_key(identity: str) -> str:
+    """The email of ``Name <email>`` (lower case), else the name: how two identities are compared."""
+    if "<" in identity and identity.rstrip().endswith(">"):
+        return identity.rsplit("<", 1)[1].rstrip("> ").strip().lower()
+    return identity.strip().lower()
+
+
+def _authored_by(repo: Repo, identity: str, base: str | None, commit: str) -> str | None:
+    """A commit of the change (base..commit, or ``commit`` alone) whose author is ``identity``."""
+    span = f"{base}..{commit}" if base and base != commit else commit
+    limit = [] if base and base != commit else ["-1"]
+    out = repo.git("log", *limit, "--format=%H%x09%an <%ae>", span)
+    me = _identity_key(identity)
+    for line in out.splitlines():
+        sha, _, author = line.partition("\t")
+        if _identity_key(author) == me:
+            return sha
+    return None

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentflow import yamlsrc
+from agentflow.config import CheckSpec, validate_checks
 from agentflow.errors import PlanError
 from agentflow.markdown import find_section, list_items, slugify
 
@@ -50,7 +51,7 @@ class Plan(BaseModel):
     status: Literal["draft", "ready"] = "ready"
     patterns: list[str] = []
     scope: list[str] = []
-    checks: list[str] = []
+    checks: list[str | CheckSpec] = []
     max_cycles: int | None = None
     estimate_hours: float | None = None
     body: str = ""
@@ -84,9 +85,11 @@ class _FrontMatter(BaseModel):
     status: Literal["draft", "ready"] = "ready"
     patterns: list[str] = []
     scope: list[str] = []
-    checks: list[str] = []
+    checks: list[str | CheckSpec] = []
     max_cycles: int | None = Field(None, ge=1, le=20)
     estimate: str | float | None = None
+
+    _checks = field_validator("checks", mode="before")(validate_checks)
 
 
 def title_slug(title: str) -> str:
@@ -231,7 +234,13 @@ def _validate(source: yamlsrc.YamlSource, file: str, problems: list[PlanError]) 
             if key in reported and error["type"] in ("missing", "string_too_short"):
                 continue  # already said: "title: missing"
             label = ".".join(path) or key
-            problems.append(PlanError(f"{label}: {error['msg']}", where=_where(file, source, *path), fix=_fix_for(key)))
+            problems.append(
+                PlanError(
+                    f"{label}: {error['msg'].removeprefix('Value error, ')}",
+                    where=_where(file, source, *path),
+                    fix=_fix_for(key),
+                )
+            )
         return None
 
 

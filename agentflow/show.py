@@ -138,6 +138,7 @@ def run_timeline(ledger: Ledger, ref: str, *, transcripts: bool = False) -> dict
                     "passed": c.passed,
                     "duration_s": round(c.duration_s, 2),
                     "output_tail": c.output_tail,
+                    **{k: getattr(c, k) for k in ("junit", "tests", "failures", "errors", "skipped", "evidence")},
                 }
                 for c in event.results
             ]

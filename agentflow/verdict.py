@@ -47,6 +47,7 @@ class Finding(BaseModel):
     line: int | None = None
     pattern: str | None = None
     suggestion: str | None = None
+    rule: str | None = None  # set by agentflow's deterministic rules (agentflow.rules), never needed from a model
 
 
 class Verdict(BaseModel):
@@ -91,7 +92,9 @@ def compute_outcome(
     if verdict is None:
         return "no_verdict", ["no verdict was submitted"]
     reasons: list[str] = []
-    reasons += [f"check failed: {c.command}" for c in checks if not c.passed]
+    reasons += [
+        f"check failed: {c.command}" + (f" ({c.evidence})" if c.evidence else "") for c in checks if not c.passed
+    ]
     answered = {c.id: c.status for c in verdict.criteria}
     reasons += [f"criterion {c.id} unmet" for c in verdict.criteria if c.status == "unmet"]
     reasons += [f"criterion {cid} not answered" for cid in criteria_ids if cid not in answered]
@@ -160,7 +163,7 @@ def note_summary(summary: str | None) -> str | None:
 
 def note_checks(checks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Check facts for a note: the (trusted) command, exit code, duration and result; no output."""
-    keep = ("command", "exit_code", "duration_s", "passed")
+    keep = ("command", "exit_code", "duration_s", "passed", "junit", "tests", "failures", "errors", "skipped")
     return [{k: redact(v) if isinstance(v, str) else v for k, v in c.items() if k in keep} for c in checks]
 
 

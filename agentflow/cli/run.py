@@ -38,6 +38,8 @@ VERIFY_HELP = """Verify base...head of this repository: checks plus an independe
 
 The plan comes from --plan or the Agentflow-Plan trailer of the head commits; without one the change is judged against the CLAUDE.md patterns alone. The verdict is recorded in the ledger and as a git note on head. Exit 0 only when approved; 1 not approved, 3 no verdict, 2 bad input.
 
+Deterministic rules run on every verification (tests deleted or switched off, assertions removed, runner config loosened, outcomes rewritten, check commands neutralised, prompt-injection signals; docs/build.md): their high findings block approval whatever the verifier says, and only `agentflow approve --override` opens the gate. --context FILE adds the pull-request text to what the verifier reads and the injection scan covers.
+
 Formats: text, json, md, github (workflow annotations, plus Markdown appended to $GITHUB_STEP_SUMMARY when set), sarif (SARIF 2.1.0), junit (JUnit XML).
 
 --checks-only runs only the checks (the config's and the plan's, or those of every plan the trailers in base..head name) in a clean checkout of head, without a verifier and without writing a note: a merge queue re-runs them on the merge result. Exit 0 when at least one check ran and all passed, 1 otherwise.
@@ -55,6 +57,8 @@ Examples:
   agentflow verify --format junit --output reports/agentflow.xml
 
   agentflow verify --checks-only --base "$QUEUE_BASE" --format github   # merge queue: test what will land
+
+  agentflow verify --context pr.md --compare-base   # PR text scanned and shown as untrusted; test counts vs base
 """
 
 
@@ -276,6 +280,21 @@ def verify(
             help="Run the checks alone on HEAD (no verifier, no note): exit 0 all passed, 1 otherwise. For merge queues.",
         ),
     ] = False,
+    context: Annotated[
+        Path | None,
+        typer.Option(
+            "--context",
+            metavar="FILE",
+            help="Pull-request text (title, description): shown to the verifier as untrusted, scanned for injection.",
+        ),
+    ] = None,
+    compare_base: Annotated[
+        bool,
+        typer.Option(
+            "--compare-base",
+            help="Also run the JUnit checks on the base: fewer tests or more skipped than there is a finding.",
+        ),
+    ] = False,
 ) -> None:
     from agentflow.formats import github_step_summary, report_targets
     from agentflow.orchestration import BuildOptions, exit_code_for, verify_checks
@@ -289,7 +308,16 @@ def verify(
     else:
         options = BuildOptions(backend=backend, model=model, budget_usd=budget_usd, script=script)
         with TerminalReporter(live=False) as reporter:
-            report = verify_change(root, base=base, head=head, plan_ref=plan, options=options, reporter=reporter)
+            report = verify_change(
+                root,
+                base=base,
+                head=head,
+                plan_ref=plan,
+                options=options,
+                reporter=reporter,
+                context=context,
+                compare_base=compare_base,
+            )
     _write_reports(report, targets)
     if fmt == "github" and (summary := github_step_summary(report)) is not None:
         _common.err(f"appended the summary to {summary}")

@@ -52,6 +52,7 @@ from agentflow.orchestration.worktrees import ensure_git_identity, prepare_workt
 from agentflow.patterns import load_patterns
 from agentflow.plans import Plan, branch_name, load_plan, resolve_plan, unknown_patterns
 from agentflow.session import RunBudget
+from agentflow.untrusted import preview as preview_untrusted
 
 REOPEN_LIMIT = 2
 
@@ -181,7 +182,7 @@ class BuildDriver:
 
     def verify(self, n: int, checks: ChecksRan, progress: RunProgress) -> None:
         commit = checks.commit or self.head()
-        extra = self.scope_findings(commit)
+        extra = self.scope_findings(commit) + self.run.evidence_findings(checks.results)
         earlier = progress.cycles[n - 1].verdict if n - 1 in progress.cycles else None
         context = self.run.verifier_context(n, commit, checks.results, extra, earlier, "build")
         result = self.run.session("verifier", n, context)
@@ -191,12 +192,13 @@ class BuildDriver:
     def record(self, n: int, checks: ChecksRan, submitted: dict[str, Any] | None, failure: str) -> None:
         """A verifier session ended before its verdict was recorded (resume): record it now."""
         commit = checks.commit or self.head()
-        self.run.record_verdict(
-            n, commit, checks.results, submitted, None if submitted else failure, self.scope_findings(commit)
-        )
+        extra = self.scope_findings(commit) + self.run.evidence_findings(checks.results)
+        self.run.record_verdict(n, commit, checks.results, submitted, None if submitted else failure, extra)
 
     def scope_findings(self, commit: str) -> list[dict[str, Any]]:
-        return scope_findings(self.run.repo.changed_files(self.run.base_commit, commit), self.plan.scope)
+        """Scope findings and the deterministic rules' findings (agentflow.rules) on base..commit."""
+        files = self.run.repo.changed_files(self.run.base_commit, commit)
+        return scope_findings(files, self.plan.scope) + self.run.rule_findings(commit)
 
     def after_verdict(self, progress: RunProgress, cycle: CycleState) -> None:
         verdict = cycle.verdict
@@ -649,13 +651,24 @@ def dry_run(root: Path, refs: Sequence[str], options: BuildOptions) -> list[Prom
                 "diff": "(the diff of the builder's commit goes here)",
                 "diff_truncated": False,
                 "checks": [
-                    {"command": c, "exit_code": None, "duration_s": 0.0, "output_tail": "(not run)", "passed": False}
+                    {
+                        "command": c,
+                        "exit_code": None,
+                        "duration_s": 0.0,
+                        "output_tail": "(not run)",
+                        "passed": False,
+                        "junit": False,
+                        "tests": None,
+                        "evidence": None,
+                    }
                     for c in check_commands(config.checks, plan.checks)
                 ],
                 "open_findings": evaluator_findings(ledger, plan),
                 "scope_findings": [],
+                "rule_findings": [],
                 "earlier_findings": [],
                 "earlier_criteria": [],
+                **preview_untrusted("(the diff of the builder's commit goes here)"),
             }
             for role, context in (("builder", builder), ("verifier", verifier)):
                 system, prompt = render_role_prompt(role, root, context)

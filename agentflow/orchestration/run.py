@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentflow import integrity, prompts
-from agentflow.checks import check_commands, run_checks
+from agentflow import integrity, prompts, untrusted
+from agentflow.checks import check_specs, run_checks
 from agentflow.config import Config
 from agentflow.events import (
     BuilderCommitsFolded,
@@ -24,6 +24,7 @@ from agentflow.events import (
     RunEnded,
     RunStarted,
     SessionEnded,
+    SessionStarted,
     TamperingDetected,
     ToolCalled,
     VerdictRecorded,
@@ -34,10 +35,12 @@ from agentflow.notes import parse_lines
 from agentflow.orchestration.api import BuildOptions, Reporter
 from agentflow.orchestration.context import (
     ModelPool,
+    _display,
     _findings_view,
     _plan_context,
     describe_role,
     evaluator_findings,
+    in_scope,
     render_role_prompt,
 )
 from agentflow.orchestration.progress import RunProgress, project_progress
@@ -80,6 +83,8 @@ class Run:
     budget: RunBudget
     patterns_text: str = ""
     cancel: threading.Event = field(default_factory=threading.Event)
+    context: tuple[str, str] | None = None  # (label, text): the pull-request text of `verify --context`
+    base_checks: list[CheckResult] | None = None  # the same checks run on the base (`verify --compare-base`)
 
     def emit(self, event: Event) -> None:
         self.ledger.append(event)
@@ -170,7 +175,7 @@ class Run:
     # -- verification (shared by build and verify runs) ----------------------------------------------
 
     def run_checks(self, cycle: int, commit: str) -> ChecksRan:
-        commands = check_commands(self.config.checks, self.plan.checks if self.plan else ())
+        commands = check_specs(self.config.checks, self.plan.checks if self.plan else ())
         if commands:
             self.say(f"{self.label}: cycle {cycle}: running {len(commands)} check(s)")
         results = run_checks(commands, self.workdir, self.config.limits.command_timeout)
@@ -207,12 +212,69 @@ class Run:
             "diff_truncated": truncated,
             "checks": [_check_dict(c) for c in checks],
             "open_findings": evaluator_findings(self.ledger, plan),
-            "scope_findings": _findings_view(extra_findings),
+            "scope_findings": _findings_view([f for f in extra_findings if not f.get("rule")]),
+            "rule_findings": _findings_view([f for f in extra_findings if f.get("rule")]),
+            **self._untrusted_context(commit, diff, checks),
             "earlier_findings": _findings_view((earlier.verdict or {}).get("findings", [])) if earlier else [],
             "earlier_criteria": [c for c in (earlier.verdict or {}).get("criteria", []) if c.get("status") != "met"]
             if earlier
             else [],
         }
+
+    def _untrusted_context(self, commit: str, diff: str, checks: list[CheckResult]) -> dict[str, Any]:
+        """The change's content as labelled untrusted blocks (``agentflow.untrusted``)."""
+        nonce = untrusted.new_nonce()
+        files = self.repo.changed_files(self.base_commit, commit)
+        messages = self._commit_messages(commit)
+        outputs = "\n\n".join(f"$ {c.command}\n{c.output_tail}" for c in checks if not c.passed and c.output_tail)
+        plan_changed = self.plan is not None and self._plan_path() in files
+        return {
+            "untrusted_nonce": nonce,
+            "diff_block": untrusted.block("diff", diff, nonce),
+            "files_block": untrusted.block("file-names", "\n".join(files), nonce),
+            "commits_block": untrusted.block("commit-messages", "\n\n---\n\n".join(messages), nonce),
+            "check_output_block": untrusted.block("check-output", outputs, nonce) if outputs else "",
+            "plan_block": untrusted.block("plan", self.plan.body, nonce) if plan_changed and self.plan else "",
+            "pr_block": untrusted.block("pull-request", self.context[1], nonce) if self.context else "",
+        }
+
+    def _commit_messages(self, commit: str) -> list[str]:
+        log = self.repo.git("log", "--format=%B%x00", f"{self.base_commit}..{commit}")
+        return [m.strip() for m in log.split("\x00") if m.strip()]
+
+    def _plan_path(self) -> str | None:
+        return _display(self.plan.path, self.root) if self.plan else None
+
+    def rule_findings(self, commit: str) -> list[dict[str, Any]]:
+        """The deterministic rules (``agentflow.rules``) over base..commit, the commit messages, the plan
+        when the change edits it and the pull-request text."""
+        from agentflow.rules import change_from_git, run_rules
+
+        texts: list[tuple[str, str]] = [self.context] if self.context else []
+        plan = self.plan
+        if plan is not None and self._plan_path() in self.repo.changed_files(self.base_commit, commit):
+            texts.append(("plan", plan.text))
+        scope = list(plan.scope) if plan else []
+        change = change_from_git(
+            self.repo,
+            self.base_commit,
+            commit,
+            texts=texts,
+            test_scope=(lambda path: bool(scope) and in_scope(path, scope)),
+        )
+        return run_rules(change)
+
+    def evidence_findings(self, checks: list[CheckResult]) -> list[dict[str, Any]]:
+        """Fewer tests or more skipped than on the base: from ``--compare-base`` or the base's notes."""
+        from agentflow import evidence
+
+        current = [_check_dict(c) for c in checks]
+        if self.base_checks is not None:
+            base = {c.command: counts for c in self.base_checks if (counts := evidence.counts_of(_check_dict(c)))}
+            return evidence.regressions(current, base, "verify --compare-base")
+        notes, _ = parse_lines(self.repo.notes(self.base_commit))
+        base = evidence.base_counts_from_notes(n.model_dump() for n in notes)
+        return evidence.regressions(current, base, f"verdict note on the base {self.base_commit[:12]}")
 
     def record_verdict(
         self,
@@ -238,8 +300,11 @@ class Run:
                 failure = f"{INVALID_VERDICT}: {', '.join(bad)} must match {MODEL_ID_RULE}"
                 verdict = None
         if verdict is not None and extra_findings:
-            listed = {f.id for f in verdict.findings}
-            merged = [*verdict.model_dump()["findings"], *(f for f in extra_findings if f["id"] not in listed)]
+            # rule findings are facts: the verifier can neither drop nor soften them
+            forced = {f["id"] for f in extra_findings if f.get("rule")}
+            mine = [f for f in verdict.model_dump()["findings"] if f["id"] not in forced]
+            listed = {f["id"] for f in mine}
+            merged = [*mine, *(f for f in extra_findings if f["id"] not in listed)]
             verdict = verdict.model_copy(
                 update={"findings": Verdict.model_validate({**verdict.model_dump(), "findings": merged}).findings}
             )
@@ -298,7 +363,16 @@ class Run:
             "cycle": cycle,
             "run_started": start.ts.isoformat(timespec="seconds") if start else None,
             "estimate_hours": start.estimate_hours if start else None,
+            **self._roles(cycle),
         }
+
+    def _roles(self, cycle: int) -> dict[str, Any]:
+        """Separation of duties: who built and who verified this cycle (backend, model, session id)."""
+        roles: dict[str, Any] = {"builder": None, "verifier": None}
+        for event in self.ledger.events(run_id=self.run_id, kinds=["session_started"]):
+            if isinstance(event, SessionStarted) and event.cycle == cycle and event.role in roles:
+                roles[event.role] = {"backend": event.backend, "model": event.model, "session": event.session_id}
+        return roles
 
     def _binding(self, commit: str) -> dict[str, Any]:
         """What the approval is bound to besides the tree (#13 item 3): the base's and the parent's tree."""

@@ -8,8 +8,9 @@ note on ``head``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from agentflow.checks import declared_at
+from agentflow.checks import check_specs, declared_at, run_checks
 from agentflow.config import load_config
 from agentflow.errors import GitError, UsageError
 from agentflow.events import CheckResult, RunStarted, VerdictRecorded, new_id
@@ -51,12 +52,17 @@ def verify(
     plan_ref: str | None = None,
     options: BuildOptions | None = None,
     reporter: Reporter | None = None,
+    context: Path | None = None,
+    compare_base: bool = False,
 ) -> VerifyReport:
     """Checks and one verifier session on base...head of the repository at ``root`` (no builder).
 
-    Records a run (mode ``verify``), its verdict event and the verdict note on ``head``.
+    Records a run (mode ``verify``), its verdict event and the verdict note on ``head``. ``context``
+    is a file with the pull-request text: shown to the verifier as untrusted content and scanned for
+    injection. ``compare_base`` runs the same checks on the base too and compares their evidence.
     """
     options = options or BuildOptions()
+    pr_text = _read_context(context) if context is not None else None
     reporter = reporter or NullReporter()
     config = load_config(root)
     repo = Repo(root)
@@ -109,6 +115,7 @@ def verify(
                 models=models,
                 budget=RunBudget(limit_usd=options.budget_usd or config.limits.run_cost_usd),
                 patterns_text=choose_patterns_text(load_patterns(root, config), plan, config.patterns.token_budget),
+                context=(f"context:{context.name}", pr_text) if context is not None and pr_text is not None else None,
             )
             run.emit(
                 RunStarted(
@@ -126,7 +133,10 @@ def verify(
             )
             try:
                 checks = run.run_checks(1, head_commit)
+                if compare_base:
+                    run.base_checks = _base_checks(run, base_commit)
                 extra = scope_findings(repo.changed_files(base_commit, head_commit), plan.scope) if plan else []
+                extra += run.rule_findings(head_commit) + run.evidence_findings(checks.results)
                 context = run.verifier_context(1, head_commit, checks.results, extra, None, "verify")
                 try:
                     result = run.session("verifier", 1, context)
@@ -147,7 +157,31 @@ def verify(
         finally:
             if workdir != root:
                 remove_worktree(repo, workdir)
-    return _verify_report(run, recorded, reasons, checks.results, head_commit, base_ref, cost)
+    return _verify_report(run, recorded, reasons, checks.results, head_commit, base_ref, cost, extra)
+
+
+def _read_context(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"cannot read the context file: {getattr(exc, 'strerror', None) or exc}",
+            where=path,
+            fix="pass a readable UTF-8 file with the pull-request text to --context",
+        ) from None
+
+
+def _base_checks(run: Run, base_commit: str) -> list[CheckResult]:
+    """The run's checks on a clean detached checkout of the base (``verify --compare-base``)."""
+    specs = check_specs(run.config.checks, run.plan.checks if run.plan else ())
+    if not any(spec.junit for spec in specs):
+        return []
+    run.say(f"verify: running {len(specs)} check(s) on the base {base_commit[:12]} to compare")
+    workdir = add_detached_worktree(run.repo, base_commit, run.root / WORKTREES_DIR / f"base-{run.run_id}")
+    try:
+        return run_checks(specs, workdir, run.config.limits.command_timeout)
+    finally:
+        remove_worktree(run.repo, workdir)
 
 
 def _verify_report(
@@ -158,8 +192,10 @@ def _verify_report(
     head: str,
     base_ref: str,
     cost: float,
+    extra: list[dict[str, Any]] | None = None,
 ) -> VerifyReport:
     data = recorded.verdict or {}
+    findings = list(data.get("findings", [])) if recorded.verdict else list(extra or [])
     answered = {c["id"]: c for c in data.get("criteria", [])}
     criteria = []
     for criterion in run.plan.criteria if run.plan else []:
@@ -198,7 +234,7 @@ def _verify_report(
         plan_id=run.plan.id if run.plan else None,
         plan_title=run.plan.title if run.plan else None,
         criteria=criteria,
-        findings=list(data.get("findings", [])),
+        findings=findings,
         checks=check_dicts,
         cost_usd=round(cost, 6),
         models=run.models.describe(),
@@ -216,7 +252,6 @@ def verify_checks(
     ``plan_ref``, or of every plan an ``Agentflow-Plan`` trailer in base..head names (a merge-group
     commit merges several pull requests). Outcome ``checks_passed`` only when at least one check ran
     and every one passed: nothing is green because nothing ran."""
-    from agentflow.checks import check_commands, run_checks
     from agentflow.formats import CHECKS_FAILED, CHECKS_PASSED
 
     config = load_config(root)
@@ -241,7 +276,7 @@ def verify_checks(
                 plans.append(resolve_plan(root, plan_id))
             except UsageError:
                 continue  # a plan not in this tree: its checks cannot be known, the config's still run
-    commands = check_commands(config.checks, [c for plan in plans for c in plan.checks])
+    commands = check_specs(config.checks, [c for plan in plans for c in plan.checks])
     run_id = new_id("c")
     results: list[CheckResult] = []
     if commands:
@@ -251,7 +286,9 @@ def verify_checks(
         finally:
             remove_worktree(repo, workdir)
     failed = [r.command for r in results if not r.passed]
-    reasons = [f"check failed: {command}" for command in failed]
+    reasons = [
+        f"check failed: {r.command}" + (f" ({r.evidence})" if r.evidence else "") for r in results if not r.passed
+    ]
     if not commands:
         reasons = ["no checks are configured: add `checks:` to agentflow.yaml or the plan"]
     plan = plans[0] if len(plans) == 1 else None

@@ -29,13 +29,23 @@ def _diffstat(commit: dict[str, Any] | None) -> str:
     return text
 
 
+def _evidence_cell(check: dict[str, Any]) -> str:
+    from agentflow.formats import evidence_text
+
+    evidence = evidence_text(check)
+    return f" ({evidence})" if evidence else ""
+
+
 def _check_line(check: dict[str, Any]) -> str:
     status = (
         "pass"
         if check["passed"]
         else ("timed out" if check["exit_code"] is None else f"fail (exit {check['exit_code']})")
     )
-    return f"{status}  {check['command']}  ({check['duration_s']:.1f}s)"
+    from agentflow.formats import evidence_text
+
+    evidence = evidence_text(check)
+    return f"{status}  {check['command']}  ({check['duration_s']:.1f}s)" + (f"  [{evidence}]" if evidence else "")
 
 
 def _finding_line(finding: dict[str, Any]) -> str:
@@ -173,7 +183,8 @@ def render_show_markdown(timeline: dict[str, Any]) -> str:
         if cycle["checks"]:
             lines += ["| Check | Result | Seconds |", "|:--|:--|--:|"]
             lines += [
-                f"| `{_md(c['command'])}` | {'pass' if c['passed'] else 'fail'} | {c['duration_s']:.1f} |"
+                f"| `{_md(c['command'])}` | {'pass' if c['passed'] else 'fail'}{_md(_evidence_cell(c))} "
+                f"| {c['duration_s']:.1f} |"
                 for c in cycle["checks"]
             ]
             lines.append("")

@@ -11,6 +11,7 @@ The rules are pure functions of the change: the same diff always gives the same 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,11 +40,9 @@ def finding(
     severity: str = "high",
     suggestion: str | None = None,
 ) -> Finding:
-    """A rule finding; its id (``rule:file:line``) is stable while the offending line stays put."""
-    where = f":{file}" if file else ""
-    where += f":{line}" if line else ""
+    """A rule finding; its id (``rule.<hash of file:line>``) is stable while the offending line stays put."""
     return {
-        "id": f"{rule}{where}",
+        "id": finding_id(rule, f"{file or ''}:{line or ''}"),
         "severity": severity,
         "file": file,
         "line": line,
@@ -54,11 +53,25 @@ def finding(
     }
 
 
+def finding_id(rule: str, where: str) -> str:
+    """``rule.<8 hex>``: a finding id that is a valid model id (``[A-Za-z0-9_.-]{1,64}``)."""
+    return f"{rule}.{hashlib.sha256(where.encode()).hexdigest()[:8]}"
+
+
 def registry() -> list[Rule]:
     """Every rule, in the order they run."""
     from agentflow.rules import injection, tamper
 
     return [*tamper.RULES, *injection.RULES]
+
+
+def rule_doc(rule_id: str) -> str:
+    """What the rule ``rule_id`` catches (one line), for reports."""
+    from agentflow.evidence import RULE, RULE_DOC
+
+    if rule_id == RULE:
+        return RULE_DOC
+    return next((r.message for r in registry() if r.id == rule_id), f"agentflow rule {rule_id}")
 
 
 def run_rules(change: Change) -> list[Finding]:
@@ -84,7 +97,9 @@ __all__ = [
     "blocking",
     "change_from_git",
     "finding",
+    "finding_id",
     "parse_diff",
     "registry",
+    "rule_doc",
     "run_rules",
 ]

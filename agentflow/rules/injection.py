@@ -22,7 +22,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 
-from agentflow.rules import Finding, Rule, finding
+from agentflow.rules import Finding, Rule, finding, finding_id
 from agentflow.rules.change import Change
 
 RULE = "prompt_injection_signal"
@@ -202,7 +202,7 @@ def scan_text(
     found = _scan(text, where=where, file=file, line=line, doc=doc, bom_ok=bom_ok)
     if key and file is None:
         for item in found:
-            item["id"] = f"{RULE}:{key}"
+            item["id"] = finding_id(RULE, key)
     return found
 
 
