@@ -81,6 +81,7 @@ class RunStarted(_Event):
     base: str | None = None
     base_commit: str | None = None
     max_cycles: int = 1
+    models: dict[str, dict[str, Any]] = {}  # role -> backend, model, script, command: what --resume reuses
 
 
 class RunResumed(_Event):

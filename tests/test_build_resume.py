@@ -321,6 +321,13 @@ def test_ctrl_c_on_the_command_line_exits_130_and_names_the_resume_command(repo,
     assert proc.returncode == 130, stderr
     assert f"agentflow build --resume {run_id}" in stderr
     assert sessions(repo) == [("builder", 1, "interrupted")]
+    # the printed command, exactly as printed, resumes with the run's recorded backend and script
+    # (issue 17, item 4): no --script needed, the interrupted session is played again
+    printed = stderr.split("`agentflow ", 1)[1].split("`", 1)[0].split()
+    result = cli(*printed)
+    assert "builder session (scripted:slow.yaml)" in result.output
+    assert sessions(repo) == [("builder", 1, "interrupted"), ("builder", 1, "completed")]
+    assert run_events(repo, RunEnded)[0].reason == "the builder changed nothing"  # slow.yaml writes no file
 
 
 def test_resume_from_a_subdirectory(repo, cli, monkeypatch):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from tests.build_helpers import builder_session, verifier_session, write_plan, write_script
@@ -153,3 +157,51 @@ def test_a_broken_script_leaves_an_approved_plan_approved(repo: Path, cli) -> No
     assert "broken.yaml: builder session 1 turn 1: tool: Extra inputs are not permitted" in result.stderr
     assert '"state": "approved"' in cli("status", "--json").stdout
     assert cli("log").stdout.count("run_started") == 1  # no second run was started
+
+
+# -- 4. --resume continues with the run's recorded backend, model and script ------------------------
+
+
+def test_resume_without_options_replays_the_recorded_script_after_its_played_sessions(repo: Path, cli) -> None:
+    write_plan(repo)
+    slow_verifier = [
+        {"tool_calls": [{"name": "run_command", "input": {"command": "sleep 5"}}]},
+        *verifier_session(),
+    ]
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [slow_verifier]})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentflow", "build", "1", "--script", str(script)],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "verifier" not in _model_calls(repo):
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # kill -9 inside the verifier's session
+        proc.wait()
+    assert "verifier" in _model_calls(repo), "the build never reached its verifier"
+    run_id = _events(repo, "run_started")[0].run_id
+    assert _events(repo, "run_started")[0].models["verifier"]["script"] == str(script)
+
+    result = cli("build", "--resume", run_id)  # no --script: the run's own script, where it left off
+    assert result.exit_code == 0, result.output
+    roles = [(e.role, e.status) for e in _events(repo, "session_ended")]
+    assert roles == [("builder", "completed"), ("verifier", "completed")]  # the builder was not played again
+
+
+def _events(repo: Path, kind: str) -> list:
+    from agentflow.ledger import Ledger
+
+    with Ledger.open(repo) as ledger:
+        return ledger.events(kinds=[kind])
+
+
+def _model_calls(repo: Path) -> list[str]:
+    if not (repo / ".agentflow" / "ledger.db").exists():
+        return []
+    started = {e.session_id: e.role for e in _events(repo, "session_started")}
+    return [started.get(e.session_id, "?") for e in _events(repo, "model_called")]

@@ -133,6 +133,12 @@ class ScriptedModel:
     def for_role(self, role: str) -> ScriptedRoleModel:
         return ScriptedRoleModel(self, role)
 
+    def skip(self, played: dict[str, int]) -> None:
+        """Start each role after the sessions a resumed run already played from this script."""
+        with self._lock:
+            for role, count in played.items():
+                self._next_session[role] = max(self._next_session.get(role, 0), count)
+
     def sessions_left(self, role: str) -> int:
         return len(self.script.get(role, [])) - self._next_session.get(role, 0)
 

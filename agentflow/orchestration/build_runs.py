@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agentflow.checks import check_commands
-from agentflow.config import Config, load_config
+from agentflow.config import Config, RoleModel, load_config
 from agentflow.errors import AgentflowError, GitError, UsageError
 from agentflow.events import BuilderCommitted, ChecksRan, RunEnded, RunResumed, RunStarted, SessionEnded, new_id
 from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, WORKTREES_DIR, Repo
@@ -300,9 +300,10 @@ def _open_run(
     max_cycles: int,
     spent: float,
     cancel: threading.Event | None = None,
+    resumed: RunProgress | None = None,
 ) -> Run:
     repo = Repo(root)
-    models = ModelPool(validate_backends(config, options, root, ("builder", "verifier")), options.models, root)
+    models = _models(root, config, options, resumed)
     models.check()  # before the worktree: a missing key creates nothing
     branch = branch_name(plan)
     worktree = prepare_worktree(repo, branch, config.base, root / WORKTREES_DIR / branch.removeprefix("agentflow/"))
@@ -324,6 +325,26 @@ def _open_run(
         patterns_text=choose_patterns_text(load_patterns(root, config), plan, config.patterns.token_budget),
         cancel=cancel or threading.Event(),
     )
+
+
+def _models(root: Path, config: Config, options: BuildOptions, resumed: RunProgress | None) -> ModelPool:
+    """The run's models. A resumed run keeps the backends, models and scripts its first event
+    recorded unless the command line names others; its script continues after the sessions the
+    run already played (an interrupted one is played again)."""
+    overridden = options.backend or options.model or options.script or options.models
+    if resumed is None or overridden or not resumed.start.models:
+        return ModelPool(validate_backends(config, options, root, ("builder", "verifier")), options.models, root)
+    roles = {role: RoleModel.model_validate(cfg) for role, cfg in resumed.start.models.items()}
+    for cfg in roles.values():
+        if cfg.backend == "scripted" and not Path(cfg.script or "").is_file():
+            raise UsageError(
+                "the run's script is gone", where=cfg.script, fix="pass the script again with --script FILE"
+            )
+    played: dict[str, int] = {}
+    for session in (e for e in resumed.events if isinstance(e, SessionEnded)):
+        if session.status != "interrupted":
+            played[session.role] = played.get(session.role, 0) + 1
+    return ModelPool(roles, None, root, played=played)
 
 
 def build_plan(
@@ -374,6 +395,7 @@ def build_plan(
                 base=config.base,
                 base_commit=run.base_commit,
                 max_cycles=run.max_cycles,
+                models=run.models.recorded(),
             )
         )
         ended = BuildDriver(run, plan).drive()
@@ -411,6 +433,7 @@ def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporte
                 start.base_commit or "",
                 start.max_cycles,
                 progress.cost_usd,
+                resumed=progress,
             )
             run.emit(RunResumed(run_id=run_id))
             ended = BuildDriver(run, plan).drive()

@@ -191,10 +191,17 @@ class ModelPool:
     """Models of one run, created once: a script is loaded once so each session takes its next
     entry, and an API client is built (and its key checked) before anything starts."""
 
-    def __init__(self, roles: dict[str, RoleModel], factory: ModelFactory | None, root: Path | None = None):
+    def __init__(
+        self,
+        roles: dict[str, RoleModel],
+        factory: ModelFactory | None,
+        root: Path | None = None,
+        played: dict[str, int] | None = None,
+    ):
         self.roles = roles
         self.factory = factory
         self.root = root or Path.cwd()
+        self.played = played or {}  # resuming with the run's own script: sessions per role already played
         self._scripts: dict[str, Any] = {}
         self._api: dict[str, Model] = {}
 
@@ -221,6 +228,7 @@ class ModelPool:
             script = str(cfg.script)
             if script not in self._scripts:
                 self._scripts[script] = ScriptedModel.load(Path(script))
+                self._scripts[script].skip(self.played)
             return self._scripts[script].for_role(role)
         if cfg.backend == "anthropic":
             if role not in self._api:
@@ -229,6 +237,12 @@ class ModelPool:
                 self._api[role] = get_model(cfg, root=self.root, role=role)
             return self._api[role]
         return None  # external agents (command, claude-code): run_role_session runs them
+
+    def recorded(self) -> dict[str, dict[str, Any]]:
+        """The roles' effective model settings, as the run's first event records them for ``--resume``."""
+        if self.factory is not None:
+            return {}
+        return {role: cfg.model_dump(exclude_none=True) for role, cfg in self.roles.items()}
 
     def describe(self) -> dict[str, str]:
         if self.factory is not None:
