@@ -36,6 +36,7 @@ CONFIG_TEMPLATE = """\
 base: main                     # the branch changes are verified against
 
 checks: []                     # commands every change must pass, e.g. ["pytest -q", "ruff check ."]
+                               # with evidence: [{run: "pytest -q --junitxml={report}", junit: true}]
 
 models:                        # per role: backend anthropic | scripted | command | claude-code
   builder:
@@ -71,6 +72,7 @@ events:                        # what `agentflow evaluate` checks in application
 
 gate:
   require_signature: false     # true: only HMAC-signed verdicts (AGENTFLOW_SIGNING_KEY) open the gate
+  override_not_by_author: false  # true: refuse `approve --override` by an author of the approved commits
   protected_branches: [main, master]
 """
 

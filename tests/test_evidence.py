@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from agentflow.ledger import Ledger
-from tests.build_helpers import git, notes, verifier_session, write_script
+from tests.build_helpers import builder_session, git, notes, verifier_session, write_plan, write_script
 from tests.helpers import validate_junit, validate_sarif
 
 FAILING_TEST = "from app import total\n\n\ndef test_total():\n    assert total([1, 2]) == 4\n"
@@ -305,3 +305,19 @@ def test_the_note_names_the_verifier_and_an_override_by_an_author_can_be_refused
     ok = cli("approve", "--override", "--reason", "hotfix, reviewed", "HEAD")
     assert ok.exit_code == 0, ok.output
     assert notes(repo, git(repo, "rev-parse", "HEAD"))[-1]["by"] == "Lead <lead@example.com>"
+
+
+def test_a_build_whose_builder_skips_the_failing_test_is_not_approved(repo, cli):
+    base_project(repo)
+    write_plan(repo, scope=["app.py", "tests/**"])
+    skipped = "import pytest\n" + FAILING_TEST.replace("def test", "@pytest.mark.skip\ndef test")
+    script = write_script(
+        repo,
+        {"builder": [builder_session("tests/test_app.py", skipped)], "verifier": [verifier_session()]},
+    )
+    result = cli("build", ".plans/1-farewell.md", "--script", str(script), "--max-cycles", "1")
+    assert result.exit_code == 1, result.output
+    with Ledger.open(repo) as ledger:
+        [recorded] = [e for e in ledger.events(kinds=["verdict_recorded"])]
+    assert recorded.outcome == "changes_requested"
+    assert [f["rule"] for f in recorded.verdict["findings"] if f.get("rule")] == ["test_switched_off"]
