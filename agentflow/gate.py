@@ -260,11 +260,34 @@ def evaluate_gate(
             ],
         )
     result = ctx.evaluate()
+    if result.open and result.override and config is not None and config.gate.override_not_by_author:
+        result = _override_by_author(repo, ctx, result)
     if not result.open and queue and len(parents) == 2 and ctx.base_commit and ctx.base_commit != commit:
         chain = evaluate_merge_chain(repo, ref, commit, tree, ctx.base_commit, config=config, key=key)
         if chain is not None:
             return chain
     return result
+
+
+def _override_by_author(repo: Repo, ctx: _Context, result: GateResult) -> GateResult:
+    """``gate.override_not_by_author``: an override written by an author of the commits it approves, or
+    one that names nobody, does not open the gate (``approve --override`` refuses to write either)."""
+    from dataclasses import replace
+
+    from agentflow.override import authored_by
+
+    note = result.note
+    by = (note.by or "").strip() if note is not None else ""
+    if not by:
+        reason = "gate.override_not_by_author is true and the override does not record who made it"
+    elif (author := authored_by(repo, by, ctx.base_commit, result.commit)) is not None:
+        reason = (
+            f"gate.override_not_by_author is true and the override is by {by}, who authored {author[:SHORT]} "
+            "of the commits it approves"
+        )
+    else:
+        return result
+    return replace(result, status=GateStatus.NOT_APPROVED, reasons=[reason])
 
 
 def resolve_base(repo: Repo, base: str) -> str:

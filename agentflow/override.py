@@ -50,7 +50,7 @@ def approve_override(repo: Repo, ref: str, reason: str, *, config: Config, ledge
     trailers = repo.trailers(commit)
     base = repo.change_base(commit, config.base)
     by = repo.user_identity()
-    if config.gate.override_not_by_author and (author := _authored_by(repo, by, base, commit)):
+    if config.gate.override_not_by_author and (author := authored_by(repo, by, base, commit)):
         raise OverrideRefused(
             f"gate.override_not_by_author is true and {by} authored {author[:12]} of the commits this override "
             "would approve",
@@ -96,8 +96,11 @@ def _identity_key(identity: str) -> str:
     return identity.strip().lower()
 
 
-def _authored_by(repo: Repo, identity: str, base: str | None, commit: str) -> str | None:
-    """A commit of the change (base..commit, or ``commit`` alone) whose author is ``identity``."""
+def authored_by(repo: Repo, identity: str, base: str | None, commit: str) -> str | None:
+    """A commit of the change (base..commit, or ``commit`` alone) whose author is ``identity`` (None
+    for none, and for an empty identity)."""
+    if not identity.strip():
+        return None
     span = f"{base}..{commit}" if base and base != commit else commit
     limit = [] if base and base != commit else ["-1"]
     out = repo.git("log", *limit, "--format=%H%x09%an <%ae>", span)

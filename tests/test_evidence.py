@@ -321,3 +321,23 @@ def test_a_build_whose_builder_skips_the_failing_test_is_not_approved(repo, cli)
         [recorded] = [e for e in ledger.events(kinds=["verdict_recorded"])]
     assert recorded.outcome == "changes_requested"
     assert [f["rule"] for f in recorded.verdict["findings"] if f.get("rule")] == ["test_switched_off"]
+
+
+def test_the_gate_refuses_a_hand_written_override_by_an_author(repo, cli):
+    (repo / "agentflow.yaml").write_text("gate:\n  override_not_by_author: true\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "policy")
+    head = change(repo, {"app.py": "X = 4\n"})
+    # an author writes the override note by hand (or with an agentflow that lacks the check)
+    (repo / "agentflow.yaml").write_text("gate:\n  override_not_by_author: false\n")
+    written = cli("approve", "--override", "--reason", "mine", "HEAD")
+    assert written.exit_code == 0, written.output
+    git(repo, "checkout", "--", "agentflow.yaml")
+    closed = cli("gate", "HEAD", "--base", "main")
+    assert closed.exit_code == 1, closed.output
+    assert "override_not_by_author" in closed.output and "Dev <dev@example.com>" in closed.output
+    git(repo, "config", "user.email", "lead@example.com")
+    git(repo, "config", "user.name", "Lead")
+    assert cli("approve", "--override", "--reason", "reviewed by the lead", "HEAD").exit_code == 0
+    assert cli("gate", "HEAD", "--base", "main").exit_code == 0
+    assert notes(repo, head)[-1]["by"] == "Lead <lead@example.com>"
