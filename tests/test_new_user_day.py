@@ -205,3 +205,63 @@ def _model_calls(repo: Path) -> list[str]:
         return []
     started = {e.session_id: e.role for e in _events(repo, "session_started")}
     return [started.get(e.session_id, "?") for e in _events(repo, "model_called")]
+
+
+# -- 5. two builds of one plan at once --------------------------------------------------------------
+
+
+def test_a_second_build_of_a_plan_being_built_is_refused(repo: Path, cli) -> None:
+    from agentflow.orchestration.worktrees import plan_lock
+
+    write_plan(repo)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    holder = subprocess.Popen(  # another process holds the plan's lock, as a running build does
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from agentflow.orchestration.worktrees import plan_lock; "
+            "cm = plan_lock(Path(sys.argv[1]), 'agentflow/1-farewell'); cm.__enter__(); print('locked', flush=True); "
+            "time.sleep(60)",
+            str(repo),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        result = cli("build", "1", "--script", str(script))
+        assert result.exit_code == 2
+        assert f"agentflow/1-farewell is being built right now (pid {holder.pid})" in result.stderr
+        assert "run_started" not in cli("log").stdout
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cli("build", "1", "--script", str(script)).exit_code == 0  # a dead holder leaves no lock behind
+    with plan_lock(repo, "agentflow/1-farewell"):  # and the finished build released it
+        pass
+
+
+# -- 6. an existing branch with unrelated commits is not reused silently ---------------------------
+
+
+def test_a_foreign_branch_under_the_plans_name_is_refused(repo: Path, cli) -> None:
+    write_plan(repo)
+    git(repo, "checkout", "-q", "-b", "agentflow/1-farewell")
+    (repo / "mine.txt").write_text("my own experiment\n")
+    git(repo, "add", "mine.txt")
+    git(repo, "commit", "-q", "-m", "my experiment")
+    git(repo, "checkout", "-q", "main")
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    result = cli("build", "1", "--script", str(script))
+    assert result.exit_code == 2
+    assert "branch agentflow/1-farewell already exists with 1 commit(s) agentflow did not make for plan 1" in (
+        result.stderr
+    )
+    assert "my experiment" in result.stderr and "git branch -m" in result.stderr
+    assert "run_started" not in cli("log").stdout
+    # agentflow's own earlier run on the branch is fine to continue
+    git(repo, "branch", "-D", "agentflow/1-farewell")
+    assert cli("build", "1", "--script", str(script)).exit_code == 0
+    again = write_script(repo, {"builder": [builder_session(content="x = 3\n")], "verifier": [verifier_session()]})
+    assert cli("build", "1", "--script", str(again)).exit_code == 0

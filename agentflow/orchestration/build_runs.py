@@ -48,7 +48,7 @@ from agentflow.orchestration.context import (
 )
 from agentflow.orchestration.progress import CycleState, RunProgress, project_progress, reopened_findings
 from agentflow.orchestration.run import Run, _check_dict, _submitted_verdict
-from agentflow.orchestration.worktrees import ensure_git_identity, prepare_worktree
+from agentflow.orchestration.worktrees import ensure_git_identity, foreign_commits, plan_lock, prepare_worktree
 from agentflow.patterns import load_patterns
 from agentflow.plans import Plan, branch_name, load_plan, resolve_plan, unknown_patterns
 from agentflow.session import RunBudget
@@ -361,6 +361,14 @@ def build_plan(
     reporter = reporter or NullReporter()
     repo = Repo(root)
     branch = branch_name(plan)
+    if repo.branch_exists(branch):
+        foreign = foreign_commits(repo, config.base, branch, plan.id)
+        if foreign:
+            raise UsageError(
+                f"branch {branch} already exists with {len(foreign)} commit(s) agentflow did not make for plan "
+                f"{plan.id} (e.g. {foreign[0]}); building on it would verify them as the plan's work",
+                fix=f"rename it (`git branch -m {branch} {branch}-mine`) or delete it, then build again",
+            )
     # A reused branch is verified from where it left the base, so earlier cycles stay in the diff.
     base_commit = repo.merge_base(config.base, branch) if repo.branch_exists(branch) else repo.rev(config.base)
     with Ledger.open(root) as ledger, _claimed(root, branch):
@@ -444,11 +452,12 @@ def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporte
 def _claimed(root: Path, branch: str) -> Iterator[None]:
     """The run owns its plan branch: concurrent runs' integrity checks leave it alone."""
     ref = f"refs/heads/{branch}"
-    claim(root, ref)
-    try:
-        yield
-    finally:
-        release(root, ref)
+    with plan_lock(root, branch):  # and no other process builds the same plan meanwhile
+        claim(root, ref)
+        try:
+            yield
+        finally:
+            release(root, ref)
 
 
 def load_build_plans(root: Path, refs: Sequence[str], config: Config | None = None) -> list[Plan]:
