@@ -170,6 +170,15 @@ ATTACKS = [
         [("src/test/java/app/TotalTest.java", JAVA_TEST, JAVA_TEST.replace("    @Test\n", "    @Test\n    @Ignore\n"))],
         "test_switched_off",
     ),
+    Case(
+        "vitest-skipif",
+        [("src/total.test.ts", JS_TEST, JS_TEST.replace("it('adds'", "it.skipIf(process.env.CI)('adds'"))],
+        "test_switched_off",
+    ),
+    Case("go-build-ignore", [("total_test.go", GO_TEST, "//go:build ignore\n\n" + GO_TEST)], "test_switched_off"),
+    Case(
+        "rust-cfg-any", [("src/lib.rs", RS_SRC, RS_SRC.replace("#[cfg(test)]", "#[cfg(any())]"))], "test_switched_off"
+    ),
     # -- tests deleted, assertions removed ---------------------------------------------------------------------------
     Case("py-test-file-deleted", [("tests/test_total.py", PY_TEST, None)], "test_deleted"),
     Case("go-test-file-emptied", [("total_test.go", GO_TEST, "")], "test_deleted"),

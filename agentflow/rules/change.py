@@ -178,7 +178,18 @@ def change_from_git(
     test_scope: Callable[[str], bool] | None = None,
 ) -> Change:
     """The change ``base..head`` of ``repo`` (an ``agentflow.git.Repo``), with its commit messages."""
-    git = repo.git  # type: ignore[attr-defined]
+    from agentflow.git import run_git
+
+    root = repo.root  # type: ignore[attr-defined]
+
+    def git(*args: str, check: bool = True) -> str:
+        proc = run_git(args, root, text=False)
+        if check and proc.returncode != 0:
+            from agentflow.errors import GitError
+
+            raise GitError(f"`git {' '.join(args)}` failed: {proc.stderr.decode(errors='replace').strip()}")
+        return proc.stdout.decode("utf-8", errors="replace") if proc.returncode == 0 else ""
+
     diff = git("-c", "core.quotePath=false", "diff", "-M", "--no-color", "--no-ext-diff", f"{base}..{head}")
     log = git("log", "--format=%B%x00", f"{base}..{head}")
     messages = [m.strip() for m in log.split("\x00") if m.strip()]
@@ -187,7 +198,7 @@ def change_from_git(
 
     def read_new(path: str) -> str | None:
         if path not in cache:
-            out = git("show", f"{head}:{path}", check=False)
+            out = git("show", f"{head}:{path}", check=False)  # "" when it cannot be read
             cache[path] = out if len(out) < 2_000_000 else None
         return cache[path]
 

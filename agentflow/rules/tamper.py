@@ -280,7 +280,7 @@ _DECORATOR_SKIP = {
         r"^\s*@\s*(?:pytest\.)?mark\.(skip|skipif|xfail)\b|^\s*@\s*unittest\.(skip|skipIf|skipUnless|expectedFailure)\b"
         r"|^\s*@\s*(skip|skipIf|skipUnless|expectedFailure)\b"
     ),
-    "rs": re.compile(r"^\s*#\[\s*ignore\b"),
+    "rs": re.compile(r"^\s*#\[\s*(ignore\b|cfg\s*\(\s*(any\s*\(\s*\)|FALSE|false|not\s*\(\s*test\s*\))\s*\))"),
     "java": re.compile(
         r"^\s*@\s*(Disabled\w*|Ignore|Ignored|EnabledIf\w*|Tag\(\s*\"(skip|disabled)\"\s*\))|^\s*@\s*Test\s*\(.*enabled\s*=\s*false"
     ),
@@ -290,12 +290,12 @@ _CALL_SKIP = {
         r"^\s*(?:pytest\.(skip|xfail|importorskip)\s*\(|self\.skipTest\s*\(|raise\s+(?:unittest\.)?SkipTest\b"
         r"|pytestmark\s*=.*mark\.(skip|skipif|xfail)\b)"
     ),
-    "go": re.compile(r"^\s*\w+\.(Skip|Skipf|SkipNow)\s*\("),
-    "js": re.compile(r"^\s*this\.skip\s*\(|^\s*(ctx|context|t)\.skip\s*\("),
+    "go": re.compile(r"^\s*\w+\.(Skip|Skipf|SkipNow)\s*\(|^//\s*(go:build|\+build)\s+ignore\b"),
+    "js": re.compile(r"^\s*this\.skip\s*\(|^\s*(ctx|context|t)\.skip\s*\(|^\s*pending\s*\("),
     "java": re.compile(r"^\s*(Assumptions\.)?assume(True|False)\s*\(\s*(false|true)\s*\)|^\s*@DisabledIf"),
 }
 _JS_SKIP = re.compile(
-    r"^\s*(?:(?:it|test|describe|context|suite|specify)(?:\.\w+)*\.(skip|todo)\b|(xit|xdescribe|xtest|xcontext|xspecify)\s*\()"
+    r"^\s*(?:(?:it|test|describe|context|suite|specify)(?:\.\w+)*\.(skip|skipIf|runIf|todo)\b|(xit|xdescribe|xtest|xcontext|xspecify)\s*\()"
 )
 _JS_FOCUS = re.compile(
     r"^\s*(?:(?:it|test|describe|context|suite|specify)(?:\.\w+)*\.only\b|(fit|fdescribe|ftest|fcontext)\s*\()"
