@@ -143,16 +143,17 @@ def test_required_fields_from_config(tmp_path):
 
 def test_nested_missing_parent_is_reported_once(tmp_path):
     events = []
+    # One family (the name stem Account): only family members are compared for domain fields.
     for i in range(40):
-        t = ["A", "B", "C", "D"][i % 4]
+        t = ["AccountA", "AccountB", "AccountC", "AccountD"][i % 4]
         e = {"type": t, "tenant_id": "t", "capsule_id": "c"}
-        if t != "D":
+        if t != "AccountD":
             e["meta"] = {"trace": "x", "span": "y"}
         events.append(e)
     analysis = evaluate([write_jsonl(tmp_path / "n.jsonl", events)], rules=DEMO_RULES)
     missing = [(f.event_type, f.field) for f in analysis.findings if f.rule == "missing_sibling_field"]
-    assert missing == [("D", "meta")]
-    assert analysis.type("A").fields["meta.trace"].types == {"string": 10}
+    assert missing == [("AccountD", "meta")]
+    assert analysis.type("AccountA").fields["meta.trace"].types == {"string": 10}
 
 
 # -- input formats -------------------------------------------------------------------------------
@@ -221,7 +222,9 @@ def test_type_field_option(tmp_path, repo, cli):
     data = json.loads(result.stdout)
     assert {t["type"] for t in data["types"]} == set(ALL_TYPES)
     assert sorted(f["event_type"] for f in data["findings"] if f["severity"] == "critical") == sorted(LEAKY)
-    without = json.loads(cli("evaluate", str(log), "--format", "json", "--no-record").stdout)
+    failed = cli("evaluate", str(log), "--format", "json", "--no-record")  # no event has a type: exit 2
+    assert failed.exit_code == 2 and "no event could be read (70 bad lines" in failed.output
+    without = json.loads(cli("evaluate", str(log), "--format", "json", "--no-record", "--allow-empty").stdout)
     assert without["bad_lines"] == 70 and without["events"] == 0
 
 

@@ -53,6 +53,10 @@ def evaluate(
         bool, typer.Option("--llm", help="Add an Evaluator model session over the schemas and findings.")
     ] = False,
     no_record: Annotated[bool, typer.Option("--no-record", help="Do not store the findings in the ledger.")] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="A log without any parsable event is not an error (default: exit 2)."),
+    ] = False,
     workers: Annotated[
         int | None,
         typer.Option("--workers", min=1, help="Processes for large plain JSON Lines files (default: CPU count)."),
@@ -75,6 +79,8 @@ def evaluate(
       agentflow evaluate events.jsonl --baseline .agentflow/schema.json --format md
 
       agentflow evaluate events.jsonl --llm
+
+      agentflow evaluate maybe-empty.jsonl --allow-empty
     """
     from agentflow.errors import GitError, UsageError
     from agentflow.evaluator.report import FORMATS, render, summary_line
@@ -101,6 +107,7 @@ def evaluate(
         record=record,
         workers=workers,
         llm=llm,
+        allow_empty=allow_empty,
         in_repo=in_repo,
     )
     result = run_evaluation(request, _common.config(root))
@@ -110,6 +117,8 @@ def evaluate(
     for path in result.plans:
         _common.err(f"wrote plan {path}")
     if output is not None or fmt != "text":
+        for warning in result.analysis.warnings:
+            _common.err(warning)
         _common.err(summary_line(result.analysis))
     if result.llm_error is not None:
         raise result.llm_error

@@ -41,9 +41,11 @@ def evaluate(
     baseline_source: str = "baseline",
     workers: int | None = None,
     names: list[str] | None = None,
+    allow_empty: bool = False,
 ) -> Analysis:
     """Analyse ``paths`` (JSON Lines, gzip, JSON arrays) and return schemas, errors and findings.
 
+    ``allow_empty``: a file without any event is not an error (``reader.read_logs``).
     ``names`` are how the files appear in the report, sample lines and errors (one per path;
     default ``str(path)``): the CLI passes repository-relative names so that reports, ledger
     records and plans do not depend on where the repository is checked out.
@@ -51,14 +53,19 @@ def evaluate(
     from agentflow.evaluator.analysis import build_analysis
     from agentflow.evaluator.baseline import drift
     from agentflow.evaluator.reader import read_logs
-    from agentflow.evaluator.rules import run_rules, sort_findings
+    from agentflow.evaluator.rules import run_rules, sort_findings, unmatched_fields
 
     rules = rules or RuleConfig()
-    aggregator = read_logs(paths, type_field=type_field, workers=workers)
+    if type_field and not rules.type_field:
+        rules.type_field = type_field
+    aggregator = read_logs(paths, type_field=type_field, workers=workers, allow_empty=allow_empty)
     if names is not None and len(names) != len(paths):
         raise ValueError("evaluate: one name per path")
     analysis = build_analysis(aggregator, names if names is not None else [str(p) for p in paths])
     findings = run_rules(analysis, rules)
+    analysis.isolation_fields = list(rules.isolation_fields)
+    analysis.inferred_scope = list(rules.inferred)
+    analysis.warnings = unmatched_fields(analysis, rules)
     if baseline is not None:
         findings = sort_findings(findings + drift(analysis, baseline, rules, baseline_source))
     analysis.findings = findings

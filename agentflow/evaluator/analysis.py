@@ -29,11 +29,33 @@ class TypeSchema:
     fields: dict[str, FieldSchema]
     key_templates: dict[str, dict[str, int]]  # key field path -> template -> events (templates.report)
     lines: list[Location]
+    envelope: str = "plain"  # plain, eventbridge or cloudevents: where the payload came from
+    source: str | None = None  # the envelope's `source` (EventBridge, CloudEvents): a family of types
+    unanalysed: int = 0  # events of this type beyond the shape cap: counted, not walked field by field
+
+    def presence(self, path: str) -> float:
+        """Share of the events where ``path``'s parent is an object that carry ``path`` (nullable
+        parents: ``a.b`` is measured over the events where ``a`` is a non-null object)."""
+        stats = self.fields.get(path)
+        if stats is None:
+            return 0.0
+        base = self.parent_objects(path)
+        return stats.count / base if base else 0.0
+
+    def parent_objects(self, path: str) -> int:
+        """The events in which ``path``'s parent is a JSON object (all events for a top-level field)."""
+        if "." not in path:
+            return self.count
+        parent = self.fields.get(path.rsplit(".", 1)[0])
+        return parent.types.get("object", 0) if parent else 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "type": self.name,
             "count": self.count,
+            "envelope": self.envelope,
+            "source": self.source,
+            "unanalysed_events": self.unanalysed,
             "fields": {
                 path: {
                     "presence": round(f.count / self.count, 4) if self.count else 0.0,
@@ -84,6 +106,9 @@ class Analysis:
     errors: list[LogError]
     findings: list[Finding] = field(default_factory=list)
     review: str | None = None  # the --llm evaluator session's summary
+    isolation_fields: list[str] = field(default_factory=list)  # configured (events.isolation_fields)
+    inferred_scope: list[str] = field(default_factory=list)  # rules.infer_scope
+    warnings: list[str] = field(default_factory=list)  # e.g. a configured isolation field matching nothing
 
     def type(self, name: str) -> TypeSchema | None:
         return next((t for t in self.types if t.name == name), None)
@@ -101,6 +126,9 @@ class Analysis:
             "types": [t.to_json() for t in self.types],
             "findings": [f.to_json() for f in self.findings],
             "errors": [e.to_json() for e in self.errors],
+            "isolation_fields": self.isolation_fields,
+            "inferred_scope": self.inferred_scope,
+            "warnings": self.warnings,
         }
         if self.review is not None:
             data["review"] = self.review
@@ -110,10 +138,13 @@ class Analysis:
 def build_analysis(aggregator: Aggregator, files: list[str]) -> Analysis:
     """Per-type field statistics from the aggregator's shapes (deterministic order)."""
     aggregator.flush()
-    by_type: dict[str, list[Any]] = {}
+    by_type: dict[str, list[Any]] = {name: [] for name in aggregator.unanalysed_by_type}
     for shape in aggregator.shapes.values():
         by_type.setdefault(shape.event_type, []).append(shape)
     types = [_type_schema(name, shapes, aggregator.templates.get(name, {})) for name, shapes in sorted(by_type.items())]
+    for schema in types:
+        schema.envelope, schema.source = aggregator.envelopes.get(schema.name, ("plain", None))
+        schema.unanalysed = aggregator.unanalysed_by_type.get(schema.name, 0)
     errors = [LogError(files[i] if i < len(files) else "?", line, message) for i, line, message in aggregator.errors]
     errors.sort(key=lambda e: (files.index(e.file) if e.file in files else 0, e.line))
     return Analysis(files, aggregator.events, aggregator.bad_lines, aggregator.unanalysed, types, errors)

@@ -27,12 +27,16 @@ _CACHE_LIMIT = 4096
 _cache: dict[tuple[int, tuple[str, ...]], str] = {}
 
 
+_KEY_TEXT = re.compile(r"[A-Z][A-Z0-9_]*#[^#\s]+(#[^#\s]+)*\Z")
+
+
 def looks_like_key(value: str) -> bool:
-    """A string is a key when it has a ``#`` and starts with a label (``TENANT#...``)."""
+    """A string is a key when it reads as upper-case labels and ids joined by ``#``: it starts with a
+    label (``TENANT#...``), has no empty segment and no white space. Free text that merely contains a
+    ``#`` is not a key: ``C#``, ``F# and C#``, ``issue #12``, ``https://x/#top``."""
     if "#" not in value:
         return False
-    head = value.split("#", 1)[0]
-    return bool(_LABEL.match(head))
+    return _KEY_TEXT.match(value) is not None
 
 
 def _build(parts: list[str]) -> str:

@@ -45,16 +45,36 @@ def read_logs(
     type_field: str | None = None,
     workers: int | None = None,
     parallel_min_bytes: int | None = None,
+    allow_empty: bool = False,
 ) -> Aggregator:
-    """Analyse every log into one aggregator (file indexes follow ``paths``)."""
+    """Analyse every log into one aggregator (file indexes follow ``paths``).
+
+    A file that yields no event at all (empty, binary, another format) is a usage error naming the
+    file, unless ``allow_empty``: in CI a wrong log path must not pass as "no findings"."""
     workers = default_workers() if workers is None else max(1, workers)
     if parallel_min_bytes is None:
         parallel_min_bytes = PARALLEL_MIN_BYTES
     aggregator = Aggregator(type_field)
     for index, path in enumerate(paths):
+        before, bad_before = aggregator.events, aggregator.bad_lines
         read_one(aggregator, path, index, workers=workers, parallel_min_bytes=parallel_min_bytes)
+        aggregator.flush()
+        if aggregator.events == before and not allow_empty:
+            raise UsageError(
+                _no_event_problem(aggregator, index, aggregator.bad_lines - bad_before),
+                where=path,
+                fix="name a JSON Lines or JSON array event log (plain or gzip), or pass --allow-empty",
+            )
     aggregator.flush()
     return aggregator
+
+
+def _no_event_problem(aggregator: Aggregator, index: int, bad: int) -> str:
+    """Why a file gave no event: empty, or what its first bad line was."""
+    if not bad:
+        return "no event in this file (it is empty)"
+    first = next((f"line {line}: {message}" for i, line, message in aggregator.errors if i == index), "")
+    return f"no event could be read ({bad} bad line{'s' if bad != 1 else ''}" + (f"; {first})" if first else ")")
 
 
 def _open(path: Path) -> tuple[BinaryIO, bool]:
@@ -97,22 +117,31 @@ def read_one(
 
 
 def _read_lines(aggregator: Aggregator, read: Callable[[int], bytes], index: int, first: bytes, limit: int = -1) -> int:
-    """Stream JSON Lines from ``read``; returns the number of lines seen (``limit``: bytes to read)."""
+    """Stream JSON Lines from ``read``; returns the number of lines seen (``limit``: bytes to read).
+
+    A line longer than a block is collected as a list of pieces and joined once, so any line length
+    costs linear time (joining the carried-over piece to every block would be quadratic)."""
     line, rest, block, remaining = 1, b"", first, limit
+    pending: list[bytes] = []  # the pieces of the current, still unfinished, line
     while True:
         if not block:
             break
-        lines = block.split(b"\n")
-        hashes, escaped = hash_census(block)  # counted on the block: joining the lines again would copy it
-        if rest:  # joined to the first line only: prepending it to the block would copy the whole block
-            lines[0] = rest + lines[0]
-            hashes += rest.count(b"#")
-            escaped = escaped or b"\\" in rest  # or the escape may straddle the two pieces
-        rest = lines.pop()  # the last piece has no newline yet: it continues in the next block
-        hashes -= rest.count(b"#")
-        if lines:
-            aggregator.add_lines(lines, index, line, (hashes, escaped))
-            line += len(lines)
+        if b"\n" not in block:
+            pending.append(block)
+        else:
+            lines = block.split(b"\n")
+            hashes, escaped = hash_census(block)  # counted on the block: joining the lines again would copy it
+            if pending or rest:  # joined to the first line only: prepending it to the block would copy it
+                head = b"".join([rest, *pending]) if pending else rest
+                pending = []
+                lines[0] = head + lines[0]
+                hashes += head.count(b"#")
+                escaped = escaped or b"\\" in head  # or the escape may straddle the two pieces
+            rest = lines.pop()  # the last piece has no newline yet: it continues in the next block
+            hashes -= rest.count(b"#")
+            if lines:
+                aggregator.add_lines(lines, index, line, (hashes, escaped))
+                line += len(lines)
         if remaining == 0:
             break
         size = BLOCK if remaining < 0 else min(BLOCK, remaining)
@@ -123,6 +152,8 @@ def _read_lines(aggregator: Aggregator, read: Callable[[int], bytes], index: int
             return line - 1
         if remaining > 0:
             remaining -= len(block)
+    if pending:
+        rest = b"".join([rest, *pending])
     if rest:
         aggregator.add_lines([rest], index, line)
         line += 1
@@ -248,6 +279,9 @@ def _decode_array(aggregator: Aggregator, window: _ArrayStream, decoder: json.JS
             continue
         try:
             event, end = decoder.raw_decode(window.text, pos)
+        except RecursionError:
+            aggregator.bad(index, window.line_at(pos), "JSON nested too deeply in the array; the rest was skipped")
+            return
         except json.JSONDecodeError as exc:
             if len(window.text) - pos < MAX_ARRAY_ELEMENT and window.more():
                 continue

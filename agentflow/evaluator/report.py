@@ -47,13 +47,21 @@ def summary_line(analysis: Analysis) -> str:
     )
 
 
+def scope_lines(analysis: Analysis) -> list[str]:
+    """The configured and inferred scope, and the warnings about the configuration."""
+    configured = ", ".join(analysis.isolation_fields) or "(none)"
+    inferred = ", ".join(analysis.inferred_scope) or "(none)"
+    return [f"isolation fields: {configured}; inferred scope: {inferred}", *analysis.warnings]
+
+
 def render_text(analysis: Analysis) -> str:
-    lines = [summary_line(analysis), ""]
+    lines = [summary_line(analysis), *scope_lines(analysis), ""]
     if analysis.review:
         lines += ["Evaluator review:", f"  {analysis.review}", ""]
     lines.append("Event types:")
     for schema in analysis.types:
-        lines.append(f"  {schema.name}: {schema.count} events, {len(schema.fields)} fields")
+        unanalysed = f" (+{schema.unanalysed} not analysed: too many shapes)" if schema.unanalysed else ""
+        lines.append(f"  {schema.name}: {schema.count} events{unanalysed}, {len(schema.fields)} fields")
         for path, counts in schema.key_templates.items():
             for template, n in sorted(counts.items(), key=lambda i: -i[1])[:3]:
                 lines.append(f"    {path} template: {template} ({n})")
@@ -87,7 +95,7 @@ def _cell(value: Any) -> str:
 
 
 def render_markdown(analysis: Analysis) -> str:
-    lines = ["# Event-log evaluation", "", summary_line(analysis), ""]
+    lines = ["# Event-log evaluation", "", summary_line(analysis), "", *scope_lines(analysis), ""]
     if analysis.review:
         lines += ["## Evaluator review", "", analysis.review, ""]
     lines += ["## Findings", ""]

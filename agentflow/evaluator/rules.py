@@ -17,6 +17,11 @@ Rules (``rule`` ids are part of the findings contract):
 - ``null_field``: a field that is null in some events of a type and not in others.
 - ``type_mismatch``: a field whose JSON type differs between events of one type (integer and
   number count as one type).
+- ``type_mismatch_across_types``: one path with different JSON types in different types: medium
+  within a family (``families``), low across families.
+- Scope inference (``infer_scope``): top-level fields named like a scope that most types carry are
+  treated as isolation fields; a type lacking one its family (or nearly the whole log) carries is
+  reported like a missing isolation field (critical).
 - ``drift_*``: differences against a baseline (``agentflow.evaluator.baseline``).
 
 Exempt types (``events.exempt_types`` globs, e.g. ``Tenant*``) are platform-level: they take no
@@ -30,6 +35,7 @@ the same id in every run and the ledger can tell open from closed findings.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -38,6 +44,53 @@ from agentflow.evaluator.keys import template_labels
 from agentflow.verdict import severity_rank  # one severity scale for verdicts and evaluator
 
 SIBLING_SHARE = 0.5  # "most": strictly more than this share of the siblings
+MIN_FAMILY = 3  # a family (name stem, source, key family) of at least this many types compares fields
+CARRIER_PRESENCE = 0.9  # a type "carries" a field present in at least this share of its events
+SCOPE_SHARE = 0.5  # an inferred scope field is carried by more than this share of the types ...
+UBIQUITOUS_SHARE = 0.9  # ... and one carried by this share of the log's types is expected of every type
+# Words that name a scope (tenant-like partition of the data) in a field name.
+SCOPE_WORDS = frozenset(
+    [
+        "tenant",
+        "org",
+        "organization",
+        "organisation",
+        "account",
+        "workspace",
+        "repo",
+        "repository",
+        "agency",
+        "customer",
+        "capsule",
+        "installation",
+        "enterprise",
+        "company",
+        "subscription",
+        "realm",
+    ]
+)
+# Envelope metadata (CloudEvents attributes, EventBridge envelope keys, type discriminators): never a
+# missing *domain* field; the payload of EventBridge and CloudEvents events is analysed without it.
+ENVELOPE_FIELDS = frozenset(
+    [
+        "id",
+        "type",
+        "time",
+        "source",
+        "specversion",
+        "datacontenttype",
+        "dataschema",
+        "subject",
+        "version",
+        "account",
+        "region",
+        "resources",
+        "detail-type",
+        "event_type",
+        "event_id",
+        "eventid",
+    ]
+)
 
 
 @dataclass
@@ -45,19 +98,41 @@ class RuleConfig:
     isolation_fields: list[str] = field(default_factory=lambda: ["tenant_id", "capsule_id"])
     exempt_types: list[str] = field(default_factory=list)
     required: dict[str, list[str]] = field(default_factory=dict)
+    infer_scope: bool = True
+    sibling_share: float = SIBLING_SHARE
+    min_family: int = MIN_FAMILY
+    scope_share: float = SCOPE_SHARE
+    type_field: str | None = None
+    inferred: list[str] = field(default_factory=list)  # filled by run_rules: inferred scope paths
 
     @classmethod
     def from_events(cls, events: object) -> RuleConfig:
         """From ``config.Events`` (kept duck-typed so this module does not need the config)."""
+        thresholds = getattr(events, "thresholds", None)
         return cls(
             isolation_fields=list(getattr(events, "isolation_fields", ["tenant_id", "capsule_id"])),
             exempt_types=list(getattr(events, "exempt_types", [])),
             required={k: list(v) for k, v in getattr(events, "required", {}).items()},
+            infer_scope=bool(getattr(events, "infer_scope", True)),
+            sibling_share=float(getattr(thresholds, "sibling_share", SIBLING_SHARE)),
+            min_family=int(getattr(thresholds, "min_family", MIN_FAMILY)),
+            scope_share=float(getattr(thresholds, "scope_share", SCOPE_SHARE)),
+            type_field=getattr(events, "type_field", None),
         )
 
     def is_isolation(self, path: str) -> bool:
+        """A configured isolation field, named by path, leaf or a path inside it (``repo.id`` makes the
+        object ``repo`` an isolation field too), or an inferred scope path."""
+        if path in self.inferred:
+            return True
         leaf = path.rsplit(".", 1)[-1]
-        return path in self.isolation_fields or leaf in self.isolation_fields
+        for name in self.isolation_fields:
+            if path == name or leaf == name or path.endswith("." + name) or name.startswith(path + "."):
+                return True
+        return False
+
+    def is_configured_isolation(self, path: str) -> bool:
+        return path not in self.inferred and self.is_isolation(path)
 
     def is_exempt(self, event_type: str) -> bool:
         return any(fnmatchcase(event_type, glob) for glob in self.exempt_types)
@@ -65,6 +140,10 @@ class RuleConfig:
     def skip(self, event_type: str, path: str) -> bool:
         """Exempt types are never flagged for isolation fields."""
         return self.is_exempt(event_type) and self.is_isolation(path)
+
+    def is_envelope(self, path: str) -> bool:
+        """Envelope metadata and the type discriminator: analysed apart, never a missing domain field."""
+        return path == (self.type_field or "") or ("." not in path and path in ENVELOPE_FIELDS)
 
     def label_field(self, label: str) -> str | None:
         """The isolation field a key label stands for: ``CAPSULE`` -> ``capsule_id``."""
@@ -92,14 +171,166 @@ def _parent_paths(path: str) -> list[str]:
 
 
 def run_rules(analysis: Analysis, config: RuleConfig) -> list[Finding]:
-    """All schema rules, deduplicated and sorted (severity, type, field, rule)."""
+    """All schema rules, deduplicated and sorted (severity, type, field, rule).
+
+    ``config.inferred`` is set to the inferred scope paths (``infer_scope``) first: they count as
+    isolation fields for every rule."""
     where = analysis.where
+    config.inferred = infer_scope(analysis, config) if config.infer_scope else []
     findings: list[Finding] = []
     findings += required_fields(analysis, config, where)
+    findings += missing_scope_fields(analysis, config, where)
     findings += missing_sibling_fields(analysis, config, where)
     findings += within_type(analysis, config, where)
+    findings += type_drift(analysis, config, where)
     findings = key_segments(analysis, config, findings)
     return sort_findings(dedupe(findings))
+
+
+# -- scope inference and families ------------------------------------------------------------------
+
+
+def _words(name: str) -> list[str]:
+    """``agency_identification`` -> [agency, identification]; ``repoId`` -> [repo, id]."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+
+
+def _carries(schema: TypeSchema, path: str) -> bool:
+    stats = schema.fields.get(path)
+    if stats is None or not schema.count:
+        return False
+    present = stats.count - stats.types.get("null", 0)
+    base = schema.parent_objects(path)
+    return base > 0 and present / base >= CARRIER_PRESENCE
+
+
+def infer_scope(analysis: Analysis, config: RuleConfig) -> list[str]:
+    """The log's scope fields: top-level fields named like a scope (tenant, org, account, repo,
+    agency, ...: ``SCOPE_WORDS``) that more than ``scope_share`` of the (non-exempt) types of one
+    envelope format have (in some of their events), at least three. They partition the data the way a tenant id does."""
+    inferred: list[str] = []
+    by_format: dict[str, list[TypeSchema]] = {}
+    for schema in analysis.types:
+        if not config.is_exempt(schema.name) and schema.count:
+            by_format.setdefault(schema.envelope, []).append(schema)
+    for group in by_format.values():
+        candidates = sorted({p for t in group for p in t.fields if "." not in p and not config.is_envelope(p)})
+        for path in candidates:
+            if not SCOPE_WORDS.intersection(_words(path)) or path in inferred:
+                continue
+            carrying = sum(path in t.fields for t in group)  # in any of its events: partial scopes count
+            if carrying >= 3 and carrying / len(group) > config.scope_share:
+                inferred.append(path)
+    return inferred
+
+
+def name_stem(name: str) -> str:
+    """The entity a type name is about: ``AccountCreated`` -> account, ``IssuesEvent`` -> issue,
+    ``check_run`` -> check, ``com.acme.task.created`` -> com.acme.task, ``Object Created`` -> object."""
+    if "." in name:
+        return name.rsplit(".", 1)[0].lower()
+    if " " in name or "_" in name or "-" in name:  # words: the first one names the entity or service
+        return re.split(r"[ _-]+", name.strip())[0].lower() or name.lower()
+    words = _words(name.removesuffix("Event") if name != "Event" else name)
+    if not words:
+        return name.lower()
+    first = words[0]  # CamelCase: IssuesEvent and IssueCommentEvent are both about an issue
+    return first[:-1] if len(first) > 3 and first.endswith("s") and not first.endswith("ss") else first
+
+
+def families(analysis: Analysis, config: RuleConfig, strict: bool = False) -> dict[str, set[str]]:
+    """Per type, the other types that plausibly share its contract: same name stem, same envelope
+    source (EventBridge/CloudEvents ``source``), or keys starting with the same label; always of the
+    same envelope format, never exempt types. ``strict``: the name stem within one source (the
+    entity: ``Object Created``/``Object Deleted`` of aws.s3), or the key family."""
+    members = [t for t in analysis.types if not config.is_exempt(t.name) and t.count]
+    groups: dict[tuple[str, ...], set[str]] = {}
+    for t in members:
+        keys = [("stem", t.envelope, name_stem(t.name), t.source if strict else "")]
+        if t.source and not strict:
+            keys.append(("source", t.envelope, t.source))
+        for path, counts in t.key_templates.items():
+            for template in counts:
+                labels = template_labels(template)
+                if labels and template.startswith(labels[0]):
+                    keys.append(("key", t.envelope, path, labels[0]))
+        for key in keys:
+            groups.setdefault(key, set()).add(t.name)
+    out: dict[str, set[str]] = {t.name: set() for t in members}
+    for names in groups.values():
+        for name in names:
+            out[name] |= names - {name}
+    return out
+
+
+def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
+    """A type lacking a scope field (configured or inferred) that its family carries, or that nearly
+    every type of the log carries: the missing isolation field, at critical."""
+    out: list[Finding] = []
+    by_name = {t.name: t for t in analysis.types}
+    family = families(analysis, config)
+    scope_paths = sorted(
+        {p for t in analysis.types for p in t.fields if config.is_isolation(p) and not _inside_map(p)},
+        key=lambda p: (p.count("."), p),
+    )
+    for schema in analysis.types:
+        if config.is_exempt(schema.name) or not schema.count:
+            continue
+        peers = [by_name[n] for n in sorted(family.get(schema.name, ()))]
+        same_format = [t for t in analysis.types if t.envelope == schema.envelope and t.name != schema.name and t.count]
+        same_format = [t for t in same_format if not config.is_exempt(t.name)]
+        flagged: set[str] = set()
+        for path in scope_paths:
+            if path in schema.fields or any(p in flagged or p not in schema.fields for p in _parent_paths(path)):
+                continue  # present, or its parent object is missing (reported once, for the parent)
+            in_family = [t.name for t in peers if _carries(t, path)]
+            in_log = [t.name for t in same_format if _carries(t, path)]
+            by_family = len(in_family) >= 1 and len(in_family) / len(peers) > config.sibling_share
+            ubiquitous = len(in_log) >= 3 and len(in_log) / len(same_format) >= UBIQUITOUS_SHARE
+            if not (by_family or ubiquitous):
+                continue
+            flagged.add(path)
+            carriers = in_family if by_family else in_log
+            scope = "its family" if by_family else "the log"
+            out.append(
+                _make(
+                    "missing_sibling_field",
+                    "critical",
+                    schema,
+                    path,
+                    f"{schema.name} lacks {path}, a scope field that {len(carriers)} of "
+                    f"{len(peers) if by_family else len(same_format)} event types of {scope} carry "
+                    "(an isolation field: a cross-tenant leak risk)",
+                    {
+                        "events": schema.count,
+                        "missing": schema.count,
+                        "scope": path,
+                        "inferred_scope": path in config.inferred,
+                        "siblings_with_field": sorted(carriers),
+                        "sample_lines": _samples(where, schema.lines),
+                    },
+                )
+            )
+    return out
+
+
+def unmatched_fields(analysis: Analysis, config: RuleConfig) -> list[str]:
+    """A warning per configured isolation field that names nothing in the log (a typo, or the wrong
+    log): the scope it should protect is not checked at all."""
+    paths = {p for t in analysis.types for p in t.fields}
+    out = []
+    for name in config.isolation_fields:
+        if not any(p == name or p.endswith("." + name) or name.startswith(p + ".") for p in paths):
+            out.append(
+                f"warning: isolation field {name} (events.isolation_fields) matches no field of these logs;"
+                " check its spelling or the logs"
+            )
+    return out
+
+
+def _inside_map(path: str) -> bool:
+    return "{*}" in path
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:
@@ -165,45 +396,49 @@ def required_fields(analysis: Analysis, config: RuleConfig, where) -> list[Findi
 
 
 def scope_fields(analysis: Analysis, config: RuleConfig) -> list[str]:
-    scopes = list(dict.fromkeys([*config.isolation_fields, *config.required]))
+    scopes = list(dict.fromkeys([*config.isolation_fields, *config.required]))  # inferred: missing_scope_fields
     return [s for s in scopes if any(s in t.fields for t in analysis.types)]
 
 
 def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
+    """Fields a type lacks that its siblings carry.
+
+    Isolation fields are compared among all the types sharing a scope field (``RoleAssignmentCreated``
+    lacks the ``capsule_id`` that most tenant-scoped types carry): critical. Other fields are compared
+    only within the type's family (``families``: same name stem, source or key family) of at least
+    ``min_family`` types, and only fields most of the family carry (``sibling_share``): medium. Fields
+    many unrelated entity kinds share by accident, envelope metadata and the keys of map-like objects
+    are never compared."""
     out: list[Finding] = []
+    by_name = {t.name: t for t in analysis.types}
     for scope in scope_fields(analysis, config):
-        group = [t for t in analysis.types if scope in t.fields]
-        if len(group) - sum(config.is_exempt(t.name) for t in group) < 2:
-            continue
-        carriers: dict[str, list[str]] = {}
-        for schema in group:
-            for path in schema.fields:
-                carriers.setdefault(path, []).append(schema.name)
-        common = {p: names for p, names in carriers.items() if len(names) >= 2}
+        group = [t for t in analysis.types if scope in t.fields and t.count]
         siblings = {t.name for t in group if not config.is_exempt(t.name)}
+        if len(siblings) < 2:
+            continue
         for schema in group:
             if config.is_exempt(schema.name):
-                continue  # platform-level types are not siblings of the tenant-scoped ones
-            flagged: set[str] = set()
-            for path in sorted(common, key=lambda p: (p.count("."), p)):
-                names = common[path]
+                continue
+            others = [by_name[n] for n in sorted(siblings - {schema.name})]
+            candidates = {
+                p for t in others for p in t.fields if config.is_configured_isolation(p) and not _inside_map(p)
+            }
+            for path in sorted(candidates, key=lambda p: (p.count("."), p)):
                 if path in schema.fields or config.skip(schema.name, path):
                     continue
-                carrying = [n for n in names if n in siblings]
-                if len(carrying) < 2 or len(carrying) / len(siblings) <= SIBLING_SHARE:
+                if any(parent not in schema.fields for parent in _parent_paths(path)):
                     continue
-                if any(parent in flagged for parent in _parent_paths(path)):
+                carrying = [t.name for t in others if _carries(t, path)]
+                if len(carrying) < 2 or len(carrying) / len(siblings) <= config.sibling_share:
                     continue
-                flagged.add(path)
-                isolation = config.is_isolation(path)
                 out.append(
                     _make(
                         "missing_sibling_field",
-                        "critical" if isolation else "medium",
+                        "critical",
                         schema,
                         path,
                         f"{schema.name} lacks {path}, which {len(carrying)} of {len(siblings)} event types sharing "
-                        f"{scope} carry" + (" (an isolation field: a cross-tenant leak risk)" if isolation else ""),
+                        f"{scope} carry (an isolation field: a cross-tenant leak risk)",
                         {
                             "events": schema.count,
                             "missing": schema.count,
@@ -213,6 +448,44 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
                         },
                     )
                 )
+    family = families(analysis, config, strict=True)
+    for schema in analysis.types:
+        peers = [by_name[n] for n in sorted(family.get(schema.name, ()))]
+        if len(peers) + 1 < config.min_family:
+            continue
+        flagged: set[str] = set()
+        # Only the fields of an object the type shares with its family (the entity's contract:
+        # ``repository.disabled``); top-level fields differ by design between the kinds of event
+        # of one entity (``action`` of workflow_run, not of workflow_dispatch): low.
+        candidates = {p for t in peers for p in t.fields}
+        for path in sorted(candidates, key=lambda p: (p.count("."), p)):
+            if path in schema.fields or config.is_isolation(path) or config.is_envelope(path) or _inside_map(path):
+                continue
+            if any(parent in flagged or parent not in schema.fields for parent in _parent_paths(path)):
+                continue  # the parent is reported, or missing / never an object here (nullable)
+            if any(schema.fields[parent].types.get("object", 0) == 0 for parent in _parent_paths(path)):
+                continue
+            carrying = [t.name for t in peers if _carries(t, path)]
+            if len(carrying) < 2 or len(carrying) / len(peers) <= config.sibling_share:
+                continue
+            flagged.add(path)
+            out.append(
+                _make(
+                    "missing_sibling_field",
+                    "medium" if "." in path else "low",
+                    schema,
+                    path,
+                    f"{schema.name} lacks {path}, which {len(carrying)} of the {len(peers)} other event types of "
+                    "its family carry",
+                    {
+                        "events": schema.count,
+                        "missing": schema.count,
+                        "family": sorted(t.name for t in peers),
+                        "siblings_with_field": sorted(carrying),
+                        "sample_lines": _samples(where, schema.lines),
+                    },
+                )
+            )
     return out
 
 
@@ -222,22 +495,26 @@ def within_type(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
         for path, stats in schema.fields.items():
             if config.skip(schema.name, path):
                 continue
-            isolation = config.is_isolation(path)
-            parent = path.rsplit(".", 1)[0] if "." in path else None
-            parent_count = schema.fields[parent].count if parent in schema.fields else schema.count
+            if _inside_map(path):
+                continue  # the keys of a map-like object vary by design
+            # Inferred scopes are less certain than configured ones: a scope field present in part of
+            # a type's events is common and legitimate (a ping of an organization-wide hook): low.
+            strong = config.is_configured_isolation(path)
+            parent_count = schema.parent_objects(path)  # nullable parents: over the events where it is an object
             if stats.count < parent_count:
                 out.append(
                     _make(
                         "partial_field",
-                        "high" if isolation else "low",
+                        "high" if strong else "low",
                         schema,
                         path,
-                        f"{path} is present in {stats.count} of {schema.count} {schema.name} events",
+                        f"{path} is present in {stats.count} of {parent_count} {schema.name} events"
+                        + (" whose parent is an object" if "." in path else ""),
                         {
                             "events": schema.count,
                             "present": stats.count,
-                            "missing": schema.count - stats.count,
-                            "presence": round(stats.count / schema.count, 4),
+                            "missing": parent_count - stats.count,
+                            "presence": round(stats.count / parent_count, 4),
                             "sample_lines_missing": _samples(where, stats.missing_lines),
                         },
                     )
@@ -247,7 +524,7 @@ def within_type(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
                 out.append(
                     _make(
                         "null_field",
-                        "high" if isolation else "low",
+                        "high" if strong else "low",
                         schema,
                         path,
                         f"{path} is null in {nulls} of {stats.count} {schema.name} events that carry it",
@@ -263,7 +540,7 @@ def within_type(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
                 out.append(
                     _make(
                         "type_mismatch",
-                        "high" if isolation else "medium",
+                        "high" if strong else "medium",
                         schema,
                         path,
                         f"{path} has different JSON types across {schema.name} events: "
@@ -275,6 +552,56 @@ def within_type(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
                         },
                     )
                 )
+    return out
+
+
+def _kinds(stats) -> frozenset[str]:
+    return frozenset(("number" if t == "integer" else t) for t in stats.types if t != "null")
+
+
+def type_drift(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
+    """One path, different JSON types in different event types (``repository.created_at`` an integer
+    in PushEvent, a string in the others): medium when a type of the same family has the usual type,
+    low across families. Types whose own events disagree are ``type_mismatch`` instead."""
+    out: list[Finding] = []
+    family = families(analysis, config)
+    by_path: dict[str, dict[str, frozenset[str]]] = {}
+    for schema in analysis.types:
+        for path, stats in schema.fields.items():
+            kinds = _kinds(stats)
+            if len(kinds) == 1 and not _inside_map(path):
+                by_path.setdefault(path, {})[schema.name] = kinds
+    for path, per_type in sorted(by_path.items()):
+        if len(set(per_type.values())) < 2:
+            continue
+        tally: dict[frozenset[str], int] = {}
+        for kinds in per_type.values():
+            tally[kinds] = tally.get(kinds, 0) + 1
+        usual = max(tally.items(), key=lambda item: (item[1], sorted(item[0])))[0]
+        if tally[usual] * 2 <= len(per_type):
+            continue  # no usual type to compare with
+        for name, kinds in sorted(per_type.items()):
+            if kinds == usual:
+                continue
+            same_family = sorted(n for n in family.get(name, ()) if per_type.get(n) == usual)
+            schema = analysis.type(name)
+            out.append(
+                _make(
+                    "type_mismatch_across_types",
+                    "medium" if same_family else "low",
+                    schema,
+                    path,
+                    f"{path} is {'/'.join(sorted(kinds))} in {name} but {'/'.join(sorted(usual))} in "
+                    f"{tally[usual]} other event types" + (" of its family" if same_family else ""),
+                    {
+                        "events": schema.count,
+                        "types": sorted(kinds),
+                        "usual_types": sorted(usual),
+                        "types_with_usual": same_family or tally[usual],
+                        "sample_lines": _samples(where, schema.lines),
+                    },
+                )
+            )
     return out
 
 

@@ -28,6 +28,7 @@ class EvaluationRequest:
     record: bool = True
     workers: int | None = None
     llm: bool = False
+    allow_empty: bool = False  # a log without any parsable event is not an error
     in_repo: bool = True  # False: no ledger at root (the --llm session then records into a temporary one)
 
 
@@ -107,6 +108,7 @@ def run_evaluation(request: EvaluationRequest, config: object) -> EvaluationResu
         baseline_source=str(request.baseline) if request.baseline else "baseline",
         workers=request.workers,
         names=names,
+        allow_empty=request.allow_empty,
     )
     result = EvaluationResult(analysis, logs)
     if request.llm:

@@ -162,6 +162,12 @@ class Aggregator:
         self.compiles = 0
         self.dirty = False  # a new shape appeared since the last compilation
         self.plain_only = True  # no EventBridge/CloudEvents/event_type envelope seen
+        # event type -> (envelope format, first `source` seen): families by source (rules.py)
+        self.envelopes: dict[str, tuple[str, str | None]] = {}
+        self.unanalysed_by_type: dict[str, int] = {}  # events beyond MAX_SHAPES, per type
+        # event type -> paths of map-like objects (labels, attribute maps): their keys collapse to {*}
+        self.map_paths: dict[str, tuple[tuple[str, ...], ...]] = {}
+        self.shapes_by_type: dict[str, int] = {}
 
     # -- per event -----------------------------------------------------------------------------
 
@@ -181,6 +187,8 @@ class Aggregator:
         if event_type is not None:
             self.plain_only = False
             payload = event.get("detail")
+            if type(event_type) is str and event_type not in self.envelopes:
+                self.envelopes[event_type] = ("eventbridge", _source(event.get("source")))
             return event_type, payload if type(payload) is dict else {}
         event_type = event.get("type")
         if event_type is None:
@@ -191,6 +199,8 @@ class Aggregator:
         if "specversion" in event:
             self.plain_only = False
             payload = event.get("data")
+            if type(event_type) is str and event_type not in self.envelopes:
+                self.envelopes[event_type] = ("cloudevents", _source(event.get("source")))
             return event_type, payload if type(payload) is dict else {}
         return event_type, event
 
@@ -235,7 +245,8 @@ class Aggregator:
             return  # keep the current compiled schema; new shapes keep going the general path
         by_type: dict[str, list[Shape]] = {}
         for shape in self.shapes.values():
-            by_type.setdefault(shape.event_type, []).append(shape)
+            if shape.event_type not in self.map_paths:  # maps are collapsed by the general path only
+                by_type.setdefault(shape.event_type, []).append(shape)
         tag = self.type_field[0] if self.type_field else "type"
         key_paths = {name: set(self.templates.get(name, ())) for name in by_type}  # fields seen with a '#'
         self.fast = fastpath.compile_schema(by_type, tag, EXAMPLE_EVENTS, key_paths) if by_type else None
@@ -289,8 +300,11 @@ class Aggregator:
             for mask, count in compiled.counts.items():
                 lines, examples = compiled.samples.get(mask, ([], {}))
                 fields = compiled.fields_for(mask)
-                shape = Shape(compiled.name, fields, count, lines, examples)
                 key = ("fast", compiled.name, fields)
+                if compiled.name in self.map_paths:  # compiled before its maps were recognised
+                    fields = collapse_fields(fields, [".".join(p) for p in self.map_paths[compiled.name]])
+                    key = ("mapped", compiled.name, fields)
+                shape = Shape(compiled.name, fields, count, lines, examples)
                 mine = self.shapes.get(key)
                 if mine is not None:
                     mine.merge(shape)
@@ -298,6 +312,7 @@ class Aggregator:
                     self.shapes[key] = shape
                 else:
                     self.unanalysed += count
+                    self.unanalysed_by_type[compiled.name] = self.unanalysed_by_type.get(compiled.name, 0) + count
             compiled.counts.clear()  # the generated loop holds these very dicts: clear, never replace
             compiled.samples.clear()
             by_path = self.templates.setdefault(compiled.name, {})
@@ -334,26 +349,33 @@ class Aggregator:
                 continue
             else:
                 payload = event
+            if self.map_paths and event_type in self.map_paths:
+                payload = collapse_maps(payload, self.map_paths[event_type])
+            try:
+                types = tuple(map(type, payload.values()))
+                if dict in types:
+                    key = (
+                        event_type,
+                        tuple(payload),
+                        types,
+                        tuple([signature(v) for v in payload.values() if type(v) is dict]),
+                    )
+                else:
+                    key = (event_type, tuple(payload), types)
+                shape = shapes.get(key)
+                if shape is None:
+                    if len(shapes) >= MAX_SHAPES:
+                        self._unanalysed(event_type)
+                        analysed += 1
+                        continue
+                    shape = self._shape_for(key, event_type, payload)
+                shape.count += 1
+                if shape.count <= EXAMPLE_EVENTS:
+                    self._observe(shape, payload, (file_index, line))
+            except RecursionError:
+                self.bad(file_index, line, TOO_DEEP)
+                continue
             analysed += 1
-            types = tuple(map(type, payload.values()))
-            if dict in types:
-                key = (
-                    event_type,
-                    tuple(payload),
-                    types,
-                    tuple([signature(v) for v in payload.values() if type(v) is dict]),
-                )
-            else:
-                key = (event_type, tuple(payload), types)
-            shape = shapes.get(key)
-            if shape is None:
-                if len(shapes) >= MAX_SHAPES:
-                    self.unanalysed += 1
-                    continue
-                shape = shapes[key] = self._new_shape(event_type, payload)
-            shape.count += 1
-            if shape.count <= EXAMPLE_EVENTS:
-                self._observe(shape, payload, (file_index, line))
             hashes = raw.count(b"#")
             if hashes or b"\\u" in raw:
                 by_path = templates.get(event_type)
@@ -383,17 +405,24 @@ class Aggregator:
         if type(event_type) is not str or not event_type:
             self.bad(file_index, line, "no event type (looked for " + self.type_description() + ")")
             return
-        key = (event_type, *signature(payload))  # the same key add_lines computes inline
+        if self.map_paths and event_type in self.map_paths:
+            payload = collapse_maps(payload, self.map_paths[event_type])
+        try:
+            key = (event_type, *signature(payload))  # the same key add_lines computes inline
+            shape = self.shapes.get(key)
+            if shape is None:
+                if len(self.shapes) >= MAX_SHAPES:
+                    self.events += 1
+                    self._unanalysed(event_type)
+                    return
+                shape = self._shape_for(key, event_type, payload)
+            shape.count += 1
+            if shape.count <= EXAMPLE_EVENTS:
+                self._observe(shape, payload, (file_index, line))
+        except RecursionError:
+            self.bad(file_index, line, TOO_DEEP)
+            return
         self.events += 1
-        shape = self.shapes.get(key)
-        if shape is None:
-            if len(self.shapes) >= MAX_SHAPES:
-                self.unanalysed += 1
-                return
-            shape = self.shapes[key] = self._new_shape(event_type, payload)
-        shape.count += 1
-        if shape.count <= EXAMPLE_EVENTS:
-            self._observe(shape, payload, (file_index, line))
         by_path = self.templates.setdefault(event_type, {})
         for path, accessor in shape.key_paths:
             value = _get(payload, accessor)
@@ -405,6 +434,39 @@ class Aggregator:
         if self.type_field is not None:
             return ".".join(self.type_field)
         return "detail-type, type, event_type"
+
+    def _unanalysed(self, event_type: str) -> None:
+        self.unanalysed += 1
+        self.unanalysed_by_type[event_type] = self.unanalysed_by_type.get(event_type, 0) + 1
+
+    def _shape_for(self, key: tuple[Any, ...], event_type: str, payload: dict[str, Any]) -> Shape:
+        """A new shape in the table; every ``MAP_CHECK`` shapes of one type, look for map-like objects."""
+        shape = self.shapes[key] = self._new_shape(event_type, payload)
+        seen = self.shapes_by_type[event_type] = self.shapes_by_type.get(event_type, 0) + 1
+        if seen % MAP_CHECK == 0:
+            found = map_like_paths([s for s in self.shapes.values() if s.event_type == event_type])
+            known = set(self.map_paths.get(event_type, ()))
+            new = [tuple(p.split(".")) for p in found if tuple(p.split(".")) not in known]
+            if new:
+                self.map_paths[event_type] = tuple(sorted(known | set(new)))
+                self._recollapse(event_type)  # the next compilation leaves this type to the general path
+        return shape
+
+    def _recollapse(self, event_type: str) -> None:
+        """Merge the type's shapes that differ only inside map-like objects (their keys become {*})."""
+        paths = [".".join(p) for p in self.map_paths[event_type]]
+        for key in [k for k, s in self.shapes.items() if s.event_type == event_type]:
+            shape = self.shapes.pop(key)
+            shape.fields = collapse_fields(shape.fields, paths)
+            shape.string_paths = tuple(sp for sp in shape.string_paths if not _under_map(sp[0], paths))
+            shape.key_paths = tuple(sp for sp in shape.key_paths if not _under_map(sp[0], paths))
+            target_key = ("mapped", event_type, shape.fields)
+            mine = self.shapes.get(target_key)
+            if mine is None:
+                self.shapes[target_key] = shape
+            else:
+                mine.merge(shape)
+        self.shapes_by_type[event_type] = sum(1 for s in self.shapes.values() if s.event_type == event_type)
 
     def _new_shape(self, event_type: str, payload: dict[str, Any]) -> Shape:
         self.dirty = True
@@ -454,6 +516,12 @@ class Aggregator:
             by_path = self.templates.setdefault(event_type, {})
             for path, counts in paths.items():
                 key_counts.merge(by_path.setdefault(path, {}), counts)
+        for event_type, envelope in other.envelopes.items():
+            self.envelopes.setdefault(event_type, envelope)
+        for event_type, n in other.unanalysed_by_type.items():
+            self.unanalysed_by_type[event_type] = self.unanalysed_by_type.get(event_type, 0) + n
+        for event_type, paths in other.map_paths.items():
+            self.map_paths[event_type] = tuple(sorted(set(self.map_paths.get(event_type, ())) | set(paths)))
         for key, shape in other.shapes.items():
             if line_offset or file_offset:
                 shape.lines = [(f + file_offset, n + line_offset) for f, n in shape.lines]
@@ -461,10 +529,84 @@ class Aggregator:
             if mine is None:
                 if len(self.shapes) >= MAX_SHAPES:
                     self.unanalysed += shape.count
+                    self.unanalysed_by_type[shape.event_type] = (
+                        self.unanalysed_by_type.get(shape.event_type, 0) + shape.count
+                    )
                     continue
                 self.shapes[key] = shape
             else:
                 mine.merge(shape)
+
+
+TOO_DEEP = "nested too deeply to analyse (objects within objects beyond Python's recursion limit)"
+MAP_CHECK = 64  # look for map-like objects each time a type reaches another 64 shapes
+MAP_MIN_KEYS = 32  # a map-like object: at least this many distinct keys over the type's shapes ...
+MAP_MAX_SHARE = 0.2  # ... each in at most this share of the type's events (median)
+MAP_KEY = "{*}"
+
+
+def _source(value: Any) -> str | None:
+    return value if type(value) is str else None
+
+
+def _under_map(path: str, maps: list[str]) -> bool:
+    return any(path.startswith(m + ".") for m in maps)
+
+
+def map_like_paths(shapes: list[Shape]) -> list[str]:
+    """Object paths of one type used as maps: many distinct child keys, each in few events."""
+    total = sum(s.count for s in shapes) or 1
+    children: dict[str, dict[str, int]] = {}
+    for shape in shapes:
+        for path, _ in shape.fields:
+            if "." not in path:
+                continue
+            parent, leaf = path.rsplit(".", 1)
+            if leaf == MAP_KEY:
+                continue
+            by_leaf = children.setdefault(parent, {})
+            by_leaf[leaf] = by_leaf.get(leaf, 0) + shape.count
+    found = []
+    for parent, by_leaf in children.items():
+        if len(by_leaf) < MAP_MIN_KEYS or any(parent.startswith(f + ".") for f in found):
+            continue
+        shares = sorted(n / total for n in by_leaf.values())
+        if shares[len(shares) // 2] <= MAP_MAX_SHARE:
+            found.append(parent)
+    return sorted(found, key=lambda p: (p.count("."), p))
+
+
+def collapse_maps(payload: dict[str, Any], maps: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+    """A copy of ``payload`` whose map-like objects keep one representative child under ``{*}``."""
+    out = dict(payload)
+    for parts in maps:
+        _collapse_at(out, parts)
+    return out
+
+
+def _collapse_at(obj: dict[str, Any], parts: tuple[str, ...]) -> None:
+    head = parts[0]
+    value = obj.get(head)
+    if type(value) is not dict:
+        return
+    if len(parts) == 1:
+        obj[head] = {MAP_KEY: next(iter(value.values()))} if value else {}
+        return
+    copy = obj[head] = dict(value)
+    _collapse_at(copy, parts[1:])
+
+
+def collapse_fields(fields: tuple[tuple[str, str], ...], maps: list[str]) -> tuple[tuple[str, str], ...]:
+    """A shape's (path, json type) nodes with the keys of map-like objects replaced by ``{*}``."""
+    out: dict[str, str] = {}  # one node per path: a shape counts each of its fields once
+    for path, json_type in fields:
+        for m in maps:
+            if path.startswith(m + "."):
+                rest = path[len(m) + 1 :].split(".", 1)
+                path = f"{m}.{MAP_KEY}" + (f".{rest[1]}" if len(rest) > 1 else "")
+                break
+        out.setdefault(path, json_type)
+    return tuple(out.items())
 
 
 _INVALID = object()
