@@ -168,39 +168,59 @@ def parse_config(data: object, where: str, source: yamlsrc.YamlSource | None = N
     return config
 
 
+PYPROJECT = "pyproject.toml"
+
+
+def read_config_file(root: Path, name: str) -> str | None:
+    """The text of ``root/name`` (None when absent); exit 2 naming the file when unreadable."""
+    path = root / name
+    if not path.exists():
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", where=name, fix="save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", where=name) from None
+
+
 def load_config(root: Path) -> Config:
     """Read the config of the repository at ``root`` (defaults when there is none)."""
-    yaml_path = root / CONFIG_FILE
-    if yaml_path.exists():
+    yaml_text = read_config_file(root, CONFIG_FILE)
+    return config_from_texts(yaml_text, read_config_file(root, PYPROJECT) if yaml_text is None else None)
+
+
+def config_from_texts(yaml_text: str | None, pyproject_text: str | None) -> Config:
+    """The config that ``agentflow.yaml`` (first) or ``[tool.agentflow]`` of pyproject.toml give,
+    from their texts (a checkout's files, a revision's blobs, or what a run recorded)."""
+    if yaml_text is not None:
         try:
-            source = yamlsrc.load(yaml_path.read_text(encoding="utf-8"))
+            source = yamlsrc.load(yaml_text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ConfigError(f"{problem}", where=f"{yaml_path.name}{line}", fix="fix the YAML syntax") from None
-        except UnicodeDecodeError:
-            raise ConfigError("not UTF-8 text", where=yaml_path.name, fix="save the file as UTF-8") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read: {exc.strerror or exc}", where=yaml_path.name) from None
+            raise ConfigError(f"{problem}", where=f"{CONFIG_FILE}{line}", fix="fix the YAML syntax") from None
         for path, line, first in source.duplicates:
             raise ConfigError(
                 f"{'.'.join(path)}: duplicate key (first on line {first})",
-                where=f"{yaml_path.name}:{line}",
+                where=f"{CONFIG_FILE}:{line}",
                 fix="keep one of them: YAML would silently use the last",
             )
-        return parse_config(source.data, yaml_path.name, source)
-    pyproject = root / "pyproject.toml"
-    if pyproject.exists():
-        try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(str(exc), where="pyproject.toml", fix="fix the TOML syntax") from None
-        except UnicodeDecodeError:
-            raise ConfigError("not UTF-8 text", where="pyproject.toml", fix="save the file as UTF-8") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read: {exc.strerror or exc}", where="pyproject.toml") from None
-        section = data.get("tool", {}).get("agentflow")
-        if section is not None:
-            return parse_config(section, "pyproject.toml [tool.agentflow]")
+        return parse_config(source.data, CONFIG_FILE, source)
+    section = pyproject_section(pyproject_text)
+    if section is not None:
+        return parse_config(section, "pyproject.toml [tool.agentflow]")
     return Config()
+
+
+def pyproject_section(text: str | None) -> object | None:
+    """The ``[tool.agentflow]`` table of a pyproject.toml text (None when absent)."""
+    if text is None:
+        return None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(exc), where=PYPROJECT, fix="fix the TOML syntax") from None
+    tool = data.get("tool", {})
+    return tool.get("agentflow") if isinstance(tool, dict) else None

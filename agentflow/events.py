@@ -82,6 +82,12 @@ class RunStarted(_Event):
     base_commit: str | None = None
     max_cycles: int = 1
     models: dict[str, dict[str, Any]] = {}  # role -> backend, model, script, command: what --resume reuses
+    # Trusted inputs (``agentflow.inputs``), read once when the run started: where from ("checkout",
+    # "base <commit>"), the sha256 of each (config, prompts, patterns, plan) and its text, so that
+    # ``--resume`` continues with exactly these. Empty in runs recorded before they existed.
+    inputs_source: str | None = None
+    inputs: dict[str, str] = {}
+    inputs_text: dict[str, str] = {}
 
 
 class RunResumed(_Event):

@@ -24,6 +24,7 @@ from agentflow.config import Config, RoleModel, load_config
 from agentflow.errors import AgentflowError, GitError, UsageError
 from agentflow.events import BuilderCommitted, ChecksRan, RunEnded, RunResumed, RunStarted, SessionEnded, new_id
 from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, WORKTREES_DIR, Repo
+from agentflow.inputs import TrustedInputs, from_checkout, from_record, protected_findings
 from agentflow.integrity import TamperingError, claim, release
 from agentflow.ledger import Ledger
 from agentflow.orchestration.api import (
@@ -196,9 +197,15 @@ class BuildDriver:
         self.run.record_verdict(n, commit, checks.results, submitted, None if submitted else failure, extra)
 
     def scope_findings(self, commit: str) -> list[dict[str, Any]]:
-        """Scope findings and the deterministic rules' findings (agentflow.rules) on base..commit."""
-        files = self.run.repo.changed_files(self.run.base_commit, commit)
-        return scope_findings(files, self.plan.scope) + self.run.rule_findings(commit)
+        """Findings agentflow adds itself on base..commit: files outside the scope, the deterministic
+        rules' findings (agentflow.rules), and trusted inputs the change touches (protected_path)."""
+        run = self.run
+        files = run.repo.changed_files(run.base_commit, commit)
+        return (
+            scope_findings(files, self.plan.scope)
+            + run.rule_findings(commit)
+            + protected_findings(run.repo, run.base_commit, commit, run.config)
+        )
 
     def after_verdict(self, progress: RunProgress, cycle: CycleState) -> None:
         verdict = cycle.verdict
@@ -301,6 +308,7 @@ def _open_run(
     spent: float,
     cancel: threading.Event | None = None,
     resumed: RunProgress | None = None,
+    inputs: TrustedInputs | None = None,
 ) -> Run:
     repo = Repo(root)
     models = _models(root, config, options, resumed)
@@ -322,8 +330,13 @@ def _open_run(
         max_cycles=max_cycles,
         models=models,
         budget=budget,
-        patterns_text=choose_patterns_text(load_patterns(root, config), plan, config.patterns.token_budget),
+        patterns_text=choose_patterns_text(
+            list(inputs.patterns) if inputs is not None else load_patterns(root, config),
+            plan,
+            config.patterns.token_budget,
+        ),
         cancel=cancel or threading.Event(),
+        inputs=inputs,
     )
 
 
@@ -356,8 +369,14 @@ def build_plan(
     cancel: threading.Event | None = None,
     run_id: str | None = None,
 ) -> BuildResult:
-    """One build run of ``plan``, from a new run id (``run_id`` when given) to ``RunEnded``."""
-    config = config or load_config(root)
+    """One build run of ``plan``, from a new run id (``run_id`` when given) to ``RunEnded``.
+
+    The trusted inputs (config, prompts, patterns, the plan) are read from the checkout now, once;
+    the run uses them and records them in ``run_started``.
+    """
+    inputs = from_checkout(root, plan.path)
+    config = inputs.config  # the same files ``config`` was read from, read again with everything else
+    plan = inputs.plan or plan
     reporter = reporter or NullReporter()
     repo = Repo(root)
     branch = branch_name(plan)
@@ -385,6 +404,7 @@ def build_plan(
             effective_max_cycles(plan, options, config),
             0.0,
             cancel,
+            inputs,
         )
         if Repo(run.workdir).is_dirty(untracked=True):
             run.say(
@@ -404,6 +424,7 @@ def build_plan(
                 base_commit=run.base_commit,
                 max_cycles=run.max_cycles,
                 models=run.models.recorded(),
+                **inputs.record(),
             )
         )
         ended = BuildDriver(run, plan).drive()
@@ -412,7 +433,6 @@ def build_plan(
 
 def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporter | None = None) -> BuildResult:
     """Continue a killed build run from its events; finished sessions are never run again."""
-    config = load_config(root)
     reporter = reporter or NullReporter()
     with Ledger.open(root) as ledger:
         view = ledger.run(run_id)
@@ -428,7 +448,14 @@ def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporte
                 f"run {run_id} already ended ({progress.ended.outcome})",
                 fix=f"start a new run with `agentflow build {start.plan_path}`",
             )
-        plan = load_plan(root / (start.plan_path or ""))  # recorded relative to the root (or absolute)
+        inputs = None
+        if start.inputs:  # exactly the inputs the run started with, whatever the files say now
+            inputs = from_record(root, start.inputs, start.inputs_text, start.plan_path)
+            config = inputs.config
+            plan = inputs.plan or load_plan(root / (start.plan_path or ""))
+        else:  # a run recorded before trusted inputs: its files as they are
+            config = load_config(root)
+            plan = load_plan(root / (start.plan_path or ""))  # recorded relative to the root (or absolute)
         with _claimed(root, branch_name(plan)):
             run = _open_run(
                 root,
@@ -442,6 +469,7 @@ def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporte
                 start.max_cycles,
                 progress.cost_usd,
                 resumed=progress,
+                inputs=inputs,
             )
             run.emit(RunResumed(run_id=run_id))
             ended = BuildDriver(run, plan).drive()

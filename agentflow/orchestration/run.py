@@ -30,6 +30,7 @@ from agentflow.events import (
     VerdictRecorded,
 )
 from agentflow.git import NOTES_REF, Repo
+from agentflow.inputs import TrustedInputs
 from agentflow.ledger import Ledger
 from agentflow.notes import parse_lines
 from agentflow.orchestration.api import BuildOptions, Reporter
@@ -85,6 +86,11 @@ class Run:
     cancel: threading.Event = field(default_factory=threading.Event)
     context: tuple[str, str] | None = None  # (label, text): the pull-request text of `verify --context`
     base_checks: list[CheckResult] | None = None  # the same checks run on the base (`verify --compare-base`)
+    inputs: TrustedInputs | None = None  # config, prompts, patterns, plan as read when the run started
+
+    @property
+    def prompts_sha(self) -> str:
+        return self.inputs.prompts_sha if self.inputs is not None else prompts.prompts_sha(self.root)
 
     def emit(self, event: Event) -> None:
         self.ledger.append(event)
@@ -111,7 +117,10 @@ class Run:
     # -- sessions ------------------------------------------------------------------------------
 
     def session(self, role: str, cycle: int, context: dict[str, Any]) -> SessionResult:
-        system, prompt = render_role_prompt(role, self.root, context)
+        if self.inputs is not None:
+            system, prompt = self.inputs.render(role, context)
+        else:
+            system, prompt = render_role_prompt(role, self.root, context)
         cfg = self.models.roles[role]
         spec = SessionSpec(
             role=role,
@@ -332,7 +341,7 @@ class Run:
                 patch_id=self.repo.patch_id(self.base_commit, commit),
                 checks=note_checks([_check_dict(c) for c in checks]),
                 models=self.models.describe(),
-                prompts_sha=prompts.prompts_sha(self.root),
+                prompts_sha=self.prompts_sha,
                 findings=note_findings(verdict_data["findings"]) if verdict_data else [],
                 reason=redact("; ".join(fact_reasons))[:1000] or None,
                 **self._note_facts(commit, cycle, verdict),
@@ -442,7 +451,7 @@ class Run:
                 patch_id=self.repo.patch_id(self.base_commit, commit),
                 checks=note_checks([_check_dict(c) for c in checked.results]) if checked else [],
                 models=self.models.describe(),
-                prompts_sha=prompts.prompts_sha(self.root),
+                prompts_sha=self.prompts_sha,
                 findings=note_findings((last.verdict or {}).get("findings", [])),
                 reason=(reason or "capped").split(": ", 1)[0][:300],  # agentflow's words, not the findings after them
                 **self._binding(commit),

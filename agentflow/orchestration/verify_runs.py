@@ -16,6 +16,7 @@ from agentflow.errors import GitError, UsageError
 from agentflow.events import CheckResult, RunStarted, VerdictRecorded, new_id
 from agentflow.formats import VerifyReport
 from agentflow.git import TRAILER_PLAN, Repo
+from agentflow.inputs import from_revision, plan_path_of, protected_findings
 from agentflow.integrity import TamperingError
 from agentflow.ledger import Ledger
 from agentflow.orchestration.api import BuildOptions, NullReporter, Reporter, RunInterrupted
@@ -29,7 +30,6 @@ from agentflow.orchestration.worktrees import (
     ensure_git_identity,
     remove_worktree,
 )
-from agentflow.patterns import load_patterns
 from agentflow.plans import Plan, resolve_plan
 from agentflow.session import RunBudget
 
@@ -64,29 +64,30 @@ def verify(
     options = options or BuildOptions()
     pr_text = _read_context(context) if context is not None else None
     reporter = reporter or NullReporter()
-    config = load_config(root)
     repo = Repo(root)
     if not repo.has_commits():
         raise GitError("the repository has no commits yet", where=root, fix="commit something first")
     head_commit = repo.rev(head)
-    base_ref = base or config.base
-    base_commit = repo.merge_base(repo.rev(base_ref), head_commit)
+    base_ref, base_commit = _base(repo, base, head_commit)
     if base_commit == head_commit:
         raise UsageError(
             f"nothing to verify: {head} has no commits that {base_ref} lacks",
             fix="pass the branch the change will merge into as --base",
         )
-    plan: Plan | None = None
+    plan_path: str | None = None
     if plan_ref:
-        plan = resolve_plan(root, plan_ref)
+        plan_path = plan_path_of(root, resolve_plan(root, plan_ref))
     elif (trailer := plan_from_trailers(repo, base_commit, head_commit)) is not None:
         try:
-            plan = resolve_plan(root, trailer)
+            plan_path = plan_path_of(root, resolve_plan(root, trailer))
         except UsageError:
             reporter.on_message(
                 f"the Agentflow-Plan trailer names plan {trailer!r}, which is not in this "
                 "repository; judging against the patterns alone"
             )
+    # The change is judged by the base's config, checks, prompts, patterns and plan, never its own.
+    inputs = from_revision(repo, base_commit, plan_path, head_commit)
+    config, plan = inputs.config, inputs.plan
     roles = validate_backends(config, options, root, ("verifier",))
     models = ModelPool(roles, options.models, root)
     models.check()
@@ -114,8 +115,9 @@ def verify(
                 max_cycles=1,
                 models=models,
                 budget=RunBudget(limit_usd=options.budget_usd or config.limits.run_cost_usd),
-                patterns_text=choose_patterns_text(load_patterns(root, config), plan, config.patterns.token_budget),
+                patterns_text=choose_patterns_text(list(inputs.patterns), plan, config.patterns.token_budget),
                 context=(f"context:{context.name}", pr_text) if context is not None and pr_text is not None else None,
+                inputs=inputs,
             )
             run.emit(
                 RunStarted(
@@ -129,6 +131,7 @@ def verify(
                     base=base_ref,
                     base_commit=base_commit,
                     max_cycles=1,
+                    **inputs.record(),
                 )
             )
             try:
@@ -137,6 +140,7 @@ def verify(
                     run.base_checks = _base_checks(run, base_commit)
                 extra = scope_findings(repo.changed_files(base_commit, head_commit), plan.scope) if plan else []
                 extra += run.rule_findings(head_commit) + run.evidence_findings(checks.results)
+                extra += protected_findings(repo, base_commit, head_commit, config)
                 context = run.verifier_context(1, head_commit, checks.results, extra, None, "verify")
                 try:
                     result = run.session("verifier", 1, context)
@@ -182,6 +186,34 @@ def _base_checks(run: Run, base_commit: str) -> list[CheckResult]:
         return run_checks(specs, workdir, run.config.limits.command_timeout)
     finally:
         remove_worktree(run.repo, workdir)
+
+
+def _base(repo: Repo, base: str | None, head_commit: str) -> tuple[str, str]:
+    """The base branch and the merge base ``base...head`` is verified from.
+
+    Without ``--base`` the branch comes from the config, which the change itself may have edited:
+    the base revision's own config has the last word, and it must name a branch (never a
+    revision like ``HEAD~1`` that would hide the change's earlier commits).
+    """
+    if base is not None:
+        return base, repo.merge_base(repo.rev(base), head_commit)
+    base_ref = load_config(repo.root).base
+    base_commit = repo.merge_base(repo.rev(base_ref), head_commit)
+    trusted = from_revision(repo, base_commit).config.base
+    if trusted != base_ref:
+        base_ref, base_commit = trusted, repo.merge_base(repo.rev(trusted), head_commit)
+    if not any(repo.ok("show-ref", "--verify", "--quiet", ref) for ref in _branch_refs(repo, base_ref)):
+        raise UsageError(
+            f"base {base_ref!r} is not a branch",
+            where="agentflow.yaml",
+            fix="set `base:` to the branch changes merge into, or pass --base",
+        )
+    return base_ref, base_commit
+
+
+def _branch_refs(repo: Repo, name: str) -> list[str]:
+    remotes = repo.git("remote", check=False).split()
+    return [f"refs/heads/{name}", f"refs/remotes/{name}", *(f"refs/remotes/{r}/{name}" for r in remotes)]
 
 
 def _verify_report(

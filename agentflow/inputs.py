@@ -1,0 +1,235 @@
+"""Trusted inputs: what judges a change, read once when a run starts and never again.
+
+The config (with its checks and the ``command`` backend's command), the builder and verifier
+prompts, the patterns (CLAUDE.md) and the plan decide how a change is built and judged, so nothing
+an agent or the change itself can write may alter them mid-run:
+
+* ``build`` reads them from the user's checkout (``from_checkout``) before any session starts;
+* ``verify`` reads them from the base revision (``from_revision``: ``git show <base>:<path>``), so
+  a pull request that edits its own ``agentflow.yaml`` or ``prompts/verifier.md`` is judged by the
+  base's (a plan that is new in the change is read from the head: there is no other);
+* ``build --resume`` continues with what the run recorded (``from_record``), whatever the files
+  say now.
+
+``TrustedInputs.record()`` goes into the run's first event (``run_started``): the sha256 of every
+input and its text. A change under verification that touches one of these files gets a
+``protected_path`` finding (high: it blocks approval; ``approve --override`` is the human's way).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentflow import prompts
+from agentflow.config import CONFIG_FILE, PYPROJECT, Config, config_from_texts, pyproject_section, read_config_file
+from agentflow.errors import ConfigError, UsageError
+from agentflow.git import Repo, run_git
+from agentflow.patterns import Pattern, parse_patterns
+from agentflow.plans import PLANS_DIR, Plan, parse_plan
+
+ROLES = ("builder", "verifier")
+BUILTIN = "builtin:"  # names of the prompts shipped with agentflow in the record
+
+PROTECTED_PATTERN = "protected_path"
+PROTECTED_FILES = (CONFIG_FILE, "CLAUDE.md", ".gitlab-ci.yml")
+PROTECTED_FOLDERS = ("prompts/", ".github/workflows/")
+
+Reader = Callable[[str], str | None]
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrustedInputs:
+    """The inputs of one run, as read when it started."""
+
+    source: str  # "checkout", "base <commit>" or "recorded"
+    texts: Mapping[str, str]  # input name (repository path, or builtin:...) -> text
+    config: Config
+    plan: Plan | None
+    patterns: tuple[Pattern, ...]
+    prompt_names: Mapping[str, str]  # role -> the name of its template in ``texts``
+
+    def hashes(self) -> dict[str, str]:
+        return {name: sha256(text) for name, text in sorted(self.texts.items())}
+
+    def record(self) -> dict[str, Any]:
+        """The ``run_started`` fields that let a resumed run use exactly these inputs."""
+        return {
+            "inputs_source": self.source,
+            "inputs": self.hashes(),
+            "inputs_text": dict(sorted(self.texts.items())),
+        }
+
+    def render(self, role: str, context: dict[str, Any]) -> tuple[str, str]:
+        """The role's system prompt and first message, from the recorded template."""
+        name = self.prompt_names[role]
+        return prompts.split_prompt(prompts.render_text(self.texts[name], name, **context), role)
+
+    @property
+    def prompts_sha(self) -> str:
+        return prompts.texts_sha([self.texts[self.prompt_names[role]].encode("utf-8") for role in ROLES])
+
+
+def _builtin(name: str) -> str | None:
+    path = prompts.builtin_dir("prompts") / name.removeprefix(BUILTIN).removeprefix("prompts/")
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def _collect(
+    read: Reader, source: str, plan_path: str | None, root: Path, read_plan: Reader | None = None
+) -> TrustedInputs:
+    texts: dict[str, str] = {}
+
+    def take(name: str, reader: Reader = read) -> str | None:
+        text = reader(name)
+        if text is not None:
+            texts[name] = text
+        return text
+
+    yaml_text = take(CONFIG_FILE)
+    pyproject_text = take(PYPROJECT) if yaml_text is None and pyproject_section(read(PYPROJECT)) is not None else None
+    config = config_from_texts(yaml_text, pyproject_text)
+    patterns_file = config.patterns.file
+    patterns_text = take(patterns_file)
+    patterns = tuple(parse_patterns(patterns_text, source=Path(patterns_file).name)) if patterns_text else ()
+    names = {}
+    for role in ROLES:
+        override = f"prompts/{role}.md"
+        builtin = f"{BUILTIN}prompts/{role}.md"
+        if take(override) is not None:
+            names[role] = override
+        elif take(builtin) is not None:
+            names[role] = builtin
+        else:
+            raise UsageError(f"no prompt template for role {role!r}", fix="reinstall agentflow")
+    plan = None
+    if plan_path is not None:
+        text = take(plan_path, read_plan or read)
+        if text is None:
+            raise UsageError(
+                "no such plan file", where=plan_path, fix="check the path, or list plans with `agentflow status`"
+            )
+        plan = parse_plan(text, root / plan_path)
+    return TrustedInputs(source, texts, config, plan, patterns, names)
+
+
+def _rel(root: Path, path: Path) -> str:
+    """A plan's name among the inputs: its path in the repository (absolute when outside it)."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def from_checkout(root: Path, plan_path: Path | None = None) -> TrustedInputs:
+    """The inputs in the user's checkout at ``root`` (``build``)."""
+
+    def read(name: str) -> str | None:
+        if name.startswith(BUILTIN):
+            return _builtin(name)
+        if name in (CONFIG_FILE, PYPROJECT):
+            return read_config_file(root, name)
+        path = root / name
+        if not path.is_file():
+            return None
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read: {exc}", where=name, fix="save it as UTF-8 text") from None
+
+    return _collect(read, "checkout", _rel(root, plan_path) if plan_path else None, root)
+
+
+def show(repo: Repo, commit: str, name: str) -> str | None:
+    """``git show commit:name`` as text; None when the revision has no such file."""
+    out = run_git(["cat-file", "blob", f"{commit}:{name}"], repo.root, text=False)
+    if out.returncode != 0:
+        return None
+    try:
+        return out.stdout.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("not UTF-8 text", where=f"{commit[:12]}:{name}", fix="save it as UTF-8") from None
+
+
+def from_revision(repo: Repo, commit: str, plan_path: str | None = None, head: str | None = None) -> TrustedInputs:
+    """The inputs as the revision ``commit`` (the base of a verification) has them. A plan the base
+    lacks (new in the change) is read from ``head``."""
+
+    def read(name: str) -> str | None:
+        return _builtin(name) if name.startswith(BUILTIN) else show(repo, commit, name)
+
+    def read_plan(name: str) -> str | None:
+        text = show(repo, commit, name)
+        return text if text is not None or head is None else show(repo, head, name)
+
+    return _collect(read, f"base {commit}", plan_path, repo.root, read_plan)
+
+
+def from_record(
+    root: Path, hashes: Mapping[str, str], texts: Mapping[str, str], plan_path: str | None
+) -> TrustedInputs:
+    """The inputs a run recorded in its ``run_started`` (``--resume``); their hashes must match."""
+    for name, digest in hashes.items():
+        if name not in texts or sha256(texts[name]) != digest:
+            raise UsageError(
+                f"the run's recorded input {name} does not match its hash",
+                where="run_started",
+                fix="start a new run: this one cannot be resumed with the inputs it started with",
+            )
+    if set(texts) - set(hashes):
+        raise UsageError("the run's recorded inputs have no hashes", where="run_started", fix="start a new run")
+    return _collect(lambda name: texts.get(name), "recorded", plan_path, root)
+
+
+def plan_path_of(root: Path, plan: Plan) -> str:
+    return _rel(root, plan.path)
+
+
+# -- protected paths ------------------------------------------------------------------------------------
+
+
+def protected_findings(repo: Repo, base: str, head: str, config: Config | None = None) -> list[dict[str, Any]]:
+    """One high finding per trusted-input file that ``base..head`` changes (``protected_path``)."""
+    out = repo.git("diff", "--no-renames", "--name-only", f"{base}..{head}")
+    changed = [line for line in out.splitlines() if line]
+    if not changed:
+        return []
+    patterns_file = config.patterns.file if config is not None else "CLAUDE.md"
+    base_plans = set(repo.git("ls-tree", "-r", "--name-only", base, "--", PLANS_DIR + "/").splitlines())
+    findings = []
+    for path in changed:
+        if path in PROTECTED_FILES or path == patterns_file or path.startswith(PROTECTED_FOLDERS):
+            what = "a trusted input"
+        elif path == PYPROJECT and _section_changed(repo, base, head):
+            what = "a trusted input (its [tool.agentflow] table)"
+        elif path in base_plans and path.endswith(".md"):
+            what = "a plan the base already has"
+        else:
+            continue
+        findings.append(
+            {
+                "id": f"{PROTECTED_PATTERN}:{path}",
+                "severity": "high",
+                "file": path,
+                "line": None,
+                "pattern": PROTECTED_PATTERN,
+                "message": f"{path} is {what}: a change under verification may not change what judges it",
+                "suggestion": "revert it here and change it on the base branch; a human who agrees approves with "
+                "`agentflow approve --override`",
+            }
+        )
+    return findings
+
+
+def _section_changed(repo: Repo, base: str, head: str) -> bool:
+    try:
+        return pyproject_section(show(repo, base, PYPROJECT)) != pyproject_section(show(repo, head, PYPROJECT))
+    except (ConfigError, UsageError):
+        return True  # unreadable on one side: it changed
