@@ -22,14 +22,16 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentflow import prompts
 from agentflow.config import CONFIG_FILE, PYPROJECT, Config, config_from_texts, pyproject_section, read_config_file
 from agentflow.errors import ConfigError, UsageError
 from agentflow.git import Repo, run_git
-from agentflow.patterns import Pattern, parse_patterns
-from agentflow.plans import PLANS_DIR, Plan, parse_plan
+
+if TYPE_CHECKING:  # plans and patterns are imported where they are parsed: `gate` needs only the config
+    from agentflow.patterns import Pattern
+    from agentflow.plans import Plan
 
 ROLES = ("builder", "verifier")
 BUILTIN = "builtin:"  # names of the prompts shipped with agentflow in the record
@@ -85,6 +87,9 @@ def _builtin(name: str) -> str | None:
 def _collect(
     read: Reader, source: str, plan_path: str | None, root: Path, read_plan: Reader | None = None
 ) -> TrustedInputs:
+    from agentflow.patterns import parse_patterns
+    from agentflow.plans import parse_plan
+
     texts: dict[str, str] = {}
 
     def take(name: str, reader: Reader = read) -> str | None:
@@ -192,6 +197,31 @@ def plan_path_of(root: Path, plan: Plan) -> str:
     return _rel(root, plan.path)
 
 
+def config_at(repo: Repo, commit: str) -> Config:
+    """The config as the revision ``commit`` has it (its agentflow.yaml, else [tool.agentflow])."""
+    yaml_text = show(repo, commit, CONFIG_FILE)
+    return config_from_texts(yaml_text, show(repo, commit, PYPROJECT) if yaml_text is None else None)
+
+
+def gate_config(repo: Repo, ref: str, base: str | None = None) -> Config:
+    """The config ``agentflow gate`` judges ``ref`` by: the base revision's (the merge base of ``ref``
+    and the base branch), which the change cannot edit. The checkout's may only make it stricter
+    (``gate.require_signature``); without a base revision to read, the checkout's."""
+    local = config_from_texts(read_config_file(repo.root, CONFIG_FILE), read_config_file(repo.root, PYPROJECT))
+    base_ref = base or local.base
+    if not repo.ok("rev-parse", "--verify", "--quiet", f"{base_ref}^{{commit}}") or not repo.ok(
+        "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"
+    ):
+        return local
+    merge_base = repo.git("merge-base", base_ref, ref, check=False)
+    if not merge_base:
+        return local
+    trusted = config_at(repo, merge_base)
+    if local.gate.require_signature and not trusted.gate.require_signature:
+        trusted = trusted.model_copy(update={"gate": trusted.gate.model_copy(update={"require_signature": True})})
+    return trusted
+
+
 # -- protected paths ------------------------------------------------------------------------------------
 
 
@@ -201,6 +231,8 @@ def protected_findings(repo: Repo, base: str, head: str, config: Config | None =
     changed = [line for line in out.splitlines() if line]
     if not changed:
         return []
+    from agentflow.plans import PLANS_DIR
+
     patterns_file = config.patterns.file if config is not None else "CLAUDE.md"
     base_plans = set(repo.git("ls-tree", "-r", "--name-only", base, "--", PLANS_DIR + "/").splitlines())
     findings = []

@@ -409,8 +409,9 @@ def _run_action(inputs: dict[str, str], workspace: Path, env: dict[str, str]) ->
     return ran
 
 
-def _pull_request(tmp_path: Path, checks: list[str]) -> tuple[Path, str]:
-    """A bare remote with main and a pull-request branch, and the runner's checkout of its head."""
+def _pull_request(tmp_path: Path, checks: list[str], extra_config: str = "") -> tuple[Path, str]:
+    """A bare remote with main and a pull-request branch, and the runner's checkout of its head.
+    ``extra_config`` is added to main's agentflow.yaml (verify judges by the base's config)."""
     origin = tmp_path / "origin.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
     dev = tmp_path / "dev"
@@ -418,7 +419,9 @@ def _pull_request(tmp_path: Path, checks: list[str]) -> tuple[Path, str]:
     for key, value in (("user.email", "dev@example.com"), ("user.name", "Dev"), ("commit.gpgsign", "false")):
         git(dev, "config", key, value)
     (dev / "README.md").write_text("# app\n")
-    (dev / "agentflow.yaml").write_text("base: main\nchecks:\n" + "".join(f"  - {c!r}\n" for c in checks))
+    (dev / "agentflow.yaml").write_text(
+        "base: main\nchecks:\n" + "".join(f"  - {c!r}\n" for c in checks) + extra_config
+    )
     git(dev, "add", "-A")
     git(dev, "commit", "-q", "-m", "initial")
     write_plan(dev)
@@ -607,10 +610,11 @@ def test_the_gitlab_job_verifies_gates_and_writes_the_code_quality_report(tmp_pa
     does: one shell, stopping at the first failing line."""
     from agentflow.ci import gitlab_ci, parse_install
 
-    workspace, head = _pull_request(tmp_path, ["true"])
-    script = write_script(workspace, {"verifier": [verifier_session()]})
-    config = workspace / "agentflow.yaml"  # the runner's checkout: the verifier comes from the script
-    config.write_text(config.read_text() + f"models:\n  verifier:\n    backend: scripted\n    script: {script}\n")
+    script = write_script(tmp_path / "dev", {"verifier": [verifier_session()]})
+    # the base's config names the verifier (verify never takes it from the change or the checkout)
+    workspace, head = _pull_request(
+        tmp_path, ["true"], f"models:\n  verifier:\n    backend: scripted\n    script: {script}\n"
+    )
     import yaml
 
     job = yaml.safe_load(gitlab_ci(parse_install(f"git+https://gitlab.example.com/t/agentflow@{SHA}")))["agentflow"]

@@ -225,3 +225,24 @@ def test_a_template_reaching_python_internals_is_refused_and_runs_nothing(repo, 
     assert "prompts/verifier.md" in result.output and "refused by the sandbox" in result.output
     assert not marker.exists()
     assert not notes(repo, git(repo, "rev-parse", "agentflow/1-farewell"))
+
+
+def test_the_gate_reads_its_config_from_the_base_not_from_the_change(repo, cli):
+    (repo / "agentflow.yaml").write_text("gate:\n  require_signature: true\n")
+    commit_all(repo, "signed verdicts only")
+    git(repo, "checkout", "-q", "-b", "pr")
+    (repo / "agentflow.yaml").write_text("gate:\n  require_signature: false\n")
+    (repo / "app.py").write_text("x = 1\n")
+    commit_all(repo, "relax the gate")
+    assert cli("approve", "--override", "--reason", "unsigned human approval", "HEAD").exit_code == 0
+
+    closed = cli("gate", "HEAD")
+    assert closed.exit_code == 1, closed.output  # the base requires a signature; the change cannot relax it
+
+    git(repo, "checkout", "-q", "main")
+    (repo / "agentflow.yaml").write_text("gate:\n  require_signature: false\n")
+    commit_all(repo, "the base relaxes it itself")
+    git(repo, "checkout", "-q", "pr")
+    git(repo, "rebase", "-q", "main")
+    assert cli("approve", "--override", "--reason", "after the rebase", "HEAD").exit_code == 0
+    assert cli("gate", "HEAD").exit_code == 0

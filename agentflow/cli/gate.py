@@ -63,9 +63,10 @@ def gate(
         render_text,
         step_summary,
     )
+    from agentflow.inputs import gate_config
 
     repo = _common.repo()
-    result = evaluate_gate(repo, ref, base=base, config=_common.config(repo.root))
+    result = evaluate_gate(repo, ref, base=base, config=gate_config(repo, ref, base))  # the base's config
     if fmt is GateFormat.json:
         _common.out(render_json(result))
     elif fmt is GateFormat.codequality:

@@ -286,16 +286,19 @@ def verify_checks(
     and every one passed: nothing is green because nothing ran."""
     from agentflow.formats import CHECKS_FAILED, CHECKS_PASSED
 
-    config = load_config(root)
     repo = Repo(root)
     if not repo.has_commits():
         raise GitError("the repository has no commits yet", where=root, fix="commit something first")
     head_commit = repo.rev(head)
-    base_ref = base or config.base
-    base_commit = repo.merge_base(repo.rev(base_ref), head_commit)
+    base_ref, base_commit = _base(repo, base, head_commit)
+    config = from_revision(repo, base_commit).config  # the base's checks, never the change's own
+
+    def trusted(plan: Plan) -> Plan:
+        return from_revision(repo, base_commit, plan_path_of(root, plan), head_commit).plan or plan
+
     plans: list[Plan] = []
     if plan_ref:
-        plans.append(resolve_plan(root, plan_ref))
+        plans.append(trusted(resolve_plan(root, plan_ref)))
     else:
         out = repo.git(
             "log",
@@ -305,7 +308,7 @@ def verify_checks(
         named = dict.fromkeys(v.strip() for entry in out.split("\x00") for v in entry.split(",") if v.strip())
         for plan_id in named:
             try:
-                plans.append(resolve_plan(root, plan_id))
+                plans.append(trusted(resolve_plan(root, plan_id)))
             except UsageError:
                 continue  # a plan not in this tree: its checks cannot be known, the config's still run
     commands = check_specs(config.checks, [c for plan in plans for c in plan.checks])
