@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agentflow import __version__
+from agentflow.text import one_line
 
 FORMATS = ("text", "json", "md", "github", "sarif", "junit")
 CHECKS_PASSED, CHECKS_FAILED = "checks_passed", "checks_failed"  # the outcomes of `verify --checks-only`
@@ -243,11 +244,6 @@ def to_markdown(report: VerifyReport) -> str:
 
 
 # -- GitHub workflow commands -------------------------------------------------------------------------------
-
-
-def one_line(text: str) -> str:
-    """Model-written text (messages, reasons) folded onto one line for line-oriented output."""
-    return " ".join(str(text).split())
 
 
 def escape_data(text: str) -> str:

@@ -37,6 +37,7 @@ from agentflow.git import EMPTY_TREE, TRAILER_PLAN, Repo
 from agentflow.keys import SIGNING_KEY_ENV, signing_key
 from agentflow.notes import NoteLine, note_history, parse_lines
 from agentflow.redact import redact
+from agentflow.text import one_line
 
 if TYPE_CHECKING:
     from agentflow.config import Config
@@ -615,11 +616,6 @@ def _finding_line(finding: dict[str, Any]) -> str:
     prefix = f"{one_line(str(finding.get('severity', '?')))} finding {one_line(str(finding.get('id', '?')))}"
     message = f": {one_line(str(finding['message']))}" if finding.get("message") else ""  # older notes only
     return f"{prefix}{' at ' + where if where else ''}{message}"
-
-
-def one_line(text: str) -> str:
-    """Text from a model or a note folded onto one line (``formats.one_line``, without its import cost)."""
-    return " ".join(str(text).split())
 
 
 # -- merge commits (pre-push rule) ---------------------------------------------------------------

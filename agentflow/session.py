@@ -113,6 +113,7 @@ class _Session:
         self.check_limits(request)
         self.recorder.turns += 1
         began = time.monotonic()
+        self.recorder.progress(activity="waiting for the model")
         response = self.model.complete(request)
         self.record_call(response, time.monotonic() - began)
         # The API rejects an empty assistant message in the history, so an empty reply keeps a marker.
@@ -172,6 +173,7 @@ class _Session:
                     )
                 else:
                     try:
+                        self.recorder.progress(activity=f"running {call.name}")
                         output = self.toolbox.call(call.name, call.input)
                     except Submitted:
                         self.record_tool(call.name, call.input, False, 0, time.monotonic() - began)

@@ -265,3 +265,48 @@ def test_a_foreign_branch_under_the_plans_name_is_refused(repo: Path, cli) -> No
     assert cli("build", "1", "--script", str(script)).exit_code == 0
     again = write_script(repo, {"builder": [builder_session(content="x = 3\n")], "verifier": [verifier_session()]})
     assert cli("build", "1", "--script", str(again)).exit_code == 0
+
+
+# -- 7. a progress line that moves and names what runs ----------------------------------------------
+
+
+def test_progress_names_the_running_tool_and_the_checks_and_keeps_time_moving(repo: Path) -> None:
+    from agentflow.cli.run import progress_line
+    from agentflow.orchestration import BuildOptions, build
+
+    seen: list[dict] = []
+
+    class Collect:
+        def on_event(self, event) -> None: ...
+        def on_message(self, message: str) -> None: ...
+        def on_progress(self, progress: dict) -> None:
+            seen.append(dict(progress))
+
+    write_plan(repo, checks=["test -f src/app.py"])
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    build(repo, ["1"], BuildOptions(script=script), Collect())
+    activities = [(p["role"], p.get("activity")) for p in seen if p.get("activity")]
+    assert ("builder", "waiting for the model") in activities
+    assert ("builder", "running write_file") in activities  # announced before the tool runs
+    assert ("checks", "running 1 check(s)") in activities
+    assert ("verifier", "running read_file") in activities
+    checks = next(p for p in seen if p["role"] == "checks")
+    line = progress_line(checks, since=12.0)
+    assert line == "plan 1 · checks · cycle 1 · running 1 check(s) · 12s"
+    assert "finish" not in line  # no stale builder tool during the checks
+    running = next(p for p in seen if p.get("activity") == "running write_file")
+    assert "running write_file" in progress_line(running) and progress_line(running, 30).endswith(
+        f"{float(running['elapsed_s']) + 30:.0f}s"
+    )
+
+
+# -- 8. a cycle that is not approved says why, on its own line -----------------------------------------
+
+
+def test_the_cycle_line_says_why_it_was_not_approved(repo: Path, cli) -> None:
+    write_plan(repo, checks=["test -f src/missing.py"])
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    result = cli("build", "1", "--script", str(script), "--max-cycles", "1")
+    assert result.exit_code == 1
+    line = next(x for x in result.stderr.splitlines() if "cycle 1: changes_requested (verifier: approve)" in x)
+    assert "test -f src/missing.py" in line  # the failing check is named right there

@@ -67,7 +67,7 @@ class TerminalReporter:
 
     def __init__(self, live: bool):
         self._lock = threading.Lock()
-        self._status: dict[str, str] = {}
+        self._status: dict[str, tuple[dict[str, Any], float]] = {}  # run id -> (progress, when received)
         self._live: Any = None
         if live:
             from rich.console import Console
@@ -102,33 +102,57 @@ class TerminalReporter:
         if line:
             self._print(line)
         if isinstance(event, RunEnded) and self._live is not None:
-            from rich.text import Text
-
             with self._lock:
                 self._status.pop(str(event.run_id), None)
-                self._live.update(Text("\n".join(self._status.values())))
+                self._live.update(_StatusLines(self))
 
     def on_progress(self, progress: dict[str, Any]) -> None:
         if self._live is None:
             return
+        with self._lock:
+            self._status[str(progress.get("run_id"))] = (dict(progress), time.monotonic())
+            self._live.update(_StatusLines(self))
+
+
+class _StatusLines:
+    """The live lines, rendered afresh at every refresh so elapsed time keeps moving between events."""
+
+    def __init__(self, reporter: TerminalReporter):
+        self.reporter = reporter
+
+    def __rich__(self) -> Any:
         from rich.text import Text
 
-        key = str(progress.get("run_id"))
-        tool = f" · {progress['tool']}" if progress.get("tool") else ""
-        what = f"plan {progress['plan']}" if progress.get("plan") else "verify"
-        line = (
-            f"{what} · {progress.get('role')} · cycle {progress.get('cycle')} · turn {progress.get('turn')} · "
-            f"{int(progress.get('tokens', 0)):,} tokens · ${float(progress.get('cost_usd', 0)):.2f} · "
-            f"{float(progress.get('elapsed_s', 0)):.0f}s{tool}"
-        )
-        with self._lock:
-            self._status[key] = line
-            self._live.update(Text("\n".join(self._status.values())))
+        now = time.monotonic()
+        with self.reporter._lock:
+            entries = list(self.reporter._status.values())
+        return Text("\n".join(progress_line(progress, now - received) for progress, received in entries))
+
+
+def progress_line(progress: dict[str, Any], since: float = 0.0) -> str:
+    """One run's live line: who is working, on what right now, and for how long.
+
+    ``since`` is the time since this progress report arrived (added to its elapsed time)."""
+    what = f"plan {progress['plan']}" if progress.get("plan") else "verify"
+    elapsed = float(progress.get("elapsed_s", 0)) + since
+    parts = [what, str(progress.get("role")), f"cycle {progress.get('cycle')}"]
+    if progress.get("role") != "checks":
+        parts += [
+            f"turn {progress.get('turn', 0)}",
+            f"{int(progress.get('tokens', 0)):,} tokens",
+            f"${float(progress.get('cost_usd', 0)):.2f}",
+        ]
+    activity = progress.get("activity") or (f"last: {progress['tool']}" if progress.get("tool") else None)
+    if activity:
+        parts.append(str(activity))
+    parts.append(f"{elapsed:.0f}s")
+    return " · ".join(parts)
 
 
 def describe_event(event: Event) -> str | None:
     """One plain line for the events a person wants to follow."""
     from agentflow import events as ev
+    from agentflow.text import one_line
 
     run = f"[{event.run_id}] " if event.run_id else ""
     if isinstance(event, ev.RunStarted):
@@ -154,9 +178,11 @@ def describe_event(event: Event) -> str | None:
         return f"{run}cycle {event.cycle}: checks {status}"
     if isinstance(event, ev.VerdictRecorded):
         decision = f" (verifier: {event.decision})" if event.decision else ""
-        return f"{run}cycle {event.cycle}: {event.outcome}{decision}"
+        why = f": {one_line(event.reason, 300)}" if event.reason and event.outcome != "approved" else ""
+        return f"{run}cycle {event.cycle}: {event.outcome}{decision}{why}"
     if isinstance(event, ev.RunEnded):
-        return f"{run}ended: {event.outcome} after {event.cycles} cycle(s)"
+        why = f": {one_line(event.reason, 300)}" if event.reason and event.outcome != "approved" else ""
+        return f"{run}ended: {event.outcome} after {event.cycles} cycle(s){why}"
     return None
 
 

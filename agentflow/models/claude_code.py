@@ -41,6 +41,7 @@ from agentflow.errors import UsageError
 from agentflow.events import MAX_EVENT_STRING, Usage
 from agentflow.redact import is_secret_name
 from agentflow.session_types import ProgressFn, SessionRecorder, SessionResult, SessionSpec, submitted_summary
+from agentflow.text import one_line
 
 if TYPE_CHECKING:
     from agentflow.ledger import Ledger
@@ -283,7 +284,7 @@ class _ClaudeCodeSession:
         except ClaudeSDKError as exc:
             if self.result is not None:  # the SDK may raise after an error result; the result says more
                 return None
-            return _Stop("failed", f"Claude Code failed: {_one_line(str(exc))}{self._stderr_tail()}")
+            return _Stop("failed", f"Claude Code failed: {one_line(str(exc), 500)}{self._stderr_tail()}")
         return None
 
     def options(self, budget_usd: float) -> Any:
@@ -440,7 +441,7 @@ class _ClaudeCodeSession:
 
     def _stderr_tail(self) -> str:
         lines = [line for line in self.stderr if line.strip()]
-        return f" (stderr: {_one_line(' | '.join(lines[-3:]))})" if lines else ""
+        return f" (stderr: {one_line(' | '.join(lines[-3:]), 500)})" if lines else ""
 
 
 def run_claude_code_session(spec: SessionSpec, ledger: Ledger, on_progress: ProgressFn | None = None) -> SessionResult:
@@ -479,7 +480,7 @@ def _error_reason(result: Any, max_turns: int) -> tuple[str, str]:
         return "limits", f"budget reached (${float(result.total_cost_usd or 0):.4f} spent)"
     detail = result.result or "; ".join(result.errors or []) or "no detail"
     status = f", HTTP {result.api_error_status}" if result.api_error_status else ""
-    return "failed", f"Claude Code error ({result.subtype}{status}): {_one_line(detail)}"
+    return "failed", f"Claude Code error ({result.subtype}{status}): {one_line(detail, 500)}"
 
 
 def _usage(data: dict[str, Any] | None) -> Usage:
@@ -542,8 +543,3 @@ def _asdict(value: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     return {"repr": repr(value)}
-
-
-def _one_line(text: str, limit: int = 500) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."

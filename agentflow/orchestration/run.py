@@ -187,6 +187,7 @@ class Run:
         commands = check_specs(self.config.checks, self.plan.checks if self.plan else ())
         if commands:
             self.say(f"{self.label}: cycle {cycle}: running {len(commands)} check(s)")
+            self.on_progress({"role": "checks", "cycle": cycle, "activity": f"running {len(commands)} check(s)"})
         results = run_checks(commands, self.workdir, self.config.limits.command_timeout)
         event = ChecksRan(run_id=self.run_id, cycle=cycle, commit=commit, results=results)
         self.emit(event)
