@@ -65,7 +65,6 @@ _PHRASES: list[tuple[str, re.Pattern[str]]] = [
             rf"|\b(you|{_WHO})\s+(must|should|shall|will|have\s+to|need\s+to)\s+(approve|accept|merge|pass)\b"
             r"|\b(please|just|simply|always)\s+(approve|accept|merge)\b"
             r"|\b(mark|report|treat|consider|rate|label)\s+(this|it|the\s+(change|pr|code|diff))\s+as\s+(approved|safe|correct|passing|verified|secure)\b"
-            r"|\bdecision\W{0,3}\s*[:=]\s*\W{0,3}approve\b"
             r"|\b(reveal|print|show|repeat|output|leak|ignore|override|disregard|forget|replace)\s+(your\s+|the\s+)?(system\s+prompt|initial\s+instructions)"
             r"|\b(new|updated|real|hidden)\s+system\s+prompt|\bsystem\s+prompt\s*(:|override|update)|<\|?\s*/?\s*(system|im_start|im_end)\s*\|?>"
             r"|\[\s*/?\s*(system|inst)\s*\]|\bBEGIN\s+(SYSTEM|NEW)\s+(PROMPT|INSTRUCTIONS)"
@@ -151,6 +150,7 @@ _PHRASES: list[tuple[str, re.Pattern[str]]] = [
         re.compile(r"이전\s*(의\s*)?(지시|명령|지침)(을|를)?\s*무시|시스템\s*프롬프트|이\s*(변경|PR)(을|를)?\s*승인"),
     ),
 ]
+_FORGED = re.compile(r"\bdecision\W{0,3}\s*[:=]\s*\W{0,3}approve\b", re.IGNORECASE)  # prose only: code holds verdicts
 _HTML_COMMENT = re.compile(r"<!--(.*?)(-->|$)", re.DOTALL)
 _MD_COMMENT = re.compile(r"^\s*\[(?://|comment|_)\]:\s*(?:#|<>)\s*[(\"'](.*)[)\"']\s*$", re.MULTILINE)
 _ADDRESS = re.compile(rf"\b{_WHO}\b", re.IGNORECASE)
@@ -228,7 +228,10 @@ def _scan(text: str, *, where: str, file: str | None, line: int | None, doc: boo
                 )
             )
             break
-    if hit := phrase(text):
+    hit = phrase(text)
+    if hit is None and (doc or file is None) and (forged := _FORGED.search(normalise(text))):
+        hit = ("en", forged.group(0))
+    if hit:
         language, matched = hit
         quoted = doc and _in_quotes(text, matched)
         found.append(

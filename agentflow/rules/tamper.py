@@ -438,12 +438,13 @@ _PY_HOOK = re.compile(
     r"^\s*(?:async\s+)?def\s+(pytest_(?:runtest_makereport|collection_modifyitems|sessionfinish|runtest_protocol|"
     r"report_teststatus|runtest_logreport|runtest_call|pyfunc_call|collection_finish|deselected))\s*\("
 )
-_FORCED = re.compile(
-    r"(\.outcome\s*=\s*['\"](passed|skipped)|\bexitstatus\s*=\s*(0|pytest\.ExitCode\.OK|ExitCode\.OK)\b"
-    r"|\.force_(result|exception)\s*\(|\blongrepr\s*=\s*None|\bwasxfail\s*=|\bos\._exit\s*\(\s*0\s*\)"
-    r"|\bsys\.exit\s*\(\s*0\s*\)|\bos\.Exit\s*\(\s*0\s*\)|\bprocess\.exit(Code)?\s*(\(\s*0\s*\)|=\s*0)"
-    r"|\bstd::process::exit\s*\(\s*0\s*\)|\bSystem\.exit\s*\(\s*0\s*\)|\btestResultsProcessor\b"
-    r"|\bimplements\s+(TestExecutionExceptionHandler|InvocationInterceptor)\b|\.state\s*=\s*['\"]passed)"
+_FORCED = re.compile(  # at the start of a statement: a fixture's string that mentions them is data
+    r"^\s*(?:[\w.\[\]'\"]*\.outcome\s*=\s*['\"](passed|skipped)|[\w.]*\bexitstatus\s*=\s*(0|pytest\.ExitCode\.OK|ExitCode\.OK)\b"
+    r"|[\w.]*\.force_(result|exception)\s*\(|[\w.]*\blongrepr\s*=\s*None|[\w.]*\bwasxfail\s*=|os\._exit\s*\(\s*0\s*\)"
+    r"|sys\.exit\s*\(\s*0\s*\)|os\.Exit\s*\(\s*0\s*\)|process\.exit(Code)?\s*(\(\s*0\s*\)|=\s*0)"
+    r"|std::process::exit\s*\(\s*0\s*\)|System\.exit\s*\(\s*0\s*\)|['\"]?testResultsProcessor\b"
+    r"|(public\s+|final\s+)*class\s+\w+.*\bimplements\b.*\b(TestExecutionExceptionHandler|InvocationInterceptor)\b"
+    r"|[\w.]*\.state\s*=\s*['\"]passed)"
 )
 
 
@@ -565,6 +566,10 @@ _ALWAYS_TEST = re.compile(
     r"testFailureIgnore|maven\.test\.failure\.ignore|ignoreFailures|-DskipTests|maven\.test\.skip|<skipTests>"
     r"|ignore_outcome|\s-x\s+(test|check)\b"
 )
+_INSTALL = re.compile(
+    r"\b((npm|pnpm|yarn|bun)\s+(install|add|ci\b)|pip3?\s+install|uv\s+(pip|sync|add)|apt(-get)?\s+install|brew\s+install"
+    r"|go\s+install|cargo\s+install|gem\s+install|curl|wget)\b"
+)
 _SET_E_OFF = re.compile(r"^\s*set\s+(\+e|\+o\s+errexit)\b")
 _MAKE_IGNORE = re.compile(r"^\t\s*[-@+]*-[@+]*\s*\S")
 
@@ -606,7 +611,8 @@ def check_check_neutralised(change: Change) -> list[Finding]:
                 continue
             why = None
             if _SWALLOW.search(body):
-                if _ALWAYS_TEST.search(body) or _TEST_COMMAND.search(body):
+                before = re.split(r"\|\||;", body, maxsplit=1)[0]
+                if _ALWAYS_TEST.search(body) or (_TEST_COMMAND.search(before) and not _INSTALL.search(before)):
                     why = "swallows the failure of a test or check command"
                 elif re.search(r"continue-on-error|allow_failure", body):
                     text = text if text is not None else change.new_text(file)
@@ -618,7 +624,8 @@ def check_check_neutralised(change: Change) -> list[Finding]:
             elif _SET_E_OFF.match(body):
                 text = text if text is not None else change.new_text(file)
                 rest = (text or "").splitlines()[(line.new or 1) :] if text else [x.text for x in file.lines]
-                if any(_TEST_COMMAND.search(x) for x in rest):
+                captured = any(re.search(r"\$\?|PIPESTATUS|\$\{\?\}", x) for x in rest)
+                if not captured and any(_TEST_COMMAND.search(x) for x in rest):  # `$?` read: the status is used
                     why = "turns off exit-on-error before test or check commands (`set +e`)"
             if why:
                 found.append(
