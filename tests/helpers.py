@@ -42,6 +42,18 @@ def shared_schema(name: str) -> Path:
     return path
 
 
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+def shared_path(relative: str) -> Path:
+    """A file or folder from ``../shared`` (beside the repository; e.g. ``realworld-events/x/events.jsonl``),
+    never copied into the repository. Missing: skips on a developer's machine, fails under CI=true."""
+    path = SHARED / relative
+    if not path.exists():
+        _missing(f"{path} is missing (shared data lives in ../shared beside the repository)")
+    return path
+
+
 def github_sarif_problems(sarif: dict) -> list[str]:
     """What GitHub code scanning's SARIF upload rejects or ignores, per its documented requirements
     ("SARIF support for code scanning"): the properties it requires, its upload limits, and file

@@ -5,7 +5,8 @@ A baseline is a small JSON file (``--save-baseline FILE``)::
     {"agentflow_baseline": 1, "events": N,
      "types": {"AccountCreated": {"count": N, "fields": {"tenant_id": ["string"], ...}}}}
 
-Drift rules (``--baseline FILE``): ``drift_field_removed`` (medium; critical for an isolation
+Drift rules (``--baseline FILE``): ``drift_field_removed`` (medium; low for a field in fewer than
+half of the baseline's events; never for a field whose parent is null in every newer event; critical for an isolation
 field), ``drift_type_changed`` (medium), ``drift_field_added`` (low), ``drift_type_added`` and
 ``drift_type_missing`` (info: a log sample may simply not contain every type).
 """
@@ -28,7 +29,12 @@ def baseline_of(analysis: Analysis) -> dict[str, Any]:
         "agentflow_baseline": BASELINE_VERSION,
         "events": analysis.events,
         "types": {
-            t.name: {"count": t.count, "fields": {path: sorted(f.types) for path, f in t.fields.items()}}
+            t.name: {
+                "count": t.count,
+                "fields": {path: sorted(f.types) for path, f in t.fields.items()},
+                # share of the events where the parent is an object (optional fields: low when gone)
+                "presence": {path: round(t.presence(path), 4) for path in t.fields},
+            }
             for t in analysis.types
         },
     }
@@ -96,14 +102,20 @@ def drift(analysis: Analysis, baseline: dict[str, Any], config: RuleConfig, sour
     for name in sorted(set(now) & set(before)):
         old_fields: dict[str, list[str]] = before[name].get("fields", {})
         schema = now[name]
+        presence: dict[str, float] = before[name].get("presence", {})
         for path in [p for p in old_fields if p not in schema.fields]:
             if config.skip(name, path) or any(p in old_fields and p not in schema.fields for p in _ancestors(path)):
                 continue
+            if "{*}" in path:
+                continue  # the keys of a map-like object
+            if "." in path and schema.parent_objects(path) == 0:
+                continue  # its parent was null (or not an object) in every newer event: nothing to compare
             critical = config.is_isolation(path)
+            optional = presence.get(path, 1.0) < 0.5  # in fewer than half of the baseline's events
             out.append(
                 _finding(
                     "drift_field_removed",
-                    "critical" if critical else "medium",
+                    "critical" if critical else ("low" if optional else "medium"),
                     name,
                     path,
                     f"{name} no longer carries {path} (present in the baseline)",

@@ -31,12 +31,14 @@ _KEY_TEXT = re.compile(r"[A-Z][A-Z0-9_]*#[^#\s]+(#[^#\s]+)*\Z")
 
 
 def looks_like_key(value: str) -> bool:
-    """A string is a key when it reads as upper-case labels and ids joined by ``#``: it starts with a
-    label (``TENANT#...``), has no empty segment and no white space. Free text that merely contains a
-    ``#`` is not a key: ``C#``, ``F# and C#``, ``issue #12``, ``https://x/#top``."""
-    if "#" not in value:
+    """A string (or a template) is a key when it reads as upper-case labels and ids joined by ``#``:
+    it starts with a label (``TENANT#...``), has no empty segment, no white space, and at least one
+    label of two characters or more. Free text that merely contains a ``#`` is not a key: ``C#``,
+    ``F# and C#`` (template ``C#{}``, one one-letter label), ``issue #12``, ``https://x/#top``. The
+    test works on templates too, so the decision is taken after counting, the same on every path."""
+    if "#" not in value or _KEY_TEXT.match(value) is None:
         return False
-    return _KEY_TEXT.match(value) is not None
+    return any(len(part) >= 2 and _LABEL.match(part) for part in value.split("#"))
 
 
 def _build(parts: list[str]) -> str:

@@ -104,6 +104,7 @@ class RuleConfig:
     scope_share: float = SCOPE_SHARE
     type_field: str | None = None
     inferred: list[str] = field(default_factory=list)  # filled by run_rules: inferred scope paths
+    exact: set[str] = field(default_factory=set)  # filled by run_rules: configured names that are paths of the log
 
     @classmethod
     def from_events(cls, events: object) -> RuleConfig:
@@ -123,16 +124,17 @@ class RuleConfig:
     def is_isolation(self, path: str) -> bool:
         """A configured isolation field, named by path, leaf or a path inside it (``repo.id`` makes the
         object ``repo`` an isolation field too), or an inferred scope path."""
-        if path in self.inferred:
-            return True
-        leaf = path.rsplit(".", 1)[-1]
-        for name in self.isolation_fields:
-            if path == name or leaf == name or path.endswith("." + name) or name.startswith(path + "."):
-                return True
-        return False
+        return path in self.inferred or self.is_configured_isolation(path)
 
     def is_configured_isolation(self, path: str) -> bool:
-        return path not in self.inferred and self.is_isolation(path)
+        """``is_isolation`` by ``events.isolation_fields`` alone."""
+        leaf = path.rsplit(".", 1)[-1]
+        for name in self.isolation_fields:
+            if path == name or name.startswith(path + "."):
+                return True
+            if (leaf == name or path.endswith("." + name)) and name not in self.exact:
+                return True  # by leaf, unless the name is also a path of the log (then it means that one)
+        return False
 
     def is_exempt(self, event_type: str) -> bool:
         return any(fnmatchcase(event_type, glob) for glob in self.exempt_types)
@@ -176,6 +178,8 @@ def run_rules(analysis: Analysis, config: RuleConfig) -> list[Finding]:
     ``config.inferred`` is set to the inferred scope paths (``infer_scope``) first: they count as
     isolation fields for every rule."""
     where = analysis.where
+    paths = {p for t in analysis.types for p in t.fields}
+    config.exact = {name for name in config.isolation_fields if name in paths}
     config.inferred = infer_scope(analysis, config) if config.infer_scope else []
     findings: list[Finding] = []
     findings += required_fields(analysis, config, where)
@@ -282,24 +286,30 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
         same_format = [t for t in same_format if not config.is_exempt(t.name)]
         flagged: set[str] = set()
         for path in scope_paths:
-            if path in schema.fields or any(p in flagged or p not in schema.fields for p in _parent_paths(path)):
-                continue  # present, or its parent object is missing (reported once, for the parent)
+            # The outermost missing object is reported (a configured leaf ``agency.agencyId`` whose
+            # ``agency`` object is gone reports ``agency``), once.
+            missing = next((p for p in [*_parent_paths(path), path] if p not in schema.fields), None)
+            if missing is None or missing in flagged:
+                continue
+            if "." in missing and schema.fields[missing.rsplit(".", 1)[0]].types.get("object", 0) == 0:
+                continue  # its parent is never an object here (always null): nothing is missing
             in_family = [t.name for t in peers if _carries(t, path)]
             in_log = [t.name for t in same_format if _carries(t, path)]
             by_family = len(in_family) >= 1 and len(in_family) / len(peers) > config.sibling_share
             ubiquitous = len(in_log) >= 3 and len(in_log) / len(same_format) >= UBIQUITOUS_SHARE
             if not (by_family or ubiquitous):
                 continue
-            flagged.add(path)
+            flagged.add(missing)
             carriers = in_family if by_family else in_log
             scope = "its family" if by_family else "the log"
+            via = f" ({path} is in it)" if missing != path else ""
             out.append(
                 _make(
                     "missing_sibling_field",
                     "critical",
                     schema,
-                    path,
-                    f"{schema.name} lacks {path}, a scope field that {len(carriers)} of "
+                    missing,
+                    f"{schema.name} lacks {missing}{via}, a scope field that {len(carriers)} of "
                     f"{len(peers) if by_family else len(same_format)} event types of {scope} carry "
                     "(an isolation field: a cross-tenant leak risk)",
                     {

@@ -449,12 +449,16 @@ class Aggregator:
             new = [tuple(p.split(".")) for p in found if tuple(p.split(".")) not in known]
             if new:
                 self.map_paths[event_type] = tuple(sorted(known | set(new)))
-                self._recollapse(event_type)  # the next compilation leaves this type to the general path
+                # The next compilation leaves this type to the general path. The new shape may
+                # have been merged into another: count this event there.
+                return self._recollapse(event_type).get(id(shape), shape)
         return shape
 
-    def _recollapse(self, event_type: str) -> None:
-        """Merge the type's shapes that differ only inside map-like objects (their keys become {*})."""
+    def _recollapse(self, event_type: str) -> dict[int, Shape]:
+        """Merge the type's shapes that differ only inside map-like objects (their keys become {*});
+        returns ``id(old shape) -> the shape it was merged into``."""
         paths = [".".join(p) for p in self.map_paths[event_type]]
+        merged: dict[int, Shape] = {}
         for key in [k for k, s in self.shapes.items() if s.event_type == event_type]:
             shape = self.shapes.pop(key)
             shape.fields = collapse_fields(shape.fields, paths)
@@ -466,7 +470,9 @@ class Aggregator:
                 self.shapes[target_key] = shape
             else:
                 mine.merge(shape)
+                merged[id(shape)] = mine
         self.shapes_by_type[event_type] = sum(1 for s in self.shapes.values() if s.event_type == event_type)
+        return merged
 
     def _new_shape(self, event_type: str, payload: dict[str, Any]) -> Shape:
         self.dirty = True
