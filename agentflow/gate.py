@@ -409,6 +409,9 @@ class _Context:
         approved base tree (the approved change squashed onto its base). The approved tree on any
         other parent is another change: it may undo what happened below it.
         """
+        chain = self._chain_problem(record)
+        if chain is not None:
+            return chain
         approved = self.approved_base_tree(record.note)
         actual = self.change_base_tree
         approved_parent = self.approved_parent_tree(record)
@@ -435,6 +438,16 @@ class _Context:
             [f"stale: approved on {on}, this commit sits on {sits}", why],
             record,
         )
+
+    def _chain_problem(self, record: NoteRecord) -> GateResult | None:
+        """Closed when the local ledger holds the approval's run and its hash chain is broken (#13 item 2)."""
+        from agentflow.chain import ledger_chain_problem
+
+        run, head = record.note.run, record.note.chain
+        if not isinstance(run, str) or record.note.override:
+            return None
+        problem = ledger_chain_problem(self.repo.root, run, head if isinstance(head, str) else None, self.policy.key)
+        return self.result(GateStatus.NOT_APPROVED, [problem], record) if problem else None
 
     def _signature_reason(self, problem: GateStatus, record: NoteRecord) -> str:
         where = f"the latest verdict on {record.commit[:SHORT]} ({record.note.outcome}, {record.note.ts})"

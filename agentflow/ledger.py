@@ -8,7 +8,9 @@ transaction and waits for the lock (``busy_timeout``) instead of failing.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agentflow import chain
 from agentflow.errors import LedgerError
 from agentflow.events import (
     Event,
@@ -51,7 +54,41 @@ MIGRATIONS: list[str] = [
         updated TEXT NOT NULL
     );
     """,
+    # 2: the hash chain (#13 item 2) and indexed columns for projections (#19 item 1); rows from
+    # before it keep NULL hashes: their runs are legacy (readable, never resumed or approved)
+    """
+    ALTER TABLE events ADD COLUMN eid TEXT;
+    ALTER TABLE events ADD COLUMN prev TEXT;
+    ALTER TABLE events ADD COLUMN hash TEXT;
+    ALTER TABLE events ADD COLUMN plan_id TEXT;
+    CREATE UNIQUE INDEX events_eid ON events(eid);
+    CREATE INDEX events_ts ON events(ts);
+    CREATE INDEX events_plan ON events(plan_id, seq);
+    """,
+    # 3: transcripts appended one row per message (#19 item 2); the old table stays readable
+    """
+    CREATE TABLE transcript_messages (
+        session_id TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        run_id TEXT,
+        role TEXT NOT NULL,
+        message TEXT NOT NULL,
+        PRIMARY KEY (session_id, n)
+    );
+    """,
 ]
+
+
+class ChainBroken(LedgerError):
+    """A run's hash chain does not hold: it is never resumed, approved or shown as trustworthy."""
+
+    def __init__(self, problem: chain.ChainProblem):
+        self.chain = problem
+        super().__init__(
+            problem.line(),
+            fix="the ledger was changed outside agentflow; start a new run (`agentflow build PLAN`) "
+            "and inspect this one with `agentflow ledger export --run " + problem.run_id + "`",
+        )
 
 
 def ledger_path(root: Path) -> Path:
@@ -64,6 +101,9 @@ class Ledger:
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()  # -j threads share the connection: one transaction at a time
+        self._heads: dict[str | None, str] = {}  # the last hash this process appended, per run
+        self._transcript_n: dict[str, int] = {}  # messages stored per session (appends only)
         try:
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout = 30000")
@@ -126,22 +166,174 @@ class Ledger:
     # -- writing ---------------------------------------------------------------------------------
 
     def append(self, event: Event) -> int:
-        """Append one event (secrets redacted); returns its sequence number."""
-        body = redact(event.model_dump_json())
-        cursor = self._db.execute(
-            "INSERT INTO events (ts, kind, run_id, body) VALUES (?, ?, ?, ?)",
-            (event.ts.isoformat(), event.kind, event.run_id, body),
-        )
-        return int(cursor.lastrowid or 0)
+        """Append one event (secrets redacted) to its run's chain; returns its sequence number."""
+        return self.append_many([event])[-1]
+
+    def append_many(self, events: Iterable[Event]) -> list[int]:
+        """Append several events in one transaction (a step's events: all or none survive a kill)."""
+        rows = [(event, redact(event.model_dump_json())) for event in events]
+        if not rows:
+            return []
+        key = chain.chain_key()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                heads: dict[str | None, str | None] = {}
+                seqs = []
+                for event, body in rows:
+                    seqs.append(self._insert(event, body, key, heads))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._heads.update({run: head for run, head in heads.items() if head})
+        return seqs
 
     def save_transcript(self, session_id: str, role: str, run_id: str | None, messages: list[Any]) -> None:
-        body = redact(json.dumps(messages, default=str))
-        self._db.execute(
-            "INSERT INTO transcripts (session_id, run_id, role, messages, updated) VALUES (?, ?, ?, ?, "
-            "datetime('now')) ON CONFLICT(session_id) DO UPDATE SET messages = excluded.messages, "
-            "updated = excluded.updated",
-            (session_id, run_id, role, body),
+        """Record the session's transcript: messages not stored yet are appended, one row each,
+        redacted once (transcripts only grow, so a session costs the same per turn at any length)."""
+        with self._lock:
+            stored = self._transcript_n.get(session_id)
+            if stored is None:
+                row = self._db.execute(
+                    "SELECT COUNT(*) FROM transcript_messages WHERE session_id = ?", (session_id,)
+                ).fetchone()
+                stored = int(row[0])
+            new = messages[stored:]
+            if not new:
+                return
+            rows = [
+                (session_id, n, run_id, role, redact(json.dumps(message, default=str)))
+                for n, message in enumerate(new, start=stored)
+            ]
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO transcript_messages (session_id, n, run_id, role, message) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._transcript_n[session_id] = stored + len(new)
+
+    def _insert(self, event: Event, body: str, key: str | None, heads: dict[str | None, str | None]) -> int:
+        run_id = event.run_id
+        if run_id not in heads:
+            # chain onto the head this process wrote last: a row someone slipped in after it breaks
+            # the chain instead of being adopted; else (a new process) onto the run's last row
+            heads[run_id] = self._heads.get(run_id) or self._tail(run_id)
+        prev = None if event.kind == "run_started" else heads[run_id]
+        eid, ts = secrets.token_hex(10), event.ts.isoformat()
+        digest = chain.digest(key, prev, eid, event.kind, run_id, ts, body)
+        cursor = self._db.execute(
+            "INSERT INTO events (ts, kind, run_id, body, eid, prev, hash, plan_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (ts, event.kind, run_id, body, eid, prev, digest, getattr(event, "plan_id", None)),
         )
+        heads[run_id] = digest
+        return int(cursor.lastrowid or 0)
+
+    def _tail(self, run_id: str | None) -> str | None:
+        row = self._db.execute(
+            "SELECT hash FROM events WHERE run_id IS ? ORDER BY seq DESC LIMIT 1", (run_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def head(self, run_id: str) -> str | None:
+        """The hash of the run's last event: what a verdict note records as its chain head."""
+        with self._lock:
+            return self._heads.get(run_id) or self._tail(run_id)
+
+    def chain_problem(self, run_id: str, *, strict: bool = True) -> chain.ChainProblem | None:
+        """The first problem of the run's chain (None: it holds). A run this process appended to
+        must also end with the last event it appended (nobody else writes into a live run)."""
+        with self._lock:
+            rows = chain.run_rows(self._db, run_id)
+            tail = self._heads.get(run_id)
+        return chain.verify_rows(run_id, rows, chain.chain_key(), strict=strict, tail=tail)
+
+    def chain_rows(self, run_id: str) -> list[chain.Row]:
+        with self._lock:
+            return chain.run_rows(self._db, run_id)
+
+    def verify_run(self, run_id: str, *, strict: bool = True, legacy_ok: bool = False) -> None:
+        """Raise ChainBroken unless the run's chain holds (``legacy_ok``: a run from before the chain passes)."""
+        problem = self.chain_problem(run_id, strict=strict)
+        if problem is not None and not (legacy_ok and problem.problem == chain.LEGACY):
+            raise ChainBroken(problem)
+
+    # -- export and import (#15 item 5) ---------------------------------------------------------
+
+    def export_run(self, run_id: str) -> list[str]:
+        """The run's events as JSON Lines, exactly as stored (body text, id and chain), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT eid, ts, kind, run_id, plan_id, prev, hash, body FROM events WHERE run_id = ? ORDER BY seq",
+                (run_id,),
+            ).fetchall()
+        if not rows or rows[0][2] != "run_started":
+            raise LedgerError(f"no run {run_id!r} in the ledger", fix="list runs with `agentflow log`")
+        names = ("eid", "ts", "kind", "run_id", "plan_id", "prev", "hash", "body")
+        return [json.dumps(dict(zip(names, row, strict=True)), separators=(",", ":")) for row in rows]
+
+    def import_lines(self, sources: list[tuple[str, list[str]]]) -> ImportResult:
+        """Merge exported runs (``(file name, lines)`` pairs) into this ledger, idempotently by event id.
+
+        Every run's chain is checked first (links and hashes; HMACs when the key is set); a broken
+        chain, a run that does not start with run_started, or one whose events differ from the
+        ledger's own events of that run (a foreign chain) refuses the whole import (nothing written).
+        """
+        runs: dict[str, list[tuple[Any, ...]]] = {}
+        where: dict[str, str] = {}
+        for name, lines in sources:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                row = _import_row(line, f"{name}:{number}")
+                rows = runs.setdefault(row[3], [])
+                if row[0] not in {r[0] for r in rows}:  # the same run exported twice: one copy
+                    rows.append(row)
+                where.setdefault(row[3], name)
+        key = chain.chain_key()
+        result = ImportResult()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for run_id, rows in runs.items():
+                    result.runs += 1
+                    result.added += self._import_run(run_id, rows, key, where[run_id])
+                    result.skipped += len(rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        result.skipped -= result.added
+        return result
+
+    def _import_run(self, run_id: str, rows: list[tuple[Any, ...]], key: str | None, name: str) -> int:
+        as_chain = [
+            (n, eid, kind, rid, ts, body, prev, hsh)
+            for n, (eid, ts, kind, rid, _p, prev, hsh, body) in enumerate(rows, start=1)
+        ]
+        problem = chain.verify_rows(run_id, as_chain, key, strict=False)
+        if problem is not None:
+            raise LedgerError(f"refused: {problem.line()}", where=name, fix="export the run again from its runner")
+        local = [r[1] for r in chain.run_rows(self._db, run_id)]
+        imported = [r[0] for r in rows]
+        if local != imported[: len(local)] and imported != local[: len(imported)]:
+            raise LedgerError(
+                f"refused: run {run_id} has a foreign chain (its events differ from the ledger's own run {run_id})",
+                where=name,
+                fix="import runs exported from the ledger they were recorded in, or import into a fresh ledger",
+            )
+        new = rows[len(local) :]
+        self._db.executemany(
+            "INSERT INTO events (eid, ts, kind, run_id, plan_id, prev, hash, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            new,
+        )
+        return len(new)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -171,7 +363,14 @@ class Ledger:
         return [parse_event(body) for (body,) in rows]
 
     def transcript(self, session_id: str) -> list[Any] | None:
-        row = self._db.execute("SELECT messages FROM transcripts WHERE session_id = ?", (session_id,)).fetchone()
+        """The session's messages in order (one row each; sessions from before migration 3: one JSON array)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT message FROM transcript_messages WHERE session_id = ? ORDER BY n", (session_id,)
+            ).fetchall()
+            if rows:
+                return [json.loads(message) for (message,) in rows]
+            row = self._db.execute("SELECT messages FROM transcripts WHERE session_id = ?", (session_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def run_ids(self) -> list[str]:
@@ -220,6 +419,35 @@ class Ledger:
             if event.source == source:
                 latest = event
         return list(latest.findings) if latest else []
+
+
+@dataclass
+class ImportResult:
+    runs: int = 0
+    added: int = 0
+    skipped: int = 0  # already in the ledger
+
+
+def _import_row(line: str, where: str) -> tuple[Any, ...]:
+    """One exported event line as an events row (eid, ts, kind, run_id, plan_id, prev, hash, body)."""
+    fix = "import files written by `agentflow ledger export`"
+    try:
+        data = json.loads(line)
+    except ValueError:
+        raise LedgerError("not a JSON object (an exported ledger event)", where=where, fix=fix) from None
+    names = ("eid", "ts", "kind", "run_id", "body", "hash")
+    if not isinstance(data, dict) or not all(isinstance(data.get(n), str) and data.get(n) for n in names):
+        raise LedgerError(f"an exported event needs the string fields {', '.join(names)}", where=where, fix=fix)
+    for optional in ("plan_id", "prev"):
+        if data.get(optional) is not None and not isinstance(data[optional], str):
+            raise LedgerError(f"{optional}: must be a string or null", where=where, fix=fix)
+    try:
+        body = json.loads(data["body"])
+    except ValueError:
+        raise LedgerError("body: not JSON", where=where, fix=fix) from None
+    if not isinstance(body, dict) or body.get("kind") != data["kind"] or body.get("run_id") != data["run_id"]:
+        raise LedgerError("body: its kind and run_id differ from the line's", where=where, fix=fix)
+    return tuple(data.get(n) for n in ("eid", "ts", "kind", "run_id", "plan_id", "prev", "hash", "body"))
 
 
 @dataclass

@@ -368,7 +368,10 @@ def load_facts(root: Path, *, from_git: bool = False, since: datetime | None = N
     if not ledger_path(root).exists():
         return facts_from_ledger(None, repo)
     with Ledger.open(root) as ledger:
-        return facts_from_ledger(ledger, repo)
+        facts = facts_from_ledger(ledger, repo)
+        for run in facts.runs:  # figures from a broken chain are not reported (#13 item 2)
+            ledger.verify_run(run.run_id, strict=False, legacy_ok=True)
+        return facts
 
 
 # -- the computation -----------------------------------------------------------------------------

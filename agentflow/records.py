@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agentflow.events import Event
-from agentflow.ledger import Ledger, PlanState, dump_event, ledger_path
+from agentflow.ledger import ImportResult, Ledger, PlanState, dump_event, ledger_path
 from agentflow.plans import Plan, display_path
 
 # Fields that say most about an event, in the order they are shown; anything else is left to --json.
@@ -153,7 +153,38 @@ def read_events(root: Path, run_id: str | None = None) -> list[Event]:
             known = ledger.run_ids()[-5:]
             hint = f"recent runs: {', '.join(known)}" if known else "no runs yet"
             raise LedgerError(f"no run {run_id!r} in the ledger", fix=f"{hint}; list them with `agentflow log`")
+        if run_id is not None:
+            ledger.verify_run(run_id, strict=False, legacy_ok=True)
         return events
+
+
+def export_run(root: Path, run_id: str) -> list[str]:
+    """The JSON Lines of ``agentflow ledger export``; an unknown run is exit 2."""
+    from agentflow.errors import LedgerError
+
+    ledger = open_ledger_if_any(root)
+    if ledger is None:
+        raise LedgerError(f"no run {run_id!r}: the ledger is empty", fix="start one with `agentflow build PLAN`")
+    with ledger:
+        return ledger.export_run(run_id)
+
+
+def import_runs(root: Path, files: list[Path]) -> ImportResult:
+    """Merge files written by ``ledger export`` into the ledger at ``root`` (created if missing)."""
+    from agentflow.errors import UsageError
+
+    sources = []
+    for file in files:
+        try:
+            sources.append((str(file), file.read_text(encoding="utf-8").splitlines()))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(
+                f"cannot read: {getattr(exc, 'strerror', None) or exc}",
+                where=file,
+                fix="pass files written by `agentflow ledger export`",
+            ) from None
+    with Ledger.open(root) as ledger:
+        return ledger.import_lines(sources)
 
 
 def plan_matrix(

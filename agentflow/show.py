@@ -90,6 +90,7 @@ def _cycle(timeline: dict[int, dict[str, Any]], number: int) -> dict[str, Any]:
 def run_timeline(ledger: Ledger, ref: str, *, transcripts: bool = False) -> dict[str, Any]:
     """The timeline of the run ``ref`` names (see ``resolve_run_id``)."""
     run_id = resolve_run_id(ledger, ref)
+    ledger.verify_run(run_id, strict=False, legacy_ok=True)  # ChainBroken (exit 2) names the first bad event
     events = ledger.events(run_id=run_id)
     start = events[0]
     assert isinstance(start, RunStarted)

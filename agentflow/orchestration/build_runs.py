@@ -436,6 +436,7 @@ def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporte
     reporter = reporter or NullReporter()
     with Ledger.open(root) as ledger:
         view = ledger.run(run_id)
+        verify_resumable(root, ledger, run_id)  # a broken or legacy chain is never resumed (#13 item 2)
         progress = project_progress(view.events)
         start = progress.start
         if start.mode != "build":
@@ -474,6 +475,32 @@ def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporte
             run.emit(RunResumed(run_id=run_id))
             ended = BuildDriver(run, plan).drive()
             return _result(run, plan, ended)
+
+
+def verify_resumable(root: Path, ledger: Ledger, run_id: str) -> None:
+    """ChainBroken (exit 2) unless the run's chain holds and still holds the chain head of every
+    verdict note this run wrote (removing a rejection's events from the end of a run breaks it)."""
+    from agentflow.chain import LEGACY, ChainProblem, verify_rows
+    from agentflow.ledger import ChainBroken
+    from agentflow.notes import parse_lines
+
+    problem = ledger.chain_problem(run_id)
+    if problem is not None and problem.problem == LEGACY:
+        problem = ChainProblem(run_id, None, None, f"{LEGACY}: it cannot be resumed")
+    if problem is None:
+        heads = [
+            note.chain
+            for lines in Repo(root).notes_map().values()
+            for note in parse_lines(lines)[0]
+            if note.run == run_id and isinstance(note.chain, str)
+        ]
+        rows = ledger.chain_rows(run_id)
+        for head in heads:
+            problem = verify_rows(run_id, rows, None, strict=False, contains=head)
+            if problem is not None:
+                break
+    if problem is not None:
+        raise ChainBroken(problem)
 
 
 @contextlib.contextmanager

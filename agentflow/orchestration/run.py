@@ -100,6 +100,8 @@ class Run:
         self.reporter.on_message(message)
 
     def events(self) -> list[Event]:
+        """The run's events, read only while its chain holds (ChainBroken otherwise: fail closed)."""
+        self.ledger.verify_run(self.run_id)
         return self.ledger.events(run_id=self.run_id)
 
     def progress(self) -> RunProgress:
@@ -299,6 +301,7 @@ class Run:
 
         Returns the event and the reasons it is not approved (the event joins them into one string).
         """
+        self.ledger.verify_run(self.run_id)  # never a verdict computed from a broken chain (#13 item 2)
         verdict: Verdict | None = None
         if submitted is not None:
             try:
@@ -374,6 +377,7 @@ class Run:
             "run_started": start.ts.isoformat(timespec="seconds") if start else None,
             "estimate_hours": start.estimate_hours if start else None,
             **self._roles(cycle),
+            "chain": self.ledger.head(self.run_id),  # the ledger chain head this verdict was computed from
         }
 
     def _roles(self, cycle: int) -> dict[str, Any]:

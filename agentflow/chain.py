@@ -1,0 +1,154 @@
+"""The ledger's hash chain (#13 item 2): each event of a run carries the hash of the one before it.
+
+An event's ``hash`` covers its id, kind, run, time, body and ``prev`` (the previous event's hash in
+the same run; empty for ``run_started``). With a signing key configured (``agentflow.keys``) the
+hash is an HMAC-SHA256 with that key (``hmac:...``), else a plain SHA-256 (``sha256:...``).
+
+What it detects: a row inserted, edited, deleted or reordered inside a run by someone who did not
+recompute the hashes after it (plain ``sqlite3``), every forgery without the key when the chain is
+keyed, and (through the chain head a verdict note records, and the head the running process keeps)
+events removed from the end of a run. What an unkeyed chain cannot detect: someone who rewrites a
+run and recomputes every SHA-256 after the change, while no process holds the run and no note
+records a later head. Runs started before the chain (events without hashes) are "legacy": readable,
+never resumed or trusted for approval.
+
+This module imports no pydantic: the gate (run from git hooks) calls ``ledger_chain_problem``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+KEYED, PLAIN = "hmac:", "sha256:"
+# a chain row: (seq, eid, kind, run_id, ts, body, prev, hash)
+Row = Sequence[object]
+ROW_COLUMNS = "seq, eid, kind, run_id, ts, body, prev, hash"
+
+
+def chain_key() -> str | None:
+    """The key chains are keyed with: the signing key (read once per process by ``agentflow.keys``)."""
+    from agentflow.keys import signing_key
+
+    return signing_key()
+
+
+def digest(key: str | None, prev: str | None, eid: str, kind: str, run_id: str | None, ts: str, body: str) -> str:
+    material = "\x1f".join((prev or "", eid, kind, run_id or "", ts, body)).encode()
+    if key:
+        return KEYED + hmac.new(key.encode(), material, hashlib.sha256).hexdigest()
+    return PLAIN + hashlib.sha256(material).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    run_id: str
+    seq: int | None
+    kind: str | None
+    problem: str
+
+    def line(self) -> str:
+        at = f"event {self.seq} ({self.kind})" if self.seq is not None else "its chain"
+        return f"ledger chain of run {self.run_id} is broken at {at}: {self.problem}"
+
+
+LEGACY = "started before the ledger's hash chain (legacy run)"
+
+
+def verify_rows(
+    run_id: str,
+    rows: Iterable[Row],
+    key: str | None,
+    *,
+    strict: bool = True,
+    tail: str | None = None,
+    contains: str | None = None,
+) -> ChainProblem | None:
+    """The first problem of a run's chain (rows in ``seq`` order), or None when it holds.
+
+    ``strict``: a keyed chain needs the key to be checked (without it only the links are checked
+    when not strict), and with a key every hash must be keyed (no downgrade to SHA-256).
+    ``tail``: the hash the chain must end with (the head this process appended last).
+    ``contains``: a hash the chain must contain (the head a verdict note recorded).
+    """
+    running: str | None = None
+    seen: set[str] = set()
+    first = True
+    last: Row | None = None
+    for row in rows:
+        seq, eid, kind, rid, ts, body, prev, hsh = row
+        last = row
+        where = (run_id, int(seq), str(kind))  # type: ignore[call-overload]
+        if first:
+            first = False
+            if kind != "run_started":
+                return ChainProblem(*where, "the run does not begin with run_started")
+            if hsh is None:
+                return ChainProblem(run_id, None, None, LEGACY)
+        if not isinstance(hsh, str) or not eid:
+            return ChainProblem(*where, "the event has no hash (written outside agentflow)")
+        if (prev or None) != running:
+            return ChainProblem(*where, "it does not follow the previous event (inserted, removed or reordered)")
+        if hsh.startswith(KEYED):
+            if key:
+                if not hmac.compare_digest(hsh, digest(key, prev, eid, kind, rid, ts, body)):  # type: ignore[arg-type]
+                    return ChainProblem(*where, "its HMAC does not match (edited, or forged without the signing key)")
+            elif strict:
+                return ChainProblem(
+                    *where, "the chain is keyed and no signing key is set to check it (set AGENTFLOW_SIGNING_KEY)"
+                )
+        elif hsh.startswith(PLAIN):
+            if key and strict:
+                return ChainProblem(*where, "the event is not keyed with the signing key (forged or downgraded)")
+            if hsh != digest(None, prev, eid, kind, rid, ts, body):  # type: ignore[arg-type]
+                return ChainProblem(*where, "its hash does not match its content (edited)")
+        else:
+            return ChainProblem(*where, "the event's hash is malformed")
+        running = hsh
+        seen.add(hsh)
+    if tail is not None and running != tail:
+        seq = int(last[0]) if last is not None else None  # type: ignore[call-overload]
+        kind = str(last[2]) if last is not None else None
+        return ChainProblem(run_id, seq, kind, "events were added to or removed from this run by another writer")
+    if contains is not None and contains not in seen:
+        return ChainProblem(
+            run_id,
+            None,
+            None,
+            f"its verdict note records chain head {contains[:20]}, which the ledger no longer holds (events removed)",
+        )
+    return None
+
+
+def run_rows(db: sqlite3.Connection, run_id: str) -> list[Row]:
+    return db.execute(f"SELECT {ROW_COLUMNS} FROM events WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
+
+
+def ledger_chain_problem(root: Path, run_id: str, head: str | None, key: str | None) -> str | None:
+    """For the gate: one line when the local ledger holds ``run_id`` and its chain is broken or no
+    longer holds ``head`` (the chain head the verdict note recorded); None when there is no ledger,
+    the ledger does not hold the run (a fresh CI clone), or the chain holds."""
+    path = root / ".agentflow" / "ledger.db"
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            columns = {r[1] for r in db.execute("PRAGMA table_info(events)")}
+            if "hash" not in columns:
+                return None  # a ledger from before the chain holds only legacy runs
+            rows = run_rows(db, run_id)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        return f"the ledger {path} cannot be read to check run {run_id}: {exc}"
+    if not rows:
+        return None
+    # not strict: a hook without the key still checks the links and the plain hashes; the note's
+    # head (signed when a key was set) catches a chain rewritten without the key
+    problem = verify_rows(run_id, rows, key, strict=False, contains=head)
+    return problem.line() if problem else None
