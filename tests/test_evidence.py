@@ -321,6 +321,9 @@ def test_a_build_whose_builder_skips_the_failing_test_is_not_approved(repo, cli)
         [recorded] = [e for e in ledger.events(kinds=["verdict_recorded"])]
     assert recorded.outcome == "changes_requested"
     assert [f["rule"] for f in recorded.verdict["findings"] if f.get("rule")] == ["test_switched_off"]
+    note = notes(repo, recorded.commit)[0]
+    assert note["builder"]["backend"] == "scripted" and note["verifier"]["backend"] == "scripted"
+    assert note["builder"]["session"] != note["verifier"]["session"]
 
 
 def test_the_gate_refuses_a_hand_written_override_by_an_author(repo, cli):
