@@ -190,16 +190,23 @@ def _reporter() -> TerminalReporter:
     return TerminalReporter(live=sys.stderr.isatty())
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def summary_lines(result: BuildResult) -> list[str]:
     lines = [f"plan {result.plan_id} ({result.plan_title}): {result.outcome.upper()} after {result.cycles} cycle(s)"]
     if result.reason and result.outcome != "approved":
-        lines.append(f"  why: {result.reason}")
+        lines.append(f"  why: {_one_line(result.reason)}")
     lines.append(f"  run {result.run_id} · branch {result.branch} · cost ${result.cost_usd:.2f}")
     if result.findings:
         lines.append(f"  open findings ({len(result.findings)}):")
         for f in result.findings:
             where = f" {f['file']}{':' + str(f['line']) if f.get('line') else ''}" if f.get("file") else ""
-            lines.append(f"    {f['severity']:8} {f['id']}{where}: {f['message']}")
+            # model text on one line: in a CI log a line of its own could start a workflow command
+            lines.append(
+                f"    {f['severity']:8} {_one_line(f['id'])}{' ' + _one_line(where) if where else ''}: {_one_line(f['message'])}"
+            )
     lines.append(f"  next: {result.next_command}")
     return lines
 
