@@ -27,7 +27,19 @@ from agentflow import __version__
 from agentflow.errors import AgentflowError, ExitCode
 
 BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
-COMMAND_MODULES = ("project", "plans", "patterns", "records", "run", "evaluate", "gate", "metrics", "demo", "ledger")
+COMMAND_MODULES = (
+    "project",
+    "plans",
+    "patterns",
+    "records",
+    "run",
+    "evaluate",
+    "gate",
+    "metrics",
+    "eval",
+    "demo",
+    "ledger",
+)
 
 
 def _debug() -> bool:
