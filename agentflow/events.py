@@ -226,6 +226,24 @@ class TamperingDetected(_Event):
     reason: str
 
 
+class GitSnapshotTaken(_Event):
+    """The git data before an agent session (``agentflow.integrity.GitSnapshot.record``)."""
+
+    kind: Literal["git_snapshot"] = "git_snapshot"
+    cycle: int = 1
+    role: str
+    snapshot: dict[str, Any] = {}
+
+
+class GitChecked(_Event):
+    """The git data after an agent session was compared with its snapshot (``changes``: tampering)."""
+
+    kind: Literal["git_checked"] = "git_checked"
+    cycle: int = 1
+    role: str
+    changes: list[str] = []
+
+
 class BuilderCommitsFolded(_Event):
     """The builder committed by itself; its commits were folded into agentflow's own commit."""
 
@@ -249,7 +267,9 @@ Event = Annotated[
     | Merged
     | FindingsRecorded
     | TamperingDetected
-    | BuilderCommitsFolded,
+    | BuilderCommitsFolded
+    | GitSnapshotTaken
+    | GitChecked,
     Field(discriminator="kind"),
 ]
 

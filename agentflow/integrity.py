@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agentflow.errors import BackendError
 from agentflow.git import NOTES_REF, Repo, run_git
@@ -40,14 +41,18 @@ class TamperingError(BackendError):
 
 @dataclass(frozen=True)
 class FileState:
-    """A file as it was: content and mode (``None`` content: it did not exist; a symlink keeps its target)."""
+    """A file as it was: content and mode (``None`` content: it did not exist; a symlink keeps its
+    target). ``recorded``: only its digest is known (a snapshot read back from the ledger)."""
 
     content: bytes | None
     mode: int = 0o644
     link: str | None = None
+    recorded: str | None = None
 
     @property
     def digest(self) -> str | None:
+        if self.recorded is not None:
+            return self.recorded
         if self.content is None and self.link is None:
             return None
         h = hashlib.sha256(self.content or b"")
@@ -66,6 +71,30 @@ class GitSnapshot:
     files: dict[str, FileState]  # label -> file (config, hooks, excludes, the worktree's .git file)
     paths: dict[str, Path] = field(default_factory=dict)  # label -> where it lives, for restore
     own_branch: str | None = None  # refs/heads/... the session's HEAD points at when it starts
+
+    def record(self) -> dict[str, Any]:
+        """What the ledger keeps (``git_snapshot``), so a run killed mid-session is checked on resume:
+        refs and HEAD files whole, the other files as digests."""
+        return {
+            "workdir": str(self.workdir),
+            "refs": dict(self.refs),
+            "heads": {k: [(v.content or b"").decode("utf-8", "replace"), v.mode] for k, v in self.heads.items()},
+            "files": {k: v.digest for k, v in self.files.items()},
+            "paths": {k: str(v) for k, v in self.paths.items()},
+            "own_branch": self.own_branch,
+        }
+
+    @classmethod
+    def from_record(cls, root: Path, data: dict[str, Any]) -> GitSnapshot:
+        return cls(
+            root=root,
+            workdir=Path(data["workdir"]),
+            refs=dict(data.get("refs", {})),
+            heads={k: FileState(text.encode("utf-8"), mode) for k, (text, mode) in data.get("heads", {}).items()},
+            files={k: FileState(None, recorded=v) if v else FileState(None) for k, v in data.get("files", {}).items()},
+            paths={k: Path(v) for k, v in data.get("paths", {}).items()},
+            own_branch=data.get("own_branch"),
+        )
 
     def commit_of(self, label: str) -> str | None:
         """The commit a HEAD file names, resolved through the snapshot's refs."""
@@ -346,6 +375,9 @@ def _added_files(before: GitSnapshot) -> list[Path]:
 def _put(path: Path, state: FileState, problems: list[str]) -> None:
     current = _read(path)
     if current.digest == state.digest:
+        return
+    if state.recorded is not None:
+        problems.append(f"{path}: not restored (only its digest was recorded)")
         return
     try:
         if current.content is not None or current.link is not None:

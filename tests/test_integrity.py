@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from agentflow.events import BuilderCommitsFolded, RunEnded, TamperingDetected
@@ -212,3 +215,39 @@ def test_agentflows_git_processes_get_no_secrets(repo, cli, tmp_path):
     assert "PATH=" in seen  # the filter ran in agentflow's commit
     assert "sekrit-signing-key-123" not in seen and "tok-abcdef-987654" not in seen
     assert os.environ.get("AGENTFLOW_SIGNING_KEY") is None
+
+
+def test_a_builder_that_kills_agentflow_after_tampering_is_caught_on_resume(repo, cli):
+    """kill -9 of the orchestrator right after the attack: the session's snapshot is in the ledger,
+    so the resumed run compares against it (not against a fresh, already tampered snapshot)."""
+    write_plan(repo)
+    _sandbox_off(repo)
+    main = git(repo, "rev-parse", "main")
+    attack = (
+        "git update-ref refs/heads/main $(git commit-tree HEAD^{tree} -p HEAD -m evil) && "
+        "printf '#!/bin/sh\\n' > $(git rev-parse --git-common-dir)/hooks/post-commit && kill -9 $PPID; sleep 5"
+    )
+    hostile = write_script(repo, {"builder": [[command(attack), finish()]], "verifier": [verifier_session()]})
+    proc = subprocess.run(
+        [sys.executable, "-m", "agentflow", "build", "1", "--script", str(hostile)],
+        cwd=repo,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert git(repo, "rev-parse", "main") != main  # the attack landed
+    with Ledger.open(repo) as ledger:
+        run_id = ledger.run_ids()[-1]
+    honest = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]}, "honest.yaml")
+
+    result = cli("build", "--resume", run_id, "--script", str(honest))
+
+    assert result.exit_code == 3, result.output
+    assert (
+        "tampering: refs/heads/main moved, .git/hooks/post-commit added during the builder session (cycle 1)"
+        in result.output
+    )
+    assert git(repo, "rev-parse", "main") == main
+    assert not (repo / ".git/hooks/post-commit").exists()
+    assert git(repo, "notes", "--ref=refs/notes/agentflow", "list") == ""

@@ -69,6 +69,7 @@ class BuildDriver:
 
     def drive(self) -> RunEnded:
         try:
+            self.run.check_pending()  # resumed after a kill during a session: was git tampered with?
             while True:
                 progress = self.run.progress()
                 if progress.ended is not None:

@@ -8,7 +8,7 @@ taken from the model.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from agentflow.events import (
     CheckResult,
     ChecksRan,
     Event,
+    GitChecked,
+    GitSnapshotTaken,
     Outcome,
     RunEnded,
     RunStarted,
@@ -140,6 +142,8 @@ class Run:
         self.say(f"{self.label}: cycle {cycle}: {role} session ({describe_role(cfg)})")
         with _GIT_LOCK:
             before = integrity.snapshot(self.root, spec.root)
+        # recorded, so that a run killed during the session is still checked when it is resumed
+        self.emit(GitSnapshotTaken(run_id=self.run_id, cycle=cycle, role=role, snapshot=before.record()))
         try:
             result = run_role_session(
                 spec, self.ledger, model=self.models.model(role, cycle), on_progress=self.on_progress
@@ -149,6 +153,22 @@ class Run:
             raise
         self.guard(before, role, cycle)
         return result
+
+    def check_pending(self) -> None:
+        """A session whose snapshot was never checked (the run was killed during it): compare the
+        git data with the recorded snapshot now, before anything else happens (``--resume``)."""
+        pending = None
+        for event in self.events():
+            if isinstance(event, GitSnapshotTaken):
+                pending = event
+            elif isinstance(event, GitChecked | TamperingDetected):
+                pending = None
+        if pending is None:
+            return
+        before = integrity.GitSnapshot.from_record(self.root, pending.snapshot)
+        if not before.workdir.is_dir():
+            before = replace(before, workdir=self.workdir)
+        self.guard(before, pending.role, pending.cycle, raising=False)
 
     def _other_runs(self) -> set[str]:
         """Runs other agentflow processes may be noting verdicts for while a session of this one runs."""
@@ -160,6 +180,7 @@ class Run:
         with _GIT_LOCK:
             found = integrity.check(before, allow_commits=role == "builder", other_runs=self._other_runs)
             problems = integrity.restore(before) if found.changes else []
+        self.emit(GitChecked(run_id=self.run_id, cycle=cycle, role=role, changes=found.changes))
         if found.folded and found.onto:
             self.emit(BuilderCommitsFolded(run_id=self.run_id, cycle=cycle, commits=found.folded, onto=found.onto))
             self.say(
