@@ -251,3 +251,29 @@ def test_a_builder_that_kills_agentflow_after_tampering_is_caught_on_resume(repo
     assert git(repo, "rev-parse", "main") == main
     assert not (repo / ".git/hooks/post-commit").exists()
     assert git(repo, "notes", "--ref=refs/notes/agentflow", "list") == ""
+
+
+def test_an_external_command_agent_that_commits_and_notes_by_itself_is_caught(repo, cli):
+    """The command backend (any agent CLI) is guarded like the tool loop: here it commits on its
+    branch (folded) and adds a verdict note (tampering)."""
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    agent = (
+        "cat {prompt_file} > /dev/null && mkdir -p src && echo 'def farewell(): return 1' > src/app.py && git add -A && git commit -qm own && "
+        "git notes --ref=agentflow add -m approved HEAD"
+    )
+    config = {
+        "models": {
+            "builder": {"backend": "command", "command": agent},
+            "verifier": {"backend": "scripted", "script": str(script)},
+        }
+    }
+    if "sandbox" in __import__("agentflow.config", fromlist=["Config"]).Config.model_fields:
+        config["sandbox"] = {"mode": "off"}
+    (repo / "agentflow.yaml").write_text(json.dumps(config))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "config")
+    write_plan(repo)
+
+    result = cli("build", "1")
+
+    assert_no_approval(repo, result, "tampering: refs/notes/agentflow created during the builder session (cycle 1)")

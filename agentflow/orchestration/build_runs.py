@@ -405,7 +405,7 @@ def build_plan(
             effective_max_cycles(plan, options, config),
             0.0,
             cancel,
-            inputs,
+            inputs=inputs,
         )
         if Repo(run.workdir).is_dirty(untracked=True):
             run.say(
