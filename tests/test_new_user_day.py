@@ -310,3 +310,40 @@ def test_the_cycle_line_says_why_it_was_not_approved(repo: Path, cli) -> None:
     assert result.exit_code == 1
     line = next(x for x in result.stderr.splitlines() if "cycle 1: changes_requested (verifier: approve)" in x)
     assert "test -f src/missing.py" in line  # the failing check is named right there
+
+
+# -- 12. agentflow clean ------------------------------------------------------------------------------
+
+
+def test_clean_removes_merged_and_orphaned_plan_worktrees_and_keeps_the_rest(repo: Path, cli) -> None:
+    worktree = _built(repo, cli)  # plan 1: approved, then merged below
+    write_plan(repo, "2", "Add greeting", "greeting")
+    script = write_script(repo, {"builder": [builder_session(path="src/greet.py")], "verifier": [verifier_session()]})
+    assert cli("build", "2", "--script", str(script)).exit_code == 0
+    assert cli("merge", "1").exit_code == 0
+    git(repo, "branch", "agentflow/7-gone", "agentflow/2-greeting")  # a plan branch whose plan file is gone
+    stray = repo / ".agentflow" / "worktrees" / "verify-r-dead"
+    stray.mkdir(parents=True)
+    (repo / ".agentflow" / "worktrees" / "2-greeting" / "wip.txt").write_text("uncommitted\n")
+
+    preview = cli("clean", "--dry-run")
+    assert preview.exit_code == 0
+    assert "would remove worktree .agentflow/worktrees/verify-r-dead (not a worktree git knows)" in preview.stdout
+    assert "kept worktree .agentflow/worktrees/2-greeting and branch agentflow/2-greeting" in preview.stdout
+    assert stray.exists() and git(repo, "branch", "--list", "agentflow/2-greeting")  # nothing removed
+
+    done = cli("clean")
+    assert "removed worktree .agentflow/worktrees/verify-r-dead" in done.stdout
+    assert not stray.exists()
+    assert not worktree.exists()  # merge removed it already; its branch goes now
+    assert "removed branch agentflow/1-farewell (merged into main)" in done.stdout
+    assert not git(repo, "branch", "--list", "agentflow/1-farewell")
+    assert "removed branch agentflow/7-gone (plan 7 is gone from .plans/)" in done.stdout
+    assert (repo / ".agentflow" / "worktrees" / "2-greeting" / "wip.txt").exists()  # unmerged and dirty: kept
+
+    forced = cli("clean", "--unmerged", "--force")
+    assert "removed worktree .agentflow/worktrees/2-greeting and branch agentflow/2-greeting" in forced.stdout
+    assert not git(repo, "branch", "--list", "agentflow/2-greeting")
+    assert (
+        cli("show", git(repo, "log", "-1", "--format=%(trailers:key=Agentflow-Run,valueonly)", "main^2")).exit_code == 0
+    )

@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "eval",
     "demo",
     "ledger",
+    "clean",
 )
 
 
