@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -289,3 +290,23 @@ def test_repeat_agreement_and_html_report_in_a_browser(repo, cli, tmp_path):
     assert "<svg" in dom and "Outcomes per label" in dom
     assert "Agreement across repeats" in dom and "50.0%" in dom  # good agreed, bad did not
     assert ">good<" in dom and ">bad<" in dom and "changes_requested, approved" in dom
+
+
+def test_a_scripted_eval_never_imports_anthropic(repo, tmp_path):
+    dataset = _dataset(repo, tmp_path)
+    script = _script(tmp_path, ["approve", "request_changes"])
+    code = (
+        "import sys\n"
+        "from agentflow.cli import app\n"
+        "from typer.testing import CliRunner\n"
+        f"r = CliRunner().invoke(app, ['eval', 'verifier', {str(dataset)!r}, '--script', {str(script)!r}])\n"
+        "print(r.exit_code, 'anthropic' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
+    assert out.stdout.strip().splitlines()[-1] == "0 False"
+
+
+def test_help_has_examples(cli):
+    result = cli("eval", "verifier", "--help")
+    assert result.exit_code == 0
+    assert "Examples:" in result.output and "agentflow eval verifier --builtin" in result.output
