@@ -87,6 +87,14 @@ class Limits(_Strict):
     output_tokens: int = Field(8192, ge=256, description="max_tokens per model reply")
 
 
+class EventThresholds(_Strict):
+    """Thresholds of the evaluator's sibling rules (docs/evaluator.md, "Families and thresholds")."""
+
+    sibling_share: float = Field(0.5, gt=0, lt=1, description="a field 'most' siblings carry: more than this share")
+    min_family: int = Field(3, ge=2, description="types in a family (with the type itself) to compare domain fields")
+    scope_share: float = Field(0.5, gt=0, lt=1, description="an inferred scope: in more than this share of types")
+
+
 class Events(_Strict):
     paths: list[str] = []
     type_field: str | None = None
@@ -95,6 +103,8 @@ class Events(_Strict):
     required: dict[str, list[str]] = Field(
         default_factory=dict, description="scope field -> fields every event carrying it must have"
     )
+    infer_scope: bool = Field(True, description="infer scope fields (tenant-, org-, repo-like) from the logs")
+    thresholds: EventThresholds = Field(default_factory=EventThresholds)
 
 
 class Gate(_Strict):

@@ -12,13 +12,33 @@ from agentflow.cli import _common
 
 def evaluate(
     logs: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Argument(
             metavar="LOG",
-            help="Event logs: JSON Lines (also .gz) or JSON arrays. Default: events.paths in the config.",
+            help="Event logs: JSON Lines (also .gz) or JSON arrays (URIs for --emit-sql). Default: events.paths.",
             show_default=False,
         ),
     ] = None,
+    emit_sql: Annotated[
+        str | None,
+        typer.Option(
+            "--emit-sql",
+            metavar="duckdb|trino|clickhouse|bigquery",
+            help="Print the profile query over the LOGs (or --table) for this engine and exit.",
+        ),
+    ] = None,
+    table: Annotated[
+        str | None,
+        typer.Option("--table", metavar="NAME", help="--emit-sql: read this table (one column `event`, the JSON)."),
+    ] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option("--profile", metavar="FILE", help="Analyse a profile (JSON Lines) an engine produced."),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option("--engine", metavar="builtin|duckdb", help="duckdb: run the profile query in-process."),
+    ] = "builtin",
     type_field: Annotated[
         str | None,
         typer.Option(
@@ -81,10 +101,24 @@ def evaluate(
       agentflow evaluate events.jsonl --llm
 
       agentflow evaluate maybe-empty.jsonl --allow-empty
+
+      agentflow evaluate --emit-sql clickhouse 's3://logs/2026/*.jsonl.gz' > profile.sql
+
+      agentflow evaluate --emit-sql trino --table events_raw
+
+      agentflow evaluate --profile profile.jsonl
+
+      agentflow evaluate logs/*.parquet --engine duckdb
     """
     from agentflow.errors import GitError, UsageError
     from agentflow.evaluator.report import FORMATS, render, summary_line
     from agentflow.evaluator.runner import EvaluationRequest, run_evaluation
+
+    if emit_sql is not None:
+        from agentflow.evaluator.profile import emit_sql as profile_query
+
+        _common.write_output(profile_query(emit_sql, list(logs or []), table=table, type_field=type_field), output)
+        return
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}", fix="e.g. --format json")
@@ -97,7 +131,7 @@ def evaluate(
     if not no_record and not in_repo:
         _common.err("not in a git repository: findings are not recorded in a ledger")
     request = EvaluationRequest(
-        logs=list(logs or []),
+        logs=[Path(log) for log in logs or []],
         root=root,
         type_field=type_field,
         baseline=baseline,
@@ -108,6 +142,8 @@ def evaluate(
         workers=workers,
         llm=llm,
         allow_empty=allow_empty,
+        profile=profile,
+        engine=engine,
         in_repo=in_repo,
     )
     result = run_evaluation(request, _common.config(root))

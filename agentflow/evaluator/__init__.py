@@ -27,6 +27,7 @@ __all__ = [
     "RuleConfig",
     "TypeSchema",
     "evaluate",
+    "evaluate_profile",
     "relevant_findings",
     "severity_rank",
 ]
@@ -69,4 +70,29 @@ def evaluate(
     if baseline is not None:
         findings = sort_findings(findings + drift(analysis, baseline, rules, baseline_source))
     analysis.findings = findings
+    return analysis
+
+
+def evaluate_profile(
+    rows: list[dict[str, Any]],
+    *,
+    rules: RuleConfig | None = None,
+    files: list[str] | None = None,
+    baseline: dict[str, Any] | None = None,
+    baseline_source: str = "baseline",
+) -> Analysis:
+    """The rules over a profile (``agentflow.evaluator.profile``) instead of raw logs."""
+    from agentflow.evaluator.baseline import drift
+    from agentflow.evaluator.profile import analysis_from_profile
+    from agentflow.evaluator.rules import run_rules, sort_findings, unmatched_fields
+
+    rules = rules or RuleConfig()
+    analysis = analysis_from_profile(rows, files or [])
+    findings = run_rules(analysis, rules)
+    if baseline is not None:
+        findings = sort_findings(findings + drift(analysis, baseline, rules, baseline_source))
+    analysis.findings = findings
+    analysis.isolation_fields = list(rules.isolation_fields)
+    analysis.inferred_scope = list(rules.inferred)
+    analysis.warnings = unmatched_fields(analysis, rules)
     return analysis

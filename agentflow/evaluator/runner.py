@@ -14,6 +14,7 @@ from agentflow.evaluator.analysis import Analysis
 from agentflow.verdict import severity_rank  # one severity scale for verdicts and evaluator
 
 FAIL_ON = ("none", "low", "medium", "high", "critical")  # info never fails
+ENGINES = ("builtin", "duckdb")
 
 
 @dataclass
@@ -29,6 +30,8 @@ class EvaluationRequest:
     workers: int | None = None
     llm: bool = False
     allow_empty: bool = False  # a log without any parsable event is not an error
+    profile: Path | None = None  # analyse this profile (evaluator.profile) instead of logs
+    engine: str = "builtin"  # builtin, or duckdb: the profile query run in-process over the logs
     in_repo: bool = True  # False: no ledger at root (the --llm session then records into a temporary one)
 
 
@@ -86,7 +89,7 @@ def threshold_reached(analysis: Analysis, fail_on: str) -> bool:
 def run_evaluation(request: EvaluationRequest, config: object) -> EvaluationResult:
     """Analyse the logs with the rules of ``config.events`` and act on the result (``config.Config``)."""
     from agentflow.evaluator import evaluate
-    from agentflow.evaluator.baseline import load_baseline, save_baseline
+    from agentflow.evaluator.baseline import load_baseline
     from agentflow.evaluator.rules import RuleConfig
 
     if request.fail_on not in FAIL_ON:
@@ -96,9 +99,14 @@ def run_evaluation(request: EvaluationRequest, config: object) -> EvaluationResu
 
         check_available(config)
     events_config = config.events  # type: ignore[attr-defined]
-    logs = resolve_logs(request.logs, request.root, list(getattr(events_config, "paths", [])))
+    if request.engine not in ENGINES:
+        raise UsageError(f"--engine {request.engine!r} is not one of {', '.join(ENGINES)}", fix="e.g. --engine duckdb")
     baseline = load_baseline(request.baseline) if request.baseline else None
     type_field = request.type_field or getattr(events_config, "type_field", None)
+    if request.profile is not None or request.engine == "duckdb":
+        analysis, logs, names = _profile_analysis(request, events_config, type_field, baseline)
+        return _act(request, config, events_config, analysis, logs, names)
+    logs = resolve_logs(request.logs, request.root, list(getattr(events_config, "paths", [])))
     names = [display_name(p, request.root, request.in_repo) for p in logs]
     analysis = evaluate(
         logs,
@@ -110,6 +118,37 @@ def run_evaluation(request: EvaluationRequest, config: object) -> EvaluationResu
         names=names,
         allow_empty=request.allow_empty,
     )
+    return _act(request, config, events_config, analysis, logs, names)
+
+
+def _profile_analysis(request: EvaluationRequest, events_config: object, type_field: str | None, baseline):
+    """The analysis of a profile: read from --profile FILE, or computed by DuckDB over the logs."""
+    from agentflow.evaluator import evaluate_profile
+    from agentflow.evaluator.profile import load_profile, run_duckdb
+    from agentflow.evaluator.rules import RuleConfig
+
+    if request.profile is not None:
+        rows, logs = load_profile(request.profile), [request.profile]
+    else:
+        logs = resolve_logs(request.logs, request.root, list(getattr(events_config, "paths", [])))
+        rows = run_duckdb(logs, type_field=type_field)
+    names = [display_name(p, request.root, request.in_repo) for p in logs]
+    analysis = evaluate_profile(
+        rows,
+        rules=RuleConfig.from_events(events_config),
+        files=names,
+        baseline=baseline,
+        baseline_source=str(request.baseline) if request.baseline else "baseline",
+    )
+    if analysis.events == 0 and not request.allow_empty:
+        raise UsageError("no event in these logs", where=logs[0], fix="name event logs, or pass --allow-empty")
+    return analysis, logs, names
+
+
+def _act(request: EvaluationRequest, config: object, events_config: object, analysis: Analysis, logs, names):
+    from agentflow.evaluator.baseline import save_baseline
+    from agentflow.evaluator.rules import RuleConfig
+
     result = EvaluationResult(analysis, logs)
     if request.llm:
         result.llm_error = _llm_review(analysis, request, config, RuleConfig.from_events(events_config))
