@@ -15,10 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agentflow import yamlsrc
 from agentflow.errors import ConfigError
+from agentflow.models import BACKEND_NAMES
 
 CONFIG_FILE = "agentflow.yaml"
 Role = Literal["builder", "verifier", "evaluator"]
-Backend = Literal["anthropic", "scripted", "command", "claude-code"]
+Backend = Literal[BACKEND_NAMES]  # type: ignore[valid-type]  # the names of agentflow.models.BACKENDS
 
 
 class _Strict(BaseModel):

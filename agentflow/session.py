@@ -19,6 +19,7 @@ from typing import Any
 from agentflow import config
 from agentflow.errors import BackendError
 from agentflow.ledger import Ledger
+from agentflow.models import BACKENDS
 from agentflow.models.base import (
     Message,
     Model,
@@ -227,12 +228,6 @@ def _model_for(spec: SessionSpec) -> Model:
     return _scripted_by_run[key]
 
 
-EXTERNAL_BACKENDS = {
-    "command": ("agentflow.models.command", "run_command_session"),
-    "claude-code": ("agentflow.models.claude_code", "run_claude_code_session"),
-}
-
-
 def run_role_session(
     spec: SessionSpec, ledger: Ledger, *, model: Model | None = None, on_progress: ProgressFn | None = None
 ) -> SessionResult:
@@ -241,8 +236,9 @@ def run_role_session(
     API-style backends (anthropic, scripted) run the tool loop here; external agents (command,
     claude-code) run in their own module, imported only when used.
     """
-    if model is None and spec.backend in EXTERNAL_BACKENDS:
-        module_name, function = EXTERNAL_BACKENDS[spec.backend]
+    external = BACKENDS[spec.backend].session if spec.backend in BACKENDS else None
+    if model is None and external is not None:
+        module_name, function = external
         runner = getattr(importlib.import_module(module_name), function)
         return runner(spec, ledger, on_progress)
     owned = model is None

@@ -20,10 +20,10 @@ from typing import Any
 from agentflow.errors import BackendError, UsageError
 from agentflow.evaluator.analysis import Analysis, Finding
 from agentflow.evaluator.rules import finding_id, sort_findings
+from agentflow.models import API_BACKENDS
 from agentflow.verdict import SEVERITIES, severity_rank  # one severity scale for verdicts and evaluator
 
 MAX_TOOL_CHARS = 20_000
-API_BACKENDS = ("anthropic", "scripted")
 
 
 def check_available(config: Any) -> None:

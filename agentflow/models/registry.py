@@ -10,10 +10,8 @@ from pathlib import Path
 
 from agentflow import config
 from agentflow.errors import UsageError
+from agentflow.models import BACKEND_NAMES, EXTERNAL_BACKENDS
 from agentflow.models.base import Model
-
-API_BACKENDS = ("anthropic", "scripted")
-EXTERNAL_BACKENDS = ("command", "claude-code")
 
 
 def get_model(
@@ -47,4 +45,4 @@ def get_model(
             f"backend {backend!r} runs an external agent, not an API model",
             fix="run it through agentflow.session.run_role_session",
         )
-    raise UsageError(f"unknown backend {backend!r}", fix=f"use one of {', '.join(API_BACKENDS + EXTERNAL_BACKENDS)}")
+    raise UsageError(f"unknown backend {backend!r}", fix=f"use one of {', '.join(BACKEND_NAMES)}")

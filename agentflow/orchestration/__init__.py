@@ -57,13 +57,11 @@ from agentflow.orchestration.build_runs import (
     resume_run,
 )
 from agentflow.orchestration.context import (
-    BACKENDS,
     DEFAULT_SYSTEM,
     EVALUATOR_KEYS,
     FINDING_KEYS,
     SCOPE_PATTERN,
     TASK_MARKER,
-    VERIFIER_BACKENDS,
     ModelPool,
     choose_patterns_text,
     describe_role,
@@ -88,7 +86,6 @@ from agentflow.orchestration.worktrees import (
 )
 
 __all__ = [
-    "BACKENDS",
     "DEFAULT_SYSTEM",
     "EVALUATOR_KEYS",
     "FALLBACK_IDENTITY",
@@ -97,7 +94,6 @@ __all__ = [
     "REOPEN_LIMIT",
     "SCOPE_PATTERN",
     "TASK_MARKER",
-    "VERIFIER_BACKENDS",
     "verify_checks",
     "WORKTREES_DIR",
     "BuildDriver",

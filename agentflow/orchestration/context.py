@@ -14,6 +14,7 @@ from agentflow import prompts
 from agentflow.config import Config, RoleModel
 from agentflow.errors import UsageError
 from agentflow.ledger import Ledger
+from agentflow.models import BACKEND_NAMES, VERIFIER_BACKENDS
 from agentflow.models.base import Model
 from agentflow.orchestration.api import BuildOptions, ModelFactory
 from agentflow.patterns import Pattern, render_patterns, select_patterns
@@ -23,8 +24,6 @@ from agentflow.prompts import TASK_MARKER as TASK_MARKER
 from agentflow.prompts import split_prompt
 
 SCOPE_PATTERN = "scope"
-BACKENDS = ("anthropic", "scripted", "command", "claude-code")
-VERIFIER_BACKENDS = ("anthropic", "scripted", "claude-code")
 
 
 def _glob_regex(glob: str) -> re.Pattern[str]:
@@ -161,8 +160,8 @@ def validate_backends(config: Config, options: BuildOptions, root: Path, roles: 
     chosen = {}
     for role in roles:
         cfg = effective_role(config, role, options, root)
-        if cfg.backend not in BACKENDS:
-            raise UsageError(f"unknown backend {cfg.backend!r}", fix=f"use one of {', '.join(BACKENDS)}")
+        if cfg.backend not in BACKEND_NAMES:
+            raise UsageError(f"unknown backend {cfg.backend!r}", fix=f"use one of {', '.join(BACKEND_NAMES)}")
         if options.models is None:
             if role == "verifier" and cfg.backend not in VERIFIER_BACKENDS:
                 raise UsageError(
