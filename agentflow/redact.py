@@ -38,12 +38,31 @@ def is_secret_name(name: str) -> bool:
 
 def register_secret(value: str | None) -> None:
     """Treat ``value`` as a secret from now on in this process (a key read from a file, say)."""
-    if value and len(value) >= MIN_SECRET_LEN:
+    if value and len(value) >= MIN_SECRET_LEN and value not in _registered:
         _registered.add(value)
+        _cache.clear()
+
+
+# this process's secret values, computed once and again only when the environment changed (#19 item 4)
+_cache: dict[str, Any] = {}
 
 
 def secret_values(env: dict[str, str] | None = None) -> list[str]:
-    env = os.environ if env is None else env
+    """The secret values to mask, longest first: secret-named variables of ``env`` (default: this
+    process's environment) and registered secrets. For the process environment the result is kept
+    until the environment changes (a snapshot compare costs far less than scanning every name)."""
+    if env is not None:
+        return _secret_values(env)
+    data = getattr(os.environ, "_data", None)  # os.environ's own mapping: equality is a cheap compare
+    if data is None:
+        return _secret_values(os.environ)
+    if _cache.get("env") != data:
+        _cache["values"] = _secret_values(os.environ)
+        _cache["env"] = dict(data)
+    return _cache["values"]
+
+
+def _secret_values(env: Any) -> list[str]:
     values = {v for k, v in env.items() if is_secret_name(k) and len(v) >= MIN_SECRET_LEN} | _registered
     return sorted(values, key=len, reverse=True)
 

@@ -6,8 +6,8 @@ called, feed the results back, until a terminal tool is called. Control flow use
 ``ModelError`` as failed. The session never raises for model failures; orchestration turns a
 failed session into ``no_verdict`` (fail closed).
 
-Every model call and tool call is an event; the transcript is saved after every turn, so a killed
-run leaves a complete record up to the last turn.
+Every model call and tool call is an event; the transcript is appended after every turn (the new
+messages only, one ledger row each), so a killed run leaves a complete record up to the last turn.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ class _Session:
         self.tools = toolbox.specs()
         self.terminal = " or ".join(t.name for t in self.tools if t.name in TERMINAL_TOOLS) or "your final tool"
         self.nudged = False
+        self._dumped: list[dict[str, Any]] = []  # transcript() entries so far (system first)
         if hasattr(toolbox, "deadline"):  # commands must not outlive the session's time limit
             toolbox.deadline = self.recorder.started + spec.limits.max_seconds
 
@@ -194,8 +195,13 @@ class _Session:
         self.recorder.progress(tool=tool)
 
     def transcript(self) -> list[dict[str, Any]]:
-        system = {"role": "system", "content": [b.model_dump() for b in self.system]}
-        return [system, *(m.model_dump() for m in self.messages)]
+        """The system prompt and the messages, dumped once each: messages are only ever appended, so
+        a turn dumps only its own (and the ledger appends only those rows): linear in the turns."""
+        if not self._dumped:
+            self._dumped.append({"role": "system", "content": [b.model_dump() for b in self.system]})
+        for message in self.messages[len(self._dumped) - 1 :]:
+            self._dumped.append(message.model_dump())
+        return list(self._dumped)
 
     def finish(self, status: Status, reason: str | None, submitted: dict[str, Any] | None) -> SessionResult:
         return self.recorder.finish(

@@ -2,6 +2,7 @@
 """Session overhead benchmark: a 50-turn scripted session with a real ledger.
 
 Usage:  python benchmarks/session_overhead.py [--turns 50] [--runs 5] [--target 1.0] [--json]
+        python benchmarks/session_overhead.py --compare 25,400 --runs 3   # per-turn cost ratio (#19 item 2)
 
 Everything but the model is real: the session loop, the sandboxed ``read_file`` tool on a
 temporary repository, SQLite ledger appends (with redaction) for every model and tool call, and
@@ -58,8 +59,8 @@ def one_run(turns: int) -> tuple[float, int]:
             root=root,
             system="You are the builder. " * 50,
             prompt="## Plan\n" + "Add capsule_id everywhere.\n" * 100,
-            limits=SessionLimits(max_turns=turns + 1),
-            budget=RunBudget(limit_usd=10.0),
+            limits=SessionLimits(max_turns=turns + 1, max_tokens=10**12, max_cost_usd=1e9),  # long runs: no token cap
+            budget=RunBudget(limit_usd=1e9),
             backend="scripted",
             model_name="scripted",
         )
@@ -80,7 +81,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--target", type=float, default=1.0, help="seconds per session (median)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--compare", metavar="SHORT,LONG", help="per-turn cost of LONG turns over SHORT turns")
     args = parser.parse_args()
+    if args.compare:
+        short, long = (int(n) for n in args.compare.split(","))
+        one_run(5)
+        per_turn = {}
+        for turns in (short, long):
+            per_turn[turns] = statistics.median(one_run(turns)[0] for _ in range(args.runs)) / turns * 1000
+        ratio = per_turn[long] / per_turn[short]
+        print(f"per turn: {short} turns {per_turn[short]:.2f} ms, {long} turns {per_turn[long]:.2f} ms: {ratio:.2f}x")
+        return 0 if ratio <= 2.0 else 1
 
     one_run(5)  # warm-up: imports, SQLite, file cache
     results = [one_run(args.turns) for _ in range(args.runs)]
