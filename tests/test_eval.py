@@ -310,3 +310,14 @@ def test_help_has_examples(cli):
     result = cli("eval", "verifier", "--help")
     assert result.exit_code == 0
     assert "Examples:" in result.output and "agentflow eval verifier --builtin" in result.output
+
+
+def test_record_ledger_imports_the_runs_into_the_repository_ledger(repo, cli, tmp_path):
+    dataset = _dataset(repo, tmp_path)
+    script = _script(tmp_path, ["approve", "request_changes"])
+    result = cli("eval", "verifier", str(dataset), "--script", str(script), "--record-ledger")
+    assert result.exit_code == 0, result.stderr
+    assert "recorded 2 verify run(s) in the ledger" in result.stderr
+    log = cli("log", "--json")
+    assert log.exit_code == 0
+    assert log.stdout.count('"verdict_recorded"') == 2

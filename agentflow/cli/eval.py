@@ -43,6 +43,9 @@ def verifier(
     max_regression: Annotated[
         float, typer.Option("--max-regression", help="Largest tolerated worsening of a rate (0..1).")
     ] = 0.05,
+    record_ledger: Annotated[
+        bool, typer.Option("--record-ledger", help="Also import the verify runs into this repository's ledger.")
+    ] = False,
 ) -> None:
     """Verify every case of DATASET as `agentflow verify` does, in temporary clones, and print the figures.
 
@@ -68,9 +71,17 @@ def verifier(
         raise UsageError(f"--format {fmt}: unknown format", fix=f"use one of {', '.join(FORMATS)}")
     options = EvalOptions(backend=backend, model=model, repeat=repeat, jobs=jobs, record=record, replay=replay)
     result = eval_verifier(
-        dataset, builtin=builtin, options=options, script=script, baseline=baseline, max_regression=max_regression
+        dataset,
+        builtin=builtin,
+        options=options,
+        script=script,
+        baseline=baseline,
+        max_regression=max_regression,
+        ledger_root=_common.repo().root if record_ledger else None,
     )
     _common.write_output(RENDERERS[fmt](result.data), output)
+    if record_ledger:
+        _common.err(f"recorded {result.recorded_runs} verify run(s) in the ledger")
     for reg in result.regressions:
         _common.err(f"regressed: {reg.rate} {reg.baseline:.3f} -> {reg.current:.3f} (more than {max_regression:g})")
     _common.exit_with(1 if result.regressions else 0)

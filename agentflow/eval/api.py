@@ -16,6 +16,7 @@ from agentflow.eval.runner import EvalOptions, run_eval
 class EvalOutcome:
     data: dict[str, Any]
     regressions: list[Regression] = field(default_factory=list)
+    recorded_runs: int = 0  # runs imported into the repository's ledger (--record-ledger)
 
 
 def eval_verifier(
@@ -26,8 +27,13 @@ def eval_verifier(
     script: Path | None = None,
     baseline: Path | None = None,
     max_regression: float = 0.05,
+    ledger_root: Path | None = None,
 ) -> EvalOutcome:
-    """Verify every case of ``dataset`` (or the built-in one) and score the verifier."""
+    """Verify every case of ``dataset`` (or the built-in one) and score the verifier.
+
+    With ``ledger_root`` (``--record-ledger``) the verify runs are imported into that repository's
+    ledger afterwards (``Ledger.import_lines``); otherwise nothing outside the temporary clones is written.
+    """
     from agentflow.eval.dataset import load_dataset
 
     if builtin == (dataset is not None):
@@ -61,7 +67,14 @@ def eval_verifier(
         options.backend = "scripted"
     if options.backend is None:
         options.backend = "anthropic"
+    options.record_ledger = ledger_root is not None
     runs = run_eval(cases, options)
+    recorded = 0
+    if ledger_root is not None:
+        from agentflow.ledger import Ledger
+
+        with Ledger.open(ledger_root) as ledger:
+            recorded = ledger.import_lines([(f"eval case {r.case.id}", r.ledger_lines) for r in runs]).runs
     data = results(runs, dataset=name, backend=options.backend, repeat=options.repeat).to_json()
     regressions = compare(data, base_data, max_regression, str(baseline)) if baseline is not None else []
-    return EvalOutcome(data, regressions)
+    return EvalOutcome(data, regressions, recorded)

@@ -38,6 +38,7 @@ class EvalOptions:
     jobs: int = 1
     record: Path | None = None
     replay: Path | None = None
+    record_ledger: bool = False  # keep each run's events (export_run) to import into the user's ledger
 
 
 @dataclass
@@ -53,6 +54,8 @@ class CaseRun:
     cost_usd: float = 0.0
     tokens: int = 0
     seconds: float = 0.0
+    run_id: str = ""
+    ledger_lines: list[str] = field(default_factory=list)  # with --record-ledger: the run's exported events
 
 
 class _Counting:
@@ -224,6 +227,12 @@ def run_case(case: Case, repeat: int, options: EvalOptions, cassette: Cassette |
                 f"{cassette.directory} ({cassette.misses[case_key]})",
                 fix="the prompt, plan or change differs from the recording: record again with --record DIR",
             )
+        lines: list[str] = []
+        if options.record_ledger:
+            from agentflow.ledger import Ledger
+
+            with Ledger.open(root) as ledger:
+                lines = ledger.export_run(report.run_id)
         decision = report.decision
         return CaseRun(
             case=case,
@@ -235,6 +244,8 @@ def run_case(case: Case, repeat: int, options: EvalOptions, cassette: Cassette |
             cost_usd=report.cost_usd,
             tokens=sum(c.tokens for c in counter),
             seconds=seconds,
+            run_id=report.run_id,
+            ledger_lines=lines,
         )
 
 
