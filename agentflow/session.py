@@ -132,21 +132,16 @@ class _Session:
         self.recorder.save_transcript(self.transcript())
 
     def check_limits(self, request: ModelRequest) -> None:
-        limits, recorder = self.spec.limits, self.recorder
-        if recorder.turns >= limits.max_turns:
-            raise LimitsExceeded(f"turn limit reached ({limits.max_turns} model calls)")
-        if recorder.usage.total >= limits.max_tokens:
-            raise LimitsExceeded(f"token limit reached ({recorder.usage.total} of {limits.max_tokens})")
-        elapsed = time.monotonic() - recorder.started
-        if elapsed >= limits.max_seconds:
-            raise LimitsExceeded(f"time limit reached ({elapsed:.0f} s of {limits.max_seconds:g} s)")
+        recorder = self.recorder
         estimate_fn = getattr(self.model, "estimate_cost", None)
         estimate = float(estimate_fn(request)) if callable(estimate_fn) else 0.0
-        if recorder.cost + estimate > limits.max_cost_usd:
-            raise LimitsExceeded(
-                f"session cost limit: ${recorder.cost:.2f} spent of ${limits.max_cost_usd:.2f} and "
-                f"the next call may cost up to ${estimate:.2f}"
-            )
+        self.spec.limits.check(
+            turns=recorder.turns,
+            tokens=recorder.usage.total,
+            seconds=time.monotonic() - recorder.started,
+            cost_usd=recorder.cost,
+            next_call_usd=estimate,
+        )
         self.spec.budget.check(estimate)
 
     def record_call(self, response: ModelResponse, seconds: float) -> None:

@@ -31,14 +31,28 @@ class LimitsExceeded(Exception):
     """A session or run limit was reached; the message names which."""
 
 
-@dataclass
+_DEFAULTS = config.Limits()  # one set of defaults: the config's
+
+
+@dataclass(frozen=True)
 class SessionLimits:
-    max_turns: int = 60
-    max_tokens: int = 4_000_000
-    max_cost_usd: float = 5.0
-    max_seconds: float = 1800.0
-    output_tokens: int = 8192
-    command_timeout: float = 600.0  # per run_command call
+    """The limits of one session, each documented and checked here (``check``) before every model
+    call; built from ``config.Limits`` (``from_config``), whose defaults it shares.
+
+    * ``max_turns``: model calls in the session;
+    * ``max_tokens``: input + output tokens so far;
+    * ``max_cost_usd``: dollars spent plus the next call's worst-case estimate;
+    * ``max_seconds``: wall time since the session started;
+    * ``output_tokens``: max tokens of one reply (passed to the model, not checked here);
+    * ``command_timeout``: seconds per ``run_command`` (enforced by the tools).
+    """
+
+    max_turns: int = _DEFAULTS.max_turns
+    max_tokens: int = _DEFAULTS.max_tokens
+    max_cost_usd: float = _DEFAULTS.session_cost_usd
+    max_seconds: float = _DEFAULTS.session_seconds
+    output_tokens: int = _DEFAULTS.output_tokens
+    command_timeout: float = _DEFAULTS.command_timeout
 
     @classmethod
     def from_config(cls, limits: config.Limits) -> SessionLimits:
@@ -50,6 +64,20 @@ class SessionLimits:
             output_tokens=limits.output_tokens,
             command_timeout=limits.command_timeout,
         )
+
+    def check(self, *, turns: int, tokens: int, seconds: float, cost_usd: float, next_call_usd: float) -> None:
+        """``LimitsExceeded`` naming the first limit that the next model call would break."""
+        if turns >= self.max_turns:
+            raise LimitsExceeded(f"turn limit reached ({self.max_turns} model calls)")
+        if tokens >= self.max_tokens:
+            raise LimitsExceeded(f"token limit reached ({tokens} of {self.max_tokens})")
+        if seconds >= self.max_seconds:
+            raise LimitsExceeded(f"time limit reached ({seconds:.0f} s of {self.max_seconds:g} s)")
+        if cost_usd + next_call_usd > self.max_cost_usd:
+            raise LimitsExceeded(
+                f"session cost limit: ${cost_usd:.2f} spent of ${self.max_cost_usd:.2f} and "
+                f"the next call may cost up to ${next_call_usd:.2f}"
+            )
 
 
 @dataclass
