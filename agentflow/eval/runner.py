@@ -161,7 +161,15 @@ def _resolve(clone: Path, source: Path, rev: str) -> str:
     raise UsageError(f"no revision {rev!r} in {source}", fix="name a commit, branch or tag the repo has")
 
 
+def _configured_model(root: Path) -> str:
+    """The verifier model the case's repository configures (``models.verifier.model``)."""
+    from agentflow.config import load_config
+
+    return load_config(root).models.for_role("verifier").model  # type: ignore[arg-type]
+
+
 def _model_factory(
+    root: Path,
     case_key: str,
     repeat: int,
     options: EvalOptions,
@@ -179,7 +187,7 @@ def _model_factory(
 
             client = http_client(cassette, case_key, repeat, volatile) if cassette is not None else None
             key = "replay-needs-no-key" if cassette is not None and cassette.mode == "replay" else None
-            inner = AnthropicModel(options.model or "claude-sonnet-4-5", api_key=key, http_client=client)
+            inner = AnthropicModel(options.model or _configured_model(root), api_key=key, http_client=client)
         else:
             inner = None
             if script_session is not None:
@@ -211,7 +219,7 @@ def run_case(case: Case, repeat: int, options: EvalOptions, cassette: Cassette |
         case_key = f"{case.id}#{repeat + 1}"
         factory = None
         if options.backend != "claude-code":
-            factory = _model_factory(case_key, repeat, options, cassette, volatile, session, counter)
+            factory = _model_factory(root, case_key, repeat, options, cassette, volatile, session, counter)
         build = BuildOptions(backend=options.backend, model=options.model, models=factory)
         started = time.monotonic()
         try:
