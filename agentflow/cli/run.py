@@ -86,6 +86,11 @@ class TerminalReporter:
             self._live.stop()
 
     def _print(self, line: str) -> None:
+        from agentflow.redact import redact
+
+        # progress quotes model text (a verdict's reason): redacted like the ledger, and on one line,
+        # since in a CI log a line of its own could start a workflow command
+        line = redact(" ".join(line.splitlines()))
         with self._lock:
             if self._live is not None:
                 self._live.console.print(line, markup=False, highlight=False)

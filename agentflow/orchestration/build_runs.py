@@ -26,6 +26,7 @@ from agentflow.events import BuilderCommitted, ChecksRan, RunEnded, RunResumed, 
 from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, WORKTREES_DIR, Repo
 from agentflow.inputs import TrustedInputs, from_checkout, from_record, protected_findings
 from agentflow.integrity import TamperingError, claim, release
+from agentflow.keys import signing_key
 from agentflow.ledger import Ledger
 from agentflow.orchestration.api import (
     BuildOptions,
@@ -568,6 +569,7 @@ def build(
 
     Input problems (bad plan, bad config, unknown base) raise before any run starts.
     """
+    signing_key()  # read once, before anything runs: bad key input is exit 2, and redact knows the key
     config = load_config(root)
     plans = load_build_plans(root, refs, config)
     preflight(root, config, options)

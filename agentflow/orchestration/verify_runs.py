@@ -18,6 +18,7 @@ from agentflow.formats import VerifyReport
 from agentflow.git import TRAILER_PLAN, Repo
 from agentflow.inputs import from_revision, plan_path_of, protected_findings
 from agentflow.integrity import TamperingError
+from agentflow.keys import signing_key
 from agentflow.ledger import Ledger
 from agentflow.orchestration.api import BuildOptions, NullReporter, Reporter, RunInterrupted
 from agentflow.orchestration.context import ModelPool, _display, choose_patterns_text, scope_findings, validate_backends
@@ -61,6 +62,7 @@ def verify(
     is a file with the pull-request text: shown to the verifier as untrusted content and scanned for
     injection. ``compare_base`` runs the same checks on the base too and compares their evidence.
     """
+    signing_key()  # read once, before anything runs: bad key input is exit 2, and redact knows the key
     options = options or BuildOptions()
     pr_text = _read_context(context) if context is not None else None
     reporter = reporter or NullReporter()
