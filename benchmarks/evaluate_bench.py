@@ -170,6 +170,14 @@ def m_duckdb(path: str) -> int:
     return sum(row[2] for row in rows)
 
 
+def m_profile(path: str) -> int:
+    """The evaluator's own DuckDB profile query (``--engine duckdb``: evaluator/profile.py) over the log."""
+    from agentflow.evaluator.profile import run_duckdb
+
+    rows = run_duckdb([Path(path)])
+    return sum(row["count"] for row in rows if row["path"] is None)
+
+
 def _evaluate(path: str, workers: int) -> int:
     from agentflow.evaluator import RuleConfig, evaluate
 
@@ -196,6 +204,7 @@ MEASURES = {
     "orjson2": ("orjson.loads loop, 2 processes", m_orjson2),
     "msgspec": ("msgspec decode loop (optional)", m_msgspec),
     "duckdb": ("DuckDB group by type, json_structure (optional)", m_duckdb),
+    "profile": ("evaluator profile query in DuckDB, --engine duckdb (optional)", m_profile),
     "eval1": ("evaluator, 1 process", m_eval1),
     "evaln": (f"evaluator, {os.cpu_count()} processes", m_evaln),
 }
