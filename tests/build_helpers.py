@@ -9,6 +9,10 @@ from typing import Any
 
 import yaml
 
+from agentflow.events import SessionEnded
+from agentflow.ledger import Ledger
+from tests.helpers import git
+
 PLAN = """---
 id: {id}
 title: {title}
@@ -29,10 +33,6 @@ The greeting module needs a farewell.
 - AC1: `farewell()` returns "bye"
 - AC2: the tests pass
 """
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def write_plan(
@@ -124,3 +124,36 @@ def notes(root: Path, commit: str) -> list[dict[str, Any]]:
 def trailers(root: Path, commit: str) -> dict[str, str]:
     out = git(root, "show", "-s", "--format=%(trailers:only,unfold)", commit)
     return dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+
+
+def run_events(root: Path, kind: type | None = None) -> list:
+    with Ledger.open(root) as ledger:
+        events = ledger.events()
+    return [e for e in events if kind is None or isinstance(e, kind)]
+
+
+def sessions(root: Path) -> list[tuple[str, int, str]]:
+    return [(e.role, e.cycle, e.status) for e in run_events(root, SessionEnded)]
+
+
+def first_prompt(root: Path, role: str, cycle: int) -> str:
+    """The first user message of the (last) session of ``role`` in ``cycle``, from its transcript."""
+    with Ledger.open(root) as ledger:
+        ended = [e for e in ledger.events(kinds=["session_ended"]) if e.role == role and e.cycle == cycle]
+        transcript = ledger.transcript(ended[-1].session_id)
+    assert transcript is not None
+    user = next(m for m in transcript if m["role"] == "user")
+    return user["content"][0]["text"]
+
+
+def feature(root: Path, plan_id: str | None = "1", content: str = "def farewell():\n    return 'bye'\n") -> str:
+    """Check out a feature branch with one commit (an Agentflow-Plan trailer when ``plan_id``)."""
+    git(root, "checkout", "-q", "-b", "feature")
+    (root / "src").mkdir(exist_ok=True)
+    (root / "src" / "app.py").write_text(content)
+    git(root, "add", "-A")
+    args = ["commit", "-q", "-m", "add farewell"]
+    if plan_id:
+        args += ["--trailer", f"Agentflow-Plan: {plan_id}"]
+    git(root, *args)
+    return git(root, "rev-parse", "HEAD")

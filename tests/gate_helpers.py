@@ -7,13 +7,7 @@ from pathlib import Path
 
 from agentflow.git import Repo
 from agentflow.verdict import VerdictNote
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
-    return proc.stdout.strip()
+from tests.helpers import git
 
 
 def commit_file(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,16 @@ def need_tool(*names: str) -> str:
     _missing(f"{' / '.join(names)} is not installed (.ci/run installs it)")
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+def git(cwd: Path, *args: str, check: bool = True, when: datetime | None = None) -> str:
+    """``git ARGS`` in ``cwd``, its output stripped; a failure (with ``check``) shows git's stderr.
+    ``when`` dates the commits it makes (author and committer)."""
+    env = None
+    if when is not None:
+        env = {**os.environ, "GIT_AUTHOR_DATE": when.isoformat(), "GIT_COMMITTER_DATE": when.isoformat()}
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout.strip()
 
 
 def _missing(message: str) -> None:

@@ -39,6 +39,7 @@ from agentflow.events import (
 from agentflow.git import Repo
 from agentflow.ledger import Ledger
 from agentflow.verdict import VerdictNote
+from tests.helpers import git
 
 BUILDER_USAGE = Usage(input_tokens=1000, output_tokens=200, cache_read=4000, cache_write=500)
 VERIFIER_USAGE = Usage(input_tokens=500, output_tokens=100, cache_read=2000, cache_write=0)
@@ -47,13 +48,6 @@ EVALUATOR_USAGE = Usage(input_tokens=3000, output_tokens=500)
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
-
-
-def git(root: Path, *args: str, when: datetime | None = None) -> str:
-    env = dict(os.environ)
-    if when is not None:
-        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = when.isoformat()
-    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True, env=env).stdout.strip()
 
 
 def finding(fid: str, severity: str, pattern: str | None, message: str = "problem") -> dict[str, Any]:

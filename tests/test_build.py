@@ -13,34 +13,17 @@ from tests.build_helpers import (
     builder_session,
     finding,
     finish,
+    first_prompt,
     git,
     notes,
+    run_events,
+    sessions,
     trailers,
     verifier_session,
     write_file,
     write_plan,
     write_script,
 )
-
-
-def run_events(root: Path, kind: type | None = None) -> list:
-    with Ledger.open(root) as ledger:
-        events = ledger.events()
-    return [e for e in events if kind is None or isinstance(e, kind)]
-
-
-def sessions(root: Path) -> list[tuple[str, int, str]]:
-    return [(e.role, e.cycle, e.status) for e in run_events(root, SessionEnded)]
-
-
-def first_prompt(root: Path, role: str, cycle: int) -> str:
-    """The first user message of the (last) session of ``role`` in ``cycle``, from its transcript."""
-    with Ledger.open(root) as ledger:
-        ended = [e for e in ledger.events(kinds=["session_ended"]) if e.role == role and e.cycle == cycle]
-        transcript = ledger.transcript(ended[-1].session_id)
-    assert transcript is not None
-    user = next(m for m in transcript if m["role"] == "user")
-    return user["content"][0]["text"]
 
 
 def test_approval_on_the_first_cycle(repo, cli):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 from agentflow.events import ModelCalled, RunEnded, SessionEnded
-from tests.build_helpers import git, notes, verdict, write_plan
+from tests.build_helpers import git, notes, run_events, verdict, write_plan
 from tests.fakeapi import FakeAnthropic, fake_anthropic, message, text, tool_use
-from tests.test_build import run_events
 
 __all__ = ["fake_anthropic"]  # the fixture, imported for pytest
 

@@ -12,8 +12,16 @@ import pytest
 from agentflow.errors import UsageError
 from agentflow.events import RunEnded, SessionEnded, ToolCalled
 from agentflow.models.command import build_command, command_env
-from tests.build_helpers import git, notes, trailers, verifier_session, write_plan, write_script
-from tests.test_build import first_prompt, run_events
+from tests.build_helpers import (
+    first_prompt,
+    git,
+    notes,
+    run_events,
+    trailers,
+    verifier_session,
+    write_plan,
+    write_script,
+)
 
 AGENT = """
 import os, pathlib, sys

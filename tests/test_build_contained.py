@@ -12,8 +12,7 @@ from agentflow.events import RunEnded, RunStarted
 from agentflow.models.base import ModelRequest
 from agentflow.models.scripted import FunctionModel
 from agentflow.orchestration import BuildOptions, NullReporter, build, build_runs
-from tests.build_helpers import builder_session, finding, verifier_session, write_plan, write_script
-from tests.test_build import run_events
+from tests.build_helpers import builder_session, finding, run_events, verifier_session, write_plan, write_script
 
 
 def crash_plan_2_on_commit(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:

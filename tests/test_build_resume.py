@@ -20,15 +20,17 @@ from agentflow.models.scripted import FunctionModel
 from agentflow.orchestration import BuildOptions, RunInterrupted, build
 from tests.build_helpers import (
     builder_session,
+    first_prompt,
     git,
     notes,
+    run_events,
+    sessions,
     trailers,
     verdict,
     verifier_session,
     write_plan,
     write_script,
 )
-from tests.test_build import first_prompt, run_events, sessions
 
 
 def _turn(request: ModelRequest) -> int:

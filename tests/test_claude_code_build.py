@@ -146,7 +146,7 @@ def test_missing_extra_is_exit_2(repo: Path, cli, monkeypatch: pytest.MonkeyPatc
 
 
 def test_verify_in_ci_with_a_claude_code_verifier(repo: Path, cli, claude_code_env) -> None:
-    from tests.test_verify import feature
+    from tests.build_helpers import feature
 
     fake, proxy = claude_code_env
     write_plan(repo)

@@ -10,22 +10,19 @@ import jsonschema
 
 from agentflow.events import ChecksRan, RunEnded, RunStarted, SessionEnded
 from agentflow.ledger import Ledger
-from tests.build_helpers import finding, git, notes, verdict, verifier_session, write_plan, write_script
+from tests.build_helpers import (
+    feature,
+    finding,
+    first_prompt,
+    git,
+    notes,
+    run_events,
+    verdict,
+    verifier_session,
+    write_plan,
+    write_script,
+)
 from tests.helpers import validate_junit, validate_sarif
-from tests.test_build import first_prompt, run_events
-
-
-def feature(root: Path, plan_id: str | None = "1", content: str = "def farewell():\n    return 'bye'\n") -> str:
-    """Check out a feature branch with one commit (an Agentflow-Plan trailer when ``plan_id``)."""
-    git(root, "checkout", "-q", "-b", "feature")
-    (root / "src").mkdir(exist_ok=True)
-    (root / "src" / "app.py").write_text(content)
-    git(root, "add", "-A")
-    args = ["commit", "-q", "-m", "add farewell"]
-    if plan_id:
-        args += ["--trailer", f"Agentflow-Plan: {plan_id}"]
-    git(root, *args)
-    return git(root, "rev-parse", "HEAD")
 
 
 def test_verify_takes_the_plan_from_the_trailer_and_records_a_note(repo, cli):
