@@ -37,6 +37,11 @@ from agentflow.verdict import SEVERITIES
 ROLES: tuple[str, ...] = ("builder", "verifier", "evaluator")
 NO_PATTERN = "(no pattern)"
 DEFAULT_SINCE = "7d"
+# Actual times in hours keep 4 digits (0.36 s), so a run of seconds is not reported as 0 h.
+HOUR_DIGITS = 4
+# Below a minute of actual time a speedup against an estimate in hours is noise (a scripted or cached run).
+SPEEDUP_FLOOR_HOURS = 1 / 60
+SPEEDUP_FLOOR_TEXT = "1 min"
 
 # -- the period ----------------------------------------------------------------------------------
 
@@ -133,6 +138,7 @@ class VerdictFact:
     ts: datetime
     override: bool = False
     findings: list[dict[str, Any]] = field(default_factory=list)
+    commit: str | None = None  # the verified commit, when known
 
 
 @dataclass
@@ -234,7 +240,14 @@ def facts_from_ledger(ledger: Ledger | None, repo: Repo | None) -> Facts:
             findings = list((event.verdict or {}).get("findings") or [])
             run.verdicts.append(
                 VerdictFact(
-                    run.run_id, run.plan_id, event.cycle, event.outcome, _utc(event.ts), event.override, findings
+                    run.run_id,
+                    run.plan_id,
+                    event.cycle,
+                    event.outcome,
+                    _utc(event.ts),
+                    event.override,
+                    findings,
+                    event.commit,
                 )
             )
         elif isinstance(event, RunEnded) and run is not None:
@@ -320,6 +333,7 @@ def facts_from_git(repo: Repo, since: datetime | None = None) -> Facts:
     cycle_of_commit = {c.commit: c.cycle or 0 for c in commits}
     grouped: dict[str, list[tuple[tuple[datetime, int, int], dict[str, Any]]]] = defaultdict(list)
     for commit, index, note in _note_lines(repo):
+        note["_commit"] = commit
         key = note.get("run") or f"note:{commit}:{note.get('ts')}"
         # note times have whole seconds: ties go by the commit's cycle trailer, then by line order
         order = (_parse_ts(note.get("ts")) or datetime.min.replace(tzinfo=UTC), cycle_of_commit.get(commit, 0), index)
@@ -334,6 +348,7 @@ def facts_from_git(repo: Repo, since: datetime | None = None) -> Facts:
         run = RunFact(run_id, plan_id, mode=mode, synthetic=synthetic)
         cycle = 0
         for note in notes:
+            commit = note.get("_commit")
             ts = _parse_ts(note.get("ts"))
             if ts is None:
                 continue
@@ -342,9 +357,17 @@ def facts_from_git(repo: Repo, since: datetime | None = None) -> Facts:
                 cycle = int(note["cycle"]) if str(note.get("cycle", "")).isdigit() else cycle + 1
             run.verdicts.append(
                 VerdictFact(
-                    run_id, plan_id, max(cycle, 1), note["outcome"], ts, override, list(note.get("findings") or [])
+                    run_id,
+                    plan_id,
+                    max(cycle, 1),
+                    note["outcome"],
+                    ts,
+                    override,
+                    list(note.get("findings") or []),
+                    commit,
                 )
             )
+            run.plan_title = run.plan_title or note.get("plan_title")
             run.started = run.started or _parse_ts(note.get("run_started"))
             if note.get("estimate_hours") is not None:
                 run.estimate_hours = float(note["estimate_hours"])
@@ -430,11 +453,18 @@ def _outcomes(facts: Facts, period: Period) -> dict[str, int]:
 
 
 def _findings(verdicts: list[VerdictFact]) -> dict[str, Any]:
-    """Distinct findings per run (a finding re-listed in a later cycle counts once, as last listed)."""
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    """Distinct findings: one per run and finding id (a finding re-listed in a later cycle counts once, as
+    last listed) and one per commit and finding id (re-verifying a commit does not count its findings again)."""
+    same: dict[tuple[str, str, str], int] = {}  # ("run"|"commit", its id, finding key) -> distinct finding
+    latest: dict[int, dict[str, Any]] = {}
     for verdict in sorted(verdicts, key=lambda v: v.ts):
         for finding in verdict.findings:
-            latest[(verdict.run_id, _finding_key(finding))] = finding
+            key = _finding_key(finding)
+            aliases = [("run", verdict.run_id, key)] + ([("commit", verdict.commit, key)] if verdict.commit else [])
+            number = next((same[a] for a in aliases if a in same), len(latest))
+            for alias in aliases:
+                same.setdefault(alias, number)
+            latest[number] = finding
     severity = Counter(str(f.get("severity") or "info") for f in latest.values())
     pattern = Counter(str(f.get("pattern") or NO_PATTERN) for f in latest.values())
     by_pattern_severity: dict[str, dict[str, int]] = defaultdict(dict)
@@ -496,26 +526,37 @@ def _estimates(facts: Facts) -> dict[str, float]:
     return estimates
 
 
+def _whole_seconds(ts: datetime) -> datetime:
+    """Notes keep whole seconds (truncated): the ledger's times are cut the same way so both sources agree."""
+    return ts.replace(microsecond=0)
+
+
 def _time_and_estimate(
     facts: Facts, approvals: dict[str, datetime]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
     """``estimate``, ``time_to_approval_hours`` and each approved plan's actual hours."""
     started, estimates = _plan_started(facts), _estimates(facts)
-    actual = {p: _hours(ts - started[p]) for p, ts in approvals.items() if p in started}
+    actual = {p: _hours(_whole_seconds(ts) - _whole_seconds(started[p])) for p, ts in approvals.items() if p in started}
     with_estimate = [p for p in actual if p in estimates]
     est_total = sum(estimates[p] for p in with_estimate)
     act_total = sum(actual[p] for p in with_estimate)
     known = bool(with_estimate) or facts.timing_known
+    too_short = bool(with_estimate) and act_total < SPEEDUP_FLOOR_HOURS
     estimate = {
         "estimated_hours": round(est_total, 2) if with_estimate else (0.0 if known else None),
-        "actual_hours": round(act_total, 2) if with_estimate else (0.0 if known else None),
-        "speedup": _ratio(est_total, act_total, 2) if with_estimate else None,
+        "actual_hours": round(act_total, HOUR_DIGITS) if with_estimate else (0.0 if known else None),
+        "speedup": _ratio(est_total, act_total, 2) if with_estimate and not too_short else None,
+        "speedup_note": (
+            f"no speedup: the actual time is under {SPEEDUP_FLOOR_TEXT}, too short to compare with an estimate"
+            if too_short
+            else None
+        ),
         "plans": len(with_estimate),
     }
     durations = list(actual.values())
     time_to_approval = {
-        "mean": round(sum(durations) / len(durations), 2) if durations else None,
-        "max": round(max(durations), 2) if durations else None,
+        "mean": round(sum(durations) / len(durations), HOUR_DIGITS) if durations else None,
+        "max": round(max(durations), HOUR_DIGITS) if durations else None,
     }
     return estimate, time_to_approval, actual
 
@@ -569,7 +610,7 @@ def _plan_rows(finished: list[RunFact], actual: dict[str, float], estimates: dic
         row["title"] = row["title"] or run.plan_title
     for plan_id, row in rows.items():
         row["estimate_hours"] = estimates.get(plan_id)
-        row["actual_hours"] = round(actual[plan_id], 2) if plan_id in actual else None
+        row["actual_hours"] = round(actual[plan_id], HOUR_DIGITS) if plan_id in actual else None
     return list(rows.values())
 
 

@@ -69,7 +69,7 @@ EXPECTED_CURRENT = {
     },
     "commits": 8,  # one per cycle; the merge and the human commit carry no trailers
     "time_to_approval_hours": {"mean": 1.0, "max": 1.5},  # 101: 0.5 h, 102: 1.5 h
-    "estimate": {"estimated_hours": 24.0, "actual_hours": 2.0, "speedup": 12.0, "plans": 2},
+    "estimate": {"estimated_hours": 24.0, "actual_hours": 2.0, "speedup": 12.0, "speedup_note": None, "plans": 2},
     "plans_detail": [
         {
             "plan": "101",
@@ -142,7 +142,7 @@ EXPECTED_PREVIOUS = {
     },
     "commits": 1,
     "time_to_approval_hours": {"mean": 0.5, "max": 0.5},
-    "estimate": {"estimated_hours": 8.0, "actual_hours": 0.5, "speedup": 16.0, "plans": 1},
+    "estimate": {"estimated_hours": 8.0, "actual_hours": 0.5, "speedup": 16.0, "speedup_note": None, "plans": 1},
     "plans_detail": [
         {
             "plan": "100",
@@ -199,7 +199,7 @@ EXPECTED_ROWS: dict[str, tuple[str, str, str]] = {
     "Cost evaluator": ("$0.25", "$0.00", "+$0.25"),
     "Cost per approved plan": ("$5.95", "$1.50", "+$4.45"),
     "Commits with agentflow trailers": ("8", "1", "+7"),
-    "Time to approval (mean)": ("1.00 h", "30 min", "+0.50 h"),
+    "Time to approval (mean)": ("1.00 h", "30 min", "+30 min"),
     "Time to approval (max)": ("1.50 h", "30 min", "+1.00 h"),
     "Estimated hours (approved plans)": ("24.00 h", "8.00 h", "+16.00 h"),
     "Actual hours (same plans)": ("2.00 h", "30 min", "+1.50 h"),

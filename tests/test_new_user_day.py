@@ -347,3 +347,86 @@ def test_clean_removes_merged_and_orphaned_plan_worktrees_and_keeps_the_rest(rep
     assert (
         cli("show", git(repo, "log", "-1", "--format=%(trailers:key=Agentflow-Run,valueonly)", "main^2")).exit_code == 0
     )
+
+
+# -- 10. metrics that do not mislead -----------------------------------------------------------------
+
+
+def _metrics_json(cli, *args: str) -> dict:
+    import json
+
+    result = cli("metrics", "--format", "json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _two_plans_built(repo: Path, cli) -> None:
+    from tests.build_helpers import finding
+
+    write_plan(repo, extra="estimate: 2h\n")
+    write_plan(repo, plan_id="2", title="Add hello", slug="hello", extra="estimate: 1d\n")
+    script = write_script(
+        repo,
+        {
+            "builder": [builder_session(), builder_session(content="def farewell():\n    return 'bye!'\n")],
+            "verifier": [
+                verifier_session(
+                    decision="request_changes", criteria={"AC1": "unmet", "AC2": "met"}, findings=[finding()]
+                ),
+                verifier_session(),
+            ],
+        },
+    )
+    assert cli("build", "1", "--script", str(script)).exit_code == 0
+    script2 = write_script(
+        repo, {"builder": [builder_session(path="src/hello.py")], "verifier": [verifier_session()]}, "s2.yaml"
+    )
+    assert cli("build", "2", "--script", str(script2)).exit_code == 0
+
+
+def test_metrics_from_git_agrees_with_the_ledger(repo: Path, cli) -> None:
+    import json
+
+    _two_plans_built(repo, cli)
+    until = ("--until", time.strftime("%Y-%m-%d", time.gmtime()))
+    ledger, from_git = _metrics_json(cli, *until), _metrics_json(cli, "--from-git", *until)
+    unknown_in_git = {"source", "sessions", "tokens", "cache_hit_ratio", "cost_usd", "evaluator_findings", "previous"}
+    differ = {key: (ledger[key], from_git[key]) for key in set(ledger) - unknown_in_git if from_git[key] != ledger[key]}
+    assert not differ, json.dumps(differ, indent=1)
+
+
+def test_reverifying_one_commit_counts_its_findings_once(repo: Path, cli) -> None:
+    from tests.build_helpers import finding
+
+    write_plan(repo)
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "src").mkdir(exist_ok=True)
+    (repo / "src" / "app.py").write_text("def farewell():\n    return 'bye'\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "add farewell", "--trailer", "Agentflow-Plan: 1")
+    blocked = verifier_session(
+        decision="request_changes", criteria={"AC1": "unmet", "AC2": "met"}, findings=[finding()]
+    )
+    script = write_script(repo, {"verifier": [blocked]})
+    for _ in range(6):
+        assert cli("verify", "--base", "main", "--script", str(script)).exit_code == 1
+    for source in ((), ("--from-git",)):
+        report = _metrics_json(cli, *source)
+        assert report["findings"]["total"] == 1, source
+        assert report["findings"]["by_severity"]["high"] == 1
+
+
+def test_a_run_of_seconds_shows_seconds_and_no_speedup(repo: Path, cli) -> None:
+    _two_plans_built(repo, cli)
+    report = _metrics_json(cli)
+    assert report["estimate"]["speedup"] is None
+    assert "under 1 min" in report["estimate"]["speedup_note"]
+    text = cli("metrics").stdout
+    import re
+
+    assert not re.search(r"(?<![\d.])0(\.00)? h", text) and "×" not in text  # neither "0 h actual" nor 6,000×
+    actual_row = text.split("Actual hours (same plans)")[1].splitlines()[0]
+    assert re.match(r"\s+\d+ s ", actual_row), actual_row
+    assert "— (actual time under 1 min)" in text
+    html = cli("metrics", "--format", "html").stdout
+    assert re.search(r"10\.00 h estimated, \d+ s actual; no speedup: the actual time is under 1 min", html)

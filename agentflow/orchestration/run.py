@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -354,6 +355,7 @@ class Run:
             # the validation message quotes what the model sent: the note says only that it was invalid
             invalid = failure.startswith(INVALID_VERDICT)
             fact_reasons = [f"{INVALID_VERDICT} (see `agentflow show`)" if invalid else note_summary(failure) or ""]
+        recorded = datetime.now(UTC)  # one moment for the note and the ledger: metrics --from-git agrees with both
         self._append_note(
             commit,
             VerdictNote(
@@ -369,10 +371,12 @@ class Run:
                 prompts_sha=self.prompts_sha,
                 findings=note_findings(verdict_data["findings"]) if verdict_data else [],
                 reason=redact("; ".join(fact_reasons))[:1000] or None,
+                ts=recorded.isoformat(timespec="seconds"),
                 **self._note_facts(commit, cycle, verdict),
             ),
         )
         event = VerdictRecorded(
+            ts=recorded,
             run_id=self.run_id,
             cycle=cycle,
             commit=commit,
@@ -397,6 +401,7 @@ class Run:
             "cycle": cycle,
             "run_started": start.ts.isoformat(timespec="seconds") if start else None,
             "estimate_hours": start.estimate_hours if start else None,
+            "plan_title": start.plan_title if start else None,  # metrics --from-git names the plan as the ledger does
             **self._roles(cycle),
             "chain": self.ledger.head(self.run_id),  # the ledger chain head this verdict was computed from
         }

@@ -34,14 +34,15 @@ def fmt_usd(value: Any) -> str:
 
 
 def fmt_hours(value: Any) -> str:
-    """Hours, or minutes below one hour (an agent run is often minutes, an estimate days)."""
+    """Time in the unit that fits: seconds below a minute, minutes below an hour, else hours (an agent
+    run is often seconds or minutes, an estimate days)."""
     if value is None:
         return NA
-    if value == 0:
-        return "0 h"
-    if 0 < value < 1:
-        minutes = value * 60
-        return f"{minutes:.0f} min" if minutes >= 1 else "< 1 min"
+    if 0 <= value < 1:
+        seconds = value * 3600
+        if seconds < 59.5:
+            return f"{seconds:.0f} s"
+        return f"{seconds / 60:.0f} min"
     return f"{value:,.2f} h"
 
 
@@ -70,7 +71,7 @@ def fmt_delta(kind: str, now: Any, before: Any) -> str:
         case "usd":
             return _signed(diff, f"${abs(diff):,.2f}")
         case "hours":
-            return _signed(diff, f"{abs(diff):,.2f} h")
+            return _signed(diff, fmt_hours(abs(diff)))
         case "speedup":
             return _signed(diff, f"{abs(diff):,.2f}×")
         case _:
@@ -156,11 +157,14 @@ def figure_rows(report: dict[str, Any]) -> list[Row]:
     rows = []
     for section, label, path, kind in _spec():
         now, before = _get(report, path), _get(previous, path) if previous else None
+        value = FORMATTERS[kind](now)
+        if kind == "speedup" and now is None and _get(report, "estimate.speedup_note"):
+            value = f"{NA} (actual time under 1 min)"  # too short to compare with an estimate: say why
         rows.append(
             Row(
                 section,
                 label,
-                FORMATTERS[kind](now),
+                value,
                 FORMATTERS[kind](before) if previous else NA,
                 fmt_delta(kind, now, before),
                 path,

@@ -24,6 +24,7 @@ from agentflow.report.figures import (
     figure_rows,
     fmt_delta,
     fmt_float,
+    fmt_hours,
     fmt_pct,
     fmt_speedup,
     fmt_usd,
@@ -142,7 +143,8 @@ def _estimate_note(estimate: dict[str, Any]) -> str:
         return "run start times are unknown here"
     if not estimate.get("plans"):
         return "no approved plan with an estimate"
-    return f"{fmt_float(estimate['estimated_hours'])} h estimated, {fmt_float(estimate['actual_hours'])} h actual"
+    note = f"{fmt_hours(estimate['estimated_hours'])} estimated, {fmt_hours(estimate['actual_hours'])} actual"
+    return f"{note}; {estimate['speedup_note']}" if estimate.get("speedup_note") else note
 
 
 def _kpis(report: dict[str, Any]) -> list[dict[str, str]]:
