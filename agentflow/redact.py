@@ -32,8 +32,12 @@ MIN_SECRET_LEN = 8
 _registered: set[str] = set()
 
 
+# names the pattern matches that hold no secret: git identities ("AUTH" in GIT_AUTHOR_*)
+NOT_SECRET = frozenset({"GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE"})
+
+
 def is_secret_name(name: str) -> bool:
-    return name in ALWAYS_SECRET or bool(SECRET_ENV_NAMES.search(name))
+    return name in ALWAYS_SECRET or (name not in NOT_SECRET and bool(SECRET_ENV_NAMES.search(name)))
 
 
 def register_secret(value: str | None) -> None:
