@@ -1,8 +1,9 @@
-"""Check commands (the plan's and the config's): run in the worktree, recorded in the ledger.
+"""Check commands (the plan's and the config's): run on a clean checkout, recorded in the ledger.
 
 A check is a shell command whose exit code decides: 0 passes, anything else (and a timeout) fails.
-Checks run with a scrubbed environment (no API keys or tokens reach them), in their own process
-group so that a timeout kills everything they started, and only the tail of their output is kept:
+Checks run inside the sandbox (``agentflow.sandbox``: the checkout the only writable tree, an
+allowlisted environment without API keys or tokens, their own PID namespace so that a timeout or
+their end kills everything they started), and only the tail of their output is kept:
 enough to explain a failure to the builder and the verifier without flooding their context.
 """
 
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from agentflow.config import CheckSpec, check_spec
 from agentflow.events import CheckResult
-from agentflow.redact import redact, scrubbed_env
+from agentflow.redact import redact
+from agentflow.sandbox import Sandbox
 from agentflow.tools import run_shell
 
 TAIL_LINES = 60
@@ -31,7 +33,13 @@ def output_tail(text: str, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> 
     return redact(tail)
 
 
-def run_check(command: str | CheckSpec, cwd: Path, timeout: float, env: dict[str, str] | None = None) -> CheckResult:
+def run_check(
+    command: str | CheckSpec,
+    cwd: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    sandbox: Sandbox | None = None,
+) -> CheckResult:
     """Run one check command through the shell; ``exit_code`` is None when it timed out.
 
     A check with ``junit: true`` runs with ``{report}`` replaced by a fresh path inside ``cwd`` (so a
@@ -39,13 +47,13 @@ def run_check(command: str | CheckSpec, cwd: Path, timeout: float, env: dict[str
     """
     spec = check_spec(command)
     if not spec.junit:
-        return _run(spec.run, spec.run, cwd, timeout, env)
+        return _run(spec.run, spec.run, cwd, timeout, env, sandbox)
     from agentflow import evidence
 
     folder = Path(tempfile.mkdtemp(prefix=".agentflow-report-", dir=cwd))
     try:
         report = folder / "junit.xml"
-        result = _run(spec.run, evidence.substitute(spec.run, report), cwd, timeout, env)
+        result = _run(spec.run, evidence.substitute(spec.run, report), cwd, timeout, env, sandbox)
         try:
             counts = evidence.parse_junit(report)
         except ValueError as exc:
@@ -55,8 +63,10 @@ def run_check(command: str | CheckSpec, cwd: Path, timeout: float, env: dict[str
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run(label: str, command: str, cwd: Path, timeout: float, env: dict[str, str] | None) -> CheckResult:
-    exit_code, out, seconds = run_shell(command, cwd, timeout, env)
+def _run(
+    label: str, command: str, cwd: Path, timeout: float, env: dict[str, str] | None, sandbox: Sandbox | None
+) -> CheckResult:
+    exit_code, out, seconds = run_shell(command, cwd, timeout, env, sandbox)
     note = f"\n[agentflow: timed out after {timeout:g}s and was killed]" if exit_code is None else ""
     return CheckResult(
         command=label,
@@ -71,12 +81,18 @@ def run_checks(
     cwd: Path,
     timeout: float,
     on_result: Callable[[CheckResult], None] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> list[CheckResult]:
-    """Run every command in order (a failure does not stop the others: the verifier sees all)."""
-    env = scrubbed_env()
+    """Run every command in order (a failure does not stop the others: the verifier sees all).
+
+    ``cwd`` should be a clean checkout of the commit (``Run.run_checks`` makes one), never the
+    builder's working directory: what was not committed must not decide a check.
+    """
+    sandbox = Sandbox.from_config() if sandbox is None else sandbox
+    env = sandbox.environment()
     results = []
     for command in commands:
-        result = run_check(command, cwd, timeout, env)
+        result = run_check(command, cwd, timeout, env, sandbox)
         results.append(result)
         if on_result is not None:
             on_result(result)

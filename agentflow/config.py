@@ -113,7 +113,17 @@ class Gate(_Strict):
     override_not_by_author: bool = Field(
         False, description="refuse `approve --override` by an author of the commits it approves"
     )
+    require_sandbox: bool = Field(False, description="verdicts of runs without the sandbox never open the gate")
     protected_branches: list[str] = ["main", "master"]
+
+
+class SandboxConfig(_Strict):
+    """Where agent processes run (agentflow.sandbox, docs/security.md)."""
+
+    mode: Literal["auto", "bwrap", "off"] = "auto"
+    network: bool = Field(False, description="let sandboxed commands reach the network")
+    env: list[str] = Field(default_factory=list, description="extra variable names (or NAME_* globs) passed in")
+    hide: list[str] = Field(default_factory=list, description="more absolute or ~/ paths made invisible")
 
 
 class PatternsConfig(_Strict):
@@ -129,6 +139,7 @@ class Config(_Strict):
     events: Events = Events()
     gate: Gate = Gate()
     patterns: PatternsConfig = PatternsConfig()
+    sandbox: SandboxConfig = SandboxConfig()
     source: str | None = Field(None, exclude=True, description="where this config was read from")
 
     _checks = field_validator("checks", mode="before")(validate_checks)

@@ -88,6 +88,7 @@ class RunStarted(_Event):
     inputs_source: str | None = None
     inputs: dict[str, str] = {}
     inputs_text: dict[str, str] = {}
+    sandbox: Literal["bwrap", "off"] | None = None  # where the run's agent processes ran (None: before #12)
 
 
 class RunResumed(_Event):

@@ -244,7 +244,12 @@ def run_role_session(
         return runner(spec, ledger, on_progress)
     owned = model is None
     model = model or _model_for(spec)
-    toolbox = Toolbox(spec.root, spec.role, command_timeout=spec.limits.command_timeout)  # type: ignore[arg-type]
+    toolbox = Toolbox(
+        spec.root,
+        spec.role,  # type: ignore[arg-type]
+        command_timeout=spec.limits.command_timeout,
+        sandbox=spec.sandbox,
+    )
     try:
         return run_session(spec, model, toolbox, ledger, on_progress)
     finally:

@@ -20,6 +20,7 @@ from agentflow.events import ModelCalled, SessionEnded, SessionStarted, ToolCall
 
 if TYPE_CHECKING:
     from agentflow.ledger import Ledger
+    from agentflow.sandbox import Sandbox
 
 Status = Literal["completed", "failed", "limits", "interrupted"]
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -119,6 +120,7 @@ class SessionSpec:
     backend: str
     model_name: str
     role_cfg: config.RoleModel | None = None
+    sandbox: Sandbox | None = None  # where the session's processes run; None: the default (mode auto)
 
 
 @dataclass

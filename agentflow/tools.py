@@ -14,13 +14,14 @@ the session loop treats that as the end of the session.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
+import errno
 import os
 import re
 import signal
+import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -29,7 +30,8 @@ from pydantic import ValidationError
 
 from agentflow.git import run_git
 from agentflow.models.base import ToolSpec
-from agentflow.redact import scrubbed_env
+from agentflow.paths import PRIVATE, PathRefused, confine, glob_match
+from agentflow.sandbox import Sandbox
 
 ToolRole = Literal["builder", "verifier"]
 MAX_READ_CHARS = 100_000
@@ -37,7 +39,6 @@ MAX_OUTPUT_CHARS = 30_000
 MAX_LISTED = 1_000
 MAX_MATCHES = 200
 MAX_SEARCH_BYTES = 2_000_000
-PRIVATE = frozenset({".git", ".agentflow"})  # git's data and agentflow's own state (ledger, worktrees)
 
 
 class ToolError(Exception):
@@ -83,7 +84,10 @@ def _schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 _STR = {"type": "string"}
 PATH_PROP = {"type": "string", "description": "path relative to the repository root"}
-GLOB_PROP = {"type": "string", "description": "glob relative to the repository root, e.g. src/**/*.py"}
+GLOB_PROP = {
+    "type": "string",
+    "description": "glob relative to the repository root, e.g. src/**/*.py (* stays inside one folder, ** crosses)",
+}
 
 VERDICT_INPUT_SCHEMA: dict[str, Any] = _schema(
     {
@@ -240,6 +244,7 @@ class Toolbox:
     max_output_chars: int = MAX_OUTPUT_CHARS
     extra: dict[str, Tool] = field(default_factory=dict)
     deadline: float | None = None  # time.monotonic() by which commands must end (the session's time limit)
+    sandbox: Sandbox | None = None  # where run_command runs; None: the default (mode auto, fails closed)
     _tools: dict[str, Tool] = field(init=False, repr=False)
     _restore_point: _RestorePoint | None = field(init=False, repr=False, default=None)
 
@@ -261,6 +266,8 @@ class Toolbox:
         self._tools.update(self.extra)
         if self.role == "verifier":
             self._restore_point = self._git_state()
+        if self.sandbox is None and "run_command" in self._tools:
+            self.sandbox = Sandbox.from_config()
 
     def specs(self) -> list[ToolSpec]:
         return [tool.spec for tool in self._tools.values()]
@@ -282,27 +289,11 @@ class Toolbox:
     # -- path confinement ------------------------------------------------------------------------
 
     def resolve(self, path: str, tool: str = "tool") -> Path:
-        """The absolute path ``path`` names inside the worktree, or ``ToolError``."""
-        if path in ("", "."):
-            return self.root
-        if "\0" in path:
-            raise ToolError(f"{tool}: refused path {path!r}: NUL byte")
-        pure = PurePosixPath(path.replace("\\", "/"))
-        if pure.is_absolute() or path.startswith("~") or re.match(r"^[A-Za-z]:", path):
-            raise ToolError(
-                f"{tool}: refused path {path!r}: absolute paths are not allowed; "
-                "use a path relative to the repository root"
-            )
-        if ".." in pure.parts:
-            raise ToolError(f"{tool}: refused path {path!r}: '..' is not allowed")
-        if off_limits := PRIVATE.intersection(pure.parts):
-            raise ToolError(f"{tool}: refused path {path!r}: {min(off_limits)} is off limits")
-        resolved = (self.root / pure).resolve()
-        if not resolved.is_relative_to(self.root):
-            raise ToolError(f"{tool}: refused path {path!r}: it resolves outside the repository (symlink)")
-        if PRIVATE.intersection(resolved.relative_to(self.root).parts):
-            raise ToolError(f"{tool}: refused path {path!r}: it resolves into .git or .agentflow")
-        return resolved
+        """The absolute path ``path`` names inside the worktree, or ``ToolError`` (``paths.confine``)."""
+        try:
+            return confine(self.root, path)
+        except PathRefused as exc:
+            raise ToolError(f"{tool}: refused path {path!r}: {exc}") from None
 
     def _inside(self, resolved: Path) -> bool:
         """True when an already resolved path is in the worktree and not under .git."""
@@ -310,6 +301,66 @@ class Toolbox:
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
+
+    def _open(self, resolved: Path, flags: int, *, make_parents: bool = False) -> int:
+        """A descriptor of ``resolved`` (inside the worktree) opened component by component from a
+        descriptor of the root, with ``O_NOFOLLOW`` on every one: a symlink or folder swapped in
+        after ``resolve`` checked the path (a race) is refused, never followed."""
+        parts = resolved.relative_to(self.root).parts
+        if not parts:
+            raise ToolError(f"{self._rel(resolved) or '.'} is a folder")
+        nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
+        dirfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | nofollow)
+        try:
+            for part in parts[:-1]:
+                try:
+                    fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=dirfd)
+                except FileNotFoundError:
+                    if not make_parents:
+                        raise
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o777, dir_fd=dirfd)
+                    fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=dirfd)
+                os.close(dirfd)
+                dirfd = fd
+            return os.open(parts[-1], flags | nofollow | os.O_NONBLOCK, 0o666, dir_fd=dirfd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise ToolError(
+                    f"refused path {self._rel(resolved)!r}: a part of it is (or became) a symbolic link"
+                ) from None
+            raise
+        finally:
+            os.close(dirfd)
+
+    def _read_bytes(self, resolved: Path, limit: int | None = None) -> bytes | None:
+        """The content of a regular file (None when it is not one, or larger than ``limit``)."""
+        fd = self._open(resolved, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or (limit is not None and info.st_size > limit):
+                return None
+            os.set_blocking(handle.fileno(), True)
+            return handle.read()
+
+    def _write_bytes(self, resolved: Path, data: bytes, shown: str) -> None:
+        """Replace the content of a regular file with one link (created when missing)."""
+        try:
+            fd = self._open(resolved, os.O_WRONLY)
+        except FileNotFoundError:
+            fd = self._open(resolved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, make_parents=True)
+        with os.fdopen(fd, "wb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ToolError(f"refused path {shown!r}: not a regular file")
+            if info.st_nlink > 1:
+                raise ToolError(
+                    f"refused path {shown!r}: it has {info.st_nlink} hard links; writing it would change "
+                    "another file too"
+                )
+            os.set_blocking(handle.fileno(), True)
+            handle.truncate(0)
+            handle.write(data)
 
     def _walk(self, start: Path) -> Iterator[Path]:
         """Files under ``start`` (sorted), skipping .git and anything that resolves outside."""
@@ -329,7 +380,12 @@ class Toolbox:
         path = self.resolve(_arg(data, "path", "read_file") or "", "read_file")
         if not path.is_file():
             raise ToolError(f"read_file: no such file: {data['path']}")
-        raw = path.read_bytes()
+        try:
+            raw = self._read_bytes(path)
+        except ToolError as exc:
+            raise ToolError(f"read_file: {exc}") from None
+        if raw is None:
+            raise ToolError(f"read_file: {data['path']} is not a regular file")
         if _is_binary(raw):
             raise ToolError(f"read_file: {data['path']} is a binary file")
         text = raw.decode("utf-8", errors="replace")
@@ -342,9 +398,10 @@ class Toolbox:
         pattern = _arg(data, "glob", "list_files", required=False)
         if not start.is_dir():
             raise ToolError(f"list_files: not a folder: {data.get('path')}")
-        files = [self._rel(p) for p in self._walk(start)]
-        if pattern:
-            files = [f for f in files if _glob_match(f, pattern)]
+        paths = list(self._walk(start))
+        if pattern:  # relative to the root, or to the listed folder
+            paths = [p for p in paths if glob_match(self._rel(p), pattern) or glob_match(_under(p, start), pattern)]
+        files = [self._rel(p) for p in paths]
         if not files:
             return "(no files)"
         more = len(files) - MAX_LISTED
@@ -361,15 +418,13 @@ class Toolbox:
         matches: list[str] = []
         for path in self._walk(self.root):
             rel = self._rel(path)
-            if pattern and not _glob_match(rel, pattern):
+            if pattern and not glob_match(rel, pattern):
                 continue
             try:
-                if path.stat().st_size > MAX_SEARCH_BYTES:
-                    continue
-                raw = path.read_bytes()
-            except OSError:
+                raw = self._read_bytes(path.resolve(), MAX_SEARCH_BYTES)
+            except (OSError, ToolError):
                 continue
-            if _is_binary(raw):
+            if raw is None or _is_binary(raw):
                 continue
             for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
                 if regex.search(line):
@@ -383,8 +438,10 @@ class Toolbox:
         content = _arg(data, "content", "write_file") or ""
         if path == self.root or path.is_dir():
             raise ToolError(f"write_file: {data['path']} is a folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
+        try:
+            self._write_bytes(path, content.encode("utf-8"), data["path"])
+        except ToolError as exc:
+            raise ToolError(f"write_file: {exc}") from None
         return f"wrote {len(content.encode())} bytes to {self._rel(path)}"
 
     def _edit_file(self, data: dict[str, Any]) -> str:
@@ -395,7 +452,13 @@ class Toolbox:
             raise ToolError(f"edit_file: no such file: {data['path']}")
         if not old:
             raise ToolError("edit_file: old_text must not be empty (use write_file to create a file)")
-        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            raw = self._read_bytes(path)
+        except ToolError as exc:
+            raise ToolError(f"edit_file: {exc}") from None
+        if raw is None:
+            raise ToolError(f"edit_file: {data['path']} is not a regular file")
+        text = raw.decode("utf-8", errors="replace")
         count = text.count(old)
         if count != 1:
             where = "does not occur" if count == 0 else f"occurs {count} times"
@@ -403,7 +466,10 @@ class Toolbox:
                 f"edit_file: old_text {where} in {data['path']}; it must occur exactly once "
                 "(include more surrounding lines)"
             )
-        path.write_text(text.replace(old, new or "", 1), encoding="utf-8")
+        try:
+            self._write_bytes(path, text.replace(old, new or "", 1).encode("utf-8"), data["path"])
+        except ToolError as exc:
+            raise ToolError(f"edit_file: {exc}") from None
         return f"edited {self._rel(path)}"
 
     # -- commands --------------------------------------------------------------------------------
@@ -418,7 +484,7 @@ class Toolbox:
             if timeout <= 0:
                 raise ToolError("run_command: not run, the session's time limit is reached")
         try:
-            code, output, seconds = run_shell(command, self.root, timeout)
+            code, output, seconds = run_shell(command, self.root, timeout, sandbox=self.sandbox)
         finally:
             if self._restore_point is not None:
                 self._restore()
@@ -490,28 +556,35 @@ class Toolbox:
         raise Submitted("submit_verdict", verdict.model_dump(mode="json", exclude_none=True))
 
 
-def _glob_match(rel: str, pattern: str) -> bool:
-    """``fnmatch`` on the relative path (``*`` crosses folders), ``**/`` also matching zero folders,
-    and a pattern without ``/`` matching the file name anywhere (``*.py``)."""
-    pattern = pattern.removeprefix("./")
-    if fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(rel, pattern.replace("**/", "")):
-        return True
-    return "/" not in pattern and fnmatch.fnmatch(PurePosixPath(rel).name, pattern)
+def _under(path: Path, start: Path) -> str:
+    return path.relative_to(start).as_posix()
 
 
 def run_shell(
-    command: str, cwd: Path, timeout: float, env: dict[str, str] | None = None
+    command: str,
+    cwd: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    sandbox: Sandbox | None = None,
+    *,
+    readable: Sequence[Path] = (),
+    extra_env: Sequence[str] = (),
 ) -> tuple[int | None, str, float]:
-    """Run ``command`` with bash in its own process group; (exit code or None on timeout, output, seconds).
+    """Run ``command`` with bash inside ``sandbox``; (exit code or None on timeout, output, seconds).
 
-    On timeout the whole group is killed so no grandchild outlives the call. The environment is
-    the scrubbed one (no API keys, tokens or signing key) unless ``env`` is given.
+    ``sandbox`` None is the default sandbox (mode auto: bwrap, or ``SandboxUnavailable``). Only
+    ``cwd`` is writable, ``readable`` paths are bound in read-only. The environment is the
+    sandbox's allowlist (plus the ``extra_env`` names) unless ``env`` is given. bwrap (or bash,
+    with mode off) leads its own process group; on timeout the group is killed, and with bwrap
+    the whole PID namespace dies with it, so no grandchild outlives the call.
     """
+    sandbox = Sandbox.from_config() if sandbox is None else sandbox
+    argv = sandbox.wrap(["bash", "-c", command], cwd, readable=readable)
     started = time.monotonic()
     proc = subprocess.Popen(
-        ["bash", "-c", command],
+        argv,
         cwd=cwd,
-        env=scrubbed_env() if env is None else env,
+        env=sandbox.environment(extra=extra_env) if env is None else env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

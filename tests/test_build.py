@@ -480,7 +480,9 @@ def test_check_artifacts_do_not_slip_into_the_next_commit(repo, cli):
     )
     result = cli("build", "1", "--script", str(script))
     assert result.exit_code == 0, result.output
-    assert "the checks changed the worktree; restored" in result.output
+    # checks run on a throwaway clean checkout, so the builder's worktree never sees their writes
+    assert not (repo / ".agentflow" / "worktrees" / "1-farewell" / "build").exists()
+    assert [p.name for p in (repo / ".agentflow" / "worktrees").iterdir()] == ["1-farewell"]  # checkouts removed
     head = git(repo, "rev-parse", "agentflow/1-farewell")
     assert git(repo, "diff", "--name-only", f"{head}^", head) == "src/test_app.py"
     assert "changed" not in git(repo, "show", f"{head}:src/app.py")

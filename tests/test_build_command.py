@@ -36,12 +36,15 @@ print("agent: wrote src/app.py")
 
 
 def configure(root: Path, command: str, **limits: float) -> None:
-    agent = root.parent / "agent.py"
+    # in the repository: the agent runs in the sandbox, where only the worktree (and not the test's
+    # temporary folder) is visible
+    agent = root / "tools" / "agent.py"
+    agent.parent.mkdir(exist_ok=True)
     agent.write_text(AGENT)
     script = write_script(root, {"verifier": [verifier_session()]})
     config = {
         "models": {
-            "builder": {"backend": "command", "command": command.replace("{agent}", str(agent))},
+            "builder": {"backend": "command", "command": command.replace("{agent}", "tools/agent.py")},
             "verifier": {"backend": "scripted", "script": str(script)},
         }
     }

@@ -126,12 +126,14 @@ def test_run_command_env_holds_no_secret(tree: Path, monkeypatch: pytest.MonkeyP
     }
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("HARMLESS_SETTING", "visible")
+    monkeypatch.setenv("DATABASE_URL", "postgres://user:pw@db/prod")  # no secret-looking name: still not passed
+    monkeypatch.setenv("LC_TIME", "C")
     out = Toolbox(tree, "builder").call("run_command", {"command": "env"})
     assert out.content.startswith("exit code 0")
     for name, value in secrets.items():
         assert name not in out.content and value not in out.content
-    assert "HARMLESS_SETTING=visible" in out.content
+    assert "DATABASE_URL" not in out.content  # an allowlist, not a denylist
+    assert "LC_TIME=C" in out.content and "PATH=" in out.content
 
 
 def test_run_command_runs_in_the_worktree(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,10 +183,11 @@ def test_verifier_commands_are_discarded(tree: Path) -> None:
         "run_command",
         {
             "command": "echo hacked > src/app.py && mkdir -p gen/sub && echo 1 > gen/sub/f "
-            "&& git add -A && git commit -qm sneaky && echo done"
+            "&& echo done; git add -A && git commit -qm sneaky"
         },
     )
     assert "done" in out.content
+    assert "Read-only file system" in out.content  # git data is read-only in the sandbox
     assert _git(tree, "rev-parse", "HEAD") == head
     assert (tree / "src" / "app.py").read_text().startswith("def main")
     assert not (tree / "gen").exists()

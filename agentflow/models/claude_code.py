@@ -32,14 +32,19 @@ import dataclasses
 import importlib.util
 import os
 import re
+import shutil
+import sys
+import tempfile
 import time
 from collections import deque
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentflow.errors import UsageError
 from agentflow.events import MAX_EVENT_STRING, Usage
+from agentflow.paths import PathRefused, confine, pattern_problem
 from agentflow.redact import is_secret_name
+from agentflow.sandbox import ALLOWED_ENV, Sandbox
 from agentflow.session_types import ProgressFn, SessionRecorder, SessionResult, SessionSpec, submitted_summary
 from agentflow.text import one_line
 
@@ -62,6 +67,45 @@ GIT_HISTORY = re.compile(
 )
 # Environment the CLI always gets: auto-memory would carry a builder's notes into the verifier.
 FORCED_ENV = {"CLAUDE_CODE_DISABLE_AUTO_MEMORY": "1"}
+# With sandbox.mode off: the subprocess scrub keeps the CLI's own credentials out of its Bash
+# children, hooks and MCP servers (Claude Code requires its Bash sandbox for it, see BASH_SANDBOX).
+SCRUB_ENV = {"CLAUDE_CODE_SUBPROCESS_ENV_SCRUB": "1"}
+# Claude Code's own Bash sandbox: no network for Bash, no escape hatch. Used with sandbox.mode off;
+# inside agentflow's sandbox (every capability dropped) it cannot create its nested namespaces, and
+# agentflow's sandbox already confines the whole CLI with everything it starts.
+BASH_SANDBOX = {
+    "enabled": True,
+    "autoAllowBashIfSandboxed": True,
+    "allowUnsandboxedCommands": False,
+    "network": {"allowedDomains": []},
+}
+# What passes into agentflow's sandbox around the CLI besides the allowlist: what the CLI needs to
+# reach the model (its credentials, endpoint and proxy settings) and the SDK's own variables.
+CLI_ENV = (
+    "ANTHROPIC_*",
+    "CLAUDE_*",
+    "AWS_*",
+    "GOOGLE_*",
+    "AZURE_*",
+    "CLOUD_ML_*",
+    "VERTEX_*",
+    "DISABLE_*",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "all_proxy",
+    "no_proxy",
+    "PWD",
+    "TRACEPARENT",
+    "TRACESTATE",
+    "NODE_EXTRA_CA_CERTS",
+    "SSL_CERT_FILE",
+)
+# Claude Code's login and settings: it keeps (and writes) them, nothing else in the home is writable.
+CLI_KEEP = (".claude/.credentials.json",)
 # Defaults unless the user's environment says otherwise: no telemetry, update checks or other
 # traffic besides the model API (a CI tool should not phone home).
 QUIET_ENV = {
@@ -146,27 +190,16 @@ class ToolPolicy:
         return None
 
     def _path_problem(self, value: str) -> str | None:
-        if "\0" in value:
-            return "NUL byte"
-        if value.startswith("~"):
-            return "home-relative paths are outside the worktree"
-        root = self.root.resolve()
-        path = Path(value) if os.path.isabs(value) else root / value
-        resolved = path.resolve()
-        if not resolved.is_relative_to(root):
-            return f"it is outside the worktree {root}"
-        if ".git" in resolved.relative_to(root).parts:
-            return ".git is off limits"
+        """The file tools' path policy (``paths.confine``), with Claude Code's absolute paths allowed."""
+        try:
+            confine(self.root, value, absolute=True)
+        except PathRefused as exc:
+            return str(exc)
         return None
 
     @staticmethod
     def _pattern_problem(value: str) -> str | None:
-        pure = PurePosixPath(value.replace("\\", "/"))
-        if pure.is_absolute() or value.startswith("~"):
-            return "patterns must be relative to the worktree"
-        if ".." in pure.parts:
-            return "'..' is not allowed"
-        return None
+        return pattern_problem(value)
 
 
 def session_env(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -183,6 +216,59 @@ def session_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     overrides.update({k: v for k, v in QUIET_ENV.items() if k not in environ})
     overrides.update(FORCED_ENV)
     return overrides
+
+
+WRAPPER = """#!{python}
+# agentflow: starts Claude Code inside agentflow's sandbox with an allowlisted environment
+import fnmatch, os, sys
+KEEP = {keep!r}
+ARGV = {argv!r}
+env = {{k: v for k, v in os.environ.items() if any(fnmatch.fnmatchcase(k, p) for p in KEEP)}}
+env.update({fixed!r})
+os.execve(ARGV[0], ARGV + sys.argv[1:], env)
+"""
+
+
+def bundled_cli() -> str | None:
+    """The Claude Code CLI the SDK would start: its bundled one, else ``claude`` on PATH."""
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    if spec is not None and spec.origin:
+        bundled = Path(spec.origin).parent / "_bundled" / "claude"
+        if bundled.is_file():
+            return str(bundled)
+    return shutil.which("claude")
+
+
+def claude_config_paths(environ: dict[str, str] | None = None) -> list[Path]:
+    """Where Claude Code keeps its config and login (writable in its sandbox; created if missing)."""
+    environ = dict(os.environ if environ is None else environ)
+    if configured := environ.get("CLAUDE_CONFIG_DIR"):
+        paths = [Path(configured)]
+    else:
+        home = Path(os.path.expanduser("~"))
+        paths = [home / ".claude"] + ([home / ".claude.json"] if (home / ".claude.json").exists() else [])
+    paths[0].mkdir(parents=True, exist_ok=True)
+    return paths
+
+
+def confined_cli(sandbox: Sandbox, root: Path, folder: Path) -> str | None:
+    """A ``cli_path`` for the SDK that runs Claude Code inside ``sandbox`` (None: mode off, the SDK's
+    own CLI). The wrapper keeps only the allowlisted environment and the CLI's model credentials;
+    the CLI shares the host network (it must reach the model API), every other rule of the sandbox
+    holds: worktree and Claude Code's config the only writable paths, credentials hidden, own PID
+    namespace and ``/proc``."""
+    if sandbox.mode == "off":
+        return None
+    cli = bundled_cli()
+    if cli is None:
+        return None  # the SDK reports that it cannot find Claude Code
+    argv = sandbox.wrap([cli], root, writable=claude_config_paths(), network=True, keep=CLI_KEEP)
+    fixed = {"TMPDIR": "/tmp"}
+    keep = [*ALLOWED_ENV, *sandbox.env_names, *CLI_ENV]
+    wrapper = folder / "claude"
+    wrapper.write_text(WRAPPER.format(python=sys.executable, keep=keep, argv=argv, fixed=fixed), encoding="utf-8")
+    wrapper.chmod(0o700)
+    return str(wrapper)
 
 
 def system_prompt_append(spec: SessionSpec) -> str:
@@ -216,6 +302,7 @@ class _ClaudeCodeSession:
         self.seen_replies: set[str] = set()
         self.pending_tools: dict[str, tuple[str, dict[str, Any], float]] = {}
         self.stderr: deque[str] = deque(maxlen=STDERR_LINES)
+        self.cli_path: str | None = None  # the wrapper that starts Claude Code inside the sandbox
         self.transcript: list[dict[str, Any]] = [
             {"role": "system", "content": [{"type": "text", "text": system_prompt_append(spec)}]},
             {"role": "user", "content": [{"type": "text", "text": spec.prompt}]},
@@ -258,6 +345,11 @@ class _ClaudeCodeSession:
         path (limit, interrupt, error) disconnects, which stops the CLI. Closing the ``query()``
         generator early does not reach the SDK's inner generator, which left the CLI running.
         """
+        with tempfile.TemporaryDirectory(prefix="agentflow-cc-") as folder:
+            self.cli_path = confined_cli(self.spec.sandbox or Sandbox.from_config(), self.spec.root, Path(folder))
+            return await self._run_confined(budget_usd)
+
+    async def _run_confined(self, budget_usd: float) -> _Stop | None:
         import anyio
         from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
 
@@ -308,9 +400,11 @@ class _ClaudeCodeSession:
             max_budget_usd=round(budget_usd, 4),
             setting_sources=[],
             verbatim_prompts=True,  # an @path in a plan must not make Claude Code read a file
-            env=session_env(),
+            env={**session_env(), **(SCRUB_ENV if self.cli_path is None else {})},
             extra_args={"no-session-persistence": None},
             stderr=self.stderr.append,
+            sandbox=BASH_SANDBOX if self.cli_path is None else None,  # type: ignore[arg-type]
+            cli_path=self.cli_path,
         )
 
     def _verdict_tool(self) -> Any:

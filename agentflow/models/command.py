@@ -3,12 +3,14 @@
 Any program that takes a prompt file and edits a directory can build: agentflow writes the
 rendered prompt (system part, then the task) to a file outside the worktree, runs the configured
 ``command`` through the shell with ``{prompt_file}`` replaced by that file's quoted path, in the
-worktree, with a timeout and a scrubbed environment, and then commits whatever changed and
-verifies it like any other build. The agent's own output tail is the session's summary.
+worktree, inside the sandbox (``agentflow.sandbox``: the worktree the only writable tree, the
+prompt file bound in read-only, no network unless ``sandbox.network``), with a timeout, and then
+commits whatever changed and verifies it like any other build. The agent's own output tail is the
+session's summary.
 
-The environment has no secrets (``redact.scrubbed_env``). An agent that needs a key of its own gets
-it only when named explicitly in ``AGENTFLOW_COMMAND_PASS_ENV`` (comma-separated variable names):
-explicit over clever, and nothing leaks by accident.
+The environment is the sandbox's allowlist. An agent that needs a key of its own gets it only when
+named explicitly in ``sandbox.env`` or ``AGENTFLOW_COMMAND_PASS_ENV`` (comma-separated variable
+names): explicit over clever, and nothing leaks by accident.
 
 Only the builder can be a command: a verifier must submit a structured verdict.
 """
@@ -23,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentflow.errors import UsageError
-from agentflow.redact import redact, scrubbed_env
+from agentflow.redact import redact
+from agentflow.sandbox import Sandbox
 from agentflow.session_types import ProgressFn, SessionRecorder, SessionResult, SessionSpec, Status
 from agentflow.tools import run_shell
 
@@ -34,14 +37,12 @@ PASS_ENV = "AGENTFLOW_COMMAND_PASS_ENV"
 TAIL_CHARS = 4000
 
 
-def command_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The scrubbed environment plus the variables ``AGENTFLOW_COMMAND_PASS_ENV`` names."""
+def command_env(environ: dict[str, str] | None = None, sandbox: Sandbox | None = None) -> dict[str, str]:
+    """The sandbox's allowlisted environment plus the variables ``AGENTFLOW_COMMAND_PASS_ENV`` names."""
     environ = dict(os.environ if environ is None else environ)
-    env = scrubbed_env(environ)
-    for name in filter(None, (n.strip() for n in environ.get(PASS_ENV, "").split(","))):
-        if name in environ:
-            env[name] = environ[name]
-    return env
+    sandbox = sandbox or Sandbox.off()
+    passed = [n for n in (n.strip() for n in environ.get(PASS_ENV, "").split(",")) if n]
+    return sandbox.environment(environ, extra=passed)
 
 
 def build_command(template: str, prompt_file: Path) -> str:
@@ -79,7 +80,15 @@ def run_command_session(spec: SessionSpec, ledger: Ledger, on_progress: Progress
         command = build_command(template, prompt_file)
         recorder.progress(tool=name)
         try:
-            exit_code, output, _ = run_shell(command, spec.root, spec.limits.max_seconds, command_env())
+            sandbox = spec.sandbox or Sandbox.from_config()
+            exit_code, output, _ = run_shell(
+                command,
+                spec.root,
+                spec.limits.max_seconds,
+                command_env(sandbox=sandbox),
+                sandbox,
+                readable=[prompt_file.parent],
+            )
         except KeyboardInterrupt:
             recorder.finish("interrupted", "interrupted by the user", None)
             raise

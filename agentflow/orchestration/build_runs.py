@@ -49,10 +49,11 @@ from agentflow.orchestration.context import (
     validate_backends,
 )
 from agentflow.orchestration.progress import CycleState, RunProgress, project_progress, reopened_findings
-from agentflow.orchestration.run import Run, _check_dict, _submitted_verdict
+from agentflow.orchestration.run import Run, _check_dict, _submitted_verdict, start_confinement
 from agentflow.orchestration.worktrees import ensure_git_identity, foreign_commits, plan_lock, prepare_worktree
 from agentflow.patterns import load_patterns
 from agentflow.plans import Plan, branch_name, load_plan, resolve_plan, unknown_patterns
+from agentflow.sandbox import Sandbox
 from agentflow.session import RunBudget
 from agentflow.untrusted import preview as preview_untrusted
 
@@ -166,29 +167,17 @@ class BuildDriver:
             reason = f"cycle {n} changed nothing" if n > 1 else "the builder changed nothing"
             self.run.end("capped", n, reason, head)
             return
+        # on a clean checkout of the commit (Run.checkout), never here: what the builder left
+        # uncommitted cannot pass a check, and what the checks write never reaches the next commit
         self.run.run_checks(n, head)
-        self.discard_check_changes(n)
-
-    def discard_check_changes(self, n: int) -> None:
-        """Checks must not change what is verified, and their artifacts (caches, build output not
-        ignored by .gitignore) must not slip into the next cycle's commit: restore the commit."""
-        repo = self.worktree_repo
-        if not repo.is_dirty(untracked=True):
-            return
-        changed = [line[3:] for line in repo.git("status", "--porcelain").splitlines()]
-        repo.git("checkout", "--", ".")
-        repo.git("clean", "-fdq")
-        self.run.say(
-            f"plan {self.plan.id}: cycle {n}: the checks changed the worktree; restored "
-            f"({', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''})"
-        )
 
     def verify(self, n: int, checks: ChecksRan, progress: RunProgress) -> None:
         commit = checks.commit or self.head()
         extra = self.scope_findings(commit) + self.run.evidence_findings(checks.results)
         earlier = progress.cycles[n - 1].verdict if n - 1 in progress.cycles else None
         context = self.run.verifier_context(n, commit, checks.results, extra, earlier, "build")
-        result = self.run.session("verifier", n, context)
+        with self.run.checkout(commit, f"verifier-c{n}") as checkout:  # its commands never reach the next commit
+            result = self.run.session("verifier", n, context, root=checkout)
         failure = None if result.status == "completed" else (result.reason or result.status)
         self.run.record_verdict(n, commit, checks.results, result.submitted, failure, extra)
 
@@ -318,6 +307,7 @@ def _open_run(
     branch = branch_name(plan)
     worktree = prepare_worktree(repo, branch, config.base, root / WORKTREES_DIR / branch.removeprefix("agentflow/"))
     budget = RunBudget(limit_usd=options.budget_usd or config.limits.run_cost_usd, spent_usd=spent)
+    sandbox = start_confinement(config, reporter, f"plan {plan.id}: ")
     return Run(
         root=root,
         repo=repo,
@@ -339,6 +329,7 @@ def _open_run(
         ),
         cancel=cancel or threading.Event(),
         inputs=inputs,
+        sandbox=sandbox,
     )
 
 
@@ -427,6 +418,7 @@ def build_plan(
                 max_cycles=run.max_cycles,
                 models=run.models.recorded(),
                 **inputs.record(),
+                sandbox=run.sandbox_name,
             )
         )
         ended = BuildDriver(run, plan).drive()
@@ -559,6 +551,7 @@ def preflight(root: Path, config: Config, options: BuildOptions) -> None:
         raise UsageError("--max-cycles must be at least 1")
     if options.budget_usd is not None and options.budget_usd <= 0:
         raise UsageError("--budget-usd must be positive")
+    Sandbox.from_config(config.sandbox, where=config.source)  # fails closed (exit 2) before anything starts
     ModelPool(validate_backends(config, options, root, ("builder", "verifier")), options.models, root).check()
 
 

@@ -5,7 +5,6 @@ findings, and the per-role model configuration (``effective_role``, ``validate_b
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from agentflow.ledger import Ledger
 from agentflow.models import BACKEND_NAMES, VERIFIER_BACKENDS
 from agentflow.models.base import Model
 from agentflow.orchestration.api import BuildOptions, ModelFactory
+from agentflow.paths import glob_match
 from agentflow.patterns import Pattern, render_patterns, select_patterns
 from agentflow.plans import Plan
 from agentflow.prompts import DEFAULT_SYSTEM as DEFAULT_SYSTEM  # re-exported
@@ -26,32 +26,13 @@ from agentflow.prompts import split_prompt
 SCOPE_PATTERN = "scope"
 
 
-def _glob_regex(glob: str) -> re.Pattern[str]:
-    """``**`` crosses folders, ``*`` and ``?`` stay inside one; a trailing ``/`` means the whole folder."""
-    if glob.endswith("/"):
-        glob += "**"
-    out, i = "", 0
-    while i < len(glob):
-        if glob.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif glob.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif glob[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif glob[i] == "?":
-            out, i = out + "[^/]", i + 1
-        else:
-            out, i = out + re.escape(glob[i]), i + 1
-    return re.compile(out + r"\Z")
-
-
 def in_scope(path: str, scope: Sequence[str]) -> bool:
     """True when ``scope`` is empty (no restriction) or a glob (or folder prefix) matches ``path``."""
     if not scope:
         return True
     for glob in scope:
         glob = glob.strip().removeprefix("./")
-        if _glob_regex(glob).match(path) or path.startswith(glob.rstrip("/") + "/"):
+        if glob_match(path, glob) or path.startswith(glob.rstrip("/") + "/"):
             return True
     return False
 

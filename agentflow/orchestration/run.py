@@ -7,7 +7,10 @@ taken from the model.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,9 +51,10 @@ from agentflow.orchestration.context import (
     render_role_prompt,
 )
 from agentflow.orchestration.progress import RunProgress, project_progress
-from agentflow.orchestration.worktrees import _GIT_LOCK
+from agentflow.orchestration.worktrees import _GIT_LOCK, WORKTREES_DIR, add_detached_worktree, remove_worktree
 from agentflow.plans import Plan
 from agentflow.redact import redact
+from agentflow.sandbox import Sandbox, make_non_dumpable
 from agentflow.session import RunBudget, SessionLimits, SessionResult, SessionSpec, run_role_session
 from agentflow.verdict import (
     MODEL_ID_RULE,
@@ -91,9 +95,20 @@ class Run:
     base_checks: list[CheckResult] | None = None  # the same checks run on the base (`verify --compare-base`)
     inputs: TrustedInputs | None = None  # config, prompts, patterns, plan as read when the run started
 
+    sandbox: Sandbox | None = None  # None: from the config (mode auto fails closed where bwrap cannot run)
+
+    def __post_init__(self) -> None:
+        if self.sandbox is None:
+            self.sandbox = Sandbox.from_config(self.config.sandbox, where=self.config.source)
+
     @property
     def prompts_sha(self) -> str:
         return self.inputs.prompts_sha if self.inputs is not None else prompts.prompts_sha(self.root)
+
+    @property
+    def sandbox_name(self) -> str:
+        assert self.sandbox is not None
+        return self.sandbox.name
 
     def emit(self, event: Event) -> None:
         self.ledger.append(event)
@@ -121,7 +136,8 @@ class Run:
 
     # -- sessions ------------------------------------------------------------------------------
 
-    def session(self, role: str, cycle: int, context: dict[str, Any]) -> SessionResult:
+    def session(self, role: str, cycle: int, context: dict[str, Any], root: Path | None = None) -> SessionResult:
+        """One session in ``root`` (default: the run's worktree), its processes inside the sandbox."""
         if self.inputs is not None:
             system, prompt = self.inputs.render(role, context)
         else:
@@ -131,7 +147,7 @@ class Run:
             role=role,
             cycle=cycle,
             run_id=self.run_id,
-            root=self.workdir,
+            root=root or self.workdir,
             system=system,
             prompt=prompt,
             limits=SessionLimits.from_config(self.config.limits),
@@ -139,6 +155,7 @@ class Run:
             backend=cfg.backend,
             model_name="scripted" if cfg.backend == "scripted" else cfg.model,
             role_cfg=cfg,
+            sandbox=self.sandbox,
         )
         self.say(f"{self.label}: cycle {cycle}: {role} session ({describe_role(cfg)})")
         with _GIT_LOCK:
@@ -207,12 +224,28 @@ class Run:
 
     # -- verification (shared by build and verify runs) ----------------------------------------------
 
+    @contextlib.contextmanager
+    def checkout(self, commit: str, label: str) -> Iterator[Path]:
+        """A throwaway detached worktree of ``commit`` (only what was committed), removed afterwards
+        (also on failure). Checks and the verifier each get one, so nothing uncommitted in the
+        builder's directory can decide a check and nothing a verifier does reaches the next commit."""
+        path = self.root / WORKTREES_DIR / f"{label}-{self.run_id}"
+        _discard_checkout(self.repo, path)  # left over by a killed run
+        add_detached_worktree(self.repo, commit, path)
+        try:
+            yield path
+        finally:
+            _discard_checkout(self.repo, path)
+
     def run_checks(self, cycle: int, commit: str) -> ChecksRan:
         commands = check_specs(self.config.checks, self.plan.checks if self.plan else ())
         if commands:
             self.say(f"{self.label}: cycle {cycle}: running {len(commands)} check(s)")
             self.on_progress({"role": "checks", "cycle": cycle, "activity": f"running {len(commands)} check(s)"})
-        results = run_checks(commands, self.workdir, self.config.limits.command_timeout)
+            with self.checkout(commit, f"checks-c{cycle}") as clean:
+                results = run_checks(commands, clean, self.config.limits.command_timeout, sandbox=self.sandbox)
+        else:
+            results = []
         event = ChecksRan(run_id=self.run_id, cycle=cycle, commit=commit, results=results)
         self.emit(event)
         return event
@@ -399,6 +432,7 @@ class Run:
         start = starts[0] if starts else None
         return {
             "cycle": cycle,
+            "sandbox": self.sandbox_name,
             "run_started": start.ts.isoformat(timespec="seconds") if start else None,
             "estimate_hours": start.estimate_hours if start else None,
             "plan_title": start.plan_title if start else None,  # metrics --from-git names the plan as the ledger does
@@ -489,6 +523,31 @@ class Run:
                 **self._note_extensions(cycles),
             ),
         )
+
+
+def start_confinement(config: Config, reporter: Reporter, label: str = "") -> Sandbox:
+    """The run's sandbox (``SandboxUnavailable``, exit 2, when it cannot run); the orchestrator makes
+    itself non-dumpable, and a run without the sandbox says so (on every run)."""
+    sandbox = Sandbox.from_config(config.sandbox, where=config.source)
+    make_non_dumpable()  # same-user processes cannot read this process's /proc/<pid>/environ
+    if warning := sandbox.warning():
+        reporter.on_message(f"{label}{warning}")
+    return sandbox
+
+
+def _discard_checkout(repo: Repo, path: Path) -> None:
+    """Remove a throwaway checkout and its worktree registration, whatever its commands left in it."""
+    if path.exists() or path.is_symlink():
+        remove_worktree(repo, path)
+    if path.exists() or path.is_symlink():
+
+        def writable(function: Any, name: str, _exc: Any) -> None:  # a command may have made folders read-only
+            with contextlib.suppress(OSError):
+                Path(name).parent.chmod(0o700)
+                function(name)
+
+        shutil.rmtree(path, onerror=writable)
+        remove_worktree(repo, path)
 
 
 INVALID_VERDICT = "the submitted verdict is invalid"

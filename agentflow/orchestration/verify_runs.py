@@ -22,7 +22,7 @@ from agentflow.keys import signing_key
 from agentflow.ledger import Ledger
 from agentflow.orchestration.api import BuildOptions, NullReporter, Reporter, RunInterrupted
 from agentflow.orchestration.context import ModelPool, _display, choose_patterns_text, scope_findings, validate_backends
-from agentflow.orchestration.run import Run, _check_dict
+from agentflow.orchestration.run import Run, _check_dict, start_confinement
 from agentflow.orchestration.worktrees import (
     _GIT_LOCK,
     WORKTREES_DIR,
@@ -94,14 +94,14 @@ def verify(
     models = ModelPool(roles, options.models, root)
     models.check()
     ensure_git_identity(repo, reporter)
-    use_root = head_commit == repo.rev("HEAD") and not repo.is_dirty()
+    sandbox = start_confinement(config, reporter)
     with _GIT_LOCK:
         _ensure_excluded(repo)
     with Ledger.open(root) as ledger:
         run_id = new_id("r")
-        workdir = (
-            root if use_root else add_detached_worktree(repo, head_commit, root / WORKTREES_DIR / f"verify-{run_id}")
-        )
+        # never the user's checkout: the verifier gets a throwaway clean checkout of head (and the
+        # checks another one), so nothing uncommitted or ignored in the checkout can influence them
+        workdir = add_detached_worktree(repo, head_commit, root / WORKTREES_DIR / f"verify-{run_id}")
         try:
             run = Run(
                 root=root,
@@ -120,6 +120,7 @@ def verify(
                 patterns_text=choose_patterns_text(list(inputs.patterns), plan, config.patterns.token_budget),
                 context=(f"context:{context.name}", pr_text) if context is not None and pr_text is not None else None,
                 inputs=inputs,
+                sandbox=sandbox,
             )
             run.emit(
                 RunStarted(
@@ -134,6 +135,7 @@ def verify(
                     base_commit=base_commit,
                     max_cycles=1,
                     **inputs.record(),
+                    sandbox=sandbox.name,
                 )
             )
             try:
@@ -161,8 +163,7 @@ def verify(
             run.end(recorded.outcome, 1, recorded.reason, head_commit)
             cost = run.progress().cost_usd
         finally:
-            if workdir != root:
-                remove_worktree(repo, workdir)
+            remove_worktree(repo, workdir)
     return _verify_report(run, recorded, reasons, checks.results, head_commit, base_ref, cost, extra)
 
 
@@ -185,7 +186,7 @@ def _base_checks(run: Run, base_commit: str) -> list[CheckResult]:
     run.say(f"verify: running {len(specs)} check(s) on the base {base_commit[:12]} to compare")
     workdir = add_detached_worktree(run.repo, base_commit, run.root / WORKTREES_DIR / f"base-{run.run_id}")
     try:
-        return run_checks(specs, workdir, run.config.limits.command_timeout)
+        return run_checks(specs, workdir, run.config.limits.command_timeout, sandbox=run.sandbox)
     finally:
         remove_worktree(run.repo, workdir)
 
@@ -319,7 +320,8 @@ def verify_checks(
     if commands:
         workdir = add_detached_worktree(repo, head_commit, root / WORKTREES_DIR / f"checks-{run_id}")
         try:
-            results = run_checks(commands, workdir, config.limits.command_timeout)
+            sandbox = start_confinement(config, NullReporter())
+            results = run_checks(commands, workdir, config.limits.command_timeout, sandbox=sandbox)
         finally:
             remove_worktree(repo, workdir)
     failed = [r.command for r in results if not r.passed]

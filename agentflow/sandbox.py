@@ -1,0 +1,312 @@
+"""The sandbox every agent-caused process runs in (DESIGN.md "Trust boundary", docs/security.md).
+
+One policy object, :class:`Sandbox`, built from config ``sandbox: {mode, network, env, hide}``,
+turns a command into a bubblewrap (``bwrap``) invocation, after Codex's Linux sandbox:
+
+* the root file system read-only (``--ro-bind / /``), a minimal ``/dev``, a private empty ``/tmp``;
+* the session's worktree the only writable tree (plus what a caller names, e.g. Claude Code's
+  own config folder); the worktree's ``.git`` pointer, its gitdir, the repository's common git dir
+  and the user's checkout read-only; ``.agentflow/`` (ledger, other worktrees) replaced by an empty
+  tmpfs, with only the session's own worktree bound back in;
+* credentials invisible (``~/.ssh``, ``~/.aws``, ... and ``sandbox.hide``), the rest of the home
+  readable (toolchains and virtual environments live there);
+* new PID, IPC and UTS namespaces with a fresh ``/proc`` (no other process's ``environ`` is
+  reachable), no network unless ``sandbox.network: true``, ``--die-with-parent``,
+  ``--new-session``, every capability dropped; every process of a command dies with it (the
+  namespace's init ends with the command, and killing ``bwrap`` kills the namespace);
+* an environment built from an allowlist (``PATH``, ``LANG``, ``LC_*``, ``TERM``, ``TZ``, ``HOME``,
+  ``TMPDIR`` and ``sandbox.env``), never a denylist.
+
+``mode: auto`` (the default) and ``mode: bwrap`` fail closed when bwrap is missing or cannot create
+namespaces (``SandboxUnavailable``, exit 2, one line naming the fix); ``mode: off`` runs commands
+unconfined and :meth:`Sandbox.warning` says so on every run (the CLI prints it: domain code never
+does). The probe runs once per process and is cached.
+
+:func:`make_non_dumpable` is defence in depth for ``mode: off``: with ``PR_SET_DUMPABLE`` 0,
+processes of the same user cannot read the orchestrator's ``/proc/<pid>/environ``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from agentflow.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from agentflow.config import SandboxConfig
+
+SandboxName = Literal["bwrap", "off"]
+ALLOWED_ENV = ("PATH", "LANG", "LC_*", "TERM", "TZ", "HOME", "TMPDIR")
+# Credentials of the usual tools, relative to the home; hidden whatever sandbox.hide says.
+CREDENTIALS = (
+    ".ssh",
+    ".aws",
+    ".azure",
+    ".config/gcloud",
+    ".kube",
+    ".docker",
+    ".gnupg",
+    ".netrc",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    ".config/gh",
+    ".config/agentflow",  # agentflow's own config folder
+    ".claude/.credentials.json",  # Claude Code's login (only the claude-code process itself keeps it)
+)
+# Sockets of local daemons that a process could drive without any network namespace.
+HIDDEN_SOCKETS = ("/run/docker.sock", "/var/run/docker.sock", "/run/containerd/containerd.sock")
+KEY_FILE_ENV = "AGENTFLOW_SIGNING_KEY_FILE"
+FIX = (
+    "install bubblewrap (apt-get install bubblewrap); on Ubuntu 24.04 allow unprivileged user namespaces "
+    "(sysctl kernel.apparmor_restrict_unprivileged_userns=0); or set `sandbox: {mode: off}` in agentflow.yaml "
+    "knowingly"
+)
+OFF_WARNING = (
+    "warning: sandbox.mode is off: agent commands, checks and agent CLIs run unconfined, with your "
+    "files, network and processes within reach (see docs/security.md)"
+)
+
+
+class SandboxUnavailable(UsageError):
+    """The configured sandbox cannot run here (exit 2): fail closed rather than run unconfined."""
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How agent processes are confined; ``mode`` is what is really used (``bwrap`` or ``off``)."""
+
+    mode: SandboxName = "bwrap"
+    network: bool = False
+    env_names: tuple[str, ...] = ()
+    hide: tuple[str, ...] = ()
+    bwrap: str = "bwrap"
+    home: str = field(default_factory=lambda: os.path.expanduser("~"))
+
+    # -- construction -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: SandboxConfig | None = None, *, where: str | None = None) -> Sandbox:
+        """The sandbox ``config`` asks for; ``SandboxUnavailable`` when bwrap is needed and cannot run."""
+        if config is None:
+            from agentflow.config import SandboxConfig
+
+            config = SandboxConfig()
+        where = where or "agentflow.yaml"
+        home = os.path.expanduser("~")
+        hide = []
+        for entry in config.hide:
+            path = os.path.expanduser(entry)
+            if not os.path.isabs(path):
+                raise ConfigError(
+                    f"sandbox.hide: {entry!r} is not an absolute path", where=where, fix="use /abs/path or ~/path"
+                )
+            hide.append(os.path.normpath(path))
+        common = {"network": config.network, "env_names": tuple(config.env), "hide": tuple(hide), "home": home}
+        if config.mode == "off":
+            return cls(mode="off", **common)  # type: ignore[arg-type]
+        return cls(mode="bwrap", bwrap=require_bwrap(where), **common)  # type: ignore[arg-type]
+
+    @classmethod
+    def off(cls) -> Sandbox:
+        return cls(mode="off")
+
+    @property
+    def name(self) -> SandboxName:
+        return self.mode
+
+    def warning(self) -> str | None:
+        """The line to show on every run without a sandbox (None when sandboxed)."""
+        return OFF_WARNING if self.mode == "off" else None
+
+    # -- environment ------------------------------------------------------------------------------
+
+    def environment(self, environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> dict[str, str]:
+        """The child's environment: only allowlisted names (plus ``sandbox.env`` and ``extra``)."""
+        environ = os.environ if environ is None else environ
+        patterns = (*ALLOWED_ENV, *self.env_names, *extra)
+        env = {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+        if self.mode == "bwrap":
+            env["TMPDIR"] = "/tmp"  # the private one: the caller's TMPDIR is not mounted
+        env.setdefault("PATH", os.defpath)
+        return env
+
+    # -- the command line -------------------------------------------------------------------------
+
+    def wrap(
+        self,
+        argv: Sequence[str],
+        workdir: Path,
+        *,
+        writable: Sequence[Path] = (),
+        readable: Sequence[Path] = (),
+        network: bool | None = None,
+        keep: Sequence[str] = (),
+    ) -> list[str]:
+        """``argv`` run in ``workdir`` inside the sandbox (``argv`` itself when the mode is off).
+
+        ``writable``/``readable`` add binds (e.g. a prompt file outside the worktree); ``network``
+        overrides ``sandbox.network`` (the claude-code process needs the model API); ``keep`` are
+        credential paths that stay visible (Claude Code's own login, for the Claude Code process).
+        """
+        if self.mode == "off":
+            return list(argv)
+        return [self.bwrap, *self.arguments(workdir, writable=writable, readable=readable, network=network, keep=keep),
+                "--", *argv]  # fmt: skip
+
+    def arguments(
+        self,
+        workdir: Path,
+        *,
+        writable: Sequence[Path] = (),
+        readable: Sequence[Path] = (),
+        network: bool | None = None,
+        keep: Sequence[str] = (),
+    ) -> list[str]:
+        """bwrap's options (everything before ``--``); binds in order: later ones win."""
+        workdir = Path(os.path.realpath(workdir))
+        gitdir, common, checkout = git_layout(workdir)
+        net = self.network if network is None else network
+        args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session"]
+        args += ["--cap-drop", "ALL"]
+        if not net:
+            args.append("--unshare-net")
+        # What lived under /tmp (a test's home or checkout) and is meant to be readable: bind it back.
+        for path in _existing(self.home, checkout, common, gitdir, *readable):
+            args += ["--ro-bind", path, path]
+        if os.path.isdir("/run/user"):
+            args += ["--tmpfs", "/run/user"]  # per-user runtime sockets: ssh-agent, gpg-agent, dbus
+        for sock in HIDDEN_SOCKETS:
+            if os.path.exists(sock) and not os.path.islink(sock):
+                args += ["--ro-bind", "/dev/null", sock]
+        kept = {os.path.normpath(os.path.join(self.home, k)) for k in keep}
+        for path in self.hidden_paths():
+            if path in kept or not os.path.lexists(path):
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                args += ["--tmpfs", path]
+            else:
+                args += ["--ro-bind", "/dev/null", path]
+        if checkout is not None and os.path.isdir(os.path.join(checkout, ".agentflow")):
+            args += ["--tmpfs", os.path.join(checkout, ".agentflow")]  # ledger, runs, other worktrees
+        for path in _existing(workdir, *writable):
+            args += ["--bind", path, path]
+        dotgit = workdir / ".git"
+        if dotgit.exists():
+            args += ["--ro-bind", str(dotgit), str(dotgit)]  # the pointer to the gitdir, and the gitdir
+        args += ["--chdir", str(workdir)]
+        return args
+
+    def hidden_paths(self) -> list[str]:
+        paths = [os.path.join(self.home, rel) for rel in CREDENTIALS]
+        if key_file := os.environ.get(KEY_FILE_ENV):
+            paths.append(os.path.abspath(os.path.expanduser(key_file)))
+        return [os.path.normpath(p) for p in (*paths, *self.hide)]
+
+
+def _existing(*paths: str | Path | None) -> list[str]:
+    seen: list[str] = []
+    for path in paths:
+        if path is None:
+            continue
+        text = os.path.realpath(path)
+        if os.path.exists(text) and text not in seen:
+            seen.append(text)
+    return seen
+
+
+def git_layout(workdir: Path) -> tuple[str | None, str | None, str | None]:
+    """(gitdir, common git dir, user's checkout) of ``workdir``, read from files (no git call).
+
+    A linked worktree has a ``.git`` file naming its gitdir, whose ``commondir`` names the
+    repository's git dir; the checkout is the folder that holds that git dir.
+    """
+    dotgit = workdir / ".git"
+    try:
+        if dotgit.is_dir():
+            gitdir = str(dotgit)
+        elif dotgit.is_file():
+            line = dotgit.read_text(encoding="utf-8").strip()
+            if not line.startswith("gitdir:"):
+                return None, None, None
+            gitdir = os.path.realpath(os.path.join(workdir, line.removeprefix("gitdir:").strip()))
+        else:
+            return None, None, None
+        commondir = Path(gitdir) / "commondir"
+        common = (
+            os.path.realpath(os.path.join(gitdir, commondir.read_text(encoding="utf-8").strip()))
+            if commondir.is_file()
+            else gitdir
+        )
+    except OSError:
+        return None, None, None
+    checkout = str(Path(common).parent) if Path(common).name == ".git" else None
+    return gitdir, common, checkout
+
+
+# -- availability ---------------------------------------------------------------------------------
+
+
+def require_bwrap(where: str = "agentflow.yaml") -> str:
+    """The path of a working bwrap, or ``SandboxUnavailable`` naming the fix."""
+    found = shutil.which("bwrap")
+    if found is None:
+        raise SandboxUnavailable("sandbox: bwrap (bubblewrap) is not installed", where=where, fix=FIX)
+    problem = _probe(found)
+    if problem:
+        raise SandboxUnavailable(f"sandbox: bwrap cannot create namespaces here ({problem})", where=where, fix=FIX)
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _probe(bwrap: str) -> str | None:
+    """None when ``bwrap`` can build the sandbox (once per process), else its one-line complaint."""
+    argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-pid"]
+    argv += ["--unshare-ipc", "--unshare-uts", "--unshare-net", "--die-with-parent", "--new-session"]
+    argv += ["--cap-drop", "ALL", "--", "/bin/true"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, env={"PATH": os.defpath}, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if proc.returncode == 0:
+        return None
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit {proc.returncode}"
+
+
+# -- defence in depth -----------------------------------------------------------------------------
+
+PR_SET_DUMPABLE = 4
+PR_GET_DUMPABLE = 3
+
+
+def make_non_dumpable() -> bool:
+    """``prctl(PR_SET_DUMPABLE, 0)`` on Linux: same-user processes can no longer read this process's
+    ``/proc/<pid>/environ`` or ptrace it. True when it took effect."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def is_dumpable() -> bool | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    return bool(ctypes.CDLL(None).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0))
