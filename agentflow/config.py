@@ -125,6 +125,11 @@ class SandboxConfig(_Strict):
     env: list[str] = Field(default_factory=list, description="extra variable names (or NAME_* globs) passed in")
     hide: list[str] = Field(default_factory=list, description="more absolute or ~/ paths made invisible")
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
+
 
 class PatternsConfig(_Strict):
     file: str = "CLAUDE.md"

@@ -251,6 +251,7 @@ def evaluate_gate(
     policy = SignaturePolicy.from_config(config, key)
     base, base_sha = _resolve_base(repo, base or (config.base if config else "main"))
     ctx = _Context(repo, ref, commit, tree, parents, policy, base, NoteIndex(repo), base_sha)
+    ctx.require_sandbox = bool(config and config.gate.require_sandbox)
     if policy.required and not policy.key:
         return ctx.result(
             GateStatus.UNSIGNED,
@@ -316,6 +317,7 @@ class _Context:
     base: str
     index: NoteIndex
     base_commit: str | None = None  # the commit ``base`` names (resolved once, with it)
+    require_sandbox: bool = False  # gate.require_sandbox: verdicts of unsandboxed runs never open it
 
     def result(self, status: GateStatus, reasons: list[str], record: NoteRecord | None = None) -> GateResult:
         note = record.note if record else None
@@ -354,8 +356,28 @@ class _Context:
         if problem is not None:
             return self.result(problem, [self._signature_reason(problem, record)], record)
         if is_approval(note):
-            return self._bound(record) or self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
+            return (
+                self._unsandboxed(record)
+                or self._bound(record)
+                or self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
+            )
         return self._not_approved(record, own)
+
+    def _unsandboxed(self, record: NoteRecord) -> GateResult | None:
+        """With ``gate.require_sandbox``: an approval whose run did not record ``"sandbox": "bwrap"``
+        (mode off, or a note from before the field) does not open the gate; a human override does."""
+        sandbox = record.note.sandbox
+        if not self.require_sandbox or record.note.override or sandbox == "bwrap":
+            return None
+        what = f"sandbox {sandbox!r}" if sandbox else "no sandbox recorded"
+        return self.result(
+            GateStatus.NOT_APPROVED,
+            [
+                f"gate.require_sandbox is true but the approval on {record.commit[:SHORT]} comes from a run with "
+                f"{what} (re-run `agentflow verify` with the sandbox on)"
+            ],
+            record,
+        )
 
     # -- binding: the approval holds on the base it was given on ---------------------------------
 
@@ -512,7 +534,11 @@ class _Context:
         if record is None:
             return None
         if is_approval(record.note):
-            return self._bound(record) or self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
+            return (
+                self._unsandboxed(record)
+                or self._bound(record)
+                or self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
+            )
         return self.result(
             GateStatus.NOT_APPROVED,
             [

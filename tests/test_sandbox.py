@@ -1,0 +1,176 @@
+"""The sandbox policy: modes, fail-closed start, mode off's warning and record, the gate's
+require_sandbox rule, and the file tools against hard links and symlink races."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agentflow.events import RunStarted
+from agentflow.paths import glob_match
+from agentflow.tools import Toolbox
+from tests.build_helpers import builder_session, git, notes, verifier_session, write_plan, write_script
+from tests.helpers import need_tool
+
+
+def _config(repo: Path, text: str) -> None:
+    (repo / "agentflow.yaml").write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "config")
+
+
+def _build(repo: Path, cli, **kwargs):
+    write_plan(repo, **kwargs)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    return cli("build", "1", "--script", str(script))
+
+
+def _started(repo: Path) -> RunStarted:
+    from agentflow.ledger import Ledger
+
+    with Ledger.open(repo) as ledger:
+        return next(e for e in ledger.events() if isinstance(e, RunStarted))
+
+
+def test_auto_without_bwrap_fails_closed_with_the_fix(repo: Path, cli, tmp_path: Path, monkeypatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("git", "bash", "sh"):
+        found = shutil.which(tool)
+        assert found
+        (bin_dir / tool).symlink_to(found)
+    write_plan(repo, checks=["true"])
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+    result = cli("build", "1", "--script", str(script))
+
+    assert result.exit_code == 2, result.output
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "bwrap (bubblewrap) is not installed" in line
+    assert "install bubblewrap" in line and "kernel.apparmor_restrict_unprivileged_userns=0" in line
+    assert "mode: off" in line
+    assert not (repo / ".agentflow" / "worktrees").exists()  # nothing was created
+
+
+def test_mode_off_warns_records_off_and_the_gate_can_refuse_it(repo: Path, cli) -> None:
+    _config(repo, "sandbox: {mode: off}\ngate: {require_sandbox: true}\n")  # deliberately unsandboxed
+    result = _build(repo, cli, checks=["true"])
+    assert result.exit_code == 0, result.output
+    assert "sandbox.mode is off" in result.stderr
+    assert _started(repo).sandbox == "off"
+    head = git(repo, "rev-parse", "agentflow/1-farewell")
+    assert notes(repo, head)[0]["sandbox"] == "off"
+    gate = cli("gate", head)
+    assert gate.exit_code == 1, gate.output
+    assert "gate.require_sandbox is true" in gate.output and "sandbox 'off'" in gate.output
+
+
+def test_a_sandboxed_approval_opens_a_gate_that_requires_the_sandbox(repo: Path, cli) -> None:
+    need_tool("bwrap")
+    _config(repo, "gate: {require_sandbox: true}\n")
+    result = _build(repo, cli, checks=["true"])
+    assert result.exit_code == 0, result.output
+    assert "sandbox.mode is off" not in result.stderr
+    head = git(repo, "rev-parse", "agentflow/1-farewell")
+    assert notes(repo, head)[0]["sandbox"] == "bwrap"
+    gate = cli("gate", head)
+    assert gate.exit_code == 0, gate.output
+
+
+def test_sandbox_hide_must_be_absolute(repo: Path, cli) -> None:
+    _config(repo, "sandbox: {hide: [secrets/]}\n")
+    result = _build(repo, cli)
+    assert result.exit_code == 2
+    assert "sandbox.hide: 'secrets/' is not an absolute path" in result.stderr
+
+
+def test_sandbox_hide_and_env(repo: Path, cli, tmp_path: Path, monkeypatch) -> None:
+    need_tool("bwrap")
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "token").write_text("vault-token")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MY_TOOL_SETTING", "passed")
+    monkeypatch.setenv("OTHER_SETTING", "dropped")
+    _config(repo, f"sandbox: {{hide: ['{vault}'], env: [MY_TOOL_*]}}\n")
+    write_plan(repo)
+    script = write_script(
+        repo,
+        {
+            "builder": [
+                [
+                    {
+                        "tool_calls": [
+                            {
+                                "name": "run_command",
+                                "input": {"command": f"ls {vault} > seen.txt; env | grep SETTING >> seen.txt; true"},
+                            }
+                        ]
+                    },
+                    *builder_session(),
+                ]
+            ],
+            "verifier": [verifier_session()],
+        },
+    )
+    assert cli("build", "1", "--script", str(script)).exit_code == 0
+    seen = git(repo, "show", "agentflow/1-farewell:seen.txt")
+    assert "token" not in seen and "MY_TOOL_SETTING=passed" in seen and "OTHER_SETTING" not in seen
+
+
+# -- file tools: links and races -------------------------------------------------------------------
+
+
+def test_write_through_a_hard_link_to_an_outside_file_is_refused(repo: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me\n")
+    os.link(outside, repo / "linked.txt")
+    box = Toolbox(repo, "builder")
+    for tool, args in (
+        ("write_file", {"path": "linked.txt", "content": "pwned"}),
+        ("edit_file", {"path": "linked.txt", "old_text": "keep", "new_text": "pwned"}),
+    ):
+        out = box.call(tool, args)
+        assert out.is_error and "hard links" in out.content, out.content
+    assert outside.read_text() == "keep me\n"
+
+
+def test_a_symlink_swapped_in_after_the_check_is_not_followed(repo: Path, tmp_path: Path, monkeypatch) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (repo / "sub").mkdir()
+    box = Toolbox(repo, "builder")
+    real_resolve = box.resolve
+
+    def racing_resolve(path: str, tool: str = "tool") -> Path:
+        resolved = real_resolve(path, tool)
+        shutil.rmtree(repo / "sub")  # the race: between the check and the open
+        (repo / "sub").symlink_to(outside)
+        return resolved
+
+    monkeypatch.setattr(box, "resolve", racing_resolve)
+    out = box.call("write_file", {"path": "sub/f.txt", "content": "pwned"})
+    assert out.is_error and "symbolic link" in out.content, out.content
+    assert list(outside.iterdir()) == []
+
+
+def test_one_glob_dialect_for_tools_scope_and_the_claude_code_guard(repo: Path) -> None:
+    from agentflow.models.claude_code import ToolPolicy
+    from agentflow.orchestration import in_scope
+
+    assert glob_match("src/a.py", "src/*.py") and not glob_match("src/a/b.py", "src/*.py")
+    assert not in_scope("src/a/b.py", ["src/*.py"])
+    (repo / "src" / "a").mkdir(parents=True)
+    (repo / "src" / "a" / "b.py").write_text("x\n")
+    (repo / "src" / "c.py").write_text("x\n")
+    assert Toolbox(repo, "builder").call("list_files", {"glob": "src/*.py"}).content == "src/c.py"
+    # one path policy: what the file tools refuse, the claude-code guard refuses
+    (repo / ".agentflow").mkdir()
+    (repo / ".agentflow" / "ledger.db").write_text("x")
+    verifier = ToolPolicy(repo, "verifier")
+    assert verifier.refusal("Read", {"file_path": str(repo / ".agentflow" / "ledger.db")})
+    assert Toolbox(repo, "verifier").call("read_file", {"path": ".agentflow/ledger.db"}).is_error
