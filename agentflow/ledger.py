@@ -393,7 +393,61 @@ class Ledger:
         return [project_run(evs) for evs in by_run.values() if isinstance(evs[0], RunStarted)]
 
     def plan_states(self) -> dict[str, PlanState]:
-        """The latest state of each plan that has runs, keyed by plan id."""
+        """The latest state of each plan that has runs, keyed by plan id.
+
+        A projection of the events that read only the kinds it needs through the ``kind`` index and
+        parses their JSON without validating it (``status`` stays interactive at 100k+ events);
+        ``plan_states_replay`` computes the same from a full replay of the typed events.
+        """
+        kinds = ("run_started", "session_started", "session_ended", "run_ended", "merged")
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT run_id, kind, body FROM events WHERE kind IN ({','.join('?' * len(kinds))}) ORDER BY seq",
+                kinds,
+            ).fetchall()
+        runs: dict[str, dict[str, Any]] = {}
+        merged: list[str | None] = []
+        for run_id, kind, body in rows:
+            data = json.loads(body)
+            if kind == "merged":
+                merged.append(data.get("plan_id"))
+                continue
+            if not run_id:
+                continue
+            run = runs.get(run_id)
+            if run is None:
+                run = runs[run_id] = {
+                    "ok": kind == "run_started",
+                    "plan": data.get("plan_id"),
+                    "cost": 0.0,
+                    "cycles": 0,
+                    "outcome": None,
+                }
+            if kind == "session_started":
+                run["cycles"] = max(run["cycles"], data.get("cycle", 1))
+            elif kind == "session_ended":
+                run["cost"] += data.get("cost_usd", 0.0)
+            elif kind == "run_ended":
+                run["outcome"] = data["outcome"]
+                run["cycles"] = max(run["cycles"], data.get("cycles", 0))
+        states: dict[str, PlanState] = {}
+        for run_id, run in runs.items():
+            if not run["ok"] or run["plan"] is None:
+                continue
+            state = states.setdefault(run["plan"], PlanState(plan_id=run["plan"]))
+            state.runs += 1
+            state.cost_usd += run["cost"]
+            state.last_run = run_id
+            state.last_outcome = run["outcome"]
+            state.cycles = run["cycles"]
+            state.state = run["outcome"] or "in progress"
+        for plan_id in merged:
+            if plan_id in states:
+                states[plan_id].state = "merged"
+        return states
+
+    def plan_states_replay(self) -> dict[str, PlanState]:
+        """``plan_states`` from a full replay of the typed events (the reference the fast path equals)."""
         states: dict[str, PlanState] = {}
         for run in self.runs():
             if run.plan_id is None:
