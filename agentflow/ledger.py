@@ -362,6 +362,18 @@ class Ledger:
         rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
         return [parse_event(body) for (body,) in rows]
 
+    def events_for_window(self, start: datetime) -> list[Event]:
+        """The events of runs started at or after ``start``, every run-less event, merge and
+        evaluation (few), in order: what a report of a recent period needs, read through the indexes."""
+        sql = (
+            "SELECT body FROM events WHERE run_id IN "
+            "(SELECT run_id FROM events WHERE kind = 'run_started' AND ts >= ?) "
+            "OR run_id IS NULL OR kind IN ('merged', 'findings_recorded') ORDER BY seq"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (start.isoformat(),)).fetchall()
+        return [parse_event(body) for (body,) in rows]
+
     def transcript(self, session_id: str) -> list[Any] | None:
         """The session's messages in order (one row each; sessions from before migration 3: one JSON array)."""
         with self._lock:

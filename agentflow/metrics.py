@@ -212,15 +212,19 @@ def _commit_facts(repo: Repo | None) -> list[CommitFact]:
     return facts
 
 
-def facts_from_ledger(ledger: Ledger | None, repo: Repo | None) -> Facts:
-    """Runs, sessions, verdicts, merges and evaluations from the ledger; commits from git."""
+def facts_from_ledger(ledger: Ledger | None, repo: Repo | None, since: datetime | None = None) -> Facts:
+    """Runs, sessions, verdicts, merges and evaluations from the ledger; commits from git.
+
+    ``since``: only runs started from ``since`` minus ``RUN_MARGIN`` on are read (plus every merge,
+    evaluation and run-less event), through the indexed columns: time stays flat in ledger size."""
     facts = Facts(source="ledger", sessions=[], evaluations=[], commits=_commit_facts(repo))
     if ledger is None:
         return facts
     runs: dict[str, RunFact] = {}
     sessions: dict[str, SessionFact] = {}
     ended_sessions: set[str] = set()
-    for event in ledger.events():
+    events = ledger.events() if since is None else ledger.events_for_window(since - RUN_MARGIN)
+    for event in events:
         run = runs.get(event.run_id or "")
         if isinstance(event, RunStarted) and event.run_id:
             runs[event.run_id] = RunFact(
@@ -380,6 +384,9 @@ def facts_from_git(repo: Repo, since: datetime | None = None) -> Facts:
     return Facts(source="git", runs=runs, commits=commits, merges=_merged_plans(repo, since), timing_known=timing_known)
 
 
+RUN_MARGIN = timedelta(days=7)  # runs started this long before a report's window can still end in it
+
+
 def load_facts(root: Path, *, from_git: bool = False, since: datetime | None = None) -> Facts:
     """The facts of the repository at ``root``: its ledger (never created by reading), or git alone.
 
@@ -391,7 +398,7 @@ def load_facts(root: Path, *, from_git: bool = False, since: datetime | None = N
     if not ledger_path(root).exists():
         return facts_from_ledger(None, repo)
     with Ledger.open(root) as ledger:
-        facts = facts_from_ledger(ledger, repo)
+        facts = facts_from_ledger(ledger, repo, since)
         for run in facts.runs:  # figures from a broken chain are not reported (#13 item 2)
             ledger.verify_run(run.run_id, strict=False, legacy_ok=True)
         return facts

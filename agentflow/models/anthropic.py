@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,25 @@ MAX_CACHE_BREAKPOINTS = 4
 CACHE_CONTROL = {"type": "ephemeral"}
 RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx (500, 502, 503, 504, 529 ...)
 KEY_FIX = "set ANTHROPIC_API_KEY or use --backend scripted"
+_prefetch: list[Any] = []
+
+
+def prefetch_sdk() -> None:
+    """Import the SDK (about a second) in a background thread, once per process, so that it overlaps
+    the worktree preparation of a build instead of delaying its first model call (#19 item 5). The
+    first ``AnthropicModel`` waits on Python's import lock if the import is still running."""
+    if _prefetch or "anthropic" in sys.modules:
+        return
+    import contextlib
+    import threading
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the real import in AnthropicModel reports a problem
+            import anthropic  # noqa: F401
+
+    thread = threading.Thread(target=load, name="agentflow-sdk-import", daemon=True)
+    _prefetch.append(thread)
+    thread.start()
 
 
 def _env_float(name: str, default: float) -> float:

@@ -566,6 +566,13 @@ def build(
     config = load_config(root)
     plans = load_build_plans(root, refs, config)
     preflight(root, config, options)
+    if options.models is None and "anthropic" in {
+        options.backend or config.models.builder.backend,
+        options.backend or config.models.verifier.backend,
+    }:
+        from agentflow.models.anthropic import prefetch_sdk
+
+        prefetch_sdk()  # off the critical path: the import overlaps worktree preparation
     reporter = reporter or NullReporter()
     ensure_git_identity(Repo(root), reporter)
     for plan in plans:
