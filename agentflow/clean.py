@@ -19,10 +19,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentflow import locks
 from agentflow.config import Config
 from agentflow.errors import UsageError
 from agentflow.git import WORKTREES_DIR, Repo
-from agentflow.orchestration.worktrees import plan_lock
 from agentflow.plans import find_plans
 
 BRANCH_PREFIX = "agentflow/"
@@ -97,18 +97,10 @@ def survey(repo: Repo, config: Config, *, unmerged: bool = False, force: bool = 
             item = CleanItem(worktree, branch, f"not merged into {base}: its work is dropped (--unmerged)", True)
         else:
             item = CleanItem(worktree, branch, f"not merged into {base}; `--unmerged` removes it", False)
-        if item.remove and _building(root, branch):
+        if item.remove and locks.held(root, branch):
             item = CleanItem(worktree, branch, "a build of it is running", False)
         items.append(_guarded(repo, item, force))
     return items
-
-
-def _building(root: Path, branch: str) -> bool:
-    try:
-        with plan_lock(root, branch):
-            return False
-    except UsageError:
-        return True
 
 
 def _guarded(repo: Repo, item: CleanItem, force: bool) -> CleanItem:

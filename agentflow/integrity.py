@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentflow import locks
 from agentflow.errors import BackendError
 from agentflow.git import NOTES_REF, Repo, run_git
 
@@ -163,7 +164,10 @@ def _ignored(root: Path, ref: str, own: str | None) -> bool:
 def _claimed_elsewhere(root: Path, ref: str, own: str | None) -> bool:
     with _STATE_LOCK:
         count = _CLAIMED.get(_key(root, ref), 0)
-    return count > (1 if ref == own else 0)
+    if count > (1 if ref == own else 0):
+        return True
+    # another agentflow process building that plan holds its lock (agentflow.locks)
+    return ref != own and ref.startswith("refs/heads/agentflow/") and locks.held(root, ref.removeprefix("refs/heads/"))
 
 
 def _own_writes(root: Path, ref: str) -> set[str]:

@@ -430,3 +430,28 @@ def test_a_run_of_seconds_shows_seconds_and_no_speedup(repo: Path, cli) -> None:
     assert "— (actual time under 1 min)" in text
     html = cli("metrics", "--format", "html").stdout
     assert re.search(r"10\.00 h estimated, \d+ s actual; no speedup: the actual time is under 1 min", html)
+
+
+def test_eight_concurrent_build_processes_leave_eight_approvals(repo: Path) -> None:
+    """Builds of different plans in separate processes: another build's branch and notes moving is
+    not tampering (its plan lock is held), and no verdict note line is lost."""
+    for n in range(1, 9):
+        write_plan(repo, str(n), f"Plan {n}", f"p{n}", scope=[f"src/p{n}.py"], commit=False)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "eight plans")
+    procs = []
+    for n in range(1, 9):
+        script = write_script(
+            repo,
+            {"builder": [builder_session(path=f"src/p{n}.py")], "verifier": [verifier_session()]},
+            name=f"s{n}.yaml",
+        )
+        cmd = [sys.executable, "-m", "agentflow", "build", str(n), "--script", str(script)]
+        procs.append(subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [proc.communicate(timeout=600)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 8, "\n".join(outputs)
+    noted = git(repo, "notes", "--ref", "agentflow", "list").splitlines()
+    assert len(noted) == 8
+    for n in range(1, 9):
+        head = git(repo, "rev-parse", f"agentflow/{n}-p{n}")
+        assert '"outcome":"approved"' in git(repo, "notes", "--ref", "agentflow", "show", head).replace(" ", "")

@@ -4,16 +4,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-from agentflow.errors import GitError, UsageError
-from agentflow.git import STATE_DIR, TRAILER_PLAN, Repo
+from agentflow.errors import GitError
+from agentflow.git import TRAILER_PLAN, Repo
 from agentflow.git import WORKTREES_DIR as WORKTREES_DIR  # re-exported: orchestration code imports it from here
+from agentflow.locks import plan_lock as plan_lock  # re-exported: orchestration code imports it from here
 from agentflow.orchestration.api import Reporter
 
 # git refuses concurrent writes to the same ref or worktree list: serialise them across -j threads.
@@ -98,36 +96,6 @@ def remove_worktree(repo: Repo, path: Path) -> None:
     with _GIT_LOCK:
         repo.git("worktree", "remove", "--force", str(path), check=False)
         repo.git("worktree", "prune", check=False)
-
-
-@contextlib.contextmanager
-def plan_lock(root: Path, branch: str) -> Iterator[None]:
-    """One build of a plan at a time across processes: an exclusive ``flock`` on
-    ``.agentflow/locks/<branch>.lock`` for as long as the run works in the plan's worktree.
-
-    The kernel drops the lock when the holder dies, so a killed build never blocks the next one.
-    """
-    path = root / STATE_DIR / "locks" / (branch.replace("/", "--") + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another agentflow process"
-            raise UsageError(
-                f"{branch} is being built right now ({holder}); a second build would share its worktree",
-                fix="wait for it to end, or stop it (Ctrl-C) and `agentflow build --resume RUN`",
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.truncate(0)
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def foreign_commits(repo: Repo, base: str, branch: str, plan_id: str) -> list[str]:

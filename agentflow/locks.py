@@ -1,0 +1,65 @@
+"""Locks between agentflow processes: one build of a plan at a time.
+
+A plan's lock is an exclusive ``flock`` on ``.agentflow/locks/<branch>.lock``. The kernel drops it
+when the holder dies, so a killed build never blocks the next one; ``held`` lets the git integrity
+check tell a concurrent build's branch moves from tampering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from agentflow.errors import UsageError
+from agentflow.git import STATE_DIR
+
+
+def lock_path(root: Path, branch: str) -> Path:
+    return root / STATE_DIR / "locks" / (branch.replace("/", "--") + ".lock")
+
+
+@contextlib.contextmanager
+def plan_lock(root: Path, branch: str) -> Iterator[None]:
+    """One build of a plan at a time across processes: an exclusive ``flock`` on
+    ``.agentflow/locks/<branch>.lock`` for as long as the run works in the plan's worktree.
+
+    The kernel drops the lock when the holder dies, so a killed build never blocks the next one.
+    """
+    path = lock_path(root, branch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another agentflow process"
+            raise UsageError(
+                f"{branch} is being built right now ({holder}); a second build would share its worktree",
+                fix="wait for it to end, or stop it (Ctrl-C) and `agentflow build --resume RUN`",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def held(root: Path, branch: str) -> bool:
+    """True while some build (another process, or another run of this one) holds ``branch``'s lock."""
+    path = lock_path(root, branch)
+    if not path.exists():
+        return False
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
