@@ -74,9 +74,20 @@ def run_git(
     text: bool = True,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``git args`` safely (no hooks, no fsmonitor, no secrets); never raises for git's exit code."""
+    """Run ``git args`` safely (no hooks, no fsmonitor, no secrets); never raises for git's exit code.
+
+    Text is UTF-8, and bytes that are not (a Latin-1 file in a diff) become U+FFFD instead of an error."""
+    if not text:
+        return subprocess.run(git_argv(*args), cwd=cwd, capture_output=True, input=input, env=git_env(env), check=False)
     return subprocess.run(
-        git_argv(*args), cwd=cwd, capture_output=True, text=text, input=input, env=git_env(env), check=False
+        git_argv(*args),
+        cwd=cwd,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        input=input,
+        env=git_env(env),
+        check=False,
     )
 
 

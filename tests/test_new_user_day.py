@@ -455,3 +455,16 @@ def test_eight_concurrent_build_processes_leave_eight_approvals(repo: Path) -> N
     for n in range(1, 9):
         head = git(repo, "rev-parse", f"agentflow/{n}-p{n}")
         assert '"outcome":"approved"' in git(repo, "notes", "--ref", "agentflow", "show", head).replace(" ", "")
+
+
+def test_verify_on_a_change_with_a_latin1_file_is_not_an_internal_error(repo: Path, cli) -> None:
+    write_plan(repo)
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "src").mkdir()
+    (repo / "src" / "legacy.txt").write_bytes(b"caf\xe9 cr\xe8me\n")  # Latin-1, not UTF-8
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "legacy file", "--trailer", "Agentflow-Plan: 1")
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    result = cli("verify", "--base", "main", "--script", str(script))
+    assert result.exit_code in (0, 1), result.output
+    assert "internal error" not in result.output
