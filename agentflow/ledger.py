@@ -7,6 +7,7 @@ transaction and waits for the lock (``busy_timeout``) instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sqlite3
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from agentflow import chain
 from agentflow.errors import LedgerError
@@ -33,6 +34,9 @@ from agentflow.events import (
     parse_event,
 )
 from agentflow.redact import redact
+
+# every ``kind`` this agentflow can read (the tags of the ``Event`` union)
+_EVENT_KINDS = frozenset(cls.model_fields["kind"].default for cls in get_args(get_args(Event)[0]))
 
 MIGRATIONS: list[str] = [
     # 1: events and transcripts
@@ -95,6 +99,49 @@ def ledger_path(root: Path) -> Path:
     return root / ".agentflow" / "ledger.db"
 
 
+def ledger_error(exc: sqlite3.Error, path: Path) -> LedgerError:
+    """One line for what SQLite says about the ledger file: read-only, corrupt, not a file, or else."""
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        problem = f"the ledger is read-only ({text})"
+        fix = f"make {path.parent} and {path.name} writable (chmod u+w), or run agentflow as their owner"
+    elif "malformed" in text or "not a database" in text or "corrupt" in text:
+        problem = f"the ledger is corrupt ({text})"
+        fix = "move the file aside to start a new ledger; keep the old one to inspect it"
+    elif "unable to open" in text:
+        what = "a directory, not a file" if path.is_dir() else "not readable"
+        problem = f"cannot open the ledger: it is {what} ({text})"
+        fix = f"move {path} aside to start a new ledger, or make it a readable file"
+    else:
+        problem, fix = f"cannot use the ledger: {text}", "move the file aside to start a new ledger"
+    return LedgerError(problem, where=path, fix=fix)
+
+
+class _Guarded:
+    """The ledger's connection (and its cursors) with every SQLite error turned into a one-line
+    ``LedgerError`` naming the file: a read-only, corrupt or replaced ledger is bad input (exit 2)."""
+
+    def __init__(self, target: Any, path: Path):
+        self._target, self._path = target, path
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = attr(*args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                raise ledger_error(exc, self._path) from None
+            return _Guarded(result, self._path) if isinstance(result, sqlite3.Cursor) else result
+
+        return call
+
+    def __iter__(self) -> Any:
+        return iter(self.fetchall())
+
+
 class Ledger:
     """Open with ``Ledger.open(root)``; use as a context manager or call ``close()``."""
 
@@ -105,22 +152,21 @@ class Ledger:
         self._heads: dict[str | None, str] = {}  # the last hash this process appended, per run
         self._transcript_n: dict[str, int] = {}  # messages stored per session (appends only)
         try:
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._raw = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db: Any = _Guarded(self._raw, path)
             self._db.execute("PRAGMA busy_timeout = 30000")
             self._set_wal()
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise LedgerError(
-                f"cannot open the ledger: {exc}", where=path, fix="move the file aside to start a new ledger"
-            ) from None
+            raise ledger_error(exc, path) from None
 
     def _set_wal(self, attempts: int = 200) -> None:
         """Switch to WAL, retrying: SQLite answers "database is locked" at once (no busy wait) when
         another connection (a -j thread, another process) is creating or converting the file."""
         for attempt in range(attempts):
             try:
-                self._db.execute("PRAGMA journal_mode = WAL")
+                self._raw.execute("PRAGMA journal_mode = WAL")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == attempts - 1:
@@ -156,7 +202,8 @@ class Ledger:
                 self._db.execute(f"PRAGMA user_version = {number}")
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # a read-only ledger may never have begun
+                self._raw.execute("ROLLBACK")
             raise
 
     @property
@@ -360,7 +407,29 @@ class Ledger:
             sql += " AND ts < ?"
             args.append(until.isoformat())
         rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
-        return [parse_event(body) for (body,) in rows]
+        return [self._parse(body) for (body,) in rows]
+
+    def _parse(self, body: str) -> Event:
+        """One stored event; a row agentflow cannot read (an unknown kind, a broken body) is bad input."""
+        try:
+            return parse_event(body)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            try:
+                data = json.loads(body)
+                kind = data.get("kind") if isinstance(data, dict) else None
+            except ValueError:
+                kind = None
+            known = kind in _EVENT_KINDS
+            problem = (
+                f"an event of unknown kind {kind!r}"
+                if kind is not None and not known
+                else f"an unreadable event ({str(exc).splitlines()[0]})"
+            )
+            raise LedgerError(
+                f"the ledger holds {problem}",
+                where=self.path,
+                fix="a newer agentflow wrote it: upgrade agentflow, or move the file aside to start a new ledger",
+            ) from None
 
     def events_for_window(self, start: datetime) -> list[Event]:
         """The events of runs started at or after ``start``, every run-less event, merge and
@@ -372,7 +441,7 @@ class Ledger:
         )
         with self._lock:
             rows = self._db.execute(sql, (start.isoformat(),)).fetchall()
-        return [parse_event(body) for (body,) in rows]
+        return [self._parse(body) for (body,) in rows]
 
     def transcript(self, session_id: str) -> list[Any] | None:
         """The session's messages in order (one row each; sessions from before migration 3: one JSON array)."""

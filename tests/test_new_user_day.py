@@ -468,3 +468,77 @@ def test_verify_on_a_change_with_a_latin1_file_is_not_an_internal_error(repo: Pa
     result = cli("verify", "--base", "main", "--script", str(script))
     assert result.exit_code in (0, 1), result.output
     assert "internal error" not in result.output
+
+
+# -- 13. a read-only, corrupt or unreadable ledger is exit 2 with one line ---------------------------
+
+
+def _a_ledger(repo: Path) -> bytes:
+    from agentflow.events import RunStarted
+    from agentflow.ledger import Ledger
+
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="1"))
+        ledger._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return (repo / ".agentflow" / "ledger.db").read_bytes()
+
+
+def _one_line_exit_2(result, *parts: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("agentflow: error: ") and "internal error" not in result.stderr
+    for part in parts:
+        assert part in result.stderr, result.stderr
+
+
+def test_a_read_only_ledger_is_a_usage_error(repo: Path, cli, monkeypatch) -> None:
+    # Tests run as root, where chmod 444 does not stop writes: SQLite's own read-only failure
+    # (the file opened with mode=ro) stands for a ledger.db or .agentflow/ the user cannot write.
+    import sqlite3
+
+    import agentflow.ledger
+
+    before = _a_ledger(repo)
+    real_connect = sqlite3.connect
+
+    def read_only(path, *args, **kwargs):
+        return real_connect(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
+
+    monkeypatch.setattr(agentflow.ledger.sqlite3, "connect", read_only)
+    write_plan(repo)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    assert "r-1 run_started" in cli("log").stdout  # reading a read-only ledger works
+    _one_line_exit_2(
+        cli("build", "1", "--script", str(script)), ".agentflow/ledger.db: the ledger is read-only", "writable"
+    )
+    assert (repo / ".agentflow" / "ledger.db").read_bytes() == before
+
+
+def test_a_corrupt_ledger_is_a_usage_error(repo: Path, cli) -> None:
+    path = repo / ".agentflow" / "ledger.db"
+    good = _a_ledger(repo)
+    for damaged in (b"garbage bytes, not SQLite" * 200, good[:4096] + bytes(range(256)) * ((len(good) - 4096) // 256)):
+        path.write_bytes(damaged)
+        for args in (("log",), ("metrics",), ("show", "r-1")):
+            _one_line_exit_2(cli(*args), ".agentflow/ledger.db: ", "move the file aside to start a new ledger")
+        assert path.read_bytes() == damaged  # left as it was, for inspection
+
+
+def test_a_ledger_that_is_a_directory_is_a_usage_error(repo: Path, cli) -> None:
+    (repo / ".agentflow" / "ledger.db").mkdir(parents=True)
+    _one_line_exit_2(cli("log"), ".agentflow/ledger.db: cannot open the ledger: it is a directory")
+
+
+def test_a_ledger_row_of_an_unknown_kind_is_a_usage_error(repo: Path, cli) -> None:
+    import sqlite3
+
+    _a_ledger(repo)
+    db = sqlite3.connect(repo / ".agentflow" / "ledger.db")
+    body = '{"v": 1, "ts": "2026-12-02T00:00:00Z", "run_id": "r-1", "kind": "mystery"}'
+    db.execute(
+        "INSERT INTO events (ts, kind, run_id, body) VALUES ('2026-12-02T00:00:00+00:00', 'mystery', 'r-1', ?)", (body,)
+    )
+    db.commit()
+    db.close()
+    for args in (("log",), ("metrics",)):
+        _one_line_exit_2(cli(*args), ".agentflow/ledger.db: the ledger holds an event of unknown kind 'mystery'")
