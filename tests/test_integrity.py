@@ -39,8 +39,8 @@ def command(cmd: str) -> dict:
 
 def hostile_build(repo: Path, cli, *commands: str, verifier: list | None = None):
     """A build whose builder writes the farewell and then runs ``commands``."""
+    _sandbox_off(repo)  # before the plan: main's last commit stays "plan 1"
     write_plan(repo)
-    _sandbox_off(repo)
     builder = [write_file("src/app.py", "def farewell():\n    return 'bye'\n"), *map(command, commands), finish()]
     script = write_script(repo, {"builder": [builder], "verifier": [verifier or verifier_session()]})
     return cli("build", "1", "--script", str(script))

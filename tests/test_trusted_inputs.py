@@ -65,7 +65,9 @@ def test_build_records_its_inputs_with_hashes(repo, cli):
 
 def test_resume_uses_the_recorded_plan_not_the_rewritten_file(repo, cli):
     """The builder rewrites the user's plan file (dropping a check and a criterion), then the run is
-    killed; --resume continues with the plan the run started with."""
+    killed; --resume continues with the plan the run started with. The sandbox is off on purpose:
+    inside it the write to the checkout and the kill of the orchestrator both fail."""
+    (repo / "agentflow.yaml").write_text("sandbox: {mode: off}\n")
     plan = write_plan(repo, checks=["test -f src/app.py"])
     original = plan.read_text()
     hostile = original.replace('checks: ["test -f src/app.py"]', "checks: []").replace("- AC2: the tests pass\n", "")
