@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,3 +65,33 @@ def held(root: Path, branch: str) -> bool:
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
         return False
+
+
+class GitLock:
+    """Held around agentflow's short git writes (worktrees, commits, notes, integrity snapshots):
+    a thread lock for ``-j`` plus an ``flock`` that serialises separate agentflow processes."""
+
+    def __init__(self) -> None:
+        self._thread = threading.Lock()
+        self._handle: object | None = None
+
+    def __enter__(self) -> GitLock:
+        self._thread.acquire()
+        try:
+            path = Path(tempfile.gettempdir()) / f"agentflow-git-{os.getuid()}.lock"
+            handle = open(path, "a+")  # noqa: SIM115 - held until __exit__
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._handle = handle
+        except BaseException:
+            self._thread.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        handle, self._handle = self._handle, None
+        try:
+            if handle is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)  # type: ignore[arg-type]
+                handle.close()  # type: ignore[attr-defined]
+        finally:
+            self._thread.release()

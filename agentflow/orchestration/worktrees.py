@@ -5,17 +5,18 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
+from agentflow import locks
 from agentflow.errors import GitError
 from agentflow.git import TRAILER_PLAN, Repo
 from agentflow.git import WORKTREES_DIR as WORKTREES_DIR  # re-exported: orchestration code imports it from here
 from agentflow.locks import plan_lock as plan_lock  # re-exported: orchestration code imports it from here
 from agentflow.orchestration.api import Reporter
 
-# git refuses concurrent writes to the same ref or worktree list: serialise them across -j threads.
-_GIT_LOCK = threading.Lock()
+# git refuses concurrent writes to the same ref or worktree list (and `worktree prune` can drop a
+# worktree another process is adding): serialise them across -j threads and agentflow processes.
+_GIT_LOCK = locks.GitLock()
 
 
 FALLBACK_IDENTITY = {
