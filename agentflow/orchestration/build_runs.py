@@ -579,7 +579,7 @@ def build(
         if plan.status == "draft":
             reporter.on_message(f"plan {plan.id} is a draft (status: draft); building it anyway")
     if len(plans) == 1:
-        return [_build_one(root, plans[0], options, reporter, config)]
+        return [build_contained(root, plans[0], options, reporter, config, contain=False)]
     if options.jobs == 1:
         return [build_contained(root, plan, options, reporter, config) for plan in plans]
     return _build_parallel(root, plans, options, reporter, config)
@@ -592,12 +592,16 @@ def build_contained(
     reporter: Reporter,
     config: Config,
     cancel: threading.Event | None = None,
+    *,
+    contain: bool = True,
 ) -> BuildResult:
-    """``build_plan`` for one plan of several: a crash becomes this plan's ``no_verdict`` result.
+    """``build_plan`` whose failure never leaves its run "in progress": the run is ended as
+    ``no_verdict`` with the error as the one-line reason.
 
-    One plan's failure (a bug, a git or disk error) must not cost the other plans their runs and
-    summaries; its run is ended as ``no_verdict`` with the error as the one-line reason. Interrupts
-    still propagate: Ctrl-C stops every run.
+    With several plans (``contain``), one plan's failure (a bug, a git or disk error) must not cost
+    the others their runs and summaries: it becomes this plan's result. A single plan
+    (``contain=False``) re-raises, so the error reaches the user with its own exit code. Interrupts
+    always propagate: Ctrl-C stops every run, resumably.
     """
     run_id = new_id("r")
     try:
@@ -606,23 +610,13 @@ def build_contained(
         raise
     except Exception as exc:  # noqa: BLE001 - contained on purpose: reported as this plan's outcome
         reason = crash_reason(exc)
+        if not contain:
+            _crashed_result(root, plan, run_id, reason, reporter)
+            raise
         if os.environ.get("AGENTFLOW_DEBUG", "") not in ("", "0"):
             reporter.on_message(traceback.format_exc())
         reporter.on_message(f"plan {plan.id}: the build failed: {reason}")
         return _crashed_result(root, plan, run_id, reason, reporter)
-
-
-def _build_one(root: Path, plan: Plan, options: BuildOptions, reporter: Reporter, config: Config) -> BuildResult:
-    """``build_plan`` for a single plan: an error still reaches the user (and its exit code), but a
-    run it interrupts is ended as ``no_verdict`` with the error as its reason, never left "in progress"."""
-    run_id = new_id("r")
-    try:
-        return build_plan(root, plan, options, reporter, config, run_id=run_id)
-    except RunInterrupted:
-        raise
-    except Exception as exc:
-        _crashed_result(root, plan, run_id, crash_reason(exc), reporter)
-        raise
 
 
 def crash_reason(exc: BaseException) -> str:
