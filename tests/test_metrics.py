@@ -6,12 +6,15 @@ worked out by hand from it, not copied from the program's output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import typing
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from metrics_helpers import PERIOD_ARGS, at, build_history, git
@@ -303,6 +306,55 @@ def test_json_contract_keys(history: Path, cli) -> None:
             assert inner <= set(data[key]), key
         for key in ("runs", "first_pass_approval_rate", "commits", "previous"):
             assert key in data
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The dataclass a field's type names (``X``, ``X | None``, ``list[X]``), or None for plain data."""
+    if dataclasses.is_dataclass(hint):
+        return hint  # type: ignore[return-value]
+    return next((found for arg in typing.get_args(hint) if (found := _dataclass_in(arg))), None)
+
+
+def _assert_shape(data: Any, cls: type, where: str) -> None:
+    """``data`` has exactly the fields of ``cls``, in field order, and so do its nested records."""
+    assert isinstance(data, dict), where
+    names = [f.name for f in dataclasses.fields(cls)]
+    assert list(data) == names, where
+    hints = typing.get_type_hints(cls)
+    for name in names:
+        inner, value = _dataclass_in(hints[name]), data[name]
+        if inner is None or value is None:
+            continue
+        for index, item in enumerate(value if isinstance(value, list) else [value]):
+            _assert_shape(item, inner, f"{where}.{name}[{index}]")
+
+
+@pytest.mark.parametrize("source", ["ledger", "git"])
+def test_json_shape_is_the_typed_report(history: Path, cli, source: str) -> None:
+    """The JSON is ``MetricsReport`` field for field, in field order, from either source: the keys are
+    defined once, by the typed report, and a renamed or reordered field shows here."""
+    from agentflow.metrics.model import MetricsReport
+
+    result = cli("metrics", *PERIOD_ARGS, "--format", "json", *(["--from-git"] if source == "git" else []))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    _assert_shape(report, MetricsReport, "report")
+    assert report["previous"]["previous"] is None and report["plans_detail"]
+    assert result.stdout == json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_every_figure_row_reads_its_json_key(history: Path, cli) -> None:
+    """Each row the text, Markdown and HTML print shows the value at its ``key`` in the JSON."""
+    from agentflow.metrics import metrics_report
+    from agentflow.report.figures import FIGURES, FORMATTERS, figure_rows
+
+    report = metrics_report(history, parse_period(*PERIOD_ARGS[1::2]))
+    data = report.to_dict()
+    for figure, row in zip(FIGURES, figure_rows(report), strict=True):
+        value: Any = data
+        for part in figure.key.split("."):
+            value = value[part] if value is not None else None
+        assert row.key == figure.key and row.value == FORMATTERS[figure.kind](value), figure.key
 
 
 def _markdown_table(text: str, first_header: str) -> list[list[str]]:

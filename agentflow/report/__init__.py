@@ -8,16 +8,19 @@ SVG charts, so a report is one self-contained file that needs no network.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from agentflow.metrics.model import MetricsReport
 
 MetricsFormat = Literal["text", "md", "json", "html"]
 FORMATS: tuple[str, ...] = ("text", "md", "json", "html")
 
 
-def render_metrics(report: dict[str, Any], fmt: str) -> str:
+def render_metrics(report: MetricsReport, fmt: str) -> str:
     """The metrics report in ``fmt`` (one of ``FORMATS``)."""
     if fmt == "json":
-        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
     if fmt == "text":
         from agentflow.report.text import render_text
 

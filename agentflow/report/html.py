@@ -9,7 +9,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from agentflow.metrics import OUTCOMES, ROLES, SEVERITIES
+from agentflow.metrics.model import OUTCOMES, ROLES, SEVERITIES, EstimateFigures, MetricsReport
 from agentflow.report.charts import (
     OUTCOME_COLORS,
     ROLE_COLORS,
@@ -51,21 +51,21 @@ def _usd_axis(value: float) -> str:
     return f"${value:,.2f}" if value < 10 else f"${value:,.0f}"
 
 
-def cycles_chart(report: dict[str, Any]) -> Markup:
+def cycles_chart(report: MetricsReport) -> Markup:
     rows = [
         (
-            f"{row['plan']} {row.get('title') or ''}".strip(),
+            f"{row.plan} {row.title or ''}".strip(),
             [
                 Segment(
-                    row["cycles"],
-                    OUTCOME_COLORS.get(row.get("outcome") or "in progress", "#90a4ae"),
-                    f"cycles ({(row.get('outcome') or 'in progress').replace('_', ' ')})",
+                    row.cycles,
+                    OUTCOME_COLORS.get(row.outcome or "in progress", "#90a4ae"),
+                    f"cycles ({(row.outcome or 'in progress').replace('_', ' ')})",
                 )
             ],
         )
-        for row in report.get("plans_detail") or []
+        for row in report.plans_detail
     ]
-    outcomes = sorted({row.get("outcome") or "in progress" for row in report.get("plans_detail") or []})
+    outcomes = sorted({row.outcome or "in progress" for row in report.plans_detail})
     return hbar_chart(
         rows,
         label="Rework cycles per plan, coloured by outcome",
@@ -75,10 +75,8 @@ def cycles_chart(report: dict[str, Any]) -> Markup:
     )
 
 
-def outcomes_chart(report: dict[str, Any]) -> Markup:
-    rows = [
-        (name.replace("_", " "), [Segment(report["outcomes"][name], OUTCOME_COLORS[name], name)]) for name in OUTCOMES
-    ]
+def outcomes_chart(report: MetricsReport) -> Markup:
+    rows = [(name.replace("_", " "), [Segment(report.outcomes[name], OUTCOME_COLORS[name], name)]) for name in OUTCOMES]
     return hbar_chart(
         rows,
         label="Verdict outcomes per cycle",
@@ -87,13 +85,13 @@ def outcomes_chart(report: dict[str, Any]) -> Markup:
     )
 
 
-def findings_chart(report: dict[str, Any]) -> Markup:
-    detail = report["findings"].get("by_pattern_severity") or {}
+def findings_chart(report: MetricsReport) -> Markup:
+    detail = report.findings.by_pattern_severity
     rows = []
-    for pattern, count in report["findings"]["by_pattern"].items():
+    for pattern, count in report.findings.by_pattern.items():
         per_sev = detail.get(pattern) or {"info": count}
         rows.append((pattern, [Segment(per_sev.get(sev, 0), SEVERITY_COLORS[sev], sev) for sev in SEVERITIES]))
-    used = [sev for sev in SEVERITIES if report["findings"]["by_severity"].get(sev)]
+    used = [sev for sev in SEVERITIES if report.findings.by_severity.get(sev)]
     return hbar_chart(
         rows,
         label="Verifier findings by pattern, stacked by severity",
@@ -123,8 +121,8 @@ def cost_buckets(by_day: dict[str, dict[str, float]]) -> tuple[str, list[tuple[s
     return unit, list(buckets.items())
 
 
-def cost_chart(report: dict[str, Any]) -> Markup:
-    by_day = report["cost_usd"].get("by_day")
+def cost_chart(report: MetricsReport) -> Markup:
+    by_day = report.cost_usd.by_day
     if by_day is None:
         return hbar_chart([], label="Cost per role per day", empty_message="Cost is only in the ledger (not in git)")
     unit, buckets = cost_buckets(by_day)
@@ -138,82 +136,80 @@ def cost_chart(report: dict[str, Any]) -> Markup:
     )
 
 
-def _estimate_note(estimate: dict[str, Any]) -> str:
-    if estimate.get("estimated_hours") is None:
+def _estimate_note(estimate: EstimateFigures) -> str:
+    if estimate.estimated_hours is None:
         return "run start times are unknown here"
-    if not estimate.get("plans"):
+    if not estimate.plans:
         return "no approved plan with an estimate"
-    note = f"{fmt_hours(estimate['estimated_hours'])} estimated, {fmt_hours(estimate['actual_hours'])} actual"
-    return f"{note}; {estimate['speedup_note']}" if estimate.get("speedup_note") else note
+    note = f"{fmt_hours(estimate.estimated_hours)} estimated, {fmt_hours(estimate.actual_hours)} actual"
+    return f"{note}; {estimate.speedup_note}" if estimate.speedup_note else note
 
 
-def _kpis(report: dict[str, Any]) -> list[dict[str, str]]:
+def _kpis(report: MetricsReport) -> list[dict[str, str]]:
     """The headline figures, each with the change against the previous period."""
-    prev = report.get("previous") or {}
+    prev = report.previous
 
     def card(title: str, value: str, kind: str, now: Any, before: Any, note: str = "") -> dict[str, str]:
         change = fmt_delta(kind, now, before) if prev else ""
         return {"title": title, "value": value, "change": change, "note": note}
 
-    plans, prev_plans = report["plans"], prev.get("plans") or {}
-    cost, prev_cost = report["cost_usd"], prev.get("cost_usd") or {}
-    estimate, prev_estimate = report["estimate"], prev.get("estimate") or {}
+    plans, cost, estimate = report.plans, report.cost_usd, report.estimate
     return [
         card(
             "Plans approved",
-            f"{plans['approved']} of {plans['built']} built",
+            f"{plans.approved} of {plans.built} built",
             "int",
-            plans["approved"],
-            prev_plans.get("approved"),
-            f"{plans['merged']} merged",
+            plans.approved,
+            prev.plans.approved if prev else None,
+            f"{plans.merged} merged",
         ),
         card(
             "First-pass approval",
-            fmt_pct(report["first_pass_approval_rate"]),
+            fmt_pct(report.first_pass_approval_rate),
             "pct",
-            report["first_pass_approval_rate"],
-            prev.get("first_pass_approval_rate"),
+            report.first_pass_approval_rate,
+            prev.first_pass_approval_rate if prev else None,
             "approved in cycle 1",
         ),
         card(
             "Cycles per plan",
-            fmt_float(report["cycles"]["mean_per_plan"]),
+            fmt_float(report.cycles.mean_per_plan),
             "float",
-            report["cycles"]["mean_per_plan"],
-            (prev.get("cycles") or {}).get("mean_per_plan"),
-            f"max {report['cycles']['max']}",
+            report.cycles.mean_per_plan,
+            prev.cycles.mean_per_plan if prev else None,
+            f"max {report.cycles.max}",
         ),
         card(
             "Cost per approved plan",
-            fmt_usd(cost.get("per_approved_plan")),
+            fmt_usd(cost.per_approved_plan),
             "usd",
-            cost.get("per_approved_plan"),
-            prev_cost.get("per_approved_plan"),
-            f"{fmt_usd(cost['total'])} in total" if cost.get("total") is not None else "cost is only in the ledger",
+            cost.per_approved_plan,
+            prev.cost_usd.per_approved_plan if prev else None,
+            f"{fmt_usd(cost.total)} in total" if cost.total is not None else "cost is only in the ledger",
         ),
         card(
             "Speedup vs estimate",
-            fmt_speedup(estimate.get("speedup")),
+            fmt_speedup(estimate.speedup),
             "speedup",
-            estimate.get("speedup"),
-            prev_estimate.get("speedup"),
+            estimate.speedup,
+            prev.estimate.speedup if prev else None,
             _estimate_note(estimate),
         ),
     ]
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: MetricsReport) -> str:
     """The metrics report as one self-contained HTML page."""
     template = environment().get_template("metrics.html.j2")
     sections: dict[str, list[Any]] = {}
-    by_day = report["cost_usd"].get("by_day")
+    by_day = report.cost_usd.by_day
     cost_unit = cost_buckets(by_day)[0] if by_day else "day"
     for row in figure_rows(report):
         sections.setdefault(row.section, []).append(row)
     return template.render(
         report=report,
         period=period_label(report),
-        empty=bool(report.get("empty")),
+        empty=report.empty,
         empty_message=empty_message(report),
         kpis=_kpis(report),
         charts=[

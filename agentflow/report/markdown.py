@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from agentflow.metrics.model import MetricsReport
 from agentflow.report.figures import empty_message, figure_rows, pattern_rows, period_label, plan_rows
 
 
@@ -19,9 +18,9 @@ def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
     return lines
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def render_markdown(report: MetricsReport) -> str:
     lines = [f"## agentflow metrics: {period_label(report)}", ""]
-    if report.get("empty"):
+    if report.empty:
         return "\n".join([*lines, empty_message(report), ""])
     rows = [[r.label, r.value, r.previous, r.change] for r in figure_rows(report)]
     lines += _table(["Figure", "This period", "Previous", "Change"], rows, [":---", "---:", "---:", "---:"])
@@ -37,5 +36,5 @@ def render_markdown(report: dict[str, Any]) -> str:
             [[p["plan"], p["title"], p["runs"], p["cycles"], p["outcome"], p["estimate"], p["actual"]] for p in plans],
             [":---", ":---", "---:", "---:", ":---", "---:", "---:"],
         )
-    lines += ["", f"_Source: {report['source']}. Definitions: docs/metrics.md._", ""]
+    lines += ["", f"_Source: {report.source}. Definitions: docs/metrics.md._", ""]
     return "\n".join(lines)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from agentflow.metrics.model import MetricsReport
 from agentflow.report.figures import empty_message, figure_rows, pattern_rows, period_label, plan_rows
 
 
@@ -20,9 +19,9 @@ def _table(header: list[str], rows: list[list[str]], left: frozenset[int] = froz
     return [line.rstrip() for line in lines]
 
 
-def render_text(report: dict[str, Any]) -> str:
-    lines = [f"agentflow metrics  {period_label(report)}  (source: {report['source']})", ""]
-    if report.get("empty"):
+def render_text(report: MetricsReport) -> str:
+    lines = [f"agentflow metrics  {period_label(report)}  (source: {report.source})", ""]
+    if report.empty:
         lines.append(empty_message(report))
         return "\n".join(lines) + "\n"
     section = None
@@ -55,6 +54,6 @@ def render_text(report: dict[str, Any]) -> str:
             ],
             left=frozenset({0, 3}),
         )
-    if report["source"] == "git":
+    if report.source == "git":
         lines += ["", "From git alone: sessions, tokens and cost are only in the ledger (shown as —)."]
     return "\n".join(lines) + "\n"
