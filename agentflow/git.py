@@ -1,29 +1,41 @@
-"""Git plumbing agentflow needs: repository discovery, worktrees, commits with trailers, notes.
+"""Git for agentflow: repository discovery, refs, commits with trailers, notes, worktrees.
 
-Everything goes through the git command line: the plumbing agentflow relies on (notes, worktrees,
-``merge-tree --write-tree``, ``patch-id --verbatim``, trailers) has no richer API in a library, and
-the CLI keeps start-up fast for hooks and CI gates. Every failure becomes a ``GitError`` naming the
-command and the fix.
+Two ways in, one policy. Reads of refs, commits, trees, note objects and identity go through
+GitPython (``Repo.lib()``, imported on first use: about 100 ms, so ``--version``, ``gate`` and the
+git hooks never pay for it), whose persistent ``git cat-file --batch`` serves many objects from one
+process. The plumbing GitPython has no API for (worktrees, ``merge-tree --write-tree``,
+``patch-id``, note writes, commits with ``--trailer``) and the gate's fast path (``commit_info``,
+``trees``, ``notes_map``: a handful of batched git processes) use the git command line through
+``run_git``. Every failure becomes a ``GitError`` naming the command and the fix.
 
 Repository config and hooks are content an agent could have written, so every git process agentflow
-starts (``run_git``) runs no hook and no fsmonitor, shows diffs without external diff drivers or
-textconv, and gets an environment without secrets (``git_env``).
+starts, GitPython's included, runs no hook and no fsmonitor (``SAFE_CONFIG``), shows diffs without
+external diff drivers or textconv, and gets an environment without secrets (``git_env``; GitPython's
+processes get the secret variables emptied, ``_secretless``).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
+import re
 import secrets
 import subprocess
+import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from agentflow.errors import GitError
 from agentflow.redact import is_secret_name
+
+if TYPE_CHECKING:
+    import git as gitpython
 
 NOTES_REF = "refs/notes/agentflow"
 NOTE_WRITE_ATTEMPTS = 60
@@ -91,6 +103,119 @@ def run_git(
     )
 
 
+def _secretless() -> dict[str, str]:
+    """Secret variables of this process, emptied: GitPython's processes start from ``os.environ``,
+    and an empty value in its ``env`` overrides is how a name is kept from reaching them."""
+    return {k: "" for k in os.environ if k not in GIT_ENV_KEEP and is_secret_name(k)}
+
+
+# git commands that can show a diff, so could run an external diff driver or a textconv filter
+_DIFF_COMMANDS = frozenset({"diff", "diff-files", "diff-index", "diff-tree", "log", "show", "format-patch"})
+
+
+def _without_drivers(args: list[str]) -> list[str]:
+    """``args`` (global options, subcommand, its arguments) with ``NO_DRIVERS`` after a diff command."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        i += 2 if args[i] == "-c" else 1
+    if i < len(args) and args[i] in _DIFF_COMMANDS:
+        return [*args[: i + 1], *NO_DRIVERS, *args[i + 1 :]]
+    return args
+
+
+@functools.cache
+def _gitpython_repo_class() -> type[gitpython.Repo]:
+    """GitPython's ``Repo`` with every git process it starts hardened as ``run_git``'s are.
+
+    ``Git.execute`` is where every one of them starts: the persistent ``cat-file`` processes,
+    ``rev-list`` for ``iter_commits``, ``repo.git.*`` calls and the raw argv some GitPython methods
+    build themselves. There the ``SAFE_CONFIG`` options are put after the executable, ``NO_DRIVERS``
+    after a diff command, and the secret variables emptied. (Importing GitPython runs one ``git version`` with this process's
+    environment; it reads no repository and starts nothing.)
+    """
+    import git as gitpython  # about 100 ms: only for commands that read through GitPython
+
+    class HardenedGit(gitpython.Git):
+        def execute(self, command: Any, **kwargs: Any) -> Any:
+            if isinstance(command, list | tuple) and command and command[0] == self.GIT_PYTHON_GIT_EXECUTABLE:
+                command = [command[0], *SAFE_CONFIG, *_without_drivers(list(command[1:]))]
+            kwargs["env"] = {**_secretless(), **(kwargs.get("env") or {})}
+            return super().execute(command, **kwargs)
+
+    class HardenedRepo(gitpython.Repo):
+        GitCommandWrapperType = HardenedGit
+
+    return HardenedRepo
+
+
+def _fixed_offset(when: datetime) -> datetime:
+    """``when`` with a plain ``timezone`` (GitPython's own tzinfo class does not pickle or compare as one)."""
+    return when.replace(tzinfo=timezone(when.utcoffset() or timedelta(0)))
+
+
+def _close_handles(handles: dict[int, Any], lock: threading.Lock) -> None:
+    with lock:
+        open_handles = list(handles.values())
+        handles.clear()
+    for handle in open_handles:
+        handle.close()  # stops its cat-file processes and closes their pipes
+
+
+# The trailer block of a commit message as git finds it (trailer.c: the last paragraph, all trailers,
+# or a quarter of them with one git generates), so ``log_trailers`` reads what ``%(trailers)`` reads.
+_GIT_GENERATED_TRAILERS = ("Signed-off-by: ", "(cherry picked from commit ")
+_TRAILER_TOKEN = re.compile(r"[A-Za-z0-9-]+[ \t]*:")
+
+
+def _trailer_separator(line: str) -> int:
+    """Where a ``Token: value`` line's colon is (git's ``find_separator`` for ``:``), else -1."""
+    match = _TRAILER_TOKEN.match(line)
+    return match.end() - 1 if match else -1
+
+
+def parse_trailers(message: str) -> dict[str, str]:
+    """``Token: value`` trailers of a commit message, continuation lines unfolded (the last value of
+    a token wins), as ``git log --format=%(trailers:only,unfold)`` reports them."""
+    lines = message.splitlines()
+    while lines and (not lines[-1].strip() or lines[-1].startswith("#")):
+        lines.pop()  # git ignores trailing blank and comment lines
+    title_end = 0
+    while title_end < len(lines) and (lines[title_end].startswith("#") or lines[title_end].strip()):
+        title_end += 1  # the first paragraph is the title, never trailers
+    start, trailers, non_trailers, continuations, recognized = None, 0, 0, 0, False
+    for index in range(len(lines) - 1, title_end - 1, -1):
+        line = lines[index]
+        if line.startswith("#"):
+            non_trailers, continuations = non_trailers + continuations, 0
+            continue
+        if not line.strip():
+            non_trailers += continuations
+            if (recognized and trailers * 3 >= non_trailers) or (trailers and not non_trailers):
+                start = index + 1
+            break
+        if line.startswith(_GIT_GENERATED_TRAILERS):
+            trailers, continuations, recognized = trailers + 1, 0, True
+        elif _trailer_separator(line) >= 1:
+            trailers, continuations = trailers + 1, 0
+        elif line[0].isspace():
+            continuations += 1
+        else:
+            non_trailers, continuations = non_trailers + 1 + continuations, 0
+    result: dict[str, str] = {}
+    last: str | None = None
+    for line in lines[start:] if start is not None else []:
+        if line.startswith("#"):
+            continue
+        if line[0].isspace() and last is not None:
+            result[last] = f"{result[last]} {line.strip()}".strip()
+            continue
+        colon = _trailer_separator(line)
+        last = line[:colon].strip() if colon >= 1 else None
+        if last is not None:
+            result[last] = line[colon + 1 :].strip()
+    return result
+
+
 @dataclass(frozen=True)
 class DiffStat:
     files: int = 0
@@ -112,10 +237,53 @@ class TrailerCommit:
 
 
 class Repo:
-    """A git repository (or one of its worktrees) rooted at ``root``."""
+    """A git repository (or one of its worktrees) rooted at ``root``.
+
+    ``lib()`` is this thread's GitPython repository, opened on first use; ``close()`` (or leaving a
+    ``with Repo(...)`` block, or the object being collected) stops the ``cat-file`` processes of
+    every thread's. GitPython's persistent processes are not thread-safe, so threads never share one.
+    """
 
     def __init__(self, root: Path):
         self.root = root
+        self._handles: dict[int, Any] = {}
+        self._handles_lock = threading.Lock()
+        self._finalizer: weakref.finalize | None = None
+
+    def __enter__(self) -> Repo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the GitPython processes of every thread (the next ``lib()`` opens a new one)."""
+        _close_handles(self._handles, self._handles_lock)
+
+    def lib(self) -> gitpython.Repo:
+        """This thread's GitPython ``Repo`` (hardened: ``_gitpython_repo_class``), opened on first use."""
+        ident = threading.get_ident()  # unique among live threads: a reused id means the old one ended
+        handle = self._handles.get(ident)
+        if handle is None:
+            handle = _gitpython_repo_class()(self.root)
+            with self._handles_lock:
+                self._handles[ident] = handle
+                if self._finalizer is None:  # closes whatever is open when this object goes, or at exit
+                    self._finalizer = weakref.finalize(self, _close_handles, self._handles, self._handles_lock)
+        return handle
+
+    def _object(self, name: str, kind: str = "commit") -> Any | None:
+        """The GitPython object ``name`` names, peeled to ``kind``; None when it names none (or only
+        git's own parser understands it: the callers then ask git)."""
+        import git as gitpython
+        from gitdb.exc import ODBError
+
+        if not name or name.startswith("-"):
+            return None
+        try:
+            return self.lib().rev_parse(f"{name}^{{{kind}}}")
+        except (ValueError, LookupError, TypeError, gitpython.GitError, ODBError):
+            return None
 
     @classmethod
     def find(cls, path: Path | str = ".") -> Repo:
@@ -152,9 +320,15 @@ class Repo:
     # -- refs and objects ------------------------------------------------------------------------
 
     def rev(self, ref: str) -> str:
-        """The commit id ``ref`` names; GitError (exit 2) when it names none."""
+        """The commit id ``ref`` names; GitError (exit 2) when it names none.
+
+        GitPython resolves names, ids and ``~``/``^`` suffixes from the refs and its ``cat-file``;
+        what its parser does not know (``@{upstream}``, ``:/text``) goes to ``git rev-parse``."""
+        found = self._object(ref)
+        if found is not None:
+            return found.hexsha
         out = run_git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], self.root)
-        if out.returncode != 0:
+        if out.returncode != 0 or ref.startswith("-"):
             raise GitError(f"unknown revision {ref!r}", where=self.root, fix="name an existing branch, tag or commit")
         return out.stdout.strip()
 
@@ -169,17 +343,23 @@ class Repo:
         return lines[0], lines[1], lines[2].split() if len(lines) > 2 else []
 
     def tree(self, ref: str) -> str:
-        return self.git("rev-parse", f"{self.rev(ref)}^{{tree}}")
+        commit = self._object(self.rev(ref))
+        return commit.tree.hexsha if commit is not None else self.git("rev-parse", f"{self.rev(ref)}^{{tree}}")
 
     def has_commits(self) -> bool:
-        return self.ok("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+        return self._object("HEAD") is not None
 
     def current_branch(self) -> str | None:
         out = self.git("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
         return out or None
 
     def branch_exists(self, name: str) -> bool:
-        return self.ok("show-ref", "--verify", "--quiet", f"refs/heads/{name}")
+        import git as gitpython
+
+        try:
+            return gitpython.Head(self.lib(), f"refs/heads/{name}").is_valid()
+        except (ValueError, OSError):
+            return False
 
     def is_dirty(self, untracked: bool = False) -> bool:
         args = ["status", "--porcelain"] + ([] if untracked else ["--untracked-files=no"])
@@ -201,7 +381,10 @@ class Repo:
 
     def base_tree(self, base: str | None) -> str:
         """The tree a change based on ``base`` starts from (the empty tree for None)."""
-        return self.git("rev-parse", f"{base}^{{tree}}") if base else EMPTY_TREE
+        if not base:
+            return EMPTY_TREE
+        tree = self._object(base, "tree")
+        return tree.hexsha if tree is not None else self.git("rev-parse", f"{base}^{{tree}}")
 
     # -- diffs -----------------------------------------------------------------------------------
 
@@ -255,9 +438,22 @@ class Repo:
     # -- notes -----------------------------------------------------------------------------------
 
     def notes(self, commit: str, ref: str = NOTES_REF) -> list[str]:
-        """The note lines attached to ``commit`` under ``ref`` (empty when none)."""
-        out = run_git(["notes", f"--ref={ref}", "show", commit], self.root)
-        return [line for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+        """The note lines attached to ``commit`` under ``ref`` (empty when none).
+
+        Read as objects: the notes commit's tree, the note's path in it (flat or fanned out), its
+        blob, all through GitPython's persistent ``cat-file --batch``."""
+        notes_tree = self._object(ref if ref.startswith("refs/") else f"refs/notes/{ref}", "tree")
+        target = commit if re.fullmatch(r"[0-9a-f]{40}", commit) else getattr(self._object(commit), "hexsha", None)
+        if notes_tree is None or target is None:
+            return []
+        for path in (target, f"{target[:2]}/{target[2:]}", f"{target[:2]}/{target[2:4]}/{target[4:]}"):
+            try:
+                blob = notes_tree / path
+            except KeyError:
+                continue
+            text = blob.data_stream.read().decode("utf-8", "replace")
+            return [line for line in text.splitlines() if line.strip()]
+        return []
 
     def append_note(
         self,
@@ -325,26 +521,20 @@ class Repo:
     def log_trailers(self, *revs: str) -> list[TrailerCommit]:
         """Commits in ``revs`` (default: every ref) that carry an ``Agentflow-*`` trailer, newest first.
 
-        One ``git log`` for the lot, so reports over long histories stay fast.
+        GitPython's ``iter_commits``: one ``git rev-list --grep`` names them, its ``cat-file --batch``
+        reads them, and ``parse_trailers`` reads their trailers as git does.
         """
-        fmt = "%H%x1f%cI%x1f%aI%x1f%(trailers:only,unfold)%x1e"
-        out = self.git("log", *(revs or ("--all",)), "--grep=^Agentflow-", f"--format={fmt}", check=False)
+        import git as gitpython
+
         commits: list[TrailerCommit] = []
-        for record in out.split("\x1e"):
-            fields = record.strip("\n").split("\x1f")
-            if len(fields) != 4:
-                continue
-            trailers = {}
-            for line in fields[3].splitlines():
-                if ": " in line:
-                    key, value = line.split(": ", 1)
-                    trailers[key.strip()] = value.strip()
-            if any(key.startswith("Agentflow-") for key in trailers):
-                commits.append(
-                    TrailerCommit(
-                        fields[0], datetime.fromisoformat(fields[1]), datetime.fromisoformat(fields[2]), trailers
-                    )
-                )
+        try:
+            for c in self.lib().iter_commits(list(revs) or "--all", grep="^Agentflow-"):
+                trailers = parse_trailers(c.message if isinstance(c.message, str) else c.message.decode())
+                if any(key.startswith("Agentflow-") for key in trailers):
+                    committed, authored = (_fixed_offset(d) for d in (c.committed_datetime, c.authored_datetime))
+                    commits.append(TrailerCommit(c.hexsha, committed, authored, trailers))
+        except gitpython.GitCommandError:  # an unknown revision or no commits yet: nothing to report
+            pass
         return commits
 
     def configured(self, key: str) -> str | None:
@@ -355,9 +545,34 @@ class Repo:
         return values[-1] if values else None
 
     def user_identity(self) -> str:
-        name = self.git("config", "user.name", check=False) or "unknown"
-        email = self.git("config", "user.email", check=False)
+        """``Name <email>`` from the config files git reads (GitPython's config reader), "unknown" if none."""
+        from git.config import GitConfigParser
+
+        with GitConfigParser(self._config_files(), read_only=True, repo=self.lib()) as config:
+            found = {key: str(config.get_value("user", key, "")) for key in ("name", "email")}
+        for i in range(int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)):  # `git -c`'s variables
+            key = os.environ.get(f"GIT_CONFIG_KEY_{i}", "").lower()
+            if key in ("user.name", "user.email"):
+                found[key[5:]] = os.environ.get(f"GIT_CONFIG_VALUE_{i}", "")
+        name, email = found["name"] or "unknown", found["email"]
         return f"{name} <{email}>" if email else name
+
+    def _config_files(self) -> list[str]:
+        """The config files git reads, lowest precedence first: system, global (both as the
+        ``GIT_CONFIG_*`` variables say), the repository's, and its worktree's when enabled."""
+        files = []
+        if not os.environ.get("GIT_CONFIG_NOSYSTEM"):
+            files.append(os.environ.get("GIT_CONFIG_SYSTEM", "/etc/gitconfig"))
+        if "GIT_CONFIG_GLOBAL" in os.environ:
+            files.append(os.environ["GIT_CONFIG_GLOBAL"])
+        else:
+            xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+            files += [os.path.join(xdg, "git", "config"), os.path.expanduser("~/.gitconfig")]
+        lib = self.lib()
+        files.append(os.path.join(lib.common_dir, "config"))
+        if lib.config_reader("repository").get_value("extensions", "worktreeConfig", False):
+            files.append(os.path.join(lib.git_dir, "config.worktree"))
+        return [f for f in files if f and os.path.isfile(f)]
 
     # -- gate and merge helpers (gate helper) ----------------------------------------------------
 
