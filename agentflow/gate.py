@@ -798,10 +798,10 @@ def render_json(result: GateResult) -> str:
 def render_github(result: GateResult) -> str:
     """GitHub Actions: one ``::error`` (closed) or ``::notice`` (open) annotation.
 
-    Every field from a note or a model is escaped (``formats.workflow_command``): it cannot end the
+    Every field from a note or a model is escaped (``report.github.workflow_command``): it cannot end the
     annotation or start a workflow command of its own.
     """
-    from agentflow.formats import workflow_command
+    from agentflow.report.github import workflow_command
 
     level = "notice" if result.open else "error"
     return workflow_command(
@@ -813,8 +813,8 @@ def render_github(result: GateResult) -> str:
 
 def render_github_log(result: GateResult) -> str:
     """The text report for a GitHub Actions log: no line of it can be read as a workflow command
-    (``::stop-commands::``, ``##[...]``; ``formats.log_line``)."""
-    from agentflow.formats import log_line
+    (``::stop-commands::``, ``##[...]``; ``report.github.log_line``)."""
+    from agentflow.report.github import log_line
 
     return "\n".join(log_line(line) for line in render_text(result).splitlines())
 

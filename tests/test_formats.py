@@ -10,18 +10,17 @@ import jsonschema
 import pytest
 
 from agentflow.errors import UsageError
-from agentflow.formats import (
+from agentflow.report.github import (
     ANNOTATIONS_PER_LEVEL,
-    VerifyReport,
     escape_data,
     escape_property,
     github_step_summary,
-    render,
     to_github,
-    to_junit,
-    to_sarif,
     workflow_command,
 )
+from agentflow.report.junit import to_junit
+from agentflow.report.sarif import to_sarif
+from agentflow.report.verify import VerifyReport, render
 from tests.helpers import github_sarif_problems, shared_schema, validate_junit, validate_sarif
 
 
@@ -294,7 +293,8 @@ def test_patterns_only_report_has_no_criteria_suite_cases():
 
 
 def test_multi_line_reasons_stay_one_list_item_in_markdown_and_text():
-    from agentflow.formats import to_markdown, to_text
+    from agentflow.report.markdown import verify_markdown as to_markdown
+    from agentflow.report.text import verify_text as to_text
 
     sample = report(outcome="changes_requested", reasons=["high finding F1: a\nb"])
     assert "- high finding F1: a b" in to_markdown(sample)

@@ -338,7 +338,7 @@ def test_a_finding_id_or_path_cannot_start_a_workflow_command(repo, cli, tmp_pat
 
 
 def test_verify_github_annotations_escape_model_fields(repo, cli):
-    from agentflow.formats import VerifyReport, render
+    from agentflow.report.verify import VerifyReport, render
 
     report = VerifyReport(
         run_id="r",

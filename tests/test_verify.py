@@ -173,8 +173,8 @@ def test_verify_with_a_signing_key_signs_the_note(repo, cli, monkeypatch):
 
 def test_verify_programmatic_api(repo):
     """The library entry point the demo uses."""
-    from agentflow.formats import render
     from agentflow.orchestration import BuildOptions, verify
+    from agentflow.report.verify import render
 
     write_plan(repo)
     feature(repo)

@@ -90,7 +90,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     from agentflow.config import load_config
     from agentflow.errors import PlanError
     from agentflow.plans import check_plans, find_plans
-    from agentflow.records import format_table, plan_states, status_rows
+    from agentflow.records import plan_states, status_rows
+    from agentflow.report.text import status_table
 
     root = _common.repo().root
     load_config(root)  # a misspelt or broken config is an error here too, not only when building
@@ -99,7 +100,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     if as_json:
         _common.out(json.dumps([row.to_dict() for row in rows], indent=2))
     elif rows:
-        for line in format_table(rows):
+        for line in status_table(rows):
             _common.out(line)
     else:
         _common.out('no plans yet: agentflow plan new "Title"')

@@ -24,7 +24,8 @@ def log(
       agentflow log --json | jq 'select(.kind == "verdict_recorded")'
     """
     from agentflow.ledger import dump_event
-    from agentflow.records import event_line, read_events
+    from agentflow.records import read_events
+    from agentflow.report.text import event_line
 
     events = read_events(_common.repo().root, run)
     if as_json:

@@ -14,8 +14,8 @@ from agentflow.cli import _common
 
 if TYPE_CHECKING:
     from agentflow.events import Event
-    from agentflow.formats import ReportTarget, VerifyReport
     from agentflow.orchestration import BuildResult
+    from agentflow.report.verify import ReportTarget, VerifyReport
 
 BUILD_HELP = """Build plans: builder session in a worktree, commit, checks, independent verifier, rework until approved.
 
@@ -334,9 +334,10 @@ def verify(
         ),
     ] = False,
 ) -> None:
-    from agentflow.formats import github_step_summary, report_targets
     from agentflow.orchestration import BuildOptions, exit_code_for, verify_checks
     from agentflow.orchestration import verify as verify_change
+    from agentflow.report.github import github_step_summary
+    from agentflow.report.verify import report_targets
 
     # checked before the verifier runs: a clash found afterwards would waste the verification
     targets = report_targets(fmt, output, {"json": json_file, "md": md_file, "sarif": sarif_file, "junit": junit_file})
@@ -365,7 +366,7 @@ def verify(
 def _write_reports(report: VerifyReport, targets: list[ReportTarget]) -> None:
     """Write every report; one unwritable file does not cost the others (the verdict is recorded)."""
     from agentflow.errors import UsageError
-    from agentflow.formats import render
+    from agentflow.report.verify import render
 
     failed: list[str] = []
     for fmt, path in targets:

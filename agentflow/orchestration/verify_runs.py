@@ -14,7 +14,6 @@ from agentflow.checks import check_specs, declared_at, run_checks
 from agentflow.config import load_config
 from agentflow.errors import GitError, UsageError
 from agentflow.events import CheckResult, RunStarted, VerdictRecorded, new_id
-from agentflow.formats import VerifyReport
 from agentflow.git import TRAILER_PLAN, Repo
 from agentflow.inputs import from_revision, plan_path_of, protected_findings
 from agentflow.integrity import TamperingError
@@ -32,6 +31,7 @@ from agentflow.orchestration.worktrees import (
     remove_worktree,
 )
 from agentflow.plans import Plan, resolve_plan
+from agentflow.report.verify import VerifyReport
 from agentflow.session import RunBudget
 
 
@@ -287,7 +287,7 @@ def verify_checks(
     ``plan_ref``, or of every plan an ``Agentflow-Plan`` trailer in base..head names (a merge-group
     commit merges several pull requests). Outcome ``checks_passed`` only when at least one check ran
     and every one passed: nothing is green because nothing ran."""
-    from agentflow.formats import CHECKS_FAILED, CHECKS_PASSED
+    from agentflow.report.verify import CHECKS_FAILED, CHECKS_PASSED
 
     repo = Repo(root)
     if not repo.has_commits():

@@ -1,13 +1,21 @@
-"""Rendering of reports: the metrics report (text, Markdown, JSON, HTML) and one run's timeline.
+"""Every renderer of agentflow, one module per output format.
 
-Domain code builds plain dictionaries (``agentflow.metrics``, ``agentflow.show``); this package only
-formats them. HTML comes from Jinja2 templates shipped in ``templates/`` (autoescaped) with inline
-SVG charts, so a report is one self-contained file that needs no network.
+Domain code builds the reports: the typed ``MetricsReport`` (``agentflow.metrics``), one run's
+timeline (``agentflow.show``), one verification's ``VerifyReport`` (``report.verify``), status
+rows and events (``agentflow.records``, ``agentflow.ledger``); this package only formats them.
+
+* ``text``: metrics, verify, show, the status table and log lines.
+* ``markdown``: metrics, verify, show.  ``html``: metrics and show (Jinja2 templates in
+  ``templates/``, autoescaped, inline SVG from ``charts``: one self-contained file, no network).
+* ``jsonout``: metrics and verify.  ``github``, ``sarif``, ``junit``: verify only.
+* Shared pieces: ``figures`` (every metrics figure, labelled and formatted once), ``show`` (the
+  timeline's pieces and ``render_show``), ``verify`` (``VerifyReport``, ``render``, ``report_targets``).
+
+``render_metrics``, ``report.show.render_show`` and ``report.verify.render`` pick the format.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -20,17 +28,19 @@ FORMATS: tuple[str, ...] = ("text", "md", "json", "html")
 def render_metrics(report: MetricsReport, fmt: str) -> str:
     """The metrics report in ``fmt`` (one of ``FORMATS``)."""
     if fmt == "json":
-        return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        from agentflow.report.jsonout import metrics_json
+
+        return metrics_json(report)
     if fmt == "text":
-        from agentflow.report.text import render_text
+        from agentflow.report.text import metrics_text
 
-        return render_text(report)
+        return metrics_text(report)
     if fmt == "md":
-        from agentflow.report.markdown import render_markdown
+        from agentflow.report.markdown import metrics_markdown
 
-        return render_markdown(report)
+        return metrics_markdown(report)
     if fmt == "html":
-        from agentflow.report.html import render_html
+        from agentflow.report.html import metrics_html
 
-        return render_html(report)
+        return metrics_html(report)
     raise ValueError(f"unknown format {fmt!r}")

@@ -1,4 +1,5 @@
-"""The HTML reports: one self-contained file each (inline CSS and SVG, no scripts, no network)."""
+"""The HTML reports, metrics and one run's timeline: one self-contained file each (inline CSS and
+SVG, no scripts, no network), from the Jinja2 templates in ``templates/`` (autoescaped)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from agentflow.report.figures import (
     period_label,
     plan_rows,
 )
+from agentflow.report.show import check_line, diffstat, header_rows, tokens_text, transcript_entries
 
 
 @cache
@@ -198,7 +200,7 @@ def _kpis(report: MetricsReport) -> list[dict[str, str]]:
     ]
 
 
-def render_html(report: MetricsReport) -> str:
+def metrics_html(report: MetricsReport) -> str:
     """The metrics report as one self-contained HTML page."""
     template = environment().get_template("metrics.html.j2")
     sections: dict[str, list[Any]] = {}
@@ -222,4 +224,22 @@ def render_html(report: MetricsReport) -> str:
         patterns=pattern_rows(report),
         plans=plan_rows(report),
         na=NA,
+    )
+
+
+def show_html(timeline: dict[str, Any]) -> str:
+    transcripts = {sid: transcript_entries(m) for sid, m in (timeline.get("transcripts") or {}).items()}
+    return (
+        environment()
+        .get_template("show.html.j2")
+        .render(
+            t=timeline,
+            header=header_rows(timeline["run"]),
+            diffstat=diffstat,
+            check_line=check_line,
+            usd=fmt_usd,
+            tokens=tokens_text,
+            transcripts=transcripts,
+            na=NA,
+        )
     )

@@ -1,9 +1,17 @@
-"""The metrics report as GitHub-flavoured Markdown (for PR comments and job summaries)."""
+"""Every Markdown report (GitHub-flavoured, for PR comments and job summaries): metrics, one
+verification, one run's timeline.
+
+Each report escapes its cells as it always has (``_cell`` for metrics, ``_verify_cell`` for
+verify, ``_show_cell`` for show); they differ slightly, and unifying them would change output."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from agentflow.metrics.model import MetricsReport
-from agentflow.report.figures import empty_message, figure_rows, pattern_rows, period_label, plan_rows
+from agentflow.report.figures import NA, empty_message, figure_rows, fmt_usd, pattern_rows, period_label, plan_rows
+from agentflow.report.show import diffstat, evidence_cell, header_rows, tokens_text, transcript_entries
+from agentflow.report.verify import VerifyReport, check_status, location
 
 
 def _cell(text: str) -> str:
@@ -18,7 +26,7 @@ def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
     return lines
 
 
-def render_markdown(report: MetricsReport) -> str:
+def metrics_markdown(report: MetricsReport) -> str:
     lines = [f"## agentflow metrics: {period_label(report)}", ""]
     if report.empty:
         return "\n".join([*lines, empty_message(report), ""])
@@ -38,3 +46,119 @@ def render_markdown(report: MetricsReport) -> str:
         )
     lines += ["", f"_Source: {report.source}. Definitions: docs/metrics.md._", ""]
     return "\n".join(lines)
+
+
+# -- one verification (`agentflow verify --format md`, the step summary) -----------------------------
+
+
+def _verify_cell(text: Any) -> str:
+    return str(text or "").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def verify_markdown(report: VerifyReport) -> str:
+    icon = "✅" if report.passed else ("⚠️" if report.outcome == "no_verdict" else "❌")
+    plan = f"plan `{report.plan_id}` {report.plan_title}" if report.plan_id else "no plan (patterns only)"
+    lines = [
+        f"## {icon} agentflow verify: `{report.outcome}`",
+        "",
+        f"{plan} · base `{report.base}` (`{report.base_commit[:12]}`) · head `{report.head[:12]}` · "
+        f"run `{report.run_id}` · ${report.cost_usd:.2f}",
+    ]
+    if report.summary:
+        lines += ["", f"> {_verify_cell(report.summary)}"]
+    if report.reasons and not report.passed:
+        lines += ["", "**Not approved because:**", ""] + [f"- {_verify_cell(r)}" for r in report.reasons]
+    if report.checks:
+        lines += ["", "### Checks", "", "| check | result | time |", "|---|---|---|"]
+        lines += [
+            f"| `{_verify_cell(c['command'])}` | {check_status(c)} | {c.get('duration_s', 0):.1f}s |"
+            for c in report.checks
+        ]
+    if report.criteria:
+        lines += ["", "### Acceptance criteria", "", "| id | criterion | status | evidence |", "|---|---|---|---|"]
+        lines += [
+            f"| {c['id']} | {_verify_cell(c.get('text'))} | {c['status']} | {_verify_cell(c.get('evidence'))} |"
+            for c in report.criteria
+        ]
+    if report.findings:
+        lines += ["", "### Findings", "", "| id | severity | where | pattern | finding |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {_verify_cell(f['id'])} | {f['severity']} | {_verify_cell(location(f))} | {_verify_cell(f.get('pattern'))} "
+            f"| {_verify_cell(f['message'])} |"
+            for f in report.findings
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# -- one run's timeline (`agentflow show --format md`) ------------------------------------------------
+
+
+def _show_cell(text: Any) -> str:
+    """Text for a Markdown table cell or line: no raw HTML, no broken tables."""
+    return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def show_markdown(timeline: dict[str, Any]) -> str:
+    run = timeline["run"]
+    lines = [f"## agentflow run `{run['run_id']}`", "", "| | |", "|:--|:--|"]
+    lines += [f"| {k} | {_show_cell(v)} |" for k, v in header_rows(run)]
+    for cycle in timeline["cycles"]:
+        lines += ["", f"### Cycle {cycle['cycle']}", ""]
+        if cycle["builder"]:
+            lines.append(
+                f"**Builder** ({cycle['builder']['status']}, {fmt_usd(cycle['builder']['cost_usd'])}): "
+                f"{_show_cell(cycle['builder'].get('summary') or NA)}"
+            )
+            lines.append("")
+        lines += [f"**Commit:** {diffstat(cycle['commit'])}", ""]
+        if cycle["checks"]:
+            lines += ["| Check | Result | Seconds |", "|:--|:--|--:|"]
+            lines += [
+                f"| `{_show_cell(c['command'])}` | {'pass' if c['passed'] else 'fail'}{_show_cell(evidence_cell(c))} "
+                f"| {c['duration_s']:.1f} |"
+                for c in cycle["checks"]
+            ]
+            lines.append("")
+        verdict = cycle["verdict"]
+        if verdict:
+            lines.append(
+                f"**Verdict:** {verdict['outcome']} (decision: {verdict['decision'] or NA}). "
+                f"{_show_cell(verdict.get('summary') or '')}"
+            )
+            if verdict["criteria"]:
+                lines += ["", "| Criterion | Status | Evidence |", "|:--|:--|:--|"]
+                lines += [
+                    f"| {_show_cell(c.get('id'))} | {_show_cell(c.get('status'))} | {_show_cell(c.get('evidence', ''))} |"
+                    for c in verdict["criteria"]
+                ]
+            if verdict["findings"]:
+                lines += ["", "| Finding | Severity | Pattern | Where | Message |", "|:--|:--|:--|:--|:--|"]
+                lines += [
+                    f"| {_show_cell(f.get('id'))} | {_show_cell(f.get('severity'))} | {_show_cell(f.get('pattern') or '')} | "
+                    f"{_show_cell(f.get('file') or '')}{':' + str(f['line']) if f.get('line') else ''} | "
+                    f"{_show_cell(f.get('message', ''))} |"
+                    for f in verdict["findings"]
+                ]
+    for override in timeline["overrides"]:
+        lines += [
+            "",
+            f"**Override** ({override['ts']}): {override['outcome']}: {_show_cell(override.get('reason') or '')}",
+        ]
+    lines += [
+        "",
+        "### Sessions",
+        "",
+        "| Session | Role | Cycle | Status | Turns | Tokens | Cost |",
+        "|:--|:--|--:|:--|--:|:--|--:|",
+    ]
+    lines += [
+        f"| `{s['session_id']}` | {s['role']} | {s['cycle']} | {s['status']} | {s['turns']} | "
+        f"{tokens_text(s['tokens'])} | {fmt_usd(s['cost_usd'])} |"
+        for s in timeline["sessions"]
+    ]
+    for sid, messages in (timeline.get("transcripts") or {}).items():
+        lines += ["", f"<details><summary>Transcript {sid}</summary>", ""]
+        for heading, text in transcript_entries(messages):
+            lines += [f"**{heading}**", "", "```", text.replace("```", "`\u200b``"), "```", ""]
+        lines.append("</details>")
+    return "\n".join(lines) + "\n"

@@ -1,14 +1,19 @@
-"""Rendering of one run's timeline (``agentflow.show.run_timeline``) as text, Markdown or HTML."""
+"""One run's timeline (``agentflow.show.run_timeline``): the pieces every format shows the same way.
+
+``render_show`` picks the format; the renderers are ``report.text.show_text``,
+``report.markdown.show_markdown`` and ``report.html.show_html``.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from agentflow.report.figures import NA, fmt_hours, fmt_int, fmt_usd
+from agentflow.report.figures import NA, fmt_hours, fmt_usd
+from agentflow.report.verify import evidence_text
 
 
-def _tokens(tokens: dict[str, int]) -> str:
+def tokens_text(tokens: dict[str, int]) -> str:
     if not tokens:
         return NA
     return (
@@ -17,7 +22,7 @@ def _tokens(tokens: dict[str, int]) -> str:
     )
 
 
-def _diffstat(commit: dict[str, Any] | None) -> str:
+def diffstat(commit: dict[str, Any] | None) -> str:
     if not commit:
         return NA
     if not commit.get("commit"):
@@ -29,26 +34,22 @@ def _diffstat(commit: dict[str, Any] | None) -> str:
     return text
 
 
-def _evidence_cell(check: dict[str, Any]) -> str:
-    from agentflow.formats import evidence_text
-
+def evidence_cell(check: dict[str, Any]) -> str:
     evidence = evidence_text(check)
     return f" ({evidence})" if evidence else ""
 
 
-def _check_line(check: dict[str, Any]) -> str:
+def check_line(check: dict[str, Any]) -> str:
     status = (
         "pass"
         if check["passed"]
         else ("timed out" if check["exit_code"] is None else f"fail (exit {check['exit_code']})")
     )
-    from agentflow.formats import evidence_text
-
     evidence = evidence_text(check)
     return f"{status}  {check['command']}  ({check['duration_s']:.1f}s)" + (f"  [{evidence}]" if evidence else "")
 
 
-def _finding_line(finding: dict[str, Any]) -> str:
+def finding_line(finding: dict[str, Any]) -> str:
     where = finding.get("file") or ""
     if where and finding.get("line"):
         where += f":{finding['line']}"
@@ -97,7 +98,7 @@ def _block_entry(role: str, block: Any) -> tuple[str, str]:
     return role, json.dumps(block, ensure_ascii=False, default=str)
 
 
-def _header(run: dict[str, Any]) -> list[tuple[str, str]]:
+def header_rows(run: dict[str, Any]) -> list[tuple[str, str]]:
     plan = " ".join(str(x) for x in (run["plan_id"], run["plan_title"]) if x) or NA
     return [
         ("Plan", plan + (f" ({run['plan_path']})" if run.get("plan_path") else "")),
@@ -112,149 +113,18 @@ def _header(run: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def render_show_text(timeline: dict[str, Any]) -> str:
-    run = timeline["run"]
-    lines = [f"run {run['run_id']}"]
-    lines += [f"  {k + ':':<9} {v}" for k, v in _header(run)]
-    for cycle in timeline["cycles"]:
-        lines += ["", f"cycle {cycle['cycle']}"]
-        builder = cycle["builder"]
-        if builder:
-            lines.append(f"  builder   {builder['status']}, {builder['turns']} turns, {fmt_usd(builder['cost_usd'])}")
-            if builder.get("summary"):
-                lines += [f"            {line}" for line in builder["summary"].splitlines()]
-        lines.append(f"  commit    {_diffstat(cycle['commit'])}")
-        if cycle["checks"] is not None:
-            lines += [
-                "  checks    " + (_check_line(c) if i == 0 else "            " + _check_line(c))
-                for i, c in enumerate(cycle["checks"])
-            ] or ["  checks    none configured"]
-        verifier = cycle["verifier"]
-        if verifier:
-            lines.append(
-                f"  verifier  {verifier['status']}, {verifier['turns']} turns, {fmt_usd(verifier['cost_usd'])}"
-            )
-        verdict = cycle["verdict"]
-        if verdict:
-            lines.append(f"  verdict   {verdict['outcome']} (decision: {verdict['decision'] or NA})")
-            if verdict.get("summary"):
-                lines.append(f"            {verdict['summary']}")
-            if verdict.get("reason") and verdict["outcome"] != "approved":
-                lines.append(f"            why: {verdict['reason']}")
-            for c in verdict["criteria"]:
-                lines.append(
-                    f"            {c.get('id')}: {c.get('status')}"
-                    + (f" ({c['evidence']})" if c.get("evidence") else "")
-                )
-            lines += [f"            finding {_finding_line(f)}" for f in verdict["findings"]]
-    for override in timeline["overrides"]:
-        lines += ["", f"override  {override['outcome']} at {override['ts']}: {override.get('reason') or ''}"]
-    lines += ["", "sessions"]
-    for s in timeline["sessions"]:
-        lines.append(
-            f"  {s['session_id']}  {s['role']:<9} cycle {s['cycle']}  {s['status']:<11} {fmt_int(s['turns'])} turns  "
-            f"{fmt_usd(s['cost_usd'])}  {_tokens(s['tokens'])}  {s['backend'] or ''} {s['model'] or ''}".rstrip()
-        )
-    for sid, messages in (timeline.get("transcripts") or {}).items():
-        lines += ["", f"transcript {sid}", "-" * 60]
-        for heading, text in transcript_entries(messages):
-            lines += [f"[{heading}]", text, ""]
-    return "\n".join(lines) + "\n"
-
-
-def _md(text: Any) -> str:
-    """Text for a Markdown table cell or line: no raw HTML, no broken tables."""
-    return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def render_show_markdown(timeline: dict[str, Any]) -> str:
-    run = timeline["run"]
-    lines = [f"## agentflow run `{run['run_id']}`", "", "| | |", "|:--|:--|"]
-    lines += [f"| {k} | {_md(v)} |" for k, v in _header(run)]
-    for cycle in timeline["cycles"]:
-        lines += ["", f"### Cycle {cycle['cycle']}", ""]
-        if cycle["builder"]:
-            lines.append(
-                f"**Builder** ({cycle['builder']['status']}, {fmt_usd(cycle['builder']['cost_usd'])}): "
-                f"{_md(cycle['builder'].get('summary') or NA)}"
-            )
-            lines.append("")
-        lines += [f"**Commit:** {_diffstat(cycle['commit'])}", ""]
-        if cycle["checks"]:
-            lines += ["| Check | Result | Seconds |", "|:--|:--|--:|"]
-            lines += [
-                f"| `{_md(c['command'])}` | {'pass' if c['passed'] else 'fail'}{_md(_evidence_cell(c))} "
-                f"| {c['duration_s']:.1f} |"
-                for c in cycle["checks"]
-            ]
-            lines.append("")
-        verdict = cycle["verdict"]
-        if verdict:
-            lines.append(
-                f"**Verdict:** {verdict['outcome']} (decision: {verdict['decision'] or NA}). "
-                f"{_md(verdict.get('summary') or '')}"
-            )
-            if verdict["criteria"]:
-                lines += ["", "| Criterion | Status | Evidence |", "|:--|:--|:--|"]
-                lines += [
-                    f"| {_md(c.get('id'))} | {_md(c.get('status'))} | {_md(c.get('evidence', ''))} |"
-                    for c in verdict["criteria"]
-                ]
-            if verdict["findings"]:
-                lines += ["", "| Finding | Severity | Pattern | Where | Message |", "|:--|:--|:--|:--|:--|"]
-                lines += [
-                    f"| {_md(f.get('id'))} | {_md(f.get('severity'))} | {_md(f.get('pattern') or '')} | "
-                    f"{_md(f.get('file') or '')}{':' + str(f['line']) if f.get('line') else ''} | "
-                    f"{_md(f.get('message', ''))} |"
-                    for f in verdict["findings"]
-                ]
-    for override in timeline["overrides"]:
-        lines += ["", f"**Override** ({override['ts']}): {override['outcome']}: {_md(override.get('reason') or '')}"]
-    lines += [
-        "",
-        "### Sessions",
-        "",
-        "| Session | Role | Cycle | Status | Turns | Tokens | Cost |",
-        "|:--|:--|--:|:--|--:|:--|--:|",
-    ]
-    lines += [
-        f"| `{s['session_id']}` | {s['role']} | {s['cycle']} | {s['status']} | {s['turns']} | "
-        f"{_tokens(s['tokens'])} | {fmt_usd(s['cost_usd'])} |"
-        for s in timeline["sessions"]
-    ]
-    for sid, messages in (timeline.get("transcripts") or {}).items():
-        lines += ["", f"<details><summary>Transcript {sid}</summary>", ""]
-        for heading, text in transcript_entries(messages):
-            lines += [f"**{heading}**", "", "```", text.replace("```", "`\u200b``"), "```", ""]
-        lines.append("</details>")
-    return "\n".join(lines) + "\n"
-
-
-def render_show_html(timeline: dict[str, Any]) -> str:
-    from agentflow.report.html import environment
-
-    transcripts = {sid: transcript_entries(m) for sid, m in (timeline.get("transcripts") or {}).items()}
-    return (
-        environment()
-        .get_template("show.html.j2")
-        .render(
-            t=timeline,
-            header=_header(timeline["run"]),
-            diffstat=_diffstat,
-            check_line=_check_line,
-            usd=fmt_usd,
-            tokens=_tokens,
-            transcripts=transcripts,
-            na=NA,
-        )
-    )
-
-
 def render_show(timeline: dict[str, Any], fmt: str) -> str:
+    """The timeline in ``fmt``: text, md or html."""
     if fmt == "text":
-        return render_show_text(timeline)
+        from agentflow.report.text import show_text
+
+        return show_text(timeline)
     if fmt == "md":
-        return render_show_markdown(timeline)
+        from agentflow.report.markdown import show_markdown
+
+        return show_markdown(timeline)
     if fmt == "html":
-        return render_show_html(timeline)
+        from agentflow.report.html import show_html
+
+        return show_html(timeline)
     raise ValueError(f"unknown format {fmt!r}")

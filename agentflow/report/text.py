@@ -1,9 +1,29 @@
-"""The metrics report as aligned plain text (the terminal default)."""
+"""Every plain-text report (the terminal default): metrics, one verification, one run's timeline,
+the status table and the log's event lines. Plain and aligned, no colour or box drawing: they must
+read well in CI logs and pipes."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from agentflow.metrics.model import MetricsReport
-from agentflow.report.figures import empty_message, figure_rows, pattern_rows, period_label, plan_rows
+from agentflow.report.figures import (
+    NA,
+    empty_message,
+    figure_rows,
+    fmt_int,
+    fmt_usd,
+    pattern_rows,
+    period_label,
+    plan_rows,
+)
+from agentflow.report.show import check_line, diffstat, finding_line, header_rows, tokens_text, transcript_entries
+from agentflow.report.verify import VerifyReport, check_status, location
+from agentflow.text import one_line
+
+if TYPE_CHECKING:
+    from agentflow.events import Event
+    from agentflow.records import StatusRow
 
 
 def _table(header: list[str], rows: list[list[str]], left: frozenset[int] = frozenset({0})) -> list[str]:
@@ -19,7 +39,7 @@ def _table(header: list[str], rows: list[list[str]], left: frozenset[int] = froz
     return [line.rstrip() for line in lines]
 
 
-def render_text(report: MetricsReport) -> str:
+def metrics_text(report: MetricsReport) -> str:
     lines = [f"agentflow metrics  {period_label(report)}  (source: {report.source})", ""]
     if report.empty:
         lines.append(empty_message(report))
@@ -57,3 +77,171 @@ def render_text(report: MetricsReport) -> str:
     if report.source == "git":
         lines += ["", "From git alone: sessions, tokens and cost are only in the ledger (shown as —)."]
     return "\n".join(lines) + "\n"
+
+
+# -- one verification (`agentflow verify`) --------------------------------------------------------
+
+
+def verify_text(report: VerifyReport) -> str:
+    lines = [
+        report.title,
+        f"base {report.base} ({report.base_commit[:12]})  head {report.head[:12]}  "
+        f"run {report.run_id}  cost ${report.cost_usd:.2f}",
+    ]
+    if report.decision:
+        lines.append(f"decision: {report.decision}")
+    if report.summary:
+        lines += ["", report.summary]
+    if report.checks:
+        lines += ["", "Checks:"]
+        lines += [
+            f"  {'PASS' if c.get('passed') else 'FAIL'} {c['command']} ({check_status(c)}, "
+            f"{c.get('duration_s', 0):.1f}s)"
+            for c in report.checks
+        ]
+    if report.criteria:
+        lines += ["", "Acceptance criteria:"]
+        for c in report.criteria:
+            evidence = f" - {c['evidence']}" if c.get("evidence") else ""
+            lines.append(f"  {c['status'].upper():10} {c['id']}: {c.get('text', '')}{evidence}")
+    if report.findings:
+        lines += ["", "Findings:"]
+        for f in report.findings:
+            where = f" {location(f)}" if location(f) else ""
+            pattern = f" [{f['pattern']}]" if f.get("pattern") else ""
+            lines.append(f"  {f['severity'].upper():8} {f['id']}{where}{pattern}: {f['message']}")
+            if f.get("suggestion"):
+                lines.append(f"           fix: {f['suggestion']}")
+    if report.reasons and not report.passed:
+        lines += ["", "Not approved because:"] + [f"  - {one_line(r)}" for r in report.reasons]
+    return "\n".join(lines) + "\n"
+
+
+# -- one run's timeline (`agentflow show`) --------------------------------------------------------
+
+
+def _verdict_lines(verdict: dict[str, Any]) -> list[str]:
+    lines = [f"  verdict   {verdict['outcome']} (decision: {verdict['decision'] or NA})"]
+    if verdict.get("summary"):
+        lines.append(f"            {verdict['summary']}")
+    if verdict.get("reason") and verdict["outcome"] != "approved":
+        lines.append(f"            why: {verdict['reason']}")
+    for c in verdict["criteria"]:
+        lines.append(
+            f"            {c.get('id')}: {c.get('status')}" + (f" ({c['evidence']})" if c.get("evidence") else "")
+        )
+    lines += [f"            finding {finding_line(f)}" for f in verdict["findings"]]
+    return lines
+
+
+def _cycle_lines(cycle: dict[str, Any]) -> list[str]:
+    lines = ["", f"cycle {cycle['cycle']}"]
+    builder = cycle["builder"]
+    if builder:
+        lines.append(f"  builder   {builder['status']}, {builder['turns']} turns, {fmt_usd(builder['cost_usd'])}")
+        if builder.get("summary"):
+            lines += [f"            {line}" for line in builder["summary"].splitlines()]
+    lines.append(f"  commit    {diffstat(cycle['commit'])}")
+    if cycle["checks"] is not None:
+        lines += [
+            "  checks    " + (check_line(c) if i == 0 else "            " + check_line(c))
+            for i, c in enumerate(cycle["checks"])
+        ] or ["  checks    none configured"]
+    verifier = cycle["verifier"]
+    if verifier:
+        lines.append(f"  verifier  {verifier['status']}, {verifier['turns']} turns, {fmt_usd(verifier['cost_usd'])}")
+    if cycle["verdict"]:
+        lines += _verdict_lines(cycle["verdict"])
+    return lines
+
+
+def show_text(timeline: dict[str, Any]) -> str:
+    run = timeline["run"]
+    lines = [f"run {run['run_id']}"]
+    lines += [f"  {k + ':':<9} {v}" for k, v in header_rows(run)]
+    for cycle in timeline["cycles"]:
+        lines += _cycle_lines(cycle)
+    for override in timeline["overrides"]:
+        lines += ["", f"override  {override['outcome']} at {override['ts']}: {override.get('reason') or ''}"]
+    lines += ["", "sessions"]
+    for s in timeline["sessions"]:
+        lines.append(
+            f"  {s['session_id']}  {s['role']:<9} cycle {s['cycle']}  {s['status']:<11} {fmt_int(s['turns'])} turns  "
+            f"{fmt_usd(s['cost_usd'])}  {tokens_text(s['tokens'])}  {s['backend'] or ''} {s['model'] or ''}".rstrip()
+        )
+    for sid, messages in (timeline.get("transcripts") or {}).items():
+        lines += ["", f"transcript {sid}", "-" * 60]
+        for heading, text in transcript_entries(messages):
+            lines += [f"[{heading}]", text, ""]
+    return "\n".join(lines) + "\n"
+
+
+# -- the status table and the log (`agentflow status`, `agentflow log`) ---------------------------
+
+# Fields that say most about an event, in the order they are shown; anything else is left to --json.
+KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    "run_started": ("mode", "plan_id", "plan_title", "branch", "base", "max_cycles"),
+    "run_resumed": (),
+    "session_started": ("role", "cycle", "backend", "model", "session_id"),
+    "model_called": ("session_id", "turn", "model", "cost_usd", "stop_reason"),
+    "tool_called": ("session_id", "turn", "tool", "is_error"),
+    "session_ended": ("role", "cycle", "status", "reason", "turns", "cost_usd"),
+    "builder_committed": ("cycle", "commit", "files_changed", "insertions", "deletions", "out_of_scope"),
+    "checks_ran": ("cycle", "commit"),
+    "verdict_recorded": ("cycle", "outcome", "decision", "reason", "commit", "override", "signed"),
+    "run_ended": ("outcome", "cycles", "reason", "commit"),
+    "merged": ("plan_id", "branch", "into", "commit"),
+    "findings_recorded": ("source",),
+}
+_SKIP = {"v", "ts", "run_id", "kind"}
+
+
+def status_table(rows: list[StatusRow], title_width: int = 44) -> list[str]:
+    """A plain aligned table (no colour, no box drawing: it must read well in CI logs and pipes)."""
+    header = ("ID", "TITLE", "STATE", "LAST OUTCOME", "CYCLES", "COST")
+    cells = [
+        (r.id, _clip(r.title, title_width), r.state, r.last_outcome or "-", str(r.cycles), f"${r.cost_usd:.2f}")
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+    right = {4, 5}
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))
+        ).rstrip()
+
+    return [line(header), *(line(c) for c in cells)]
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") if value else "0"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "[]"
+    text = str(value)
+    if len(text) > 12 and all(c in "0123456789abcdef" for c in text):
+        return text[:12]  # commit ids
+    return repr(text) if " " in text else text
+
+
+def event_line(event: Event) -> str:
+    """``2026-11-27T22:10:03Z r-20261127-abc123 session_ended role=builder status=completed ...``."""
+    from agentflow.ledger import dump_event
+
+    data = dump_event(event)
+    fields = KEY_FIELDS.get(event.kind)
+    names = fields if fields is not None else tuple(k for k in data if k not in _SKIP)
+    parts = [f"{name}={_value(data[name])}" for name in names if data.get(name) not in (None, False, "", [])]
+    if event.kind == "checks_ran":
+        results = data.get("results", [])
+        passed = sum(1 for r in results if r.get("exit_code") == 0)
+        parts.append(f"passed={passed}/{len(results)}")
+    elif event.kind == "findings_recorded":
+        parts.append(f"findings={len(data.get('findings', []))}")
+    ts = event.ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return " ".join([ts, event.run_id or "-", event.kind, *parts])
