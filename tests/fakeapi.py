@@ -204,7 +204,9 @@ class _QuietServer(ThreadingHTTPServer):
 class FakeAnthropic:
     """The fake server's state: the reply queue and everything it received."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency  # seconds before every Messages reply
+        self.times: list[float] = []  # time.monotonic() of each Messages request
         self._queue: deque[Reply | ReplyFn] = deque()
         self._lock = threading.Lock()
         self.handler: ReplyFn | None = None
@@ -240,6 +242,7 @@ class FakeAnthropic:
     def next_reply(self, body: dict[str, Any]) -> Reply | None:
         with self._lock:
             self.requests.append(body)
+            self.times.append(time.monotonic())
             item = self._queue.popleft() if self._queue else self.handler
         if item is None:
             return None
@@ -274,7 +277,10 @@ def _make_handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
                 return
             fake.headers.append({k.lower(): v for k, v in self.headers.items()})
-            self._reply(fake.next_reply(body), body)
+            reply = fake.next_reply(body)
+            if fake.latency:
+                time.sleep(fake.latency)
+            self._reply(reply, body)
 
         def _reply(self, reply: Reply | None, body: dict[str, Any]) -> None:
             while isinstance(reply, Delay):

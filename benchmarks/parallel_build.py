@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""Parallel builds: ``agentflow build 1 2 3 4 -j 4`` against ``-j 1``, with a model that takes 0.5 s a call.
+
+Usage:  python benchmarks/parallel_build.py [--plans 4] [--jobs 4] [--latency 0.5] [--runs 3]
+                                            [--sandbox auto|bwrap|off] [--code DIR ...] [--min-ratio 3.3] [--json]
+
+A temporary repository with ``--plans`` ready plans (each its own file in its own scope, one check,
+``true``), the anthropic backend (the real SDK) pointed at ``tests/fakeapi.py`` on 127.0.0.1, which
+waits ``--latency`` seconds before every reply. Each plan takes four model calls, about 2 s of
+"thinking": the builder writes its file and finishes, the verifier runs ``cat`` on it (a sandboxed
+``run_command``) and approves. ``python -m agentflow build 1 2 3 4 -j N`` runs as a fresh process in
+a fresh copy of the repository, so its wall time includes start-up (Python, the CLI, the SDK
+import), worktrees, sessions, checks, commits, notes and ledger writes, everything a user waits for.
+
+``-j 1`` and ``-j N`` alternate, ``--runs`` times each after a warm-up; the report gives the medians,
+the ratio of medians (the speed-up) and where a ``-j N`` build's time goes: start-up until the first
+model call, the calls themselves, and the end after the last one. Every build must approve every
+plan in the sandbox asked for (the run_started events say which one ran). Exits 1 when a ratio is
+under ``--min-ratio`` (#19 item 5: at least 3.3x) or a build did not approve every plan.
+
+``--code DIR`` (repeatable) times another checkout (``PYTHONPATH`` points at it, e.g. a worktree of an
+older commit), interleaved with the others in the same run, for a before/after comparison: list the
+"before" first; the target applies to the last one named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakeapi import TEST_API_KEY, FakeAnthropic, message, tool_use  # noqa: E402
+
+PLAN = """---
+id: {id}
+title: Add p{id}
+status: ready
+scope: ["src/p{id}.py"]
+checks: ["true"]
+---
+## Context
+
+Module p{id} needs a function.
+
+## Requirements
+
+1. Add `value()` to src/p{id}.py, returning {id}.
+
+## Acceptance criteria
+
+- AC1: `value()` in src/p{id}.py returns {id}
+"""
+
+
+def build_repo(path: Path, plans: int, sandbox: str) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
+
+    path.mkdir(parents=True)
+    git("init", "-q", "-b", "main")
+    git("config", "user.email", "bench@example.com")
+    git("config", "user.name", "Bench")
+    git("config", "commit.gpgsign", "false")
+    (path / "README.md").write_text("# bench\n")
+    (path / "agentflow.yaml").write_text(f"base: main\nsandbox:\n  mode: {sandbox}\n")
+    (path / ".plans").mkdir()
+    for i in range(1, plans + 1):
+        (path / ".plans" / f"{i}-p{i}.md").write_text(PLAN.format(id=i))
+    git("add", "-A")
+    git("commit", "-q", "-m", "plans")
+
+
+def model_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """Builder: write the plan's file, finish. Verifier: ``cat`` it (sandboxed), approve."""
+    messages = body.get("messages") or []
+    first = json.dumps(messages[0]["content"]) if messages else ""
+    found = re.search(r"src/p(\d+)\.py", first)
+    plan = found.group(1) if found else "0"
+    path = f"src/p{plan}.py"
+    turn = sum(1 for m in messages if m.get("role") == "assistant")
+    verifier = "submit_verdict" in {t.get("name") for t in body.get("tools") or []}
+    if not verifier:
+        if turn == 0:
+            return message(tool_use("write_file", {"path": path, "content": f"def value():\n    return {plan}\n"}))
+        return message(tool_use("finish", {"summary": f"added value() to {path}"}))
+    if turn == 0:
+        return message(tool_use("run_command", {"command": f"cat {path}"}))
+    verdict = {
+        "decision": "approve",
+        "summary": f"{path} returns {plan}",
+        "criteria": [{"id": "AC1", "status": "met", "evidence": f"{path}:2"}],
+        "findings": [],
+    }
+    return message(tool_use("submit_verdict", verdict))
+
+
+def outcomes(repo: Path) -> tuple[list[str], set[str]]:
+    """The runs' outcomes and the sandboxes they ran in, from the ledger."""
+    from agentflow.ledger import Ledger
+
+    with Ledger.open(repo) as ledger:
+        events = ledger.events(kinds=["run_started", "run_ended"])
+    ended = [e.outcome for e in events if e.kind == "run_ended"]
+    sandboxes = {str(e.sandbox) for e in events if e.kind == "run_started"}
+    return ended, sandboxes
+
+
+# "warm": the SDK is imported before the clock starts, so the time is the build's own (start-up of the
+# CLI included) and the ratio shows how the runs scale; "cold" is the plain command a user waits for
+WARM = """import sys, time
+import anthropic  # noqa: F401 - before the clock: the SDK import is the same for -j 1 and -j N
+began = time.monotonic()
+from agentflow.cli import main
+sys.argv = ["agentflow", *sys.argv[1:]]
+try:
+    main()
+finally:
+    print(f"agentflow-bench-wall {time.monotonic() - began}", file=sys.stderr)
+"""
+
+
+def one_build(
+    template: Path, work: Path, code: Path, plans: int, jobs: int, fake: FakeAnthropic, warm: bool
+) -> dict[str, Any]:
+    repo = work / "repo"
+    if repo.exists():
+        shutil.rmtree(repo)
+    shutil.copytree(template, repo, symlinks=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLOW_", "ANTHROPIC_"))}
+    env.update(
+        ANTHROPIC_BASE_URL=fake.url,
+        ANTHROPIC_API_KEY=TEST_API_KEY,
+        PYTHONPATH=str(code) + os.pathsep + env.get("PYTHONPATH", ""),
+    )
+    args = ["build", *[str(i) for i in range(1, plans + 1)], "-j", str(jobs)]
+    command = [sys.executable, *(["-c", WARM] if warm else ["-m", "agentflow"]), *args]
+    first = len(fake.times)
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.monotonic()
+    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, check=False)
+    ended = time.monotonic()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if warm:
+        inner = re.findall(r"agentflow-bench-wall ([0-9.]+)", done.stderr)
+        began = ended - float(inner[-1]) if inner else began
+    calls = fake.times[first:]
+    outcome, sandboxes = outcomes(repo) if (repo / ".agentflow" / "ledger.db").exists() else ([], set())
+    return {
+        "wall_s": ended - began,
+        # CPU of the process and everything it ran (git, bwrap, checks), the SDK import included
+        "cpu_s": (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime),
+        "exit": done.returncode,
+        "approved": sum(1 for o in outcome if o == "approved"),
+        "sandboxes": sorted(sandboxes),
+        "calls": len(calls),
+        "to_first_call_s": (calls[0] - began) if calls else None,
+        "after_last_call_s": (ended - calls[-1]) if calls else None,
+        "stderr": done.stderr[-2000:] if done.returncode else "",
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plans", type=int, default=4)
+    parser.add_argument("--jobs", type=int, default=4)
+    parser.add_argument("--latency", type=float, default=0.5, help="seconds the fake model takes per call")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sandbox", choices=["auto", "bwrap", "off"], default="bwrap")
+    parser.add_argument("--mode", choices=["warm", "cold", "both"], default="both")
+    parser.add_argument("--code", type=Path, action="append", help="an agentflow checkout to time (default: this one)")
+    parser.add_argument("--min-ratio", type=float, default=3.3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    codes = [c.resolve() for c in (args.code or [ROOT])]
+    modes = ["warm", "cold"] if args.mode == "both" else [args.mode]
+    cells = [(code, mode) for code in codes for mode in modes]
+
+    fake = FakeAnthropic(latency=args.latency)
+    fake.handler = model_reply
+    fake.start()
+    results: dict[tuple[Path, str], dict[int, list[dict[str, Any]]]] = {cell: {1: [], args.jobs: []} for cell in cells}
+    failures: list[str] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="agentflow-parallel-") as folder:
+            template = Path(folder) / "template"
+            build_repo(template, args.plans, args.sandbox)
+            for code in codes:  # warm-up: page cache, .pyc files
+                one_build(template, Path(folder), code, args.plans, args.jobs, fake, warm=False)
+            for _ in range(args.runs):  # interleaved, so load changes hit every cell alike
+                for code, mode in cells:
+                    for jobs in (1, args.jobs):
+                        row = one_build(template, Path(folder), code, args.plans, jobs, fake, warm=mode == "warm")
+                        results[(code, mode)][jobs].append(row)
+                        if row["exit"] != 0 or row["approved"] != args.plans:
+                            last = row["stderr"].strip().splitlines()[-1:] or [""]
+                            failures.append(
+                                f"{code} {mode} -j {jobs}: exit {row['exit']}, "
+                                f"{row['approved']} of {args.plans} approved: {last[0]}"
+                            )
+    finally:
+        fake.stop()
+
+    report: dict[str, Any] = {
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "load_average": os.getloadavg(),
+        "plans": args.plans,
+        "jobs": args.jobs,
+        "latency_s": args.latency,
+        "runs": args.runs,
+        "sandbox": args.sandbox,
+        "rows": [],
+        "failures": failures,
+    }
+    for code, mode in cells:
+        serial, parallel = results[(code, mode)][1], results[(code, mode)][args.jobs]
+        one, many = statistics.median(r["wall_s"] for r in serial), statistics.median(r["wall_s"] for r in parallel)
+        report["rows"].append(
+            {
+                "code": str(code),
+                "mode": mode,
+                "j1_median_s": one,
+                "jn_median_s": many,
+                "ratio": one / many,
+                "j1_runs_s": [round(r["wall_s"], 2) for r in serial],
+                "jn_runs_s": [round(r["wall_s"], 2) for r in parallel],
+                "j1_to_first_call_s": statistics.median(r["to_first_call_s"] or 0 for r in serial),
+                "jn_to_first_call_s": statistics.median(r["to_first_call_s"] or 0 for r in parallel),
+                "jn_after_last_call_s": statistics.median(r["after_last_call_s"] or 0 for r in parallel),
+                "j1_cpu_s": statistics.median(r["cpu_s"] for r in serial),
+                "jn_cpu_s": statistics.median(r["cpu_s"] for r in parallel),
+                "calls_per_build": statistics.median(r["calls"] for r in serial + parallel),
+                "sandboxes": sorted({s for r in serial + parallel for s in r["sandboxes"]}),
+            }
+        )
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(
+            f"{report['machine']}, Python {report['python']}, load average {report['load_average'][0]:.2f} at the end; "
+            f"{args.plans} plans, {args.latency} s per model call, {args.runs} runs, sandbox {args.sandbox}\n"
+        )
+        j = args.jobs
+        print(
+            f"| code | SDK | `-j 1` median | `-j {j}` median | ratio | to first call `-j 1` / `-j {j}` | after last |"
+        )
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for row in report["rows"]:
+            print(
+                f"| {row['code']} | {row['mode']} | {row['j1_median_s']:.2f} s | {row['jn_median_s']:.2f} s "
+                f"| **{row['ratio']:.2f}x** | {row['j1_to_first_call_s']:.2f} s / {row['jn_to_first_call_s']:.2f} s "
+                f"| {row['jn_after_last_call_s']:.2f} s |"
+            )
+        print()
+        for row in report["rows"]:
+            print(
+                f"{row['code']} {row['mode']}: -j 1 {row['j1_runs_s']}, -j {j} {row['jn_runs_s']}, "
+                f"CPU {row['j1_cpu_s']:.2f} s / {row['jn_cpu_s']:.2f} s, {row['calls_per_build']:g} calls a build, sandbox {', '.join(row['sandboxes'])}"
+            )
+        for failure in failures:
+            print(f"FAILED: {failure}")
+    target = [row for row in report["rows"] if row["code"] == str(codes[-1]) and row["mode"] == modes[0]]
+    return 1 if failures or target[0]["ratio"] < args.min_ratio else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
