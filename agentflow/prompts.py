@@ -6,8 +6,10 @@ in a wheel); a repository overrides one by putting ``prompts/<role>.md`` at its 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +53,9 @@ def render_text(text: str, where: str | Path, **context: Any) -> str:
     exit 2 naming the template, and no code runs.
     """
     import jinja2
-    from jinja2.sandbox import SandboxedEnvironment
 
-    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     try:
-        return env.from_string(text).render(**context)
+        return _compiled(text).render(**context)
     except jinja2.UndefinedError as exc:
         raise UsageError(
             f"template uses an undefined variable: {exc.message}", where=where, fix="use only the documented variables"
@@ -72,6 +72,36 @@ def render_text(text: str, where: str | Path, **context: Any) -> str:
         raise UsageError(
             f"template failed to render: {exc}", where=where, fix="use only the documented variables"
         ) from None
+
+
+_TEMPLATES: dict[str, Any] = {}  # template text -> compiled Template, once per process (#19 item 5)
+_TEMPLATES_LOCK = threading.Lock()
+
+
+def _compiled(text: str) -> Any:
+    """The template of ``text`` in the one ``SandboxedEnvironment``, compiled once per process.
+
+    Compiling a role prompt costs a good part of a second of CPU, and under ``-j`` every run's every
+    session paid it while holding the GIL. The key is the whole text, so an edited or per-run
+    recorded template compiles anew; the sandbox's checks run at render time, on every render.
+    A template that fails to compile is not kept (the error is raised each time).
+    """
+    with _TEMPLATES_LOCK:
+        template = _TEMPLATES.get(text)
+        if template is None:
+            template = _environment().from_string(text)
+            if len(_TEMPLATES) >= 32:
+                _TEMPLATES.clear()
+            _TEMPLATES[text] = template
+        return template
+
+
+@functools.cache
+def _environment() -> Any:
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
 TASK_MARKER = "<!-- agentflow:task -->"

@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,21 +52,57 @@ _prefetch: list[Any] = []
 
 
 def prefetch_sdk() -> None:
-    """Import the SDK (about a second) in a background thread, once per process, so that it overlaps
-    the worktree preparation of a build instead of delaying its first model call (#19 item 5). The
-    first ``AnthropicModel`` waits on Python's import lock if the import is still running."""
+    """Import the SDK (a second or more) and make the default client in a background thread, once
+    per process, so that both overlap the checks and worktree preparation of a build instead of
+    delaying its first model call (#19 item 5). The first call waits on Python's import lock, or on
+    the client lock, if the thread is still at it."""
     if _prefetch or "anthropic" in sys.modules:
         return
     import contextlib
-    import threading
 
     def load() -> None:
-        with contextlib.suppress(Exception):  # the real import in AnthropicModel reports a problem
+        with contextlib.suppress(Exception):  # the first model call makes (and reports) the real thing
             import anthropic  # noqa: F401
+
+            key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
+            if key:  # the client an AnthropicModel with default settings uses (its transport, TLS context)
+                shared_client(client_settings(key, None, _env_float("AGENTFLOW_REQUEST_TIMEOUT", 600.0), True))
 
     thread = threading.Thread(target=load, name="agentflow-sdk-import", daemon=True)
     _prefetch.append(thread)
     thread.start()
+
+
+_clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def client_settings(api_key: str, base_url: str | None, timeout: float, strict: bool) -> tuple[Any, ...]:
+    """What an SDK client is made of (besides a caller's own HTTP client): the key of ``shared_client``."""
+    return (api_key, base_url or os.environ.get("ANTHROPIC_BASE_URL") or None, timeout, strict)
+
+
+def shared_client(settings: tuple[Any, ...]) -> anthropic.Anthropic:
+    """One SDK client per process and settings, shared by every model and thread (``-j``): the SDK's
+    HTTP client is thread-safe, and each new one costs a TLS context (CA bundle) and a connection
+    pool. Made under a lock, so concurrent first calls make it once."""
+    with _clients_lock:
+        client = _clients.get(settings)
+        if client is None:
+            import anthropic
+
+            api_key, base_url, timeout, strict = settings
+            client = anthropic.Anthropic(
+                api_key=api_key,
+                base_url=base_url,
+                max_retries=0,  # retries are ours: bounded waits, see RetryPolicy
+                timeout=timeout,
+                _strict_response_validation=strict,
+            )
+            if len(_clients) >= 8:  # settings seldom change in a process; a model keeps its own reference
+                _clients.pop(next(iter(_clients)))
+            _clients[settings] = client
+        return client
 
 
 def _env_float(name: str, default: float) -> float:
@@ -137,7 +174,13 @@ def api_key_from_env() -> str:
 
 
 class AnthropicModel:
-    """``Model`` over the Messages API. Construction fails with ``UsageError`` when no key is set."""
+    """``Model`` over the Messages API. Construction fails with ``UsageError`` when no key is set.
+
+    Construction checks the settings (key, timeout, retries, price) without the SDK: the client,
+    and with it the SDK import (about a second), comes with the first call, so ``build`` can check
+    every run's models before anything starts while the import runs in the background
+    (``prefetch_sdk``) instead of on the critical path (#19 item 5).
+    """
 
     def __init__(
         self,
@@ -153,23 +196,39 @@ class AnthropicModel:
         self.name = model
         self.retry = retry or RetryPolicy.from_env()
         self.timeout = timeout if timeout is not None else _env_float("AGENTFLOW_REQUEST_TIMEOUT", 600.0)
-        key = api_key or api_key_from_env()
+        self._settings = client_settings(api_key or api_key_from_env(), base_url, self.timeout, strict)
+        self._http_client = http_client
         pricing.price_for(model)  # warns once for a model without a known price
-        import anthropic
+        self._client: anthropic.Anthropic | None = None
+        self._client_lock = threading.Lock()
 
-        self._anthropic = anthropic
-        self.client: anthropic.Anthropic = anthropic.Anthropic(
-            api_key=key,
-            base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
-            max_retries=0,  # retries are ours: bounded waits, see RetryPolicy
-            timeout=self.timeout,
-            http_client=http_client,
-            _strict_response_validation=strict,
-        )
+    @property
+    def client(self) -> anthropic.Anthropic:
+        """The SDK client, made on first use (waiting for ``prefetch_sdk`` if it is still at it):
+        the process's shared one, or this model's own around a caller's ``http_client``."""
+        with self._client_lock:
+            if self._client is None:
+                import anthropic
+
+                self._anthropic = anthropic
+                if self._http_client is None:
+                    self._client = shared_client(self._settings)
+                else:
+                    api_key, base_url, timeout, strict = self._settings
+                    self._client = anthropic.Anthropic(
+                        api_key=api_key,
+                        base_url=base_url,
+                        max_retries=0,
+                        timeout=timeout,
+                        http_client=self._http_client,
+                        _strict_response_validation=strict,
+                    )
+            return self._client
 
     def close(self) -> None:
-        """Release the HTTP connection pool."""
-        self.client.close()
+        """Release this model's own HTTP client (the shared one lives as long as the process)."""
+        if self._client is not None and self._http_client is not None:
+            self._client.close()
 
     # -- the Model protocol ----------------------------------------------------------------------
 
@@ -187,11 +246,12 @@ class AnthropicModel:
 
     def _create_with_retries(self, params: dict[str, Any]) -> tuple[Any, int]:
         """(the SDK's Message, how many failed attempts were retried before it)."""
+        client = self.client
         anthropic = self._anthropic
         policy = self.retry
         for attempt in range(1, policy.attempts + 1):
             try:
-                return self.client.messages.create(**params), attempt - 1
+                return client.messages.create(**params), attempt - 1
             except anthropic.APIStatusError as exc:
                 if not _retryable(exc.status_code, exc.response.headers):
                     raise ModelError(

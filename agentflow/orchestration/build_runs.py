@@ -43,6 +43,7 @@ from agentflow.orchestration.context import (
     _plan_context,
     choose_patterns_text,
     describe_role,
+    effective_role,
     evaluator_findings,
     render_role_prompt,
     scope_findings,
@@ -564,15 +565,16 @@ def build(
     """
     signing_key()  # read once, before anything runs: bad key input is exit 2, and redact knows the key
     config = load_config(root)
-    plans = load_build_plans(root, refs, config)
-    preflight(root, config, options)
-    if options.models is None and "anthropic" in {
-        options.backend or config.models.builder.backend,
-        options.backend or config.models.verifier.backend,
-    }:
+    if options.models is None and any(
+        effective_role(config, role, options, root).backend == "anthropic" for role in ("builder", "verifier")
+    ):  # the roles as --backend and --script leave them: a scripted build never imports the SDK
         from agentflow.models.anthropic import prefetch_sdk
 
-        prefetch_sdk()  # off the critical path: the import overlaps worktree preparation
+        # off the critical path: the import (about a second) overlaps the checks below and the
+        # worktree preparation; the first model call waits for it (AnthropicModel.client)
+        prefetch_sdk()
+    plans = load_build_plans(root, refs, config)
+    preflight(root, config, options)
     reporter = reporter or NullReporter()
     ensure_git_identity(Repo(root), reporter)
     for plan in plans:
