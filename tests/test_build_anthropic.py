@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 
-from agentflow.events import ModelCalled, RunEnded, SessionEnded
+from agentflow.events import (
+    BuilderCommitted,
+    ChecksRan,
+    ModelCalled,
+    RunEnded,
+    RunStarted,
+    SessionEnded,
+    ToolCalled,
+    VerdictRecorded,
+)
+from agentflow.ledger import Ledger
 from tests.build_helpers import git, notes, run_events, verdict, write_plan
 from tests.fakeapi import FakeAnthropic, fake_anthropic, message, text, tool_use
+from tests.helpers import need_tool
 
 __all__ = ["fake_anthropic"]  # the fixture, imported for pytest
 
@@ -67,3 +79,71 @@ def test_missing_api_key_is_an_input_error_before_anything_starts(repo, cli):
     assert git(repo, "branch", "--list", "agentflow/*") == ""
     verify = cli("verify", "--backend", "anthropic")
     assert verify.exit_code == 2 and not (repo / ".agentflow").exists()
+
+
+def _plan_reply(body: dict) -> dict:
+    """Each plan's builder writes its own file and finishes; its verifier runs ``cat`` on it
+    (a sandboxed command) and approves. Answered per request, so concurrent sessions may interleave."""
+    first = json.dumps(body["messages"][0]["content"])
+    plan = re.search(r"src/p(\d)\.py", first).group(1)  # type: ignore[union-attr]
+    turn = sum(1 for m in body["messages"] if m["role"] == "assistant")
+    if "submit_verdict" not in {t["name"] for t in body["tools"]}:
+        if turn == 0:
+            return message(tool_use("write_file", {"path": f"src/p{plan}.py", "content": f"VALUE = {plan}\n"}))
+        return message(tool_use("finish", {"summary": f"plan {plan} done"}))
+    if turn == 0:
+        return message(tool_use("run_command", {"command": f"cat src/p{plan}.py"}))
+    return message(tool_use("submit_verdict", verdict(criteria={"AC1": "met", "AC2": "met"}, summary=f"p{plan} ok")))
+
+
+def test_four_plans_in_parallel_through_the_sdk(repo, cli, fake_anthropic: FakeAnthropic):
+    """``-j 4`` over four plans against the fake API (with latency, so the sessions overlap): four
+    approved runs, each with its own complete, chained record, commit and note (#19 item 5)."""
+    need_tool("bwrap")
+    for i in "1234":
+        write_plan(repo, i, f"Add p{i}", f"p{i}", scope=[f"src/p{i}.py"], checks=["true"])
+    for path in (repo / ".plans").glob("*.md"):  # each plan names its own file, for the fake model
+        path.write_text(path.read_text().replace("src/app.py", f"src/p{path.name[0]}.py"))
+    git(repo, "commit", "-qam", "plans name their files")
+    fake_anthropic.latency = 0.2
+    fake_anthropic.handler = _plan_reply
+
+    result = cli("build", "1", "2", "3", "4", "-j", "4", "--backend", "anthropic")
+
+    assert result.exit_code == 0, result.output
+    assert "4 of 4 plan(s) approved" in result.output
+    assert len(fake_anthropic.requests) == 16
+    started = run_events(repo, RunStarted)
+    assert sorted(e.plan_id for e in started) == ["1", "2", "3", "4"]
+    assert len({e.run_id for e in started}) == 4 and {e.sandbox for e in started} == {"bwrap"}
+    with Ledger.open(repo) as ledger:
+        for start in started:
+            ledger.verify_run(start.run_id)  # each run's hash chain holds
+            events = ledger.events(run_id=start.run_id)
+            kinds = [e.kind for e in events]
+            assert kinds[0] == "run_started" and kinds[-1] == "run_ended", kinds
+            assert [(e.role, e.status) for e in events if isinstance(e, SessionEnded)] == [
+                ("builder", "completed"),
+                ("verifier", "completed"),
+            ]
+            assert sum(isinstance(e, ModelCalled) for e in events) == 4
+            [tool] = [e for e in events if isinstance(e, ToolCalled) and e.tool == "run_command"]
+            assert tool.input == {"command": f"cat src/p{start.plan_id}.py"} and not tool.is_error
+            [committed] = [e for e in events if isinstance(e, BuilderCommitted)]
+            [checks] = [e for e in events if isinstance(e, ChecksRan)]
+            [recorded] = [e for e in events if isinstance(e, VerdictRecorded)]
+            assert checks.commit == recorded.commit == committed.commit and checks.results[0].passed
+            assert recorded.outcome == "approved" and events[-1].outcome == "approved"
+            head = git(repo, "rev-parse", start.branch)
+            assert head == committed.commit
+            assert git(repo, "show", f"{head}:src/p{start.plan_id}.py") == f"VALUE = {start.plan_id}"
+            assert [n["outcome"] for n in notes(repo, head)] == ["approved"]
+            assert notes(repo, head)[0]["run"] == start.run_id
+    assert git(repo, "status", "--porcelain") == ""  # the main checkout is untouched
+    # each verifier's sandboxed `cat` read its own plan's committed file (the tool result it was sent)
+    verifiers = [
+        json.dumps(b["messages"][-1])
+        for b in fake_anthropic.requests
+        if "submit_verdict" in {t["name"] for t in b["tools"]} and len(b["messages"]) == 3
+    ]
+    assert sorted(i for i in "1234" for text in verifiers if f"VALUE = {i}" in text) == ["1", "2", "3", "4"]
