@@ -35,12 +35,13 @@ from typing import Any, Union
 import msgspec
 
 from agentflow.evaluator import templates as key_counts
-from agentflow.evaluator.keys import key_template, template_of
+from agentflow.evaluator.keys import LABEL, key_template, template_of
 
 MAX_LABEL_KEYS = 256  # distinct (segments, even segments) counted per key field before spilling
 
 UNSET = msgspec.UNSET
 _EVENS = itemgetter(slice(None, None, 2))
+_is_label = LABEL.match
 DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 _PY = {
     "string": (str,),
@@ -48,7 +49,7 @@ _PY = {
     "number": (int, float),
     "boolean": (bool,),
     "null": (type(None),),
-    "array": (list,),
+    "array": (list[msgspec.Raw],),  # elements undecoded: arrays are leaves; their '#' are counted raw
 }
 _JSON_OF = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null", list: "array"}
 
@@ -115,6 +116,9 @@ class CompiledSchema:
         self.tag_field = tag_field
         self.types: dict[type, CompiledType] = {}
         self._collected: dict[str, frozenset[str]] = {}
+        # The undecoded elements (msgspec.Raw) of every array of a block: their '#' are part of the
+        # block's census but never key values (arrays are leaves), so run() counts them as found.
+        self.array_items: list[Any] = []
         for index, (name, shapes) in enumerate(sorted(shapes_by_type.items())):
             compiled = CompiledType(name, shapes, tag_field, f"T{index}", (key_paths or {}).get(name, set()))
             self.types[compiled.struct] = compiled
@@ -135,6 +139,9 @@ class CompiledSchema:
         before = [sum(compiled.counts.values()) for compiled in self._hashed_tags]
         counted = self._loop(lines, file_index, first_line, slow, note)
         found = sum([compiled.count_keys() for compiled in self.types.values()])
+        if self.array_items:
+            found += b"".join(self.array_items).count(b"#")
+            self.array_items.clear()  # the generated loop extends this very list: clear, never replace
         for compiled, earlier in zip(self._hashed_tags, before, strict=False):  # a type name with a '#' is a value too
             events = sum(compiled.counts.values()) - earlier
             if events:
@@ -143,7 +150,12 @@ class CompiledSchema:
         return counted, found
 
     def _generate(self, order: list[CompiledType], first_events: int) -> Any:
-        namespace: dict[str, Any] = {"UNSET": UNSET, "decode": self.decoder.decode, "DECODE_ERRORS": DECODE_ERRORS}
+        namespace: dict[str, Any] = {
+            "UNSET": UNSET,
+            "decode": self.decoder.decode,
+            "DECODE_ERRORS": DECODE_ERRORS,
+            "array_items": self.array_items.extend,
+        }
         source = [
             "def run(lines, file_index, first_line, slow, note):",
             "    fell = 0",
@@ -265,6 +277,11 @@ class CompiledType:
             # decoded it as a string (or it is absent, handled below).
             test = f"type({value}) is str and '#' in {value}" if node.codes else f"'#' in {value}"
             inner += [(0, f"if {test}:"), (1, f"{collect}({value})")]
+        if "array" in node.types:
+            if node.codes:
+                inner += [(0, f"if type({value}) is list:"), (1, f"array_items({value})")]
+            else:
+                inner.append((0, f"array_items({value})"))
         if node.struct is not None:
             struct_name = f"s{suffix}_{len(ns)}"
             ns[struct_name] = node.struct
@@ -320,9 +337,14 @@ class CompiledType:
             evens = list(map("#".join, map(_EVENS, parts)))
             if _ascii_upper("".join(values)) != _ascii_upper("".join(evens)):
                 # Some odd segment may be a label (PLATFORM#TENANT#t1): count these keys by their
-                # skeleton instead, the key with every segment that cannot be a label (does not
-                # start with A-Z) emptied: PLATFORM#TENANT# (the template depends on nothing else).
-                skeletons = ["#".join([s if "A" <= s[:1] <= "Z" else "" for s in segments]) for segments in parts]
+                # skeleton instead, the key with every segment that is not a label emptied:
+                # PLATFORM#TENANT# (the template depends on nothing else: keys._build tells labels
+                # from values by the same test). Free text ("Fix #12 (#13)") then shares a few
+                # skeletons ("##") instead of one per value.
+                skeletons = [
+                    "#".join([s if "A" <= s[:1] <= "Z" and _is_label(s) else "" for s in segments])
+                    for segments in parts
+                ]
                 for skeleton, n in Counter(skeletons).items():
                     self._count_skeleton(path, skeleton, n)
                     hashes += skeleton.count("#") * n  # a skeleton keeps every '#'

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-_LABEL = re.compile(r"[A-Z][A-Z0-9_]*\Z")
+LABEL = _LABEL = re.compile(r"[A-Z][A-Z0-9_]*\Z")  # a segment that is a label (the fast path uses it too)
 _CACHE_LIMIT = 4096
 _cache: dict[tuple[int, tuple[str, ...]], str] = {}
 

@@ -141,7 +141,8 @@ def _read_lines(aggregator: Aggregator, read: Callable[[int], bytes], index: int
                 pending = []
                 lines[0] = head + lines[0]
                 hashes += head.count(b"#")
-                escaped = escaped or b"\\" in head  # or the escape may straddle the two pieces
+                if not escaped and b"\\" in head:  # an escape may straddle the two pieces: look at the joined line
+                    escaped = hash_census(lines[0])[1]
             rest = lines.pop()  # the last piece has no newline yet: it continues in the next block
             hashes -= rest.count(b"#")
             if lines and block.count(b"\n\n") > len(lines) // 4:  # counted without overlap: N/2 when all blank
