@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agentflow import yamlsrc
 from agentflow.errors import ConfigError
+from agentflow.files import read_text_file
 from agentflow.models import BACKEND_NAMES
 
 CONFIG_FILE = "agentflow.yaml"
@@ -203,12 +204,7 @@ def read_config_file(root: Path, name: str) -> str | None:
     path = root / name
     if not path.exists():
         return None
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", where=name, fix="save the file as UTF-8") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror or exc}", where=name) from None
+    return read_text_file(path, where=name, error=ConfigError)
 
 
 def load_config(root: Path) -> Config:
@@ -224,10 +220,9 @@ def config_from_texts(yaml_text: str | None, pyproject_text: str | None) -> Conf
         try:
             source = yamlsrc.load(yaml_text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "invalid YAML"
-            raise ConfigError(f"{problem}", where=f"{CONFIG_FILE}{line}", fix="fix the YAML syntax") from None
+            line, problem = yamlsrc.syntax_error(exc)
+            where = f"{CONFIG_FILE}:{line}" if line else CONFIG_FILE
+            raise ConfigError(problem, where=where, fix="fix the YAML syntax") from None
         for path, line, first in source.duplicates:
             raise ConfigError(
                 f"{'.'.join(path)}: duplicate key (first on line {first})",

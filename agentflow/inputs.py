@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from agentflow import prompts
 from agentflow.config import CONFIG_FILE, PYPROJECT, Config, config_from_texts, pyproject_section, read_config_file
 from agentflow.errors import ConfigError, UsageError
+from agentflow.files import read_text_file
 from agentflow.git import Repo, run_git
 
 if TYPE_CHECKING:  # plans and patterns are imported where they are parsed: `gate` needs only the config
@@ -144,10 +145,7 @@ def from_checkout(root: Path, plan_path: Path | None = None) -> TrustedInputs:
         path = root / name
         if not path.is_file():
             return None
-        try:
-            return path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read: {exc}", where=name, fix="save it as UTF-8 text") from None
+        return read_text_file(path, where=name)
 
     return _collect(read, "checkout", _rel(root, plan_path) if plan_path else None, root)
 

@@ -33,6 +33,7 @@ from agentflow.events import (
     event_adapter,
     parse_event,
 )
+from agentflow.files import make_dir
 from agentflow.redact import redact
 
 # every ``kind`` this agentflow can read (the tags of the ``Event`` union)
@@ -147,7 +148,7 @@ class Ledger:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(path.parent)
         self._lock = threading.RLock()  # -j threads share the connection: one transaction at a time
         self._heads: dict[str | None, str] = {}  # the last hash this process appended, per run
         self._transcript_n: dict[str, int] = {}  # messages stored per session (appends only)
@@ -205,6 +206,17 @@ class Ledger:
             with contextlib.suppress(sqlite3.Error):  # a read-only ledger may never have begun
                 self._raw.execute("ROLLBACK")
             raise
+
+    def require_writable(self) -> None:
+        """``LedgerError`` (exit 2) now, before a run creates a branch or a worktree, when the ledger
+        cannot be written: a read-only file opens, and reads, without a word until the first append."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(f"PRAGMA user_version = {self.schema_version}")  # a write of nothing new
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    self._raw.execute("ROLLBACK")
 
     @property
     def schema_version(self) -> int:
@@ -418,18 +430,21 @@ class Ledger:
                 data = json.loads(body)
                 kind = data.get("kind") if isinstance(data, dict) else None
             except ValueError:
-                kind = None
-            known = kind in _EVENT_KINDS
-            problem = (
-                f"an event of unknown kind {kind!r}"
-                if kind is not None and not known
-                else f"an unreadable event ({str(exc).splitlines()[0]})"
-            )
-            raise LedgerError(
-                f"the ledger holds {problem}",
-                where=self.path,
-                fix="a newer agentflow wrote it: upgrade agentflow, or move the file aside to start a new ledger",
-            ) from None
+                data, kind = None, None
+            if kind is not None and kind not in _EVENT_KINDS:
+                problem, fix = (
+                    f"an event of unknown kind {kind!r}",
+                    "a newer agentflow wrote it: upgrade agentflow, or move the file aside to start a new ledger",
+                )
+            else:
+                what = f"a {kind!r} event" if kind else "an event"
+                reason = "its body is not a JSON object" if not isinstance(data, dict) else _first_error(exc)
+                problem, fix = (
+                    f"{what} agentflow cannot read ({reason})",
+                    "the ledger was changed outside agentflow: move the file aside to start a new ledger "
+                    "and keep it to inspect",
+                )
+            raise LedgerError(f"the ledger holds {problem}", where=self.path, fix=fix) from None
 
     def events_for_window(self, start: datetime) -> list[Event]:
         """The events of runs started at or after ``start``, every run-less event, merge and
@@ -664,3 +679,13 @@ def project_run(events: list[Event]) -> RunView:
 
 def dump_event(event: Event) -> dict[str, Any]:
     return event_adapter.dump_python(event, mode="json")
+
+
+def _first_error(exc: ValueError) -> str:
+    """The first problem pydantic found, as ``field: message`` (its own first line names only the union)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())[1:])  # [0] is the union's tag
+        return f"{where}: {first['msg']}" if where else first["msg"]
+    return str(exc).splitlines()[0]

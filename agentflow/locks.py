@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from agentflow.errors import UsageError
+from agentflow.files import make_dir
 from agentflow.git import STATE_DIR
 
 
@@ -31,8 +32,16 @@ def plan_lock(root: Path, branch: str) -> Iterator[None]:
     The kernel drops the lock when the holder dies, so a killed build never blocks the next one.
     """
     path = lock_path(root, branch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    make_dir(path.parent)
+    try:
+        handle = open(path, "a+")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create the plan's lock: {exc.strerror or exc}",
+            where=path,
+            fix=f"make {root / STATE_DIR} writable (chmod u+w), or run agentflow as its owner",
+        ) from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentflow.errors import UsageError
+from agentflow.files import read_text_file
 from agentflow.markdown import Heading, code_mask, headings, normalise, slugify
 
 if TYPE_CHECKING:
@@ -274,13 +275,9 @@ def patterns_path(root: Path, cfg: Config | None = None) -> Path:
 def load_patterns(root: Path, cfg: Config | None = None) -> list[Pattern]:
     """The patterns of the repository at ``root``; an empty list when it has no CLAUDE.md."""
     path = patterns_path(root, cfg)
-    if not path.is_file():
+    if not path.exists():
         return []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read: {exc}", where=path.name) from None
-    return parse_patterns(text, source=path.name)
+    return parse_patterns(read_text_file(path, where=path.name), source=path.name)
 
 
 def require_patterns(root: Path, cfg: Config | None = None) -> list[Pattern]:

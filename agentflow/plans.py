@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agentflow import yamlsrc
 from agentflow.config import CheckSpec, validate_checks
 from agentflow.errors import PlanError
+from agentflow.files import read_text_file
 from agentflow.markdown import find_section, list_items, slugify
 
 PLANS_DIR = ".plans"
@@ -172,12 +173,10 @@ def _load_yaml(front: str, file: str) -> yamlsrc.YamlSource:
     try:
         source = yamlsrc.load(front)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 2}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "malformed YAML"
+        line, problem = yamlsrc.syntax_error(exc, offset=1)  # the front matter starts on the second line
         raise PlanError(
             f"malformed YAML in front matter: {problem}",
-            where=f"{file}{line}",
+            where=f"{file}:{line}" if line else file,
             fix="fix the YAML syntax; quote values that contain `: ` or start with a special character",
         ) from None
     if source.data is None:
@@ -344,15 +343,11 @@ def parse_plan(text: str, path: Path) -> Plan:
 
 def load_plan(path: Path) -> Plan:
     """Read and validate one plan file (``PlanError``, exit 2, on any problem)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         raise PlanError(
             "no such plan file", where=display_path(path), fix="check the path, or list plans with `agentflow status`"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(f"cannot read: {exc}", where=display_path(path)) from None
-    return parse_plan(text, path)
+        )
+    return parse_plan(read_text_file(path, where=display_path(path), error=PlanError), path)
 
 
 def plan_warnings(plan: Plan) -> list[str]:

@@ -29,6 +29,14 @@ class YamlSource:
         return None
 
 
+def syntax_error(exc: yaml.YAMLError, *, offset: int = 0) -> tuple[int | None, str]:
+    """Where a YAML syntax error is (1-based line, shifted by ``offset``) and what it is, on one line
+    (``str(exc)`` spans several lines with a caret drawing)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "malformed YAML"
+    return (mark.line + 1 + offset if mark is not None else None), " ".join(str(problem).split())
+
+
 def load(text: str) -> YamlSource:
     """Parse ``text`` (raises ``yaml.YAMLError``) and map every mapping key to its line."""
     node = yaml.compose(text, Loader=yaml.SafeLoader)

@@ -111,7 +111,7 @@ def test_json_scripts_load(tmp_path: Path) -> None:
         ("builder: {a: 1}", "must be a list of sessions"),
         ("- just a list", "must map roles"),
         ("builder: [[{tool_calls: [{input: {}}]}]]", "tool_calls.0.name"),
-        ("builder: [[{text: 'unterminated}]]", "invalid script syntax"),
+        ("builder: [[{text: 'unterminated}]]", "bad.yaml:1: invalid YAML: found unexpected end of stream"),
     ],
 )
 def test_bad_scripts_are_usage_errors_naming_the_file(tmp_path: Path, content: str, problem: str) -> None:
@@ -128,7 +128,7 @@ def test_registry_loads_scripts_relative_to_root(tmp_path: Path) -> None:
     assert model.complete(first_request()).tool_calls[0].name == "submit_verdict"
     with pytest.raises(UsageError, match="models.builder.script"):
         get_model(RoleModel(backend="scripted"), root=tmp_path, role="builder")
-    with pytest.raises(UsageError, match="cannot read the script"):
+    with pytest.raises(UsageError, match="missing.yaml: no such file"):
         get_model(RoleModel(backend="scripted", script="missing.yaml"), root=tmp_path, role="builder")
     with pytest.raises(UsageError, match="external agent"):
         get_model(RoleModel(backend="command"), root=tmp_path, role="builder")

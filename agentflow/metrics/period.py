@@ -78,7 +78,12 @@ def parse_period(since: str | None, until: str | None, now: datetime | None = No
         amount, unit = int(match.group(1)), match.group(2).lower()
         if amount <= 0:
             raise UsageError(f"--since {since!r} is an empty period", fix="use a positive duration such as 7d")
-        start = end - timedelta(hours=amount * _UNIT_HOURS[unit])
+        try:
+            start = end - timedelta(hours=amount * _UNIT_HOURS[unit])
+        except OverflowError:  # beyond datetime's year 1
+            raise UsageError(
+                f"--since {since!r} reaches back before the year 1", fix="use a shorter duration or an ISO date"
+            ) from None
     else:
         start = _parse_moment(since, option="--since", end_of_day=False)
     if start >= end:

@@ -30,8 +30,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from agentflow import yamlsrc
 from agentflow.errors import UsageError
 from agentflow.events import Usage
+from agentflow.files import read_text_file
 from agentflow.models.base import ModelError, ModelRequest, ModelResponse, TextBlock, ToolUseBlock
 
 
@@ -93,16 +95,15 @@ def parse_script(data: object, where: str = "<script>") -> Script:
 
 
 def read_script(path: Path) -> Script:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read the script: {exc.strerror}", where=path, fix="set models.<role>.script to an existing file"
-        ) from None
+    text = read_text_file(path, fix="set models.<role>.script to an existing file")
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"invalid script syntax: {exc}", where=path) from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"invalid JSON: {exc.msg}", where=f"{path}:{exc.lineno}", fix="fix the JSON syntax") from None
+    except yaml.YAMLError as exc:
+        line, problem = yamlsrc.syntax_error(exc)
+        where = f"{path}:{line}" if line else path
+        raise UsageError(f"invalid YAML: {problem}", where=where, fix="fix the YAML syntax") from None
     return parse_script(data, str(path))
 
 

@@ -385,6 +385,7 @@ def build_plan(
     # A reused branch is verified from where it left the base, so earlier cycles stay in the diff.
     base_commit = repo.merge_base(config.base, branch) if repo.branch_exists(branch) else repo.rev(config.base)
     with Ledger.open(root) as ledger, _claimed(root, branch):
+        ledger.require_writable()  # before the worktree: a failed start leaves nothing behind
         run_id = run_id or new_id("r")
         run = _open_run(
             root,
@@ -432,6 +433,7 @@ def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporte
     with Ledger.open(root) as ledger:
         view = ledger.run(run_id)
         verify_resumable(root, ledger, run_id)  # a broken or legacy chain is never resumed (#13 item 2)
+        ledger.require_writable()
         progress = project_progress(view.events)
         start = progress.start
         if start.mode != "build":
@@ -645,7 +647,8 @@ def _crashed_result(root: Path, plan: Plan, run_id: str, reason: str, reporter: 
                     ledger.append(ended)
                     reporter.on_event(ended)
     except Exception as exc:  # noqa: BLE001 - already handling a failure; say so, do not mask it
-        reporter.on_message(f"plan {plan.id}: could not record the end of run {run_id}: {crash_reason(exc)}")
+        if crash_reason(exc) != reason:  # the ledger is what failed: said once, by the caller
+            reporter.on_message(f"plan {plan.id}: could not record the end of run {run_id}: {crash_reason(exc)}")
     branch = branch_name(plan)
     return BuildResult(
         run_id=run_id if started else "",

@@ -98,6 +98,7 @@ def verify(
     with _GIT_LOCK:
         _ensure_excluded(repo)
     with Ledger.open(root) as ledger:
+        ledger.require_writable()
         run_id = new_id("r")
         # never the user's checkout: the verifier gets a throwaway clean checkout of head (and the
         # checks another one), so nothing uncommitted or ignored in the checkout can influence them

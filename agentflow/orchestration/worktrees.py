@@ -9,6 +9,7 @@ from pathlib import Path
 
 from agentflow import locks
 from agentflow.errors import GitError
+from agentflow.files import make_dir
 from agentflow.git import TRAILER_PLAN, Repo
 from agentflow.git import WORKTREES_DIR as WORKTREES_DIR  # re-exported: orchestration code imports it from here
 from agentflow.locks import plan_lock as plan_lock  # re-exported: orchestration code imports it from here
@@ -77,7 +78,7 @@ def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path
                 f"{path} exists and is not a worktree of this repository",
                 fix="move it away; agentflow creates the worktree itself",
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(path.parent)
         if repo.branch_exists(branch):
             repo.git("worktree", "add", "--quiet", str(path), branch)
         else:
@@ -88,7 +89,7 @@ def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path
 def add_detached_worktree(repo: Repo, commit: str, path: Path) -> Path:
     with _GIT_LOCK:
         _ensure_excluded(repo)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(path.parent)
         repo.git("worktree", "add", "--quiet", "--detach", str(path), commit)
     return path
 
