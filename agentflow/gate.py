@@ -24,8 +24,6 @@ The gate recomputes everything from git and never trusts a note because of where
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from agentflow.git import EMPTY_TREE, TRAILER_PLAN, Repo
 from agentflow.keys import SIGNING_KEY_ENV, signing_key
 from agentflow.notes import NoteLine, note_history, parse_lines
-from agentflow.redact import redact
 from agentflow.text import one_line
 
 if TYPE_CHECKING:
@@ -781,107 +778,3 @@ def _with_ref(result: GateResult, ref: str) -> GateResult:
     from dataclasses import replace
 
     return replace(result, ref=ref)
-
-
-# -- reporting -----------------------------------------------------------------------------------
-
-
-def render_text(result: GateResult) -> str:
-    """One line verdict, then the reasons indented (each folded onto one line, redacted)."""
-    return redact("\n".join([one_line(result.headline()), *(f"  {one_line(reason)}" for reason in result.reasons)]))
-
-
-def render_json(result: GateResult) -> str:
-    return redact(json.dumps(result.to_dict(), indent=2, sort_keys=True))
-
-
-def render_github(result: GateResult) -> str:
-    """GitHub Actions: one ``::error`` (closed) or ``::notice`` (open) annotation.
-
-    Every field from a note or a model is escaped (``report.github.workflow_command``): it cannot end the
-    annotation or start a workflow command of its own.
-    """
-    from agentflow.report.github import workflow_command
-
-    level = "notice" if result.open else "error"
-    return workflow_command(
-        level,
-        redact("\n".join([result.headline(), *result.reasons])),
-        title=f"agentflow gate ({result.status.value})",
-    )
-
-
-def render_github_log(result: GateResult) -> str:
-    """The text report for a GitHub Actions log: no line of it can be read as a workflow command
-    (``::stop-commands::``, ``##[...]``; ``report.github.log_line``)."""
-    from agentflow.report.github import log_line
-
-    return "\n".join(log_line(line) for line in render_text(result).splitlines())
-
-
-def step_summary(result: GateResult) -> str:
-    """Markdown for ``$GITHUB_STEP_SUMMARY`` (note fields folded onto one line, table cells escaped, redacted)."""
-    return redact(_step_summary(result))
-
-
-def _cell(value: Any) -> str:
-    return one_line(str(value or "")).replace("|", "\\|")
-
-
-def _step_summary(result: GateResult) -> str:
-    icon = "✅" if result.open else "❌"
-    lines = [
-        f"### {icon} agentflow gate: {'open' if result.open else 'closed'} ({result.status.value})",
-        "",
-        f"`{result.ref}` at `{result.commit[:SHORT]}` (tree `{result.tree[:SHORT]}`)",
-        "",
-        *(f"- {one_line(reason)}" for reason in result.reasons),
-    ]
-    note = result.note
-    if note is not None:
-        lines += [
-            "",
-            "| verdict | plan | run | at | signed | override |",
-            "|---|---|---|---|---|---|",
-            f"| {_cell(note.outcome)} | {_cell(note.plan)} | {_cell(note.run)} | {_cell(note.ts)} "
-            f"| {'yes' if result.signed else 'no'} | {'yes: ' + _cell(note.reason) if note.override else 'no'} |",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-_CODE_QUALITY_SEVERITY = {"critical": "critical", "high": "major", "medium": "minor", "low": "minor", "info": "info"}
-
-
-def render_codequality(result: GateResult) -> str:
-    """A GitLab code-quality report (Code Climate JSON): the closed gate, and the deciding verdict's findings."""
-    issues: list[dict[str, Any]] = []
-
-    def issue(check: str, description: str, severity: str, path: str = ".", line: int = 1) -> None:
-        fingerprint = hashlib.sha256(f"{check}\0{path}\0{line}\0{description}".encode()).hexdigest()
-        issues.append(
-            {
-                "type": "issue",
-                "check_name": check,
-                "description": description,
-                "severity": severity,
-                "fingerprint": fingerprint,
-                "location": {"path": path, "lines": {"begin": line}},
-            }
-        )
-
-    if not result.open:
-        issue(f"agentflow-gate-{result.status.value}", "; ".join([result.headline(), *result.reasons]), "blocker")
-    for finding in result.note.findings if result.note and not result.open else []:
-        issue(
-            f"agentflow-{finding.get('pattern') or 'finding'}",
-            f"{finding.get('id', '?')}: {finding.get('message') or finding.get('severity', '')}",
-            _CODE_QUALITY_SEVERITY.get(str(finding.get("severity")), "info"),
-            one_line(str(finding.get("file") or ".")),
-            _line_number(finding.get("line")),
-        )
-    return redact(json.dumps(issues, indent=2))
-
-
-def _line_number(value: Any) -> int:
-    """A note's line number if it is a positive integer, else 1 (notes are untrusted input)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1

@@ -234,7 +234,8 @@ def test_base_falls_back_to_the_remote_tracking_branch(repo, tmp_path):
 
 def test_multi_line_model_text_stays_on_one_reason_line(repo):
     """A verifier's message with newlines never breaks the gate's line-per-reason output."""
-    from agentflow.gate import render_github, render_text
+    from agentflow.report.github import gate_annotation as render_github
+    from agentflow.report.text import gate_text as render_text
 
     r = Repo(repo)
     note = VerdictNote(

@@ -54,32 +54,28 @@ def gate(
 
       agentflow gate HEAD --format codequality > gl-code-quality-report.json
     """
-    from agentflow.gate import (
-        evaluate_gate,
-        render_codequality,
-        render_github,
-        render_github_log,
-        render_json,
-        render_text,
-        step_summary,
-    )
+    from agentflow.gate import evaluate_gate
     from agentflow.inputs import gate_config
+    from agentflow.report.codequality import gate_codequality
+    from agentflow.report.github import gate_annotation, gate_log, gate_step_summary
+    from agentflow.report.jsonout import gate_json
+    from agentflow.report.text import gate_text
 
     repo = _common.repo()
     result = evaluate_gate(repo, ref, base=base, config=gate_config(repo, ref, base))  # the base's config
     if fmt is GateFormat.json:
-        _common.out(render_json(result))
+        _common.out(gate_json(result))
     elif fmt is GateFormat.codequality:
-        _common.out(render_codequality(result))
+        _common.out(gate_codequality(result))
     elif fmt is GateFormat.github:
-        _common.out(render_github(result))
-        _common.out(render_github_log(result))
+        _common.out(gate_annotation(result))
+        _common.out(gate_log(result))
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(step_summary(result))
+                handle.write(gate_step_summary(result))
     else:
-        _common.out(render_text(result))
+        _common.out(gate_text(result))
     _common.exit_with(result.exit_code)
 
 
@@ -195,8 +191,8 @@ def hooks_run(
     args: Annotated[list[str] | None, typer.Argument(help="The hook's arguments from git.")] = None,
 ) -> None:
     """Run one hook's check (called by the installed hook scripts)."""
-    from agentflow.gate import render_text
     from agentflow.hooks import run_hook
+    from agentflow.report.text import gate_text
 
     repo = _common.repo()
     stdin = sys.stdin.read() if hook == "pre-push" else ""
@@ -204,7 +200,7 @@ def hooks_run(
     closed = [check for check in checks if not check.result.open]
     for check in closed:
         _common.err(f"agentflow {hook}: refusing: {check.subject}")
-        _common.err(render_text(check.result))
+        _common.err(gate_text(check.result))
     if closed:
         if hook == "pre-push":
             _common.err(

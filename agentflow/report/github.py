@@ -1,4 +1,5 @@
-"""GitHub Actions output of a verification: workflow commands (annotations) and the job's step summary.
+"""GitHub Actions output of a verification and of the gate: workflow commands (annotations), log lines
+that cannot be read as commands, and the job's step summary.
 
 Workflow commands (``::error file=..,line=..,title=..::message``) are escaped per GitHub's rules
 (``%`` ``\\r`` ``\\n`` in the message; also ``:`` and ``,`` in properties), at most
@@ -11,11 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from agentflow.redact import redact
 from agentflow.report.markdown import verify_markdown
+from agentflow.report.text import gate_text
 from agentflow.report.verify import VerifyReport, check_status, redacted
 from agentflow.text import one_line
+
+if TYPE_CHECKING:
+    from agentflow.gate import GateResult
 
 ANNOTATIONS_PER_LEVEL = 10
 GITHUB_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "notice", "info": "notice"}
@@ -137,3 +143,58 @@ def github_step_summary(report: VerifyReport, env: Mapping[str, str] | None = No
     with path.open("a", encoding="utf-8") as handle:
         handle.write(redact(verify_markdown(redacted(report))) + "\n")
     return path
+
+
+# -- the gate (`agentflow gate --format github`) -------------------------------------------------
+
+
+def gate_annotation(result: GateResult) -> str:
+    """GitHub Actions: one ``::error`` (closed) or ``::notice`` (open) annotation.
+
+    Every field from a note or a model is escaped (``workflow_command``): it cannot end the
+    annotation or start a workflow command of its own.
+    """
+    level = "notice" if result.open else "error"
+    return workflow_command(
+        level,
+        redact("\n".join([result.headline(), *result.reasons])),
+        title=f"agentflow gate ({result.status.value})",
+    )
+
+
+def gate_log(result: GateResult) -> str:
+    """The text report for a GitHub Actions log: no line of it can be read as a workflow command
+    (``::stop-commands::``, ``##[...]``; ``log_line``)."""
+    return "\n".join(log_line(line) for line in gate_text(result).splitlines())
+
+
+def gate_step_summary(result: GateResult) -> str:
+    """Markdown for ``$GITHUB_STEP_SUMMARY`` (note fields folded onto one line, table cells escaped, redacted)."""
+    return redact(_gate_summary(result))
+
+
+def _gate_cell(value: Any) -> str:
+    return one_line(str(value or "")).replace("|", "\\|")
+
+
+def _gate_summary(result: GateResult) -> str:
+    from agentflow.gate import SHORT
+
+    icon = "✅" if result.open else "❌"
+    lines = [
+        f"### {icon} agentflow gate: {'open' if result.open else 'closed'} ({result.status.value})",
+        "",
+        f"`{result.ref}` at `{result.commit[:SHORT]}` (tree `{result.tree[:SHORT]}`)",
+        "",
+        *(f"- {one_line(reason)}" for reason in result.reasons),
+    ]
+    note = result.note
+    if note is not None:
+        lines += [
+            "",
+            "| verdict | plan | run | at | signed | override |",
+            "|---|---|---|---|---|---|",
+            f"| {_gate_cell(note.outcome)} | {_gate_cell(note.plan)} | {_gate_cell(note.run)} | {_gate_cell(note.ts)} "
+            f"| {'yes' if result.signed else 'no'} | {'yes: ' + _gate_cell(note.reason) if note.override else 'no'} |",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""The JSON reports: the metrics report (``MetricsReport.to_dict``) and one verification (``VerifyReport``)."""
+"""The JSON reports: the metrics report (``MetricsReport.to_dict``), one verification (``VerifyReport``), the gate."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from agentflow.gate import GateResult
     from agentflow.metrics.model import MetricsReport
     from agentflow.report.verify import VerifyReport
 
@@ -20,3 +21,9 @@ def verify_json(report: VerifyReport) -> str:
     data = asdict(report)
     data["approved"] = report.approved
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def gate_json(result: GateResult) -> str:
+    from agentflow.redact import redact
+
+    return redact(json.dumps(result.to_dict(), indent=2, sort_keys=True))

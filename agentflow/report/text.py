@@ -23,6 +23,7 @@ from agentflow.text import one_line
 
 if TYPE_CHECKING:
     from agentflow.events import Event
+    from agentflow.gate import GateResult
     from agentflow.records import StatusRow
 
 
@@ -245,3 +246,13 @@ def event_line(event: Event) -> str:
         parts.append(f"findings={len(data.get('findings', []))}")
     ts = event.ts.strftime("%Y-%m-%dT%H:%M:%SZ")
     return " ".join([ts, event.run_id or "-", event.kind, *parts])
+
+
+# -- the gate (`agentflow gate`) -----------------------------------------------------------------
+
+
+def gate_text(result: GateResult) -> str:
+    """One line verdict, then the reasons indented (each folded onto one line, redacted)."""
+    from agentflow.redact import redact
+
+    return redact("\n".join([one_line(result.headline()), *(f"  {one_line(reason)}" for reason in result.reasons)]))
