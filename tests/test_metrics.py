@@ -346,11 +346,11 @@ def test_json_shape_is_the_typed_report(history: Path, cli, source: str) -> None
 def test_every_figure_row_reads_its_json_key(history: Path, cli) -> None:
     """Each row the text, Markdown and HTML print shows the value at its ``key`` in the JSON."""
     from agentflow.metrics import metrics_report
-    from agentflow.report.figures import FIGURES, FORMATTERS, figure_rows
+    from agentflow.report.figures import FORMATTERS, figure_rows, figures
 
     report = metrics_report(history, parse_period(*PERIOD_ARGS[1::2]))
     data = report.to_dict()
-    for figure, row in zip(FIGURES, figure_rows(report), strict=True):
+    for figure, row in zip(figures(), figure_rows(report), strict=True):
         value: Any = data
         for part in figure.key.split("."):
             value = value[part] if value is not None else None

@@ -1,13 +1,15 @@
 """Every renderer of agentflow, one module per output format.
 
 Domain code builds the reports: the typed ``MetricsReport`` (``agentflow.metrics``), one run's
-timeline (``agentflow.show``), one verification's ``VerifyReport`` (``report.verify``), status
-rows and events (``agentflow.records``, ``agentflow.ledger``); this package only formats them.
+timeline (``agentflow.show``), one verification's ``VerifyReport`` (``report.verify``), the gate's
+``GateResult`` (``agentflow.gate``), status rows and events (``agentflow.records``, ``agentflow.ledger``);
+this package only formats them.
 
-* ``text``: metrics, verify, show, the status table and log lines.
+* ``text``: metrics, verify, show, gate, the status table and log lines.
 * ``markdown``: metrics, verify, show.  ``html``: metrics and show (Jinja2 templates in
   ``templates/``, autoescaped, inline SVG from ``charts``: one self-contained file, no network).
-* ``jsonout``: metrics and verify.  ``github``, ``sarif``, ``junit``: verify only.
+* ``jsonout``: metrics, verify, gate.  ``github``: verify and gate (annotations, safe log lines,
+  step summaries).  ``sarif``, ``junit``: verify.  ``codequality``: the gate for GitLab.
 * Shared pieces: ``figures`` (every metrics figure, labelled and formatted once), ``show`` (the
   timeline's pieces and ``render_show``), ``verify`` (``VerifyReport``, ``render``, ``report_targets``).
 

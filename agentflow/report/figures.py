@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from agentflow.metrics.model import OUTCOMES, ROLES, SEVERITIES, MetricsReport
+if TYPE_CHECKING:
+    from agentflow.metrics.model import MetricsReport
 
 NA = "—"
 Formatter = Callable[[Any], str]
@@ -122,8 +124,12 @@ def _tokens(name: str) -> Callable[[MetricsReport], Any]:
     return lambda r: getattr(r.tokens, name) if r.tokens else None
 
 
-def _spec() -> list[Figure]:
-    """Every figure, in reading order."""
+@cache
+def figures() -> tuple[Figure, ...]:
+    """Every figure, in reading order (built on first use: the gate's renderers share this package and
+    must not import the metrics model)."""
+    from agentflow.metrics.model import OUTCOMES, ROLES, SEVERITIES
+
     spec = [
         Figure("Plans", "Plans built", "plans.built", "int", lambda r: r.plans.built),
         Figure("Plans", "Plans approved", "plans.approved", "int", lambda r: r.plans.approved),
@@ -224,17 +230,14 @@ def _spec() -> list[Figure]:
         ),
         Figure("Time", "Speedup", "estimate.speedup", "speedup", lambda r: r.estimate.speedup),
     ]
-    return spec
-
-
-FIGURES: list[Figure] = _spec()
+    return tuple(spec)
 
 
 def figure_rows(report: MetricsReport) -> list[Row]:
     """Every figure of ``report`` with its previous value and the change, formatted."""
     previous = report.previous
     rows = []
-    for figure in FIGURES:
+    for figure in figures():
         fmt = FORMATTERS[figure.kind]
         now = figure.read(report)
         before = figure.read(previous) if previous else None

@@ -138,8 +138,6 @@ def github_step_summary(report: VerifyReport, env: Mapping[str, str] | None = No
     if not target:
         return None
     path = Path(target)
-    from agentflow.redact import redact
-
     with path.open("a", encoding="utf-8") as handle:
         handle.write(redact(verify_markdown(redacted(report))) + "\n")
     return path

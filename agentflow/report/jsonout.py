@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
+from agentflow.redact import redact
+
 if TYPE_CHECKING:
     from agentflow.gate import GateResult
     from agentflow.metrics.model import MetricsReport
@@ -24,6 +26,4 @@ def verify_json(report: VerifyReport) -> str:
 
 
 def gate_json(result: GateResult) -> str:
-    from agentflow.redact import redact
-
     return redact(json.dumps(result.to_dict(), indent=2, sort_keys=True))

@@ -6,12 +6,14 @@ verify, ``_show_cell`` for show); they differ slightly, and unifying them would 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentflow.metrics.model import MetricsReport
 from agentflow.report.figures import NA, empty_message, figure_rows, fmt_usd, pattern_rows, period_label, plan_rows
 from agentflow.report.show import diffstat, evidence_cell, header_rows, tokens_text, transcript_entries
 from agentflow.report.verify import VerifyReport, check_status, location
+
+if TYPE_CHECKING:
+    from agentflow.metrics.model import MetricsReport
 
 
 def _cell(text: str) -> str:

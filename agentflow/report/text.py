@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agentflow.metrics.model import MetricsReport
+from agentflow.redact import redact
 from agentflow.report.figures import (
     NA,
     empty_message,
@@ -24,6 +24,7 @@ from agentflow.text import one_line
 if TYPE_CHECKING:
     from agentflow.events import Event
     from agentflow.gate import GateResult
+    from agentflow.metrics.model import MetricsReport
     from agentflow.records import StatusRow
 
 
@@ -253,6 +254,4 @@ def event_line(event: Event) -> str:
 
 def gate_text(result: GateResult) -> str:
     """One line verdict, then the reasons indented (each folded onto one line, redacted)."""
-    from agentflow.redact import redact
-
     return redact("\n".join([one_line(result.headline()), *(f"  {one_line(reason)}" for reason in result.reasons)]))
