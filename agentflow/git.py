@@ -109,6 +109,7 @@ def _secretless() -> dict[str, str]:
     return {k: "" for k in os.environ if k not in GIT_ENV_KEEP and is_secret_name(k)}
 
 
+_SHORT_HEX = re.compile(r"[0-9a-fA-F]{4,39}")
 # git commands that can show a diff, so could run an external diff driver or a textconv filter
 _DIFF_COMMANDS = frozenset({"diff", "diff-files", "diff-index", "diff-tree", "log", "show", "format-patch"})
 
@@ -278,12 +279,12 @@ class Repo:
         import git as gitpython
         from gitdb.exc import ODBError
 
-        if not name or name.startswith("-"):
-            return None
+        if not name or name.startswith("-") or _SHORT_HEX.fullmatch(name):
+            return None  # an abbreviated id that is also a ref name: git prefers the ref, GitPython the id
         try:
             return self.lib().rev_parse(f"{name}^{{{kind}}}")
-        except (ValueError, LookupError, TypeError, gitpython.GitError, ODBError):
-            return None
+        except (ValueError, LookupError, TypeError, AttributeError, RuntimeError, gitpython.GitError, ODBError):
+            return None  # RuntimeError: NotImplementedError for @{...} forms it lacks
 
     @classmethod
     def find(cls, path: Path | str = ".") -> Repo:

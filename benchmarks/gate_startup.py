@@ -7,7 +7,8 @@ Builds a temporary repository with ``--notes`` commits (one file change each, wr
 ``git fast-import``) and one approved verdict note on each, then runs ``python -m agentflow gate HEAD``
 (from this checkout, or the one ``--code`` names, e.g. a worktree of an older commit for a
 before/after comparison: ``PYTHONPATH`` points at it) and ``python -c pass`` ``--runs`` times each after a
-warm-up, and reports medians, minimums and the ratio of medians. Exits 1 when the ratio exceeds
+warm-up, and reports medians, minimums and the ratio of medians, of wall-clock time and of CPU time
+(user + system, git's included: steadier than wall-clock on a loaded machine). Exits 1 when the ratio exceeds
 ``--max-ratio`` (#19: the gate runs in git hooks and on every CI push). Also reports whether the gate
 imported pydantic, GitPython or anthropic. To see what is slow:
 ``python -X importtime -m agentflow gate HEAD 2> imports.txt`` inside the generated repository.
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -82,14 +84,19 @@ def build_repo(path: Path, notes: int) -> None:
     subprocess.run(["git", "checkout", "-q", "main"], cwd=path, check=True)
 
 
-def timings(command: list[str], runs: int, cwd: Path, env: dict[str, str]) -> list[float]:
+def timings(command: list[str], runs: int, cwd: Path, env: dict[str, str]) -> tuple[list[float], list[float]]:
+    """Wall-clock and CPU seconds (user + system, the child's and the git processes it waited for)
+    of each run. CPU time barely moves with the load of other processes on a shared machine."""
     subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)  # warm-up
-    result = []
+    wall, cpu = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)
-        result.append(time.perf_counter() - start)
-    return result
+        wall.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def imported(cwd: Path, env: dict[str, str]) -> dict[str, bool]:
@@ -119,8 +126,8 @@ def main() -> int:
         build_repo(repo, args.notes)
         gate = [sys.executable, "-m", "agentflow", "gate", "HEAD"]
         check = subprocess.run(gate, cwd=repo, env=env, capture_output=True, text=True, check=False)
-        bare = timings([sys.executable, "-c", "pass"], args.runs, repo, env)
-        gated = timings(gate, args.runs, repo, env)
+        bare, bare_cpu = timings([sys.executable, "-c", "pass"], args.runs, repo, env)
+        gated, gated_cpu = timings(gate, args.runs, repo, env)
         modules = imported(repo, env)
     report = {
         "code": str(args.code),
@@ -134,6 +141,9 @@ def main() -> int:
         "gate_median_ms": round(statistics.median(gated) * 1000, 1),
         "gate_min_ms": round(min(gated) * 1000, 1),
         "ratio_of_medians": round(statistics.median(gated) / statistics.median(bare), 1),
+        "python_c_pass_cpu_median_ms": round(statistics.median(bare_cpu) * 1000, 1),
+        "gate_cpu_median_ms": round(statistics.median(gated_cpu) * 1000, 1),
+        "cpu_ratio_of_medians": round(statistics.median(gated_cpu) / statistics.median(bare_cpu), 1),
         "imports": modules,
     }
     if args.json:
