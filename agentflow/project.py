@@ -251,6 +251,20 @@ def init_project(
         if ci is not None
         else []
     )
+    targets = ["agentflow.yaml", EXAMPLE_PLAN, "CLAUDE.md", ".gitignore", *(path for path, _ in files)]
+    for relative in targets:  # before anything is written: init creates all of its files or none
+        folders = [folder for folder in reversed(Path(relative).parents) if folder != Path(".")]
+        blocker = next(
+            (folder for folder in folders if (root / folder).exists() and not (root / folder).is_dir()), None
+        )
+        if blocker is None and (root / relative).exists() and not (root / relative).is_file():
+            blocker = Path(relative)
+        if blocker is not None:
+            raise UsageError(
+                f"is in the way: agentflow init writes {relative}",
+                where=blocker,
+                fix="move it aside and run init again",
+            )
     actions = [
         _config(root, force),
         _example_plan(root, force),

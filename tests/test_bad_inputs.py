@@ -147,3 +147,22 @@ def test_a_ledger_that_cannot_be_written_stops_a_build_before_anything_is_create
     assert path.read_bytes() == before  # the record is as it was
     assert git(repo, "branch", "--list") == "* main"  # no plan branch
     assert git(repo, "worktree", "list").count("\n") == 0  # no worktree left behind
+
+
+# -- init writes all of its files or none ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setup", "where"),
+    [
+        (lambda r: (r / "CLAUDE.md").mkdir(), "CLAUDE.md: is in the way: agentflow init writes CLAUDE.md"),
+        (lambda r: (r / ".plans").write_text("x\n"), ".plans: is in the way: agentflow init writes .plans/1-"),
+        (lambda r: (r / ".gitignore").mkdir(), ".gitignore: is in the way"),
+    ],
+    ids=["patterns-folder", "plans-file", "gitignore-folder"],
+)
+def test_init_with_something_in_the_way_creates_nothing(repo: Path, cli, setup, where: str) -> None:
+    setup(repo)
+    before = sorted(p.name for p in repo.iterdir())
+    _one_line_exit_2(cli("init", "--force"), where, "move it aside")
+    assert sorted(p.name for p in repo.iterdir()) == before  # no agentflow.yaml, no half of it
