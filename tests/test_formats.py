@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -335,3 +338,19 @@ def test_sarif_rule_findings_get_their_rule_described():
     validate_sarif(sarif)
     [described] = [x for x in sarif["runs"][0]["tool"]["driver"]["rules"] if x["id"] == f"rule/{rule.id}"]
     assert rule.message in described["fullDescription"]["text"]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "github", "codequality"])
+def test_the_gate_renderers_load_no_metrics_or_html_code(repo: Path, fmt: str) -> None:
+    """The gate's renderers live in report/ next to the metrics and show renderers of the same format,
+    and still load none of their code (the gate runs in every pre-push hook and CI job)."""
+    code = (
+        "import sys\n"
+        "import agentflow.cli\n"
+        "from typer.testing import CliRunner\n"
+        f"result = CliRunner().invoke(agentflow.cli.app, ['gate', 'HEAD', '--format', {fmt!r}])\n"
+        "print(result.exit_code, *sorted(m for m in sys.modules if m.startswith(('agentflow.metrics', 'jinja2'))))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["1"], out.stdout + out.stderr  # closed (no verdict), nothing else loaded
