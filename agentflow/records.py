@@ -1,6 +1,7 @@
-"""Read-side views of the ledger for people: plan status rows and one-line event summaries.
+"""Read-side views of the ledger: plan status rows, a run's events, export/import, the CI plan matrix.
 
-Pure functions over plans and events so that ``agentflow status`` and ``agentflow log`` stay thin.
+Plain data for ``agentflow status``, ``log``, ``ledger`` and ``plan matrix``, so the commands stay
+thin; printing them is ``agentflow.report.text`` (``status_table``, ``event_line``).
 """
 
 from __future__ import annotations
