@@ -51,6 +51,10 @@ def validate_checks(value: object) -> object:
                 )
             if "run" not in item:
                 raise ValueError(f"checks[{index}]: a check object needs `run` (the command)")
+            if not isinstance(item["run"], str) or not item["run"].strip():
+                raise ValueError(f"checks[{index}].run: the command must be a non-empty string")
+            if not isinstance(item.get("junit", False), bool):
+                raise ValueError(f"checks[{index}].junit: must be true or false")
         elif not isinstance(item, str):
             raise ValueError(f"checks[{index}]: a check is a command string or {{run: ..., junit: true}}")
     return value

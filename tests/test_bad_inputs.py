@@ -166,3 +166,17 @@ def test_init_with_something_in_the_way_creates_nothing(repo: Path, cli, setup, 
     before = sorted(p.name for p in repo.iterdir())
     _one_line_exit_2(cli("init", "--force"), where, "move it aside")
     assert sorted(p.name for p in repo.iterdir()) == before  # no agentflow.yaml, no half of it
+
+
+@pytest.mark.parametrize(
+    ("checks", "expected"),
+    [
+        ('[{run: "pytest", junit: maybe}]', "agentflow.yaml:1: checks: checks[0].junit: must be true or false"),
+        ("[{run: 1}]", "agentflow.yaml:1: checks: checks[0].run: the command must be a non-empty string"),
+    ],
+)
+def test_a_malformed_check_object_is_one_problem_not_a_union_of_two(
+    repo: Path, cli, checks: str, expected: str
+) -> None:
+    (repo / "agentflow.yaml").write_text(f"checks: {checks}\n")
+    _one_line_exit_2(cli("status"), expected)
