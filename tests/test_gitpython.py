@@ -68,10 +68,10 @@ def _cat_files() -> list[int]:
     return found
 
 
-def test_gitpython_reads_run_no_planted_hook_fsmonitor_or_diff_driver(repo, tmp_path, monkeypatch):
-    """Refs, commits, trees, trailers, notes and identity read through GitPython, and `repo.git`
-    plumbing through its Git object (`status` reads the index: the fsmonitor's moment), with a hook,
-    an fsmonitor and diff.external planted: none runs."""
+def test_gitpython_reads_run_no_planted_hook_fsmonitor_or_diff_driver(repo, cli, tmp_path, monkeypatch):
+    """Refs, commits, trees, trailers, notes and identity read through GitPython (directly and by
+    `metrics --from-git`), and `repo.git` plumbing through its Git object (`status` reads the index:
+    the fsmonitor's moment), with a hook, an fsmonitor and diff.external planted: none runs."""
     head = _agentflow_commit(repo, "1", "r-1")
     _note(repo, head, {"outcome": "approved"})
     spy, marker = _spy(tmp_path)
@@ -89,6 +89,8 @@ def test_gitpython_reads_run_no_planted_hook_fsmonitor_or_diff_driver(repo, tmp_
         assert r.user_identity() == "Dev <dev@example.com>"
         assert "README.md" in r.lib().git.status("--porcelain")
         assert r.lib().git.diff("HEAD")  # textual diff, not the external driver's
+    result = cli("metrics", "--from-git", "--format", "json")
+    assert result.exit_code == 0, result.output
     assert not marker.exists(), marker.read_text()
 
 
