@@ -1,9 +1,9 @@
 """Git for agentflow: repository discovery, refs, commits with trailers, notes, worktrees.
 
 Two ways in, one policy. Reads of refs, commits, trees, note objects and identity go through
-GitPython (``Repo.lib()``, imported on first use: about 100 ms, so ``--version``, ``gate`` and the
-git hooks never pay for it), whose persistent ``git cat-file --batch`` serves many objects from one
-process. The plumbing GitPython has no API for (worktrees, ``merge-tree --write-tree``,
+GitPython (``Repo.lib()``, imported on first use: it costs more than Python's own start-up, so
+``--version``, ``gate`` and the git hooks never pay for it), whose persistent ``git cat-file
+--batch`` serves many objects from one process. The plumbing GitPython has no API for (worktrees, ``merge-tree --write-tree``,
 ``patch-id``, note writes, commits with ``--trailer``) and the gate's fast path (``commit_info``,
 ``trees``, ``notes_map``: a handful of batched git processes) use the git command line through
 ``run_git``. Every failure becomes a ``GitError`` naming the command and the fix.
@@ -131,8 +131,8 @@ def _gitpython_repo_class() -> type[gitpython.Repo]:
     ``Git.execute`` is where every one of them starts: the persistent ``cat-file`` processes,
     ``rev-list`` for ``iter_commits``, ``repo.git.*`` calls and the raw argv some GitPython methods
     build themselves. There the ``SAFE_CONFIG`` options are put after the executable, ``NO_DRIVERS``
-    after a diff command, and the secret variables emptied. (Importing GitPython runs one ``git version`` with this process's
-    environment; it reads no repository and starts nothing.)
+    after a diff command, and the secret variables emptied. (Importing GitPython runs one
+    ``git version`` with this process's environment; it reads no repository and starts nothing.)
     """
     import git as gitpython  # about 100 ms: only for commands that read through GitPython
 
@@ -149,9 +149,9 @@ def _gitpython_repo_class() -> type[gitpython.Repo]:
     return HardenedRepo
 
 
-def _fixed_offset(when: datetime) -> datetime:
-    """``when`` with a plain ``timezone`` (GitPython's own tzinfo class does not pickle or compare as one)."""
-    return when.replace(tzinfo=timezone(when.utcoffset() or timedelta(0)))
+def _when(timestamp: int, tz_offset: int) -> datetime:
+    """A GitPython commit time as an aware datetime (GitPython's offsets are seconds west of UTC)."""
+    return datetime.fromtimestamp(timestamp, timezone(timedelta(seconds=-tz_offset)))
 
 
 def _close_handles(handles: dict[int, Any], lock: threading.Lock) -> None:
@@ -344,7 +344,7 @@ class Repo:
         return lines[0], lines[1], lines[2].split() if len(lines) > 2 else []
 
     def tree(self, ref: str) -> str:
-        commit = self._object(self.rev(ref))
+        commit = self._object(ref)
         return commit.tree.hexsha if commit is not None else self.git("rev-parse", f"{self.rev(ref)}^{{tree}}")
 
     def has_commits(self) -> bool:
@@ -522,8 +522,8 @@ class Repo:
     def log_trailers(self, *revs: str) -> list[TrailerCommit]:
         """Commits in ``revs`` (default: every ref) that carry an ``Agentflow-*`` trailer, newest first.
 
-        GitPython's ``iter_commits``: one ``git rev-list --grep`` names them, its ``cat-file --batch``
-        reads them, and ``parse_trailers`` reads their trailers as git does.
+        GitPython's ``iter_commits``: one ``git rev-list --grep`` names them, its persistent
+        ``cat-file --batch`` reads them, and ``parse_trailers`` reads their trailers as git does.
         """
         import git as gitpython
 
@@ -532,8 +532,10 @@ class Repo:
             for c in self.lib().iter_commits(list(revs) or "--all", grep="^Agentflow-"):
                 trailers = parse_trailers(c.message if isinstance(c.message, str) else c.message.decode())
                 if any(key.startswith("Agentflow-") for key in trailers):
-                    committed, authored = (_fixed_offset(d) for d in (c.committed_datetime, c.authored_datetime))
-                    commits.append(TrailerCommit(c.hexsha, committed, authored, trailers))
+                    committed = _when(c.committed_date, c.committer_tz_offset)
+                    commits.append(
+                        TrailerCommit(c.hexsha, committed, _when(c.authored_date, c.author_tz_offset), trailers)
+                    )
         except gitpython.GitCommandError:  # an unknown revision or no commits yet: nothing to report
             pass
         return commits
