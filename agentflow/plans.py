@@ -215,7 +215,8 @@ def _validate(source: yamlsrc.YamlSource, file: str, problems: list[PlanError]) 
         if isinstance(data.get(key), str):  # one value written without brackets
             data[key] = [data[key]]
     reported = {problem.problem.split(":")[0] for problem in problems}
-    if isinstance(data.get("id"), bool) or (data.get("id") is not None and not _ID.match(str(data["id"]))):
+    ident = data.get("id")
+    if ident is not None and (isinstance(ident, bool) or not isinstance(ident, int | str) or not _ID.match(str(ident))):
         problems.append(
             PlanError(
                 f"id: {data['id']!r} is not a number or slug",
@@ -230,8 +231,11 @@ def _validate(source: yamlsrc.YamlSource, file: str, problems: list[PlanError]) 
         for error in exc.errors():
             path = [str(part) for part in error["loc"]]
             key = path[0] if path else "front matter"
-            if key in reported and error["type"] in ("missing", "string_too_short"):
-                continue  # already said: "title: missing"
+            # one problem per key (per item of a list): a union such as id: int | str fails once per member
+            seen = ".".join(path[:2]) if len(path) > 1 and path[1].isdigit() else key
+            if key in reported or seen in reported:
+                continue  # already said, e.g. "title: missing" or "id: 2.5 is not a number or slug"
+            reported.add(seen)
             label = ".".join(path) or key
             problems.append(
                 PlanError(

@@ -180,3 +180,10 @@ def test_a_malformed_check_object_is_one_problem_not_a_union_of_two(
 ) -> None:
     (repo / "agentflow.yaml").write_text(f"checks: {checks}\n")
     _one_line_exit_2(cli("status"), expected)
+
+
+@pytest.mark.parametrize("value", ["2.5", "[1]", "{a: 1}"])
+def test_a_plan_id_that_is_neither_number_nor_slug_is_said_once(repo: Path, cli, value: str) -> None:
+    (repo / ".plans").mkdir()
+    (repo / ".plans" / "2-x.md").write_text(f"---\nid: {value}\ntitle: x\n---\n\n## Acceptance criteria\n- works\n")
+    _one_line_exit_2(cli("plan", "check"), ".plans/2-x.md:2: id: ", "is not a number or slug")
