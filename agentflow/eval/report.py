@@ -78,36 +78,36 @@ def _head(data: dict[str, Any]) -> str:
 
 
 def render_text(data: dict[str, Any]) -> str:
-    from agentflow.report.text import _table
+    from agentflow.report.text import aligned_table
 
     out = [f"verifier eval: {_head(data)}", ""]
-    out += _table(["figure", "value"], _figure_rows(data))
+    out += aligned_table(["figure", "value"], _figure_rows(data))
     out += ["", "confusion matrix (runs):"]
-    out += _table(["", *OUTCOMES], _confusion_rows(data))
+    out += aligned_table(["", *OUTCOMES], _confusion_rows(data))
     if data["per_tag"]:
         out += ["", "per tag:"]
-        out += _table(["tag", "runs", "accuracy", "false approval", "false block"], _tag_rows(data))
+        out += aligned_table(["tag", "runs", "accuracy", "false approval", "false block"], _tag_rows(data))
     out += ["", "cases:"]
-    out += _table(["case", "label", "outcome", "right", "gold"], _case_rows(data), frozenset({0, 1, 2, 3}))
+    out += aligned_table(["case", "label", "outcome", "right", "gold"], _case_rows(data), frozenset({0, 1, 2, 3}))
     return "\n".join(out) + "\n"
 
 
 def render_markdown(data: dict[str, Any]) -> str:
-    from agentflow.report.markdown import _table
+    from agentflow.report.markdown import markdown_table
 
     out = ["# Verifier eval", "", _head(data), ""]
-    out += _table(["Figure", "Value"], _figure_rows(data), [":---", "---:"])
+    out += markdown_table(["Figure", "Value"], _figure_rows(data), [":---", "---:"])
     out += ["", "## Confusion matrix", ""]
-    out += _table(["", *OUTCOMES], _confusion_rows(data), [":---", "---:", "---:", "---:"])
+    out += markdown_table(["", *OUTCOMES], _confusion_rows(data), [":---", "---:", "---:", "---:"])
     if data["per_tag"]:
         out += ["", "## Per tag", ""]
-        out += _table(
+        out += markdown_table(
             ["Tag", "Runs", "Accuracy", "False approval", "False block"],
             _tag_rows(data),
             [":---", "---:", "---:", "---:", "---:"],
         )
     out += ["", "## Cases", ""]
-    out += _table(["Case", "Label", "Outcome", "Right", "Gold found"], _case_rows(data), [":---"] * 5)
+    out += markdown_table(["Case", "Label", "Outcome", "Right", "Gold found"], _case_rows(data), [":---"] * 5)
     return "\n".join(out) + "\n"
 
 

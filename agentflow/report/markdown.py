@@ -22,7 +22,7 @@ def _cell(text: str) -> str:
     return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]], align: list[str]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return lines
@@ -33,15 +33,17 @@ def metrics_markdown(report: MetricsReport) -> str:
     if report.empty:
         return "\n".join([*lines, empty_message(report), ""])
     rows = [[r.label, r.value, r.previous, r.change] for r in figure_rows(report)]
-    lines += _table(["Figure", "This period", "Previous", "Change"], rows, [":---", "---:", "---:", "---:"])
+    lines += markdown_table(["Figure", "This period", "Previous", "Change"], rows, [":---", "---:", "---:", "---:"])
     patterns = pattern_rows(report)
     if patterns:
         lines += ["", "### Findings by pattern", ""]
-        lines += _table(["Pattern", "Findings", "Previous"], [list(p) for p in patterns], [":---", "---:", "---:"])
+        lines += markdown_table(
+            ["Pattern", "Findings", "Previous"], [list(p) for p in patterns], [":---", "---:", "---:"]
+        )
     plans = plan_rows(report)
     if plans:
         lines += ["", "### Plans finished in this period", ""]
-        lines += _table(
+        lines += markdown_table(
             ["Plan", "Title", "Runs", "Cycles", "Outcome", "Estimate", "Actual"],
             [[p["plan"], p["title"], p["runs"], p["cycles"], p["outcome"], p["estimate"], p["actual"]] for p in plans],
             [":---", ":---", "---:", "---:", ":---", "---:", "---:"],

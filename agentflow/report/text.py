@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from agentflow.records import StatusRow
 
 
-def _table(header: list[str], rows: list[list[str]], left: frozenset[int] = frozenset({0})) -> list[str]:
+def aligned_table(header: list[str], rows: list[list[str]], left: frozenset[int] = frozenset({0})) -> list[str]:
     """Columns padded to their widest cell; the ``left`` columns are text, the others numbers."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
@@ -53,15 +53,15 @@ def metrics_text(report: MetricsReport) -> str:
             section = row.section
             table.append([f"[{section}]", "", "", ""])
         table.append([f"  {row.label}", row.value, row.previous, row.change])
-    lines += _table(["Figure", "This period", "Previous", "Change"], table)
+    lines += aligned_table(["Figure", "This period", "Previous", "Change"], table)
     patterns = pattern_rows(report)
     if patterns:
         lines += ["", "Findings by pattern (what the verifier catches most):"]
-        lines += _table(["Pattern", "Findings", "Previous"], [list(p) for p in patterns])
+        lines += aligned_table(["Pattern", "Findings", "Previous"], [list(p) for p in patterns])
     plans = plan_rows(report)
     if plans:
         lines += ["", "Plans finished in this period:"]
-        lines += _table(
+        lines += aligned_table(
             ["Plan", "Runs", "Cycles", "Outcome", "Estimate", "Actual"],
             [
                 [
