@@ -114,6 +114,12 @@ class Run:
         self.ledger.append(event)
         self.reporter.on_event(event)
 
+    def emit_many(self, events: list[Event]) -> None:
+        """A step's events in one transaction (``Ledger.append_many``): a kill keeps all or none."""
+        self.ledger.append_many(events)
+        for event in events:
+            self.reporter.on_event(event)
+
     def say(self, message: str) -> None:
         self.reporter.on_message(message)
 
@@ -198,28 +204,31 @@ class Run:
         with _GIT_LOCK:
             found = integrity.check(before, allow_commits=role == "builder", other_runs=self._other_runs)
             problems = integrity.restore(before) if found.changes else []
-        self.emit(GitChecked(run_id=self.run_id, cycle=cycle, role=role, changes=found.changes))
+        # one step, one transaction: a kill never leaves the check recorded without its tampering
+        # (resume would then see no pending snapshot and never look again)
+        step: list[Event] = [GitChecked(run_id=self.run_id, cycle=cycle, role=role, changes=found.changes)]
         if found.folded and found.onto:
-            self.emit(BuilderCommitsFolded(run_id=self.run_id, cycle=cycle, commits=found.folded, onto=found.onto))
+            step.append(BuilderCommitsFolded(run_id=self.run_id, cycle=cycle, commits=found.folded, onto=found.onto))
+        reason = found.reason(role, cycle) if found.changes else ""
+        if found.changes:
+            step.append(
+                TamperingDetected(
+                    run_id=self.run_id,
+                    cycle=cycle,
+                    role=role,
+                    changes=found.changes,
+                    restored=not problems,
+                    problems=problems,
+                    reason=reason,
+                )
+            )
+        self.emit_many(step)
+        if found.folded and found.onto:
             self.say(
                 f"{self.label}: cycle {cycle}: the builder committed by itself ({len(found.folded)} commit(s)); "
                 "folded into agentflow's commit"
             )
-        if not found.changes:
-            return
-        reason = found.reason(role, cycle)
-        self.emit(
-            TamperingDetected(
-                run_id=self.run_id,
-                cycle=cycle,
-                role=role,
-                changes=found.changes,
-                restored=not problems,
-                problems=problems,
-                reason=reason,
-            )
-        )
-        if raising:
+        if found.changes and raising:
             raise integrity.TamperingError(reason)
 
     # -- verification (shared by build and verify runs) ----------------------------------------------
