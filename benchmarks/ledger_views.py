@@ -1,20 +1,29 @@
 #!/usr/bin/env python3
 """Ledger views at team scale (#19 item 1): status, show, log --run and metrics --since 7d on a
-generated ledger, as subprocesses, against ``python -c pass``.
+generated ledger, as subprocesses, against ``python -c pass``, with peak RSS.
 
-Usage:  python benchmarks/ledger_views.py [--events 100000] [--runs 5] [--code DIR] [--keep DIR]
+Usage:  python benchmarks/ledger_views.py [--events 100000] [--days 365] [--runs 5] [--code DIR]...
+                                          [--keep DIR]
 
-The ledger holds a year of runs (one run every few minutes, about 40 events each: sessions with
-model and tool calls, checks, a verdict, the end), appended through ``Ledger.append_many`` so the
-hash chain and indexed columns are real. ``--code DIR`` measures another checkout of agentflow
-(e.g. a ``git worktree`` of the code before a change) on the same ledger: the ledger is generated
-by the code under test, and read by both.
+The ledger holds ``--days`` of runs (evenly spread, about 40 events each: two sessions with model
+and tool calls, checks, a verdict, the end; every fifth approved run is merged), with the hash
+chain, event ids and indexed columns exactly as ``Ledger.append_many`` writes them, but
+bulk-inserted (one ``executemany``; the bodies are the events' own JSON with ids and times
+filled in), so 1M events take seconds, not an hour. ``--code DIR`` (repeatable) also times
+another checkout of agentflow (e.g. a ``git worktree`` of the commit before a change) on its own
+copy of the same ledger, downgraded to the schema that code knows (derived tables and indexes of
+later migrations dropped; the events are byte for byte the same). Each view runs once untimed
+first (it builds or catches up its projection, as the first call after a build does), then
+``--runs`` times; medians are reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
+import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -23,10 +32,23 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-PER_RUN = 40
+# What migrations after the third created (a copy of the ledger for code that knows only the first
+# three drops them): the derived view tables and the indexes of migration 4.
+DOWNGRADE = {
+    3: [
+        "DROP TABLE IF EXISTS view_meta",
+        "DROP TABLE IF EXISTS view_runs",
+        "DROP TABLE IF EXISTS view_plans",
+        "DROP TABLE IF EXISTS view_merged",
+        "DROP INDEX IF EXISTS events_kind_ts",
+        "DROP INDEX IF EXISTS events_runless_ts",
+    ]
+}
+INPUTS_TEXT = "x" * 4000  # a run_started records its trusted inputs' text (config, prompts, patterns, plan)
 
 
-def generate(root: Path, events: int) -> str:
+def _templates() -> list[dict]:
+    """One run's events as JSON-ready dicts, dumped by the code under test's own event classes."""
     from agentflow.events import (
         CheckResult,
         ChecksRan,
@@ -39,41 +61,105 @@ def generate(root: Path, events: int) -> str:
         Usage,
         VerdictRecorded,
     )
-    from agentflow.ledger import Ledger
+
+    usage = Usage(input_tokens=1000, output_tokens=100)
+    events: list = [
+        RunStarted(
+            run_id="R",
+            plan_id="P",
+            plan_title="Plan P",
+            max_cycles=3,
+            branch="agentflow/P",
+            base="main",
+            base_commit="c" * 40,
+            inputs={"config": "a" * 64, "plan": "b" * 64},
+            inputs_text={"prompts": INPUTS_TEXT},
+            sandbox="bwrap",
+        )
+    ]
+    for role in ("builder", "verifier"):
+        sid = f"S-{role}"
+        events.append(SessionStarted(run_id="R", session_id=sid, role=role, backend="anthropic", model="m"))
+        for turn in range(1, 9):
+            events.append(ModelCalled(run_id="R", session_id=sid, turn=turn, model="m", usage=usage, cost_usd=0.01))
+            events.append(ToolCalled(run_id="R", session_id=sid, turn=turn, tool="read_file", input={"path": "a.py"}))
+        events.append(
+            SessionEnded(run_id="R", session_id=sid, role=role, status="completed", turns=8, usage=usage, cost_usd=0.08)
+        )
+    events.append(
+        ChecksRan(run_id="R", cycle=1, commit="d" * 40, results=[CheckResult(command="t", exit_code=0, duration_s=1.0)])
+    )
+    events.append(VerdictRecorded(run_id="R", cycle=1, commit="d" * 40, outcome="approved", decision="approve"))
+    events.append(RunEnded(run_id="R", outcome="approved", cycles=1, commit="d" * 40))
+    return [e.model_dump(mode="json") for e in events]
+
+
+def generate(root: Path, events: int, days: float) -> str:
+    """A ledger of about ``events`` events over ``days`` days ending now; returns the last run's id."""
+    import orjson
+
+    from agentflow import chain
+    from agentflow.ledger import Ledger, ledger_path
 
     subprocess.run(["git", "init", "-q", str(root)], check=True)
-    runs = max(1, events // PER_RUN)
+    Ledger.open(root).close()  # the schema, by the code under test
+    templates = _templates()
+    per_run = len(templates)
+    runs = max(1, events // per_run)
     now = datetime.now(UTC)
-    step = timedelta(days=365) / runs
-    last = ""
-    with Ledger.open(root) as ledger:
-        for n in range(runs):
-            ts = now - timedelta(days=365) + step * n
-            run_id, plan = f"r-bench-{n:07d}", str(n % 50)
-            batch: list = [RunStarted(ts=ts, run_id=run_id, plan_id=plan, plan_title=f"Plan {plan}", max_cycles=3)]
-            for role in ("builder", "verifier"):
-                sid = f"s-{n}-{role}"
-                batch.append(SessionStarted(ts=ts, run_id=run_id, session_id=sid, role=role, backend="x", model="m"))
-                for turn in range(1, 9):
-                    usage = Usage(input_tokens=1000, output_tokens=100)
-                    batch.append(ModelCalled(ts=ts, run_id=run_id, session_id=sid, turn=turn, model="m", usage=usage))
-                    batch.append(
-                        ToolCalled(
-                            ts=ts, run_id=run_id, session_id=sid, turn=turn, tool="read_file", input={"path": "a.py"}
-                        )
-                    )
-                batch.append(SessionEnded(ts=ts, run_id=run_id, session_id=sid, role=role, status="completed", turns=8))
-            batch.append(
-                ChecksRan(
-                    ts=ts, run_id=run_id, cycle=1, results=[CheckResult(command="t", exit_code=0, duration_s=1.0)]
-                )
-            )
-            outcome = "approved" if n % 3 else "changes_requested"
-            batch.append(VerdictRecorded(ts=ts, run_id=run_id, cycle=1, outcome=outcome))
-            batch.append(RunEnded(ts=ts + timedelta(minutes=3), run_id=run_id, outcome=outcome, cycles=1))
-            ledger.append_many(batch)
-            last = run_id
-    return last
+    step = timedelta(days=days) / runs
+    key = chain.chain_key()
+    db = sqlite3.connect(ledger_path(root))
+    db.execute("PRAGMA synchronous = OFF")
+    # indexes are built once after the bulk insert (sorted), not kept up row by row
+    indexes = db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL"
+    ).fetchall()
+    for name, _ in indexes:
+        db.execute(f"DROP INDEX {name}")
+    sql = "INSERT INTO events (ts, kind, run_id, body, eid, prev, hash, plan_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    batch: list[tuple] = []
+    run_id, runless = "", None  # run-less events (merges) chain among themselves, like runs
+    for n in range(runs):
+        start = now - timedelta(days=days) + step * n
+        run_id, plan = f"r-bench-{n:07d}", str(n % 50)
+        outcome = "approved" if n % 3 else "changes_requested"
+        prev = None
+        rows = []
+        for i, template in enumerate(templates):
+            data = dict(template)
+            ts = start + timedelta(seconds=i)
+            data["ts"], data["run_id"] = ts.isoformat().replace("+00:00", "Z"), run_id
+            if "session_id" in data:
+                data["session_id"] = f"s-{n}-{data['session_id'][2:]}"
+            if "plan_id" in data:
+                data["plan_id"], data["plan_title"] = plan, f"Plan {plan}"
+            if data["kind"] in ("verdict_recorded", "run_ended"):
+                data["outcome"] = outcome
+            rows.append((data, ts))
+        if n % 15 == 1:  # an approved run merged a minute after it ended
+            ts = rows[-1][1] + timedelta(minutes=1)
+            merged = {"v": 1, "ts": ts.isoformat().replace("+00:00", "Z"), "run_id": None, "kind": "merged"}
+            rows.append(({**merged, "plan_id": plan, "branch": f"agentflow/{plan}", "into": "main", "commit": "e"}, ts))
+        for data, ts in rows:
+            body, eid, ts_col, rid = orjson.dumps(data).decode(), secrets.token_hex(10), ts.isoformat(), data["run_id"]
+            kind = data["kind"]
+            link = None if kind == "run_started" else prev if rid else runless
+            digest = chain.digest(key, link, eid, kind, rid, ts_col, body)
+            if rid:
+                prev = digest
+            else:
+                runless = digest
+            batch.append((ts_col, kind, rid, body, eid, link, digest, data.get("plan_id")))
+        if len(batch) >= 50_000:
+            db.executemany(sql, batch)
+            batch.clear()
+    db.executemany(sql, batch)
+    for _, create in indexes:
+        db.execute(create)
+    db.commit()
+    db.close()
+    return run_id
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str], runs: int) -> tuple[float, float]:
@@ -89,38 +175,89 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str], runs: int) -> tuple[fl
     return statistics.median(times), peak
 
 
+def schema_of(code: Path) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", "from agentflow.ledger import MIGRATIONS; print(len(MIGRATIONS))"],
+        env={**os.environ, "PYTHONPATH": str(code)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout)
+
+
+def copy_for(root: Path, code: Path, into: Path) -> Path:
+    """A copy of the repository whose ledger has the schema ``code`` knows."""
+    version = schema_of(code)
+    if into.exists():
+        shutil.rmtree(into)
+    shutil.copytree(root, into)
+    db = sqlite3.connect(into / ".agentflow" / "ledger.db")
+    current = db.execute("PRAGMA user_version").fetchone()[0]
+    for number in range(current - 1, version - 1, -1):
+        for statement in DOWNGRADE.get(number, []):
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {min(version, current)}")
+    db.commit()
+    db.close()
+    return into
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--days", type=float, default=365)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--code", type=Path, action="append", default=[], help="another agentflow checkout to time")
     parser.add_argument("--keep", type=Path, help="generate the repository here (reused when it exists)")
     args = parser.parse_args()
     here = Path(__file__).resolve().parent.parent
-    tmp = tempfile.mkdtemp()
-    root = args.keep or Path(tmp) / "repo"
+    sys.path.insert(0, str(here))
+    tmp = Path(tempfile.mkdtemp())
+    root = args.keep or tmp / "repo"
     marker = root / ".agentflow" / "last-run"
     if not marker.exists():
-        sys.path.insert(0, str(here))
         started = time.perf_counter()
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(generate(root, args.events))
+        last = generate(root, args.events, args.days)
+        marker.write_text(last)
         print(f"generated {args.events} events in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     run_id = marker.read_text()
-    base, _ = timed([sys.executable, "-c", "pass"], root, dict(os.environ), args.runs)
+    size = (root / ".agentflow" / "ledger.db").stat().st_size / 1e6
     views = {
         "status": ["status"],
-        "show": ["show", run_id],
-        "log --run": ["log", "--run", run_id],
+        "show RUN": ["show", run_id],
+        "log --run RUN": ["log", "--run", run_id],
         "metrics --since 7d": ["metrics", "--since", "7d"],
     }
-    print(f"python -c pass: {base * 1000:.0f} ms; {args.events} events\n")
-    print("| code | view | median | × python -c pass | peak RSS |\n|---|---|---:|---:|---:|")
-    for code in [here, *args.code]:
-        env = {**os.environ, "PYTHONPATH": str(code)}
+    codes = [(here, root)] + [
+        (code.resolve(), copy_for(root, code, tmp / f"copy-{n}")) for n, code in enumerate(args.code)
+    ]
+    base, _ = timed([sys.executable, "-c", "pass"], root, dict(os.environ), args.runs)
+    results: dict[tuple[str, str], tuple[float, float]] = {}
+    for _ in range(1):
         for name, argv in views.items():
-            median, peak = timed([sys.executable, "-m", "agentflow", *argv], root, env, args.runs)
-            print(f"| {code.name} | {name} | {median * 1000:.0f} ms | {median / base:.1f} | {peak:.0f} MB |")
+            for code, repo in codes:  # interleaved: the machine's load hits every checkout alike
+                env = {**os.environ, "PYTHONPATH": str(code)}
+                cmd = [sys.executable, "-m", "agentflow", *argv]
+                timed(cmd, repo, env, 1)  # warm: builds or catches up a projection, fills the page cache
+                results[(str(code), name)] = timed(cmd, repo, env, args.runs)
+    base_after, _ = timed([sys.executable, "-c", "pass"], root, dict(os.environ), args.runs)
+    base = statistics.median([base, base_after])
+    print(f"\n{args.events} events over {args.days:g} days ({size:.0f} MB); python -c pass: {base * 1000:.0f} ms")
+    print(f"medians of {args.runs} runs\n")
+    print("| code | view | median | × python -c pass | peak RSS |\n|---|---|---:|---:|---:|")
+    for name in views:
+        for code, _repo in codes:
+            median, peak = results[(str(code), name)]
+            label = "this" if code == here else code.name
+            print(f"| {label} | {name} | {median * 1000:.0f} ms | {median / base:.1f} | {peak:.0f} MB |")
+    if args.code:
+        print("\n| view | before / after |\n|---|---:|")
+        for name in views:
+            after = results[(str(here), name)][0]
+            for code, _repo in codes[1:]:
+                print(f"| {name} ({code.name}) | {results[(str(code), name)][0] / after:.1f}× |")
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
