@@ -45,6 +45,8 @@ def new_id(prefix: str) -> str:
 class Usage(BaseModel):
     """Token usage; ``cache_read``/``cache_write`` are prompt-cache input tokens."""
 
+    model_config = ConfigDict(defer_build=True)
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read: int = 0
@@ -64,7 +66,9 @@ class Usage(BaseModel):
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: a class's validator is built when first used, not at import (16 kinds cost
+    # tens of milliseconds of every command's start-up otherwise; ``log`` and ``status`` use none)
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     v: int = FORMAT_VERSION
     ts: datetime = Field(default_factory=now)
     run_id: str | None = None
@@ -109,7 +113,7 @@ class ModelCalled(_Event):
     session_id: str
     turn: int
     model: str
-    usage: Usage = Usage()
+    usage: Usage = Field(default_factory=Usage)  # no instance at import: it would build the validator
     cost_usd: float = 0.0
     stop_reason: str | None = None
     duration_s: float = 0.0
@@ -135,7 +139,7 @@ class SessionEnded(_Event):
     status: Literal["completed", "failed", "limits", "interrupted"]
     reason: str | None = None
     turns: int = 0
-    usage: Usage = Usage()
+    usage: Usage = Field(default_factory=Usage)  # no instance at import: it would build the validator
     cost_usd: float = 0.0
     summary: str | None = None
     external_id: str | None = None  # e.g. a Claude Code session id
@@ -152,6 +156,8 @@ class BuilderCommitted(_Event):
 
 
 class CheckResult(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     command: str
     exit_code: int | None  # None: timed out
     duration_s: float
@@ -274,7 +280,7 @@ Event = Annotated[
     Field(discriminator="kind"),
 ]
 
-event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(defer_build=True))
 
 
 def parse_event(data: str | bytes) -> Event:

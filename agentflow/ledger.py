@@ -17,27 +17,40 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from agentflow import chain
 from agentflow.errors import LedgerError
-from agentflow.events import (
-    Event,
-    FindingsRecorded,
-    Merged,
-    RunEnded,
-    RunStarted,
-    SessionEnded,
-    SessionStarted,
-    VerdictRecorded,
-    event_adapter,
-    parse_event,
-)
 from agentflow.files import make_dir
 from agentflow.redact import redact
 
-# every ``kind`` this agentflow can read (the tags of the ``Event`` union)
-_EVENT_KINDS = frozenset(cls.model_fields["kind"].default for cls in get_args(get_args(Event)[0]))
+if TYPE_CHECKING:
+    from agentflow.events import Event, VerdictRecorded
+
+# Every ``kind`` this agentflow can read: the tags of ``agentflow.events.Event`` (a test checks that
+# they agree). Kept here, as plain strings, so that the read-side views never import pydantic.
+EVENT_KINDS = frozenset(
+    {
+        "run_started",
+        "run_resumed",
+        "session_started",
+        "model_called",
+        "tool_called",
+        "session_ended",
+        "builder_committed",
+        "checks_ran",
+        "verdict_recorded",
+        "run_ended",
+        "merged",
+        "findings_recorded",
+        "tampering_detected",
+        "builder_commits_folded",
+        "git_snapshot",
+        "git_checked",
+    }
+)
 
 MIGRATIONS: list[str] = [
     # 1: events and transcripts
@@ -81,7 +94,14 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_id, n)
     );
     """,
+    # 4: view_indexes (#19 item 1): what the views' window and projection queries read through;
+    # the derived view tables themselves (``VIEW_SCHEMA``) are created and rebuilt on demand
+    """
+    CREATE INDEX events_kind_ts ON events(kind, ts);
+    CREATE INDEX events_runless_ts ON events(ts) WHERE run_id IS NULL;
+    """,
 ]
+MIGRATION_NAMES = ("events_and_transcripts", "hash_chain_and_indexed_columns", "transcript_rows", "view_indexes")
 
 
 class ChainBroken(LedgerError):
@@ -319,7 +339,13 @@ class Ledger:
 
     def verify_run(self, run_id: str, *, strict: bool = True, legacy_ok: bool = False) -> None:
         """Raise ChainBroken unless the run's chain holds (``legacy_ok``: a run from before the chain passes)."""
-        problem = self.chain_problem(run_id, strict=strict)
+        with self._lock:
+            rows = chain.run_rows(self._db, run_id)
+            tail = self._heads.get(run_id)
+        unknown = next((row[2] for row in rows if row[2] not in EVENT_KINDS), None)
+        if unknown is not None:  # a newer agentflow's event: say so, rather than that the chain broke
+            raise self._unreadable(f"an event of unknown kind {unknown!r}")
+        problem = chain.verify_rows(run_id, rows, chain.chain_key(), strict=strict, tail=tail)
         if problem is not None and not (legacy_ok and problem.problem == chain.LEGACY):
             raise ChainBroken(problem)
 
@@ -396,15 +422,11 @@ class Ledger:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def events(
-        self,
-        *,
-        run_id: str | None = None,
-        kinds: Iterable[str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> list[Event]:
-        sql, args = "SELECT body FROM events WHERE 1=1", []
+    @staticmethod
+    def _where(
+        run_id: str | None, kinds: Iterable[str] | None, since: datetime | None, until: datetime | None
+    ) -> tuple[str, list[Any]]:
+        sql, args = "1=1", []
         if run_id is not None:
             sql += " AND run_id = ?"
             args.append(run_id)
@@ -418,11 +440,67 @@ class Ledger:
         if until is not None:
             sql += " AND ts < ?"
             args.append(until.isoformat())
-        rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
+        return sql, args
+
+    def events(
+        self,
+        *,
+        run_id: str | None = None,
+        kinds: Iterable[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Event]:
+        """The typed (pydantic-validated) events, in order: what orchestration and the full replay use."""
+        where, args = self._where(run_id, kinds, since, until)
+        with self._lock:
+            rows = self._db.execute(f"SELECT body FROM events WHERE {where} ORDER BY seq", args).fetchall()
         return [self._parse(body) for (body,) in rows]
+
+    def records(
+        self,
+        *,
+        run_id: str | None = None,
+        kinds: Iterable[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The events as stored JSON objects (``decode_event``), in order, never validated: the
+        read-side views (``log``, ``show``, ``metrics``) read the fields they show from these."""
+        where, args = self._where(run_id, kinds, since, until)
+        with self._lock:
+            rows = self._db.execute(f"SELECT body FROM events WHERE {where} ORDER BY seq", args).fetchall()
+        return [self.decode(body) for (body,) in rows]
+
+    def decode(self, body: str | bytes) -> dict[str, Any]:
+        """One stored event as its JSON object (orjson, no validation). A row no agentflow view can
+        read (not a JSON object, an unknown kind) is bad input, as in ``_parse``."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+        kind = data.get("kind") if isinstance(data, dict) else None
+        if kind is None or kind not in EVENT_KINDS:
+            raise self._unreadable(
+                f"an event of unknown kind {kind!r}"
+                if kind is not None
+                else "an event agentflow cannot read (its body is not a JSON object with a kind)",
+                known=kind is None,
+            )
+        return data
+
+    def _unreadable(self, problem: str, *, known: bool = False) -> LedgerError:
+        """``known``: not a newer agentflow's event, but a row changed outside agentflow."""
+        fix = (
+            "the ledger was changed outside agentflow: move the file aside to start a new ledger and keep it to inspect"
+            if known
+            else "a newer agentflow wrote it: upgrade agentflow, or move the file aside to start a new ledger"
+        )
+        return LedgerError(f"the ledger holds {problem}", where=self.path, fix=fix)
 
     def _parse(self, body: str) -> Event:
         """One stored event; a row agentflow cannot read (an unknown kind, a broken body) is bad input."""
+        from agentflow.events import parse_event
+
         try:
             return parse_event(body)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
@@ -431,7 +509,7 @@ class Ledger:
                 kind = data.get("kind") if isinstance(data, dict) else None
             except ValueError:
                 data, kind = None, None
-            if kind is not None and kind not in _EVENT_KINDS:
+            if kind is not None and kind not in EVENT_KINDS:
                 problem, fix = (
                     f"an event of unknown kind {kind!r}",
                     "a newer agentflow wrote it: upgrade agentflow, or move the file aside to start a new ledger",
@@ -446,17 +524,51 @@ class Ledger:
                 )
             raise LedgerError(f"the ledger holds {problem}", where=self.path, fix=fix) from None
 
-    def events_for_window(self, start: datetime) -> list[Event]:
-        """The events of runs started at or after ``start``, every run-less event, merge and
-        evaluation (few), in order: what a report of a recent period needs, read through the indexes."""
-        sql = (
-            "SELECT body FROM events WHERE run_id IN "
-            "(SELECT run_id FROM events WHERE kind = 'run_started' AND ts >= ?) "
-            "OR run_id IS NULL OR kind IN ('merged', 'findings_recorded') ORDER BY seq"
-        )
+    # the kinds a metrics report reads of each run (model calls only of sessions that never ended)
+    WINDOW_KINDS = ("run_started", "session_started", "session_ended", "verdict_recorded", "run_ended")
+
+    def window_records(self, start: datetime) -> list[dict[str, Any]]:
+        """What a report of the time from ``start`` on reads, as stored JSON objects in order: the
+        ``WINDOW_KINDS`` events of runs started at or after ``start``, the model calls of their
+        sessions that never ended, the merges, evaluations and run-less events (overrides) from
+        ``start`` on, and the last evaluation before it (what the first one in it is compared with).
+
+        Every query goes through an index on (kind, ts), (run_id, seq) or the run-less rows' ts,
+        so the cost follows the window's events, not the ledger's size."""
+        since = start.isoformat()
+        marks = ",".join("?" * len(self.WINDOW_KINDS))
         with self._lock:
-            rows = self._db.execute(sql, (start.isoformat(),)).fetchall()
-        return [self._parse(body) for (body,) in rows]
+            # events of a run are never older than its run_started: (kind, ts) finds them all
+            rows = self._db.execute(
+                f"SELECT seq, run_id, kind, body FROM events WHERE kind IN ({marks}) AND ts >= ?",
+                (*self.WINDOW_KINDS, since),
+            ).fetchall()
+            runs = {run_id for _, run_id, kind, _ in rows if kind == "run_started" and run_id}
+            picked = [(seq, body) for seq, run_id, _, body in rows if run_id in runs]
+            picked += self._db.execute(
+                "SELECT seq, body FROM events WHERE kind IN ('merged', 'findings_recorded') AND ts >= ?", (since,)
+            ).fetchall()
+            picked += self._db.execute(
+                "SELECT seq, body FROM events INDEXED BY events_runless_ts "
+                "WHERE run_id IS NULL AND ts >= ? AND kind NOT IN ('merged', 'findings_recorded')",
+                (since,),
+            ).fetchall()
+            earlier = self._db.execute(
+                "SELECT seq, body FROM events WHERE kind = 'findings_recorded' AND ts < ? ORDER BY ts DESC", (since,)
+            )
+            while (row := earlier.fetchone()) is not None:
+                if self.decode(row[1]).get("source", "evaluator") == "evaluator":
+                    picked.append(row)
+                    break
+            records = {seq: self.decode(body) for seq, body in picked}
+            started = {r["session_id"] for r in records.values() if r["kind"] == "session_started"}
+            ended = {r["session_id"] for r in records.values() if r["kind"] == "session_ended"}
+            for run_id in sorted({r["run_id"] for r in records.values() if r.get("session_id") in started - ended}):
+                for seq, body in self._db.execute(
+                    "SELECT seq, body FROM events WHERE run_id = ? AND kind = 'model_called'", (run_id,)
+                ):
+                    records[seq] = self.decode(body)
+        return [records[seq] for seq in sorted(records)]
 
     def transcript(self, session_id: str) -> list[Any] | None:
         """The session's messages in order (one row each; sessions from before migration 3: one JSON array)."""
@@ -470,18 +582,48 @@ class Ledger:
         return json.loads(row[0]) if row else None
 
     def run_ids(self) -> list[str]:
-        rows = self._db.execute("SELECT DISTINCT run_id FROM events WHERE kind = 'run_started' ORDER BY seq")
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT run_id FROM events WHERE kind = 'run_started' ORDER BY seq")
+            return [r[0] for r in rows]
+
+    def recent_run_ids(self, limit: int = 5) -> list[str]:
+        """The ``limit`` runs started last, oldest first (through the kind index: no scan of all runs)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT run_id FROM events WHERE kind = 'run_started' ORDER BY seq DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [r[0] for r in reversed(rows)]
+
+    def match_runs(self, ref: str, limit: int = 6) -> list[str]:
+        """Run ids equal to ``ref``, else starting with it (at most ``limit``, in start order),
+        through the ``run_id`` index: resolving ``show``'s argument never lists every run."""
+        with self._lock:
+            exact = self._db.execute(
+                "SELECT 1 FROM events WHERE run_id = ? AND kind = 'run_started' LIMIT 1", (ref,)
+            ).fetchone()
+            if exact or not ref:
+                return [ref] if exact else []
+            upper = ref[:-1] + chr(ord(ref[-1]) + 1)  # the first string after every one ``ref`` begins
+            rows = self._db.execute(
+                "SELECT run_id, MIN(seq) AS first FROM events WHERE run_id >= ? AND run_id < ? "
+                "AND kind = 'run_started' GROUP BY run_id ORDER BY first LIMIT ?",
+                (ref, upper, limit),
+            ).fetchall()
         return [r[0] for r in rows]
 
     # -- projections -----------------------------------------------------------------------------
 
     def run(self, run_id: str) -> RunView:
+        from agentflow.events import RunStarted
+
         events = self.events(run_id=run_id)
         if not events or not isinstance(events[0], RunStarted):
             raise LedgerError(f"no run {run_id!r} in the ledger", fix="list runs with `agentflow log`")
         return project_run(events)
 
     def runs(self) -> list[RunView]:
+        from agentflow.events import RunStarted
+
         by_run: dict[str, list[Event]] = {}
         for event in self.events():
             if event.run_id:
@@ -489,61 +631,21 @@ class Ledger:
         return [project_run(evs) for evs in by_run.values() if isinstance(evs[0], RunStarted)]
 
     def plan_states(self) -> dict[str, PlanState]:
-        """The latest state of each plan that has runs, keyed by plan id.
+        """The latest state of each plan that has runs, keyed by plan id (what ``status`` shows).
 
-        A projection of the events that read only the kinds it needs through the ``kind`` index and
-        parses their JSON without validating it (``status`` stays interactive at 100k+ events);
-        ``plan_states_replay`` computes the same from a full replay of the typed events.
+        Read from the derived tables of ``PlanProjection`` (one row per plan), caught up first with
+        the events appended since the sequence number they were computed at, and rebuilt from the
+        events when missing, of another version or ahead of the events. The events stay the record:
+        ``plan_states_replay`` computes the same from a full replay of the typed events. A
+        read-only ledger is projected in memory instead.
         """
-        kinds = ("run_started", "session_started", "session_ended", "run_ended", "merged")
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT run_id, kind, body FROM events WHERE kind IN ({','.join('?' * len(kinds))}) ORDER BY seq",
-                kinds,
-            ).fetchall()
-        runs: dict[str, dict[str, Any]] = {}
-        merged: list[str | None] = []
-        for run_id, kind, body in rows:
-            data = json.loads(body)
-            if kind == "merged":
-                merged.append(data.get("plan_id"))
-                continue
-            if not run_id:
-                continue
-            run = runs.get(run_id)
-            if run is None:
-                run = runs[run_id] = {
-                    "ok": kind == "run_started",
-                    "plan": data.get("plan_id"),
-                    "cost": 0.0,
-                    "cycles": 0,
-                    "outcome": None,
-                }
-            if kind == "session_started":
-                run["cycles"] = max(run["cycles"], data.get("cycle", 1))
-            elif kind == "session_ended":
-                run["cost"] += data.get("cost_usd", 0.0)
-            elif kind == "run_ended":
-                run["outcome"] = data["outcome"]
-                run["cycles"] = max(run["cycles"], data.get("cycles", 0))
-        states: dict[str, PlanState] = {}
-        for run_id, run in runs.items():
-            if not run["ok"] or run["plan"] is None:
-                continue
-            state = states.setdefault(run["plan"], PlanState(plan_id=run["plan"]))
-            state.runs += 1
-            state.cost_usd += run["cost"]
-            state.last_run = run_id
-            state.last_outcome = run["outcome"]
-            state.cycles = run["cycles"]
-            state.state = run["outcome"] or "in progress"
-        for plan_id in merged:
-            if plan_id in states:
-                states[plan_id].state = "merged"
-        return states
+            return PlanProjection(self).states()
 
     def plan_states_replay(self) -> dict[str, PlanState]:
-        """``plan_states`` from a full replay of the typed events (the reference the fast path equals)."""
+        """``plan_states`` from a full replay of the typed events (the reference the projection equals)."""
+        from agentflow.events import Merged
+
         states: dict[str, PlanState] = {}
         for run in self.runs():
             if run.plan_id is None:
@@ -563,12 +665,200 @@ class Ledger:
 
     def open_findings(self, source: str = "evaluator") -> list[dict[str, Any]]:
         """Findings of the latest evaluation: a finding missing from a later evaluation is closed."""
+        from agentflow.events import FindingsRecorded
+
         latest: FindingsRecorded | None = None
         for event in self.events(kinds=["findings_recorded"]):
             assert isinstance(event, FindingsRecorded)
             if event.source == source:
                 latest = event
         return list(latest.findings) if latest else []
+
+
+# -- derived tables: the projection behind ``status`` ----------------------------------------------
+
+PROJECTION_VERSION = 1  # bump when what the tables hold changes: every ledger rebuilds them once
+VIEW_TABLES = ("view_meta", "view_runs", "view_plans", "view_merged")
+VIEW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS view_meta (name TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS view_runs (
+    run_id TEXT PRIMARY KEY, ok INTEGER NOT NULL, plan_id TEXT,
+    cost_usd REAL NOT NULL, cycles INTEGER NOT NULL, outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS view_plans (
+    plan_id TEXT PRIMARY KEY, first_seq INTEGER NOT NULL, runs INTEGER NOT NULL,
+    cost_usd REAL NOT NULL, last_run TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS view_merged (plan_id TEXT PRIMARY KEY)
+"""
+_PROJECTED_KINDS = ("run_started", "session_started", "session_ended", "run_ended", "merged")
+
+
+class PlanProjection:
+    """Plan states as derived tables, keyed by the last sequence number folded into them.
+
+    ``view_runs`` holds per run whether it began with ``run_started``, its plan, cost, cycles and
+    outcome; ``view_plans`` per plan its run count, total cost and last run; ``view_merged`` the
+    plans ever merged; ``view_meta`` the version and the sequence number they are current at.
+    Nothing here is a record: drop any of the tables and the next read rebuilds them all from the
+    events; events appended since are folded in (only the five kinds this projection reads, through
+    the ``kind`` index); ``run_started`` and ``merged`` are read from the ``plan_id`` column without
+    decoding their bodies. Used under the ledger's lock.
+    """
+
+    NAME = "plan_states"
+
+    def __init__(self, ledger: Ledger):
+        self.ledger, self.db = ledger, ledger._db
+        self.runs: dict[str, list[Any]] = {}  # run id -> [ok, plan, cost, cycles, outcome]
+        self.plans: dict[str, list[Any]] = {}  # plan id -> [first seq, runs, cost, last run]
+        self.merged: set[str] = set()
+        self.stored = True  # False: computed in memory (a read-only ledger), nothing to look up
+
+    def states(self) -> dict[str, PlanState]:
+        top = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        if self._current() == top:
+            return self._read()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self._catch_up()
+                self.db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.ledger._raw.execute("ROLLBACK")
+                raise
+        except LedgerError as exc:
+            if "read-only" not in str(exc):
+                raise
+            return self._in_memory()  # reading a read-only ledger works; it only is not cached
+        return self._read()
+
+    def _current(self) -> int | None:
+        """The sequence number the tables are current at; None when they need a rebuild."""
+        count = self.db.execute(
+            f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ({','.join('?' * len(VIEW_TABLES))})",
+            VIEW_TABLES,
+        ).fetchone()[0]
+        if count != len(VIEW_TABLES):
+            return None
+        row = self.db.execute("SELECT version, seq FROM view_meta WHERE name = ?", (self.NAME,)).fetchone()
+        if row is None or row[0] != PROJECTION_VERSION:
+            return None
+        return int(row[1])
+
+    def _catch_up(self) -> None:
+        top = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        current = self._current()  # again: another process may have caught up meanwhile
+        if current is not None and current > top:
+            current = None  # events were removed: the tables describe a ledger that is gone
+        if current is None:
+            for table in VIEW_TABLES:
+                self.db.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in VIEW_SCHEMA.split(";"):
+                self.db.execute(statement)
+            current = 0
+            self.stored = False  # nothing stored to look up while rebuilding
+        if current < top:
+            self._fold(current)
+            self.db.executemany("INSERT OR REPLACE INTO view_runs VALUES (?, ?, ?, ?, ?, ?)", self._run_rows())
+            self.db.executemany(
+                "INSERT OR REPLACE INTO view_plans VALUES (?, ?, ?, ?, ?)",
+                [(plan, *values) for plan, values in self.plans.items()],
+            )
+            self.db.executemany("INSERT OR IGNORE INTO view_merged VALUES (?)", [(p,) for p in self.merged])
+        self.db.execute(
+            "INSERT OR REPLACE INTO view_meta (name, version, seq) VALUES (?, ?, ?)",
+            (self.NAME, PROJECTION_VERSION, top),
+        )
+
+    def _run_rows(self) -> list[tuple[Any, ...]]:
+        return [(run_id, *values) for run_id, values in self.runs.items()]
+
+    def _run(self, run_id: str) -> list[Any] | None:
+        run = self.runs.get(run_id)
+        if run is None and self.stored:
+            row = self.db.execute(
+                "SELECT ok, plan_id, cost_usd, cycles, outcome FROM view_runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is not None:
+                run = self.runs[run_id] = list(row)
+        return run
+
+    def _plan(self, plan_id: str) -> list[Any] | None:
+        plan = self.plans.get(plan_id)
+        if plan is None and self.stored:
+            row = self.db.execute(
+                "SELECT first_seq, runs, cost_usd, last_run FROM view_plans WHERE plan_id = ?", (plan_id,)
+            ).fetchone()
+            if row is not None:
+                plan = self.plans[plan_id] = list(row)
+        return plan
+
+    def _fold(self, after: int) -> None:
+        """Fold the projected events with a sequence number above ``after`` into the dicts."""
+        decode = self.ledger.decode
+        rows = self.db.execute(
+            f"SELECT seq, run_id, kind, plan_id, body FROM events WHERE kind IN ({','.join('?' * 5)}) "
+            "AND seq > ? ORDER BY seq",
+            (*_PROJECTED_KINDS, after),
+        )
+        for seq, run_id, kind, plan_id, body in rows:
+            if kind in ("run_started", "merged") and plan_id is None:
+                plan_id = decode(body).get("plan_id")  # rows from before the plan_id column
+            if kind == "merged":
+                if plan_id is not None:
+                    self.merged.add(plan_id)
+                continue
+            if not run_id:
+                continue
+            run = self._run(run_id)
+            if run is None:
+                ok = kind == "run_started"  # a run must begin with run_started to count
+                run = self.runs[run_id] = [ok, plan_id if ok else None, 0.0, 0, None]
+                if ok and plan_id is not None:
+                    plan = self._plan(plan_id)
+                    if plan is None:
+                        plan = self.plans[plan_id] = [seq, 0, 0.0, run_id]
+                    plan[1] += 1
+                    plan[3] = run_id
+            if kind == "session_started":
+                run[3] = max(run[3], decode(body).get("cycle", 1))
+            elif kind == "session_ended":
+                cost = decode(body).get("cost_usd", 0.0)
+                run[2] += cost
+                if run[0] and run[1] is not None:
+                    plan = self._plan(run[1])
+                    if plan is not None:
+                        plan[2] += cost
+            elif kind == "run_ended":
+                data = decode(body)
+                run[4] = data["outcome"]
+                run[3] = max(run[3], data.get("cycles", 0))
+
+    def _read(self) -> dict[str, PlanState]:
+        rows = self.db.execute(
+            "SELECT p.plan_id, p.runs, p.cost_usd, p.last_run, r.outcome, r.cycles, m.plan_id IS NOT NULL "
+            "FROM view_plans p JOIN view_runs r ON r.run_id = p.last_run "
+            "LEFT JOIN view_merged m ON m.plan_id = p.plan_id ORDER BY p.first_seq"
+        ).fetchall()
+        return {row[0]: self._state(*row) for row in rows}
+
+    def _in_memory(self) -> dict[str, PlanState]:
+        self.runs, self.plans, self.merged, self.stored = {}, {}, set(), False
+        self._fold(0)
+        ordered = sorted(self.plans.items(), key=lambda item: item[1][0])
+        return {
+            plan: self._state(plan, runs, cost, last, self.runs[last][4], self.runs[last][3], plan in self.merged)
+            for plan, (_first, runs, cost, last) in ordered
+        }
+
+    @staticmethod
+    def _state(
+        plan_id: str, runs: int, cost: float, last_run: str, outcome: str | None, cycles: int, merged: Any
+    ) -> PlanState:
+        state = "merged" if merged else (outcome or "in progress")
+        return PlanState(plan_id, state, outcome, last_run, runs, cycles, cost)
 
 
 @dataclass
@@ -650,6 +940,8 @@ class PlanState:
 
 
 def project_run(events: list[Event]) -> RunView:
+    from agentflow.events import RunEnded, RunStarted, SessionEnded, SessionStarted, VerdictRecorded
+
     start = events[0]
     assert isinstance(start, RunStarted)
     run = RunView(start.run_id or "", start.mode, start.plan_id, start.plan_title, start.ts, events=events)
@@ -678,6 +970,8 @@ def project_run(events: list[Event]) -> RunView:
 
 
 def dump_event(event: Event) -> dict[str, Any]:
+    from agentflow.events import event_adapter
+
     return event_adapter.dump_python(event, mode="json")
 
 

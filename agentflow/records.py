@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentflow.events import Event
 from agentflow.ledger import ImportResult, Ledger, PlanState, ledger_path
-from agentflow.plans import Plan, display_path
+
+if TYPE_CHECKING:  # plans (config, pydantic) and events load only where used: `log` imports neither
+    from agentflow.events import Event
+    from agentflow.plans import Plan
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def plan_states(root: Path) -> dict[str, PlanState]:
 
 def status_rows(plans: list[Plan], states: dict[str, PlanState]) -> list[StatusRow]:
     """One row per plan file, then one per plan that has runs but no file any more."""
+    from agentflow.plans import display_path
+
     rows = []
     for plan in plans:
         state = states.get(plan.id, PlanState(plan_id=plan.id))
@@ -74,7 +78,17 @@ def _row(plan_id: str, title: str, path: str | None, declared: str | None, state
 
 
 def read_events(root: Path, run_id: str | None = None) -> list[Event]:
-    """The ledger's events (of one run); an unknown run is an error (exit 2)."""
+    """The ledger's typed events (of one run), as ``log --json`` prints them; see ``read_records``."""
+    return _read(root, run_id, typed=True)
+
+
+def read_records(root: Path, run_id: str | None = None) -> list[dict[str, Any]]:
+    """The ledger's events (of one run) as stored JSON objects, not validated (``log``)."""
+    return _read(root, run_id, typed=False)
+
+
+def _read(root: Path, run_id: str | None, *, typed: bool) -> list[Any]:
+    """An unknown run is an error (exit 2); the run's chain is checked."""
     from agentflow.errors import LedgerError
 
     ledger = open_ledger_if_any(root)
@@ -83,9 +97,9 @@ def read_events(root: Path, run_id: str | None = None) -> list[Event]:
             raise LedgerError(f"no run {run_id!r}: the ledger is empty", fix="start one with `agentflow build PLAN`")
         return []
     with ledger:
-        events = ledger.events(run_id=run_id)
+        events = ledger.events(run_id=run_id) if typed else ledger.records(run_id=run_id)
         if run_id is not None and not events:
-            known = ledger.run_ids()[-5:]
+            known = ledger.recent_run_ids(5)
             hint = f"recent runs: {', '.join(known)}" if known else "no runs yet"
             raise LedgerError(f"no run {run_id!r} in the ledger", fix=f"{hint}; list them with `agentflow log`")
         if run_id is not None:

@@ -25,11 +25,10 @@ from agentflow.ledger import Ledger
 
 
 def resolve_run_id(ledger: Ledger, ref: str) -> str:
-    """The run ``ref`` names: an exact run id or an unambiguous prefix of one."""
-    ids = ledger.run_ids()
-    if ref in ids:
+    """The run ``ref`` names: an exact run id or an unambiguous prefix of one (through the index)."""
+    matches = ledger.match_runs(ref)
+    if matches == [ref]:
         return ref
-    matches = [run_id for run_id in ids if run_id.startswith(ref)] if ref else []
     if len(matches) == 1:
         return matches[0]
     if matches:

@@ -91,7 +91,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     from agentflow.errors import PlanError
     from agentflow.plans import check_plans, find_plans
     from agentflow.records import plan_states, status_rows
-    from agentflow.report.text import status_table
+    from agentflow.report.lines import status_table  # not report.text: status starts fast
 
     root = _common.repo().root
     load_config(root)  # a misspelt or broken config is an error here too, not only when building

@@ -23,17 +23,20 @@ def log(
 
       agentflow log --json | jq 'select(.kind == "verdict_recorded")'
     """
-    from agentflow.ledger import dump_event
-    from agentflow.records import read_events
-    from agentflow.report.text import event_line
-
-    events = read_events(_common.repo().root, run)
-    if as_json:
+    root = _common.repo().root
+    if as_json:  # complete typed events (defaults filled in for events recorded before a field existed)
         import json
 
-        for event in events:
+        from agentflow.ledger import dump_event
+        from agentflow.records import read_events
+
+        for event in read_events(root, run):
             _common.out(json.dumps(dump_event(event), separators=(",", ":")))
         return
+    from agentflow.records import read_records
+    from agentflow.report.lines import event_line
+
+    events = read_records(root, run)  # stored JSON, not validated: `log` builds no event class
     if not events:
         _common.err("the ledger is empty: runs appear here once `agentflow build` or `agentflow verify` ran")
     for event in events:

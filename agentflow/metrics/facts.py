@@ -19,18 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from agentflow.events import (
-    Event,
-    FindingsRecorded,
-    Merged,
-    ModelCalled,
-    RunEnded,
-    RunStarted,
-    SessionEnded,
-    SessionStarted,
-    Usage,
-    VerdictRecorded,
-)
+from agentflow.events import Usage
 from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, Repo
 from agentflow.ledger import Ledger, ledger_path
 from agentflow.metrics.period import utc
@@ -137,7 +126,11 @@ def commit_facts(repo: Repo | None) -> list[CommitFact]:
 
 
 class LedgerReader:
-    """Folds ledger events into facts, one small method per event kind (see ``HANDLERS``)."""
+    """Folds ledger events into facts, one small method per event kind (see ``HANDLERS``).
+
+    Events are their JSON objects as stored (``Ledger.window_records``, ``Ledger.records``), never
+    validated (#19 item 1): each handler reads only the fields it folds, with the classes' defaults.
+    """
 
     def __init__(self, facts: Facts) -> None:
         self.facts = facts
@@ -145,100 +138,113 @@ class LedgerReader:
         self.sessions: dict[str, SessionFact] = {}
         self.ended_sessions: set[str] = set()
 
-    def read(self, events: Iterable[Event]) -> Facts:
+    def read(self, events: Iterable[dict[str, Any]]) -> Facts:
         for event in events:
-            handler = self.HANDLERS.get(type(event))
+            handler = self.HANDLERS.get(event["kind"])
             if handler is not None:
-                handler(self, event, self.runs.get(event.run_id or ""))
+                handler(self, event, self.runs.get(event.get("run_id") or ""))
         self.facts.runs = list(self.runs.values())
         self.facts.sessions = list(self.sessions.values())
         return self.facts
 
-    def run_started(self, event: RunStarted, run: RunFact | None) -> None:
-        if event.run_id:
-            self.runs[event.run_id] = RunFact(
-                event.run_id,
-                event.plan_id,
-                event.plan_title,
-                event.mode,
-                utc(event.ts),
-                estimate_hours=event.estimate_hours,
+    def run_started(self, event: dict[str, Any], run: RunFact | None) -> None:
+        if event.get("run_id"):
+            self.runs[event["run_id"]] = RunFact(
+                event["run_id"],
+                event.get("plan_id"),
+                event.get("plan_title"),
+                event.get("mode", "build"),
+                _stamp(event),
+                estimate_hours=event.get("estimate_hours"),
             )
 
-    def verdict_recorded(self, event: VerdictRecorded, run: RunFact | None) -> None:
+    def verdict_recorded(self, event: dict[str, Any], run: RunFact | None) -> None:
+        run_id = event.get("run_id")
         if run is None:  # an override (or a verdict) outside any run still counts
             run = self.runs.setdefault(
-                event.run_id or f"verdict:{event.ts.isoformat()}",
-                RunFact(event.run_id or "", None, mode="none", synthetic=True),
+                run_id or f"verdict:{_stamp(event).isoformat()}",
+                RunFact(run_id or "", None, mode="none", synthetic=True),
             )
-        findings = list((event.verdict or {}).get("findings") or [])
+        findings = list((event.get("verdict") or {}).get("findings") or [])
         run.verdicts.append(
             VerdictFact(
                 run.run_id,
                 run.plan_id,
-                event.cycle,
-                event.outcome,
-                utc(event.ts),
-                event.override,
+                event["cycle"],
+                event["outcome"],
+                _stamp(event),
+                event.get("override", False),
                 findings,
-                event.commit,
+                event.get("commit"),
             )
         )
 
-    def run_ended(self, event: RunEnded, run: RunFact | None) -> None:
+    def run_ended(self, event: dict[str, Any], run: RunFact | None) -> None:
         if run is not None:
-            run.ended, run.outcome = utc(event.ts), event.outcome
-            run.cycles = max(run.cycles, event.cycles)
+            run.ended, run.outcome = _stamp(event), event["outcome"]
+            run.cycles = max(run.cycles, event["cycles"])
 
-    def session_started(self, event: SessionStarted, run: RunFact | None) -> None:
-        self.sessions[event.session_id] = SessionFact(
-            event.session_id, event.run_id, event.role, utc(event.ts), Usage(), 0.0
-        )
+    def session_started(self, event: dict[str, Any], run: RunFact | None) -> None:
+        sid = event["session_id"]
+        self.sessions[sid] = SessionFact(sid, event.get("run_id"), event["role"], _stamp(event), Usage(), 0.0)
         if run is not None:  # a run that never ended still shows how far it got
-            run.cycles = max(run.cycles, event.cycle)
+            run.cycles = max(run.cycles, event.get("cycle", 1))
 
-    def model_called(self, event: ModelCalled, run: RunFact | None) -> None:
-        session = None if event.session_id in self.ended_sessions else self.sessions.get(event.session_id)
+    def model_called(self, event: dict[str, Any], run: RunFact | None) -> None:
+        sid = event["session_id"]
+        session = None if sid in self.ended_sessions else self.sessions.get(sid)
         if session is not None:  # a session that never ends is still paid for, turn by turn
-            session.usage = session.usage + event.usage
-            session.cost_usd += event.cost_usd
+            session.usage = session.usage + Usage(**(event.get("usage") or {}))
+            session.cost_usd += event.get("cost_usd", 0.0)
 
-    def session_ended(self, event: SessionEnded, run: RunFact | None) -> None:
-        self.ended_sessions.add(event.session_id)
-        self.sessions[event.session_id] = SessionFact(
-            event.session_id, event.run_id, event.role, utc(event.ts), event.usage, event.cost_usd
+    def session_ended(self, event: dict[str, Any], run: RunFact | None) -> None:
+        sid = event["session_id"]
+        self.ended_sessions.add(sid)
+        self.sessions[sid] = SessionFact(
+            sid,
+            event.get("run_id"),
+            event["role"],
+            _stamp(event),
+            Usage(**(event.get("usage") or {})),
+            event.get("cost_usd", 0.0),
         )
 
-    def merged(self, event: Merged, run: RunFact | None) -> None:
-        plan_id = event.plan_id or (run.plan_id if run else None)
+    def merged(self, event: dict[str, Any], run: RunFact | None) -> None:
+        plan_id = event.get("plan_id") or (run.plan_id if run else None)
         if plan_id:
-            self.facts.merges.append((plan_id, utc(event.ts)))
+            self.facts.merges.append((plan_id, _stamp(event)))
 
-    def findings_recorded(self, event: FindingsRecorded, run: RunFact | None) -> None:
-        if event.source == "evaluator":
-            self.facts.evaluations.append((utc(event.ts), list(event.findings)))  # type: ignore[union-attr]
+    def findings_recorded(self, event: dict[str, Any], run: RunFact | None) -> None:
+        if event.get("source", "evaluator") == "evaluator":
+            self.facts.evaluations.append((_stamp(event), list(event.get("findings") or [])))  # type: ignore[union-attr]
 
-    HANDLERS: dict[type, Any] = {
-        RunStarted: run_started,
-        VerdictRecorded: verdict_recorded,
-        RunEnded: run_ended,
-        SessionStarted: session_started,
-        ModelCalled: model_called,
-        SessionEnded: session_ended,
-        Merged: merged,
-        FindingsRecorded: findings_recorded,
+    HANDLERS: dict[str, Any] = {
+        "run_started": run_started,
+        "verdict_recorded": verdict_recorded,
+        "run_ended": run_ended,
+        "session_started": session_started,
+        "model_called": model_called,
+        "session_ended": session_ended,
+        "merged": merged,
+        "findings_recorded": findings_recorded,
     }
+
+
+def _stamp(event: dict[str, Any]) -> datetime:
+    """An event's time as stored (ISO 8601 with ``Z`` or an offset), in UTC."""
+    return utc(datetime.fromisoformat(event["ts"]))
 
 
 def facts_from_ledger(ledger: Ledger | None, repo: Repo | None, since: datetime | None = None) -> Facts:
     """Runs, sessions, verdicts, merges and evaluations from the ledger; commits from git.
 
-    ``since``: only runs started from ``since`` minus ``RUN_MARGIN`` on are read (plus every merge,
-    evaluation and run-less event), through the indexed columns: time stays flat in ledger size."""
+    ``since``: only runs started from ``since`` minus ``RUN_MARGIN`` on are read, with the merges,
+    evaluations and run-less events from then on (``Ledger.window_records``), through the indexed
+    columns: time stays flat in ledger size. Nothing is validated: the stored JSON is folded."""
     facts = Facts(source="ledger", sessions=[], evaluations=[], commits=commit_facts(repo))
     if ledger is None:
         return facts
-    events = ledger.events() if since is None else ledger.events_for_window(since - RUN_MARGIN)
+    events = ledger.records() if since is None else ledger.window_records(since - RUN_MARGIN)
     return LedgerReader(facts).read(events)
 
 

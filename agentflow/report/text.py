@@ -17,15 +17,17 @@ from agentflow.report.figures import (
     period_label,
     plan_rows,
 )
+
+# the status table and the log's event lines live in ``agentflow.report.lines``, which imports
+# nothing heavy (`status` and `log` start fast, #19 item 1); re-exported: every text report is here
+from agentflow.report.lines import KEY_FIELDS, event_line, status_table  # noqa: F401
 from agentflow.report.show import check_line, diffstat, finding_line, header_rows, tokens_text, transcript_entries
 from agentflow.report.verify import VerifyReport, check_status, location
 from agentflow.text import one_line
 
 if TYPE_CHECKING:
-    from agentflow.events import Event
     from agentflow.gate import GateResult
     from agentflow.metrics.model import MetricsReport
-    from agentflow.records import StatusRow
 
 
 def aligned_table(header: list[str], rows: list[list[str]], left: frozenset[int] = frozenset({0})) -> list[str]:
@@ -176,77 +178,6 @@ def show_text(timeline: dict[str, Any]) -> str:
         for heading, text in transcript_entries(messages):
             lines += [f"[{heading}]", text, ""]
     return "\n".join(lines) + "\n"
-
-
-# -- the status table and the log (`agentflow status`, `agentflow log`) ---------------------------
-
-# Fields that say most about an event, in the order they are shown; anything else is left to --json.
-KEY_FIELDS: dict[str, tuple[str, ...]] = {
-    "run_started": ("mode", "plan_id", "plan_title", "branch", "base", "max_cycles"),
-    "run_resumed": (),
-    "session_started": ("role", "cycle", "backend", "model", "session_id"),
-    "model_called": ("session_id", "turn", "model", "cost_usd", "stop_reason"),
-    "tool_called": ("session_id", "turn", "tool", "is_error"),
-    "session_ended": ("role", "cycle", "status", "reason", "turns", "cost_usd"),
-    "builder_committed": ("cycle", "commit", "files_changed", "insertions", "deletions", "out_of_scope"),
-    "checks_ran": ("cycle", "commit"),
-    "verdict_recorded": ("cycle", "outcome", "decision", "reason", "commit", "override", "signed"),
-    "run_ended": ("outcome", "cycles", "reason", "commit"),
-    "merged": ("plan_id", "branch", "into", "commit"),
-    "findings_recorded": ("source",),
-}
-_SKIP = {"v", "ts", "run_id", "kind"}
-
-
-def status_table(rows: list[StatusRow], title_width: int = 44) -> list[str]:
-    """A plain aligned table (no colour, no box drawing: it must read well in CI logs and pipes)."""
-    header = ("ID", "TITLE", "STATE", "LAST OUTCOME", "CYCLES", "COST")
-    cells = [
-        (r.id, _clip(r.title, title_width), r.state, r.last_outcome or "-", str(r.cycles), f"${r.cost_usd:.2f}")
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
-    right = {4, 5}
-
-    def line(row: tuple[str, ...]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))
-        ).rstrip()
-
-    return [line(header), *(line(c) for c in cells)]
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}".rstrip("0").rstrip(".") if value else "0"
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value) or "[]"
-    text = str(value)
-    if len(text) > 12 and all(c in "0123456789abcdef" for c in text):
-        return text[:12]  # commit ids
-    return repr(text) if " " in text else text
-
-
-def event_line(event: Event) -> str:
-    """``2026-11-27T22:10:03Z r-20261127-abc123 session_ended role=builder status=completed ...``."""
-    from agentflow.ledger import dump_event
-
-    data = dump_event(event)
-    fields = KEY_FIELDS.get(event.kind)
-    names = fields if fields is not None else tuple(k for k in data if k not in _SKIP)
-    parts = [f"{name}={_value(data[name])}" for name in names if data.get(name) not in (None, False, "", [])]
-    if event.kind == "checks_ran":
-        results = data.get("results", [])
-        passed = sum(1 for r in results if r.get("exit_code") == 0)
-        parts.append(f"passed={passed}/{len(results)}")
-    elif event.kind == "findings_recorded":
-        parts.append(f"findings={len(data.get('findings', []))}")
-    ts = event.ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return " ".join([ts, event.run_id or "-", event.kind, *parts])
 
 
 # -- the gate (`agentflow gate`) -----------------------------------------------------------------

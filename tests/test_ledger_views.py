@@ -1,0 +1,219 @@
+"""Ledger views at team scale (#19 item 1): the status projection is a derived table, equal to a
+full replay of the events and rebuilt from them when missing or stale; metrics reads only its
+window, unvalidated, with the same figures as a full read; `log` and `status` import no events."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import get_args
+
+import pytest
+from metrics_helpers import at, build_history
+
+from agentflow.events import (
+    Event,
+    Merged,
+    ModelCalled,
+    RunEnded,
+    RunStarted,
+    SessionEnded,
+    SessionStarted,
+    Usage,
+    VerdictRecorded,
+)
+from agentflow.git import Repo
+from agentflow.ledger import EVENT_KINDS, VIEW_TABLES, Ledger, dump_event, ledger_path
+from tests.build_helpers import builder_session, verifier_session, write_plan, write_script
+
+
+def _costly_runs(ledger: Ledger) -> None:
+    """Runs with costs that do not add up exactly in binary floating point, in interleaved order."""
+    ledger.append(RunStarted(run_id="r-a", plan_id="7"))
+    ledger.append(RunStarted(run_id="r-b", plan_id="8"))
+    for n, (run, cost) in enumerate([("r-a", 0.1), ("r-b", 0.2), ("r-a", 0.7), ("r-b", 0.3)]):
+        sid = f"s-{n}"
+        ledger.append(SessionStarted(run_id=run, session_id=sid, role="builder", cycle=n + 1, backend="x", model="m"))
+        ledger.append(SessionEnded(run_id=run, session_id=sid, role="builder", status="completed", cost_usd=cost))
+    ledger.append(RunEnded(run_id="r-a", outcome="approved", cycles=2))
+    ledger.append(RunStarted(run_id="r-c", plan_id="7"))  # plan 7's last run: in progress
+    ledger.append(Merged(plan_id="8", branch="agentflow/8", into="main", commit="abc"))
+
+
+def _same_states(ledger: Ledger) -> dict:
+    projected, replayed = ledger.plan_states(), ledger.plan_states_replay()
+    assert list(projected) == list(replayed)  # same plans, in the order of their first run
+    for plan, state in projected.items():
+        assert state.cost_usd == pytest.approx(replayed[plan].cost_usd)  # summed in another order
+        assert replace(state, cost_usd=0) == replace(replayed[plan], cost_usd=0)
+    return projected
+
+
+def _view_tables(root: Path) -> set[str]:
+    db = sqlite3.connect(ledger_path(root))
+    try:
+        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'view_%'")}
+    finally:
+        db.close()
+
+
+def _sql(root: Path, statement: str) -> None:
+    db = sqlite3.connect(ledger_path(root))
+    db.execute(statement)
+    db.commit()
+    db.close()
+
+
+def test_the_status_projection_is_a_derived_table_equal_to_a_full_replay(repo: Path, cli) -> None:
+    write_plan(repo)
+    write_plan(repo, "2", "Add greeting", "greeting")
+    approve = {"builder": [builder_session()], "verifier": [verifier_session()]}
+    reject = {"builder": [builder_session()], "verifier": [verifier_session(decision="reject")]}
+    assert cli("build", "1", "--script", str(write_script(repo, approve))).exit_code == 0
+    assert cli("build", "2", "--script", str(write_script(repo, reject, name="b.yaml"))).exit_code == 1
+    assert cli("merge", "1").exit_code == 0
+    with Ledger.open(repo) as ledger:
+        _costly_runs(ledger)
+
+    first = cli("status", "--json")
+    assert first.exit_code == 0, first.output
+    assert _view_tables(repo) == set(VIEW_TABLES)  # status stored its projection
+    rows = {row["id"]: row for row in json.loads(first.stdout)}
+    assert (rows["1"]["state"], rows["2"]["state"], rows["2"]["last_outcome"]) == ("merged", "rejected", "rejected")
+    assert (rows["7"]["state"], rows["7"]["runs"], rows["7"]["cost_usd"]) == ("in progress", 2, 0.8)
+    assert (rows["8"]["state"], rows["8"]["cost_usd"]) == ("merged", 0.5)
+    with Ledger.open(repo) as ledger:
+        _same_states(ledger)
+
+    # events appended after the projection was stored are folded in (caught up by sequence number)
+    assert cli("build", "2", "--script", str(write_script(repo, approve, name="c.yaml"))).exit_code == 0
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunEnded(run_id="r-c", outcome="capped", cycles=1))
+        states = _same_states(ledger)
+    assert (states["2"].state, states["2"].runs, states["7"].state) == ("approved", 2, "capped")
+    caught_up = cli("status", "--json").stdout
+
+    # deleting a derived table (or all of them) rebuilds it from the events, with the same answer
+    for statement in ("DROP TABLE view_plans", "DROP TABLE view_meta", "DELETE FROM view_runs"):
+        _sql(repo, statement)
+        if statement.startswith("DELETE"):  # emptied behind the projection's back: stale, not missing
+            _sql(repo, "UPDATE view_meta SET version = version + 100")
+        assert cli("status", "--json").stdout == caught_up, statement
+        assert _view_tables(repo) == set(VIEW_TABLES)
+    # tables ahead of the events (events removed since) are rebuilt, not trusted
+    _sql(repo, "UPDATE view_meta SET seq = seq + 1000")
+    assert cli("status", "--json").stdout == caught_up
+    with Ledger.open(repo) as ledger:
+        _same_states(ledger)
+
+
+def test_status_on_a_read_only_ledger_projects_in_memory_and_leaves_the_file_alone(
+    repo: Path, cli, monkeypatch
+) -> None:
+    with Ledger.open(repo) as ledger:
+        _costly_runs(ledger)
+        expected = ledger.plan_states_replay()
+        ledger._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = ledger_path(repo).read_bytes()
+    real_connect = sqlite3.connect
+
+    import agentflow.ledger
+
+    def read_only(path, *args, **kwargs):  # root ignores chmod: SQLite's own read-only mode stands for it
+        return real_connect(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
+
+    monkeypatch.setattr(agentflow.ledger.sqlite3, "connect", read_only)
+    result = cli("status", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["id"]: row for row in json.loads(result.stdout)}
+    assert {plan: (row["state"], row["runs"]) for plan, row in rows.items()} == {
+        plan: (state.state, state.runs) for plan, state in expected.items()
+    }
+    assert ledger_path(repo).read_bytes() == before and not _view_tables(repo)
+
+
+def test_metrics_of_a_week_reads_only_its_window_and_agrees_with_a_full_read(repo: Path, cli) -> None:
+    from agentflow.metrics import compute, facts_from_ledger, parse_period
+    from agentflow.report import render_metrics
+
+    build_history(repo).ledger.close()
+    with Ledger.open(repo) as ledger:
+        # long before the window: a run, a merge and an evaluation that must not change the figures
+        old = at(16, 9) - timedelta(days=60)
+        ledger.append(RunStarted(ts=old, run_id="r-old", plan_id="90"))
+        ledger.append(RunEnded(ts=old, run_id="r-old", outcome="approved", cycles=1))
+        ledger.append(Merged(ts=old, plan_id="90", branch="agentflow/90", into="main", commit="abc"))
+        # in the period: a session that never ended is paid for call by call; a run-less override
+        ledger.append(RunStarted(ts=at(20, 9), run_id="r-105a", plan_id="105", plan_title="Unfinished"))
+        ledger.append(
+            SessionStarted(ts=at(20, 9), run_id="r-105a", session_id="s-open", role="builder", backend="x", model="m")
+        )
+        for turn in (1, 2):
+            usage = Usage(input_tokens=100 * turn, output_tokens=10)
+            ledger.append(
+                ModelCalled(
+                    ts=at(20, 10),
+                    run_id="r-105a",
+                    session_id="s-open",
+                    turn=turn,
+                    model="m",
+                    usage=usage,
+                    cost_usd=0.25,
+                )
+            )
+        ledger.append(VerdictRecorded(ts=at(21, 9), cycle=1, outcome="approved", override=True, commit="c0ffee"))
+        period = parse_period("2026-11-16", "2026-11-22")
+        typed = [dump_event(event) for event in ledger.events()]  # every event, validated by pydantic
+        full = compute(facts_from_ledger(SimpleNamespace(records=lambda: typed), Repo(repo)), period)
+        window = ledger.window_records(period.previous().start - timedelta(days=7))
+    assert "r-old" not in {record.get("run_id") for record in window}
+    assert not any(record["kind"] in ("tool_called", "checks_ran") for record in window)
+    assert {r["kind"] for r in window if r.get("session_id") == "s-open"} == {"session_started", "model_called"}
+    result = cli("metrics", "--since", "2026-11-16", "--until", "2026-11-22", "--format", "json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown == json.loads(render_metrics(full, "json"))
+    assert shown["cost_usd"]["total"] > 0
+
+
+def test_event_kinds_listed_for_the_views_are_the_typed_union(repo: Path) -> None:
+    union = get_args(get_args(Event)[0])
+    assert {cls.model_fields["kind"].default for cls in union} == EVENT_KINDS
+
+
+@pytest.mark.parametrize("command", [["log", "--run", "r-1"], ["status"]])
+def test_log_and_status_never_build_the_event_classes(repo: Path, command: list[str]) -> None:
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="1"))
+    code = (
+        "import sys\nfrom agentflow.cli import main\n"
+        f"sys.argv = ['agentflow', *{command!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print('agentflow.events' in sys.modules, 'agentflow.plans' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
+    events_loaded, plans_loaded = out.stdout.split()[-2:]
+    assert events_loaded == "False"
+    assert plans_loaded == ("True" if command == ["status"] else "False")
+
+
+def test_show_resolves_a_prefix_through_the_index(repo: Path, cli) -> None:
+    with Ledger.open(repo) as ledger:
+        for run in ("r-20261201-aaaaaa", "r-20261201-aaabbb", "r-20261202-cccccc"):
+            ledger.append(RunStarted(run_id=run, plan_id="1"))
+        assert ledger.match_runs("r-20261201-aaabbb") == ["r-20261201-aaabbb"]
+        assert ledger.match_runs("r-20261201-aaa") == ["r-20261201-aaaaaa", "r-20261201-aaabbb"]
+        assert ledger.match_runs("r-20261202") == ["r-20261202-cccccc"]
+        assert ledger.match_runs("r-2026120~") == [] and ledger.recent_run_ids(2) == [
+            "r-20261201-aaabbb",
+            "r-20261202-cccccc",
+        ]
+    assert "r-20261202-cccccc" in cli("show", "r-20261202").stdout
+    ambiguous = cli("show", "r-20261201-aa")
+    assert ambiguous.exit_code == 2 and "r-20261201-aaaaaa, r-20261201-aaabbb" in ambiguous.stderr
