@@ -339,15 +339,30 @@ class Ledger:
 
     def verify_run(self, run_id: str, *, strict: bool = True, legacy_ok: bool = False) -> None:
         """Raise ChainBroken unless the run's chain holds (``legacy_ok``: a run from before the chain passes)."""
-        with self._lock:
-            rows = chain.run_rows(self._db, run_id)
-            tail = self._heads.get(run_id)
-        unknown = next((row[2] for row in rows if row[2] not in EVENT_KINDS), None)
-        if unknown is not None:  # a newer agentflow's event: say so, rather than that the chain broke
-            raise self._unreadable(f"an event of unknown kind {unknown!r}")
-        problem = chain.verify_rows(run_id, rows, chain.chain_key(), strict=strict, tail=tail)
-        if problem is not None and not (legacy_ok and problem.problem == chain.LEGACY):
-            raise ChainBroken(problem)
+        self.verify_runs([run_id], strict=strict, legacy_ok=legacy_ok)
+
+    def verify_runs(self, run_ids: Iterable[str], *, strict: bool = True, legacy_ok: bool = False) -> None:
+        """``verify_run`` for many runs, their rows read a few hundred runs per query (``metrics``)."""
+        ids, key = list(dict.fromkeys(run_ids)), chain.chain_key()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT {chain.ROW_COLUMNS} FROM events WHERE run_id IN ({','.join('?' * len(chunk))}) "
+                    "ORDER BY run_id, seq",
+                    chunk,
+                ).fetchall()
+                tails = {run_id: self._heads.get(run_id) for run_id in chunk}
+            by_run: dict[str, list[chain.Row]] = {run_id: [] for run_id in chunk}
+            for row in rows:
+                by_run[row[3]].append(row)
+            for run_id, run_rows in by_run.items():
+                unknown = next((row[2] for row in run_rows if row[2] not in EVENT_KINDS), None)
+                if unknown is not None:  # a newer agentflow's event: say so, rather than that the chain broke
+                    raise self._unreadable(f"an event of unknown kind {unknown!r}")
+                problem = chain.verify_rows(run_id, run_rows, key, strict=strict, tail=tails[run_id])
+                if problem is not None and not (legacy_ok and problem.problem == chain.LEGACY):
+                    raise ChainBroken(problem)
 
     # -- export and import (#15 item 5) ---------------------------------------------------------
 
@@ -562,8 +577,8 @@ class Ledger:
                     break
             records = {seq: self.decode(body) for seq, body in picked}
             started = {r["session_id"] for r in records.values() if r["kind"] == "session_started"}
-            ended = {r["session_id"] for r in records.values() if r["kind"] == "session_ended"}
-            for run_id in sorted({r["run_id"] for r in records.values() if r.get("session_id") in started - ended}):
+            unended = started - {r["session_id"] for r in records.values() if r["kind"] == "session_ended"}
+            for run_id in sorted({r["run_id"] for r in records.values() if r.get("session_id") in unended}):
                 for seq, body in self._db.execute(
                     "SELECT seq, body FROM events WHERE run_id = ? AND kind = 'model_called'", (run_id,)
                 ):
