@@ -29,28 +29,28 @@ from agentflow.redact import redact
 if TYPE_CHECKING:
     from agentflow.events import Event, VerdictRecorded
 
-# Every ``kind`` this agentflow can read: the tags of ``agentflow.events.Event`` (a test checks that
-# they agree). Kept here, as plain strings, so that the read-side views never import pydantic.
-EVENT_KINDS = frozenset(
-    {
-        "run_started",
-        "run_resumed",
-        "session_started",
-        "model_called",
-        "tool_called",
-        "session_ended",
-        "builder_committed",
-        "checks_ran",
-        "verdict_recorded",
-        "run_ended",
-        "merged",
-        "findings_recorded",
-        "tampering_detected",
-        "builder_commits_folded",
-        "git_snapshot",
-        "git_checked",
-    }
-)
+# Every ``kind`` this agentflow can read, with the fields its event cannot do without: the tags
+# and required fields of ``agentflow.events.Event`` (a test checks that they agree). Kept here, as
+# plain strings, so that the read-side views check what they read without building pydantic models.
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "run_started": (),
+    "run_resumed": (),
+    "session_started": ("session_id", "role", "backend", "model"),
+    "model_called": ("session_id", "turn", "model"),
+    "tool_called": ("session_id", "turn", "tool"),
+    "session_ended": ("session_id", "role", "status"),
+    "builder_committed": ("cycle", "commit"),
+    "checks_ran": ("cycle",),
+    "verdict_recorded": ("cycle", "outcome"),
+    "run_ended": ("outcome", "cycles"),
+    "merged": ("branch", "into", "commit"),
+    "findings_recorded": (),
+    "tampering_detected": ("role", "reason"),
+    "builder_commits_folded": ("onto",),
+    "git_snapshot": ("role",),
+    "git_checked": ("role",),
+}
+EVENT_KINDS = frozenset(REQUIRED_FIELDS)
 
 MIGRATIONS: list[str] = [
     # 1: events and transcripts
@@ -487,20 +487,24 @@ class Ledger:
         return [self.decode(body) for (body,) in rows]
 
     def decode(self, body: str | bytes) -> dict[str, Any]:
-        """One stored event as its JSON object (orjson, no validation). A row no agentflow view can
-        read (not a JSON object, an unknown kind) is bad input, as in ``_parse``."""
+        """One stored event as its JSON object (orjson; no pydantic validation, only its kind and
+        required fields are checked). A row no view can read (not a JSON object, an unknown kind, a
+        required field missing) is bad input, with the same line as ``_parse``."""
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
             data = None
-        kind = data.get("kind") if isinstance(data, dict) else None
-        if kind is None or kind not in EVENT_KINDS:
-            raise self._unreadable(
-                f"an event of unknown kind {kind!r}"
-                if kind is not None
-                else "an event agentflow cannot read (its body is not a JSON object with a kind)",
-                known=kind is None,
-            )
+        if not isinstance(data, dict):
+            raise self._unreadable("an event agentflow cannot read (its body is not a JSON object)", known=True)
+        kind = data.get("kind")
+        required = REQUIRED_FIELDS.get(kind) if isinstance(kind, str) else None
+        if required is None:
+            if kind is None:
+                raise self._unreadable("an event agentflow cannot read (kind: Field required)", known=True)
+            raise self._unreadable(f"an event of unknown kind {kind!r}")
+        missing = next((name for name in required if name not in data), None)
+        if missing is not None:
+            raise self._unreadable(f"a {kind!r} event agentflow cannot read ({missing}: Field required)", known=True)
         return data
 
     def _unreadable(self, problem: str, *, known: bool = False) -> LedgerError:

@@ -29,7 +29,7 @@ from agentflow.events import (
     VerdictRecorded,
 )
 from agentflow.git import Repo
-from agentflow.ledger import EVENT_KINDS, VIEW_TABLES, Ledger, dump_event, ledger_path
+from agentflow.ledger import EVENT_KINDS, REQUIRED_FIELDS, VIEW_TABLES, Ledger, dump_event, ledger_path
 from tests.build_helpers import builder_session, verifier_session, write_plan, write_script
 
 
@@ -182,7 +182,7 @@ def test_metrics_of_a_week_reads_only_its_window_and_agrees_with_a_full_read(rep
     assert shown["cost_usd"]["total"] > 0
 
 
-def test_event_kinds_listed_for_the_views_are_the_typed_union(repo: Path) -> None:
+def test_event_kinds_and_required_fields_listed_for_the_views_are_the_typed_union(repo: Path) -> None:
     union = get_args(get_args(Event)[0])
     assert {cls.model_fields["kind"].default for cls in union} == EVENT_KINDS
 
