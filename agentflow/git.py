@@ -444,8 +444,11 @@ class Repo:
         Read as objects: the notes commit's tree, the note's path in it (flat or fanned out), its
         blob, all through GitPython's persistent ``cat-file --batch``."""
         notes_tree = self._object(ref if ref.startswith("refs/") else f"refs/notes/{ref}", "tree")
-        target = commit if re.fullmatch(r"[0-9a-f]{40}", commit) else getattr(self._object(commit), "hexsha", None)
-        if notes_tree is None or target is None:
+        if notes_tree is None:
+            return []
+        try:
+            target = commit if re.fullmatch(r"[0-9a-f]{40}", commit) else self.rev(commit)
+        except GitError:
             return []
         for path in (target, f"{target[:2]}/{target[2:]}", f"{target[:2]}/{target[2:4]}/{target[4:]}"):
             try:

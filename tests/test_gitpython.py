@@ -83,7 +83,8 @@ def test_gitpython_reads_run_no_planted_hook_fsmonitor_or_diff_driver(repo, cli,
         assert r.tree("HEAD") == git(repo, "rev-parse", "HEAD^{tree}")
         assert r.has_commits() and r.branch_exists("main") and not r.branch_exists("nope")
         assert r.base_tree("HEAD") == git(repo, "rev-parse", "HEAD^{tree}")
-        assert r.notes(head) == ['{"outcome": "approved"}']
+        assert r.notes(head) == r.notes(head[:8]) == r.notes("HEAD") == ['{"outcome": "approved"}']
+        assert r.notes(head, "refs/notes/other") == [] and r.notes("nope") == []
         [found] = r.log_trailers()
         assert (found.commit, found.trailers) == (head, {"Agentflow-Plan": "1", "Agentflow-Run": "r-1"})
         assert r.user_identity() == "Dev <dev@example.com>"
