@@ -178,9 +178,9 @@ _GITHUB_ACTION_STEPS = """\
 _SANDBOX_STEP = """\
       - name: Prepare the sandbox (bubblewrap, unprivileged user namespaces)
         run: |
-          if ! command -v bwrap >/dev/null 2>&1; then
+          if ! command -v bwrap >/dev/null 2>&1 || ! command -v socat >/dev/null 2>&1; then
             sudo apt-get update -qq
-            sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap
+            sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap socat
           fi
           if [ -e /proc/sys/kernel/apparmor_restrict_unprivileged_userns ]; then
             sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0
@@ -415,7 +415,7 @@ agentflow:
     AGENTFLOW_SPEC: {spec}
     BASE_REF: origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME
   before_script:
-    - apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap
+    - apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap socat
     - python3 -m pip install "$AGENTFLOW_SPEC"
     - git fetch -q origin "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
     # the merge request's head, not a merged result: the verdict is bound to the head's tree

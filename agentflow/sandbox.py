@@ -14,6 +14,12 @@ turns a command into a bubblewrap (``bwrap``) invocation, after Codex's Linux sa
   reachable), no network unless ``sandbox.network: true``, ``--die-with-parent``,
   ``--new-session``, every capability dropped; every process of a command dies with it (the
   namespace's init ends with the command, and killing ``bwrap`` kills the namespace);
+* ``nested=True`` (the Claude Code process, whose Bash tool starts a bubblewrap of its own): the
+  same, plus a user namespace in which the process is a non-root user (``--uid``) with no
+  capability, and a ``/dev`` of device binds instead of a devpts mount, so that nothing is
+  mounted over the fresh ``/proc`` and an inner bwrap can create its namespaces (and its own
+  ``/proc``) inside ours. Every mount of ours is locked in an inner namespace: an inner root
+  cannot unmount a hidden path or reach the host's ``/proc``;
 * an environment built from an allowlist (``PATH``, ``LANG``, ``LC_*``, ``TERM``, ``TZ``, ``HOME``,
   ``TMPDIR`` and ``sandbox.env``), never a denylist.
 
@@ -66,6 +72,14 @@ CREDENTIALS = (
 # Sockets of local daemons that a process could drive without any network namespace.
 HIDDEN_SOCKETS = ("/run/docker.sock", "/var/run/docker.sock", "/run/containerd/containerd.sock")
 KEY_FILE_ENV = "AGENTFLOW_SIGNING_KEY_FILE"
+# The uid and gid a nested sandbox runs as when agentflow runs as root: any uid but 0 (uid 0 without
+# capabilities cannot map itself into the inner user namespace); it stands for agentflow's own uid,
+# so file ownership and access are unchanged.
+NESTED_ID = 1000
+# What a nested sandbox's /dev holds (bwrap's --dev, without the devpts mount).
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_LINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"), ("/proc/self/fd/1", "/dev/stdout"),
+             ("/proc/self/fd/2", "/dev/stderr"))  # fmt: skip
 FIX = (
     "install bubblewrap (apt-get install bubblewrap); on Ubuntu 24.04 allow unprivileged user namespaces "
     "(sysctl kernel.apparmor_restrict_unprivileged_userns=0); or set `sandbox: {mode: off}` in agentflow.yaml "
@@ -151,17 +165,20 @@ class Sandbox:
         readable: Sequence[Path] = (),
         network: bool | None = None,
         keep: Sequence[str] = (),
+        nested: bool = False,
     ) -> list[str]:
         """``argv`` run in ``workdir`` inside the sandbox (``argv`` itself when the mode is off).
 
         ``writable``/``readable`` add binds (e.g. a prompt file outside the worktree); ``network``
         overrides ``sandbox.network`` (the claude-code process needs the model API); ``keep`` are
-        credential paths that stay visible (Claude Code's own login, for the Claude Code process).
+        credential paths that stay visible (Claude Code's own login, for the Claude Code process);
+        ``nested`` lets the process start a sandbox of its own inside this one (Claude Code's Bash).
         """
         if self.mode == "off":
             return list(argv)
-        return [self.bwrap, *self.arguments(workdir, writable=writable, readable=readable, network=network, keep=keep),
-                "--", *argv]  # fmt: skip
+        options = self.arguments(workdir, writable=writable, readable=readable, network=network, keep=keep,
+                                 nested=nested)  # fmt: skip
+        return [self.bwrap, *options, "--", *argv]
 
     def arguments(
         self,
@@ -171,14 +188,15 @@ class Sandbox:
         readable: Sequence[Path] = (),
         network: bool | None = None,
         keep: Sequence[str] = (),
+        nested: bool = False,
     ) -> list[str]:
         """bwrap's options (everything before ``--``); binds in order: later ones win."""
         workdir = Path(os.path.realpath(workdir))
         gitdir, common, checkout = git_layout(workdir)
         net = self.network if network is None else network
-        args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session"]
-        args += ["--cap-drop", "ALL"]
+        args = ["--ro-bind", "/", "/", *(nested_dev() if nested else ["--dev", "/dev"]), "--proc", "/proc"]
+        args += ["--tmpfs", "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
+        args += ["--new-session", "--cap-drop", "ALL", *(nested_user() if nested else [])]
         if not net:
             args.append("--unshare-net")
         # What lived under /tmp (a test's home or checkout) and is meant to be readable: bind it back.
@@ -212,6 +230,29 @@ class Sandbox:
         if key_file := os.environ.get(KEY_FILE_ENV):
             paths.append(os.path.abspath(os.path.expanduser(key_file)))
         return [os.path.normpath(p) for p in (*paths, *self.hide)]
+
+
+def nested_dev() -> list[str]:
+    """A ``/dev`` for a nested sandbox: a tmpfs with binds of the basic devices and the usual links.
+
+    bwrap's ``--dev`` mounts a devpts, which makes bwrap set the sandbox up as root of its user
+    namespace and lay read-only binds over parts of ``/proc``; a proc with mounts over it cannot
+    be mounted again inside, so an inner sandbox could not have a ``/proc`` of its own. No
+    pseudo-terminals here (an inner bwrap's ``--dev`` makes its own)."""
+    args = ["--tmpfs", "/dev"]
+    for name in DEVICES:
+        if os.path.exists(f"/dev/{name}"):
+            args += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
+    for target, link in DEV_LINKS:
+        args += ["--symlink", target, link]
+    return [*args, "--dir", "/dev/shm"]
+
+
+def nested_user() -> list[str]:
+    """A user namespace where the process is agentflow's own uid (``NESTED_ID`` for root): not 0,
+    so it holds no capability and can map itself into an inner user namespace."""
+    uid, gid = os.getuid() or NESTED_ID, os.getgid() or NESTED_ID
+    return ["--unshare-user", "--uid", str(uid), "--gid", str(gid)]
 
 
 def _existing(*paths: str | Path | None) -> list[str]:
@@ -257,6 +298,21 @@ def git_layout(workdir: Path) -> tuple[str | None, str | None, str | None]:
 # -- availability ---------------------------------------------------------------------------------
 
 
+NESTED_FIX = (
+    "allow nested user namespaces (user.max_user_namespaces > 0; on Ubuntu 24.04 "
+    "sysctl kernel.apparmor_restrict_unprivileged_userns=0), or run the builder with another backend"
+)
+
+
+def require_nested(bwrap: str, where: str = "agentflow.yaml") -> None:
+    """``SandboxUnavailable`` unless a bubblewrap sandbox can start inside a nested one of ours
+    (what Claude Code's Bash sandbox does inside agentflow's)."""
+    if problem := _probe(bwrap, nested=True):
+        raise SandboxUnavailable(
+            f"sandbox: a sandbox cannot start inside agentflow's here ({problem})", where=where, fix=NESTED_FIX
+        )
+
+
 def require_bwrap(where: str = "agentflow.yaml") -> str:
     """The path of a working bwrap, or ``SandboxUnavailable`` naming the fix."""
     found = shutil.which("bwrap")
@@ -268,12 +324,18 @@ def require_bwrap(where: str = "agentflow.yaml") -> str:
     return found
 
 
+INNER_PROBE = ("--unshare-user", "--unshare-pid", "--unshare-net", "--ro-bind", "/", "/", "--dev", "/dev", "--proc",
+               "/proc", "--cap-drop", "ALL", "--", "/bin/true")  # fmt: skip
+
+
 @functools.lru_cache(maxsize=8)
-def _probe(bwrap: str) -> str | None:
-    """None when ``bwrap`` can build the sandbox (once per process), else its one-line complaint."""
-    argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-pid"]
-    argv += ["--unshare-ipc", "--unshare-uts", "--unshare-net", "--die-with-parent", "--new-session"]
-    argv += ["--cap-drop", "ALL", "--", "/bin/true"]
+def _probe(bwrap: str, nested: bool = False) -> str | None:
+    """None when ``bwrap`` can build the sandbox (once per process; ``nested``: and a sandbox with
+    its own namespaces and ``/proc`` inside it), else its one-line complaint."""
+    argv = [bwrap, "--ro-bind", "/", "/", *(nested_dev() if nested else ["--dev", "/dev"]), "--proc", "/proc"]
+    argv += ["--tmpfs", "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net"]
+    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", *(nested_user() if nested else [])]
+    argv += ["--", bwrap, *INNER_PROBE] if nested else ["--", "/bin/true"]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, env={"PATH": os.defpath}, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -7,8 +7,10 @@ Each session is bounded by ``max_seconds`` (the backend's own time limit).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -19,9 +21,11 @@ from agentflow.events import ModelCalled, SessionEnded, SessionStarted, ToolCall
 from agentflow.ledger import Ledger
 from agentflow.models import claude_code
 from agentflow.models.claude_code import VERDICT_TOOL, ToolPolicy, run_claude_code_session, session_env
+from agentflow.sandbox import Sandbox
 from agentflow.session import RunBudget
 from tests.claude_code_helpers import claude_code_env, make_spec, result_text, tool_named, tool_results  # noqa: F401
 from tests.fakeapi import TEST_API_KEY, Error, fake_anthropic, message, text, tool_use  # noqa: F401
+from tests.helpers import need_tool
 
 pytest.importorskip("claude_agent_sdk", reason="the claude-code extra is not installed")
 
@@ -153,6 +157,170 @@ def test_builder_bash_children_do_not_see_the_signing_key(
     assert "PATH=" in dumped  # the command did run
     assert "signing-key-that-must-not-leak" not in dumped
     assert "github-token-that-must-not-leak" not in dumped
+
+
+class Listener:
+    """A TCP listener on the host's loopback that counts the connections it accepts."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+
+    def accepted(self) -> int:
+        """How many connections reached it; closes it."""
+        count = 0
+        with self.sock:
+            while True:
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return count
+                conn.close()
+                count += 1
+
+
+# What a builder's Bash reports about its own confinement, into files the test reads.
+PROBE_BASH = (
+    "env > env.txt; "
+    "python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 3)\" > net.txt 2>&1; "
+    "echo exit=$? >> net.txt; "
+    "{{ echo escaped > {outside}; }} 2> outside.txt; "
+    "grep -a -l -e {key} /proc/*/environ > proc.txt 2>/dev/null; "
+    "cat {login} > login.txt 2>&1; "
+    "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done > procs.txt 2>/dev/null; true"
+)
+
+
+def _probe_bash(fake, port: int, outside: Path) -> None:
+    login = outside.parent / ".credentials.json"  # Claude Code's login, beside the outside file
+    command = PROBE_BASH.format(port=port, outside=outside, key=TEST_API_KEY, login=login)
+    fake.add(
+        message(tool_use("Bash", {"command": command, "description": "probe the sandbox"})),
+        message(text("Probed.")),
+    )
+
+
+def _assert_bash_was_sandboxed(repo: Path, listener: Listener, outside: Path) -> None:
+    """Claude Code's Bash sandbox held: no model key in the environment (the scrub), no network
+    (not even the host's loopback), no write outside the worktree, no other process's environ."""
+    env = (repo / "env.txt").read_text()
+    assert "PATH=" in env  # the command did run
+    assert TEST_API_KEY not in env
+    assert "exit=0" not in (repo / "net.txt").read_text()
+    assert listener.accepted() == 0
+    assert not outside.exists()
+    assert (repo / "outside.txt").read_text().strip()  # the shell said why
+    assert (repo / "proc.txt").read_text() == ""  # no environ it can read holds the key
+    assert "must-not-leak" not in (repo / "login.txt").read_text()  # nor Claude Code's login
+    processes = (repo / "procs.txt").read_text()
+    assert "/bin/bash" in processes  # its own shell is listed...
+    assert "_bundled/claude" not in processes  # ...but not the CLI (nor agentflow): a fresh /proc of its own
+
+
+def test_builder_bash_runs_in_claude_codes_own_sandbox_inside_agentflows(
+    repo: Path, ledger: Ledger, claude_code_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need_tool("bwrap")
+    need_tool("socat")
+    fake, proxy = claude_code_env
+    # a recording stand-in for the CLI: notes the arguments and environment it gets, then runs it
+    real = claude_code.bundled_cli()
+    assert real
+    config_dir = Path(os.environ["CLAUDE_CONFIG_DIR"])  # bound into the sandbox, where /tmp is private
+    record, recorder = config_dir / "cli-call.json", config_dir / "claude-recorder"
+    (config_dir / ".credentials.json").write_text("claude-login-that-must-not-leak")
+    recorder.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        f"open({str(record)!r}, 'w').write(json.dumps({{'argv': sys.argv[1:], 'env': dict(os.environ)}}))\n"
+        f"os.execv({real!r}, [{real!r}, *sys.argv[1:]])\n"
+    )
+    recorder.chmod(0o755)
+    monkeypatch.setattr(claude_code, "bundled_cli", lambda: str(recorder))
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "signing-key-that-must-not-leak")
+    listener = Listener()
+    outside = config_dir / "outside.txt"  # writable for the CLI, not for its Bash
+    _probe_bash(fake, listener.port, outside)
+
+    result = run_claude_code_session(make_spec("builder", repo), ledger)
+
+    assert result.status == "completed", result.reason
+    call = json.loads(record.read_text())
+    settings = json.loads(call["argv"][call["argv"].index("--settings") + 1])
+    sandbox = settings["sandbox"]
+    assert {k: v for k, v in sandbox.items() if k != "filesystem"} == {
+        "enabled": True,
+        "failIfUnavailable": True,
+        "autoAllowBashIfSandboxed": True,
+        "allowUnsandboxedCommands": False,
+        "network": {"allowedDomains": []},
+    }
+    assert str(config_dir / ".credentials.json") in sandbox["filesystem"]["denyRead"]
+    assert call["env"]["CLAUDE_CODE_SUBPROCESS_ENV_SCRUB"] == "1"
+    assert call["env"]["ANTHROPIC_API_KEY"] == TEST_API_KEY  # the CLI itself keeps its key...
+    assert "AGENTFLOW_SIGNING_KEY" not in call["env"]  # ...and gets nothing outside the allowlist
+    _assert_bash_was_sandboxed(repo, listener, outside)
+    assert not proxy.requests
+
+
+def test_with_sandbox_off_claude_codes_bash_sandbox_still_confines_bash(
+    repo: Path, ledger: Ledger, claude_code_env, tmp_path: Path
+) -> None:
+    need_tool("bwrap")
+    need_tool("socat")  # mode off: Claude Code's own sandbox is the only one, and it needs both
+    fake, proxy = claude_code_env
+    listener = Listener()
+    config_dir = Path(os.environ["CLAUDE_CONFIG_DIR"])
+    (config_dir / ".credentials.json").write_text("claude-login-that-must-not-leak")
+    outside = config_dir / "outside.txt"  # writable for the CLI, not for its Bash
+    _probe_bash(fake, listener.port, outside)
+    spec = make_spec("builder", repo)
+    spec.sandbox = Sandbox.off()
+
+    result = run_claude_code_session(spec, ledger)
+
+    assert result.status == "completed", result.reason
+    _assert_bash_was_sandboxed(repo, listener, outside)
+    assert not proxy.requests
+
+
+def test_without_socat_the_backend_stops_before_a_session(
+    repo: Path, ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "bwrap").symlink_to(need_tool("bwrap"))
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+    with pytest.raises(UsageError) as caught:
+        run_claude_code_session(make_spec("builder", repo), ledger)
+
+    assert "needs socat for Claude Code's Bash sandbox" in str(caught.value)
+    assert "apt-get install bubblewrap socat" in (caught.value.fix or "")
+    assert list(ledger.events()) == []
+
+
+def test_where_no_sandbox_can_nest_in_agentflows_the_backend_stops_before_a_session(
+    repo: Path, ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = need_tool("bwrap")
+    need_tool("socat")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # a bwrap that cannot create user namespaces (a kernel or AppArmor policy that forbids them)
+    (bin_dir / "bwrap").write_text(
+        f'#!/bin/sh\ncase " $* " in *" --unshare-user "*) echo "bwrap: No permissions to create a new namespace" >&2; '
+        f'exit 1;; esac\nexec {real} "$@"\n'
+    )
+    (bin_dir / "bwrap").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+    with pytest.raises(UsageError) as caught:
+        run_claude_code_session(make_spec("builder", repo), ledger)
+
+    assert "a sandbox cannot start inside agentflow's here (bwrap: No permissions" in str(caught.value)
+    assert "kernel.apparmor_restrict_unprivileged_userns=0" in (caught.value.fix or "")
+    assert list(ledger.events()) == []
 
 
 # -- verifier -------------------------------------------------------------------------------------

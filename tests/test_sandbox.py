@@ -122,6 +122,65 @@ def test_sandbox_hide_and_env(repo: Path, cli, tmp_path: Path, monkeypatch) -> N
     assert "token" not in seen and "MY_TOOL_SETTING=passed" in seen and "OTHER_SETTING" not in seen
 
 
+# -- nesting: Claude Code's Bash sandbox inside agentflow's ------------------------------------------
+
+SSH_KEY = "-----PRIVATE KEY MATERIAL-----"
+SIGNING_KEY = "signing-key-of-the-orchestrator-42"
+
+
+def test_a_sandbox_starts_inside_the_nested_one_and_hidden_paths_stay_hidden(
+    repo: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """What the Claude Code process gets (``nested=True``): an inner bwrap starts, with namespaces
+    and a ``/proc`` of its own, as Claude Code's Bash sandbox does; root of an inner user namespace
+    still cannot unmount what agentflow hides, nor see the orchestrator's environment."""
+    import subprocess
+
+    from agentflow.sandbox import Sandbox
+
+    bwrap = need_tool("bwrap")
+    unshare = need_tool("unshare")
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text(SSH_KEY)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", SIGNING_KEY)
+    inner = f"{bwrap} --unshare-user --unshare-pid --unshare-net --ro-bind / / --dev /dev --proc /proc --cap-drop ALL"
+    script = "; ".join(
+        [
+            f"{bwrap} --ro-bind / / true && echo plain-inner-ok",
+            f"{inner} -- true && echo inner-ok",
+            f"cat ~/.ssh/id_rsa; tr '\\0' '\\n' < /proc/$PPID/environ; grep -a -l -e {SIGNING_KEY} /proc/*/environ",
+            # root of a user namespace of its own: the hidden folder is a locked mount
+            f"{unshare} -Urm sh -c 'umount ~/.ssh || umount -l ~/.ssh; cat ~/.ssh/id_rsa'",
+            f"{unshare} -Urmpf --mount-proc sh -c 'grep -a -l -e {SIGNING_KEY} /proc/*/environ; cat ~/.ssh/id_rsa'",
+            f"{inner} -- sh -c 'grep -a -l -e {SIGNING_KEY} /proc/*/environ; cat ~/.ssh/id_rsa'",
+            "echo done",
+        ]
+    )
+    sandbox = Sandbox.from_config()
+    argv = sandbox.wrap(["bash", "-c", script], repo, nested=True)
+
+    proc = subprocess.run(argv, capture_output=True, text=True, env=sandbox.environment(), timeout=60)
+
+    out = proc.stdout
+    assert "plain-inner-ok" in out and "inner-ok" in out, proc.stderr
+    assert "done" in out
+    assert SSH_KEY not in out and SIGNING_KEY not in out
+    assert "environ" not in out  # grep -l found the key in no process's environment
+    assert "id_rsa" in proc.stderr  # each read of the key failed
+
+
+def test_the_default_sandbox_stays_without_a_user_namespace(repo: Path) -> None:
+    from agentflow.sandbox import Sandbox
+
+    need_tool("bwrap")
+    plain = Sandbox.from_config().arguments(repo)
+    nested = Sandbox.from_config().arguments(repo, nested=True)
+    assert "--unshare-user" not in plain and plain[3:5] == ["--dev", "/dev"]
+    assert "--unshare-user" in nested and "--cap-drop" in nested and "--dev" not in nested
+
+
 # -- file tools: links and races -------------------------------------------------------------------
 
 

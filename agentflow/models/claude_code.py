@@ -44,7 +44,7 @@ from agentflow.errors import UsageError
 from agentflow.events import MAX_EVENT_STRING, Usage
 from agentflow.paths import PathRefused, confine, pattern_problem
 from agentflow.redact import is_secret_name
-from agentflow.sandbox import ALLOWED_ENV, Sandbox
+from agentflow.sandbox import ALLOWED_ENV, Sandbox, require_nested
 from agentflow.session_types import ProgressFn, SessionRecorder, SessionResult, SessionSpec, submitted_summary
 from agentflow.text import one_line
 
@@ -67,18 +67,26 @@ GIT_HISTORY = re.compile(
 )
 # Environment the CLI always gets: auto-memory would carry a builder's notes into the verifier.
 FORCED_ENV = {"CLAUDE_CODE_DISABLE_AUTO_MEMORY": "1"}
-# With sandbox.mode off: the subprocess scrub keeps the CLI's own credentials out of its Bash
-# children, hooks and MCP servers (Claude Code requires its Bash sandbox for it, see BASH_SANDBOX).
+# The subprocess scrub: Claude Code strips its own credentials (Anthropic, cloud providers) from the
+# environment of what it starts (Bash, hooks, MCP servers); it needs its Bash sandbox for it.
 SCRUB_ENV = {"CLAUDE_CODE_SUBPROCESS_ENV_SCRUB": "1"}
-# Claude Code's own Bash sandbox: no network for Bash, no escape hatch. Used with sandbox.mode off;
-# inside agentflow's sandbox (every capability dropped) it cannot create its nested namespaces, and
-# agentflow's sandbox already confines the whole CLI with everything it starts.
+# Claude Code's own Bash sandbox (bubblewrap and socat on Linux), in both sandbox modes: every Bash
+# command in its own namespaces with a fresh /proc, writes only in the worktree, no network (its
+# proxy allows no domain), no escape hatch, and no session at all if it cannot start. Inside
+# agentflow's sandbox it nests (Sandbox.wrap(nested=True)); with sandbox.mode off it is the only one.
 BASH_SANDBOX = {
     "enabled": True,
+    "failIfUnavailable": True,
     "autoAllowBashIfSandboxed": True,
     "allowUnsandboxedCommands": False,
     "network": {"allowedDomains": []},
 }
+# Claude Code's login and account files: the CLI reads them, its Bash commands must not.
+CLI_SECRETS = (".credentials.json", ".claude.json")
+BASH_SANDBOX_TOOLS = ("bwrap", "socat")
+BASH_SANDBOX_FIX = (
+    "install bubblewrap and socat (apt-get install bubblewrap socat): Claude Code's Bash sandbox needs both"
+)
 # What passes into agentflow's sandbox around the CLI besides the allowlist: what the CLI needs to
 # reach the model (its credentials, endpoint and proxy settings) and the SDK's own variables.
 CLI_ENV = (
@@ -143,12 +151,18 @@ counts as no verdict.
 
 
 def ensure_available() -> None:
-    """``UsageError`` (exit 2) unless the optional ``claude-agent-sdk`` package is installed.
+    """``UsageError`` (exit 2) unless the optional ``claude-agent-sdk`` package is installed and the
+    tools of Claude Code's Bash sandbox (bubblewrap, socat) are on PATH.
 
-    Orchestration can call it before creating a worktree, so a missing extra fails fast.
+    Orchestration can call it before creating a worktree, so a missing extra or tool fails fast.
     """
     if importlib.util.find_spec("claude_agent_sdk") is None:
         raise UsageError("the claude-code backend needs the claude-agent-sdk package", fix=INSTALL_FIX)
+    if missing := [tool for tool in BASH_SANDBOX_TOOLS if shutil.which(tool) is None]:
+        raise UsageError(
+            f"the claude-code backend needs {' and '.join(missing)} for Claude Code's Bash sandbox",
+            fix=BASH_SANDBOX_FIX,
+        )
 
 
 # -- policy ---------------------------------------------------------------------------------------
@@ -256,19 +270,30 @@ def confined_cli(sandbox: Sandbox, root: Path, folder: Path) -> str | None:
     own CLI). The wrapper keeps only the allowlisted environment and the CLI's model credentials;
     the CLI shares the host network (it must reach the model API), every other rule of the sandbox
     holds: worktree and Claude Code's config the only writable paths, credentials hidden, own PID
-    namespace and ``/proc``."""
+    namespace and ``/proc``; and it is nested, so Claude Code's Bash sandbox starts inside it."""
     if sandbox.mode == "off":
         return None
     cli = bundled_cli()
     if cli is None:
         return None  # the SDK reports that it cannot find Claude Code
-    argv = sandbox.wrap([cli], root, writable=claude_config_paths(), network=True, keep=CLI_KEEP)
+    argv = sandbox.wrap([cli], root, writable=claude_config_paths(), network=True, keep=CLI_KEEP, nested=True)
     fixed = {"TMPDIR": "/tmp"}
     keep = [*ALLOWED_ENV, *sandbox.env_names, *CLI_ENV]
     wrapper = folder / "claude"
     wrapper.write_text(WRAPPER.format(python=sys.executable, keep=keep, argv=argv, fixed=fixed), encoding="utf-8")
     wrapper.chmod(0o700)
     return str(wrapper)
+
+
+def bash_sandbox(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ``sandbox`` settings of a session: ``BASH_SANDBOX`` plus Claude Code's own login and
+    account files as paths its Bash commands cannot read (they are in its config folder, which
+    Bash commands read for their shell snapshots)."""
+    environ = dict(os.environ if environ is None else environ)
+    folders = [Path(environ["CLAUDE_CONFIG_DIR"])] if environ.get("CLAUDE_CONFIG_DIR") else []
+    home = Path(os.path.expanduser("~"))
+    paths = [str(folder / name) for folder in (*folders, home / ".claude") for name in CLI_SECRETS]
+    return {**BASH_SANDBOX, "filesystem": {"denyRead": [*dict.fromkeys([*paths, str(home / ".claude.json")])]}}
 
 
 def system_prompt_append(spec: SessionSpec) -> str:
@@ -400,10 +425,10 @@ class _ClaudeCodeSession:
             max_budget_usd=round(budget_usd, 4),
             setting_sources=[],
             verbatim_prompts=True,  # an @path in a plan must not make Claude Code read a file
-            env={**session_env(), **(SCRUB_ENV if self.cli_path is None else {})},
+            env={**session_env(), **SCRUB_ENV},
             extra_args={"no-session-persistence": None},
             stderr=self.stderr.append,
-            sandbox=BASH_SANDBOX if self.cli_path is None else None,  # type: ignore[arg-type]
+            sandbox=bash_sandbox(),  # type: ignore[arg-type]
             cli_path=self.cli_path,
         )
 
@@ -551,6 +576,10 @@ def run_claude_code_session(spec: SessionSpec, ledger: Ledger, on_progress: Prog
             f"the claude-code backend runs builder and verifier sessions, not {spec.role!r}",
             fix=f"set models.{spec.role}.backend to anthropic or scripted in agentflow.yaml",
         )
+    if spec.sandbox is None:
+        spec = dataclasses.replace(spec, sandbox=Sandbox.from_config())  # mode auto: fails closed, exit 2
+    if spec.sandbox.mode == "bwrap":
+        require_nested(spec.sandbox.bwrap)  # Claude Code's Bash sandbox starts inside ours, or nothing does
     return _ClaudeCodeSession(spec, ledger, on_progress).run()
 
 
