@@ -69,6 +69,13 @@ def test_mode_off_warns_records_off_and_the_gate_can_refuse_it(repo: Path, cli) 
     assert "gate.require_sandbox is true" in gate.output and "sandbox 'off'" in gate.output
 
 
+def test_checks_only_with_mode_off_warns_like_every_run(repo: Path, cli) -> None:
+    _config(repo, "sandbox: {mode: off}\nchecks: ['true']\n")  # deliberately unsandboxed
+    result = cli("verify", "--checks-only", "--base", "main", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert "sandbox.mode is off" in result.stderr and "sandbox.mode is off" not in result.stdout
+
+
 def test_a_sandboxed_approval_opens_a_gate_that_requires_the_sandbox(repo: Path, cli) -> None:
     need_tool("bwrap")
     _config(repo, "gate: {require_sandbox: true}\n")

@@ -343,7 +343,8 @@ def verify(
     targets = report_targets(fmt, output, {"json": json_file, "md": md_file, "sarif": sarif_file, "junit": junit_file})
     root = _common.repo().root
     if checks_only:
-        report = verify_checks(root, base=base, head=head, plan_ref=plan)
+        with TerminalReporter(live=False) as reporter:
+            report = verify_checks(root, base=base, head=head, plan_ref=plan, reporter=reporter)
     else:
         options = BuildOptions(backend=backend, model=model, budget_usd=budget_usd, script=script)
         with TerminalReporter(live=False) as reporter:

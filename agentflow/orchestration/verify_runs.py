@@ -281,13 +281,19 @@ def _verify_report(
 
 
 def verify_checks(
-    root: Path, *, base: str | None = None, head: str = "HEAD", plan_ref: str | None = None
+    root: Path,
+    *,
+    base: str | None = None,
+    head: str = "HEAD",
+    plan_ref: str | None = None,
+    reporter: Reporter | None = None,
 ) -> VerifyReport:
     """The checks alone (no verifier, no note) on ``head`` in a clean detached checkout: what a merge
     queue re-runs on the merge result it will land. The checks are the config's plus those of
     ``plan_ref``, or of every plan an ``Agentflow-Plan`` trailer in base..head names (a merge-group
     commit merges several pull requests). Outcome ``checks_passed`` only when at least one check ran
-    and every one passed: nothing is green because nothing ran."""
+    and every one passed: nothing is green because nothing ran. ``reporter`` hears what every run
+    says (``sandbox.mode: off`` warns)."""
     from agentflow.report.verify import CHECKS_FAILED, CHECKS_PASSED
 
     repo = Repo(root)
@@ -321,7 +327,7 @@ def verify_checks(
     if commands:
         workdir = add_detached_worktree(repo, head_commit, root / WORKTREES_DIR / f"checks-{run_id}")
         try:
-            sandbox = start_confinement(config, NullReporter())
+            sandbox = start_confinement(config, reporter or NullReporter())
             results = run_checks(commands, workdir, config.limits.command_timeout, sandbox=sandbox)
         finally:
             remove_worktree(repo, workdir)
