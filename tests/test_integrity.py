@@ -131,6 +131,22 @@ def test_planted_hook_fsmonitor_and_exclude_are_tampering_and_removed(repo, cli,
     assert not marker.exists()
 
 
+def test_a_conftest_hidden_through_info_exclude_is_detected(repo, cli):
+    """The .git/info/exclude variant of the hidden uncommitted conftest.py: inside the sandbox the
+    exclude file is read-only; with the sandbox off the write lands, and the snapshot of
+    info/exclude taken before the session sees it."""
+    conftest = "import pytest\n\n@pytest.hookimpl(tryfirst=True)\ndef pytest_runtest_call(item):\n    pass\n"
+    result = hostile_build(
+        repo,
+        cli,
+        f"printf '{conftest}' > conftest.py && echo conftest.py >> $(git rev-parse --git-common-dir)/info/exclude",
+    )
+    assert_no_approval(repo, result, "tampering: .git/info/exclude changed during the builder session")
+    assert "conftest.py" not in (repo / ".git/info/exclude").read_text()  # put back as it was
+    assert (repo / ".agentflow/worktrees/1-farewell/conftest.py").exists()  # still there, never committed
+    assert "conftest.py" not in git(repo, "ls-tree", "-r", "--name-only", BRANCH)
+
+
 def test_a_verifier_that_moves_a_ref_is_tampering_and_nothing_is_noted(repo, cli):
     verifier = [command("git update-ref refs/heads/main HEAD"), *verifier_session()]
     write_plan(repo)
