@@ -14,6 +14,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from agentflow.errors import UsageError
 from agentflow.files import make_dir
@@ -77,30 +78,46 @@ def held(root: Path, branch: str) -> bool:
 
 
 class GitLock:
-    """Held around agentflow's short git writes (worktrees, commits, notes, integrity snapshots):
-    a thread lock for ``-j`` plus an ``flock`` that serialises separate agentflow processes."""
+    """Held around agentflow's short git writes (worktrees, commits, notes, integrity snapshots) in
+    one repository: ``with GIT_LOCK(root):``. A thread lock per repository for ``-j`` plus an
+    ``flock`` on ``.agentflow/locks/git.lock`` that serialises the agentflow processes working on it.
+
+    Per repository, not per machine: one lock in the temporary folder made every agentflow process
+    of the user wait for every other's git writes, in unrelated repositories too (parallel CI jobs,
+    test suites), and a ``-j 4`` build spent more time waiting for it than it held it (#19 item 5).
+    The folder is invisible inside the sandbox, so no agent can take the lock. When it cannot be
+    created (a read-only ``.agentflow/``), the lock falls back to the per-user one in the
+    temporary folder: still exclusive, only shared more widely.
+    """
 
     def __init__(self) -> None:
-        self._thread = threading.Lock()
-        self._handle: object | None = None
+        self._threads: dict[Path, threading.Lock] = {}
+        self._guard = threading.Lock()
 
-    def __enter__(self) -> GitLock:
-        self._thread.acquire()
-        try:
-            path = Path(tempfile.gettempdir()) / f"agentflow-git-{os.getuid()}.lock"
-            handle = open(path, "a+")  # noqa: SIM115 - held until __exit__
+    @contextlib.contextmanager
+    def __call__(self, root: Path) -> Iterator[None]:
+        key = Path(root).resolve()
+        with self._guard:
+            thread_lock = self._threads.setdefault(key, threading.Lock())
+        with thread_lock, _open_lock(key) as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            self._handle = handle
-        except BaseException:
-            self._thread.release()
-            raise
-        return self
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def __exit__(self, *exc: object) -> None:
-        handle, self._handle = self._handle, None
-        try:
-            if handle is not None:
-                fcntl.flock(handle, fcntl.LOCK_UN)  # type: ignore[arg-type]
-                handle.close()  # type: ignore[attr-defined]
-        finally:
-            self._thread.release()
+
+def git_lock_path(root: Path) -> Path:
+    return root / STATE_DIR / "locks" / "git.lock"
+
+
+def _open_lock(root: Path) -> IO[str]:
+    path = git_lock_path(root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a+")  # noqa: SIM115 - closed by the caller's with
+    except OSError:
+        return open(Path(tempfile.gettempdir()) / f"agentflow-git-{os.getuid()}.lock", "a+")  # noqa: SIM115
+
+
+GIT_LOCK = GitLock()

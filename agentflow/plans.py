@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Literal
 
@@ -460,20 +460,21 @@ def check_plans(
     return [p for p in plans if p.path.resolve() not in duplicates], errors
 
 
-def resolve_plan(root: Path, ref: str) -> Plan:
-    """A plan named by path (relative to the cwd or ``root``), id, or file stem."""
+def resolve_plan(root: Path, ref: str, plans: Callable[[], list[Plan]] | None = None) -> Plan:
+    """A plan named by path (relative to the cwd or ``root``), id, or file stem. ``plans``: where
+    the plans under ``.plans/`` come from (default: read them), so resolving several refs reads them once."""
     for candidate in (Path(ref), root / ref):
         if candidate.is_file():
             return load_plan(candidate)
-    plans = load_plans(root)
-    for plan in plans:
+    found = plans() if plans is not None else load_plans(root)
+    for plan in found:
         if (
             plan.id == ref
             or plan.path.stem == ref
             or (ref.isdigit() and plan.id.isdigit() and int(ref) == int(plan.id))
         ):
             return plan
-    known = ", ".join(p.id for p in plans) or "none"
+    known = ", ".join(p.id for p in found) or "none"
     raise PlanError(
         f"no plan {ref!r} (known ids: {known})", fix="name a plan file or id; `agentflow plan new` creates one"
     )

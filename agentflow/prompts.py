@@ -6,6 +6,7 @@ in a wheel); a repository overrides one by putting ``prompts/<role>.md`` at its 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import re
@@ -94,6 +95,15 @@ def _compiled(text: str) -> Any:
                 _TEMPLATES.clear()
             _TEMPLATES[text] = template
         return template
+
+
+def precompile(text: str) -> None:
+    """Compile ``text`` into the cache ahead of its first render (a build's warm-up); a template
+    that does not compile is left for the render to report."""
+    import jinja2
+
+    with contextlib.suppress(jinja2.TemplateError):
+        _compiled(text)
 
 
 @functools.cache

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -56,14 +55,16 @@ def prefetch_sdk() -> None:
     per process, so that both overlap the checks and worktree preparation of a build instead of
     delaying its first model call (#19 item 5). The first call waits on Python's import lock, or on
     the client lock, if the thread is still at it."""
-    if _prefetch or "anthropic" in sys.modules:
+    if _prefetch:
         return
     import contextlib
 
     def load() -> None:
         with contextlib.suppress(Exception):  # the first model call makes (and reports) the real thing
-            import anthropic  # noqa: F401
+            import anthropic
 
+            # the SDK builds its reply models' validators on the first reply: build them now
+            anthropic.types.Message.model_validate(_SAMPLE_REPLY)
             key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
             if key:  # the client an AnthropicModel with default settings uses (its transport, TLS context)
                 shared_client(client_settings(key, None, _env_float("AGENTFLOW_REQUEST_TIMEOUT", 600.0), True))
@@ -73,6 +74,16 @@ def prefetch_sdk() -> None:
     thread.start()
 
 
+_SAMPLE_REPLY = {
+    "id": "msg_prefetch",
+    "type": "message",
+    "role": "assistant",
+    "model": "prefetch",
+    "content": [{"type": "text", "text": ""}, {"type": "tool_use", "id": "toolu_prefetch", "name": "x", "input": {}}],
+    "stop_reason": "tool_use",
+    "stop_sequence": None,
+    "usage": {"input_tokens": 0, "output_tokens": 0},
+}
 _clients: dict[tuple[Any, ...], Any] = {}
 _clients_lock = threading.Lock()
 

@@ -11,6 +11,7 @@ renders the cycle-1 prompts without sending anything.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import traceback
@@ -53,7 +54,7 @@ from agentflow.orchestration.progress import CycleState, RunProgress, project_pr
 from agentflow.orchestration.run import Run, _check_dict, _submitted_verdict, start_confinement
 from agentflow.orchestration.worktrees import ensure_git_identity, foreign_commits, plan_lock, prepare_worktree
 from agentflow.patterns import load_patterns
-from agentflow.plans import Plan, branch_name, load_plan, resolve_plan, unknown_patterns
+from agentflow.plans import Plan, branch_name, load_plan, load_plans, resolve_plan, unknown_patterns
 from agentflow.sandbox import Sandbox
 from agentflow.session import RunBudget
 from agentflow.untrusted import preview as preview_untrusted
@@ -192,7 +193,7 @@ class BuildDriver:
         """Findings agentflow adds itself on base..commit: files outside the scope, the deterministic
         rules' findings (agentflow.rules), and trusted inputs the change touches (protected_path)."""
         run = self.run
-        files = run.repo.changed_files(run.base_commit, commit)
+        files = run.changed_files(commit)
         return (
             scope_findings(files, self.plan.scope)
             + run.rule_findings(commit)
@@ -517,7 +518,8 @@ def load_build_plans(root: Path, refs: Sequence[str], config: Config | None = No
     patterns they name included, so that bad input creates no branch, worktree or run."""
     if not refs:
         raise UsageError("no plan given", fix="name one or more plan files or ids: `agentflow build .plans/1-x.md`")
-    plans = [resolve_plan(root, ref) for ref in refs]
+    every_plan = functools.cache(lambda: load_plans(root))  # read once for all the refs that are ids
+    plans = [resolve_plan(root, ref, every_plan) for ref in refs]
     seen: dict[str, Plan] = {}
     known = {pattern.id for pattern in load_patterns(root, config or load_config(root))}
     for plan in plans:
@@ -577,6 +579,7 @@ def build(
         prefetch_sdk()
     plans = load_build_plans(root, refs, config)
     preflight(root, config, options)
+    warm_up(root)
     reporter = reporter or NullReporter()
     ensure_git_identity(Repo(root), reporter)
     for plan in plans:
@@ -587,6 +590,29 @@ def build(
     if options.jobs == 1:
         return [build_contained(root, plan, options, reporter, config) for plan in plans]
     return _build_parallel(root, plans, options, reporter, config)
+
+
+def warm_up(root: Path) -> None:
+    """In a background thread, while the worktrees are prepared: import jinja2 and compile the role
+    prompts of the checkout into the cache every run's sessions render from (``prompts.precompile``,
+    keyed by the exact text, so a prompt that differs by the time a run reads it compiles anew),
+    then import the rules the verify step runs. Under ``-j`` each run used to pay these on its own
+    critical path, all at once and holding the GIL (#19 item 5). Best effort: the runs do the same
+    themselves and report any problem."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            from agentflow import prompts
+            from agentflow.inputs import ROLES
+
+            inputs = from_checkout(root)
+            for role in ROLES:
+                prompts.precompile(inputs.texts[inputs.prompt_names[role]])
+            from agentflow.rules import registry
+
+            registry()
+
+    threading.Thread(target=load, name="agentflow-warm-up", daemon=True).start()
 
 
 def build_contained(

@@ -8,6 +8,7 @@ taken from the model.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -70,6 +71,7 @@ from agentflow.verdict import (
 )
 
 MAX_DIFF_CHARS = 80_000
+_FULL_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 @dataclass
@@ -96,6 +98,7 @@ class Run:
     inputs: TrustedInputs | None = None  # config, prompts, patterns, plan as read when the run started
 
     sandbox: Sandbox | None = None  # None: from the config (mode auto fails closed where bwrap cannot run)
+    _changed: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.sandbox is None:
@@ -164,7 +167,7 @@ class Run:
             sandbox=self.sandbox,
         )
         self.say(f"{self.label}: cycle {cycle}: {role} session ({describe_role(cfg)})")
-        with _GIT_LOCK:
+        with _GIT_LOCK(self.root):
             before = integrity.snapshot(self.root, spec.root)
         # recorded, so that a run killed during the session is still checked when it is resumed
         self.emit(GitSnapshotTaken(run_id=self.run_id, cycle=cycle, role=role, snapshot=before.record()))
@@ -201,7 +204,7 @@ class Run:
     def guard(self, before: integrity.GitSnapshot, role: str, cycle: int, raising: bool = True) -> None:
         """After a session: fold a builder's own commits; anything else changed in the git data is
         tampering: put back, recorded, and (``raising``) ``TamperingError``. The run's step ends it."""
-        with _GIT_LOCK:
+        with _GIT_LOCK(self.root):
             found = integrity.check(before, allow_commits=role == "builder", other_runs=self._other_runs)
             problems = integrity.restore(before) if found.changes else []
         # one step, one transaction: a kill never leaves the check recorded without its tampering
@@ -283,7 +286,7 @@ class Run:
             "base": self.base_commit[:12],
             "head": commit[:12],
             "diffstat": str(self.repo.diffstat(self.base_commit, commit)),
-            "files": self.repo.changed_files(self.base_commit, commit),
+            "files": self.changed_files(commit),
             "diff": diff,
             "diff_truncated": truncated,
             "checks": [_check_dict(c) for c in checks],
@@ -300,7 +303,7 @@ class Run:
     def _untrusted_context(self, commit: str, diff: str, checks: list[CheckResult]) -> dict[str, Any]:
         """The change's content as labelled untrusted blocks (``agentflow.untrusted``)."""
         nonce = untrusted.new_nonce()
-        files = self.repo.changed_files(self.base_commit, commit)
+        files = self.changed_files(commit)
         messages = self._commit_messages(commit)
         outputs = "\n\n".join(f"$ {c.command}\n{c.output_tail}" for c in checks if not c.passed and c.output_tail)
         plan_changed = self.plan is not None and self._plan_path() in files
@@ -313,6 +316,16 @@ class Run:
             "plan_block": untrusted.block("plan", self.plan.body, nonce) if plan_changed and self.plan else "",
             "pr_block": untrusted.block("pull-request", self.context[1], nonce) if self.context else "",
         }
+
+    def changed_files(self, commit: str) -> list[str]:
+        """The files base..commit changes, one git process per commit however many steps ask
+        (scope, rules, the verifier's context): commit ids name immutable content."""
+        key = (self.base_commit, commit)
+        if not all(_FULL_ID.fullmatch(c) for c in key):  # a name (HEAD, a branch) can move: ask git
+            return self.repo.changed_files(self.base_commit, commit)
+        if key not in self._changed:
+            self._changed[key] = self.repo.changed_files(self.base_commit, commit)
+        return list(self._changed[key])
 
     def _commit_messages(self, commit: str) -> list[str]:
         log = self.repo.git("log", "--format=%B%x00", f"{self.base_commit}..{commit}")
@@ -328,7 +341,7 @@ class Run:
 
         texts: list[tuple[str, str]] = [self.context] if self.context else []
         plan = self.plan
-        if plan is not None and self._plan_path() in self.repo.changed_files(self.base_commit, commit):
+        if plan is not None and self._plan_path() in self.changed_files(commit):
             texts.append(("plan", plan.text))
         scope = list(plan.scope) if plan else []
         change = change_from_git(
@@ -486,7 +499,7 @@ class Run:
                 for n in parse_lines(lines)[0]
             )
 
-        with _GIT_LOCK:
+        with _GIT_LOCK(self.root):
             self.repo.append_note(commit, line, present=present)
             integrity.record_own_write(self.repo, NOTES_REF)  # not tampering in a concurrent run's session
 

@@ -95,7 +95,7 @@ def verify(
     models.check()
     ensure_git_identity(repo, reporter)
     sandbox = start_confinement(config, reporter)
-    with _GIT_LOCK:
+    with _GIT_LOCK(repo.root):
         _ensure_excluded(repo)
     with Ledger.open(root) as ledger:
         ledger.require_writable()

@@ -17,7 +17,7 @@ from agentflow.orchestration.api import Reporter
 
 # git refuses concurrent writes to the same ref or worktree list (and `worktree prune` can drop a
 # worktree another process is adding): serialise them across -j threads and agentflow processes.
-_GIT_LOCK = locks.GitLock()
+_GIT_LOCK = locks.GIT_LOCK  # with _GIT_LOCK(root): one lock per repository
 
 
 FALLBACK_IDENTITY = {
@@ -45,9 +45,16 @@ def ensure_git_identity(repo: Repo, reporter: Reporter) -> None:
     )
 
 
+_EXCLUDED: set[Path] = set()  # repositories whose .agentflow/ this process has seen ignored
+
+
 def _ensure_excluded(repo: Repo) -> None:
-    """Keep ``.agentflow/`` out of ``git status`` without editing a tracked file."""
+    """Keep ``.agentflow/`` out of ``git status`` without editing a tracked file (checked once per
+    repository and process: each check is a git process, and the checkouts of every cycle asked)."""
+    if repo.root in _EXCLUDED:
+        return
     if repo.ok("check-ignore", "-q", ".agentflow/ledger.db"):
+        _EXCLUDED.add(repo.root)
         return
     common = Path(repo.git("rev-parse", "--git-common-dir"))
     exclude = (common if common.is_absolute() else repo.root / common) / "info" / "exclude"
@@ -57,11 +64,12 @@ def _ensure_excluded(repo: Repo) -> None:
         exclude.write_text(
             existing + ("" if existing.endswith("\n") or not existing else "\n") + ".agentflow/\n", encoding="utf-8"
         )
+    _EXCLUDED.add(repo.root)
 
 
 def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path:
     """Create or reuse the plan's branch (from ``base_ref``) and its worktree at ``path``."""
-    with _GIT_LOCK:
+    with _GIT_LOCK(repo.root):
         _ensure_excluded(repo)
         registered = {path.resolve(): ref for path, ref in repo.worktrees()}
         resolved = path.resolve()
@@ -72,7 +80,6 @@ def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path
                     fix=f"remove it with `git worktree remove {path}`",
                 )
             return path
-        repo.git("worktree", "prune")
         if path.exists() and any(path.iterdir()):
             raise GitError(
                 f"{path} exists and is not a worktree of this repository",
@@ -80,24 +87,36 @@ def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path
             )
         make_dir(path.parent)
         if repo.branch_exists(branch):
-            repo.git("worktree", "add", "--quiet", str(path), branch)
+            add = ["worktree", "add", "--quiet", str(path), branch]
         else:
-            repo.git("worktree", "add", "--quiet", "-b", branch, str(path), repo.rev(base_ref))
+            add = ["worktree", "add", "--quiet", "-b", branch, str(path), repo.rev(base_ref)]
+        _add(repo, add)
     return path
 
 
+def _add(repo: Repo, args: list[str]) -> None:
+    """``git worktree add``; when git refuses, the registrations of worktrees whose folders are
+    gone (a killed run's, one deleted by hand) are pruned and it is tried once more (a prune before
+    every add was a second git process, under the git lock, each time)."""
+    if not repo.ok(*args):
+        repo.git("worktree", "prune")
+        repo.git(*args)
+
+
 def add_detached_worktree(repo: Repo, commit: str, path: Path) -> Path:
-    with _GIT_LOCK:
+    with _GIT_LOCK(repo.root):
         _ensure_excluded(repo)
         make_dir(path.parent)
-        repo.git("worktree", "add", "--quiet", "--detach", str(path), commit)
+        _add(repo, ["worktree", "add", "--quiet", "--detach", str(path), commit])
     return path
 
 
 def remove_worktree(repo: Repo, path: Path) -> None:
-    with _GIT_LOCK:
-        repo.git("worktree", "remove", "--force", str(path), check=False)
-        repo.git("worktree", "prune", check=False)
+    """Remove a worktree and its registration; prune (a second git process) only when the remove
+    could not do it (the folder was already gone or half deleted)."""
+    with _GIT_LOCK(repo.root):
+        if not repo.ok("worktree", "remove", "--force", str(path)):
+            repo.git("worktree", "prune", check=False)
 
 
 def foreign_commits(repo: Repo, base: str, branch: str, plan_id: str) -> list[str]:
