@@ -188,6 +188,7 @@ PROBE_BASH = (
     "{{ echo escaped > {outside}; }} 2> outside.txt; "
     "grep -a -l -e {key} /proc/*/environ > proc.txt 2>/dev/null; "
     "cat {login} > login.txt 2>&1; "
+    "unshare -Ur true > userns.txt 2>&1; echo exit=$? >> userns.txt; "
     "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done > procs.txt 2>/dev/null; true"
 )
 
@@ -213,6 +214,7 @@ def _assert_bash_was_sandboxed(repo: Path, listener: Listener, outside: Path) ->
     assert (repo / "outside.txt").read_text().strip()  # the shell said why
     assert (repo / "proc.txt").read_text() == ""  # no environ it can read holds the key
     assert "must-not-leak" not in (repo / "login.txt").read_text()  # nor Claude Code's login
+    assert "exit=0" not in (repo / "userns.txt").read_text()  # no user namespace of its own
     processes = (repo / "procs.txt").read_text()
     assert "/bin/bash" in processes  # its own shell is listed...
     assert "_bundled/claude" not in processes  # ...but not the CLI (nor agentflow): a fresh /proc of its own

@@ -14,6 +14,7 @@ from agentflow.models import claude_code
 from tests.build_helpers import git, notes, verdict, verifier_session, write_plan, write_script
 from tests.claude_code_helpers import claude_code_env, tool_named  # noqa: F401
 from tests.fakeapi import fake_anthropic, message, text, tool_use  # noqa: F401
+from tests.helpers import need_tool
 
 pytest.importorskip("claude_agent_sdk", reason="the claude-code extra is not installed")
 
@@ -142,6 +143,26 @@ def test_missing_extra_is_exit_2(repo: Path, cli, monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 2, result.output
     assert "pip install 'agentflow[claude-code]'" in result.output
     assert not (repo / ".agentflow" / "worktrees" / "1-farewell").exists()  # refused before anything started
+    assert git(repo, "branch", "--list", "agentflow/*") == ""
+
+
+def test_without_socat_the_build_is_exit_2_before_anything_starts(
+    repo: Path, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_plan(repo)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("git", "bash", "sh", "bwrap"):  # everything but socat
+        (bin_dir / tool).symlink_to(need_tool(tool))
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+    result = cli("build", "1", "--backend", "claude-code")
+
+    assert result.exit_code == 2, result.output
+    [line] = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "the claude-code backend needs socat for Claude Code's Bash sandbox" in line
+    assert "apt-get install bubblewrap socat" in line
+    assert not (repo / ".agentflow" / "worktrees" / "1-farewell").exists()
     assert git(repo, "branch", "--list", "agentflow/*") == ""
 
 
