@@ -105,6 +105,9 @@ class RuleConfig:
     type_field: str | None = None
     inferred: list[str] = field(default_factory=list)  # filled by run_rules: inferred scope paths
     exact: set[str] = field(default_factory=set)  # filled by run_rules: configured names that are paths of the log
+    _memo: dict[tuple, bool] = field(
+        default_factory=dict, repr=False, compare=False
+    )  # is_exempt, is_configured_isolation
 
     @classmethod
     def from_events(cls, events: object) -> RuleConfig:
@@ -127,7 +130,14 @@ class RuleConfig:
         return path in self.inferred or self.is_configured_isolation(path)
 
     def is_configured_isolation(self, path: str) -> bool:
-        """``is_isolation`` by ``events.isolation_fields`` alone."""
+        """``is_isolation`` by ``events.isolation_fields`` alone (memoised: asked per type and path)."""
+        key = (path, tuple(self.isolation_fields))  # run_rules clears the memo when it sets ``exact``
+        known = self._memo.get(key)
+        if known is None:
+            known = self._memo[key] = self._configured_isolation(path)
+        return known
+
+    def _configured_isolation(self, path: str) -> bool:
         leaf = path.rsplit(".", 1)[-1]
         for name in self.isolation_fields:
             if path == name or name.startswith(path + "."):
@@ -137,7 +147,11 @@ class RuleConfig:
         return False
 
     def is_exempt(self, event_type: str) -> bool:
-        return any(fnmatchcase(event_type, glob) for glob in self.exempt_types)
+        key = (event_type, tuple(self.exempt_types))
+        known = self._memo.get(key)
+        if known is None:
+            known = self._memo[key] = any(fnmatchcase(event_type, glob) for glob in self.exempt_types)
+        return known
 
     def skip(self, event_type: str, path: str) -> bool:
         """Exempt types are never flagged for isolation fields."""
@@ -180,6 +194,7 @@ def run_rules(analysis: Analysis, config: RuleConfig) -> list[Finding]:
     where = analysis.where
     paths = {p for t in analysis.types for p in t.fields}
     config.exact = {name for name in config.isolation_fields if name in paths}
+    config._memo.clear()
     config.inferred = infer_scope(analysis, config) if config.infer_scope else []
     findings: list[Finding] = []
     findings += required_fields(analysis, config, where)
@@ -278,13 +293,15 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
         {p for t in analysis.types for p in t.fields if config.is_isolation(p) and not _inside_map(p)},
         key=lambda p: (p.count("."), p),
     )
+    by_format: dict[str, list[TypeSchema]] = {}  # per envelope format, the non-exempt types with events
+    for t in analysis.types:
+        if t.count and not config.is_exempt(t.name):
+            by_format.setdefault(t.envelope, []).append(t)
     for schema in analysis.types:
         if config.is_exempt(schema.name) or not schema.count:
             continue
-        peers = [by_name[n] for n in sorted(family.get(schema.name, ()))]
-        same_format = [t for t in analysis.types if t.envelope == schema.envelope and t.name != schema.name and t.count]
-        same_format = [t for t in same_format if not config.is_exempt(t.name)]
         flagged: set[str] = set()
+        peers: list[TypeSchema] | None = None  # built when a scope path is missing (rare): 2,000 types made it O(n^2)
         for path in scope_paths:
             # The outermost missing object is reported (a configured leaf ``agency.agencyId`` whose
             # ``agency`` object is gone reports ``agency``), once.
@@ -293,6 +310,9 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
                 continue
             if "." in missing and schema.fields[missing.rsplit(".", 1)[0]].types.get("object", 0) == 0:
                 continue  # its parent is never an object here (always null): nothing is missing
+            if peers is None:
+                peers = [by_name[n] for n in sorted(family.get(schema.name, ()))]
+                same_format = [t for t in by_format.get(schema.envelope, []) if t.name != schema.name]
             in_family = [t.name for t in peers if _carries(t, path)]
             in_log = [t.name for t in same_format if _carries(t, path)]
             by_family = len(in_family) >= 1 and len(in_family) / len(peers) > config.sibling_share
@@ -421,24 +441,34 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
     are never compared."""
     out: list[Finding] = []
     by_name = {t.name: t for t in analysis.types}
+    # Computed once per type, not per pair of types: 2,000 types made this loop quadratic (minutes).
+    carried = {t.name: {p for p in t.fields if _carries(t, p)} for t in analysis.types}
+    isolation = {
+        p for t in analysis.types for p in t.fields if config.is_configured_isolation(p) and not _inside_map(p)
+    }
     for scope in scope_fields(analysis, config):
         group = [t for t in analysis.types if scope in t.fields and t.count]
         siblings = {t.name for t in group if not config.is_exempt(t.name)}
         if len(siblings) < 2:
             continue
+        # The isolation paths of the siblings, and which siblings carry each (in name order). A path
+        # the type itself has is skipped below, so the type's own entry never counts.
+        union = {p for n in siblings for p in by_name[n].fields if p in isolation}
+        carriers: dict[str, list[str]] = {p: [] for p in union}
+        for name in sorted(siblings):
+            for p in carried[name]:
+                if p in carriers:
+                    carriers[p].append(name)
+        ordered = sorted(union, key=lambda p: (p.count("."), p))
         for schema in group:
             if config.is_exempt(schema.name):
                 continue
-            others = [by_name[n] for n in sorted(siblings - {schema.name})]
-            candidates = {
-                p for t in others for p in t.fields if config.is_configured_isolation(p) and not _inside_map(p)
-            }
-            for path in sorted(candidates, key=lambda p: (p.count("."), p)):
+            for path in ordered:
                 if path in schema.fields or config.skip(schema.name, path):
                     continue
                 if any(parent not in schema.fields for parent in _parent_paths(path)):
                     continue
-                carrying = [t.name for t in others if _carries(t, path)]
+                carrying = carriers[path]
                 if len(carrying) < 2 or len(carrying) / len(siblings) <= config.sibling_share:
                     continue
                 out.append(
@@ -459,24 +489,37 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
                     )
                 )
     family = families(analysis, config, strict=True)
+    # A family's fields and who carries each, once per family (its members and the type itself):
+    # the members of a family share it, so this is not redone for each of them. A path the type
+    # has is skipped below, so the type's own entry never counts.
+    by_group: dict[frozenset[str], tuple[list[str], dict[str, list[str]]]] = {}
     for schema in analysis.types:
-        peers = [by_name[n] for n in sorted(family.get(schema.name, ()))]
-        if len(peers) + 1 < config.min_family:
+        peer_names = family.get(schema.name, set())
+        if len(peer_names) + 1 < config.min_family:
             continue
         flagged: set[str] = set()
         # Only the fields of an object the type shares with its family (the entity's contract:
         # ``repository.disabled``); top-level fields differ by design between the kinds of event
         # of one entity (``action`` of workflow_run, not of workflow_dispatch): low.
-        candidates = {p for t in peers for p in t.fields}
-        for path in sorted(candidates, key=lambda p: (p.count("."), p)):
+        group_key = frozenset(peer_names) | {schema.name}
+        if group_key not in by_group:
+            members = sorted(group_key)
+            peer_carriers: dict[str, list[str]] = {}
+            for name in members:
+                for p in carried[name]:
+                    peer_carriers.setdefault(p, []).append(name)
+            union = {p for name in members for p in by_name[name].fields}
+            by_group[group_key] = (sorted(union, key=lambda p: (p.count("."), p)), peer_carriers)
+        ordered, peer_carriers = by_group[group_key]
+        for path in ordered:
             if path in schema.fields or config.is_isolation(path) or config.is_envelope(path) or _inside_map(path):
                 continue
             if any(parent in flagged or parent not in schema.fields for parent in _parent_paths(path)):
                 continue  # the parent is reported, or missing / never an object here (nullable)
             if any(schema.fields[parent].types.get("object", 0) == 0 for parent in _parent_paths(path)):
                 continue
-            carrying = [t.name for t in peers if _carries(t, path)]
-            if len(carrying) < 2 or len(carrying) / len(peers) <= config.sibling_share:
+            carrying = peer_carriers.get(path, [])
+            if len(carrying) < 2 or len(carrying) / len(peer_names) <= config.sibling_share:
                 continue
             flagged.add(path)
             out.append(
@@ -485,12 +528,12 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
                     "medium" if "." in path else "low",
                     schema,
                     path,
-                    f"{schema.name} lacks {path}, which {len(carrying)} of the {len(peers)} other event types of "
+                    f"{schema.name} lacks {path}, which {len(carrying)} of the {len(peer_names)} other event types of "
                     "its family carry",
                     {
                         "events": schema.count,
                         "missing": schema.count,
-                        "family": sorted(t.name for t in peers),
+                        "family": sorted(peer_names),
                         "siblings_with_field": sorted(carrying),
                         "sample_lines": _samples(where, schema.lines),
                     },
