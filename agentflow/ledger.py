@@ -618,14 +618,14 @@ class Ledger:
         through the ``run_id`` index: resolving ``show``'s argument never lists every run."""
         with self._lock:
             exact = self._db.execute(
-                "SELECT 1 FROM events WHERE run_id = ? AND kind = 'run_started' LIMIT 1", (ref,)
+                "SELECT 1 FROM events WHERE run_id = ? AND +kind = 'run_started' LIMIT 1", (ref,)
             ).fetchone()
             if exact or not ref:
                 return [ref] if exact else []
             upper = ref[:-1] + chr(ord(ref[-1]) + 1)  # the first string after every one ``ref`` begins
             rows = self._db.execute(
                 "SELECT run_id, MIN(seq) AS first FROM events WHERE run_id >= ? AND run_id < ? "
-                "AND kind = 'run_started' GROUP BY run_id ORDER BY first LIMIT ?",
+                "AND +kind = 'run_started' GROUP BY run_id ORDER BY first LIMIT ?",
                 (ref, upper, limit),
             ).fetchall()
         return [r[0] for r in rows]
