@@ -217,3 +217,40 @@ def test_show_resolves_a_prefix_through_the_index(repo: Path, cli) -> None:
     assert "r-20261202-cccccc" in cli("show", "r-20261202").stdout
     ambiguous = cli("show", "r-20261201-aa")
     assert ambiguous.exit_code == 2 and "r-20261201-aaaaaa, r-20261201-aaabbb" in ambiguous.stderr
+
+
+def test_a_sessions_git_check_and_its_tampering_are_one_append(repo: Path, cli, monkeypatch) -> None:
+    # #19 item 4: a step's events go in one transaction, so a kill between them cannot leave the
+    # check recorded without the tampering it found (resume would then never look again)
+    from agentflow.config import Config
+    from tests.build_helpers import finish, write_file
+    from tests.helpers import git
+
+    if "sandbox" in Config.model_fields:  # the attack must land to be detected
+        (repo / "agentflow.yaml").write_text('sandbox:\n  mode: "off"\n')
+        git(repo, "add", "agentflow.yaml")
+        git(repo, "commit", "-q", "-m", "sandbox off")
+    write_plan(repo)
+    evil = "git update-ref refs/heads/main $(git commit-tree HEAD^{tree} -p HEAD -m evil)"
+    builder = [
+        write_file("src/app.py", "def farewell():\n    return 'bye'\n"),
+        {"tool_calls": [{"name": "run_command", "input": {"command": evil}}]},
+        finish(),
+    ]
+    script = write_script(repo, {"builder": [builder], "verifier": [verifier_session()]})
+    batches: list[list[str]] = []
+    real = Ledger.append_many
+
+    def spy(self: Ledger, events):  # type: ignore[no-untyped-def]
+        events = list(events)
+        batches.append([event.kind for event in events])
+        return real(self, events)
+
+    monkeypatch.setattr(Ledger, "append_many", spy)
+    result = cli("build", "1", "--script", str(script))
+    assert result.exit_code == 3 and "tampering: refs/heads/main moved" in result.output
+    assert ["git_checked", "tampering_detected"] in batches
+    with Ledger.open(repo) as ledger:
+        kinds = [record["kind"] for record in ledger.records()]
+    checked = kinds.index("git_checked")
+    assert kinds[checked : checked + 2] == ["git_checked", "tampering_detected"]
