@@ -397,3 +397,25 @@ def test_hashes_inside_arrays_are_accounted_for_without_rescanning(tmp_path, mon
     blocks = len(path.read_bytes()) // (1 << 14)
     assert blocks > 30 and len(rescanned) == 6  # only the blocks holding an escaped "#" (lines 251, 751, ...)
     assert not any(t["key_templates"] for t in fast["types"])  # free text is not a key field
+
+
+def test_many_types_dispatched_and_recompiled_match_the_general_path(tmp_path, monkeypatch):
+    # Beyond the few most frequent types, the compiled loop dispatches through a dict to per-type
+    # mask functions, and types whose shapes did not change are reused across recompilations.
+    from agentflow.evaluator import fastpath
+
+    monkeypatch.setattr(fastpath, "INLINE_TYPES", 2)
+    monkeypatch.setattr(schema_module, "RECOMPILE_AFTER", 1)
+    events = varied_events(2000)
+    for i in range(0, 2000, 3):
+        e = events[i]
+        if isinstance(e, dict):
+            e["type"] = f"Kind{i % 40}Created"
+            if i % 7 == 0:
+                e[f"extra{i % 5}"] = [f"#{i}"] if i % 2 else None
+    path = tmp_path / "many.jsonl"
+    path.write_bytes(b"\n".join(_lines(events, bad_every=300)) + b"\n")
+    slow = _run(path, monkeypatch, fast=False)
+    _same(slow, _run(path, monkeypatch, fast=True))
+    _same(slow, _run(path, monkeypatch, fast=True, workers=2))
+    assert len(slow["types"]) > 40

@@ -38,6 +38,7 @@ from agentflow.evaluator import templates as key_counts
 from agentflow.evaluator.keys import LABEL, key_template, template_of
 
 MAX_LABEL_KEYS = 256  # distinct (segments, even segments) counted per key field before spilling
+INLINE_TYPES = 8  # the most frequent types are tested inline in the generated loop; the others via a dict
 
 UNSET = msgspec.UNSET
 _EVENS = itemgetter(slice(None, None, 2))
@@ -112,15 +113,24 @@ class CompiledSchema:
         tag_field: str,
         first_events: int = 3,
         key_paths: dict[str, set[str]] | None = None,
+        previous: CompiledSchema | None = None,
     ):
         self.tag_field = tag_field
         self.types: dict[type, CompiledType] = {}
         self._collected: dict[str, frozenset[str]] = {}
         # The undecoded elements (msgspec.Raw) of every array of a block: their '#' are part of the
         # block's census but never key values (arrays are leaves), so run() counts them as found.
-        self.array_items: list[Any] = []
+        # Shared with the previous compilation: the types reused from it extend this very list.
+        self.array_items: list[Any] = previous.array_items if previous is not None else []
+        # A type whose shapes and key fields did not change since the previous compilation keeps its
+        # Struct classes and generated code: with 2,000 types a recompilation rebuilt them all.
+        reusable = {c.name: c for c in previous.types.values()} if previous is not None else {}
         for index, (name, shapes) in enumerate(sorted(shapes_by_type.items())):
-            compiled = CompiledType(name, shapes, tag_field, f"T{index}", (key_paths or {}).get(name, set()))
+            paths = (key_paths or {}).get(name, set())
+            compiled = reusable.get(name)
+            if compiled is None or not compiled.same_input(shapes, paths):
+                compiled = CompiledType(name, shapes, tag_field, f"T{index}", paths)
+            compiled.shapes = shapes
             self.types[compiled.struct] = compiled
             self._collected[name] = frozenset(_key_like_paths(compiled.roots))
         self._hashed_tags = [compiled for compiled in self.types.values() if "#" in compiled.name]
@@ -168,14 +178,17 @@ class CompiledSchema:
             "            continue",
             "        t = type(o)",
         ]
-        for index, compiled in enumerate(order):
+        inline, rest = order[:INLINE_TYPES], order[INLINE_TYPES:]
+        if len(rest) == 1:  # one left: as cheap inline as through a call
+            inline, rest = order, []
+        for index, compiled in enumerate(inline):
             suffix = f"_{index}"
             namespace[f"T{suffix}"] = compiled.struct
             namespace[f"ct{suffix}"] = compiled
             namespace[f"n{suffix}"] = compiled.counts
             if index == 0:
                 source.append(f"        if t is T{suffix}:")
-            elif index < len(order) - 1:
+            elif index < len(inline) - 1 or rest:
                 source.append(f"        elif t is T{suffix}:")
             else:
                 source.append("        else:")  # the decoder returns nothing but these classes
@@ -188,6 +201,24 @@ class CompiledSchema:
                 (0, f"if c <= {first_events}: note(ct{suffix}, m, file_index, line, raw)"),
             ]
             source += ["    " * (level + 3) + text for level, text in [(0, "m = 0"), *body]]
+        if rest:
+            # The less frequent types: one dictionary lookup and a call to the type's own mask
+            # function instead of a chain of `is` tests as long as the number of types.
+            namespace["rest"] = {compiled.struct: compiled for compiled in rest}
+            for compiled in rest:
+                compiled.mask_function(self.array_items)
+            source += [
+                "        else:",
+                "            ct = rest[t]",
+                "            m = ct.mask(o)",
+                "            n = ct.counts",
+                "            try:",
+                "                c = n[m] + 1",
+                "            except KeyError:",
+                "                c = 1",
+                "            n[m] = c",
+                f"            if c <= {first_events}: note(ct, m, file_index, line, raw)",
+            ]
         source.append("    return len(lines) - fell")
         exec("\n".join(source), namespace)  # noqa: S102 - source built from our own field trees only
         return namespace["run"]
@@ -211,6 +242,28 @@ class CompiledType:
         self.skeleton_counts: dict[str, dict[str, int]] = {}  # path -> skeleton (PLATFORM#TENANT#) -> events
         self.key_values: dict[str, list[str]] = {}  # path -> key values of this block, not counted yet
         self.fields_of: dict[int, tuple[tuple[str, str], ...]] = {}
+        self.input = (_shape_fields(shapes), frozenset(key_paths))
+        self.mask: Any = None  # the generated mask function (mask_function), for types not inlined
+
+    def same_input(self, shapes: list[Any], key_paths: set[str]) -> bool:
+        """True when compiling ``shapes`` and ``key_paths`` would give this very type again."""
+        return self.input == (_shape_fields(shapes), frozenset(key_paths))
+
+    def mask_function(self, array_items: list[Any]) -> Any:
+        """``mask(o)``: this type's mask of a decoded Struct (and its key values collected), generated
+        once per type and kept across compilations."""
+        if self.mask is None:
+            namespace: dict[str, Any] = {"UNSET": UNSET, "array_items": array_items.extend}
+            body = self.mask_lines(namespace, "")
+            source = [
+                "def mask(o):",
+                "    m = 0",
+                *["    " * (level + 1) + text for level, text in body],
+                "    return m",
+            ]
+            exec("\n".join(source), namespace)  # noqa: S102 - source built from our own field trees only
+            self.mask = namespace["mask"]
+        return self.mask
 
     # -- struct classes -------------------------------------------------------------------------
 
@@ -424,6 +477,11 @@ class CompiledType:
                 self._walk(node.children, mask, out)
 
 
+def _shape_fields(shapes: list[Any]) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """What a type is compiled from: its shapes' fields, in order."""
+    return tuple(shape.fields for shape in shapes)
+
+
 def _key_like_paths(nodes: list[Node]) -> list[str]:
     """The paths of the fields (at any depth) whose ``#`` values the generated loop collects."""
     out: list[str] = []
@@ -454,11 +512,13 @@ def compile_schema(
     tag_field: str,
     first_events: int = 3,
     key_paths: dict[str, set[str]] | None = None,
+    previous: CompiledSchema | None = None,
 ) -> CompiledSchema | None:
     """A compiled schema, or None when these shapes cannot be compiled (the general path stays).
 
-    ``key_paths``: per type, the fields seen holding a ``#`` value; the loop collects their values."""
+    ``key_paths``: per type, the fields seen holding a ``#`` value; the loop collects their values.
+    ``previous``: the schema this one replaces (its counts flushed); unchanged types are reused."""
     try:
-        return CompiledSchema(shapes_by_type, tag_field, first_events, key_paths)
+        return CompiledSchema(shapes_by_type, tag_field, first_events, key_paths, previous)
     except (TypeError, ValueError, msgspec.MsgspecError):
         return None

@@ -45,6 +45,9 @@ MAX_TEMPLATES = key_counts.MAX_TEMPLATES  # key templates reported per field (th
 OTHER_TEMPLATE = key_counts.OTHER_TEMPLATE
 LEARN_LINES = 2000  # lines analysed by the general path before the first compilation
 MAX_COMPILES = 16  # a log whose shapes keep changing stays on the general path after this
+# A new shape recompiles once the general path took this many lines per compiled type (at least 8
+# types' worth) since the last compilation: recompiling 2,000 types costs more than a few lines.
+RECOMPILE_AFTER = 32
 
 
 def _fast_path_available() -> bool:
@@ -161,6 +164,7 @@ class Aggregator:
         self.learned = 0  # lines analysed before the first compilation
         self.compiles = 0
         self.dirty = False  # a new shape appeared since the last compilation
+        self.slow_since = 0  # lines the general path took (or rescanned) since the last compilation
         self.plain_only = True  # no EventBridge/CloudEvents/event_type envelope seen
         # event type -> (envelope format, first `source` seen): families by source (rules.py)
         self.envelopes: dict[str, tuple[str, str | None]] = {}
@@ -225,7 +229,7 @@ class Aggregator:
             self.learned += start
             if self.learned < LEARN_LINES:
                 return
-        if self.fast is None or self.dirty:
+        if self.fast is None or (self.dirty and self.slow_since >= RECOMPILE_AFTER * max(8, len(self.fast.types))):
             self._compile()
         if start < len(lines):
             if self.fast is None:
@@ -249,8 +253,10 @@ class Aggregator:
                 by_type.setdefault(shape.event_type, []).append(shape)
         tag = self.type_field[0] if self.type_field else "type"
         key_paths = {name: set(self.templates.get(name, ())) for name in by_type}  # fields seen with a '#'
-        self.fast = fastpath.compile_schema(by_type, tag, EXAMPLE_EVENTS, key_paths) if by_type else None
+        previous = self.fast
+        self.fast = fastpath.compile_schema(by_type, tag, EXAMPLE_EVENTS, key_paths, previous) if by_type else None
         self.compiles += 1
+        self.slow_since = 0
 
     def _add_fast(
         self, lines: list[bytes], file_index: int, first_line: int, hashes: tuple[int, bool] | None = None
@@ -259,6 +265,7 @@ class Aggregator:
 
         def slow(raws: list[bytes], index: int, line: int) -> None:
             fell.append(line - first_line)
+            self.slow_since += 1
             self._add_slow(raws, index, line)
 
         counted, found = self.fast.run(lines, file_index, first_line, slow, _note)
@@ -268,6 +275,7 @@ class Aggregator:
         raw, escaped = hashes if hashes is not None else hash_census(b"\n".join(lines))
         raw -= sum(lines[i].count(b"#") for i in fell)
         if raw != found or escaped:
+            self.slow_since += len(lines)
             self._scan_fast_lines(lines, set(fell))
 
     def _scan_fast_lines(self, lines: list[bytes], fell: set[int]) -> None:
