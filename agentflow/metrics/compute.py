@@ -242,10 +242,16 @@ def _tokens(sessions: list[SessionFact] | None) -> tuple[TokenCounts | None, flo
     return tokens, _ratio(usage.cache_read, prompt)
 
 
+def _finish_order(run: RunFact) -> tuple[datetime, str]:
+    """Runs in the order they finished, to the whole second (as notes keep times), then by plan: two
+    plans finishing within one second are in the same order from the ledger and from git."""
+    return _whole_seconds(run.ended or run.first_seen or _EPOCH), run.plan_id or ""
+
+
 def _plan_rows(finished: list[RunFact], actual: dict[str, float], estimates: dict[str, float]) -> list[PlanMetrics]:
     """One row per plan with a finished build run in the period (the cycles-per-plan chart)."""
     rows: dict[str, PlanMetrics] = {}
-    for run in sorted(finished, key=lambda r: r.ended or r.first_seen or _EPOCH):
+    for run in sorted(finished, key=_finish_order):
         plan_id = run.plan_id or "?"
         row = rows.setdefault(plan_id, PlanMetrics(plan_id, run.plan_title, 0, 0, None, None, None))
         row.runs += 1

@@ -5,7 +5,8 @@ timeline (``agentflow.show``), one verification's ``VerifyReport`` (``report.ver
 ``GateResult`` (``agentflow.gate``), status rows and events (``agentflow.records``, ``agentflow.ledger``);
 this package only formats them.
 
-* ``text``: metrics, verify, show, gate, the status table and log lines.
+* ``text``: metrics, verify, show, gate; ``lines``: the status table and log lines (plain text too,
+  apart so that ``status`` and ``log`` import nothing heavy; ``text`` re-exports them).
 * ``markdown``: metrics, verify, show.  ``html``: metrics and show (Jinja2 templates in
   ``templates/``, autoescaped, inline SVG from ``charts``: one self-contained file, no network).
 * ``jsonout``: metrics, verify, gate.  ``github``: verify and gate (annotations, safe log lines,
