@@ -696,10 +696,12 @@ class Ledger:
 
 # -- derived tables: the projection behind ``status`` ----------------------------------------------
 
-PROJECTION_VERSION = 1  # bump when what the tables hold changes: every ledger rebuilds them once
+PROJECTION_VERSION = 2  # bump when what the tables hold changes: every ledger rebuilds them once
 VIEW_TABLES = ("view_meta", "view_runs", "view_plans", "view_merged")
 VIEW_SCHEMA = """
-CREATE TABLE IF NOT EXISTS view_meta (name TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS view_meta (
+    name TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER NOT NULL, anchor TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS view_runs (
     run_id TEXT PRIMARY KEY, ok INTEGER NOT NULL, plan_id TEXT,
     cost_usd REAL NOT NULL, cycles INTEGER NOT NULL, outcome TEXT
@@ -718,11 +720,18 @@ class PlanProjection:
 
     ``view_runs`` holds per run whether it began with ``run_started``, its plan, cost, cycles and
     outcome; ``view_plans`` per plan its run count, total cost and last run; ``view_merged`` the
-    plans ever merged; ``view_meta`` the version and the sequence number they are current at.
-    Nothing here is a record: drop any of the tables and the next read rebuilds them all from the
-    events; events appended since are folded in (only the five kinds this projection reads, through
-    the ``kind`` index); ``run_started`` and ``merged`` are read from the ``plan_id`` column without
-    decoding their bodies. Used under the ledger's lock.
+    plans ever merged; ``view_meta`` the version and the sequence number they are current at, with
+    that event's anchor (its hash, id and time). Nothing here is a record: drop any of the tables
+    and the next read rebuilds them all from the events; events appended since are folded in (only
+    the five kinds this projection reads, through the ``kind`` index); ``run_started`` and
+    ``merged`` are read from the ``plan_id`` column without decoding their bodies. Used under the
+    ledger's lock.
+
+    Tables whose anchor is not the event at their sequence number (events rewritten or removed
+    since, a ``view_meta`` ahead of the events or forged) or with another number of merged plans
+    than the ``merged`` events are rebuilt. Whoever can write the ledger file can still write
+    tables that pass these checks (the events' chain is what is verified), so nothing that decides
+    (merge, the gate, resume) reads them: only ``status`` and ``plan list`` show them.
     """
 
     NAME = "plan_states"
@@ -736,7 +745,7 @@ class PlanProjection:
 
     def states(self) -> dict[str, PlanState]:
         top = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
-        if self._current() == top:
+        if self._current() == top and self._merged_agree(top):
             return self._read()
         try:
             self.db.execute("BEGIN IMMEDIATE")
@@ -761,16 +770,36 @@ class PlanProjection:
         ).fetchone()[0]
         if count != len(VIEW_TABLES):
             return None
-        row = self.db.execute("SELECT version, seq FROM view_meta WHERE name = ?", (self.NAME,)).fetchone()
-        if row is None or row[0] != PROJECTION_VERSION:
-            return None
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(view_meta)").fetchall()}
+        if "anchor" not in columns:
+            return None  # another version's table
+        row = self.db.execute("SELECT version, seq, anchor FROM view_meta WHERE name = ?", (self.NAME,)).fetchone()
+        if row is None or row[0] != PROJECTION_VERSION or row[2] != self._anchor(row[1]):
+            return None  # of another version, or not describing these events (rewritten, ahead, forged)
         return int(row[1])
+
+    def _anchor(self, seq: Any) -> str:
+        """What identifies the event at ``seq`` (its chain hash, id and time): "" when there is none."""
+        row = self.db.execute("SELECT hash, eid, ts FROM events WHERE seq = ?", (seq,)).fetchone()
+        return "" if row is None else f"{row[0]}:{row[1]}:{row[2]}"
+
+    def _merged_agree(self, upto: int) -> bool:
+        """As many merged plans in the tables as in the ``merged`` events up to ``upto`` (few: one per
+        merge): a row added to or dropped from ``view_merged`` would show a plan merged, or not, wrongly."""
+        events = self.db.execute(
+            "SELECT COUNT(DISTINCT plan_id) FROM events WHERE kind = 'merged' AND plan_id IS NOT NULL AND seq <= ?",
+            (upto,),
+        ).fetchone()[0]
+        legacy = self.db.execute(
+            "SELECT 1 FROM events WHERE kind = 'merged' AND plan_id IS NULL AND seq <= ? LIMIT 1", (upto,)
+        ).fetchone()
+        return legacy is not None or events == self.db.execute("SELECT COUNT(*) FROM view_merged").fetchone()[0]
 
     def _catch_up(self) -> None:
         top = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         current = self._current()  # again: another process may have caught up meanwhile
-        if current is not None and current > top:
-            current = None  # events were removed: the tables describe a ledger that is gone
+        if current is not None and (current > top or not self._merged_agree(current)):
+            current = None  # events were removed, or the tables were written by someone else
         if current is None:
             for table in VIEW_TABLES:
                 self.db.execute(f"DROP TABLE IF EXISTS {table}")
@@ -787,8 +816,8 @@ class PlanProjection:
             )
             self.db.executemany("INSERT OR IGNORE INTO view_merged VALUES (?)", [(p,) for p in self.merged])
         self.db.execute(
-            "INSERT OR REPLACE INTO view_meta (name, version, seq) VALUES (?, ?, ?)",
-            (self.NAME, PROJECTION_VERSION, top),
+            "INSERT OR REPLACE INTO view_meta (name, version, seq, anchor) VALUES (?, ?, ?, ?)",
+            (self.NAME, PROJECTION_VERSION, top, self._anchor(top)),
         )
 
     def _run_rows(self) -> list[tuple[Any, ...]]:
