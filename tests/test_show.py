@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -134,3 +135,38 @@ def test_show_without_a_ledger(repo: Path, cli) -> None:
     assert result.exit_code == 2
     assert "agentflow log" in result.output
     assert not (repo / ".agentflow").exists()
+
+
+def test_timeline_is_typed_and_its_dict_keys_are_the_field_names(history: Path) -> None:
+    """``run_timeline`` returns a ``Timeline``; ``to_dict()`` keeps the shape the dict had (pinned here)."""
+    from dataclasses import fields
+
+    from agentflow.show import Commit, Cycle, RunHeader, Session, Timeline, Verdict, run_timeline
+
+    def names(cls: type) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    with Ledger.open(history) as ledger:
+        timeline = run_timeline(ledger, "r-103a")
+    assert isinstance(timeline, Timeline)
+    data = timeline.to_dict()
+    assert list(data) == names(Timeline) == ["run", "cycles", "sessions", "overrides", "transcripts"]
+    assert list(data["run"]) == names(RunHeader) == [
+        "run_id", "mode", "plan_id", "plan_title", "plan_path", "branch", "base", "base_commit",
+        "estimate_hours", "max_cycles", "started", "ended", "outcome", "reason", "cycles", "commit",
+        "resumed", "cost_usd",
+    ]  # fmt: skip
+    cycle = data["cycles"][0]
+    assert list(cycle) == names(Cycle) == ["cycle", "builder", "commit", "checks", "verifier", "verdict"]
+    assert list(cycle["builder"]) == names(Session) == [
+        "session_id", "role", "cycle", "backend", "model", "started", "ended", "status", "reason", "turns",
+        "tokens", "cost_usd", "summary",
+    ]  # fmt: skip
+    assert list(cycle["commit"]) == names(Commit) == ["commit", "files", "insertions", "deletions", "out_of_scope"]
+    assert list(cycle["verdict"]) == names(Verdict) == [
+        "ts", "cycle", "commit", "outcome", "decision", "reason", "summary", "criteria", "findings", "override",
+        "signed",
+    ]  # fmt: skip
+    assert [o["outcome"] for o in data["overrides"]] == ["approved"] and data["overrides"][0]["override"] is True
+    assert data["run"]["outcome"] == "capped" and data["transcripts"] is None
+    json.dumps(data)  # plain data all the way down

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
@@ -34,6 +34,9 @@ from agentflow.report.figures import (
     plan_rows,
 )
 from agentflow.report.show import check_line, diffstat, header_rows, tokens_text, transcript_entries
+
+if TYPE_CHECKING:
+    from agentflow.show import Timeline
 
 
 @cache
@@ -227,14 +230,14 @@ def metrics_html(report: MetricsReport) -> str:
     )
 
 
-def show_html(timeline: dict[str, Any]) -> str:
-    transcripts = {sid: transcript_entries(m) for sid, m in (timeline.get("transcripts") or {}).items()}
+def show_html(timeline: Timeline) -> str:
+    transcripts = {sid: transcript_entries(m) for sid, m in (timeline.transcripts or {}).items()}
     return (
         environment()
         .get_template("show.html.j2")
         .render(
             t=timeline,
-            header=header_rows(timeline["run"]),
+            header=header_rows(timeline.run),
             diffstat=diffstat,
             check_line=check_line,
             usd=fmt_usd,

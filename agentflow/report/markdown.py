@@ -14,6 +14,7 @@ from agentflow.report.verify import VerifyReport, check_status, location
 
 if TYPE_CHECKING:
     from agentflow.metrics.model import MetricsReport
+    from agentflow.show import Timeline
 
 
 def _cell(text: str) -> str:
@@ -102,51 +103,51 @@ def _show_cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def show_markdown(timeline: dict[str, Any]) -> str:
-    run = timeline["run"]
-    lines = [f"## agentflow run `{run['run_id']}`", "", "| | |", "|:--|:--|"]
+def show_markdown(timeline: Timeline) -> str:
+    run = timeline.run
+    lines = [f"## agentflow run `{run.run_id}`", "", "| | |", "|:--|:--|"]
     lines += [f"| {k} | {_show_cell(v)} |" for k, v in header_rows(run)]
-    for cycle in timeline["cycles"]:
-        lines += ["", f"### Cycle {cycle['cycle']}", ""]
-        if cycle["builder"]:
+    for cycle in timeline.cycles:
+        lines += ["", f"### Cycle {cycle.cycle}", ""]
+        if cycle.builder:
             lines.append(
-                f"**Builder** ({cycle['builder']['status']}, {fmt_usd(cycle['builder']['cost_usd'])}): "
-                f"{_show_cell(cycle['builder'].get('summary') or NA)}"
+                f"**Builder** ({cycle.builder.status}, {fmt_usd(cycle.builder.cost_usd)}): "
+                f"{_show_cell(cycle.builder.summary or NA)}"
             )
             lines.append("")
-        lines += [f"**Commit:** {diffstat(cycle['commit'])}", ""]
-        if cycle["checks"]:
+        lines += [f"**Commit:** {diffstat(cycle.commit)}", ""]
+        if cycle.checks:
             lines += ["| Check | Result | Seconds |", "|:--|:--|--:|"]
             lines += [
                 f"| `{_show_cell(c['command'])}` | {'pass' if c['passed'] else 'fail'}{_show_cell(evidence_cell(c))} "
                 f"| {c['duration_s']:.1f} |"
-                for c in cycle["checks"]
+                for c in cycle.checks
             ]
             lines.append("")
-        verdict = cycle["verdict"]
+        verdict = cycle.verdict
         if verdict:
             lines.append(
-                f"**Verdict:** {verdict['outcome']} (decision: {verdict['decision'] or NA}). "
-                f"{_show_cell(verdict.get('summary') or '')}"
+                f"**Verdict:** {verdict.outcome} (decision: {verdict.decision or NA}). "
+                f"{_show_cell(verdict.summary or '')}"
             )
-            if verdict["criteria"]:
+            if verdict.criteria:
                 lines += ["", "| Criterion | Status | Evidence |", "|:--|:--|:--|"]
                 lines += [
                     f"| {_show_cell(c.get('id'))} | {_show_cell(c.get('status'))} | {_show_cell(c.get('evidence', ''))} |"
-                    for c in verdict["criteria"]
+                    for c in verdict.criteria
                 ]
-            if verdict["findings"]:
+            if verdict.findings:
                 lines += ["", "| Finding | Severity | Pattern | Where | Message |", "|:--|:--|:--|:--|:--|"]
                 lines += [
                     f"| {_show_cell(f.get('id'))} | {_show_cell(f.get('severity'))} | {_show_cell(f.get('pattern') or '')} | "
                     f"{_show_cell(f.get('file') or '')}{':' + str(f['line']) if f.get('line') else ''} | "
                     f"{_show_cell(f.get('message', ''))} |"
-                    for f in verdict["findings"]
+                    for f in verdict.findings
                 ]
-    for override in timeline["overrides"]:
+    for override in timeline.overrides:
         lines += [
             "",
-            f"**Override** ({override['ts']}): {override['outcome']}: {_show_cell(override.get('reason') or '')}",
+            f"**Override** ({override.ts}): {override.outcome}: {_show_cell(override.reason or '')}",
         ]
     lines += [
         "",
@@ -156,11 +157,11 @@ def show_markdown(timeline: dict[str, Any]) -> str:
         "|:--|:--|--:|:--|--:|:--|--:|",
     ]
     lines += [
-        f"| `{s['session_id']}` | {s['role']} | {s['cycle']} | {s['status']} | {s['turns']} | "
-        f"{tokens_text(s['tokens'])} | {fmt_usd(s['cost_usd'])} |"
-        for s in timeline["sessions"]
+        f"| `{s.session_id}` | {s.role} | {s.cycle} | {s.status} | {s.turns} | "
+        f"{tokens_text(s.tokens)} | {fmt_usd(s.cost_usd)} |"
+        for s in timeline.sessions
     ]
-    for sid, messages in (timeline.get("transcripts") or {}).items():
+    for sid, messages in (timeline.transcripts or {}).items():
         lines += ["", f"<details><summary>Transcript {sid}</summary>", ""]
         for heading, text in transcript_entries(messages):
             lines += [f"**{heading}**", "", "```", text.replace("```", "`\u200b``"), "```", ""]

@@ -7,10 +7,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentflow.report.figures import NA, fmt_hours, fmt_usd
 from agentflow.report.verify import evidence_text
+
+if TYPE_CHECKING:
+    from agentflow.show import Commit, RunHeader, Timeline
 
 
 def tokens_text(tokens: dict[str, int]) -> str:
@@ -22,15 +25,15 @@ def tokens_text(tokens: dict[str, int]) -> str:
     )
 
 
-def diffstat(commit: dict[str, Any] | None) -> str:
-    if not commit:
+def diffstat(commit: Commit | None) -> str:
+    if commit is None:
         return NA
-    if not commit.get("commit"):
+    if not commit.commit:
         return "no change committed"
-    files = f"{commit['files']} file{'' if commit['files'] == 1 else 's'}"
-    text = f"{commit['commit'][:10]}: {files} changed, +{commit['insertions']} -{commit['deletions']}"
-    if commit.get("out_of_scope"):
-        text += f" (out of scope: {', '.join(commit['out_of_scope'])})"
+    files = f"{commit.files} file{'' if commit.files == 1 else 's'}"
+    text = f"{commit.commit[:10]}: {files} changed, +{commit.insertions} -{commit.deletions}"
+    if commit.out_of_scope:
+        text += f" (out of scope: {', '.join(commit.out_of_scope)})"
     return text
 
 
@@ -98,22 +101,22 @@ def _block_entry(role: str, block: Any) -> tuple[str, str]:
     return role, json.dumps(block, ensure_ascii=False, default=str)
 
 
-def header_rows(run: dict[str, Any]) -> list[tuple[str, str]]:
-    plan = " ".join(str(x) for x in (run["plan_id"], run["plan_title"]) if x) or NA
+def header_rows(run: RunHeader) -> list[tuple[str, str]]:
+    plan = " ".join(str(x) for x in (run.plan_id, run.plan_title) if x) or NA
     return [
-        ("Plan", plan + (f" ({run['plan_path']})" if run.get("plan_path") else "")),
-        ("Mode", run["mode"]),
-        ("Branch", run.get("branch") or NA),
-        ("Started", run["started"] or NA),
-        ("Ended", run["ended"] or "still running (or killed: `agentflow build --resume`)"),
-        ("Outcome", (run["outcome"] or "in progress") + (f": {run['reason']}" if run.get("reason") else "")),
-        ("Cycles", f"{run['cycles']} of at most {run['max_cycles']}"),
-        ("Estimate", fmt_hours(run.get("estimate_hours"))),
-        ("Cost", fmt_usd(run["cost_usd"])),
+        ("Plan", plan + (f" ({run.plan_path})" if run.plan_path else "")),
+        ("Mode", run.mode),
+        ("Branch", run.branch or NA),
+        ("Started", run.started or NA),
+        ("Ended", run.ended or "still running (or killed: `agentflow build --resume`)"),
+        ("Outcome", (run.outcome or "in progress") + (f": {run.reason}" if run.reason else "")),
+        ("Cycles", f"{run.cycles} of at most {run.max_cycles}"),
+        ("Estimate", fmt_hours(run.estimate_hours)),
+        ("Cost", fmt_usd(run.cost_usd)),
     ]
 
 
-def render_show(timeline: dict[str, Any], fmt: str) -> str:
+def render_show(timeline: Timeline, fmt: str) -> str:
     """The timeline in ``fmt``: text, md or html."""
     if fmt == "text":
         from agentflow.report.text import show_text

@@ -4,7 +4,7 @@ read well in CI logs and pipes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agentflow.redact import redact
 from agentflow.report.figures import (
@@ -28,6 +28,7 @@ from agentflow.text import one_line
 if TYPE_CHECKING:
     from agentflow.gate import GateResult
     from agentflow.metrics.model import MetricsReport
+    from agentflow.show import Cycle, Timeline, Verdict
 
 
 def aligned_table(header: list[str], rows: list[list[str]], left: frozenset[int] = frozenset({0})) -> list[str]:
@@ -124,56 +125,56 @@ def verify_text(report: VerifyReport) -> str:
 # -- one run's timeline (`agentflow show`) --------------------------------------------------------
 
 
-def _verdict_lines(verdict: dict[str, Any]) -> list[str]:
-    lines = [f"  verdict   {verdict['outcome']} (decision: {verdict['decision'] or NA})"]
-    if verdict.get("summary"):
-        lines.append(f"            {verdict['summary']}")
-    if verdict.get("reason") and verdict["outcome"] != "approved":
-        lines.append(f"            why: {verdict['reason']}")
-    for c in verdict["criteria"]:
+def _verdict_lines(verdict: Verdict) -> list[str]:
+    lines = [f"  verdict   {verdict.outcome} (decision: {verdict.decision or NA})"]
+    if verdict.summary:
+        lines.append(f"            {verdict.summary}")
+    if verdict.reason and verdict.outcome != "approved":
+        lines.append(f"            why: {verdict.reason}")
+    for c in verdict.criteria:
         lines.append(
             f"            {c.get('id')}: {c.get('status')}" + (f" ({c['evidence']})" if c.get("evidence") else "")
         )
-    lines += [f"            finding {finding_line(f)}" for f in verdict["findings"]]
+    lines += [f"            finding {finding_line(f)}" for f in verdict.findings]
     return lines
 
 
-def _cycle_lines(cycle: dict[str, Any]) -> list[str]:
-    lines = ["", f"cycle {cycle['cycle']}"]
-    builder = cycle["builder"]
+def _cycle_lines(cycle: Cycle) -> list[str]:
+    lines = ["", f"cycle {cycle.cycle}"]
+    builder = cycle.builder
     if builder:
-        lines.append(f"  builder   {builder['status']}, {builder['turns']} turns, {fmt_usd(builder['cost_usd'])}")
-        if builder.get("summary"):
-            lines += [f"            {line}" for line in builder["summary"].splitlines()]
-    lines.append(f"  commit    {diffstat(cycle['commit'])}")
-    if cycle["checks"] is not None:
+        lines.append(f"  builder   {builder.status}, {builder.turns} turns, {fmt_usd(builder.cost_usd)}")
+        if builder.summary:
+            lines += [f"            {line}" for line in builder.summary.splitlines()]
+    lines.append(f"  commit    {diffstat(cycle.commit)}")
+    if cycle.checks is not None:
         lines += [
             "  checks    " + (check_line(c) if i == 0 else "            " + check_line(c))
-            for i, c in enumerate(cycle["checks"])
+            for i, c in enumerate(cycle.checks)
         ] or ["  checks    none configured"]
-    verifier = cycle["verifier"]
+    verifier = cycle.verifier
     if verifier:
-        lines.append(f"  verifier  {verifier['status']}, {verifier['turns']} turns, {fmt_usd(verifier['cost_usd'])}")
-    if cycle["verdict"]:
-        lines += _verdict_lines(cycle["verdict"])
+        lines.append(f"  verifier  {verifier.status}, {verifier.turns} turns, {fmt_usd(verifier.cost_usd)}")
+    if cycle.verdict:
+        lines += _verdict_lines(cycle.verdict)
     return lines
 
 
-def show_text(timeline: dict[str, Any]) -> str:
-    run = timeline["run"]
-    lines = [f"run {run['run_id']}"]
+def show_text(timeline: Timeline) -> str:
+    run = timeline.run
+    lines = [f"run {run.run_id}"]
     lines += [f"  {k + ':':<9} {v}" for k, v in header_rows(run)]
-    for cycle in timeline["cycles"]:
+    for cycle in timeline.cycles:
         lines += _cycle_lines(cycle)
-    for override in timeline["overrides"]:
-        lines += ["", f"override  {override['outcome']} at {override['ts']}: {override.get('reason') or ''}"]
+    for override in timeline.overrides:
+        lines += ["", f"override  {override.outcome} at {override.ts}: {override.reason or ''}"]
     lines += ["", "sessions"]
-    for s in timeline["sessions"]:
+    for s in timeline.sessions:
         lines.append(
-            f"  {s['session_id']}  {s['role']:<9} cycle {s['cycle']}  {s['status']:<11} {fmt_int(s['turns'])} turns  "
-            f"{fmt_usd(s['cost_usd'])}  {tokens_text(s['tokens'])}  {s['backend'] or ''} {s['model'] or ''}".rstrip()
+            f"  {s.session_id}  {s.role:<9} cycle {s.cycle}  {s.status:<11} {fmt_int(s.turns)} turns  "
+            f"{fmt_usd(s.cost_usd)}  {tokens_text(s.tokens)}  {s.backend or ''} {s.model or ''}".rstrip()
         )
-    for sid, messages in (timeline.get("transcripts") or {}).items():
+    for sid, messages in (timeline.transcripts or {}).items():
         lines += ["", f"transcript {sid}", "-" * 60]
         for heading, text in transcript_entries(messages):
             lines += [f"[{heading}]", text, ""]
