@@ -204,3 +204,28 @@ def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [found, "--builtin-schema", schema, *map(str, files)], capture_output=True, text=True, timeout=300
     )
+
+
+# A model-written string that would break a Markdown table (a backslash before a pipe, a newline) or
+# put raw HTML into a PR comment; every Markdown report escapes it through report.markdown.markdown_cell.
+HOSTILE_MARKDOWN = "<script>alert(1)</script> a\\| b\nc"
+HOSTILE_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt; a\\\\\\| b c"
+
+
+def markdown_cells(line: str) -> list[str]:
+    """The cells of one Markdown table row, split where GitHub does: on pipes not escaped by a backslash."""
+    cells, cell, escaped = [], "", False
+    for ch in line.strip()[1:-1]:
+        if ch == "|" and not escaped:
+            cells.append(cell.strip())
+            cell = ""
+            continue
+        cell += ch
+        escaped = ch == "\\" and not escaped
+    return [*cells, cell.strip()]
+
+
+def hostile_rows(markdown: str) -> list[list[str]]:
+    """The cells of every table row holding ``HOSTILE_ESCAPED``, after checking no raw HTML got through."""
+    assert "<script" not in markdown, markdown
+    return [markdown_cells(line) for line in markdown.splitlines() if line.startswith("|") and HOSTILE_ESCAPED in line]

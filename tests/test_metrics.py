@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from metrics_helpers import PERIOD_ARGS, at, build_history, git
+from helpers import HOSTILE_ESCAPED, HOSTILE_MARKDOWN, hostile_rows
+from metrics_helpers import PERIOD_ARGS, Cycle, History, at, build_history, finding, git
 
 from agentflow.errors import UsageError
 from agentflow.events import ModelCalled, RunStarted, SessionStarted, Usage
@@ -649,3 +650,17 @@ def test_long_periods_chart_cost_per_week_then_month() -> None:
     assert sum(c["builder"] for _, c in columns) == 90.0
     unit, columns = cost_buckets(days(500))
     assert unit == "month" and columns[0] == ("Jan 2026", {"builder": 31.0, "verifier": 15.5, "evaluator": 0.0})
+
+
+def test_markdown_escapes_hostile_titles_and_patterns(repo: Path, cli) -> None:
+    """A plan title and a finding pattern with ``<script>``, a backslash-pipe and a newline: no raw HTML, no
+    broken row in the Markdown report (a PR comment)."""
+    with Ledger.open(repo) as ledger:
+        hostile = finding("F1", "low", HOSTILE_MARKDOWN)
+        History(repo, ledger).run(
+            "9", HOSTILE_MARKDOWN, "r-9a", at(17, 9), [Cycle(1.0, 0.5, "approved", [hostile])], "approved", 4
+        )
+    out = cli("metrics", *PERIOD_ARGS, "--format", "md").stdout
+    rows = hostile_rows(out)
+    assert [len(r) for r in rows] == [3, 7], out  # findings by pattern, plans finished
+    assert rows[0][0] == HOSTILE_ESCAPED and rows[1][:2] == ["9", HOSTILE_ESCAPED]

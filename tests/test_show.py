@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from metrics_helpers import build_history
+from helpers import HOSTILE_ESCAPED, HOSTILE_MARKDOWN, hostile_rows
+from metrics_helpers import Cycle, History, at, build_history, finding
 
 from agentflow.ledger import Ledger
 
@@ -170,3 +171,16 @@ def test_timeline_is_typed_and_its_dict_keys_are_the_field_names(history: Path) 
     assert [o["outcome"] for o in data["overrides"]] == ["approved"] and data["overrides"][0]["override"] is True
     assert data["run"]["outcome"] == "capped" and data["transcripts"] is None
     json.dumps(data)  # plain data all the way down
+
+
+def test_markdown_escapes_hostile_model_text(repo: Path, cli) -> None:
+    """A plan title and a finding with ``<script>``, a backslash-pipe and a newline: no raw HTML, no broken row."""
+    with Ledger.open(repo) as ledger:
+        hostile = finding("F1", "low", "naming", HOSTILE_MARKDOWN)
+        History(repo, ledger).run(
+            "9", HOSTILE_MARKDOWN, "r-9a", at(17, 9), [Cycle(1.0, 0.5, "approved", [hostile])], "approved", 4
+        )
+    out = cli("show", "r-9a", "--format", "md").stdout
+    rows = hostile_rows(out)
+    assert [len(r) for r in rows] == [2, 5], out  # the Plan header row, the finding row
+    assert rows[0][1].startswith(f"9 {HOSTILE_ESCAPED}") and rows[1][4] == HOSTILE_ESCAPED

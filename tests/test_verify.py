@@ -22,7 +22,7 @@ from tests.build_helpers import (
     write_plan,
     write_script,
 )
-from tests.helpers import validate_junit, validate_sarif
+from tests.helpers import HOSTILE_ESCAPED, HOSTILE_MARKDOWN, hostile_rows, validate_junit, validate_sarif
 
 
 def test_verify_takes_the_plan_from_the_trailer_and_records_a_note(repo, cli):
@@ -330,3 +330,22 @@ def test_an_unwritable_report_is_exit_2_after_the_others_are_written(repo, cli, 
     assert "the verdict is recorded" in result.stderr
     assert "APPROVED" in result.stdout.upper() and (tmp_path / "ok.md").is_file()
     assert notes(repo, head)[0]["outcome"] == "approved"
+
+
+def test_verify_markdown_escapes_hostile_model_text(repo, cli):
+    """A verdict whose summary, finding and evidence hold ``<script>``, a backslash-pipe and a newline: the
+    step summary (a PR comment) gets no raw HTML and no broken row."""
+    write_plan(repo)
+    feature(repo)
+    session = verifier_session(
+        decision="request_changes", summary=HOSTILE_MARKDOWN, findings=[finding("F1", "high", HOSTILE_MARKDOWN)]
+    )
+    session[-1]["tool_calls"][0]["input"]["criteria"][0]["evidence"] = HOSTILE_MARKDOWN
+    script = write_script(repo, {"verifier": [session] * 3})
+    result = cli("verify", "--script", str(script), "--format", "md")
+    assert result.exit_code == 1, result.output
+    out = result.stdout
+    rows = hostile_rows(out)
+    assert [len(r) for r in rows] == [4, 5], out  # the criterion, the finding
+    assert rows[0][3] == HOSTILE_ESCAPED and rows[1][4] == HOSTILE_ESCAPED
+    assert f"> {HOSTILE_ESCAPED}" in out.splitlines()

@@ -1,12 +1,12 @@
 """Every Markdown report (GitHub-flavoured, for PR comments and job summaries): metrics, one
 verification, one run's timeline.
 
-Each report escapes its cells as it always has (``_cell`` for metrics, ``_verify_cell`` for
-verify, ``_show_cell`` for show); they differ slightly, and unifying them would change output."""
+Every cell and inline line a report fills with outside text (plan titles, commands, the model's
+summaries, findings and evidence) goes through ``markdown_cell``, the one escaper."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agentflow.report.figures import NA, empty_message, figure_rows, fmt_usd, pattern_rows, period_label, plan_rows
 from agentflow.report.show import diffstat, evidence_cell, header_rows, tokens_text, transcript_entries
@@ -17,15 +17,18 @@ if TYPE_CHECKING:
     from agentflow.show import Timeline
 
 
-def _cell(text: str) -> str:
-    """A table cell: pipes escaped, newlines flattened, and no raw HTML (titles come from plan files)."""
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+def markdown_cell(text: object) -> str:
+    """Outside text for a Markdown table cell or inline line: backslashes and pipes escaped (a
+    ``\\|`` cannot end the cell early), CR and LF flattened to spaces, ``<`` and ``>`` as entities
+    (no raw HTML in a PR comment); None is empty."""
+    text = "" if text is None else str(text)
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
     return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def markdown_table(header: list[str], rows: list[list[str]], align: list[str]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
     return lines
 
 
@@ -56,40 +59,43 @@ def metrics_markdown(report: MetricsReport) -> str:
 # -- one verification (`agentflow verify --format md`, the step summary) -----------------------------
 
 
-def _verify_cell(text: Any) -> str:
-    return str(text or "").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
 def verify_markdown(report: VerifyReport) -> str:
     icon = "✅" if report.passed else ("⚠️" if report.outcome == "no_verdict" else "❌")
-    plan = f"plan `{report.plan_id}` {report.plan_title}" if report.plan_id else "no plan (patterns only)"
+    plan = (
+        f"plan `{markdown_cell(report.plan_id)}` {markdown_cell(report.plan_title)}"
+        if report.plan_id
+        else "no plan (patterns only)"
+    )
     lines = [
         f"## {icon} agentflow verify: `{report.outcome}`",
         "",
-        f"{plan} · base `{report.base}` (`{report.base_commit[:12]}`) · head `{report.head[:12]}` · "
+        f"{plan} · base `{markdown_cell(report.base)}` (`{report.base_commit[:12]}`) · head `{report.head[:12]}` · "
         f"run `{report.run_id}` · ${report.cost_usd:.2f}",
     ]
     if report.summary:
-        lines += ["", f"> {_verify_cell(report.summary)}"]
+        lines += ["", f"> {markdown_cell(report.summary)}"]
     if report.reasons and not report.passed:
-        lines += ["", "**Not approved because:**", ""] + [f"- {_verify_cell(r)}" for r in report.reasons]
+        lines += ["", "**Not approved because:**", ""] + [f"- {markdown_cell(r)}" for r in report.reasons]
     if report.checks:
         lines += ["", "### Checks", "", "| check | result | time |", "|---|---|---|"]
         lines += [
-            f"| `{_verify_cell(c['command'])}` | {check_status(c)} | {c.get('duration_s', 0):.1f}s |"
+            f"| `{markdown_cell(c['command'])}` | {markdown_cell(check_status(c))} | {c.get('duration_s', 0):.1f}s |"
             for c in report.checks
         ]
     if report.criteria:
         lines += ["", "### Acceptance criteria", "", "| id | criterion | status | evidence |", "|---|---|---|---|"]
         lines += [
-            f"| {c['id']} | {_verify_cell(c.get('text'))} | {c['status']} | {_verify_cell(c.get('evidence'))} |"
+            "| " + " | ".join(markdown_cell(v) for v in (c["id"], c.get("text"), c["status"], c.get("evidence"))) + " |"
             for c in report.criteria
         ]
     if report.findings:
         lines += ["", "### Findings", "", "| id | severity | where | pattern | finding |", "|---|---|---|---|---|"]
         lines += [
-            f"| {_verify_cell(f['id'])} | {f['severity']} | {_verify_cell(location(f))} | {_verify_cell(f.get('pattern'))} "
-            f"| {_verify_cell(f['message'])} |"
+            "| "
+            + " | ".join(
+                markdown_cell(v) for v in (f["id"], f["severity"], location(f), f.get("pattern"), f["message"])
+            )
+            + " |"
             for f in report.findings
         ]
     return "\n".join(lines) + "\n"
@@ -98,28 +104,23 @@ def verify_markdown(report: VerifyReport) -> str:
 # -- one run's timeline (`agentflow show --format md`) ------------------------------------------------
 
 
-def _show_cell(text: Any) -> str:
-    """Text for a Markdown table cell or line: no raw HTML, no broken tables."""
-    return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def show_markdown(timeline: Timeline) -> str:
     run = timeline.run
     lines = [f"## agentflow run `{run.run_id}`", "", "| | |", "|:--|:--|"]
-    lines += [f"| {k} | {_show_cell(v)} |" for k, v in header_rows(run)]
+    lines += [f"| {k} | {markdown_cell(v)} |" for k, v in header_rows(run)]
     for cycle in timeline.cycles:
         lines += ["", f"### Cycle {cycle.cycle}", ""]
         if cycle.builder:
             lines.append(
                 f"**Builder** ({cycle.builder.status}, {fmt_usd(cycle.builder.cost_usd)}): "
-                f"{_show_cell(cycle.builder.summary or NA)}"
+                f"{markdown_cell(cycle.builder.summary or NA)}"
             )
             lines.append("")
-        lines += [f"**Commit:** {diffstat(cycle.commit)}", ""]
+        lines += [f"**Commit:** {markdown_cell(diffstat(cycle.commit))}", ""]
         if cycle.checks:
             lines += ["| Check | Result | Seconds |", "|:--|:--|--:|"]
             lines += [
-                f"| `{_show_cell(c['command'])}` | {'pass' if c['passed'] else 'fail'}{_show_cell(evidence_cell(c))} "
+                f"| `{markdown_cell(c['command'])}` | {'pass' if c['passed'] else 'fail'}{markdown_cell(evidence_cell(c))} "
                 f"| {c['duration_s']:.1f} |"
                 for c in cycle.checks
             ]
@@ -128,26 +129,26 @@ def show_markdown(timeline: Timeline) -> str:
         if verdict:
             lines.append(
                 f"**Verdict:** {verdict.outcome} (decision: {verdict.decision or NA}). "
-                f"{_show_cell(verdict.summary or '')}"
+                f"{markdown_cell(verdict.summary or '')}"
             )
             if verdict.criteria:
                 lines += ["", "| Criterion | Status | Evidence |", "|:--|:--|:--|"]
                 lines += [
-                    f"| {_show_cell(c.get('id'))} | {_show_cell(c.get('status'))} | {_show_cell(c.get('evidence', ''))} |"
+                    f"| {markdown_cell(c.get('id'))} | {markdown_cell(c.get('status'))} | {markdown_cell(c.get('evidence', ''))} |"
                     for c in verdict.criteria
                 ]
             if verdict.findings:
                 lines += ["", "| Finding | Severity | Pattern | Where | Message |", "|:--|:--|:--|:--|:--|"]
                 lines += [
-                    f"| {_show_cell(f.get('id'))} | {_show_cell(f.get('severity'))} | {_show_cell(f.get('pattern') or '')} | "
-                    f"{_show_cell(f.get('file') or '')}{':' + str(f['line']) if f.get('line') else ''} | "
-                    f"{_show_cell(f.get('message', ''))} |"
+                    f"| {markdown_cell(f.get('id'))} | {markdown_cell(f.get('severity'))} | {markdown_cell(f.get('pattern') or '')} | "
+                    f"{markdown_cell(f.get('file') or '')}{markdown_cell(':' + str(f['line'])) if f.get('line') else ''} | "
+                    f"{markdown_cell(f.get('message', ''))} |"
                     for f in verdict.findings
                 ]
     for override in timeline.overrides:
         lines += [
             "",
-            f"**Override** ({override.ts}): {override.outcome}: {_show_cell(override.reason or '')}",
+            f"**Override** ({override.ts}): {override.outcome}: {markdown_cell(override.reason or '')}",
         ]
     lines += [
         "",
