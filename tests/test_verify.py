@@ -22,7 +22,14 @@ from tests.build_helpers import (
     write_plan,
     write_script,
 )
-from tests.helpers import HOSTILE_ESCAPED, HOSTILE_MARKDOWN, hostile_rows, validate_junit, validate_sarif
+from tests.helpers import (
+    HOSTILE_ESCAPED,
+    HOSTILE_MARKDOWN,
+    hostile_rows,
+    markdown_cells,
+    validate_junit,
+    validate_sarif,
+)
 
 
 def test_verify_takes_the_plan_from_the_trailer_and_records_a_note(repo, cli):
@@ -349,3 +356,17 @@ def test_verify_markdown_escapes_hostile_model_text(repo, cli):
     assert [len(r) for r in rows] == [4, 5], out  # the criterion, the finding
     assert rows[0][3] == HOSTILE_ESCAPED and rows[1][4] == HOSTILE_ESCAPED
     assert f"> {HOSTILE_ESCAPED}" in out.splitlines()
+
+
+def test_verify_markdown_shows_check_commands_as_written_in_code_spans(repo, cli):
+    """A check command is a code span: ``2>&1`` stays readable (entities would show literally inside code),
+    its pipe cannot split the row, and a backtick in it cannot close the span and let HTML out."""
+    command = "echo '`<b>x</b>`' 2>&1 | cat"
+    write_plan(repo, checks=[command])
+    feature(repo)
+    script = write_script(repo, {"verifier": [verifier_session()] * 3})
+    result = cli("verify", "--script", str(script), "--format", "md")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| ``echo"))
+    cells = markdown_cells(row)
+    assert len(cells) == 3 and cells[0] == "``echo '`<b>x</b>`' 2>&1 \\| cat``", row

@@ -6,6 +6,7 @@ summaries, findings and evidence) goes through ``markdown_cell``, the one escape
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from agentflow.report.figures import NA, empty_message, figure_rows, fmt_usd, pattern_rows, period_label, plan_rows
@@ -24,6 +25,18 @@ def markdown_cell(text: object) -> str:
     text = "" if text is None else str(text)
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
     return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown_code(text: object) -> str:
+    """Outside text as an inline code span in a table cell or line (commands, refs): shown as written,
+    since HTML and entities are literal inside code, so only CR/LF are flattened and pipes escaped
+    (with any backslashes before them doubled, as ``markdown_cell`` does); the fence is one backtick
+    longer than the longest run in the text, so a backtick cannot close the span early."""
+    text = "" if text is None else str(text)
+    text = re.sub(r"(\\*)\|", lambda m: m.group(1) * 2 + "\\|", text.replace("\r", " ").replace("\n", " "))
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def markdown_table(header: list[str], rows: list[list[str]], align: list[str]) -> list[str]:
@@ -62,14 +75,14 @@ def metrics_markdown(report: MetricsReport) -> str:
 def verify_markdown(report: VerifyReport) -> str:
     icon = "✅" if report.passed else ("⚠️" if report.outcome == "no_verdict" else "❌")
     plan = (
-        f"plan `{markdown_cell(report.plan_id)}` {markdown_cell(report.plan_title)}"
+        f"plan {markdown_code(report.plan_id)} {markdown_cell(report.plan_title)}"
         if report.plan_id
         else "no plan (patterns only)"
     )
     lines = [
         f"## {icon} agentflow verify: `{report.outcome}`",
         "",
-        f"{plan} · base `{markdown_cell(report.base)}` (`{report.base_commit[:12]}`) · head `{report.head[:12]}` · "
+        f"{plan} · base {markdown_code(report.base)} (`{report.base_commit[:12]}`) · head `{report.head[:12]}` · "
         f"run `{report.run_id}` · ${report.cost_usd:.2f}",
     ]
     if report.summary:
@@ -79,7 +92,7 @@ def verify_markdown(report: VerifyReport) -> str:
     if report.checks:
         lines += ["", "### Checks", "", "| check | result | time |", "|---|---|---|"]
         lines += [
-            f"| `{markdown_cell(c['command'])}` | {markdown_cell(check_status(c))} | {c.get('duration_s', 0):.1f}s |"
+            f"| {markdown_code(c['command'])} | {markdown_cell(check_status(c))} | {c.get('duration_s', 0):.1f}s |"
             for c in report.checks
         ]
     if report.criteria:
@@ -120,7 +133,7 @@ def show_markdown(timeline: Timeline) -> str:
         if cycle.checks:
             lines += ["| Check | Result | Seconds |", "|:--|:--|--:|"]
             lines += [
-                f"| `{markdown_cell(c['command'])}` | {'pass' if c['passed'] else 'fail'}{markdown_cell(evidence_cell(c))} "
+                f"| {markdown_code(c['command'])} | {'pass' if c['passed'] else 'fail'}{markdown_cell(evidence_cell(c))} "
                 f"| {c['duration_s']:.1f} |"
                 for c in cycle.checks
             ]
