@@ -9,6 +9,7 @@ from agentflow.git import Repo
 from agentflow.ledger import Ledger
 from agentflow.verdict import VerdictNote
 from tests.gate_helpers import add_verdict, commit_file, git, plan_branch
+from tests.helpers import HOSTILE_ESCAPED, HOSTILE_MARKDOWN, hostile_rows
 
 BRANCH = "agentflow/348-capsule-isolation"
 KEY = "team-secret-key"
@@ -136,3 +137,16 @@ def test_gate_codequality_report_lists_the_closed_gate_and_findings(repo, cli):
     add_verdict(repo, BRANCH)
     result = cli("gate", BRANCH, "--format", "codequality")
     assert result.exit_code == 0 and json.loads(result.output) == []
+
+
+def test_gate_step_summary_escapes_a_hostile_override_reason(repo, cli, tmp_path, monkeypatch):
+    """An override reason with ``<script>``, a backslash-pipe and a newline: the step summary gets no raw
+    HTML and the note's table row keeps its six cells."""
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    plan_branch(repo)
+    assert cli("approve", "--override", "--reason", HOSTILE_MARKDOWN, BRANCH).exit_code == 0
+    assert cli("gate", BRANCH, "--format", "github").exit_code == 0
+    rows = hostile_rows(summary.read_text())
+    assert [len(r) for r in rows] == [6], summary.read_text()
+    assert rows[0][5] == f"yes: {HOSTILE_ESCAPED}"

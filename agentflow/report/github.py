@@ -172,7 +172,9 @@ def gate_step_summary(result: GateResult) -> str:
 
 
 def _gate_cell(value: Any) -> str:
-    return one_line(str(value or "")).replace("|", "\\|")
+    from agentflow.report.markdown import markdown_cell
+
+    return markdown_cell(one_line(str(value or "")))
 
 
 def _gate_summary(result: GateResult) -> str:
@@ -184,7 +186,7 @@ def _gate_summary(result: GateResult) -> str:
         "",
         f"`{result.ref}` at `{result.commit[:SHORT]}` (tree `{result.tree[:SHORT]}`)",
         "",
-        *(f"- {one_line(reason)}" for reason in result.reasons),
+        *(f"- {_gate_cell(reason)}" for reason in result.reasons),
     ]
     note = result.note
     if note is not None:
