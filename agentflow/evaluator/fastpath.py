@@ -38,6 +38,7 @@ from agentflow.evaluator import templates as key_counts
 from agentflow.evaluator.keys import LABEL, key_template, template_of
 
 MAX_LABEL_KEYS = 256  # distinct (segments, even segments) counted per key field before spilling
+FEW_KEYS = 8  # fewer key values of one field in a block are counted one by one
 INLINE_TYPES = 8  # the most frequent types are tested inline in the generated loop; the others via a dict
 
 UNSET = msgspec.UNSET
@@ -386,6 +387,10 @@ class CompiledType:
         for path, values in self.key_values.items():
             if not values:
                 continue
+            if len(values) < FEW_KEYS:  # a type with few events a block (many types): per key, no batch set-up
+                hashes += self._count_few(path, values)
+                values.clear()
+                continue
             parts = list(map(str.split, values, repeat("#")))
             evens = list(map("#".join, map(_EVENS, parts)))
             if _ascii_upper("".join(values)) != _ascii_upper("".join(evens)):
@@ -413,6 +418,20 @@ class CompiledType:
                         self._count_memo(path, memo_key, n)
                         hashes += (memo_key[0] - 1) * n
             values.clear()  # the generated loop appends to this very list: clear, never replace
+        return hashes
+
+    def _count_few(self, path: str, values: list[str]) -> int:
+        """``count_keys`` for a handful of keys, one at a time (the same memo keys and skeletons)."""
+        hashes = 0
+        for value in values:
+            segments = value.split("#")
+            evens = "#".join(segments[::2])
+            if _ascii_upper(value) != _ascii_upper(evens):
+                skeleton = "#".join([s if "A" <= s[:1] <= "Z" and _is_label(s) else "" for s in segments])
+                self._count_skeleton(path, skeleton, 1)
+            else:
+                self._count_memo(path, (len(segments), evens), 1)
+            hashes += len(segments) - 1
         return hashes
 
     def _count_memo(self, path: str, memo_key: tuple[int, str], n: int) -> None:
