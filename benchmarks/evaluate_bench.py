@@ -21,11 +21,25 @@ Usage::
     python benchmarks/evaluate_bench.py --key-prefix PLATFORM# --only orjson,eval1,evaln
 
 Exit code 1 when the evaluator misses the target (>= 1,000,000 events/s, peak < 200 MB).
+
+Issue #16 item 8 (large real events, many types), each approach in its own process, ``--repeat``
+runs interleaved, medians and ratios reported, load average noted::
+
+    python benchmarks/evaluate_bench.py --gharchive 1000000 --before origin/main~3 --repeat 3
+    python benchmarks/evaluate_bench.py --types-scaling 400000 --before origin/main~3 --repeat 3
+
+``--gharchive N`` replicates ``../shared/realworld-events/gharchive-pinot`` (800 GH Archive events,
+3.7 KB each) to N lines in a temporary folder (never into the repository) and measures the line-read
+floor, an orjson loop, the evaluator, the evaluator at ``--before REV`` (a git worktree) and the
+DuckDB profile query (``--engine duckdb``) on the first ``--profile-lines`` lines (it is ~100x
+slower). ``--types-scaling N`` generates two logs of N events, alike but for the number of event
+types (5 and 2,000), and measures the time per event of the evaluator (and of ``--before``) on each.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -258,8 +272,176 @@ def measure(name: str, path: Path) -> dict | None:
     return json.loads(out.stdout)
 
 
+# -- issue #16 item 8: GH Archive replicated, 5 vs 2,000 types, before/after ------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+GHARCHIVE = REPO.parent / "shared" / "realworld-events" / "gharchive-pinot" / "events.jsonl"
+STEMS = ["Account", "User", "Capsule", "Policy", "Session", "Audit", "Role", "Invoice", "Order", "Device"]
+VERBS = ["Created", "Updated", "Deleted", "Archived", "Restored"]
+
+
+def replicate(source: Path, target: Path, lines: int) -> None:
+    """``target``: ``source``'s lines repeated up to ``lines`` lines."""
+    data = source.read_bytes()
+    rows = data.splitlines(keepends=True)
+    with target.open("wb") as out:
+        whole, rest = divmod(lines, len(rows))
+        for _ in range(whole):
+            out.write(data if data.endswith(b"\n") else data + b"\n")
+        out.write(b"".join(rows[:rest]))
+
+
+def generate_types(path: Path, n: int, types: int) -> None:
+    """A log of ``n`` events spread round-robin over ``types`` event types; every type has the same
+    envelope and a payload whose field names depend on the type, so only the number of types differs."""
+    import orjson
+
+    names = [f"{STEMS[i % 10]}{VERBS[i % 5]}V{i}" for i in range(types)]
+    with path.open("wb") as out:
+        buffer = []
+        for i in range(n):
+            t, tenant = i % types, f"t{i % 97}"
+            event = {
+                "type": names[t],
+                "id": f"e{i}",
+                "ts": 1764201600 + i,
+                "tenant_id": tenant,
+                "capsule_id": f"c{i % 13}",
+                "pk": f"TENANT#{tenant}#CAPSULE#c{i % 13}#{STEMS[t % 10].upper()}#{i}",
+                "actor": {"id": f"u{i % 1000}", "role": "admin" if i % 7 else "user"},
+                "payload": {
+                    f"f{t % 50}_name": f"n{i}",
+                    f"f{t % 40}_amount": (i % 100) * 1.5,
+                    "enabled": bool(i % 2),
+                    "tags": ["a", "b"],
+                    "meta": {"source": "api", "v": 3},
+                },
+            }
+            if i % 50 == 0:
+                event["payload"]["note"] = None
+            buffer.append(orjson.dumps(event))
+            if len(buffer) == 10_000:
+                out.write(b"\n".join(buffer) + b"\n")
+                buffer.clear()
+        if buffer:
+            out.write(b"\n".join(buffer) + b"\n")
+
+
+def _worktree(rev: str, tmp: Path) -> Path:
+    where = tmp / "before"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(where), rev], check=True)
+    return where
+
+
+def _measure_with(name: str, path: Path, pythonpath: Path | None) -> dict:
+    env = dict(os.environ, EVALUATE_BENCH_OWN_LOG="1", PYTHONPATH=str(pythonpath or REPO))
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", name, "--log", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    return json.loads(out.stdout)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _rounds(plan: list[tuple[str, str, Path, Path | None]], repeat: int) -> dict[str, dict]:
+    """Run every (label, measure, log, PYTHONPATH) ``repeat`` times, interleaved; medians per label."""
+    runs: dict[str, list[dict]] = {label: [] for label, *_ in plan}
+    loads = [os.getloadavg()[0]]
+    for _ in range(repeat):
+        for label, name, path, pythonpath in plan:
+            runs[label].append(_measure_with(name, path, pythonpath))
+            loads.append(os.getloadavg()[0])
+    out = {}
+    for label, results in runs.items():
+        out[label] = {
+            "events": results[0]["events"],
+            "seconds": _median([r["seconds"] for r in results]),
+            "all_seconds": [round(r["seconds"], 2) for r in results],
+            "peak_mb": _median([r["peak_mb"] for r in results]),
+        }
+        out[label]["events_per_s"] = out[label]["events"] / out[label]["seconds"]
+        out[label]["us_per_event"] = out[label]["seconds"] / max(out[label]["events"], 1) * 1e6
+    out["_load"] = {"min": min(loads), "max": max(loads)}
+    return out
+
+
+def gharchive(lines: int, before: str | None, repeat: int, profile_lines: int, corpus: Path) -> dict:
+    if not corpus.is_file():
+        raise SystemExit(f"{corpus}: no such corpus (the GH Archive sample of ../shared/realworld-events)")
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        log, small = tmp / "gharchive.jsonl", tmp / "gharchive-small.jsonl"
+        replicate(corpus, log, lines)
+        replicate(corpus, small, min(profile_lines, lines))
+        worktree = _worktree(before, tmp) if before else None
+        try:
+            plan = [("floor", "floor", log, None), ("orjson", "orjson", log, None), ("after", "eval1", log, None)]
+            if worktree:
+                plan.append(("before", "eval1", log, worktree))
+            plan += [("small: orjson", "orjson", small, None), ("small: after", "eval1", small, None)]
+            if importlib.util.find_spec("duckdb") is not None:
+                plan.append(("small: DuckDB profile query", "profile", small, None))
+            result = _rounds(plan, repeat)
+        finally:
+            if worktree:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=False)
+        result["_size_mb"] = log.stat().st_size / 1e6 if log.exists() else None
+    return result
+
+
+def types_scaling(n: int, before: str | None, repeat: int) -> dict:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        few, many = tmp / "types5.jsonl", tmp / "types2000.jsonl"
+        generate_types(few, n, 5)
+        generate_types(many, n, 2000)
+        worktree = _worktree(before, tmp) if before else None
+        try:
+            plan = [("5 types: orjson", "orjson", few, None), ("2,000 types: orjson", "orjson", many, None)]
+            plan += [("5 types: after", "eval1", few, None), ("2,000 types: after", "eval1", many, None)]
+            if worktree:
+                plan += [("5 types: before", "eval1", few, worktree), ("2,000 types: before", "eval1", many, worktree)]
+            return _rounds(plan, repeat)
+        finally:
+            if worktree:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=False)
+
+
+def _print_rounds(title: str, result: dict, ratios: list[tuple[str, str, str]]) -> None:
+    load = result.pop("_load")
+    size = result.pop("_size_mb", None)
+    extra = f", {size:,.0f} MB" if size else ""
+    print(f"{title}{extra}; load average {load['min']:.1f}-{load['max']:.1f} during the runs\n")
+    print("| approach | events | events/s (median) | us/event | peak RSS | runs (s) |")
+    print("|---|---:|---:|---:|---:|---|")
+    for label, r in result.items():
+        print(
+            f"| {label} | {r['events']:,} | {r['events_per_s']:,.0f} | {r['us_per_event']:.1f} | "
+            f"{r['peak_mb']:.0f} MB | {', '.join(map(str, r['all_seconds']))} |"
+        )
+    print()
+    for text, slow, fast in ratios:
+        if slow in result and fast in result:
+            print(f"- {text}: {result[slow]['us_per_event'] / result[fast]['us_per_event']:.2f}x")
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gharchive", type=int, metavar="LINES", help="GH Archive replicated to LINES lines (#16)")
+    parser.add_argument("--types-scaling", type=int, metavar="EVENTS", help="5 vs 2,000 types, EVENTS each (#16)")
+    parser.add_argument("--before", metavar="REV", help="also measure the evaluator at REV (a git worktree)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per approach (medians), default 3")
+    parser.add_argument("--profile-lines", type=int, default=20_000, help="lines for the DuckDB profile query")
+    parser.add_argument("--corpus", type=Path, default=GHARCHIVE, help="the GH Archive JSON Lines to replicate")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--log", type=Path, help="measure this log instead of generating one")
     parser.add_argument("--key-prefix", default="", help="start every generated key with this literal, e.g. PLATFORM#")
@@ -275,6 +457,37 @@ def main() -> int:
         parser.error(f"--only: unknown approach; choose from {','.join(MEASURES)}")
     if args.measure:
         print(json.dumps(measure_here(args.measure, str(args.log))))
+        return 0
+    if args.gharchive or args.types_scaling:
+        if args.gharchive:
+            result = gharchive(args.gharchive, args.before, args.repeat, args.profile_lines, args.corpus)
+            if args.json:
+                print(json.dumps(result, indent=2))
+            else:
+                _print_rounds(
+                    f"GH Archive x{args.gharchive:,} lines, {args.repeat} runs each",
+                    result,
+                    [
+                        ("evaluator / orjson loop (time per event)", "after", "orjson"),
+                        ("before / after (speed-up)", "before", "after"),
+                        ("evaluator / line-read floor", "after", "floor"),
+                        ("DuckDB profile query / evaluator (small log)", "small: DuckDB profile query", "small: after"),
+                    ],
+                )
+        if args.types_scaling:
+            result = types_scaling(args.types_scaling, args.before, args.repeat)
+            if args.json:
+                print(json.dumps(result, indent=2))
+            else:
+                _print_rounds(
+                    f"{args.types_scaling:,} events, 5 vs 2,000 types, {args.repeat} runs each",
+                    result,
+                    [
+                        ("after: 2,000 / 5 types (time per event)", "2,000 types: after", "5 types: after"),
+                        ("before: 2,000 / 5 types (time per event)", "2,000 types: before", "5 types: before"),
+                        ("orjson: 2,000 / 5 types", "2,000 types: orjson", "5 types: orjson"),
+                    ],
+                )
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         if args.log is not None:
