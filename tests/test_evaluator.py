@@ -564,3 +564,20 @@ def test_key_templates_without_any_label_do_not_break_the_key_rules(tmp_path):
     templates = {t.name: t.key_templates["pk"] for t in analysis.types}
     assert templates["OrderPlaced"] == {"TENANT#{}#ORDER#{}": 1, "{}#{}": 1}
     assert [f.rule for f in analysis.findings if f.event_type == "OrderPlaced"] == ["key_template_inconsistent"]
+
+
+def test_markdown_report_escapes_what_an_event_log_writes(repo: Path, cli) -> None:
+    # Event types and field names come from the log, which anyone who can emit an event writes: in a
+    # PR comment they must not become HTML or split a table row.
+    from tests.helpers import HOSTILE_MARKDOWN, hostile_rows
+
+    log = repo / "events.jsonl"
+    events = [{"type": "order.created", "tenant_id": "t1", "id": n} for n in range(5)]
+    events += [{"type": HOSTILE_MARKDOWN, "id": n} for n in range(5)]  # no tenant_id: a finding on it
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    result = cli("evaluate", str(log), "--format", "md")
+    assert result.exit_code in (0, 1), result.output
+    rows = hostile_rows(result.stdout)
+    assert rows, result.stdout  # the hostile type is in the findings table and the types table
+    widths = {len(cells) for cells in rows}
+    assert widths <= {6, 4}, rows  # no extra cell: the escaped pipe did not split a row

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from agentflow.evaluator.analysis import Analysis
+from agentflow.text import markdown_cell, markdown_code
 from agentflow.verdict import severity_rank  # one severity scale for verdicts and evaluator
 
 FORMATS = ("text", "json", "md")
@@ -90,10 +91,6 @@ def _errors_text(analysis: Analysis) -> list[str]:
     return out
 
 
-def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def render_markdown(analysis: Analysis) -> str:
     lines = ["# Event-log evaluation", "", summary_line(analysis), "", *scope_lines(analysis), ""]
     if analysis.review:
@@ -103,18 +100,23 @@ def render_markdown(analysis: Analysis) -> str:
         lines += ["| id | severity | rule | event type | field | message |", "|---|---|---|---|---|---|"]
         for f in analysis.findings:
             lines.append(
-                f"| {f.id} | {f.severity} | {f.rule} | {_cell(f.event_type)} | {_cell(f.field or '')} | "
-                f"{_cell(f.message)} |"
+                f"| {f.id} | {f.severity} | {f.rule} | {markdown_cell(f.event_type)} | {markdown_cell(f.field or '')} | "
+                f"{markdown_cell(f.message)} |"
             )
     else:
         lines.append("No findings.")
     lines += ["", "## Event types", "", "| type | events | fields | key templates |", "|---|---|---|---|"]
     for schema in analysis.types:
         templates = "; ".join(
-            f"`{path}`: `{t}`" for path, counts in schema.key_templates.items() for t in list(counts)[:3]
+            f"{markdown_code(path)}: {markdown_code(t)}"
+            for path, counts in schema.key_templates.items()
+            for t in list(counts)[:3]
         )
-        lines.append(f"| {_cell(schema.name)} | {schema.count} | {len(schema.fields)} | {_cell(templates)} |")
+        lines.append(f"| {markdown_cell(schema.name)} | {schema.count} | {len(schema.fields)} | {templates} |")
     if analysis.bad_lines:
         lines += ["", f"## Bad lines ({analysis.bad_lines})", ""]
-        lines += [f"- `{e.file}:{e.line}`: {_cell(e.message)}" for e in analysis.errors[:MAX_ERRORS_SHOWN]]
+        lines += [
+            f"- {markdown_code(f'{e.file}:{e.line}')}: {markdown_cell(e.message)}"
+            for e in analysis.errors[:MAX_ERRORS_SHOWN]
+        ]
     return "\n".join(lines) + "\n"

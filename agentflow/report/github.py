@@ -172,7 +172,7 @@ def gate_step_summary(result: GateResult) -> str:
 
 
 def _gate_cell(value: Any) -> str:
-    from agentflow.report.markdown import markdown_cell
+    from agentflow.text import markdown_cell
 
     return markdown_cell(one_line(str(value or "")))
 

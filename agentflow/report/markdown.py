@@ -6,37 +6,16 @@ summaries, findings and evidence) goes through ``markdown_cell``, the one escape
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from agentflow.report.figures import NA, empty_message, figure_rows, fmt_usd, pattern_rows, period_label, plan_rows
 from agentflow.report.show import diffstat, evidence_cell, header_rows, tokens_text, transcript_entries
 from agentflow.report.verify import VerifyReport, check_status, location
+from agentflow.text import markdown_cell, markdown_code
 
 if TYPE_CHECKING:
     from agentflow.metrics.model import MetricsReport
     from agentflow.show import Timeline
-
-
-def markdown_cell(text: object) -> str:
-    """Outside text for a Markdown table cell or inline line: backslashes and pipes escaped (a
-    ``\\|`` cannot end the cell early), CR and LF flattened to spaces, ``<`` and ``>`` as entities
-    (no raw HTML in a PR comment); None is empty."""
-    text = "" if text is None else str(text)
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-    return text.replace("<", "&lt;").replace(">", "&gt;")
-
-
-def markdown_code(text: object) -> str:
-    """Outside text as an inline code span in a table cell or line (commands, refs): shown as written,
-    since HTML and entities are literal inside code, so only CR/LF are flattened and pipes escaped
-    (with any backslashes before them doubled, as ``markdown_cell`` does); the fence is one backtick
-    longer than the longest run in the text, so a backtick cannot close the span early."""
-    text = "" if text is None else str(text)
-    text = re.sub(r"(\\*)\|", lambda m: m.group(1) * 2 + "\\|", text.replace("\r", " ").replace("\n", " "))
-    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def markdown_table(header: list[str], rows: list[list[str]], align: list[str]) -> list[str]:
