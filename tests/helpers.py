@@ -229,3 +229,13 @@ def hostile_rows(markdown: str) -> list[list[str]]:
     """The cells of every table row holding ``HOSTILE_ESCAPED``, after checking no raw HTML got through."""
     assert "<script" not in markdown, markdown
     return [markdown_cells(line) for line in markdown.splitlines() if line.startswith("|") and HOSTILE_ESCAPED in line]
+
+
+def one_line_exit_2(result, *parts: str) -> None:
+    """A CLI result that is bad input as the README promises: exit 2, one ``agentflow: error:`` line
+    holding each of ``parts``, no internal error."""
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("agentflow: error: ") and "internal error" not in result.stderr
+    for part in parts:
+        assert part in result.stderr, result.stderr

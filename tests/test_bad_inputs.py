@@ -13,16 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.build_helpers import builder_session, verifier_session, write_plan, write_script
-from tests.helpers import git, need_tool
-
-
-def _one_line_exit_2(result, *parts: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert result.stderr.startswith("agentflow: error: ") and "internal error" not in result.stderr
-    for part in parts:
-        assert part in result.stderr, result.stderr
-
+from tests.helpers import git, need_tool, one_line_exit_2
 
 # -- files that are not UTF-8 text, or not files ----------------------------------------------------
 
@@ -66,12 +57,12 @@ def test_a_script_with_a_syntax_error_is_one_line_with_its_line(repo: Path, cli,
     write_plan(repo)
     script = repo.parent / name
     script.write_text(text)
-    _one_line_exit_2(cli("build", "1", "--script", str(script)), expected, "(fix the ")
+    one_line_exit_2(cli("build", "1", "--script", str(script)), expected, "(fix the ")
     assert git(repo, "branch", "--list") == "* main"  # nothing created
 
 
 def test_a_since_beyond_the_calendar_is_a_usage_error(repo: Path, cli) -> None:
-    _one_line_exit_2(cli("metrics", "--since", "99999999999d"), "reaches back before the year 1")
+    one_line_exit_2(cli("metrics", "--since", "99999999999d"), "reaches back before the year 1")
 
 
 # -- ledger rows agentflow cannot read --------------------------------------------------------------
@@ -105,7 +96,7 @@ def test_a_damaged_ledger_row_names_what_is_wrong(repo: Path, cli, body: str, ex
     db.commit()
     db.close()
     before = path.read_bytes()
-    _one_line_exit_2(cli("log"), expected, "changed outside agentflow")
+    one_line_exit_2(cli("log"), expected, "changed outside agentflow")
     assert "validation error for tagged-union" not in cli("log").stderr
     assert path.read_bytes() == before
 
@@ -164,7 +155,7 @@ def test_a_ledger_that_cannot_be_written_stops_a_build_before_anything_is_create
 def test_init_with_something_in_the_way_creates_nothing(repo: Path, cli, setup, where: str) -> None:
     setup(repo)
     before = sorted(p.name for p in repo.iterdir())
-    _one_line_exit_2(cli("init", "--force"), where, "move it aside")
+    one_line_exit_2(cli("init", "--force"), where, "move it aside")
     assert sorted(p.name for p in repo.iterdir()) == before  # no agentflow.yaml, no half of it
 
 
@@ -179,11 +170,11 @@ def test_a_malformed_check_object_is_one_problem_not_a_union_of_two(
     repo: Path, cli, checks: str, expected: str
 ) -> None:
     (repo / "agentflow.yaml").write_text(f"checks: {checks}\n")
-    _one_line_exit_2(cli("status"), expected)
+    one_line_exit_2(cli("status"), expected)
 
 
 @pytest.mark.parametrize("value", ["2.5", "[1]", "{a: 1}"])
 def test_a_plan_id_that_is_neither_number_nor_slug_is_said_once(repo: Path, cli, value: str) -> None:
     (repo / ".plans").mkdir()
     (repo / ".plans" / "2-x.md").write_text(f"---\nid: {value}\ntitle: x\n---\n\n## Acceptance criteria\n- works\n")
-    _one_line_exit_2(cli("plan", "check"), ".plans/2-x.md:2: id: ", "is not a number or slug")
+    one_line_exit_2(cli("plan", "check"), ".plans/2-x.md:2: id: ", "is not a number or slug")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tests.build_helpers import builder_session, verifier_session, write_plan, write_script
-from tests.helpers import git
+from tests.helpers import git, one_line_exit_2
 
 # -- 2. a plan naming an unknown pattern -----------------------------------------------------------
 
@@ -483,14 +483,6 @@ def _a_ledger(repo: Path) -> bytes:
     return (repo / ".agentflow" / "ledger.db").read_bytes()
 
 
-def _one_line_exit_2(result, *parts: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert result.stderr.startswith("agentflow: error: ") and "internal error" not in result.stderr
-    for part in parts:
-        assert part in result.stderr, result.stderr
-
-
 def test_a_read_only_ledger_is_a_usage_error(repo: Path, cli, monkeypatch) -> None:
     # Tests run as root, where chmod 444 does not stop writes: SQLite's own read-only failure
     # (the file opened with mode=ro) stands for a ledger.db or .agentflow/ the user cannot write.
@@ -508,7 +500,7 @@ def test_a_read_only_ledger_is_a_usage_error(repo: Path, cli, monkeypatch) -> No
     write_plan(repo)
     script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
     assert "r-1 run_started" in cli("log").stdout  # reading a read-only ledger works
-    _one_line_exit_2(
+    one_line_exit_2(
         cli("build", "1", "--script", str(script)), ".agentflow/ledger.db: the ledger is read-only", "writable"
     )
     assert (repo / ".agentflow" / "ledger.db").read_bytes() == before
@@ -520,13 +512,13 @@ def test_a_corrupt_ledger_is_a_usage_error(repo: Path, cli) -> None:
     for damaged in (b"garbage bytes, not SQLite" * 200, good[:4096] + bytes(range(256)) * ((len(good) - 4096) // 256)):
         path.write_bytes(damaged)
         for args in (("log",), ("metrics",), ("show", "r-1")):
-            _one_line_exit_2(cli(*args), ".agentflow/ledger.db: ", "move the file aside to start a new ledger")
+            one_line_exit_2(cli(*args), ".agentflow/ledger.db: ", "move the file aside to start a new ledger")
         assert path.read_bytes() == damaged  # left as it was, for inspection
 
 
 def test_a_ledger_that_is_a_directory_is_a_usage_error(repo: Path, cli) -> None:
     (repo / ".agentflow" / "ledger.db").mkdir(parents=True)
-    _one_line_exit_2(cli("log"), ".agentflow/ledger.db: cannot open the ledger: it is a directory")
+    one_line_exit_2(cli("log"), ".agentflow/ledger.db: cannot open the ledger: it is a directory")
 
 
 def test_a_ledger_row_of_an_unknown_kind_is_a_usage_error(repo: Path, cli) -> None:
@@ -541,7 +533,7 @@ def test_a_ledger_row_of_an_unknown_kind_is_a_usage_error(repo: Path, cli) -> No
     db.commit()
     db.close()
     for args in (("log",), ("metrics",)):
-        _one_line_exit_2(cli(*args), ".agentflow/ledger.db: the ledger holds an event of unknown kind 'mystery'")
+        one_line_exit_2(cli(*args), ".agentflow/ledger.db: the ledger holds an event of unknown kind 'mystery'")
 
 
 def test_evaluate_skips_a_gzip_of_blank_lines_and_keeps_line_numbers(repo: Path, cli) -> None:
@@ -552,7 +544,7 @@ def test_evaluate_skips_a_gzip_of_blank_lines_and_keeps_line_numbers(repo: Path,
     blank = repo.parent / "blank.jsonl.gz"
     blank.write_bytes(gzip.compress(b"\n" * (20 << 20), 9))
     assert blank.stat().st_size < 64 << 10
-    _one_line_exit_2(cli("evaluate", str(blank)), "blank.jsonl.gz: no event in this file")
+    one_line_exit_2(cli("evaluate", str(blank)), "blank.jsonl.gz: no event in this file")
     event = b'{"type": "order.created", "id": 1}\n'
     mixed = repo.parent / "mixed.jsonl.gz"
     mixed.write_bytes(

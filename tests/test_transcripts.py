@@ -36,19 +36,6 @@ def test_each_message_is_one_row_appended_in_order(repo, cli, monkeypatch):
     assert cli("show", builder.run_id or "", "--transcripts").exit_code == 0
 
 
-def test_the_status_projection_equals_a_full_replay(repo, cli):
-    write_plan(repo)
-    write_plan(repo, "2", "Add greeting", "greeting")
-    approve = {"builder": [builder_session()], "verifier": [verifier_session()]}
-    reject = {"builder": [builder_session()], "verifier": [verifier_session(decision="reject")]}
-    assert cli("build", "1", "--script", str(write_script(repo, approve))).exit_code == 0
-    assert cli("build", "2", "--script", str(write_script(repo, reject, name="b.yaml"))).exit_code == 1
-    assert cli("merge", "1").exit_code == 0
-    with Ledger.open(repo) as ledger:
-        fast, replay = ledger.plan_states(), ledger.plan_states_replay()
-    assert fast == replay and set(fast) == {"1", "2"} and fast["1"].state == "merged"
-
-
 def test_a_secret_set_after_the_first_append_is_still_redacted(repo, monkeypatch):
     from agentflow.events import RunStarted
 
