@@ -169,3 +169,32 @@ def test_live_demo_runs_the_same_story_on_the_messages_api(tmp_path, fake_anthro
     assert "not approved, so there is nothing to gate or merge" in "\n".join(lines)
     models = {body["model"] for body in fake_anthropic.requests}
     assert models == {"claude-sonnet-5-5"}
+
+
+def test_the_offline_demo_runs_where_bubblewrap_cannot_and_says_so(tmp_path: Path, monkeypatch) -> None:
+    # The Quickstart's first line works on a fresh machine without bubblewrap: offline, the only
+    # agent is the demo's own script, so its project runs unconfined (and says so on every build).
+    import agentflow.sandbox
+    from agentflow.sandbox import SandboxUnavailable
+
+    def missing(where: str = "agentflow.yaml") -> str:
+        raise SandboxUnavailable("sandbox: bwrap (bubblewrap) is not installed", where=where)
+
+    monkeypatch.setattr(agentflow.sandbox, "require_bwrap", missing)
+    lines: list[str] = []
+    result = run_demo(tmp_path / "capsulary", live=False, say=lines.append)
+    out = "\n".join(lines)
+    assert result.ok, out
+    assert "Sandbox: off for this demo (bwrap (bubblewrap) is not installed)" in out
+    assert "apt-get install bubblewrap" in out
+    from agentflow.config import load_config
+
+    assert load_config(tmp_path / "capsulary").sandbox.mode == "off"
+    assert "warning: sandbox.mode is off" in out  # the build itself still warns
+
+
+def test_the_live_demo_keeps_the_sandbox() -> None:
+    from agentflow.demo import demo_config
+
+    assert "sandbox" not in yaml.safe_load(demo_config(live=True))
+    assert yaml.safe_load(demo_config(live=False, sandbox_off=True))["sandbox"] == {"mode": False}  # YAML 1.1 off

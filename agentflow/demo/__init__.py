@@ -54,8 +54,9 @@ class DemoResult:
         return next(s for s in self.steps if s.title.startswith(title_prefix))
 
 
-def demo_config(live: bool) -> str:
-    """The sample project's agentflow.yaml: scripted roles offline, the API when live."""
+def demo_config(live: bool, sandbox_off: bool = False) -> str:
+    """The sample project's agentflow.yaml: scripted roles offline, the API when live; with
+    ``sandbox_off`` (offline, where bubblewrap cannot run) the built-in script runs unconfined."""
     python = shlex.quote(sys.executable)
     models = (
         ""
@@ -74,7 +75,23 @@ def demo_config(live: bool) -> str:
         "  paths: [logs/events.jsonl]\n"
         "  isolation_fields: [tenant_id, capsule_id]\n"
         '  exempt_types: ["Tenant*"]   # platform-level events legitimately have no capsule\n'
+        + (
+            "sandbox: {mode: off}   # no bubblewrap here: only the demo's own script runs, never a model\n"
+            if sandbox_off
+            else ""
+        )
     )
+
+
+def _sandbox_missing() -> str | None:
+    """Why bubblewrap cannot run here (None when it can)."""
+    from agentflow.sandbox import SandboxUnavailable, require_bwrap
+
+    try:
+        require_bwrap()
+    except SandboxUnavailable as exc:
+        return exc.problem.removeprefix("sandbox: ")
+    return None
 
 
 class _Runner:
@@ -125,10 +142,19 @@ def run_demo(directory: Path | None, *, live: bool, say: Printer) -> DemoResult:
         raise UsageError("the demo directory is not empty", where=directory, fix="name a new or empty directory")
     started = time.monotonic()
     result = DemoResult(directory)
-    create_project(directory, demo_config(live))
+    # Offline, the only "agent" is agentflow's own script, so a machine without bubblewrap still gets
+    # the whole story, unconfined and saying so; a live model is untrusted and keeps the sandbox
+    # (the build then stops with the fix, as any build would).
+    missing = None if live else _sandbox_missing()
+    create_project(directory, demo_config(live, sandbox_off=missing is not None))
     run = _Runner(directory, say, result)
     say(f"Capsulary, a small multi-tenant service, in {directory}")
     say(f"Model: {'the Anthropic API (live)' if live else 'the built-in scripted model (offline, no API key)'}")
+    if missing:
+        say(
+            f"Sandbox: off for this demo ({missing}): the only agent is agentflow's own script. "
+            "Real builds need it: apt-get install bubblewrap"
+        )
 
     run.section("1. The project: its conventions and the events it emits")
     run.agentflow("patterns", "list")
