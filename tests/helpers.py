@@ -239,3 +239,15 @@ def one_line_exit_2(result, *parts: str) -> None:
     assert result.stderr.startswith("agentflow: error: ") and "internal error" not in result.stderr
     for part in parts:
         assert part in result.stderr, result.stderr
+
+
+def child_processes() -> dict[int, list[bytes]]:
+    """This test process's live children: pid -> argv (for "no git process left running" checks)."""
+    path = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    found = {}
+    for pid in (int(p) for p in path.read_text().split()) if path.exists() else ():
+        try:
+            found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:  # ended meanwhile
+            continue
+    return found

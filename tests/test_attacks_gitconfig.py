@@ -14,7 +14,7 @@ from pathlib import Path
 
 from agentflow.ledger import Ledger
 from tests.build_helpers import builder_session, verifier_session, write_plan, write_script
-from tests.helpers import git
+from tests.helpers import child_processes, git
 
 # Every setting of git's that names a program (or a shell command) run on some read or write.
 PROGRAM_SETTINGS = (
@@ -80,21 +80,12 @@ def _approved(repo: Path, cli) -> str:
     return git(repo, "branch", "--list", "agentflow/1-*", "--format=%(refname:short)").strip()
 
 
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
 def _git_children() -> list[str]:
-    found = []
-    for child in _children(os.getpid()):
-        try:
-            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        except FileNotFoundError:
-            continue
-        if any(b"git" in a for a in argv[:2]):
-            found.append(b" ".join(argv).decode(errors="replace"))
-    return found
+    return [
+        b" ".join(argv).decode(errors="replace")
+        for argv in child_processes().values()
+        if any(b"git" in a for a in argv[:2])
+    ]
 
 
 def test_planted_program_settings_run_during_no_read(repo: Path, cli, tmp_path: Path) -> None:

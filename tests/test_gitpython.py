@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from agentflow.git import SAFE_CONFIG, Repo
-from tests.helpers import git
+from tests.helpers import child_processes, git
 
 SECRET = "tok-gitpython-5f3a9c71"
 
@@ -50,22 +50,9 @@ def _note(repo: Path, commit: str, line: dict) -> None:
     git(repo, "notes", "--ref=refs/notes/agentflow", "add", "-f", "-m", json.dumps(line), commit)
 
 
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
 def _cat_files() -> list[int]:
     """This process's ``git cat-file`` children."""
-    found = []
-    for child in _children(os.getpid()):
-        try:
-            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        except FileNotFoundError:
-            continue
-        if b"cat-file" in argv:
-            found.append(child)
-    return found
+    return [pid for pid, argv in child_processes().items() if b"cat-file" in argv]
 
 
 def test_gitpython_reads_run_no_planted_hook_fsmonitor_or_diff_driver(repo, cli, tmp_path, monkeypatch):
