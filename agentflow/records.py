@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentflow.files import read_text_file
 from agentflow.ledger import ImportResult, Ledger, PlanState, ledger_path
 
 if TYPE_CHECKING:  # plans (config, pydantic) and events load only where used: `log` imports neither
@@ -120,18 +121,11 @@ def export_run(root: Path, run_id: str) -> list[str]:
 
 def import_runs(root: Path, files: list[Path]) -> ImportResult:
     """Merge files written by ``ledger export`` into the ledger at ``root`` (created if missing)."""
-    from agentflow.errors import UsageError
 
     sources = []
     for file in files:
-        try:
-            sources.append((str(file), file.read_text(encoding="utf-8").splitlines()))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(
-                f"cannot read: {getattr(exc, 'strerror', None) or exc}",
-                where=file,
-                fix="pass files written by `agentflow ledger export`",
-            ) from None
+        text = read_text_file(file, fix="pass files written by `agentflow ledger export`")
+        sources.append((str(file), text.splitlines()))
     with Ledger.open(root) as ledger:
         return ledger.import_lines(sources)
 

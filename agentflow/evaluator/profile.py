@@ -28,6 +28,7 @@ from typing import Any
 from agentflow.errors import UsageError
 from agentflow.evaluator import templates as key_counts
 from agentflow.evaluator.analysis import Analysis, FieldSchema, TypeSchema
+from agentflow.files import read_text_file
 
 PROFILE_VERSION = 1
 DIALECTS = ("duckdb", "trino", "clickhouse", "bigquery")
@@ -308,12 +309,7 @@ def run_duckdb(paths: list[Path], *, type_field: str | None = None) -> list[dict
 
 def load_profile(path: Path) -> list[dict[str, Any]]:
     """Read a profile (JSON Lines; each row an object, or a one-column ``{"profile": "..."}`` export)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError("no such profile", where=path, fix="name the file the profile query wrote") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read the profile: {exc}", where=path) from None
+    text = read_text_file(path, fix="name the file the profile query wrote")
     rows = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():

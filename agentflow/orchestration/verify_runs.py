@@ -14,6 +14,7 @@ from agentflow.checks import check_specs, declared_at, run_checks
 from agentflow.config import load_config
 from agentflow.errors import GitError, UsageError
 from agentflow.events import CheckResult, RunStarted, VerdictRecorded, new_id
+from agentflow.files import read_text_file
 from agentflow.git import TRAILER_PLAN, Repo
 from agentflow.inputs import from_revision, plan_path_of, protected_findings
 from agentflow.integrity import TamperingError
@@ -64,7 +65,8 @@ def verify(
     """
     signing_key()  # read once, before anything runs: bad key input is exit 2, and redact knows the key
     options = options or BuildOptions()
-    pr_text = _read_context(context) if context is not None else None
+    context_fix = "pass a readable UTF-8 file with the pull-request text to --context"
+    pr_text = read_text_file(context, fix=context_fix) if context is not None else None
     reporter = reporter or NullReporter()
     repo = Repo(root)
     if not repo.has_commits():
@@ -166,17 +168,6 @@ def verify(
         finally:
             remove_worktree(repo, workdir)
     return _verify_report(run, recorded, reasons, checks.results, head_commit, base_ref, cost, extra)
-
-
-def _read_context(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            f"cannot read the context file: {getattr(exc, 'strerror', None) or exc}",
-            where=path,
-            fix="pass a readable UTF-8 file with the pull-request text to --context",
-        ) from None
 
 
 def _base_checks(run: Run, base_commit: str) -> list[CheckResult]:
