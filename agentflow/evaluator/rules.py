@@ -34,6 +34,7 @@ the same id in every run and the ledger can tell open from closed findings.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -181,9 +182,10 @@ def _make(
     return Finding(rule, severity, schema.name, path, message, evidence, id=finding_id(rule, schema.name, path, detail))
 
 
-def _parent_paths(path: str) -> list[str]:
+@functools.lru_cache(maxsize=65536)
+def _parent_paths(path: str) -> tuple[str, ...]:
     parts = path.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
+    return tuple(".".join(parts[:i]) for i in range(1, len(parts)))
 
 
 def run_rules(analysis: Analysis, config: RuleConfig) -> list[Finding]:
@@ -224,6 +226,22 @@ def _carries(schema: TypeSchema, path: str) -> bool:
     return base > 0 and present / base >= CARRIER_PRESENCE
 
 
+def _carried(schema: TypeSchema) -> set[str]:
+    """The paths ``schema`` carries (``_carries``), all at once."""
+    fields, count, out = schema.fields, schema.count, set()
+    if not count:
+        return out
+    for path, stats in fields.items():
+        if "." in path:
+            parent = fields.get(path.rsplit(".", 1)[0])
+            base = parent.types.get("object", 0) if parent else 0
+        else:
+            base = count
+        if base > 0 and (stats.count - stats.types.get("null", 0)) / base >= CARRIER_PRESENCE:
+            out.add(path)
+    return out
+
+
 def infer_scope(analysis: Analysis, config: RuleConfig) -> list[str]:
     """The log's scope fields: top-level fields named like a scope (tenant, org, account, repo,
     agency, ...: ``SCOPE_WORDS``) that more than ``scope_share`` of the (non-exempt) types of one
@@ -244,6 +262,7 @@ def infer_scope(analysis: Analysis, config: RuleConfig) -> list[str]:
     return inferred
 
 
+@functools.lru_cache(maxsize=65536)
 def name_stem(name: str) -> str:
     """The entity a type name is about: ``AccountCreated`` -> account, ``IssuesEvent`` -> issue,
     ``check_run`` -> check, ``com.acme.task.created`` -> com.acme.task, ``Object Created`` -> object."""
@@ -258,13 +277,52 @@ def name_stem(name: str) -> str:
     return first[:-1] if len(first) > 3 and first.endswith("s") and not first.endswith("ss") else first
 
 
-def families(analysis: Analysis, config: RuleConfig, strict: bool = False) -> dict[str, set[str]]:
+class Families:
+    """Per type, the other types that plausibly share its contract (``families``).
+
+    Kept as the groups (stem, source, key family) each type belongs to, not as a set of peers per
+    type: one key family of 2,000 types made that 4 million set entries. ``members`` (the type and
+    its peers) is one shared frozenset for every type in the same groups, and is the largest group
+    itself when that contains the others (the usual case)."""
+
+    def __init__(self, groups: dict[tuple[str, ...], set[str]], of: dict[str, list[tuple[str, ...]]]):
+        self._groups = {key: frozenset(names) for key, names in groups.items()}
+        self._of = of
+        self._members: dict[tuple[tuple[str, ...], ...], frozenset[str]] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._of
+
+    def members(self, name: str) -> frozenset[str]:
+        """The type and its peers (empty for a type that takes no part: exempt, or without events)."""
+        keys = self._of.get(name)
+        if keys is None:
+            return frozenset()
+        signature = tuple(keys)
+        found = self._members.get(signature)
+        if found is None:
+            groups = sorted((self._groups[key] for key in keys), key=len, reverse=True)
+            found, rest = groups[0], [g for g in groups[1:] if not g <= groups[0]]
+            if rest:
+                found = found.union(*rest)
+            self._members[signature] = found
+        return found
+
+    def get(self, name: str, default: object = ()) -> set[str]:
+        """The peers of ``name`` (itself excluded), as ``dict.get`` on the former mapping."""
+        if name not in self._of:
+            return default  # type: ignore[return-value]
+        return set(self.members(name)) - {name}
+
+
+def families(analysis: Analysis, config: RuleConfig, strict: bool = False) -> Families:
     """Per type, the other types that plausibly share its contract: same name stem, same envelope
     source (EventBridge/CloudEvents ``source``), or keys starting with the same label; always of the
     same envelope format, never exempt types. ``strict``: the name stem within one source (the
     entity: ``Object Created``/``Object Deleted`` of aws.s3), or the key family."""
     members = [t for t in analysis.types if not config.is_exempt(t.name) and t.count]
     groups: dict[tuple[str, ...], set[str]] = {}
+    of: dict[str, list[tuple[str, ...]]] = {}
     for t in members:
         keys = [("stem", t.envelope, name_stem(t.name), t.source if strict else "")]
         if t.source and not strict:
@@ -274,20 +332,17 @@ def families(analysis: Analysis, config: RuleConfig, strict: bool = False) -> di
                 labels = template_labels(template)
                 if labels and template.startswith(labels[0]):
                     keys.append(("key", t.envelope, path, labels[0]))
+        keys = list(dict.fromkeys(keys))
         for key in keys:
             groups.setdefault(key, set()).add(t.name)
-    out: dict[str, set[str]] = {t.name: set() for t in members}
-    for names in groups.values():
-        for name in names:
-            out[name] |= names - {name}
-    return out
+        of[t.name] = keys
+    return Families(groups, of)
 
 
 def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
     """A type lacking a scope field (configured or inferred) that its family carries, or that nearly
     every type of the log carries: the missing isolation field, at critical."""
     out: list[Finding] = []
-    by_name = {t.name: t for t in analysis.types}
     family = families(analysis, config)
     scope_paths = sorted(
         {p for t in analysis.types for p in t.fields if config.is_isolation(p) and not _inside_map(p)},
@@ -297,11 +352,23 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
     for t in analysis.types:
         if t.count and not config.is_exempt(t.name):
             by_format.setdefault(t.envelope, []).append(t)
+    format_names = {envelope: frozenset(t.name for t in group) for envelope, group in by_format.items()}
+    carried: dict[str, frozenset[str]] = {}
+
+    def carriers_of(path: str) -> frozenset[str]:
+        """The non-exempt types with events that carry ``path`` (once per path, not per type and path)."""
+        found = carried.get(path)
+        if found is None:
+            found = carried[path] = frozenset(
+                t.name for group in by_format.values() for t in group if path in t.fields and _carries(t, path)
+            )
+        return found
+
     for schema in analysis.types:
         if config.is_exempt(schema.name) or not schema.count:
             continue
         flagged: set[str] = set()
-        peers: list[TypeSchema] | None = None  # built when a scope path is missing (rare): 2,000 types made it O(n^2)
+        peers: frozenset[str] | None = None  # built when a scope path is missing (rare): 2,000 types made it O(n^2)
         for path in scope_paths:
             # The outermost missing object is reported (a configured leaf ``agency.agencyId`` whose
             # ``agency`` object is gone reports ``agency``), once.
@@ -311,12 +378,13 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
             if "." in missing and schema.fields[missing.rsplit(".", 1)[0]].types.get("object", 0) == 0:
                 continue  # its parent is never an object here (always null): nothing is missing
             if peers is None:
-                peers = [by_name[n] for n in sorted(family.get(schema.name, ()))]
-                same_format = [t for t in by_format.get(schema.envelope, []) if t.name != schema.name]
-            in_family = [t.name for t in peers if _carries(t, path)]
-            in_log = [t.name for t in same_format if _carries(t, path)]
+                peers = family.members(schema.name) - {schema.name}
+                same_format = len(by_format.get(schema.envelope, [])) - (schema.name in format_names[schema.envelope])
+            carrying = carriers_of(path)
+            in_family = sorted(carrying & peers)
+            in_log = sorted(carrying & format_names[schema.envelope] - {schema.name})
             by_family = len(in_family) >= 1 and len(in_family) / len(peers) > config.sibling_share
-            ubiquitous = len(in_log) >= 3 and len(in_log) / len(same_format) >= UBIQUITOUS_SHARE
+            ubiquitous = len(in_log) >= 3 and len(in_log) / same_format >= UBIQUITOUS_SHARE
             if not (by_family or ubiquitous):
                 continue
             flagged.add(missing)
@@ -330,7 +398,7 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
                     schema,
                     missing,
                     f"{schema.name} lacks {missing}{via}, a scope field that {len(carriers)} of "
-                    f"{len(peers) if by_family else len(same_format)} event types of {scope} carry "
+                    f"{len(peers) if by_family else same_format} event types of {scope} carry "
                     "(an isolation field: a cross-tenant leak risk)",
                     {
                         "events": schema.count,
@@ -442,7 +510,7 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
     out: list[Finding] = []
     by_name = {t.name: t for t in analysis.types}
     # Computed once per type, not per pair of types: 2,000 types made this loop quadratic (minutes).
-    carried = {t.name: {p for p in t.fields if _carries(t, p)} for t in analysis.types}
+    carried = {t.name: _carried(t) for t in analysis.types}
     isolation = {
         p for t in analysis.types for p in t.fields if config.is_configured_isolation(p) and not _inside_map(p)
     }
@@ -489,38 +557,47 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
                     )
                 )
     family = families(analysis, config, strict=True)
-    # A family's fields and who carries each, once per family (its members and the type itself):
-    # the members of a family share it, so this is not redone for each of them. A path the type
-    # has is skipped below, so the type's own entry never counts.
-    by_group: dict[frozenset[str], tuple[list[str], dict[str, list[str]]]] = {}
+    # Per family (its members, the type included; one shared set for all of them), the fields that
+    # most of the members carry, in the order they are reported, and who carries each: what does
+    # not depend on the type is decided once per family, not once per type and path (2,000 types
+    # of one key family made that 4 million checks). A path the type has is skipped below, so the
+    # type's own entry never counts.
+    by_group: dict[frozenset[str], tuple[list[str], dict[str, list[str]], list[str]]] = {}
     for schema in analysis.types:
-        peer_names = family.get(schema.name, set())
-        if len(peer_names) + 1 < config.min_family:
+        members = family.members(schema.name) or frozenset([schema.name])
+        peers = len(members) - 1
+        if peers + 1 < config.min_family:
             continue
         flagged: set[str] = set()
         # Only the fields of an object the type shares with its family (the entity's contract:
         # ``repository.disabled``); top-level fields differ by design between the kinds of event
         # of one entity (``action`` of workflow_run, not of workflow_dispatch): low.
-        group_key = frozenset(peer_names) | {schema.name}
-        if group_key not in by_group:
-            members = sorted(group_key)
+        entry = by_group.get(members)
+        if entry is None:
+            names = sorted(members)
             peer_carriers: dict[str, list[str]] = {}
-            for name in members:
+            for name in names:
                 for p in carried[name]:
                     peer_carriers.setdefault(p, []).append(name)
-            union = {p for name in members for p in by_name[name].fields}
-            by_group[group_key] = (sorted(union, key=lambda p: (p.count("."), p)), peer_carriers)
-        ordered, peer_carriers = by_group[group_key]
-        for path in ordered:
-            if path in schema.fields or config.is_isolation(path) or config.is_envelope(path) or _inside_map(path):
+            union = {p for name in names for p in by_name[name].fields}
+            candidates = [
+                p
+                for p in sorted(union, key=lambda p: (p.count("."), p))
+                if len(peer_carriers.get(p, ())) >= 2
+                and len(peer_carriers[p]) / peers > config.sibling_share
+                and not (config.is_isolation(p) or config.is_envelope(p) or _inside_map(p))
+            ]
+            entry = by_group[members] = (candidates, peer_carriers, names)
+        candidates, peer_carriers, names = entry
+        for path in candidates:
+            if path in schema.fields:
                 continue
-            if any(parent in flagged or parent not in schema.fields for parent in _parent_paths(path)):
+            parents = _parent_paths(path)
+            if any(parent in flagged or parent not in schema.fields for parent in parents):
                 continue  # the parent is reported, or missing / never an object here (nullable)
-            if any(schema.fields[parent].types.get("object", 0) == 0 for parent in _parent_paths(path)):
+            if any(schema.fields[parent].types.get("object", 0) == 0 for parent in parents):
                 continue
-            carrying = peer_carriers.get(path, [])
-            if len(carrying) < 2 or len(carrying) / len(peer_names) <= config.sibling_share:
-                continue
+            carrying = peer_carriers[path]
             flagged.add(path)
             out.append(
                 _make(
@@ -528,13 +605,13 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
                     "medium" if "." in path else "low",
                     schema,
                     path,
-                    f"{schema.name} lacks {path}, which {len(carrying)} of the {len(peer_names)} other event types of "
+                    f"{schema.name} lacks {path}, which {len(carrying)} of the {peers} other event types of "
                     "its family carry",
                     {
                         "events": schema.count,
                         "missing": schema.count,
-                        "family": sorted(peer_names),
-                        "siblings_with_field": sorted(carrying),
+                        "family": [name for name in names if name != schema.name],
+                        "siblings_with_field": list(carrying),
                         "sample_lines": _samples(where, schema.lines),
                     },
                 )
@@ -608,8 +685,16 @@ def within_type(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
     return out
 
 
+_KINDS: dict[tuple[str, ...], frozenset[str]] = {}
+
+
 def _kinds(stats) -> frozenset[str]:
-    return frozenset(("number" if t == "integer" else t) for t in stats.types if t != "null")
+    """The JSON types of a field, integer and number as one, null left out (memoised: a few type sets)."""
+    seen = tuple(stats.types)
+    kinds = _KINDS.get(seen)
+    if kinds is None:
+        kinds = _KINDS[seen] = frozenset(("number" if t == "integer" else t) for t in seen if t != "null")
+    return kinds
 
 
 def type_drift(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
