@@ -14,6 +14,13 @@ turns a command into a bubblewrap (``bwrap``) invocation, after Codex's Linux sa
   reachable), no network unless ``sandbox.network: true``, ``--die-with-parent``,
   ``--new-session``, every capability dropped; every process of a command dies with it (the
   namespace's init ends with the command, and killing ``bwrap`` kills the namespace);
+* pid 1 of that namespace is agentflow's own init (``INIT``, bwrap's ``--as-pid-1``), not bwrap's:
+  bwrap's init has the command's uid and no capability, so any process of the command could
+  ptrace it (or write its ``/proc/1/mem``) and clear its parent-death signal, after which the
+  namespace, and its writable worktree, outlive a killed ``bwrap``. Ours makes itself
+  non-dumpable (``PR_SET_DUMPABLE`` 0: no ptrace, no ``/proc/1/mem`` for a same-uid process
+  without ``CAP_SYS_PTRACE``) before it starts the command, and refuses to start it when it
+  cannot, or when its parent-death signal is not ``SIGKILL`` (fail closed);
 * ``nested=True`` (the Claude Code process, whose Bash tool starts a bubblewrap of its own): the
   same, plus a user namespace in which the process is a non-root user (``--uid``) with no
   capability, and a ``/dev`` of device binds instead of a devpts mount, so that nothing is
@@ -26,7 +33,8 @@ turns a command into a bubblewrap (``bwrap``) invocation, after Codex's Linux sa
 ``mode: auto`` (the default) and ``mode: bwrap`` fail closed when bwrap is missing or cannot create
 namespaces (``SandboxUnavailable``, exit 2, one line naming the fix); ``mode: off`` runs commands
 unconfined and :meth:`Sandbox.warning` says so on every run (the CLI prints it: domain code never
-does). The probe runs once per process and is cached.
+does). The probe (a sandbox of this shape, with agentflow's init, running ``true``) runs once per
+process and is cached.
 
 :func:`make_non_dumpable` is defence in depth for ``mode: off``: with ``PR_SET_DUMPABLE`` 0,
 processes of the same user cannot read the orchestrator's ``/proc/<pid>/environ``.
@@ -178,7 +186,7 @@ class Sandbox:
             return list(argv)
         options = self.arguments(workdir, writable=writable, readable=readable, network=network, keep=keep,
                                  nested=nested)  # fmt: skip
-        return [self.bwrap, *options, "--", *argv]
+        return [self.bwrap, *options, "--", *init_argv(), *argv]
 
     def arguments(
         self,
@@ -196,7 +204,7 @@ class Sandbox:
         net = self.network if network is None else network
         args = ["--ro-bind", "/", "/", *(nested_dev() if nested else ["--dev", "/dev"]), "--proc", "/proc"]
         args += ["--tmpfs", "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
-        args += ["--new-session", "--cap-drop", "ALL", *(nested_user() if nested else [])]
+        args += ["--as-pid-1", "--new-session", "--cap-drop", "ALL", *(nested_user() if nested else [])]
         if not net:
             args.append("--unshare-net")
         # What lived under /tmp (a test's home or checkout) and is meant to be readable: bind it back.
@@ -230,6 +238,60 @@ class Sandbox:
         if key_file := os.environ.get(KEY_FILE_ENV):
             paths.append(os.path.abspath(os.path.expanduser(key_file)))
         return [os.path.normpath(p) for p in (*paths, *self.hide)]
+
+
+# pid 1 of every sandbox (run with ``python -I -S -B -c INIT COMMAND...``): made non-dumpable before
+# anything untrusted exists in the namespace, it checks that bwrap's --die-with-parent armed its
+# parent-death signal, starts the command, reaps orphans, and exits with the command's status
+# (128 + signal when killed, as bwrap's init does), which kills every process left in the namespace.
+# Exit 125 with one line when it cannot guarantee that (no command is started).
+INIT = r"""
+import os, sys, _signal
+def fail(why):
+    os.write(2, ("agentflow: sandbox init: " + why + " (the command was not run)\n").encode())
+    os._exit(125)
+try:
+    import ctypes
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (ImportError, OSError, AttributeError) as exc:
+    fail("no prctl: " + str(exc))
+if prctl(4, 0, 0, 0, 0) != 0 or prctl(3, 0, 0, 0, 0) != 0:
+    fail("cannot make pid 1 non-dumpable")
+sig = ctypes.c_int(0)
+if prctl(2, ctypes.byref(sig), 0, 0, 0) != 0 or sig.value != _signal.SIGKILL:
+    fail("pid 1 does not die with bwrap (parent-death signal %d)" % sig.value)
+for signum in (_signal.SIGINT, _signal.SIGPIPE, _signal.SIGXFSZ):
+    _signal.signal(signum, _signal.SIG_DFL)
+argv = sys.argv[1:]
+if not argv:
+    fail("no command")
+try:
+    child = os.posix_spawnp(argv[0], argv, os.environ)
+except OSError as exc:
+    os.write(2, ("agentflow: sandbox: %s: %s\n" % (argv[0], exc.strerror)).encode())
+    os._exit(127)
+while True:
+    try:
+        pid, status = os.wait()
+    except ChildProcessError:
+        os._exit(125)
+    if pid == child:
+        os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def init_python() -> str:
+    """The interpreter that runs ``INIT`` inside the sandbox: agentflow's own, by its real path."""
+    found = os.path.realpath(sys.executable) if sys.executable else shutil.which("python3")
+    if not found:
+        raise SandboxUnavailable("sandbox: no Python interpreter for the sandbox's init", fix=FIX)
+    return found
+
+
+def init_argv() -> list[str]:
+    """What ``bwrap --as-pid-1`` runs as the namespace's pid 1, before the command's argv."""
+    return [init_python(), "-I", "-S", "-B", "-c", INIT]
 
 
 def nested_dev() -> list[str]:
@@ -333,9 +395,9 @@ def _probe(bwrap: str, nested: bool = False) -> str | None:
     """None when ``bwrap`` can build the sandbox (once per process; ``nested``: and a sandbox with
     its own namespaces and ``/proc`` inside it), else its one-line complaint."""
     argv = [bwrap, "--ro-bind", "/", "/", *(nested_dev() if nested else ["--dev", "/dev"]), "--proc", "/proc"]
-    argv += ["--tmpfs", "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net"]
+    argv += ["--tmpfs", "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--as-pid-1"]
     argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", *(nested_user() if nested else [])]
-    argv += ["--", bwrap, *INNER_PROBE] if nested else ["--", "/bin/true"]
+    argv += ["--", *init_argv(), *([bwrap, *INNER_PROBE] if nested else ["/bin/true"])]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, env={"PATH": os.defpath}, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

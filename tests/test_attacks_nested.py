@@ -76,7 +76,7 @@ def test_the_nested_process_holds_no_capability_and_sees_only_its_own_namespace(
     repo: Path, tmp_path: Path, monkeypatch
 ) -> None:
     """The nested shape's process is uid 1000 (for root) with an empty capability set; its /proc
-    shows the sandbox's processes only (pid 1 is bwrap's init), and nothing is writable but the
+    shows the sandbox's processes only (pid 1 is agentflow's init), and nothing is writable but the
     worktree: not the checkout, the gitdir, /dev's devices' folder or the ledger's folder."""
     need_tool("bwrap")
     worktree = _layout(repo, tmp_path, monkeypatch)
@@ -96,7 +96,7 @@ def test_the_nested_process_holds_no_capability_and_sees_only_its_own_namespace(
     caps = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("Cap")]
     assert caps and set(caps) == {"0000000000000000"}
     count = int(next(line for line in proc.stdout.splitlines() if line.strip().isdigit()))
-    assert count < 10  # bwrap's init, bash and its few children: no host process
+    assert count < 10  # the sandbox's init, bash and its few children: no host process
     assert (worktree / "written.txt").read_text() == "inside\n"
     assert "x" not in (gitdir / "HEAD").read_text() and (repo / "README.md").read_text() == "# sample\n"
     assert not (repo / ".agentflow" / "x").exists()
@@ -115,12 +115,12 @@ def _alive(marker: str) -> list[int]:
 
 
 def test_a_daemon_that_stops_the_namespaces_init_dies_with_the_session(repo: Path, tmp_path: Path, monkeypatch) -> None:
-    """A hostile process double-forks a daemon, leaves the session, and ptrace-attaches the PID
-    namespace's init (bwrap's pid 1: same uid, no capability, so the kernel allows it) so that the
-    namespace outlives the command. Detected, not prevented: the command never returns. Contained:
-    the caller's timeout kills the process group (bwrap), bwrap's init dies with its parent and the
-    namespace with it: nothing of the session survives (agentflow's run_command, checks and the
-    Claude Code transport all end a session this way)."""
+    """A hostile process double-forks a daemon, leaves the session, and tries to ptrace-attach the
+    PID namespace's init so that the namespace outlives the command. Refused: pid 1 is agentflow's
+    init, non-dumpable (with bwrap's own init, same uid and no capability, the kernel allowed it and
+    the command hung until the caller's timeout killed bwrap; tests/test_attacks_ptrace.py goes
+    further). The command ends on its own, and the daemon with it: nothing of the session survives
+    (agentflow's run_command, checks and the Claude Code transport all end a session this way)."""
     need_tool("bwrap")
     from agentflow.sandbox import Sandbox
     from agentflow.tools import run_shell
@@ -139,7 +139,7 @@ def test_a_daemon_that_stops_the_namespaces_init_dies_with_the_session(repo: Pat
     (worktree / "daemon.py").write_text(daemon)
     for nested in (True, False):
         sandbox = Sandbox.from_config()
-        command = f"python3 daemon.py {marker} </dev/null >/dev/null 2>&1; sleep 1; echo left"
+        command = f"python3 daemon.py {marker} </dev/null >/dev/null 2>&1; for i in $(seq 50); do [ -s attached ] && break; sleep 0.1; done"
         if nested:
             argv = sandbox.wrap(["bash", "-c", command], worktree, nested=True)
             proc = subprocess.Popen(argv, env=sandbox.environment(), start_new_session=True,
@@ -153,8 +153,8 @@ def test_a_daemon_that_stops_the_namespaces_init_dies_with_the_session(repo: Pat
                 proc.wait()
         else:
             code, _out, _seconds = run_shell(command, worktree, 8, sandbox=sandbox)
-        assert (worktree / "attached").read_text() == "0"  # the attach itself works: hence the timeout
-        assert code is None  # the command could not end while its init was stopped
+        assert (worktree / "attached").read_text() == "-1"  # PTRACE_ATTACH of pid 1: EPERM
+        assert code == 0  # nothing stopped its init: the command ended by itself
         for _ in range(50):
             if not _alive(marker):
                 break

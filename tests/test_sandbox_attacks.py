@@ -69,7 +69,7 @@ def test_secrets_files_and_processes_outside_the_worktree_are_out_of_reach(hosti
             run_command(
                 "mkdir -p out; cat ~/.ssh/id_rsa > out/ssh.txt 2>&1; cat ~/.netrc >> out/ssh.txt 2>&1; "
                 "ls -a ~ > out/home.txt; "
-                "tr '\\0' '\\n' < /proc/$PPID/environ > out/parent-env.txt 2>&1; "
+                "tr '\\0' '\\n' > out/parent-env.txt 2>&1 < /proc/$PPID/environ; "
                 "grep -a -l -e sk-ant- -e signing-key /proc/*/environ > out/grep-env.txt 2>&1; "
                 "env > out/env.txt; ls /proc | grep -c '^[0-9]' > out/pids.txt; "
                 f"{{ echo pwned > {outside}; }} 2> out/outside.txt; "
@@ -88,7 +88,7 @@ def test_secrets_files_and_processes_outside_the_worktree_are_out_of_reach(hosti
         text = committed(repo, name)
         assert API_KEY not in text and SIGNING_KEY not in text and "sk-ant-" not in text, name
     assert "DATABASE_URL" not in committed(repo, "out/env.txt")  # an allowlist, not a denylist
-    assert int(committed(repo, "out/pids.txt")) <= 4  # a PID namespace of its own: bwrap's init, bash, ls
+    assert int(committed(repo, "out/pids.txt")) <= 4  # a PID namespace of its own: the sandbox's init, bash, ls
     assert not outside.exists()
     assert (repo / "README.md").read_text() == "# sample\n"
     assert not (repo / "prompts").exists()
