@@ -280,6 +280,10 @@ while True:
 """
 
 
+INIT_PREFIX = "agentflow: sandbox init: "
+INIT_FIX = "run agentflow with a CPython that has ctypes, on Linux; or set `sandbox: {mode: off}` knowingly"
+
+
 @functools.lru_cache(maxsize=1)
 def init_python() -> str:
     """The interpreter that runs ``INIT`` inside the sandbox: agentflow's own, by its real path."""
@@ -381,6 +385,11 @@ def require_bwrap(where: str = "agentflow.yaml") -> str:
     if found is None:
         raise SandboxUnavailable("sandbox: bwrap (bubblewrap) is not installed", where=where, fix=FIX)
     problem = _probe(found)
+    if problem and problem.startswith(INIT_PREFIX):
+        problem = problem.removeprefix(INIT_PREFIX)
+        raise SandboxUnavailable(
+            f"sandbox: agentflow's init cannot guard it here ({problem})", where=where, fix=INIT_FIX
+        )
     if problem:
         raise SandboxUnavailable(f"sandbox: bwrap cannot create namespaces here ({problem})", where=where, fix=FIX)
     return found

@@ -219,3 +219,26 @@ def test_modules_planted_in_the_worktree_do_not_run_in_the_init(repo: Path, tmp_
 
     assert (code, out) == (0, "ran\n")
     assert sorted(p.name for p in worktree.glob("planted-*")) == []
+
+
+def test_an_init_that_cannot_guard_the_sandbox_fails_closed_at_start(monkeypatch) -> None:
+    """The probe behind ``mode: auto | bwrap`` starts a sandbox with the init: where the init
+    refuses (here made to, as it does without prctl or an armed parent-death signal), no sandbox is
+    available (exit 2, one line naming the init's complaint and the fix) rather than commands that
+    all fail, or run with an init that does not guard them."""
+    need_tool("bwrap")
+    import agentflow.sandbox as sandbox
+
+    refusal = "import os; os.write(2, b'agentflow: sandbox init: cannot make pid 1 non-dumpable\\n'); os._exit(125)"
+    monkeypatch.setattr(sandbox, "INIT", refusal)
+    sandbox._probe.cache_clear()
+    try:
+        with pytest.raises(sandbox.SandboxUnavailable) as raised:
+            sandbox.require_bwrap()
+    finally:
+        sandbox._probe.cache_clear()
+    assert raised.value.exit_code == 2
+    assert str(raised.value) == (
+        "agentflow.yaml: sandbox: agentflow's init cannot guard it here (cannot make pid 1 non-dumpable) "
+        "(run agentflow with a CPython that has ctypes, on Linux; or set `sandbox: {mode: off}` knowingly)"
+    )
