@@ -67,9 +67,23 @@ GIT_ENV_KEEP = frozenset(
 )
 
 
+# the last environment ``git_env`` filtered: (a copy of os.environ's own mapping, the result)
+_env_cache: list[tuple[dict[Any, Any], dict[str, str]]] = []
+
+
 def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of agentflow's git processes: this process's, without secrets."""
-    env = {k: v for k, v in os.environ.items() if k in GIT_ENV_KEEP or not is_secret_name(k)}
+    """The environment of agentflow's git processes: this process's, without secrets.
+
+    Filtered again only when the environment changed (a build starts hundreds of git processes, and
+    matching every name against the secret patterns each time cost more than the compare)."""
+    data = getattr(os.environ, "_data", None)  # os.environ's own mapping: equality is a cheap compare
+    cached = _env_cache[-1] if _env_cache else None
+    if data is not None and cached is not None and cached[0] == data:
+        env = cached[1]
+    else:
+        env = {k: v for k, v in os.environ.items() if k in GIT_ENV_KEEP or not is_secret_name(k)}
+        if data is not None:
+            _env_cache[:] = [(dict(data), env)]
     return {**env, **(extra or {})}
 
 
@@ -243,10 +257,17 @@ class Repo:
     ``lib()`` is this thread's GitPython repository, opened on first use; ``close()`` (or leaving a
     ``with Repo(...)`` block, or the object being collected) stops the ``cat-file`` processes of
     every thread's. GitPython's persistent processes are not thread-safe, so threads never share one.
+
+    ``gitpython=False``: the reads of refs, trees and notes (``rev``, ``tree``, ``has_commits``,
+    ``branch_exists``, ``base_tree``, ``notes``) ask the git command line instead, one process each.
+    Build and verify runs read a handful of objects per step: for them GitPython's import (0.3-0.8 s
+    of CPU before the first model call) and two ``cat-file`` processes per thread and repository
+    cost far more than they save (#19 item 5).
     """
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, gitpython: bool = True):
         self.root = root
+        self.gitpython = gitpython
         self._handles: dict[int, Any] = {}
         self._handles_lock = threading.Lock()
         self._finalizer: weakref.finalize | None = None
@@ -275,16 +296,23 @@ class Repo:
 
     def _object(self, name: str, kind: str = "commit") -> Any | None:
         """The GitPython object ``name`` names, peeled to ``kind``; None when it names none (or only
-        git's own parser understands it: the callers then ask git)."""
+        git's own parser understands it, or reads go by the command line: the callers then ask git)."""
+        if not self.gitpython or not name or name.startswith("-") or _SHORT_HEX.fullmatch(name):
+            return None  # an abbreviated id that is also a ref name: git prefers the ref, GitPython the id
         import git as gitpython
         from gitdb.exc import ODBError
 
-        if not name or name.startswith("-") or _SHORT_HEX.fullmatch(name):
-            return None  # an abbreviated id that is also a ref name: git prefers the ref, GitPython the id
         try:
             return self.lib().rev_parse(f"{name}^{{{kind}}}")
         except (ValueError, LookupError, TypeError, AttributeError, RuntimeError, gitpython.GitError, ODBError):
             return None  # RuntimeError: NotImplementedError for @{...} forms it lacks
+
+    def _peeled(self, name: str, kind: str) -> str | None:
+        """The id of the ``kind`` object ``name`` names, from ``git rev-parse``; None when none."""
+        if not name or name.startswith("-"):
+            return None
+        out = run_git(["rev-parse", "--verify", "--quiet", f"{name}^{{{kind}}}"], self.root)
+        return (out.stdout.strip() or None) if out.returncode == 0 else None
 
     @classmethod
     def find(cls, path: Path | str = ".") -> Repo:
@@ -344,10 +372,14 @@ class Repo:
         return lines[0], lines[1], lines[2].split() if len(lines) > 2 else []
 
     def tree(self, ref: str) -> str:
+        if not self.gitpython:
+            return self._peeled(ref, "tree") or self.git("rev-parse", f"{self.rev(ref)}^{{tree}}")
         commit = self._object(ref)
         return commit.tree.hexsha if commit is not None else self.git("rev-parse", f"{self.rev(ref)}^{{tree}}")
 
     def has_commits(self) -> bool:
+        if not self.gitpython:
+            return self._peeled("HEAD", "commit") is not None
         return self._object("HEAD") is not None
 
     def current_branch(self) -> str | None:
@@ -355,6 +387,8 @@ class Repo:
         return out or None
 
     def branch_exists(self, name: str) -> bool:
+        if not self.gitpython:
+            return self._peeled(f"refs/heads/{name}", "commit") is not None
         import git as gitpython
 
         try:
@@ -384,6 +418,8 @@ class Repo:
         """The tree a change based on ``base`` starts from (the empty tree for None)."""
         if not base:
             return EMPTY_TREE
+        if not self.gitpython:
+            return self._peeled(base, "tree") or self.git("rev-parse", f"{base}^{{tree}}")
         tree = self._object(base, "tree")
         return tree.hexsha if tree is not None else self.git("rev-parse", f"{base}^{{tree}}")
 
@@ -442,21 +478,49 @@ class Repo:
         """The note lines attached to ``commit`` under ``ref`` (empty when none).
 
         Read as objects: the notes commit's tree, the note's path in it (flat or fanned out), its
-        blob, all through GitPython's persistent ``cat-file --batch``."""
-        notes_tree = self._object(ref if ref.startswith("refs/") else f"refs/notes/{ref}", "tree")
-        if notes_tree is None:
+        blob, all through GitPython's persistent ``cat-file --batch`` (``gitpython=False``: one
+        ``git cat-file --batch`` for the three places the note can be)."""
+        notes_ref = ref if ref.startswith("refs/") else f"refs/notes/{ref}"
+        notes_tree = self._object(notes_ref, "tree")
+        if notes_tree is None and self.gitpython:
             return []
         try:
             target = commit if re.fullmatch(r"[0-9a-f]{40}", commit) else self.rev(commit)
         except GitError:
             return []
-        for path in (target, f"{target[:2]}/{target[2:]}", f"{target[:2]}/{target[2:4]}/{target[4:]}"):
+        paths = (target, f"{target[:2]}/{target[2:]}", f"{target[:2]}/{target[2:4]}/{target[4:]}")
+        if notes_tree is None:
+            return self._note_by_cli(notes_ref, paths)
+        for path in paths:
             try:
                 blob = notes_tree / path
             except KeyError:
                 continue
             text = blob.data_stream.read().decode("utf-8", "replace")
             return [line for line in text.splitlines() if line.strip()]
+        return []
+
+    def _note_by_cli(self, notes_ref: str, paths: Sequence[str]) -> list[str]:
+        """The first of ``paths`` in ``notes_ref``'s tree that is a blob, as note lines."""
+        if notes_ref.startswith("-"):
+            return []
+        proc = run_git(
+            ["cat-file", "--batch"], self.root, input="".join(f"{notes_ref}:{p}\n" for p in paths).encode(), text=False
+        )
+        data, pos = proc.stdout, 0
+        for _ in paths:
+            end = data.find(b"\n", pos)
+            if end < 0:
+                break
+            header = data[pos:end].split()
+            if len(header) < 3 or header[-1] == b"missing":
+                pos = end + 1
+                continue
+            size = int(header[2])
+            if header[1] == b"blob":
+                text = data[end + 1 : end + 1 + size].decode("utf-8", "replace")
+                return [line for line in text.splitlines() if line.strip()]
+            pos = end + 1 + size + 1
         return []
 
     def append_note(

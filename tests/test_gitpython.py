@@ -194,3 +194,52 @@ def test_version_cli_import_and_gate_do_not_import_gitpython(repo):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == ["False", "False", "False"], out.stderr
+
+
+def test_command_line_reads_answer_as_gitpython_does(repo):
+    """``Repo(gitpython=False)`` (what build and verify runs use) reads refs, trees and notes with
+    the git command line: the same answers, flat and fanned-out notes alike, and no GitPython."""
+    head = _agentflow_commit(repo, "1", "r-1")
+    _note(repo, head, {"outcome": "approved"})
+    other = _agentflow_commit(repo, "2", "r-2")
+    with Repo(repo) as lib, Repo(repo, gitpython=False) as cli:
+        for r in (lib, cli):
+            assert r.rev("HEAD") == other and r.rev("HEAD~1") == head and r.rev("main") == other
+            assert r.tree(head) == git(repo, "rev-parse", f"{head}^{{tree}}")
+            assert r.base_tree(head) == git(repo, "rev-parse", f"{head}^{{tree}}")
+            assert r.has_commits() and r.branch_exists("main") and not r.branch_exists("nope")
+            assert r.notes(head) == r.notes("HEAD~1") == ['{"outcome": "approved"}']
+            assert r.notes(other) == [] and r.notes("nope") == [] and r.notes(head, "refs/notes/other") == []
+        assert cli._handles == {}  # never opened GitPython
+    # a note where a fan-out puts it (a repository with many notes): found by its path, as GitPython finds it
+    blob = git(repo, "rev-parse", f"refs/notes/agentflow:{head}")
+
+    def mktree(entry: str) -> str:
+        return subprocess.run(["git", "mktree"], cwd=repo, input=entry, capture_output=True, text=True).stdout.strip()
+
+    fanned = mktree(f"100644 blob {blob}\t{head[2:]}\n")
+    top = mktree(f"040000 tree {fanned}\t{head[:2]}\n")
+    commit = git(repo, "commit-tree", top, "-m", "fanned out")
+    git(repo, "update-ref", "refs/notes/fanned", commit)
+    assert Repo(repo, gitpython=False).notes(head, "refs/notes/fanned") == ['{"outcome": "approved"}']
+    assert Repo(repo).notes(head, "refs/notes/fanned") == ['{"outcome": "approved"}']
+
+
+def test_a_build_never_imports_gitpython(repo):
+    """Build runs read git through the command line: GitPython's import (0.3-0.8 s of CPU) stays off
+    the way to the first model call (#19 item 5)."""
+    from tests.build_helpers import builder_session, verifier_session, write_plan, write_script
+
+    write_plan(repo)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    code = (
+        "import sys\n"
+        "import agentflow.cli\n"
+        "from typer.testing import CliRunner\n"
+        f"result = CliRunner().invoke(agentflow.cli.app, ['build', '1', '--script', {str(script)!r}])\n"
+        "print(result.exit_code, 'git' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["0", "False"], out.stdout + out.stderr
+    assert git(repo, "notes", "--ref=refs/notes/agentflow", "list")  # the build ran and noted its verdict

@@ -68,7 +68,7 @@ class BuildDriver:
     def __init__(self, run: Run, plan: Plan):
         self.run = run
         self.plan = plan
-        self.worktree_repo = Repo(run.workdir)
+        self.worktree_repo = Repo(run.workdir, gitpython=False)
         self.doing = "the start of the run"
 
     def drive(self) -> RunEnded:
@@ -302,12 +302,17 @@ def _open_run(
     cancel: threading.Event | None = None,
     resumed: RunProgress | None = None,
     inputs: TrustedInputs | None = None,
+    branch_from: str | None = None,
 ) -> Run:
-    repo = Repo(root)
+    """The run's models, worktree (its branch made from ``branch_from``, default the config's base,
+    when it does not exist) and sandbox."""
+    repo = Repo(root, gitpython=False)
     models = _models(root, config, options, resumed)
     models.check()  # before the worktree: a missing key creates nothing
     branch = branch_name(plan)
-    worktree = prepare_worktree(repo, branch, config.base, root / WORKTREES_DIR / branch.removeprefix("agentflow/"))
+    worktree = prepare_worktree(
+        repo, branch, branch_from or config.base, root / WORKTREES_DIR / branch.removeprefix("agentflow/")
+    )
     budget = RunBudget(limit_usd=options.budget_usd or config.limits.run_cost_usd, spent_usd=spent)
     sandbox = start_confinement(config, reporter, f"plan {plan.id}: ")
     return Run(
@@ -373,9 +378,10 @@ def build_plan(
     config = inputs.config  # the same files ``config`` was read from, read again with everything else
     plan = inputs.plan or plan
     reporter = reporter or NullReporter()
-    repo = Repo(root)
+    repo = Repo(root, gitpython=False)
     branch = branch_name(plan)
-    if repo.branch_exists(branch):
+    reused = repo.branch_exists(branch)
+    if reused:
         foreign = foreign_commits(repo, config.base, branch, plan.id)
         if foreign:
             raise UsageError(
@@ -384,9 +390,10 @@ def build_plan(
                 fix=f"rename it (`git branch -m {branch} {branch}-mine`) or delete it, then build again",
             )
     # A reused branch is verified from where it left the base, so earlier cycles stay in the diff.
-    base_commit = repo.merge_base(config.base, branch) if repo.branch_exists(branch) else repo.rev(config.base)
+    base_commit = repo.merge_base(config.base, branch) if reused else repo.rev(config.base)
     with Ledger.open(root) as ledger, _claimed(root, branch):
         ledger.require_writable()  # before the worktree: a failed start leaves nothing behind
+        fresh = not (root / WORKTREES_DIR / branch.removeprefix("agentflow/")).exists()  # under the plan's lock
         run_id = run_id or new_id("r")
         run = _open_run(
             root,
@@ -401,8 +408,10 @@ def build_plan(
             0.0,
             cancel,
             inputs=inputs,
+            branch_from=base_commit,  # the commit just read: the same branch, one git process less
         )
-        if Repo(run.workdir).is_dirty(untracked=True):
+        # a worktree made just now is a clean checkout of its branch: nothing to ask git
+        if not fresh and Repo(run.workdir, gitpython=False).is_dirty(untracked=True):
             run.say(
                 f"plan {plan.id}: the worktree {run.workdir} has uncommitted changes; they become part of "
                 "cycle 1's commit"
@@ -488,7 +497,7 @@ def verify_resumable(root: Path, ledger: Ledger, run_id: str) -> None:
     if problem is None:
         heads = [
             note.chain
-            for lines in Repo(root).notes_map().values()
+            for lines in Repo(root, gitpython=False).notes_map().values()
             for note in parse_lines(lines)[0]
             if note.run == run_id and isinstance(note.chain, str)
         ]
@@ -546,7 +555,7 @@ def require_base(repo: Repo, config: Config) -> str:
 
 def preflight(root: Path, config: Config, options: BuildOptions) -> None:
     """Refuse what would fail later, before a run or worktree is created."""
-    repo = Repo(root)
+    repo = Repo(root, gitpython=False)
     if not repo.has_commits():
         raise GitError("the repository has no commits yet", where=root, fix="commit something first")
     require_base(repo, config)
@@ -579,9 +588,9 @@ def build(
         prefetch_sdk()
     plans = load_build_plans(root, refs, config)
     preflight(root, config, options)
-    warm_up(root)
-    reporter = reporter or NullReporter()
-    ensure_git_identity(Repo(root), reporter)
+    reporter = _WaitingRuns(reporter or NullReporter(), min(options.jobs, len(plans)))
+    warm_up(root, reporter.waiting)
+    ensure_git_identity(Repo(root, gitpython=False), reporter)
     for plan in plans:
         if plan.status == "draft":
             reporter.on_message(f"plan {plan.id} is a draft (status: draft); building it anyway")
@@ -592,13 +601,19 @@ def build(
     return _build_parallel(root, plans, options, reporter, config)
 
 
-def warm_up(root: Path) -> None:
+# how long the warm-up waits for the first runs to reach their model before importing the rules anyway
+RULES_WARM_UP_WAIT_S = 30.0
+
+
+def warm_up(root: Path, waiting: threading.Event) -> None:
     """In a background thread, while the worktrees are prepared: import jinja2 and compile the role
     prompts of the checkout into the cache every run's sessions render from (``prompts.precompile``,
-    keyed by the exact text, so a prompt that differs by the time a run reads it compiles anew),
-    then import the rules the verify step runs. Under ``-j`` each run used to pay these on its own
-    critical path, all at once and holding the GIL (#19 item 5). Best effort: the runs do the same
-    themselves and report any problem."""
+    keyed by the exact text, so a prompt that differs by the time a run reads it compiles anew).
+    Then, once ``waiting`` is set (the first runs wait for their model: the GIL is free), import the
+    rules the verify step runs. Under ``-j`` each run used to pay these on its own critical path,
+    all at once and holding the GIL; imported before the first model call, the rules (0.2 s and
+    more) delayed every run's start (#19 item 5). Best effort: the runs do the same themselves and
+    report any problem."""
 
     def load() -> None:
         with contextlib.suppress(Exception):
@@ -608,11 +623,38 @@ def warm_up(root: Path) -> None:
             inputs = from_checkout(root)
             for role in ROLES:
                 prompts.precompile(inputs.texts[inputs.prompt_names[role]])
+            waiting.wait(RULES_WARM_UP_WAIT_S)
             from agentflow.rules import registry
 
             registry()
 
     threading.Thread(target=load, name="agentflow-warm-up", daemon=True).start()
+
+
+class _WaitingRuns:
+    """The build's reporter, passed everything; sets ``waiting`` once ``runs`` runs have waited for
+    their model (the session's "waiting for the model" progress), the moment ``warm_up`` imports
+    the rules."""
+
+    def __init__(self, reporter: Reporter, runs: int):
+        self.reporter, self.runs = reporter, max(runs, 1)
+        self.waiting = threading.Event()
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def on_event(self, event: Any) -> None:
+        self.reporter.on_event(event)
+
+    def on_message(self, message: str) -> None:
+        self.reporter.on_message(message)
+
+    def on_progress(self, progress: dict[str, Any]) -> None:
+        if not self.waiting.is_set() and progress.get("activity") == "waiting for the model":
+            with self._lock:
+                self._seen.add(str(progress.get("run_id")))
+                if len(self._seen) >= self.runs:
+                    self.waiting.set()
+        self.reporter.on_progress(progress)
 
 
 def build_contained(
@@ -733,7 +775,7 @@ def dry_run(root: Path, refs: Sequence[str], options: BuildOptions) -> list[Prom
 
     config = load_config(root)
     plans = load_build_plans(root, refs)
-    repo = Repo(root)
+    repo = Repo(root, gitpython=False)
     require_base(repo, config)
     roles = validate_backends(config, options, root, ("builder", "verifier"))
     patterns = load_patterns(root, config)

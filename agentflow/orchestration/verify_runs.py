@@ -68,7 +68,7 @@ def verify(
     context_fix = "pass a readable UTF-8 file with the pull-request text to --context"
     pr_text = read_text_file(context, fix=context_fix) if context is not None else None
     reporter = reporter or NullReporter()
-    repo = Repo(root)
+    repo = Repo(root, gitpython=False)
     if not repo.has_commits():
         raise GitError("the repository has no commits yet", where=root, fix="commit something first")
     head_commit = repo.rev(head)
@@ -287,7 +287,7 @@ def verify_checks(
     says (``sandbox.mode: off`` warns)."""
     from agentflow.report.verify import CHECKS_FAILED, CHECKS_PASSED
 
-    repo = Repo(root)
+    repo = Repo(root, gitpython=False)
     if not repo.has_commits():
         raise GitError("the repository has no commits yet", where=root, fix="commit something first")
     head_commit = repo.rev(head)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from agentflow import locks
@@ -18,6 +19,7 @@ from agentflow.orchestration.api import Reporter
 # git refuses concurrent writes to the same ref or worktree list (and `worktree prune` can drop a
 # worktree another process is adding): serialise them across -j threads and agentflow processes.
 _GIT_LOCK = locks.GIT_LOCK  # with _GIT_LOCK(root): one lock per repository
+_FULL_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 FALLBACK_IDENTITY = {
@@ -68,10 +70,15 @@ def _ensure_excluded(repo: Repo) -> None:
 
 
 def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path:
-    """Create or reuse the plan's branch (from ``base_ref``) and its worktree at ``path``."""
+    """Create or reuse the plan's branch (from ``base_ref``) and its worktree at ``path``.
+
+    A folder that does not exist is no worktree to reuse: it is added straight away (a registration
+    left by a killed run is pruned by ``_add`` when git refuses), without listing the worktrees
+    first, one git process less under the git lock that ``-j`` runs take in turn."""
     with _GIT_LOCK(repo.root):
         _ensure_excluded(repo)
-        registered = {path.resolve(): ref for path, ref in repo.worktrees()}
+        exists = path.exists()
+        registered = {path.resolve(): ref for path, ref in repo.worktrees()} if exists else {}
         resolved = path.resolve()
         if resolved in registered:
             if registered[resolved] != f"refs/heads/{branch}":
@@ -80,7 +87,7 @@ def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path
                     fix=f"remove it with `git worktree remove {path}`",
                 )
             return path
-        if path.exists() and any(path.iterdir()):
+        if exists and any(path.iterdir()):
             raise GitError(
                 f"{path} exists and is not a worktree of this repository",
                 fix="move it away; agentflow creates the worktree itself",
@@ -89,7 +96,8 @@ def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path
         if repo.branch_exists(branch):
             add = ["worktree", "add", "--quiet", str(path), branch]
         else:
-            add = ["worktree", "add", "--quiet", "-b", branch, str(path), repo.rev(base_ref)]
+            start = base_ref if _FULL_ID.fullmatch(base_ref) else repo.rev(base_ref)  # an id: nothing to ask
+            add = ["worktree", "add", "--quiet", "-b", branch, str(path), start]
         _add(repo, add)
     return path
 
