@@ -406,6 +406,7 @@ def test_many_types_dispatched_and_recompiled_match_the_general_path(tmp_path, m
 
     monkeypatch.setattr(fastpath, "INLINE_TYPES", 2)
     monkeypatch.setattr(schema_module, "RECOMPILE_AFTER", 1)
+    monkeypatch.setattr(schema_module, "HOT_SHARE", 0)  # every type compiled, the rare ones too
     events = varied_events(2000)
     for i in range(0, 2000, 3):
         e = events[i]
@@ -419,3 +420,60 @@ def test_many_types_dispatched_and_recompiled_match_the_general_path(tmp_path, m
     _same(slow, _run(path, monkeypatch, fast=True))
     _same(slow, _run(path, monkeypatch, fast=True, workers=2))
     assert len(slow["types"]) > 40
+
+
+def _rare_and_hot_events(n: int, types: int) -> list[object]:
+    """Two hot types and ``types`` rare ones (a few events each), with planted defects among the
+    rare: a missing capsule_id, a nested field gone, a type change, sometimes-null objects."""
+    events: list[object] = []
+    for i in range(n):
+        t = i // 3 % types
+        kind = ("OrderPlaced", "OrderShipped")[i % 2] if i % 3 else f"Kind{t}Created"
+        e: dict = {"type": kind, "tenant_id": f"t{i % 5}", "seq": i if t % 11 else str(i)}
+        if t % 13 or kind.startswith("Order"):
+            e["capsule_id"] = f"c{i % 4}"
+        e["actor"] = {"id": f"u{i % 9}", "role": "admin"} if t % 7 else {"id": f"u{i % 9}"}
+        e["payload"] = None if i % 17 == 0 else {f"f{t % 6}": i, "tags": ["#x"], "meta": {"v": 1}}
+        e["pk"] = f"TENANT#{e['tenant_id']}#CAPSULE#{e.get('capsule_id', '')}#{kind.upper()}#{i}"
+        events.append(e)
+    return events
+
+
+def test_rare_types_stay_on_the_general_path_with_the_same_results(tmp_path, monkeypatch):
+    # 300 rare types (about 1 event in 450 each) and two hot ones: only the hot ones are compiled,
+    # the rare ones go the general path, and every result is the one of the compiled path for all
+    # types (HOT_SHARE 0) and of the general path alone.
+    from agentflow.evaluator import fastpath
+    from agentflow.evaluator.reader import read_logs
+
+    path = tmp_path / "rare.jsonl"
+    path.write_bytes(b"\n".join(_lines(_rare_and_hot_events(6000, 300), bad_every=700)) + b"\n")
+    aggregator = read_logs([path], workers=1)  # the default settings (_run learns on 25 lines only)
+    assert {c.name for c in aggregator.fast.types.values()} == {"OrderPlaced", "OrderShipped"}
+    slow = _run(path, monkeypatch, fast=False)
+    adaptive = _run(path, monkeypatch, fast=True)
+    _same(slow, adaptive)
+    _same(slow, _run(path, monkeypatch, fast=True, workers=2))
+    assert len(slow["types"]) == 302 and any(f["severity"] == "critical" for f in slow["findings"])
+    monkeypatch.setattr(schema_module, "HOT_SHARE", 0)
+    monkeypatch.setattr(fastpath, "INLINE_TYPES", 2)
+    _same(slow, _run(path, monkeypatch, fast=True))
+    assert len(read_logs([path], workers=1).fast.types) > 200  # the rare ones too (not those first seen late)
+
+
+def test_a_type_that_turns_hot_late_is_compiled(tmp_path, monkeypatch):
+    # Rare while the shapes are learnt, then most of the log: compiled at a later check.
+    from agentflow.evaluator.reader import read_logs
+
+    events = _rare_and_hot_events(3000, 300)
+    events += [{"type": "LateComer", "tenant_id": "t1", "capsule_id": "c1", "n": i} for i in range(6000)]
+    path = tmp_path / "late.jsonl"
+    path.write_bytes(b"\n".join(_lines(events)) + b"\n")
+    _same(_run(path, monkeypatch, fast=False), _run(path, monkeypatch, fast=True))
+    monkeypatch.setattr(schema_module, "LEARN_LINES", 25)
+    from agentflow.evaluator import reader
+
+    monkeypatch.setattr(reader, "BLOCK", 1 << 14)
+    aggregator = read_logs([path], workers=1)
+    assert "LateComer" in {c.name for c in aggregator.fast.types.values()}
+    assert sum(s.count for key, s in aggregator.shapes.items() if key[0] == "fast" and key[1] == "LateComer") > 1000

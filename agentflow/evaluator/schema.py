@@ -48,6 +48,13 @@ MAX_COMPILES = 16  # a log whose shapes keep changing stays on the general path 
 # A new shape recompiles once the general path took this many lines per compiled type (at least 8
 # types' worth) since the last compilation: recompiling 2,000 types costs more than a few lines.
 RECOMPILE_AFTER = 32
+# Only *hot* types are compiled: those with at least this share of the events seen so far (a type
+# once compiled stays). A Struct class, its decoder tables and its generated code cost about a
+# millisecond per type and a 2,000-class union decodes slower than a few classes (caches), while a
+# type with 100 events gains little: 2,000 rare types ran 5.6x slower per event than 5 common ones.
+# Rare types stay on the general path, which gives the same results; whether a type is hot is
+# reconsidered each time the general path took half as many lines as were analysed so far.
+HOT_SHARE = 0.01
 
 
 def _fast_path_available() -> bool:
@@ -163,6 +170,7 @@ class Aggregator:
         self.fast: Any = None
         self.learned = 0  # lines analysed before the first compilation
         self.compiles = 0
+        self.checked = False  # whether the shapes were considered for compiling at all
         self.dirty = False  # a new shape appeared since the last compilation
         self.slow_since = 0  # lines the general path took (or rescanned) since the last compilation
         self.plain_only = True  # no EventBridge/CloudEvents/event_type envelope seen
@@ -229,34 +237,56 @@ class Aggregator:
             self.learned += start
             if self.learned < LEARN_LINES:
                 return
-        if self.fast is None or (self.dirty and self.slow_since >= RECOMPILE_AFTER * max(8, len(self.fast.types))):
+        if self._compile_due():
             self._compile()
         if start < len(lines):
             if self.fast is None:
                 self._add_slow(lines[start:], file_index, first_line + start)
+                self.slow_since += len(lines) - start
             else:
                 self._add_fast(lines[start:] if start else lines, file_index, first_line + start, hashes)
+
+    def _compile_due(self) -> bool:
+        """Time to (re)compile: never yet; new shapes of a compiled schema after enough general-path
+        lines; or the general path took half as many lines as were analysed (a rare type may be hot now)."""
+        if not self.checked:
+            return True
+        if self.slow_since >= max(RECOMPILE_AFTER * 8, self.events // 2):
+            return True
+        return (
+            self.fast is not None and self.dirty and self.slow_since >= RECOMPILE_AFTER * max(8, len(self.fast.types))
+        )
 
     def _compile(self) -> None:
         from agentflow.evaluator import fastpath
 
         self.flush()
         self.dirty = False
+        self.checked = True
         if not self.plain_only:  # mixed envelopes: the general path decides each event's payload
             self.fast, self.fast_enabled = None, False
             return
         if self.compiles >= MAX_COMPILES or len(self.shapes) >= MAX_SHAPES:
             return  # keep the current compiled schema; new shapes keep going the general path
         by_type: dict[str, list[Shape]] = {}
+        events: dict[str, int] = {}
         for shape in self.shapes.values():
             if shape.event_type not in self.map_paths:  # maps are collapsed by the general path only
                 by_type.setdefault(shape.event_type, []).append(shape)
+                events[shape.event_type] = events.get(shape.event_type, 0) + shape.count
+        compiled = {c.name: c for c in self.fast.types.values()} if self.fast is not None else {}
+        hot = HOT_SHARE * self.events
+        by_type = {name: shapes for name, shapes in by_type.items() if name in compiled or events[name] >= hot}
         tag = self.type_field[0] if self.type_field else "type"
         key_paths = {name: set(self.templates.get(name, ())) for name in by_type}  # fields seen with a '#'
+        self.slow_since = 0
+        if by_type.keys() == compiled.keys() and all(
+            compiled[name].same_input(shapes, key_paths[name]) for name, shapes in by_type.items()
+        ):
+            return  # nothing new to compile (no type, or the same types and shapes)
         previous = self.fast
         self.fast = fastpath.compile_schema(by_type, tag, EXAMPLE_EVENTS, key_paths, previous) if by_type else None
         self.compiles += 1
-        self.slow_since = 0
 
     def _add_fast(
         self, lines: list[bytes], file_index: int, first_line: int, hashes: tuple[int, bool] | None = None
