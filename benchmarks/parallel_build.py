@@ -20,7 +20,8 @@ exits), so the ratio shows how the runs scale; ``both`` (the default) measures e
 the ratio of medians (the speed-up) and where a ``-j N`` build's time goes: start-up until the first
 model call, the calls themselves, and the end after the last one. Every build must approve every
 plan in the sandbox asked for (the run_started events say which one ran); the CPU of the build
-process and its children is reported too. Exits 1 when the ratio (of the first mode: warm with
+process and its children is reported too, and in warm mode the CPU spent on the clock (the SDK
+import left out): divided by the machine's CPUs, the shortest a ``-j N`` build could take. Exits 1 when the ratio (of the first mode: warm with
 ``both``) is under ``--min-ratio`` (#19 item 5: at least 3.3x) or a build did not approve every plan.
 
 ``--code DIR`` (repeatable) times another checkout (``PYTHONPATH`` points at it, e.g. a worktree of an
@@ -126,15 +127,19 @@ def outcomes(repo: Path) -> tuple[list[str], set[str]]:
 
 # "warm": the SDK is imported before the clock starts, so the time is the build's own (start-up of the
 # CLI included) and the ratio shows how the runs scale; "cold" is the plain command a user waits for
-WARM = """import sys, time
+WARM = """import resource, sys, time
 import anthropic  # noqa: F401 - before the clock: the SDK import is the same for -j 1 and -j N
 began = time.monotonic()
+mine = resource.getrusage(resource.RUSAGE_SELF)
 from agentflow.cli import main
 sys.argv = ["agentflow", *sys.argv[1:]]
 try:
     main()
 finally:
-    print(f"agentflow-bench-clock {began} {time.monotonic()}", file=sys.stderr)
+    ended = time.monotonic()
+    now, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = (now.ru_utime - mine.ru_utime) + (now.ru_stime - mine.ru_stime)
+    print(f"agentflow-bench-clock {began} {ended} {own} {kids.ru_utime + kids.ru_stime}", file=sys.stderr)
 """
 
 
@@ -159,16 +164,22 @@ def one_build(
     done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, check=False)
     ended = time.monotonic()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    clocked: tuple[float, float] | None = None
     if warm:  # the build's own time: from the clock in WARM to the end of main(), before the interpreter exits
-        clock = re.findall(r"agentflow-bench-clock ([0-9.]+) ([0-9.]+)", done.stderr)
+        clock = re.findall(r"agentflow-bench-clock ([0-9.]+) ([0-9.]+) ([0-9.]+) ([0-9.]+)", done.stderr)
         if clock:  # time.monotonic() is one clock for every process on Linux
             began, ended = float(clock[-1][0]), float(clock[-1][1])
+            clocked = float(clock[-1][2]), float(clock[-1][3])  # CPU on the clock: the process's, its children's
     calls = fake.times[first:]
     outcome, sandboxes = outcomes(repo) if (repo / ".agentflow" / "ledger.db").exists() else ([], set())
     return {
         "wall_s": ended - began,
         # CPU of the process and everything it ran (git, bwrap, checks), the SDK import included
         "cpu_s": (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime),
+        # warm: the CPU spent while the clock ran (the SDK import before it left out), the build
+        # process's own (one GIL) and its children's (git, bwrap, the checks)
+        "clock_cpu_s": sum(clocked) if clocked else None,
+        "clock_own_cpu_s": clocked[0] if clocked else None,
         "exit": done.returncode,
         "approved": sum(1 for o in outcome if o == "approved"),
         "sandboxes": sorted(sandboxes),
@@ -177,6 +188,17 @@ def one_build(
         "after_last_call_s": (ended - calls[-1]) if calls else None,
         "stderr": done.stderr[-2000:] if done.returncode else "",
     }
+
+
+def _clock_cpu(serial: list[dict[str, Any]], parallel: list[dict[str, Any]]) -> dict[str, Any]:
+    """Warm mode: the CPU a build spends on the clock, and the shortest a ``-j N`` build could take on
+    this machine's CPUs with that much work (its "CPU floor"), whatever the scheduling."""
+    rows = [r for r in serial + parallel if r["clock_cpu_s"] is not None]
+    if not rows:
+        return {}
+    cpu = statistics.median(r["clock_cpu_s"] for r in rows)
+    own = statistics.median(r["clock_own_cpu_s"] for r in rows)
+    return {"clock_cpu_s": cpu, "clock_own_cpu_s": own, "jn_cpu_floor_s": cpu / (os.cpu_count() or 1)}
 
 
 def main() -> int:
@@ -250,6 +272,7 @@ def main() -> int:
                 "jn_after_last_call_s": statistics.median(r["after_last_call_s"] or 0 for r in parallel),
                 "j1_cpu_s": statistics.median(r["cpu_s"] for r in serial),
                 "jn_cpu_s": statistics.median(r["cpu_s"] for r in parallel),
+                **_clock_cpu(serial, parallel),
                 "calls_per_build": statistics.median(r["calls"] for r in serial + parallel),
                 "sandboxes": sorted({s for r in serial + parallel for s in r["sandboxes"]}),
             }
@@ -278,6 +301,12 @@ def main() -> int:
                 f"{row['code']} {row['mode']}: -j 1 {row['j1_runs_s']}, -j {j} {row['jn_runs_s']}, "
                 f"CPU {row['j1_cpu_s']:.2f} s / {row['jn_cpu_s']:.2f} s, {row['calls_per_build']:g} calls a build, sandbox {', '.join(row['sandboxes'])}"
             )
+            if "clock_cpu_s" in row:
+                print(
+                    f"  on the clock: {row['clock_cpu_s']:.2f} s of CPU a build ({row['clock_own_cpu_s']:.2f} s "
+                    f"the build process's own, one GIL), so -j {j} can take no less than "
+                    f"{row['jn_cpu_floor_s']:.2f} s on {os.cpu_count()} CPUs"
+                )
         for failure in failures:
             print(f"FAILED: {failure}")
     target = [row for row in report["rows"] if row["code"] == str(codes[-1]) and row["mode"] == modes[0]]

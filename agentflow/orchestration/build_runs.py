@@ -146,8 +146,17 @@ class BuildDriver:
         if commit is None and self.worktree_repo.trailers(before) == trailers:
             # killed between `git commit` and the ledger event: the commit exists, record it
             commit, before = before, self.worktree_repo.rev(f"{before}^")
-        files = self.worktree_repo.changed_files(before, commit) if commit else []
-        stat = self.worktree_repo.diffstat(before, commit) if commit else None
+        # cycle 1's change is base..commit, which the verify step reads again: asked once (Run's cache)
+        files = (
+            (run.changed_files(commit) if before == run.base_commit else run.repo.changed_files(before, commit))
+            if commit
+            else []
+        )
+        stat = (
+            (run.diffstat(commit) if before == run.base_commit else run.repo.diffstat(before, commit))
+            if commit
+            else None
+        )
         out_of_scope = [f["file"] for f in scope_findings(files, self.plan.scope)]
         run.emit(
             BuilderCommitted(
@@ -596,6 +605,11 @@ def build(
             reporter.on_message(f"plan {plan.id} is a draft (status: draft); building it anyway")
     if len(plans) == 1:
         return [build_contained(root, plans[0], options, reporter, config, contain=False)]
+    if options.jobs > 1:
+        # made (or migrated) once, here: -j runs creating a new ledger at once waited for each other
+        # (SQLite answers "locked" at once while another connection converts the file to WAL, and
+        # each of them retried every 50 ms), the last one 0.1-0.2 s before its run could start
+        Ledger.open(root).close()
     if options.jobs == 1:
         return [build_contained(root, plan, options, reporter, config) for plan in plans]
     return _build_parallel(root, plans, options, reporter, config)

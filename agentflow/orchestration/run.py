@@ -36,7 +36,7 @@ from agentflow.events import (
     ToolCalled,
     VerdictRecorded,
 )
-from agentflow.git import NOTES_REF, Repo
+from agentflow.git import EMPTY_TREE, NOTES_REF, DiffStat, Repo
 from agentflow.inputs import TrustedInputs
 from agentflow.ledger import Ledger
 from agentflow.notes import parse_lines
@@ -99,6 +99,8 @@ class Run:
 
     sandbox: Sandbox | None = None  # None: from the config (mode auto fails closed where bwrap cannot run)
     _changed: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
+    _stats: dict[tuple[str, str], DiffStat] = field(default_factory=dict, repr=False)
+    _tree_cache: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.sandbox is None:
@@ -285,7 +287,7 @@ class Run:
             "patterns": self.patterns_text,
             "base": self.base_commit[:12],
             "head": commit[:12],
-            "diffstat": str(self.repo.diffstat(self.base_commit, commit)),
+            "diffstat": str(self.diffstat(commit)),
             "files": self.changed_files(commit),
             "diff": diff,
             "diff_truncated": truncated,
@@ -326,6 +328,16 @@ class Run:
         if key not in self._changed:
             self._changed[key] = self.repo.changed_files(self.base_commit, commit)
         return list(self._changed[key])
+
+    def diffstat(self, commit: str) -> DiffStat:
+        """The diffstat of base..commit, one git process per commit (the commit step and the
+        verifier's context both show it)."""
+        key = (self.base_commit, commit)
+        if not all(_FULL_ID.fullmatch(c) for c in key):
+            return self.repo.diffstat(self.base_commit, commit)
+        if key not in self._stats:
+            self._stats[key] = self.repo.diffstat(self.base_commit, commit)
+        return self._stats[key]
 
     def _commit_messages(self, commit: str) -> list[str]:
         log = self.repo.git("log", "--format=%B%x00", f"{self.base_commit}..{commit}")
@@ -418,7 +430,7 @@ class Run:
                 run=self.run_id,
                 outcome=outcome,
                 decision=verdict.decision if verdict else None,
-                tree=self.repo.tree(commit),
+                tree=self._trees(commit)[0],
                 base=self.base_commit,
                 patch_id=self.repo.patch_id(self.base_commit, commit),
                 checks=note_checks([_check_dict(c) for c in checks]),
@@ -472,8 +484,25 @@ class Run:
 
     def _binding(self, commit: str) -> dict[str, Any]:
         """What the approval is bound to besides the tree (#13 item 3): the base's and the parent's tree."""
-        parent = self.repo.change_base(commit, None)
-        return {"base_tree": self.repo.base_tree(self.base_commit), "parent_tree": self.repo.base_tree(parent)}
+        _, base_tree, parent_tree = self._trees(commit)
+        return {"base_tree": base_tree, "parent_tree": parent_tree}
+
+    def _trees(self, commit: str) -> tuple[str, str, str]:
+        """The trees of ``commit``, of the base and of ``commit``'s first parent (the empty tree for a
+        root commit), read in one ``git cat-file --batch-check`` (they were four git processes)."""
+        key = (self.base_commit, commit)
+        if key in self._tree_cache:
+            return self._tree_cache[key]
+        parent = f"{commit}^1"
+        found = self.repo.trees([commit, self.base_commit, parent]) if commit and self.base_commit else {}
+        if commit in found and self.base_commit in found:
+            trees = (found[commit], found[self.base_commit], found.get(parent, EMPTY_TREE))
+            if all(_FULL_ID.fullmatch(c) for c in key):  # ids name immutable content: asked once
+                self._tree_cache[key] = trees
+            return trees
+        # one is missing: ask as before, so that the error (or the empty base) is the same
+        first = self.repo.change_base(commit, None)
+        return self.repo.tree(commit), self.repo.base_tree(self.base_commit), self.repo.base_tree(first)
 
     def _note_facts(self, commit: str, cycle: int, verdict: Verdict | None) -> dict[str, Any]:
         """Binding and verdict facts beyond DESIGN.md's fields: the approved base tree (#13 item 3),
