@@ -137,7 +137,7 @@ class Analysis:
 
 def build_analysis(aggregator: Aggregator, files: list[str]) -> Analysis:
     """Per-type field statistics from the aggregator's shapes (deterministic order)."""
-    aggregator.flush()
+    aggregator.finish()  # the fast path's counts, and the maps of types with few shapes
     by_type: dict[str, list[Any]] = {name: [] for name in aggregator.unanalysed_by_type}
     for shape in aggregator.shapes.values():
         by_type.setdefault(shape.event_type, []).append(shape)

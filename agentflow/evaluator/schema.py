@@ -179,6 +179,8 @@ class Aggregator:
         self.unanalysed_by_type: dict[str, int] = {}  # events beyond MAX_SHAPES, per type
         # event type -> paths of map-like objects (labels, attribute maps): their keys collapse to {*}
         self.map_paths: dict[str, tuple[tuple[str, ...], ...]] = {}
+        # event type -> top-level keys kept when the root itself is map-like (root_map_keys)
+        self.root_keep: dict[str, frozenset[str]] = {}
         self.shapes_by_type: dict[str, int] = {}
 
     # -- per event -----------------------------------------------------------------------------
@@ -277,6 +279,13 @@ class Aggregator:
         compiled = {c.name: c for c in self.fast.types.values()} if self.fast is not None else {}
         hot = HOT_SHARE * self.events
         by_type = {name: shapes for name, shapes in by_type.items() if name in compiled or events[name] >= hot}
+        for name in list(by_type):
+            shapes = by_type[name]
+            if len(shapes) > 1 and self._find_maps(name, shapes):
+                self._recollapse(name)  # a type with maps is left to the general path (it collapses them)
+                del by_type[name]
+            elif any(ambiguous_keys(shape.fields) for shape in shapes):
+                del by_type[name]  # a key with a dot: the compiled schema names its fields by dotted path
         tag = self.type_field[0] if self.type_field else "type"
         key_paths = {name: set(self.templates.get(name, ())) for name in by_type}  # fields seen with a '#'
         self.slow_since = 0
@@ -340,7 +349,8 @@ class Aggregator:
                 fields = compiled.fields_for(mask)
                 key = ("fast", compiled.name, fields)
                 if compiled.name in self.map_paths:  # compiled before its maps were recognised
-                    fields = collapse_fields(fields, [".".join(p) for p in self.map_paths[compiled.name]])
+                    maps = list(self.map_paths[compiled.name])
+                    fields = collapse_fields(fields, maps, self.root_keep.get(compiled.name))
                     key = ("mapped", compiled.name, fields)
                 shape = Shape(compiled.name, fields, count, lines, examples)
                 mine = self.shapes.get(key)
@@ -388,7 +398,7 @@ class Aggregator:
             else:
                 payload = event
             if self.map_paths and event_type in self.map_paths:
-                payload = collapse_maps(payload, self.map_paths[event_type])
+                payload = collapse_maps(payload, self.map_paths[event_type], self.root_keep.get(event_type))
             try:
                 types = tuple(map(type, payload.values()))
                 if dict in types:
@@ -444,7 +454,7 @@ class Aggregator:
             self.bad(file_index, line, "no event type (looked for " + self.type_description() + ")")
             return
         if self.map_paths and event_type in self.map_paths:
-            payload = collapse_maps(payload, self.map_paths[event_type])
+            payload = collapse_maps(payload, self.map_paths[event_type], self.root_keep.get(event_type))
         try:
             key = (event_type, *signature(payload))  # the same key add_lines computes inline
             shape = self.shapes.get(key)
@@ -481,27 +491,60 @@ class Aggregator:
         """A new shape in the table; every ``MAP_CHECK`` shapes of one type, look for map-like objects."""
         shape = self.shapes[key] = self._new_shape(event_type, payload)
         seen = self.shapes_by_type[event_type] = self.shapes_by_type.get(event_type, 0) + 1
-        if seen % MAP_CHECK == 0:
-            found = map_like_paths([s for s in self.shapes.values() if s.event_type == event_type])
-            known = set(self.map_paths.get(event_type, ()))
-            new = [tuple(p.split(".")) for p in found if tuple(p.split(".")) not in known]
-            if new:
-                self.map_paths[event_type] = tuple(sorted(known | set(new)))
-                # The next compilation leaves this type to the general path. The new shape may
-                # have been merged into another: count this event there.
-                return self._recollapse(event_type).get(id(shape), shape)
+        if seen % MAP_CHECK == 0 and self._find_maps(
+            event_type, [s for s in self.shapes.values() if s.event_type == event_type]
+        ):
+            # The next compilation leaves this type to the general path. The new shape may
+            # have been merged into another: count this event there.
+            return self._recollapse(event_type).get(id(shape), shape)
         return shape
 
-    def _recollapse(self, event_type: str) -> dict[int, Shape]:
+    def _find_maps(self, event_type: str, shapes: list[Shape]) -> bool:
+        """Look for map-like objects (and a map-like root) in one type's shapes; True if new ones."""
+        keep = self.root_keep.get(event_type)
+        new_root = keep is None and (keep := root_map_keys(shapes)) is not None
+        if new_root:
+            self.root_keep[event_type] = keep
+        known = set(self.map_paths.get(event_type, ()))
+        new = set(map_like_paths(shapes)) - known
+        if keep is not None:  # maps under the root's collapsed keys are gone with them
+            new = {p for p in new if p[0] in keep}
+            known = {p for p in known if p[0] in keep}
+        if not new and not new_root:
+            return False
+        self.map_paths[event_type] = tuple(sorted(known | new))
+        return True
+
+    def finish(self) -> None:
+        """The end of reading: flush the fast path, look for map-like objects in every type with
+        more than one shape (also those with fewer than ``MAP_CHECK`` shapes, and the shapes the
+        last periodic check did not see), and collapse the maps of every type that has some (also
+        in shapes merged from workers that had not recognised them)."""
+        self.flush()
+        keys_by_type: dict[str, list[tuple[Any, ...]]] = {}
+        for key, shape in self.shapes.items():
+            keys_by_type.setdefault(shape.event_type, []).append(key)
+        for event_type, keys in keys_by_type.items():
+            if len(keys) > 1:
+                self._find_maps(event_type, [self.shapes[k] for k in keys])
+            if event_type in self.map_paths:
+                self._recollapse(event_type, keys)
+
+    def _recollapse(self, event_type: str, keys: list[tuple[Any, ...]] | None = None) -> dict[int, Shape]:
         """Merge the type's shapes that differ only inside map-like objects (their keys become {*});
-        returns ``id(old shape) -> the shape it was merged into``."""
-        paths = [".".join(p) for p in self.map_paths[event_type]]
+        returns ``id(old shape) -> the shape it was merged into``. ``keys``: the type's shape keys."""
+        paths = list(self.map_paths[event_type])
+        keep = self.root_keep.get(event_type)
         merged: dict[int, Shape] = {}
-        for key in [k for k, s in self.shapes.items() if s.event_type == event_type]:
+        if keys is None:
+            keys = [k for k, s in self.shapes.items() if s.event_type == event_type]
+        for key in keys:
             shape = self.shapes.pop(key)
-            shape.fields = collapse_fields(shape.fields, paths)
-            shape.string_paths = tuple(sp for sp in shape.string_paths if not _under_map(sp[0], paths))
-            shape.key_paths = tuple(sp for sp in shape.key_paths if not _under_map(sp[0], paths))
+            mapping = path_map(shape.fields, paths, keep)
+            shape.fields = collapse_fields(shape.fields, paths, keep)
+            shape.string_paths = tuple(sp for sp in shape.string_paths if not _under_map(sp[1], paths, keep))
+            shape.key_paths = tuple(sp for sp in shape.key_paths if not _under_map(sp[1], paths, keep))
+            shape.examples = _collapse_examples(shape.examples, {old: new for old, new, _ in mapping})
             target_key = ("mapped", event_type, shape.fields)
             mine = self.shapes.get(target_key)
             if mine is None:
@@ -509,7 +552,7 @@ class Aggregator:
             else:
                 mine.merge(shape)
                 merged[id(shape)] = mine
-        self.shapes_by_type[event_type] = sum(1 for s in self.shapes.values() if s.event_type == event_type)
+        self.shapes_by_type[event_type] = len(keys) - len(merged)
         return merged
 
     def _new_shape(self, event_type: str, payload: dict[str, Any]) -> Shape:
@@ -566,6 +609,9 @@ class Aggregator:
             self.unanalysed_by_type[event_type] = self.unanalysed_by_type.get(event_type, 0) + n
         for event_type, paths in other.map_paths.items():
             self.map_paths[event_type] = tuple(sorted(set(self.map_paths.get(event_type, ())) | set(paths)))
+        for event_type, keep in other.root_keep.items():  # fewer kept keys: collapsing again is safe
+            mine = self.root_keep.get(event_type)
+            self.root_keep[event_type] = keep if mine is None else mine & keep
         for key, shape in other.shapes.items():
             if line_offset or file_offset:
                 shape.lines = [(f + file_offset, n + line_offset) for f, n in shape.lines]
@@ -593,36 +639,107 @@ def _source(value: Any) -> str | None:
     return value if type(value) is str else None
 
 
-def _under_map(path: str, maps: list[str]) -> bool:
-    return any(path.startswith(m + ".") for m in maps)
+def _under_map(keys: tuple[str, ...], maps: list[tuple[str, ...]], keep: frozenset[str] | None = None) -> bool:
+    """Whether the node at ``keys`` is inside a map-like object (or under a collapsed key of a map-like root)."""
+    if keep is not None and keys[0] not in keep:
+        return True
+    return any(len(keys) > len(m) and keys[: len(m)] == m for m in maps)
 
 
-def map_like_paths(shapes: list[Shape]) -> list[str]:
-    """Object paths of one type used as maps: many distinct child keys, each in few events."""
-    total = sum(s.count for s in shapes) or 1
-    children: dict[str, dict[str, int]] = {}
+def _collapse_examples(examples: dict[str, list[Any]], mapping: dict[str, str]) -> dict[str, list[Any]]:
+    """A shape's examples by collapsed path (``path_map``), at most ``EXAMPLES_PER_FIELD`` each."""
+    out: dict[str, list[Any]] = {}
+    for path, values in examples.items():
+        mine = out.setdefault(mapping.get(path, path), [])
+        for value in values:
+            if len(mine) < EXAMPLES_PER_FIELD and value not in mine:
+                mine.append(value)
+    return out
+
+
+def _nodes(fields: tuple[tuple[str, str], ...]) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """``[(path, json type, parent path, keys)]`` of a shape's nodes, ``keys`` the real keys from the
+    root. Paths join keys with dots, so a key holding a dot (``app.kubernetes.io/name``) makes them
+    ambiguous; the nodes are in ``flatten`` order (an object, then its children), which tells
+    them apart: a node's parent is the innermost object before it whose path is a prefix of its own."""
+    out: list[tuple[str, str, str, tuple[str, ...]]] = []
+    stack: list[tuple[str, tuple[str, ...]]] = []  # (path, keys) of the open objects
+    for path, json_type in fields:
+        while stack and not path.startswith(stack[-1][0] + "."):
+            stack.pop()
+        parent, keys = stack[-1] if stack else ("", ())
+        keys = (*keys, path[len(parent) + 1 :] if parent else path)
+        out.append((path, json_type, parent, keys))
+        if json_type == "object":
+            stack.append((path, keys))
+    return out
+
+
+def ambiguous_keys(fields: tuple[tuple[str, str], ...]) -> bool:
+    """Whether a key of the shape holds a dot (its path does not name its parent object)."""
+    return any("." in keys[-1] for _, _, _, keys in _nodes(fields))
+
+
+def map_like_paths(shapes: list[Shape]) -> list[tuple[str, ...]]:
+    """Objects of one type used as maps (their keys from the root): many distinct child keys, each
+    in few of the events where the object is present (not of all the type's events: an object in
+    one event of fifty, such as ``changes.new_repository``, is a record, not a map)."""
+    children: dict[tuple[str, ...], dict[str, int]] = {}
+    objects: dict[tuple[str, ...], int] = {}  # keys -> events where it is an object
     for shape in shapes:
-        for path, _ in shape.fields:
-            if "." not in path:
+        for _, json_type, parent, keys in _nodes(shape.fields):
+            if json_type == "object":
+                objects[keys] = objects.get(keys, 0) + shape.count
+            if not parent or keys[-1] == MAP_KEY:
                 continue
-            parent, leaf = path.rsplit(".", 1)
-            if leaf == MAP_KEY:
-                continue
-            by_leaf = children.setdefault(parent, {})
-            by_leaf[leaf] = by_leaf.get(leaf, 0) + shape.count
-    found = []
-    for parent, by_leaf in children.items():
-        if len(by_leaf) < MAP_MIN_KEYS or any(parent.startswith(f + ".") for f in found):
+            by_leaf = children.setdefault(keys[:-1], {})
+            by_leaf[keys[-1]] = by_leaf.get(keys[-1], 0) + shape.count
+    found: list[tuple[str, ...]] = []
+    for parent, by_leaf in sorted(children.items(), key=lambda item: (len(item[0]), item[0])):
+        if len(by_leaf) < MAP_MIN_KEYS or any(parent[: len(f)] == f for f in found):
             continue
-        shares = sorted(n / total for n in by_leaf.values())
+        base = objects.get(parent) or 1
+        shares = sorted(n / base for n in by_leaf.values())
         if shares[len(shares) // 2] <= MAP_MAX_SHARE:
             found.append(parent)
-    return sorted(found, key=lambda p: (p.count("."), p))
+    return found
 
 
-def collapse_maps(payload: dict[str, Any], maps: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
-    """A copy of ``payload`` whose map-like objects keep one representative child under ``{*}``."""
-    out = dict(payload)
+def root_map_keys(shapes: list[Shape]) -> frozenset[str] | None:
+    """The top-level keys to keep when the events' root object is used as a map (every event with
+    its own keys), else None: at least ``MAP_MIN_KEYS`` distinct top-level keys, the median in at
+    most ``MAP_MAX_SHARE`` of the type's events. The keys in more events than that (the type
+    field, a tenant id) are kept; the others collapse to ``{*}``."""
+    total = sum(s.count for s in shapes) or 1
+    by_key: dict[str, int] = {}
+    for shape in shapes:
+        for _, _, parent, keys in _nodes(shape.fields):
+            if not parent and keys[0] != MAP_KEY:
+                by_key[keys[0]] = by_key.get(keys[0], 0) + shape.count
+    if len(by_key) < MAP_MIN_KEYS:
+        return None
+    shares = sorted(n / total for n in by_key.values())
+    if shares[len(shares) // 2] > MAP_MAX_SHARE:
+        return None
+    return frozenset(key for key, n in by_key.items() if n / total > MAP_MAX_SHARE)
+
+
+def collapse_maps(
+    payload: dict[str, Any], maps: tuple[tuple[str, ...], ...], keep: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """A copy of ``payload`` whose map-like objects keep one representative child under ``{*}``;
+    with ``keep`` (``root_map_keys``) the root is a map too: its other keys collapse the same way."""
+    if keep is None:
+        out = dict(payload)
+    else:
+        out, rest = {}, None
+        for key, value in payload.items():
+            if key in keep:
+                out[key] = value
+            elif rest is None:
+                rest = (value,)
+        if rest is not None:
+            out[MAP_KEY] = rest[0]
     for parts in maps:
         _collapse_at(out, parts)
     return out
@@ -640,17 +757,35 @@ def _collapse_at(obj: dict[str, Any], parts: tuple[str, ...]) -> None:
     _collapse_at(copy, parts[1:])
 
 
-def collapse_fields(fields: tuple[tuple[str, str], ...], maps: list[str]) -> tuple[tuple[str, str], ...]:
-    """A shape's (path, json type) nodes with the keys of map-like objects replaced by ``{*}``."""
+def collapse_fields(
+    fields: tuple[tuple[str, str], ...], maps: list[tuple[str, ...]], keep: frozenset[str] | None = None
+) -> tuple[tuple[str, str], ...]:
+    """A shape's (path, json type) nodes with the keys of map-like objects (``maps``: their keys
+    from the root) replaced by ``{*}``, and with ``keep``, the top-level keys not in it
+    (``collapse_maps``)."""
     out: dict[str, str] = {}  # one node per path: a shape counts each of its fields once
-    for path, json_type in fields:
-        for m in maps:
-            if path.startswith(m + "."):
-                rest = path[len(m) + 1 :].split(".", 1)
-                path = f"{m}.{MAP_KEY}" + (f".{rest[1]}" if len(rest) > 1 else "")
-                break
+    for _, path, json_type in path_map(fields, maps, keep):
         out.setdefault(path, json_type)
     return tuple(out.items())
+
+
+def path_map(
+    fields: tuple[tuple[str, str], ...], maps: list[tuple[str, ...]], keep: frozenset[str] | None = None
+) -> list[tuple[str, str, str]]:
+    """``[(path, collapsed path, json type)]`` of a shape's nodes (``collapse_fields``)."""
+    map_set = set(maps)
+    new_of: dict[str, str] = {"": ""}  # original path -> collapsed path, parents first
+    out: list[tuple[str, str, str]] = []
+    for path, json_type, parent, keys in _nodes(fields):
+        key = keys[-1]
+        if (not parent and keep is not None and key not in keep) or keys[:-1] in map_set:
+            key = MAP_KEY
+        base = new_of.get(parent, parent)
+        new = f"{base}.{key}" if base else key
+        if json_type == "object":
+            new_of[path] = new
+        out.append((path, new, json_type))
+    return out
 
 
 _INVALID = object()

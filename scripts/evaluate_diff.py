@@ -1,0 +1,101 @@
+"""Diff ``agentflow evaluate --format json`` between two agentflow trees on the real-world corpora.
+
+Usage: python3 scripts/evaluate_diff.py [--before /work/main] [--after .] [LOG ...]
+
+Without LOGs it runs every corpus in ``../shared/realworld-events/*/events.jsonl``, once with the
+default config and once with the scope configured as ``tests/test_evaluator_realworld.py`` does.
+Each tree's own code is used (``PYTHONPATH=TREE``); the run happens in a scratch folder holding
+only ``agentflow.yaml``, so nothing is recorded. Prints the findings and type fields that differ
+and exits 1 when anything does (0 when the outputs agree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+CORPORA = HERE.parent / "shared" / "realworld-events"
+SCOPES = {  # as CONFIGURED_SCOPE in tests/test_evaluator_realworld.py
+    "gharchive-pinot": ["repo.id"],
+    "github-webhooks-octokit": ["repository"],
+    "aws-eventbridge-samples": ["account"],
+    "a2b-cloudevents": ["agency_identification"],
+}
+
+
+def run(tree: Path, log: Path, scope: list[str] | None) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
+        if scope is not None:
+            Path(scratch, "agentflow.yaml").write_text("events:\n  isolation_fields: [" + ", ".join(scope) + "]\n")
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        command = [sys.executable, "-m", "agentflow", "evaluate", str(log), "--format", "json", "--no-record"]
+        done = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True, check=False)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{tree}: exit {done.returncode} on {log}: {done.stderr.strip()}")
+    data = json.loads(done.stdout)
+    data["exit_code"] = done.returncode
+    return data
+
+
+def findings(data: dict) -> dict[str, tuple]:
+    return {f["id"]: (f["severity"], f["rule"], f["event_type"], f["field"], f["message"]) for f in data["findings"]}
+
+
+def fields(data: dict) -> dict[str, dict[str, int]]:
+    return {t["type"]: {p: f["count"] for p, f in t["fields"].items()} for t in data["types"]}
+
+
+def diff(name: str, before: dict, after: dict) -> list[str]:
+    out = []
+    for key in ("events", "bad_lines", "unanalysed_events", "exit_code", "inferred_scope", "warnings"):
+        if before.get(key) != after.get(key):
+            out.append(f"  {key}: {before.get(key)} -> {after.get(key)}")
+    old, new = findings(before), findings(after)
+    for fid in sorted(old.keys() - new.keys(), key=lambda i: old[i]):
+        out.append(f"  - {fid} {' '.join(map(str, old[fid][:4]))}: {old[fid][4]}")
+    for fid in sorted(new.keys() - old.keys(), key=lambda i: new[i]):
+        out.append(f"  + {fid} {' '.join(map(str, new[fid][:4]))}: {new[fid][4]}")
+    for fid in sorted(old.keys() & new.keys()):
+        if old[fid] != new[fid]:
+            out.append(f"  ~ {fid} {old[fid]} -> {new[fid]}")
+    old_fields, new_fields = fields(before), fields(after)
+    for name_ in sorted(old_fields.keys() | new_fields.keys()):
+        a, b = old_fields.get(name_, {}), new_fields.get(name_, {})
+        if a != b:
+            gone, added = sorted(a.keys() - b.keys()), sorted(b.keys() - a.keys())
+            changed = sorted(p for p in a.keys() & b.keys() if a[p] != b[p])
+            out.append(f"  type {name_}: fields -{len(gone)} {gone[:5]} +{len(added)} {added[:5]} ~{changed[:5]}")
+    return [f"{name}:"] + out if out else []
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--before", type=Path, default=Path("/work/main"))
+    parser.add_argument("--after", type=Path, default=HERE)
+    parser.add_argument("logs", nargs="*", type=Path)
+    args = parser.parse_args()
+    runs: list[tuple[str, Path, list[str] | None]] = []
+    if args.logs:
+        runs = [(str(log), log, None) for log in args.logs]
+    else:
+        for log in sorted(CORPORA.glob("*/events.jsonl")):
+            runs.append((f"{log.parent.name} (default config)", log, None))
+            runs.append((f"{log.parent.name} (scope {SCOPES.get(log.parent.name)})", log, SCOPES.get(log.parent.name)))
+    changed = False
+    for name, log, scope in runs:
+        if scope is None and "scope" in name:
+            continue
+        lines = diff(name, run(args.before, log, scope), run(args.after, log, scope))
+        print("\n".join(lines) if lines else f"{name}: identical")
+        changed |= bool(lines)
+    return 1 if changed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
