@@ -622,12 +622,12 @@ RULES_WARM_UP_WAIT_S = 30.0
 def warm_up(root: Path, waiting: threading.Event) -> None:
     """In a background thread, while the worktrees are prepared: import jinja2 and compile the role
     prompts of the checkout into the cache every run's sessions render from (``prompts.precompile``,
-    keyed by the exact text, so a prompt that differs by the time a run reads it compiles anew).
-    Then, once ``waiting`` is set (the first runs wait for their model: the GIL is free), import the
-    rules the verify step runs. Under ``-j`` each run used to pay these on its own critical path,
-    all at once and holding the GIL; imported before the first model call, the rules (0.2 s and
-    more) delayed every run's start (#19 item 5). Best effort: the runs do the same themselves and
-    report any problem."""
+    keyed by the exact text, so a prompt that differs by the time a run reads it compiles anew): the
+    builder's first. Then, once ``waiting`` is set (the first runs wait for their model: the GIL is
+    free), the other roles' prompts and the rules the verify step runs. Under ``-j`` each run used
+    to pay these on its own critical path, all at once and holding the GIL; done before the first
+    model call, the verifier's prompt and the rules (0.1 and 0.2 s under load) delayed every run's
+    start (#19 item 5). Best effort: the runs do the same themselves and report any problem."""
 
     def load() -> None:
         with contextlib.suppress(Exception):
@@ -635,9 +635,10 @@ def warm_up(root: Path, waiting: threading.Event) -> None:
             from agentflow.inputs import ROLES
 
             inputs = from_checkout(root)
+            prompts.precompile(inputs.texts[inputs.prompt_names["builder"]])  # the first session's
+            waiting.wait(RULES_WARM_UP_WAIT_S)
             for role in ROLES:
                 prompts.precompile(inputs.texts[inputs.prompt_names[role]])
-            waiting.wait(RULES_WARM_UP_WAIT_S)
             from agentflow.rules import registry
 
             registry()
