@@ -17,6 +17,7 @@ This module imports no pydantic: the gate (run from git hooks) calls ``ledger_ch
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import sqlite3
@@ -82,6 +83,15 @@ def verify_rows(
     for row in rows:
         seq, eid, kind, rid, ts, body, prev, hsh = row
         last = row
+        if any(isinstance(value, bytes) for value in row):  # a blob (sqlite3): its bytes are its text
+            try:
+                eid, kind, rid, ts, body, prev, hsh = (
+                    v.decode() if isinstance(v, bytes) else v for v in (eid, kind, rid, ts, body, prev, hsh)
+                )
+            except UnicodeDecodeError:
+                return ChainProblem(
+                    run_id, int(seq), None, "the event's columns are not text (written outside agentflow)"
+                )  # type: ignore[call-overload]
         where = (run_id, int(seq), str(kind))  # type: ignore[call-overload]
         if first:
             first = False
@@ -122,6 +132,59 @@ def verify_rows(
             f"its verdict note records chain head {contains[:20]}, which the ledger no longer holds (events removed)",
         )
     return None
+
+
+# ``digest``'s material as SQLite builds it from the stored columns: the same bytes as the join in
+# ``digest`` in a UTF-8 ledger (``||`` keeps every byte, NULs too; a NULL eid makes it NULL, which
+# the counts catch; a blob of the same bytes is the same content, as ``verify_rows`` reads it).
+MATERIAL_SQL = (
+    "CAST(coalesce(prev, '') || char(31) || eid || char(31) || kind || char(31) || coalesce(run_id, '') "
+    "|| char(31) || ts || char(31) || body AS BLOB)"
+)
+# One row per run: what ``summary_holds`` checks, with the rows' values concatenated in the order
+# SQLite aggregates them (the same order in every column; ``seqs`` tells whether it is ``seq``'s).
+# No value agentflow writes holds a comma (hashes, sequence numbers) or a 0x1e byte (JSON bodies,
+# ids, times, kinds); one that does changes the counts, and the exact check decides.
+SUMMARY_COLUMNS = (
+    "run_id, count(*), group_concat(seq), group_concat(coalesce(prev, '')), group_concat(hash), "
+    f"CAST(group_concat({MATERIAL_SQL}, x'1e') AS BLOB), "
+    "min(seq) = min(CASE WHEN kind = 'run_started' THEN seq END), sum(eid = '')"
+)
+_HEX = type(hashlib.sha256()).hexdigest
+
+
+def summary_holds(summary: Row, key: str | None, *, strict: bool = True, tail: str | None = None) -> bool:
+    """True only when ``verify_rows`` finds no problem in the run ``summary`` (``SUMMARY_COLUMNS``)
+    describes; False when it may find one (then it decides, on the run's rows).
+
+    The rows' hashes are recomputed from their stored bytes, a few C calls per run rather than
+    Python per row: the same definition (``digest``), the same links, the same first event."""
+    _run_id, count, seqs, prevs, hashes, materials, starts, no_eid = summary
+    n = int(count)  # type: ignore[call-overload]
+    if not (n and starts == 1 and no_eid == 0 and isinstance(hashes, str) and isinstance(prevs, str)):
+        return False
+    if hashes.count(",") != n - 1 or prevs.count(",") != n - 1 or not isinstance(materials, bytes):
+        return False
+    order = list(map(int, str(seqs).split(",")))
+    parts = materials.split(b"\x1e")
+    if len(order) != n or len(parts) != n or order != sorted(order):
+        return False
+    # links: the first event has no prev, every other one the hash of the event before it
+    last = hashes.rsplit(",", 1)[-1]
+    if ("," + hashes)[: -len(last) - 1] != prevs or (tail is not None and last != tail):
+        return False
+    if hashes.startswith(PLAIN):
+        if key and strict:
+            return False
+        expected = PLAIN + ("," + PLAIN).join(map(_HEX, map(hashlib.sha256, parts)))
+        return expected == hashes
+    if hashes.startswith(KEYED):
+        if key:
+            mac = functools.partial(hmac.digest, key.encode(), digest="sha256")
+            expected = KEYED + ("," + KEYED).join(map(bytes.hex, map(mac, parts)))
+            return hmac.compare_digest(expected.encode(), hashes.encode())
+        return not strict and all(h.startswith(KEYED) for h in hashes.split(","))
+    return False
 
 
 def run_rows(db: sqlite3.Connection, run_id: str) -> list[Row]:

@@ -342,18 +342,46 @@ class Ledger:
         self.verify_runs([run_id], strict=strict, legacy_ok=legacy_ok)
 
     def verify_runs(self, run_ids: Iterable[str], *, strict: bool = True, legacy_ok: bool = False) -> None:
-        """``verify_run`` for many runs, their rows read a few hundred runs per query (``metrics``)."""
+        """``verify_run`` for many runs, a few hundred runs per query (``metrics``).
+
+        Each run's hashes are recomputed from one summary row of its stored bytes (``chain.SUMMARY_COLUMNS``,
+        ``chain.summary_holds``: no Python per event); a run that summary cannot vouch for (a broken,
+        legacy or odd chain) is then checked row by row by ``chain.verify_rows``, which names its
+        first bad event. Nothing is cached: every call reads and hashes every event of the runs."""
         ids, key = list(dict.fromkeys(run_ids)), chain.chain_key()
+        summarise = self._summaries_apply()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
             with self._lock:
-                rows = self._db.execute(
-                    f"SELECT {chain.ROW_COLUMNS} FROM events WHERE run_id IN ({','.join('?' * len(chunk))}) "
-                    "ORDER BY run_id, seq",
-                    chunk,
-                ).fetchall()
                 tails = {run_id: self._heads.get(run_id) for run_id in chunk}
-            by_run: dict[str, list[chain.Row]] = {run_id: [] for run_id in chunk}
+                summaries: dict[str, chain.Row] = {}
+                if summarise:
+                    summaries = {
+                        row[0]: row
+                        for row in self._db.execute(
+                            f"SELECT {chain.SUMMARY_COLUMNS} FROM events WHERE run_id IN ({marks}) GROUP BY run_id",
+                            chunk,
+                        )
+                    }
+                doubtful = [
+                    run_id
+                    for run_id in chunk
+                    if not summarise
+                    or (
+                        not chain.summary_holds(summaries[run_id], key, strict=strict, tail=tails[run_id])
+                        if run_id in summaries
+                        else tails[run_id] is not None  # no events: only a run this process wrote to misses them
+                    )
+                ]
+                if not doubtful:
+                    continue
+                rows = self._db.execute(
+                    f"SELECT {chain.ROW_COLUMNS} FROM events WHERE run_id IN ({','.join('?' * len(doubtful))}) "
+                    "ORDER BY run_id, seq",
+                    doubtful,
+                ).fetchall()
+            by_run: dict[str, list[chain.Row]] = {run_id: [] for run_id in doubtful}
             for row in rows:
                 by_run[row[3]].append(row)
             for run_id, run_rows in by_run.items():
@@ -363,6 +391,20 @@ class Ledger:
                 problem = chain.verify_rows(run_id, run_rows, key, strict=strict, tail=tails[run_id])
                 if problem is not None and not (legacy_ok and problem.problem == chain.LEGACY):
                     raise ChainBroken(problem)
+
+    def _summaries_apply(self) -> bool:
+        """Whether ``chain.summary_holds`` may vouch for runs here: a UTF-8 ledger (SQLite's bytes are
+        then what ``chain.digest`` hashes) whose events are all of kinds this agentflow knows (else
+        the row-by-row check says which kind is unknown). The kinds come from the ``kind`` index,
+        one seek per distinct kind, so this stays flat in the ledger's size."""
+        if self._db.execute("PRAGMA encoding").fetchone()[0] != "UTF-8":
+            return False
+        kinds = self._db.execute(
+            "WITH RECURSIVE k(kind) AS (SELECT min(kind) FROM events UNION ALL "
+            "SELECT (SELECT min(kind) FROM events WHERE kind > k.kind) FROM k WHERE k.kind IS NOT NULL) "
+            "SELECT kind FROM k WHERE kind IS NOT NULL"
+        ).fetchall()
+        return all(kind in EVENT_KINDS for (kind,) in kinds)
 
     # -- export and import (#15 item 5) ---------------------------------------------------------
 

@@ -1,0 +1,149 @@
+"""The chain's summary check (``chain.summary_holds``, what ``Ledger.verify_runs`` vouches with before
+it falls back to the row-by-row ``chain.verify_rows``): it never passes a run the exact check fails.
+
+Each case edits a ledger with plain sqlite3, as an attacker (or a broken tool) would, then checks
+both checks on the same rows: the summary may only say "holds" where ``verify_rows`` finds nothing,
+and ``verify_runs`` (what metrics calls) must raise exactly where ``verify_rows`` finds a problem.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agentflow import chain
+from agentflow.events import ModelCalled, RunEnded, RunStarted, SessionStarted, Usage
+from agentflow.ledger import ChainBroken, Ledger, ledger_path
+
+KEY = "summary-test-signing-key-0123456789"
+
+
+def _ledger(root: Path, runs: int = 3) -> list[str]:
+    ids = []
+    with Ledger.open(root) as ledger:
+        for n in range(runs):
+            run_id = f"r-sum-{n}"
+            ids.append(run_id)
+            ledger.append_many(
+                [
+                    RunStarted(run_id=run_id, plan_id=str(n), inputs_text={"plan": "ü" * 50}),
+                    SessionStarted(run_id=run_id, session_id=f"s-{n}", role="builder", backend="x", model="m"),
+                    ModelCalled(run_id=run_id, session_id=f"s-{n}", turn=1, model="m", usage=Usage(input_tokens=5)),
+                    RunEnded(run_id=run_id, outcome="approved", cycles=1),
+                ]
+            )
+    return ids
+
+
+def _both(root: Path, run_id: str, key: str | None, strict: bool = False) -> tuple[bool, chain.ChainProblem | None]:
+    db = sqlite3.connect(ledger_path(root))
+    try:
+        summary = db.execute(
+            f"SELECT {chain.SUMMARY_COLUMNS} FROM events WHERE run_id = ? GROUP BY run_id", (run_id,)
+        ).fetchone()
+        rows = chain.run_rows(db, run_id)
+    finally:
+        db.close()
+    holds = summary is not None and chain.summary_holds(summary, key, strict=strict)
+    return holds, chain.verify_rows(run_id, rows, key, strict=strict)
+
+
+def _sql(root: Path, statement: str, *args: object) -> None:
+    db = sqlite3.connect(ledger_path(root))
+    db.execute(statement, args)
+    db.commit()
+    db.close()
+
+
+EDITS = {
+    "body edited": "UPDATE events SET body = replace(body, '\"turn\":1', '\"turn\":2') WHERE kind = 'model_called'",
+    "body edited, same length": "UPDATE events SET body = replace(body, 'approved', 'rejected') WHERE kind = 'run_ended'",
+    "ts edited": "UPDATE events SET ts = '2020-01-01T00:00:00+00:00' WHERE kind = 'session_started'",
+    "kind edited": "UPDATE events SET kind = 'tool_called' WHERE kind = 'model_called'",
+    "eid edited": "UPDATE events SET eid = 'ffffffffffffffffffff' WHERE kind = 'run_ended'",
+    "eid removed": "UPDATE events SET eid = NULL WHERE kind = 'run_ended'",
+    "eid emptied": "UPDATE events SET eid = '' WHERE kind = 'run_ended'",
+    "hash removed": "UPDATE events SET hash = NULL WHERE kind = 'model_called'",
+    "hash malformed": "UPDATE events SET hash = 'md5:' || substr(hash, 8) WHERE kind = 'model_called'",
+    "prev cut": "UPDATE events SET prev = NULL WHERE kind = 'model_called'",
+    "prev of the first": "UPDATE events SET prev = 'sha256:00' WHERE kind = 'run_started'",
+    "middle deleted": "DELETE FROM events WHERE kind = 'session_started'",
+    "first deleted": "DELETE FROM events WHERE kind = 'run_started'",
+    "reordered": "UPDATE events SET seq = seq + 100000 WHERE kind = 'session_started'",
+    "comma in a hash": "UPDATE events SET hash = hash || ',x' WHERE kind = 'session_started'",
+    "comma in prev": "UPDATE events SET prev = prev || ',' WHERE kind = 'run_ended'",
+    "0x1e in a body": "UPDATE events SET body = replace(body, '\"turn\":1', '\"turn\":1' || char(30)) "
+    "WHERE kind = 'model_called'",
+    "NUL in a body": "UPDATE events SET body = CAST(body || x'00' AS TEXT) WHERE kind = 'run_ended'",
+    "blob body": "UPDATE events SET body = CAST(body AS BLOB) WHERE kind = 'run_ended'",
+    "blob eid": "UPDATE events SET eid = CAST(eid AS BLOB) WHERE kind = 'run_ended'",
+    "blob hash": "UPDATE events SET hash = CAST(hash AS BLOB) WHERE kind = 'run_ended'",
+    "not UTF-8": "UPDATE events SET body = CAST(CAST(body AS BLOB) || x'ff' AS BLOB) WHERE kind = 'run_ended'",
+    "hash downgraded to sha256": "UPDATE events SET hash = 'sha256:' || substr(hash, 6) WHERE kind = 'run_ended'",
+}
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["sha256", "hmac"])
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_the_summary_never_passes_a_run_the_exact_check_fails(repo: Path, monkeypatch, edit: str, keyed: bool) -> None:
+    if keyed:
+        monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", KEY)
+    key = KEY if keyed else None
+    ids = _ledger(repo)
+    for run_id in ids:
+        assert _both(repo, run_id, key) == (True, None)  # an honest chain: both hold
+    _sql(repo, EDITS[edit].replace("WHERE ", f"WHERE run_id = '{ids[1]}' AND ", 1))
+    holds, problem = _both(repo, ids[1], key)
+    assert not (holds and problem is not None), f"{edit}: the summary passed what verify_rows refuses: {problem}"
+    same_bytes = edit.startswith("blob ")  # the same bytes stored as a blob: the same content, both hold
+    assert (problem is None) == same_bytes, (edit, problem)
+    assert _both(repo, ids[0], key) == (True, None) and _both(repo, ids[2], key) == (True, None)
+    with Ledger.open(repo) as ledger:
+        if same_bytes:
+            ledger.verify_runs(ids, strict=False, legacy_ok=True)
+            return
+        with pytest.raises(ChainBroken) as raised:
+            ledger.verify_runs(ids, strict=False, legacy_ok=True)
+        assert raised.value.chain == problem  # the same first bad event, named the same way
+
+
+def test_a_keyed_chain_without_the_key_checks_links_only_unless_strict(repo: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", KEY)
+    ids = _ledger(repo, runs=1)
+    assert _both(repo, ids[0], None, strict=False) == (True, None)  # links hold; HMACs need the key
+    holds, problem = _both(repo, ids[0], None, strict=True)
+    assert not holds and problem is not None and "no signing key" in problem.problem
+    _sql(repo, "UPDATE events SET body = replace(body, 'approved', 'rejected') WHERE kind = 'run_ended'")
+    assert _both(repo, ids[0], KEY) == (False, _both(repo, ids[0], KEY)[1])
+    assert _both(repo, ids[0], KEY)[1] is not None
+
+
+def test_a_sha256_chain_is_refused_when_a_key_is_set_and_strict(repo: Path) -> None:
+    ids = _ledger(repo, runs=1)
+    holds, problem = _both(repo, ids[0], KEY, strict=True)
+    assert not holds and problem is not None and "not keyed" in problem.problem
+    assert _both(repo, ids[0], KEY, strict=False) == (True, None)
+
+
+def test_the_sql_material_is_the_bytes_digest_hashes(repo: Path) -> None:
+    ids = _ledger(repo, runs=1)
+    db = sqlite3.connect(ledger_path(repo))
+    rows = db.execute(f"SELECT {chain.ROW_COLUMNS}, {chain.MATERIAL_SQL} FROM events WHERE run_id = ?", ids).fetchall()
+    db.close()
+    for _seq, eid, kind, rid, ts, body, prev, hsh, material in rows:
+        assert material == "\x1f".join((prev or "", eid, kind, rid or "", ts, body)).encode()
+        assert hsh == chain.digest(None, prev, eid, kind, rid, ts, body)
+
+
+def test_metrics_refuses_a_window_run_edited_in_place(repo: Path, cli) -> None:
+    _ledger(repo)
+    assert cli("metrics", "--format", "json").exit_code == 0
+    _sql(
+        repo,
+        "UPDATE events SET body = replace(body, 'approved', 'rejected') WHERE run_id = 'r-sum-2' AND kind = 'run_ended'",
+    )
+    result = cli("metrics")
+    assert result.exit_code == 2
+    assert "ledger chain of run r-sum-2 is broken at event" in result.stderr and "(run_ended)" in result.stderr
