@@ -544,9 +544,9 @@ class Ledger:
             if kind is None:
                 raise self._unreadable("an event agentflow cannot read (kind: Field required)", known=True)
             raise self._unreadable(f"an event of unknown kind {kind!r}")
-        missing = next((name for name in required if name not in data), None)
-        if missing is not None:
-            raise self._unreadable(f"a {kind!r} event agentflow cannot read ({missing}: Field required)", known=True)
+        for name in required:
+            if name not in data:
+                raise self._unreadable(f"a {kind!r} event agentflow cannot read ({name}: Field required)", known=True)
         return data
 
     def _unreadable(self, problem: str, *, known: bool = False) -> LedgerError:

@@ -10,11 +10,12 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agentflow.events import OUTCOMES, Usage
-from agentflow.metrics.facts import Facts, RunFact, SessionFact, VerdictFact
+from agentflow.metrics.facts import Facts, RunFact, SessionFact, Usage, VerdictFact
 from agentflow.metrics.model import (
     NO_PATTERN,
+    OUTCOMES,
     ROLES,
+    SEVERITIES,
     CostFigures,
     CycleFigures,
     EstimateFigures,
@@ -28,7 +29,6 @@ from agentflow.metrics.model import (
     TokenCounts,
 )
 from agentflow.metrics.period import Period
-from agentflow.verdict import SEVERITIES
 
 # Actual times in hours keep 4 digits (0.36 s), so a run of seconds is not reported as 0 h.
 HOUR_DIGITS = 4

@@ -19,12 +19,46 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from agentflow.events import Usage
 from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, Repo
 from agentflow.ledger import Ledger, ledger_path
 from agentflow.metrics.period import utc
 
 RUN_MARGIN = timedelta(days=7)  # runs started this long before a report's window can still end in it
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage as the ledger records it (``agentflow.events.Usage``'s fields), without pydantic:
+    metrics adds up thousands of them and imports no event class."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+
+    @classmethod
+    def of(cls, data: dict[str, Any] | None) -> Usage:
+        """A stored ``usage`` object's four counts (missing ones are 0, other keys ignored)."""
+        if not data:
+            return _NO_USAGE
+        get = data.get
+        return cls(
+            int(get("input_tokens") or 0),
+            int(get("output_tokens") or 0),
+            int(get("cache_read") or 0),
+            int(get("cache_write") or 0),
+        )
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read + other.cache_read,
+            self.cache_write + other.cache_write,
+        )
+
+
+_NO_USAGE = Usage()
 
 
 @dataclass
@@ -60,8 +94,11 @@ class RunFact:
     @property
     def first_seen(self) -> datetime | None:
         """When the run started, or the earliest thing known about it."""
-        candidates = [t for t in (self.started, *(v.ts for v in self.verdicts), self.ended) if t is not None]
-        return min(candidates) if candidates else None
+        first = self.started
+        for when in (*(v.ts for v in self.verdicts), self.ended):
+            if when is not None and (first is None or when < first):
+                first = when
+        return first
 
 
 @dataclass
@@ -194,7 +231,7 @@ class LedgerReader:
         sid = event["session_id"]
         session = None if sid in self.ended_sessions else self.sessions.get(sid)
         if session is not None:  # a session that never ends is still paid for, turn by turn
-            session.usage = session.usage + Usage(**(event.get("usage") or {}))
+            session.usage = session.usage + Usage.of(event.get("usage"))
             session.cost_usd += event.get("cost_usd", 0.0)
 
     def session_ended(self, event: dict[str, Any], run: RunFact | None) -> None:
@@ -205,7 +242,7 @@ class LedgerReader:
             event.get("run_id"),
             event["role"],
             _stamp(event),
-            Usage(**(event.get("usage") or {})),
+            Usage.of(event.get("usage")),
             event.get("cost_usd", 0.0),
         )
 

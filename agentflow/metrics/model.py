@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agentflow.events import OUTCOMES
-from agentflow.verdict import SEVERITIES
-
+# The outcomes and severities a report counts, as plain strings: ``agentflow.events.OUTCOMES`` and
+# ``agentflow.verdict.SEVERITIES`` (a test checks they agree), so metrics imports no pydantic model.
+OUTCOMES: tuple[str, ...] = ("approved", "changes_requested", "rejected", "no_verdict", "capped")
+SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")  # most severe first
 ROLES: tuple[str, ...] = ("builder", "verifier", "evaluator")
 NO_PATTERN = "(no pattern)"  # the pattern of a finding that names none
 

@@ -27,7 +27,9 @@ class Period:
     end: datetime
 
     def __contains__(self, ts: datetime | None) -> bool:
-        return ts is not None and self.start <= utc(ts) < self.end
+        if ts is None:
+            return False
+        return self.start <= (ts if ts.tzinfo is UTC else utc(ts)) < self.end
 
     @property
     def length(self) -> timedelta:
