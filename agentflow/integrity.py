@@ -26,7 +26,7 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,7 +272,7 @@ def _label(gitdir: Path, common: Path) -> str:
 
 
 def check(
-    before: GitSnapshot, *, allow_commits: bool = False, other_runs: Callable[[], set[str]] | None = None
+    before: GitSnapshot, *, allow_commits: bool = False, other_runs: Callable[[], Container[str]] | None = None
 ) -> CheckResult:
     """Compare the repository with ``before``. ``allow_commits`` (builder sessions): commits on the
     session's own branch are folded back (soft reset) instead of being tampering. ``other_runs``:
@@ -414,7 +414,7 @@ def _only_own_writes(root: Path, ref: str, old: str | None, new: str) -> bool:
     return _is_ancestor(root, old_id, new_id) and all(commit in own for commit in _commits(root, old_id, new_id))
 
 
-def _only_verdict_appends(root: Path, old: str | None, new: str, other_runs: Callable[[], set[str]]) -> bool:
+def _only_verdict_appends(root: Path, old: str | None, new: str, other_runs: Callable[[], Container[str]]) -> bool:
     """True when the notes commits between ``old`` and ``new`` only append verdict lines of runs
     in ``other_runs()`` (concurrent agentflow processes): nothing removed, no foreign line."""
     old_id, new_id = (old.split(" ")[0] if old else None), new.split(" ")[0]

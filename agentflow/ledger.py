@@ -647,6 +647,22 @@ class Ledger:
             rows = self._db.execute("SELECT DISTINCT run_id FROM events WHERE kind = 'run_started' ORDER BY seq")
             return [r[0] for r in rows]
 
+    def has_run(self, run_id: object) -> bool:
+        """Whether the ledger holds a run ``run_id`` (its run_started), through the ``run_id`` index."""
+        if not isinstance(run_id, str):
+            return False
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM events WHERE run_id = ? AND +kind = 'run_started' LIMIT 1", (run_id,)
+            ).fetchone()
+        return row is not None
+
+    def other_runs(self, run_id: str) -> OtherRuns:
+        """The runs of this ledger but ``run_id``, as a container asked one id at a time (``in``):
+        what a session's tampering check asks about the verdict lines that appeared meanwhile, without
+        listing every run of the ledger (``run_ids`` grows with it)."""
+        return OtherRuns(self, run_id)
+
     def recent_run_ids(self, limit: int = 5) -> list[str]:
         """The ``limit`` runs started last, oldest first (through the kind index: no scan of all runs)."""
         with self._lock:
@@ -949,6 +965,17 @@ class PlanProjection:
     ) -> PlanState:
         state = "merged" if merged else (outcome or "in progress")
         return PlanState(plan_id, state, outcome, last_run, runs, cycles, cost)
+
+
+@dataclass(frozen=True)
+class OtherRuns:
+    """``Ledger.other_runs``: ``run_id in runs`` looks the one id up."""
+
+    ledger: Ledger
+    own: str
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id != self.own and self.ledger.has_run(run_id)
 
 
 @dataclass

@@ -143,6 +143,10 @@ def test_events_round_trip_typed_and_filtered(tmp_path: Path):
         assert events[1].input == {"path": "a.py"}
         assert [e.run_id for e in ledger.events(kinds=["run_started"])] == ["r-1", "r-2"]
         assert ledger.run_ids() == ["r-1", "r-2"]
+        # a session's tampering check asks about the runs one id at a time, never listing them all
+        others = ledger.other_runs("r-1")
+        assert "r-2" in others and "r-1" not in others and "r-3" not in others
+        assert None not in others and 7 not in others and ["r-2"] not in others  # a note's "run" may be anything
 
 
 def test_secrets_never_reach_the_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -11,7 +11,7 @@ import contextlib
 import re
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,9 +199,10 @@ class Run:
             before = replace(before, workdir=self.workdir)
         self.guard(before, pending.role, pending.cycle, raising=False)
 
-    def _other_runs(self) -> set[str]:
-        """Runs other agentflow processes may be noting verdicts for while a session of this one runs."""
-        return set(self.ledger.run_ids()) - {self.run_id}
+    def _other_runs(self) -> Container[str]:
+        """Runs other agentflow processes may be noting verdicts for while a session of this one runs
+        (looked up one id at a time: the ledger's runs are never all listed)."""
+        return self.ledger.other_runs(self.run_id)
 
     def guard(self, before: integrity.GitSnapshot, role: str, cycle: int, raising: bool = True) -> None:
         """After a session: fold a builder's own commits; anything else changed in the git data is
