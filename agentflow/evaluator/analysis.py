@@ -159,7 +159,9 @@ def _type_schema(name: str, shapes: list[Any], templates: dict[str, dict[str, in
     for shape in shapes:
         lines += shape.lines
         for path, json_type in shape.fields:
-            stats = fields.setdefault(path, FieldSchema())
+            stats = fields.get(path)
+            if stats is None:
+                stats = fields[path] = FieldSchema()
             stats.count += shape.count
             stats.types[json_type] = stats.types.get(json_type, 0) + shape.count
             stats.lines_by_type.setdefault(json_type, []).extend(shape.lines)
@@ -168,6 +170,8 @@ def _type_schema(name: str, shapes: list[Any], templates: dict[str, dict[str, in
                     stats.examples.append(example)
     for shape in shapes:
         present = {path for path, _ in shape.fields}
+        if len(present) == len(fields):  # every field of the type (present is a subset): none missing
+            continue
         for path, stats in fields.items():
             if path not in present:
                 stats.missing_lines.extend(shape.lines)
