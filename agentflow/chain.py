@@ -138,8 +138,8 @@ def verify_rows(
 # ``digest`` in a UTF-8 ledger (``||`` keeps every byte, NULs too; a NULL eid makes it NULL, which
 # the counts catch; a blob of the same bytes is the same content, as ``verify_rows`` reads it).
 MATERIAL_SQL = (
-    "CAST(coalesce(prev, '') || char(31) || eid || char(31) || kind || char(31) || coalesce(run_id, '') "
-    "|| char(31) || ts || char(31) || body AS BLOB)"
+    "coalesce(prev, '') || char(31) || eid || char(31) || kind || char(31) || coalesce(run_id, '') "
+    "|| char(31) || ts || char(31) || body"
 )
 # One row per run: what ``summary_holds`` checks, with the rows' values concatenated in the order
 # SQLite aggregates them (the same order in every column; ``seqs`` tells whether it is ``seq``'s).

@@ -162,17 +162,21 @@ def generate(root: Path, events: int, days: float) -> str:
     return run_id
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str], runs: int) -> tuple[float, float]:
-    """Median seconds and peak RSS (MB) of ``cmd`` over ``runs`` runs."""
-    times, peak = [], 0.0
+def timed(cmd: list[str], cwd: Path, env: dict[str, str], runs: int) -> tuple[float, float, float]:
+    """Median seconds, peak RSS (MB) and median CPU seconds (user + system) of ``cmd`` over ``runs`` runs."""
+    times, cpus, peak = [], [], 0.0
     for _ in range(runs):
         started = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], cwd=cwd, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "%M %U %S", *cmd], cwd=cwd, env=env, capture_output=True, text=True
+        )
         times.append(time.perf_counter() - started)
         if proc.returncode not in (0, 1):
             raise SystemExit(f"{' '.join(cmd)}: exit {proc.returncode}: {proc.stderr[-500:]}")
-        peak = max(peak, int(proc.stderr.strip().splitlines()[-1]) / 1024)
-    return statistics.median(times), peak
+        rss, user, system = proc.stderr.strip().splitlines()[-1].split()
+        peak = max(peak, int(rss) / 1024)
+        cpus.append(float(user) + float(system))
+    return statistics.median(times), peak, statistics.median(cpus)
 
 
 # The same views called in-process, timed after the imports: the part of a view that depends on
@@ -193,13 +197,15 @@ INPROC = {
 }
 INPROC_MAIN = (
     "import sys, time\nfrom pathlib import Path\nroot, RUN, N = Path('.'), sys.argv[1], int(sys.argv[2])\n{setup}\n"
-    "run()\ntimes = []\nfor _ in range(N):\n    t = time.perf_counter()\n    run()\n"
-    "    times.append(time.perf_counter() - t)\nprint(sorted(times)[len(times) // 2])"
+    "run()\ntimes, cpus = [], []\nfor _ in range(N):\n    t, c = time.perf_counter(), time.process_time()\n    run()\n"
+    "    times.append(time.perf_counter() - t)\n    cpus.append(time.process_time() - c)\n"
+    "print(sorted(times)[len(times) // 2], sorted(cpus)[len(cpus) // 2])"
 )
 
 
-def inproc(view: str, code: Path, repo: Path, run_id: str, runs: int) -> float:
-    """Median seconds of the view's domain call, in one process after a warm call (imports excluded)."""
+def inproc(view: str, code: Path, repo: Path, run_id: str, runs: int) -> tuple[float, float]:
+    """Median seconds and CPU seconds of the view's domain call, in one process after a warm call
+    (imports excluded)."""
     out = subprocess.run(
         [sys.executable, "-c", INPROC_MAIN.format(setup=INPROC[view]), run_id, str(runs)],
         cwd=repo,
@@ -209,7 +215,8 @@ def inproc(view: str, code: Path, repo: Path, run_id: str, runs: int) -> float:
     )
     if out.returncode != 0:
         raise SystemExit(f"{view} in-process: {out.stderr[-500:]}")
-    return float(out.stdout.split()[-1])
+    wall, cpu = out.stdout.split()[-2:]
+    return float(wall), float(cpu)
 
 
 def schema_of(code: Path) -> int:
@@ -267,12 +274,13 @@ def main() -> int:
         "log --run RUN": ["log", "--run", run_id],
         "metrics --since 7d": ["metrics", "--since", "7d"],
     }
+    load_before = f"{os.getloadavg()[0]:.2f}"
     codes = [(here, root)] + [
         (code.resolve(), copy_for(root, code, tmp / f"copy-{n}")) for n, code in enumerate(args.code)
     ]
-    base, _ = timed([sys.executable, "-c", "pass"], root, dict(os.environ), args.runs)
-    results: dict[tuple[str, str], tuple[float, float]] = {}
-    ledger_part: dict[tuple[str, str], float] = {}
+    base, _, _ = timed([sys.executable, "-c", "pass"], root, dict(os.environ), args.runs)
+    results: dict[tuple[str, str], tuple[float, float, float]] = {}
+    ledger_part: dict[tuple[str, str], tuple[float, float]] = {}
     for _ in range(1):
         for name, argv in views.items():
             for code, repo in codes:  # interleaved: the machine's load hits every checkout alike
@@ -281,27 +289,30 @@ def main() -> int:
                 timed(cmd, repo, env, 1)  # warm: builds or catches up a projection, fills the page cache
                 results[(str(code), name)] = timed(cmd, repo, env, args.runs)
                 ledger_part[(str(code), name)] = inproc(name, code, repo, run_id, args.runs)
-    base_after, _ = timed([sys.executable, "-c", "pass"], root, dict(os.environ), args.runs)
+    base_after, _, _ = timed([sys.executable, "-c", "pass"], root, dict(os.environ), args.runs)
     base = statistics.median([base, base_after])
     print(f"\n{args.events} events over {args.days:g} days ({size:.0f} MB); python -c pass: {base * 1000:.0f} ms")
     print(f"medians of {args.runs} runs\n")
-    print("| code | view | median | × python -c pass | in-process (ledger part) | peak RSS |")
-    print("|---|---|---:|---:|---:|---:|")
+    print(
+        f"load average before/after: {load_before} / {os.getloadavg()[0]:.2f}\n\n"
+        "| code | view | median | × python -c pass | CPU | in-process (ledger part) | its CPU | peak RSS |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in views:
         for code, _repo in codes:
-            median, peak = results[(str(code), name)]
-            part = ledger_part[(str(code), name)]
+            median, peak, cpu = results[(str(code), name)]
+            part, part_cpu = ledger_part[(str(code), name)]
             label = "this" if code == here else code.name
             print(
-                f"| {label} | {name} | {median * 1000:.0f} ms | {median / base:.1f} | {part * 1000:.1f} ms "
-                f"| {peak:.0f} MB |"
+                f"| {label} | {name} | {median * 1000:.0f} ms | {median / base:.1f} | {cpu * 1000:.0f} ms "
+                f"| {part * 1000:.1f} ms | {part_cpu * 1000:.1f} ms | {peak:.0f} MB |"
             )
     if args.code:
         print("\n| view | before / after (command) | before / after (ledger part) |\n|---|---:|---:|")
         for name in views:
-            after, after_part = results[(str(here), name)][0], ledger_part[(str(here), name)]
+            after, after_part = results[(str(here), name)][0], ledger_part[(str(here), name)][0]
             for code, _repo in codes[1:]:
-                before, before_part = results[(str(code), name)][0], ledger_part[(str(code), name)]
+                before, before_part = results[(str(code), name)][0], ledger_part[(str(code), name)][0]
                 print(f"| {name} ({code.name}) | {before / after:.1f}× | {before_part / after_part:.1f}× |")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0

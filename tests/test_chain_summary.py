@@ -130,7 +130,9 @@ def test_a_sha256_chain_is_refused_when_a_key_is_set_and_strict(repo: Path) -> N
 def test_the_sql_material_is_the_bytes_digest_hashes(repo: Path) -> None:
     ids = _ledger(repo, runs=1)
     db = sqlite3.connect(ledger_path(repo))
-    rows = db.execute(f"SELECT {chain.ROW_COLUMNS}, {chain.MATERIAL_SQL} FROM events WHERE run_id = ?", ids).fetchall()
+    rows = db.execute(
+        f"SELECT {chain.ROW_COLUMNS}, CAST({chain.MATERIAL_SQL} AS BLOB) FROM events WHERE run_id = ?", ids
+    ).fetchall()
     db.close()
     for _seq, eid, kind, rid, ts, body, prev, hsh, material in rows:
         assert material == "\x1f".join((prev or "", eid, kind, rid or "", ts, body)).encode()
