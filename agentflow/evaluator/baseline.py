@@ -43,7 +43,9 @@ def baseline_of(analysis: Analysis) -> dict[str, Any]:
 def save_baseline(analysis: Analysis, path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(baseline_of(analysis), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        from agentflow.evaluator.report import render_json
+
+        path.write_text(render_json(baseline_of(analysis), sort_keys=True) + "\n", encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write the baseline: {exc.strerror}", where=path) from None
 
