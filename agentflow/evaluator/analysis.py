@@ -168,18 +168,31 @@ def _type_schema(name: str, shapes: list[Any], templates: dict[str, dict[str, in
             for example in shape.examples.get(path, []):
                 if len(stats.examples) < 3 and example not in stats.examples:
                     stats.examples.append(example)
-    for shape in shapes:
-        present = {path for path, _ in shape.fields}
-        if len(present) == len(fields):  # every field of the type (present is a subset): none missing
-            continue
-        for path, stats in fields.items():
-            if path not in present:
-                stats.missing_lines.extend(shape.lines)
-    for stats in fields.values():
-        stats.missing_lines = _earliest(stats.missing_lines)
-        stats.lines_by_type = {t: _earliest(ls) for t, ls in stats.lines_by_type.items()}
     count = sum(shape.count for shape in shapes)
+    _missing_lines(shapes, fields, count)
+    for stats in fields.values():
+        stats.lines_by_type = {t: _earliest(ls) for t, ls in stats.lines_by_type.items()}
     return TypeSchema(name, count, fields, key_counts.key_fields(templates), _earliest(lines))
+
+
+def _missing_lines(shapes: list[Any], fields: dict[str, FieldSchema], count: int) -> None:
+    """Each field's earliest lines of events without it. The shapes are walked in order of their first
+    line and a field stops once no later shape can have an earlier line: each step is a shape that
+    has the field (paid for by the field itself) or one of a few without it, so the cost is the
+    size of the shape table, not shapes x fields (200 shapes of 2,000 distinct keys took 10 s)."""
+    order = sorted((s for s in shapes if s.lines), key=lambda s: min(s.lines))
+    firsts = [min(s.lines) for s in order]
+    present = [{path for path, _ in s.fields} for s in order]
+    for path, stats in fields.items():
+        if stats.count >= count:
+            continue  # in every event
+        found: list[Location] = []
+        for shape, first, paths in zip(order, firsts, present, strict=True):
+            if len(found) >= SAMPLE_LINES and first > found[SAMPLE_LINES - 1]:
+                break
+            if path not in paths:
+                found = sorted(set(found).union(shape.lines))
+        stats.missing_lines = found[:SAMPLE_LINES]
 
 
 def _earliest(locations: list[Location]) -> list[Location]:
