@@ -115,3 +115,38 @@ def test_maps_seen_by_one_worker_are_collapsed_in_the_merged_analysis(tmp_path):
     schema = analysis.type("Pod")
     assert schema.count == 660 == analysis.events
     assert set(schema.fields) == {"type", "tenant_id", "labels", "labels.{*}"}
+
+
+def test_rare_fields_of_types_too_small_for_a_map_are_capped_per_rule_and_type(tmp_path, cli):
+    """Four events per type, each with its own 60 keys (240 per type): too few events to call the root a map, so
+    each key is a partial field; at most MAX_PER_RULE_AND_TYPE are listed per type, the rest are
+    one finding that counts them."""
+    from agentflow.evaluator.caps import MAX_PER_RULE_AND_TYPE
+
+    events = [{"type": f"T{i % 3}", "tenant_id": "t", **_unique_keys(i, 60)} for i in range(12)]
+    log = write_jsonl(tmp_path / "small.jsonl", events)
+    result = cli("evaluate", str(log), "--no-record", "--format", "json")
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert report["events"] == 12 == sum(t["count"] for t in report["types"])
+    for name in ("T0", "T1", "T2"):
+        partial = [f for f in report["findings"] if f["event_type"] == name and f["rule"] == "partial_field"]
+        assert len(partial) == MAX_PER_RULE_AND_TYPE + 1
+        (rest,) = [f for f in partial if f["field"] is None]
+        assert rest["evidence"]["collapsed"] == 4 * 60 - MAX_PER_RULE_AND_TYPE
+        assert rest["severity"] == "low" and len(rest["evidence"]["fields"]) == 5
+
+
+def test_a_capped_finding_keeps_the_highest_severity_of_those_it_stands_for():
+    from agentflow.evaluator.analysis import Finding
+    from agentflow.evaluator.caps import cap_findings
+
+    findings = [Finding("type_mismatch", "medium", "T", f"f{i}", "m", {"events": 9}, id=f"EV-{i}") for i in range(30)]
+    for finding in findings[-8:]:
+        finding.severity = "high"
+    capped = cap_findings(findings, cap=5)
+    assert len(capped) == 6
+    assert [f.severity for f in capped[:5]] == ["high"] * 5  # the most severe listed one by one
+    (rest,) = [f for f in capped if f.field is None]
+    assert rest.severity == "high" and rest.evidence["collapsed"] == 25
+    assert rest.evidence["severities"] == {"high": 3, "medium": 22}

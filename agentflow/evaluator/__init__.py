@@ -53,6 +53,7 @@ def evaluate(
     """
     from agentflow.evaluator.analysis import build_analysis
     from agentflow.evaluator.baseline import drift
+    from agentflow.evaluator.caps import cap_findings
     from agentflow.evaluator.reader import read_logs
     from agentflow.evaluator.rules import run_rules, sort_findings, unmatched_fields
 
@@ -69,7 +70,7 @@ def evaluate(
     analysis.warnings = unmatched_fields(analysis, rules)
     if baseline is not None:
         findings = sort_findings(findings + drift(analysis, baseline, rules, baseline_source))
-    analysis.findings = findings
+    analysis.findings = cap_findings(findings)
     return analysis
 
 
@@ -83,6 +84,7 @@ def evaluate_profile(
 ) -> Analysis:
     """The rules over a profile (``agentflow.evaluator.profile``) instead of raw logs."""
     from agentflow.evaluator.baseline import drift
+    from agentflow.evaluator.caps import cap_findings
     from agentflow.evaluator.profile import analysis_from_profile
     from agentflow.evaluator.rules import run_rules, sort_findings, unmatched_fields
 
@@ -91,7 +93,7 @@ def evaluate_profile(
     findings = run_rules(analysis, rules)
     if baseline is not None:
         findings = sort_findings(findings + drift(analysis, baseline, rules, baseline_source))
-    analysis.findings = findings
+    analysis.findings = cap_findings(findings)
     analysis.isolation_fields = list(rules.isolation_fields)
     analysis.inferred_scope = list(rules.inferred)
     analysis.warnings = unmatched_fields(analysis, rules)
