@@ -332,6 +332,44 @@ def test_ctrl_c_on_the_command_line_exits_130_and_names_the_resume_command(repo,
     assert run_events(repo, RunEnded)[0].reason == "the builder changed nothing"  # slow.yaml writes no file
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the printed one
+def test_ctrl_c_that_python_ignores_in_a_finalizer_still_stops_the_build(repo, cli, monkeypatch):
+    """A SIGINT whose KeyboardInterrupt is raised inside a ``__del__`` (Python only prints it: the
+    once-flaky Ctrl-C test) still stops the build at its next step, resumably: exit 130."""
+    from agentflow.orchestration.run import Run
+
+    write_plan(repo)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    swallowed: list[str] = []
+
+    class Finalizer:
+        def __del__(self) -> None:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, inside __del__
+                time.sleep(5)
+            except KeyboardInterrupt:
+                swallowed.append("KeyboardInterrupt")
+                raise  # leaves __del__: Python prints it and carries on
+
+    real_guard = Run.guard
+
+    def guard(self, before, role, cycle, raising=True):
+        real_guard(self, before, role, cycle, raising)
+        if role == "builder":
+            Finalizer()  # collected at once: its __del__ gets the Ctrl-C
+
+    monkeypatch.setattr(Run, "guard", guard)
+    result = cli("build", "1", "--script", str(script))
+    assert swallowed == ["KeyboardInterrupt"]
+    assert result.exit_code == ExitCode.INTERRUPTED, result.output
+    run_id = run_events(repo, RunStarted)[0].run_id
+    assert f"agentflow build --resume {run_id}" in result.output
+    assert run_events(repo, RunEnded) == [] and sessions(repo) == [("builder", 1, "completed")]
+    monkeypatch.setattr(Run, "guard", real_guard)
+    assert cli("build", "--resume", run_id, "--script", str(script)).exit_code == 0
+    assert run_events(repo, RunEnded)[0].outcome == "approved"
+
+
 def test_resume_from_a_subdirectory(repo, cli, monkeypatch):
     write_plan(repo)
     (repo / "sub").mkdir()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -195,6 +198,33 @@ def _reporter() -> TerminalReporter:
     return TerminalReporter(live=sys.stderr.isatty())
 
 
+@contextlib.contextmanager
+def _interrupt_flag() -> Iterator[None]:
+    """SIGINT sets ``orchestration.INTERRUPTED`` and then raises ``KeyboardInterrupt`` as Python's own
+    handler does. A KeyboardInterrupt raised inside a ``__del__`` or a finalizer is only printed and
+    the build went on (exit 0 after a Ctrl-C); the flag is checked between steps and at every
+    session turn, so the runs still stop, resumably. Only in the main thread, and only over Python's
+    own handler (an ignored SIGINT stays ignored)."""
+    from agentflow.orchestration import INTERRUPTED
+
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        INTERRUPTED.set()
+        previous(signum, frame)
+
+    INTERRUPTED.clear()
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        INTERRUPTED.clear()
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -265,7 +295,7 @@ def build(
         _common.err("dry run: nothing was sent and nothing was created")
         return
     started = time.monotonic()
-    with _reporter() as reporter:
+    with _interrupt_flag(), _reporter() as reporter:
         results = (
             [resume_run(root, resume, options, reporter)]
             if resume

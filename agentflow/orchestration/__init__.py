@@ -32,6 +32,7 @@ a re-export is a second reference, and replacing it changes nothing the runs cal
 from __future__ import annotations
 
 from agentflow.orchestration.api import (
+    INTERRUPTED,
     BuildOptions,
     BuildResult,
     ModelFactory,
@@ -86,6 +87,7 @@ from agentflow.orchestration.worktrees import (
 )
 
 __all__ = [
+    "INTERRUPTED",
     "DEFAULT_SYSTEM",
     "EVALUATOR_KEYS",
     "FALLBACK_IDENTITY",

@@ -6,6 +6,7 @@ this one imports none of them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,12 @@ from agentflow.models.base import Model
 
 ModelFactory = Callable[[str, int], Model]
 """``(role, cycle) -> Model``: lets tests and the demo supply models directly."""
+
+INTERRUPTED = threading.Event()
+"""Set by the command line's SIGINT handler (``cli/run.py``) besides the ``KeyboardInterrupt`` it
+raises: a run checks it between steps and at every session turn, so a Ctrl-C whose exception Python
+ignored (raised inside a ``__del__`` or a finalizer, where exceptions are only printed) still stops
+every run at a recorded point."""
 
 
 class Reporter(Protocol):

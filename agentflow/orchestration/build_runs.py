@@ -30,6 +30,7 @@ from agentflow.integrity import TamperingError, claim, release
 from agentflow.keys import signing_key
 from agentflow.ledger import Ledger
 from agentflow.orchestration.api import (
+    INTERRUPTED,
     BuildOptions,
     BuildResult,
     NullReporter,
@@ -78,7 +79,7 @@ class BuildDriver:
                 progress = self.run.progress()
                 if progress.ended is not None:
                     return progress.ended
-                if self.run.cancel.is_set():
+                if self.run.cancel.is_set() or INTERRUPTED.is_set():
                     raise KeyboardInterrupt
                 try:
                     self.step(progress)
@@ -550,8 +551,10 @@ def load_build_plans(root: Path, refs: Sequence[str], config: Config | None = No
 
 
 def require_base(repo: Repo, config: Config) -> str:
-    """The commit of the configured base branch; a clear exit 2 naming the setting when it is missing."""
-    if not repo.ok("rev-parse", "--verify", "--quiet", f"{config.base}^{{commit}}"):
+    """The commit of the configured base branch; a clear exit 2 naming the setting when it is missing
+    (one git process: ``rev`` asks the same ``rev-parse`` again only when it names nothing)."""
+    found = repo.git("rev-parse", "--verify", "--quiet", f"{config.base}^{{commit}}", check=False)
+    if not found or config.base.startswith("-"):
         current = repo.current_branch()
         hint = f", e.g. `base: {current}`" if current and current != config.base else ""
         raise GitError(
@@ -559,15 +562,18 @@ def require_base(repo: Repo, config: Config) -> str:
             where=config.source or "agentflow.yaml",
             fix=f"set `base:` in agentflow.yaml to the branch changes are merged into{hint}",
         )
-    return repo.rev(config.base)
+    return found.strip()
 
 
 def preflight(root: Path, config: Config, options: BuildOptions) -> None:
     """Refuse what would fail later, before a run or worktree is created."""
     repo = Repo(root, gitpython=False)
-    if not repo.has_commits():
-        raise GitError("the repository has no commits yet", where=root, fix="commit something first")
-    require_base(repo, config)
+    try:
+        require_base(repo, config)
+    except GitError:
+        if not repo.has_commits():  # asked only then: the base exists in a repository with commits
+            raise GitError("the repository has no commits yet", where=root, fix="commit something first") from None
+        raise
     if options.jobs < 1:
         raise UsageError("-j must be at least 1")
     if options.max_cycles is not None and options.max_cycles < 1:

@@ -40,7 +40,7 @@ from agentflow.git import EMPTY_TREE, NOTES_REF, DiffStat, Repo
 from agentflow.inputs import TrustedInputs
 from agentflow.ledger import Ledger
 from agentflow.notes import parse_lines
-from agentflow.orchestration.api import BuildOptions, Reporter
+from agentflow.orchestration.api import INTERRUPTED, BuildOptions, Reporter
 from agentflow.orchestration.context import (
     ModelPool,
     _display,
@@ -141,7 +141,9 @@ class Run:
         return f"plan {self.plan.id}" if self.plan is not None else "verify"
 
     def on_progress(self, progress: dict[str, Any]) -> None:
-        if self.cancel.is_set():  # Ctrl-C reached the main thread while this run works in another (-j)
+        # Ctrl-C reached the main thread while this run works in another (-j), or its KeyboardInterrupt
+        # was raised where Python ignores it (a __del__): the handler's flag says so
+        if self.cancel.is_set() or INTERRUPTED.is_set():
             raise KeyboardInterrupt
         self.reporter.on_progress({"plan": self.plan.id if self.plan else None, "run_id": self.run_id, **progress})
 

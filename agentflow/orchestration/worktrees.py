@@ -36,7 +36,9 @@ def ensure_git_identity(repo: Repo, reporter: Reporter) -> None:
     Without one, agentflow commits as ``agentflow <agentflow@localhost>`` and says so, rather than
     failing after the sessions have been paid for.
     """
-    configured = repo.git("config", "user.name", check=False) and repo.git("config", "user.email", check=False)
+    found = repo.git("config", "--get-regexp", r"^user\.(name|email)$", check=False)  # both in one process
+    values = {key: value for key, _, value in (line.partition(" ") for line in found.splitlines())}
+    configured = bool(values.get("user.name") and values.get("user.email"))
     if configured or all(os.environ.get(name) for name in FALLBACK_IDENTITY):
         return
     for name, value in FALLBACK_IDENTITY.items():
