@@ -31,6 +31,8 @@ a re-export is a second reference, and replacing it changes nothing the runs cal
 
 from __future__ import annotations
 
+from typing import Any
+
 from agentflow.orchestration.api import (
     INTERRUPTED,
     BuildOptions,
@@ -76,7 +78,6 @@ from agentflow.orchestration.context import (
 )
 from agentflow.orchestration.progress import CycleState, RunProgress, project_progress, reopened_findings
 from agentflow.orchestration.run import MAX_DIFF_CHARS, Run
-from agentflow.orchestration.verify_runs import plan_from_trailers, verify, verify_checks
 from agentflow.orchestration.worktrees import (
     FALLBACK_IDENTITY,
     WORKTREES_DIR,
@@ -85,6 +86,18 @@ from agentflow.orchestration.worktrees import (
     prepare_worktree,
     remove_worktree,
 )
+
+# verify runs (and the VerifyReport they return) are imported on first use: a build does not need them
+_VERIFY_RUNS = frozenset({"plan_from_trailers", "verify", "verify_checks"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VERIFY_RUNS:
+        from agentflow.orchestration import verify_runs
+
+        return getattr(verify_runs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "INTERRUPTED",
