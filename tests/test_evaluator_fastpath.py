@@ -477,3 +477,20 @@ def test_a_type_that_turns_hot_late_is_compiled(tmp_path, monkeypatch):
     aggregator = read_logs([path], workers=1)
     assert "LateComer" in {c.name for c in aggregator.fast.types.values()}
     assert sum(s.count for key, s in aggregator.shapes.items() if key[0] == "fast" and key[1] == "LateComer") > 1000
+
+
+def test_two_thousand_types_give_the_same_findings_uncompiled_and_compiled(tmp_path, monkeypatch):
+    # 2,000 types of 4 events each (#16 item 8's many-types log, planted defects among them): the
+    # default leaves them all to the general path; compiling every one of them gives the same result.
+    from agentflow.evaluator.reader import read_logs
+
+    events = [e for e in _rare_and_hot_events(12_000, 2000) if not str(e["type"]).startswith("Order")]
+    path = tmp_path / "types2000.jsonl"
+    path.write_bytes(b"\n".join(_lines(events)) + b"\n")
+    assert read_logs([path], workers=1).fast is None  # none hot: no Struct class at all
+    general = _run(path, monkeypatch, fast=False)
+    monkeypatch.setattr(schema_module, "HOT_SHARE", 0)
+    compiled = _run(path, monkeypatch, fast=True)
+    _same(general, compiled)
+    assert len(general["types"]) == 2000
+    assert {f["severity"] for f in general["findings"]} >= {"critical", "medium"}
