@@ -117,13 +117,26 @@ def test_maps_seen_by_one_worker_are_collapsed_in_the_merged_analysis(tmp_path):
     assert set(schema.fields) == {"type", "tenant_id", "labels", "labels.{*}"}
 
 
+def test_keys_that_never_repeat_in_types_of_a_few_events_are_a_map(tmp_path, cli):
+    """300 types of a family (one name stem) with 4 events each, every event its own 40 keys: too
+    few events for a share, but no key repeats: each root is a map."""
+    events = [{"type": f"Account{i % 300}Changed", "tenant_id": "t", **_unique_keys(i, 40)} for i in range(1200)]
+    log = write_jsonl(tmp_path / "family.jsonl", events)
+    result = cli("evaluate", str(log), "--no-record", "--format", "json")
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert report["events"] == 1200 == sum(t["count"] for t in report["types"])
+    assert all(set(t["fields"]) == {"type", "tenant_id", MAP_KEY} for t in report["types"])
+    assert report["findings"] == []
+
+
 def test_rare_fields_of_types_too_small_for_a_map_are_capped_per_rule_and_type(tmp_path, cli):
-    """Four events per type, each with its own 60 keys (240 per type): too few events to call the root a map, so
-    each key is a partial field; at most MAX_PER_RULE_AND_TYPE are listed per type, the rest are
+    """Four events per type, each pair with its own 60 keys (each key in two of four events: no map),
+    so each key is a partial field; at most MAX_PER_RULE_AND_TYPE are listed per type, the rest are
     one finding that counts them."""
     from agentflow.evaluator.caps import MAX_PER_RULE_AND_TYPE
 
-    events = [{"type": f"T{i % 3}", "tenant_id": "t", **_unique_keys(i, 60)} for i in range(12)]
+    events = [{"type": f"T{i % 3}", "tenant_id": "t", **_unique_keys(i // 6, 60)} for i in range(12)]
     log = write_jsonl(tmp_path / "small.jsonl", events)
     result = cli("evaluate", str(log), "--no-record", "--format", "json")
     assert result.exit_code == 0
@@ -133,7 +146,7 @@ def test_rare_fields_of_types_too_small_for_a_map_are_capped_per_rule_and_type(t
         partial = [f for f in report["findings"] if f["event_type"] == name and f["rule"] == "partial_field"]
         assert len(partial) == MAX_PER_RULE_AND_TYPE + 1
         (rest,) = [f for f in partial if f["field"] is None]
-        assert rest["evidence"]["collapsed"] == 4 * 60 - MAX_PER_RULE_AND_TYPE
+        assert rest["evidence"]["collapsed"] == 2 * 60 - MAX_PER_RULE_AND_TYPE
         assert rest["severity"] == "low" and len(rest["evidence"]["fields"]) == 5
 
 

@@ -698,30 +698,36 @@ def map_like_paths(shapes: list[Shape]) -> list[tuple[str, ...]]:
     for parent, by_leaf in sorted(children.items(), key=lambda item: (len(item[0]), item[0])):
         if len(by_leaf) < MAP_MIN_KEYS or any(parent[: len(f)] == f for f in found):
             continue
-        base = objects.get(parent) or 1
-        shares = sorted(n / base for n in by_leaf.values())
-        if shares[len(shares) // 2] <= MAP_MAX_SHARE:
+        if _map_like(list(by_leaf.values()), objects.get(parent) or 1):
             found.append(parent)
     return found
 
 
+def _map_like(counts: list[int], base: int) -> bool:
+    """Keys (their event counts, over ``base`` events holding the object) of a map: at least
+    ``MAP_MIN_KEYS`` of them, the median in at most ``MAP_MAX_SHARE`` of the events, or, with the
+    object in more than one event, the median in one event only (keys that never repeat: a type
+    of four events is too small for a share)."""
+    if len(counts) < MAP_MIN_KEYS:
+        return False
+    median = sorted(counts)[len(counts) // 2]
+    return median / base <= MAP_MAX_SHARE or (base > 1 and median == 1)
+
+
 def root_map_keys(shapes: list[Shape]) -> frozenset[str] | None:
     """The top-level keys to keep when the events' root object is used as a map (every event with
-    its own keys), else None: at least ``MAP_MIN_KEYS`` distinct top-level keys, the median in at
-    most ``MAP_MAX_SHARE`` of the type's events. The keys in more events than that (the type
-    field, a tenant id) are kept; the others collapse to ``{*}``."""
+    its own keys), else None: top-level keys as map-like as ``_map_like`` says. The keys in more
+    events than ``MAP_MAX_SHARE`` (and more than one: the type field, a tenant id) are kept; the
+    others collapse to ``{*}``."""
     total = sum(s.count for s in shapes) or 1
     by_key: dict[str, int] = {}
     for shape in shapes:
         for _, _, parent, keys in _nodes(shape.fields):
             if not parent and keys[0] != MAP_KEY:
                 by_key[keys[0]] = by_key.get(keys[0], 0) + shape.count
-    if len(by_key) < MAP_MIN_KEYS:
+    if not _map_like(list(by_key.values()), total):
         return None
-    shares = sorted(n / total for n in by_key.values())
-    if shares[len(shares) // 2] > MAP_MAX_SHARE:
-        return None
-    return frozenset(key for key, n in by_key.items() if n / total > MAP_MAX_SHARE)
+    return frozenset(key for key, n in by_key.items() if n / total > MAP_MAX_SHARE and n > 1)
 
 
 def collapse_maps(
