@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Ledger views at team scale (#19 item 1): status, show, log --run and metrics --since 7d on a
-generated ledger, as subprocesses, against ``python -c pass``, with peak RSS.
+generated ledger, as subprocesses, against ``python -c pass``, with peak RSS and CPU time.
 
 Usage:  python benchmarks/ledger_views.py [--events 100000] [--days 365] [--runs 5] [--code DIR]...
                                           [--keep DIR]
