@@ -9,7 +9,8 @@ type are derived from the shape table at the end: a field's presence is the sum 
 the shapes that contain it.
 
 Once the first ``LEARN_LINES`` lines have taught the shapes, ``agentflow.evaluator.fastpath``
-compiles them so msgspec decodes and shape-checks each line in C; lines it rejects come back here.
+compiles those of the *hot* types (``HOT_SHARE`` of the events or more) so msgspec decodes and
+shape-checks each line in C; lines it rejects, rare types' among them, come back here.
 
 Memory therefore grows with types x shapes x fields, never with the number of events. The shape
 table is capped (``MAX_SHAPES``); events of shapes beyond the cap are counted as *unanalysed* and
