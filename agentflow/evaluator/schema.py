@@ -502,12 +502,13 @@ class Aggregator:
 
     def _find_maps(self, event_type: str, shapes: list[Shape]) -> bool:
         """Look for map-like objects (and a map-like root) in one type's shapes; True if new ones."""
+        found, root = _find_map_like([(s, *_nodes(s.fields)) for s in shapes])
         keep = self.root_keep.get(event_type)
-        new_root = keep is None and (keep := root_map_keys(shapes)) is not None
+        new_root = keep is None and root is not None
         if new_root:
-            self.root_keep[event_type] = keep
+            self.root_keep[event_type] = keep = root
         known = set(self.map_paths.get(event_type, ()))
-        new = set(map_like_paths(shapes)) - known
+        new = set(found) - known
         if keep is not None:  # maps under the root's collapsed keys are gone with them
             new = {p for p in new if p[0] in keep}
             known = {p for p in known if p[0] in keep}
@@ -542,7 +543,7 @@ class Aggregator:
         for key in keys:
             shape = self.shapes.pop(key)
             mapping = path_map(shape.fields, paths, keep)
-            shape.fields = collapse_fields(shape.fields, paths, keep)
+            shape.fields = _fields_of(mapping)
             shape.string_paths = tuple(sp for sp in shape.string_paths if not _under_map(sp[1], paths, keep))
             shape.key_paths = tuple(sp for sp in shape.key_paths if not _under_map(sp[1], paths, keep))
             shape.examples = _collapse_examples(shape.examples, {old: new for old, new, _ in mapping})
@@ -658,50 +659,74 @@ def _collapse_examples(examples: dict[str, list[Any]], mapping: dict[str, str]) 
     return out
 
 
-def _nodes(fields: tuple[tuple[str, str], ...]) -> list[tuple[str, str, str, tuple[str, ...]]]:
-    """``[(path, json type, parent path, keys)]`` of a shape's nodes, ``keys`` the real keys from the
-    root. Paths join keys with dots, so a key holding a dot (``app.kubernetes.io/name``) makes them
-    ambiguous; the nodes are in ``flatten`` order (an object, then its children), which tells
-    them apart: a node's parent is the innermost object before it whose path is a prefix of its own."""
-    out: list[tuple[str, str, str, tuple[str, ...]]] = []
-    stack: list[tuple[str, tuple[str, ...]]] = []  # (path, keys) of the open objects
+def _nodes(fields: tuple[tuple[str, str], ...]) -> tuple[list[tuple[str, str, str, str]], dict[str, tuple[str, ...]]]:
+    """``([(path, json type, parent path, key)], {object path: its keys from the root})`` of a
+    shape's nodes (the root is ``""``). Paths join keys with dots, so a key holding a dot
+    (``app.kubernetes.io/name``) makes them ambiguous; the nodes are in ``flatten`` order (an object,
+    then its children), which tells them apart: a node's parent is the innermost object before it
+    whose path is a prefix of its own."""
+    out: list[tuple[str, str, str, str]] = []
+    objects: dict[str, tuple[str, ...]] = {"": ()}
+    stack: list[str] = []  # paths of the open objects
+    prefix = ""  # stack[-1] + "."
     for path, json_type in fields:
-        while stack and not path.startswith(stack[-1][0] + "."):
+        while stack and not path.startswith(prefix):
             stack.pop()
-        parent, keys = stack[-1] if stack else ("", ())
-        keys = (*keys, path[len(parent) + 1 :] if parent else path)
-        out.append((path, json_type, parent, keys))
+            prefix = stack[-1] + "." if stack else ""
+        parent = stack[-1] if stack else ""
+        key = path[len(prefix) :]
+        out.append((path, json_type, parent, key))
         if json_type == "object":
-            stack.append((path, keys))
-    return out
+            objects[path] = (*objects[parent], key)
+            stack.append(path)
+            prefix = path + "."
+    return out, objects
 
 
 def ambiguous_keys(fields: tuple[tuple[str, str], ...]) -> bool:
     """Whether a key of the shape holds a dot (its path does not name its parent object)."""
-    return any("." in keys[-1] for _, _, _, keys in _nodes(fields))
+    return any("." in key for _, _, _, key in _nodes(fields)[0])
 
 
 def map_like_paths(shapes: list[Shape]) -> list[tuple[str, ...]]:
     """Objects of one type used as maps (their keys from the root): many distinct child keys, each
     in few of the events where the object is present (not of all the type's events: an object in
     one event of fifty, such as ``changes.new_repository``, is a record, not a map)."""
-    children: dict[tuple[str, ...], dict[str, int]] = {}
-    objects: dict[tuple[str, ...], int] = {}  # keys -> events where it is an object
-    for shape in shapes:
-        for _, json_type, parent, keys in _nodes(shape.fields):
+    return _find_map_like([(s, *_nodes(s.fields)) for s in shapes])[0]
+
+
+def _find_map_like(
+    walked: list[tuple[Shape, list[tuple[str, str, str, str]], dict[str, tuple[str, ...]]]],
+) -> tuple[list[tuple[str, ...]], frozenset[str] | None]:
+    """``(map_like_paths, root_map_keys)`` of shapes already walked by ``_nodes``."""
+    children: dict[str, dict[str, int]] = {}
+    objects: dict[str, int] = {}  # path -> events where it is an object
+    keys_of: dict[str, tuple[str, ...]] = {}
+    total = 0
+    for shape, nodes, shape_objects in walked:
+        total += shape.count
+        for path, json_type, parent, key in nodes:
             if json_type == "object":
-                objects[keys] = objects.get(keys, 0) + shape.count
-            if not parent or keys[-1] == MAP_KEY:
+                objects[path] = objects.get(path, 0) + shape.count
+            if key == MAP_KEY:
                 continue
-            by_leaf = children.setdefault(keys[:-1], {})
-            by_leaf[keys[-1]] = by_leaf.get(keys[-1], 0) + shape.count
+            by_leaf = children.get(parent)
+            if by_leaf is None:
+                by_leaf = children[parent] = {}
+                keys_of[parent] = shape_objects[parent]
+            by_leaf[key] = by_leaf.get(key, 0) + shape.count
     found: list[tuple[str, ...]] = []
-    for parent, by_leaf in sorted(children.items(), key=lambda item: (len(item[0]), item[0])):
-        if len(by_leaf) < MAP_MIN_KEYS or any(parent[: len(f)] == f for f in found):
+    for parent in sorted((p for p in children if p), key=lambda p: (len(keys_of[p]), keys_of[p])):
+        keys = keys_of[parent]
+        if any(keys[: len(f)] == f for f in found):
             continue
-        if _map_like(list(by_leaf.values()), objects.get(parent) or 1):
-            found.append(parent)
-    return found
+        if _map_like(list(children[parent].values()), objects.get(parent) or 1):
+            found.append(keys)
+    root = children.get("", {})
+    keep = None
+    if _map_like(list(root.values()), total or 1):
+        keep = frozenset(key for key, n in root.items() if n / (total or 1) > MAP_MAX_SHARE and n > 1)
+    return found, keep
 
 
 def _map_like(counts: list[int], base: int) -> bool:
@@ -720,15 +745,7 @@ def root_map_keys(shapes: list[Shape]) -> frozenset[str] | None:
     its own keys), else None: top-level keys as map-like as ``_map_like`` says. The keys in more
     events than ``MAP_MAX_SHARE`` (and more than one: the type field, a tenant id) are kept; the
     others collapse to ``{*}``."""
-    total = sum(s.count for s in shapes) or 1
-    by_key: dict[str, int] = {}
-    for shape in shapes:
-        for _, _, parent, keys in _nodes(shape.fields):
-            if not parent and keys[0] != MAP_KEY:
-                by_key[keys[0]] = by_key.get(keys[0], 0) + shape.count
-    if not _map_like(list(by_key.values()), total):
-        return None
-    return frozenset(key for key, n in by_key.items() if n / total > MAP_MAX_SHARE and n > 1)
+    return _find_map_like([(s, *_nodes(s.fields)) for s in shapes])[1]
 
 
 def collapse_maps(
@@ -770,8 +787,12 @@ def collapse_fields(
     """A shape's (path, json type) nodes with the keys of map-like objects (``maps``: their keys
     from the root) replaced by ``{*}``, and with ``keep``, the top-level keys not in it
     (``collapse_maps``)."""
+    return _fields_of(path_map(fields, maps, keep))
+
+
+def _fields_of(mapping: list[tuple[str, str, str]]) -> tuple[tuple[str, str], ...]:
     out: dict[str, str] = {}  # one node per path: a shape counts each of its fields once
-    for _, path, json_type in path_map(fields, maps, keep):
+    for _, path, json_type in mapping:
         out.setdefault(path, json_type)
     return tuple(out.items())
 
@@ -781,13 +802,14 @@ def path_map(
 ) -> list[tuple[str, str, str]]:
     """``[(path, collapsed path, json type)]`` of a shape's nodes (``collapse_fields``)."""
     map_set = set(maps)
-    new_of: dict[str, str] = {"": ""}  # original path -> collapsed path, parents first
+    nodes, objects = _nodes(fields)
+    is_map = {path: keys in map_set for path, keys in objects.items()}
+    new_of: dict[str, str] = {"": ""}  # original object path -> collapsed path, parents first
     out: list[tuple[str, str, str]] = []
-    for path, json_type, parent, keys in _nodes(fields):
-        key = keys[-1]
-        if (not parent and keep is not None and key not in keep) or keys[:-1] in map_set:
+    for path, json_type, parent, key in nodes:
+        if is_map[parent] or (not parent and keep is not None and key not in keep):
             key = MAP_KEY
-        base = new_of.get(parent, parent)
+        base = new_of[parent]
         new = f"{base}.{key}" if base else key
         if json_type == "object":
             new_of[path] = new
