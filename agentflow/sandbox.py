@@ -14,16 +14,19 @@ turns a command into a bubblewrap (``bwrap``) invocation, after Codex's Linux sa
   reachable), no network unless ``sandbox.network: true``, ``--die-with-parent``,
   ``--new-session``, every capability dropped; every process of a command dies with it (the
   namespace's init ends with the command, and killing ``bwrap`` kills the namespace);
-* pid 1 of that namespace is agentflow's own init (``INIT``, bwrap's ``--as-pid-1``), not bwrap's:
-  bwrap's init has the command's uid and no capability, so any process of the command could
-  ptrace it (or write its ``/proc/1/mem``) and clear its parent-death signal, after which the
-  namespace, and its writable worktree, outlive a killed ``bwrap``. Ours makes itself
-  non-dumpable (``PR_SET_DUMPABLE`` 0: no ptrace, no ``/proc/1/mem`` for a same-uid process
-  without ``CAP_SYS_PTRACE``) before it starts the command, and refuses to start it when it
-  cannot, or when its parent-death signal is not ``SIGKILL`` (fail closed);
+* the command runs in a user namespace of its own, a child of the one bwrap's pid 1 is in
+  (``unshare --user --map-current-user``, :func:`guard_argv`): pid 1 has the command's uid and no
+  capability, and without that step any process of the command could ptrace it (or write its
+  ``/proc/1/mem``) and clear its parent-death signal, after which the namespace, and its writable
+  worktree, outlive a killed ``bwrap``. Across a user-namespace boundary the kernel refuses every
+  ptrace-mode access (``ptrace``, ``/proc/1/mem``, ``environ``, ``fd``, ``process_vm_writev``,
+  ``pidfd_getfd``) without ``CAP_SYS_PTRACE`` in pid 1's namespace, which no sandboxed process
+  holds; the command's own processes share one namespace and can still trace each other. The
+  sandbox is always in a user namespace (``--unshare-user``) where the command is agentflow's own
+  uid (``NESTED_ID`` for root: the kernel lets no process without ``CAP_SETFCAP`` map uid 0 into a
+  namespace of its own);
 * ``nested=True`` (the Claude Code process, whose Bash tool starts a bubblewrap of its own): the
-  same, plus a user namespace in which the process is a non-root user (``--uid``) with no
-  capability, and a ``/dev`` of device binds instead of a devpts mount, so that nothing is
+  same, with a ``/dev`` of device binds instead of a devpts mount, so that nothing is
   mounted over the fresh ``/proc`` and an inner bwrap can create its namespaces (and its own
   ``/proc``) inside ours. Every mount of ours is locked in an inner namespace: an inner root
   cannot unmount a hidden path or reach the host's ``/proc``;
@@ -33,8 +36,8 @@ turns a command into a bubblewrap (``bwrap``) invocation, after Codex's Linux sa
 ``mode: auto`` (the default) and ``mode: bwrap`` fail closed when bwrap is missing or cannot create
 namespaces (``SandboxUnavailable``, exit 2, one line naming the fix); ``mode: off`` runs commands
 unconfined and :meth:`Sandbox.warning` says so on every run (the CLI prints it: domain code never
-does). The probe (a sandbox of this shape, with agentflow's init, running ``true``) runs once per
-process and is cached.
+does). The probe (a sandbox of this shape that checks the guard holds: pid 1's ``environ`` is out
+of the command's reach) runs once per process and is cached.
 
 :func:`make_non_dumpable` is defence in depth for ``mode: off``: with ``PR_SET_DUMPABLE`` 0,
 processes of the same user cannot read the orchestrator's ``/proc/<pid>/environ``.
@@ -45,6 +48,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -186,7 +190,7 @@ class Sandbox:
             return list(argv)
         options = self.arguments(workdir, writable=writable, readable=readable, network=network, keep=keep,
                                  nested=nested)  # fmt: skip
-        return [self.bwrap, *options, "--", *init_argv(), *argv]
+        return [self.bwrap, *options, "--", *guard_argv(), *argv]
 
     def arguments(
         self,
@@ -204,7 +208,7 @@ class Sandbox:
         net = self.network if network is None else network
         args = ["--ro-bind", "/", "/", *(nested_dev() if nested else ["--dev", "/dev"]), "--proc", "/proc"]
         args += ["--tmpfs", "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
-        args += ["--as-pid-1", "--new-session", "--cap-drop", "ALL", *(nested_user() if nested else [])]
+        args += ["--new-session", "--cap-drop", "ALL", *user_args()]
         if not net:
             args.append("--unshare-net")
         # What lived under /tmp (a test's home or checkout) and is meant to be readable: bind it back.
@@ -240,62 +244,32 @@ class Sandbox:
         return [os.path.normpath(p) for p in (*paths, *self.hide)]
 
 
-# pid 1 of every sandbox (run with ``python -I -S -B -c INIT COMMAND...``): made non-dumpable before
-# anything untrusted exists in the namespace, it checks that bwrap's --die-with-parent armed its
-# parent-death signal, starts the command, reaps orphans, and exits with the command's status
-# (128 + signal when killed, as bwrap's init does), which kills every process left in the namespace.
-# Exit 125 with one line when it cannot guarantee that (no command is started).
-INIT = r"""
-import os, sys, _signal
-def fail(why):
-    os.write(2, ("agentflow: sandbox init: " + why + " (the command was not run)\n").encode())
-    os._exit(125)
-try:
-    import ctypes
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (ImportError, OSError, AttributeError) as exc:
-    fail("no prctl: " + str(exc))
-if prctl(4, 0, 0, 0, 0) != 0 or prctl(3, 0, 0, 0, 0) != 0:
-    fail("cannot make pid 1 non-dumpable")
-sig = ctypes.c_int(0)
-if prctl(2, ctypes.byref(sig), 0, 0, 0) != 0 or sig.value != _signal.SIGKILL:
-    fail("pid 1 does not die with bwrap (parent-death signal %d)" % sig.value)
-for signum in (_signal.SIGINT, _signal.SIGPIPE, _signal.SIGXFSZ):
-    _signal.signal(signum, _signal.SIG_DFL)
-argv = sys.argv[1:]
-if not argv:
-    fail("no command")
-try:
-    child = os.posix_spawnp(argv[0], argv, os.environ)
-except OSError as exc:
-    os.write(2, ("agentflow: sandbox: %s: %s\n" % (argv[0], exc.strerror)).encode())
-    os._exit(127)
-while True:
-    try:
-        pid, status = os.wait()
-    except ChildProcessError:
-        os._exit(125)
-    if pid == child:
-        os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
-"""
-
-
-INIT_PREFIX = "agentflow: sandbox init: "
-INIT_FIX = "run agentflow with a CPython that has ctypes, on Linux; or set `sandbox: {mode: off}` knowingly"
+GUARD_FIX = (
+    "install util-linux 2.38 or later (its unshare runs every sandboxed command in a user namespace of its own); "
+    "or set `sandbox: {mode: off}` in agentflow.yaml knowingly"
+)
+GUARD_PREFIX = "agentflow: sandbox guard: "
+# What the probe runs inside the guard: pid 1's environ must be out of reach (a ptrace-mode read,
+# refused like ptrace and /proc/1/mem), else the sandbox is refused.
+GUARD_CHECK = (
+    "if cat /proc/1/environ >/dev/null 2>&1; then "
+    f"echo '{GUARD_PREFIX}a sandboxed process can reach pid 1 (ptrace, /proc/1/mem)' >&2; exit 1; fi"
+)
 
 
 @functools.lru_cache(maxsize=1)
-def init_python() -> str:
-    """The interpreter that runs ``INIT`` inside the sandbox: agentflow's own, by its real path."""
-    found = os.path.realpath(sys.executable) if sys.executable else shutil.which("python3")
+def unshare_path() -> str:
+    """util-linux's ``unshare``, by the host's absolute path (the sandbox's root is the host's, read-only)."""
+    found = shutil.which("unshare", path=os.defpath)
     if not found:
-        raise SandboxUnavailable("sandbox: no Python interpreter for the sandbox's init", fix=FIX)
-    return found
+        raise SandboxUnavailable("sandbox: util-linux's unshare is not installed", fix=GUARD_FIX)
+    return os.path.realpath(found)
 
 
-def init_argv() -> list[str]:
-    """What ``bwrap --as-pid-1`` runs as the namespace's pid 1, before the command's argv."""
-    return [init_python(), "-I", "-S", "-B", "-c", INIT]
+def guard_argv() -> list[str]:
+    """What runs the command inside bwrap: a user namespace that is a child of pid 1's, so that no
+    process of the command can ptrace pid 1 or write its memory; the command keeps its uid."""
+    return [unshare_path(), "--user", "--map-current-user", "--"]
 
 
 def nested_dev() -> list[str]:
@@ -314,9 +288,10 @@ def nested_dev() -> list[str]:
     return [*args, "--dir", "/dev/shm"]
 
 
-def nested_user() -> list[str]:
+def user_args() -> list[str]:
     """A user namespace where the process is agentflow's own uid (``NESTED_ID`` for root): not 0,
-    so it holds no capability and can map itself into an inner user namespace."""
+    so it holds no capability and can map itself into an inner user namespace (the guard's, an
+    inner bwrap's)."""
     uid, gid = os.getuid() or NESTED_ID, os.getgid() or NESTED_ID
     return ["--unshare-user", "--uid", str(uid), "--gid", str(gid)]
 
@@ -384,12 +359,14 @@ def require_bwrap(where: str = "agentflow.yaml") -> str:
     found = shutil.which("bwrap")
     if found is None:
         raise SandboxUnavailable("sandbox: bwrap (bubblewrap) is not installed", where=where, fix=FIX)
+    try:
+        unshare_path()
+    except SandboxUnavailable as exc:
+        raise SandboxUnavailable(exc.problem, where=where, fix=GUARD_FIX) from None
     problem = _probe(found)
-    if problem and problem.startswith(INIT_PREFIX):
-        problem = problem.removeprefix(INIT_PREFIX)
-        raise SandboxUnavailable(
-            f"sandbox: agentflow's init cannot guard it here ({problem})", where=where, fix=INIT_FIX
-        )
+    if problem and (problem.startswith(GUARD_PREFIX) or problem.split(":")[0].endswith("unshare")):
+        problem = problem.removeprefix(GUARD_PREFIX)
+        raise SandboxUnavailable(f"sandbox: pid 1 cannot be guarded here ({problem})", where=where, fix=GUARD_FIX)
     if problem:
         raise SandboxUnavailable(f"sandbox: bwrap cannot create namespaces here ({problem})", where=where, fix=FIX)
     return found
@@ -404,9 +381,10 @@ def _probe(bwrap: str, nested: bool = False) -> str | None:
     """None when ``bwrap`` can build the sandbox (once per process; ``nested``: and a sandbox with
     its own namespaces and ``/proc`` inside it), else its one-line complaint."""
     argv = [bwrap, "--ro-bind", "/", "/", *(nested_dev() if nested else ["--dev", "/dev"]), "--proc", "/proc"]
-    argv += ["--tmpfs", "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--as-pid-1"]
-    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", *(nested_user() if nested else [])]
-    argv += ["--", *init_argv(), *([bwrap, *INNER_PROBE] if nested else ["/bin/true"])]
+    argv += ["--tmpfs", "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net"]
+    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", *user_args()]
+    inner = f"; exec {shlex.quote(bwrap)} {shlex.join(INNER_PROBE)}" if nested else ""
+    argv += ["--", *guard_argv(), "/bin/sh", "-c", GUARD_CHECK + inner]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, env={"PATH": os.defpath}, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -414,7 +392,8 @@ def _probe(bwrap: str, nested: bool = False) -> str | None:
     if proc.returncode == 0:
         return None
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else f"exit {proc.returncode}"
+    guard = [line for line in lines if line.startswith(GUARD_PREFIX) or line.split(":")[0].endswith("unshare")]
+    return (guard or lines or [f"exit {proc.returncode}"])[-1]
 
 
 # -- defence in depth -----------------------------------------------------------------------------

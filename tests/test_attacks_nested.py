@@ -75,8 +75,9 @@ def test_root_of_an_inner_user_namespace_cannot_remount_unbind_or_rebind_what_is
 def test_the_nested_process_holds_no_capability_and_sees_only_its_own_namespace(
     repo: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    """The nested shape's process is uid 1000 (for root) with an empty capability set; its /proc
-    shows the sandbox's processes only (pid 1 is agentflow's init), and nothing is writable but the
+    """The nested shape's process is uid 1000 (for root) with no capability (its bounding set is the
+    guard's user namespace's, full, in a namespace that owns nothing); its /proc
+    shows the sandbox's processes only (pid 1 is bwrap's init), and nothing is writable but the
     worktree: not the checkout, the gitdir, /dev's devices' folder or the ledger's folder."""
     need_tool("bwrap")
     worktree = _layout(repo, tmp_path, monkeypatch)
@@ -93,10 +94,10 @@ def test_the_nested_process_holds_no_capability_and_sees_only_its_own_namespace(
     proc = _run(worktree, script)
 
     assert "done" in proc.stdout, proc.stderr
-    caps = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("Cap")]
-    assert caps and set(caps) == {"0000000000000000"}
+    caps = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith(("CapPrm", "CapEff", "CapAmb"))]
+    assert len(caps) == 3 and set(caps) == {"0000000000000000"}
     count = int(next(line for line in proc.stdout.splitlines() if line.strip().isdigit()))
-    assert count < 10  # the sandbox's init, bash and its few children: no host process
+    assert count < 10  # bwrap's init, bash and its few children: no host process
     assert (worktree / "written.txt").read_text() == "inside\n"
     assert "x" not in (gitdir / "HEAD").read_text() and (repo / "README.md").read_text() == "# sample\n"
     assert not (repo / ".agentflow" / "x").exists()
@@ -116,8 +117,8 @@ def _alive(marker: str) -> list[int]:
 
 def test_a_daemon_that_stops_the_namespaces_init_dies_with_the_session(repo: Path, tmp_path: Path, monkeypatch) -> None:
     """A hostile process double-forks a daemon, leaves the session, and tries to ptrace-attach the
-    PID namespace's init so that the namespace outlives the command. Refused: pid 1 is agentflow's
-    init, non-dumpable (with bwrap's own init, same uid and no capability, the kernel allowed it and
+    PID namespace's init so that the namespace outlives the command. Refused: the command runs one
+    user namespace below pid 1 (with both in one namespace, same uid and no capability, the kernel allowed it and
     the command hung until the caller's timeout killed bwrap; tests/test_attacks_ptrace.py goes
     further). The command ends on its own, and the daemon with it: nothing of the session survives
     (agentflow's run_command, checks and the Claude Code transport all end a session this way)."""

@@ -8,12 +8,16 @@ of the command can ptrace it: the attack below attaches to pid 1, makes it call
 code, restores it and detaches. The command then hangs until the caller's timeout kills ``bwrap``;
 pid 1 no longer dies with it, so the namespace, its processes and its writable bind of the worktree
 stay: the builder's process keeps writing into the worktree after its command "ended" (while
-agentflow commits it, or during the verifier's turn)."""
+agentflow commits it, or during the verifier's turn). The defence (agentflow.sandbox's guard): the
+command runs in a user namespace that is a child of pid 1's, across which the kernel refuses every
+ptrace-mode access to pid 1; ``test_without_the_guard_pid_1_is_within_reach`` shows the attack's
+first steps still work here without it."""
 
 from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import time
 import uuid
@@ -174,71 +178,171 @@ def test_a_tracer_that_clears_the_inits_parent_death_signal_does_not_outlive_the
             os.kill(pid, 9)
 
 
-def _with_pdeathsig() -> None:
-    import ctypes
+# Runs inside the sandbox: every other way into pid 1's memory or files, each line "what: result".
+PROBE = r"""
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.restype = libc.syscall.restype = ctypes.c_long
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+L = ctypes.c_long
+def err():
+    return os.strerror(ctypes.get_errno())
+def attempt(name, fn):
+    try:
+        print(name + ": " + str(fn()))
+    except OSError as exc:
+        print(name + ": " + exc.strerror)
+def attach(pid):
+    if libc.ptrace(16, pid, None, None) != 0:
+        return err()
+    os.waitpid(pid, 0x40000000)
+    libc.ptrace(17, pid, None, 0)
+    return "attached"
+def opened(path, flags=os.O_RDONLY):
+    os.close(os.open(path, flags))
+    return "opened"
+class IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+def vm_write():
+    start = int(open("/proc/1/maps").readline().split("-")[0], 16) if os.access("/proc/1/maps", os.R_OK) else 0x400000
+    buf = ctypes.create_string_buffer(8)
+    local, remote = IOVec(ctypes.addressof(buf), 8), IOVec(start, 8)
+    n = libc.syscall(L(311), L(1), ctypes.byref(local), L(1), ctypes.byref(remote), L(1), L(0))  # process_vm_writev
+    return err() if n < 0 else "wrote"
+def getfd():
+    pidfd = os.pidfd_open(1)
+    fd = libc.syscall(L(438), L(pidfd), L(0), L(0))  # pidfd_getfd of pid 1's stdin
+    return err() if fd < 0 else "got"
+attempt("ptrace", lambda: attach(1))
+attempt("mem", lambda: opened("/proc/1/mem", os.O_RDWR))
+attempt("environ", lambda: opened("/proc/1/environ"))
+attempt("fd", lambda: opened("/proc/1/fd/0"))
+attempt("ns", lambda: opened("/proc/1/ns/user"))
+attempt("root", lambda: os.listdir("/proc/1/root/"))
+attempt("process_vm_writev", vm_write)
+attempt("pidfd_getfd", getfd)
+child = os.fork()
+if child == 0:
+    time.sleep(5)
+    os._exit(0)
+attempt("own child", lambda: attach(child))
+os.kill(child, 9)
+"""
+DENIED = {"ptrace": "Operation not permitted", "mem": "Permission denied", "environ": "Permission denied",
+          "fd": "Permission denied", "ns": "Permission denied", "root": "Permission denied",
+          "process_vm_writev": "Permission denied", "pidfd_getfd": "Operation not permitted"}  # fmt: skip
 
-    ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG SIGKILL, as bwrap's --die-with-parent
+
+def _probe(worktree: Path, nested: bool, prefix: str = "", sandbox=None) -> dict[str, str]:
+    from agentflow.sandbox import Sandbox
+
+    (worktree / "probe.py").write_text(PROBE)
+    sandbox = sandbox or Sandbox.from_config()
+    argv = sandbox.wrap(["sh", "-c", f"{prefix}python3 probe.py"], worktree, nested=nested)
+    proc = subprocess.run(argv, env=sandbox.environment(), capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return dict(line.split(": ", 1) for line in proc.stdout.splitlines())
 
 
-def test_the_init_runs_no_command_it_cannot_guard_and_passes_its_status_on(tmp_path: Path) -> None:
-    """agentflow's init fails closed: without a parent-death signal (here: started by hand, not by
-    bwrap --die-with-parent) it says so in one line, exits 125 and starts nothing. Armed, it passes
-    the command's exit status on, and a death by signal as 128 + the signal, like bwrap's init."""
-    from agentflow.sandbox import init_argv
+@pytest.mark.parametrize(("nested", "prefix"), [(False, ""), (True, ""), (True, "unshare -Ur ")],
+                         ids=["default", "nested", "inner-root"])  # fmt: skip
+def test_no_process_of_the_command_reaches_pid_1s_memory_or_files(
+    repo: Path, tmp_path: Path, monkeypatch, nested: bool, prefix: str
+) -> None:
+    """Variants of the attack: ptrace, /proc/1/mem, environ, fd, ns, root, process_vm_writev and
+    pidfd_getfd of pid 1 are all refused, in both shapes and for a root of an inner user namespace
+    (``unshare -Ur`` inside the nested shape: capabilities in its own namespace only). The command's
+    processes can still trace each other (the guard separates them from pid 1, not from each other)."""
+    need_tool("bwrap")
+    if platform.machine() != "x86_64":
+        pytest.skip("the probe's syscall numbers are x86_64's")
+    worktree = _layout(repo, tmp_path, monkeypatch)
+    got = _probe(worktree, nested, prefix)
+    assert {k: got.get(k) for k in DENIED} == DENIED, got
+    assert got["own child"] == "attached", got
 
-    marker = tmp_path / "ran"
-    proc = subprocess.run([*init_argv(), "touch", str(marker)], capture_output=True, text=True, check=False)
-    assert proc.returncode == 125 and not marker.exists()
-    assert proc.stderr == (
-        "agentflow: sandbox init: pid 1 does not die with bwrap (parent-death signal 0) (the command was not run)\n"
+
+def test_without_the_guard_pid_1_is_within_reach(repo: Path, tmp_path: Path, monkeypatch) -> None:
+    """What makes the tests above meaningful: on this kernel (no Yama), the same probe in a sandbox
+    without the guard (bwrap's init and the command in one user namespace) attaches to pid 1 and
+    opens its memory for writing, the first steps of the attack of the module docstring."""
+    need_tool("bwrap")
+    if platform.machine() != "x86_64":
+        pytest.skip("the probe's syscall numbers are x86_64's")
+    if (
+        Path("/proc/sys/kernel/yama/ptrace_scope").exists()
+        and Path("/proc/sys/kernel/yama/ptrace_scope").read_text().strip() != "0"
+    ):
+        pytest.skip("Yama restricts ptrace here: the unguarded baseline cannot be shown")  # fmt: skip
+    import agentflow.sandbox as sandbox
+
+    worktree = _layout(repo, tmp_path, monkeypatch)
+    monkeypatch.setattr(sandbox, "guard_argv", list)  # (the start-up probe would refuse this sandbox)
+    got = _probe(worktree, nested=False, sandbox=sandbox.Sandbox(bwrap=shutil.which("bwrap") or "bwrap"))
+    assert (got["ptrace"], got["mem"], got["environ"], got["fd"], got["pidfd_getfd"]) == (
+        "attached",
+        "opened",
+        "opened",
+        "opened",
+        "got",
+    ), got
+    assert got["process_vm_writev"] in ("wrote", "Bad address"), got  # allowed (a read-only page: EFAULT)
+
+
+def test_a_sandbox_whose_pid_1_is_within_reach_is_refused_at_start(monkeypatch) -> None:
+    """Fail closed: the probe behind ``mode: auto | bwrap`` checks the guard from inside. Without it
+    (here: removed) pid 1's environ is readable, and no sandbox is available (exit 2, one line
+    naming the problem and the fix); with an ``unshare`` that cannot make the namespace (here: an
+    option it does not know, as util-linux before 2.38), the same; with no ``unshare``, one line."""
+    need_tool("bwrap")
+    import agentflow.sandbox as sandbox
+
+    fix = (
+        "(install util-linux 2.38 or later (its unshare runs every sandboxed command in a user namespace of its own); "
     )
-    for script, code in (("exit 3", 3), ("kill -9 $$", 137), ("touch " + str(marker), 0)):
-        run = subprocess.run([*init_argv(), "sh", "-c", script], preexec_fn=_with_pdeathsig, check=False)  # noqa: PLW1509
-        assert run.returncode == code, script
-    assert marker.exists()
-    missing = subprocess.run([*init_argv(), str(tmp_path / "nope")], capture_output=True, text=True,
-                             preexec_fn=_with_pdeathsig, check=False)  # fmt: skip  # noqa: PLW1509
-    assert missing.returncode == 127 and "nope: No such file or directory" in missing.stderr
+    cases = [
+        (list, "a sandboxed process can reach pid 1 (ptrace, /proc/1/mem)"),
+        (
+            lambda: [sandbox.unshare_path(), "--user", "--map-nobody", "--"],
+            f"{sandbox.unshare_path()}: unrecognized option '--map-nobody'",
+        ),
+    ]
+    for guard, problem in cases:
+        monkeypatch.setattr(sandbox, "guard_argv", guard)
+        sandbox._probe.cache_clear()
+        try:
+            with pytest.raises(sandbox.SandboxUnavailable) as raised:
+                sandbox.require_bwrap()
+        finally:
+            sandbox._probe.cache_clear()
+        assert raised.value.exit_code == 2
+        assert str(raised.value).startswith(f"agentflow.yaml: sandbox: pid 1 cannot be guarded here ({problem}) {fix}")
+        assert "\n" not in str(raised.value)
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name, path=None: "/usr/bin/bwrap" if name == "bwrap" else None)
+    sandbox.unshare_path.cache_clear()
+    try:
+        with pytest.raises(sandbox.SandboxUnavailable) as raised:
+            sandbox.require_bwrap()
+    finally:
+        sandbox.unshare_path.cache_clear()
+    assert str(raised.value).startswith("agentflow.yaml: sandbox: util-linux's unshare is not installed (install")
 
 
-def test_modules_planted_in_the_worktree_do_not_run_in_the_init(repo: Path, tmp_path: Path, monkeypatch) -> None:
-    """The init is Python started in the worktree, which an earlier command of the builder wrote:
-    a ``ctypes.py``, ``signal.py`` or ``sitecustomize.py`` there (and ``PYTHONPATH`` pointing at it)
-    would run in pid 1 and could disarm it. They are never imported (``-I -S``)."""
+def test_an_unshare_planted_in_the_worktree_does_not_run(repo: Path, tmp_path: Path, monkeypatch) -> None:
+    """The guard runs before the command, in the worktree an earlier command of the builder wrote:
+    an ``unshare`` there, first on ``PATH``, is never run (the guard is the host's, by absolute path)."""
     need_tool("bwrap")
     from agentflow.sandbox import Sandbox
     from agentflow.tools import run_shell
 
     worktree = _layout(repo, tmp_path, monkeypatch)
-    for name in ("ctypes", "signal", "sitecustomize", "usercustomize", "encodings"):
-        (worktree / f"{name}.py").write_text(f"open({str(worktree / ('planted-' + name))!r}, 'w').close()\n")
+    planted = worktree / "unshare"
+    planted.write_text(f'#!/bin/sh\ntouch {worktree / "planted-ran"}\nshift 3\nexec "$@"\n')
+    planted.chmod(0o755)
     sandbox = Sandbox.from_config()
-    env = {**sandbox.environment(), "PYTHONPATH": str(worktree), "PYTHONSTARTUP": str(worktree / "signal.py")}
+    env = {**sandbox.environment(), "PATH": f"{worktree}:{os.defpath}"}
 
     code, out, _ = run_shell("echo ran", worktree, 30, env, sandbox)
 
     assert (code, out) == (0, "ran\n")
-    assert sorted(p.name for p in worktree.glob("planted-*")) == []
-
-
-def test_an_init_that_cannot_guard_the_sandbox_fails_closed_at_start(monkeypatch) -> None:
-    """The probe behind ``mode: auto | bwrap`` starts a sandbox with the init: where the init
-    refuses (here made to, as it does without prctl or an armed parent-death signal), no sandbox is
-    available (exit 2, one line naming the init's complaint and the fix) rather than commands that
-    all fail, or run with an init that does not guard them."""
-    need_tool("bwrap")
-    import agentflow.sandbox as sandbox
-
-    refusal = "import os; os.write(2, b'agentflow: sandbox init: cannot make pid 1 non-dumpable\\n'); os._exit(125)"
-    monkeypatch.setattr(sandbox, "INIT", refusal)
-    sandbox._probe.cache_clear()
-    try:
-        with pytest.raises(sandbox.SandboxUnavailable) as raised:
-            sandbox.require_bwrap()
-    finally:
-        sandbox._probe.cache_clear()
-    assert raised.value.exit_code == 2
-    assert str(raised.value) == (
-        "agentflow.yaml: sandbox: agentflow's init cannot guard it here (cannot make pid 1 non-dumpable) "
-        "(run agentflow with a CPython that has ctypes, on Linux; or set `sandbox: {mode: off}` knowingly)"
-    )
+    assert not (worktree / "planted-ran").exists()

@@ -309,9 +309,9 @@ def test_where_no_sandbox_can_nest_in_agentflows_the_backend_stops_before_a_sess
     need_tool("socat")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    # a bwrap that cannot create user namespaces (a kernel or AppArmor policy that forbids them)
+    # a bwrap that cannot create the nested shape's namespaces (a kernel or AppArmor policy that forbids them)
     (bin_dir / "bwrap").write_text(
-        f'#!/bin/sh\ncase " $* " in *" --unshare-user "*) echo "bwrap: No permissions to create a new namespace" >&2; '
+        f'#!/bin/sh\ncase " $* " in *" --tmpfs /dev "*) echo "bwrap: No permissions to create a new namespace" >&2; '
         f'exit 1;; esac\nexec {real} "$@"\n'
     )
     (bin_dir / "bwrap").chmod(0o755)

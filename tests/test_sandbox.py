@@ -178,14 +178,22 @@ def test_a_sandbox_starts_inside_the_nested_one_and_hidden_paths_stay_hidden(
     assert "id_rsa" in proc.stderr  # each read of the key failed
 
 
-def test_the_default_sandbox_stays_without_a_user_namespace(repo: Path) -> None:
-    from agentflow.sandbox import Sandbox
+def test_both_shapes_run_the_command_as_a_non_root_uid_behind_the_guard(repo: Path) -> None:
+    """Both shapes have a user namespace with a non-root uid (the guard's own namespace must map it,
+    which the kernel refuses for uid 0 without CAP_SETFCAP) and no capability; only the nested one
+    gives up bwrap's ``--dev`` (pseudo-terminals) for a /dev of binds."""
+    from agentflow.sandbox import NESTED_ID, Sandbox, guard_argv
 
     need_tool("bwrap")
+    uid = str(os.getuid() or NESTED_ID)
     plain = Sandbox.from_config().arguments(repo)
     nested = Sandbox.from_config().arguments(repo, nested=True)
-    assert "--unshare-user" not in plain and plain[3:5] == ["--dev", "/dev"]
-    assert "--unshare-user" in nested and "--cap-drop" in nested and "--dev" not in nested
+    for args in (plain, nested):
+        assert args[args.index("--unshare-user") :][:3] == ["--unshare-user", "--uid", uid] and "--cap-drop" in args
+        assert "--as-pid-1" not in args  # bwrap's own init: the guard keeps the command away from it
+    assert plain[3:5] == ["--dev", "/dev"] and "--dev" not in nested
+    wrapped = Sandbox.from_config().wrap(["true"], repo)
+    assert wrapped[wrapped.index("--") + 1 :] == [*guard_argv(), "true"]
 
 
 # -- file tools: links and races -------------------------------------------------------------------
