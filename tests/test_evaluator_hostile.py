@@ -163,3 +163,21 @@ def test_a_capped_finding_keeps_the_highest_severity_of_those_it_stands_for():
     (rest,) = [f for f in capped if f.field is None]
     assert rest.severity == "high" and rest.evidence["collapsed"] == 25
     assert rest.evidence["severities"] == {"high": 3, "medium": 22}
+
+
+def test_a_collapsed_finding_makes_no_plan_with_an_empty_field() -> None:
+    """Past the cap, the rest of a type's findings are one finding with no field: --plan-out plans
+    the findings listed one by one, never "Add  to T" for the one that counts the rest."""
+    from agentflow.evaluator.analysis import Finding
+    from agentflow.evaluator.caps import cap_findings
+    from agentflow.evaluator.remediation import group_findings
+
+    findings = [
+        Finding("required_field", "high", "T", f"f{i:03}", f"T lacks f{i:03}", {"events": 3}, id=f"id{i}")
+        for i in range(105)
+    ]
+    capped = cap_findings(findings, cap=100)
+    assert len(capped) == 101 and any(f.field is None for f in capped)
+    groups = group_findings(capped)
+    assert len(groups) == 100
+    assert all(group.subject for group in groups)

@@ -129,6 +129,8 @@ def group_findings(findings: list[Finding], minimum: str = "high") -> list[PlanG
     for finding in findings:
         if severity_rank(finding.severity) < severity_rank(minimum):
             continue
+        if "collapsed" in finding.evidence:
+            continue  # stands for the findings past the cap (caps.py): no one field to plan for
         if finding.rule in _KEY:
             segment = str(finding.evidence.get("segment") or finding.field or "key")
             key = ("key", segment)
