@@ -494,3 +494,34 @@ def test_two_thousand_types_give_the_same_findings_uncompiled_and_compiled(tmp_p
     _same(general, compiled)
     assert len(general["types"]) == 2000
     assert {f["severity"] for f in general["findings"]} >= {"critical", "medium"}
+
+
+def test_the_flat_shape_key_tells_nested_objects_apart():
+    """shape_key lists nested objects in pre-order in one tuple: objects that hold the same keys and
+    value types at other depths, or in another order, are other shapes; the same shape is one key,
+    whether the line went through the general path's inline key or add_event."""
+    payloads = [
+        {"a": {"b": 1}, "c": {}},
+        {"a": {"b": 1, "c": {}}},
+        {"a": {"b": 1}, "c": {"d": {}}},
+        {"a": {"b": 1, "c": {"d": {}}}},
+        {"a": {"b": {}}, "c": {"d": 1}},
+        {"a": {"b": {"d": 1}}, "c": {}},
+        {"c": {}, "a": {"b": 1}},
+        {"a": {"b": "1"}, "c": {}},
+        {"a": [], "c": {}},
+        {"a": {}},
+        {"a": {}, "b": {}},
+        {"a": {"b": 1}},
+    ]
+    keys = {schema_module.shape_key("T", payload) for payload in payloads}
+    assert len(keys) == len(payloads)
+    lines = [json.dumps({"type": "T", **payload}).encode() for payload in payloads * 2]
+    by_lines = schema_module.Aggregator()
+    by_lines.fast_enabled = False
+    by_lines.add_lines(lines, 0, 1)
+    by_events = schema_module.Aggregator()
+    for line, raw in enumerate(lines, 1):
+        by_events.add_event(json.loads(raw), 0, line)
+    assert list(by_lines.shapes) == list(by_events.shapes)
+    assert [shape.count for shape in by_lines.shapes.values()] == [2] * len(payloads)

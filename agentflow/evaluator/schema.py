@@ -81,12 +81,31 @@ JSON_TYPES: dict[type, str] = {
 Location = tuple[int, int]  # (file index, line number)
 
 
-def signature(obj: dict[str, Any]) -> tuple[Any, ...]:
-    """An exact, hashable description of an object's shape (keys, value types, nested shapes)."""
-    types = tuple(map(type, obj.values()))
+def shape_key(event_type: str, payload: dict[str, Any]) -> tuple[Any, ...]:
+    """An exact, hashable description of an event's type and shape: ``(type, keys, value types)``,
+    then the keys and value types of each nested object in pre-order (the value types say which
+    values are objects, so the flat tuple reads back one way only). Flat: one tuple to hash and
+    compare, not one per nested object (``Aggregator._add_slow`` computes the same key inline)."""
+    types = tuple(map(type, payload.values()))
     if dict in types:
-        return (tuple(obj), types, tuple([signature(v) for v in obj.values() if type(v) is dict]))
-    return (tuple(obj), types)
+        key = [event_type, tuple(payload), types]
+        for value in payload.values():
+            if type(value) is dict:
+                _nested_key(value, key, 1)
+        return tuple(key)
+    return (event_type, tuple(payload), types)
+
+
+def _nested_key(obj: dict[str, Any], key: list[Any], depth: int) -> None:
+    if depth > MAX_NESTING:
+        raise RecursionError(TOO_DEEP)
+    types = tuple(map(type, obj.values()))
+    key.append(tuple(obj))
+    key.append(types)
+    if dict in types:
+        for value in obj.values():
+            if type(value) is dict:
+                _nested_key(value, key, depth + 1)
 
 
 def flatten(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, str, Any]]:
@@ -370,7 +389,7 @@ class Aggregator:
 
     def _add_slow(self, lines: list[bytes], file_index: int, first_line: int) -> None:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
-        shapes, classify, templates = self.shapes, self.classify, self.templates
+        shapes, classify, templates, nested_key = self.shapes, self.classify, self.templates, _nested_key
         plain = self.type_field is None
         line, analysed = first_line - 1, 0
         for raw in lines:
@@ -401,14 +420,13 @@ class Aggregator:
             if self.map_paths and event_type in self.map_paths:
                 payload = collapse_maps(payload, self.map_paths[event_type], self.root_keep.get(event_type))
             try:
-                types = tuple(map(type, payload.values()))
+                types = tuple(map(type, payload.values()))  # shape_key, inline
                 if dict in types:
-                    key = (
-                        event_type,
-                        tuple(payload),
-                        types,
-                        tuple([signature(v) for v in payload.values() if type(v) is dict]),
-                    )
+                    key = [event_type, tuple(payload), types]
+                    for value in payload.values():
+                        if type(value) is dict:
+                            nested_key(value, key, 1)
+                    key = tuple(key)
                 else:
                     key = (event_type, tuple(payload), types)
                 shape = shapes.get(key)
@@ -457,7 +475,7 @@ class Aggregator:
         if self.map_paths and event_type in self.map_paths:
             payload = collapse_maps(payload, self.map_paths[event_type], self.root_keep.get(event_type))
         try:
-            key = (event_type, *signature(payload))  # the same key add_lines computes inline
+            key = shape_key(event_type, payload)
             shape = self.shapes.get(key)
             if shape is None:
                 if len(self.shapes) >= MAX_SHAPES:
@@ -630,6 +648,9 @@ class Aggregator:
                 mine.merge(shape)
 
 
+# Objects nested deeper than this are a bad line (TOO_DEEP): as deep as Python's recursion limit let
+# the nested shape key go when it took two frames a level (``evaluate`` from the command line).
+MAX_NESTING = 487
 TOO_DEEP = "nested too deeply to analyse (objects within objects beyond Python's recursion limit)"
 MAP_CHECK = 64  # look for map-like objects each time a type reaches another 64 shapes
 MAP_MIN_KEYS = 32  # a map-like object: at least this many distinct keys over the type's shapes ...
