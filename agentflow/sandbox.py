@@ -246,6 +246,7 @@ class Sandbox:
 
 GUARD_FIX = (
     "install util-linux 2.38 or later (its unshare runs every sandboxed command in a user namespace of its own); "
+    "on Ubuntu 24.04 allow nested user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns=0); "
     "or set `sandbox: {mode: off}` in agentflow.yaml knowingly"
 )
 GUARD_PREFIX = "agentflow: sandbox guard: "

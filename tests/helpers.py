@@ -251,3 +251,17 @@ def child_processes() -> dict[int, list[bytes]]:
         except FileNotFoundError:  # ended meanwhile
             continue
     return found
+
+
+def processes_with(marker: str) -> list[int]:
+    """Every live process of the machine whose command line holds ``marker`` (a sandboxed
+    process that must not outlive its command)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:  # ended meanwhile, or not ours to read
+                continue
+    return found

@@ -9,7 +9,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from tests.helpers import git, need_tool
+from tests.helpers import git, need_tool, processes_with
 
 SSH_KEY = "-----NESTED PRIVATE KEY-----"
 LEDGER = "ledger-bytes-of-the-orchestrator"
@@ -103,18 +103,6 @@ def test_the_nested_process_holds_no_capability_and_sees_only_its_own_namespace(
     assert not (repo / ".agentflow" / "x").exists()
 
 
-def _alive(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def test_a_daemon_that_stops_the_namespaces_init_dies_with_the_session(repo: Path, tmp_path: Path, monkeypatch) -> None:
     """A hostile process double-forks a daemon, leaves the session, and tries to ptrace-attach the
     PID namespace's init so that the namespace outlives the command. Refused: the command runs one
@@ -157,8 +145,8 @@ def test_a_daemon_that_stops_the_namespaces_init_dies_with_the_session(repo: Pat
         assert (worktree / "attached").read_text() == "-1"  # PTRACE_ATTACH of pid 1: EPERM
         assert code == 0  # nothing stopped its init: the command ended by itself
         for _ in range(50):
-            if not _alive(marker):
+            if not processes_with(marker):
                 break
             subprocess.run(["sleep", "0.1"], check=False)
-        assert _alive(marker) == [], f"nested={nested}: a process of the session survived it"
+        assert processes_with(marker) == [], f"nested={nested}: a process of the session survived it"
         (worktree / "attached").unlink()

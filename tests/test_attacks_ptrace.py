@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import git, need_tool
+from tests.helpers import git, need_tool, processes_with
 
 # Runs inside the sandbox: leaves the command's session, attacks pid 1, then keeps writing into the
 # worktree for 20 seconds. attack.log says what each step gave.
@@ -116,18 +116,6 @@ def _layout(repo: Path, tmp_path: Path, monkeypatch) -> Path:
     return worktree
 
 
-def _alive(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def _run(worktree: Path, command: str, nested: bool) -> int | None:
     """The command as agentflow runs it, with a 6 s timeout: ``run_shell`` (run_command, checks, the
     command backend), or, nested, the way the Claude Code transport starts and kills its process."""
@@ -171,10 +159,10 @@ def test_a_tracer_that_clears_the_inits_parent_death_signal_does_not_outlive_the
         while time.monotonic() - returned < 2 and not survivor.exists():
             time.sleep(0.1)
         assert not survivor.exists(), f"a process of the command wrote into the worktree after it returned: {log}"
-        assert _alive(marker) == [], f"a process of the command survived it: {log}"
+        assert processes_with(marker) == [], f"a process of the command survived it: {log}"
         assert "attach: Operation not permitted" in log and "mem: Permission denied" in log, log
     finally:
-        for pid in _alive(marker):
+        for pid in processes_with(marker):
             os.kill(pid, 9)
 
 
