@@ -117,6 +117,40 @@ def run_git(
     )
 
 
+_FULL_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def is_full_id(name: str) -> bool:
+    """Whether ``name`` is a full object id (SHA-1 or SHA-256): it names immutable content, so
+    what git answers about it can be kept; a name (HEAD, a branch) can move."""
+    return _FULL_ID.fullmatch(name) is not None
+
+
+def cat_file_batch(root: Path | str, names: Sequence[str]) -> list[tuple[str, bytes] | None]:
+    """Each of ``names``' object type and content, read in one ``git cat-file --batch``; None for a
+    name that names no object (``<name> missing``), or when git's output ends early."""
+    proc = run_git(["cat-file", "--batch"], root, input="".join(f"{name}\n" for name in names).encode(), text=False)
+    data, pos, found = proc.stdout, 0, []
+    for _ in names:
+        end = data.find(b"\n", pos)
+        if end < 0:
+            break
+        header = data[pos:end].split()
+        if len(header) < 3 or header[-1] == b"missing":  # the name itself may hold spaces
+            found.append(None)
+            pos = end + 1
+            continue
+        size = int(header[2])
+        found.append((header[1].decode(), data[end + 1 : end + 1 + size]))
+        pos = end + 1 + size + 1
+    return found + [None] * (len(names) - len(found))
+
+
+def note_lines(blob: bytes) -> list[str]:
+    """A note blob's lines, blank ones left out (one verdict a line)."""
+    return [line for line in blob.decode("utf-8", "replace").splitlines() if line.strip()]
+
+
 def _secretless() -> dict[str, str]:
     """Secret variables of this process, emptied: GitPython's processes start from ``os.environ``,
     and an empty value in its ``env`` overrides is how a name is kept from reaching them."""
@@ -485,7 +519,7 @@ class Repo:
         if notes_tree is None and self.gitpython:
             return []
         try:
-            target = commit if re.fullmatch(r"[0-9a-f]{40}", commit) else self.rev(commit)
+            target = commit if is_full_id(commit) else self.rev(commit)
         except GitError:
             return []
         paths = (target, f"{target[:2]}/{target[2:]}", f"{target[:2]}/{target[2:4]}/{target[4:]}")
@@ -496,31 +530,16 @@ class Repo:
                 blob = notes_tree / path
             except KeyError:
                 continue
-            text = blob.data_stream.read().decode("utf-8", "replace")
-            return [line for line in text.splitlines() if line.strip()]
+            return note_lines(blob.data_stream.read())
         return []
 
     def _note_by_cli(self, notes_ref: str, paths: Sequence[str]) -> list[str]:
         """The first of ``paths`` in ``notes_ref``'s tree that is a blob, as note lines."""
         if notes_ref.startswith("-"):
             return []
-        proc = run_git(
-            ["cat-file", "--batch"], self.root, input="".join(f"{notes_ref}:{p}\n" for p in paths).encode(), text=False
-        )
-        data, pos = proc.stdout, 0
-        for _ in paths:
-            end = data.find(b"\n", pos)
-            if end < 0:
-                break
-            header = data[pos:end].split()
-            if len(header) < 3 or header[-1] == b"missing":
-                pos = end + 1
-                continue
-            size = int(header[2])
-            if header[1] == b"blob":
-                text = data[end + 1 : end + 1 + size].decode("utf-8", "replace")
-                return [line for line in text.splitlines() if line.strip()]
-            pos = end + 1 + size + 1
+        for found in cat_file_batch(self.root, [f"{notes_ref}:{p}" for p in paths]):
+            if found is not None and found[0] == "blob":
+                return note_lines(found[1])
         return []
 
     def append_note(
@@ -570,20 +589,10 @@ class Repo:
         pairs = [p for p in pairs if len(p) == 2]
         if not pairs:
             return {}
-        proc = run_git(
-            ["cat-file", "--batch"], self.root, input=("\n".join(b for b, _ in pairs) + "\n").encode(), text=False
-        )
-        data, pos, result = proc.stdout, 0, {}
-        for _blob, commit in pairs:
-            header_end = data.index(b"\n", pos)
-            header = data[pos:header_end].split()
-            if len(header) < 3 or header[1] == b"missing":
-                pos = header_end + 1
-                continue
-            size = int(header[2])
-            body = data[header_end + 1 : header_end + 1 + size].decode("utf-8", "replace")
-            pos = header_end + 1 + size + 1
-            result[commit] = [line for line in body.splitlines() if line.strip()]
+        result = {}
+        for (_blob, commit), found in zip(pairs, cat_file_batch(self.root, [b for b, _ in pairs]), strict=True):
+            if found is not None:
+                result[commit] = note_lines(found[1])
         return result
 
     def log_trailers(self, *revs: str) -> list[TrailerCommit]:

@@ -33,7 +33,7 @@ from typing import Any
 
 from agentflow import locks
 from agentflow.errors import BackendError
-from agentflow.git import NOTES_REF, Repo, run_git
+from agentflow.git import NOTES_REF, Repo, cat_file_batch, run_git
 
 
 class TamperingError(BackendError):
@@ -452,23 +452,9 @@ def _only_verdict_appends(root: Path, old: str | None, new: str, other_runs: Cal
 
 
 def _blobs(root: Path, ids: set[str]) -> dict[str, str]:
-    if not ids:
-        return {}
     order = sorted(ids)
-    proc = run_git(["cat-file", "--batch"], root, input=("\n".join(order) + "\n").encode(), text=False)
-    data, pos, result = proc.stdout, 0, {}
-    for blob in order:
-        end = data.find(b"\n", pos)
-        if end < 0:
-            break
-        header = data[pos:end].split()
-        if len(header) < 3 or header[1] == b"missing":
-            pos = end + 1
-            continue
-        size = int(header[2])
-        result[blob] = data[end + 1 : end + 1 + size].decode("utf-8", "replace")
-        pos = end + 1 + size + 1
-    return result
+    found = cat_file_batch(root, order) if order else []
+    return {blob: item[1].decode("utf-8", "replace") for blob, item in zip(order, found, strict=True) if item}
 
 
 def _is_ancestor(root: Path, old: str, new: str) -> bool:

@@ -8,14 +8,13 @@ taken from the model.
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import threading
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agentflow import integrity, prompts, untrusted
 from agentflow.checks import check_specs, run_checks
@@ -36,7 +35,7 @@ from agentflow.events import (
     ToolCalled,
     VerdictRecorded,
 )
-from agentflow.git import EMPTY_TREE, NOTES_REF, DiffStat, Repo
+from agentflow.git import EMPTY_TREE, NOTES_REF, DiffStat, Repo, is_full_id
 from agentflow.inputs import TrustedInputs
 from agentflow.ledger import Ledger
 from agentflow.notes import parse_lines
@@ -71,7 +70,7 @@ from agentflow.verdict import (
 )
 
 MAX_DIFF_CHARS = 80_000
-_FULL_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+T = TypeVar("T")
 
 
 @dataclass
@@ -324,23 +323,23 @@ class Run:
 
     def changed_files(self, commit: str) -> list[str]:
         """The files base..commit changes, one git process per commit however many steps ask
-        (scope, rules, the verifier's context): commit ids name immutable content."""
-        key = (self.base_commit, commit)
-        if not all(_FULL_ID.fullmatch(c) for c in key):  # a name (HEAD, a branch) can move: ask git
-            return self.repo.changed_files(self.base_commit, commit)
-        if key not in self._changed:
-            self._changed[key] = self.repo.changed_files(self.base_commit, commit)
-        return list(self._changed[key])
+        (scope, rules, the verifier's context)."""
+        return list(self._by_commit(self._changed, commit, lambda: self.repo.changed_files(self.base_commit, commit)))
 
     def diffstat(self, commit: str) -> DiffStat:
         """The diffstat of base..commit, one git process per commit (the commit step and the
         verifier's context both show it)."""
+        return self._by_commit(self._stats, commit, lambda: self.repo.diffstat(self.base_commit, commit))
+
+    def _by_commit(self, cache: dict[tuple[str, str], T], commit: str, read: Callable[[], T]) -> T:
+        """``read()`` once per (base, commit) when both are full ids (immutable content); a name
+        (HEAD, a branch) can move, so it is asked every time."""
         key = (self.base_commit, commit)
-        if not all(_FULL_ID.fullmatch(c) for c in key):
-            return self.repo.diffstat(self.base_commit, commit)
-        if key not in self._stats:
-            self._stats[key] = self.repo.diffstat(self.base_commit, commit)
-        return self._stats[key]
+        if not all(is_full_id(c) for c in key):
+            return read()
+        if key not in cache:
+            cache[key] = read()
+        return cache[key]
 
     def _commit_messages(self, commit: str) -> list[str]:
         log = self.repo.git("log", "--format=%B%x00", f"{self.base_commit}..{commit}")
@@ -493,16 +492,13 @@ class Run:
     def _trees(self, commit: str) -> tuple[str, str, str]:
         """The trees of ``commit``, of the base and of ``commit``'s first parent (the empty tree for a
         root commit), read in one ``git cat-file --batch-check`` (they were four git processes)."""
-        key = (self.base_commit, commit)
-        if key in self._tree_cache:
-            return self._tree_cache[key]
+        return self._by_commit(self._tree_cache, commit, lambda: self._read_trees(commit))
+
+    def _read_trees(self, commit: str) -> tuple[str, str, str]:
         parent = f"{commit}^1"
         found = self.repo.trees([commit, self.base_commit, parent]) if commit and self.base_commit else {}
         if commit in found and self.base_commit in found:
-            trees = (found[commit], found[self.base_commit], found.get(parent, EMPTY_TREE))
-            if all(_FULL_ID.fullmatch(c) for c in key):  # ids name immutable content: asked once
-                self._tree_cache[key] = trees
-            return trees
+            return found[commit], found[self.base_commit], found.get(parent, EMPTY_TREE)
         # one is missing: ask as before, so that the error (or the empty base) is the same
         first = self.repo.change_base(commit, None)
         return self.repo.tree(commit), self.repo.base_tree(self.base_commit), self.repo.base_tree(first)

@@ -5,13 +5,12 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from agentflow import locks
 from agentflow.errors import GitError
 from agentflow.files import make_dir
-from agentflow.git import TRAILER_PLAN, Repo
+from agentflow.git import TRAILER_PLAN, Repo, is_full_id
 from agentflow.git import WORKTREES_DIR as WORKTREES_DIR  # re-exported: orchestration code imports it from here
 from agentflow.locks import plan_lock as plan_lock  # re-exported: orchestration code imports it from here
 from agentflow.orchestration.api import Reporter
@@ -19,7 +18,6 @@ from agentflow.orchestration.api import Reporter
 # git refuses concurrent writes to the same ref or worktree list (and `worktree prune` can drop a
 # worktree another process is adding): serialise them across -j threads and agentflow processes.
 _GIT_LOCK = locks.GIT_LOCK  # with _GIT_LOCK(root): one lock per repository
-_FULL_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 FALLBACK_IDENTITY = {
@@ -98,7 +96,7 @@ def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path
         if repo.branch_exists(branch):
             add = ["worktree", "add", "--quiet", str(path), branch]
         else:
-            start = base_ref if _FULL_ID.fullmatch(base_ref) else repo.rev(base_ref)  # an id: nothing to ask
+            start = base_ref if is_full_id(base_ref) else repo.rev(base_ref)  # an id: nothing to ask
             add = ["worktree", "add", "--quiet", "-b", branch, str(path), start]
         _add(repo, add)
     return path
