@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -265,3 +267,21 @@ def processes_with(marker: str) -> list[int]:
             except OSError:  # ended meanwhile, or not ours to read
                 continue
     return found
+
+
+def command_in_fresh_process(repo: Path, args: list[str], watch: tuple[str, ...]) -> tuple[int, list[str]]:
+    """``agentflow ARGS`` in a new interpreter started in ``repo``: its exit code, and which of the
+    ``watch`` modules (packages with their submodules) it loaded (what a command must not import)."""
+    code = (
+        "import json, sys\n"
+        "import agentflow.cli\n"
+        "from typer.testing import CliRunner\n"
+        f"result = CliRunner().invoke(agentflow.cli.app, {args!r})\n"
+        f"watch = {watch!r}\n"
+        "loaded = sorted(m for m in sys.modules if m in watch or m.startswith(tuple(w + '.' for w in watch)))\n"
+        "print(json.dumps([result.exit_code, loaded]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, env=env, check=True)
+    exit_code, loaded = json.loads(out.stdout.splitlines()[-1])
+    return exit_code, loaded

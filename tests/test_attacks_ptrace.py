@@ -297,23 +297,27 @@ def test_a_sandbox_whose_pid_1_is_within_reach_is_refused_at_start(monkeypatch) 
     ]
     for guard, problem in cases:
         monkeypatch.setattr(sandbox, "guard_argv", guard)
-        sandbox._probe.cache_clear()
-        try:
-            with pytest.raises(sandbox.SandboxUnavailable) as raised:
-                sandbox.require_bwrap()
-        finally:
-            sandbox._probe.cache_clear()
-        assert raised.value.exit_code == 2
-        assert str(raised.value).startswith(f"agentflow.yaml: sandbox: pid 1 cannot be guarded here ({problem}) {fix}")
-        assert "\n" not in str(raised.value)
+        refused = _refused(sandbox)
+        assert refused.exit_code == 2
+        assert str(refused).startswith(f"agentflow.yaml: sandbox: pid 1 cannot be guarded here ({problem}) {fix}")
+        assert "\n" not in str(refused)
     monkeypatch.setattr(sandbox.shutil, "which", lambda name, path=None: "/usr/bin/bwrap" if name == "bwrap" else None)
-    sandbox.unshare_path.cache_clear()
+    assert str(_refused(sandbox)).startswith("agentflow.yaml: sandbox: util-linux's unshare is not installed (install")
+
+
+def _refused(sandbox):
+    """The ``SandboxUnavailable`` that ``require_bwrap`` raises, its probe and ``unshare`` looked up
+    afresh (and forgotten again for the next test)."""
+    caches = (sandbox._probe, sandbox.unshare_path)
+    for cache in caches:
+        cache.cache_clear()
     try:
         with pytest.raises(sandbox.SandboxUnavailable) as raised:
             sandbox.require_bwrap()
     finally:
-        sandbox.unshare_path.cache_clear()
-    assert str(raised.value).startswith("agentflow.yaml: sandbox: util-linux's unshare is not installed (install")
+        for cache in caches:
+            cache.cache_clear()
+    return raised.value
 
 
 def test_an_unshare_planted_in_the_worktree_does_not_run(repo: Path, tmp_path: Path, monkeypatch) -> None:

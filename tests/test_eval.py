@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from tests.fakeapi import fake_anthropic, message, tool_use  # noqa: F401 (a fixture)
-from tests.helpers import git, need_tool
+from tests.helpers import command_in_fresh_process, git, need_tool
 
 PATCH = """diff --git a/notes.txt b/notes.txt
 new file mode 100644
@@ -295,15 +295,8 @@ def test_repeat_agreement_and_html_report_in_a_browser(repo, cli, tmp_path):
 def test_a_scripted_eval_never_imports_anthropic(repo, tmp_path):
     dataset = _dataset(repo, tmp_path)
     script = _script(tmp_path, ["approve", "request_changes"])
-    code = (
-        "import sys\n"
-        "from agentflow.cli import app\n"
-        "from typer.testing import CliRunner\n"
-        f"r = CliRunner().invoke(app, ['eval', 'verifier', {str(dataset)!r}, '--script', {str(script)!r}])\n"
-        "print(r.exit_code, 'anthropic' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
-    assert out.stdout.strip().splitlines()[-1] == "0 False"
+    args = ["eval", "verifier", str(dataset), "--script", str(script)]
+    assert command_in_fresh_process(repo, args, ("anthropic",)) == (0, [])
 
 
 def test_help_has_examples(cli):

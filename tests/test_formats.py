@@ -24,7 +24,7 @@ from agentflow.report.github import (
 from agentflow.report.junit import to_junit
 from agentflow.report.sarif import to_sarif
 from agentflow.report.verify import VerifyReport, render
-from tests.helpers import github_sarif_problems, shared_schema, validate_junit, validate_sarif
+from tests.helpers import command_in_fresh_process, github_sarif_problems, shared_schema, validate_junit, validate_sarif
 
 
 def report(**changes) -> VerifyReport:
@@ -344,13 +344,5 @@ def test_sarif_rule_findings_get_their_rule_described():
 def test_the_gate_renderers_load_no_metrics_or_html_code(repo: Path, fmt: str) -> None:
     """The gate's renderers live in report/ next to the metrics and show renderers of the same format,
     and still load none of their code (the gate runs in every pre-push hook and CI job)."""
-    code = (
-        "import sys\n"
-        "import agentflow.cli\n"
-        "from typer.testing import CliRunner\n"
-        f"result = CliRunner().invoke(agentflow.cli.app, ['gate', 'HEAD', '--format', {fmt!r}])\n"
-        "print(result.exit_code, *sorted(m for m in sys.modules if m.startswith(('agentflow.metrics', 'jinja2'))))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split() == ["1"], out.stdout + out.stderr  # closed (no verdict), nothing else loaded
+    ran = command_in_fresh_process(repo, ["gate", "HEAD", "--format", fmt], ("agentflow.metrics", "jinja2"))
+    assert ran == (1, [])  # closed (no verdict), nothing else loaded
