@@ -22,7 +22,8 @@ from agentflow.errors import GitError
 from agentflow.git import run_git
 
 NOTES_REF = "refs/notes/agentflow"  # = agentflow.git.NOTES_REF
-OUTCOMES = frozenset({"approved", "changes_requested", "rejected", "no_verdict", "capped"})
+# A run's outcomes in report order, as plain strings (``agentflow.events.Outcome``: a test holds them equal)
+OUTCOMES: tuple[str, ...] = ("approved", "changes_requested", "rejected", "no_verdict", "capped")
 # VerdictNote's declared fields and their defaults: the canonical JSON includes them all
 DEFAULTS: dict[str, Any] = {
     "v": 1,

@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# The outcomes and severities a report counts, as plain strings: ``agentflow.events.OUTCOMES`` and
-# ``agentflow.verdict.SEVERITIES`` (a test checks they agree), so metrics imports no pydantic model.
-OUTCOMES: tuple[str, ...] = ("approved", "changes_requested", "rejected", "no_verdict", "capped")
+from agentflow.notes import OUTCOMES  # the outcomes as plain strings (the light note parser's), no pydantic
+
+# The severities a report counts, as plain strings: ``agentflow.verdict.SEVERITIES`` (a test checks
+# they agree), so metrics imports no pydantic model.
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")  # most severe first
 ROLES: tuple[str, ...] = ("builder", "verifier", "evaluator")
 NO_PATTERN = "(no pattern)"  # the pattern of a finding that names none
