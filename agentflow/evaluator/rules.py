@@ -228,18 +228,7 @@ def _carries(schema: TypeSchema, path: str) -> bool:
 
 def _carried(schema: TypeSchema) -> set[str]:
     """The paths ``schema`` carries (``_carries``), all at once."""
-    fields, count, out = schema.fields, schema.count, set()
-    if not count:
-        return out
-    for path, stats in fields.items():
-        if "." in path:
-            parent = fields.get(path.rsplit(".", 1)[0])
-            base = parent.types.get("object", 0) if parent else 0
-        else:
-            base = count
-        if base > 0 and (stats.count - stats.types.get("null", 0)) / base >= CARRIER_PRESENCE:
-            out.add(path)
-    return out
+    return {path for path in schema.fields if _carries(schema, path)}
 
 
 def infer_scope(analysis: Analysis, config: RuleConfig) -> list[str]:
