@@ -147,17 +147,12 @@ class BuildDriver:
         if commit is None and self.worktree_repo.trailers(before) == trailers:
             # killed between `git commit` and the ledger event: the commit exists, record it
             commit, before = before, self.worktree_repo.rev(f"{before}^")
-        # cycle 1's change is base..commit, which the verify step reads again: asked once (Run's cache)
-        files = (
-            (run.changed_files(commit) if before == run.base_commit else run.repo.changed_files(before, commit))
-            if commit
-            else []
-        )
-        stat = (
-            (run.diffstat(commit) if before == run.base_commit else run.repo.diffstat(before, commit))
-            if commit
-            else None
-        )
+        files: list[str] = []
+        stat = None
+        if commit and before == run.base_commit:  # base..commit, which the verify step reads again: asked once
+            files, stat = run.changed_files(commit), run.diffstat(commit)
+        elif commit:
+            files, stat = run.repo.changed_files(before, commit), run.repo.diffstat(before, commit)
         out_of_scope = [f["file"] for f in scope_findings(files, self.plan.scope)]
         run.emit(
             BuilderCommitted(
