@@ -211,8 +211,9 @@ class Sandbox:
         args += ["--new-session", "--cap-drop", "ALL", *user_args()]
         if not net:
             args.append("--unshare-net")
-        # What lived under /tmp (a test's home or checkout) and is meant to be readable: bind it back.
-        for path in _existing(self.home, checkout, common, gitdir, *readable):
+        # What lived under /tmp (a test's home or checkout, the Python environment agentflow runs
+        # from: a virtualenv made there) and is meant to be readable: bind it back.
+        for path in _existing(self.home, checkout, common, gitdir, sys.prefix, sys.base_prefix, *readable):
             args += ["--ro-bind", path, path]
         if os.path.isdir("/run/user"):
             args += ["--tmpfs", "/run/user"]  # per-user runtime sockets: ssh-agent, gpg-agent, dbus

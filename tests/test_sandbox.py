@@ -196,6 +196,34 @@ def test_both_shapes_run_the_command_as_a_non_root_uid_behind_the_guard(repo: Pa
     assert wrapped[wrapped.index("--") + 1 :] == [*guard_argv(), "true"]
 
 
+def test_a_python_environment_under_tmp_stays_visible_and_hidden_paths_inside_it_stay_hidden(
+    repo: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The sandbox's /tmp is a fresh tmpfs: a virtualenv agentflow runs from there (a checkout in a
+    temporary folder, as CI makes one) was gone inside it, and every check that runs its python
+    exited 127. It is bound back read-only; a hidden path inside it stays hidden."""
+    import subprocess
+    import sys
+
+    from agentflow.sandbox import Sandbox
+
+    need_tool("bwrap")
+    prefix = tmp_path / "venv"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "marker").write_text("visible\n")
+    (prefix / "secret").mkdir()
+    (prefix / "secret" / "key").write_text("s3cret\n")
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    from dataclasses import replace
+
+    sandbox = Sandbox.from_config()
+    sandbox = replace(sandbox, hide=(*sandbox.hide, str(prefix / "secret")))
+    script = f"cat {prefix}/bin/marker; cat {prefix}/secret/key; touch {prefix}/bin/new || echo read-only"
+    done = subprocess.run(sandbox.wrap(["sh", "-c", script], repo), capture_output=True, text=True, check=False)
+    assert done.stdout.splitlines() == ["visible", "read-only"], done.stdout + done.stderr
+    assert not (prefix / "bin" / "new").exists()
+
+
 # -- file tools: links and races -------------------------------------------------------------------
 
 
