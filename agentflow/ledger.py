@@ -13,7 +13,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -207,9 +207,32 @@ class Ledger:
     def close(self) -> None:
         self._db.close()
 
+    @contextlib.contextmanager
+    def _transaction(self, on_commit: Callable[[], object] | None = None) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` .. ``COMMIT`` under the thread lock, rolled back on any exception
+        while it is still open; ``on_commit`` runs once COMMIT took effect. A Ctrl-C can land after
+        COMMIT returned (between two bytecodes): then nothing is rolled back, ``on_commit`` still
+        runs and the KeyboardInterrupt goes on (a ROLLBACK there fails with "no transaction is
+        active", which used to replace the Ctrl-C with a LedgerError: exit 2, not 130)."""
+        with self._lock:
+            committing = False
+            try:
+                self._db.execute("BEGIN IMMEDIATE")  # inside: a Ctrl-C just after it must roll back
+                yield
+                committing = True
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._raw.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):  # the first error is the one to report
+                        self._raw.execute("ROLLBACK")
+                elif committing and on_commit is not None:
+                    on_commit()
+                raise
+            if on_commit is not None:
+                on_commit()
+
     def _migrate(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
                 raise LedgerError(
@@ -221,11 +244,6 @@ class Ledger:
                 for statement in filter(str.strip, script.split(";")):
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number}")
-            self._db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):  # a read-only ledger may never have begun
-                self._raw.execute("ROLLBACK")
-            raise
 
     def require_writable(self) -> None:
         """``LedgerError`` (exit 2) now, before a run creates a branch or a worktree, when the ledger
@@ -254,18 +272,12 @@ class Ledger:
         if not rows:
             return []
         key = chain.chain_key()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                heads: dict[str | None, str | None] = {}
-                seqs = []
-                for event, body in rows:
-                    seqs.append(self._insert(event, body, key, heads))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._heads.update({run: head for run, head in heads.items() if head})
+        heads: dict[str | None, str | None] = {}
+        seqs = []
+        # once committed (a Ctrl-C may follow) the next append chains onto these rows
+        with self._transaction(on_commit=lambda: self._heads.update({r: h for r, h in heads.items() if h})):
+            for event, body in rows:
+                seqs.append(self._insert(event, body, key, heads))
         return seqs
 
     def save_transcript(self, session_id: str, role: str, run_id: str | None, messages: list[Any]) -> None:
@@ -285,17 +297,12 @@ class Ledger:
                 (session_id, n, run_id, role, redact(json.dumps(message, default=str)))
                 for n, message in enumerate(new, start=stored)
             ]
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 self._db.executemany(
                     "INSERT OR IGNORE INTO transcript_messages (session_id, n, run_id, role, message) "
                     "VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             self._transcript_n[session_id] = stored + len(new)
 
     def _insert(self, event: Event, body: str, key: str | None, heads: dict[str | None, str | None]) -> int:
@@ -440,17 +447,11 @@ class Ledger:
                 where.setdefault(row[3], name)
         key = chain.chain_key()
         result = ImportResult()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for run_id, rows in runs.items():
-                    result.runs += 1
-                    result.added += self._import_run(run_id, rows, key, where[run_id])
-                    result.skipped += len(rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            for run_id, rows in runs.items():
+                result.runs += 1
+                result.added += self._import_run(run_id, rows, key, where[run_id])
+                result.skipped += len(rows)
         result.skipped -= result.added
         return result
 
@@ -806,14 +807,8 @@ class PlanProjection:
         if self._current() == top and self._merged_agree(top):
             return self._read()
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with self.ledger._transaction():
                 self._catch_up()
-                self.db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self.ledger._raw.execute("ROLLBACK")
-                raise
         except LedgerError as exc:
             if "read-only" not in str(exc):
                 raise

@@ -113,6 +113,44 @@ def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert "ok" not in tables
 
 
+class _CtrlC:
+    """The ledger's connection, with a Ctrl-C (KeyboardInterrupt) raised once right after the
+    statement ``at`` returns: where a real SIGINT lands between two bytecodes."""
+
+    def __init__(self, db: object, at: str):
+        self._db, self._at = db, at
+
+    def execute(self, sql: str, *args: object) -> object:
+        result = self._db.execute(sql, *args)
+        if sql == self._at:
+            self._at = ""
+            raise KeyboardInterrupt
+        return result
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+
+@pytest.mark.parametrize("at", ["COMMIT", "BEGIN IMMEDIATE"])
+def test_ctrl_c_during_an_append_stays_a_ctrl_c_and_the_chain_goes_on(tmp_path: Path, at: str):
+    """Ctrl-C after COMMIT returned used to ROLLBACK a finished transaction: "no transaction is
+    active" replaced the KeyboardInterrupt (a build exited 2 instead of 130), and the head this
+    process chains onto stayed behind the committed row. Before COMMIT, the step is rolled back."""
+    with Ledger.open(tmp_path) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="7"))
+        ledger._db = _CtrlC(ledger._db, at)
+        with pytest.raises(KeyboardInterrupt):
+            ledger.append(SessionStarted(run_id="r-1", session_id="s", role="builder", backend="scripted", model="m"))
+        assert not ledger._raw.in_transaction
+        ledger.append(SessionEnded(run_id="r-1", session_id="s", role="builder", status="interrupted"))
+        ledger.verify_run("r-1")  # one chain: the next append chained onto what was committed
+        kinds = [e.kind for e in ledger.events(run_id="r-1")]
+    committed = at == "COMMIT"
+    assert kinds == ["run_started", *(["session_started"] if committed else []), "session_ended"]
+    with Ledger.open(tmp_path) as fresh:  # another process sees the same, intact chain
+        fresh.verify_run("r-1")
+
+
 def test_ledger_newer_than_agentflow_is_refused(tmp_path: Path):
     Ledger.open(tmp_path).close()
     db = sqlite3.connect(ledger_path(tmp_path))
