@@ -46,6 +46,43 @@ def test_duckdb_and_builtin_agree_on_the_demo_log_with_keys_and_gzip(tmp_path):
     assert any(f[1] == "critical" for f in _findings(via_sql))
 
 
+def _keys(i: int, n: int, value: object = 1) -> dict[str, object]:
+    return {f"k{i}_{k}": value for k in range(n)}
+
+
+MAP_LOGS = {  # the hostile logs of tests/test_evaluator_hostile.py: map-like objects everywhere
+    "root": [{"type": "Hostile", "tenant_id": "t", **_keys(i, 100)} for i in range(200)],
+    "nested": [
+        {"type": f"T{i % 5}", "tenant_id": "t", "a": {"b": _keys(i, 40)}, "x": {"y": {"z": _keys(i, 40)}}}
+        for i in range(100)
+    ],
+    "record": [{"type": "discussion", "tenant_id": "t", "changes": {"title": "x"}} for _ in range(29)]
+    + [{"type": "discussion", "tenant_id": "t", "changes": {"new_repository": _keys(0, 40)}}],
+    "labels": [{"type": "Pod", "tenant_id": "t", "labels": _keys(i, 40, {"v": 1, "s": "x"})} for i in range(300)]
+    + [{"type": "Node", "labels": _keys(i, 40, "x")} for i in range(300)],
+    "family": [{"type": f"Account{i % 300}Changed", "tenant_id": "t", **_keys(i, 40)} for i in range(1200)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(MAP_LOGS))
+def test_duckdb_collapses_map_like_objects_as_the_builtin_reader_does(tmp_path, name):
+    """A profile has only per-path counts, yet finds the same maps (the same criterion over the same
+    counts) and so the same fields and findings; without it each map key was a field of its own."""
+    from agentflow.evaluator.profile import run_duckdb
+
+    log = write_jsonl(tmp_path / f"{name}.jsonl", MAP_LOGS[name])
+    rules = RuleConfig(isolation_fields=["tenant_id"])
+    via_sql = evaluate_profile(run_duckdb([log]), rules=rules, files=[str(log)])
+    builtin = evaluate([log], rules=RuleConfig(isolation_fields=["tenant_id"]))
+    assert _findings(via_sql) == _findings(builtin)
+    assert {t.name: set(t.fields) for t in via_sql.types} == {t.name: set(t.fields) for t in builtin.types}
+    assert {t.name: {p: f.count for p, f in t.fields.items()} for t in via_sql.types} == {
+        t.name: {p: f.count for p, f in t.fields.items()} for t in builtin.types
+    }
+    if name != "record":
+        assert any("{*}" in p for t in via_sql.types for p in t.fields)
+
+
 def test_parquet_through_the_cli(tmp_path, repo, cli):
     log = write_jsonl(tmp_path / "demo.jsonl", demo_events(140))
     parquet = tmp_path / "demo.parquet"

@@ -14,7 +14,9 @@ its result rows are one column ``profile`` holding exactly those objects. ``anal
 turns the rows into the same per-type schemas the built-in reader infers, so the same rules run.
 Differences from the built-in reader (documented in docs/evaluator.md): key templates use the plain
 label/value alternation (a bare literal prefix such as ``PLATFORM#TENANT#t1`` is not recognised),
-map-like objects are not collapsed, and a profile has no line numbers.
+a profile has no line numbers, and map-like objects are found from the paths' counts by the
+built-in reader's criterion (``schema.is_map_like``) but summarised from counts: ``labels.{*}``
+counts the events whose ``labels`` has any key, up to the events where it is an object.
 
 DuckDB (``--engine duckdb``, the optional extra ``agentflow[duckdb]``) is imported lazily.
 """
@@ -28,6 +30,7 @@ from typing import Any
 from agentflow.errors import UsageError
 from agentflow.evaluator import templates as key_counts
 from agentflow.evaluator.analysis import Analysis, FieldSchema, TypeSchema
+from agentflow.evaluator.schema import MAP_KEY, is_map_like, kept_at_root
 from agentflow.files import read_text_file
 
 PROFILE_VERSION = 1
@@ -359,8 +362,68 @@ def analysis_from_profile(rows: list[dict[str, Any]], files: list[str]) -> Analy
             stats.count += count
             json_type = row.get("json_type") or "unknown"
             stats.types[json_type] = stats.types.get(json_type, 0) + count
+    for target in by_type.values():
+        mapping = _map_paths(target)
+        if mapping:
+            target.fields = _collapsed(target.fields, mapping, target.count)
+            by_path = templates.get(target.name, {})
+            for path in [p for p in by_path if p in mapping]:
+                merged = templates[target.name].setdefault(mapping[path], {})
+                for template, n in by_path.pop(path).items():
+                    key_counts.add(merged, template, n)
     for name, by_path in templates.items():
         schema(name).key_templates = key_counts.key_fields(by_path)
     types = [by_type[name] for name in sorted(by_type)]
     events = sum(t.count for t in types)
     return Analysis(files, events, 0, 0, types, [])
+
+
+def _map_paths(target: TypeSchema) -> dict[str, str]:
+    """Each path of a map-like object of ``target`` mapped to its ``{*}`` path (``labels.app`` ->
+    ``labels.{*}``, ``labels.app.v`` -> ``labels.{*}.v``); a map-like root maps its rare top-level
+    keys to ``{*}``. The criterion is the built-in reader's, from the same counts: the events where
+    each key is, over the events where its parent is an object."""
+    children: dict[str, list[str]] = {}
+    for path in target.fields:
+        children.setdefault(path.rpartition(".")[0], []).append(path)
+    events = target.count or 1
+    rare_roots: set[str] = set()
+    if is_map_like([target.fields[p].count for p in children.get("", [])], events):
+        rare_roots = {key for key in children[""] if not kept_at_root(target.fields[key].count, events)}
+    maps: set[str] = set()
+    for parent in sorted((p for p in children if p), key=lambda p: (p.count("."), p)):
+        parts = parent.split(".")
+        if parts[0] in rare_roots or any(".".join(parts[:i]) in maps for i in range(1, len(parts))):
+            continue
+        objects = target.fields[parent].types.get("object", 0) if parent in target.fields else 0
+        if is_map_like([target.fields[p].count for p in children[parent]], objects or 1):
+            maps.add(parent)
+    mapping: dict[str, str] = {}
+    for path in target.fields:
+        parts = path.split(".")
+        if parts[0] in rare_roots:
+            mapping[path] = ".".join([MAP_KEY, *parts[1:]])
+            continue
+        for i in range(1, len(parts)):
+            if ".".join(parts[:i]) in maps:
+                mapping[path] = ".".join([*parts[:i], MAP_KEY, *parts[i + 1 :]])
+                break
+    return mapping
+
+
+def _collapsed(fields: dict[str, FieldSchema], mapping: dict[str, str], events: int) -> dict[str, FieldSchema]:
+    """``fields`` with the mapped paths merged into their ``{*}`` paths. A profile cannot say in how
+    many events the map has any key, so each merged count (and each of its JSON types' counts) is
+    capped at the events where the parent is an object (the root's ``{*}``: the type's events)."""
+    out: dict[str, FieldSchema] = {}
+    for path, stats in fields.items():
+        target = out.setdefault(mapping.get(path, path), FieldSchema())
+        target.count += stats.count
+        for json_type, n in stats.types.items():
+            target.types[json_type] = target.types.get(json_type, 0) + n
+    for path in sorted(set(mapping.values()), key=lambda p: p.count(".")):  # parents capped first
+        parent = path.rpartition(".")[0]
+        stats = out[path]
+        stats.count = min(stats.count, out[parent].types.get("object", 0) if parent in out else events)
+        stats.types = {t: min(n, stats.count) for t, n in stats.types.items()}
+    return out

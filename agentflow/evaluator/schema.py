@@ -741,16 +741,22 @@ def _find_map_like(
         keys = keys_of[parent]
         if any(keys[: len(f)] == f for f in found):
             continue
-        if _map_like(list(children[parent].values()), objects.get(parent) or 1):
+        if is_map_like(list(children[parent].values()), objects.get(parent) or 1):
             found.append(keys)
     root = children.get("", {})
     keep = None
-    if _map_like(list(root.values()), total or 1):
-        keep = frozenset(key for key, n in root.items() if n / (total or 1) > MAP_MAX_SHARE and n > 1)
+    if is_map_like(list(root.values()), total or 1):
+        keep = frozenset(key for key, n in root.items() if kept_at_root(n, total))
     return found, keep
 
 
-def _map_like(counts: list[int], base: int) -> bool:
+def kept_at_root(count: int, events: int) -> bool:
+    """Whether a top-level key in ``count`` of a map-like root's ``events`` stays a field of its own
+    (the type field, a tenant id) rather than collapsing into ``{*}``."""
+    return count / (events or 1) > MAP_MAX_SHARE and count > 1
+
+
+def is_map_like(counts: list[int], base: int) -> bool:
     """Keys (their event counts, over ``base`` events holding the object) of a map: at least
     ``MAP_MIN_KEYS`` of them, the median in at most ``MAP_MAX_SHARE`` of the events, or, with the
     object in more than one event, the median in one event only (keys that never repeat: a type
@@ -763,7 +769,7 @@ def _map_like(counts: list[int], base: int) -> bool:
 
 def root_map_keys(shapes: list[Shape]) -> frozenset[str] | None:
     """The top-level keys to keep when the events' root object is used as a map (every event with
-    its own keys), else None: top-level keys as map-like as ``_map_like`` says. The keys in more
+    its own keys), else None: top-level keys as map-like as ``is_map_like`` says. The keys in more
     events than ``MAP_MAX_SHARE`` (and more than one: the type field, a tenant id) are kept; the
     others collapse to ``{*}``."""
     return _find_map_like([(s, *_nodes(s.fields)) for s in shapes])[1]
