@@ -202,6 +202,11 @@ def _when(timestamp: int, tz_offset: int) -> datetime:
     return datetime.fromtimestamp(timestamp, timezone(timedelta(seconds=-tz_offset)))
 
 
+def _max_age(since: datetime) -> int:
+    """``since`` as git's ``--max-age`` (whole seconds, rounded down: that second's commits count)."""
+    return int(since.timestamp() // 1)
+
+
 def _close_handles(handles: dict[int, Any], lock: threading.Lock) -> None:
     with lock:
         open_handles = list(handles.values())
@@ -595,17 +600,25 @@ class Repo:
                 result[commit] = note_lines(found[1])
         return result
 
-    def log_trailers(self, *revs: str) -> list[TrailerCommit]:
+    def log_trailers(self, *revs: str, since: datetime | None = None) -> list[TrailerCommit]:
         """Commits in ``revs`` (default: every ref) that carry an ``Agentflow-*`` trailer, newest first.
 
         GitPython's ``iter_commits``: one ``git rev-list --grep`` names them, its persistent
-        ``cat-file --batch`` reads them, and ``parse_trailers`` reads their trailers as git does.
+        ``cat-file --batch`` reads them, and ``parse_trailers`` reads their trailers as git does
+        (``gitpython=False``: one ``git log`` prints them, ``_log_trailers_by_cli``).
+
+        ``since``: only commits committed then or later, and git stops walking a history at the
+        first older commit (``--max-age``): a commit behind one whose committer clock was earlier
+        than its parent's is not found. What reports on a period want, at the period's cost.
         """
+        if not self.gitpython:
+            return self._log_trailers_by_cli(revs, since)
         import git as gitpython
 
         commits: list[TrailerCommit] = []
+        options: dict[str, Any] = {} if since is None else {"max_age": _max_age(since)}
         try:
-            for c in self.lib().iter_commits(list(revs) or "--all", grep="^Agentflow-"):
+            for c in self.lib().iter_commits(list(revs) or "--all", grep="^Agentflow-", **options):
                 trailers = parse_trailers(c.message if isinstance(c.message, str) else c.message.decode())
                 if any(key.startswith("Agentflow-") for key in trailers):
                     committed = _when(c.committed_date, c.committer_tz_offset)
@@ -614,6 +627,31 @@ class Repo:
                     )
         except gitpython.GitCommandError:  # an unknown revision or no commits yet: nothing to report
             pass
+        return commits
+
+    def _log_trailers_by_cli(self, revs: Sequence[str], since: datetime | None) -> list[TrailerCommit]:
+        """``log_trailers`` through one ``git log``: each commit's id, committer and author times
+        (strict ISO 8601, with their offsets) and raw message, NUL-terminated (``-z``)."""
+        if any(rev.startswith("-") for rev in revs):
+            return []
+        args = ["log", "-z", "--no-show-signature", "--no-notes", "--encoding=UTF-8", "--grep=^Agentflow-"]
+        args += ["--format=%H %cI %aI%n%B", *([] if since is None else [f"--max-age={_max_age(since)}"])]
+        out = run_git([*args, *(revs or ["--all"]), "--"], self.root)
+        if out.returncode != 0:  # an unknown revision: nothing to report (no commits yet is exit 0)
+            return []
+        commits: list[TrailerCommit] = []
+        for record in out.stdout.split("\0"):
+            header, _, message = record.partition("\n")
+            fields = header.split(" ")
+            if len(fields) != 3 or not is_full_id(fields[0]):
+                continue  # the empty string after the last record (or a message holding a NUL)
+            try:
+                committed, authored = datetime.fromisoformat(fields[1]), datetime.fromisoformat(fields[2])
+            except ValueError:
+                continue
+            trailers = parse_trailers(message)
+            if any(key.startswith("Agentflow-") for key in trailers):
+                commits.append(TrailerCommit(fields[0], committed, authored, trailers))
         return commits
 
     def configured(self, key: str) -> str | None:

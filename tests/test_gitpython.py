@@ -163,6 +163,32 @@ def test_trailers_are_read_as_git_reads_them(repo):
                 expected[commit] = {k.strip(): v.strip() for k, v in pairs.items()}
     got = {c.commit: c.trailers for c in Repo(repo).log_trailers()}
     assert got == expected and len(got) >= 5
+    # the command-line reader (metrics without --from-git) reads the same commits, times and trailers
+    assert Repo(repo, gitpython=False).log_trailers() == Repo(repo).log_trailers()
+    assert Repo(repo, gitpython=False).log_trailers("HEAD~3..HEAD") == Repo(repo).log_trailers("HEAD~3..HEAD")
+    assert Repo(repo, gitpython=False).log_trailers("nope") == Repo(repo).log_trailers("nope") == []
+
+
+def test_trailer_commits_since_a_moment_keep_their_offsets_in_both_readers(repo):
+    """``log_trailers(since=...)``: commits committed at or after the moment, with the committer's and
+    the author's own offsets, alike through GitPython and through the git command line."""
+    from datetime import datetime, timedelta, timezone
+
+    india = timezone(timedelta(hours=5, minutes=30))
+    days = [datetime(2026, 11, day, 9, 0, tzinfo=india) for day in (1, 10, 20)]
+    made = []
+    for n, when in enumerate(days):
+        (repo / f"f{n}.txt").write_text(str(n))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"plan {n}\n\nAgentflow-Plan: {n}\n", when=when)
+        made.append(git(repo, "rev-parse", "HEAD"))
+    for gitpython in (True, False):
+        every = Repo(repo, gitpython=gitpython).log_trailers()
+        assert [c.commit for c in every] == made[::-1]
+        assert [c.committed for c in every] == days[::-1] and every[0].committed.utcoffset() == timedelta(hours=5.5)
+        since = Repo(repo, gitpython=gitpython).log_trailers(since=days[1])  # that very second counts
+        assert [c.commit for c in since] == made[:0:-1]
+        assert Repo(repo, gitpython=gitpython).log_trailers(since=days[2] + timedelta(seconds=1)) == []
 
 
 def test_identity_comes_from_the_config_files_git_reads(repo, tmp_path, monkeypatch):

@@ -45,3 +45,24 @@ def test_a_metrics_report_imports_no_event_or_verdict_model(repo: Path, cli) -> 
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["[]"]
+
+
+def test_metrics_from_the_ledger_reads_commits_without_gitpython(repo: Path, cli) -> None:
+    """Without --from-git, the period's agentflow commits come from one `git log` (issue #17 allows
+    GitPython for --from-git only): counted, and no `git`/`gitdb` module loaded by the command."""
+    from agentflow.events import RunEnded, RunStarted
+    from agentflow.ledger import Ledger
+    from tests.helpers import command_in_fresh_process, git
+
+    (repo / "a.txt").write_text("a\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "plan 1\n\nAgentflow-Plan: 1\nAgentflow-Run: r-1\nAgentflow-Cycle: 1\n")
+    with Ledger.open(repo) as ledger:
+        ledger.append_many(
+            [RunStarted(run_id="r-1", plan_id="1"), RunEnded(run_id="r-1", outcome="approved", cycles=1)]
+        )
+    assert '"commits": 1' in cli("metrics", "--format", "json").stdout
+    exit_code, loaded = command_in_fresh_process(repo, ["metrics", "--format", "json"], ("git", "gitdb"))
+    assert (exit_code, loaded) == (0, [])
+    exit_code, loaded = command_in_fresh_process(repo, ["metrics", "--from-git", "--format", "json"], ("git",))
+    assert exit_code == 0 and "git" in loaded  # the watch works: --from-git reads through GitPython

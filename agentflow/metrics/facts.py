@@ -140,12 +140,13 @@ class Facts:
 # -- from git: commits and their trailers --------------------------------------------------------
 
 
-def commit_facts(repo: Repo | None) -> list[CommitFact]:
-    """Every commit with agentflow trailers (plan, run, cycle); none without a repository."""
+def commit_facts(repo: Repo | None, since: datetime | None = None) -> list[CommitFact]:
+    """Every commit with agentflow trailers (plan, run, cycle), or those committed from ``since``
+    on (``Repo.log_trailers``); none without a repository."""
     if repo is None:
         return []
     facts = []
-    for c in repo.log_trailers():
+    for c in repo.log_trailers(since=since):
         cycle = c.trailers.get(TRAILER_CYCLE, "")
         facts.append(
             CommitFact(
@@ -277,8 +278,9 @@ def facts_from_ledger(ledger: Ledger | None, repo: Repo | None, since: datetime 
 
     ``since``: only runs started from ``since`` minus ``RUN_MARGIN`` on are read, with the merges,
     evaluations and run-less events from then on (``Ledger.window_records``), through the indexed
-    columns: time stays flat in ledger size. Nothing is validated: the stored JSON is folded."""
-    facts = Facts(source="ledger", sessions=[], evaluations=[], commits=commit_facts(repo))
+    columns, and only the commits from ``since`` on: time stays flat in ledger size and history
+    length. Nothing is validated: the stored JSON is folded."""
+    facts = Facts(source="ledger", sessions=[], evaluations=[], commits=commit_facts(repo, since))
     if ledger is None:
         return facts
     events = ledger.records() if since is None else ledger.window_records(since - RUN_MARGIN)
@@ -396,9 +398,9 @@ def load_facts(root: Path, *, from_git: bool = False, since: datetime | None = N
 
     ``since`` is the earliest moment the caller reports on; sources may skip work before it.
     """
-    repo = Repo(root)
     if from_git:
-        return facts_from_git(repo, since)
+        return facts_from_git(Repo(root), since)  # GitPython (#17): notes, trailers and merges, many objects
+    repo = Repo(root, gitpython=False)  # the commits of the period: one `git log`, no GitPython import
     if not ledger_path(root).exists():
         return facts_from_ledger(None, repo)
     with Ledger.open(root) as ledger:
