@@ -2,7 +2,10 @@
 
 Command groups live in sibling modules (``agentflow.cli.<area>``), each exposing ``register(app)``.
 They import domain modules inside the command functions so that ``agentflow --help`` and
-``agentflow --version`` stay fast and never import the anthropic SDK.
+``agentflow --version`` stay fast and never import the anthropic SDK. Only the module of the
+command being run is imported and made into click commands (``COMMANDS`` names each command's
+module; ``agentflow --help`` builds them all), and their options are converted without pydantic
+(``agentflow.cli._coerce``): start-up is most of what ``status``, ``show`` and ``log`` cost (#19).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import os
 import sys
 import traceback
+from collections.abc import Iterator, MutableMapping
 from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,14 +45,99 @@ COMMAND_MODULES = (
     "ledger",
     "clean",
 )
+# Every top-level command and the module of agentflow.cli whose register(app) adds it, in the order
+# `agentflow --help` lists them (typer's: commands in registration order, then groups), which is
+# what registering COMMAND_MODULES in order gives (a test compares the two).
+COMMANDS = {
+    "init": "project",
+    "status": "project",
+    "log": "records",
+    "build": "run",
+    "verify": "run",
+    "evaluate": "evaluate",
+    "gate": "gate",
+    "merge": "gate",
+    "approve": "gate",
+    "metrics": "metrics",
+    "show": "metrics",
+    "demo": "demo",
+    "clean": "clean",
+    "plan": "plans",
+    "patterns": "patterns",
+    "hooks": "gate",
+    "notes": "gate",
+    "eval": "eval",
+    "ledger": "ledger",
+}
 
 
 def _debug() -> bool:
     return os.environ.get("AGENTFLOW_DEBUG", "") not in ("", "0")
 
 
+def module_commands(module: str, parent: typer.Typer | None = None) -> dict[str, Any]:
+    """The click commands ``agentflow.cli.<module>``'s ``register`` adds, by name, with light
+    option conversion; built as typer builds them for the app ``parent`` (``app``) has."""
+    from typer.main import get_group
+
+    from agentflow.cli._coerce import lighten
+
+    parent = parent or app
+    sub = typer.Typer(
+        rich_markup_mode=parent.rich_markup_mode,
+        pretty_exceptions_short=parent.pretty_exceptions_short,
+        suggest_commands=parent.suggest_commands,
+    )
+    import_module(f"agentflow.cli.{module}").register(sub)
+    group = get_group(sub)
+    lighten(group)
+    return dict(group.commands)
+
+
+class _LazyCommands(MutableMapping):
+    """The root group's commands: every name of ``COMMANDS``; a command is built when looked up."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            module = COMMANDS[name]  # KeyError: no such command (click says so, with suggestions)
+            self._built.update(module_commands(module))
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:  # click's add_command
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("agentflow's commands are fixed")
+
+    def __iter__(self) -> Iterator[str]:
+        yield from COMMANDS
+        yield from (name for name in self._built if name not in COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS) + sum(1 for name in self._built if name not in COMMANDS)
+
+
 class AgentflowGroup(TyperGroup):
-    """Turns every error into one line on stderr and the documented exit code."""
+    """Builds only the command being run; turns every error into one line on stderr and the
+    documented exit code."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        lazy = _LazyCommands()
+        lazy.update(self.commands)  # any added to ``app`` directly (none in agentflow itself)
+        self.commands = lazy
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # the names alone: help and completion look each one up
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from agentflow.cli._coerce import lighten
+
+        lighten(self)  # the root options, typer's completion options among them
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -120,10 +209,6 @@ def _root(
             raise AgentflowError(
                 f"cannot change into {directory}: {exc.strerror}", fix="name an existing directory"
             ) from None
-
-
-for _name in COMMAND_MODULES:
-    import_module(f"agentflow.cli.{_name}").register(app)
 
 
 def main() -> None:

@@ -10,7 +10,13 @@ import typer
 from agentflow.cli import _common
 
 ledger_app = typer.Typer(
-    help="Export and import runs' ledger events (JSON Lines) between ledgers.", no_args_is_help=True
+    help=(
+        "Export and import runs' ledger events (JSON Lines) between ledgers.\n\n"
+        "Examples:\n\n"
+        '  agentflow ledger export --run "$RUN_ID" -o ledger-7.jsonl\n\n'
+        "  agentflow ledger import ledger-*.jsonl"
+    ),
+    no_args_is_help=True,
 )
 
 

@@ -1,0 +1,197 @@
+"""The lazily built command line (#19 item 1): `agentflow X` builds only X's module, converts option
+values without pydantic, and still behaves, helps and fails exactly like the app built whole."""
+
+from __future__ import annotations
+
+import copy
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import typer.main
+from typer.core import TyperGroup, _TyperParameter
+from typer.testing import CliRunner
+
+import agentflow.cli as cli_module
+from agentflow.cli import COMMAND_MODULES, COMMANDS, app
+from tests.helpers import command_in_fresh_process
+
+
+class _EagerGroup(cli_module.AgentflowGroup):
+    """agentflow's group (errors as one line) with typer's own commands dict and conversion."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        TyperGroup.__init__(self, *args, **kwargs)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return TyperGroup.list_commands(self, ctx)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return TyperGroup.parse_args(self, ctx, args)
+
+
+def _eager_app() -> typer.Typer:
+    """The app as it was built before: every module registered on it, typer's own conversion."""
+    eager = copy.copy(app)
+    eager.info = copy.copy(app.info)
+    eager.info.cls = _EagerGroup
+    eager.registered_commands, eager.registered_groups = [], []
+    for name in COMMAND_MODULES:
+        import_module(f"agentflow.cli.{name}").register(eager)
+    return eager
+
+
+def _walk(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    found = [(path, command)]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _walk(sub, (*path, name))
+    return found
+
+
+EAGER = typer.main.get_command(_eager_app())
+EVERY_COMMAND = [path for path, _ in _walk(EAGER)]
+
+
+def test_the_command_table_is_what_the_modules_register_in_help_order() -> None:
+    assert list(EAGER.commands) == list(COMMANDS)
+    for name, module in COMMANDS.items():
+        assert name in cli_module.module_commands(module), (name, module)
+
+
+@pytest.mark.parametrize("path", EVERY_COMMAND, ids=lambda p: " ".join(p) or "agentflow")
+def test_every_help_is_the_eager_apps_and_has_examples(path: tuple[str, ...]) -> None:
+    lazy = CliRunner().invoke(app, [*path, "--help"])
+    eager = CliRunner().invoke(_eager_app(), [*path, "--help"])
+    assert lazy.exit_code == eager.exit_code == 0, lazy.output
+    assert lazy.output == eager.output
+    command = dict(_walk(EAGER))[path]
+    if not command.hidden:  # `hooks run` is what the installed hook scripts call
+        assert "Examples" in lazy.output and "agentflow " in lazy.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stauts"],
+        ["plan", "nwe"],
+        ["status", "--jsn"],
+        ["show"],
+        ["gate", "HEAD", "--format", "xml"],
+        ["metrics", "--format", "JSON", "--since", "zz"],
+        ["build", "--max-parallel", "zero"],
+        ["-C", "/nonexistent-agentflow-dir", "status"],
+        [],
+    ],
+)
+def test_usage_errors_are_the_eager_apps(repo: Path, args: list[str]) -> None:
+    lazy = CliRunner().invoke(app, args)
+    eager = CliRunner().invoke(_eager_app(), args)
+    assert (lazy.exit_code, lazy.output) == (eager.exit_code, eager.output)
+
+
+SAMPLES: list[Any] = [
+    None,
+    "",
+    "x",
+    "a b",
+    "-",
+    "0",
+    "5",
+    "-5",
+    "007",
+    "+5",
+    " 5 ",
+    "1_000",
+    "1.5",
+    "-0.25",
+    "1e3",
+    "nan",
+    "\u0665",
+    "\udcff",
+    "9" * 30,
+    5,
+    0,
+    1.5,
+    True,
+    False,
+    ("a", "b"),
+    ["x"],
+    (),
+    "text",
+    "TEXT",
+    "json",
+    "md",
+    "github",
+]
+
+
+def _outcome(runtime: Any, value: Any, param: Any, ctx: Any) -> tuple[str, Any]:
+    try:
+        result = runtime.coerce(value, param=param, ctx=ctx)
+    except Exception as exc:  # noqa: BLE001 - the error is part of what must match
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        return f"raised {type(exc).__name__}", message
+    return type(result).__name__, repr(result)  # repr: nan equals nan
+
+
+def test_light_conversion_returns_what_typers_own_does_for_every_parameter(tmp_path: Path) -> None:
+    from typer._click import Context
+    from typer._coercion import build_runtime_param
+
+    from agentflow.cli._coerce import LightRuntimeParam
+
+    (tmp_path / "file.md").write_text("x")
+    paths = [str(tmp_path / "file.md"), str(tmp_path), str(tmp_path / "missing"), tmp_path / "file.md"]
+    compared = converted_light = 0
+    for _, command in _walk(typer.main.get_command(_eager_app())):
+        ctx = Context(command)
+        for param in [*command.params, command.get_help_option(ctx)]:
+            if not isinstance(param, _TyperParameter) or param.type_descriptor.file_annotation is not None:
+                continue
+            descriptor = param.type_descriptor
+            full = build_runtime_param(descriptor)
+            light = LightRuntimeParam(
+                annotation=descriptor.annotation, parameter_info=descriptor.parameter_info, descriptor=descriptor
+            )
+            for value in [*SAMPLES, *paths, param.default]:
+                expected = _outcome(full, value, param, ctx)
+                probe = copy.copy(param)  # the light converter swaps in typer's own when it hands over
+                assert _outcome(light, value, probe, ctx) == expected, (command.name, param.name, value)
+                compared += 1
+                converted_light += probe._runtime_param is None
+    assert compared > 2000 and converted_light > 1000  # most values never needed pydantic
+
+
+def test_a_command_builds_only_its_own_module() -> None:
+    group = typer.main.get_command(app)
+    assert group.commands._built == {}
+    assert group.get_command(None, "status") is not None
+    assert set(group.commands._built) == {"init", "status"}  # agentflow.cli.project's two
+    assert group.get_command(None, "no-such-command") is None
+
+
+def _views_repo(repo: Path) -> None:
+    from agentflow.events import RunStarted
+    from agentflow.ledger import Ledger
+
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="1"))
+
+
+HEAVY = ("pydantic", "typer._adapters", "anthropic", "git")  # git: GitPython
+OTHER_COMMANDS = tuple(f"agentflow.cli.{m}" for m in COMMAND_MODULES)
+
+
+@pytest.mark.parametrize(("args", "module"), [(["log", "--run", "r-1"], "records"), (["log"], "records")])
+def test_a_view_imports_no_pydantic_and_no_other_command(repo: Path, args: list[str], module: str) -> None:
+    _views_repo(repo)
+    exit_code, loaded = command_in_fresh_process(repo, args, HEAVY + OTHER_COMMANDS)
+    assert exit_code == 0
+    assert loaded == [f"agentflow.cli.{module}"]
+
+
+def test_version_builds_no_command(repo: Path) -> None:
+    exit_code, loaded = command_in_fresh_process(repo, ["--version"], HEAVY + OTHER_COMMANDS)
+    assert (exit_code, loaded) == (0, [])
