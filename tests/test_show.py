@@ -184,3 +184,88 @@ def test_markdown_escapes_hostile_model_text(repo: Path, cli) -> None:
     rows = hostile_rows(out)
     assert [len(r) for r in rows] == [2, 5], out  # the Plan header row, the finding row
     assert rows[0][1].startswith(f"9 {HOSTILE_ESCAPED}") and rows[1][4] == HOSTILE_ESCAPED
+
+
+# -- the timeline from stored JSON (#19 item 1: show starts without pydantic) ----------------------
+
+
+def _every_run(root: Path) -> list[str]:
+    with Ledger.open(root) as ledger:
+        return ledger.run_ids()
+
+
+@pytest.mark.parametrize("fmt", ["text", "md", "html"])
+def test_stored_json_and_the_event_classes_give_the_same_timeline(history: Path, cli, monkeypatch, fmt: str) -> None:
+    import agentflow.show as show
+
+    runs = _every_run(history)
+    assert len(runs) >= 5
+    with Ledger.open(history) as ledger:
+        assert all(show._stored_events(ledger, run) is not None for run in runs)  # none needs the classes
+    light = {run: cli("show", run, "--format", fmt, "--transcripts").stdout for run in runs}
+    monkeypatch.setattr(show, "_stored_events", lambda ledger, run_id: None)
+    typed = {run: cli("show", run, "--format", fmt, "--transcripts").stdout for run in runs}
+    assert light == typed
+    with Ledger.open(history) as ledger:
+        assert show.run_timeline(ledger, "r-102a").to_dict() == show.run_timeline(ledger, "r-102a").to_dict()
+
+
+@pytest.mark.parametrize(
+    ("kind", "edit"),
+    [
+        ("session_ended", lambda d: d["usage"].pop("cache_write")),  # recorded before prompt caching
+        ("checks_ran", lambda d: [r.pop("evidence") for r in d["results"]]),  # before JUnit evidence
+        ("run_started", lambda d: d.update(estimate_hours=2)),  # an integer where a float is written
+        ("verdict_recorded", lambda d: d.update(cycle="1")),  # a string the classes turn into 1
+    ],
+)
+def test_a_field_not_as_agentflow_writes_it_is_read_through_the_event_classes(repo: Path, cli, kind, edit) -> None:
+    import sqlite3
+
+    import agentflow.show as show
+
+    with Ledger.open(repo) as ledger:
+        History(repo, ledger).run("7", "Seven", "r-7a", at(17, 9), [Cycle(1.0, 0.5, "approved")], "approved", 4)
+    db = sqlite3.connect(repo / ".agentflow" / "ledger.db")
+    seq, body = db.execute("SELECT seq, body FROM events WHERE run_id = 'r-7a' AND kind = ?", (kind,)).fetchone()
+    data = json.loads(body)
+    edit(data)
+    # a legacy run (no hash chain, as before #13): its rows may be edited
+    db.execute("UPDATE events SET body = ? WHERE seq = ?", (json.dumps(data), seq))
+    db.execute("UPDATE events SET eid = NULL, prev = NULL, hash = NULL WHERE run_id = 'r-7a'")
+    db.commit()
+    db.close()
+    with Ledger.open(repo) as ledger:
+        stored = show._stored_events(ledger, "r-7a")
+        if kind == "run_started":  # an integer hour estimate is a float to both readers
+            assert stored is not None and stored[0].estimate_hours == 2.0
+        else:
+            assert stored is None
+        typed = show.run_timeline(ledger, "r-7a").to_dict()
+    assert typed["run"]["outcome"] == "approved"
+    result = cli("show", "r-7a")
+    assert result.exit_code == 0, result.output
+
+
+def test_the_timelines_literals_and_check_status_are_the_event_classes() -> None:
+    from itertools import product
+    from typing import get_args
+
+    from agentflow.events import CheckResult, RunStarted, SessionEnded, SessionStarted
+    from agentflow.show import MODES, ROLES, STATUSES, _check_passed
+
+    assert get_args(RunStarted.model_fields["mode"].annotation) == MODES
+    assert get_args(SessionStarted.model_fields["role"].annotation) == ROLES
+    assert get_args(SessionEnded.model_fields["status"].annotation) == STATUSES
+    for exit_code, junit, evidence, tests in product(
+        [0, 1, None], [False, True], [None, "", "no report"], [None, 0, 3]
+    ):
+        check = CheckResult(command="t", exit_code=exit_code, duration_s=1, junit=junit, evidence=evidence, tests=tests)
+        assert _check_passed(check) == check.passed, (exit_code, junit, evidence, tests)
+
+
+def test_show_imports_no_pydantic(history: Path) -> None:
+    from helpers import command_in_fresh_process
+
+    exit_code, loaded = command_in_fresh_process(history, ["show", "r-102a"], ("pydantic", "agentflow.events"))
+    assert (exit_code, loaded) == (0, [])
