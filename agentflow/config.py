@@ -1,12 +1,13 @@
 """Configuration: ``agentflow.yaml`` or ``[tool.agentflow]`` in pyproject.toml.
 
 Validated by pydantic with unknown keys rejected; every problem is reported as ``file: key: problem``.
+Commands that only look at the config (``status``, ``gate``, the git hooks) read it through
+``agentflow.configfile.config_view``, which needs no pydantic for a plainly valid one.
 """
 
 from __future__ import annotations
 
 import difflib
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -14,11 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentflow import yamlsrc
+from agentflow.configfile import CONFIG_FILE, PYPROJECT, pyproject_section, read_config_file
 from agentflow.errors import ConfigError
-from agentflow.files import read_text_file
 from agentflow.models import BACKEND_NAMES
 
-CONFIG_FILE = "agentflow.yaml"
 Role = Literal["builder", "verifier", "evaluator"]
 Backend = Literal[BACKEND_NAMES]  # type: ignore[valid-type]  # the names of agentflow.models.BACKENDS
 
@@ -200,17 +200,6 @@ def parse_config(data: object, where: str, source: yamlsrc.YamlSource | None = N
     return config
 
 
-PYPROJECT = "pyproject.toml"
-
-
-def read_config_file(root: Path, name: str) -> str | None:
-    """The text of ``root/name`` (None when absent); exit 2 naming the file when unreadable."""
-    path = root / name
-    if not path.exists():
-        return None
-    return read_text_file(path, where=name, error=ConfigError)
-
-
 def load_config(root: Path) -> Config:
     """Read the config of the repository at ``root`` (defaults when there is none)."""
     yaml_text = read_config_file(root, CONFIG_FILE)
@@ -238,15 +227,3 @@ def config_from_texts(yaml_text: str | None, pyproject_text: str | None) -> Conf
     if section is not None:
         return parse_config(section, "pyproject.toml [tool.agentflow]")
     return Config()
-
-
-def pyproject_section(text: str | None) -> object | None:
-    """The ``[tool.agentflow]`` table of a pyproject.toml text (None when absent)."""
-    if text is None:
-        return None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(exc), where=PYPROJECT, fix="fix the TOML syntax") from None
-    tool = data.get("tool", {})
-    return tool.get("agentflow") if isinstance(tool, dict) else None

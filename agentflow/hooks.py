@@ -26,12 +26,14 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agentflow.config import Config
 from agentflow.errors import UsageError
 from agentflow.gate import GateResult, GateStatus, evaluate_gate, evaluate_merge_commit
 from agentflow.git import Repo
-from agentflow.plans import PLANS_DIR
+
+if TYPE_CHECKING:  # a hook reads the config as the gate does (configfile.config_view), without pydantic
+    from agentflow.config import Config
 
 HOOKS = ("pre-merge-commit", "pre-commit", "pre-push")
 MARKER = "# agentflow-hook"
@@ -237,6 +239,8 @@ def plan_only(repo: Repo, commit: str) -> bool:
     if len(parents) > 1:
         return False
     files = repo.git("diff-tree", "--no-commit-id", "--name-only", "-r", "--root", commit).splitlines()
+    from agentflow.plans import PLANS_DIR  # the plans' pydantic models only when a push is checked
+
     return bool(files) and all(f.startswith(f"{PLANS_DIR}/") and f.endswith(".md") for f in files)
 
 

@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentflow import prompts
-from agentflow.config import CONFIG_FILE, PYPROJECT, Config, config_from_texts, pyproject_section, read_config_file
+from agentflow.configfile import CONFIG_FILE, PYPROJECT, pyproject_section, read_config_file
 from agentflow.errors import ConfigError, UsageError
 from agentflow.files import read_text_file
 from agentflow.git import Repo, run_git
 
 if TYPE_CHECKING:  # plans and patterns are imported where they are parsed: `gate` needs only the config
+    from agentflow.config import Config
+    from agentflow.configfile import ConfigView
     from agentflow.patterns import Pattern
     from agentflow.plans import Plan
 
@@ -101,6 +103,8 @@ def _collect(
 
     yaml_text = take(CONFIG_FILE)
     pyproject_text = take(PYPROJECT) if yaml_text is None and pyproject_section(read(PYPROJECT)) is not None else None
+    from agentflow.config import config_from_texts
+
     config = config_from_texts(yaml_text, pyproject_text)
     patterns_file = config.patterns.file
     patterns_text = take(patterns_file)
@@ -195,17 +199,22 @@ def plan_path_of(root: Path, plan: Plan) -> str:
     return _rel(root, plan.path)
 
 
-def config_at(repo: Repo, commit: str) -> Config:
-    """The config as the revision ``commit`` has it (its agentflow.yaml, else [tool.agentflow])."""
+def config_at(repo: Repo, commit: str) -> Config | ConfigView:
+    """The config as the revision ``commit`` has it (its agentflow.yaml, else [tool.agentflow]), as
+    the gate reads it (``configfile.config_view``: no pydantic when it is plainly valid)."""
+    from agentflow.configfile import config_view
+
     yaml_text = show(repo, commit, CONFIG_FILE)
-    return config_from_texts(yaml_text, show(repo, commit, PYPROJECT) if yaml_text is None else None)
+    return config_view(yaml_text, show(repo, commit, PYPROJECT) if yaml_text is None else None)
 
 
-def gate_config(repo: Repo, ref: str, base: str | None = None) -> Config:
+def gate_config(repo: Repo, ref: str, base: str | None = None) -> Config | ConfigView:
     """The config ``agentflow gate`` judges ``ref`` by: the base revision's (the merge base of ``ref``
     and the base branch), which the change cannot edit. The checkout's may only make it stricter
     (``gate.require_signature``); without a base revision to read, the checkout's."""
-    local = config_from_texts(read_config_file(repo.root, CONFIG_FILE), read_config_file(repo.root, PYPROJECT))
+    from agentflow.configfile import config_view, with_signature_required
+
+    local = config_view(read_config_file(repo.root, CONFIG_FILE), read_config_file(repo.root, PYPROJECT))
     base_ref = base or local.base
     if not repo.ok("rev-parse", "--verify", "--quiet", f"{base_ref}^{{commit}}") or not repo.ok(
         "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"
@@ -216,7 +225,7 @@ def gate_config(repo: Repo, ref: str, base: str | None = None) -> Config:
         return local
     trusted = config_at(repo, merge_base)
     if local.gate.require_signature and not trusted.gate.require_signature:
-        trusted = trusted.model_copy(update={"gate": trusted.gate.model_copy(update={"require_signature": True})})
+        trusted = with_signature_required(trusted)
     return trusted
 
 

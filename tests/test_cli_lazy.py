@@ -195,3 +195,33 @@ def test_a_view_imports_no_pydantic_and_no_other_command(repo: Path, args: list[
 def test_version_builds_no_command(repo: Path) -> None:
     exit_code, loaded = command_in_fresh_process(repo, ["--version"], HEAVY + OTHER_COMMANDS)
     assert (exit_code, loaded) == (0, [])
+
+
+def _config_and_commit(repo: Path) -> None:
+    from agentflow.project import CONFIG_TEMPLATE
+    from tests.helpers import git
+
+    (repo / "agentflow.yaml").write_text(CONFIG_TEMPLATE)
+    git(repo, "add", "agentflow.yaml")
+    git(repo, "commit", "-q", "-m", "config")
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code"), [(["gate", "HEAD"], 1), (["hooks", "run", "pre-commit"], 0), (["log", "--run", "r-1"], 0)]
+)
+def test_gate_and_hooks_read_a_plain_config_without_pydantic(repo: Path, args: list[str], exit_code: int) -> None:
+    _config_and_commit(repo)
+    _views_repo(repo)
+    got, loaded = command_in_fresh_process(repo, args, ("pydantic", "agentflow.config", "agentflow.plans"))
+    assert (got, loaded) == (exit_code, [])
+
+
+def test_a_config_the_models_must_read_still_fails_the_gate_closed(repo: Path) -> None:
+    from tests.helpers import git
+
+    (repo / "agentflow.yaml").write_text("gate:\n  require_signatur: true\n")
+    git(repo, "add", "agentflow.yaml")
+    git(repo, "commit", "-q", "-m", "config")
+    result = CliRunner().invoke(app, ["gate", "HEAD"])
+    assert result.exit_code == 2
+    assert "agentflow.yaml:2: gate.require_signatur: unknown key (did you mean `require_signature`?)" in result.output

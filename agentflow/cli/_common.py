@@ -10,6 +10,7 @@ import typer
 
 if TYPE_CHECKING:
     from agentflow.config import Config
+    from agentflow.configfile import ConfigView
     from agentflow.git import Repo
     from agentflow.ledger import Ledger
 
@@ -24,6 +25,13 @@ def config(root: Path) -> Config:
     from agentflow.config import load_config
 
     return load_config(root)
+
+
+def config_view(root: Path) -> ConfigView | Config:
+    """The config for a command that only reads it (no pydantic when it is plainly valid)."""
+    from agentflow.configfile import load_config_view
+
+    return load_config_view(root)
 
 
 def ledger(root: Path) -> Ledger:

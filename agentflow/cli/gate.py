@@ -196,7 +196,7 @@ def hooks_run(
 
     repo = _common.repo()
     stdin = sys.stdin.read() if hook == "pre-push" else ""
-    checks = run_hook(repo, hook, _common.config(repo.root), stdin)
+    checks = run_hook(repo, hook, _common.config_view(repo.root), stdin)
     closed = [check for check in checks if not check.result.open]
     for check in closed:
         _common.err(f"agentflow {hook}: refusing: {check.subject}")

@@ -87,14 +87,14 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
       agentflow status --json
     """
-    from agentflow.config import load_config
+    from agentflow.configfile import load_config_view
     from agentflow.errors import PlanError
     from agentflow.plans import check_plans, find_plans
     from agentflow.records import plan_states, status_rows
     from agentflow.report.lines import status_table  # not report.text: status starts fast
 
     root = _common.repo().root
-    load_config(root)  # a misspelt or broken config is an error here too, not only when building
+    load_config_view(root)  # a misspelt or broken config is an error here too, not only when building
     plans, errors = check_plans(find_plans(root), root)
     rows = status_rows(plans, plan_states(root))
     if as_json:
