@@ -23,6 +23,7 @@ import hmac
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 KEYED, PLAIN = "hmac:", "sha256:"
@@ -134,41 +135,79 @@ def verify_rows(
     return None
 
 
-# ``digest``'s material as SQLite builds it from the stored columns: the same bytes as the join in
-# ``digest`` in a UTF-8 ledger (``||`` keeps every byte, NULs too; a NULL eid makes it NULL, which
-# the counts catch; a blob of the same bytes is the same content, as ``verify_rows`` reads it).
-MATERIAL_SQL = (
-    "coalesce(prev, '') || char(31) || eid || char(31) || kind || char(31) || coalesce(run_id, '') "
-    "|| char(31) || ts || char(31) || body"
-)
-# One row per run: what ``summary_holds`` checks, with the rows' values concatenated in the order
-# SQLite aggregates them (the same order in every column; ``seqs`` tells whether it is ``seq``'s).
-# No value agentflow writes holds a comma (hashes, sequence numbers) or a 0x1e byte (JSON bodies,
-# ids, times, kinds); one that does changes the counts, and the exact check decides.
+# One row per run: what ``summary_holds`` checks. Each column joins the run's values in the order
+# SQLite aggregates its rows (the same order in every column; ``seqs`` tells whether it is ``seq``'s),
+# with a comma (no value agentflow writes holds one: ids, kinds, times, hashes, numbers) or, for the
+# bodies, a 0x1e byte (JSON escapes it). A value holding its separator, or a NULL (which
+# group_concat skips; ``filled`` counts the values that are not), changes a column's count, and the
+# exact check decides. The hash material (``digest``'s join) is put together in Python from these
+# columns' bytes (``split_summary``): SQLite concatenating it row by row cost more than the hashing.
 SUMMARY_COLUMNS = (
     "run_id, count(*), group_concat(seq), group_concat(coalesce(prev, '')), group_concat(hash), "
-    f"CAST(group_concat({MATERIAL_SQL}, x'1e') AS BLOB), "
+    "CAST(group_concat(eid) AS BLOB), CAST(group_concat(kind) AS BLOB), CAST(group_concat(ts) AS BLOB), "
+    "CAST(group_concat(body, x'1e') AS BLOB), count(eid) + count(hash) + count(kind) + count(ts) + count(body), "
     "min(seq) = min(CASE WHEN kind = 'run_started' THEN seq END), sum(eid = '')"
 )
 _HEX = type(hashlib.sha256()).hexdigest
 
 
-def summary_holds(summary: Row, key: str | None, *, strict: bool = True, tail: str | None = None) -> bool:
-    """True only when ``verify_rows`` finds no problem in the run ``summary`` (``SUMMARY_COLUMNS``)
-    describes; False when it may find one (then it decides, on the run's rows).
+@dataclass(frozen=True)
+class Summary:
+    """One run's events as its ``SUMMARY_COLUMNS`` row holds them, split per event, in ``seq`` order:
+    their sequence numbers, kinds and bodies (the stored bytes), and each one's hash material."""
+
+    run_id: str
+    seqs: list[int]
+    kinds: list[bytes]
+    bodies: list[bytes]
+    materials: list[bytes]
+    prevs: str
+    hashes: str
+
+
+def split_summary(row: Row) -> Summary | None:
+    """The run's events from its summary row; None when the row does not split into exactly its
+    ``count(*)`` events (a NULL, a separator inside a value), in ``seq`` order, beginning with
+    run_started, each with an event id (then ``verify_rows`` decides, on the run's rows)."""
+    run_id, count, seqs, prevs, hashes, eids, kinds, tss, bodies, filled, starts, no_eid = row
+    n = int(count)  # type: ignore[call-overload]
+    if not (n and starts == 1 and no_eid == 0 and filled == 5 * n and isinstance(run_id, str)):
+        return None
+    if not (isinstance(prevs, str) and isinstance(hashes, str) and isinstance(seqs, str)):
+        return None
+    if not all(isinstance(column, bytes) for column in (eids, kinds, tss, bodies)):
+        return None
+    columns = (prevs.encode().split(b","), eids.split(b","), kinds.split(b","), tss.split(b","))  # type: ignore[union-attr]
+    body_list = bodies.split(b"\x1e")  # type: ignore[union-attr]
+    if len(body_list) != n or hashes.count(",") != n - 1 or any(len(column) != n for column in columns):
+        return None
+    order = list(map(int, seqs.split(",")))
+    if len(order) != n or order != sorted(order):
+        return None
+    prev_list, eid_list, kind_list, ts_list = columns
+    # ``digest``'s material: prev, eid, kind, run, ts and body joined by 0x1f, as UTF-8 bytes
+    materials = list(
+        map(
+            b"\x1f".join,
+            zip(prev_list, eid_list, kind_list, repeat(run_id.encode(), n), ts_list, body_list, strict=True),
+        )
+    )
+    return Summary(run_id, order, kind_list, body_list, materials, prevs, hashes)
+
+
+def summary_holds(
+    summary: Row | Summary | None, key: str | None, *, strict: bool = True, tail: str | None = None
+) -> bool:
+    """True only when ``verify_rows`` finds no problem in the run ``summary`` (a ``SUMMARY_COLUMNS``
+    row, or ``split_summary``'s split of one) describes; False when it may find one (then it decides,
+    on the run's rows).
 
     The rows' hashes are recomputed from their stored bytes, a few C calls per run rather than
     Python per row: the same definition (``digest``), the same links, the same first event."""
-    _run_id, count, seqs, prevs, hashes, materials, starts, no_eid = summary
-    n = int(count)  # type: ignore[call-overload]
-    if not (n and starts == 1 and no_eid == 0 and isinstance(hashes, str) and isinstance(prevs, str)):
+    split = summary if isinstance(summary, Summary) or summary is None else split_summary(summary)
+    if split is None:
         return False
-    if hashes.count(",") != n - 1 or prevs.count(",") != n - 1 or not isinstance(materials, bytes):
-        return False
-    order = list(map(int, str(seqs).split(",")))
-    parts = materials.split(b"\x1e")
-    if len(order) != n or len(parts) != n or order != sorted(order):
-        return False
+    hashes, prevs = split.hashes, split.prevs
     # links: the first event has no prev, every other one the hash of the event before it
     last = hashes.rsplit(",", 1)[-1]
     if ("," + hashes)[: -len(last) - 1] != prevs or (tail is not None and last != tail):
@@ -176,12 +215,12 @@ def summary_holds(summary: Row, key: str | None, *, strict: bool = True, tail: s
     if hashes.startswith(PLAIN):
         if key and strict:
             return False
-        expected = PLAIN + ("," + PLAIN).join(map(_HEX, map(hashlib.sha256, parts)))
+        expected = PLAIN + ("," + PLAIN).join(map(_HEX, map(hashlib.sha256, split.materials)))
         return expected == hashes
     if hashes.startswith(KEYED):
         if key:
             mac = functools.partial(hmac.digest, key.encode(), digest="sha256")
-            expected = KEYED + ("," + KEYED).join(map(bytes.hex, map(mac, parts)))
+            expected = KEYED + ("," + KEYED).join(map(bytes.hex, map(mac, split.materials)))
             return hmac.compare_digest(expected.encode(), hashes.encode())
         return not strict and all(h.startswith(KEYED) for h in hashes.split(","))
     return False

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -349,38 +350,56 @@ class Ledger:
         self.verify_runs([run_id], strict=strict, legacy_ok=legacy_ok)
 
     def verify_runs(self, run_ids: Iterable[str], *, strict: bool = True, legacy_ok: bool = False) -> None:
-        """``verify_run`` for many runs, a few hundred runs per query (``metrics``).
+        """``verify_run`` for many runs, a few hundred runs per query (``metrics``; ``verified_events``)."""
+        self.verified_events(run_ids, (), strict=strict, legacy_ok=legacy_ok)
+
+    def verified_events(
+        self, run_ids: Iterable[str], kinds: Iterable[str], *, strict: bool = True, legacy_ok: bool = False
+    ) -> list[tuple[int, str, str, str | bytes]]:
+        """The ``(seq, run_id, kind, body)`` of the runs' events of ``kinds``, from the very rows their chains
+        were checked on: raise ChainBroken unless every run's chain holds (``verify_runs``).
 
         Each run's hashes are recomputed from one summary row of its stored bytes (``chain.SUMMARY_COLUMNS``,
-        ``chain.summary_holds``: no Python per event); a run that summary cannot vouch for (a broken,
-        legacy or odd chain) is then checked row by row by ``chain.verify_rows``, which names its
-        first bad event. Nothing is cached: every call reads and hashes every event of the runs."""
+        ``chain.summary_holds``: no Python per event), a few hundred runs per query; a run that summary
+        cannot vouch for (a broken, legacy or odd chain) is then checked row by row by
+        ``chain.verify_rows``, which names its first bad event. Nothing is cached: every call reads
+        and hashes every event of the runs, and what it returns is what it hashed (a row edited
+        between a check and a read cannot slip in). Bodies come as stored: ``decode`` reads them."""
         ids, key = list(dict.fromkeys(run_ids)), chain.chain_key()
+        wanted, wanted_bytes = frozenset(kinds), frozenset(kind.encode() for kind in kinds)
         summarise = self._summaries_apply()
+        found: list[tuple[int, str, str, str | bytes]] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             with self._lock:
                 tails = {run_id: self._heads.get(run_id) for run_id in chunk}
-                summaries: dict[str, chain.Row] = {}
+                summaries: dict[str, chain.Summary | None] = {}
                 if summarise:
                     summaries = {
-                        row[0]: row
+                        row[0]: chain.split_summary(row)
                         for row in self._db.execute(
                             f"SELECT {chain.SUMMARY_COLUMNS} FROM events WHERE run_id IN ({marks}) GROUP BY run_id",
                             chunk,
                         )
                     }
-                doubtful = [
-                    run_id
-                    for run_id in chunk
-                    if not summarise
-                    or (
-                        not chain.summary_holds(summaries[run_id], key, strict=strict, tail=tails[run_id])
-                        if run_id in summaries
-                        else tails[run_id] is not None  # no events: only a run this process wrote to misses them
-                    )
-                ]
+                doubtful = []
+                for run_id in chunk:
+                    if run_id not in summaries:
+                        if not summarise or tails[run_id] is not None:  # no events: only a run this process
+                            doubtful.append(run_id)  # wrote to misses them
+                        continue
+                    split = summaries[run_id]
+                    if not chain.summary_holds(split, key, strict=strict, tail=tails[run_id]):
+                        doubtful.append(run_id)
+                    elif wanted and split is not None:  # no Python per event: C-level filters
+                        mask = list(map(wanted_bytes.__contains__, split.kinds))
+                        found += zip(
+                            compress(split.seqs, mask),
+                            repeat(run_id),
+                            map(bytes.decode, compress(split.kinds, mask)),
+                            compress(split.bodies, mask),
+                        )
                 if not doubtful:
                     continue
                 rows = self._db.execute(
@@ -398,6 +417,8 @@ class Ledger:
                 problem = chain.verify_rows(run_id, run_rows, key, strict=strict, tail=tails[run_id])
                 if problem is not None and not (legacy_ok and problem.problem == chain.LEGACY):
                     raise ChainBroken(problem)
+                found += [(row[0], run_id, row[2], row[5]) for row in run_rows if row[2] in wanted]  # type: ignore[misc]
+        return found
 
     def _summaries_apply(self) -> bool:
         """Whether ``chain.summary_holds`` may vouch for runs here: a UTF-8 ledger (SQLite's bytes are
@@ -589,47 +610,60 @@ class Ledger:
     # the kinds a metrics report reads of each run (model calls only of sessions that never ended)
     WINDOW_KINDS = ("run_started", "session_started", "session_ended", "verdict_recorded", "run_ended")
 
-    def window_records(self, start: datetime) -> list[dict[str, Any]]:
+    def window_records(self, start: datetime, *, strict: bool, legacy_ok: bool) -> list[dict[str, Any]]:
         """What a report of the time from ``start`` on reads, as stored JSON objects in order: the
         ``WINDOW_KINDS`` events of runs started at or after ``start``, the model calls of their
         sessions that never ended, the merges, evaluations and run-less events (overrides) from
         ``start`` on, and the last evaluation before it (what the first one in it is compared with).
 
-        Every query goes through an index on (kind, ts), (run_id, seq) or the run-less rows' ts,
-        so the cost follows the window's events, not the ledger's size."""
+        The runs' events are read with their chains' check (``verified_events``: ChainBroken unless
+        each holds, ``strict`` and ``legacy_ok`` as there), so what the report folds is what was
+        hashed. Every query goes through an index on (kind, ts), (run_id, seq) or the run-less
+        rows' ts, so the cost follows the window's runs and events, not the ledger's size."""
         since = start.isoformat()
-        marks = ",".join("?" * len(self.WINDOW_KINDS))
         with self._lock:
-            # events of a run are never older than its run_started: (kind, ts) finds them all
-            rows = self._db.execute(
-                f"SELECT seq, run_id, kind, body FROM events WHERE kind IN ({marks}) AND ts >= ?",
-                (*self.WINDOW_KINDS, since),
-            ).fetchall()
-            runs = {run_id for _, run_id, kind, _ in rows if kind == "run_started" and run_id}
-            picked = [(seq, body) for seq, run_id, _, body in rows if run_id in runs]
-            picked += self._db.execute(
-                "SELECT seq, body FROM events WHERE kind IN ('merged', 'findings_recorded') AND ts >= ?", (since,)
-            ).fetchall()
-            picked += self._db.execute(
-                "SELECT seq, body FROM events INDEXED BY events_runless_ts "
+            runs = [
+                run_id
+                for (run_id,) in self._db.execute(
+                    "SELECT run_id FROM events WHERE kind = 'run_started' AND ts >= ? ORDER BY seq", (since,)
+                )
+                if run_id
+            ]
+            picked: dict[int, tuple[str | None, str, str | bytes]] = {
+                seq: (run_id, kind, body)
+                for seq, run_id, kind, body in self.verified_events(
+                    runs, self.WINDOW_KINDS, strict=strict, legacy_ok=legacy_ok
+                )
+            }
+            for seq, run_id, kind, body in self._db.execute(
+                "SELECT seq, run_id, kind, body FROM events WHERE kind IN ('merged', 'findings_recorded') AND ts >= ?",
+                (since,),
+            ):
+                picked[seq] = (run_id, kind, body)
+            for seq, kind, body in self._db.execute(
+                "SELECT seq, kind, body FROM events INDEXED BY events_runless_ts "
                 "WHERE run_id IS NULL AND ts >= ? AND kind NOT IN ('merged', 'findings_recorded')",
                 (since,),
-            ).fetchall()
+            ):
+                picked[seq] = (None, kind, body)
             earlier = self._db.execute(
-                "SELECT seq, body FROM events WHERE kind = 'findings_recorded' AND ts < ? ORDER BY ts DESC", (since,)
+                "SELECT seq, run_id, body FROM events WHERE kind = 'findings_recorded' AND ts < ? ORDER BY ts DESC",
+                (since,),
             )
             while (row := earlier.fetchone()) is not None:
-                if self.decode(row[1]).get("source", "evaluator") == "evaluator":
-                    picked.append(row)
+                if self.decode(row[2]).get("source", "evaluator") == "evaluator":
+                    picked[row[0]] = (row[1], "findings_recorded", row[2])
                     break
-            records = {seq: self.decode(body) for seq, body in picked}
+            decode = self.decode
+            records = {seq: decode(body) for seq, (_, _, body) in picked.items()}
             started = {r["session_id"] for r in records.values() if r["kind"] == "session_started"}
             unended = started - {r["session_id"] for r in records.values() if r["kind"] == "session_ended"}
-            for run_id in sorted({r["run_id"] for r in records.values() if r.get("session_id") in unended}):
-                for seq, body in self._db.execute(
-                    "SELECT seq, body FROM events WHERE run_id = ? AND kind = 'model_called'", (run_id,)
+            if unended:  # a session that never ended is paid for call by call: its run's model calls
+                open_runs = sorted({r["run_id"] for r in records.values() if r.get("session_id") in unended})
+                for seq, _, _, body in self.verified_events(
+                    open_runs, ("model_called",), strict=strict, legacy_ok=legacy_ok
                 ):
-                    records[seq] = self.decode(body)
+                    records[seq] = decode(body)
         return [records[seq] for seq in sorted(records)]
 
     def transcript(self, session_id: str) -> list[Any] | None:

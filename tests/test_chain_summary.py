@@ -82,6 +82,17 @@ EDITS = {
     "blob hash": "UPDATE events SET hash = CAST(hash AS BLOB) WHERE kind = 'run_ended'",
     "not UTF-8": "UPDATE events SET body = CAST(CAST(body AS BLOB) || x'ff' AS BLOB) WHERE kind = 'run_ended'",
     "hash downgraded to sha256": "UPDATE events SET hash = 'sha256:' || substr(hash, 6) WHERE kind = 'run_ended'",
+    # a value moved into the row before it, behind a comma, and the row left NULL: every joined
+    # column reads the same (group_concat skips NULLs), only the count of values tells
+    # (the subquery's lowercase "where" keeps the run filter on the outer WHERE)
+    "hash moved into the previous row's": "UPDATE events SET hash = CASE kind WHEN 'run_ended' THEN NULL "
+    "ELSE hash || ',' || (SELECT n.hash FROM events AS n where n.seq = events.seq + 1) END "
+    "WHERE kind IN ('model_called', 'run_ended')",
+    "eid moved into the previous row's": "UPDATE events SET eid = CASE kind WHEN 'run_ended' THEN NULL "
+    "ELSE eid || ',' || (SELECT n.eid FROM events AS n where n.seq = events.seq + 1) END "
+    "WHERE kind IN ('model_called', 'run_ended')",
+    "ts moved into the previous row's": "UPDATE events SET ts = ts || ',' || "
+    "(SELECT n.ts FROM events AS n where n.seq = events.seq + 1) WHERE kind = 'model_called'",
 }
 
 
@@ -127,16 +138,45 @@ def test_a_sha256_chain_is_refused_when_a_key_is_set_and_strict(repo: Path) -> N
     assert _both(repo, ids[0], KEY, strict=False) == (True, None)
 
 
-def test_the_sql_material_is_the_bytes_digest_hashes(repo: Path) -> None:
-    ids = _ledger(repo, runs=1)
+def test_the_summary_splits_into_the_rows_and_the_material_digest_hashes(repo: Path) -> None:
+    ids = _ledger(repo, runs=2)
     db = sqlite3.connect(ledger_path(repo))
-    rows = db.execute(
-        f"SELECT {chain.ROW_COLUMNS}, CAST({chain.MATERIAL_SQL} AS BLOB) FROM events WHERE run_id = ?", ids
-    ).fetchall()
+    summary = db.execute(
+        f"SELECT {chain.SUMMARY_COLUMNS} FROM events WHERE run_id = ? GROUP BY run_id", ids[1:]
+    ).fetchone()
+    rows = chain.run_rows(db, ids[1])
     db.close()
-    for _seq, eid, kind, rid, ts, body, prev, hsh, material in rows:
+    split = chain.split_summary(summary)
+    assert split is not None and split.run_id == ids[1]
+    assert split.seqs == [row[0] for row in rows] and split.kinds == [row[2].encode() for row in rows]
+    assert split.bodies == [row[5].encode() for row in rows]  # the stored bytes, "ü" (UTF-8) included
+    for (_seq, eid, kind, rid, ts, body, prev, hsh), material in zip(rows, split.materials, strict=True):
         assert material == "\x1f".join((prev or "", eid, kind, rid or "", ts, body)).encode()
         assert hsh == chain.digest(None, prev, eid, kind, rid, ts, body)
+
+
+def test_verified_events_are_the_checked_rows_of_the_kinds_asked_for(repo: Path, monkeypatch) -> None:
+    ids = _ledger(repo, runs=3)
+    with Ledger.open(repo) as ledger:
+        got = ledger.verified_events(ids[::-1], ("run_ended", "model_called"))
+        expected = [
+            (row[0], row[3], row[2], row[5])
+            for run_id in ids[::-1]
+            for row in ledger.chain_rows(run_id)
+            if row[2] in ("run_ended", "model_called")
+        ]
+        assert [
+            (seq, run, kind, bytes(body) if isinstance(body, bytes) else body.encode()) for seq, run, kind, body in got
+        ] == [(seq, run, kind, body.encode()) for seq, run, kind, body in expected]
+        assert ledger.verified_events(ids, ()) == [] and ledger.verified_events(["r-none"], ("run_ended",)) == []
+        # the row-by-row path (a legacy run is passed with legacy_ok) returns the same events
+        _sql(repo, f"UPDATE events SET hash = NULL, prev = NULL WHERE run_id = '{ids[0]}'")
+        legacy = ledger.verified_events([ids[0]], ("run_ended",), legacy_ok=True)
+        assert [(seq, run, kind) for seq, run, kind, _ in legacy] == [
+            (row[0], row[3], row[2]) for row in ledger.chain_rows(ids[0]) if row[2] == "run_ended"
+        ]
+        with pytest.raises(ChainBroken):
+            ledger.verified_events([ids[0]], ("run_ended",))
 
 
 def test_metrics_refuses_a_window_run_edited_in_place(repo: Path, cli) -> None:

@@ -171,7 +171,7 @@ def test_metrics_of_a_week_reads_only_its_window_and_agrees_with_a_full_read(rep
         period = parse_period("2026-11-16", "2026-11-22")
         typed = [dump_event(event) for event in ledger.events()]  # every event, validated by pydantic
         full = compute(facts_from_ledger(SimpleNamespace(records=lambda: typed), Repo(repo)), period)
-        window = ledger.window_records(period.previous().start - timedelta(days=7))
+        window = ledger.window_records(period.previous().start - timedelta(days=7), strict=True, legacy_ok=False)
     assert "r-old" not in {record.get("run_id") for record in window}
     assert not any(record["kind"] in ("tool_called", "checks_ran") for record in window)
     assert {r["kind"] for r in window if r.get("session_id") == "s-open"} == {"session_started", "model_called"}
