@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,9 +92,10 @@ class RunFact:
     verdicts: list[VerdictFact] = field(default_factory=list)
     synthetic: bool = False  # holds verdicts that belong to no run (e.g. an override of a human commit)
 
-    @property
+    @cached_property
     def first_seen(self) -> datetime | None:
-        """When the run started, or the earliest thing known about it."""
+        """When the run started, or the earliest thing known about it (computed once, when the
+        report is computed: the readers never ask while they still add verdicts)."""
         first = self.started
         for when in (*(v.ts for v in self.verdicts), self.ended):
             if when is not None and (first is None or when < first):
