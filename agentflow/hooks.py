@@ -239,7 +239,7 @@ def plan_only(repo: Repo, commit: str) -> bool:
     if len(parents) > 1:
         return False
     files = repo.git("diff-tree", "--no-commit-id", "--name-only", "-r", "--root", commit).splitlines()
-    from agentflow.plans import PLANS_DIR  # the plans' pydantic models only when a push is checked
+    from agentflow.planfiles import PLANS_DIR
 
     return bool(files) and all(f.startswith(f"{PLANS_DIR}/") and f.endswith(".md") for f in files)
 

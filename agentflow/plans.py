@@ -21,8 +21,8 @@ from agentflow.config import CheckSpec, validate_checks
 from agentflow.errors import PlanError
 from agentflow.files import read_text_file
 from agentflow.markdown import find_section, list_items, slugify
+from agentflow.planfiles import PLANS_DIR, display_path, find_plans  # light: status and hooks use them
 
-PLANS_DIR = ".plans"
 FRONT_MATTER_KEYS = ("id", "title", "status", "patterns", "scope", "checks", "max_cycles", "estimate")
 CRITERIA_HEADINGS = {"acceptance criteria", "acceptance criterion"}
 REQUIREMENTS_HEADINGS = {"requirements", "requirement"}
@@ -104,14 +104,6 @@ def title_slug(title: str) -> str:
             words.pop()
         slug = "-".join(words)
     return slug or "plan"
-
-
-def display_path(path: Path) -> str:
-    """A path as the user would type it: relative to the working directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def parse_estimate(value: str | float | int, where: str | None = None) -> float:
@@ -360,20 +352,6 @@ def plan_warnings(plan: Plan) -> list[str]:
     if not plan.criteria:
         warnings.append("no acceptance criteria: the verifier can only judge against the patterns")
     return warnings
-
-
-def find_plans(root: Path) -> list[Path]:
-    """The plan files under ``root/.plans`` (``README.md`` excluded), numeric ids first in order."""
-    folder = root / PLANS_DIR
-    if not folder.is_dir():
-        return []
-    paths = [p for p in folder.glob("*.md") if p.is_file() and p.name.lower() != "readme.md"]
-    return sorted(paths, key=_sort_key)
-
-
-def _sort_key(path: Path) -> tuple[int, int, str]:
-    match = re.match(r"^(\d+)", path.name)
-    return (0, int(match.group(1)), path.name) if match else (1, 0, path.name)
 
 
 def check_unique(plans: list[Plan]) -> None:

@@ -50,7 +50,7 @@ def plan_states(root: Path) -> dict[str, PlanState]:
 
 def status_rows(plans: list[Plan], states: dict[str, PlanState]) -> list[StatusRow]:
     """One row per plan file, then one per plan that has runs but no file any more."""
-    from agentflow.plans import display_path
+    from agentflow.planfiles import display_path  # not agentflow.plans: status reads no plan models
 
     rows = []
     for plan in plans:

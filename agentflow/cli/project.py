@@ -89,13 +89,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     """
     from agentflow.configfile import load_config_view
     from agentflow.errors import PlanError
-    from agentflow.plans import check_plans, find_plans
+    from agentflow.planfiles import status_plans
     from agentflow.records import plan_states, status_rows
     from agentflow.report.lines import status_table  # not report.text: status starts fast
 
     root = _common.repo().root
     load_config_view(root)  # a misspelt or broken config is an error here too, not only when building
-    plans, errors = check_plans(find_plans(root), root)
+    plans, errors = status_plans(root)  # check_plans(find_plans(root), root), cached by content
     rows = status_rows(plans, plan_states(root))
     if as_json:
         _common.out(json.dumps([row.to_dict() for row in rows], indent=2))
