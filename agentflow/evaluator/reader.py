@@ -145,7 +145,9 @@ def _read_lines(aggregator: Aggregator, read: Callable[[int], bytes], index: int
                     escaped = hash_census(lines[0])[1]
             rest = lines.pop()  # the last piece has no newline yet: it continues in the next block
             hashes -= rest.count(b"#")
-            if lines and block.count(b"\n\n") > len(lines) // 4:  # counted without overlap: N/2 when all blank
+            # Mostly blank: "\n\n" counted without overlap (N/2 when all blank). Looked for only when
+            # some line is empty: count() scans 1 MB in 1.5 ms, 5 us a line of GH Archive.
+            if lines and b"" in lines and block.count(b"\n\n") > len(lines) // 4:
                 _add_non_blank(aggregator, lines, index, line)  # mostly blank: only the runs of lines
                 line += len(lines)
             elif lines:
