@@ -42,3 +42,36 @@ def test_peak_memory_does_not_grow_with_the_number_of_events(tmp_path, monkeypat
     # 10x the events: a linear implementation would need ~10x the memory.
     assert peak_large < 1.5 * peak_small, (peak_small, peak_large)
     assert peak_large < large.stat().st_size  # never holds the whole file
+
+
+def test_the_garbage_collector_is_paused_while_reading_and_restored_after(tmp_path, monkeypatch):
+    # evaluate() turns Python's cyclic collector off while it reads and analyses (its full passes
+    # over the kept shapes and classes cost more than the reading), and back on after, also when the
+    # reading fails; a caller that had it off keeps it off.
+    import gc
+
+    import pytest
+
+    from agentflow.errors import UsageError
+    from agentflow.evaluator import reader
+
+    seen = []
+    original = reader.read_logs
+
+    def spying(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(reader, "read_logs", spying)
+    path = _write(tmp_path / "log.jsonl", 50)
+    assert gc.isenabled()
+    evaluate([path], workers=1)
+    with pytest.raises(UsageError):
+        evaluate([tmp_path / "missing.jsonl"], workers=1)
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        evaluate([path], workers=1)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
