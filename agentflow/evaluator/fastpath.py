@@ -29,20 +29,23 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import repeat
-from operator import itemgetter
+from operator import itemgetter, ne
 from typing import Any, Union
 
 import msgspec
+from msgspec.structs import astuple
 
 from agentflow.evaluator import templates as key_counts
 from agentflow.evaluator.keys import LABEL, key_template, template_of
 
 MAX_LABEL_KEYS = 256  # distinct (segments, even segments) counted per key field before spilling
-FEW_KEYS = 8  # fewer key values of one field in a block are counted one by one
+FEW_KEYS = 8  # a field with fewer key values in a block: counted with other such fields, in one batch
+MIXED_BATCH = 1 << 15  # key values of such fields (over blocks) counted at once
 INLINE_TYPES = 8  # the most frequent types are tested inline in the generated loop; the others via a dict
 
 UNSET = msgspec.UNSET
 _EVENS = itemgetter(slice(None, None, 2))
+_ODDS = itemgetter(slice(1, None, 2))
 _is_label = LABEL.match
 DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 _PY = {
@@ -119,10 +122,12 @@ class CompiledSchema:
         self.tag_field = tag_field
         self.types: dict[type, CompiledType] = {}
         self._collected: dict[str, frozenset[str]] = {}
+        # Kept from one compilation to the next: the types reused from the previous one extend its
+        # array_items list; nested Struct classes and mask functions are shared by structure.
+        self.shared: _Shared = previous.shared if previous is not None else _Shared()
         # The undecoded elements (msgspec.Raw) of every array of a block: their '#' are part of the
         # block's census but never key values (arrays are leaves), so run() counts them as found.
-        # Shared with the previous compilation: the types reused from it extend this very list.
-        self.array_items: list[Any] = previous.array_items if previous is not None else []
+        self.array_items: list[Any] = self.shared.array_items
         # A type whose shapes and key fields did not change since the previous compilation keeps its
         # Struct classes and generated code: with 2,000 types a recompilation rebuilt them all.
         reusable = {c.name: c for c in previous.types.values()} if previous is not None else {}
@@ -130,16 +135,55 @@ class CompiledSchema:
             paths = (key_paths or {}).get(name, set())
             compiled = reusable.get(name)
             if compiled is None or not compiled.same_input(shapes, paths):
-                compiled = CompiledType(name, shapes, tag_field, f"T{index}", paths)
+                compiled = CompiledType(name, shapes, tag_field, f"T{index}", paths, self.shared)
             compiled.shapes = shapes
             self.types[compiled.struct] = compiled
             self._collected[name] = frozenset(_key_like_paths(compiled.roots))
         self._hashed_tags = [compiled for compiled in self.types.values() if "#" in compiled.name]
+        self._key_lists = [(c, path, values) for c in self.types.values() for path, values in c.key_values.items()]
+        self._few: list[str] = []  # key values of fields with few a block, counted later (_count_keys)
+        self._few_owners: list[tuple[CompiledType, str]] = []
         classes = list(self.types)
         self.decoder = msgspec.json.Decoder(Union[tuple(classes)] if len(classes) > 1 else classes[0])
         # The most frequent types first: the loop tests the Struct class against each in turn.
         by_frequency = sorted(self.types.values(), key=lambda c: -sum(shape.count for shape in c.shapes))
         self._loop = self._generate(by_frequency, first_events)
+
+    def _count_keys(self) -> int:
+        """Count the key values the block's events collected; returns the number of ``#`` in them.
+
+        A key's template depends only on its number of segments and its even segments unless an
+        odd segment could be a label (``keys.needs_full_build``), so keys are counted by the memo
+        key ``(segments, "#".join(even segments))`` and turned into templates at flush time
+        (``CompiledType.take_templates``), in C-level ``map`` chains (``CompiledType.count_keys``).
+        The fields with fewer than ``FEW_KEYS`` values in the block (many types, a few events each)
+        are counted together, over several blocks, by (type and field, memo key): one at a time,
+        they cost 5 us a key with 2,000 types, and per block one count per type. The order keys are
+        counted in does not change the templates (``templates``); ``count_pending`` before a flush."""
+        hashes = 0
+        few, owners = self._few, self._few_owners
+        start = len(few)
+        for compiled, path, values in self._key_lists:
+            if not values:
+                continue
+            if len(values) < FEW_KEYS:
+                few += values
+                owners += [(compiled, path)] * len(values)
+            else:
+                hashes += compiled.count_keys(path, values)
+            values.clear()  # the generated code appends to this very list: clear, never replace
+        if len(few) > start:
+            hashes += "".join(few[start:]).count("#")
+            if len(few) >= MIXED_BATCH:
+                self.count_pending()
+        return hashes
+
+    def count_pending(self) -> None:
+        """Count the key values ``_count_keys`` left for a later batch (before ``take_templates``)."""
+        if self._few:
+            _count_mixed(self._few, self._few_owners)
+            self._few.clear()
+            self._few_owners.clear()
 
     def key_paths(self, name: str) -> frozenset[str]:
         """The fields of type ``name`` whose ``#`` values the loop collects (none for unknown types)."""
@@ -149,9 +193,10 @@ class CompiledSchema:
         """Decode and count ``lines`` (see the class docstring): ``(events counted, '#' found)``."""
         before = [sum(compiled.counts.values()) for compiled in self._hashed_tags]
         counted = self._loop(lines, file_index, first_line, slow, note)
-        found = sum([compiled.count_keys() for compiled in self.types.values()])
+        found = self._count_keys()
         if self.array_items:
-            found += b"".join(self.array_items).count(b"#")
+            items = b"".join(self.array_items)
+            found += len(items) - len(items.replace(b"#", b""))  # 4x faster than count(b"#")
             self.array_items.clear()  # the generated loop extends this very list: clear, never replace
         for compiled, earlier in zip(self._hashed_tags, before, strict=False):  # a type name with a '#' is a value too
             events = sum(compiled.counts.values()) - earlier
@@ -161,12 +206,8 @@ class CompiledSchema:
         return counted, found
 
     def _generate(self, order: list[CompiledType], first_events: int) -> Any:
-        namespace: dict[str, Any] = {
-            "UNSET": UNSET,
-            "decode": self.decoder.decode,
-            "DECODE_ERRORS": DECODE_ERRORS,
-            "array_items": self.array_items.extend,
-        }
+        namespace = self.shared.namespace()
+        namespace.update(decode=self.decoder.decode, DECODE_ERRORS=DECODE_ERRORS)
         source = [
             "def run(lines, file_index, first_line, slow, note):",
             "    fell = 0",
@@ -203,15 +244,15 @@ class CompiledSchema:
             ]
             source += ["    " * (level + 3) + text for level, text in [(0, "m = 0"), *body]]
         if rest:
-            # The less frequent types: one dictionary lookup and a call to the type's own mask
-            # function instead of a chain of `is` tests as long as the number of types.
-            namespace["rest"] = {compiled.struct: compiled for compiled in rest}
-            for compiled in rest:
-                compiled.mask_function(self.array_items)
+            # The less frequent types: one dictionary lookup and a call to the mask function of
+            # the type's structure instead of a chain of `is` tests as long as the number of types.
+            namespace["rest"] = {
+                compiled.struct: (compiled.mask_function(), compiled.key_appenders, compiled) for compiled in rest
+            }
             source += [
                 "        else:",
-                "            ct = rest[t]",
-                "            m = ct.mask(o)",
+                "            mask, k, ct = rest[t]",
+                "            m = mask(o, k)",
                 "            n = ct.counts",
                 "            try:",
                 "                c = n[m] + 1",
@@ -228,8 +269,11 @@ class CompiledSchema:
 class CompiledType:
     """One event type: its Struct class, mask layout and the counts the generated loop keeps."""
 
-    def __init__(self, name: str, shapes: list[Any], tag_field: str, class_name: str, key_paths: set[str]):
+    def __init__(
+        self, name: str, shapes: list[Any], tag_field: str, class_name: str, key_paths: set[str], shared: _Shared
+    ):
         self.name = name
+        self.shared = shared
         self.shapes = shapes
         self.roots = [n for n in _tree(shapes, key_paths) if n.path != tag_field]
         self.tag_index = next((i for i, (p, _) in enumerate(shapes[0].fields) if p == tag_field), 0)
@@ -241,29 +285,34 @@ class CompiledType:
         self.templates: dict[str, dict[str, int]] = {}  # path -> template -> events (spilled)
         self.label_counts: dict[str, dict[tuple[int, str], int]] = {}  # path -> memo key -> events
         self.skeleton_counts: dict[str, dict[str, int]] = {}  # path -> skeleton (PLATFORM#TENANT#) -> events
-        self.key_values: dict[str, list[str]] = {}  # path -> key values of this block, not counted yet
         self.fields_of: dict[int, tuple[tuple[str, str], ...]] = {}
         self.input = (_shape_fields(shapes), frozenset(key_paths))
+        # path -> the key values of this block, not counted yet (collected by the generated code)
+        key_like = _key_like_paths(self.roots)
+        self.key_values: dict[str, list[str]] = {path: [] for path in key_like}
+        self.key_appenders = tuple(values.append for values in self.key_values.values())
+        self._key_index = {path: index for index, path in enumerate(key_like)}
         self.mask: Any = None  # the generated mask function (mask_function), for types not inlined
 
     def same_input(self, shapes: list[Any], key_paths: set[str]) -> bool:
         """True when compiling ``shapes`` and ``key_paths`` would give this very type again."""
         return self.input == (_shape_fields(shapes), frozenset(key_paths))
 
-    def mask_function(self, array_items: list[Any]) -> Any:
-        """``mask(o)``: this type's mask of a decoded Struct (and its key values collected), generated
-        once per type and kept across compilations."""
+    def mask_function(self) -> Any:
+        """``mask(o, k)``: the mask of a decoded Struct of this type's structure, its key values
+        collected by the appenders ``k`` (``key_appenders``); kept across compilations. Types of one
+        structure (the same fields and nested classes, whatever their names) share one function."""
         if self.mask is None:
-            namespace: dict[str, Any] = {"UNSET": UNSET, "array_items": array_items.extend}
-            body = self.mask_lines(namespace, "")
-            source = [
-                "def mask(o):",
-                "    m = 0",
-                *["    " * (level + 1) + text for level, text in body],
-                "    return m",
-            ]
-            exec("\n".join(source), namespace)  # noqa: S102 - source built from our own field trees only
-            self.mask = namespace["mask"]
+            namespace = self.shared.namespace()
+            namespace["astuple"] = astuple
+            body = self.mask_lines(namespace, "", shared=True)
+            # The root's fields by position (astuple, in C): the root classes differ between the
+            # types sharing the function, and reading an attribute of one of 2,000 classes at one
+            # place in the code cost 0.9 us a line (the interpreter's attribute caches keep missing).
+            by_position = any(" = o[" in text for _, text in body)
+            start = ["def mask(o, k):", "    m = 0"] + (["    o = astuple(o)"] if by_position else [])
+            source = "\n".join([*start, *["    " * (level + 1) + text for level, text in body], "    return m"])
+            self.mask = self.shared.function(source, namespace, "mask")
         return self.mask
 
     # -- struct classes -------------------------------------------------------------------------
@@ -291,12 +340,22 @@ class CompiledType:
                 node.codes = codes
                 node.code_bits = max(1, (len(codes) - 1).bit_length())
                 node.code_shift = self._take(node.code_bits)
-            annotation = Union[tuple(dict.fromkeys(options))] if len(options) > 1 else options[0]
-            fields.append((attr, annotation, UNSET) if node.optional else (attr, annotation))
+            fields.append((attr, tuple(dict.fromkeys(options)), node.optional))
+        if tag is None:  # a nested object: one class for every object of this structure, in any type
+            known = self.shared.structs.get((tuple(fields), tuple(rename.values())))
+            if known is not None:
+                return known
+        specs = [
+            (attr, Union[options] if len(options) > 1 else options[0], *((UNSET,) if optional else ()))
+            for attr, options, optional in fields
+        ]
         kwargs: dict[str, Any] = {"rename": rename, "forbid_unknown_fields": True, "kw_only": True, "gc": False}
         if tag is not None:
             kwargs.update(tag_field=self.tag_field, tag=tag)
-        return msgspec.defstruct(class_name, fields, **kwargs)
+        struct = msgspec.defstruct(class_name, specs, **kwargs)
+        if tag is None:
+            self.shared.structs[(tuple(fields), tuple(rename.values()))] = struct
+        return struct
 
     def _take(self, bits: int) -> int:
         shift = self.bits
@@ -305,16 +364,17 @@ class CompiledType:
 
     # -- the generated mask code ------------------------------------------------------------------
 
-    def mask_lines(self, namespace: dict[str, Any], suffix: str) -> list[tuple[int, str]]:
+    def mask_lines(self, namespace: dict[str, Any], suffix: str, shared: bool = False) -> list[tuple[int, str]]:
         """Statements (indent level, text) that compute this type's mask ``m`` from its Struct ``o``
-        and count its key values; the names they use are added to ``namespace``."""
+        and collect its key values; the names they use are added to ``namespace``. ``shared``: code
+        for ``mask_function`` (the root read by position, the key values collected by ``k[index]``)."""
         body: list[tuple[int, str]] = []
         for index, node in enumerate(self.roots):
-            body += self._node_lines(node, index, "o", 1, namespace, suffix)
+            body += self._node_lines(node, index, "o", 1, namespace, suffix, shared)
         return body
 
     def _node_lines(
-        self, node: Node, index: int, var: str, depth: int, ns: dict[str, Any], suffix: str
+        self, node: Node, index: int, var: str, depth: int, ns: dict[str, Any], suffix: str, shared: bool
     ) -> list[tuple[int, str]]:
         """Statements (indent level relative to the caller, text) adding this field's bits to ``m``."""
         value = f"v{depth}"
@@ -324,9 +384,14 @@ class CompiledType:
             ns[table] = {self._python_type(node, code): i << node.code_shift for i, code in enumerate(node.codes)}
             inner.append((0, f"m |= {table}[type({value})]"))
         if node.key_like:
-            # Only collected here: count_keys() counts a block's keys at once, in C-level loops.
-            collect = f"ka{suffix}_{len(ns)}"
-            ns[collect] = self.key_values.setdefault(node.path, []).append
+            # Only collected here: CompiledSchema._count_keys counts a block's keys at once, in
+            # C-level loops.
+            key_index = self._key_index[node.path]
+            if shared:
+                collect = f"k[{key_index}]"
+            else:
+                collect = f"ka{suffix}_{key_index}"
+                ns[collect] = self.key_appenders[key_index]
             # The type test only when the field has several JSON types: otherwise the Struct
             # decoded it as a string (or it is absent, handled below).
             test = f"type({value}) is str and '#' in {value}" if node.codes else f"'#' in {value}"
@@ -341,7 +406,7 @@ class CompiledType:
             ns[struct_name] = node.struct
             children: list[tuple[int, str]] = []
             for child_index, child in enumerate(node.children):
-                children += self._node_lines(child, child_index, value, depth + 1, ns, suffix)
+                children += self._node_lines(child, child_index, value, depth + 1, ns, suffix, shared)
             if children and node.codes:  # an object here, or another JSON type
                 inner.append((0, f"if type({value}) is {struct_name}:"))
                 inner += [(level + 1, text) for level, text in children]
@@ -349,7 +414,9 @@ class CompiledType:
                 inner += children
         if not node.optional and not inner:
             return []
-        lines = [(0, f"{value} = {var}.f{index}")]
+        # A shared mask function reads the root by position (mask_function); nested classes are the
+        # same in every type it serves.
+        lines = [(0, f"{value} = {var}[{index}]" if shared and depth == 1 else f"{value} = {var}.f{index}")]
         if node.optional:
             lines += [(0, f"if {value} is UNSET:"), (1, f"m |= {1 << node.absent_bit}")]
             if inner:
@@ -369,69 +436,37 @@ class CompiledType:
 
     # -- key templates ----------------------------------------------------------------------------
 
-    def count_keys(self) -> int:
-        """Count the key values collected since the last call; returns the number of ``#`` in them.
+    def count_keys(self, path: str, values: list[str]) -> int:
+        """Count one field's key values of a block (``CompiledSchema._count_keys``); returns their ``#``.
 
-        A key's template depends only on its number of segments and its even segments unless an
-        odd segment could be a label (``keys.needs_full_build``), so keys are counted by the memo
-        key ``(segments, "#".join(even segments))`` and turned into templates at flush time. Per
-        block, in C-level ``map`` chains: split every key, join its even segments, compare the
-        number of ASCII upper-case letters in all keys with that in their even segments (equal:
-        no odd segment can start a label) and count with a ``Counter`` (by the joined even
-        segments alone when all keys have as many segments, the usual case). About half the cost
-        of doing the same per event in Python. The keys of a block with an upper-case letter at an
-        odd position are counted by skeleton (see below): 0.32 -> 0.56 M events/s on a log whose
-        keys all start with a literal PLATFORM# prefix, against building each key's template.
+        Per block, in C-level ``map`` chains: split every key, join its even segments, compare the
+        number of ASCII upper-case letters in all keys with that in their even segments (equal: no
+        odd segment can start a label) and count with a ``Counter`` (by the joined even segments
+        alone when all keys have as many segments, the usual case). About half the cost of doing the
+        same per event in Python. The keys of a block with an upper-case letter at an odd position
+        are counted by skeleton, the key with every segment that is not a label emptied:
+        PLATFORM#TENANT# (the template depends on nothing else: keys._build tells labels from values
+        by the same test). Free text ("Fix #12 (#13)") then shares a few skeletons ("##") instead of
+        one per value: 0.32 -> 0.56 M events/s on a log whose keys all start with a literal
+        PLATFORM# prefix, against building each key's template.
         """
+        parts = list(map(str.split, values, repeat("#")))
+        evens = list(map("#".join, map(_EVENS, parts)))
         hashes = 0
-        for path, values in self.key_values.items():
-            if not values:
-                continue
-            if len(values) < FEW_KEYS:  # a type with few events a block (many types): per key, no batch set-up
-                hashes += self._count_few(path, values)
-                values.clear()
-                continue
-            parts = list(map(str.split, values, repeat("#")))
-            evens = list(map("#".join, map(_EVENS, parts)))
-            if _ascii_upper("".join(values)) != _ascii_upper("".join(evens)):
-                # Some odd segment may be a label (PLATFORM#TENANT#t1): count these keys by their
-                # skeleton instead, the key with every segment that is not a label emptied:
-                # PLATFORM#TENANT# (the template depends on nothing else: keys._build tells labels
-                # from values by the same test). Free text ("Fix #12 (#13)") then shares a few
-                # skeletons ("##") instead of one per value.
-                skeletons = [
-                    "#".join([s if "A" <= s[:1] <= "Z" and _is_label(s) else "" for s in segments])
-                    for segments in parts
-                ]
-                for skeleton, n in Counter(skeletons).items():
-                    self._count_skeleton(path, skeleton, n)
-                    hashes += skeleton.count("#") * n  # a skeleton keeps every '#'
-            else:
-                sizes = set(map(len, parts))
-                if len(sizes) == 1:
-                    size = sizes.pop()
-                    hashes += (size - 1) * len(parts)  # segments - 1 '#' in each key
-                    for even, n in Counter(evens).items():  # in order of first appearance
-                        self._count_memo(path, (size, even), n)
-                else:
-                    for memo_key, n in Counter(zip(map(len, parts), evens, strict=False)).items():
-                        self._count_memo(path, memo_key, n)
-                        hashes += (memo_key[0] - 1) * n
-            values.clear()  # the generated loop appends to this very list: clear, never replace
-        return hashes
-
-    def _count_few(self, path: str, values: list[str]) -> int:
-        """``count_keys`` for a handful of keys, one at a time (the same memo keys and skeletons)."""
-        hashes = 0
-        for value in values:
-            segments = value.split("#")
-            evens = "#".join(segments[::2])
-            if _ascii_upper(value) != _ascii_upper(evens):
-                skeleton = "#".join([s if "A" <= s[:1] <= "Z" and _is_label(s) else "" for s in segments])
-                self._count_skeleton(path, skeleton, 1)
-            else:
-                self._count_memo(path, (len(segments), evens), 1)
-            hashes += len(segments) - 1
+        if _ascii_upper("".join(values)) != _ascii_upper("".join(evens)):
+            for skeleton, n in Counter(map(_skeleton, parts)).items():
+                self._count_skeleton(path, skeleton, n)
+                hashes += skeleton.count("#") * n  # a skeleton keeps every '#'
+            return hashes
+        sizes = set(map(len, parts))
+        if len(sizes) == 1:
+            size = sizes.pop()
+            for even, n in Counter(evens).items():  # in order of first appearance
+                self._count_memo(path, (size, even), n)
+            return (size - 1) * len(parts)  # segments - 1 '#' in each key
+        for memo_key, n in Counter(zip(map(len, parts), evens, strict=False)).items():
+            self._count_memo(path, memo_key, n)
+            hashes += (memo_key[0] - 1) * n
         return hashes
 
     def _count_memo(self, path: str, memo_key: tuple[int, str], n: int) -> None:
@@ -459,7 +494,8 @@ class CompiledType:
         key_counts.add(self.templates.setdefault(path, {}), template, n)
 
     def take_templates(self) -> dict[str, dict[str, int]]:
-        """Template counts since the last call (memo keys and skeletons turned into templates), then reset."""
+        """Template counts since the last call (memo keys and skeletons turned into templates), then
+        reset."""
         out = {path: dict(counts) for path, counts in self.templates.items()}
         for path, counts in self.label_counts.items():
             target = out.setdefault(path, {})
@@ -494,6 +530,69 @@ class CompiledType:
             out.append((node.path, json_type))
             if json_type == "object":
                 self._walk(node.children, mask, out)
+
+
+class _Shared:
+    """What successive compilations of one log share: the undecoded array elements of a block, and
+    by structure the Struct classes of nested objects and the mask functions of the types.
+
+    Measured (benchmarks/README.md): with a class of its own for every nested object of every type,
+    2,000 types made 8,000 classes, 1.3 ms of compilation a type and a decoder several times slower
+    per line than for 5 types (its tables no longer fit in the caches); the 2,000 types of the
+    benchmark have about 200 distinct payloads and one actor and meta object. Each type keeps a root
+    class of its own (it carries the type's tag)."""
+
+    def __init__(self) -> None:
+        self.array_items: list[Any] = []
+        self.structs: dict[tuple[Any, ...], Any] = {}
+        self._functions: dict[tuple[str, tuple[Any, ...]], Any] = {}
+
+    def namespace(self) -> dict[str, Any]:
+        """The names every generated function uses."""
+        return {"UNSET": UNSET, "array_items": self.array_items.extend}
+
+    def function(self, source: str, namespace: dict[str, Any], name: str) -> Any:
+        """The function ``name`` defined by ``source`` in ``namespace``; one per distinct source and
+        namespace (the Struct classes and type tables it names), shared by the types that ask: one
+        function per type ran 4x slower with 2,000 types."""
+        names = tuple(
+            (key, tuple(value.items()) if type(value) is dict else value)
+            for key, value in namespace.items()
+            if key.startswith(("s_", "c_"))
+        )
+        known = self._functions.get((source, names))
+        if known is None:
+            # Compiled anew, not shared with another namespace: the interpreter specialises the
+            # code for the classes it meets, and one code object for many classes keeps missing.
+            exec(source, namespace)  # noqa: S102 - source built from our own field trees only
+            known = self._functions[(source, names)] = namespace[name]
+        return known
+
+
+def _skeleton(segments: list[str]) -> str:
+    """A key with every segment that is not a label emptied (``CompiledType.count_keys``)."""
+    return "#".join([s if "A" <= s[:1] <= "Z" and _is_label(s) else "" for s in segments])
+
+
+def _count_mixed(values: list[str], owners: list[tuple[CompiledType, str]]) -> None:
+    """``CompiledType.count_keys`` for the key values of many fields at once (``owners[i]``: the
+    type and field of ``values[i]``). A key with an upper-case letter at an odd position is
+    counted by skeleton, the others by memo key."""
+    parts = list(map(str.split, values, repeat("#")))
+    evens = list(map("#".join, map(_EVENS, parts)))
+    sizes = list(map(len, parts))
+    if _ascii_upper("".join(values)) == _ascii_upper("".join(evens)):
+        plain = Counter(zip(owners, sizes, evens, strict=False))
+    else:
+        odds = list(map("#".join, map(_ODDS, parts)))
+        labelled = list(map(ne, odds, map(str.lower, odds)))  # an odd segment may be a label
+        keys = zip(owners, sizes, evens, strict=False)
+        plain = Counter(key for key, skip in zip(keys, labelled, strict=False) if not skip)
+        marked = zip(owners, parts, labelled, strict=False)
+        for (owner, skeleton), n in Counter((o, _skeleton(p)) for o, p, skip in marked if skip).items():
+            owner[0]._count_skeleton(owner[1], skeleton, n)
+    for ((compiled, path), size, even), n in plain.items():
+        compiled._count_memo(path, (size, even), n)
 
 
 def _shape_fields(shapes: list[Any]) -> tuple[tuple[tuple[str, str], ...], ...]:

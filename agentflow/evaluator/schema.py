@@ -362,6 +362,7 @@ class Aggregator:
         """Move the fast path's counts into the shape table (before merging or building the analysis)."""
         if self.fast is None:
             return
+        self.fast.count_pending()
         for compiled in self.fast.types.values():
             templates = compiled.take_templates()
             for mask, count in compiled.counts.items():
