@@ -56,18 +56,21 @@ def gate(
     """
     from agentflow.gate import evaluate_gate
     from agentflow.inputs import gate_config
-    from agentflow.report.codequality import gate_codequality
-    from agentflow.report.github import gate_annotation, gate_log, gate_step_summary
-    from agentflow.report.jsonout import gate_json
-    from agentflow.report.text import gate_text
 
     repo = _common.repo()
     result = evaluate_gate(repo, ref, base=base, config=gate_config(repo, ref, base))  # the base's config
+    # only the renderer of the format asked for is imported: the gate runs in hooks and on every push
     if fmt is GateFormat.json:
+        from agentflow.report.jsonout import gate_json
+
         _common.out(gate_json(result))
     elif fmt is GateFormat.codequality:
+        from agentflow.report.codequality import gate_codequality
+
         _common.out(gate_codequality(result))
     elif fmt is GateFormat.github:
+        from agentflow.report.github import gate_annotation, gate_log, gate_step_summary
+
         _common.out(gate_annotation(result))
         _common.out(gate_log(result))
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -75,6 +78,8 @@ def gate(
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(gate_step_summary(result))
     else:
+        from agentflow.report.text import gate_text
+
         _common.out(gate_text(result))
     _common.exit_with(result.exit_code)
 
