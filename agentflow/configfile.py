@@ -208,6 +208,24 @@ def plain_config(data: Any) -> ConfigView | None:
         return None
 
 
+_PARSED: dict[str, Any] = {}  # YAML text -> its data: the gate reads the checkout's and the base's, mostly the same
+
+
+def _yaml_data(text: str) -> Any:
+    """The data of an agentflow.yaml text, or ``_Other`` when the models' reader must word a problem."""
+    if text not in _PARSED:
+        import yaml
+
+        from agentflow import yamlsrc
+
+        try:
+            source = yamlsrc.load(text)
+        except yaml.YAMLError:
+            source = None
+        _PARSED[text] = _Other if source is None or source.duplicates else source.data
+    return copy.deepcopy(_PARSED[text])
+
+
 def config_view(yaml_text: str | None, pyproject_text: str | None) -> ConfigView | Config:
     """``agentflow.config.config_from_texts(yaml_text, pyproject_text)``, as a ``ConfigView`` when
     the config is plainly valid (see the module docstring); otherwise that function's ``Config``,
@@ -215,18 +233,8 @@ def config_view(yaml_text: str | None, pyproject_text: str | None) -> ConfigView
     data: Any = {}
     where = None
     if yaml_text is not None:
-        import yaml
-
-        from agentflow import yamlsrc
-
-        try:
-            source = yamlsrc.load(yaml_text)
-        except yaml.YAMLError:
-            source = None
-        if source is None or source.duplicates:
-            data = _Other  # the models' reader words the problem
-        else:
-            data, where = source.data, CONFIG_FILE
+        data = _yaml_data(yaml_text)
+        where = CONFIG_FILE
     else:
         section = pyproject_section(pyproject_text)
         if section is not None:
