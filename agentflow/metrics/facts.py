@@ -272,7 +272,8 @@ class LedgerReader:
 
 def _stamp(event: dict[str, Any]) -> datetime:
     """An event's time as stored (ISO 8601 with ``Z`` or an offset), in UTC."""
-    return utc(datetime.fromisoformat(event["ts"]))
+    ts = datetime.fromisoformat(event["ts"])
+    return ts if ts.tzinfo is UTC else utc(ts)  # agentflow writes UTC ("Z"): no conversion
 
 
 def facts_from_ledger(ledger: Ledger | None, repo: Repo | None, since: datetime | None = None) -> Facts:
