@@ -236,10 +236,17 @@ def _own_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its waited-for children (forked workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def measure_here(name: str, path: str) -> dict:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     events = MEASURES[name][1](path)
     seconds = time.perf_counter() - start
+    cpu = _cpu() - cpu
     own = _own_peak_mb()
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     # Workers are forked: peak = parent + workers x the largest worker (an upper bound, shared pages
@@ -251,6 +258,7 @@ def measure_here(name: str, path: str) -> dict:
         "name": name,
         "events": events,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "peak_mb": own + child * workers,
         "parent_mb": own,
         "worker_mb": child,
@@ -366,6 +374,10 @@ def _rounds(plan: list[tuple[str, str, Path, Path | None]], repeat: int) -> dict
             "seconds": _median([r["seconds"] for r in results]),
             "all_seconds": [round(r["seconds"], 2) for r in results],
             "best_seconds": min(r["seconds"] for r in results),
+            # CPU time: what the others' load on a shared machine changes least (it still slows
+            # each instruction: shared caches), so ratios of CPU time are reported too.
+            "cpu_seconds": _median([r.get("cpu_seconds", r["seconds"]) for r in results]),
+            "all_cpu": [round(r.get("cpu_seconds", r["seconds"]), 2) for r in results],
             "peak_mb": _median([r["peak_mb"] for r in results]),
         }
         out[label]["events_per_s"] = out[label]["events"] / out[label]["seconds"]
@@ -421,12 +433,13 @@ def _print_rounds(title: str, result: dict, ratios: list[tuple[str, str, str]]) 
     size = result.pop("_size_mb", None)
     extra = f", {size:,.0f} MB" if size else ""
     print(f"{title}{extra}; load average {load['min']:.1f}-{load['max']:.1f} during the runs\n")
-    print("| approach | events | events/s (median) | us/event | peak RSS | runs (s) |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("| approach | events | events/s (median) | us/event | CPU us/event | peak RSS | runs (s) | CPU (s) |")
+    print("|---|---:|---:|---:|---:|---:|---|---|")
     for label, r in result.items():
+        cpu_us = r["cpu_seconds"] / max(r["events"], 1) * 1e6
         print(
-            f"| {label} | {r['events']:,} | {r['events_per_s']:,.0f} | {r['us_per_event']:.1f} | "
-            f"{r['peak_mb']:.0f} MB | {', '.join(map(str, r['all_seconds']))} |"
+            f"| {label} | {r['events']:,} | {r['events_per_s']:,.0f} | {r['us_per_event']:.1f} | {cpu_us:.1f} | "
+            f"{r['peak_mb']:.0f} MB | {', '.join(map(str, r['all_seconds']))} | {', '.join(map(str, r['all_cpu']))} |"
         )
     print()
     for text, slow, fast in ratios:
@@ -434,7 +447,11 @@ def _print_rounds(title: str, result: dict, ratios: list[tuple[str, str, str]]) 
             a, b = result[slow], result[fast]
             # The fastest runs too: on a shared machine the others' load only ever adds time.
             best = (a["best_seconds"] / max(a["events"], 1)) / (b["best_seconds"] / max(b["events"], 1))
-            print(f"- {text}: {a['us_per_event'] / b['us_per_event']:.2f}x (medians), {best:.2f}x (fastest runs)")
+            cpu = (a["cpu_seconds"] / max(a["events"], 1)) / (b["cpu_seconds"] / max(b["events"], 1))
+            print(
+                f"- {text}: {a['us_per_event'] / b['us_per_event']:.2f}x (medians), {best:.2f}x (fastest runs), "
+                f"{cpu:.2f}x (CPU time, medians)"
+            )
     print()
 
 
