@@ -245,6 +245,33 @@ def test_fast_path_counts_keys_without_per_key_work_when_no_odd_segment_is_upper
     assert compiled.take_templates() == {"pk": {"TENANT#{}#CAPSULE#{}": 1, "TENANT#{}": 1, "TENANT#{}#X#{}": 1}}
 
 
+def test_the_few_keys_waiting_for_a_batch_are_bounded_in_size():
+    # A field's few key values of a block wait to be counted with other fields' (many types, a few
+    # events each a block); long texts with a '#' (GH Archive issue bodies) must not pile up until
+    # the batch is full: 352 MB at 1M GH lines when only their number was bounded.
+    from agentflow.evaluator import fastpath
+    from agentflow.evaluator.fastpath import compile_schema
+    from agentflow.evaluator.schema import Aggregator
+
+    aggregator = Aggregator()
+    lines = [json.dumps({"type": "A", "body": f"TENANT#t{i}#x"}).encode() for i in range(10)]
+    aggregator.add_lines(lines, 0, 1)
+    by_type = {}
+    for shape in aggregator.shapes.values():
+        by_type.setdefault(shape.event_type, []).append(shape)
+    schema = compile_schema(by_type, "type", key_paths={"A": set(aggregator.templates["A"])})
+    compiled = next(iter(schema.types.values()))
+    text = "TENANT#" + "x" * 100_000
+    block = [json.dumps({"type": "A", "body": text}).encode()] * 3
+    largest = 0
+    for n in range(40):  # 12 MB of key values, 3 a block
+        assert schema.run(block, 0, 11 + 3 * n, lambda *a: None, lambda *a: None) == (3, 3)
+        largest = max(largest, sum(map(len, schema._few)))
+    assert largest < fastpath.MIXED_CHARS + 400_000
+    schema.count_pending()
+    assert compiled.take_templates() == {"body": {"TENANT#{}": 120}}
+
+
 def test_a_field_is_a_key_field_when_any_of_its_values_looks_like_a_key(tmp_path, monkeypatch):
     # Formerly a divergence: the general path decided per shape, from its first event, whether a field
     # was a key. Now every '#' value is counted and the field is a key field if any looks like a key.

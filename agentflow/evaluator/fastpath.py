@@ -40,7 +40,8 @@ from agentflow.evaluator.keys import LABEL, key_template, template_of
 
 MAX_LABEL_KEYS = 256  # distinct (segments, even segments) counted per key field before spilling
 FEW_KEYS = 8  # a field with fewer key values in a block: counted with other such fields, in one batch
-MIXED_BATCH = 1 << 15  # key values of such fields (over blocks) counted at once
+MIXED_BATCH = 1 << 15  # key values of such fields (over blocks) counted at once ...
+MIXED_CHARS = 1 << 20  # ... or fewer when they hold this many characters (GH Archive: texts of KBs)
 INLINE_TYPES = 8  # the most frequent types are tested inline in the generated loop; the others via a dict
 
 UNSET = msgspec.UNSET
@@ -143,6 +144,7 @@ class CompiledSchema:
         self._key_lists = [(c, path, values) for c in self.types.values() for path, values in c.key_values.items()]
         self._few: list[str] = []  # key values of fields with few a block, counted later (_count_keys)
         self._few_owners: list[tuple[CompiledType, str]] = []
+        self._few_chars = 0
         classes = list(self.types)
         self.decoder = msgspec.json.Decoder(Union[tuple(classes)] if len(classes) > 1 else classes[0])
         # The most frequent types first: the loop tests the Struct class against each in turn.
@@ -173,8 +175,10 @@ class CompiledSchema:
                 hashes += compiled.count_keys(path, values)
             values.clear()  # the generated code appends to this very list: clear, never replace
         if len(few) > start:
-            hashes += "".join(few[start:]).count("#")
-            if len(few) >= MIXED_BATCH:
+            joined = "".join(few[start:])
+            hashes += joined.count("#")
+            self._few_chars += len(joined)
+            if len(few) >= MIXED_BATCH or self._few_chars >= MIXED_CHARS:  # memory stays bounded
                 self.count_pending()
         return hashes
 
@@ -184,6 +188,7 @@ class CompiledSchema:
             _count_mixed(self._few, self._few_owners)
             self._few.clear()
             self._few_owners.clear()
+            self._few_chars = 0
 
     def key_paths(self, name: str) -> frozenset[str]:
         """The fields of type ``name`` whose ``#`` values the loop collects (none for unknown types)."""
