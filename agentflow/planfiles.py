@@ -15,6 +15,7 @@ puts a fresh tmpfs over ``.agentflow``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -123,13 +124,14 @@ def _keep(root: Path, key: str, digests: dict[str, str], plans: list[Plan]) -> N
         if digest is not None:
             entries[str(plan.path)] = {"sha256": digest, "id": plan.id, "title": plan.title, "status": plan.status}
     target = root / CACHE
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
     try:
         target.parent.mkdir(exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}")
         partial.write_text(json.dumps({"key": key, "plans": entries}), encoding="utf-8")
         os.replace(partial, target)
     except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def status_plans(root: Path) -> tuple[list[ListedPlan] | list[Plan], list[PlanError]]:

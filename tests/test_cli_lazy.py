@@ -184,7 +184,17 @@ HEAVY = ("pydantic", "typer._adapters", "anthropic", "git")  # git: GitPython
 OTHER_COMMANDS = tuple(f"agentflow.cli.{m}" for m in COMMAND_MODULES)
 
 
-@pytest.mark.parametrize(("args", "module"), [(["log", "--run", "r-1"], "records"), (["log"], "records")])
+@pytest.mark.parametrize(
+    ("args", "module"),
+    [
+        (["log", "--run", "r-1"], "records"),
+        (["log"], "records"),
+        (["status"], "project"),
+        (["status", "--json"], "project"),
+        (["show", "r-1"], "metrics"),
+        (["show", "r-1", "--format", "html", "-o", "out.html"], "metrics"),
+    ],
+)
 def test_a_view_imports_no_pydantic_and_no_other_command(repo: Path, args: list[str], module: str) -> None:
     _views_repo(repo)
     exit_code, loaded = command_in_fresh_process(repo, args, HEAVY + OTHER_COMMANDS)

@@ -78,3 +78,11 @@ def test_status_leaves_no_state_where_there_was_none(repo: Path, cli) -> None:
     assert cli("plan", "new", "Only change").exit_code == 0
     assert _status(cli)[0] == 0
     assert not (repo / ".agentflow").exists()
+
+
+def test_a_cache_that_cannot_be_written_changes_nothing(repo: Path, cli) -> None:
+    _plans(repo, cli)
+    (repo / CACHE.parent).write_text("a file where the cache folder would be")
+    first = _status(cli)
+    assert first[0] == 0 and _status(cli) == first
+    assert not list((repo / ".agentflow").glob(".status-plans*"))
