@@ -610,22 +610,26 @@ class Ledger:
     # the kinds a metrics report reads of each run (model calls only of sessions that never ended)
     WINDOW_KINDS = ("run_started", "session_started", "session_ended", "verdict_recorded", "run_ended")
 
-    def window_records(self, start: datetime, *, strict: bool, legacy_ok: bool) -> list[dict[str, Any]]:
-        """What a report of the time from ``start`` on reads, as stored JSON objects in order: the
-        ``WINDOW_KINDS`` events of runs started at or after ``start``, the model calls of their
-        sessions that never ended, the merges, evaluations and run-less events (overrides) from
-        ``start`` on, and the last evaluation before it (what the first one in it is compared with).
+    def window_records(
+        self, start: datetime, end: datetime | None = None, *, strict: bool, legacy_ok: bool
+    ) -> list[dict[str, Any]]:
+        """What a report of the time from ``start`` to ``end`` (None: now) reads, as stored JSON
+        objects in order: the ``WINDOW_KINDS`` events of runs started in it, the model calls of their
+        sessions that never ended, the merges, evaluations and run-less events (overrides) in it,
+        and the last evaluation before it (what the first one in it is compared with).
 
         The runs' events are read with their chains' check (``verified_events``: ChainBroken unless
         each holds, ``strict`` and ``legacy_ok`` as there), so what the report folds is what was
         hashed. Every query goes through an index on (kind, ts), (run_id, seq) or the run-less
         rows' ts, so the cost follows the window's runs and events, not the ledger's size."""
         since = start.isoformat()
+        until = "9999" if end is None else end.isoformat()  # after every stored time
         with self._lock:
             runs = [
                 run_id
                 for (run_id,) in self._db.execute(
-                    "SELECT run_id FROM events WHERE kind = 'run_started' AND ts >= ? ORDER BY seq", (since,)
+                    "SELECT run_id FROM events WHERE kind = 'run_started' AND ts >= ? AND ts < ? ORDER BY seq",
+                    (since, until),
                 )
                 if run_id
             ]
@@ -636,14 +640,15 @@ class Ledger:
                 )
             }
             for seq, run_id, kind, body in self._db.execute(
-                "SELECT seq, run_id, kind, body FROM events WHERE kind IN ('merged', 'findings_recorded') AND ts >= ?",
-                (since,),
+                "SELECT seq, run_id, kind, body FROM events WHERE kind IN ('merged', 'findings_recorded') "
+                "AND ts >= ? AND ts < ?",
+                (since, until),
             ):
                 picked[seq] = (run_id, kind, body)
             for seq, kind, body in self._db.execute(
                 "SELECT seq, kind, body FROM events INDEXED BY events_runless_ts "
-                "WHERE run_id IS NULL AND ts >= ? AND kind NOT IN ('merged', 'findings_recorded')",
-                (since,),
+                "WHERE run_id IS NULL AND ts >= ? AND ts < ? AND kind NOT IN ('merged', 'findings_recorded')",
+                (since, until),
             ):
                 picked[seq] = (None, kind, body)
             earlier = self._db.execute(

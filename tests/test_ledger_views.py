@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import get_args
@@ -180,6 +180,39 @@ def test_metrics_of_a_week_reads_only_its_window_and_agrees_with_a_full_read(rep
     shown = json.loads(result.stdout)
     assert shown == json.loads(render_metrics(full, "json"))
     assert shown["cost_usd"]["total"] > 0
+
+
+def test_metrics_of_a_past_week_reads_nothing_after_it(repo: Path, cli) -> None:
+    """--until bounds the window too: runs, merges and run-less events after a past period are not
+    read (a report of last month costs what last week's does), and its figures are a full read's."""
+    from agentflow.metrics import compute, facts_from_ledger, parse_period
+    from agentflow.report import render_metrics
+
+    build_history(repo).ledger.close()
+    later = at(16, 9) + timedelta(days=30)
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunStarted(ts=later, run_id="r-later", plan_id="91"))
+        ledger.append(RunEnded(ts=later, run_id="r-later", outcome="approved", cycles=1))
+        ledger.append(Merged(ts=later, plan_id="91", branch="agentflow/91", into="main", commit="abc"))
+        ledger.append(VerdictRecorded(ts=later, cycle=1, outcome="approved", override=True, commit="c0ffee"))
+        period = parse_period("2026-11-16", "2026-11-22")
+        start = period.previous().start - timedelta(days=7)
+        window = ledger.window_records(start, period.end, strict=True, legacy_ok=False)
+        unbounded = ledger.window_records(start, strict=True, legacy_ok=False)
+        typed = [dump_event(event) for event in ledger.events()]
+    dropped = [r for r in unbounded if r not in window]
+    assert window == [r for r in unbounded if r in window]  # the same records, in the same order
+    assert {(r["kind"], r.get("run_id")) for r in dropped} == {
+        ("run_started", "r-later"),
+        ("run_ended", "r-later"),
+        ("merged", None),
+        ("verdict_recorded", None),
+    }
+    assert all(datetime.fromisoformat(r["ts"]) >= period.end for r in dropped)
+    full = compute(facts_from_ledger(SimpleNamespace(records=lambda: typed), Repo(repo)), period)
+    result = cli("metrics", "--since", "2026-11-16", "--until", "2026-11-22", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads(render_metrics(full, "json"))
 
 
 def test_event_kinds_and_required_fields_listed_for_the_views_are_the_typed_union(repo: Path) -> None:

@@ -33,7 +33,7 @@ from agentflow.metrics.period import Period, parse_period
 
 def metrics_report(root: Path, period: Period, *, from_git: bool = False) -> MetricsReport:
     """The metrics report of the repository at ``root``; see ``compute``."""
-    return compute(load_facts(root, from_git=from_git, since=period.previous().start), period)
+    return compute(load_facts(root, from_git=from_git, since=period.previous().start, until=period.end), period)
 
 
 __all__ = [

@@ -276,13 +276,15 @@ def _stamp(event: dict[str, Any]) -> datetime:
     return ts if ts.tzinfo is UTC else utc(ts)  # agentflow writes UTC ("Z"): no conversion
 
 
-def facts_from_ledger(ledger: Ledger | None, repo: Repo | None, since: datetime | None = None) -> Facts:
+def facts_from_ledger(
+    ledger: Ledger | None, repo: Repo | None, since: datetime | None = None, until: datetime | None = None
+) -> Facts:
     """Runs, sessions, verdicts, merges and evaluations from the ledger; commits from git.
 
-    ``since``: only runs started from ``since`` minus ``RUN_MARGIN`` on are read, with the merges,
-    evaluations and run-less events from then on (``Ledger.window_records``), through the indexed
-    columns, and only the commits from ``since`` on: time stays flat in ledger size and history
-    length. Nothing is validated: the stored JSON is folded. The window's runs are read with their
+    ``since``: only runs started from ``since`` minus ``RUN_MARGIN`` on (and before ``until``) are
+    read, with the merges, evaluations and run-less events of that time (``Ledger.window_records``),
+    through the indexed columns, and only the commits from ``since`` on: time stays flat in ledger
+    size and history length, for a past period as for the last week. Nothing is validated: the stored JSON is folded. The window's runs are read with their
     hash chains' check (ChainBroken, exit 2, when one is broken: figures from a broken chain are not
     reported, #13 item 2); without ``since`` the caller checks (``load_facts``)."""
     facts = Facts(source="ledger", sessions=[], evaluations=[], commits=commit_facts(repo, since))
@@ -291,7 +293,7 @@ def facts_from_ledger(ledger: Ledger | None, repo: Repo | None, since: datetime 
     if since is None:
         events = ledger.records()
     else:
-        events = ledger.window_records(since - RUN_MARGIN, strict=False, legacy_ok=True)
+        events = ledger.window_records(since - RUN_MARGIN, until, strict=False, legacy_ok=True)
     return LedgerReader(facts).read(events)
 
 
@@ -401,10 +403,13 @@ def facts_from_git(repo: Repo, since: datetime | None = None) -> Facts:
     return Facts(source="git", runs=runs, commits=commits, merges=_merged_plans(repo, since), timing_known=timing_known)
 
 
-def load_facts(root: Path, *, from_git: bool = False, since: datetime | None = None) -> Facts:
+def load_facts(
+    root: Path, *, from_git: bool = False, since: datetime | None = None, until: datetime | None = None
+) -> Facts:
     """The facts of the repository at ``root``: its ledger (never created by reading), or git alone.
 
-    ``since`` is the earliest moment the caller reports on; sources may skip work before it.
+    ``since`` is the earliest moment the caller reports on, ``until`` the end of what it reports on;
+    sources may skip work outside them.
     """
     if from_git:
         return facts_from_git(Repo(root), since)  # GitPython (#17): notes, trailers and merges, many objects
@@ -412,7 +417,7 @@ def load_facts(root: Path, *, from_git: bool = False, since: datetime | None = N
     if not ledger_path(root).exists():
         return facts_from_ledger(None, repo)
     with Ledger.open(root) as ledger:
-        facts = facts_from_ledger(ledger, repo, since)
+        facts = facts_from_ledger(ledger, repo, since, until)
         if since is None:  # figures from a broken chain are not reported (#13 item 2); a window is checked as read
             ledger.verify_runs([run.run_id for run in facts.runs], strict=False, legacy_ok=True)
         return facts
