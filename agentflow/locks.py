@@ -111,13 +111,40 @@ def git_lock_path(root: Path) -> Path:
     return root / STATE_DIR / "locks" / "git.lock"
 
 
-def _open_lock(root: Path) -> IO[str]:
-    path = git_lock_path(root)
+def worktrees_lock_path(root: Path) -> Path:
+    return root / STATE_DIR / "locks" / "worktrees.lock"
+
+
+@contextlib.contextmanager
+def worktrees_lock(root: Path, *, exclusive: bool = False) -> Iterator[None]:
+    """Around agentflow's ``git worktree`` commands in one repository: shared for ``add`` and
+    ``remove`` (any number at once, across threads and processes), exclusive for ``prune``.
+
+    Adds and removes no longer wait for ``GIT_LOCK`` (#19 item 5: the four adds of ``-j 4`` took turns
+    under it, about a quarter of a second before the last run's first model call): git serialises
+    what they share itself (the branch a ``-b`` add creates is a locked ref update, each worktree's
+    folder under ``.git/worktrees`` is made with an exclusive ``mkdir``), and they write no ref an
+    integrity snapshot compares (a new plan branch is its run's, claimed before the add). A
+    ``prune`` is the one that could hurt a concurrent add: it drops registrations whose folder is
+    missing, and an add's folder exists only once its checkout has begun, so prunes wait until no
+    add is under way. Each use opens its own descriptor: ``flock`` then excludes threads of one
+    process as it does processes. Falls back to a per-user lock in the temporary folder, like
+    ``GIT_LOCK``, when ``.agentflow/`` cannot be written."""
+    with _open_lock(Path(root).resolve(), "worktrees") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _open_lock(root: Path, name: str = "git") -> IO[str]:
+    path = root / STATE_DIR / "locks" / f"{name}.lock"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return open(path, "a+")  # noqa: SIM115 - closed by the caller's with
     except OSError:
-        return open(Path(tempfile.gettempdir()) / f"agentflow-git-{os.getuid()}.lock", "a+")  # noqa: SIM115
+        return open(Path(tempfile.gettempdir()) / f"agentflow-{name}-{os.getuid()}.lock", "a+")  # noqa: SIM115
 
 
 GIT_LOCK = GitLock()

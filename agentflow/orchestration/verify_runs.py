@@ -24,7 +24,6 @@ from agentflow.orchestration.api import BuildOptions, NullReporter, Reporter, Ru
 from agentflow.orchestration.context import ModelPool, _display, choose_patterns_text, scope_findings, validate_backends
 from agentflow.orchestration.run import Run, _check_dict, start_confinement
 from agentflow.orchestration.worktrees import (
-    _GIT_LOCK,
     WORKTREES_DIR,
     _ensure_excluded,
     add_detached_worktree,
@@ -97,8 +96,7 @@ def verify(
     models.check()
     ensure_git_identity(repo, reporter)
     sandbox = start_confinement(config, reporter)
-    with _GIT_LOCK(repo.root):
-        _ensure_excluded(repo)
+    _ensure_excluded(repo)
     with Ledger.open(root) as ledger:
         ledger.require_writable()
         run_id = new_id("r")

@@ -15,8 +15,9 @@ from agentflow.git import WORKTREES_DIR as WORKTREES_DIR  # re-exported: orchest
 from agentflow.locks import plan_lock as plan_lock  # re-exported: orchestration code imports it from here
 from agentflow.orchestration.api import Reporter
 
-# git refuses concurrent writes to the same ref or worktree list (and `worktree prune` can drop a
-# worktree another process is adding): serialise them across -j threads and agentflow processes.
+# agentflow's git writes that an integrity snapshot compares (commits' refs, notes, info/exclude) and
+# the snapshots and checks themselves: one at a time across -j threads and agentflow processes.
+# Worktree adds and removes take locks.worktrees_lock instead, which lets them run at once.
 _GIT_LOCK = locks.GIT_LOCK  # with _GIT_LOCK(root): one lock per repository
 
 
@@ -52,21 +53,27 @@ _EXCLUDED: set[Path] = set()  # repositories whose .agentflow/ this process has 
 
 def _ensure_excluded(repo: Repo) -> None:
     """Keep ``.agentflow/`` out of ``git status`` without editing a tracked file (checked once per
-    repository and process: each check is a git process, and the checkouts of every cycle asked)."""
+    repository and process: each check is a git process, and the checkouts of every cycle asked).
+
+    Under the git lock: ``info/exclude`` is part of every session's integrity snapshot."""
     if repo.root in _EXCLUDED:
         return
-    if repo.ok("check-ignore", "-q", ".agentflow/ledger.db"):
+    with _GIT_LOCK(repo.root):
+        if repo.root in _EXCLUDED:  # another -j run did it while this one waited
+            return
+        if repo.ok("check-ignore", "-q", ".agentflow/ledger.db"):
+            _EXCLUDED.add(repo.root)
+            return
+        common = Path(repo.git("rev-parse", "--git-common-dir"))
+        exclude = (common if common.is_absolute() else repo.root / common) / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+        if ".agentflow/" not in existing.splitlines():
+            exclude.write_text(
+                existing + ("" if existing.endswith("\n") or not existing else "\n") + ".agentflow/\n",
+                encoding="utf-8",
+            )
         _EXCLUDED.add(repo.root)
-        return
-    common = Path(repo.git("rev-parse", "--git-common-dir"))
-    exclude = (common if common.is_absolute() else repo.root / common) / "info" / "exclude"
-    exclude.parent.mkdir(parents=True, exist_ok=True)
-    existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
-    if ".agentflow/" not in existing.splitlines():
-        exclude.write_text(
-            existing + ("" if existing.endswith("\n") or not existing else "\n") + ".agentflow/\n", encoding="utf-8"
-        )
-    _EXCLUDED.add(repo.root)
 
 
 def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path:
@@ -74,56 +81,78 @@ def prepare_worktree(repo: Repo, branch: str, base_ref: str, path: Path) -> Path
 
     A folder that does not exist is no worktree to reuse: it is added straight away (a registration
     left by a killed run is pruned by ``_add`` when git refuses), without listing the worktrees
-    first, one git process less under the git lock that ``-j`` runs take in turn."""
-    with _GIT_LOCK(repo.root):
-        _ensure_excluded(repo)
-        exists = path.exists()
-        registered = {path.resolve(): ref for path, ref in repo.worktrees()} if exists else {}
-        resolved = path.resolve()
-        if resolved in registered:
-            if registered[resolved] != f"refs/heads/{branch}":
-                raise GitError(
-                    f"worktree {path} has {registered[resolved] or 'a detached HEAD'} checked out, not {branch}",
-                    fix=f"remove it with `git worktree remove {path}`",
-                )
-            return path
-        if exists and any(path.iterdir()):
+    first. Not under the git lock: the runs of ``-j`` add their worktrees at once
+    (``locks.worktrees_lock``); the caller holds the plan's lock, so nobody else adds this one.
+    When the add fails, a branch it created is deleted again: nothing is left half made."""
+    _ensure_excluded(repo)
+    exists = path.exists()
+    registered = {path.resolve(): ref for path, ref in repo.worktrees()} if exists else {}
+    resolved = path.resolve()
+    if resolved in registered:
+        if registered[resolved] != f"refs/heads/{branch}":
             raise GitError(
-                f"{path} exists and is not a worktree of this repository",
-                fix="move it away; agentflow creates the worktree itself",
+                f"worktree {path} has {registered[resolved] or 'a detached HEAD'} checked out, not {branch}",
+                fix=f"remove it with `git worktree remove {path}`",
             )
-        make_dir(path.parent)
-        if repo.branch_exists(branch):
-            add = ["worktree", "add", "--quiet", str(path), branch]
-        else:
-            start = base_ref if is_full_id(base_ref) else repo.rev(base_ref)  # an id: nothing to ask
-            add = ["worktree", "add", "--quiet", "-b", branch, str(path), start]
-        _add(repo, add)
+        return path
+    if exists and any(path.iterdir()):
+        raise GitError(
+            f"{path} exists and is not a worktree of this repository",
+            fix="move it away; agentflow creates the worktree itself",
+        )
+    make_dir(path.parent)
+    if repo.branch_exists(branch):
+        _add(repo, ["worktree", "add", "--quiet", str(path), branch])
+        return path
+    start = base_ref if is_full_id(base_ref) else repo.rev(base_ref)  # an id: nothing to ask
+    _add(repo, ["worktree", "add", "--quiet", "-b", branch, str(path), start], made=(branch, start))
     return path
 
 
-def _add(repo: Repo, args: list[str]) -> None:
-    """``git worktree add``; when git refuses, the registrations of worktrees whose folders are
-    gone (a killed run's, one deleted by hand) are pruned and it is tried once more (a prune before
-    every add was a second git process, under the git lock, each time)."""
-    if not repo.ok(*args):
-        repo.git("worktree", "prune")
-        repo.git(*args)
+def _add(repo: Repo, args: list[str], made: tuple[str, str] | None = None) -> None:
+    """``git worktree add``, under the shared worktree lock; when git refuses, the registrations of
+    worktrees whose folders are gone (a killed run's, one deleted by hand) are pruned, under the
+    exclusive one, and it is tried once more (a prune before every add was a second git process).
+
+    ``made``: the ``(branch, start)`` a ``-b`` add creates. git makes the branch before it checks the
+    path, so a refused add leaves it behind (and the second try would fail on it): it is deleted
+    after each failure, only while it still points at ``start`` (``update-ref -d`` compares)."""
+    with locks.worktrees_lock(repo.root):
+        if repo.ok(*args):
+            return
+    _drop_branch(repo, made)
+    try:
+        with locks.worktrees_lock(repo.root, exclusive=True):
+            repo.git("worktree", "prune")
+            repo.git(*args)
+    except GitError:
+        _drop_branch(repo, made)
+        raise
+
+
+def _drop_branch(repo: Repo, made: tuple[str, str] | None) -> None:
+    if made is not None:
+        branch, start = made
+        repo.git("update-ref", "-d", f"refs/heads/{branch}", start, check=False)
 
 
 def add_detached_worktree(repo: Repo, commit: str, path: Path) -> Path:
-    with _GIT_LOCK(repo.root):
-        _ensure_excluded(repo)
-        make_dir(path.parent)
-        _add(repo, ["worktree", "add", "--quiet", "--detach", str(path), commit])
+    """A detached worktree of ``commit`` at ``path`` (a throwaway checkout), added while other runs
+    add and remove theirs (``locks.worktrees_lock``)."""
+    _ensure_excluded(repo)
+    make_dir(path.parent)
+    _add(repo, ["worktree", "add", "--quiet", "--detach", str(path), commit])
     return path
 
 
 def remove_worktree(repo: Repo, path: Path) -> None:
-    """Remove a worktree and its registration; prune (a second git process) only when the remove
-    could not do it (the folder was already gone or half deleted)."""
-    with _GIT_LOCK(repo.root):
-        if not repo.ok("worktree", "remove", "--force", str(path)):
+    """Remove a worktree and its registration; prune (a second git process, under the exclusive
+    worktree lock) only when the remove could not do it (the folder was already gone or half
+    deleted)."""
+    with locks.worktrees_lock(repo.root):
+        removed = repo.ok("worktree", "remove", "--force", str(path))
+    if not removed:
+        with locks.worktrees_lock(repo.root, exclusive=True):
             repo.git("worktree", "prune", check=False)
 
 
