@@ -481,6 +481,26 @@ class Repo:
             dels += int(removed) if removed.isdigit() else 0
         return DiffStat(files, ins, dels)
 
+    def diff_summary(self, base: str, head: str) -> tuple[list[str], DiffStat]:
+        """``changed_files`` and ``diffstat`` of base..head from one ``git diff --numstat -z``. The
+        names are git's own bytes, not the quoted form ``--name-only`` prints for unusual ones
+        (``"caf\\303\\251.py"``), and a renamed file is named by its new path, as there."""
+        fields = self.git("diff", *NO_DRIVERS, "--numstat", "-z", f"{base}..{head}").split("\0")
+        files: list[str] = []
+        ins = dels = 0
+        i = 0
+        while i < len(fields):
+            record, i = fields[i], i + 1
+            if not record:
+                continue
+            added, removed, path = record.split("\t", 2)
+            if not path:  # a rename or copy: its old path and its new one follow
+                path, i = (fields[i + 1] if i + 1 < len(fields) else ""), i + 2
+            files.append(path)
+            ins += int(added) if added.isdigit() else 0
+            dels += int(removed) if removed.isdigit() else 0
+        return files, DiffStat(len(files), ins, dels)
+
     def patch_id(self, base: str, head: str) -> str | None:
         """``git patch-id --verbatim`` of the change base..head: survives a clean rebase."""
         diff = self.git("diff", *NO_DRIVERS, "--binary", "--full-index", f"{base}..{head}")
@@ -492,14 +512,18 @@ class Repo:
     # -- commits ---------------------------------------------------------------------------------
 
     def commit_all(self, message: str, trailers: dict[str, str]) -> str | None:
-        """Stage everything in the worktree and commit with trailers; None when nothing changed."""
+        """Stage everything in the worktree and commit with trailers; None when nothing changed
+        (asked only when ``git commit`` refuses: one git process less for every commit made)."""
         self.git("add", "-A")
-        if self.ok("diff", "--cached", "--quiet"):
-            return None
         args = ["commit", "--no-verify", "-q", "-m", message]
         for key, value in trailers.items():
             args += ["--trailer", f"{key}: {value}"]
-        self.git(*args)
+        proc = run_git(args, self.root)
+        if proc.returncode != 0:
+            if self.ok("diff", "--cached", "--quiet"):
+                return None
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise GitError(f"`git commit` failed: {detail[-1] if detail else proc.returncode}", where=self.root)
         return self.rev("HEAD")
 
     def trailers(self, commit: str) -> dict[str, str]:

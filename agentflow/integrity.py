@@ -14,7 +14,9 @@ that branch, the old commit an ancestor of the new). ``check`` folds those commi
 Several runs of one process (``build -j``) share the repository: a ref another run of this process
 owns (its plan branch, ``claim``) is that run's business, and a notes commit agentflow wrote itself
 (``record_own_write``) is not a change. The caller holds the lock agentflow's git writes take
-(``orchestration.worktrees._GIT_LOCK``) around ``snapshot`` and ``check``.
+(``orchestration.worktrees._GIT_LOCK``) around ``snapshot`` and ``check``; where the git data lives
+(``locate``: two git processes that no agentflow write can change the answer of) is asked before,
+so that ``-j`` runs hold the lock for one git process each, not three (#19 item 5).
 
 The snapshot lives in the orchestrator's memory, never in a file an agent can reach.
 """
@@ -221,9 +223,30 @@ def _refs(root: Path) -> dict[str, str]:
     return refs
 
 
-def snapshot(root: Path, workdir: Path) -> GitSnapshot:
-    """The git data of the repository at ``root`` as a session in ``workdir`` finds it."""
+@dataclass(frozen=True)
+class Location:
+    """Where the git data a session in ``workdir`` could change lives (``locate``)."""
+
+    workdir: Path
+    gitdir: Path
+    common: Path
+    hooks_path: str | None  # core.hooksPath as the user's git sees it
+
+
+def locate(root: Path, workdir: Path) -> Location:
+    """The session's git folders and ``core.hooksPath``. Asked outside the git lock: agentflow never
+    writes either, and what an agent changes there is in the files ``snapshot`` reads under it (the
+    worktree's ``.git`` file, ``config``)."""
     gitdir, common = _git_dirs(workdir)
+    return Location(workdir, gitdir, common, Repo(root).configured("core.hooksPath"))
+
+
+def snapshot(root: Path, workdir: Path, where: Location | None = None) -> GitSnapshot:
+    """The git data of the repository at ``root`` as a session in ``workdir`` finds it (``where``:
+    ``locate(root, workdir)`` asked beforehand, else now)."""
+    if where is None or where.workdir != workdir:
+        where = locate(root, workdir)
+    gitdir, common = where.gitdir, where.common
     paths: dict[str, Path] = {
         ".git/config": common / "config",
         ".git/config.worktree": common / "config.worktree",
@@ -236,7 +259,7 @@ def snapshot(root: Path, workdir: Path) -> GitSnapshot:
     if (workdir / ".git").is_file() or gitdir != common:
         paths["the worktree's .git file"] = workdir / ".git"
     paths.update(_listing(common / "hooks", ".git/hooks"))
-    hooks_path = Repo(root).configured("core.hooksPath")
+    hooks_path = where.hooks_path
     if hooks_path:
         folder = Path(os.path.expanduser(hooks_path))
         folder = folder if folder.is_absolute() else root / folder
@@ -272,12 +295,17 @@ def _label(gitdir: Path, common: Path) -> str:
 
 
 def check(
-    before: GitSnapshot, *, allow_commits: bool = False, other_runs: Callable[[], Container[str]] | None = None
+    before: GitSnapshot,
+    *,
+    allow_commits: bool = False,
+    other_runs: Callable[[], Container[str]] | None = None,
+    where: Location | None = None,
 ) -> CheckResult:
     """Compare the repository with ``before``. ``allow_commits`` (builder sessions): commits on the
     session's own branch are folded back (soft reset) instead of being tampering. ``other_runs``:
-    the ids of runs other agentflow processes may be writing verdict notes for meanwhile."""
-    after = snapshot(before.root, before.workdir)
+    the ids of runs other agentflow processes may be writing verdict notes for meanwhile.
+    ``where``: ``locate`` of the session's worktree, asked after the session."""
+    after = snapshot(before.root, before.workdir, where)
     result = CheckResult()
     own = before.own_branch
     for name in sorted(set(before.refs) | set(after.refs)):

@@ -152,7 +152,7 @@ class BuildDriver:
         if commit and before == run.base_commit:  # base..commit, which the verify step reads again: asked once
             files, stat = run.changed_files(commit), run.diffstat(commit)
         elif commit:
-            files, stat = run.repo.changed_files(before, commit), run.repo.diffstat(before, commit)
+            files, stat = run.repo.diff_summary(before, commit)
         out_of_scope = [f["file"] for f in scope_findings(files, self.plan.scope)]
         run.emit(
             BuilderCommitted(

@@ -97,8 +97,7 @@ class Run:
     inputs: TrustedInputs | None = None  # config, prompts, patterns, plan as read when the run started
 
     sandbox: Sandbox | None = None  # None: from the config (mode auto fails closed where bwrap cannot run)
-    _changed: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
-    _stats: dict[tuple[str, str], DiffStat] = field(default_factory=dict, repr=False)
+    _summaries: dict[tuple[str, str], tuple[list[str], DiffStat]] = field(default_factory=dict, repr=False)
     _tree_cache: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -170,8 +169,9 @@ class Run:
             sandbox=self.sandbox,
         )
         self.say(f"{self.label}: cycle {cycle}: {role} session ({describe_role(cfg)})")
+        where = integrity.locate(self.root, spec.root)  # two git processes, outside the lock
         with _GIT_LOCK(self.root):
-            before = integrity.snapshot(self.root, spec.root)
+            before = integrity.snapshot(self.root, spec.root, where)
         # recorded, so that a run killed during the session is still checked when it is resumed
         self.emit(GitSnapshotTaken(run_id=self.run_id, cycle=cycle, role=role, snapshot=before.record()))
         try:
@@ -208,8 +208,9 @@ class Run:
     def guard(self, before: integrity.GitSnapshot, role: str, cycle: int, raising: bool = True) -> None:
         """After a session: fold a builder's own commits; anything else changed in the git data is
         tampering: put back, recorded, and (``raising``) ``TamperingError``. The run's step ends it."""
+        where = integrity.locate(self.root, before.workdir)  # after the session, outside the lock
         with _GIT_LOCK(self.root):
-            found = integrity.check(before, allow_commits=role == "builder", other_runs=self._other_runs)
+            found = integrity.check(before, allow_commits=role == "builder", other_runs=self._other_runs, where=where)
             problems = integrity.restore(before) if found.changes else []
         # one step, one transaction: a kill never leaves the check recorded without its tampering
         # (resume would then see no pending snapshot and never look again)
@@ -323,13 +324,15 @@ class Run:
 
     def changed_files(self, commit: str) -> list[str]:
         """The files base..commit changes, one git process per commit however many steps ask
-        (scope, rules, the verifier's context)."""
-        return list(self._by_commit(self._changed, commit, lambda: self.repo.changed_files(self.base_commit, commit)))
+        (the commit step, scope, rules, the verifier's context), shared with ``diffstat``."""
+        return list(self._summary(commit)[0])
 
     def diffstat(self, commit: str) -> DiffStat:
-        """The diffstat of base..commit, one git process per commit (the commit step and the
-        verifier's context both show it)."""
-        return self._by_commit(self._stats, commit, lambda: self.repo.diffstat(self.base_commit, commit))
+        """The diffstat of base..commit (the commit step and the verifier's context show it)."""
+        return self._summary(commit)[1]
+
+    def _summary(self, commit: str) -> tuple[list[str], DiffStat]:
+        return self._by_commit(self._summaries, commit, lambda: self.repo.diff_summary(self.base_commit, commit))
 
     def _by_commit(self, cache: dict[tuple[str, str], T], commit: str, read: Callable[[], T]) -> T:
         """``read()`` once per (base, commit) when both are full ids (immutable content); a name
