@@ -63,11 +63,12 @@ def prefetch_sdk() -> None:
         with contextlib.suppress(Exception):  # the first model call makes (and reports) the real thing
             import anthropic
 
-            # the SDK builds its reply models' validators on the first reply: build them now
-            anthropic.types.Message.model_validate(_SAMPLE_REPLY)
             key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
             if key:  # the client an AnthropicModel with default settings uses (its transport, TLS context)
                 shared_client(client_settings(key, None, _env_float("AGENTFLOW_REQUEST_TIMEOUT", 600.0), True))
+            # the SDK builds its reply models' validators on the first reply: build them now, after
+            # the client (the first request needs it; the first reply comes a model call later)
+            anthropic.types.Message.model_validate(_SAMPLE_REPLY)
 
     thread = threading.Thread(target=load, name="agentflow-sdk-import", daemon=True)
     _prefetch.append(thread)
