@@ -235,3 +235,13 @@ def test_a_config_the_models_must_read_still_fails_the_gate_closed(repo: Path) -
     result = CliRunner().invoke(app, ["gate", "HEAD"])
     assert result.exit_code == 2
     assert "agentflow.yaml:2: gate.require_signatur: unknown key (did you mean `require_signature`?)" in result.output
+
+
+@pytest.mark.parametrize(("words", "incomplete"), [("agentflow ", ""), ("agentflow pl", "pl"), ("agentflow plan ", "")])
+def test_shell_completion_is_the_eager_apps(words: str, incomplete: str) -> None:
+    env = {"_AGENTFLOW_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": words}
+    env["_TYPER_COMPLETE_WORD_TO_COMPLETE"] = incomplete
+    lazy = CliRunner().invoke(app, [], prog_name="agentflow", env=env)
+    eager = CliRunner().invoke(_eager_app(), [], prog_name="agentflow", env=env)
+    assert (lazy.exit_code, lazy.output) == (eager.exit_code, eager.output)
+    assert lazy.exit_code == 0 and ('"plan"' in lazy.output or '"new"' in lazy.output)
