@@ -52,6 +52,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "git_checked": ("role",),
 }
 EVENT_KINDS = frozenset(REQUIRED_FIELDS)
+SUMMARY_RUNS = 200  # runs per chain-summary query (``Ledger.verified_events``): their split bodies are held at once
 
 MIGRATIONS: list[str] = [
     # 1: events and transcripts
@@ -369,8 +370,8 @@ class Ledger:
         wanted, wanted_bytes = frozenset(kinds), frozenset(kind.encode() for kind in kinds)
         summarise = self._summaries_apply()
         found: list[tuple[int, str, str, str | bytes]] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for start in range(0, len(ids), SUMMARY_RUNS):
+            chunk = ids[start : start + SUMMARY_RUNS]
             marks = ",".join("?" * len(chunk))
             with self._lock:
                 tails = {run_id: self._heads.get(run_id) for run_id in chunk}
