@@ -234,7 +234,9 @@ class Ledger:
                 on_commit()
 
     def _migrate(self) -> None:
-        with self._transaction():
+        if self._db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+            return  # current: no write lock taken just to open (a view would wait behind a build's append)
+        with self._transaction():  # asked again inside: another process may have just migrated it
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
                 raise LedgerError(

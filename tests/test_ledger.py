@@ -81,6 +81,21 @@ def test_concurrent_first_open_migrates_once(tmp_path: Path):
         assert ledger.schema_version == len(MIGRATIONS)
 
 
+def test_opening_a_current_ledger_takes_no_write_lock(tmp_path: Path):
+    """A view opens the ledger while a build holds its write lock: it reads at once (it used to
+    wait in BEGIN IMMEDIATE for the migration check, up to the 30 s busy timeout)."""
+    with Ledger.open(tmp_path) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="7"))
+    writer = sqlite3.connect(ledger_path(tmp_path), isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        with Ledger.open(tmp_path) as view:
+            assert [e.run_id for e in view.events(kinds=["run_started"])] == ["r-1"]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 def test_new_ledger_is_wal_and_fully_migrated(tmp_path: Path):
     with Ledger.open(tmp_path) as ledger:
         assert ledger.path == ledger_path(tmp_path) == tmp_path / ".agentflow" / "ledger.db"
