@@ -18,7 +18,9 @@ exits), so the ratio shows how the runs scale; ``both`` (the default) measures e
 
 ``-j 1`` and ``-j N`` alternate, ``--runs`` times each after a warm-up; the report gives the medians,
 the ratio of medians (the speed-up) and where a ``-j N`` build's time goes: start-up until the first
-model call, the calls themselves, and the end after the last one. Every build must approve every
+model call, the calls themselves, and the end after the last one; the phases besides the model (the
+steps between the builder's last reply and the verifier's first request, inside a session, between
+two plans of ``-j 1``), read from the requests' arrival times. Every build must approve every
 plan in the sandbox asked for (the run_started events say which one ran); the CPU of the build
 process and its children is reported too, and in warm mode the CPU spent on the clock (the SDK
 import left out): divided by the machine's CPUs, the shortest a ``-j N`` build could take. Exits 1 when the ratio (of the first mode: warm with
@@ -171,6 +173,7 @@ def one_build(
             began, ended = float(clock[-1][0]), float(clock[-1][1])
             clocked = float(clock[-1][2]), float(clock[-1][3])  # CPU on the clock: the process's, its children's
     calls = fake.times[first:]
+    phases = _phases([t - began for t in calls], plans, jobs, fake.latency)
     outcome, sandboxes = outcomes(repo) if (repo / ".agentflow" / "ledger.db").exists() else ([], set())
     return {
         "wall_s": ended - began,
@@ -186,7 +189,35 @@ def one_build(
         "calls": len(calls),
         "to_first_call_s": (calls[0] - began) if calls else None,
         "after_last_call_s": (ended - calls[-1]) if calls else None,
+        **phases,
         "stderr": done.stderr[-2000:] if done.returncode else "",
+    }
+
+
+def _phases(calls: list[float], plans: int, jobs: int, latency: float) -> dict[str, float]:
+    """Where a build's time goes besides the model, from the requests' arrival times (each plan
+    makes four: builder, builder, verifier, verifier): ``between`` from the builder's last reply to
+    the verifier's first request, ``inside`` between a session's two calls, ``plan_gap`` (``-j 1``)
+    from one plan's last reply to the next plan's first request. ``-j N`` with N plans runs them in
+    step: its phases are read between the medians of each wave of N requests."""
+    if len(calls) != 4 * plans or plans < 1:
+        return {}
+    if jobs == 1:
+        return {
+            "between_s": statistics.median(calls[4 * k + 2] - calls[4 * k + 1] - latency for k in range(plans)),
+            "inside_s": statistics.median(calls[i + 1] - calls[i] - latency for i in range(0, 4 * plans, 2)),
+            "plan_gap_s": statistics.median(calls[4 * k + 4] - calls[4 * k + 3] - latency for k in range(plans - 1))
+            if plans > 1
+            else 0.0,
+        }
+    if jobs < plans:
+        return {}
+    n = plans
+    wave = [statistics.median(calls[k * n : (k + 1) * n]) for k in range(4)]  # the runs' 1st, 2nd, 3rd, 4th calls
+    return {
+        "between_s": wave[2] - wave[1] - latency,
+        "inside_s": statistics.median([wave[1] - wave[0] - latency, wave[3] - wave[2] - latency]),
+        "last_first_call_s": calls[n - 1],
     }
 
 
@@ -270,6 +301,12 @@ def main() -> int:
                 "j1_to_first_call_s": statistics.median(r["to_first_call_s"] or 0 for r in serial),
                 "jn_to_first_call_s": statistics.median(r["to_first_call_s"] or 0 for r in parallel),
                 "jn_after_last_call_s": statistics.median(r["after_last_call_s"] or 0 for r in parallel),
+                **{
+                    f"{side}_{key}": statistics.median(r[key] for r in rows)
+                    for side, rows in (("j1", serial), ("jn", parallel))
+                    for key in ("between_s", "inside_s", "plan_gap_s", "last_first_call_s")
+                    if rows and all(key in r for r in rows)
+                },
                 "j1_cpu_s": statistics.median(r["cpu_s"] for r in serial),
                 "jn_cpu_s": statistics.median(r["cpu_s"] for r in parallel),
                 **_clock_cpu(serial, parallel),
@@ -301,6 +338,13 @@ def main() -> int:
                 f"{row['code']} {row['mode']}: -j 1 {row['j1_runs_s']}, -j {j} {row['jn_runs_s']}, "
                 f"CPU {row['j1_cpu_s']:.2f} s / {row['jn_cpu_s']:.2f} s, {row['calls_per_build']:g} calls a build, sandbox {', '.join(row['sandboxes'])}"
             )
+            if "j1_between_s" in row and "jn_between_s" in row:
+                print(
+                    f"  phases (besides the model): -j 1 per plan {row['j1_between_s']:.2f} s between builder and "
+                    f"verifier, {row['j1_inside_s']:.3f} s inside a session, {row.get('j1_plan_gap_s', 0):.2f} s "
+                    f"between plans; -j {j} {row['jn_between_s']:.2f} s between, {row['jn_inside_s']:.3f} s inside, "
+                    f"last run's first call {row['jn_last_first_call_s']:.2f} s"
+                )
             if "clock_cpu_s" in row:
                 print(
                     f"  on the clock: {row['clock_cpu_s']:.2f} s of CPU a build ({row['clock_own_cpu_s']:.2f} s "
