@@ -55,7 +55,8 @@ class ChainProblem:
 
     def line(self) -> str:
         at = f"event {self.seq} ({self.kind})" if self.seq is not None else "its chain"
-        return f"ledger chain of run {self.run_id} is broken at {at}: {self.problem}"
+        who = f"run {self.run_id}" if self.run_id else "the run-less events (merges, evaluations, overrides)"
+        return f"ledger chain of {who} is broken at {at}: {self.problem}"
 
 
 LEGACY = "started before the ledger's hash chain (legacy run)"
@@ -69,6 +70,7 @@ def verify_rows(
     strict: bool = True,
     tail: str | None = None,
     contains: str | None = None,
+    after: str | None | bool = False,
 ) -> ChainProblem | None:
     """The first problem of a run's chain (rows in ``seq`` order), or None when it holds.
 
@@ -76,8 +78,11 @@ def verify_rows(
     when not strict), and with a key every hash must be keyed (no downgrade to SHA-256).
     ``tail``: the hash the chain must end with (the head this process appended last).
     ``contains``: a hash the chain must contain (the head a verdict note recorded).
+    ``after``: the rows are a segment of a chain, not a whole run (the run-less events of a period):
+    the first follows ``after`` (the hash of the chain's row before it; None: it is the first).
     """
-    running: str | None = None
+    segment = after is not False
+    running: str | None = after if isinstance(after, str) else None
     seen: set[str] = set()
     first = True
     last: Row | None = None
@@ -96,7 +101,7 @@ def verify_rows(
         where = (run_id, int(seq), str(kind))  # type: ignore[call-overload]
         if first:
             first = False
-            if kind != "run_started":
+            if kind != "run_started" and not segment:
                 return ChainProblem(*where, "the run does not begin with run_started")
             if hsh is None:
                 return ChainProblem(run_id, None, None, LEGACY)

@@ -111,11 +111,17 @@ class ChainBroken(LedgerError):
 
     def __init__(self, problem: chain.ChainProblem):
         self.chain = problem
-        super().__init__(
-            problem.line(),
-            fix="the ledger was changed outside agentflow; start a new run (`agentflow build PLAN`) "
-            "and inspect this one with `agentflow ledger export --run " + problem.run_id + "`",
-        )
+        if problem.run_id:
+            fix = (
+                "the ledger was changed outside agentflow; start a new run (`agentflow build PLAN`) "
+                f"and inspect this one with `agentflow ledger export --run {problem.run_id}`"
+            )
+        else:  # the run-less events: no run to start again
+            fix = (
+                "the ledger was changed outside agentflow: move .agentflow/ledger.db aside to start a new "
+                "ledger and keep it to inspect (`sqlite3 ... 'SELECT * FROM events WHERE run_id IS NULL'`)"
+            )
+        super().__init__(problem.line(), fix=fix)
 
 
 def ledger_path(root: Path) -> Path:
@@ -313,8 +319,10 @@ class Ledger:
         run_id = event.run_id
         if run_id not in heads:
             # chain onto the head this process wrote last: a row someone slipped in after it breaks
-            # the chain instead of being adopted; else (a new process) onto the run's last row
-            heads[run_id] = self._heads.get(run_id) or self._tail(run_id)
+            # the chain instead of being adopted; else (a new process) onto the run's last row. The
+            # run-less events (merges, evaluations, overrides) have many writers: always their last row
+            cached = self._heads.get(run_id) if run_id is not None else None
+            heads[run_id] = cached or self._tail(run_id)
         prev = None if event.kind == "run_started" else heads[run_id]
         eid, ts = secrets.token_hex(10), event.ts.isoformat()
         digest = chain.digest(key, prev, eid, event.kind, run_id, ts, body)
@@ -422,6 +430,37 @@ class Ledger:
                     raise ChainBroken(problem)
                 found += [(row[0], run_id, row[2], row[5]) for row in run_rows if row[2] in wanted]  # type: ignore[misc]
         return found
+
+    def verified_runless(self, seqs: Iterable[int], *, strict: bool = True, legacy_ok: bool = False) -> None:
+        """Raise ChainBroken unless the run-less events (merges, evaluations, overrides: one chain of
+        their own) hold from the first of ``seqs`` to the last: each row's hash recomputes, each
+        follows the one before it (the first, the run-less row before the span), and the run-less
+        row after the span follows its last. An edit, insertion or removal there is caught (at the
+        chain's very end, only one the chain cannot see: as for a run's last event); the cost
+        follows the span, not the ledger."""
+        wanted = sorted(set(seqs))
+        if not wanted:
+            return
+        low, high = wanted[0], wanted[-1]
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {chain.ROW_COLUMNS} FROM events WHERE run_id IS NULL AND seq BETWEEN ? AND ? ORDER BY seq",
+                (low, high),
+            ).fetchall()
+            before = self._db.execute(
+                "SELECT hash FROM events WHERE run_id IS NULL AND seq < ? ORDER BY seq DESC LIMIT 1", (low,)
+            ).fetchone()
+            following = self._db.execute(
+                "SELECT seq, kind, prev FROM events WHERE run_id IS NULL AND seq > ? ORDER BY seq LIMIT 1", (high,)
+            ).fetchone()
+        anchor = before[0] if before else None  # None too after a legacy row: the chain began there
+        problem = chain.verify_rows("", rows, chain.chain_key(), strict=strict, after=anchor)
+        if problem is None and following is not None and rows and following[2] != rows[-1][7]:
+            problem = chain.ChainProblem(
+                "", int(following[0]), str(following[1]), "it does not follow the previous event (removed or reordered)"
+            )
+        if problem is not None and not (legacy_ok and problem.problem == chain.LEGACY):
+            raise ChainBroken(problem)
 
     def _summaries_apply(self) -> bool:
         """Whether ``chain.summary_holds`` may vouch for runs here: a UTF-8 ledger (SQLite's bytes are
@@ -623,7 +662,8 @@ class Ledger:
 
         The runs' events are read with their chains' check (``verified_events``: ChainBroken unless
         each holds, ``strict`` and ``legacy_ok`` as there), so what the report folds is what was
-        hashed. Every query goes through an index on (kind, ts), (run_id, seq) or the run-less
+        hashed; the run-less rows it reads are checked as a span of their chain
+        (``verified_runless``), the merges and evaluations of earlier runs with those runs' chains. Every query goes through an index on (kind, ts), (run_id, seq) or the run-less
         rows' ts, so the cost follows the window's runs and events, not the ledger's size."""
         since = start.isoformat()
         until = "9999" if end is None else end.isoformat()  # after every stored time
@@ -662,6 +702,14 @@ class Ledger:
                 if self.decode(row[2]).get("source", "evaluator") == "evaluator":
                     picked[row[0]] = (row[1], "findings_recorded", row[2])
                     break
+            # what the runs' check above did not cover: the run-less rows (their own chain) and the
+            # merges and evaluations of runs started before the window (those runs' chains)
+            self.verified_runless(
+                (seq for seq, (run_id, _, _) in picked.items() if run_id is None), strict=strict, legacy_ok=legacy_ok
+            )
+            in_window = set(runs)
+            others = sorted({run_id for run_id, _, _ in picked.values() if run_id and run_id not in in_window})
+            self.verify_runs(others, strict=strict, legacy_ok=legacy_ok)
             decode = self.decode
             records = {seq: decode(body) for seq, (_, _, body) in picked.items()}
             started = {r["session_id"] for r in records.values() if r["kind"] == "session_started"}

@@ -287,3 +287,57 @@ def test_a_sessions_git_check_and_its_tampering_are_one_append(repo: Path, cli, 
         kinds = [record["kind"] for record in ledger.records()]
     checked = kinds.index("git_checked")
     assert kinds[checked : checked + 2] == ["git_checked", "tampering_detected"]
+
+
+@pytest.mark.parametrize("attack", ["edit", "delete", "delete_last_in_window", "insert"])
+def test_metrics_refuses_run_less_events_changed_outside_agentflow(repo: Path, cli, attack: str) -> None:
+    """Overrides, merges and evaluations outside any run have a chain of their own: a report used to
+    count them unchecked, so an override added or a merge removed with plain sqlite3 changed the
+    figures without a word. Each change in the period is now refused (exit 2, the event named)."""
+    build_history(repo).ledger.close()
+    with Ledger.open(repo) as ledger:
+        ledger.append(VerdictRecorded(ts=at(18, 9), cycle=1, outcome="approved", override=True, commit="c0ffee"))
+        ledger.append(Merged(ts=at(18, 10), plan_id="91", branch="agentflow/91", into="main", commit="abc"))
+        ledger.append(Merged(ts=at(30, 10), plan_id="92", branch="agentflow/92", into="main", commit="def"))
+    args = ("metrics", "--since", "2026-11-16", "--until", "2026-11-22", "--format", "json")
+    clean = cli(*args)
+    assert clean.exit_code == 0, clean.output
+    db = sqlite3.connect(ledger_path(repo))
+    runless = [row for row in db.execute("SELECT seq, kind, body FROM events WHERE run_id IS NULL ORDER BY seq")]
+    override = next(seq for seq, kind, body in runless if kind == "verdict_recorded" and '"c0ffee"' in body)
+    merge = next(seq for seq, kind, body in runless if kind == "merged" and '"abc"' in body)
+    if attack == "edit":  # the override now rejects: the report's outcomes change
+        db.execute("UPDATE events SET body = replace(body, '\"approved\"', '\"rejected\"') WHERE seq = ?", (override,))
+    elif attack == "delete":
+        db.execute("DELETE FROM events WHERE seq = ?", (override,))
+    elif attack == "delete_last_in_window":  # the merge after it (outside the period) still points at it
+        db.execute("DELETE FROM events WHERE seq = ?", (merge,))
+    else:  # a copy of the override, with its stored hash: the copy follows nothing
+        db.execute(
+            "INSERT INTO events (ts, kind, run_id, body, eid, prev, hash, plan_id) "
+            "SELECT ts, kind, run_id, body, eid || 'x', prev, hash, plan_id FROM events WHERE seq = ?",
+            (override,),
+        )
+        db.execute("UPDATE events SET ts = ? WHERE seq = last_insert_rowid()", (at(19, 9).isoformat(),))
+    db.commit()
+    db.close()
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert "run-less events" in result.output and "is broken at event" in result.output
+
+
+def test_run_less_events_from_several_processes_make_one_chain(tmp_path: Path) -> None:
+    """Two writers take turns appending run-less events (a merge here, an evaluation there): each
+    chains onto the ledger's last run-less row, not onto the one it wrote itself, so the chain the
+    reports check holds."""
+    first, second = Ledger.open(tmp_path), Ledger.open(tmp_path)
+    try:
+        for n in range(3):
+            first.append(Merged(ts=at(18, 9, n), branch=f"agentflow/{n}", into="main", commit=f"a{n}"))
+            second.append(VerdictRecorded(ts=at(18, 10, n), cycle=1, outcome="approved", override=True))
+        seqs = [seq for (seq,) in first._db.execute("SELECT seq FROM events WHERE run_id IS NULL")]
+        first.verified_runless(seqs)
+        second.verified_runless(seqs[:2])
+    finally:
+        first.close()
+        second.close()
