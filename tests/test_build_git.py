@@ -85,3 +85,21 @@ def test_builder_commit_keeps_its_trailers(repo, cli):
     [committed] = run_events(repo, BuilderCommitted)
     assert committed.commit == git(repo, "rev-parse", "agentflow/1-farewell")
     assert committed.files_changed == 1 and committed.insertions == 2
+
+
+def test_verify_finds_a_file_with_an_unusual_name_in_the_scope(repo, cli):
+    """``agentflow verify`` reads base..head's files the same way (it quoted them too)."""
+    import json
+
+    write_plan(repo, scope=["src/**"])
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "src").mkdir()
+    (repo / "src" / "café.py").write_text("x = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "add café", "--trailer", "Agentflow-Plan: 1")
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    result = cli("verify", "--script", str(script), "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert not [f for f in data["findings"] if f.get("pattern") == "scope"], data["findings"]
+    assert data["outcome"] == "approved"

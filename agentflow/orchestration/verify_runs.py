@@ -143,7 +143,8 @@ def verify(
                 checks = run.run_checks(1, head_commit)
                 if compare_base:
                     run.base_checks = _base_checks(run, base_commit)
-                extra = scope_findings(repo.changed_files(base_commit, head_commit), plan.scope) if plan else []
+                # base..head's files asked once (the verifier's context reads them too), unquoted
+                extra = scope_findings(run.changed_files(head_commit), plan.scope) if plan else []
                 extra += run.rule_findings(head_commit) + run.evidence_findings(checks.results)
                 extra += protected_findings(repo, base_commit, head_commit, config)
                 context = run.verifier_context(1, head_commit, checks.results, extra, None, "verify")
