@@ -2,8 +2,9 @@
 
 An event's ``hash`` covers its id, kind, run, time, body and ``prev`` (the previous event's hash in
 the same run; empty for ``run_started``; the events of no run, merges, evaluations and overrides,
-chain among themselves, and a report checks the span it reads: ``verify_rows(after=...)``). With a signing key configured (``agentflow.keys``) the
-hash is an HMAC-SHA256 with that key (``hmac:...``), else a plain SHA-256 (``sha256:...``).
+chain among themselves, and a report checks the span it reads: ``verify_rows(after=...)``). With a
+signing key configured (``agentflow.keys``) the hash is an HMAC-SHA256 with that key
+(``hmac:...``), else a plain SHA-256 (``sha256:...``).
 
 What it detects: a row inserted, edited, deleted or reordered inside a run by someone who did not
 recompute the hashes after it (plain ``sqlite3``), every forgery without the key when the chain is
