@@ -226,18 +226,23 @@ def test_key_templates_counted_per_block_match_the_general_path(tmp_path, monkey
     assert users["TENANT#{}#X#{}"] >= 600
 
 
-def test_fast_path_counts_keys_without_per_key_work_when_no_odd_segment_is_upper_case():
+def _compiled_one_type(field: str, template: str):
+    """The fast path's schema compiled on ten events of type A whose ``field`` holds keys made
+    from ``template``, and its one compiled type."""
     from agentflow.evaluator.fastpath import compile_schema
     from agentflow.evaluator.schema import Aggregator
 
     aggregator = Aggregator()
-    lines = [json.dumps({"type": "A", "pk": f"TENANT#t{i}#CAPSULE#c{i}"}).encode() for i in range(10)]
-    aggregator.add_lines(lines, 0, 1)
+    aggregator.add_lines([json.dumps({"type": "A", field: template.format(i, i)}).encode() for i in range(10)], 0, 1)
     by_type = {}
     for shape in aggregator.shapes.values():
         by_type.setdefault(shape.event_type, []).append(shape)
     schema = compile_schema(by_type, "type", key_paths={"A": set(aggregator.templates["A"])})
-    compiled = next(iter(schema.types.values()))
+    return schema, next(iter(schema.types.values()))
+
+
+def test_fast_path_counts_keys_without_per_key_work_when_no_odd_segment_is_upper_case():
+    schema, compiled = _compiled_one_type("pk", "TENANT#t{}#CAPSULE#c{}")
     keys = ["TENANT#t1#CAPSULE#c1", "TENANT#t2", "TENANT#ACME#X#y"]
     more = [json.dumps({"type": "A", "pk": key}).encode() for key in keys]
     assert schema.run(more, 0, 11, lambda *a: None, lambda *a: None) == (3, 7)  # events, '#' seen
@@ -250,17 +255,8 @@ def test_the_few_keys_waiting_for_a_batch_are_bounded_in_size():
     # events each a block); long texts with a '#' (GH Archive issue bodies) must not pile up until
     # the batch is full: 352 MB at 1M GH lines when only their number was bounded.
     from agentflow.evaluator import fastpath
-    from agentflow.evaluator.fastpath import compile_schema
-    from agentflow.evaluator.schema import Aggregator
 
-    aggregator = Aggregator()
-    lines = [json.dumps({"type": "A", "body": f"TENANT#t{i}#x"}).encode() for i in range(10)]
-    aggregator.add_lines(lines, 0, 1)
-    by_type = {}
-    for shape in aggregator.shapes.values():
-        by_type.setdefault(shape.event_type, []).append(shape)
-    schema = compile_schema(by_type, "type", key_paths={"A": set(aggregator.templates["A"])})
-    compiled = next(iter(schema.types.values()))
+    schema, compiled = _compiled_one_type("body", "TENANT#t{}#x")
     text = "TENANT#" + "x" * 100_000
     block = [json.dumps({"type": "A", "body": text}).encode()] * 3
     largest = 0
