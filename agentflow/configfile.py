@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import math
-import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,8 @@ def pyproject_section(text: str | None) -> object | None:
     """The ``[tool.agentflow]`` table of a pyproject.toml text (None when absent)."""
     if text is None:
         return None
+    import tomllib  # imported here: most checkouts configure agentflow in agentflow.yaml (start-up)
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -31,7 +31,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from agentflow.git import EMPTY_TREE, TRAILER_PLAN, Repo
+from agentflow.git import EMPTY_TREE, STATE_DIR, TRAILER_PLAN, Repo, cat_file_objects
 from agentflow.keys import SIGNING_KEY_ENV, signing_key
 from agentflow.notes import NoteLine, note_history, parse_lines
 from agentflow.text import one_line
@@ -236,18 +236,29 @@ def evaluate_gate(
     config: Config | None = None,
     key: str | None = None,
     queue: bool = True,
+    target: GateTarget | None = None,
 ) -> GateResult:
     """Evaluate the gate for ``ref``. Raises GitError (exit 2) when ``ref`` names no commit.
 
     ``base`` (default: the configured base branch) is the target the change is bound to (its merge
     base with ``ref`` must have the approved base tree), is used to recognise a clean rebase of an
     approved change and to scope the search for the approval that went stale. ``queue``: a commit
-    that is a chain of merges onto ``base`` is judged as a merge-queue commit.
+    that is a chain of merges onto ``base`` is judged as a merge-queue commit. ``target``: what
+    ``GateTarget`` resolved for this ``ref`` (used only when its base is the one judged by).
     """
-    commit, tree, parents = repo.commit_info(ref)
+    base = base or (config.base if config else "main")
+    if target is None or target.ref != ref or target.asked != base:
+        target = None
+        commit, tree, parents = repo.commit_info(ref)
+        base, base_sha = _resolve_base(repo, base)
+    else:
+        commit, tree, parents = target.commit, target.tree, target.parents
+        base, base_sha = target.base, target.base_commit
     policy = SignaturePolicy.from_config(config, key)
-    base, base_sha = _resolve_base(repo, base or (config.base if config else "main"))
     ctx = _Context(repo, ref, commit, tree, parents, policy, base, NoteIndex(repo), base_sha)
+    if target is not None:  # already read: the merge base and the trees below REF
+        ctx.__dict__["fork"] = target.fork
+        ctx.__dict__["_base_trees"] = target.trees
     ctx.require_sandbox = bool(config and config.gate.require_sandbox)
     if policy.required and not policy.key:
         return ctx.result(
@@ -295,12 +306,59 @@ def resolve_base(repo: Repo, base: str) -> str:
 
 
 def _resolve_base(repo: Repo, base: str) -> tuple[str, str | None]:
-    """``resolve_base`` and the commit it names (None when neither does)."""
-    for candidate in (base, f"origin/{base}"):
-        sha = repo.git("rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", check=False)
-        if sha:
-            return candidate, sha
+    """``resolve_base`` and the commit it names (None when neither does): both names asked in one
+    ``git cat-file --batch``, the commit they peel to as ``git rev-parse --verify`` would name it."""
+    candidates = (base, f"origin/{base}")
+    for candidate, found in zip(
+        candidates, cat_file_objects(repo.root, [f"{c}^{{commit}}" for c in candidates]), strict=True
+    ):
+        if found is not None and found[1] == "commit" and not candidate.startswith("-"):
+            return candidate, found[0]
     return base, None
+
+
+class GateTarget:
+    """What the gate resolved for REF and its base, once: the base's config is read from it
+    (``inputs.gate_inputs``) and ``evaluate_gate`` judges with it instead of asking git again.
+
+    ``fork``: the merge base of REF and the base (None without a base); ``blobs``: the base's config
+    files at ``fork`` (path -> content, None when absent); ``trees``: the trees of REF's change base
+    and first parent; all read in one ``git cat-file --batch``."""
+
+    __slots__ = ("ref", "asked", "commit", "tree", "parents", "base", "base_commit", "fork", "blobs", "trees")
+
+    def __init__(self, repo: Repo, ref: str, base: str, paths: tuple[str, ...] = ()):
+        self.ref, self.asked = ref, base
+        self.commit, self.tree, self.parents = repo.commit_info(ref)
+        self.base, self.base_commit = _resolve_base(repo, base)
+        fork = repo.git("merge-base", self.commit, self.base_commit, check=False) if self.base_commit else ""
+        self.fork: str | None = fork or None
+        change_base = _change_base(self.fork, self.commit, self.parents)
+        commits = [c for c in (change_base, self.parents[0] if self.parents else None) if c]
+        shown = [f"{self.fork}:{path}" for path in paths] if self.fork else []
+        found = cat_file_objects(repo.root, [*shown, *(f"{c}^{{commit}}" for c in commits)])
+        self.blobs: dict[str, bytes | None] = {
+            path: item[2] if item is not None and item[1] == "blob" else None
+            for path, item in zip(paths if self.fork else (), found, strict=False)
+        }
+        self.trees: dict[str, str] = {}
+        for commit, item in zip(commits, found[len(shown) :], strict=True):
+            tree = _commit_tree(item)
+            if tree is not None:
+                self.trees[commit] = tree
+
+
+def _commit_tree(found: tuple[str, str, bytes] | None) -> str | None:
+    """The tree a raw commit object names (its first line, ``tree <id>``)."""
+    if found is None or found[1] != "commit" or not found[2].startswith(b"tree "):
+        return None
+    return found[2][5 : found[2].find(b"\n")].decode() or None
+
+
+def _change_base(fork: str | None, commit: str, parents: list[str]) -> str | None:
+    if fork and fork != commit:
+        return fork
+    return parents[0] if parents else None
 
 
 @dataclass
@@ -382,10 +440,7 @@ class _Context:
     def change_base(self) -> str | None:
         """Where this commit's change starts: its merge base with the target, or, when the commit is
         already part of the target (or there is no target), its first parent. None for a root commit."""
-        fork = self.fork
-        if fork and fork != self.commit:
-            return fork
-        return self.parents[0] if self.parents else None
+        return _change_base(self.fork, self.commit, self.parents)
 
     @cached_property
     def _base_trees(self) -> dict[str, str]:
@@ -460,11 +515,13 @@ class _Context:
 
     def _chain_problem(self, record: NoteRecord) -> GateResult | None:
         """Closed when the local ledger holds the approval's run and its hash chain is broken (#13 item 2)."""
-        from agentflow.chain import ledger_chain_problem
-
         run, head = record.note.run, record.note.chain
         if not isinstance(run, str) or record.note.override:
             return None
+        if not (self.repo.root / STATE_DIR / "ledger.db").exists():
+            return None  # no ledger here (a CI clone): ``ledger_chain_problem`` says the same, unimported
+        from agentflow.chain import ledger_chain_problem
+
         problem = ledger_chain_problem(self.repo.root, run, head if isinstance(head, str) else None, self.policy.key)
         return self.result(GateStatus.NOT_APPROVED, [problem], record) if problem else None
 

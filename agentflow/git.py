@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
-import random
 import re
-import secrets
 import subprocess
 import threading
 import time
@@ -129,9 +127,18 @@ def is_full_id(name: str) -> bool:
 def cat_file_batch(root: Path | str, names: Sequence[str]) -> list[tuple[str, bytes] | None]:
     """Each of ``names``' object type and content, read in one ``git cat-file --batch``; None for a
     name that names no object (``<name> missing``), or when git's output ends early."""
-    proc = run_git(["cat-file", "--batch"], root, input="".join(f"{name}\n" for name in names).encode(), text=False)
+    return [None if found is None else found[1:] for found in cat_file_objects(root, names)]
+
+
+def cat_file_objects(root: Path | str, names: Sequence[str]) -> list[tuple[str, str, bytes] | None]:
+    """``cat_file_batch`` with each object's id first: ``(id, type, content)``. A name holding a line
+    break (git would read it as two names) names nothing."""
+    if not names:
+        return []
+    asked = ["" if "\n" in name or "\0" in name else name for name in names]
+    proc = run_git(["cat-file", "--batch"], root, input="".join(f"{name}\n" for name in asked).encode(), text=False)
     data, pos, found = proc.stdout, 0, []
-    for _ in names:
+    for _ in asked:
         end = data.find(b"\n", pos)
         if end < 0:
             break
@@ -141,7 +148,7 @@ def cat_file_batch(root: Path | str, names: Sequence[str]) -> list[tuple[str, by
             pos = end + 1
             continue
         size = int(header[2])
-        found.append((header[1].decode(), data[end + 1 : end + 1 + size]))
+        found.append((header[0].decode(), header[1].decode(), data[end + 1 : end + 1 + size]))
         pos = end + 1 + size + 1
     return found + [None] * (len(names) - len(found))
 
@@ -587,6 +594,9 @@ class Repo:
         written, and False returned, when the note already holds ``line`` or ``present(lines)`` says
         an equivalent line is there (a resumed run writing its verdict again).
         """
+        import random  # imported here: only note writes need them (start-up of `gate` and the hooks)
+        import secrets
+
         scratch = f"refs/notes/agentflow-tmp/{os.getpid()}-{secrets.token_hex(4)}"
         try:
             for attempt in range(NOTE_WRITE_ATTEMPTS):

@@ -33,6 +33,7 @@ from agentflow.git import Repo, run_git
 if TYPE_CHECKING:  # plans and patterns are imported where they are parsed: `gate` needs only the config
     from agentflow.config import Config
     from agentflow.configfile import ConfigView
+    from agentflow.gate import GateTarget
     from agentflow.patterns import Pattern
     from agentflow.plans import Plan
 
@@ -199,34 +200,35 @@ def plan_path_of(root: Path, plan: Plan) -> str:
     return _rel(root, plan.path)
 
 
-def config_at(repo: Repo, commit: str) -> Config | ConfigView:
-    """The config as the revision ``commit`` has it (its agentflow.yaml, else [tool.agentflow]), as
-    the gate reads it (``configfile.config_view``: no pydantic when it is plainly valid)."""
-    from agentflow.configfile import config_view
-
-    yaml_text = show(repo, commit, CONFIG_FILE)
-    return config_view(yaml_text, show(repo, commit, PYPROJECT) if yaml_text is None else None)
-
-
-def gate_config(repo: Repo, ref: str, base: str | None = None) -> Config | ConfigView:
-    """The config ``agentflow gate`` judges ``ref`` by: the base revision's (the merge base of ``ref``
-    and the base branch), which the change cannot edit. The checkout's may only make it stricter
-    (``gate.require_signature``); without a base revision to read, the checkout's."""
+def gate_inputs(repo: Repo, ref: str, base: str | None = None) -> tuple[Config | ConfigView, GateTarget]:
+    """The config ``agentflow gate`` judges ``ref`` by, and what it resolved to find it (handed to
+    ``evaluate_gate``, which then asks git nothing twice). The config is the base revision's (the
+    merge base of ``ref`` and the base branch, or ``origin/<base>`` as the gate resolves it), which
+    the change cannot edit. The checkout's may only make it stricter (``gate.require_signature``);
+    without a base revision to read, the checkout's."""
     from agentflow.configfile import config_view, with_signature_required
+    from agentflow.gate import GateTarget
 
     local = config_view(read_config_file(repo.root, CONFIG_FILE), read_config_file(repo.root, PYPROJECT))
-    base_ref = base or local.base
-    if not repo.ok("rev-parse", "--verify", "--quiet", f"{base_ref}^{{commit}}") or not repo.ok(
-        "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"
-    ):
-        return local
-    merge_base = repo.git("merge-base", base_ref, ref, check=False)
-    if not merge_base:
-        return local
-    trusted = config_at(repo, merge_base)
+    target = GateTarget(repo, ref, base or local.base, (CONFIG_FILE, PYPROJECT))
+    if target.fork is None:
+        return local, target
+    yaml_text = _decoded(target.blobs.get(CONFIG_FILE), target.fork, CONFIG_FILE)
+    pyproject = _decoded(target.blobs.get(PYPROJECT), target.fork, PYPROJECT) if yaml_text is None else None
+    trusted = config_view(yaml_text, pyproject)
     if local.gate.require_signature and not trusted.gate.require_signature:
         trusted = with_signature_required(trusted)
-    return trusted
+    return trusted, target
+
+
+def _decoded(blob: bytes | None, commit: str, name: str) -> str | None:
+    """A file read from a revision as text (``show``'s error when it is not UTF-8)."""
+    if blob is None:
+        return None
+    try:
+        return blob.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("not UTF-8 text", where=f"{commit[:12]}:{name}", fix="save it as UTF-8") from None
 
 
 # -- protected paths ------------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Gate benchmark: ``agentflow gate HEAD`` on a repository with 1,000 verdict notes, against ``python -c pass``.
 
-Usage:  python benchmarks/gate_startup.py [--notes 1000] [--runs 15] [--max-ratio 12] [--code DIR] [--json]
+Usage:  python benchmarks/gate_startup.py [--notes 1000] [--runs 15] [--max-ratio 12] [--code DIR ...] [--json]
 
 Builds a temporary repository with ``--notes`` commits (one file change each, written with
 ``git fast-import``) and one approved verdict note on each, then runs ``python -m agentflow gate HEAD``
 (from this checkout, or the one ``--code`` names, e.g. a worktree of an older commit for a
-before/after comparison: ``PYTHONPATH`` points at it) and ``python -c pass`` ``--runs`` times each after a
-warm-up, and reports medians, minimums and the ratio of medians, of wall-clock time and of CPU time
+before/after comparison: ``PYTHONPATH`` points at it; ``--code`` given several times times each of them,
+interleaved: one run of each in turn, on the same repository) and ``python -c pass`` ``--runs`` times each
+after a warm-up, and reports medians, minimums and the ratio of medians, of wall-clock time and of CPU time
 (user + system, git's included: steadier than wall-clock on a loaded machine). Exits 1 when the ratio exceeds
 ``--max-ratio`` (#19: the gate runs in git hooks and on every CI push). Also reports whether the gate
 imported pydantic, GitPython or anthropic. To see what is slow:
@@ -84,19 +85,24 @@ def build_repo(path: Path, notes: int) -> None:
     subprocess.run(["git", "checkout", "-q", "main"], cwd=path, check=True)
 
 
-def timings(command: list[str], runs: int, cwd: Path, env: dict[str, str]) -> tuple[list[float], list[float]]:
-    """Wall-clock and CPU seconds (user + system, the child's and the git processes it waited for)
-    of each run. CPU time barely moves with the load of other processes on a shared machine."""
-    subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)  # warm-up
-    wall, cpu = [], []
+def interleaved(
+    commands: list[tuple[list[str], dict[str, str]]], runs: int, cwd: Path
+) -> list[tuple[list[float], list[float]]]:
+    """Wall-clock and CPU seconds (user + system, the child's and the git processes it waited for) of
+    each run of each command, one run of each in turn (a load change hits them alike). CPU time barely
+    moves with the load of other processes on a shared machine."""
+    for command, env in commands:
+        subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)  # warm-up
+    results: list[tuple[list[float], list[float]]] = [([], []) for _ in commands]
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)
-        wall.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return wall, cpu
+        for (command, env), (wall, cpu) in zip(commands, results, strict=True):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)
+            wall.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return results
 
 
 def imported(cwd: Path, env: dict[str, str]) -> dict[str, bool]:
@@ -115,43 +121,57 @@ def main() -> int:
     parser.add_argument("--notes", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--max-ratio", type=float, default=12.0)
-    parser.add_argument("--code", type=Path, default=ROOT, help="the agentflow checkout to time (default: this one)")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        action="append",
+        help="an agentflow checkout to time (default: this one); several: timed interleaved, the last decides the exit",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTFLOW_")}
-    env["PYTHONPATH"] = str(args.code.resolve()) + os.pathsep + env.get("PYTHONPATH", "")
+    codes = args.code or [ROOT]
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTFLOW_")}
+    envs = [{**base_env, "PYTHONPATH": str(c.resolve()) + os.pathsep + base_env.get("PYTHONPATH", "")} for c in codes]
+    gate = [sys.executable, "-m", "agentflow", "gate", "HEAD"]
+    reports = []
     with tempfile.TemporaryDirectory(prefix="agentflow-gate-bench-") as tmp:
         repo = Path(tmp) / "repo"
         build_repo(repo, args.notes)
-        gate = [sys.executable, "-m", "agentflow", "gate", "HEAD"]
-        check = subprocess.run(gate, cwd=repo, env=env, capture_output=True, text=True, check=False)
-        bare, bare_cpu = timings([sys.executable, "-c", "pass"], args.runs, repo, env)
-        gated, gated_cpu = timings(gate, args.runs, repo, env)
-        modules = imported(repo, env)
-    report = {
-        "code": str(args.code),
-        "python": platform.python_version(),
-        "notes": args.notes,
-        "runs": args.runs,
-        "gate_exit": check.returncode,
-        "gate_headline": (check.stdout.splitlines() or [check.stderr.strip()])[0],
-        "python_c_pass_median_ms": round(statistics.median(bare) * 1000, 1),
-        "python_c_pass_min_ms": round(min(bare) * 1000, 1),
-        "gate_median_ms": round(statistics.median(gated) * 1000, 1),
-        "gate_min_ms": round(min(gated) * 1000, 1),
-        "ratio_of_medians": round(statistics.median(gated) / statistics.median(bare), 1),
-        "python_c_pass_cpu_median_ms": round(statistics.median(bare_cpu) * 1000, 1),
-        "gate_cpu_median_ms": round(statistics.median(gated_cpu) * 1000, 1),
-        "cpu_ratio_of_medians": round(statistics.median(gated_cpu) / statistics.median(bare_cpu), 1),
-        "imports": modules,
-    }
+        checks = [subprocess.run(gate, cwd=repo, env=env, capture_output=True, text=True, check=False) for env in envs]
+        measured = interleaved(
+            [([sys.executable, "-c", "pass"], envs[0]), *((gate, env) for env in envs)], args.runs, repo
+        )
+        bare, bare_cpu = measured[0]
+        for code, env, check, (gated, gated_cpu) in zip(codes, envs, checks, measured[1:], strict=True):
+            reports.append(
+                {
+                    "code": str(code),
+                    "python": platform.python_version(),
+                    "notes": args.notes,
+                    "runs": args.runs,
+                    "gate_exit": check.returncode,
+                    "gate_headline": (check.stdout.splitlines() or [check.stderr.strip()])[0],
+                    "python_c_pass_median_ms": round(statistics.median(bare) * 1000, 1),
+                    "python_c_pass_min_ms": round(min(bare) * 1000, 1),
+                    "gate_median_ms": round(statistics.median(gated) * 1000, 1),
+                    "gate_min_ms": round(min(gated) * 1000, 1),
+                    "ratio_of_medians": round(statistics.median(gated) / statistics.median(bare), 1),
+                    "python_c_pass_cpu_median_ms": round(statistics.median(bare_cpu) * 1000, 1),
+                    "gate_cpu_median_ms": round(statistics.median(gated_cpu) * 1000, 1),
+                    "cpu_ratio_of_medians": round(statistics.median(gated_cpu) / statistics.median(bare_cpu), 1),
+                    "imports": imported(repo, env),
+                }
+            )
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
     else:
-        for key, value in report.items():
-            print(f"{key:>26}: {value}")
-    return 0 if report["ratio_of_medians"] <= args.max_ratio and check.returncode == 0 else 1
+        for report in reports:
+            for key, value in report.items():
+                print(f"{key:>26}: {value}")
+            print()
+    last = reports[-1]
+    return 0 if last["ratio_of_medians"] <= args.max_ratio and last["gate_exit"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -55,10 +55,11 @@ def gate(
       agentflow gate HEAD --format codequality > gl-code-quality-report.json
     """
     from agentflow.gate import evaluate_gate
-    from agentflow.inputs import gate_config
+    from agentflow.inputs import gate_inputs
 
     repo = _common.repo()
-    result = evaluate_gate(repo, ref, base=base, config=gate_config(repo, ref, base))  # the base's config
+    config, target = gate_inputs(repo, ref, base)  # the base's config, and REF and the base resolved once
+    result = evaluate_gate(repo, ref, base=base, config=config, target=target)
     # only the renderer of the format asked for is imported: the gate runs in hooks and on every push
     if fmt is GateFormat.json:
         from agentflow.report.jsonout import gate_json
@@ -78,7 +79,7 @@ def gate(
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(gate_step_summary(result))
     else:
-        from agentflow.report.text import gate_text
+        from agentflow.report.lines import gate_text
 
         _common.out(gate_text(result))
     _common.exit_with(result.exit_code)
@@ -197,7 +198,7 @@ def hooks_run(
 ) -> None:
     """Run one hook's check (called by the installed hook scripts)."""
     from agentflow.hooks import run_hook
-    from agentflow.report.text import gate_text
+    from agentflow.report.lines import gate_text
 
     repo = _common.repo()
     stdin = sys.stdin.read() if hook == "pre-push" else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from agentflow.gate import GateResult
     from agentflow.records import StatusRow
 
 # Fields that say most about an event, in the order they are shown; anything else is left to --json.
@@ -80,3 +81,11 @@ def event_line(data: dict[str, Any]) -> str:
         parts.append(f"findings={len(data.get('findings', []))}")
     ts = data["ts"][:19] + "Z"  # stored as pydantic writes it: YYYY-MM-DDTHH:MM:SS[.ffffff]Z
     return " ".join([ts, data.get("run_id") or "-", kind, *parts])
+
+
+def gate_text(result: GateResult) -> str:
+    """One line verdict, then the reasons indented (each folded onto one line, redacted)."""
+    from agentflow.redact import redact
+    from agentflow.text import one_line
+
+    return redact("\n".join([one_line(result.headline()), *(f"  {one_line(reason)}" for reason in result.reasons)]))

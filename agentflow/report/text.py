@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agentflow.redact import redact
 from agentflow.report.figures import (
     NA,
     empty_message,
@@ -20,13 +19,12 @@ from agentflow.report.figures import (
 
 # the status table and the log's event lines live in ``agentflow.report.lines``, which imports
 # nothing heavy (`status` and `log` start fast, #19 item 1); re-exported: every text report is here
-from agentflow.report.lines import KEY_FIELDS, event_line, status_table  # noqa: F401
+from agentflow.report.lines import KEY_FIELDS, event_line, gate_text, status_table  # noqa: F401
 from agentflow.report.show import check_line, diffstat, finding_line, header_rows, tokens_text, transcript_entries
 from agentflow.report.verify import VerifyReport, check_status, location
 from agentflow.text import one_line
 
 if TYPE_CHECKING:
-    from agentflow.gate import GateResult
     from agentflow.metrics.model import MetricsReport
     from agentflow.show import Cycle, Timeline, Verdict
 
@@ -182,8 +180,3 @@ def show_text(timeline: Timeline) -> str:
 
 
 # -- the gate (`agentflow gate`) -----------------------------------------------------------------
-
-
-def gate_text(result: GateResult) -> str:
-    """One line verdict, then the reasons indented (each folded onto one line, redacted)."""
-    return redact("\n".join([one_line(result.headline()), *(f"  {one_line(reason)}" for reason in result.reasons)]))
