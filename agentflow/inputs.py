@@ -18,13 +18,11 @@ input and its text. A change under verification that touches one of these files 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentflow import prompts
 from agentflow.configfile import CONFIG_FILE, PYPROJECT, pyproject_section, read_config_file
 from agentflow.errors import ConfigError, UsageError
 from agentflow.files import read_text_file
@@ -48,6 +46,8 @@ Reader = Callable[[str], str | None]
 
 
 def sha256(text: str) -> str:
+    import hashlib  # here, as prompts below: `gate` reads only the config (start-up)
+
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -75,15 +75,21 @@ class TrustedInputs:
 
     def render(self, role: str, context: dict[str, Any]) -> tuple[str, str]:
         """The role's system prompt and first message, from the recorded template."""
+        from agentflow import prompts
+
         name = self.prompt_names[role]
         return prompts.split_prompt(prompts.render_text(self.texts[name], name, **context), role)
 
     @property
     def prompts_sha(self) -> str:
+        from agentflow import prompts
+
         return prompts.texts_sha([self.texts[self.prompt_names[role]].encode("utf-8") for role in ROLES])
 
 
 def _builtin(name: str) -> str | None:
+    from agentflow import prompts
+
     path = prompts.builtin_dir("prompts") / name.removeprefix(BUILTIN).removeprefix("prompts/")
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
