@@ -124,6 +124,9 @@ def is_full_id(name: str) -> bool:
     return _FULL_ID.fullmatch(name) is not None
 
 
+_OBJECT_TYPES = frozenset({b"blob", b"tree", b"commit", b"tag"})
+
+
 def cat_file_batch(root: Path | str, names: Sequence[str]) -> list[tuple[str, bytes] | None]:
     """Each of ``names``' object type and content, read in one ``git cat-file --batch``; None for a
     name that names no object (``<name> missing``), or when git's output ends early."""
@@ -143,8 +146,8 @@ def cat_file_objects(root: Path | str, names: Sequence[str]) -> list[tuple[str, 
         if end < 0:
             break
         header = data[pos:end].split()
-        if len(header) < 3 or header[-1] == b"missing":  # the name itself may hold spaces
-            found.append(None)
+        if len(header) != 3 or header[1] not in _OBJECT_TYPES or not header[2].isdigit():
+            found.append(None)  # ``<name> missing`` or ``<name> ambiguous`` (the name may hold spaces)
             pos = end + 1
             continue
         size = int(header[2])
