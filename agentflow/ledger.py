@@ -109,7 +109,7 @@ MIGRATION_NAMES = ("events_and_transcripts", "hash_chain_and_indexed_columns", "
 class ChainBroken(LedgerError):
     """A run's hash chain does not hold: it is never resumed, approved or shown as trustworthy."""
 
-    def __init__(self, problem: chain.ChainProblem):
+    def __init__(self, problem: chain.ChainProblem, where: Path | None = None):
         self.chain = problem
         if problem.run_id:
             fix = (
@@ -118,10 +118,11 @@ class ChainBroken(LedgerError):
             )
         else:  # the run-less events: no run to start again
             fix = (
-                "the ledger was changed outside agentflow: move .agentflow/ledger.db aside to start a new "
-                "ledger and keep it to inspect (`sqlite3 ... 'SELECT * FROM events WHERE run_id IS NULL'`)"
+                "the ledger was changed outside agentflow: move it aside to start a new ledger, and keep it "
+                f"to inspect (`sqlite3 {where or '.agentflow/ledger.db'} "
+                "'SELECT seq, kind, body FROM events WHERE run_id IS NULL'`)"
             )
-        super().__init__(problem.line(), fix=fix)
+        super().__init__(problem.line(), where=where, fix=fix)
 
 
 def ledger_path(root: Path) -> Path:
@@ -427,7 +428,7 @@ class Ledger:
                     raise self._unreadable(f"an event of unknown kind {unknown!r}")
                 problem = chain.verify_rows(run_id, run_rows, key, strict=strict, tail=tails[run_id])
                 if problem is not None and not (legacy_ok and problem.problem == chain.LEGACY):
-                    raise ChainBroken(problem)
+                    raise ChainBroken(problem, self.path)
                 found += [(row[0], run_id, row[2], row[5]) for row in run_rows if row[2] in wanted]  # type: ignore[misc]
         return found
 
@@ -460,7 +461,7 @@ class Ledger:
                 "", int(following[0]), str(following[1]), "it does not follow the previous event (removed or reordered)"
             )
         if problem is not None and not (legacy_ok and problem.problem == chain.LEGACY):
-            raise ChainBroken(problem)
+            raise ChainBroken(problem, self.path)
 
     def _summaries_apply(self) -> bool:
         """Whether ``chain.summary_holds`` may vouch for runs here: a UTF-8 ledger (SQLite's bytes are
