@@ -31,7 +31,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from agentflow.git import EMPTY_TREE, STATE_DIR, TRAILER_PLAN, Repo, cat_file_objects
+from agentflow.git import EMPTY_TREE, STATE_DIR, TRAILER_PLAN, Repo, cat_file_objects, is_full_id
 from agentflow.keys import SIGNING_KEY_ENV, signing_key
 from agentflow.notes import NoteLine, note_history, parse_lines
 from agentflow.text import one_line
@@ -300,15 +300,27 @@ def _override_by_author(repo: Repo, ctx: _Context, result: GateResult) -> GateRe
     return replace(result, status=GateStatus.NOT_APPROVED, reasons=[reason])
 
 
+def base_names(base: str) -> list[str]:
+    """The names ``base`` is looked up by, in order: a full ref or object id as it is; else the branch
+    ``refs/heads/<base>``, the remote-tracking ``refs/remotes/<base>`` (``origin/main``) and
+    ``refs/remotes/origin/<base>`` (CI checkouts have no local main), and only then ``base`` as git
+    resolves it (a tag, ``HEAD~1``). git itself looks in ``refs/tags/`` before the branches, so a tag
+    named ``main`` or ``origin/main`` (a pull request's author can push one; CI fetches every tag)
+    would otherwise decide which commit is the base, and with it the config and what is verified."""
+    if base.startswith("refs/") or is_full_id(base):
+        return [base]
+    return [f"refs/heads/{base}", f"refs/remotes/{base}", f"refs/remotes/origin/{base}", base]
+
+
 def resolve_base(repo: Repo, base: str) -> str:
-    """``base`` if it names a commit, else ``origin/<base>`` if that does (CI checkouts have no local main)."""
+    """The name to ask git for ``base`` by (``base_names``): a branch of that name before a tag."""
     return _resolve_base(repo, base)[0]
 
 
 def _resolve_base(repo: Repo, base: str) -> tuple[str, str | None]:
-    """``resolve_base`` and the commit it names (None when neither does): both names asked in one
+    """``resolve_base`` and the commit it names (None when none does): every name asked in one
     ``git cat-file --batch``, the commit they peel to as ``git rev-parse --verify`` would name it."""
-    candidates = (base, f"origin/{base}")
+    candidates = base_names(base)
     for candidate, found in zip(
         candidates, cat_file_objects(repo.root, [f"{c}^{{commit}}" for c in candidates]), strict=True
     ):

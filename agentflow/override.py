@@ -48,7 +48,9 @@ def approve_override(repo: Repo, ref: str, reason: str, *, config: Config, ledge
         )
     commit = repo.rev(ref)
     trailers = repo.trailers(commit)
-    base = repo.change_base(commit, config.base)
+    from agentflow.gate import resolve_base  # the base branch, never a tag named like it
+
+    base = repo.change_base(commit, resolve_base(repo, config.base))
     by = repo.user_identity()
     if config.gate.override_not_by_author and (author := authored_by(repo, by, base, commit)):
         raise OverrideRefused(

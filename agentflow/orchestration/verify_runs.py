@@ -189,13 +189,15 @@ def _base(repo: Repo, base: str | None, head_commit: str) -> tuple[str, str]:
     the base revision's own config has the last word, and it must name a branch (never a
     revision like ``HEAD~1`` that would hide the change's earlier commits).
     """
+    from agentflow.gate import resolve_base  # a branch before a tag of the same name (a PR can push tags)
+
     if base is not None:
-        return base, repo.merge_base(repo.rev(base), head_commit)
+        return base, repo.merge_base(repo.rev(resolve_base(repo, base)), head_commit)
     base_ref = load_config(repo.root).base
-    base_commit = repo.merge_base(repo.rev(base_ref), head_commit)
+    base_commit = repo.merge_base(repo.rev(resolve_base(repo, base_ref)), head_commit)
     trusted = from_revision(repo, base_commit).config.base
     if trusted != base_ref:
-        base_ref, base_commit = trusted, repo.merge_base(repo.rev(trusted), head_commit)
+        base_ref, base_commit = trusted, repo.merge_base(repo.rev(resolve_base(repo, trusted)), head_commit)
     if not any(repo.ok("show-ref", "--verify", "--quiet", ref) for ref in _branch_refs(repo, base_ref)):
         raise UsageError(
             f"base {base_ref!r} is not a branch",
