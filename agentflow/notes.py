@@ -162,7 +162,9 @@ def note_history(root: Any, commits: Iterable[str], ref: str = NOTES_REF) -> dic
     paths = [p for c in sorted(wanted) for p in note_paths(c)]
     proc = run_git(
         ["log", "--reverse", "-p", "--no-color", "--no-renames", "--no-ext-diff", "--no-textconv"]
-        + ["--diff-merges=first-parent", "--format=%x00", ref, "--", *paths],
+        # --full-history: a path-limited walk would otherwise follow only a merge's TREESAME parent
+        # and never read the other side (a fast-forward merge whose tree drops a rejection: tested)
+        + ["--full-history", "--diff-merges=first-parent", "--format=%x00", ref, "--", *paths],
         root,
         text=False,
     )

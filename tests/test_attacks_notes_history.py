@@ -1,0 +1,107 @@
+"""Attacks on the notes history the gate reads revocations from (``notes.note_history``).
+
+The attacker can push to ``refs/notes/agentflow`` but, with the ref protected against force
+pushes, only fast-forwards: every notes commit it pushes descends from the remote's. It wants a
+rejection that revoked an approval to stop counting.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from agentflow.notes import NOTES_REF
+from tests.gate_helpers import add_verdict, note_for, plan_branch
+from tests.helpers import git
+
+KEY = "team-secret-signing-key-0123"
+SIGNED = {"AGENTFLOW_SIGNING_KEY": KEY}
+BRANCH = "agentflow/348-capsule-isolation"
+
+
+def _commit_tree(root: Path, tree: str, *parents: str, message: str = "Notes added by 'git notes add'") -> str:
+    args = ["commit-tree", tree, "-m", message]
+    for parent in parents:
+        args += ["-p", parent]
+    return git(root, *args)
+
+
+def _git_in(root: Path, stdin: str, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, input=stdin, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _note_tree_with(root: Path, commit: str, lines: list[str]) -> str:
+    """A notes tree holding only ``commit``'s note with ``lines``."""
+    blob = _git_in(root, "\n".join(lines) + "\n", "hash-object", "-w", "--stdin")
+    return _git_in(root, f"100644 blob {blob}\t{commit}\n", "mktree")
+
+
+def test_a_fast_forward_merge_that_drops_a_rejection_does_not_bring_the_approval_back(repo: Path, cli) -> None:
+    """approval (A) -> rejection appended (R). The attacker adds A' (a child of A with A's tree) and
+    the merge M = (A', R) whose tree is A's: M descends from R (a fast-forward), its note holds only
+    the approval, and with git log's default history simplification a path-limited walk follows
+    only M's TREESAME first parent: R, and the rejection in it, were never read."""
+    commit = plan_branch(repo)
+    approval = add_verdict(repo, BRANCH, key=KEY)
+    a = git(repo, "rev-parse", NOTES_REF)
+    assert cli("gate", BRANCH, "--base", "main", env=SIGNED).exit_code == 0
+    add_verdict(repo, BRANCH, "rejected", key=KEY, ts="2099-01-01T00:00:00+00:00")
+    r = git(repo, "rev-parse", NOTES_REF)
+    assert cli("gate", BRANCH, "--base", "main", env=SIGNED).exit_code == 1
+
+    tree_a = git(repo, "rev-parse", f"{a}^{{tree}}")
+    assert tree_a == _note_tree_with(repo, commit, [approval.to_line()])
+    a2 = _commit_tree(repo, tree_a, a)
+    merged = _commit_tree(repo, tree_a, a2, r, message="Merge notes")
+    git(repo, "update-ref", NOTES_REF, merged, r)  # a fast-forward of R: allowed past force-push protection
+    assert git(repo, "merge-base", "--is-ancestor", r, merged, check=False) == ""
+
+    result = cli("gate", BRANCH, "--base", "main", env=SIGNED)
+
+    assert result.exit_code == 1, result.output
+    assert "revoked" in result.output
+
+
+def test_the_rejection_on_the_second_parent_of_a_notes_merge_still_counts(repo: Path, cli) -> None:
+    """The same with the parents the other way round: M = (R', A) where R' drops the rejection."""
+    commit = plan_branch(repo)
+    approval = add_verdict(repo, BRANCH, key=KEY)
+    add_verdict(repo, BRANCH, "rejected", key=KEY, ts="2099-01-01T00:00:00+00:00")
+    r = git(repo, "rev-parse", NOTES_REF)
+    only_approval = _note_tree_with(repo, commit, [approval.to_line()])
+    dropped = _commit_tree(repo, only_approval, r)
+    side = _commit_tree(repo, only_approval)  # an unrelated root holding the approval alone
+    merged = _commit_tree(repo, only_approval, side, dropped, message="Merge notes")
+    git(repo, "update-ref", NOTES_REF, merged, r)
+
+    result = cli("gate", BRANCH, "--base", "main", env=SIGNED)
+
+    assert result.exit_code == 1, result.output
+    assert "revoked" in result.output
+
+
+def test_a_note_moved_to_another_fanout_path_keeps_its_rejection(repo: Path, cli) -> None:
+    """The rejection is recorded under the flat path; the attacker's next notes commit moves the note to
+    the 2/38 fanout path holding only the approval (git reads both spellings as the same note)."""
+    commit = plan_branch(repo)
+    approval = add_verdict(repo, BRANCH, key=KEY)
+    add_verdict(repo, BRANCH, "rejected", key=KEY, ts="2099-01-01T00:00:00+00:00")
+    r = git(repo, "rev-parse", NOTES_REF)
+    blob = _git_in(repo, approval.to_line() + "\n", "hash-object", "-w", "--stdin")
+    inner = _git_in(repo, f"100644 blob {blob}\t{commit[2:]}\n", "mktree")
+    outer = _git_in(repo, f"040000 tree {inner}\t{commit[:2]}\n", "mktree")
+    git(repo, "update-ref", NOTES_REF, _commit_tree(repo, outer, r), r)
+    assert git(repo, "notes", f"--ref={NOTES_REF}", "show", commit) == approval.to_line()
+
+    result = cli("gate", BRANCH, "--base", "main", env=SIGNED)
+
+    assert result.exit_code == 1, result.output
+
+
+def test_note_for_is_bound_like_the_orchestrators(repo: Path) -> None:
+    """The helper the attacks above sign with writes what a real approval holds (a sanity check)."""
+    plan_branch(repo)
+    note = note_for(repo, BRANCH, key=KEY)
+    assert note.base_tree and note.parent_tree and note.sig
