@@ -157,8 +157,9 @@ def cat_file_objects(root: Path | str, names: Sequence[str]) -> list[tuple[str, 
 
 
 def note_lines(blob: bytes) -> list[str]:
-    """A note blob's lines, blank ones left out (one verdict a line)."""
-    return [line for line in blob.decode("utf-8", "replace").splitlines() if line.strip()]
+    """A note blob's lines, blank ones left out (one verdict a line). Split at "\n" only, as git
+    does: a verdict's JSON may hold U+2028 or \r raw, which ``splitlines`` would cut in two."""
+    return [line for line in blob.decode("utf-8", "replace").split("\n") if line.strip()]
 
 
 def _secretless() -> dict[str, str]:

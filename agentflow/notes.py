@@ -164,7 +164,11 @@ def note_history(root: Any, commits: Iterable[str], ref: str = NOTES_REF) -> dic
         ["log", "--reverse", "-p", "--no-color", "--no-renames", "--no-ext-diff", "--no-textconv"]
         # --full-history: a path-limited walk would otherwise follow only a merge's TREESAME parent
         # and never read the other side (a fast-forward merge whose tree drops a rejection: tested)
-        + ["--full-history", "--diff-merges=first-parent", "--format=%x00", ref, "--", *paths],
+        # --text: a note blob holding a NUL byte, or marked -diff by a .gitattributes in the checkout
+        # (a pull request's), is diffed as "Binary files differ", which holds no line (tested);
+        # the prefixes: what the parser below reads, whatever diff.noprefix or diff.mnemonicPrefix say
+        + ["--full-history", "--diff-merges=first-parent", "--text", "--src-prefix=a/", "--dst-prefix=b/"]
+        + ["--format=%x00", ref, "--", *paths],
         root,
         text=False,
     )
@@ -177,7 +181,9 @@ def note_history(root: Any, commits: Iterable[str], ref: str = NOTES_REF) -> dic
     seen: dict[str, set[str]] = {}
     current: str | None = None
     in_hunk = False
-    for raw in proc.stdout.decode("utf-8", "replace").splitlines():
+    # "\n" only, as git splits: splitlines() also breaks at \r, U+2028, U+0085, \x1c-\x1e..., so a planted
+    # line could end the hunk that adds a rejection, and a verdict holding U+2028 fell apart (tested)
+    for raw in proc.stdout.decode("utf-8", "replace").split("\n"):
         if raw.startswith("diff --git a/"):
             path = raw[len("diff --git a/") :].split(" b/", 1)[0]
             current = path.replace("/", "")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from agentflow.notes import NOTES_REF
 from tests.gate_helpers import add_verdict, note_for, plan_branch
 from tests.helpers import git
@@ -105,3 +107,89 @@ def test_note_for_is_bound_like_the_orchestrators(repo: Path) -> None:
     plan_branch(repo)
     note = note_for(repo, BRANCH, key=KEY)
     assert note.base_tree and note.parent_tree and note.sig
+
+
+def test_a_nul_byte_planted_in_the_note_does_not_hide_a_later_rejection(repo: Path, cli) -> None:
+    """The attacker appends a line with a NUL byte to the approved commit's note. The orchestrator's
+    next line (a rejection) is appended to that note, whose blob git now diffs as binary: a history
+    read from `git log -p` without --text shows `Binary files differ` and never the rejection."""
+    commit = plan_branch(repo)
+    approval = add_verdict(repo, BRANCH, key=KEY)
+    _git_in(
+        repo,
+        "\n".join([approval.to_line(), "junk\x00"]) + "\n",
+        "notes",
+        f"--ref={NOTES_REF}",
+        "add",
+        "-f",
+        "-F",
+        "-",
+        commit,
+    )
+    assert cli("gate", BRANCH, "--base", "main", env=SIGNED).exit_code == 0
+    add_verdict(repo, BRANCH, "rejected", key=KEY, ts="2099-01-01T00:00:00+00:00")  # what a re-verify appends
+    assert "rejected" in git(repo, "notes", f"--ref={NOTES_REF}", "show", commit)
+
+    revoked = cli("gate", BRANCH, "--base", "main", env=SIGNED)
+    assert revoked.exit_code == 1, revoked.output
+    # ... and the attacker's later note holding the approval alone does not bring it back either
+    r = git(repo, "rev-parse", NOTES_REF)
+    git(repo, "update-ref", NOTES_REF, _commit_tree(repo, _note_tree_with(repo, commit, [approval.to_line()]), r), r)
+    result = cli("gate", BRANCH, "--base", "main", env=SIGNED)
+    assert result.exit_code == 1, result.output
+    assert "revoked" in result.output
+
+
+def test_gitattributes_in_the_checkout_do_not_make_notes_binary(repo: Path, cli) -> None:
+    """A pull request's `.gitattributes` (the CI checkout is its head) marking the note paths `-diff`
+    for the fanout spelling the rejection was written under only."""
+    commit = plan_branch(repo)
+    approval = add_verdict(repo, BRANCH, key=KEY)
+    a = git(repo, "rev-parse", NOTES_REF)
+    rejection = note_for(repo, BRANCH, "rejected", key=KEY, ts="2099-01-01T00:00:00+00:00")
+    blob = _git_in(repo, approval.to_line() + "\n" + rejection.to_line() + "\n", "hash-object", "-w", "--stdin")
+    inner = _git_in(repo, f"100644 blob {blob}\t{commit[2:]}\n", "mktree")
+    fanned = _git_in(repo, f"040000 tree {inner}\t{commit[:2]}\n", "mktree")  # what git notes does past 256 notes
+    r = _commit_tree(repo, fanned, a)
+    git(repo, "update-ref", NOTES_REF, r, a)
+    assert cli("gate", BRANCH, "--base", "main", env=SIGNED).exit_code == 1
+    (repo / ".gitattributes").write_text(f"{commit[:2]}/** -diff\n")
+
+    result = cli("gate", BRANCH, "--base", "main", env=SIGNED)
+
+    assert result.exit_code == 1, result.output
+
+
+@pytest.mark.parametrize("separator", ["\r", "\u2028", "\x85", "\x1c"])
+def test_a_planted_line_that_python_would_split_does_not_end_the_rejections_hunk(
+    repo: Path, cli, separator: str
+) -> None:
+    """git splits a diff at "\\n" only; Python's splitlines also at \\r, U+2028, U+0085, \\x1c...
+    A line `x<sep>diff --git a/0 b/0` in the note, read that way, is a diff header in the middle of
+    the hunk that appends the rejection: every line after it would belong to no note."""
+    commit = plan_branch(repo)
+    approval = add_verdict(repo, BRANCH, key=KEY)
+    planted = f"x{separator}diff --git a/0 b/0"
+    _git_in(repo, f"{approval.to_line()}\n{planted}\n", "notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", commit)
+    add_verdict(repo, BRANCH, "rejected", key=KEY, ts="2099-01-01T00:00:00+00:00")
+
+    result = cli("gate", BRANCH, "--base", "main", env=SIGNED)
+
+    assert result.exit_code == 1, result.output
+    assert "revoked" in result.output
+
+
+def test_a_rejection_whose_text_holds_a_line_separator_still_revokes(repo: Path, cli) -> None:
+    """A verdict line is JSON written with ensure_ascii=False: a finding's file (a path from the
+    change) holding U+2028 stays raw in the line. Read with splitlines it was two halves of JSON,
+    neither a verdict, and the rejection did not count."""
+    plan_branch(repo)
+    add_verdict(repo, BRANCH, key=KEY)
+    odd = {"id": "protected_path:x", "severity": "high", "file": "src/a\u2028b.py", "line": None, "pattern": "p"}
+    rejection = add_verdict(repo, BRANCH, "changes_requested", key=KEY, ts="2099-01-01T00:00:00+00:00", findings=[odd])
+    assert "\u2028" in rejection.to_line()
+
+    result = cli("gate", BRANCH, "--base", "main", env=SIGNED)
+
+    assert result.exit_code == 1, result.output
+    assert "revoked" in result.output
