@@ -55,7 +55,7 @@ def run_check(
         report = folder / "junit.xml"
         result = _run(spec.run, evidence.substitute(spec.run, report), cwd, timeout, env, sandbox)
         try:
-            counts = evidence.parse_junit(report)
+            counts = evidence.parse_junit(report, within=cwd)  # no link the check left is followed
         except ValueError as exc:
             return result.model_copy(update={"junit": True, "evidence": str(exc)})
         return result.model_copy(update={"junit": True, **counts.as_dict(), "evidence": evidence.judge(counts)})

@@ -12,6 +12,7 @@ base, or ``verify --compare-base``): fewer tests, or more skipped, is a finding.
 
 from __future__ import annotations
 
+import os
 import shlex
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
@@ -67,20 +68,15 @@ def _suite_counts(suite: ET.Element) -> Counts:
     )
 
 
-def parse_junit(path: Path) -> Counts:
+def parse_junit(path: Path, within: Path | None = None) -> Counts:
     """The counts of the JUnit report at ``path``; ValueError (with the reason) when it is missing or bad.
 
     Handles a ``<testsuites>`` root (the suites are summed; nested suites are counted once, at the
-    innermost level that carries test cases) and a single ``<testsuite>`` root.
+    innermost level that carries test cases) and a single ``<testsuite>`` root. ``within``: a folder
+    the check could not replace (its checkout); the folders below it and the report are opened
+    without following a symbolic link (``read_report``).
     """
-    try:
-        if path.stat().st_size > MAX_REPORT_BYTES:
-            raise ValueError(f"the report is larger than {MAX_REPORT_BYTES // 1_000_000} MB")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ValueError("the check wrote no JUnit report") from None
-    except OSError as exc:
-        raise ValueError(f"the JUnit report cannot be read: {exc.strerror or exc}") from None
+    data = read_report(path, within)
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise ValueError("the JUnit report declares a DTD or entities (refused)")
     try:
@@ -94,6 +90,50 @@ def parse_junit(path: Path) -> Counts:
     suites = [s for s in root.iter("testsuite") if s.find("testsuite") is None]
     totals = [_suite_counts(s) for s in suites]
     return Counts(*(sum(getattr(t, key) for t in totals) for key in COUNT_KEYS))
+
+
+def read_report(path: Path, within: Path | None = None) -> bytes:
+    """A report's bytes, opened as the check that wrote it cannot redirect: the check runs the change's
+    code, which may leave a symbolic link to a host file its sandbox hides (agentflow, outside the
+    sandbox, would read it), a FIFO (a plain read waits forever) or a device there. Only a regular
+    file counts, every component below ``within`` is opened with ``O_NOFOLLOW``, the read is bounded."""
+    import errno
+    import stat
+
+    nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
+    not_regular = ValueError("the JUnit report is not a regular file (a symbolic link, FIFO or device: refused)")
+    fds: list[int] = []
+    try:
+        if within is not None:
+            parts = path.relative_to(within).parts
+            fds.append(os.open(within, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+            for part in parts[:-1]:
+                fds.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=fds[-1]))
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=fds[-1])
+        else:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | nofollow)
+        fds.append(fd)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise not_regular
+        if info.st_size > MAX_REPORT_BYTES:
+            raise ValueError(f"the report is larger than {MAX_REPORT_BYTES // 1_000_000} MB")
+        chunks, total = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_REPORT_BYTES:
+                raise ValueError(f"the report is larger than {MAX_REPORT_BYTES // 1_000_000} MB")
+        return b"".join(chunks)
+    except FileNotFoundError:
+        raise ValueError("the check wrote no JUnit report") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise not_regular from None
+        raise ValueError(f"the JUnit report cannot be read: {exc.strerror or exc}") from None
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def judge(counts: Counts) -> str | None:
