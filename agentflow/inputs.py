@@ -240,18 +240,47 @@ def _decoded(blob: bytes | None, commit: str, name: str) -> str | None:
 # -- protected paths ------------------------------------------------------------------------------------
 
 
+GITLINK_PATTERN = "gitlink"
+GITLINK_MODE = "160000"
+
+
+def changed_entries(repo: Repo, base: str, head: str) -> list[tuple[str, str]]:
+    """``(new mode, path)`` of every file ``base..head`` changes, from ``git diff --raw -z``: paths as
+    git stores them (never quoted, so a non-ASCII patterns file is recognised), modes to tell a
+    submodule (``160000``) from a file. A deleted file's new mode is ``000000``."""
+    out = run_git(["diff", "--no-renames", "--raw", "-z", f"{base}..{head}"], repo.root, text=False)
+    if out.returncode != 0:
+        detail = out.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise UsageError(
+            f"`git diff {base[:12]}..{head[:12]}` failed: {detail[-1] if detail else out.returncode}",
+            where=str(repo.root),
+            fix="check that both revisions exist (fetch the base)",
+        )
+    fields = out.stdout.split(b"\0")
+    entries = []
+    for header, path in zip(fields[0::2], fields[1::2], strict=False):
+        parts = header.split()
+        if header.startswith(b":") and len(parts) >= 2:
+            entries.append((parts[1].decode(), path.decode("utf-8", "surrogateescape")))
+    return entries
+
+
 def protected_findings(repo: Repo, base: str, head: str, config: Config | None = None) -> list[dict[str, Any]]:
-    """One high finding per trusted-input file that ``base..head`` changes (``protected_path``)."""
-    out = repo.git("diff", "--no-renames", "--name-only", f"{base}..{head}")
-    changed = [line for line in out.splitlines() if line]
+    """One high finding per trusted-input file that ``base..head`` changes (``protected_path``), and one
+    per submodule it adds or moves (``gitlink``: the content it names is not in the change)."""
+    changed = changed_entries(repo, base, head)
     if not changed:
         return []
     from agentflow.plans import PLANS_DIR
 
     patterns_file = config.patterns.file if config is not None else "CLAUDE.md"
-    base_plans = set(repo.git("ls-tree", "-r", "--name-only", base, "--", PLANS_DIR + "/").splitlines())
+    listed = run_git(["ls-tree", "-r", "-z", "--name-only", base, "--", PLANS_DIR + "/"], repo.root, text=False)
+    base_plans = {name.decode("utf-8", "surrogateescape") for name in listed.stdout.split(b"\0") if name}
     findings = []
-    for path in changed:
+    for mode, path in changed:
+        if mode == GITLINK_MODE:
+            findings.append(_gitlink_finding(repo, head, path))
+            continue
         if path in PROTECTED_FILES or path == patterns_file or path.startswith(PROTECTED_FOLDERS):
             what = "a trusted input"
         elif path == PYPROJECT and _section_changed(repo, base, head):
@@ -273,6 +302,21 @@ def protected_findings(repo: Repo, base: str, head: str, config: Config | None =
             }
         )
     return findings
+
+
+def _gitlink_finding(repo: Repo, head: str, path: str) -> dict[str, Any]:
+    target = repo.git("rev-parse", "--verify", "--quiet", f"{head}:{path}", check=False)
+    return {
+        "id": f"{GITLINK_PATTERN}:{path}",
+        "severity": "high",
+        "file": path,
+        "line": None,
+        "pattern": GITLINK_PATTERN,
+        "message": f"{path} is a submodule pointing at commit {target[:12] or '?'}: its code is not in the change, "
+        "so neither the verifier nor the checks saw what a clone with submodules fetches",
+        "suggestion": "vendor the code into the change, or add the submodule on the base branch; a human who "
+        "reviewed that commit approves with `agentflow approve --override`",
+    }
 
 
 def _section_changed(repo: Repo, base: str, head: str) -> bool:
