@@ -110,7 +110,7 @@ def parse_diff(text: str) -> list[FileDiff]:
     current: FileDiff | None = None
     old_no = new_no = 0
     in_hunk = False
-    for raw in text.splitlines():
+    for raw in text.split("\n"):  # as git splits: splitlines() also breaks at U+2028, \x1c, \x85... (tested)
         if raw.startswith("diff --git "):
             current = FileDiff(path="")
             files.append(current)
@@ -190,10 +190,11 @@ def change_from_git(
             raise GitError(f"`git {' '.join(args)}` failed: {proc.stderr.decode(errors='replace').strip()}")
         return proc.stdout.decode("utf-8", errors="replace") if proc.returncode == 0 else ""
 
-    diff = git("-c", "core.quotePath=false", "diff", "-M", "--no-color", "--no-ext-diff", f"{base}..{head}")
+    options = ("-c", "core.quotePath=false", "diff", "-M", "--no-color", "--no-ext-diff", "--no-textconv")
+    files = parse_diff(git(*options, f"{base}..{head}"))
     log = git("log", "--format=%B%x00", f"{base}..{head}")
     messages = [m.strip() for m in log.split("\x00") if m.strip()]
-    files = parse_diff(diff)
+    files = _as_text(files, git(*options, "--text", f"{base}..{head}", "--", *_paths(files)) if _paths(files) else "")
     cache: dict[str, str | None] = {}
 
     def read_new(path: str) -> str | None:
@@ -204,6 +205,21 @@ def change_from_git(
 
     scoped = frozenset(f.path for f in files if test_scope is not None and test_scope(f.path))
     return Change(files=files, commit_messages=messages, texts=list(texts), test_scope=scoped, read_new=read_new)
+
+
+def _paths(files: Sequence[FileDiff]) -> list[str]:
+    """The paths (old and new) of the files git printed as binary."""
+    return sorted({p for f in files if f.binary for p in (f.path, f.old_path) if p})
+
+
+def _as_text(files: list[FileDiff], text_diff: str) -> list[FileDiff]:
+    """``files`` with each file git called binary replaced by its ``--text`` diff when that holds no
+    NUL byte: the change's own ``.gitattributes`` (``-diff``, ``binary``), which apply in its checkout,
+    had hidden a test file's removed assertions from every rule as ``Binary files ... differ``."""
+    if not text_diff:
+        return files
+    texts = {f.path: f for f in parse_diff(text_diff) if not f.binary and not any("\0" in x.text for x in f.lines)}
+    return [texts.get(f.path, f) if f.binary else f for f in files]
 
 
 def iter_blocks(lines: Sequence[Line], kinds: str) -> Iterator[list[Line]]:
