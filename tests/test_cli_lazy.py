@@ -164,12 +164,30 @@ def test_light_conversion_returns_what_typers_own_does_for_every_parameter(tmp_p
     assert compared > 2000 and converted_light > 1000  # most values never needed pydantic
 
 
-def test_a_command_builds_only_its_own_module() -> None:
+def test_a_command_builds_only_itself() -> None:
     group = typer.main.get_command(app)
     assert group.commands._built == {}
     assert group.get_command(None, "status") is not None
-    assert set(group.commands._built) == {"init", "status"}  # agentflow.cli.project's two
+    assert set(group.commands._built) == {"status"}  # not `init`, agentflow.cli.project's other command
+    assert group.get_command(None, "show") is not None
+    assert set(group.commands._built) == {"status", "show"}  # not `metrics`
+    assert group.get_command(None, "plan") is not None  # a group, with its subcommands
+    assert set(group.commands._built) == {"status", "show", "plan"}
     assert group.get_command(None, "no-such-command") is None
+
+
+@pytest.mark.parametrize(("name", "module"), list(COMMANDS.items()))
+def test_each_command_built_alone_is_the_one_built_with_its_module(name: str, module: str) -> None:
+    alone = cli_module.module_commands(module, only=name)
+    assert list(alone) == [name]
+    whole = cli_module.module_commands(module)[name]
+
+    def shape(command: Any) -> list[Any]:
+        params = [(p.name, p.opts, p.secondary_opts, p.default, p.required, p.help) for p in command.params]
+        subs = {sub: shape(c) for sub, c in getattr(command, "commands", {}).items()}
+        return [command.name, command.help, params, subs]
+
+    assert shape(alone[name]) == shape(whole)
 
 
 def _views_repo(repo: Path) -> None:

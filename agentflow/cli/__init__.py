@@ -3,8 +3,8 @@
 Command groups live in sibling modules (``agentflow.cli.<area>``), each exposing ``register(app)``.
 They import domain modules inside the command functions so that ``agentflow --help`` and
 ``agentflow --version`` stay fast and never import the anthropic SDK. Only the module of the
-command being run is imported and made into click commands (``COMMANDS`` names each command's
-module; ``agentflow --help`` builds them all), and their options are converted without pydantic
+command being run is imported, and only that command made into a click command (``COMMANDS`` names
+each command's module; ``agentflow --help`` builds them all), and their options are converted without pydantic
 (``agentflow.cli._coerce``): start-up is most of what ``status``, ``show`` and ``log`` cost (#19).
 """
 
@@ -75,10 +75,12 @@ def _debug() -> bool:
     return os.environ.get("AGENTFLOW_DEBUG", "") not in ("", "0")
 
 
-def module_commands(module: str, parent: typer.Typer | None = None) -> dict[str, Any]:
+def module_commands(module: str, parent: typer.Typer | None = None, only: str | None = None) -> dict[str, Any]:
     """The click commands ``agentflow.cli.<module>``'s ``register`` adds, by name, with light
-    option conversion; built as typer builds them for the app ``parent`` (``app``) has."""
-    from typer.main import get_group
+    option conversion; built as typer builds them for the app ``parent`` (``app``) has. With
+    ``only``, just that command (typer inspects no other command's signature), or every one when
+    the module adds none of that name."""
+    from typer.main import get_command_name, get_group
 
     from agentflow.cli._coerce import lighten
 
@@ -89,13 +91,19 @@ def module_commands(module: str, parent: typer.Typer | None = None) -> dict[str,
         suggest_commands=parent.suggest_commands,
     )
     import_module(f"agentflow.cli.{module}").register(sub)
+    if only is not None:
+        commands = [c for c in sub.registered_commands if (c.name or get_command_name(c.callback.__name__)) == only]
+        groups = [g for g in sub.registered_groups if g.name == only]
+        if commands or groups:
+            sub.registered_commands, sub.registered_groups = commands, groups
     group = get_group(sub)
     lighten(group)
     return dict(group.commands)
 
 
 class _LazyCommands(MutableMapping):
-    """The root group's commands: every name of ``COMMANDS``; a command is built when looked up."""
+    """The root group's commands: every name of ``COMMANDS``; a command is built when looked up
+    (that one alone, not the others of its module)."""
 
     def __init__(self) -> None:
         self._built: dict[str, Any] = {}
@@ -103,7 +111,7 @@ class _LazyCommands(MutableMapping):
     def __getitem__(self, name: str) -> Any:
         if name not in self._built:
             module = COMMANDS[name]  # KeyError: no such command (click says so, with suggestions)
-            self._built.update(module_commands(module))
+            self._built.update(module_commands(module, only=name))
         return self._built[name]
 
     def __setitem__(self, name: str, command: Any) -> None:  # click's add_command
