@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import compress, repeat
 from pathlib import Path
@@ -28,7 +28,8 @@ from agentflow.files import make_dir
 from agentflow.redact import redact
 
 if TYPE_CHECKING:
-    from agentflow.events import Event, VerdictRecorded
+    from agentflow.events import Event
+    from agentflow.runview import RunView
 
 # Every ``kind`` this agentflow can read, with the fields its event cannot do without: the tags
 # and required fields of ``agentflow.events.Event`` (a test checks that they agree). Kept here, as
@@ -325,7 +326,7 @@ class Ledger:
             cached = self._heads.get(run_id) if run_id is not None else None
             heads[run_id] = cached or self._tail(run_id)
         prev = None if event.kind == "run_started" else heads[run_id]
-        eid, ts = secrets.token_hex(10), event.ts.isoformat()
+        eid, ts = os.urandom(10).hex(), event.ts.isoformat()  # secrets.token_hex(10), without importing secrets
         digest = chain.digest(key, prev, eid, event.kind, run_id, ts, body)
         cursor = self._db.execute(
             "INSERT INTO events (ts, kind, run_id, body, eid, prev, hash, plan_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -784,6 +785,7 @@ class Ledger:
 
     def run(self, run_id: str) -> RunView:
         from agentflow.events import RunStarted
+        from agentflow.runview import project_run
 
         events = self.events(run_id=run_id)
         if not events or not isinstance(events[0], RunStarted):
@@ -792,6 +794,7 @@ class Ledger:
 
     def runs(self) -> list[RunView]:
         from agentflow.events import RunStarted
+        from agentflow.runview import project_run
 
         by_run: dict[str, list[Event]] = {}
         for event in self.events():
@@ -1053,12 +1056,14 @@ class PlanProjection:
         return PlanState(plan_id, state, outcome, last_run, runs, cycles, cost)
 
 
-@dataclass(frozen=True)
 class OtherRuns:
-    """``Ledger.other_runs``: ``run_id in runs`` looks the one id up."""
+    """``Ledger.other_runs``: ``run_id in runs`` looks the one id up (a plain class: every view
+    imports this module, and each dataclass costs it about 1 ms at start-up)."""
 
-    ledger: Ledger
-    own: str
+    __slots__ = ("ledger", "own")
+
+    def __init__(self, ledger: Ledger, own: str) -> None:
+        self.ledger, self.own = ledger, own
 
     def __contains__(self, run_id: object) -> bool:
         return run_id != self.own and self.ledger.has_run(run_id)
@@ -1094,44 +1099,6 @@ def _import_row(line: str, where: str) -> tuple[Any, ...]:
 
 
 @dataclass
-class SessionView:
-    session_id: str
-    role: str
-    cycle: int
-    backend: str
-    model: str
-    started: datetime
-    status: str = "running"
-    reason: str | None = None
-    turns: int = 0
-    cost_usd: float = 0.0
-    tokens: dict[str, int] = field(default_factory=dict)
-    summary: str | None = None
-
-
-@dataclass
-class RunView:
-    run_id: str
-    mode: str
-    plan_id: str | None
-    plan_title: str | None
-    started: datetime
-    ended: datetime | None = None
-    outcome: str | None = None
-    reason: str | None = None
-    cycles: int = 0
-    cost_usd: float = 0.0
-    commit: str | None = None
-    sessions: list[SessionView] = field(default_factory=list)
-    verdicts: list[VerdictRecorded] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-
-    @property
-    def state(self) -> str:
-        return self.outcome if self.outcome else "in progress"
-
-
-@dataclass
 class PlanState:
     plan_id: str
     state: str = "not started"
@@ -1140,36 +1107,6 @@ class PlanState:
     runs: int = 0
     cycles: int = 0
     cost_usd: float = 0.0
-
-
-def project_run(events: list[Event]) -> RunView:
-    from agentflow.events import RunEnded, RunStarted, SessionEnded, SessionStarted, VerdictRecorded
-
-    start = events[0]
-    assert isinstance(start, RunStarted)
-    run = RunView(start.run_id or "", start.mode, start.plan_id, start.plan_title, start.ts, events=events)
-    sessions: dict[str, SessionView] = {}
-    for event in events:
-        if isinstance(event, SessionStarted):
-            view = SessionView(event.session_id, event.role, event.cycle, event.backend, event.model, event.ts)
-            sessions[event.session_id] = view
-            run.sessions.append(view)
-            run.cycles = max(run.cycles, event.cycle)
-        elif isinstance(event, SessionEnded):
-            view = sessions.get(event.session_id) or SessionView(
-                event.session_id, event.role, event.cycle, "?", "?", event.ts
-            )
-            view.status, view.reason, view.turns = event.status, event.reason, event.turns
-            view.cost_usd, view.summary = event.cost_usd, event.summary
-            view.tokens = event.usage.model_dump()
-            run.cost_usd += event.cost_usd
-        elif isinstance(event, VerdictRecorded):
-            run.verdicts.append(event)
-        elif isinstance(event, RunEnded):
-            run.ended, run.outcome, run.reason = event.ts, event.outcome, event.reason
-            run.commit = event.commit
-            run.cycles = max(run.cycles, event.cycles)
-    return run
 
 
 def dump_event(event: Event) -> dict[str, Any]:
