@@ -263,3 +263,23 @@ def test_shell_completion_is_the_eager_apps(words: str, incomplete: str) -> None
     eager = CliRunner().invoke(_eager_app(), [], prog_name="agentflow", env=env)
     assert (lazy.exit_code, lazy.output) == (eager.exit_code, eager.output)
     assert lazy.exit_code == 0 and ('"plan"' in lazy.output or '"new"' in lazy.output)
+
+
+UNUSED_BY_VIEWS = ("secrets", "random", "agentflow.runview")  # event ids come from os.urandom; Ledger.run(s)
+
+
+@pytest.mark.parametrize(
+    ("args", "unused"),
+    [
+        (["status"], ()),
+        (["log", "--run", "r-102a"], ()),
+        (["show", "r-102a"], ("agentflow.report.figures", "agentflow.report.verify", "agentflow.report.text")),
+        (["metrics", "--since", "2026-11-01", "--until", "2026-11-30"], ("agentflow.report.verify",)),
+    ],
+)
+def test_a_view_imports_no_module_it_does_not_use(repo: Path, args: list[str], unused: tuple[str, ...]) -> None:
+    from tests.metrics_helpers import build_history
+
+    build_history(repo)  # runs with sessions, checks, verdicts and merges: every part of each view is shown
+    exit_code, loaded = command_in_fresh_process(repo, args, UNUSED_BY_VIEWS + unused)
+    assert (exit_code, loaded) == (0, [])

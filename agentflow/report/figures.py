@@ -12,82 +12,21 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from agentflow.report.fmt import (  # noqa: F401 - re-exported: the figures' formatters
+    FORMATTERS,
+    NA,
+    Formatter,
+    fmt_delta,
+    fmt_float,
+    fmt_hours,
+    fmt_int,
+    fmt_pct,
+    fmt_speedup,
+    fmt_usd,
+)
+
 if TYPE_CHECKING:
     from agentflow.metrics.model import MetricsReport
-
-NA = "—"
-Formatter = Callable[[Any], str]
-
-
-def fmt_int(value: Any) -> str:
-    return NA if value is None else f"{int(value):,}"
-
-
-def fmt_float(value: Any) -> str:
-    return NA if value is None else f"{value:,.2f}"
-
-
-def fmt_pct(value: Any) -> str:
-    return NA if value is None else f"{value * 100:.1f}%"
-
-
-def fmt_usd(value: Any) -> str:
-    return NA if value is None else f"${value:,.2f}"
-
-
-def fmt_hours(value: Any) -> str:
-    """Time in the unit that fits: seconds below a minute, minutes below an hour, else hours (an agent
-    run is often seconds or minutes, an estimate days)."""
-    if value is None:
-        return NA
-    if 0 <= value < 1:
-        seconds = value * 3600
-        if seconds < 59.5:
-            return f"{seconds:.0f} s"
-        return f"{seconds / 60:.0f} min"
-    return f"{value:,.2f} h"
-
-
-def fmt_speedup(value: Any) -> str:
-    if value is None:
-        return NA
-    return f"{value:,.0f}×" if value >= 100 else f"{value:,.2f}×"
-
-
-def _signed(value: float, text: str) -> str:
-    if round(value, 6) == 0:
-        return "0"
-    return f"+{text}" if value > 0 else f"−{text}"
-
-
-def fmt_delta(kind: str, now: Any, before: Any) -> str:
-    """The change from ``before`` to ``now``; empty when either is unknown."""
-    if not isinstance(now, (int, float)) or not isinstance(before, (int, float)):
-        return ""
-    diff = now - before
-    match kind:
-        case "int":
-            return _signed(diff, f"{abs(int(diff)):,}")
-        case "pct":
-            return _signed(diff, f"{abs(diff) * 100:.1f} pts")
-        case "usd":
-            return _signed(diff, f"${abs(diff):,.2f}")
-        case "hours":
-            return _signed(diff, fmt_hours(abs(diff)))
-        case "speedup":
-            return _signed(diff, f"{abs(diff):,.2f}×")
-        case _:
-            return _signed(diff, f"{abs(diff):,.2f}")
-
-
-FORMATTERS: dict[str, Formatter] = {
-    "int": fmt_int,
-    "float": fmt_float,
-    "pct": fmt_pct,
-    "usd": fmt_usd,
-    "hours": fmt_hours,
-    "speedup": fmt_speedup,
-}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """One run's timeline (``agentflow.show.run_timeline``): the pieces every format shows the same way.
 
-``render_show`` picks the format; the renderers are ``report.text.show_text``,
+``render_show`` picks the format; the renderers are ``show_text`` (here, re-exported by ``report.text``:
+the text timeline imports no metrics or verification classes),
 ``report.markdown.show_markdown`` and ``report.html.show_html``.
 """
 
@@ -9,11 +10,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from agentflow.report.figures import NA, fmt_hours, fmt_usd
-from agentflow.report.verify import evidence_text
+from agentflow.report.fmt import NA, evidence_text, fmt_hours, fmt_int, fmt_usd
 
 if TYPE_CHECKING:
-    from agentflow.show import Commit, RunHeader, Timeline
+    from agentflow.show import Commit, Cycle, RunHeader, Timeline, Verdict
 
 
 def tokens_text(tokens: dict[str, int]) -> str:
@@ -116,11 +116,68 @@ def header_rows(run: RunHeader) -> list[tuple[str, str]]:
     ]
 
 
+# -- one run's timeline (`agentflow show`) --------------------------------------------------------
+
+
+def _verdict_lines(verdict: Verdict) -> list[str]:
+    lines = [f"  verdict   {verdict.outcome} (decision: {verdict.decision or NA})"]
+    if verdict.summary:
+        lines.append(f"            {verdict.summary}")
+    if verdict.reason and verdict.outcome != "approved":
+        lines.append(f"            why: {verdict.reason}")
+    for c in verdict.criteria:
+        lines.append(
+            f"            {c.get('id')}: {c.get('status')}" + (f" ({c['evidence']})" if c.get("evidence") else "")
+        )
+    lines += [f"            finding {finding_line(f)}" for f in verdict.findings]
+    return lines
+
+
+def _cycle_lines(cycle: Cycle) -> list[str]:
+    lines = ["", f"cycle {cycle.cycle}"]
+    builder = cycle.builder
+    if builder:
+        lines.append(f"  builder   {builder.status}, {builder.turns} turns, {fmt_usd(builder.cost_usd)}")
+        if builder.summary:
+            lines += [f"            {line}" for line in builder.summary.splitlines()]
+    lines.append(f"  commit    {diffstat(cycle.commit)}")
+    if cycle.checks is not None:
+        lines += [
+            "  checks    " + (check_line(c) if i == 0 else "            " + check_line(c))
+            for i, c in enumerate(cycle.checks)
+        ] or ["  checks    none configured"]
+    verifier = cycle.verifier
+    if verifier:
+        lines.append(f"  verifier  {verifier.status}, {verifier.turns} turns, {fmt_usd(verifier.cost_usd)}")
+    if cycle.verdict:
+        lines += _verdict_lines(cycle.verdict)
+    return lines
+
+
+def show_text(timeline: Timeline) -> str:
+    run = timeline.run
+    lines = [f"run {run.run_id}"]
+    lines += [f"  {k + ':':<9} {v}" for k, v in header_rows(run)]
+    for cycle in timeline.cycles:
+        lines += _cycle_lines(cycle)
+    for override in timeline.overrides:
+        lines += ["", f"override  {override.outcome} at {override.ts}: {override.reason or ''}"]
+    lines += ["", "sessions"]
+    for s in timeline.sessions:
+        lines.append(
+            f"  {s.session_id}  {s.role:<9} cycle {s.cycle}  {s.status:<11} {fmt_int(s.turns)} turns  "
+            f"{fmt_usd(s.cost_usd)}  {tokens_text(s.tokens)}  {s.backend or ''} {s.model or ''}".rstrip()
+        )
+    for sid, messages in (timeline.transcripts or {}).items():
+        lines += ["", f"transcript {sid}", "-" * 60]
+        for heading, text in transcript_entries(messages):
+            lines += [f"[{heading}]", text, ""]
+    return "\n".join(lines) + "\n"
+
+
 def render_show(timeline: Timeline, fmt: str) -> str:
     """The timeline in ``fmt``: text, md or html."""
     if fmt == "text":
-        from agentflow.report.text import show_text
-
         return show_text(timeline)
     if fmt == "md":
         from agentflow.report.markdown import show_markdown

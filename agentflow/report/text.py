@@ -7,11 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agentflow.report.figures import (
-    NA,
     empty_message,
     figure_rows,
-    fmt_int,
-    fmt_usd,
     pattern_rows,
     period_label,
     plan_rows,
@@ -20,13 +17,12 @@ from agentflow.report.figures import (
 # the status table and the log's event lines live in ``agentflow.report.lines``, which imports
 # nothing heavy (`status` and `log` start fast, #19 item 1); re-exported: every text report is here
 from agentflow.report.lines import KEY_FIELDS, event_line, gate_text, status_table  # noqa: F401
-from agentflow.report.show import check_line, diffstat, finding_line, header_rows, tokens_text, transcript_entries
-from agentflow.report.verify import VerifyReport, check_status, location
+from agentflow.report.show import show_text  # noqa: F401 - re-exported: every text report is here
 from agentflow.text import one_line
 
 if TYPE_CHECKING:
     from agentflow.metrics.model import MetricsReport
-    from agentflow.show import Cycle, Timeline, Verdict
+    from agentflow.report.verify import VerifyReport
 
 
 def aligned_table(header: list[str], rows: list[list[str]], left: frozenset[int] = frozenset({0})) -> list[str]:
@@ -86,6 +82,8 @@ def metrics_text(report: MetricsReport) -> str:
 
 
 def verify_text(report: VerifyReport) -> str:
+    from agentflow.report.verify import check_status, location  # here: metrics and show import no VerifyReport
+
     lines = [
         report.title,
         f"base {report.base} ({report.base_commit[:12]})  head {report.head[:12]}  "
@@ -117,65 +115,6 @@ def verify_text(report: VerifyReport) -> str:
                 lines.append(f"           fix: {f['suggestion']}")
     if report.reasons and not report.passed:
         lines += ["", "Not approved because:"] + [f"  - {one_line(r)}" for r in report.reasons]
-    return "\n".join(lines) + "\n"
-
-
-# -- one run's timeline (`agentflow show`) --------------------------------------------------------
-
-
-def _verdict_lines(verdict: Verdict) -> list[str]:
-    lines = [f"  verdict   {verdict.outcome} (decision: {verdict.decision or NA})"]
-    if verdict.summary:
-        lines.append(f"            {verdict.summary}")
-    if verdict.reason and verdict.outcome != "approved":
-        lines.append(f"            why: {verdict.reason}")
-    for c in verdict.criteria:
-        lines.append(
-            f"            {c.get('id')}: {c.get('status')}" + (f" ({c['evidence']})" if c.get("evidence") else "")
-        )
-    lines += [f"            finding {finding_line(f)}" for f in verdict.findings]
-    return lines
-
-
-def _cycle_lines(cycle: Cycle) -> list[str]:
-    lines = ["", f"cycle {cycle.cycle}"]
-    builder = cycle.builder
-    if builder:
-        lines.append(f"  builder   {builder.status}, {builder.turns} turns, {fmt_usd(builder.cost_usd)}")
-        if builder.summary:
-            lines += [f"            {line}" for line in builder.summary.splitlines()]
-    lines.append(f"  commit    {diffstat(cycle.commit)}")
-    if cycle.checks is not None:
-        lines += [
-            "  checks    " + (check_line(c) if i == 0 else "            " + check_line(c))
-            for i, c in enumerate(cycle.checks)
-        ] or ["  checks    none configured"]
-    verifier = cycle.verifier
-    if verifier:
-        lines.append(f"  verifier  {verifier.status}, {verifier.turns} turns, {fmt_usd(verifier.cost_usd)}")
-    if cycle.verdict:
-        lines += _verdict_lines(cycle.verdict)
-    return lines
-
-
-def show_text(timeline: Timeline) -> str:
-    run = timeline.run
-    lines = [f"run {run.run_id}"]
-    lines += [f"  {k + ':':<9} {v}" for k, v in header_rows(run)]
-    for cycle in timeline.cycles:
-        lines += _cycle_lines(cycle)
-    for override in timeline.overrides:
-        lines += ["", f"override  {override.outcome} at {override.ts}: {override.reason or ''}"]
-    lines += ["", "sessions"]
-    for s in timeline.sessions:
-        lines.append(
-            f"  {s.session_id}  {s.role:<9} cycle {s.cycle}  {s.status:<11} {fmt_int(s.turns)} turns  "
-            f"{fmt_usd(s.cost_usd)}  {tokens_text(s.tokens)}  {s.backend or ''} {s.model or ''}".rstrip()
-        )
-    for sid, messages in (timeline.transcripts or {}).items():
-        lines += ["", f"transcript {sid}", "-" * 60]
-        for heading, text in transcript_entries(messages):
-            lines += [f"[{heading}]", text, ""]
     return "\n".join(lines) + "\n"
 
 

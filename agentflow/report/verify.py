@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentflow.report.fmt import evidence_text  # noqa: F401 - re-exported (junit, show use it from here)
+
 FORMATS = ("text", "json", "md", "github", "sarif", "junit")
 CHECKS_PASSED, CHECKS_FAILED = "checks_passed", "checks_failed"  # the outcomes of `verify --checks-only`
 
@@ -129,17 +131,6 @@ def location(finding: Mapping[str, Any]) -> str:
     if not file:
         return ""
     return f"{file}:{finding['line']}" if finding.get("line") else str(file)
-
-
-def evidence_text(check: Mapping[str, Any]) -> str:
-    """A JUnit check's counts ("12 tests, 0 failures, 0 errors, 1 skipped"), or why it has none; "" for
-    a check without ``junit: true``."""
-    if not check.get("junit"):
-        return ""
-    if check.get("tests") is None:
-        return f"no JUnit counts: {check.get('evidence') or 'no report'}"
-    counts = ", ".join(f"{check.get(k) or 0} {k}" for k in ("tests", "failures", "errors", "skipped"))
-    return counts + (f": {check['evidence']}" if check.get("evidence") else "")
 
 
 def check_status(check: Mapping[str, Any]) -> str:
