@@ -119,9 +119,13 @@ def check_commands(config_checks: Sequence[str | CheckSpec], plan_checks: Sequen
 def declared_at(command: str, root: Path, candidates: Sequence[str]) -> tuple[str, int] | None:
     """``(file, line)`` of the first line of the ``candidates`` files (relative to ``root``) that
     declares ``command``, for reports that must point at a place (SARIF, annotations); None if none."""
+    inside = root.resolve()
     for relative in candidates:
+        path = (root / relative).resolve()  # the checkout may be a pull request's: no FIFO, no link out
+        if not path.is_file() or not path.is_relative_to(inside):
+            continue
         try:
-            lines = (root / relative).read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError):
             continue
         exact = re.compile(r"""(^|[\s"'\[,=-])""" + re.escape(command) + r"""($|["'\],]|\s+#)""")

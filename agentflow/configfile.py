@@ -36,7 +36,23 @@ def read_config_file(root: Path, name: str) -> str | None:
     path = root / name
     if not path.exists():
         return None
+    if path.is_symlink() or not path.is_file():
+        _regular_in(root, path, name)
     return read_text_file(path, where=name, error=ConfigError)
+
+
+def _regular_in(root: Path, path: Path, name: str) -> None:
+    """A config file that is a symbolic link must lead to a regular file inside ``root``: the checkout
+    may be a pull request's, whose link to a FIFO or /dev/zero made every command hang, and whose link
+    out of the repository made agentflow (unsandboxed) read a file of the host."""
+    real = path.resolve()
+    if real.is_file() and real.is_relative_to(root.resolve()):
+        return
+    raise ConfigError(
+        f"not a regular file in the repository (it leads to {real})",
+        where=name,
+        fix=f"replace {name} with the file itself, or a link to a file inside the repository",
+    )
 
 
 def pyproject_section(text: str | None) -> object | None:
