@@ -156,6 +156,16 @@ def cat_file_objects(root: Path | str, names: Sequence[str]) -> list[tuple[str, 
     return found + [None] * (len(names) - len(found))
 
 
+def note_paths(commit: str) -> list[str]:
+    """Every path git may keep ``commit``'s note at in a notes tree: flat, then fanned out by two hex
+    digits a level, as deep as git goes (it picks the fanout by how full its notes trie is, which
+    whoever can push notes decides: not only 2/38 and 2/2/36)."""
+    return [
+        "/".join([*(commit[2 * i : 2 * i + 2] for i in range(depth)), commit[2 * depth :]])
+        for depth in range(max(1, len(commit) // 2))
+    ]
+
+
 def note_lines(blob: bytes) -> list[str]:
     """A note blob's lines, blank ones left out (one verdict a line). Split at "\n" only, as git
     does: a verdict's JSON may hold U+2028 or \r raw, which ``splitlines`` would cut in two."""
@@ -562,7 +572,7 @@ class Repo:
             target = commit if is_full_id(commit) else self.rev(commit)
         except GitError:
             return []
-        paths = (target, f"{target[:2]}/{target[2:]}", f"{target[:2]}/{target[2:4]}/{target[4:]}")
+        paths = note_paths(target)
         if notes_tree is None:
             return self._note_by_cli(notes_ref, paths)
         for path in paths:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentflow.errors import GitError
+from agentflow.git import note_paths as git_note_paths
 from agentflow.git import run_git
 
 NOTES_REF = "refs/notes/agentflow"  # = agentflow.git.NOTES_REF
@@ -145,8 +146,10 @@ def parse_lines(lines: Iterable[str]) -> tuple[list[NoteLine], int]:
 
 
 def note_paths(commit: str) -> list[str]:
-    """Where git may keep ``commit``'s note in a notes tree: flat, or fanned out by 2 or 2/2 digits."""
-    return [commit, f"{commit[:2]}/{commit[2:]}", f"{commit[:2]}/{commit[2:4]}/{commit[4:]}"]
+    """Where git may keep ``commit``'s note in a notes tree: flat, or fanned out by 2 digits a level,
+    at any depth (``agentflow.git.note_paths``): a few hundred notes on made-up ids that fill git's
+    notes trie along a commit's path make the next ``git notes add`` for it write 2/2/2/34 (tested)."""
+    return git_note_paths(commit)
 
 
 def note_history(root: Any, commits: Iterable[str], ref: str = NOTES_REF) -> dict[str, list[str]]:

@@ -193,3 +193,48 @@ def test_a_rejection_whose_text_holds_a_line_separator_still_revokes(repo: Path,
 
     assert result.exit_code == 1, result.output
     assert "revoked" in result.output
+
+
+def _deep_fanout_junk(root: Path, commit: str) -> None:
+    """Notes on made-up object ids that fill git's notes trie along ``commit``'s path: the next
+    ``git notes add`` for ``commit`` writes its note at ``xx/yy/zz/<34 hex>``, a fanout deeper than
+    the flat, 2/38 and 2/2/36 spellings (288 entries suffice). A fast-forward push of the notes."""
+    blob = _git_in(root, "junk\n", "hash-object", "-w", "--stdin")
+    digits = "0123456789abcdef"
+    ids = {
+        (commit[:level] + x + digits[(level + n) % 16] * 40)[:40]
+        for level in range(6)
+        for x in digits
+        for n in range(3)
+    }
+    ids.discard(commit)
+    current = git(root, "rev-parse", NOTES_REF)
+    listing = _git_in(root, "", "ls-tree", "-r", current)
+    entries = "".join(f"100644 blob {blob}\t{i}\n" for i in sorted(ids))
+    tree = _git_in(root, listing + "\n" + entries, "mktree")
+    git(root, "update-ref", NOTES_REF, _commit_tree(root, tree, current), current)
+
+
+def test_a_rejection_written_at_a_deep_fanout_still_revokes(repo: Path, cli) -> None:
+    commit = plan_branch(repo)
+    approval = add_verdict(repo, BRANCH, key=KEY)
+    _deep_fanout_junk(repo, commit)
+    assert cli("gate", BRANCH, "--base", "main", env=SIGNED).exit_code == 0
+    rejection = add_verdict(repo, BRANCH, "rejected", key=KEY, ts="2099-01-01T00:00:00+00:00")
+    paths = git(repo, "ls-tree", "-r", "--name-only", NOTES_REF).splitlines()
+    assert f"{commit[:2]}/{commit[2:4]}/{commit[4:6]}/{commit[6:]}" in paths, "git did not fan out deeper"
+    # the orchestrator's append kept the approval: it read the note wherever git keeps it
+    assert git(repo, "notes", f"--ref={NOTES_REF}", "show", commit).splitlines() == [
+        approval.to_line(),
+        rejection.to_line(),
+    ]
+
+    # a further append reads the note at its deep path (it found nothing there, and dropped both lines)
+    third = add_verdict(repo, BRANCH, "changes_requested", key=KEY, ts="2099-01-02T00:00:00+00:00")
+    lines = git(repo, "notes", f"--ref={NOTES_REF}", "show", commit).splitlines()
+    assert lines == [approval.to_line(), rejection.to_line(), third.to_line()]
+
+    result = cli("gate", BRANCH, "--base", "main", env=SIGNED)
+
+    assert result.exit_code == 1, result.output
+    assert "revoked" in result.output
