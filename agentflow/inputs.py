@@ -217,6 +217,14 @@ def gate_inputs(repo: Repo, ref: str, base: str | None = None) -> tuple[Config |
 
     local = config_view(read_config_file(repo.root, CONFIG_FILE), read_config_file(repo.root, PYPROJECT))
     target = GateTarget(repo, ref, base or local.base, (CONFIG_FILE, PYPROJECT))
+    if base is not None and target.base_commit is None:
+        # judged with no base at all, the change would be bound to its own first parent and judged by
+        # the checkout's config (in CI the pull request's): fail closed on the base it was asked for
+        raise UsageError(
+            f"--base {base} names no commit here",
+            where=str(repo.root),
+            fix=f"fetch it (`git fetch origin {base.removeprefix('origin/')}`) or pass the branch the change merges into",
+        )
     if target.fork is None:
         return local, target
     yaml_text = _decoded(target.blobs.get(CONFIG_FILE), target.fork, CONFIG_FILE)

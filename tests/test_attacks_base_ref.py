@@ -107,3 +107,26 @@ def test_the_gate_still_opens_for_an_approval_bound_to_origin_main(
     result = cli("gate", "HEAD", "--base", "origin/main", env={"AGENTFLOW_SIGNING_KEY": KEY})
 
     assert result.exit_code == 0, result.output
+
+
+def test_an_explicit_base_that_names_nothing_is_exit_2_not_a_gate_without_a_base(
+    repo: Path, cli, tmp_path: Path, monkeypatch
+) -> None:
+    """CI passes --base origin/main; in a clone that lacks it (not fetched, a typo) the gate judged
+    with no base at all: bound to the first parent and by the checkout's config, which is the pull
+    request's (here it drops the base's gate.require_sandbox: an unsandboxed approval opened it)."""
+    (repo / "agentflow.yaml").write_text("gate: {require_sandbox: true}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "sandboxed approvals only")
+    git(repo, "checkout", "-q", "-b", "pr")
+    commit_file(repo, "agentflow.yaml", "gate: {require_sandbox: false}\n", "relax the gate")
+    ci = tmp_path / "ci"
+    git(tmp_path, "clone", "-q", "--branch", "pr", str(repo), str(ci))
+    git(ci, "update-ref", "-d", "refs/remotes/origin/main")
+    monkeypatch.chdir(ci)
+    add_verdict(ci, "HEAD", key=KEY, sandbox="off", base=git(ci, "rev-parse", "HEAD~1"))
+
+    result = cli("gate", "HEAD", "--base", "origin/main", env={"AGENTFLOW_SIGNING_KEY": KEY})
+
+    assert result.exit_code == 2, result.output
+    assert "origin/main" in result.output and "names no commit" in result.output
