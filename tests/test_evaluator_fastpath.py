@@ -505,14 +505,18 @@ def test_a_type_that_turns_hot_late_is_compiled(tmp_path, monkeypatch):
 
 def test_two_thousand_types_give_the_same_findings_uncompiled_and_compiled(tmp_path, monkeypatch):
     # 2,000 types of 4 events each (#16 item 8's many-types log, planted defects among them): the
-    # default leaves them all to the general path; compiling every one of them gives the same result.
+    # default compiles none of them as a type of its own (none is hot) but decodes them by structure
+    # (RareType); compiling every one of them gives the same result, and so does the general path.
     from agentflow.evaluator.reader import read_logs
 
     events = [e for e in _rare_and_hot_events(12_000, 2000) if not str(e["type"]).startswith("Order")]
     path = tmp_path / "types2000.jsonl"
     path.write_bytes(b"\n".join(_lines(events)) + b"\n")
-    assert read_logs([path], workers=1).fast is None  # none hot: no Struct class at all
+    fast = read_logs([path], workers=1).fast
+    assert not fast.types and len(fast.rare) == 2000  # no tagged Struct class: by structure only
+    assert len({id(r.structure) for r in fast.rare.values()}) < 100
     general = _run(path, monkeypatch, fast=False)
+    _same(general, _run(path, monkeypatch, fast=True))
     monkeypatch.setattr(schema_module, "HOT_SHARE", 0)
     compiled = _run(path, monkeypatch, fast=True)
     _same(general, compiled)
@@ -549,3 +553,114 @@ def test_the_flat_shape_key_tells_nested_objects_apart():
         by_events.add_event(json.loads(raw), 0, line)
     assert list(by_lines.shapes) == list(by_events.shapes)
     assert [shape.count for shape in by_lines.shapes.values()] == [2] * len(payloads)
+
+
+def _planted_many_types(n: int, types: int) -> list[dict]:
+    """Many rare types of one envelope and 200 payload structures, with planted defects: a type
+    without capsule_id, keys without CAPSULE#, a nested field gone, a type change, sometimes-null
+    values and objects, a key-like value in a field of a few events, a value that changes after
+    each type's third event (a shape's examples are those of its first three events)."""
+    stems = ["Account", "User", "Capsule", "Policy", "Session", "Audit", "Role", "Invoice", "Order", "Device"]
+    names = [f"{stems[i % 10]}{['Created', 'Updated', 'Deleted'][i % 3]}V{i}" for i in range(types)]
+    events = []
+    for i in range(n):
+        t, tenant = i % types, f"t{i % 7}"
+        e: dict = {"type": names[t], "id": f"e{i}", "ts": 1764201600 + i, "tenant_id": tenant}
+        e["phase"] = "early" if i < 3 * types else f"late{i // types % 3}"  # examples: the first 3 events
+        if t % 37:
+            e["capsule_id"] = f"c{i % 3}"
+        label = stems[t % 10].upper()
+        e["pk"] = f"TENANT#{tenant}#CAPSULE#c{i % 3}#{label}#{i}" if t % 29 else f"TENANT#{tenant}#{label}#{i}"
+        e["actor"] = {"id": f"u{i % 4}", "role": "admin" if i % 3 else "user"}
+        if t % 31 == 0:
+            del e["actor"]["role"]
+        if t % 23 == 0:
+            e["ts"] = str(e["ts"])
+        e["payload"] = {f"f{t % 20}_name": f"n{i % 5}", f"f{t % 10}_amount": i % 4 * 1.5, "tags": ["a", "#b"]}
+        if t % 19 == 0 and i % 3 == 0:
+            e["payload"]["enabled"] = None
+        if t % 17 == 0 and i % 4 == 0:
+            e["payload"]["meta"] = None if i % 8 else {"v": 1}
+        if t % 13 == 0 and i % 2 == 0:
+            e["payload"]["text"] = "C#" if i % 4 else "ORDER#12"
+        events.append(e)
+    return events
+
+
+def _report(path: Path, monkeypatch: pytest.MonkeyPatch, *, fast: bool, rare: bool = True, workers: int = 1) -> dict:
+    """``_run`` learning on the default number of lines, so that no type of these logs is hot: the
+    report of rare types must be the general path's exactly, example values included (a type
+    compiled on its own keeps the examples of its first events after each flush instead)."""
+    from agentflow.evaluator import reader
+
+    monkeypatch.setattr(schema_module, "FAST_PATH", fast)
+    monkeypatch.setattr(schema_module, "RARE_PATH", rare)
+    monkeypatch.setattr(reader, "BLOCK", 1 << 14)  # many blocks: recompilations happen mid-file
+    monkeypatch.setattr(reader, "PARALLEL_MIN_BYTES", 1)
+    analysis = evaluate([path], rules=RULES, workers=workers)
+    data = analysis.to_json()
+    data["lines"] = {t.name: t.lines for t in analysis.types}
+    data["missing"] = {t.name: {p: f.missing_lines for p, f in t.fields.items()} for t in analysis.types}
+    return data
+
+
+@pytest.mark.parametrize("dumps", ["compact", "spaced"])
+def test_rare_types_decoded_by_structure_give_the_general_paths_report_exactly(tmp_path, monkeypatch, dumps):
+    # 300 rare types of 20 events each: decoded by structure (no type compiled on its own), the
+    # report is the general path's to the byte, example values and sample lines included, whether
+    # the log is written compactly or with spaces after the colons, in one process or two.
+    from agentflow.evaluator.reader import read_logs
+
+    separators = (",", ":") if dumps == "compact" else (", ", ": ")
+    events = _planted_many_types(6000, 300)
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps(e, separators=separators) + "\n" for e in events))
+    general = _report(path, monkeypatch, fast=False)
+    by_structure = _report(path, monkeypatch, fast=True)
+    assert by_structure == general
+    # Two processes: each range keeps the examples of its own first events (on either path), so
+    # the reports of two processes are compared with each other.
+    assert _report(path, monkeypatch, fast=True, workers=2) == _report(path, monkeypatch, fast=False, workers=2)
+    assert _report(path, monkeypatch, fast=True, rare=False) == general  # the rare types on the general path
+    assert {f["severity"] for f in general["findings"]} >= {"critical", "high", "medium"}
+    monkeypatch.setattr(schema_module, "RARE_PATH", True)
+    general_lines: list[int] = []
+    add_slow = schema_module.Aggregator._add_slow
+
+    def counting(self, lines, file_index, first_line):
+        general_lines.append(len(lines))
+        add_slow(self, lines, file_index, first_line)
+
+    monkeypatch.setattr(schema_module.Aggregator, "_add_slow", counting)
+    fast = read_logs([path], workers=1).fast
+    assert not fast.types and len(fast.rare) == 300
+    assert len({id(r.structure) for r in fast.rare.values()}) < 300  # types of one structure share it
+    assert sum(general_lines) < 3000  # the 2,000 lines learnt from and the new shapes: not 6,000
+
+
+def test_lines_the_structure_path_must_not_count(tmp_path, monkeypatch):
+    # A nested "type" before the top-level one, a duplicate type key (the last one counts, as for
+    # orjson), a type that is not a string, names that need an escape or hold a '#', a field of
+    # another JSON type, an unknown field: each is counted as the general path counts it.
+    base = [{"type": f"Kind{i % 400}", "tenant_id": f"t{i % 3}", "n": i, "obj": {"a": 1}} for i in range(3000)]
+    odd = [
+        b'{"obj": {"type": "Kind1", "a": 1}, "type": "Kind2", "tenant_id": "t1", "n": 1}',
+        b'{"type": "Kind1", "tenant_id": "t1", "n": 1, "obj": {"a": 1}, "type": "Kind3"}',
+        b'{"type": "Kind1", "tenant_id": "t1", "n": 1, "obj": {"a": 1}, "type": 7}',
+        b'{"type": "Kind\\u0031", "tenant_id": "t1", "n": 1, "obj": {"a": 1}}',
+        b'{"type": "Ki\\"nd", "tenant_id": "t1", "n": 1, "obj": {"a": 1}}',
+        b'{"type": "K#1", "tenant_id": "t1", "n": 1, "obj": {"a": 1}}',
+        b'{"type": "Kind1", "tenant_id": "t1", "n": "1", "obj": {"a": 1}}',
+        b'{"type": "Kind1", "tenant_id": "t1", "n": 1, "obj": {"a": 1, "b": 2}}',
+        b'{"type":"Kind1","tenant_id":"t1","n":1,"obj":{"a":1}}',
+        b'{"tenant_id": "t1", "type"  :  "Kind1", "n": 1, "obj": {"a": 1}}',
+    ]
+    lines = [json.dumps(e).encode() for e in base]
+    for i, raw in enumerate(odd * 20):
+        lines.insert(100 + i * 131, raw)
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    general = _report(path, monkeypatch, fast=False)
+    assert _report(path, monkeypatch, fast=True) == general
+    types = {t["type"]: t for t in general["types"]}
+    assert {"K#1", 'Ki"nd', "Kind3"} <= types.keys() and types["Kind1"]["fields"]["n"]["types"] == ["integer", "string"]

@@ -35,6 +35,7 @@ from operator import itemgetter, ne
 from typing import Any, Union
 
 import msgspec
+import orjson
 from msgspec.structs import astuple
 
 from agentflow.evaluator import templates as key_counts
@@ -121,9 +122,11 @@ class CompiledSchema:
         first_events: int = 3,
         key_paths: dict[str, set[str]] | None = None,
         previous: CompiledSchema | None = None,
+        rare_by_type: dict[str, list[Any]] | None = None,
     ):
         self.tag_field = tag_field
-        self.types: dict[type, CompiledType] = {}
+        self.types: dict[type, CompiledType] = {}  # the hot types, by their tagged Struct class
+        self.rare: dict[str, RareType] = {}  # the rare ones, decoded by structure (RareType)
         self._collected: dict[str, frozenset[str]] = {}
         # Kept from one compilation to the next: the types reused from the previous one extend its
         # array_items list; nested Struct classes and mask functions are shared by structure.
@@ -142,13 +145,27 @@ class CompiledSchema:
             compiled.shapes = shapes
             self.types[compiled.struct] = compiled
             self._collected[name] = frozenset(_key_like_paths(compiled.roots))
+        reusable_rare = previous.rare if previous is not None else {}
+        for name, shapes in sorted((rare_by_type or {}).items()):
+            paths = (key_paths or {}).get(name, set())
+            rare = reusable_rare.get(name)
+            if rare is None or not rare.same_input(shapes, paths):
+                rare = RareType(name, self.shared.structure(shapes, tag_field, paths), shapes)
+            self.rare[name] = rare
+            self._collected[name] = frozenset(rare.structure.key_like)
         self._hashed_tags = [compiled for compiled in self.types.values() if "#" in compiled.name]
-        self._key_lists = [(c, path, values) for c in self.types.values() for path, values in c.key_values.items()]
+        self._key_lists = [
+            (c, path, values)
+            for c in [*self.types.values(), *self.rare.values()]
+            for path, values in c.key_values.items()
+        ]
         self._few: list[str] = []  # key values of fields with few a block, counted later (_count_keys)
         self._few_owners: list[tuple[CompiledType, str]] = []
         self._few_chars = 0
         classes = list(self.types)
-        self.decoder = msgspec.json.Decoder(Union[tuple(classes)] if len(classes) > 1 else classes[0])
+        self.decoder = (
+            msgspec.json.Decoder(Union[tuple(classes)] if len(classes) > 1 else classes[0]) if classes else None
+        )
         # The most frequent types first: the loop tests the Struct class against each in turn.
         by_frequency = sorted(self.types.values(), key=lambda c: -sum(shape.count for shape in c.shapes))
         self._loop = self._generate(by_frequency, first_events)
@@ -214,19 +231,61 @@ class CompiledSchema:
 
     def _generate(self, order: list[CompiledType], first_events: int) -> Any:
         namespace = self.shared.namespace()
-        namespace.update(decode=self.decoder.decode, DECODE_ERRORS=DECODE_ERRORS)
+        namespace.update(DECODE_ERRORS=DECODE_ERRORS)
         source = [
             "def run(lines, file_index, first_line, slow, note):",
             "    fell = 0",
-            "    for line, raw in enumerate(lines, first_line):",
-            "        try:",
-            "            o = decode(raw)",
-            "        except DECODE_ERRORS:",
-            "            fell += 1",
-            "            slow([raw], file_index, line)",
-            "            continue",
-            "        t = type(o)",
         ]
+        if self.rare:
+            # The lines of rare types wait in their type's list (RareType.pending) and are counted
+            # per structure after the loop; the lines left to the general path are handed over
+            # after that, in order, so that it sees them as it would without the fast path.
+            source += ["    fallen = []", "    fall = fallen.append"]
+            fall = ["fall(line - first_line)", "continue"]
+            rare = self._rare_lines(namespace)
+        else:
+            fall = ["fell += 1", "slow([raw], file_index, line)", "continue"]
+            rare = []
+        source.append("    for line, raw in enumerate(lines, first_line):")
+        if not order:  # rare types only: every line is looked up by its type name
+            source += ["        " + text for text in rare + fall]
+        else:
+            namespace["decode"] = self.decoder.decode
+            source += [
+                "        try:",
+                "            o = decode(raw)",
+                "        except DECODE_ERRORS:",
+                *["            " + text for text in rare + fall],
+                "        t = type(o)",
+            ]
+            self._hot_lines(order, first_events, namespace, source)
+        if self.rare:
+            structures = list({id(r.structure): r.structure for r in self.rare.values()}.values())
+            for structure in structures:
+                structure.entries.clear()  # the structure's count function holds this very list
+            for rare_type in self.rare.values():
+                rare_type.pending.clear()
+                rare_type.structure.entries.append(
+                    (rare_type.pending, rare_type.name, rare_type.counts, rare_type.key_appenders, rare_type)
+                )
+            namespace["counts"] = tuple(structure.count_function(first_events) for structure in structures)
+            source += [
+                "    for count in counts:",
+                "        count(lines, first_line, file_index, note, fall)",
+                "    if fallen:",
+                "        fallen.sort()",
+                "        for index in fallen:",
+                "            slow([lines[index]], file_index, first_line + index)",
+                "    fell = len(fallen)",
+            ]
+        source.append("    return len(lines) - fell")
+        exec("\n".join(source), namespace)  # noqa: S102 - source built from our own field trees only
+        return namespace["run"]
+
+    def _hot_lines(
+        self, order: list[CompiledType], first_events: int, namespace: dict[str, Any], source: list[str]
+    ) -> None:
+        """The loop's statements after ``t = type(o)``: branch on the hot type's class and count."""
         inline, rest = order[:INLINE_TYPES], order[INLINE_TYPES:]
         if len(rest) == 1:  # one left: as cheap inline as through a call
             inline, rest = order, []
@@ -268,9 +327,30 @@ class CompiledSchema:
                 "            n[m] = c",
                 f"            if c <= {first_events}: note(ct, m, file_index, line, raw)",
             ]
-        source.append("    return len(lines) - fell")
-        exec("\n".join(source), namespace)  # noqa: S102 - source built from our own field trees only
-        return namespace["run"]
+
+    def _rare_lines(self, namespace: dict[str, Any]) -> list[str]:
+        """Statements (unindented) putting a line of a rare type in its type's ``pending`` list
+        (``continue``); a line whose type is not a rare one falls through.
+
+        The type name is read from the bytes: after the first ``"type":"`` (or ``"type": "``), up to
+        the next quote; names that need an escape in JSON are never rare types
+        (``Aggregator._rare_eligible``). The structure's count function checks the decoded type
+        field against it."""
+        tag = orjson.dumps(self.tag_field)
+        namespace.update(
+            rare_get={orjson.dumps(name)[1:-1]: r.pending.append for name, r in self.rare.items()}.get,
+            P1=tag + b':"',
+            P2=tag + b': "',
+            Q=b'"',
+        )
+        return [
+            "wait = rare_get(raw.partition(P1)[2].partition(Q)[0])",
+            "if wait is None:",
+            "    wait = rare_get(raw.partition(P2)[2].partition(Q)[0])",
+            "if wait is not None:",
+            "    wait(line)",
+            "    continue",
+        ]
 
 
 class CompiledType:
@@ -371,17 +451,28 @@ class CompiledType:
 
     # -- the generated mask code ------------------------------------------------------------------
 
-    def mask_lines(self, namespace: dict[str, Any], suffix: str, shared: bool = False) -> list[tuple[int, str]]:
+    def mask_lines(
+        self, namespace: dict[str, Any], suffix: str, shared: bool = False, positional: bool | None = None
+    ) -> list[tuple[int, str]]:
         """Statements (indent level, text) that compute this type's mask ``m`` from its Struct ``o``
         and collect its key values; the names they use are added to ``namespace``. ``shared``: code
         for ``mask_function`` (the root read by position, the key values collected by ``k[index]``)."""
         body: list[tuple[int, str]] = []
+        positional = shared if positional is None else positional
         for index, node in enumerate(self.roots):
-            body += self._node_lines(node, index, "o", 1, namespace, suffix, shared)
+            body += self._node_lines(node, index, "o", 1, namespace, suffix, shared, positional)
         return body
 
     def _node_lines(
-        self, node: Node, index: int, var: str, depth: int, ns: dict[str, Any], suffix: str, shared: bool
+        self,
+        node: Node,
+        index: int,
+        var: str,
+        depth: int,
+        ns: dict[str, Any],
+        suffix: str,
+        shared: bool,
+        positional: bool = False,
     ) -> list[tuple[int, str]]:
         """Statements (indent level relative to the caller, text) adding this field's bits to ``m``."""
         value = f"v{depth}"
@@ -413,7 +504,7 @@ class CompiledType:
             ns[struct_name] = node.struct
             children: list[tuple[int, str]] = []
             for child_index, child in enumerate(node.children):
-                children += self._node_lines(child, child_index, value, depth + 1, ns, suffix, shared)
+                children += self._node_lines(child, child_index, value, depth + 1, ns, suffix, shared, positional)
             if children and node.codes:  # an object here, or another JSON type
                 inner.append((0, f"if type({value}) is {struct_name}:"))
                 inner += [(level + 1, text) for level, text in children]
@@ -423,7 +514,7 @@ class CompiledType:
             return []
         # A shared mask function reads the root by position (mask_function); nested classes are the
         # same in every type it serves.
-        lines = [(0, f"{value} = {var}[{index}]" if shared and depth == 1 else f"{value} = {var}.f{index}")]
+        lines = [(0, f"{value} = {var}[{index}]" if positional and depth == 1 else f"{value} = {var}.f{index}")]
         if node.optional:
             lines += [(0, f"if {value} is UNSET:"), (1, f"m |= {1 << node.absent_bit}")]
             if inner:
@@ -539,6 +630,147 @@ class CompiledType:
                 self._walk(node.children, mask, out)
 
 
+class CompiledStructure(CompiledType):
+    """What rare types alike but for their name share (``RareType``): one Struct class whose type
+    field is a plain string field (no tag), its decoder, and one mask function that also checks the
+    decoded type field against the name the line was looked up by. Types of one structure are
+    compiled once: with 2,000 types of 200 structures, no class, decoder or function per type."""
+
+    def __init__(self, shapes: list[Any], tag_field: str, class_name: str, key_paths: set[str], shared: _Shared):
+        self.name = ""
+        self.shared = shared
+        self.shapes = shapes
+        self.roots = _tree(shapes, key_paths)  # the type field included, as a plain string field
+        self.tag_pos = next(i for i, node in enumerate(self.roots) if node.path == tag_field)
+        self.tag_field = tag_field
+        self.bits = 0
+        self.struct = self._struct(self.roots, class_name)
+        self.decode = msgspec.json.Decoder(self.struct).decode
+        self.fields_of: dict[int, tuple[tuple[str, str], ...]] = {}
+        self.input = (_shape_fields(shapes), frozenset(key_paths))
+        self.key_like = _key_like_paths(self.roots)
+        self._key_index = {path: index for index, path in enumerate(self.key_like)}
+        # (pending line numbers, name, counts, key appenders, RareType) of the types of the current
+        # compilation; the generated count function holds this very list.
+        self.entries: list[tuple[list[int], str, dict[int, int], tuple[Any, ...], RareType]] = []
+        self.count: Any = None
+
+    def count_function(self, first_events: int) -> Any:
+        """``count(lines, first_line, file_index, note, fall)``: decode and count the lines waiting in
+        the ``pending`` lists of this structure's types (``entries``, refilled at each compilation),
+        line numbers in order per type; a line it cannot count (it does not decode, or its decoded
+        type field is not the name it was looked up by: the bytes found may belong to a nested
+        object or a duplicate key) goes to ``fall(index in lines)``. One function, decoder and
+        Struct class for all the types of one structure, each type's lines in a row: the attribute
+        reads stay monomorphic."""
+        if self.count is None:
+            namespace = self.shared.namespace()
+            namespace.update(DECODE_ERRORS=DECODE_ERRORS, decode=self.decode, entries=self.entries)
+            body = self.mask_lines(namespace, "", shared=True, positional=False)
+            inner = [
+                "raw = lines[line - first_line]",
+                "try:",
+                "    o = decode(raw)",
+                "except DECODE_ERRORS:",
+                "    fall(line - first_line)",
+                "    continue",
+                f"if o.f{self.tag_pos} != name:",
+                "    fall(line - first_line)",
+                "    continue",
+                "m = 0",
+                *["    " * level + text for level, text in body],
+                "try:",
+                "    c = n[m] + 1",
+                "except KeyError:",
+                "    c = 1",
+                "n[m] = c",
+                f"if c <= {first_events}: note(ct, m, file_index, line, raw)",
+            ]
+            source = [
+                "def count(lines, first_line, file_index, note, fall):",
+                "    for pending, name, n, k, ct in entries:",
+                "        if pending:",
+                "            for line in pending:",
+                *["                " + text for text in inner],
+                "            pending.clear()",
+            ]
+            exec("\n".join(source), namespace)  # noqa: S102 - source built from our own field trees only
+            self.count = namespace["count"]
+        return self.count
+
+    def fields_for(self, mask: int) -> tuple[tuple[str, str], ...]:
+        """As ``CompiledType.fields_for``; the type field is one of the nodes here."""
+        known = self.fields_of.get(mask)
+        if known is None:
+            out: list[tuple[str, str]] = []
+            self._walk(self.roots, mask, out)
+            known = self.fields_of[mask] = tuple(out)
+        return known
+
+    def mask_of(self, fields: tuple[tuple[str, str], ...]) -> int | None:
+        """The mask of the shape whose nodes are ``fields``; None when this structure cannot hold it."""
+        types = dict(fields)
+        mask = 0
+        pending = list(self.roots)
+        while pending:
+            node = pending.pop()
+            json_type = types.get(node.path)
+            if json_type is None:
+                if not node.optional:
+                    return None
+                mask |= 1 << node.absent_bit
+                continue
+            if node.codes:
+                if json_type not in node.codes:
+                    return None
+                mask |= node.codes.index(json_type) << node.code_shift
+            elif json_type != node.types[0]:
+                return None
+            if json_type == "object":
+                pending += node.children
+        return mask if set(self.fields_for(mask)) == set(fields) else None
+
+
+class RareType(CompiledType):
+    """A rare event type (``schema.HOT_SHARE``) decoded by its structure (``CompiledStructure``): of
+    its own only the counts, sample lines and key values the generated loop keeps.
+
+    ``counts`` are the events of each mask so far, the general path's events of the same shape
+    included (``base``: the counts at the last flush), so that exactly a shape's first
+    ``first_events`` events are noted, as on the general path; ``general``: mask -> (key, shape) of
+    the general path's shape the counts are added to at a flush (``Aggregator.flush``)."""
+
+    def __init__(self, name: str, structure: CompiledStructure, shapes: list[Any]):
+        self.name = name
+        self.structure = structure
+        self.shapes = shapes
+        self.roots = structure.roots
+        self.input = structure.input
+        self.counts: dict[int, int] = {}
+        self.base: dict[int, int] = {}
+        self.general: dict[int, tuple[Any, Any]] = {}
+        self.samples: dict[int, tuple[list[Any], dict[str, list[Any]]]] = {}
+        self.templates: dict[str, dict[str, int]] = {}
+        self.label_counts: dict[str, dict[tuple[int, str], int]] = {}
+        self.skeleton_counts: dict[str, dict[str, int]] = {}
+        self.key_values: dict[str, list[str]] = {path: [] for path in structure.key_like}
+        self.key_appenders = tuple(values.append for values in self.key_values.values())
+        self.pending: list[int] = []  # line numbers of the current block waiting for the structure's count
+
+    def fields_for(self, mask: int) -> tuple[tuple[str, str], ...]:
+        return self.structure.fields_for(mask)
+
+    def seed(self, shapes: list[tuple[Any, Any]]) -> None:
+        """Count the events the general path took of each of the type's shapes ``(key, shape)``, in
+        table order (the first shape of a mask receives that mask's counts at a flush)."""
+        for key, shape in shapes:
+            mask = self.structure.mask_of(shape.fields)
+            if mask is not None:
+                self.counts[mask] = self.counts.get(mask, 0) + shape.count
+                self.general.setdefault(mask, (key, shape))
+        self.base.update(self.counts)
+
+
 class _Shared:
     """What successive compilations of one log share: the undecoded array elements of a block, and
     by structure the Struct classes of nested objects and the mask functions of the types.
@@ -553,6 +785,17 @@ class _Shared:
         self.array_items: list[Any] = []
         self.structs: dict[tuple[Any, ...], Any] = {}
         self._functions: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        self._structures: dict[tuple[Any, ...], CompiledStructure] = {}
+
+    def structure(self, shapes: list[Any], tag_field: str, key_paths: set[str]) -> CompiledStructure:
+        """The compiled structure of rare types with these shapes and key fields (one per distinct input)."""
+        key = (_shape_fields(shapes), frozenset(key_paths), tag_field)
+        known = self._structures.get(key)
+        if known is None:
+            known = self._structures[key] = CompiledStructure(
+                shapes, tag_field, f"R{len(self._structures)}", key_paths, self
+            )
+        return known
 
     def namespace(self) -> dict[str, Any]:
         """The names every generated function uses."""
@@ -638,12 +881,13 @@ def compile_schema(
     first_events: int = 3,
     key_paths: dict[str, set[str]] | None = None,
     previous: CompiledSchema | None = None,
+    rare_by_type: dict[str, list[Any]] | None = None,
 ) -> CompiledSchema | None:
     """A compiled schema, or None when these shapes cannot be compiled (the general path stays).
 
     ``key_paths``: per type, the fields seen holding a ``#`` value; the loop collects their values.
     ``previous``: the schema this one replaces (its counts flushed); unchanged types are reused."""
     try:
-        return CompiledSchema(shapes_by_type, tag_field, first_events, key_paths, previous)
+        return CompiledSchema(shapes_by_type, tag_field, first_events, key_paths, previous, rare_by_type)
     except (TypeError, ValueError, msgspec.MsgspecError):
         return None

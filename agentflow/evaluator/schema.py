@@ -57,6 +57,12 @@ RECOMPILE_AFTER = 32
 # Rare types stay on the general path, which gives the same results; whether a type is hot is
 # reconsidered each time the general path took half as many lines as were analysed so far.
 HOT_SHARE = 0.01
+# The rare types (fewer events than HOT_SHARE) are decoded by *structure* (``fastpath.RareType``):
+# types alike but for their name share one Struct class, decoder and mask function, and a type costs
+# only its counts. Those of a few shapes, seen at least twice (any at the first compilation).
+RARE_PATH = True
+RARE_MIN_EVENTS = 2
+RARE_MAX_SHAPES = 8
 
 
 def _fast_path_available() -> bool:
@@ -203,6 +209,7 @@ class Aggregator:
         # event type -> top-level keys kept when the root itself is map-like (root_map_keys)
         self.root_keep: dict[str, frozenset[str]] = {}
         self.shapes_by_type: dict[str, int] = {}
+        self._ambiguous: dict[tuple[tuple[str, str], ...], bool] = {}  # ambiguous_keys by shape fields
 
     # -- per event -----------------------------------------------------------------------------
 
@@ -298,7 +305,16 @@ class Aggregator:
                 by_type.setdefault(shape.event_type, []).append(shape)
                 events[shape.event_type] = events.get(shape.event_type, 0) + shape.count
         compiled = {c.name: c for c in self.fast.types.values()} if self.fast is not None else {}
+        known_rare = self.fast.rare if self.fast is not None else {}
         hot = HOT_SHARE * self.events
+        rare = {
+            name: shapes
+            for name, shapes in by_type.items()
+            if RARE_PATH
+            and name not in compiled
+            and events[name] < hot
+            and (name in known_rare or self._rare_eligible(name, shapes, events[name]))
+        }
         by_type = {name: shapes for name, shapes in by_type.items() if name in compiled or events[name] >= hot}
         for name in list(by_type):
             shapes = by_type[name]
@@ -308,15 +324,56 @@ class Aggregator:
             elif any(ambiguous_keys(shape.fields) for shape in shapes):
                 del by_type[name]  # a key with a dot: the compiled schema names its fields by dotted path
         tag = self.type_field[0] if self.type_field else "type"
-        key_paths = {name: set(self.templates.get(name, ())) for name in by_type}  # fields seen with a '#'
+        key_paths = {name: set(self.templates.get(name, ())) for name in [*by_type, *rare]}  # fields seen with a '#'
         self.slow_since = 0
-        if by_type.keys() == compiled.keys() and all(
-            compiled[name].same_input(shapes, key_paths[name]) for name, shapes in by_type.items()
+        if (
+            by_type.keys() == compiled.keys()
+            and rare.keys() == known_rare.keys()
+            and all(compiled[name].same_input(shapes, key_paths[name]) for name, shapes in by_type.items())
+            and all(known_rare[name].same_input(shapes, key_paths[name]) for name, shapes in rare.items())
         ):
             return  # nothing new to compile (no type, or the same types and shapes)
         previous = self.fast
-        self.fast = fastpath.compile_schema(by_type, tag, EXAMPLE_EVENTS, key_paths, previous) if by_type else None
+        self.fast = (
+            fastpath.compile_schema(by_type, tag, EXAMPLE_EVENTS, key_paths, previous, rare)
+            if by_type or rare
+            else None
+        )
         self.compiles += 1
+        if self.fast is not None:
+            fresh = [r for name, r in self.fast.rare.items() if known_rare.get(name) is not r]
+            if fresh:
+                by_name: dict[str, list[tuple[Any, Shape]]] = {r.name: [] for r in fresh}
+                for key, shape in self.shapes.items():
+                    if shape.event_type in by_name:
+                        by_name[shape.event_type].append((key, shape))
+                for r in fresh:
+                    r.seed(by_name[r.name])
+
+    def _rare_eligible(self, name: str, shapes: list[Shape], events: int) -> bool:
+        """Whether a rare type is decoded by structure (``fastpath.RareType``) rather than left to the
+        general path: a name that reads the same in JSON (no escape) and holds no '#' (the fast path
+        counts a tagged name's template apart), at least ``RARE_MIN_EVENTS`` events unless at the
+        first compilation (a type of one event in a log of ever new types would cost a compiled
+        entry for nothing), a few shapes, no map-like object and no key with a dot."""
+        if "#" in name or '"' in name or "\\" in name or not name.isprintable():
+            return False
+        if events < RARE_MIN_EVENTS and self.compiles:
+            return False
+        if len(shapes) > RARE_MAX_SHAPES:
+            return False
+        if len(shapes) > 1:
+            found, keep = _find_map_like([(s, *_nodes(s.fields)) for s in shapes])
+            if found or keep is not None:
+                return False
+        ambiguous = self._ambiguous
+        for shape in shapes:
+            known = ambiguous.get(shape.fields)
+            if known is None:
+                known = ambiguous[shape.fields] = ambiguous_keys(shape.fields)
+            if known:
+                return False
+        return True
 
     def _add_fast(
         self, lines: list[bytes], file_index: int, first_line: int, hashes: tuple[int, bool] | None = None
@@ -388,6 +445,45 @@ class Aggregator:
             by_path = self.templates.setdefault(compiled.name, {})
             for path, counts in templates.items():
                 key_counts.merge(by_path.setdefault(path, {}), counts)
+        for rare in self.fast.rare.values():
+            self._flush_rare(rare)
+
+    def _flush_rare(self, rare: Any) -> None:
+        """A rare type's counts since the last flush into the shape table: added to the general path's
+        shape of the same mask when there is one (``RareType.general``), so that the table, its order,
+        sample lines and examples are those of the general path alone; else as a fast shape."""
+        templates = rare.take_templates()
+        base = rare.base
+        for mask, total in rare.counts.items():
+            count = total - base.get(mask, 0)
+            if not count:
+                continue
+            lines, examples = rare.samples.get(mask, ([], {}))
+            fields = rare.fields_for(mask)
+            target = rare.general.get(mask)
+            if target is not None and self.shapes.get(target[0]) is target[1] and rare.name not in self.map_paths:
+                target[1].merge(Shape(rare.name, fields, count, lines, examples))
+                continue
+            key = ("fast", rare.name, fields)
+            if rare.name in self.map_paths:
+                maps = list(self.map_paths[rare.name])
+                fields = collapse_fields(fields, maps, self.root_keep.get(rare.name))
+                key = ("mapped", rare.name, fields)
+            shape = Shape(rare.name, fields, count, lines, examples)
+            mine = self.shapes.get(key)
+            if mine is not None:
+                mine.merge(shape)
+            elif len(self.shapes) < MAX_SHAPES:
+                self.shapes[key] = shape
+                rare.general[mask] = (key, shape)
+            else:
+                self.unanalysed += count
+                self.unanalysed_by_type[rare.name] = self.unanalysed_by_type.get(rare.name, 0) + count
+        base.update(rare.counts)
+        rare.samples.clear()
+        by_path = self.templates.setdefault(rare.name, {})
+        for path, counts in templates.items():
+            key_counts.merge(by_path.setdefault(path, {}), counts)
 
     def _add_slow(self, lines: list[bytes], file_index: int, first_line: int) -> None:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
