@@ -193,6 +193,11 @@ class CompiledSchema:
             else:
                 hashes += compiled.count_keys(path, values)
             values.clear()  # the generated code appends to this very list: clear, never replace
+        if self.shared.rare_keys:  # the generated code appends to these very lists: clear, never replace
+            few += self.shared.rare_keys
+            owners += self.shared.rare_owners
+            self.shared.rare_keys.clear()
+            self.shared.rare_owners.clear()
         if len(few) > start:
             joined = "".join(few[start:])
             hashes += joined.count("#")
@@ -356,6 +361,8 @@ class CompiledSchema:
 class CompiledType:
     """One event type: its Struct class, mask layout and the counts the generated loop keeps."""
 
+    COLLECT = "k[{index}]({value})"  # how shared mask code collects a key value (``k``: the type's appenders)
+
     def __init__(
         self, name: str, shapes: list[Any], tag_field: str, class_name: str, key_paths: set[str], shared: _Shared
     ):
@@ -486,14 +493,15 @@ class CompiledType:
             # C-level loops.
             key_index = self._key_index[node.path]
             if shared:
-                collect = f"k[{key_index}]"
+                collect = self.COLLECT.format(value=value, index=key_index)
             else:
-                collect = f"ka{suffix}_{key_index}"
-                ns[collect] = self.key_appenders[key_index]
+                name = f"ka{suffix}_{key_index}"
+                ns[name] = self.key_appenders[key_index]
+                collect = f"{name}({value})"
             # The type test only when the field has several JSON types: otherwise the Struct
             # decoded it as a string (or it is absent, handled below).
             test = f"type({value}) is str and '#' in {value}" if node.codes else f"'#' in {value}"
-            inner += [(0, f"if {test}:"), (1, f"{collect}({value})")]
+            inner += [(0, f"if {test}:"), (1, collect)]
         if "array" in node.types:
             if node.codes:
                 inner += [(0, f"if type({value}) is list:"), (1, f"array_items({value})")]
@@ -634,7 +642,13 @@ class CompiledStructure(CompiledType):
     """What rare types alike but for their name share (``RareType``): one Struct class whose type
     field is a plain string field (no tag), its decoder, and one mask function that also checks the
     decoded type field against the name the line was looked up by. Types of one structure are
-    compiled once: with 2,000 types of 200 structures, no class, decoder or function per type."""
+    compiled once: with 2,000 types of 200 structures, no class, decoder or function per type.
+
+    Key values go to one list for all rare types, with their owner (type and field) in a parallel
+    list (``k``: the type's owners), counted in the batch of ``CompiledSchema._count_keys``: with
+    a list per type, the 2,000 lists of a block cost more than counting their few keys."""
+
+    COLLECT = "kv({value}); ko(k[{index}])"
 
     def __init__(self, shapes: list[Any], tag_field: str, class_name: str, key_paths: set[str], shared: _Shared):
         self.name = ""
@@ -666,6 +680,7 @@ class CompiledStructure(CompiledType):
         if self.count is None:
             namespace = self.shared.namespace()
             namespace.update(DECODE_ERRORS=DECODE_ERRORS, decode=self.decode, entries=self.entries)
+            namespace.update(kv=self.shared.rare_keys.append, ko=self.shared.rare_owners.append)
             body = self.mask_lines(namespace, "", shared=True, positional=False)
             inner = [
                 "raw = lines[line - first_line]",
@@ -753,8 +768,8 @@ class RareType(CompiledType):
         self.templates: dict[str, dict[str, int]] = {}
         self.label_counts: dict[str, dict[tuple[int, str], int]] = {}
         self.skeleton_counts: dict[str, dict[str, int]] = {}
-        self.key_values: dict[str, list[str]] = {path: [] for path in structure.key_like}
-        self.key_appenders = tuple(values.append for values in self.key_values.values())
+        self.key_values: dict[str, list[str]] = {}  # collected in CompiledStructure's shared list
+        self.key_appenders = tuple((self, path) for path in structure.key_like)  # the owners of its keys
         self.pending: list[int] = []  # line numbers of the current block waiting for the structure's count
 
     def fields_for(self, mask: int) -> tuple[tuple[str, str], ...]:
@@ -783,6 +798,8 @@ class _Shared:
 
     def __init__(self) -> None:
         self.array_items: list[Any] = []
+        self.rare_keys: list[str] = []  # the key values of rare types (CompiledStructure) ...
+        self.rare_owners: list[tuple[Any, str]] = []  # ... and their (RareType, field)
         self.structs: dict[tuple[Any, ...], Any] = {}
         self._functions: dict[tuple[str, tuple[Any, ...]], Any] = {}
         self._structures: dict[tuple[Any, ...], CompiledStructure] = {}
