@@ -664,3 +664,26 @@ def test_lines_the_structure_path_must_not_count(tmp_path, monkeypatch):
     assert _report(path, monkeypatch, fast=True) == general
     types = {t["type"]: t for t in general["types"]}
     assert {"K#1", 'Ki"nd', "Kind3"} <= types.keys() and types["Kind1"]["fields"]["n"]["types"] == ["integer", "string"]
+
+
+def test_types_of_one_shape_are_summarised_as_by_the_general_walk(tmp_path, monkeypatch):
+    # A type of one shape (every field in every event, one JSON type) is summarised in one pass and
+    # skipped by the rules within a type; the report and findings are those of the general walk.
+    from agentflow.evaluator import analysis as analysis_module
+
+    events = _planted_many_types(3000, 300)
+    events += [{"type": "Dotted", "a.b": 1, "a": {"b": 2}, "tenant_id": "t1"}] * 3  # a path twice in one shape
+    events += [{"type": "Mixed", "tenant_id": "t1", "n": 1}, {"type": "Mixed", "tenant_id": "t1", "n": "x", "o": None}]
+    path = write_jsonl(tmp_path / "many.jsonl", events)
+    quick = evaluate([path], rules=RULES, workers=1)
+    assert sum(t.uniform for t in quick.types) > 100 and not all(t.uniform for t in quick.types)
+    monkeypatch.setattr(analysis_module, "_one_shape_schema", lambda *args: None)
+    walked = evaluate([path], rules=RULES, workers=1)
+    assert not any(t.uniform for t in walked.types)
+    assert quick.to_json() == walked.to_json()
+    for a, b in zip(quick.types, walked.types, strict=True):
+        assert a.lines == b.lines
+        assert {p: (f.lines_by_type, f.missing_lines) for p, f in a.fields.items()} == {
+            p: (f.lines_by_type, f.missing_lines) for p, f in b.fields.items()
+        }
+    assert quick.findings and {f.rule for f in quick.findings} >= {"partial_field", "null_field", "type_mismatch"}

@@ -32,6 +32,8 @@ class TypeSchema:
     envelope: str = "plain"  # plain, eventbridge or cloudevents: where the payload came from
     source: str | None = None  # the envelope's `source` (EventBridge, CloudEvents): a family of types
     unanalysed: int = 0  # events of this type beyond the shape cap: counted, not walked field by field
+    # Every field in every event, with one JSON type (a type of one shape): no finding within the type.
+    uniform: bool = field(default=False, compare=False, repr=False)
 
     def presence(self, path: str) -> float:
         """Share of the events where ``path``'s parent is an object that carry ``path`` (nullable
@@ -154,6 +156,10 @@ def _type_schema(name: str, shapes: list[Any], templates: dict[str, dict[str, in
     """One type's statistics. Sample lines are the earliest over all shapes (each shape keeps its
     first lines), so they do not depend on how events were split into shapes or worker ranges.
     ``templates``: the type's key template counts by field (``agentflow.evaluator.templates``)."""
+    if len(shapes) == 1:  # most types of a log of many types: every field in every event
+        schema = _one_shape_schema(name, shapes[0], templates)
+        if schema is not None:
+            return schema
     fields: dict[str, FieldSchema] = {}
     lines: list[Location] = []
     for shape in shapes:
@@ -173,6 +179,22 @@ def _type_schema(name: str, shapes: list[Any], templates: dict[str, dict[str, in
     for stats in fields.values():
         stats.lines_by_type = {t: _earliest(ls) for t, ls in stats.lines_by_type.items()}
     return TypeSchema(name, count, fields, key_counts.key_fields(templates), _earliest(lines))
+
+
+def _one_shape_schema(name: str, shape: Any, templates: dict[str, dict[str, int]]) -> TypeSchema | None:
+    """``_type_schema`` of a type with one shape, the same result in one pass: each field is in
+    every event with one JSON type, its lines are the type's and none is missing (None when a
+    path repeats in the shape, which only the general walk adds up)."""
+    count, earliest, examples = shape.count, _earliest(shape.lines), shape.examples
+    fields = {
+        path: FieldSchema(count, {json_type: count}, list(examples.get(path, ())[:3]), {json_type: earliest})
+        for path, json_type in shape.fields
+    }
+    if len(fields) != len(shape.fields):
+        return None
+    schema = TypeSchema(name, count, fields, key_counts.key_fields(templates), list(earliest))
+    schema.uniform = True
+    return schema
 
 
 def _missing_lines(shapes: list[Any], fields: dict[str, FieldSchema], count: int) -> None:

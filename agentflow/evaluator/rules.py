@@ -106,9 +106,9 @@ class RuleConfig:
     type_field: str | None = None
     inferred: list[str] = field(default_factory=list)  # filled by run_rules: inferred scope paths
     exact: set[str] = field(default_factory=set)  # filled by run_rules: configured names that are paths of the log
-    _memo: dict[tuple, bool] = field(
+    _memo: dict[tuple, object] = field(
         default_factory=dict, repr=False, compare=False
-    )  # is_exempt, is_configured_isolation
+    )  # is_exempt, is_configured_isolation, families
 
     @classmethod
     def from_events(cls, events: object) -> RuleConfig:
@@ -228,6 +228,8 @@ def _carries(schema: TypeSchema, path: str) -> bool:
 
 def _carried(schema: TypeSchema) -> set[str]:
     """The paths ``schema`` carries (``_carries``), all at once."""
+    if schema.uniform and schema.count:  # every field in every event: carried unless always null
+        return {path for path, stats in schema.fields.items() if "null" not in stats.types}
     return {path for path in schema.fields if _carries(schema, path)}
 
 
@@ -308,24 +310,34 @@ def families(analysis: Analysis, config: RuleConfig, strict: bool = False) -> Fa
     """Per type, the other types that plausibly share its contract: same name stem, same envelope
     source (EventBridge/CloudEvents ``source``), or keys starting with the same label; always of the
     same envelope format, never exempt types. ``strict``: the name stem within one source (the
-    entity: ``Object Created``/``Object Deleted`` of aws.s3), or the key family."""
+    entity: ``Object Created``/``Object Deleted`` of aws.s3), or the key family.
+
+    Kept in ``config``'s memo for the run (``run_rules`` clears it): two rules ask for the same."""
+    memo_key = ("families", id(analysis), strict)
+    known = config._memo.get(memo_key)
+    if known is not None:
+        return known  # type: ignore[return-value]
     members = [t for t in analysis.types if not config.is_exempt(t.name) and t.count]
     groups: dict[tuple[str, ...], set[str]] = {}
     of: dict[str, list[tuple[str, ...]]] = {}
+    leading: dict[str, str | None] = {}  # template -> its first label when the template starts with it
     for t in members:
         keys = [("stem", t.envelope, name_stem(t.name), t.source if strict else "")]
         if t.source and not strict:
             keys.append(("source", t.envelope, t.source))
         for path, counts in t.key_templates.items():
             for template in counts:
-                labels = template_labels(template)
-                if labels and template.startswith(labels[0]):
-                    keys.append(("key", t.envelope, path, labels[0]))
+                if template not in leading:
+                    labels = template_labels(template)
+                    leading[template] = labels[0] if labels and template.startswith(labels[0]) else None
+                if leading[template] is not None:
+                    keys.append(("key", t.envelope, path, leading[template]))
         keys = list(dict.fromkeys(keys))
         for key in keys:
             groups.setdefault(key, set()).add(t.name)
         of[t.name] = keys
-    return Families(groups, of)
+    found = config._memo[memo_key] = Families(groups, of)  # type: ignore[assignment]
+    return found
 
 
 def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
@@ -334,7 +346,7 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
     out: list[Finding] = []
     family = families(analysis, config)
     scope_paths = sorted(
-        {p for t in analysis.types for p in t.fields if config.is_isolation(p) and not _inside_map(p)},
+        {p for p in {p for t in analysis.types for p in t.fields} if config.is_isolation(p) and not _inside_map(p)},
         key=lambda p: (p.count("."), p),
     )
     by_format: dict[str, list[TypeSchema]] = {}  # per envelope format, the non-exempt types with events
@@ -501,7 +513,9 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
     # Computed once per type, not per pair of types: 2,000 types made this loop quadratic (minutes).
     carried = {t.name: _carried(t) for t in analysis.types}
     isolation = {
-        p for t in analysis.types for p in t.fields if config.is_configured_isolation(p) and not _inside_map(p)
+        p
+        for p in {p for t in analysis.types for p in t.fields}
+        if config.is_configured_isolation(p) and not _inside_map(p)
     }
     for scope in scope_fields(analysis, config):
         group = [t for t in analysis.types if scope in t.fields and t.count]
@@ -611,6 +625,8 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
 def within_type(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
     out: list[Finding] = []
     for schema in analysis.types:
+        if schema.uniform:
+            continue  # every field in every event with one JSON type: nothing partial, null or mixed
         for path, stats in schema.fields.items():
             if config.skip(schema.name, path):
                 continue
