@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from agentflow.errors import UsageError
-from agentflow.files import make_dir
+from agentflow.files import check_state_dir, make_dir
 from agentflow.git import STATE_DIR
 
 
@@ -140,6 +140,7 @@ def worktrees_lock(root: Path, *, exclusive: bool = False) -> Iterator[None]:
 
 def _open_lock(root: Path, name: str = "git") -> IO[str]:
     path = root / STATE_DIR / "locks" / f"{name}.lock"
+    check_state_dir(path.parent)  # a committed link there would be opened (and created) wherever it points
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return open(path, "a+")  # noqa: SIM115 - closed by the caller's with
