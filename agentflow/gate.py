@@ -257,7 +257,7 @@ def evaluate_gate(
     policy = SignaturePolicy.from_config(config, key)
     ctx = _Context(repo, ref, commit, tree, parents, policy, base, NoteIndex(repo), base_sha)
     if target is not None:  # already read: the merge base and the trees below REF
-        ctx.__dict__["fork"] = target.fork
+        ctx.__dict__["forks"] = target.forks
         ctx.__dict__["_base_trees"] = target.trees
     ctx.require_sandbox = bool(config and config.gate.require_sandbox)
     if policy.required and not policy.key:
@@ -337,14 +337,14 @@ class GateTarget:
     files at ``fork`` (path -> content, None when absent); ``trees``: the trees of REF's change base
     and first parent; all read in one ``git cat-file --batch``."""
 
-    __slots__ = ("ref", "asked", "commit", "tree", "parents", "base", "base_commit", "fork", "blobs", "trees")
+    __slots__ = ("ref", "asked", "commit", "tree", "parents", "base", "base_commit", "fork", "forks", "blobs", "trees")
 
     def __init__(self, repo: Repo, ref: str, base: str, paths: tuple[str, ...] = ()):
         self.ref, self.asked = ref, base
         self.commit, self.tree, self.parents = repo.commit_info(ref)
         self.base, self.base_commit = _resolve_base(repo, base)
-        fork = repo.git("merge-base", self.commit, self.base_commit, check=False) if self.base_commit else ""
-        self.fork: str | None = fork or None
+        self.forks = merge_bases(repo, self.commit, self.base_commit) if self.base_commit else []
+        self.fork: str | None = self.forks[0] if self.forks else None
         change_base = _change_base(self.fork, self.commit, self.parents)
         commits = [c for c in (change_base, self.parents[0] if self.parents else None) if c]
         shown = [f"{self.fork}:{path}" for path in paths] if self.fork else []
@@ -365,6 +365,13 @@ def _commit_tree(found: tuple[str, str, bytes] | None) -> str | None:
     if found is None or found[1] != "commit" or not found[2].startswith(b"tree "):
         return None
     return found[2][5 : found[2].find(b"\n")].decode() or None
+
+
+def merge_bases(repo: Repo, commit: str, base: str) -> list[str]:
+    """Every best common ancestor of ``commit`` and ``base`` (``git merge-base --all``), the one
+    ``git merge-base`` prints first. More than one (a criss-cross history) binds no approval: a merge
+    starts from all of them, an approval from one (``_Context._bound``)."""
+    return repo.git("merge-base", "--all", commit, base, check=False).split()
 
 
 def _change_base(fork: str | None, commit: str, parents: list[str]) -> str | None:
@@ -498,6 +505,17 @@ class _Context:
         chain = self._chain_problem(record)
         if chain is not None:
             return chain
+        if len(self.forks) > 1:
+            return self.result(
+                GateStatus.STALE,
+                [
+                    f"{self.commit[:SHORT]} has {len(self.forks)} merge bases with {self.base} "
+                    f"({', '.join(f[:SHORT] for f in self.forks)}: a criss-cross history): a merge starts from all "
+                    "of them, the approval was given on one, so what the merge changes was never verified",
+                    f"rebase the change onto {self.base} and run `agentflow verify` on it",
+                ],
+                record,
+            )
         approved = self.approved_base_tree(record.note)
         actual = self.change_base_tree
         approved_parent = self.approved_parent_tree(record)
@@ -631,12 +649,14 @@ class _Context:
         return self.result(GateStatus.NO_VERDICT, reasons)
 
     @cached_property
+    def forks(self) -> list[str]:
+        """REF's merge bases with the base (``merge_bases``; none when the base does not exist)."""
+        return merge_bases(self.repo, self.commit, self.base_commit) if self.base_commit else []
+
+    @property
     def fork(self) -> str | None:
         """Where REF's branch left the base (None when the base does not exist)."""
-        if self.base_commit is None:
-            return None
-        out = self.repo.git("merge-base", self.commit, self.base_commit, check=False)
-        return out or None
+        return self.forks[0] if self.forks else None
 
     def _rebased_from(self, approvals: list[NoteRecord]) -> GateResult | None:
         """An approved change whose patch equals REF's patch against the base: a clean rebase."""
