@@ -4,6 +4,10 @@ values without pydantic, and still behaves, helps and fails exactly like the app
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
+import sys
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -283,3 +287,49 @@ def test_a_view_imports_no_module_it_does_not_use(repo: Path, args: list[str], u
     build_history(repo)  # runs with sessions, checks, verdicts and merges: every part of each view is shown
     exit_code, loaded = command_in_fresh_process(repo, args, UNUSED_BY_VIEWS + unused)
     assert (exit_code, loaded) == (0, [])
+
+
+_PROGRAM_GC = (
+    "import functools, gc, json, runpy, sys\n"
+    "sys.argv = ['agentflow', *sys.argv[1:]]\n"
+    "seen = []\n"
+    "import agentflow.cli.records as records\n"
+    "log = records.log\n"
+    "@functools.wraps(log)\n"
+    "def spy(*args, **kwargs):\n"
+    "    seen.append(gc.isenabled())\n"
+    "    return log(*args, **kwargs)\n"
+    "records.log = spy\n"
+    "try:\n"
+    "    runpy.run_module('agentflow', run_name='__main__')\n"
+    "except SystemExit as exc:\n"
+    "    print(json.dumps([exc.code, seen, gc.isenabled(), gc.get_freeze_count()]), file=sys.stderr)\n"
+)
+
+
+def _python(code: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "during"), [(["log"], 0, [True]), (["--version"], 0, []), (["stauts"], 2, [])]
+)
+def test_the_program_freezes_what_start_up_made_and_runs_the_command_with_the_collector_on(
+    repo: Path, args: list[str], exit_code: int, during: list[bool]
+) -> None:
+    out = _python(_PROGRAM_GC, *args, cwd=repo)
+    code, seen, enabled, frozen = json.loads(out.stderr.strip().splitlines()[-1])
+    assert (code or 0, seen, enabled) == (exit_code, during, True), out.stderr
+    assert frozen > 10_000  # the modules' and the command line's objects: no collection walks them again
+
+
+def test_a_process_that_imports_the_cli_keeps_its_collector_as_it_was() -> None:
+    code = (
+        "import gc\nfrom typer.testing import CliRunner\nimport agentflow.cli\n"
+        "r = CliRunner().invoke(agentflow.cli.app, ['--version'])\n"
+        "r2 = CliRunner().invoke(agentflow.cli.app, ['log'])\n"
+        "print(r.exit_code, gc.isenabled(), gc.get_freeze_count())\n"
+    )
+    out = _python(code)
+    assert out.stdout.split() == ["0", "True", "0"], out.stderr
