@@ -40,11 +40,16 @@ from msgspec.structs import astuple
 
 from agentflow.evaluator import templates as key_counts
 from agentflow.evaluator.keys import LABEL, key_template, template_of
+from agentflow.evaluator.schema import EXAMPLES_PER_FIELD
+from agentflow.evaluator.schema import _example as example_of
 
 MAX_LABEL_KEYS = 256  # distinct (segments, even segments) counted per key field before spilling
 FEW_KEYS = 8  # a field with fewer key values in a block: counted with other such fields, in one batch
-MIXED_BATCH = 1 << 15  # key values of such fields (over blocks) counted at once ...
+MIXED_BATCH = 1 << 12  # key values of such fields (over blocks) counted at once ...
 MIXED_CHARS = 1 << 20  # ... or fewer when they hold this many characters (GH Archive: texts of KBs)
+# Their counts by (type and field, memo key) are kept in one Counter until it holds this many keys
+# (or a flush): split while still in the caches, handed to each type's counts a few times a file.
+MIXED_DISTINCT = 1 << 16
 INLINE_TYPES = 8  # the most frequent types are tested inline in the generated loop; the others via a dict
 
 UNSET = msgspec.UNSET
@@ -161,6 +166,7 @@ class CompiledSchema:
         ]
         self._few: list[str] = []  # key values of fields with few a block, counted later (_count_keys)
         self._few_owners: list[tuple[CompiledType, str]] = []
+        self._mixed: Counter[tuple[tuple[CompiledType, str], int, str]] = Counter()  # counted, not handed over
         self._few_chars = 0
         classes = list(self.types)
         self.decoder = (
@@ -203,16 +209,22 @@ class CompiledSchema:
             hashes += joined.count("#")
             self._few_chars += len(joined)
             if len(few) >= MIXED_BATCH or self._few_chars >= MIXED_CHARS:  # memory stays bounded
-                self.count_pending()
+                self._count_few()
         return hashes
 
-    def count_pending(self) -> None:
-        """Count the key values ``_count_keys`` left for a later batch (before ``take_templates``)."""
+    def _count_few(self) -> None:
         if self._few:
-            _count_mixed(self._few, self._few_owners)
+            _count_mixed(self._few, self._few_owners, self._mixed)
             self._few.clear()
             self._few_owners.clear()
             self._few_chars = 0
+        if len(self._mixed) >= MIXED_DISTINCT:
+            _distribute(self._mixed)
+
+    def count_pending(self) -> None:
+        """Count the key values ``_count_keys`` left for a later batch (before ``take_templates``)."""
+        self._count_few()
+        _distribute(self._mixed)
 
     def key_paths(self, name: str) -> frozenset[str]:
         """The fields of type ``name`` whose ``#`` values the loop collects (none for unknown types)."""
@@ -668,6 +680,7 @@ class CompiledStructure(CompiledType):
         # compilation; the generated count function holds this very list.
         self.entries: list[tuple[list[int], str, dict[int, int], tuple[Any, ...], RareType]] = []
         self.count: Any = None
+        self._masks: dict[tuple[tuple[str, str], ...], int | None] = {}
 
     def count_function(self, first_events: int) -> Any:
         """``count(lines, first_line, file_index, note, fall)``: decode and count the lines waiting in
@@ -699,8 +712,9 @@ class CompiledStructure(CompiledType):
                 "except KeyError:",
                 "    c = 1",
                 "n[m] = c",
-                f"if c <= {first_events}: note(ct, m, file_index, line, raw)",
+                f"if c <= {first_events}: note_rare(ct, m, file_index, line, o)",
             ]
+            namespace["note_rare"] = _note_rare
             source = [
                 "def count(lines, first_line, file_index, note, fall):",
                 "    for pending, name, n, k, ct in entries:",
@@ -723,7 +737,13 @@ class CompiledStructure(CompiledType):
         return known
 
     def mask_of(self, fields: tuple[tuple[str, str], ...]) -> int | None:
-        """The mask of the shape whose nodes are ``fields``; None when this structure cannot hold it."""
+        """The mask of the shape whose nodes are ``fields``; None when this structure cannot hold it
+        (kept per fields: the types of one structure have the same shapes)."""
+        if fields not in self._masks:
+            self._masks[fields] = self._mask_of(fields)
+        return self._masks[fields]
+
+    def _mask_of(self, fields: tuple[tuple[str, str], ...]) -> int | None:
         types = dict(fields)
         mask = 0
         pending = list(self.roots)
@@ -774,6 +794,10 @@ class RareType(CompiledType):
 
     def fields_for(self, mask: int) -> tuple[tuple[str, str], ...]:
         return self.structure.fields_for(mask)
+
+    def pending_keys(self) -> bool:
+        """Whether key values were counted since the last ``take_templates``."""
+        return bool(self.templates) or any(self.label_counts.values()) or any(self.skeleton_counts.values())
 
     def seed(self, shapes: list[tuple[Any, Any]]) -> None:
         """Count the events the general path took of each of the type's shapes ``(key, shape)``, in
@@ -836,30 +860,65 @@ class _Shared:
         return known
 
 
+def _note_rare(rare: RareType, mask: int, file_index: int, line: int, obj: Any) -> None:
+    """``schema._note`` for a rare type: the example values are read from the decoded Struct
+    (``_struct_examples``) rather than parsed again from the line."""
+    found = rare.samples.get(mask)
+    if found is None:
+        found = rare.samples[mask] = ([], {})
+    found[0].append((file_index, line))
+    _struct_examples(rare.structure.roots, obj, found[1])
+
+
+def _struct_examples(nodes: list[Node], obj: Any, examples: dict[str, list[Any]]) -> None:
+    """``schema._examples_into`` over a decoded Struct (its fields are ``nodes``, in order): the
+    same example of every present value that is not an object (an array's is its length)."""
+    for node, value in zip(nodes, astuple(obj), strict=True):
+        if value is UNSET:
+            continue
+        if node.struct is not None and type(value) is node.struct:
+            _struct_examples(node.children, value, examples)
+            continue
+        found = examples.get(node.path)
+        if found is None:
+            found = examples[node.path] = []
+        if len(found) < EXAMPLES_PER_FIELD:
+            example = example_of(value)
+            if example not in found:
+                found.append(example)
+
+
 def _skeleton(segments: list[str]) -> str:
     """A key with every segment that is not a label emptied (``CompiledType.count_keys``)."""
     return "#".join([s if "A" <= s[:1] <= "Z" and _is_label(s) else "" for s in segments])
 
 
-def _count_mixed(values: list[str], owners: list[tuple[CompiledType, str]]) -> None:
+def _count_mixed(
+    values: list[str], owners: list[tuple[CompiledType, str]], plain: Counter[tuple[Any, int, str]]
+) -> None:
     """``CompiledType.count_keys`` for the key values of many fields at once (``owners[i]``: the
     type and field of ``values[i]``). A key with an upper-case letter at an odd position is
-    counted by skeleton, the others by memo key."""
+    counted by skeleton, the others by memo key, into ``plain`` (``_distribute`` hands them over)."""
     parts = list(map(str.split, values, repeat("#")))
     evens = list(map("#".join, map(_EVENS, parts)))
     sizes = list(map(len, parts))
     if _ascii_upper("".join(values)) == _ascii_upper("".join(evens)):
-        plain = Counter(zip(owners, sizes, evens, strict=False))
+        plain.update(zip(owners, sizes, evens, strict=False))
     else:
         odds = list(map("#".join, map(_ODDS, parts)))
         labelled = list(map(ne, odds, map(str.lower, odds)))  # an odd segment may be a label
         keys = zip(owners, sizes, evens, strict=False)
-        plain = Counter(key for key, skip in zip(keys, labelled, strict=False) if not skip)
+        plain.update(key for key, skip in zip(keys, labelled, strict=False) if not skip)
         marked = zip(owners, parts, labelled, strict=False)
         for (owner, skeleton), n in Counter((o, _skeleton(p)) for o, p, skip in marked if skip).items():
             owner[0]._count_skeleton(owner[1], skeleton, n)
+
+
+def _distribute(plain: Counter[tuple[Any, int, str]]) -> None:
+    """Hand the counts of ``_count_mixed`` to each type's memo counts, then forget them."""
     for ((compiled, path), size, even), n in plain.items():
         compiled._count_memo(path, (size, even), n)
+    plain.clear()
 
 
 def _shape_fields(shapes: list[Any]) -> tuple[tuple[tuple[str, str], ...], ...]:
