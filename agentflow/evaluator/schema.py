@@ -452,8 +452,10 @@ class Aggregator:
         """A rare type's counts since the last flush into the shape table: added to the general path's
         shape of the same mask when there is one (``RareType.general``), so that the table, its order,
         sample lines and examples are those of the general path alone; else as a fast shape."""
-        templates = rare.take_templates()
         base = rare.base
+        if rare.counts == base and not rare.pending_keys():
+            return  # nothing since the last flush (the end of a file, then the end of reading)
+        templates = rare.take_templates()
         for mask, total in rare.counts.items():
             count = total - base.get(mask, 0)
             if not count:
