@@ -91,8 +91,10 @@ def verify_text(report: VerifyReport) -> str:
     ]
     if report.decision:
         lines.append(f"decision: {report.decision}")
+    # every field a model, a note or the change supplied is folded onto its line, after agentflow's own
+    # words: a file name or summary holding "\n::add-mask::..." started a workflow command in an Actions log
     if report.summary:
-        lines += ["", report.summary]
+        lines += ["", f"summary: {one_line(report.summary)}"]
     if report.checks:
         lines += ["", "Checks:"]
         lines += [
@@ -103,16 +105,19 @@ def verify_text(report: VerifyReport) -> str:
     if report.criteria:
         lines += ["", "Acceptance criteria:"]
         for c in report.criteria:
-            evidence = f" - {c['evidence']}" if c.get("evidence") else ""
-            lines.append(f"  {c['status'].upper():10} {c['id']}: {c.get('text', '')}{evidence}")
+            evidence = f" - {one_line(c['evidence'])}" if c.get("evidence") else ""
+            lines.append(
+                f"  {one_line(c['status']).upper():10} {one_line(c['id'])}: {one_line(c.get('text', ''))}{evidence}"
+            )
     if report.findings:
         lines += ["", "Findings:"]
         for f in report.findings:
-            where = f" {location(f)}" if location(f) else ""
-            pattern = f" [{f['pattern']}]" if f.get("pattern") else ""
-            lines.append(f"  {f['severity'].upper():8} {f['id']}{where}{pattern}: {f['message']}")
+            where = f" {one_line(location(f))}" if location(f) else ""
+            pattern = f" [{one_line(f['pattern'])}]" if f.get("pattern") else ""
+            severity = one_line(f["severity"]).upper()
+            lines.append(f"  {severity:8} {one_line(f['id'])}{where}{pattern}: {one_line(f['message'])}")
             if f.get("suggestion"):
-                lines.append(f"           fix: {f['suggestion']}")
+                lines.append(f"           fix: {one_line(f['suggestion'])}")
     if report.reasons and not report.passed:
         lines += ["", "Not approved because:"] + [f"  - {one_line(r)}" for r in report.reasons]
     return "\n".join(lines) + "\n"
