@@ -89,12 +89,17 @@ def encoded_forms(value: str) -> list[str]:
 
 
 @lru_cache(maxsize=32)
-def _encoded(values: tuple[str, ...]) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
-    """The encoded forms of ``values``, and one pattern matching them split by line breaks anywhere."""
-    forms = tuple(sorted({form for value in values for form in encoded_forms(value)}, key=len, reverse=True))
-    if not forms:
-        return forms, None
-    return forms, re.compile("|".join("(?:\r?\n)?".join(re.escape(c) for c in form) for form in forms))
+def _encoded(values: tuple[str, ...]) -> tuple[str, ...]:
+    """The encoded forms of ``values``."""
+    return tuple(sorted({form for value in values for form in encoded_forms(value)}, key=len, reverse=True))
+
+
+@lru_cache(maxsize=32)
+def _wrapped(forms: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern matching ``forms`` split by line breaks anywhere: compiled only when a text holds
+    wrapped base64 (its compile, a character class between every two characters of every form, is
+    most of a process's first redaction, which every build paid before its first model call)."""
+    return re.compile("|".join("(?:\r?\n)?".join(re.escape(c) for c in form) for form in forms))
 
 
 _WRAPPED_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}\r?\n[A-Za-z0-9+/_-]")
@@ -106,12 +111,12 @@ def redact(text: str, env: dict[str, str] | None = None) -> str:
         if value in text:
             text = text.replace(value, MASK)
     if values:
-        forms, wrapped = _encoded(tuple(values))
+        forms = _encoded(tuple(values))
         for form in forms:  # a substring test is fast; the line-break-tolerant pattern is not
             if form in text:
                 text = text.replace(form, MASK)
-        if wrapped is not None and _WRAPPED_BASE64.search(text):  # base64 tools wrap at 76 columns
-            text = wrapped.sub(MASK, text)
+        if forms and _WRAPPED_BASE64.search(text):  # base64 tools wrap at 76 columns
+            text = _wrapped(forms).sub(MASK, text)
     return _TOKEN_SHAPES.sub(MASK, text)
 
 
