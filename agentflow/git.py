@@ -403,8 +403,8 @@ class Repo:
             )
         return proc.stdout.rstrip("\n")
 
-    def ok(self, *args: str) -> bool:
-        return run_git(args, self.root).returncode == 0
+    def ok(self, *args: str, input: str | None = None) -> bool:
+        return run_git(args, self.root, input=input).returncode == 0
 
     # -- refs and objects ------------------------------------------------------------------------
 
@@ -599,42 +599,70 @@ class Repo:
         ref: str = NOTES_REF,
         *,
         present: Callable[[list[str]], bool] | None = None,
-    ) -> bool:
-        """Append one line to ``commit``'s note without ever losing a line another process writes.
+    ) -> str | None:
+        """Append one line to ``commit``'s note without ever losing a line another process writes;
+        returns the new notes commit.
 
         Compare-and-swap on the notes ref: the new notes commit is built on a private ref from the
-        value ``OLD`` just read, then ``git update-ref REF NEW OLD`` moves the ref only if nobody
-        moved it meanwhile; otherwise it is rebuilt on the newer value (bounded retries). Nothing is
-        written, and False returned, when the note already holds ``line`` or ``present(lines)`` says
-        an equivalent line is there (a resumed run writing its verdict again).
+        value ``OLD`` just read, then one ``git update-ref --stdin`` transaction moves the ref only if
+        nobody moved it meanwhile (and deletes the private ref); otherwise it is rebuilt on the newer
+        value (bounded retries). Nothing is written, and None returned, when the note already holds
+        ``line`` or ``present(lines)`` says an equivalent line is there (a resumed run writing its
+        verdict again). Five git processes (were eight with the writer's ``record_own_write``), all
+        under the git lock the ``-j`` runs share, at the same moment at the end of their runs.
         """
         import random  # imported here: only note writes need them (start-up of `gate` and the hooks)
         import secrets
 
         scratch = f"refs/notes/agentflow-tmp/{os.getpid()}-{secrets.token_hex(4)}"
+        made = False  # whether ``scratch`` may exist (the transaction that moves ``ref`` deletes it)
         try:
             for attempt in range(NOTE_WRITE_ATTEMPTS):
-                old = self.git("rev-parse", "--verify", "--quiet", ref, check=False) or None
+                old, existing = self._note_head(ref, commit)
+                if line in existing or (present is not None and present(existing)):
+                    return None
                 if old:
                     self.git("update-ref", scratch, old)
-                else:
+                elif made:  # a failed attempt's: the notes commit must start from nothing
                     self.git("update-ref", "-d", scratch, check=False)
-                existing = self.notes(commit, scratch) if old else []
-                if line in existing or (present is not None and present(existing)):
-                    return False
+                made = True
                 body = "\n".join([*existing, line]) + "\n"
                 self.git("notes", f"--ref={scratch}", "add", "-f", "-F", "-", commit, input=body)
                 new = self.git("rev-parse", scratch)
-                if self.ok("update-ref", "-m", "agentflow: verdict note", ref, new, old or ""):
-                    return True
+                # one transaction: the ref moves only if nobody moved it since ``old`` was read (create:
+                # only if it still does not exist), and the scratch ref goes with it; all or nothing
+                moved = f"update {ref} {new} {old}" if old else f"create {ref} {new}"
+                if self.ok(
+                    "update-ref", "-m", "agentflow: verdict note", "--stdin", input=f"{moved}\ndelete {scratch}\n"
+                ):
+                    made = False
+                    return new
                 time.sleep(random.uniform(0.005, 0.05) * min(attempt + 1, 8))
         finally:
-            self.git("update-ref", "-d", scratch, check=False)
+            if made:
+                self.git("update-ref", "-d", scratch, check=False)
         raise GitError(
             f"could not update {ref}: other processes kept writing notes ({NOTE_WRITE_ATTEMPTS} attempts)",
             where=self.root,
             fix="re-run the command (nothing was lost)",
         )
+
+    def _note_head(self, ref: str, commit: str) -> tuple[str | None, list[str]]:
+        """The commit ``ref`` points at (None: no notes yet) and ``commit``'s note lines there, read in
+        one ``git cat-file --batch`` (the ref and the three places the note can be). Should the ref
+        move between the names, the compare-and-swap of ``append_note`` fails and it reads again."""
+        target = commit if is_full_id(commit) else self.rev(commit)
+        paths = (target, f"{target[:2]}/{target[2:]}", f"{target[:2]}/{target[2:4]}/{target[4:]}")
+        if ref.startswith("-"):
+            return None, []
+        found = cat_file_objects(self.root, [ref, *(f"{ref}:{p}" for p in paths)])
+        head = found[0][0] if found[0] is not None and found[0][1] == "commit" else None
+        if head is None:
+            return None, []
+        for note in found[1:]:
+            if note is not None and note[1] == "blob":
+                return head, note_lines(note[2])
+        return head, []
 
     def notes_map(self, ref: str = NOTES_REF) -> dict[str, list[str]]:
         """Every noted commit and its note lines under ``ref``, read in one ``git cat-file --batch``."""

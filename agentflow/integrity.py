@@ -147,9 +147,10 @@ def release(root: Path, ref: str) -> None:
             _CLAIMED.pop(_key(root, ref), None)
 
 
-def record_own_write(repo: Repo, ref: str) -> None:
-    """Remember ``ref``'s current value as agentflow's own write (a verdict note, say)."""
-    value = repo.git("rev-parse", "--verify", "--quiet", ref, check=False)
+def record_own_write(repo: Repo, ref: str, value: str | None = None) -> None:
+    """Remember ``ref``'s current value (``value``: the one the writer just set, under the same lock)
+    as agentflow's own write (a verdict note, say)."""
+    value = value or repo.git("rev-parse", "--verify", "--quiet", ref, check=False)
     if value:
         with _STATE_LOCK:
             _OWN_WRITES.setdefault(_key(repo.root, ref), set()).add(value)

@@ -531,8 +531,9 @@ class Run:
             )
 
         with _GIT_LOCK(self.root):
-            self.repo.append_note(commit, line, present=present)
-            integrity.record_own_write(self.repo, NOTES_REF)  # not tampering in a concurrent run's session
+            written = self.repo.append_note(commit, line, present=present)
+            # not tampering in a concurrent run's session (the value just written: no git process)
+            integrity.record_own_write(self.repo, NOTES_REF, written)
 
     def end(self, outcome: Outcome, cycles: int, reason: str | None, commit: str | None) -> RunEnded:
         if outcome == "capped":

@@ -1,0 +1,146 @@
+"""What a build asks git, and how often (#19 item 5): the runs of ``-j`` do these steps at the same
+moment on shared CPUs, and the verdict note's write holds the git lock every run waits for. Counted
+with ``GIT_TRACE``, as ``tests/test_gate_processes.py`` does for the gate."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from agentflow.git import NOTES_REF, Repo
+from tests.build_helpers import builder_session, verifier_session, write_plan, write_script
+from tests.helpers import git
+
+
+def git_commands(trace: Path) -> list[str]:
+    """The git commands a traced process started, without the ``-c`` options agentflow adds."""
+    commands = []
+    for line in trace.read_text().splitlines() if trace.exists() else []:
+        if "trace: built-in: git " in line:
+            words = line.split("trace: built-in: git ", 1)[1].split()
+            while words and words[0] == "-c":
+                words = words[2:]
+            commands.append(" ".join(words))
+    return commands
+
+
+@pytest.fixture
+def traced(monkeypatch, tmp_path):
+    trace = tmp_path / "git-trace.txt"
+
+    def start() -> None:
+        trace.unlink(missing_ok=True)
+        monkeypatch.setenv("GIT_TRACE", str(trace))
+
+    def stop() -> list[str]:
+        monkeypatch.delenv("GIT_TRACE")
+        return git_commands(trace)
+
+    return start, stop
+
+
+def note_refs(repo: Path) -> list[str]:
+    return git(repo, "for-each-ref", "--format=%(refname)", "refs/notes/").splitlines()
+
+
+def test_a_first_note_is_written_in_four_git_processes_and_a_later_one_in_five(repo, traced):
+    start, stop = traced
+    head = git(repo, "rev-parse", "HEAD")
+    r = Repo(repo, gitpython=False)
+    start()
+    first = r.append_note(head, '{"n": 1}')
+    commands = stop()
+    # the ref and the note read at once, the note, the new commit's id, the ref moved with the
+    # scratch ref deleted in one transaction (were: rev-parse, update-ref -d, notes add, rev-parse,
+    # update-ref, update-ref -d)
+    assert [c.split()[0] for c in commands] == ["cat-file", "notes", "rev-parse", "update-ref"], commands
+    assert first == git(repo, "rev-parse", NOTES_REF)
+    start()
+    second = r.append_note(head, '{"n": 2}')
+    commands = stop()
+    assert [c.split()[0] for c in commands] == ["cat-file", "update-ref", "notes", "rev-parse", "update-ref"]
+    assert second == git(repo, "rev-parse", NOTES_REF) and second != first
+    assert git(repo, "notes", f"--ref={NOTES_REF}", "show", head).splitlines() == ['{"n": 1}', '{"n": 2}']
+    assert note_refs(repo) == [NOTES_REF]  # no scratch ref left
+    assert git(repo, "rev-parse", f"{second}^") == first  # the notes history keeps the first
+
+
+def test_a_line_already_there_writes_nothing(repo, traced):
+    start, stop = traced
+    head = git(repo, "rev-parse", "HEAD")
+    r = Repo(repo, gitpython=False)
+    r.append_note(head, "line")
+    before = git(repo, "rev-parse", NOTES_REF)
+    start()
+    assert r.append_note(head, "line") is None
+    assert stop() == ["cat-file --batch"]  # one read, nothing written
+    assert git(repo, "rev-parse", NOTES_REF) == before
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["no-notes-yet", "notes-exist"])
+def test_a_note_written_meanwhile_by_someone_else_is_kept(repo, monkeypatch, first):
+    """The compare-and-swap fails when another writer moved (or created) the notes ref between the
+    read and the swap; the note is rebuilt on the newer value, both lines stay, no scratch ref."""
+    head = git(repo, "rev-parse", "HEAD")
+    other = git(repo, "commit-tree", "-m", "other", git(repo, "rev-parse", "HEAD^{tree}"))
+    r = Repo(repo, gitpython=False)
+    if not first:
+        r.append_note(other, "earlier")
+    real_git = Repo.git
+    interfered: list[str] = []
+
+    def git_with_a_rival(self, *args, **kwargs):
+        if args[:1] == ("notes",) and not interfered:
+            interfered.append("yes")
+            Repo(repo, gitpython=False).append_note(head, "rival")  # lands between read and swap
+        return real_git(self, *args, **kwargs)
+
+    monkeypatch.setattr(Repo, "git", git_with_a_rival)
+    written = r.append_note(head, "mine")
+    monkeypatch.setattr(Repo, "git", real_git)
+    assert interfered and written == git(repo, "rev-parse", NOTES_REF)
+    assert git(repo, "notes", f"--ref={NOTES_REF}", "show", head).splitlines() == ["rival", "mine"]
+    if not first:
+        assert git(repo, "notes", f"--ref={NOTES_REF}", "show", other) == "earlier"
+    assert note_refs(repo) == [NOTES_REF]
+
+
+def test_a_build_writes_its_verdict_note_in_four_git_processes(repo, cli, traced):
+    write_plan(repo)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    start, stop = traced
+    start()
+    result = cli("build", "1", "--script", str(script))
+    commands = stop()
+    assert result.exit_code == 0, result.output
+    notes_add = next(i for i, c in enumerate(commands) if c.startswith("notes --ref=refs/notes/agentflow-tmp/"))
+    # the read before it; after it the new commit's id and the one transaction; nothing else asks
+    # for the notes ref (the integrity state records the value just written)
+    assert commands[notes_add - 1].startswith("cat-file --batch")
+    assert commands[notes_add + 1].startswith("rev-parse refs/notes/agentflow-tmp/")
+    assert commands[notes_add + 2] == "update-ref -m 'agentflow: verdict note' --stdin"
+    assert not [c for c in commands[notes_add:] if "--verify --quiet refs/notes/agentflow" in c], commands
+    note = json.loads(git(repo, "notes", "--ref=refs/notes/agentflow", "show", "agentflow/1-farewell"))
+    assert note["outcome"] == "approved"
+    assert note_refs(repo) == [NOTES_REF]
+
+
+def test_a_secret_base64_encoded_and_wrapped_at_76_columns_is_masked():
+    """The line-break-tolerant pattern is compiled only when a text holds wrapped base64; it still
+    masks the secret's encoded form where a line break splits it."""
+    from agentflow.redact import MASK, encoded_forms, redact
+
+    secret = "wrapped-secret-value-0123456789-abcdefghijklmnop"
+    env = {"MY_API_KEY": secret}
+    encoded = base64.b64encode(("x" * 40 + secret).encode()).decode()  # the secret's part spans column 76
+    wrapped = "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    forms = encoded_forms(secret)
+    assert not any(form in wrapped for form in forms)  # split: no plain substring test finds it
+    assert any(form in wrapped.replace("\n", "") for form in forms)
+    masked = redact(f"output:\n{wrapped}\n", env)
+    assert MASK in masked
+    assert not any(form in masked.replace("\n", "") for form in forms)
+    assert redact("no base64 here", env) == "no base64 here"
