@@ -785,6 +785,24 @@ class Repo:
                 result[commit] = parts[0]
         return result
 
+    def commits(self, names: Sequence[str]) -> dict[str, str]:
+        """The commit each of ``names`` names (as ``rev-parse --verify NAME^{commit}`` answers), read
+        in one ``git cat-file --batch-check``; a name that names no commit is left out."""
+        asked = [n for n in names if n and not n.startswith("-") and "\n" not in n and "\0" not in n]
+        if not asked:
+            return {}
+        proc = run_git(
+            ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+            self.root,
+            input="".join(f"{name}^{{commit}}\n" for name in asked),
+        )
+        result = {}
+        for name, line in zip(asked, proc.stdout.splitlines(), strict=False):
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == "commit" and is_full_id(parts[0]):
+                result[name] = parts[0]
+        return result
+
     def merge_tree(self, ours: str, theirs: str) -> str | None:
         """The tree of a clean merge of two commits (``git merge-tree --write-tree``); None on conflict."""
         tree, _ = self.merge_tree_conflicts(ours, theirs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,11 @@ from tests.helpers import git
 
 
 def git_commands(trace: Path) -> list[str]:
-    """The git commands a traced process started, without the ``-c`` options agentflow adds."""
+    """The git commands a traced process started (its words unquoted), without agentflow's ``-c`` options."""
     commands = []
     for line in trace.read_text().splitlines() if trace.exists() else []:
         if "trace: built-in: git " in line:
-            words = line.split("trace: built-in: git ", 1)[1].split()
+            words = shlex.split(line.split("trace: built-in: git ", 1)[1])
             while words and words[0] == "-c":
                 words = words[2:]
             commands.append(" ".join(words))
@@ -121,7 +122,7 @@ def test_a_build_writes_its_verdict_note_in_four_git_processes(repo, cli, traced
     # for the notes ref (the integrity state records the value just written)
     assert commands[notes_add - 1].startswith("cat-file --batch")
     assert commands[notes_add + 1].startswith("rev-parse refs/notes/agentflow-tmp/")
-    assert commands[notes_add + 2] == "update-ref -m 'agentflow: verdict note' --stdin"
+    assert commands[notes_add + 2] == "update-ref -m agentflow: verdict note --stdin"
     assert not [c for c in commands[notes_add:] if "--verify --quiet refs/notes/agentflow" in c], commands
     note = json.loads(git(repo, "notes", "--ref=refs/notes/agentflow", "show", "agentflow/1-farewell"))
     assert note["outcome"] == "approved"
@@ -144,3 +145,28 @@ def test_a_secret_base64_encoded_and_wrapped_at_76_columns_is_masked():
     assert MASK in masked
     assert not any(form in masked.replace("\n", "") for form in forms)
     assert redact("no base64 here", env) == "no base64 here"
+
+
+def test_commits_names_each_commit_in_one_git_process(repo, traced):
+    start, stop = traced
+    head = git(repo, "rev-parse", "HEAD")
+    git(repo, "tag", "-a", "-m", "v1", "v1")  # an annotated tag: peeled to its commit
+    start()
+    found = Repo(repo, gitpython=False).commits(["main", "refs/heads/nope", "v1", "--all", "HEAD~5", "main"])
+    assert stop() == ["cat-file --batch-check=%(objectname) %(objecttype)"]
+    assert found == {"main": head, "v1": head}
+
+
+def test_a_run_asks_for_its_branch_and_base_in_one_git_process(repo, cli, traced):
+    write_plan(repo)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    start, stop = traced
+    start()
+    assert cli("build", "1", "--script", str(script)).exit_code == 0
+    commands = stop()
+    add = next(i for i, c in enumerate(commands) if c.startswith("worktree add --quiet -b agentflow/1-farewell"))
+    before = commands[:add]
+    # the pre-flight's base; the run's branch and base at once; the worktree's own check under the plan's lock
+    assert before.count("rev-parse --verify --quiet main^{commit}") == 1, before
+    assert before.count("rev-parse --verify --quiet refs/heads/agentflow/1-farewell^{commit}") == 1, before
+    assert "cat-file --batch-check=%(objectname) %(objecttype)" in before

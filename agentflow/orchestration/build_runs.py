@@ -385,7 +385,9 @@ def build_plan(
     reporter = reporter or NullReporter()
     repo = Repo(root, gitpython=False)
     branch = branch_name(plan)
-    reused = repo.branch_exists(branch)
+    # whether the plan's branch exists and the base's commit: one git process (were two)
+    found = repo.commits([f"refs/heads/{branch}", config.base])
+    reused = f"refs/heads/{branch}" in found
     if reused:
         foreign = foreign_commits(repo, config.base, branch, plan.id)
         if foreign:
@@ -395,7 +397,7 @@ def build_plan(
                 fix=f"rename it (`git branch -m {branch} {branch}-mine`) or delete it, then build again",
             )
     # A reused branch is verified from where it left the base, so earlier cycles stay in the diff.
-    base_commit = repo.merge_base(config.base, branch) if reused else repo.rev(config.base)
+    base_commit = repo.merge_base(config.base, branch) if reused else found.get(config.base) or repo.rev(config.base)
     with Ledger.open(root) as ledger, _claimed(root, branch):
         ledger.require_writable()  # before the worktree: a failed start leaves nothing behind
         fresh = not (root / WORKTREES_DIR / branch.removeprefix("agentflow/")).exists()  # under the plan's lock
@@ -596,6 +598,7 @@ def build(
         # off the critical path: the import (about a second) overlaps the checks below and the
         # worktree preparation; the first model call waits for it (AnthropicModel.client)
         prefetch_sdk()
+    primed = _prime_shared_state()  # on a thread: it overlaps the git processes of the checks below
     plans = load_build_plans(root, refs, config)
     preflight(root, config, options)
     reporter = _WaitingRuns(reporter or NullReporter(), min(options.jobs, len(plans)))
@@ -604,30 +607,39 @@ def build(
     for plan in plans:
         if plan.status == "draft":
             reporter.on_message(f"plan {plan.id} is a draft (status: draft); building it anyway")
-    if len(plans) == 1:
-        return [build_contained(root, plans[0], options, reporter, config, contain=False)]
-    if options.jobs > 1:
+    if options.jobs > 1 and len(plans) > 1:
         # made (or migrated) once, here: -j runs creating a new ledger at once waited for each other
         # (SQLite answers "locked" at once while another connection converts the file to WAL, and
         # each of them retried every 50 ms), the last one 0.1-0.2 s before its run could start
         Ledger.open(root).close()
-        _prime_shared_state()
+    primed.join()  # before any run: each would otherwise build its own
+    if len(plans) == 1:
+        return [build_contained(root, plans[0], options, reporter, config, contain=False)]
     if options.jobs == 1:
         return [build_contained(root, plan, options, reporter, config) for plan in plans]
     return _build_parallel(root, plans, options, reporter, config)
 
 
-def _prime_shared_state() -> None:
-    """Build, once and before the ``-j`` runs start, what every run builds on its first use and
-    then shares: the validator of stored events (pydantic builds it on the first event read, about
-    30 ms) and the pattern of the secrets' encoded forms (on the first redacted append). Neither
-    build takes a lock, so the runs of ``-j 4``, reaching them at the same moment, each built their
-    own: four times the work, on one GIL, right before their first model call (#19 item 5)."""
-    from agentflow.events import RunStarted, parse_event
-    from agentflow.redact import redact
+def _prime_shared_state() -> threading.Thread:
+    """Build, in a thread started before the plans are read and joined before the runs start, what
+    every run builds on its first use and then shares: the validator of stored events (pydantic
+    builds it on the first event read, 10-30 ms) and the secrets' encoded forms (on the first
+    redacted append). Neither build takes a lock, so the runs of ``-j 4``, reaching them at the
+    same moment, each built their own: four times the work, on one GIL, right before their first
+    model call; a single run built them on its way to its first call, while here they overlap the
+    git processes of the pre-flight (#19 item 5). Best effort: a run builds what is missing itself."""
 
-    parse_event(RunStarted(run_id="r-prime").model_dump_json())
-    redact("")
+    def prime() -> None:
+        with contextlib.suppress(Exception):
+            from agentflow.events import RunStarted, parse_event
+            from agentflow.redact import redact
+
+            parse_event(RunStarted(run_id="r-prime").model_dump_json())
+            redact("")
+
+    thread = threading.Thread(target=prime, name="agentflow-prime", daemon=True)
+    thread.start()
+    return thread
 
 
 # how long the warm-up waits for the first runs to reach their model before importing the rules anyway
