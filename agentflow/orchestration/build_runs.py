@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -644,6 +645,8 @@ def _prime_shared_state() -> threading.Thread:
 
 # how long the warm-up waits for the first runs to reach their model before importing the rules anyway
 RULES_WARM_UP_WAIT_S = 30.0
+# and, once they have, for their requests to be on their way (a model call takes far longer)
+WARM_UP_AFTER_WAITING_S = 0.05
 
 
 def warm_up(root: Path, waiting: threading.Event) -> None:
@@ -663,7 +666,10 @@ def warm_up(root: Path, waiting: threading.Event) -> None:
 
             inputs = from_checkout(root)
             prompts.precompile(inputs.texts[inputs.prompt_names["builder"]])  # the first session's
-            waiting.wait(RULES_WARM_UP_WAIT_S)
+            if waiting.wait(RULES_WARM_UP_WAIT_S):
+                # "waiting for the model" is said just before a request is built and sent (a few ms
+                # of the GIL each): compiling the rules then delayed the first requests
+                time.sleep(WARM_UP_AFTER_WAITING_S)
             for role in ROLES:
                 prompts.precompile(inputs.texts[inputs.prompt_names[role]])
             from agentflow.rules import registry
