@@ -170,3 +170,13 @@ def test_a_run_asks_for_its_branch_and_base_in_one_git_process(repo, cli, traced
     assert before.count("rev-parse --verify --quiet main^{commit}") == 1, before
     assert before.count("rev-parse --verify --quiet refs/heads/agentflow/1-farewell^{commit}") == 1, before
     assert "cat-file --batch-check=%(objectname) %(objecttype)" in before
+
+
+def test_the_commit_messages_are_read_once_for_the_rules_and_the_verifier(repo, cli, traced):
+    write_plan(repo)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    start, stop = traced
+    start()
+    assert cli("build", "1", "--script", str(script)).exit_code == 0
+    logs = [c for c in stop() if c.startswith("log --format=%B%x00")]
+    assert len(logs) == 1, logs

@@ -99,6 +99,7 @@ class Run:
     sandbox: Sandbox | None = None  # None: from the config (mode auto fails closed where bwrap cannot run)
     _summaries: dict[tuple[str, str], tuple[list[str], DiffStat]] = field(default_factory=dict, repr=False)
     _tree_cache: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict, repr=False)
+    _messages: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.sandbox is None:
@@ -345,6 +346,11 @@ class Run:
         return cache[key]
 
     def _commit_messages(self, commit: str) -> list[str]:
+        """base..commit's commit messages, one git process per commit (the rules and the verifier's
+        context both read them)."""
+        return list(self._by_commit(self._messages, commit, lambda: self._read_messages(commit)))
+
+    def _read_messages(self, commit: str) -> list[str]:
         log = self.repo.git("log", "--format=%B%x00", f"{self.base_commit}..{commit}")
         return [m.strip() for m in log.split("\x00") if m.strip()]
 
@@ -367,6 +373,7 @@ class Run:
             commit,
             texts=texts,
             test_scope=(lambda path: bool(scope) and in_scope(path, scope)),
+            messages=self._commit_messages(commit),
         )
         return run_rules(change)
 

@@ -176,8 +176,10 @@ def change_from_git(
     *,
     texts: Sequence[tuple[str, str]] = (),
     test_scope: Callable[[str], bool] | None = None,
+    messages: Sequence[str] | None = None,
 ) -> Change:
-    """The change ``base..head`` of ``repo`` (an ``agentflow.git.Repo``), with its commit messages."""
+    """The change ``base..head`` of ``repo`` (an ``agentflow.git.Repo``), with its commit messages
+    (``messages``: already read by the caller, ``git log --format=%B%x00 base..head``, stripped)."""
     from agentflow.git import run_git
 
     root = repo.root  # type: ignore[attr-defined]
@@ -192,8 +194,9 @@ def change_from_git(
 
     options = ("-c", "core.quotePath=false", "diff", "-M", "--no-color", "--no-ext-diff", "--no-textconv")
     files = parse_diff(git(*options, f"{base}..{head}"))
-    log = git("log", "--format=%B%x00", f"{base}..{head}")
-    messages = [m.strip() for m in log.split("\x00") if m.strip()]
+    if messages is None:
+        log = git("log", "--format=%B%x00", f"{base}..{head}")
+        messages = [m.strip() for m in log.split("\x00") if m.strip()]
     files = _as_text(files, git(*options, "--text", f"{base}..{head}", "--", *_paths(files)) if _paths(files) else "")
     cache: dict[str, str | None] = {}
 
@@ -204,7 +207,7 @@ def change_from_git(
         return cache[path]
 
     scoped = frozenset(f.path for f in files if test_scope is not None and test_scope(f.path))
-    return Change(files=files, commit_messages=messages, texts=list(texts), test_scope=scoped, read_new=read_new)
+    return Change(files=files, commit_messages=list(messages), texts=list(texts), test_scope=scoped, read_new=read_new)
 
 
 def _paths(files: Sequence[FileDiff]) -> list[str]:
