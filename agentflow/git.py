@@ -649,10 +649,10 @@ class Repo:
 
     def _note_head(self, ref: str, commit: str) -> tuple[str | None, list[str]]:
         """The commit ``ref`` points at (None: no notes yet) and ``commit``'s note lines there, read in
-        one ``git cat-file --batch`` (the ref and the three places the note can be). Should the ref
+        one ``git cat-file --batch`` (the ref and every place the note can be, ``note_paths``). Should the ref
         move between the names, the compare-and-swap of ``append_note`` fails and it reads again."""
         target = commit if is_full_id(commit) else self.rev(commit)
-        paths = (target, f"{target[:2]}/{target[2:]}", f"{target[:2]}/{target[2:4]}/{target[4:]}")
+        paths = note_paths(target)
         if ref.startswith("-"):
             return None, []
         found = cat_file_objects(self.root, [ref, *(f"{ref}:{p}" for p in paths)])
