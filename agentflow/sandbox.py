@@ -48,6 +48,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -235,6 +236,11 @@ class Sandbox:
         dotgit = workdir / ".git"
         if dotgit.exists():
             args += ["--ro-bind", str(dotgit), str(dotgit)]  # the pointer to the gitdir, and the gitdir
+        configs = [os.path.join(d, name) for d in (common, gitdir) if d for name in ("config", "config.worktree")]
+        configs += [os.path.join(self.home, ".gitconfig"), os.path.join(self.home, ".config", "git", "config")]
+        for path in dict.fromkeys(configs):
+            if (clean := sanitized_git_config(path)) is not None:
+                args += ["--ro-bind", clean, path]  # the same config without its credentials
         args += ["--chdir", str(workdir)]
         return args
 
@@ -243,6 +249,62 @@ class Sandbox:
         if key_file := os.environ.get(KEY_FILE_ENV):
             paths.append(os.path.abspath(os.path.expanduser(key_file)))
         return [os.path.normpath(p) for p in (*paths, *self.hide)]
+
+
+# -- git's credentials ----------------------------------------------------------------------------
+
+# What in a git config file is a credential: http.<url>.extraheader (actions/checkout persists the job's
+# token there), every [credential] section (a helper may echo a password inline), and the user:password
+# of a URL.
+_SECTION = re.compile(r"^\s*\[\s*([A-Za-z0-9.-]+)")
+_EXTRAHEADER = re.compile(r"^\s*extraheader\s*(=|$)", re.IGNORECASE)
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s\"]+@")
+_CLEAN_DIR: list[str] = []
+
+
+@functools.lru_cache(maxsize=64)
+def _sanitized(path: str, stamp: tuple[int, int, int]) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    kept, section = [], ""
+    for line in text.splitlines(keepends=True):
+        if match := _SECTION.match(line):
+            section = match.group(1).lower()
+        if section.split(".")[0] == "credential" or _EXTRAHEADER.match(line):
+            continue
+        kept.append(_USERINFO.sub(r"\1", line))
+    clean = "".join(kept)
+    if clean == text:
+        return None
+    if not _CLEAN_DIR:
+        import atexit
+        import tempfile
+
+        _CLEAN_DIR.append(tempfile.mkdtemp(prefix="agentflow-gitconfig-"))
+        atexit.register(shutil.rmtree, _CLEAN_DIR[0], True)
+    import tempfile
+
+    descriptor, target = tempfile.mkstemp(suffix=".config", dir=_CLEAN_DIR[0])
+    with os.fdopen(descriptor, "w", encoding="utf-8", errors="surrogateescape") as handle:
+        handle.write(clean)
+    return target
+
+
+def sanitized_git_config(path: str) -> str | None:
+    """A copy of the git config file ``path`` without credentials, for the sandbox to see in its
+    place (None when it holds none, or is missing). The git data stays readable in the sandbox (a
+    builder runs ``git log``), and ``actions/checkout`` leaves the job's token in ``.git/config``:
+    every sandboxed process read it, base64, with no secret name or token shape for ``redact``."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    if not os.path.isfile(path):
+        return None
+    return _sanitized(os.path.realpath(path), (info.st_mtime_ns, info.st_size, info.st_ino))
 
 
 GUARD_FIX = (
