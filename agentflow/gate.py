@@ -160,6 +160,16 @@ class SignaturePolicy:
     def signed(self, note: NoteLine) -> bool:
         return bool(self.key and note.signature_valid(self.key))
 
+    def counted(self, records: list[NoteRecord]) -> list[NoteRecord]:
+        """The records that may decide: when signatures are required and some are acceptably signed,
+        those alone. An unsigned or mis-signed line is anybody's (whoever can push notes): counted, one
+        dated 9999 was "the latest verdict" of an approved commit, closing its gate for good. With no
+        signed record at all, all of them (the gate then says the latest is unsigned)."""
+        if not self.required:
+            return records
+        signed = [r for r in records if self.check(r.note) is None]
+        return signed or records
+
 
 class NoteIndex:
     """The repository's verdict notes, read lazily and with as few ``git`` processes as possible.
@@ -216,7 +226,7 @@ class NoteIndex:
         for commit, records in self.by_commit.items():
             if commit == exclude:
                 continue
-            record = latest(records)
+            record = latest(policy.counted(records))
             if record is None or policy.check(record.note) is not None:
                 continue
             if record.note.tree != self.tree_of(commit):
@@ -421,6 +431,7 @@ class _Context:
 
     def _own_verdict(self, own: list[NoteRecord]) -> GateResult | NoteRecord:
         """The verdict of REF's own notes, or the deciding record when it was written for other content."""
+        own = self.policy.counted(own)
         record = latest(own)
         assert record is not None
         note = record.note
@@ -611,7 +622,7 @@ class _Context:
         self.index.history(*(r.commit for r in quick))
         candidates = []
         for commit in {r.commit for r in quick}:
-            record = latest(self.index.records(commit))
+            record = latest(self.policy.counted(self.index.records(commit)))
             if record is not None and record.note.tree == self.tree and self.policy.check(record.note) is None:
                 candidates.append(record)
         record = latest(candidates)

@@ -238,3 +238,44 @@ def test_a_rejection_written_at_a_deep_fanout_still_revokes(repo: Path, cli) -> 
 
     assert result.exit_code == 1, result.output
     assert "revoked" in result.output
+
+
+def test_an_unsigned_line_dated_far_ahead_does_not_close_a_signed_approval_for_ever(repo: Path, cli) -> None:
+    """With a key, unsigned lines count for nothing; one dated 9999 decided as "the latest verdict"
+    (UNSIGNED, closed), and no later signed verdict could ever come after it: anyone who could push
+    notes closed any approved commit's gate for good."""
+    commit = plan_branch(repo)
+    approval = add_verdict(repo, BRANCH, key=KEY)
+    for forged in (
+        note_for(repo, BRANCH, "rejected", ts="9999-12-31T23:59:59+00:00"),  # unsigned
+        note_for(repo, BRANCH, "rejected", key="another-key", ts="9999-12-31T23:59:58+00:00"),  # mis-signed
+        note_for(repo, BRANCH, "approved", ts="9999-12-31T23:59:57+00:00", tree="0" * 40),  # "copied"
+    ):
+        repo_lines = git(repo, "notes", f"--ref={NOTES_REF}", "show", commit).splitlines()
+        _git_in(
+            repo,
+            "\n".join([*repo_lines, forged.to_line()]) + "\n",
+            "notes",
+            f"--ref={NOTES_REF}",
+            "add",
+            "-f",
+            "-F",
+            "-",
+            commit,
+        )
+
+        result = cli("gate", BRANCH, "--base", "main", env=SIGNED)
+
+        assert result.exit_code == 0, result.output
+    # a signed rejection still revokes, and only signed verdicts are listed as the reason
+    add_verdict(repo, BRANCH, "rejected", key=KEY, ts="2099-01-01T00:00:00+00:00")
+    revoked = cli("gate", BRANCH, "--base", "main", env=SIGNED)
+    assert revoked.exit_code == 1 and "revoked" in revoked.output, revoked.output
+    assert approval.ts in revoked.output
+
+
+def test_only_unsigned_verdicts_still_say_unsigned(repo: Path, cli) -> None:
+    plan_branch(repo)
+    add_verdict(repo, BRANCH)  # written before the team had a key
+    result = cli("gate", BRANCH, "--base", "main", env=SIGNED)
+    assert result.exit_code == 1 and "unsigned" in result.output
