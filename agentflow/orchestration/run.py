@@ -386,6 +386,9 @@ class Run:
             base = {c.command: counts for c in self.base_checks if (counts := evidence.counts_of(_check_dict(c)))}
             return evidence.regressions(current, base, "verify --compare-base")
         notes, _ = parse_lines(self.repo.notes(self.base_commit))
+        if key := signing_key():  # with a key, an unsigned line is anybody's: one claiming 0 tests hid a regression
+            notes = [n for n in notes if n.signature_valid(key)]
+        notes.sort(key=lambda n: n.timestamp)  # the newest verdict's counts win
         base = evidence.base_counts_from_notes(n.model_dump() for n in notes)
         return evidence.regressions(current, base, f"verdict note on the base {self.base_commit[:12]}")
 
