@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
+from typing import NamedTuple
 
 KEYED, PLAIN = "hmac:", "sha256:"
 # a chain row: (seq, eid, kind, run_id, ts, body, prev, hash)
@@ -158,10 +159,11 @@ SUMMARY_COLUMNS = (
 _HEX = type(hashlib.sha256()).hexdigest
 
 
-@dataclass(frozen=True)
-class Summary:
+class Summary(NamedTuple):
     """One run's events as its ``SUMMARY_COLUMNS`` row holds them, split per event, in ``seq`` order:
-    their sequence numbers, kinds and bodies (the stored bytes), and each one's hash material."""
+    their sequence numbers, kinds and bodies (the stored bytes), and each one's hash material. A
+    NamedTuple, not a frozen dataclass: every view that checks a chain imports this module, and a
+    frozen dataclass costs about twice as much to define (#19 item 1)."""
 
     run_id: str
     seqs: list[int]

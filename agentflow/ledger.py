@@ -8,7 +8,6 @@ transaction and waits for the lock (``busy_timeout``) instead of failing.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -295,6 +294,8 @@ class Ledger:
     def save_transcript(self, session_id: str, role: str, run_id: str | None, messages: list[Any]) -> None:
         """Record the session's transcript: messages not stored yet are appended, one row each,
         redacted once (transcripts only grow, so a session costs the same per turn at any length)."""
+        import json  # here and below, not at the top: the views read with orjson and never load json
+
         with self._lock:
             stored = self._transcript_n.get(session_id)
             if stored is None:
@@ -482,6 +483,8 @@ class Ledger:
 
     def export_run(self, run_id: str) -> list[str]:
         """The run's events as JSON Lines, exactly as stored (body text, id and chain), oldest first."""
+        import json
+
         with self._lock:
             rows = self._db.execute(
                 "SELECT eid, ts, kind, run_id, plan_id, prev, hash, body FROM events WHERE run_id = ? ORDER BY seq",
@@ -626,6 +629,8 @@ class Ledger:
 
     def _parse(self, body: str) -> Event:
         """One stored event; a row agentflow cannot read (an unknown kind, a broken body) is bad input."""
+        import json
+
         from agentflow.events import parse_event
 
         try:
@@ -726,6 +731,8 @@ class Ledger:
 
     def transcript(self, session_id: str) -> list[Any] | None:
         """The session's messages in order (one row each; sessions from before migration 3: one JSON array)."""
+        import json
+
         with self._lock:
             rows = self._db.execute(
                 "SELECT message FROM transcript_messages WHERE session_id = ? ORDER BY n", (session_id,)
@@ -1078,6 +1085,8 @@ class ImportResult:
 
 def _import_row(line: str, where: str) -> tuple[Any, ...]:
     """One exported event line as an events row (eid, ts, kind, run_id, plan_id, prev, hash, body)."""
+    import json
+
     fix = "import files written by `agentflow ledger export`"
     try:
         data = json.loads(line)

@@ -6,9 +6,8 @@ thin; printing them is ``agentflow.report.text`` (``status_table``, ``event_line
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agentflow.files import read_text_file
 from agentflow.ledger import ImportResult, Ledger, PlanState, ledger_path
@@ -18,8 +17,7 @@ if TYPE_CHECKING:  # plans (config, pydantic) and events load only where used: `
     from agentflow.plans import Plan
 
 
-@dataclass(frozen=True)
-class StatusRow:
+class StatusRow(NamedTuple):  # not a frozen dataclass: `log` imports this module too (#19 item 1)
     id: str
     title: str
     path: str | None
@@ -32,7 +30,7 @@ class StatusRow:
     cost_usd: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
 def open_ledger_if_any(root: Path) -> Ledger | None:
