@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 from typing import NamedTuple
@@ -49,8 +48,7 @@ def digest(key: str | None, prev: str | None, eid: str, kind: str, run_id: str |
     return PLAIN + hashlib.sha256(material).hexdigest()
 
 
-@dataclass(frozen=True)
-class ChainProblem:
+class ChainProblem(NamedTuple):  # a NamedTuple, as ``Summary``: half a frozen dataclass's cost at import
     run_id: str
     seq: int | None
     kind: str | None

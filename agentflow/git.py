@@ -24,10 +24,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agentflow.errors import GitError
 from agentflow.redact import is_secret_name
@@ -291,8 +290,7 @@ def parse_trailers(message: str) -> dict[str, str]:
     return result
 
 
-@dataclass(frozen=True)
-class DiffStat:
+class DiffStat(NamedTuple):  # NamedTuples, not frozen dataclasses: every command imports this module (#19)
     files: int = 0
     insertions: int = 0
     deletions: int = 0
@@ -301,8 +299,7 @@ class DiffStat:
         return f"{self.files} files changed, +{self.insertions} -{self.deletions}"
 
 
-@dataclass(frozen=True)
-class TrailerCommit:
+class TrailerCommit(NamedTuple):
     """A commit with agentflow trailers (``Repo.log_trailers``)."""
 
     commit: str

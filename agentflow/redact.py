@@ -11,7 +11,6 @@ stores, and every report writer to what it writes, so no caller can forget.
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from functools import lru_cache
@@ -77,6 +76,8 @@ def encoded_forms(value: str) -> list[str]:
     For base64 the characters that depend on neighbouring bytes are dropped, so the forms match
     wherever the value sits; a value of 8 bytes or more still leaves at least 9 characters.
     """
+    import base64  # here: every command imports this module (git_env), few ever encode a secret
+
     raw = value.encode()
     forms = {raw.hex(), raw.hex().upper()}
     for pad in range(3):
