@@ -31,6 +31,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from agentflow.errors import UsageError
 from agentflow.git import EMPTY_TREE, STATE_DIR, TRAILER_PLAN, Repo, cat_file_objects, is_full_id
 from agentflow.keys import SIGNING_KEY_ENV, signing_key
 from agentflow.notes import NoteLine, note_history, parse_lines
@@ -323,20 +324,41 @@ def base_names(base: str) -> list[str]:
 
 
 def resolve_base(repo: Repo, base: str) -> str:
-    """The name to ask git for ``base`` by (``base_names``): a branch of that name before a tag."""
-    return _resolve_base(repo, base)[0]
+    """The name to ask git for ``base`` by (``base_names``): a branch of that name before a tag.
+    ``UsageError`` when only a tag has that name (never taken for a base spelled as a branch)."""
+    name, _, tag_only = _lookup(repo, base)
+    if tag_only:
+        raise UsageError(
+            f"base {base!r} names no branch here, only a tag (refs/tags/{base}), which is not taken as a base",
+            where=str(repo.root),
+            fix=f"fetch the branch (`git fetch origin {base.removeprefix('origin/')}`), or pass --base refs/tags/{base} "
+            "if the tag is meant",
+        )
+    return name
 
 
 def _resolve_base(repo: Repo, base: str) -> tuple[str, str | None]:
-    """``resolve_base`` and the commit it names (None when none does): every name asked in one
-    ``git cat-file --batch``, the commit they peel to as ``git rev-parse --verify`` would name it."""
+    """``resolve_base`` and the commit it names (None when none does, or only a tag of that name)."""
+    name, commit, _ = _lookup(repo, base)
+    return name, commit
+
+
+def _lookup(repo: Repo, base: str) -> tuple[str, str | None, bool]:
+    """(name, commit, only a tag has the name): every name asked in one ``git cat-file --batch``,
+    the commit they peel to as ``git rev-parse --verify`` would name it. A short name that no branch
+    has but a tag has (``origin/main`` in a clone that lacks the branch: a pull request's author can
+    push the tag) names nothing."""
     candidates = base_names(base)
-    for candidate, found in zip(
-        candidates, cat_file_objects(repo.root, [f"{c}^{{commit}}" for c in candidates]), strict=True
-    ):
-        if found is not None and found[1] == "commit" and not candidate.startswith("-"):
-            return candidate, found[0]
-    return base, None
+    tag = [f"refs/tags/{base}"] if len(candidates) > 1 else []
+    found = cat_file_objects(repo.root, [f"{c}^{{commit}}" for c in (*candidates, *tag)])
+    tagged = bool(tag) and found[-1] is not None
+    for candidate, item in zip(candidates, found, strict=False):
+        if item is None or item[1] != "commit" or candidate.startswith("-"):
+            continue
+        if candidate == base and tagged:
+            return base, None, True
+        return candidate, item[0], False
+    return base, None, False
 
 
 class GateTarget:

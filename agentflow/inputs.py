@@ -221,7 +221,7 @@ def gate_inputs(repo: Repo, ref: str, base: str | None = None) -> tuple[Config |
         # judged with no base at all, the change would be bound to its own first parent and judged by
         # the checkout's config (in CI the pull request's): fail closed on the base it was asked for
         raise UsageError(
-            f"--base {base} names no commit here",
+            f"--base {base} names no commit here (a tag of that name is not taken for a branch)",
             where=str(repo.root),
             fix=f"fetch it (`git fetch origin {base.removeprefix('origin/')}`) or pass the branch the change merges into",
         )

@@ -130,3 +130,25 @@ def test_an_explicit_base_that_names_nothing_is_exit_2_not_a_gate_without_a_base
 
     assert result.exit_code == 2, result.output
     assert "origin/main" in result.output and "names no commit" in result.output
+
+
+@pytest.mark.parametrize("command", ["verify", "gate"])
+def test_a_tag_named_like_a_missing_base_branch_is_not_taken_for_it(
+    repo: Path, cli, tmp_path: Path, monkeypatch, command: str
+) -> None:
+    """A clone without the branch origin/main (not fetched) but with the PR author's tag of that name."""
+    ci, planted, head = _ci_clone(repo, tmp_path)
+    git(ci, "update-ref", "-d", "refs/remotes/origin/main")
+    git(ci, "tag", "origin/main", planted)
+    monkeypatch.chdir(ci)
+    add_verdict(ci, head, key=KEY, base=planted)  # what a verify against the tag wrote
+    before = notes(ci, head)
+    script = write_script(ci, {"verifier": [verifier_session()]})
+    args = ["--script", str(script)] if command == "verify" else []
+
+    result = cli(command, *(["HEAD"] if command == "gate" else []), "--base", "origin/main", *args,
+                 env={"AGENTFLOW_SIGNING_KEY": KEY})  # fmt: skip
+
+    assert result.exit_code == 2, result.output
+    assert "tag" in result.output and "origin/main" in result.output
+    assert notes(ci, head) == before  # nothing verified against the tag
