@@ -25,6 +25,9 @@ _TOKEN_SHAPES = re.compile(
     r"|AKIA[0-9A-Z]{16}"  # AWS access key ids
     r"|xox[baprs]-[A-Za-z0-9\-]{10,}"  # Slack
     r"|(?<=Bearer )[A-Za-z0-9._\-]{12,}"
+    r"|(?i:(?<=basic )[A-Za-z0-9+/]{16,}={0,2})"  # HTTP Basic credentials (http.extraheader)
+    r"|glpat-[A-Za-z0-9_\-]{20,}"  # GitLab personal access tokens
+    r"|(?<=://)[^/\s:@]+:[^/\s@]{3,}(?=@)"  # the user:password of a URL
 )
 MASK = "[REDACTED]"
 MIN_SECRET_LEN = 8

@@ -59,3 +59,30 @@ def test_the_sanitised_config_keeps_everything_but_credentials(repo: Path) -> No
     assert "user.name=Dev" in out
     assert "remote.origin.url=https://github.com/acme/app.git" in out
     assert TOKEN not in out and HEADER not in out
+
+
+def test_credentials_a_check_prints_are_redacted_in_every_report(repo: Path, cli, tmp_path: Path) -> None:
+    """What the sandbox cannot hide (a credential the change's code carries, or finds in a file the
+    user did not list in sandbox.hide) and a check prints: an HTTP Basic header, a URL's
+    user:password, a GitLab token. None of them has a secret name for the redactor to know it by."""
+    import json
+
+    leaks = [f"AUTHORIZATION: basic {HEADER}", "https://bob:hunter2pass@git.example.com/x.git", "glpat-" + "a1b2c3" * 4]
+    (repo / "leak.sh").write_text("".join(f"echo '{line}'\n" for line in leaks) + "exit 1\n")
+    (repo / "agentflow.yaml").write_text("checks: ['sh leak.sh']\nsandbox: {mode: off}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "project")
+    git(repo, "checkout", "-q", "-b", "pr")
+    (repo / "app.py").write_text("x = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "change")
+    script = write_script(repo, {"verifier": [verifier_session(criteria={})]})
+    out = tmp_path / "report.json"
+
+    result = cli("verify", "--base", "main", "--script", str(script), "--format", "github", "--json", str(out))
+
+    assert "[REDACTED]" in json.loads(out.read_text())["checks"][0]["output_tail"]
+    texts = [result.output, out.read_text(), (repo / ".agentflow" / "ledger.db").read_bytes().decode("latin-1")]
+    for text in texts:
+        for secret in (HEADER, "hunter2pass", "glpat-" + "a1b2c3" * 4):
+            assert secret not in text
