@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter, ne
+from types import CodeType, FunctionType
 from typing import Any, Union
 
 import msgspec
@@ -723,8 +724,7 @@ class CompiledStructure(CompiledType):
                 *["                " + text for text in inner],
                 "            pending.clear()",
             ]
-            exec("\n".join(source), namespace)  # noqa: S102 - source built from our own field trees only
-            self.count = namespace["count"]
+            self.count = FunctionType(self.shared.code("\n".join(source)), namespace)
         return self.count
 
     def fields_for(self, mask: int) -> tuple[tuple[str, str], ...]:
@@ -827,6 +827,18 @@ class _Shared:
         self.structs: dict[tuple[Any, ...], Any] = {}
         self._functions: dict[tuple[str, tuple[Any, ...]], Any] = {}
         self._structures: dict[tuple[Any, ...], CompiledStructure] = {}
+        self._codes: dict[str, CodeType] = {}
+
+    def code(self, source: str) -> CodeType:
+        """The code of the one function ``source`` defines, compiled once per distinct source (the
+        structures of one tree shape have the same count function: only their namespaces differ)
+        and copied for each caller: a code object of its own keeps its own specialisations (one
+        code object for many classes keeps missing, ``function``)."""
+        known = self._codes.get(source)
+        if known is None:
+            module = compile(source, "<evaluator fast path>", "exec")
+            known = self._codes[source] = next(c for c in module.co_consts if isinstance(c, CodeType))
+        return known.replace()
 
     def structure(self, shapes: list[Any], tag_field: str, key_paths: set[str]) -> CompiledStructure:
         """The compiled structure of rare types with these shapes and key fields (one per distinct input)."""
