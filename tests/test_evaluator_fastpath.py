@@ -686,4 +686,12 @@ def test_types_of_one_shape_are_summarised_as_by_the_general_walk(tmp_path, monk
         assert {p: (f.lines_by_type, f.missing_lines) for p, f in a.fields.items()} == {
             p: (f.lines_by_type, f.missing_lines) for p, f in b.fields.items()
         }
-    assert quick.findings and {f.rule for f in quick.findings} >= {"partial_field", "null_field", "type_mismatch"}
+    assert {f.rule for f in quick.findings} >= {
+        "partial_field",
+        "null_field",
+        "type_mismatch",
+        "type_mismatch_across_types",
+        "missing_sibling_field",
+        "key_segment_missing",
+        "required_field",
+    }

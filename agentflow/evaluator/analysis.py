@@ -34,6 +34,7 @@ class TypeSchema:
     unanalysed: int = 0  # events of this type beyond the shape cap: counted, not walked field by field
     # Every field in every event, with one JSON type (a type of one shape): no finding within the type.
     uniform: bool = field(default=False, compare=False, repr=False)
+    shape_fields: tuple[tuple[str, str], ...] | None = field(default=None, compare=False, repr=False)  # if uniform
 
     def presence(self, path: str) -> float:
         """Share of the events where ``path``'s parent is an object that carry ``path`` (nullable
@@ -193,7 +194,7 @@ def _one_shape_schema(name: str, shape: Any, templates: dict[str, dict[str, int]
     if len(fields) != len(shape.fields):
         return None
     schema = TypeSchema(name, count, fields, key_counts.key_fields(templates), list(earliest))
-    schema.uniform = True
+    schema.uniform, schema.shape_fields = True, shape.fields
     return schema
 
 

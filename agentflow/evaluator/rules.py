@@ -37,11 +37,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from itertools import chain
 
 from agentflow.evaluator.analysis import Analysis, Finding, TypeSchema
 from agentflow.evaluator.keys import template_labels
+from agentflow.evaluator.keys import template_labels as _template_labels
 from agentflow.verdict import severity_rank  # one severity scale for verdicts and evaluator
 
 SIBLING_SHARE = 0.5  # "most": strictly more than this share of the siblings
@@ -524,12 +527,9 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
             continue
         # The isolation paths of the siblings, and which siblings carry each (in name order). A path
         # the type itself has is skipped below, so the type's own entry never counts.
-        union = {p for n in siblings for p in by_name[n].fields if p in isolation}
-        carriers: dict[str, list[str]] = {p: [] for p in union}
-        for name in sorted(siblings):
-            for p in carried[name]:
-                if p in carriers:
-                    carriers[p].append(name)
+        union: set[str] = set().union(*(by_name[n].fields.keys() & isolation for n in siblings))
+        names = sorted(siblings)
+        carriers: dict[str, list[str]] = {p: [n for n in names if p in carried[n]] for p in union}
         ordered = sorted(union, key=lambda p: (p.count("."), p))
         for schema in group:
             if config.is_exempt(schema.name):
@@ -578,18 +578,16 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
         entry = by_group.get(members)
         if entry is None:
             names = sorted(members)
-            peer_carriers: dict[str, list[str]] = {}
-            for name in names:
-                for p in carried[name]:
-                    peer_carriers.setdefault(p, []).append(name)
-            union = {p for name in names for p in by_name[name].fields}
+            carrying_count = Counter(chain.from_iterable(carried[name] for name in names))
+            union: set[str] = set().union(*(by_name[name].fields.keys() for name in names))
             candidates = [
                 p
                 for p in sorted(union, key=lambda p: (p.count("."), p))
-                if len(peer_carriers.get(p, ())) >= 2
-                and len(peer_carriers[p]) / peers > config.sibling_share
+                if carrying_count[p] >= 2
+                and carrying_count[p] / peers > config.sibling_share
                 and not (config.is_isolation(p) or config.is_envelope(p) or _inside_map(p))
             ]
+            peer_carriers = {p: [name for name in names if p in carried[name]] for p in candidates}
             entry = by_group[members] = (candidates, peer_carriers, names)
         candidates, peer_carriers, names = entry
         for path in candidates:
@@ -691,6 +689,18 @@ def within_type(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
 
 
 _KINDS: dict[tuple[str, ...], frozenset[str]] = {}
+_KIND_OF: dict[str, frozenset[str]] = {}  # _kinds of a field with one JSON type
+
+
+def _kind_of(json_type: str) -> frozenset[str]:
+    kinds = _KIND_OF.get(json_type)
+    if kinds is None:
+        kinds = _KIND_OF[json_type] = _kinds_of((json_type,))
+    return kinds
+
+
+def _kinds_of(seen: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(("number" if t == "integer" else t) for t in seen if t != "null")
 
 
 def _kinds(stats) -> frozenset[str]:
@@ -698,7 +708,7 @@ def _kinds(stats) -> frozenset[str]:
     seen = tuple(stats.types)
     kinds = _KINDS.get(seen)
     if kinds is None:
-        kinds = _KINDS[seen] = frozenset(("number" if t == "integer" else t) for t in seen if t != "null")
+        kinds = _KINDS[seen] = _kinds_of(seen)
     return kinds
 
 
@@ -709,11 +719,20 @@ def type_drift(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
     out: list[Finding] = []
     family = families(analysis, config)
     by_path: dict[str, dict[str, frozenset[str]]] = {}
+    alike: dict[tuple[tuple[str, str], ...], list[str]] = {}  # types of one shape, by its fields
     for schema in analysis.types:
+        if schema.uniform and schema.shape_fields is not None:
+            alike.setdefault(schema.shape_fields, []).append(schema.name)
+            continue
         for path, stats in schema.fields.items():
             kinds = _kinds(stats)
             if len(kinds) == 1 and not _inside_map(path):
                 by_path.setdefault(path, {})[schema.name] = kinds
+    for fields, names in alike.items():  # each field's one JSON type is the shape's: once per shape
+        for path, json_type in fields:
+            kinds = _kind_of(json_type)
+            if kinds and not _inside_map(path):
+                by_path.setdefault(path, {}).update(dict.fromkeys(names, kinds))
     for path, per_type in sorted(by_path.items()):
         if len(set(per_type.values())) < 2:
             continue
@@ -757,6 +776,14 @@ def key_segments(analysis: Analysis, config: RuleConfig, findings: list[Finding]
     """Key templates that skip a segment their siblings carry, and inconsistent templates in one type."""
     out = list(findings)
     by_field: dict[tuple[str, str], list[tuple[TypeSchema, dict[str, int]]]] = {}
+    known: dict[str, list[str]] = {}
+
+    def template_labels(template: str) -> list[str]:  # keys.template_labels, once per template
+        found = known.get(template)
+        if found is None:
+            found = known[template] = _template_labels(template)
+        return found
+
     for schema in analysis.types:
         for path, counts in schema.key_templates.items():
             templates = _labels_of(counts)
@@ -789,10 +816,13 @@ def key_segments(analysis: Analysis, config: RuleConfig, findings: list[Finding]
             for template in templates:
                 for label in template_labels(template):
                     label_types.setdefault(label, set()).add(schema.name)
+        common = [
+            (label, names)
+            for label, names in sorted(label_types.items())
+            if len(names) >= 2 and len(names) / len(members) > SIBLING_SHARE
+        ]
         for schema, templates in members:
-            for label, names in sorted(label_types.items()):
-                if len(names) < 2 or len(names) / len(members) <= SIBLING_SHARE:
-                    continue
+            for label, names in common:
                 lacking = {t: n for t, n in templates.items() if label not in template_labels(t)}
                 if not lacking:
                     continue
