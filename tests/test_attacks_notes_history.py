@@ -279,3 +279,42 @@ def test_only_unsigned_verdicts_still_say_unsigned(repo: Path, cli) -> None:
     add_verdict(repo, BRANCH)  # written before the team had a key
     result = cli("gate", BRANCH, "--base", "main", env=SIGNED)
     assert result.exit_code == 1 and "unsigned" in result.output
+
+
+def test_an_unsigned_line_of_the_same_run_does_not_stop_the_signed_verdict_being_written(
+    repo: Path, cli, monkeypatch
+) -> None:
+    """A note line is not written twice for one run, cycle and outcome (a resumed run). Unsigned lines
+    decide nothing with a key, so an unsigned line that claimed the run's rejection was already there
+    kept the signed rejection from being written at all: the earlier signed approval stood."""
+    import agentflow.orchestration.verify_runs as verify_runs
+    from tests.build_helpers import verifier_session, write_script
+
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", KEY)
+    (repo / "agentflow.yaml").write_text("sandbox: {mode: off}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "config")
+    commit = plan_branch(repo)
+    git(repo, "checkout", "-q", BRANCH)
+    add_verdict(repo, BRANCH, key=KEY)
+    monkeypatch.setattr(verify_runs, "new_id", lambda prefix: f"{prefix}-20991231-aaaaaa")
+    forged = note_for(repo, BRANCH, "changes_requested", run="r-20991231-aaaaaa", cycle=1)  # unsigned
+    lines = git(repo, "notes", f"--ref={NOTES_REF}", "show", commit).splitlines()
+    _git_in(
+        repo,
+        "\n".join([*lines, forged.to_line()]) + "\n",
+        "notes",
+        f"--ref={NOTES_REF}",
+        "add",
+        "-f",
+        "-F",
+        "-",
+        commit,
+    )
+    script = write_script(repo, {"verifier": [verifier_session(decision="request_changes")]})
+
+    assert cli("verify", "--base", "main", "--script", str(script)).exit_code == 1
+
+    result = cli("gate", BRANCH, "--base", "main")
+    assert result.exit_code == 1, result.output
+    assert "revoked" in result.output

@@ -534,9 +534,13 @@ class Run:
         line = note.to_line()
         cycle = (note.model_extra or {}).get("cycle")
 
-        def present(lines: list[str]) -> bool:
+        def present(lines: list[str]) -> bool:  # with a key, only a signed line: the gate counts no other
             return any(
-                n.run == note.run and n.cycle == cycle and n.outcome == note.outcome and not n.override
+                n.run == note.run
+                and n.cycle == cycle
+                and n.outcome == note.outcome
+                and not n.override
+                and (not key or n.signature_valid(key))
                 for n in parse_lines(lines)[0]
             )
 
