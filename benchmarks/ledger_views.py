@@ -3,7 +3,7 @@
 generated ledger, as subprocesses, against ``python -c pass``, with peak RSS and CPU time.
 
 Usage:  python benchmarks/ledger_views.py [--events 100000] [--days 365] [--runs 5] [--code DIR]...
-                                          [--keep DIR]
+                                          [--keep DIR] [--instructions]
 
 The ledger holds ``--days`` of runs (evenly spread, about 40 events each: two sessions with model
 and tool calls, checks, a verdict, the end; every fifth approved run is merged), with the hash
@@ -16,13 +16,17 @@ later migrations dropped; the events are byte for byte the same). Each view runs
 first (it builds or catches up its projection, as the first call after a build does), then
 ``--runs`` times; medians are reported. Every checkout's bytecode is compiled first (``compileall``),
 as an installed package's is: with ``PYTHONDONTWRITEBYTECODE`` set, start-up would include
-compiling every agentflow module it imports.
+compiling every agentflow module it imports. ``--instructions`` also runs each command once under
+valgrind's callgrind and prints the instructions it executed: exact and the same at any load, so
+two checkouts compare on a busy machine too (it does not see time spent waiting, in child
+processes such as git, or on cache misses).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -221,6 +225,23 @@ def inproc(view: str, code: Path, repo: Path, run_id: str, runs: int) -> tuple[f
     return float(wall), float(cpu)
 
 
+def instructions(cmd: list[str], cwd: Path, env: dict[str, str]) -> float | None:
+    """Millions of instructions ``cmd`` executes under callgrind (its child processes, such as git, not
+    counted): the same on a loaded machine as on an idle one, so two checkouts compare exactly."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    proc = subprocess.run(
+        [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+        cwd=cwd,
+        env={**env, "PYTHONHASHSEED": "0"},  # the same hashes, so the same dict probes, every run
+        capture_output=True,
+        text=True,
+    )
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    return int(found.group(1)) / 1e6 if found else None
+
+
 def schema_of(code: Path) -> int:
     out = subprocess.run(
         [sys.executable, "-c", "from agentflow.ledger import MIGRATIONS; print(len(MIGRATIONS))"],
@@ -257,6 +278,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--code", type=Path, action="append", default=[], help="another agentflow checkout to time")
     parser.add_argument("--keep", type=Path, help="generate the repository here (reused when it exists)")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count each command's instructions (valgrind's callgrind)"
+    )
     args = parser.parse_args()
     here = Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(here))
@@ -319,6 +343,20 @@ def main() -> int:
             for code, _repo in codes[1:]:
                 before, before_part = results[(str(code), name)][0], ledger_part[(str(code), name)][0]
                 print(f"| {name} ({code.name}) | {before / after:.1f}× | {before_part / after_part:.1f}× |")
+    if args.instructions:
+        baseline = instructions([sys.executable, "-c", "pass"], root, dict(os.environ))
+        if baseline is None:
+            print("\n--instructions: valgrind is not installed", file=sys.stderr)
+        else:
+            print(f"\ninstructions (callgrind, millions; python -c pass: {baseline:.1f} M)\n")
+            print("| view | " + " | ".join("this" if c == here else c.name for c, _ in codes) + " |")
+            print("|---|" + "---:|" * len(codes))
+            for name, argv in views.items():
+                counts = []
+                for code, repo in codes:
+                    env = {**os.environ, "PYTHONPATH": str(code)}
+                    counts.append(instructions([sys.executable, "-m", "agentflow", *argv], repo, env))
+                print(f"| {name} | " + " | ".join(f"{c:.1f} M" if c is not None else "?" for c in counts) + " |")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

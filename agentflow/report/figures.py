@@ -7,10 +7,9 @@ and a test can check one list against all three outputs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agentflow.report.fmt import (  # noqa: F401 - re-exported: the figures' formatters
     FORMATTERS,
@@ -29,8 +28,7 @@ if TYPE_CHECKING:
     from agentflow.metrics.model import MetricsReport
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):  # Row and Figure: NamedTuples, half a frozen dataclass's cost at import (#19)
     section: str
     label: str
     value: str
@@ -39,8 +37,7 @@ class Row:
     key: str  # dotted path in the JSON, e.g. "plans.built"
 
 
-@dataclass(frozen=True)
-class Figure:
+class Figure(NamedTuple):
     """One figure of the report: where it is shown, how it is formatted, and how it is read."""
 
     section: str
