@@ -418,6 +418,7 @@ def build_plan(
             inputs=inputs,
             branch_from=base_commit,  # the commit just read: the same branch, one git process less
         )
+        _await_primed()  # the validator and the secrets' forms every run shares, before its first event
         # a worktree made just now is a clean checkout of its branch: nothing to ask git
         if not fresh and Repo(run.workdir, gitpython=False).is_dirty(untracked=True):
             run.say(
@@ -599,7 +600,7 @@ def build(
         # off the critical path: the import (about a second) overlaps the checks below and the
         # worktree preparation; the first model call waits for it (AnthropicModel.client)
         prefetch_sdk()
-    primed = _prime_shared_state()  # on a thread: it overlaps the git processes of the checks below
+    _prime_shared_state()  # on a thread: it overlaps the git processes below and the runs' first ones
     plans = load_build_plans(root, refs, config)
     preflight(root, config, options)
     reporter = _WaitingRuns(reporter or NullReporter(), min(options.jobs, len(plans)))
@@ -613,7 +614,6 @@ def build(
         # (SQLite answers "locked" at once while another connection converts the file to WAL, and
         # each of them retried every 50 ms), the last one 0.1-0.2 s before its run could start
         Ledger.open(root).close()
-    primed.join()  # before any run: each would otherwise build its own
     if len(plans) == 1:
         return [build_contained(root, plans[0], options, reporter, config, contain=False)]
     if options.jobs == 1:
@@ -621,14 +621,18 @@ def build(
     return _build_parallel(root, plans, options, reporter, config)
 
 
+_PRIMING: list[threading.Thread] = []  # the build's priming thread, once started (``_await_primed``)
+
+
 def _prime_shared_state() -> threading.Thread:
-    """Build, in a thread started before the plans are read and joined before the runs start, what
-    every run builds on its first use and then shares: the validator of stored events (pydantic
-    builds it on the first event read, 10-30 ms) and the secrets' encoded forms (on the first
-    redacted append). Neither build takes a lock, so the runs of ``-j 4``, reaching them at the
-    same moment, each built their own: four times the work, on one GIL, right before their first
-    model call; a single run built them on its way to its first call, while here they overlap the
-    git processes of the pre-flight (#19 item 5). Best effort: a run builds what is missing itself."""
+    """Build, in a thread started before the plans are read, what every run builds on its first use
+    and then shares: the validator of stored events (pydantic builds it on the first event read,
+    10-30 ms) and the secrets' encoded forms (on the first redacted append). Neither build takes a
+    lock, so the runs of ``-j 4``, reaching them at the same moment, each built their own: four
+    times the work, on one GIL, right before their first model call; a single run built them on
+    its way to its first call, while here they overlap the git processes of the pre-flight and of
+    the runs' own start (a run waits for them just before its first event: ``_await_primed``)
+    (#19 item 5). Best effort: a run builds what is missing itself."""
 
     def prime() -> None:
         with contextlib.suppress(Exception):
@@ -640,7 +644,14 @@ def _prime_shared_state() -> threading.Thread:
 
     thread = threading.Thread(target=prime, name="agentflow-prime", daemon=True)
     thread.start()
+    _PRIMING[:] = [thread]
     return thread
+
+
+def _await_primed() -> None:
+    """Wait for the build's priming thread, if one was started (a run's first event needs both)."""
+    for thread in list(_PRIMING):
+        thread.join()
 
 
 # how long the warm-up waits for the first runs to reach their model before importing the rules anyway
