@@ -695,3 +695,37 @@ def test_types_of_one_shape_are_summarised_as_by_the_general_walk(tmp_path, monk
         "key_segment_missing",
         "required_field",
     }
+
+
+def test_rare_types_whose_events_keep_bringing_new_keys_leave_the_structure_path(tmp_path, monkeypatch):
+    # benchmarks/evaluate_hostile.py's family case: types of a few events, each with its own keys.
+    # A structure is compiled only for a few shapes of at most RARE_MAX_FIELDS fields, and a type
+    # that outgrows that at a later compilation goes back to the general path (compiling it again,
+    # larger each time, took minutes): the report is the general path's.
+    from agentflow.evaluator.reader import read_logs
+
+    events = [
+        {
+            "type": f"Account{i % 200}Changed",
+            "tenant_id": "t",
+            **{f"k{i}_{k}": k for k in range(40 if i < 200 else 120)},
+        }
+        for i in range(800)
+    ]
+    path = write_jsonl(tmp_path / "family.jsonl", events)
+    monkeypatch.setattr(schema_module, "LEARN_LINES", 200)
+    compiled: list[int] = []
+    compile_schema = __import__("agentflow.evaluator.fastpath", fromlist=["compile_schema"]).compile_schema
+
+    def spying(shapes_by_type, tag, first, key_paths, previous, rare):
+        compiled.append(max((sum(len(s.fields) for s in shapes) for shapes in rare.values()), default=0))
+        return compile_schema(shapes_by_type, tag, first, key_paths, previous, rare)
+
+    from agentflow.evaluator import fastpath
+
+    monkeypatch.setattr(fastpath, "compile_schema", spying)
+    aggregator = read_logs([path], workers=1)
+    assert compiled and max(compiled) <= schema_module.RARE_MAX_FIELDS
+    assert aggregator.fast is None or not aggregator.fast.rare  # every type outgrew it
+    general = _report(path, monkeypatch, fast=False)
+    assert _report(path, monkeypatch, fast=True) == general

@@ -63,6 +63,7 @@ HOT_SHARE = 0.01
 RARE_PATH = True
 RARE_MIN_EVENTS = 2
 RARE_MAX_SHAPES = 8
+RARE_MAX_FIELDS = 256  # over the type's shapes: 1,000 types of 500 own keys each made minutes of compiling
 
 
 def _fast_path_available() -> bool:
@@ -313,7 +314,7 @@ class Aggregator:
             if RARE_PATH
             and name not in compiled
             and events[name] < hot
-            and (name in known_rare or self._rare_eligible(name, shapes, events[name]))
+            and self._rare_eligible(name, shapes, events[name], name in known_rare)
         }
         by_type = {name: shapes for name, shapes in by_type.items() if name in compiled or events[name] >= hot}
         for name in list(by_type):
@@ -350,17 +351,20 @@ class Aggregator:
                 for r in fresh:
                     r.seed(by_name[r.name])
 
-    def _rare_eligible(self, name: str, shapes: list[Shape], events: int) -> bool:
+    def _rare_eligible(self, name: str, shapes: list[Shape], events: int, known: bool = False) -> bool:
         """Whether a rare type is decoded by structure (``fastpath.RareType``) rather than left to the
         general path: a name that reads the same in JSON (no escape) and holds no '#' (the fast path
         counts a tagged name's template apart), at least ``RARE_MIN_EVENTS`` events unless at the
-        first compilation (a type of one event in a log of ever new types would cost a compiled
-        entry for nothing), a few shapes, no map-like object and no key with a dot."""
+        first compilation or ``known`` (already decoded by structure: a type of one event in a log
+        of ever new types would cost a compiled entry for nothing), a few shapes of at most
+        ``RARE_MAX_FIELDS`` fields in all, no map-like object and no key with a dot. Asked again
+        at every compilation: a type whose events keep bringing new keys (a map not recognised
+        yet) leaves the structure path instead of being compiled again, larger each time."""
         if "#" in name or '"' in name or "\\" in name or not name.isprintable():
             return False
-        if events < RARE_MIN_EVENTS and self.compiles:
+        if events < RARE_MIN_EVENTS and self.compiles and not known:
             return False
-        if len(shapes) > RARE_MAX_SHAPES:
+        if len(shapes) > RARE_MAX_SHAPES or sum(len(shape.fields) for shape in shapes) > RARE_MAX_FIELDS:
             return False
         if len(shapes) > 1:
             found, keep = _find_map_like([(s, *_nodes(s.fields)) for s in shapes])
