@@ -3,8 +3,8 @@
 Measured (benchmarks/README.md): building a Python dict per event with orjson and then computing
 its shape in Python costs several microseconds per event. Once the shapes of a log are known,
 msgspec can do both in C: the schemas learned so far are compiled into one tagged ``Struct`` class
-per hot event type (``schema.HOT_SHARE``: rare types stay on the general path; ``tag_field`` = the
-type field), with ``forbid_unknown_fields``, exact field types and ``UNSET`` defaults for optional
+per hot event type (``schema.HOT_SHARE``; ``tag_field`` = the type field; rare types are decoded by
+structure: ``CompiledStructure``, ``RareType``), with ``forbid_unknown_fields``, exact field types and ``UNSET`` defaults for optional
 fields; the classes of nested objects are shared by every type holding an object of that structure
 (``_Shared``). Decoding a line then *is* the shape check. What is left
 in Python is one generated loop per compiled schema (``CompiledSchema.run``): it decodes each line,

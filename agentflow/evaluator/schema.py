@@ -10,7 +10,8 @@ the shapes that contain it.
 
 Once the first ``LEARN_LINES`` lines have taught the shapes, ``agentflow.evaluator.fastpath``
 compiles those of the *hot* types (``HOT_SHARE`` of the events or more) so msgspec decodes and
-shape-checks each line in C; lines it rejects, rare types' among them, come back here.
+shape-checks each line in C, and decodes the rarer types by structure (``RARE_PATH``: types alike
+but for their name share one Struct class); lines it rejects come back here.
 
 Memory therefore grows with types x shapes x fields, never with the number of events. The shape
 table is capped (``MAX_SHAPES``); events of shapes beyond the cap are counted as *unanalysed* and
@@ -54,7 +55,7 @@ RECOMPILE_AFTER = 32
 # type costs about 0.25 ms to compile, but a 2,000-class union still decodes slower than a few
 # classes (caches), and a type with 100 events gains little: compiling all 2,000 rare types of the
 # benchmark was no faster than the general path for them (benchmarks/README.md).
-# Rare types stay on the general path, which gives the same results; whether a type is hot is
+# Rare types are decoded by structure instead (RARE_PATH below); whether a type is hot is
 # reconsidered each time the general path took half as many lines as were analysed so far.
 HOT_SHARE = 0.01
 # The rare types (fewer events than HOT_SHARE) are decoded by *structure* (``fastpath.RareType``):
