@@ -212,6 +212,7 @@ class Aggregator:
         self.root_keep: dict[str, frozenset[str]] = {}
         self.shapes_by_type: dict[str, int] = {}
         self._ambiguous: dict[tuple[tuple[str, str], ...], bool] = {}  # ambiguous_keys by shape fields
+        self._walked: tuple[dict[str, Any], list[tuple[str, str, Any]]] | None = None  # _new_shape's flatten
 
     # -- per event -----------------------------------------------------------------------------
 
@@ -683,6 +684,7 @@ class Aggregator:
     def _new_shape(self, event_type: str, payload: dict[str, Any]) -> Shape:
         self.dirty = True
         nodes = flatten(payload)
+        self._walked = (payload, nodes)  # the new shape's first event is observed next: walked once
         strings = tuple((path, accessor) for path, accessor, _ in _strings(payload))
         return Shape(event_type, tuple((path, json_type) for path, json_type, _ in nodes), string_paths=strings)
 
@@ -704,7 +706,9 @@ class Aggregator:
 
     def _observe(self, shape: Shape, payload: dict[str, Any], where: Location) -> None:
         shape.lines.append(where)
-        for path, json_type, value in flatten(payload):
+        walked, self._walked = self._walked, None
+        nodes = walked[1] if walked is not None and walked[0] is payload else flatten(payload)
+        for path, json_type, value in nodes:
             if json_type == "object":
                 continue
             examples = shape.examples.setdefault(path, [])
