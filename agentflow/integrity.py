@@ -301,17 +301,20 @@ def check(
     allow_commits: bool = False,
     other_runs: Callable[[], Container[str]] | None = None,
     where: Location | None = None,
+    others: Container[str] = (),
 ) -> CheckResult:
     """Compare the repository with ``before``. ``allow_commits`` (builder sessions): commits on the
     session's own branch are folded back (soft reset) instead of being tampering. ``other_runs``:
     the ids of runs other agentflow processes may be writing verdict notes for meanwhile.
-    ``where``: ``locate`` of the session's worktree, asked after the session."""
+    ``where``: ``locate`` of the session's worktree, asked after the session. ``others``: refs that
+    are other runs' business (``Run.check_pending``: the branches of the ledger's other runs, which
+    may have been made or moved by those runs since a killed session's snapshot)."""
     after = snapshot(before.root, before.workdir, where)
     result = CheckResult()
     own = before.own_branch
     for name in sorted(set(before.refs) | set(after.refs)):
         old, new = before.refs.get(name), after.refs.get(name)
-        if old == new or _ignored(before.root, name, own):
+        if old == new or name in others or _ignored(before.root, name, own):
             continue
         if new is not None and _only_own_writes(before.root, name, old, new):
             continue
@@ -355,8 +358,9 @@ def check(
     return result
 
 
-def restore(before: GitSnapshot) -> list[str]:
-    """Put refs, HEADs and files back as ``before`` has them; returns what could not be restored."""
+def restore(before: GitSnapshot, others: Container[str] = ()) -> list[str]:
+    """Put refs, HEADs and files back as ``before`` has them, but for the refs in ``others`` (as
+    ``check``); returns what could not be restored."""
     problems: list[str] = []
     for name, state in before.files.items():
         _put(before.paths[name], state, problems)
@@ -372,7 +376,7 @@ def restore(before: GitSnapshot) -> list[str]:
     lines = []
     for name in sorted(set(before.refs) | set(current)):
         old, new = before.refs.get(name), current.get(name)
-        if old == new or _ignored(before.root, name, own):
+        if old == new or name in others or _ignored(before.root, name, own):
             continue
         if new is not None and _only_own_writes(before.root, name, old, new):
             continue

@@ -757,6 +757,17 @@ class Ledger:
             ).fetchone()
         return row is not None
 
+    def other_branches(self, run_id: str) -> set[str]:
+        """The branches (``refs/heads/...``) the ledger's runs but ``run_id`` build on, from their
+        run_started events (``Run.check_pending``: what other runs may have made or moved meanwhile)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT json_extract(body, '$.branch') FROM events "
+                "WHERE kind = 'run_started' AND run_id IS NOT ?",
+                (run_id,),
+            ).fetchall()
+        return {f"refs/heads/{branch}" for (branch,) in rows if isinstance(branch, str) and branch}
+
     def other_runs(self, run_id: str) -> OtherRuns:
         """The runs of this ledger but ``run_id``, as a container asked one id at a time (``in``):
         what a session's tampering check asks about the verdict lines that appeared meanwhile, without

@@ -242,7 +242,8 @@ def test_ctrl_c_during_parallel_builds_stops_every_run_resumably(repo, cli, monk
 
     script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
     for run_id in run_ids:
-        assert cli("build", "--resume", run_id, "--script", str(script)).exit_code == 0
+        result = cli("build", "--resume", run_id, "--script", str(script))
+        assert result.exit_code == 0, result.output
     assert [e.outcome for e in run_events(repo, RunEnded)] == ["approved", "approved"]
 
 
@@ -382,3 +383,24 @@ def test_resume_from_a_subdirectory(repo, cli, monkeypatch):
     monkeypatch.chdir(repo)
     script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
     assert cli("build", "--resume", started.run_id, "--script", str(script)).exit_code == 0
+
+
+def test_resume_after_a_kill_ignores_other_runs_branches_made_meanwhile(repo, cli):
+    """Killed mid-builder, then another plan built to the end, then resumed: the other run's branch
+    and worktree, made after the killed session's snapshot, are that run's, not tampering (resume
+    used to call them tampering, end the run no_verdict and delete that branch)."""
+    write_plan(repo, "2", "Add greeting", "greeting")
+    proc = start_slow_build(repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_id = run_events(repo, RunStarted)[0].run_id
+
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    other = cli("build", "2", "--script", str(script))
+    assert other.exit_code == 0, other.output
+    second = git(repo, "rev-parse", "agentflow/2-greeting")
+
+    result = cli("build", "--resume", run_id, "--script", str(script))
+    assert result.exit_code == 0, result.output
+    assert "tampering" not in result.output
+    assert git(repo, "rev-parse", "agentflow/2-greeting") == second

@@ -199,20 +199,32 @@ class Run:
         before = integrity.GitSnapshot.from_record(self.root, pending.snapshot)
         if not before.workdir.is_dir():
             before = replace(before, workdir=self.workdir)
-        self.guard(before, pending.role, pending.cycle, raising=False)
+        # the kill may be long past: other runs made or moved their branches since (-j, or a
+        # build of another plan before this resume); theirs, and never put back from here
+        others = self.ledger.other_branches(self.run_id) - {before.own_branch}
+        self.guard(before, pending.role, pending.cycle, raising=False, others=others)
 
     def _other_runs(self) -> Container[str]:
         """Runs other agentflow processes may be noting verdicts for while a session of this one runs
         (looked up one id at a time: the ledger's runs are never all listed)."""
         return self.ledger.other_runs(self.run_id)
 
-    def guard(self, before: integrity.GitSnapshot, role: str, cycle: int, raising: bool = True) -> None:
+    def guard(
+        self,
+        before: integrity.GitSnapshot,
+        role: str,
+        cycle: int,
+        raising: bool = True,
+        others: Container[str] = (),
+    ) -> None:
         """After a session: fold a builder's own commits; anything else changed in the git data is
         tampering: put back, recorded, and (``raising``) ``TamperingError``. The run's step ends it."""
         where = integrity.locate(self.root, before.workdir)  # after the session, outside the lock
         with _GIT_LOCK(self.root):
-            found = integrity.check(before, allow_commits=role == "builder", other_runs=self._other_runs, where=where)
-            problems = integrity.restore(before) if found.changes else []
+            found = integrity.check(
+                before, allow_commits=role == "builder", other_runs=self._other_runs, where=where, others=others
+            )
+            problems = integrity.restore(before, others) if found.changes else []
         # one step, one transaction: a kill never leaves the check recorded without its tampering
         # (resume would then see no pending snapshot and never look again)
         step: list[Event] = [GitChecked(run_id=self.run_id, cycle=cycle, role=role, changes=found.changes)]
