@@ -34,6 +34,12 @@ def _git_in(root: Path, stdin: str, *args: str) -> str:
     ).stdout.strip()
 
 
+def _append_to_note(root: Path, commit: str, line: str) -> None:
+    """Append ``line`` to ``commit``'s verdict note with plain git, as anyone who can push notes can."""
+    lines = git(root, "notes", f"--ref={NOTES_REF}", "show", commit).splitlines()
+    _git_in(root, "\n".join([*lines, line]) + "\n", "notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", commit)
+
+
 def _note_tree_with(root: Path, commit: str, lines: list[str]) -> str:
     """A notes tree holding only ``commit``'s note with ``lines``."""
     blob = _git_in(root, "\n".join(lines) + "\n", "hash-object", "-w", "--stdin")
@@ -251,18 +257,7 @@ def test_an_unsigned_line_dated_far_ahead_does_not_close_a_signed_approval_for_e
         note_for(repo, BRANCH, "rejected", key="another-key", ts="9999-12-31T23:59:58+00:00"),  # mis-signed
         note_for(repo, BRANCH, "approved", ts="9999-12-31T23:59:57+00:00", tree="0" * 40),  # "copied"
     ):
-        repo_lines = git(repo, "notes", f"--ref={NOTES_REF}", "show", commit).splitlines()
-        _git_in(
-            repo,
-            "\n".join([*repo_lines, forged.to_line()]) + "\n",
-            "notes",
-            f"--ref={NOTES_REF}",
-            "add",
-            "-f",
-            "-F",
-            "-",
-            commit,
-        )
+        _append_to_note(repo, commit, forged.to_line())
 
         result = cli("gate", BRANCH, "--base", "main", env=SIGNED)
 
@@ -299,18 +294,7 @@ def test_an_unsigned_line_of_the_same_run_does_not_stop_the_signed_verdict_being
     add_verdict(repo, BRANCH, key=KEY)
     monkeypatch.setattr(verify_runs, "new_id", lambda prefix: f"{prefix}-20991231-aaaaaa")
     forged = note_for(repo, BRANCH, "changes_requested", run="r-20991231-aaaaaa", cycle=1)  # unsigned
-    lines = git(repo, "notes", f"--ref={NOTES_REF}", "show", commit).splitlines()
-    _git_in(
-        repo,
-        "\n".join([*lines, forged.to_line()]) + "\n",
-        "notes",
-        f"--ref={NOTES_REF}",
-        "add",
-        "-f",
-        "-F",
-        "-",
-        commit,
-    )
+    _append_to_note(repo, commit, forged.to_line())
     script = write_script(repo, {"verifier": [verifier_session(decision="request_changes")]})
 
     assert cli("verify", "--base", "main", "--script", str(script)).exit_code == 1
