@@ -431,21 +431,7 @@ class Aggregator:
             templates = compiled.take_templates()
             for mask, count in compiled.counts.items():
                 lines, examples = compiled.samples.get(mask, ([], {}))
-                fields = compiled.fields_for(mask)
-                key = ("fast", compiled.name, fields)
-                if compiled.name in self.map_paths:  # compiled before its maps were recognised
-                    maps = list(self.map_paths[compiled.name])
-                    fields = collapse_fields(fields, maps, self.root_keep.get(compiled.name))
-                    key = ("mapped", compiled.name, fields)
-                shape = Shape(compiled.name, fields, count, lines, examples)
-                mine = self.shapes.get(key)
-                if mine is not None:
-                    mine.merge(shape)
-                elif len(self.shapes) < MAX_SHAPES:
-                    self.shapes[key] = shape
-                else:
-                    self.unanalysed += count
-                    self.unanalysed_by_type[compiled.name] = self.unanalysed_by_type.get(compiled.name, 0) + count
+                self._add_fast_shape(compiled.name, compiled.fields_for(mask), count, lines, examples)
             compiled.counts.clear()  # the generated loop holds these very dicts: clear, never replace
             compiled.samples.clear()
             by_path = self.templates.setdefault(compiled.name, {})
@@ -453,6 +439,33 @@ class Aggregator:
                 key_counts.merge(by_path.setdefault(path, {}), counts)
         for rare in self.fast.rare.values():
             self._flush_rare(rare)
+
+    def _add_fast_shape(
+        self,
+        name: str,
+        fields: tuple[tuple[str, str], ...],
+        count: int,
+        lines: list[Location],
+        examples: dict[str, list[Any]],
+    ) -> tuple[tuple[Any, ...], Shape] | None:
+        """A shape the fast path counted, into the shape table: merged into the same shape of its type
+        (its maps collapsed when they were recognised after it was compiled), else a new entry
+        (returned with its key), else, past ``MAX_SHAPES``, counted as unanalysed."""
+        key: tuple[Any, ...] = ("fast", name, fields)
+        if name in self.map_paths:
+            fields = collapse_fields(fields, list(self.map_paths[name]), self.root_keep.get(name))
+            key = ("mapped", name, fields)
+        shape = Shape(name, fields, count, lines, examples)
+        mine = self.shapes.get(key)
+        if mine is not None:
+            mine.merge(shape)
+        elif len(self.shapes) < MAX_SHAPES:
+            self.shapes[key] = shape
+            return key, shape
+        else:
+            self.unanalysed += count
+            self.unanalysed_by_type[name] = self.unanalysed_by_type.get(name, 0) + count
+        return None
 
     def _flush_rare(self, rare: Any) -> None:
         """A rare type's counts since the last flush into the shape table: added to the general path's
@@ -472,21 +485,8 @@ class Aggregator:
             if target is not None and self.shapes.get(target[0]) is target[1] and rare.name not in self.map_paths:
                 target[1].merge(Shape(rare.name, fields, count, lines, examples))
                 continue
-            key = ("fast", rare.name, fields)
-            if rare.name in self.map_paths:
-                maps = list(self.map_paths[rare.name])
-                fields = collapse_fields(fields, maps, self.root_keep.get(rare.name))
-                key = ("mapped", rare.name, fields)
-            shape = Shape(rare.name, fields, count, lines, examples)
-            mine = self.shapes.get(key)
-            if mine is not None:
-                mine.merge(shape)
-            elif len(self.shapes) < MAX_SHAPES:
-                self.shapes[key] = shape
-                rare.general[mask] = (key, shape)
-            else:
-                self.unanalysed += count
-                self.unanalysed_by_type[rare.name] = self.unanalysed_by_type.get(rare.name, 0) + count
+            if (added := self._add_fast_shape(rare.name, fields, count, lines, examples)) is not None:
+                rare.general[mask] = added
         base.update(rare.counts)
         rare.samples.clear()
         by_path = self.templates.setdefault(rare.name, {})
