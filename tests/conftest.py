@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,17 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         "AGENTFLOW_DEBUG",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Ctrl-C acts as at a terminal, whatever the harness did: a shell's background job (`cmd &`
+    without job control, nohup, some CI runners) starts with SIGINT ignored, which agentflow keeps
+    ignored by design, and a test of what Ctrl-C does would fail there. The Python handler set
+    here also makes a child start with SIGINT at its default."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

@@ -315,7 +315,7 @@ def test_verdict_of_a_finished_verifier_is_recovered_on_resume(repo, cli, monkey
     assert notes(repo, head)[0]["outcome"] == "approved"
 
 
-def test_ctrl_c_on_the_command_line_exits_130_and_names_the_resume_command(repo, cli):
+def test_ctrl_c_on_the_command_line_exits_130_and_names_the_resume_command(repo, cli, ctrl_c):
     """A real SIGINT to `agentflow build`: the session is recorded as interrupted, exit 130."""
     proc = start_slow_build(repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGINT)
@@ -334,7 +334,7 @@ def test_ctrl_c_on_the_command_line_exits_130_and_names_the_resume_command(repo,
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the printed one
-def test_ctrl_c_that_python_ignores_in_a_finalizer_still_stops_the_build(repo, cli, monkeypatch):
+def test_ctrl_c_that_python_ignores_in_a_finalizer_still_stops_the_build(repo, cli, monkeypatch, ctrl_c):
     """A SIGINT whose KeyboardInterrupt is raised inside a ``__del__`` (Python only prints it: the
     once-flaky Ctrl-C test) still stops the build at its next step, resumably: exit 130."""
     from agentflow.orchestration.run import Run

@@ -485,7 +485,9 @@ def _cli_processes_in(root: Path) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
 @pytest.mark.parametrize("how", ["raise", "sigint"])
-def test_interrupt_is_recorded_and_stops_the_cli(repo: Path, ledger: Ledger, claude_code_env, how: str) -> None:
+def test_interrupt_is_recorded_and_stops_the_cli(
+    repo: Path, ledger: Ledger, claude_code_env, how: str, ctrl_c: None
+) -> None:
     fake, _ = claude_code_env
     fake.handler = lambda body: message(tool_use("Glob", {"pattern": "*"}))
 
