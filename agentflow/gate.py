@@ -119,9 +119,23 @@ class GateResult:
 
 
 def parse_note_lines(commit: str, lines: Iterable[str]) -> tuple[list[NoteRecord], int]:
-    """Verdict records in ``lines`` and the number of lines that are not verdicts (ignored)."""
+    """Verdict records in ``lines`` and the number of lines that are not verdicts (ignored).
+
+    A line that names another commit (``commit``, signed with the rest) is that commit's verdict, not
+    this one's: anyone who can push notes can copy a signed line onto a commit of their making with
+    the same tree and parent, and that copy opened the gate after the verdict was revoked on the
+    commit it was written for. It is ignored here; the same-tree search finds the original's note
+    and judges it by its own history."""
     notes, bad = parse_lines(lines)
-    return [NoteRecord(note, commit, index) for index, note in enumerate(notes)], bad
+    own = [note for note in notes if note_commit_matches(note, commit)]
+    return [NoteRecord(note, commit, index) for index, note in enumerate(own)], bad + len(notes) - len(own)
+
+
+def note_commit_matches(note: NoteLine, commit: str) -> bool:
+    """True when ``note`` may be ``commit``'s: it names that commit, or (a line from before the
+    field) none."""
+    named = note.data.get("commit")
+    return named is None or named == commit
 
 
 def latest(records: list[NoteRecord]) -> NoteRecord | None:

@@ -72,6 +72,7 @@ def approve_override(repo: Repo, ref: str, reason: str, *, config: Config, ledge
         by=by,
         base_tree=repo.base_tree(base),  # binding (#13 item 3): the override holds on this base only
         parent_tree=repo.base_tree(repo.change_base(commit, None)),
+        commit=commit,  # a copy of the line on another commit decides nothing there (agentflow.gate)
     )
     if key:
         note = note.signed(key)

@@ -398,6 +398,10 @@ class Run:
             base = {c.command: counts for c in self.base_checks if (counts := evidence.counts_of(_check_dict(c)))}
             return evidence.regressions(current, base, "verify --compare-base")
         notes, _ = parse_lines(self.repo.notes(self.base_commit))
+        # only lines about the base itself: a signed line of another commit copied onto its note (its
+        # tree and commit are not the base's) gave its own, lower counts (tests/test_attacks_note_replay.py)
+        tree = self.repo.trees([self.base_commit]).get(self.base_commit)
+        notes = [n for n in notes if n.tree == tree and n.data.get("commit") in (None, self.base_commit)]
         if key := signing_key():  # with a key, an unsigned line is anybody's: one claiming 0 tests hid a regression
             notes = [n for n in notes if n.signature_valid(key)]
         notes.sort(key=lambda n: n.timestamp)  # the newest verdict's counts win
@@ -512,7 +516,8 @@ class Run:
     def _binding(self, commit: str) -> dict[str, Any]:
         """What the approval is bound to besides the tree (#13 item 3): the base's and the parent's tree."""
         _, base_tree, parent_tree = self._trees(commit)
-        return {"base_tree": base_tree, "parent_tree": parent_tree}
+        # commit: the line is this commit's only; copied onto another commit it decides nothing (agentflow.gate)
+        return {"base_tree": base_tree, "parent_tree": parent_tree, "commit": commit}
 
     def _trees(self, commit: str) -> tuple[str, str, str]:
         """The trees of ``commit``, of the base and of ``commit``'s first parent (the empty tree for a
