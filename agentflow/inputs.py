@@ -19,7 +19,7 @@ input and its text. A change under verification that touches one of these files 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,9 @@ class TrustedInputs:
     plan: Plan | None
     patterns: tuple[Pattern, ...]
     prompt_names: Mapping[str, str]  # role -> the name of its template in ``texts``
+    # the plan is new in the change (``verify`` read it from the head): its text is the change's, so
+    # its scope must not soften a rule (``test_deleted``, ``assertion_removed``: high, else medium)
+    plan_from_change: bool = False
 
     def hashes(self) -> dict[str, str]:
         return {name: sha256(text) for name, text in sorted(self.texts.items())}
@@ -179,11 +182,17 @@ def from_revision(repo: Repo, commit: str, plan_path: str | None = None, head: s
     def read(name: str) -> str | None:
         return _builtin(name) if name.startswith(BUILTIN) else show(repo, commit, name)
 
+    from_head: list[str] = []
+
     def read_plan(name: str) -> str | None:
         text = show(repo, commit, name)
-        return text if text is not None or head is None else show(repo, head, name)
+        if text is not None or head is None:
+            return text
+        from_head.append(name)
+        return show(repo, head, name)
 
-    return _collect(read, f"base {commit}", plan_path, repo.root, read_plan)
+    inputs = _collect(read, f"base {commit}", plan_path, repo.root, read_plan)
+    return replace(inputs, plan_from_change=True) if from_head else inputs
 
 
 def from_record(
