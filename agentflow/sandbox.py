@@ -85,6 +85,8 @@ CREDENTIALS = (
 # Sockets of local daemons that a process could drive without any network namespace.
 HIDDEN_SOCKETS = ("/run/docker.sock", "/var/run/docker.sock", "/run/containerd/containerd.sock")
 KEY_FILE_ENV = "AGENTFLOW_SIGNING_KEY_FILE"
+# Never in a sandboxed process's environment, whatever sandbox.env or AGENTFLOW_COMMAND_PASS_ENV say.
+NEVER_PASSED = frozenset({"AGENTFLOW_SIGNING_KEY", KEY_FILE_ENV})
 # The uid and gid a nested sandbox runs as when agentflow runs as root: any uid but 0 (uid 0 without
 # capabilities cannot map itself into the inner user namespace); it stands for agentflow's own uid,
 # so file ownership and access are unchanged.
@@ -162,6 +164,13 @@ class Sandbox:
         environ = os.environ if environ is None else environ
         patterns = (*ALLOWED_ENV, *self.env_names, *extra)
         env = {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+        # only the orchestrator signs: no pattern (``AGENTFLOW_*``, ``*``) or name passes the key, its
+        # file's name, or its value under another name (tests/test_attacks_sandbox_env.py)
+        from agentflow.redact import secret_values
+
+        registered = secret_values({})  # the secrets agentflow itself read: the signing key
+        for name in [k for k, v in env.items() if k in NEVER_PASSED or any(s in v for s in registered)]:
+            del env[name]
         if self.mode == "bwrap":
             env["TMPDIR"] = "/tmp"  # the private one: the caller's TMPDIR is not mounted
         env.setdefault("PATH", os.defpath)
