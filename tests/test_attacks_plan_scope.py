@@ -78,3 +78,36 @@ def test_the_base_plan_scope_still_softens_the_test_rules(repo: Path, cli) -> No
 
     [deleted] = _rule(data, "test_deleted")
     assert deleted["severity"] == "medium", deleted
+
+
+PATTERNS = """# Project
+
+## Capsule isolation
+
+Every query filters by capsule_id; no tenant reads another tenant's rows.
+
+## Logging style
+
+Log lines are lowercase and end without a period.
+"""
+
+
+def test_a_plan_new_in_the_change_cannot_choose_which_patterns_the_verifier_sees(repo: Path, cli) -> None:
+    """The base's patterns (CLAUDE.md) are chosen for the plan: the ones it names, else the ones that
+    share words with it. A plan the change brings named only a harmless pattern, and the verifier never
+    read the project rule the change broke (a change with no plan at all shows them all)."""
+    from tests.build_helpers import first_prompt
+
+    (repo / "CLAUDE.md").write_text(PATTERNS)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "patterns")
+    git(repo, "checkout", "-q", "-b", "pr")
+    write_plan(repo, plan_id="9", slug="query", extra="patterns: [logging-style]\n", commit=False)
+    (repo / "query.py").write_text("def rows(db):\n    return db.all()\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "query", "--trailer", "Agentflow-Plan: 9")
+
+    _verify(repo, cli)
+
+    prompt = first_prompt(repo, "verifier", 1)
+    assert "capsule_id" in prompt and "Log lines are lowercase" in prompt, prompt[:3000]

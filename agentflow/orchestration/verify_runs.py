@@ -118,7 +118,10 @@ def verify(
                 max_cycles=1,
                 models=models,
                 budget=RunBudget(limit_usd=options.budget_usd or config.limits.run_cost_usd),
-                patterns_text=choose_patterns_text(list(inputs.patterns), plan, config.patterns.token_budget),
+                # a plan new in the change (its text is the change's) does not choose the patterns: all that fit
+                patterns_text=choose_patterns_text(
+                    list(inputs.patterns), None if inputs.plan_from_change else plan, config.patterns.token_budget
+                ),
                 context=(f"context:{context.name}", pr_text) if context is not None and pr_text is not None else None,
                 inputs=inputs,
                 sandbox=sandbox,
