@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -22,12 +22,13 @@ from typing import Any, Literal
 
 from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, Repo
 from agentflow.ledger import Ledger, ledger_path
+from agentflow.metrics._record import FACTORY, record
 from agentflow.metrics.period import utc
 
 RUN_MARGIN = timedelta(days=7)  # runs started this long before a report's window can still end in it
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Usage:
     """Token usage as the ledger records it (``agentflow.events.Usage``'s fields), without pydantic:
     metrics adds up thousands of them and imports no event class."""
@@ -36,6 +37,13 @@ class Usage:
     output_tokens: int = 0
     cache_read: int = 0
     cache_write: int = 0
+
+    def __init__(self, input_tokens: int = 0, output_tokens: int = 0, cache_read: int = 0, cache_write: int = 0):
+        put = object.__setattr__  # frozen, as a frozen dataclass's __init__ sets its fields
+        put(self, "input_tokens", input_tokens)
+        put(self, "output_tokens", output_tokens)
+        put(self, "cache_read", cache_read)
+        put(self, "cache_write", cache_write)
 
     @classmethod
     def of(cls, data: dict[str, Any] | None) -> Usage:
@@ -62,7 +70,7 @@ class Usage:
 _NO_USAGE = Usage()
 
 
-@dataclass
+@record
 class VerdictFact:
     """One verification (one cycle's verdict) or a human override."""
 
@@ -75,8 +83,28 @@ class VerdictFact:
     findings: list[dict[str, Any]] = field(default_factory=list)
     commit: str | None = None  # the verified commit, when known
 
+    def __init__(
+        self,
+        run_id: str,
+        plan_id: str | None,
+        cycle: int,
+        outcome: str,
+        ts: datetime,
+        override: bool = False,
+        findings: list[dict[str, Any]] = FACTORY,
+        commit: str | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.plan_id = plan_id
+        self.cycle = cycle
+        self.outcome = outcome
+        self.ts = ts
+        self.override = override
+        self.findings = [] if findings is FACTORY else findings
+        self.commit = commit
 
-@dataclass
+
+@record
 class RunFact:
     """One build or verify run, with its verdicts."""
 
@@ -92,6 +120,32 @@ class RunFact:
     verdicts: list[VerdictFact] = field(default_factory=list)
     synthetic: bool = False  # holds verdicts that belong to no run (e.g. an override of a human commit)
 
+    def __init__(
+        self,
+        run_id: str,
+        plan_id: str | None,
+        plan_title: str | None = None,
+        mode: str = "build",
+        started: datetime | None = None,
+        ended: datetime | None = None,
+        outcome: str | None = None,
+        cycles: int = 0,
+        estimate_hours: float | None = None,
+        verdicts: list[VerdictFact] = FACTORY,
+        synthetic: bool = False,
+    ) -> None:
+        self.run_id = run_id
+        self.plan_id = plan_id
+        self.plan_title = plan_title
+        self.mode = mode
+        self.started = started
+        self.ended = ended
+        self.outcome = outcome
+        self.cycles = cycles
+        self.estimate_hours = estimate_hours
+        self.verdicts = [] if verdicts is FACTORY else verdicts
+        self.synthetic = synthetic
+
     @cached_property
     def first_seen(self) -> datetime | None:
         """When the run started, or the earliest thing known about it (computed once, when the
@@ -103,7 +157,7 @@ class RunFact:
         return first
 
 
-@dataclass
+@record
 class SessionFact:
     """One agent session: its role, when it ended, what it used and cost."""
 
@@ -114,8 +168,18 @@ class SessionFact:
     usage: Usage
     cost_usd: float
 
+    def __init__(
+        self, session_id: str, run_id: str | None, role: str, ts: datetime, usage: Usage, cost_usd: float
+    ) -> None:
+        self.session_id = session_id
+        self.run_id = run_id
+        self.role = role
+        self.ts = ts
+        self.usage = usage
+        self.cost_usd = cost_usd
 
-@dataclass
+
+@record
 class CommitFact:
     """One commit carrying agentflow trailers."""
 
@@ -125,8 +189,15 @@ class CommitFact:
     run_id: str | None
     cycle: int | None
 
+    def __init__(self, commit: str, ts: datetime, plan_id: str | None, run_id: str | None, cycle: int | None) -> None:
+        self.commit = commit
+        self.ts = ts
+        self.plan_id = plan_id
+        self.run_id = run_id
+        self.cycle = cycle
 
-@dataclass
+
+@record
 class Facts:
     """Everything a source knows; ``None`` marks what it cannot know."""
 
@@ -137,6 +208,24 @@ class Facts:
     merges: list[tuple[str, datetime]] = field(default_factory=list)  # (plan id, when)
     evaluations: list[tuple[datetime, list[dict[str, Any]]]] | None = None
     timing_known: bool = True  # False when run start times are unknown (git without run_started)
+
+    def __init__(
+        self,
+        source: Literal["ledger", "git"],
+        runs: list[RunFact] = FACTORY,
+        sessions: list[SessionFact] | None = None,
+        commits: list[CommitFact] = FACTORY,
+        merges: list[tuple[str, datetime]] = FACTORY,
+        evaluations: list[tuple[datetime, list[dict[str, Any]]]] | None = None,
+        timing_known: bool = True,
+    ) -> None:
+        self.source = source
+        self.runs = [] if runs is FACTORY else runs
+        self.sessions = sessions
+        self.commits = [] if commits is FACTORY else commits
+        self.merges = [] if merges is FACTORY else merges
+        self.evaluations = evaluations
+        self.timing_known = timing_known
 
 
 # -- from git: commits and their trailers --------------------------------------------------------

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from agentflow.errors import UsageError
+from agentflow.metrics._record import record
 
 DEFAULT_SINCE = "7d"
 
@@ -19,12 +19,16 @@ def utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Period:
     """A half-open interval ``[start, end)`` in UTC."""
 
     start: datetime
     end: datetime
+
+    def __init__(self, start: datetime, end: datetime) -> None:
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
 
     def __contains__(self, ts: datetime | None) -> bool:
         if ts is None:
