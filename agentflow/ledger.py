@@ -388,32 +388,39 @@ class Ledger:
             marks = ",".join("?" * len(chunk))
             with self._lock:
                 tails = {run_id: self._heads.get(run_id) for run_id in chunk}
-                summaries: dict[str, chain.Summary | None] = {}
+                # each run's summary is split, checked and let go as it arrives (the wanted events
+                # kept): a chunk's split bodies and materials are never all held at once
+                held: dict[str, list[tuple[int, str, str, str | bytes]] | None] = {}  # None: doubtful
                 if summarise:
-                    summaries = {
-                        row[0]: chain.split_summary(row)
-                        for row in self._db.execute(
-                            f"SELECT {chain.SUMMARY_COLUMNS} FROM events WHERE run_id IN ({marks}) GROUP BY run_id",
-                            chunk,
-                        )
-                    }
+                    for row in self._db.execute(
+                        f"SELECT {chain.SUMMARY_COLUMNS} FROM events WHERE run_id IN ({marks}) GROUP BY run_id", chunk
+                    ):
+                        run_id, split = row[0], chain.split_summary(row)
+                        if split is None or not chain.summary_holds(split, key, strict=strict, tail=tails[run_id]):
+                            held[run_id] = None
+                        elif wanted:  # no Python per event: C-level filters
+                            mask = list(map(wanted_bytes.__contains__, split.kinds))
+                            held[run_id] = list(
+                                zip(
+                                    compress(split.seqs, mask),
+                                    repeat(run_id),
+                                    map(bytes.decode, compress(split.kinds, mask)),
+                                    compress(split.bodies, mask),
+                                )
+                            )
+                        else:
+                            held[run_id] = []
                 doubtful = []
                 for run_id in chunk:
-                    if run_id not in summaries:
+                    if run_id not in held:
                         if not summarise or tails[run_id] is not None:  # no events: only a run this process
                             doubtful.append(run_id)  # wrote to misses them
                         continue
-                    split = summaries[run_id]
-                    if not chain.summary_holds(split, key, strict=strict, tail=tails[run_id]):
+                    events = held[run_id]
+                    if events is None:
                         doubtful.append(run_id)
-                    elif wanted and split is not None:  # no Python per event: C-level filters
-                        mask = list(map(wanted_bytes.__contains__, split.kinds))
-                        found += zip(
-                            compress(split.seqs, mask),
-                            repeat(run_id),
-                            map(bytes.decode, compress(split.kinds, mask)),
-                            compress(split.bodies, mask),
-                        )
+                    else:
+                        found += events
                 if not doubtful:
                     continue
                 rows = self._db.execute(

@@ -72,6 +72,8 @@ EDITS = {
     "middle deleted": "DELETE FROM events WHERE kind = 'session_started'",
     "first deleted": "DELETE FROM events WHERE kind = 'run_started'",
     "reordered": "UPDATE events SET seq = seq + 100000 WHERE kind = 'session_started'",
+    "run_started moved last": "UPDATE events SET seq = seq + 100000 WHERE kind = 'run_started'",
+    "a later event's kind made run_started": "UPDATE events SET kind = 'run_started' WHERE kind = 'session_started'",
     "comma in a hash": "UPDATE events SET hash = hash || ',x' WHERE kind = 'session_started'",
     "comma in prev": "UPDATE events SET prev = prev || ',' WHERE kind = 'run_ended'",
     "0x1e in a body": "UPDATE events SET body = replace(body, '\"turn\":1', '\"turn\":1' || char(30)) "
@@ -118,6 +120,30 @@ def test_the_summary_never_passes_a_run_the_exact_check_fails(repo: Path, monkey
         with pytest.raises(ChainBroken) as raised:
             ledger.verify_runs(ids, strict=False, legacy_ok=True)
         assert raised.value.chain == problem  # the same first bad event, named the same way
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["sha256", "hmac"])
+def test_a_rehashed_chain_that_does_not_begin_with_run_started_is_refused(repo: Path, monkeypatch, keyed: bool) -> None:
+    """run_started deleted and every later hash recomputed (with the key, for an HMAC chain): the links
+    and hashes hold, only the first event's kind tells."""
+    if keyed:
+        monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", KEY)
+    key = KEY if keyed else None
+    ids = _ledger(repo)
+    db = sqlite3.connect(ledger_path(repo))
+    db.execute("DELETE FROM events WHERE run_id = ? AND kind = 'run_started'", (ids[1],))
+    prev = None
+    for seq, eid, kind, rid, ts, body, _prev, _hash in chain.run_rows(db, ids[1]):
+        digest = chain.digest(key, prev, eid, kind, rid, ts, body)
+        db.execute("UPDATE events SET prev = ?, hash = ? WHERE seq = ?", (prev, digest, seq))
+        prev = digest
+    db.commit()
+    db.close()
+    holds, problem = _both(repo, ids[1], key)
+    assert not holds and problem is not None and "does not begin with run_started" in problem.problem
+    with Ledger.open(repo) as ledger, pytest.raises(ChainBroken) as raised:
+        ledger.verify_runs(ids, strict=False, legacy_ok=True)
+    assert raised.value.chain == problem
 
 
 def test_a_keyed_chain_without_the_key_checks_links_only_unless_strict(repo: Path, monkeypatch) -> None:
