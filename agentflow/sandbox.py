@@ -247,7 +247,7 @@ class Sandbox:
             args += ["--ro-bind", str(dotgit), str(dotgit)]  # the pointer to the gitdir, and the gitdir
         configs = [os.path.join(d, name) for d in (common, gitdir) if d for name in ("config", "config.worktree")]
         configs += [os.path.join(self.home, ".gitconfig"), os.path.join(self.home, ".config", "git", "config")]
-        for path in dict.fromkeys(configs):
+        for path in git_config_files([*configs, SYSTEM_GIT_CONFIG], self.home):
             if (clean := sanitized_git_config(path)) is not None:
                 args += ["--ro-bind", clean, path]  # the same config without its credentials
         args += ["--chdir", str(workdir)]
@@ -300,6 +300,76 @@ def _sanitized(path: str, stamp: tuple[int, int, int]) -> str | None:
     with os.fdopen(descriptor, "w", encoding="utf-8", errors="surrogateescape") as handle:
         handle.write(clean)
     return target
+
+
+SYSTEM_GIT_CONFIG = "/etc/gitconfig"
+MAX_CONFIG_FILES = 64  # an include chain longer than git's own depth limit (10) is not followed further
+_SECTION_HEADER = re.compile(r"^\s*\[[^\]]*\]")
+_INCLUDE_PATH = re.compile(r"^\s*path\s*=\s*(.*)$", re.IGNORECASE)
+
+
+def git_config_files(paths: Iterable[str], home: str) -> list[str]:
+    """``paths`` and every file they include (``[include]`` / ``[includeIf "..."]`` ``path``), transitively,
+    each once: a credential kept in an included file (a common way to keep a token out of the main
+    config) was read whole by every sandboxed process, and git put it into ``git config --list``."""
+    found: list[str] = []
+    todo = [os.path.normpath(p) for p in paths]
+    while todo and len(found) < MAX_CONFIG_FILES:
+        path = todo.pop(0)
+        if path in found:
+            continue
+        found.append(path)
+        todo += [p for p in _included(path, home) if p not in found]
+    return found
+
+
+def _included(path: str, home: str) -> list[str]:
+    """The files ``path`` includes, as git resolves them: ``~/`` from the home, a relative path from the
+    including file's folder. Read only when ``path`` is a regular file (never a FIFO's open)."""
+    try:
+        if not os.path.isfile(path):
+            return []
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(descriptor, encoding="utf-8", errors="surrogateescape") as handle:
+            text = handle.read(1 << 20)
+    except OSError:
+        return []
+    result, section = [], ""
+    for line in text.splitlines():
+        if match := _SECTION.match(line):
+            section = match.group(1).lower()
+            header = _SECTION_HEADER.match(line)
+            line = line[header.end() :] if header else ""  # git takes ``[include] path = x`` on one line too
+        if section not in ("include", "includeif") or not (match := _INCLUDE_PATH.match(line)):
+            continue
+        value = _config_value(match.group(1))
+        if not value:
+            continue
+        if value.startswith("~/"):
+            value = os.path.join(home, value[2:])
+        elif not os.path.isabs(value):
+            value = os.path.join(os.path.dirname(path), value)
+        result.append(os.path.normpath(value))
+    return result
+
+
+def _config_value(raw: str) -> str:
+    """A git config value: quotes removed, a ``#`` or ``;`` comment outside them cut, ``\\`` and ``\"`` unescaped."""
+    out, quoted, index = [], False, 0
+    while index < len(raw):
+        char = raw[index]
+        if char == "\\" and index + 1 < len(raw):
+            out.append(raw[index + 1])
+            index += 2
+            continue
+        if char == '"':
+            quoted = not quoted
+        elif char in "#;" and not quoted:
+            break
+        else:
+            out.append(char)
+        index += 1
+    return "".join(out).strip()
 
 
 def sanitized_git_config(path: str) -> str | None:
