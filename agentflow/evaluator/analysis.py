@@ -13,7 +13,7 @@ from agentflow.evaluator import templates as key_counts
 from agentflow.evaluator.schema import SAMPLE_LINES, Aggregator, Location, LogError
 
 
-@dataclass
+@dataclass(slots=True)
 class FieldSchema:
     count: int = 0
     types: dict[str, int] = field(default_factory=dict)  # json type -> events

@@ -216,8 +216,12 @@ def run_rules(analysis: Analysis, config: RuleConfig) -> list[Finding]:
 
 def _words(name: str) -> list[str]:
     """``agency_identification`` -> [agency, identification]; ``repoId`` -> [repo, id]."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+    spaced = _CAMEL.sub(r"\1 \2", name)
+    return [w for w in _NON_WORD.split(spaced.lower()) if w]
+
+
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_NON_WORD = re.compile(r"[^A-Za-z0-9]+")
 
 
 def _carries(schema: TypeSchema, path: str) -> bool:
@@ -232,7 +236,7 @@ def _carries(schema: TypeSchema, path: str) -> bool:
 def _carried(schema: TypeSchema) -> set[str]:
     """The paths ``schema`` carries (``_carries``), all at once."""
     if schema.uniform and schema.count:  # every field in every event: carried unless always null
-        return {path for path, stats in schema.fields.items() if "null" not in stats.types}
+        return {path for path, json_type in schema.shape_fields if json_type != "null"}
     return {path for path in schema.fields if _carries(schema, path)}
 
 

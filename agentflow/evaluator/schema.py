@@ -152,9 +152,13 @@ class Shape:
     key_paths: tuple[tuple[str, tuple[str, ...]], ...] = ()  # those seen holding a '#' (grows)
 
     def merge(self, other: Shape) -> None:
-        self.count += other.count
-        self.lines = sorted(self.lines + other.lines)[:SAMPLE_LINES]
-        for path, values in other.examples.items():
+        self.add(other.count, other.lines, other.examples)
+
+    def add(self, count: int, lines: list[Location], examples: dict[str, list[Any]]) -> None:
+        """``merge`` of a shape's counts, lines and examples without building the Shape."""
+        self.count += count
+        self.lines = sorted(self.lines + lines)[:SAMPLE_LINES]
+        for path, values in examples.items():
             mine = self.examples.setdefault(path, [])
             for value in values:
                 if len(mine) < EXAMPLES_PER_FIELD and value not in mine:
@@ -479,12 +483,12 @@ class Aggregator:
             count = total - base.get(mask, 0)
             if not count:
                 continue
-            lines, examples = rare.samples.get(mask, ([], {}))
-            fields = rare.fields_for(mask)
+            lines, examples = rare.samples.get(mask) or ([], {})
             target = rare.general.get(mask)
             if target is not None and self.shapes.get(target[0]) is target[1] and rare.name not in self.map_paths:
-                target[1].merge(Shape(rare.name, fields, count, lines, examples))
+                target[1].add(count, lines, examples)  # Shape.merge without building a Shape
                 continue
+            fields = rare.fields_for(mask)
             if (added := self._add_fast_shape(rare.name, fields, count, lines, examples)) is not None:
                 rare.general[mask] = added
         base.update(rare.counts)

@@ -65,7 +65,19 @@ def _collapse(counts: Counts) -> None:
 
 def is_key_field(counts: Counts) -> bool:
     """True when one of the counted values looked like a key (a template with a leading label)."""
-    return KEY_SEEN in counts or any(looks_like_key(template) for template in counts)
+    return KEY_SEEN in counts or any(map(_looks_like_key, counts))
+
+
+_KEYLIKE: dict[str, bool] = {}  # looks_like_key by template: the types of a log share a few templates
+
+
+def _looks_like_key(template: str) -> bool:
+    known = _KEYLIKE.get(template)
+    if known is None:
+        if len(_KEYLIKE) >= 4096:
+            _KEYLIKE.clear()
+        known = _KEYLIKE[template] = looks_like_key(template)
+    return known
 
 
 def report(counts: Counts) -> Counts:
