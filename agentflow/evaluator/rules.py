@@ -151,10 +151,13 @@ class RuleConfig:
         return False
 
     def is_exempt(self, event_type: str) -> bool:
-        key = (event_type, tuple(self.exempt_types))
-        known = self._memo.get(key)
+        """Whether ``events.exempt_types`` (globs) names the type (memoised per type and globs)."""
+        known_globs, by_type = self._memo.get(("exempt",)) or (None, None)
+        if by_type is None or known_globs != self.exempt_types:
+            known_globs, by_type = self._memo[("exempt",)] = (list(self.exempt_types), {})  # type: ignore[assignment]
+        known = by_type.get(event_type)
         if known is None:
-            known = self._memo[key] = any(fnmatchcase(event_type, glob) for glob in self.exempt_types)
+            known = by_type[event_type] = any(fnmatchcase(event_type, glob) for glob in known_globs)
         return known
 
     def skip(self, event_type: str, path: str) -> bool:
@@ -216,11 +219,13 @@ def run_rules(analysis: Analysis, config: RuleConfig) -> list[Finding]:
 
 def _words(name: str) -> list[str]:
     """``agency_identification`` -> [agency, identification]; ``repoId`` -> [repo, id]."""
-    spaced = _CAMEL.sub(r"\1 \2", name)
+    spaced = _CAMEL.sub(" ", name)
     return [w for w in _NON_WORD.split(spaced.lower()) if w]
 
 
-_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+# A space between a lower-case letter or digit and an upper-case letter: as ``([a-z0-9])([A-Z])`` ->
+# ``\1 \2`` (an upper-case letter never starts another match), without a template to expand per match.
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^A-Za-z0-9]+")
 
 
