@@ -255,8 +255,8 @@ class CompiledSchema:
             "    fell = 0",
         ]
         if self.rare:
-            # The lines of rare types wait in their type's list (RareType.pending) and are counted
-            # per structure after the loop; the lines left to the general path are handed over
+            # The lines of rare types wait in their structure's list (CompiledStructure.pending) and
+            # are counted per structure after the loop; the lines left to the general path are handed over
             # after that, in order, so that it sees them as it would without the fast path.
             source += ["    fallen = []", "    fall = fallen.append"]
             fall = ["fall(line - first_line)", "continue"]
@@ -652,8 +652,8 @@ class CompiledType:
 
 class CompiledStructure(CompiledType):
     """What rare types alike but for their name share (``RareType``): one Struct class whose type
-    field is a plain string field (no tag), its decoder, and one mask function that also checks the
-    decoded type field against the name the line was looked up by. Types of one structure are
+    field is a plain string field (no tag), its decoder, and one count function that counts each
+    line under its decoded type field (one of the structure's types). Types of one structure are
     compiled once: with 2,000 types of 200 structures, no class, decoder or function per type.
 
     Key values go to one list for all rare types, with their owner (type and field) in a parallel
