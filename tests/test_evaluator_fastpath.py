@@ -729,3 +729,51 @@ def test_rare_types_whose_events_keep_bringing_new_keys_leave_the_structure_path
     assert aggregator.fast is None or not aggregator.fast.rare  # every type outgrew it
     general = _report(path, monkeypatch, fast=False)
     assert _report(path, monkeypatch, fast=True) == general
+
+
+def _reference_examples(events: list[dict]) -> dict:
+    """Example values of ``events`` as flatten and _example give them (the inlined loops' reference)."""
+    out: dict = {}
+    for event in events:
+        for path, json_type, value in schema_module.flatten(event):
+            if json_type == "object":
+                continue
+            found = out.setdefault(path, [])
+            example = schema_module._example(value)
+            if len(found) < schema_module.EXAMPLES_PER_FIELD and example not in found:
+                found.append(example)
+    return out
+
+
+def test_examples_and_the_one_walk_of_a_new_shape_are_those_of_the_plain_helpers():
+    # A new shape's nodes and string fields come from one walk, and the example of each value is
+    # taken inline for short strings, numbers, booleans and null: the same as flatten, _strings and
+    # _example on values of every kind (long strings cut, containers summarised,
+    # repeated values kept once), on the general path and for the hot fast path's shapes (_examples_into).
+    # The structure path's examples are compared with the general path's in the tests above.
+    long = "x" * 81
+    payloads = [
+        {"s": "short", "l": long, "n": 1, "f": 1.5, "b": True, "z": None, "a": [1, "#a"], "o": {"k": "v", "e": {}}},
+        {"s": "C#", "l": long + "y", "n": 1, "f": 2.0, "b": False, "z": None, "a": [], "o": {"k": long, "e": {}}},
+        {"s": "", "l": "x" * 80, "n": 1, "f": 1.5, "b": True, "z": None, "a": [{}], "o": {"k": "w", "e": {}}},
+        {"s": "4", "l": "short", "n": 0, "f": 0.5, "b": False, "z": None, "a": [None], "o": {"k": "v", "e": {}}},
+        {"s": "5", "l": "x" * 200, "n": 2, "f": 2.5, "b": True, "z": None, "a": [1, 2], "o": {"k": "u", "e": {}}},
+    ]
+    for payload in payloads:
+        nodes: list = []
+        strings: list = []
+        schema_module._walk(payload, "", (), nodes, strings)
+        assert nodes == schema_module.flatten(payload)
+        assert strings == [(path, accessor) for path, accessor, _ in schema_module._strings(payload)]
+    events = [{"type": "T", **payload} for payload in payloads]
+    aggregator = schema_module.Aggregator()
+    aggregator.fast_enabled = False
+    aggregator.add_lines([json.dumps(event).encode() for event in events], 0, 1)
+    shapes = list(aggregator.shapes.values())
+    assert len(shapes) == 1 and shapes[0].count == len(events)  # one shape: examples of its first 3 events
+    assert shapes[0].examples == _reference_examples(events[: schema_module.EXAMPLE_EVENTS])
+    assert shapes[0].examples["l"] == ["x" * 77 + "...", "x" * 80]  # 81 and 82 characters: one cut example
+    found: dict = {}
+    for event in events:
+        schema_module._examples_into(found, json.dumps(event).encode())
+    assert found == _reference_examples(events)

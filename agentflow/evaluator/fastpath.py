@@ -41,7 +41,7 @@ from msgspec.structs import astuple
 
 from agentflow.evaluator import templates as key_counts
 from agentflow.evaluator.keys import LABEL, key_template, template_of
-from agentflow.evaluator.schema import EXAMPLES_PER_FIELD
+from agentflow.evaluator.schema import AS_IS, EXAMPLES_PER_FIELD
 from agentflow.evaluator.schema import _example as example_of
 
 MAX_LABEL_KEYS = 256  # distinct (segments, even segments) counted per key field before spilling
@@ -891,16 +891,18 @@ def _struct_examples(nodes: list[Node], obj: Any, examples: dict[str, list[Any]]
     for node, value in zip(nodes, astuple(obj), strict=True):
         if value is UNSET:
             continue
-        if node.struct is not None and type(value) is node.struct:
+        kind = type(value)
+        if kind is node.struct:  # a nested object (node.struct is None for a leaf)
             _struct_examples(node.children, value, examples)
             continue
         found = examples.get(node.path)
         if found is None:
             found = examples[node.path] = []
-        if len(found) < EXAMPLES_PER_FIELD:
-            example = example_of(value)
-            if example not in found:
-                found.append(example)
+        elif len(found) >= EXAMPLES_PER_FIELD:
+            continue
+        example = value if (kind is str and len(value) <= 80) or kind in AS_IS else example_of(value)
+        if example not in found:
+            found.append(example)
 
 
 def _skeleton(segments: list[str]) -> str:

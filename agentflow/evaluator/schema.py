@@ -128,8 +128,28 @@ def flatten(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, str, Any]]
     return out
 
 
+def _walk(
+    obj: dict[str, Any],
+    prefix: str,
+    keys: tuple[str, ...],
+    nodes: list[tuple[str, str, Any]],
+    strings: list[tuple[str, tuple[str, ...]]],
+) -> None:
+    """``flatten`` into ``nodes`` and the (path, accessor) of every string (``_strings``) into
+    ``strings``, in one walk."""
+    for key, value in obj.items():
+        path = f"{prefix}{key}"
+        kind = type(value)
+        nodes.append((path, JSON_TYPES.get(kind, "unknown"), value))
+        if kind is str:
+            strings.append((path, (*keys, key)))
+        elif kind is dict:
+            _walk(value, path + ".", (*keys, key), nodes, strings)
+
+
 def _example(value: Any) -> Any:
-    """A short, JSON-safe example value (long strings are cut, containers summarised)."""
+    """A short, JSON-safe example value (long strings are cut, containers summarised); the callers
+    inline the common cases: a string of at most 80 characters and the values of ``AS_IS``."""
     if isinstance(value, str):
         return value if len(value) <= 80 else value[:77] + "..."
     if isinstance(value, dict):
@@ -137,6 +157,9 @@ def _example(value: Any) -> Any:
     if isinstance(value, list):
         return f"[{len(value)} items]"
     return value
+
+
+AS_IS = frozenset([int, float, bool, type(None)])  # their example is the value itself (_example)
 
 
 @dataclass(slots=True)
@@ -687,10 +710,12 @@ class Aggregator:
 
     def _new_shape(self, event_type: str, payload: dict[str, Any]) -> Shape:
         self.dirty = True
-        nodes = flatten(payload)
+        nodes: list[tuple[str, str, Any]] = []
+        strings: list[tuple[str, tuple[str, ...]]] = []
+        _walk(payload, "", (), nodes, strings)  # flatten and _strings in one walk
         self._walked = (payload, nodes)  # the new shape's first event is observed next: walked once
-        strings = tuple((path, accessor) for path, accessor, _ in _strings(payload))
-        return Shape(event_type, tuple((path, json_type) for path, json_type, _ in nodes), string_paths=strings)
+        fields = tuple([(path, json_type) for path, json_type, _ in nodes])
+        return Shape(event_type, fields, string_paths=tuple(strings))
 
     def _scan_shape(self, shape: Shape, by_path: dict[str, dict[str, int]], payload: dict[str, Any]) -> None:
         """Count the '#' values of the shape's string fields not yet known to hold one, and remember
@@ -712,12 +737,18 @@ class Aggregator:
         shape.lines.append(where)
         walked, self._walked = self._walked, None
         nodes = walked[1] if walked is not None and walked[0] is payload else flatten(payload)
+        by_path, as_is = shape.examples, AS_IS
         for path, json_type, value in nodes:
             if json_type == "object":
                 continue
-            examples = shape.examples.setdefault(path, [])
-            example = _example(value)
-            if len(examples) < EXAMPLES_PER_FIELD and example not in examples:
+            examples = by_path.get(path)
+            if examples is None:
+                examples = by_path[path] = []
+            elif len(examples) >= EXAMPLES_PER_FIELD:
+                continue
+            kind = type(value)
+            example = value if (kind is str and len(value) <= 80) or kind in as_is else _example(value)
+            if example not in examples:
                 examples.append(example)
 
     # -- combining -----------------------------------------------------------------------------
@@ -1005,12 +1036,18 @@ def _examples_into(examples: dict[str, list[Any]], raw: bytes) -> None:
         event = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return
+    as_is = AS_IS
     for path, json_type, value in flatten(event):
         if json_type == "object":
             continue
-        found = examples.setdefault(path, [])
-        example = _example(value)
-        if len(found) < EXAMPLES_PER_FIELD and example not in found:
+        found = examples.get(path)
+        if found is None:
+            found = examples[path] = []
+        elif len(found) >= EXAMPLES_PER_FIELD:
+            continue
+        kind = type(value)
+        example = value if (kind is str and len(value) <= 80) or kind in as_is else _example(value)
+        if example not in found:
             found.append(example)
 
 
