@@ -380,7 +380,8 @@ class GateTarget:
     (``inputs.gate_inputs``) and ``evaluate_gate`` judges with it instead of asking git again.
 
     ``fork``: the merge base of REF and the base (None without a base); ``blobs``: the base's config
-    files at ``fork`` (path -> content, None when absent); ``trees``: the trees of REF's change base
+    files at its tip, ``base_commit`` (path -> content, None when absent): a change chooses its merge
+    base, and with it which of the base's past configs would judge it; ``trees``: the trees of REF's change base
     and first parent; all read in one ``git cat-file --batch``."""
 
     __slots__ = ("ref", "asked", "commit", "tree", "parents", "base", "base_commit", "fork", "forks", "blobs", "trees")
@@ -393,11 +394,12 @@ class GateTarget:
         self.fork: str | None = self.forks[0] if self.forks else None
         change_base = _change_base(self.fork, self.commit, self.parents)
         commits = [c for c in (change_base, self.parents[0] if self.parents else None) if c]
-        shown = [f"{self.fork}:{path}" for path in paths] if self.fork else []
+        # the config at the base's tip: today's rules, not those of the merge base the change chose
+        shown = [f"{self.base_commit}:{path}" for path in paths] if self.base_commit else []
         found = cat_file_objects(repo.root, [*shown, *(f"{c}^{{commit}}" for c in commits)])
         self.blobs: dict[str, bytes | None] = {
             path: item[2] if item is not None and item[1] == "blob" else None
-            for path, item in zip(paths if self.fork else (), found, strict=False)
+            for path, item in zip(paths if self.base_commit else (), found, strict=False)
         }
         self.trees: dict[str, str] = {}
         for commit, item in zip(commits, found[len(shown) :], strict=True):

@@ -217,9 +217,10 @@ def plan_path_of(root: Path, plan: Plan) -> str:
 
 def gate_inputs(repo: Repo, ref: str, base: str | None = None) -> tuple[Config | ConfigView, GateTarget]:
     """The config ``agentflow gate`` judges ``ref`` by, and what it resolved to find it (handed to
-    ``evaluate_gate``, which then asks git nothing twice). The config is the base revision's (the
-    merge base of ``ref`` and the base branch, or ``origin/<base>`` as the gate resolves it), which
-    the change cannot edit. The checkout's may only make it stricter (``gate.require_signature``);
+    ``evaluate_gate``, which then asks git nothing twice). The config is the base's, at its tip (the
+    base branch, or ``origin/<base>``, as the gate resolves it), which the change cannot edit, and
+    never that of the merge base, which the change chooses (a branch forked before the base tightened
+    its rules was judged by the older ones). The checkout's may only make it stricter (``gate.require_signature``);
     without a base revision to read, the checkout's."""
     from agentflow.configfile import config_view, with_signature_required
     from agentflow.gate import GateTarget
@@ -234,10 +235,10 @@ def gate_inputs(repo: Repo, ref: str, base: str | None = None) -> tuple[Config |
             where=str(repo.root),
             fix=f"fetch it (`git fetch origin {base.removeprefix('origin/')}`) or pass the branch the change merges into",
         )
-    if target.fork is None:
+    if target.base_commit is None:
         return local, target
-    yaml_text = _decoded(target.blobs.get(CONFIG_FILE), target.fork, CONFIG_FILE)
-    pyproject = _decoded(target.blobs.get(PYPROJECT), target.fork, PYPROJECT) if yaml_text is None else None
+    yaml_text = _decoded(target.blobs.get(CONFIG_FILE), target.base_commit, CONFIG_FILE)
+    pyproject = _decoded(target.blobs.get(PYPROJECT), target.base_commit, PYPROJECT) if yaml_text is None else None
     trusted = config_view(yaml_text, pyproject)
     if local.gate.require_signature and not trusted.gate.require_signature:
         trusted = with_signature_required(trusted)

@@ -88,8 +88,9 @@ def verify(
                 f"the Agentflow-Plan trailer names plan {trailer!r}, which is not in this "
                 "repository; judging against the patterns alone"
             )
-    # The change is judged by the base's config, checks, prompts, patterns and plan, never its own.
-    inputs = from_revision(repo, base_commit, plan_path, head_commit)
+    # The change is judged by the base's config, checks, prompts, patterns and plan, never its own, as
+    # the base's tip has them: not at the merge base, which the change chooses (test_attacks_fork_point.py)
+    inputs = from_revision(repo, _tip(repo, base_ref), plan_path, head_commit)
     config, plan = inputs.config, inputs.plan
     roles = validate_backends(config, options, root, ("verifier",))
     models = ModelPool(roles, options.models, root)
@@ -198,7 +199,7 @@ def _base(repo: Repo, base: str | None, head_commit: str) -> tuple[str, str]:
         return base, repo.merge_base(repo.rev(resolve_base(repo, base)), head_commit)
     base_ref = load_config(repo.root).base
     base_commit = repo.merge_base(repo.rev(resolve_base(repo, base_ref)), head_commit)
-    trusted = from_revision(repo, base_commit).config.base
+    trusted = from_revision(repo, _tip(repo, base_ref)).config.base
     if trusted != base_ref:
         base_ref, base_commit = trusted, repo.merge_base(repo.rev(resolve_base(repo, trusted)), head_commit)
     if not any(repo.ok("show-ref", "--verify", "--quiet", ref) for ref in _branch_refs(repo, base_ref)):
@@ -208,6 +209,13 @@ def _base(repo: Repo, base: str | None, head_commit: str) -> tuple[str, str]:
             fix="set `base:` to the branch changes merge into, or pass --base",
         )
     return base_ref, base_commit
+
+
+def _tip(repo: Repo, base_ref: str) -> str:
+    """The commit the base names (its tip): where its config, checks, prompts, patterns and plans are read."""
+    from agentflow.gate import resolve_base
+
+    return repo.rev(resolve_base(repo, base_ref))
 
 
 def _branch_refs(repo: Repo, name: str) -> list[str]:
@@ -296,10 +304,11 @@ def verify_checks(
         raise GitError("the repository has no commits yet", where=root, fix="commit something first")
     head_commit = repo.rev(head)
     base_ref, base_commit = _base(repo, base, head_commit)
-    config = from_revision(repo, base_commit).config  # the base's checks, never the change's own
+    tip = _tip(repo, base_ref)
+    config = from_revision(repo, tip).config  # the base's checks (at its tip), never the change's own
 
     def trusted(plan: Plan) -> Plan:
-        return from_revision(repo, base_commit, plan_path_of(root, plan), head_commit).plan or plan
+        return from_revision(repo, tip, plan_path_of(root, plan), head_commit).plan or plan
 
     plans: list[Plan] = []
     if plan_ref:
