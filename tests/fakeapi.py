@@ -252,6 +252,9 @@ class FakeAnthropic:
 def _make_handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # a reply is two writes (headers, then body): with Nagle's algorithm the body waited for the
+        # client's delayed ACK, about 40 ms on some replies, which no real API server adds
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
