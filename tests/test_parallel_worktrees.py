@@ -177,3 +177,89 @@ def test_a_prune_waits_for_the_adds_under_way_and_adds_wait_for_a_prune(repo):
     done.set()
     thread.join()
     assert order == ["two adds", "adds done", "prune"]
+
+
+def _git_processes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The argv of every git process agentflow starts from now on."""
+    import agentflow.git as agentflow_git
+
+    started: list[list[str]] = []
+    real = agentflow_git.subprocess.run
+
+    def run(args, *rest, **kwargs):  # type: ignore[no-untyped-def]
+        if args and args[0] == "git":
+            started.append(list(args))
+        return real(args, *rest, **kwargs)
+
+    monkeypatch.setattr(agentflow_git.subprocess, "run", run)
+    return started
+
+
+def test_a_throwaway_checkout_is_the_worktree_git_worktree_add_makes_in_one_git_process(repo, monkeypatch):
+    (repo / "src").mkdir()
+    (repo / "src" / "run.sh").write_text("echo hi\n")
+    (repo / "src" / "run.sh").chmod(0o755)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a script")
+    commit = git(repo, "rev-parse", "HEAD")
+    r = Repo(repo, gitpython=False)
+    add_detached_worktree(r, commit, repo / WORKTREES_DIR / "warm-up")  # the per-process lookups, once
+    remove_worktree(r, repo / WORKTREES_DIR / "warm-up")
+    ours, theirs = repo / WORKTREES_DIR / "checks-c1-rnew", repo / WORKTREES_DIR / "checks-c1-rgit"
+    started = _git_processes(monkeypatch)
+    add_detached_worktree(r, commit, ours)
+    assert [argv[argv.index("reset") :] for argv in started] == [
+        ["reset", "--hard", "--quiet", "--no-recurse-submodules"]
+    ]
+    git(repo, "worktree", "add", "--quiet", "--detach", str(theirs), commit)
+
+    listed = git(repo, "worktree", "list", "--porcelain").split("\n\n")
+    assert f"worktree {ours.resolve()}\nHEAD {commit}\ndetached" in listed
+    for path in (ours, theirs):
+        assert git(path, "rev-parse", "HEAD") == commit
+        assert git(path, "status", "--porcelain", "--ignored") == ""
+        assert git(path, "rev-parse", "--path-format=absolute", "--git-common-dir") == str((repo / ".git").resolve())
+        assert (path / "src" / "run.sh").stat().st_mode & 0o111  # modes as committed
+    assert sorted(p.relative_to(ours).as_posix() for p in ours.rglob("*") if p.is_file()) == sorted(
+        p.relative_to(theirs).as_posix() for p in theirs.rglob("*") if p.is_file()
+    )
+    assert (ours / ".git").read_text() == f"gitdir: {(repo / '.git' / 'worktrees' / ours.name).resolve()}\n"
+
+    started.clear()
+    remove_worktree(r, ours)
+    assert started == []  # deleted as `git worktree remove --force` deletes it, without a git process
+    assert not ours.exists() and not (repo / ".git" / "worktrees" / ours.name).exists()
+    assert _registered(repo) == {theirs.resolve()}
+
+
+def test_removing_a_checkout_never_follows_what_its_commands_wrote_in_it(repo, tmp_path):
+    """A check may rewrite the checkout's ``.git`` file to name another folder, or make its own
+    folders read-only: the removal reads the registration from the git dir and deletes only the checkout."""
+    r = Repo(repo, gitpython=False)
+    path = add_detached_worktree(r, git(repo, "rev-parse", "HEAD"), repo / WORKTREES_DIR / "checks-c1-rx")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("the user's\n")
+    (path / ".git").write_text(f"gitdir: {elsewhere}\n")
+    (path / "locked-up").mkdir()
+    (path / "locked-up" / "f").write_text("x")
+    (path / "locked-up").chmod(0o500)
+    remove_worktree(r, path)
+    assert not path.exists()
+    assert (elsewhere / "keep.txt").read_text() == "the user's\n"
+    assert _registered(repo) == set()
+
+
+def test_a_checkout_added_where_a_killed_run_left_its_registration(repo):
+    """Its folder deleted, its registration left in .git/worktrees: the next add at that path
+    replaces it, as a prune would, and one registration remains."""
+    base = git(repo, "rev-parse", "HEAD")
+    r = Repo(repo, gitpython=False)
+    path = add_detached_worktree(r, base, repo / WORKTREES_DIR / "verifier-c1-rk")
+    for child in sorted(path.rglob("*"), reverse=True):
+        child.unlink() if child.is_file() else child.rmdir()
+    path.rmdir()
+    add_detached_worktree(r, base, path)
+    assert (path / "README.md").read_text() == "# sample\n"
+    assert _registered(repo) == {path.resolve()}
+    assert sorted(p.name for p in (repo / ".git" / "worktrees").iterdir()) == [path.name]

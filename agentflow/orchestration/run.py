@@ -8,7 +8,6 @@ taken from the model.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import threading
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field, replace
@@ -51,7 +50,13 @@ from agentflow.orchestration.context import (
     render_role_prompt,
 )
 from agentflow.orchestration.progress import RunProgress, project_progress
-from agentflow.orchestration.worktrees import _GIT_LOCK, WORKTREES_DIR, add_detached_worktree, remove_worktree
+from agentflow.orchestration.worktrees import (
+    _GIT_LOCK,
+    WORKTREES_DIR,
+    add_detached_worktree,
+    remove_tree,
+    remove_worktree,
+)
 from agentflow.plans import Plan
 from agentflow.redact import redact
 from agentflow.sandbox import Sandbox, make_non_dumpable
@@ -627,13 +632,7 @@ def _discard_checkout(repo: Repo, path: Path) -> None:
     if path.exists() or path.is_symlink():
         remove_worktree(repo, path)
     if path.exists() or path.is_symlink():
-
-        def writable(function: Any, name: str, _exc: Any) -> None:  # a command may have made folders read-only
-            with contextlib.suppress(OSError):
-                Path(name).parent.chmod(0o700)
-                function(name)
-
-        shutil.rmtree(path, onerror=writable)
+        remove_tree(path)
         remove_worktree(repo, path)
 
 

@@ -4,13 +4,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 from agentflow import locks
 from agentflow.errors import GitError
 from agentflow.files import make_dir
-from agentflow.git import TRAILER_PLAN, Repo, is_full_id
+from agentflow.git import TRAILER_PLAN, Repo, is_full_id, run_git
 from agentflow.git import WORKTREES_DIR as WORKTREES_DIR  # re-exported: orchestration code imports it from here
 from agentflow.locks import plan_lock as plan_lock  # re-exported: orchestration code imports it from here
 from agentflow.orchestration.api import Reporter
@@ -138,18 +141,122 @@ def _drop_branch(repo: Repo, made: tuple[str, str] | None) -> None:
 
 def add_detached_worktree(repo: Repo, commit: str, path: Path) -> Path:
     """A detached worktree of ``commit`` at ``path`` (a throwaway checkout), added while other runs
-    add and remove theirs (``locks.worktrees_lock``)."""
+    add and remove theirs (``locks.worktrees_lock``).
+
+    Registered as ``git worktree add --detach`` registers it (``_register_checkout``) and checked out
+    by the one ``git reset --hard`` that command runs: one git process instead of three (the add,
+    its ``update-ref HEAD`` and its reset). Anything it cannot do that way (a name taken in
+    ``.git/worktrees``, a folder already there, a name instead of an id) goes to ``git worktree add``."""
     _ensure_excluded(repo)
     make_dir(path.parent)
+    if is_full_id(commit):
+        with locks.worktrees_lock(repo.root):
+            admin = _register_checkout(repo, commit, path)
+        if admin is not None:
+            _check_out(repo, path, admin)
+            return path
     _add(repo, ["worktree", "add", "--quiet", "--detach", str(path), commit])
     return path
+
+
+_COMMON: dict[Path, Path] = {}  # repository root -> its common git dir (one rev-parse per process)
+
+
+def _common_dir(repo: Repo) -> Path:
+    common = _COMMON.get(repo.root)
+    if common is None:
+        common = _COMMON[repo.root] = Path(repo.git("rev-parse", "--path-format=absolute", "--git-common-dir"))
+    return common
+
+
+def _admin_dir(repo: Repo, path: Path) -> Path:
+    """Where git keeps the worktree at ``path``'s own files (HEAD, index), named after its folder."""
+    return _common_dir(repo) / "worktrees" / path.name
+
+
+def _register_checkout(repo: Repo, commit: str, path: Path) -> Path | None:
+    """Write what ``git worktree add --detach`` writes before it checks out (gitrepository-layout:
+    ``worktrees/<id>/gitdir``, ``commondir``, ``HEAD``, and the ``.git`` file naming them), ``locked``
+    until the checkout is done, as git keeps it from a prune meanwhile; the admin folder, or None
+    (nothing made) when its name or ``path`` is taken."""
+    admin = _admin_dir(repo, path)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return None
+    try:
+        admin.parent.mkdir(exist_ok=True)
+        if _own_checkout(repo, path) is not None:  # a killed run's, its folder gone: as a prune would
+            shutil.rmtree(admin)
+        admin.mkdir()
+    except FileExistsError:
+        path.rmdir()
+        return None
+    try:
+        (admin / "locked").write_text("initializing\n", encoding="utf-8")
+        (admin / "commondir").write_text("../..\n", encoding="utf-8")
+        (admin / "HEAD").write_text(commit + "\n", encoding="utf-8")
+        (admin / "gitdir").write_text(os.path.join(os.path.realpath(path), ".git") + "\n", encoding="utf-8")
+        (path / ".git").write_text(f"gitdir: {os.path.realpath(admin)}\n", encoding="utf-8")
+    except OSError:
+        remove_tree(path)
+        shutil.rmtree(admin, ignore_errors=True)
+        raise
+    return admin
+
+
+def _check_out(repo: Repo, path: Path, admin: Path) -> None:
+    """The index and files of the registered checkout, as ``git worktree add`` makes them; on failure
+    (git refuses the commit's tree) nothing is left: no folder, no registration."""
+    out = run_git(["reset", "--hard", "--quiet", "--no-recurse-submodules"], path)
+    if out.returncode != 0:
+        with locks.worktrees_lock(repo.root):
+            remove_tree(path)
+            shutil.rmtree(admin, ignore_errors=True)
+        detail = (out.stderr or out.stdout).strip().splitlines()
+        raise GitError(f"cannot check out {path.name}: {detail[-1] if detail else out.returncode}", where=repo.root)
+    (admin / "locked").unlink(missing_ok=True)
+
+
+def _own_checkout(repo: Repo, path: Path) -> Path | None:
+    """The admin folder of the detached, unlocked worktree registered at ``path``, read from the git
+    dir (never from ``path``, whose commands may have rewritten its ``.git`` file); None otherwise."""
+    admin = _admin_dir(repo, path)
+    try:
+        gitdir = (admin / "gitdir").read_text(encoding="utf-8").strip()
+        head = (admin / "HEAD").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    mine = gitdir == os.path.join(os.path.realpath(path), ".git")
+    return admin if mine and is_full_id(head) and not (admin / "locked").exists() else None
+
+
+def remove_tree(path: Path) -> None:
+    """Delete ``path`` and everything in it, whatever its commands left (folders made read-only)."""
+
+    def writable(function: Any, name: str, _exc: Any) -> None:
+        with contextlib.suppress(OSError):
+            Path(name).parent.chmod(0o700)
+            function(name)
+
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, onerror=writable)
 
 
 def remove_worktree(repo: Repo, path: Path) -> None:
     """Remove a worktree and its registration; prune (a second git process, under the exclusive
     worktree lock) only when the remove could not do it (the folder was already gone or half
-    deleted)."""
+    deleted). A detached checkout (``add_detached_worktree``'s) is deleted as ``git worktree remove
+    --force`` deletes it, its folder then its admin folder, without a git process."""
     with locks.worktrees_lock(repo.root):
+        admin = _own_checkout(repo, path)
+        if admin is not None:
+            remove_tree(path)
+            if not path.exists():
+                shutil.rmtree(admin, ignore_errors=True)
+                return
         removed = repo.ok("worktree", "remove", "--force", str(path))
     if not removed:
         with locks.worktrees_lock(repo.root, exclusive=True):
