@@ -249,6 +249,7 @@ def run_role_session(
         spec.role,  # type: ignore[arg-type]
         command_timeout=spec.limits.command_timeout,
         sandbox=spec.sandbox,
+        fresh_commit=spec.fresh_commit,
     )
     try:
         return run_session(spec, model, toolbox, ledger, on_progress)

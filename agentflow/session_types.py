@@ -121,6 +121,9 @@ class SessionSpec:
     model_name: str
     role_cfg: config.RoleModel | None = None
     sandbox: Sandbox | None = None  # where the session's processes run; None: the default (mode auto)
+    # root is a checkout agentflow just made of this commit (detached, nothing changed or untracked):
+    # a verifier's commands are undone back to it without asking git what it was first
+    fresh_commit: str | None = None
 
 
 @dataclass

@@ -245,6 +245,7 @@ class Toolbox:
     extra: dict[str, Tool] = field(default_factory=dict)
     deadline: float | None = None  # time.monotonic() by which commands must end (the session's time limit)
     sandbox: Sandbox | None = None  # where run_command runs; None: the default (mode auto, fails closed)
+    fresh_commit: str | None = None  # root is a checkout of it just made: the verifier's restore point, known
     _tools: dict[str, Tool] = field(init=False, repr=False)
     _restore_point: _RestorePoint | None = field(init=False, repr=False, default=None)
 
@@ -265,7 +266,9 @@ class Toolbox:
         self._tools = {name: Tool(SPECS[name], handlers[name]) for name in ROLE_TOOLS[self.role]}
         self._tools.update(self.extra)
         if self.role == "verifier":
-            self._restore_point = self._git_state()
+            self._restore_point = (
+                _RestorePoint(self.fresh_commit, "", None, set()) if self.fresh_commit else self._git_state()
+            )
         if self.sandbox is None and "run_command" in self._tools:
             self.sandbox = Sandbox.from_config()
 

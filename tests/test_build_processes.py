@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agentflow.git import NOTES_REF, Repo
-from tests.build_helpers import builder_session, verifier_session, write_plan, write_script
+from tests.build_helpers import builder_session, verdict, verifier_session, write_plan, write_script
 from tests.helpers import git
 
 
@@ -180,3 +180,45 @@ def test_the_commit_messages_are_read_once_for_the_rules_and_the_verifier(repo, 
     assert cli("build", "1", "--script", str(script)).exit_code == 0
     logs = [c for c in stop() if c.startswith("log --format=%B%x00")]
     assert len(logs) == 1, logs
+
+
+def test_the_verifier_starts_on_its_fresh_checkout_without_asking_git_and_its_commands_are_still_undone(
+    repo, cli, traced
+):
+    """Its checkout was made of the commit just now (detached, nothing changed or untracked), so the
+    point its commands are undone back to is known; a command's edits, new files and commits are
+    undone before the next one runs as before."""
+    from agentflow.events import SessionEnded
+    from agentflow.ledger import Ledger
+
+    write_plan(repo)
+    sneaky = "echo hacked > src/app.py; mkdir -p gen && echo 1 > gen/f; git add -A; git commit -qm sneaky; echo ran"
+    look = "cat src/app.py; ls gen 2>&1; git log --format=%s -1"
+    verifier = [
+        {"tool_calls": [{"name": "run_command", "input": {"command": sneaky}}]},
+        {"tool_calls": [{"name": "run_command", "input": {"command": look}}]},
+        {"tool_calls": [{"name": "submit_verdict", "input": verdict()}]},
+    ]
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier]})
+    start, stop = traced
+    start()
+    result = cli("build", "1", "--script", str(script))
+    commands = stop()
+    assert result.exit_code == 0, result.output
+    assert not [c for c in commands if c.startswith("stash create")], commands  # nothing asked at its start
+    with Ledger.open(repo) as ledger:
+        session = next(
+            e for e in ledger.events(kinds=["session_ended"]) if isinstance(e, SessionEnded) and e.role == "verifier"
+        )
+        messages = ledger.transcript(session.session_id) or []
+    outputs = [
+        block["content"]
+        for message in messages
+        if message.get("role") == "user" and isinstance(message.get("content"), list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    ]
+    assert "ran" in outputs[0]
+    assert "return 'bye'" in outputs[1] and "hacked" not in outputs[1]  # the commit's content again
+    assert "No such file or directory" in outputs[1]  # gen/ was removed
+    assert "sneaky" not in outputs[1]  # and the commit undone

@@ -185,7 +185,7 @@ class BuildDriver:
         earlier = progress.cycles[n - 1].verdict if n - 1 in progress.cycles else None
         context = self.run.verifier_context(n, commit, checks.results, extra, earlier, "build")
         with self.run.checkout(commit, f"verifier-c{n}") as checkout:  # its commands never reach the next commit
-            result = self.run.session("verifier", n, context, root=checkout)
+            result = self.run.session("verifier", n, context, root=checkout, fresh_commit=commit)
         failure = None if result.status == "completed" else (result.reason or result.status)
         self.run.record_verdict(n, commit, checks.results, result.submitted, failure, extra)
 

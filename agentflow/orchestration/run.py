@@ -153,8 +153,11 @@ class Run:
 
     # -- sessions ------------------------------------------------------------------------------
 
-    def session(self, role: str, cycle: int, context: dict[str, Any], root: Path | None = None) -> SessionResult:
-        """One session in ``root`` (default: the run's worktree), its processes inside the sandbox."""
+    def session(
+        self, role: str, cycle: int, context: dict[str, Any], root: Path | None = None, fresh_commit: str | None = None
+    ) -> SessionResult:
+        """One session in ``root`` (default: the run's worktree), its processes inside the sandbox;
+        ``fresh_commit``: ``root`` is a checkout of it made just now (``Run.checkout``)."""
         if self.inputs is not None:
             system, prompt = self.inputs.render(role, context)
         else:
@@ -173,6 +176,7 @@ class Run:
             model_name="scripted" if cfg.backend == "scripted" else cfg.model,
             role_cfg=cfg,
             sandbox=self.sandbox,
+            fresh_commit=fresh_commit,
         )
         self.say(f"{self.label}: cycle {cycle}: {role} session ({describe_role(cfg)})")
         where = integrity.locate(self.root, spec.root)  # two git processes, outside the lock

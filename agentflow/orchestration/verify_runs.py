@@ -153,7 +153,7 @@ def verify(
                 extra += protected_findings(repo, base_commit, head_commit, config)
                 context = run.verifier_context(1, head_commit, checks.results, extra, None, "verify")
                 try:
-                    result = run.session("verifier", 1, context)
+                    result = run.session("verifier", 1, context, fresh_commit=head_commit)
                 except TamperingError as exc:  # recorded; no verdict, no note
                     recorded = VerdictRecorded(
                         run_id=run_id, cycle=1, commit=head_commit, outcome="no_verdict", reason=exc.problem
