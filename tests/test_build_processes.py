@@ -222,3 +222,16 @@ def test_the_verifier_starts_on_its_fresh_checkout_without_asking_git_and_its_co
     assert "return 'bye'" in outputs[1] and "hacked" not in outputs[1]  # the commit's content again
     assert "No such file or directory" in outputs[1]  # gen/ was removed
     assert "sneaky" not in outputs[1]  # and the commit undone
+
+
+def test_the_checks_take_the_commit_just_made_without_asking_for_head_again(repo, cli, traced):
+    write_plan(repo, checks=["true"])
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    start, stop = traced
+    start()
+    assert cli("build", "1", "--script", str(script)).exit_code == 0
+    commands = stop()
+    commit = next(i for i, c in enumerate(commands) if c.startswith("commit --no-verify"))
+    checkout = next(i for i, c in enumerate(commands) if i > commit and c.startswith("reset --hard"))
+    heads = [c for c in commands[commit:checkout] if c == "rev-parse --verify --quiet HEAD^{commit}"]
+    assert len(heads) == 1, commands[commit:checkout]  # the commit step's own, for the id it made

@@ -72,6 +72,7 @@ class BuildDriver:
         self.plan = plan
         self.worktree_repo = Repo(run.workdir, gitpython=False)
         self.doing = "the start of the run"
+        self.committed: str | None = None  # the commit this process's commit step just made (HEAD since)
 
     def drive(self) -> RunEnded:
         try:
@@ -155,6 +156,7 @@ class BuildDriver:
         elif commit:
             files, stat = run.repo.diff_summary(before, commit)
         out_of_scope = [f["file"] for f in scope_findings(files, self.plan.scope)]
+        self.committed = commit
         run.emit(
             BuilderCommitted(
                 run_id=run.run_id,
@@ -170,7 +172,8 @@ class BuildDriver:
             run.say(f"plan {self.plan.id}: cycle {n}: changed outside the scope: {', '.join(out_of_scope)}")
 
     def checks_or_stop(self, n: int, committed: BuilderCommitted) -> None:
-        head = self.head()
+        # the commit step just made it in this process, nothing ran since: HEAD (resumed: asked)
+        head = committed.commit if committed.commit and committed.commit == self.committed else self.head()
         if committed.commit is None and (n > 1 or head == self.run.base_commit):
             reason = f"cycle {n} changed nothing" if n > 1 else "the builder changed nothing"
             self.run.end("capped", n, reason, head)
