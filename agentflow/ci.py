@@ -422,6 +422,8 @@ agentflow:
     - git checkout -q --detach "${{CI_MERGE_REQUEST_SOURCE_BRANCH_SHA:-$CI_COMMIT_SHA}}"
     - agentflow notes fetch
   script:
+    # the change may have committed these paths as links to host files: the shell's `>` follows them
+    - rm -f agentflow-junit.xml agentflow.sarif gl-code-quality-report.json
     # verify records the verdict; the gate below decides (a failed verify leaves it closed)
     - agentflow verify --base "$BASE_REF" --junit agentflow-junit.xml --sarif agentflow.sarif || true
     - agentflow gate HEAD --base "$BASE_REF" || true   # the reasons, in the job log

@@ -71,3 +71,72 @@ def make_dir(path: Path) -> Path:
             fix=f"make {blocker} a writable folder (chmod u+w), or run agentflow as its owner",
         ) from None
     return path
+
+
+def write_report_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (folders made as needed) as a regular file, never through a symbolic
+    link, into a FIFO or over a device: CI writes reports into the change's checkout, where a committed
+    ``agentflow.sarif -> /any/host/file`` (or a linked folder ``reports/``) made agentflow write its report
+    wherever the link pointed. Inside the checkout agentflow runs in (the nearest folder above the
+    working directory that holds ``.git``, else the working directory), every component of ``path`` is
+    opened without following a link and only a regular file is written; a path elsewhere (``/tmp/...``,
+    ``/dev/stdout``) is the user's and written as it is. ``UsageError`` (exit 2) names the path."""
+    import errno
+    import os
+    import stat
+
+    absolute = Path(os.path.abspath(path))  # ``..`` resolved by name: what is opened below is never a link
+    root = checkout_root(Path.cwd())
+    if not absolute.is_relative_to(root):
+        make_dir(absolute.parent)
+        try:
+            absolute.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write: {exc.strerror or exc}", where=path) from None
+        return
+    fix = "write the report elsewhere, or remove the link (a change cannot decide where agentflow writes)"
+    folders = absolute.relative_to(root).parts[:-1]
+    nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
+    fds = [os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
+    try:
+        for index, part in enumerate(folders):
+            shown = Path(*folders[: index + 1])
+            try:
+                fds.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=fds[-1]))
+                continue
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UsageError("is a symbolic link or not a folder: refused", where=shown, fix=fix) from None
+                raise UsageError(f"cannot open: {exc.strerror or exc}", where=shown) from None
+            try:
+                os.mkdir(part, dir_fd=fds[-1])
+                fds.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=fds[-1]))
+            except OSError as exc:
+                raise UsageError(f"cannot make the folder: {exc.strerror or exc}", where=shown) from None
+        try:
+            fd = os.open(absolute.name, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | nofollow, 0o666, dir_fd=fds[-1])
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UsageError("is a symbolic link: refused", where=path, fix=fix) from None
+            if exc.errno in (errno.ENXIO, errno.EISDIR):
+                raise UsageError("is not a regular file: refused", where=path, fix=fix) from None
+            raise UsageError(f"cannot write: {exc.strerror or exc}", where=path) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UsageError("is not a regular file: refused", where=path, fix=fix)
+            os.set_blocking(fd, True)
+            handle.truncate(0)
+            handle.write(text)
+    finally:
+        for descriptor in fds:
+            os.close(descriptor)
+
+
+def checkout_root(start: Path) -> Path:
+    """The nearest folder from ``start`` up that holds ``.git`` (the checkout), else ``start``."""
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start

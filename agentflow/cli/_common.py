@@ -58,6 +58,7 @@ def write_output(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    from agentflow.files import write_report_file  # never through a link the change committed (docs/security.md)
+
+    write_report_file(output, text if text.endswith("\n") else text + "\n")
     err(f"wrote {output}")
