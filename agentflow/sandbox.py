@@ -81,6 +81,20 @@ CREDENTIALS = (
     ".config/gh",
     ".config/agentflow",  # agentflow's own config folder
     ".claude/.credentials.json",  # Claude Code's login (only the claude-code process itself keeps it)
+    ".claude.json",  # Claude Code's account file (bound back, writable, for the claude-code process)
+    # other tools' tokens a developer or CI image often holds (tests/test_attacks_home_credentials.py)
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".gem/credentials",
+    ".terraform.d/credentials.tfrc.json",
+    ".vault-token",
+    ".config/hub",
+    ".config/glab-cli",
+    ".config/rclone",
+    ".s3cfg",
+    ".boto",
+    ".config/op",
+    ".config/containers/auth.json",
 )
 # Sockets of local daemons that a process could drive without any network namespace.
 HIDDEN_SOCKETS = ("/run/docker.sock", "/var/run/docker.sock", "/run/containerd/containerd.sock")
