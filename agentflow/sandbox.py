@@ -96,8 +96,28 @@ CREDENTIALS = (
     ".config/op",
     ".config/containers/auth.json",
 )
-# Sockets of local daemons that a process could drive without any network namespace.
-HIDDEN_SOCKETS = ("/run/docker.sock", "/var/run/docker.sock", "/run/containerd/containerd.sock")
+# Sockets of local daemons that a process could drive without any network namespace (a Unix socket
+# with a path is reached through the file system, whatever --unshare-net says): container engines,
+# VM and system managers, each a way to run a command outside the sandbox (as root, when agentflow
+# runs as root: the sandbox's uid maps to it). tests/test_attacks_sockets.py
+HIDDEN_SOCKETS = (
+    "/run/docker.sock",
+    "/var/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/run/k3s/containerd/containerd.sock",
+    "/run/podman/podman.sock",
+    "/run/buildkit/buildkitd.sock",
+    "/run/crio/crio.sock",
+    "/run/systemd/private",  # systemd's own bus (root): systemd-run, outside every namespace
+    "/run/dbus/system_bus_socket",  # the system bus: systemd's StartTransientUnit for root
+    "/run/snapd.socket",
+    "/run/snapd-snap.socket",
+    "/var/run/libvirt/libvirt-sock",
+    "/var/run/libvirt/virtqemud-sock",
+    "/var/snap/lxd/common/lxd/unix.socket",
+    "/var/lib/lxd/unix.socket",
+    "/var/lib/incus/unix.socket",
+)
 KEY_FILE_ENV = "AGENTFLOW_SIGNING_KEY_FILE"
 # Never in a sandboxed process's environment, whatever sandbox.env or AGENTFLOW_COMMAND_PASS_ENV say.
 NEVER_PASSED = frozenset({"AGENTFLOW_SIGNING_KEY", KEY_FILE_ENV})
