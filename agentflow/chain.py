@@ -159,6 +159,27 @@ SUMMARY_COLUMNS = (
     "+ (body IS NOT NULL))"
 )
 _HEX = type(hashlib.sha256()).hexdigest
+_DIGEST = type(hashlib.sha256()).digest
+
+
+@functools.cache
+def _hmac_pads(key: str) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's inner and outer key blocks (RFC 2104): the key (hashed when over a block long)
+    padded to SHA-256's 64-byte block, XORed with 0x36 and with 0x5c."""
+    block = key.encode()
+    if len(block) > 64:
+        block = hashlib.sha256(block).digest()
+    block = block.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+
+
+def hmac_hexes(key: str, materials: Iterable[bytes]) -> Iterable[str]:
+    """``hmac.new(key, m, sha256).hexdigest()`` of each material, as C calls only: the two SHA-256
+    passes of HMAC with the key blocks prefixed (``hmac.digest`` per event set up OpenSSL's HMAC
+    each time, 2.6x slower)."""
+    inner_pad, outer_pad = _hmac_pads(key)
+    inner = map(_DIGEST, map(hashlib.sha256, map(inner_pad.__add__, materials)))
+    return map(_HEX, map(hashlib.sha256, map(outer_pad.__add__, inner)))
 
 
 class Summary(NamedTuple):
@@ -237,8 +258,7 @@ def summary_holds(
         return expected == hashes
     if hashes.startswith(KEYED):
         if key:
-            mac = functools.partial(hmac.digest, key.encode(), digest="sha256")
-            expected = KEYED + ("," + KEYED).join(map(bytes.hex, map(mac, split.each_material())))
+            expected = KEYED + ("," + KEYED).join(hmac_hexes(key, split.each_material()))
             return hmac.compare_digest(expected.encode(), hashes.encode())
         return not strict and all(h.startswith(KEYED) for h in hashes.split(","))
     return False

@@ -164,6 +164,19 @@ def test_a_sha256_chain_is_refused_when_a_key_is_set_and_strict(repo: Path) -> N
     assert _both(repo, ids[0], KEY, strict=False) == (True, None)
 
 
+@pytest.mark.parametrize("key", ["k", KEY, "k" * 63, "k" * 64, "k" * 65, "ü" * 32, "ü" * 33, "k" * 200])
+def test_the_summary_hmac_is_hmac_sha256(key: str) -> None:
+    """``chain.hmac_hexes`` (two SHA-256 passes with the key blocks, C calls only) is what ``hmac``
+    computes, for keys shorter than, as long as and longer than SHA-256's 64-byte block."""
+    import hashlib
+    import hmac
+
+    materials = [b"", b"x", "\x1f".join(("", "e" * 20, "run_started", "r-1", "ts", "{}" * 600)).encode()]
+    expected = [hmac.new(key.encode(), m, hashlib.sha256).hexdigest() for m in materials]
+    assert list(chain.hmac_hexes(key, materials)) == expected
+    assert list(chain.hmac_hexes(key + "!", materials)) != expected
+
+
 def test_the_summary_splits_into_the_rows_and_the_material_digest_hashes(repo: Path) -> None:
     ids = _ledger(repo, runs=2)
     db = sqlite3.connect(ledger_path(repo))
