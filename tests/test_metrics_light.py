@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 
 def test_the_reports_plain_constants_agree_with_the_contract_classes() -> None:
     from agentflow import events, verdict
@@ -68,18 +66,3 @@ def test_metrics_from_the_ledger_reads_commits_without_gitpython(repo: Path, cli
     assert (exit_code, loaded) == (0, [])
     exit_code, loaded = command_in_fresh_process(repo, ["metrics", "--from-git", "--format", "json"], ("git",))
     assert exit_code == 0 and "git" in loaded  # the watch works: --from-git reads through GitPython
-
-
-def test_the_commits_read_in_the_background_arrive_or_raise() -> None:
-    """``facts_from_ledger`` runs ``git log`` in a thread while it reads the ledger: what it returns
-    is what the call returned, and what it raised is raised to the caller when the result is asked."""
-    from agentflow.metrics.facts import _in_background
-
-    assert _in_background(lambda a, b: [a, b], 1, 2)() == [1, 2]
-
-    def broken() -> None:
-        raise KeyError("no such ref")
-
-    result = _in_background(broken)
-    with pytest.raises(KeyError, match="no such ref"):
-        result()

@@ -13,19 +13,18 @@ merges through ``_merged_plans``), so the source of each fact can change without
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, Repo
 from agentflow.ledger import Ledger, ledger_path
 from agentflow.metrics._record import FACTORY, record
 from agentflow.metrics.period import utc
 
-T = TypeVar("T")
 RUN_MARGIN = timedelta(days=7)  # runs started this long before a report's window can still end in it
 
 
@@ -377,46 +376,14 @@ def facts_from_ledger(
     size and history length, for a past period as for the last week. Nothing is validated: the stored JSON is folded. The window's runs are read with their
     hash chains' check (ChainBroken, exit 2, when one is broken: figures from a broken chain are not
     reported, #13 item 2); without ``since`` the caller checks (``load_facts``)."""
-    facts = Facts(source="ledger", sessions=[], evaluations=[])
+    facts = Facts(source="ledger", sessions=[], evaluations=[], commits=commit_facts(repo, since))
     if ledger is None:
-        facts.commits = commit_facts(repo, since)
         return facts
-    commits = _in_background(commit_facts, repo, since)  # git works while the ledger is read and checked
-    try:
-        if since is None:
-            events = ledger.records()
-        else:
-            events = ledger.window_records(since - RUN_MARGIN, until, strict=False, legacy_ok=True)
-    finally:
-        facts.commits = commits()  # waited for even when the read fails: no git left running
+    if since is None:
+        events = ledger.records()
+    else:
+        events = ledger.window_records(since - RUN_MARGIN, until, strict=False, legacy_ok=True)
     return LedgerReader(facts).read(events)
-
-
-def _in_background(call: Callable[..., T], *args: Any) -> Callable[[], T]:
-    """``call(*args)`` started in a thread; the function returned waits for it and returns its result
-    (or raises what it raised). For a child process's wait (``git log``): its work and the thread's
-    wait need no GIL, so on a machine with a CPU free it costs the caller nothing."""
-    import threading
-
-    outcome: list[Any] = []
-
-    def work() -> None:
-        try:
-            outcome.append((True, call(*args)))
-        except BaseException as exc:  # handed to the caller, who raises it
-            outcome.append((False, exc))
-
-    thread = threading.Thread(target=work, name=f"agentflow-{getattr(call, '__name__', 'work')}", daemon=True)
-    thread.start()
-
-    def result() -> T:
-        thread.join()
-        done, value = outcome[0]
-        if not done:
-            raise value
-        return value
-
-    return result
 
 
 # -- from git alone: notes, trailers, merges -----------------------------------------------------
