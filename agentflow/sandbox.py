@@ -257,7 +257,8 @@ class Sandbox:
             args.append("--unshare-net")
         # What lived under /tmp (a test's home or checkout, the Python environment agentflow runs
         # from: a virtualenv made there) and is meant to be readable: bind it back.
-        for path in _existing(self.home, checkout, common, gitdir, sys.prefix, sys.base_prefix, *readable):
+        shown = _existing(self.home, checkout, common, gitdir, sys.prefix, sys.base_prefix, *readable)
+        for path in shown:
             args += ["--ro-bind", path, path]
         if os.path.isdir("/run/user"):
             args += ["--tmpfs", "/run/user"]  # per-user runtime sockets: ssh-agent, gpg-agent, dbus
@@ -274,6 +275,10 @@ class Sandbox:
                 args += ["--ro-bind", "/dev/null", path]
         if checkout is not None and os.path.isdir(os.path.join(checkout, ".agentflow")):
             args += ["--tmpfs", os.path.join(checkout, ".agentflow")]  # ledger, runs, other worktrees
+        if checkout is not None and os.path.realpath(checkout) != str(workdir):
+            args += _checkout_secrets(
+                checkout, str(workdir), shown
+            )  # the user's .env beside the code: no worktree needs it
         for path in _existing(workdir, *writable):
             args += ["--bind", path, path]
         dotgit = workdir / ".git"
@@ -471,6 +476,37 @@ def user_args() -> list[str]:
     inner bwrap's)."""
     uid, gid = os.getuid() or NESTED_ID, os.getgid() or NESTED_ID
     return ["--unshare-user", "--uid", str(uid), "--gid", str(gid)]
+
+
+# Files beside the user's code that hold secrets and that no worktree or check needs (ignored,
+# never committed; a worktree has its own copy of a tracked one): hidden at the top of the user's
+# checkout when a command runs in another tree (tests/test_attacks_checkout_secrets.py).
+CHECKOUT_SECRETS = (".env", ".env.*", ".envrc", ".npmrc", ".pypirc", ".netrc", ".git-credentials")
+
+
+def _checkout_secrets(checkout: str, workdir: str, shown: Sequence[str]) -> list[str]:
+    """bwrap options hiding ``CHECKOUT_SECRETS`` at the top of ``checkout``; a link's target is hidden
+    where it lies, when the sandbox shows it (under the private ``/tmp`` only what ``shown`` binds back)."""
+    try:
+        names = os.listdir(checkout)
+    except OSError:
+        return []
+
+    def under(path: str, folder: str) -> bool:
+        return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+    args: list[str] = []
+    for name in sorted(names):
+        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in CHECKOUT_SECRETS):
+            continue
+        target = os.path.realpath(os.path.join(checkout, name))
+        if under(target, workdir) or (under(target, "/tmp") and not any(under(target, p) for p in shown)):
+            continue  # the command's own tree, or out of its sight already
+        if os.path.isdir(target):
+            args += ["--tmpfs", target]
+        elif os.path.isfile(target):
+            args += ["--ro-bind", "/dev/null", target]
+    return args
 
 
 def _existing(*paths: str | Path | None) -> list[str]:
