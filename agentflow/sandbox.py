@@ -95,6 +95,13 @@ CREDENTIALS = (
     ".boto",
     ".config/op",
     ".config/containers/auth.json",
+    # shell and REPL histories: where an `export TOKEN=...` typed by hand ends up
+    ".bash_history",
+    ".zsh_history",
+    ".python_history",
+    ".psql_history",
+    ".mysql_history",
+    ".node_repl_history",
 )
 # Sockets of local daemons that a process could drive without any network namespace (a Unix socket
 # with a path is reached through the file system, whatever --unshare-net says): container engines,

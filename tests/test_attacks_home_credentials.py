@@ -3,7 +3,8 @@
 The sandbox hid the credentials of ssh, the cloud CLIs, docker, npm, PyPI, gh and git, but not those
 of other tools a developer or a CI image often has: a sandboxed check (the change's code) read the
 tokens of cargo, RubyGems, Terraform Cloud, Vault, hub, glab, rclone, s3cmd, boto, 1Password's CLI,
-podman's registry login and Claude Code's account file (tested before the fix). They are hidden too;
+podman's registry login, Claude Code's account file, and the tokens typed into a shell's or
+REPL's history (tested before the fix). They are hidden too;
 ``sandbox.hide`` adds more.
 """
 
@@ -33,6 +34,12 @@ ADDED = (
     ".config/op/config",
     ".config/containers/auth.json",
     ".claude.json",
+    ".bash_history",
+    ".zsh_history",
+    ".python_history",
+    ".psql_history",
+    ".mysql_history",
+    ".node_repl_history",
 )
 
 
