@@ -432,6 +432,8 @@ def _write_reports(report: VerifyReport, targets: list[ReportTarget]) -> None:
             _common.write_output(render(report, fmt), path)
         except OSError as exc:
             failed.append(f"{path} ({exc.strerror or exc})")
+        except UsageError as exc:  # a folder that cannot be made, a link the change committed
+            failed.append(f"{path} ({exc.problem})")
     if failed:
         raise UsageError(
             f"could not write the report(s) {', '.join(failed)}",
