@@ -395,7 +395,10 @@ class Ledger:
                     for row in self._db.execute(
                         f"SELECT {chain.SUMMARY_COLUMNS} FROM events WHERE run_id IN ({marks}) GROUP BY run_id", chunk
                     ):
-                        run_id, split = row[0], chain.split_summary(row)
+                        run_id = row[0]
+                        if run_id not in tails:  # not asked for (the IN list matched it anyway): ignored
+                            continue
+                        split = chain.split_summary(row)
                         if split is None or not chain.summary_holds(split, key, strict=strict, tail=tails[run_id]):
                             held[run_id] = None
                         elif wanted:  # no Python per event: C-level filters
