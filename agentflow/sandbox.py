@@ -51,6 +51,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -125,6 +126,14 @@ HIDDEN_SOCKETS = (
     "/var/lib/lxd/unix.socket",
     "/var/lib/incus/unix.socket",
 )
+# Where a host keeps files only root may read. As root the sandbox's uid maps to root's on the host's
+# files (its own uid owns them), so a sandboxed command read /etc/shadow, /etc/gshadow, ssh host keys,
+# sudoers, a database's data folder (tests/test_attacks_root_files.py): when agentflow runs as root,
+# every entry below these folders that other users cannot read is hidden (root_only_paths).
+ROOT_ONLY_ROOTS = ("/etc", "/var/lib", "/var/log", "/var/backups", "/var/spool", "/var/mail", "/boot", "/srv",
+                   "/usr/local/etc")  # fmt: skip
+ROOT_ONLY_DEPTH = 8  # folders deeper than this below a root are not looked into (the scan stays cheap)
+ROOT_HOME = "/root"
 KEY_FILE_ENV = "AGENTFLOW_SIGNING_KEY_FILE"
 # Never in a sandboxed process's environment, whatever sandbox.env or AGENTFLOW_COMMAND_PASS_ENV say.
 NEVER_PASSED = frozenset({"AGENTFLOW_SIGNING_KEY", KEY_FILE_ENV})
@@ -273,6 +282,9 @@ class Sandbox:
             if os.path.exists(sock) and not os.path.islink(sock):
                 args += ["--ro-bind", "/dev/null", sock]
         kept = {os.path.normpath(os.path.join(self.home, k)) for k in keep}
+        if os.geteuid() == 0:  # root's files: readable by the sandbox's uid, which is root's on the host
+            trees = _existing(workdir, *writable, checkout, common, gitdir, *readable)
+            args += _hide_root_only(root_only_paths(ROOT_ONLY_ROOTS), [*shown, *trees], trees)
         for path in self.hidden_paths():
             if path in kept or not os.path.lexists(path):
                 continue
@@ -300,10 +312,104 @@ class Sandbox:
         return args
 
     def hidden_paths(self) -> list[str]:
-        paths = [os.path.join(self.home, rel) for rel in CREDENTIALS]
+        homes = [self.home]
+        if os.geteuid() == 0 and os.path.normpath(self.home) != ROOT_HOME:
+            homes.append(ROOT_HOME)  # HOME elsewhere (a CI container's): root's own home holds root's secrets
+        paths = [os.path.join(home, rel) for home in homes for rel in CREDENTIALS]
+        if os.geteuid() == 0:
+            paths += [p for home in homes for p in private_home_files(home)]
         if key_file := os.environ.get(KEY_FILE_ENV):
             paths.append(os.path.abspath(os.path.expanduser(key_file)))
-        return [os.path.normpath(p) for p in (*paths, *self.hide)]
+        return list(dict.fromkeys(os.path.normpath(p) for p in (*paths, *self.hide)))
+
+
+# -- root's files ---------------------------------------------------------------------------------
+
+
+def _private(mode: int) -> bool:
+    """Whether no other user can read an entry of this mode: a file without ``o+r``, a folder without ``o+x``."""
+    return not mode & (0o001 if stat.S_ISDIR(mode) else 0o004)
+
+
+def _scan(root: str, depth: int) -> list[tuple[str, bool]]:
+    """(path, is a folder) of every regular file or folder below ``root`` that other users cannot read; a
+    private folder is listed whole and not looked into; links, devices and sockets are left alone."""
+    found: list[tuple[str, bool]] = []
+    todo = [(root, 0)]
+    while todo:
+        folder, level = todo.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            mode = info.st_mode
+            if stat.S_ISDIR(mode):
+                if _private(mode):
+                    found.append((entry.path, True))
+                elif level + 1 < depth:
+                    todo.append((entry.path, level + 1))
+            elif stat.S_ISREG(mode) and _private(mode) and info.st_size:  # an empty one (a lock) holds nothing
+                found.append((entry.path, False))
+    return sorted(found)
+
+
+@functools.lru_cache(maxsize=8)
+def root_only_paths(roots: tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
+    """What below ``roots`` only its owner (root) or group may read: once per process (tens of ms for a
+    usual ``/etc`` and ``/var/lib``; every later sandbox only pays the binds)."""
+    return tuple(item for root in roots if os.path.isdir(root) for item in _scan(root, ROOT_ONLY_DEPTH))
+
+
+def _hide_root_only(items: Iterable[tuple[str, bool]], bound: Sequence[str], trees: Sequence[str]) -> list[str]:
+    """bwrap options hiding ``items``, except inside ``trees`` (the worktree, the checkout and its git
+    data: the command's own files). A private folder holding a path the sandbox binds (a checkout or
+    home below ``/var/lib``) is not hidden whole: its private entries are, the bound path's way excepted."""
+
+    def holds(folder: str, path: str) -> bool:
+        return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+    args: list[str] = []
+    for path, folder in items:
+        if any(path == tree or holds(tree, path) for tree in trees):
+            continue
+        if folder and any(path == b or holds(path, b) for b in bound):
+            args += _hide_root_only(_scan(path, ROOT_ONLY_DEPTH), bound, trees)
+        elif folder:
+            args += ["--tmpfs", path]
+        elif path not in bound:
+            args += ["--ro-bind", "/dev/null", path]
+    return args
+
+
+# What stays visible at the top of root's home: git's config (bound as a copy without credentials).
+HOME_KEPT = (".gitconfig",)
+
+
+def private_home_files(home: str) -> list[str]:
+    """The regular files at the top of ``home`` (root's, when agentflow runs as root) that no other user
+    can read: all of them when the home itself is private (``/root`` is ``0700``), shell start-up files
+    included (an ``export TOKEN=...`` in ``.bashrc`` or ``.profile``, a registry token in ``.yarnrc.yml``
+    or ``.bunfig.toml``); folders (toolchains, caches) stay readable."""
+    try:
+        home_private = _private(os.stat(home).st_mode)
+        entries = list(os.scandir(home))
+    except OSError:
+        return []
+    paths = []
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        shown = entry.name in HOME_KEPT or not info.st_size  # git's config; an empty file holds nothing
+        if stat.S_ISREG(info.st_mode) and not shown and (home_private or _private(info.st_mode)):
+            paths.append(entry.path)
+    return sorted(paths)
 
 
 # -- git's credentials ----------------------------------------------------------------------------
