@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
-import re
 import signal
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,38 @@ MAX_OUTPUT_CHARS = 30_000
 MAX_LISTED = 1_000
 MAX_MATCHES = 200
 MAX_SEARCH_BYTES = 2_000_000
+MAX_SEARCH_TOTAL = 64_000_000  # text one search looks through; beyond it the search says it stopped
+SEARCH_TIMEOUT = 30.0  # seconds one search may take (less when the session's time limit is nearer)
+SEARCH_MEMORY = 2 << 30  # bytes of address space the search process may use
+# search_files matches the model's regular expression in a process of its own: a pattern that
+# backtracks catastrophically (``(a+)+$`` on a long line) or fills memory costs a tool error when the
+# process is killed, instead of a hung orchestrator, where no session time limit can interrupt
+# Python's ``re`` (tests/test_attacks_search_regex.py). It gets no environment and reads only stdin.
+SEARCH_WORKER = r"""
+import json, re, sys
+try:
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (__MEMORY__, __MEMORY__))
+except (ImportError, ValueError, OSError):
+    pass
+job = json.loads(sys.stdin.buffer.readline())
+data = sys.stdin.buffer.read()
+try:
+    regex = re.compile(job["pattern"])
+except (re.error, OverflowError, RecursionError, ValueError, MemoryError) as exc:
+    sys.stdout.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+    sys.exit(0)
+found, limit, start = [], job["limit"], 0
+for rel, size in job["files"]:
+    text, start = data[start : start + size].decode("utf-8", errors="replace"), start + size
+    for number, line in enumerate(text.splitlines(), start=1):
+        if regex.search(line):
+            found.append([rel, number, line[:300]])
+            if len(found) >= limit:
+                sys.stdout.write(json.dumps({"matches": found, "stopped": True}))
+                sys.exit(0)
+sys.stdout.write(json.dumps({"matches": found, "stopped": False}))
+"""
 
 
 class ToolError(Exception):
@@ -202,6 +235,30 @@ def truncate(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
     head, tail = limit * 2 // 5, limit * 3 // 5
     cut = len(text) - head - tail
     return f"{text[:head]}\n[... {cut} characters truncated ...]\n{text[-tail:]}"
+
+
+def _search(source: str, files: list[tuple[str, bytes]], timeout: float) -> dict[str, Any]:
+    """Match ``source`` against the lines of ``files`` in a separate process killed after ``timeout``
+    seconds: ``{"matches": [[path, line number, text]], "stopped": bool}`` or ``{"error": why}``."""
+    header = {"pattern": source, "files": [(rel, len(raw)) for rel, raw in files], "limit": MAX_MATCHES}
+    job = b"".join([json.dumps(header).encode(), b"\n", *(raw for _, raw in files)])
+    code = SEARCH_WORKER.replace("__MEMORY__", str(SEARCH_MEMORY))
+    try:
+        proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], input=job, capture_output=True,
+                              timeout=max(timeout, 0.1), env={}, cwd="/", check=False)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise ToolError(
+            f"search_files: the search took longer than {timeout:.3g} s and was stopped (a pattern that "
+            "backtracks, such as nested repetition (a+)+; simplify the pattern or narrow with glob)"
+        ) from None
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        result = None
+    if proc.returncode != 0 or not isinstance(result, dict):
+        last = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise ToolError(f"search_files: the search failed ({last[:200]}); simplify the pattern or narrow with glob")
+    return result
 
 
 def _is_binary(data: bytes) -> bool:
@@ -414,11 +471,13 @@ class Toolbox:
     def _search_files(self, data: dict[str, Any]) -> str:
         source = _arg(data, "pattern", "search_files") or ""
         pattern = _arg(data, "glob", "search_files", required=False)
-        try:
-            regex = re.compile(source)
-        except re.error as exc:
-            raise ToolError(f"search_files: invalid regular expression {source!r}: {exc}") from None
-        matches: list[str] = []
+        timeout = SEARCH_TIMEOUT
+        if self.deadline is not None:
+            timeout = min(timeout, self.deadline - time.monotonic())
+            if timeout <= 0:
+                raise ToolError("search_files: not run, the session's time limit is reached")
+        files: list[tuple[str, bytes]] = []
+        total, cut = 0, False
         for path in self._walk(self.root):
             rel = self._rel(path)
             if pattern and not glob_match(rel, pattern):
@@ -429,11 +488,19 @@ class Toolbox:
                 continue
             if raw is None or _is_binary(raw):
                 continue
-            for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
-                if regex.search(line):
-                    matches.append(f"{rel}:{number}: {line[:300]}")
-                    if len(matches) >= MAX_MATCHES:
-                        return "\n".join(matches) + f"\n[... stopped after {MAX_MATCHES} matches; narrow the search]"
+            if total + len(raw) > MAX_SEARCH_TOTAL:
+                cut = True
+                break
+            total += len(raw)
+            files.append((rel, raw))
+        result = _search(source, files, timeout)
+        if "error" in result:
+            raise ToolError(f"search_files: invalid regular expression {source!r}: {result['error']}")
+        matches = [f"{rel}:{number}: {line}" for rel, number, line in result["matches"]]
+        if result["stopped"]:
+            return "\n".join(matches) + f"\n[... stopped after {MAX_MATCHES} matches; narrow the search]"
+        if cut:
+            matches.append(f"[... stopped after {MAX_SEARCH_TOTAL // 1_000_000} MB of text; narrow with glob]")
         return "\n".join(matches) if matches else "(no matches)"
 
     def _write_file(self, data: dict[str, Any]) -> str:
