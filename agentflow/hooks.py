@@ -11,7 +11,7 @@ early; the real enforcement is ``agentflow gate`` as a required CI check.
 * ``pre-push``: for each pushed ref that is a protected branch, every commit the push adds to it
   (first-parent chain) must pass the gate, or be a merge commit whose merged-in (second) parent
   passes it and whose tree is exactly the clean merge of its parents (what ``agentflow merge`` writes).
-  Commits that change only plan files (``.plans/*.md``) pass: plans are written on main.
+  Commits that change only plan files (``.plans/*.md``, regular files) pass: plans are written on main.
 
 Install keeps existing hooks: a foreign hook is renamed ``<hook>.agentflow-orig`` and run first by
 ours; uninstall puts it back. Hooks call ``<the installing python> -m agentflow`` so PATH does not matter.
@@ -231,17 +231,34 @@ def check_push(repo: Repo, config: Config, stdin: str) -> list[HookCheck]:
 
 
 def plan_only(repo: Repo, commit: str) -> bool:
-    """A non-merge commit that changes nothing but plan files (``.plans/*.md``).
+    """A non-merge commit that changes nothing but plan files (``.plans/*.md``), each a regular file.
 
     Writing plans on main is how work starts (`agentflow plan new`, commit, build), so the push hook
-    lets such commits through; any other file in the same commit makes it a change to verify."""
+    lets such commits through; any other file in the same commit makes it a change to verify. So does
+    a symbolic link or a gitlink under ``.plans/`` (a link to code, a submodule whose content no one
+    verified: let through as "plan-only" before, ``tests/test_attacks_plan_only_push.py``): the
+    entries are read with ``--raw -z`` (modes, and paths as stored, never quoted)."""
     parents = repo.git("rev-list", "--parents", "-n", "1", commit).split()[1:]
     if len(parents) > 1:
         return False
-    files = repo.git("diff-tree", "--no-commit-id", "--name-only", "-r", "--root", commit).splitlines()
+    raw = repo.git("diff-tree", "--no-commit-id", "--raw", "-z", "-r", "--root", "--no-renames", commit)
     from agentflow.planfiles import PLANS_DIR
 
-    return bool(files) and all(f.startswith(f"{PLANS_DIR}/") and f.endswith(".md") for f in files)
+    fields = raw.split("\0")
+    entries = [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
+    if not entries:
+        return False
+    for status, path in entries:
+        parts = status.lstrip(":").split()
+        if len(parts) < 5 or not path.startswith(f"{PLANS_DIR}/") or not path.endswith(".md"):
+            return False
+        old_mode, new_mode = parts[0], parts[1]
+        if new_mode not in REGULAR_MODES and not (new_mode == "000000" and old_mode in REGULAR_MODES):
+            return False  # a link, a gitlink, or a link or gitlink turned into something else
+    return True
+
+
+REGULAR_MODES = ("100644", "100755")
 
 
 def run_hook(repo: Repo, hook: str, config: Config, stdin: str = "") -> list[HookCheck]:
