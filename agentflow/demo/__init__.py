@@ -106,17 +106,24 @@ class _Runner:
         self.say(f"\n== {title}")
 
     def agentflow(self, *args: str, expect: tuple[int, ...] = (0,)) -> Step:
-        return self.run(["agentflow", *args], [sys.executable, "-m", "agentflow", *args], expect)
+        # agentflow itself keeps the model and signing keys (it keeps them from its own children)
+        return self.run(["agentflow", *args], [sys.executable, "-m", "agentflow", *args], expect, None)
 
     def python(self, *args: str) -> Step:
-        return self.run(["python", *args], [sys.executable, *args], (0,))
+        from agentflow.redact import scrubbed_env
+
+        return self.run(["python", *args], [sys.executable, *args], (0,), scrubbed_env())  # the sample's code
 
     def git(self, *args: str) -> Step:
-        return self.run(["git", *args], ["git", *args], (0,))
+        from agentflow.git import git_env
 
-    def run(self, shown: list[str], argv: list[str], expect: tuple[int, ...]) -> Step:
+        return self.run(["git", *args], ["git", *args], (0,), git_env())  # hooks and filters see no secret
+
+    def run(self, shown: list[str], argv: list[str], expect: tuple[int, ...], env: dict[str, str] | None) -> Step:
         self.say(f"$ {shlex.join(shown)}")
-        proc = subprocess.Popen(argv, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            argv, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
         lines = []
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -18,17 +18,22 @@ PROJECT = Path(__file__).resolve().parent / "project"
 
 
 def _git(root: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True)
+    from agentflow.git import git_env  # agentflow's git environment: no API key, signing key or token
+
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True, env=git_env())
 
 
 def write_event_log(path: Path) -> None:
     """Write the event log the unfixed sample project emits (its own ``app.simulate``) to ``path``."""
+    from agentflow.redact import scrubbed_env
+
     subprocess.run(
         [sys.executable, "-B", "-m", "app.simulate", str(path.resolve())],
         cwd=PROJECT,
         check=True,
         capture_output=True,
         text=True,
+        env=scrubbed_env(),
     )
 
 

@@ -8,7 +8,6 @@ the eval pipeline, and ``--backend anthropic`` measures a real model on the same
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -619,7 +618,8 @@ def create_base(root: Path) -> None:
     (root / "agentflow.yaml").write_text(CONFIG, encoding="utf-8")
     (root / ".gitignore").write_text(".agentflow/\n__pycache__/\nlogs/\n", encoding="utf-8")
     from agentflow.eval.runner import _GIT_ENV
+    from agentflow.git import git_env
 
-    env = {**os.environ, **_GIT_ENV}
+    env = git_env(_GIT_ENV)  # agentflow's git environment: no API key, signing key or token
     for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "--no-verify", "-m", "Capsulary")):
         subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env=env)

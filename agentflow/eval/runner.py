@@ -3,7 +3,6 @@ own domain function (checks, sandbox, rules and all), and collect one ``CaseRun`
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import tempfile
@@ -16,6 +15,7 @@ from typing import Any
 from agentflow.errors import AgentflowError, BackendError, UsageError
 from agentflow.eval.cassette import Cassette, CassetteModel, Volatile, http_client
 from agentflow.eval.dataset import Case
+from agentflow.git import git_env
 from agentflow.models.base import Model, ModelRequest, ModelResponse
 
 FIXED_DATE = "2026-01-01T00:00:00+00:00"  # commits made for a case get the same ids every run
@@ -74,7 +74,7 @@ class _Counting:
 
 
 def _git(cwd: Path, *args: str, input: str | None = None) -> str:
-    env = {**os.environ, **_GIT_ENV}
+    env = git_env(_GIT_ENV)  # agentflow's git environment: no API key, signing key or token
     try:
         done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, input=input, env=env)
     except subprocess.CalledProcessError as exc:
