@@ -135,7 +135,12 @@ jobs:
 """
 
 _GITHUB_ACTION_STEPS = """\
+      - name: Remove the report path the change may have committed
+        if: github.event_name == 'pull_request'
+        # a committed agentflow.sarif (a link to a file of the runner) is never what gets uploaded
+        run: rm -rf -- agentflow.sarif
       - name: Verify
+        id: verify
         if: github.event_name == 'pull_request'
         uses: {action}
         env:
@@ -145,8 +150,15 @@ _GITHUB_ACTION_STEPS = """\
           command: verify
           base: origin/${{{{ github.base_ref }}}}
           sarif: agentflow.sarif
+      - name: Keep only a report agentflow wrote
+        id: report
+        if: always() && (steps.verify.outcome == 'success' || steps.verify.outcome == 'failure')
+        run: |
+          if [ -f agentflow.sarif ] && [ ! -L agentflow.sarif ]; then
+            echo "sarif=true" >> "$GITHUB_OUTPUT"
+          fi
       - name: Upload SARIF
-        if: always() && github.event_name == 'pull_request' && hashFiles('agentflow.sarif') != ''
+        if: always() && steps.report.outputs.sarif == 'true'
         uses: github/codeql-action/upload-sarif@v3
         with:
           sarif_file: agentflow.sarif
@@ -203,7 +215,12 @@ _GITHUB_INSTALL_STEPS = (
     + """\
       - name: Fetch verdict notes
         run: agentflow notes fetch
+      - name: Remove the report path the change may have committed
+        if: github.event_name == 'pull_request'
+        # a committed agentflow.sarif (a link to a file of the runner) is never what gets uploaded
+        run: rm -rf -- agentflow.sarif
       - name: Verify
+        id: verify
         if: github.event_name == 'pull_request'
         env:
           ANTHROPIC_API_KEY: ${{{{ secrets.ANTHROPIC_API_KEY }}}}
@@ -211,8 +228,15 @@ _GITHUB_INSTALL_STEPS = (
           BASE_REF: origin/${{{{ github.base_ref }}}}
         # one verification: annotations and job summary on stdout, the same verdict as SARIF
         run: agentflow verify --base "$BASE_REF" --format github --sarif agentflow.sarif
+      - name: Keep only a report agentflow wrote
+        id: report
+        if: always() && (steps.verify.outcome == 'success' || steps.verify.outcome == 'failure')
+        run: |
+          if [ -f agentflow.sarif ] && [ ! -L agentflow.sarif ]; then
+            echo "sarif=true" >> "$GITHUB_OUTPUT"
+          fi
       - name: Upload SARIF
-        if: always() && github.event_name == 'pull_request' && hashFiles('agentflow.sarif') != ''
+        if: always() && steps.report.outputs.sarif == 'true'
         uses: github/codeql-action/upload-sarif@v3
         with:
           sarif_file: agentflow.sarif
