@@ -341,16 +341,26 @@ def _worktree(rev: str, tmp: Path) -> Path:
     return where
 
 
+# --instructions: each run under callgrind, its instructions counted (the same at any load; the
+# caches' effects are not in them, and the times are callgrind's, 20-50x slower).
+CALLGRIND = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+INSTRUCTIONS = False
+
+
 def _measure_with(name: str, path: Path, pythonpath: Path | None) -> dict:
     env = dict(os.environ, EVALUATE_BENCH_OWN_LOG="1", PYTHONPATH=str(pythonpath or REPO))
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", name, "--log", str(path)],
+        [*(CALLGRIND if INSTRUCTIONS else []), sys.executable, __file__, "--measure", name, "--log", str(path)],
         capture_output=True,
         text=True,
         check=True,
         env=env,
     )
-    return json.loads(out.stdout)
+    result = json.loads(out.stdout)
+    if INSTRUCTIONS:
+        collected = [line.split(":")[-1] for line in out.stderr.splitlines() if "Collected :" in line]
+        result["instructions"] = int(collected[-1].strip().replace(",", "")) if collected else None
+    return result
 
 
 def _median(values: list[float]) -> float:
@@ -380,6 +390,8 @@ def _rounds(plan: list[tuple[str, str, Path, Path | None]], repeat: int) -> dict
             "all_cpu": [round(r.get("cpu_seconds", r["seconds"]), 2) for r in results],
             "peak_mb": _median([r["peak_mb"] for r in results]),
         }
+        if all(r.get("instructions") for r in results):
+            out[label]["instructions"] = _median([r["instructions"] for r in results])
         out[label]["events_per_s"] = out[label]["events"] / out[label]["seconds"]
         out[label]["us_per_event"] = out[label]["seconds"] / max(out[label]["events"], 1) * 1e6
     out["_load"] = {"min": min(loads), "max": max(loads)}
@@ -442,7 +454,18 @@ def _print_rounds(title: str, result: dict, ratios: list[tuple[str, str, str]]) 
             f"{r['peak_mb']:.0f} MB | {', '.join(map(str, r['all_seconds']))} | {', '.join(map(str, r['all_cpu']))} |"
         )
     print()
+    counted = {label: r["instructions"] for label, r in result.items() if r.get("instructions")}
+    if counted:  # --instructions
+        print("| approach | instructions (millions, median) | per event |")
+        print("|---|---:|---:|")
+        for label, n in counted.items():
+            print(f"| {label} | {n / 1e6:,.0f} | {n / max(result[label]['events'], 1):,.0f} |")
+        print()
     for text, slow, fast in ratios:
+        if slow in counted and fast in counted:
+            a, b = result[slow], result[fast]
+            ratio = (counted[slow] / max(a["events"], 1)) / (counted[fast] / max(b["events"], 1))
+            print(f"- {text.replace(' (time per event)', '')}: {ratio:.2f}x (instructions per event)")
         if slow in result and fast in result:
             a, b = result[slow], result[fast]
             # The fastest runs too: on a shared machine the others' load only ever adds time.
@@ -472,6 +495,11 @@ def main() -> int:
         help="comma-separated approaches to measure (default: all): " + ",".join(MEASURES),
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="with --gharchive / --types-scaling: count each run's instructions under callgrind (valgrind)",
+    )
     parser.add_argument("--measure", choices=sorted(MEASURES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only and not set(args.only) <= set(MEASURES):
@@ -480,6 +508,8 @@ def main() -> int:
         print(json.dumps(measure_here(args.measure, str(args.log))))
         return 0
     if args.gharchive or args.types_scaling:
+        global INSTRUCTIONS
+        INSTRUCTIONS = args.instructions
         if args.gharchive:
             result = gharchive(args.gharchive, args.before, args.repeat, args.profile_lines, args.corpus)
             if args.json:
