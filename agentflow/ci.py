@@ -134,22 +134,16 @@ jobs:
           fetch-depth: 0                 # full history: base, trailers, patch ids
 """
 
-_GITHUB_ACTION_STEPS = """\
+# Around both workflows' Verify step: a committed agentflow.sarif (a link to a file of the runner)
+# is removed first and never uploaded; only a regular file Verify wrote is (docs/security.md).
+_SARIF_BEFORE_VERIFY = """\
       - name: Remove the report path the change may have committed
         if: github.event_name == 'pull_request'
         # a committed agentflow.sarif (a link to a file of the runner) is never what gets uploaded
         run: rm -rf -- agentflow.sarif
-      - name: Verify
-        id: verify
-        if: github.event_name == 'pull_request'
-        uses: {action}
-        env:
-          ANTHROPIC_API_KEY: ${{{{ secrets.ANTHROPIC_API_KEY }}}}
-          AGENTFLOW_SIGNING_KEY: ${{{{ secrets.AGENTFLOW_SIGNING_KEY }}}}
-        with:
-          command: verify
-          base: origin/${{{{ github.base_ref }}}}
-          sarif: agentflow.sarif
+"""
+
+_SARIF_AFTER_VERIFY = """\
       - name: Keep only a report agentflow wrote
         id: report
         if: always() && (steps.verify.outcome == 'success' || steps.verify.outcome == 'failure')
@@ -162,6 +156,25 @@ _GITHUB_ACTION_STEPS = """\
         uses: github/codeql-action/upload-sarif@v3
         with:
           sarif_file: agentflow.sarif
+"""
+
+_GITHUB_ACTION_STEPS = (
+    _SARIF_BEFORE_VERIFY
+    + """\
+      - name: Verify
+        id: verify
+        if: github.event_name == 'pull_request'
+        uses: {action}
+        env:
+          ANTHROPIC_API_KEY: ${{{{ secrets.ANTHROPIC_API_KEY }}}}
+          AGENTFLOW_SIGNING_KEY: ${{{{ secrets.AGENTFLOW_SIGNING_KEY }}}}
+        with:
+          command: verify
+          base: origin/${{{{ github.base_ref }}}}
+          sarif: agentflow.sarif
+"""
+    + _SARIF_AFTER_VERIFY
+    + """\
       - name: Gate
         if: github.event_name == 'pull_request'
         uses: {action}
@@ -186,6 +199,7 @@ _GITHUB_ACTION_STEPS = """\
           command: gate
           base: ${{{{ github.event.merge_group.base_sha }}}}
 """
+)
 
 _SANDBOX_STEP = """\
       - name: Prepare the sandbox (bubblewrap, unprivileged user namespaces)
@@ -215,10 +229,9 @@ _GITHUB_INSTALL_STEPS = (
     + """\
       - name: Fetch verdict notes
         run: agentflow notes fetch
-      - name: Remove the report path the change may have committed
-        if: github.event_name == 'pull_request'
-        # a committed agentflow.sarif (a link to a file of the runner) is never what gets uploaded
-        run: rm -rf -- agentflow.sarif
+"""
+    + _SARIF_BEFORE_VERIFY
+    + """\
       - name: Verify
         id: verify
         if: github.event_name == 'pull_request'
@@ -228,18 +241,9 @@ _GITHUB_INSTALL_STEPS = (
           BASE_REF: origin/${{{{ github.base_ref }}}}
         # one verification: annotations and job summary on stdout, the same verdict as SARIF
         run: agentflow verify --base "$BASE_REF" --format github --sarif agentflow.sarif
-      - name: Keep only a report agentflow wrote
-        id: report
-        if: always() && (steps.verify.outcome == 'success' || steps.verify.outcome == 'failure')
-        run: |
-          if [ -f agentflow.sarif ] && [ ! -L agentflow.sarif ]; then
-            echo "sarif=true" >> "$GITHUB_OUTPUT"
-          fi
-      - name: Upload SARIF
-        if: always() && steps.report.outputs.sarif == 'true'
-        uses: github/codeql-action/upload-sarif@v3
-        with:
-          sarif_file: agentflow.sarif
+"""
+    + _SARIF_AFTER_VERIFY
+    + """\
       - name: Gate
         if: github.event_name == 'pull_request'
         env:
