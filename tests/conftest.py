@@ -40,12 +40,13 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def ctrl_c() -> Iterator[None]:
     """Ctrl-C acts as at a terminal, whatever the harness did: a shell's background job (`cmd &`
     without job control, nohup, some CI runners) starts with SIGINT ignored, which agentflow keeps
-    ignored by design, and a test of what Ctrl-C does would fail there. The Python handler set
-    here also makes a child start with SIGINT at its default."""
+    ignored by design, and every test of what Ctrl-C does (a SIGINT sent to a child, to this process,
+    or by a builder's `kill -INT $PPID`) failed there. The Python handler set here also makes a child
+    start with SIGINT at its default. For every test: which of them send a SIGINT is not obvious."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
