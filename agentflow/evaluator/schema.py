@@ -30,6 +30,7 @@ escape that may hide one) is walked field by field.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -737,19 +738,7 @@ class Aggregator:
         shape.lines.append(where)
         walked, self._walked = self._walked, None
         nodes = walked[1] if walked is not None and walked[0] is payload else flatten(payload)
-        by_path, as_is = shape.examples, AS_IS
-        for path, json_type, value in nodes:
-            if json_type == "object":
-                continue
-            examples = by_path.get(path)
-            if examples is None:
-                examples = by_path[path] = []
-            elif len(examples) >= EXAMPLES_PER_FIELD:
-                continue
-            kind = type(value)
-            example = value if (kind is str and len(value) <= 80) or kind in as_is else _example(value)
-            if example not in examples:
-                examples.append(example)
+        _add_examples(shape.examples, nodes)
 
     # -- combining -----------------------------------------------------------------------------
 
@@ -1036,13 +1025,19 @@ def _examples_into(examples: dict[str, list[Any]], raw: bytes) -> None:
         event = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return
+    _add_examples(examples, flatten(event))
+
+
+def _add_examples(by_path: dict[str, list[Any]], nodes: Iterable[tuple[str, str, Any]]) -> None:
+    """Up to ``EXAMPLES_PER_FIELD`` distinct example values per path of ``nodes`` (objects have none):
+    short strings, numbers, booleans and null as they are, anything else through ``_example``."""
     as_is = AS_IS
-    for path, json_type, value in flatten(event):
+    for path, json_type, value in nodes:
         if json_type == "object":
             continue
-        found = examples.get(path)
+        found = by_path.get(path)
         if found is None:
-            found = examples[path] = []
+            found = by_path[path] = []
         elif len(found) >= EXAMPLES_PER_FIELD:
             continue
         kind = type(value)
