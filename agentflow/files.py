@@ -94,7 +94,7 @@ def write_report_file(path: Path, text: str) -> None:
         except OSError as exc:
             raise UsageError(f"cannot write: {exc.strerror or exc}", where=path) from None
         return
-    fix = "write the report elsewhere, or remove the link (a change cannot decide where agentflow writes)"
+    fix = "write the report elsewhere or remove the link; a change cannot decide where agentflow writes"
     folders = absolute.relative_to(root).parts[:-1]
     nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
     fds = [os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]

@@ -58,6 +58,7 @@ def test_verify_does_not_write_a_report_through_a_link_the_change_committed(
     assert sorted(p.name for p in outside.iterdir()) == ["victim"]
     assert result.exit_code == 2, result.output
     assert "symbolic link" in result.output and path.split("/")[0] in result.output
+    assert "write the report elsewhere or remove the link" in result.output, result.output
 
 
 def test_a_report_replaces_nothing_but_a_regular_file(tmp_path: Path, monkeypatch) -> None:

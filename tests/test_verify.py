@@ -335,6 +335,8 @@ def test_an_unwritable_report_is_exit_2_after_the_others_are_written(repo, cli, 
     assert result.exit_code == 2
     assert "could not write the report(s)" in result.stderr and "x.sarif" in result.stderr
     assert "the verdict is recorded" in result.stderr
+    assert f"make {tmp_path / 'a-file'} a writable folder" in result.stderr  # the folder's own fix, named
+    assert sum("could not write" in line for line in result.stderr.splitlines()) == 1, result.stderr
     assert "APPROVED" in result.stdout.upper() and (tmp_path / "ok.md").is_file()
     assert notes(repo, head)[0]["outcome"] == "approved"
 

@@ -427,17 +427,21 @@ def _write_reports(report: VerifyReport, targets: list[ReportTarget]) -> None:
     from agentflow.report.verify import render
 
     failed: list[str] = []
+    fixes: list[str] = []
     for fmt, path in targets:
         try:
             _common.write_output(render(report, fmt), path)
         except OSError as exc:
-            failed.append(f"{path} ({exc.strerror or exc})")
+            failed.append(f"{path}: {exc.strerror or exc}")
         except UsageError as exc:  # a folder that cannot be made, a link the change committed
-            failed.append(f"{path} ({exc.problem})")
+            failed.append(f"{path}: {exc.problem}")
+            if exc.fix and exc.fix not in fixes:
+                fixes.append(exc.fix)
     if failed:
         raise UsageError(
-            f"could not write the report(s) {', '.join(failed)}",
-            fix=f"the verdict is recorded (see `agentflow show {report.run_id}`); use writable paths next time",
+            f"could not write the report(s) {'; '.join(failed)}",
+            fix=f"the verdict is recorded, see `agentflow show {report.run_id}`; "
+            + ("; ".join(fixes) or "use writable paths next time"),
         )
 
 
