@@ -61,8 +61,10 @@ class TrustedInputs:
     plan: Plan | None
     patterns: tuple[Pattern, ...]
     prompt_names: Mapping[str, str]  # role -> the name of its template in ``texts``
-    # the plan is new in the change (``verify`` read it from the head): its text is the change's, so
-    # its scope must not soften a rule (``test_deleted``, ``assertion_removed``: high, else medium)
+    # the change wrote the plan (new in it: ``verify`` read it from the head) or chose it (an
+    # ``Agentflow-Plan`` trailer agentflow's build did not bind, ``trailer_plan``): its scope must not
+    # soften a rule (``test_deleted``, ``assertion_removed``: high, else medium), nor may it choose
+    # which patterns the verifier reads
     plan_from_change: bool = False
 
     def hashes(self) -> dict[str, str]:
@@ -193,6 +195,43 @@ def from_revision(repo: Repo, commit: str, plan_path: str | None = None, head: s
 
     inputs = _collect(read, f"base {commit}", plan_path, repo.root, read_plan)
     return replace(inputs, plan_from_change=True) if from_head else inputs
+
+
+def trailer_plan(repo: Repo, inputs: TrustedInputs, head: str) -> TrustedInputs:
+    """``inputs`` for a plan that only an ``Agentflow-Plan`` trailer of the change named (``verify``
+    without ``--plan``): the trailer is the change's text, so a pull request could name any plan of
+    the base, a past test clean-up whose scope names the tests, and have its test deletions judged as
+    that plan's (medium findings, not blocking; tests/test_attacks_trailer_plan.py). The plan's scope
+    is trusted only when agentflow's own build made ``head`` for that plan (``built_for``); otherwise
+    the plan counts as the change's (``plan_from_change``): its criteria and checks still apply."""
+    if inputs.plan is None or inputs.plan_from_change:
+        return inputs
+    from agentflow.keys import signing_key
+
+    if built_for(repo, head, str(inputs.plan.id), signing_key(), inputs.config.gate.require_signature):
+        return inputs
+    return replace(inputs, plan_from_change=True)
+
+
+def built_for(repo: Repo, commit: str, plan_id: str, key: str | None, require_signature: bool = False) -> bool:
+    """Whether a verdict line ever recorded on ``commit`` says that agentflow's build made it for
+    ``plan_id``: it names this commit (``commit``: a line copied from another commit does not count),
+    its tree and the plan, has a builder session (a ``verify`` run's line has none: otherwise the
+    first verification of a pull request would bind the plan its trailer named for the next one), and
+    is validly signed when a key is configured (unsigned lines are anybody's who can push notes)."""
+    from agentflow.notes import note_history, parse_line
+
+    tree = repo.trees([commit]).get(commit)
+    for line in note_history(repo.root, [commit]).get(commit, []):
+        note = parse_line(line)
+        if note is None or note.data.get("commit") != commit or note.tree != tree or note.plan != plan_id:
+            continue
+        if not isinstance(note.data.get("builder"), dict) or note.override:
+            continue
+        if (key and not note.signature_valid(key)) or (not key and require_signature):
+            continue
+        return True
+    return False
 
 
 def from_record(

@@ -25,9 +25,9 @@ def _project(repo: Path) -> None:
     git(repo, "commit", "-q", "-m", "tests")
 
 
-def _verify(repo: Path, cli) -> dict:
+def _verify(repo: Path, cli, *args: str) -> dict:
     script = write_script(repo, {"verifier": [verifier_session()]})
-    result = cli("verify", "--base", "main", "--script", str(script), "--format", "json")
+    result = cli("verify", "--base", "main", "--script", str(script), "--format", "json", *args)
     return json.loads(result.stdout) | {"exit_code": result.exit_code}
 
 
@@ -66,7 +66,9 @@ def test_a_plan_new_in_the_change_cannot_soften_a_removed_assertion(repo: Path, 
 
 
 def test_the_base_plan_scope_still_softens_the_test_rules(repo: Path, cli) -> None:
-    """What keeps working: a plan on the base (the trusted side wrote it) that names the tests."""
+    """What keeps working: a plan on the base (the trusted side wrote it) that names the tests, chosen
+    by the user (``--plan``; a trailer alone chooses it only for agentflow's own build of the head,
+    tests/test_attacks_trailer_plan.py)."""
     _project(repo)
     write_plan(repo, plan_id="9", slug="cleanup", scope=["tests/**"])
     git(repo, "checkout", "-q", "-b", "pr")
@@ -74,7 +76,7 @@ def test_the_base_plan_scope_still_softens_the_test_rules(repo: Path, cli) -> No
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "clean up", "--trailer", "Agentflow-Plan: 9")
 
-    data = _verify(repo, cli)
+    data = _verify(repo, cli, "--plan", "9")
 
     [deleted] = _rule(data, "test_deleted")
     assert deleted["severity"] == "medium", deleted

@@ -16,7 +16,7 @@ from agentflow.errors import GitError, UsageError
 from agentflow.events import CheckResult, RunStarted, VerdictRecorded, new_id
 from agentflow.files import read_text_file
 from agentflow.git import TRAILER_PLAN, Repo
-from agentflow.inputs import from_revision, plan_path_of, protected_findings
+from agentflow.inputs import from_revision, plan_path_of, protected_findings, trailer_plan
 from agentflow.integrity import TamperingError
 from agentflow.keys import signing_key
 from agentflow.ledger import Ledger
@@ -78,11 +78,13 @@ def verify(
             fix="pass the branch the change will merge into as --base",
         )
     plan_path: str | None = None
+    named_by_trailer = False
     if plan_ref:
         plan_path = plan_path_of(root, resolve_plan(root, plan_ref))
     elif (trailer := plan_from_trailers(repo, base_commit, head_commit)) is not None:
         try:
             plan_path = plan_path_of(root, resolve_plan(root, trailer))
+            named_by_trailer = True
         except UsageError:
             reporter.on_message(
                 f"the Agentflow-Plan trailer names plan {trailer!r}, which is not in this "
@@ -91,6 +93,12 @@ def verify(
     # The change is judged by the base's config, checks, prompts, patterns and plan, never its own, as
     # the base's tip has them: not at the merge base, which the change chooses (test_attacks_fork_point.py)
     inputs = from_revision(repo, _tip(repo, base_ref), plan_path, head_commit)
+    if named_by_trailer and (inputs := trailer_plan(repo, inputs, head_commit)).plan_from_change:
+        # the trailer is the change's text: the plan's scope counts only for agentflow's own build of head
+        reporter.on_message(
+            f"plan {trailer!r} is named by an Agentflow-Plan trailer that agentflow's build did not record on "
+            f"{head_commit[:12]}: its scope softens no rule (pass --plan to judge the change as that plan's)"
+        )
     config, plan = inputs.config, inputs.plan
     roles = validate_backends(config, options, root, ("verifier",))
     models = ModelPool(roles, options.models, root)
