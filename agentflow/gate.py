@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from agentflow.errors import UsageError
 from agentflow.git import EMPTY_TREE, STATE_DIR, TRAILER_PLAN, Repo, cat_file_objects, is_full_id
 from agentflow.keys import SIGNING_KEY_ENV, signing_key
-from agentflow.notes import NoteLine, note_history, parse_lines
+from agentflow.notes import NoteLine, note_history, parse_lines, tree_history
 from agentflow.text import one_line
 
 if TYPE_CHECKING:
@@ -482,6 +482,7 @@ class _Context:
             return (
                 self._unsandboxed(record)
                 or self._bound(record)
+                or self._legacy_revoked(record)
                 or self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
             )
         return self._not_approved(record, own)
@@ -592,6 +593,40 @@ class _Context:
             record,
         )
 
+    def _legacy_revoked(self, record: NoteRecord) -> GateResult | None:
+        """An approval written before verdict lines named their commit (no ``commit``) cannot show
+        that it sits where it was written: copied from its commit onto a sibling with the same tree
+        and parent, it opened the gate there after a later verdict revoked it on the original
+        (tests/test_attacks_legacy_replay.py). Such an approval holds only while no later verdict
+        about the same change (this tree on the same base tree), on any commit, ever recorded in the
+        notes history, says otherwise; a line that names its commit needs none of this."""
+        note = record.note
+        if note.data.get("commit") is not None:
+            return None
+        base_tree = self.approved_base_tree(note)
+        later = []
+        for commit, other in tree_history(self.repo.root, self.tree):
+            if commit == record.commit or other.timestamp < note.timestamp or self.policy.check(other) is not None:
+                continue  # its own commit's later verdicts have decided already (by time, then line order)
+            if (other_base := self.approved_base_tree(other)) is not None and other_base != base_tree:
+                continue  # the same tree on another base: another change
+            if not is_approval(other):
+                later.append(NoteRecord(other, commit, 0))
+        if not later:
+            return None
+        revoking = latest(later)
+        assert revoking is not None
+        return self.result(
+            GateStatus.REVOKED,
+            [
+                f"the approval on {record.commit[:SHORT]} ({note.ts}) names no commit (written before verdicts did), "
+                f"and the same change on {revoking.commit[:SHORT]} was judged {revoking.note.outcome} later "
+                f"({revoking.note.ts})",
+                "run `agentflow verify` on this commit",
+            ],
+            record,
+        )
+
     def _chain_problem(self, record: NoteRecord) -> GateResult | None:
         """Closed when the local ledger holds the approval's run and its hash chain is broken (#13 item 2)."""
         run, head = record.note.run, record.note.chain
@@ -670,6 +705,7 @@ class _Context:
             return (
                 self._unsandboxed(record)
                 or self._bound(record)
+                or self._legacy_revoked(record)
                 or self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
             )
         return self.result(

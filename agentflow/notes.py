@@ -12,6 +12,7 @@ deleted later still counts, so a revocation cannot be removed by editing the not
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from agentflow.git import note_paths as git_note_paths
 from agentflow.git import run_git
 
 NOTES_REF = "refs/notes/agentflow"  # = agentflow.git.NOTES_REF
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # A run's outcomes in report order, as plain strings (``agentflow.events.Outcome``: a test holds them equal)
 OUTCOMES: tuple[str, ...] = ("approved", "changes_requested", "rejected", "no_verdict", "capped")
 # VerdictNote's declared fields and their defaults: the canonical JSON includes them all
@@ -163,6 +165,11 @@ def note_history(root: Any, commits: Iterable[str], ref: str = NOTES_REF) -> dic
     if not wanted:
         return {}
     paths = [p for c in sorted(wanted) for p in note_paths(c)]
+    return _history(root, ref, paths, wanted)
+
+
+def _history(root: Any, ref: str, paths: list[str], wanted: set[str] | None) -> dict[str, list[str]]:
+    """``note_history``'s walk: the lines of the notes of ``wanted`` (every noted commit when None)."""
     proc = run_git(
         ["log", "--reverse", "-p", "--no-color", "--no-renames", "--no-ext-diff", "--no-textconv"]
         # --full-history: a path-limited walk would otherwise follow only a merge's TREESAME parent
@@ -190,7 +197,7 @@ def note_history(root: Any, commits: Iterable[str], ref: str = NOTES_REF) -> dic
         if raw.startswith("diff --git a/"):
             path = raw[len("diff --git a/") :].split(" b/", 1)[0]
             current = path.replace("/", "")
-            current = current if current in wanted else None
+            current = current if (current in wanted if wanted is not None else _OBJECT_ID.fullmatch(current)) else None
             in_hunk = False
             continue
         if raw.startswith("@@"):
@@ -208,6 +215,20 @@ def note_history(root: Any, commits: Iterable[str], ref: str = NOTES_REF) -> dic
             bucket.add(line)
             result.setdefault(current, []).append(line)
     return result
+
+
+def tree_history(root: Any, tree: str, ref: str = NOTES_REF) -> list[tuple[str, NoteLine]]:
+    """(commit, verdict) for every verdict line about ``tree`` ever recorded on any commit, in one
+    ``git log -p`` over the whole notes history (a note deleted since still counts). What a line that
+    names no commit (from before the ``commit`` field) is judged with: it may have been copied from
+    the commit it was written for onto a sibling with the same tree, so the content's later verdicts
+    anywhere decide (``agentflow.gate``)."""
+    found = []
+    for commit, lines in _history(root, ref, [], None).items():
+        for line in lines:
+            if tree in line and (note := parse_line(line)) is not None and note.tree == tree:
+                found.append((commit, note))
+    return found
 
 
 def verdict_lines(notes_map: dict[str, list[str]]) -> list[tuple[str, int, NoteLine]]:

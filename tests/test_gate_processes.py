@@ -34,7 +34,9 @@ def test_an_open_gate_starts_each_git_command_once(repo, cli, monkeypatch, tmp_p
     git(repo, "add", "agentflow.yaml")
     git(repo, "commit", "-q", "-m", "config")
     plan_branch(repo)
-    add_verdict(repo, BRANCH)
+    # a line as agentflow writes it, naming its commit (one from before the field costs one more
+    # `git log`, over the whole notes history: tests/test_attacks_legacy_replay.py)
+    add_verdict(repo, BRANCH, commit=git(repo, "rev-parse", BRANCH))
     result, commands = traced_gate(cli, monkeypatch, tmp_path, BRANCH)
     assert result.exit_code == 0 and result.output.startswith("gate open:"), result.output
     # the repository, REF, both base names at once, the merge base, the base's config and the trees
