@@ -118,3 +118,16 @@ def test_a_rejection_of_the_same_tree_on_another_base_does_not_revoke(repo: Path
     _add(repo, elsewhere, _legacy(repo, head, "rejected", "2026-01-02T10:00:00+00:00", base_tree="0" * 40))
 
     assert cli("gate", head, "--base", "main", env=SIGNED).exit_code == 0
+
+
+def test_a_third_commit_found_through_the_same_tree_search(repo: Path, cli) -> None:
+    """The gated commit holds no note at all: the same-tree search finds the replayed copy on the
+    sibling (the original's note removed), which must not decide either."""
+    head, sibling = _revoked_and_replayed(repo)
+    git(repo, "notes", f"--ref={NOTES_REF}", "remove", head)
+    third = _sibling(repo, sibling)
+    git(repo, "update-ref", "refs/heads/pr", third)
+
+    result = cli("gate", "pr", "--base", "main", env=SIGNED)
+
+    assert result.exit_code == 1, result.output
