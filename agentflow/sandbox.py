@@ -103,6 +103,44 @@ CREDENTIALS = (
     ".psql_history",
     ".mysql_history",
     ".node_repl_history",
+    ".sqlite_history",
+    ".rediscli_history",
+    # build tools' and package managers' registry logins, in folders of the home that stay readable
+    # (toolchains): a sandboxed check read them, root's below /root too (tests/test_attacks_deep_credentials.py)
+    ".m2/settings.xml",
+    ".m2/settings-security.xml",
+    ".gradle/gradle.properties",
+    ".ivy2/.credentials",
+    ".sbt/.credentials",
+    ".config/pip/pip.conf",
+    ".pip/pip.conf",
+    ".config/uv/uv.toml",
+    ".bundle/config",
+    ".composer/auth.json",
+    ".config/composer/auth.json",
+    ".nuget/NuGet/NuGet.Config",
+    ".config/NuGet/NuGet.Config",
+    ".yarnrc.yml",
+    ".config/git/credentials",  # git's credential store (XDG)
+    ".pgpass",
+    ".my.cnf",
+    ".terraformrc",
+    ".config/helm/repositories.yaml",
+    ".config/helm/registry",
+    ".config/doctl",
+    ".config/hcloud",
+    ".fly",
+    ".oci",
+    ".databrickscfg",
+    ".pulumi/credentials.json",
+    ".config/sops",
+    ".password-store",
+    ".local/share/keyrings",
+    ".kaggle",
+    ".huggingface/token",
+    ".cache/huggingface/token",
+    ".config/configstore",
+    ".tsh",
 )
 # Sockets of local daemons that a process could drive without any network namespace (a Unix socket
 # with a path is reached through the file system, whatever --unshare-net says): container engines,
@@ -131,8 +169,14 @@ HIDDEN_SOCKETS = (
 # sudoers, a database's data folder (tests/test_attacks_root_files.py): when agentflow runs as root,
 # every entry below these folders that other users cannot read is hidden (root_only_paths).
 ROOT_ONLY_ROOTS = ("/etc", "/var/lib", "/var/log", "/var/backups", "/var/spool", "/var/mail", "/boot", "/srv",
-                   "/usr/local/etc")  # fmt: skip
+                   "/usr/local/etc", "/opt", "/home")  # fmt: skip
 ROOT_ONLY_DEPTH = 8  # folders deeper than this below a root are not looked into (the scan stays cheap)
+# Where applications and other users' homes live: a root-only file there (an application's
+# /opt/<app>/config/secrets.yml, a token root left in /home/<user>/) was readable too (tested before
+# the fix). Scanned less deep: toolchains there hold hundreds of thousands of files (a runner image's
+# /opt/hostedtoolcache), and an application's secrets sit near its top. Other users' own private files
+# need no hiding (root's sandbox has no capability to read them), but cost nothing to hide.
+ROOT_ONLY_SHALLOW = {"/opt": 4, "/home": 3}
 ROOT_HOME = "/root"
 KEY_FILE_ENV = "AGENTFLOW_SIGNING_KEY_FILE"
 # Never in a sandboxed process's environment, whatever sandbox.env or AGENTFLOW_COMMAND_PASS_ENV say.
@@ -362,7 +406,12 @@ def _scan(root: str, depth: int) -> list[tuple[str, bool]]:
 def root_only_paths(roots: tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
     """What below ``roots`` only its owner (root) or group may read: once per process (tens of ms for a
     usual ``/etc`` and ``/var/lib``; every later sandbox only pays the binds)."""
-    return tuple(item for root in roots if os.path.isdir(root) for item in _scan(root, ROOT_ONLY_DEPTH))
+    return tuple(
+        item
+        for root in roots
+        if os.path.isdir(root)
+        for item in _scan(root, ROOT_ONLY_SHALLOW.get(root, ROOT_ONLY_DEPTH))
+    )
 
 
 def _hide_root_only(items: Iterable[tuple[str, bool]], bound: Sequence[str], trees: Sequence[str]) -> list[str]:
