@@ -35,7 +35,7 @@ CONFIG_TEMPLATE = """\
 
 base: main                     # the branch changes are verified against
 
-checks: []                     # commands every change must pass, e.g. ["pytest -q", "ruff check ."]
+checks: []                     # commands every change must pass, e.g. ["ruff check .", "pytest -q"] (what runs no code first)
                                # with evidence: [{run: "pytest -q --junitxml={report}", junit: true}]
 
 models:                        # per role: backend anthropic | scripted | command | claude-code
