@@ -220,7 +220,7 @@ _INSTALL_STEPS = """\
       - name: Install agentflow (pinned)
         env:
           AGENTFLOW_SPEC: {spec}
-        run: python3 -m pip install "$AGENTFLOW_SPEC"
+        run: python3 -I -m pip install "$AGENTFLOW_SPEC"
 """
 
 _GITHUB_INSTALL_STEPS = (
@@ -406,7 +406,7 @@ _FANOUT_BUILD_INSTALL = (
         run: |
           code=0
           agentflow build "$PLAN_PATH" || code=$?
-          run_id=$(agentflow status --json | python3 -c 'import json, sys; rows = [r for r in json.load(sys.stdin) if r["id"] == sys.argv[1]]; print(rows[0]["last_run"] or "" if rows else "")' "$PLAN_ID")
+          run_id=$(agentflow status --json | python3 -I -c 'import json, sys; rows = [r for r in json.load(sys.stdin) if r["id"] == sys.argv[1]]; print(rows[0]["last_run"] or "" if rows else "")' "$PLAN_ID")
           echo "run-id=$run_id" >> "$GITHUB_OUTPUT"
           exit "$code"
 """
@@ -444,7 +444,7 @@ agentflow:
     BASE_REF: origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME
   before_script:
     - apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap socat
-    - python3 -m pip install "$AGENTFLOW_SPEC"
+    - python3 -I -m pip install "$AGENTFLOW_SPEC"
     - git fetch -q origin "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
     # the merge request's head, not a merged result: the verdict is bound to the head's tree
     - git checkout -q --detach "${{CI_MERGE_REQUEST_SOURCE_BRANCH_SHA:-$CI_COMMIT_SHA}}"

@@ -85,7 +85,7 @@ def hooks_dir(repo: Repo) -> Path:
 
 
 def hook_script(hook: str, python: str = sys.executable) -> str:
-    command = f"{shlex.quote(python)} -m agentflow hooks run {hook}"
+    command = f"{shlex.quote(python)} -P -m agentflow hooks run {hook}"
     body = {"pre-push": _STDIN_BODY, "pre-commit": _PRE_COMMIT_BODY}.get(hook, _PLAIN_BODY)
     return _HEADER.format(marker=MARKER, hook=hook, orig_suffix=ORIG_SUFFIX) + body.format(command=command)
 

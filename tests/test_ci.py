@@ -212,7 +212,7 @@ def test_init_install_accepts_a_pinned_requirement(repo, cli):
     workflow = _load(repo / ".github/workflows/agentflow.yml")
     steps = workflow["jobs"]["agentflow"]["steps"]
     [install] = [s for s in steps if s.get("name") == "Install agentflow (pinned)"]
-    assert install["env"]["AGENTFLOW_SPEC"] == spec and install["run"] == 'python3 -m pip install "$AGENTFLOW_SPEC"'
+    assert install["env"]["AGENTFLOW_SPEC"] == spec and install["run"] == 'python3 -I -m pip install "$AGENTFLOW_SPEC"'
     runs = [s.get("run", "") for s in steps]
     assert any('agentflow verify --checks-only --base "$QUEUE_BASE"' in r for r in runs)
     for ok in ("agentflow==0.1.0", "./dist/agentflow-0.1.0-py3-none-any.whl"):
@@ -365,16 +365,16 @@ def _expand(text: str, context: dict[str, str]) -> str:
 
 def _shims(bin_dir: Path, log: Path) -> None:
     """``python3 -m pip install`` and ``sudo`` recorded instead of run (no network, no root); ``agentflow``
-    is this checkout's code."""
+    is this checkout's code (with -P: like the console script, it does not import from the current directory)."""
     import sys
 
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(
-        f'#!/bin/sh\nif [ "$1 $2 $3" = "-m pip install" ]; then echo "pip $*" >> "{log}"; exit 0; fi\n'
+        f'#!/bin/sh\nif [ "$1 $2 $3 $4" = "-I -m pip install" ]; then echo "pip $*" >> "{log}"; exit 0; fi\n'
         f'exec "{sys.executable}" "$@"\n'
     )
     (bin_dir / "sudo").write_text(f'#!/bin/sh\necho "sudo $*" >> "{log}"\n')
-    (bin_dir / "agentflow").write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" -m agentflow "$@"\n')
+    (bin_dir / "agentflow").write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" -P -m agentflow "$@"\n')
     for shim in bin_dir.iterdir():
         shim.chmod(0o755)
 
@@ -480,7 +480,7 @@ def test_the_actions_steps_verify_and_gate_a_pull_request(tmp_path):
         ("agentflow verify", 0),
     ], steps[-1][2]
     log = (tmp_path / "shim.log").read_text()
-    assert f"pip -m pip install --disable-pip-version-check --quiet {ROOT}" in log  # its own checkout, no name
+    assert f"pip -I -m pip install --disable-pip-version-check --quiet {ROOT}" in log  # its own checkout, no name
     out = steps[-1][2]
     assert "::notice title=agentflow%3A approved::" in out  # the annotations
     [verified] = _outputs(tmp_path)
@@ -636,7 +636,9 @@ def test_the_gitlab_job_verifies_gates_and_writes_the_code_quality_report(tmp_pa
     step = {"run": "\n".join(lines)}
     result = _run_step(step, workspace, env, {})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"pip -m pip install git+https://gitlab.example.com/t/agentflow@{SHA}" in (tmp_path / "shim.log").read_text()
+    assert (
+        f"pip -I -m pip install git+https://gitlab.example.com/t/agentflow@{SHA}" in (tmp_path / "shim.log").read_text()
+    )
     assert json.loads((workspace / "gl-code-quality-report.json").read_text()) == []  # open: no issue
     validate_sarif(json.loads((workspace / "agentflow.sarif").read_text()))
     validate_junit((workspace / "agentflow-junit.xml").read_bytes())
