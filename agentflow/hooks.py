@@ -261,6 +261,23 @@ def plan_only(repo: Repo, commit: str) -> bool:
 REGULAR_MODES = ("100644", "100755")
 
 
+def outdated(repo: Repo, hook: str) -> str | None:
+    """What is wrong with an installed hook of agentflow's written before it ran Python with ``-P``
+    (None when it is current): such a hook imports a module ``agentflow`` from the top of the
+    checkout first, where a branch can put one (tests/test_attacks_cwd_imports.py)."""
+    path = hooks_dir(repo) / hook
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if MARKER not in text or " -P -m agentflow " in text:
+        return None
+    return (
+        f"{path} starts Python without -P, so an agentflow/ folder at the top of the checkout would answer "
+        "instead of agentflow (refresh it: `agentflow hooks install`)"
+    )
+
+
 def run_hook(repo: Repo, hook: str, config: Config, stdin: str = "") -> list[HookCheck]:
     if hook in ("pre-merge-commit", "pre-commit"):
         return check_merge(repo, config)

@@ -119,3 +119,24 @@ def test_the_hook_scripts_name_the_safe_path_option() -> None:
 
     for hook in HOOKS:
         assert " -P -m agentflow hooks run " in hook_script(hook), hook
+
+
+def test_a_hook_installed_before_says_to_refresh_it(repo: Path, cli, tmp_path: Path) -> None:
+    """A hook written by an earlier agentflow still runs Python without -P: when the real agentflow
+    answers it, it says so (the hostile case cannot be caught from inside: the branch's code runs)."""
+    from agentflow.git import Repo
+    from agentflow.hooks import hooks_dir
+
+    assert cli("hooks", "install").exit_code == 0
+    hook = hooks_dir(Repo(repo)) / "pre-push"
+    hook.write_text(hook.read_text().replace(" -P -m agentflow ", " -m agentflow "))
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+
+    proc = subprocess.run(["git", "push", "origin", "main"], cwd=repo, capture_output=True, text=True, check=False)
+
+    assert "starts Python without -P" in proc.stderr and "agentflow hooks install" in proc.stderr, proc.stderr
+    assert cli("hooks", "install").exit_code == 0
+    proc = subprocess.run(["git", "push", "origin", "main"], cwd=repo, capture_output=True, text=True, check=False)
+    assert "without -P" not in proc.stderr, proc.stderr

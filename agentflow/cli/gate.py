@@ -197,10 +197,12 @@ def hooks_run(
     args: Annotated[list[str] | None, typer.Argument(help="The hook's arguments from git.")] = None,
 ) -> None:
     """Run one hook's check (called by the installed hook scripts)."""
-    from agentflow.hooks import run_hook
+    from agentflow.hooks import outdated, run_hook
     from agentflow.report.lines import gate_text
 
     repo = _common.repo()
+    if (warning := outdated(repo, hook)) is not None:
+        _common.err(f"agentflow {hook}: warning: {warning}")
     stdin = sys.stdin.read() if hook == "pre-push" else ""
     checks = run_hook(repo, hook, _common.config_view(repo.root), stdin)
     closed = [check for check in checks if not check.result.open]
