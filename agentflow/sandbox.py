@@ -427,7 +427,9 @@ def _hide_root_only(items: Iterable[tuple[str, bool]], bound: Sequence[str], tre
         if any(path == tree or holds(tree, path) for tree in trees):
             continue
         if folder and any(path == b or holds(path, b) for b in bound):
-            args += _hide_root_only(_scan(path, ROOT_ONLY_DEPTH), bound, trees)
+            # a checkout in a private /home/<user>: looked into as shallowly as /home itself (a home is big)
+            depth = next((d for r, d in ROOT_ONLY_SHALLOW.items() if holds(r, path)), ROOT_ONLY_DEPTH)
+            args += _hide_root_only(_scan(path, depth), bound, trees)
         elif folder:
             args += ["--tmpfs", path]
         elif path not in bound:

@@ -134,3 +134,29 @@ def test_a_root_only_file_under_opt_or_home_is_hidden(tmp_path: Path, stand_in: 
 
     assert SECRET not in out, out
     assert "public: yes" in out, out  # what every user may read stays readable
+
+
+def test_a_checkout_in_a_private_folder_of_home_works_and_its_neighbours_stay_hidden(tmp_path: Path) -> None:
+    """A checkout below a private /home/<user> (0750, as Ubuntu makes them): the folder is not hidden
+    whole (the command works in its checkout), its root-only entries are."""
+    if os.geteuid() != 0 or not os.access("/home", os.W_OK):
+        pytest.skip("needs root and a writable /home")
+    folder = Path("/home") / f"agentflow-attack-{secrets.token_hex(6)}"
+    try:
+        folder.mkdir(mode=0o750)
+        folder.chmod(0o750)
+        (folder / "secret").write_text(f"token = {SECRET}\n")
+        (folder / "secret").chmod(0o600)
+        work = folder / "project"
+        work.mkdir()
+        (work / "app.py").write_text("print('app')\n")
+        sandbox_module.root_only_paths.cache_clear()
+
+        code, out, _ = run_shell(f"cat {folder}/secret 2>&1; cat app.py; touch made", work, 30,
+                                 sandbox=_sandbox(tmp_path / "home"))  # fmt: skip
+
+        assert SECRET not in out, out
+        assert "print('app')" in out and (work / "made").exists(), out
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        sandbox_module.root_only_paths.cache_clear()
