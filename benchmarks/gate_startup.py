@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Gate benchmark: ``agentflow gate HEAD`` on a repository with 1,000 verdict notes, against ``python -c pass``.
 
-Usage:  python benchmarks/gate_startup.py [--notes 1000] [--runs 15] [--max-ratio 12] [--code DIR ...] [--json]
+Usage:  python benchmarks/gate_startup.py [--notes 1000] [--runs 15] [--max-ratio 12] [--code DIR ...] [--legacy] [--json]
 
 Builds a temporary repository with ``--notes`` commits (one file change each, written with
 ``git fast-import``) and one approved verdict note on each, then runs ``python -m agentflow gate HEAD``
@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def build_repo(path: Path, notes: int) -> None:
+def build_repo(path: Path, notes: int, legacy: bool = False) -> None:
     """``notes`` commits on main, each with one approved verdict line under refs/notes/agentflow."""
     env = {**os.environ, "GIT_AUTHOR_DATE": "1700000000 +0000", "GIT_COMMITTER_DATE": "1700000000 +0000"}
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
@@ -75,6 +75,8 @@ def build_repo(path: Path, notes: int) -> None:
             "ts": "2026-11-27T10:00:00+00:00",
             "findings": [],
         }
+        if not legacy:  # as agentflow writes a line since 2026-12-03; without it, the gate walks the notes history
+            line["commit"] = commit
         body = json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n"
         # one notes commit per verdict, as agentflow writes them: the notes history is 1,000 commits long
         stream += ["commit refs/notes/agentflow", "committer Bench <bench@example.com> 1700000000 +0000", "data 5"]
@@ -127,6 +129,12 @@ def main() -> int:
         action="append",
         help="an agentflow checkout to time (default: this one); several: timed interleaved, the last decides the exit",
     )
+    parser.add_argument(
+        "--legacy",
+        action="store_true",
+        help="verdict lines without their `commit` field, as written before 2026-12-03 (an approval from then is "
+        "judged against the whole notes history: one more `git log -p`)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -137,7 +145,7 @@ def main() -> int:
     reports = []
     with tempfile.TemporaryDirectory(prefix="agentflow-gate-bench-") as tmp:
         repo = Path(tmp) / "repo"
-        build_repo(repo, args.notes)
+        build_repo(repo, args.notes, legacy=args.legacy)
         checks = [subprocess.run(gate, cwd=repo, env=env, capture_output=True, text=True, check=False) for env in envs]
         measured = interleaved(
             [([sys.executable, "-c", "pass"], envs[0]), *((gate, env) for env in envs)], args.runs, repo
@@ -149,6 +157,7 @@ def main() -> int:
                     "code": str(code),
                     "python": platform.python_version(),
                     "notes": args.notes,
+                    "lines": "legacy (no commit field)" if args.legacy else "current",
                     "runs": args.runs,
                     "gate_exit": check.returncode,
                     "gate_headline": (check.stdout.splitlines() or [check.stderr.strip()])[0],
