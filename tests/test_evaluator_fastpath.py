@@ -666,6 +666,39 @@ def test_lines_the_structure_path_must_not_count(tmp_path, monkeypatch):
     assert {"K#1", 'Ki"nd', "Kind3"} <= types.keys() and types["Kind1"]["fields"]["n"]["types"] == ["integer", "string"]
 
 
+def test_the_fields_of_a_type_of_one_shape_read_as_the_plain_field_dict(tmp_path):
+    # ShapeFields makes a FieldSchema only when a field is asked for: membership, order, size,
+    # items, get and the JSON are those of the dict of FieldSchemas the general walk builds, before
+    # and after some fields were made; the types of one shape share one paths dict.
+    from agentflow.evaluator.analysis import FieldSchema, ShapeFields, _field_json
+
+    events = [{"type": f"T{i % 4}", "tenant_id": "t1", "a": {"b": i % 3, "c": None}, "s": "x" * 90} for i in range(40)]
+    analysis = evaluate([write_jsonl(tmp_path / "one.jsonl", events)], rules=RULES, workers=1)
+    assert all(type(t.fields) is ShapeFields for t in analysis.types)
+    assert (
+        len({id(t.fields.paths) for t in analysis.types}) == 1
+        and len({id(t.shape_fields) for t in analysis.types}) == 1
+    )
+    fields = analysis.types[0].fields
+    plain = {
+        path: FieldSchema(
+            fields.count, {json_type: fields.count}, list(fields.examples.get(path, ())[:3]), {json_type: fields.lines}
+        )
+        for path, json_type in fields.paths.items()
+    }
+    expected_json = {path: _field_json(f, fields.count) for path, f in plain.items()}
+    assert fields.to_json(fields.count) == expected_json and fields._made is None  # written without making any
+    assert list(fields) == list(plain) and len(fields) == len(plain) and set(fields.keys()) == plain.keys()
+    assert "a.b" in fields and "a.x" not in fields and fields.get("a.x") is None and fields.get("a.x", 1) == 1
+    assert fields["a.c"] == plain["a.c"] and fields.get("s") == plain["s"] and fields["s"] is fields["s"]
+    assert fields.to_json(fields.count) == expected_json  # some made, the others not: the same JSON
+    assert fields.items() == list(plain.items()) and fields.values() == list(plain.values())
+    assert fields == plain and dict(fields) == plain
+    with pytest.raises(KeyError):
+        fields["nope"]
+    assert analysis.types[0].to_json()["fields"] == expected_json
+
+
 def test_types_of_one_shape_are_summarised_as_by_the_general_walk(tmp_path, monkeypatch):
     # A type of one shape (every field in every event, one JSON type) is summarised in one pass and
     # skipped by the rules within a type; the report and findings are those of the general walk.

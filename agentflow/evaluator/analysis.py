@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +23,95 @@ class FieldSchema:
     missing_lines: list[Location] = field(default_factory=list)
 
 
+class ShapeFields(Mapping[str, FieldSchema]):
+    """The fields of a type of one shape (``TypeSchema.uniform``): each in every event with one JSON
+    type, its lines the type's, none missing. A ``FieldSchema`` is made when a field is asked for
+    (and kept); membership, order and size are the shape's (``paths``: path -> JSON type, one dict
+    shared by the types of one shape). With 2,000 types of 17 fields, making every FieldSchema up
+    front took a third of the analysis, and the rules and the text report read none of them;
+    ``TypeSchema.to_json`` writes a field without making it."""
+
+    __slots__ = ("paths", "count", "lines", "examples", "_made")
+
+    def __init__(self, paths: dict[str, str], count: int, lines: list[Location], examples: dict[str, list[Any]]):
+        self.paths = paths
+        self.count = count
+        self.lines = lines  # the type's earliest lines: every field's lines_by_type
+        self.examples = examples  # the shape's examples by path (at most EXAMPLES_PER_FIELD)
+        self._made: dict[str, FieldSchema] | None = None
+
+    def __getitem__(self, path: str) -> FieldSchema:
+        made = self._made
+        if made is None:
+            made = self._made = {}
+        stats = made.get(path)
+        if stats is None:
+            json_type, count = self.paths[path], self.count
+            stats = made[path] = FieldSchema(
+                count, {json_type: count}, list(self.examples.get(path, ())[:3]), {json_type: self.lines}
+            )
+        return stats
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.paths
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def keys(self):  # the shared dict's keys: set operations in C
+        return self.paths.keys()
+
+    def get(self, path: str, default: Any = None) -> Any:
+        return self[path] if path in self.paths else default
+
+    def items(self) -> list[tuple[str, FieldSchema]]:  # type: ignore[override]
+        return [(path, self[path]) for path in self.paths]
+
+    def values(self) -> list[FieldSchema]:  # type: ignore[override]
+        return [self[path] for path in self.paths]
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+    def to_json(self, count: int) -> dict[str, Any]:
+        """``TypeSchema.to_json``'s fields, the same values, without making the FieldSchemas."""
+        made = self._made or {}
+        out: dict[str, Any] = {}
+        presence = round(self.count / count, 4) if count else 0.0
+        examples = self.examples
+        for path, json_type in self.paths.items():
+            stats = made.get(path)
+            if stats is not None:
+                out[path] = _field_json(stats, count)
+                continue
+            out[path] = {
+                "presence": presence,
+                "count": self.count,
+                "types": [json_type],
+                "type_counts": {json_type: self.count},
+                "examples": list(examples.get(path, ())[:3]),
+            }
+        return out
+
+
+def _field_json(f: FieldSchema, count: int) -> dict[str, Any]:
+    return {
+        "presence": round(f.count / count, 4) if count else 0.0,
+        "count": f.count,
+        "types": sorted(f.types),
+        "type_counts": dict(sorted(f.types.items())),
+        "examples": f.examples,
+    }
+
+
 @dataclass
 class TypeSchema:
     name: str
     count: int
-    fields: dict[str, FieldSchema]
+    fields: dict[str, FieldSchema] | ShapeFields  # ShapeFields: a type of one shape (uniform)
     key_templates: dict[str, dict[str, int]]  # key field path -> template -> events (templates.report)
     lines: list[Location]
     envelope: str = "plain"  # plain, eventbridge or cloudevents: where the payload came from
@@ -59,16 +144,9 @@ class TypeSchema:
             "envelope": self.envelope,
             "source": self.source,
             "unanalysed_events": self.unanalysed,
-            "fields": {
-                path: {
-                    "presence": round(f.count / self.count, 4) if self.count else 0.0,
-                    "count": f.count,
-                    "types": sorted(f.types),
-                    "type_counts": dict(sorted(f.types.items())),
-                    "examples": f.examples,
-                }
-                for path, f in self.fields.items()
-            },
+            "fields": self.fields.to_json(self.count)
+            if type(self.fields) is ShapeFields
+            else {path: _field_json(f, self.count) for path, f in self.fields.items()},
             "key_templates": [
                 {"field": path, "template": template, "count": n}
                 for path, counts in self.key_templates.items()
@@ -144,7 +222,11 @@ def build_analysis(aggregator: Aggregator, files: list[str]) -> Analysis:
     by_type: dict[str, list[Any]] = {name: [] for name in aggregator.unanalysed_by_type}
     for shape in aggregator.shapes.values():
         by_type.setdefault(shape.event_type, []).append(shape)
-    types = [_type_schema(name, shapes, aggregator.templates.get(name, {})) for name, shapes in sorted(by_type.items())]
+    alike: dict[tuple[tuple[str, str], ...], tuple[Any, dict[str, str] | None]] = {}  # _one_shape_schema
+    types = [
+        _type_schema(name, shapes, aggregator.templates.get(name, {}), alike)
+        for name, shapes in sorted(by_type.items())
+    ]
     for schema in types:
         schema.envelope, schema.source = aggregator.envelopes.get(schema.name, ("plain", None))
         schema.unanalysed = aggregator.unanalysed_by_type.get(schema.name, 0)
@@ -153,12 +235,14 @@ def build_analysis(aggregator: Aggregator, files: list[str]) -> Analysis:
     return Analysis(files, aggregator.events, aggregator.bad_lines, aggregator.unanalysed, types, errors)
 
 
-def _type_schema(name: str, shapes: list[Any], templates: dict[str, dict[str, int]]) -> TypeSchema:
+def _type_schema(
+    name: str, shapes: list[Any], templates: dict[str, dict[str, int]], alike: dict | None = None
+) -> TypeSchema:
     """One type's statistics. Sample lines are the earliest over all shapes (each shape keeps its
     first lines), so they do not depend on how events were split into shapes or worker ranges.
     ``templates``: the type's key template counts by field (``agentflow.evaluator.templates``)."""
     if len(shapes) == 1:  # most types of a log of many types: every field in every event
-        schema = _one_shape_schema(name, shapes[0], templates)
+        schema = _one_shape_schema(name, shapes[0], templates, {} if alike is None else alike)
         if schema is not None:
             return schema
     fields: dict[str, FieldSchema] = {}
@@ -182,19 +266,26 @@ def _type_schema(name: str, shapes: list[Any], templates: dict[str, dict[str, in
     return TypeSchema(name, count, fields, key_counts.key_fields(templates), _earliest(lines))
 
 
-def _one_shape_schema(name: str, shape: Any, templates: dict[str, dict[str, int]]) -> TypeSchema | None:
+def _one_shape_schema(
+    name: str, shape: Any, templates: dict[str, dict[str, int]], alike: dict | None = None
+) -> TypeSchema | None:
     """``_type_schema`` of a type with one shape, the same result in one pass: each field is in
     every event with one JSON type, its lines are the type's and none is missing (None when a
-    path repeats in the shape, which only the general walk adds up)."""
-    count, earliest, examples = shape.count, _earliest(shape.lines), shape.examples
-    fields = {
-        path: FieldSchema(count, {json_type: count}, list(examples.get(path, ())[:3]), {json_type: earliest})
-        for path, json_type in shape.fields
-    }
-    if len(fields) != len(shape.fields):
+    path repeats in the shape, which only the general walk adds up). ``alike``: shape fields ->
+    (one tuple of them for all the types of that shape, their ``ShapeFields.paths`` or None)."""
+    if alike is None:
+        alike = {}
+    known = alike.get(shape.fields)
+    if known is None:
+        paths = dict(shape.fields)
+        known = alike[shape.fields] = (shape.fields, paths if len(paths) == len(shape.fields) else None)
+    key, paths = known
+    if paths is None:
         return None
+    count, earliest = shape.count, _earliest(shape.lines)
+    fields = ShapeFields(paths, count, earliest, shape.examples)
     schema = TypeSchema(name, count, fields, key_counts.key_fields(templates), list(earliest))
-    schema.uniform, schema.shape_fields = True, shape.fields
+    schema.uniform, schema.shape_fields = True, key
     return schema
 
 

@@ -40,9 +40,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from itertools import chain
+from typing import Any
 
-from agentflow.evaluator.analysis import Analysis, Finding, TypeSchema
+from agentflow.evaluator.analysis import Analysis, Finding, ShapeFields, TypeSchema
 from agentflow.evaluator.keys import template_labels
 from agentflow.evaluator.keys import template_labels as _template_labels
 from agentflow.verdict import severity_rank  # one severity scale for verdicts and evaluator
@@ -200,7 +200,8 @@ def run_rules(analysis: Analysis, config: RuleConfig) -> list[Finding]:
     ``config.inferred`` is set to the inferred scope paths (``infer_scope``) first: they count as
     isolation fields for every rule."""
     where = analysis.where
-    paths = {p for t in analysis.types for p in t.fields}
+    config._memo.clear()
+    paths = _all_paths(analysis, config)
     config.exact = {name for name in config.isolation_fields if name in paths}
     config._memo.clear()
     config.inferred = infer_scope(analysis, config) if config.infer_scope else []
@@ -229,7 +230,44 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^A-Za-z0-9]+")
 
 
+def _present(schema: TypeSchema) -> Any:
+    """``schema``'s paths for membership tests: the ``ShapeFields.paths`` dict of a type of one shape
+    (shared by the types of that shape; ``in`` on the mapping itself is a Python call), else its
+    fields."""
+    fields = schema.fields
+    return fields.paths if type(fields) is ShapeFields else fields
+
+
+def _distinct(types: list[TypeSchema]) -> dict[int, tuple[Any, list[TypeSchema]]]:
+    """The types grouped by their paths (``_present``): types of one shape share one dict, so what
+    depends only on the paths is asked once per shape, not once per type."""
+    out: dict[int, tuple[Any, list[TypeSchema]]] = {}
+    for t in types:
+        present = _present(t)
+        entry = out.get(id(present))
+        if entry is None:
+            out[id(present)] = (present, [t])
+        else:
+            entry[1].append(t)
+    return out
+
+
+def _all_paths(analysis: Analysis, config: RuleConfig) -> set[str]:
+    """Every path of every type (once per distinct set of paths); kept in ``config``'s memo for
+    this analysis (``run_rules`` clears it). Read only."""
+    known = config._memo.get(("paths",))
+    if known is not None and known[0] is analysis:  # type: ignore[index]
+        return known[1]  # type: ignore[index]
+    paths: set[str] = set()
+    for present, _ in _distinct(analysis.types).values():
+        paths.update(present)
+    config._memo[("paths",)] = (analysis, paths)
+    return paths
+
+
 def _carries(schema: TypeSchema, path: str) -> bool:
+    if schema.uniform and schema.count and "." not in path:  # every field in every event, one JSON type
+        return path in _carried(schema)  # carried unless always null
     stats = schema.fields.get(path)
     if stats is None or not schema.count:
         return False
@@ -238,11 +276,22 @@ def _carries(schema: TypeSchema, path: str) -> bool:
     return base > 0 and present / base >= CARRIER_PRESENCE
 
 
-def _carried(schema: TypeSchema) -> set[str]:
-    """The paths ``schema`` carries (``_carries``), all at once."""
+def _carried(schema: TypeSchema) -> set[str] | frozenset[str]:
+    """The paths ``schema`` carries (``_carries``), all at once (read only: the types of one shape
+    share one set)."""
     if schema.uniform and schema.count:  # every field in every event: carried unless always null
-        return {path for path, json_type in schema.shape_fields if json_type != "null"}
+        fields = schema.shape_fields
+        known = _CARRIED.get(id(fields))
+        if known is None or known[0] is not fields:
+            if len(_CARRIED) >= 4096:
+                _CARRIED.clear()
+            known = _CARRIED[id(fields)] = (fields, frozenset(p for p, json_type in fields if json_type != "null"))
+        return known[1]
     return {path for path in schema.fields if _carries(schema, path)}
+
+
+# shape fields (by identity: build_analysis gives the types of one shape one tuple) -> (them, carried)
+_CARRIED: dict[int, tuple[Any, frozenset[str]]] = {}
 
 
 def infer_scope(analysis: Analysis, config: RuleConfig) -> list[str]:
@@ -255,11 +304,16 @@ def infer_scope(analysis: Analysis, config: RuleConfig) -> list[str]:
         if not config.is_exempt(schema.name) and schema.count:
             by_format.setdefault(schema.envelope, []).append(schema)
     for group in by_format.values():
-        candidates = sorted({p for t in group for p in t.fields if "." not in p and not config.is_envelope(p)})
+        distinct = [(present, len(types)) for present, types in _distinct(group).values()]
+        candidates = sorted(
+            {p for present, _ in distinct for p in present if "." not in p and not config.is_envelope(p)}
+        )
         for path in candidates:
             if not SCOPE_WORDS.intersection(_words(path)) or path in inferred:
                 continue
-            carrying = sum(path in t.fields for t in group)  # in any of its events: partial scopes count
+            carrying = sum(
+                n for present, n in distinct if path in present
+            )  # in any of its events: partial scopes count
             if carrying >= 3 and carrying / len(group) > config.scope_share:
                 inferred.append(path)
     return inferred
@@ -358,7 +412,7 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
     out: list[Finding] = []
     family = families(analysis, config)
     scope_paths = sorted(
-        {p for p in {p for t in analysis.types for p in t.fields} if config.is_isolation(p) and not _inside_map(p)},
+        {p for p in _all_paths(analysis, config) if config.is_isolation(p) and not _inside_map(p)},
         key=lambda p: (p.count("."), p),
     )
     by_format: dict[str, list[TypeSchema]] = {}  # per envelope format, the non-exempt types with events
@@ -373,7 +427,7 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
         found = carried.get(path)
         if found is None:
             found = carried[path] = frozenset(
-                t.name for group in by_format.values() for t in group if path in t.fields and _carries(t, path)
+                t.name for group in by_format.values() for t in group if path in _present(t) and _carries(t, path)
             )
         return found
 
@@ -382,10 +436,13 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
             continue
         flagged: set[str] = set()
         peers: frozenset[str] | None = None  # built when a scope path is missing (rare): 2,000 types made it O(n^2)
+        present = _present(schema)
         for path in scope_paths:
+            if path in present and "." not in path:
+                continue  # the usual case: nothing missing
             # The outermost missing object is reported (a configured leaf ``agency.agencyId`` whose
             # ``agency`` object is gone reports ``agency``), once.
-            missing = next((p for p in [*_parent_paths(path), path] if p not in schema.fields), None)
+            missing = next((p for p in [*_parent_paths(path), path] if p not in present), None)
             if missing is None or missing in flagged:
                 continue
             if "." in missing and schema.fields[missing.rsplit(".", 1)[0]].types.get("object", 0) == 0:
@@ -429,7 +486,7 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
 def unmatched_fields(analysis: Analysis, config: RuleConfig) -> list[str]:
     """A warning per configured isolation field that names nothing in the log (a typo, or the wrong
     log): the scope it should protect is not checked at all."""
-    paths = {p for t in analysis.types for p in t.fields}
+    paths = _all_paths(analysis, config)
     out = []
     for name in config.isolation_fields:
         if not any(p == name or p.endswith("." + name) or name.startswith(p + ".") for p in paths):
@@ -508,7 +565,8 @@ def required_fields(analysis: Analysis, config: RuleConfig, where) -> list[Findi
 
 def scope_fields(analysis: Analysis, config: RuleConfig) -> list[str]:
     scopes = list(dict.fromkeys([*config.isolation_fields, *config.required]))  # inferred: missing_scope_fields
-    return [s for s in scopes if any(s in t.fields for t in analysis.types)]
+    present = [p for p, _ in _distinct(analysis.types).values()]
+    return [s for s in scopes if any(s in p for p in present)]
 
 
 def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
@@ -524,29 +582,29 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
     by_name = {t.name: t for t in analysis.types}
     # Computed once per type, not per pair of types: 2,000 types made this loop quadratic (minutes).
     carried = {t.name: _carried(t) for t in analysis.types}
-    isolation = {
-        p
-        for p in {p for t in analysis.types for p in t.fields}
-        if config.is_configured_isolation(p) and not _inside_map(p)
-    }
+    by_id = {id(paths): paths for paths in carried.values()}
+    isolation = {p for p in _all_paths(analysis, config) if config.is_configured_isolation(p) and not _inside_map(p)}
     for scope in scope_fields(analysis, config):
-        group = [t for t in analysis.types if scope in t.fields and t.count]
+        group = [t for t in analysis.types if scope in _present(t) and t.count]
         siblings = {t.name for t in group if not config.is_exempt(t.name)}
         if len(siblings) < 2:
             continue
         # The isolation paths of the siblings, and which siblings carry each (in name order). A path
         # the type itself has is skipped below, so the type's own entry never counts.
-        union: set[str] = set().union(*(by_name[n].fields.keys() & isolation for n in siblings))
+        union: set[str] = set().union(
+            *(present.keys() & isolation for present, _ in _distinct([by_name[n] for n in siblings]).values())
+        )
         names = sorted(siblings)
         carriers: dict[str, list[str]] = {p: [n for n in names if p in carried[n]] for p in union}
         ordered = sorted(union, key=lambda p: (p.count("."), p))
         for schema in group:
             if config.is_exempt(schema.name):
                 continue
+            present = _present(schema)
             for path in ordered:
-                if path in schema.fields or config.skip(schema.name, path):
+                if path in present or config.skip(schema.name, path):
                     continue
-                if any(parent not in schema.fields for parent in _parent_paths(path)):
+                if any(parent not in present for parent in _parent_paths(path)):
                     continue
                 carrying = carriers[path]
                 if len(carrying) < 2 or len(carrying) / len(siblings) <= config.sibling_share:
@@ -587,8 +645,12 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
         entry = by_group.get(members)
         if entry is None:
             names = sorted(members)
-            carrying_count = Counter(chain.from_iterable(carried[name] for name in names))
-            union: set[str] = set().union(*(by_name[name].fields.keys() for name in names))
+            carrying_count: Counter[str] = Counter()
+            for paths, n in Counter(map(id, (carried[name] for name in names))).items():
+                carrying_count.update(dict.fromkeys(by_id[paths], n))  # the types of one shape share one set
+            union: set[str] = set().union(
+                *(present.keys() for present, _ in _distinct([by_name[n] for n in names]).values())
+            )
             candidates = [
                 p
                 for p in sorted(union, key=lambda p: (p.count("."), p))
@@ -599,11 +661,12 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
             peer_carriers = {p: [name for name in names if p in carried[name]] for p in candidates}
             entry = by_group[members] = (candidates, peer_carriers, names)
         candidates, peer_carriers, names = entry
+        present = _present(schema)
         for path in candidates:
-            if path in schema.fields:
+            if path in present:
                 continue
             parents = _parent_paths(path)
-            if any(parent in flagged or parent not in schema.fields for parent in parents):
+            if any(parent in flagged or parent not in present for parent in parents):
                 continue  # the parent is reported, or missing / never an object here (nullable)
             if any(schema.fields[parent].types.get("object", 0) == 0 for parent in parents):
                 continue
@@ -727,7 +790,10 @@ def type_drift(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
     low across families. Types whose own events disagree are ``type_mismatch`` instead."""
     out: list[Finding] = []
     family = families(analysis, config)
-    by_path: dict[str, dict[str, frozenset[str]]] = {}
+    # path -> kinds -> the names of the types with that one kind, in lists (a list per shape for the
+    # types of one shape): a path of one kind in every type (most paths) is skipped without
+    # a step per type.
+    by_path: dict[str, dict[frozenset[str], list[list[str]]]] = {}
     alike: dict[tuple[tuple[str, str], ...], list[str]] = {}  # types of one shape, by its fields
     for schema in analysis.types:
         if schema.uniform and schema.shape_fields is not None:
@@ -736,15 +802,16 @@ def type_drift(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
         for path, stats in schema.fields.items():
             kinds = _kinds(stats)
             if len(kinds) == 1 and not _inside_map(path):
-                by_path.setdefault(path, {})[schema.name] = kinds
+                by_path.setdefault(path, {}).setdefault(kinds, []).append([schema.name])
     for fields, names in alike.items():  # each field's one JSON type is the shape's: once per shape
         for path, json_type in fields:
             kinds = _kind_of(json_type)
             if kinds and not _inside_map(path):
-                by_path.setdefault(path, {}).update(dict.fromkeys(names, kinds))
-    for path, per_type in sorted(by_path.items()):
-        if len(set(per_type.values())) < 2:
+                by_path.setdefault(path, {}).setdefault(kinds, []).append(names)
+    for path, by_kinds in sorted(by_path.items()):
+        if len(by_kinds) < 2:
             continue
+        per_type = {name: kinds for kinds, lists in by_kinds.items() for names in lists for name in names}
         tally: dict[frozenset[str], int] = {}
         for kinds in per_type.values():
             tally[kinds] = tally.get(kinds, 0) + 1
@@ -793,12 +860,26 @@ def key_segments(analysis: Analysis, config: RuleConfig, findings: list[Finding]
             found = known[template] = _template_labels(template)
         return found
 
+    # What depends only on a field's templates (not on their counts), once per distinct list of
+    # templates: (templates with a label, whether their labels differ, [(first label, its templates)]).
+    by_templates: dict[tuple[str, ...], tuple[list[str], bool, list[tuple[str, list[str]]]]] = {}
     for schema in analysis.types:
         for path, counts in schema.key_templates.items():
-            templates = _labels_of(counts)
-            if not templates:
+            signature = tuple(counts)
+            known_templates = by_templates.get(signature)
+            if known_templates is None:
+                labelled = [t for t in signature if "#" in t]
+                firsts: dict[str, list[str]] = {}
+                for t in labelled:
+                    if labels := template_labels(t):
+                        firsts.setdefault(labels[0], []).append(t)
+                mixed = len({tuple(template_labels(t)) for t in labelled}) > 1
+                known_templates = by_templates[signature] = (labelled, mixed, list(firsts.items()))
+            labelled, mixed, firsts_of = known_templates
+            if not labelled:
                 continue
-            if len({tuple(template_labels(t)) for t in templates}) > 1 and not config.is_exempt(schema.name):
+            templates = {t: counts[t] for t in labelled}
+            if mixed and not config.is_exempt(schema.name):
                 out.append(
                     _make(
                         "key_template_inconsistent",
@@ -811,30 +892,38 @@ def key_segments(analysis: Analysis, config: RuleConfig, findings: list[Finding]
                 )
             # A template without any label ("{}#{}", from keys such as "#x") has no first label
             # and no sibling to compare with.
-            first_labels = {labels[0] for t in templates if (labels := template_labels(t))}
-            for first in first_labels:
-                by_field.setdefault((path, first), []).append(
-                    (schema, {t: n for t, n in templates.items() if template_labels(t)[:1] == [first]})
-                )
+            for first, with_first in firsts_of:
+                by_field.setdefault((path, first), []).append((schema, {t: counts[t] for t in with_first}))
     for (path, _first), members in sorted(by_field.items()):
         members = [(s, t) for s, t in members if not config.is_exempt(s.name)]
         if len(members) < 2:
             continue
         label_types: dict[str, set[str]] = {}
+        labels_of: dict[tuple[str, ...], set[str]] = {}  # by a member's templates (members share a few)
         for schema, templates in members:
-            for template in templates:
-                for label in template_labels(template):
-                    label_types.setdefault(label, set()).add(schema.name)
+            signature = tuple(templates)
+            labels = labels_of.get(signature)
+            if labels is None:
+                labels = labels_of[signature] = {label for t in signature for label in template_labels(t)}
+            for label in labels:
+                label_types.setdefault(label, set()).add(schema.name)
         common = [
             (label, names)
             for label, names in sorted(label_types.items())
             if len(names) >= 2 and len(names) / len(members) > SIBLING_SHARE
         ]
+        # by a member's templates: [(label, its carriers, the templates lacking it)], labels lacked only
+        lacking_of: dict[tuple[str, ...], list[tuple[str, set[str], list[str]]]] = {}
         for schema, templates in members:
-            for label, names in common:
-                lacking = {t: n for t, n in templates.items() if label not in template_labels(t)}
-                if not lacking:
-                    continue
+            signature = tuple(templates)
+            lacked = lacking_of.get(signature)
+            if lacked is None:
+                lacked = [
+                    (label, names, [t for t in signature if label not in template_labels(t)]) for label, names in common
+                ]
+                lacked = lacking_of[signature] = [entry for entry in lacked if entry[2]]
+            for label, names, without in lacked:
+                lacking = {t: templates[t] for t in without}
                 out = _key_finding(out, config, schema, path, label, lacking, sorted(names), len(members))
     return out
 

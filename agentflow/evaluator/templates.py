@@ -83,6 +83,8 @@ def _looks_like_key(template: str) -> bool:
 def report(counts: Counts) -> Counts:
     """The reported templates of a key field: the ``MAX_TEMPLATES`` most frequent (ties by template),
     the rest summed under ``(other)``; most frequent first."""
+    if len(counts) == 1:  # one template (most key fields of most types), or collapsed to (other)
+        return dict(counts)
     if OTHER_TEMPLATE in counts:
         return {OTHER_TEMPLATE: counts[OTHER_TEMPLATE]}
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
