@@ -666,6 +666,81 @@ def test_lines_the_structure_path_must_not_count(tmp_path, monkeypatch):
     assert {"K#1", 'Ki"nd', "Kind3"} <= types.keys() and types["Kind1"]["fields"]["n"]["types"] == ["integer", "string"]
 
 
+def test_the_generated_example_code_of_a_structure_gives_the_plain_helpers_examples(tmp_path):
+    # CompiledStructure.examples_function unrolls _struct_examples: on every structure of the
+    # planted log (optional fields, sometimes-null objects, a field of two JSON types, arrays, long
+    # strings) the examples of the same decoded events are the same, in the same order.
+    from agentflow.evaluator import fastpath
+    from agentflow.evaluator.reader import read_logs
+
+    events = _planted_many_types(3000, 300)
+    for i, e in enumerate(events[::7]):
+        e["payload"]["long"] = "y" * (70 + i % 30)  # either side of the 80-character cut
+    path = write_jsonl(tmp_path / "many.jsonl", events)
+    fast = read_logs([path], workers=1).fast
+    structures = {id(r.structure): r.structure for r in fast.rare.values()}
+    assert len(structures) > 20
+    checked = 0
+    for raw in path.read_bytes().splitlines():
+        name = json.loads(raw)["type"]
+        rare = fast.rare.get(name)
+        if rare is None:
+            continue
+        try:
+            decoded = rare.structure.decode(raw)
+        except fastpath.DECODE_ERRORS:
+            continue
+        plain: dict = {"tags": ["seen"]}
+        generated: dict = {"tags": ["seen"]}
+        for _ in range(2):  # a second time: the lists are full or hold the value already
+            fastpath._struct_examples(rare.structure.roots, decoded, plain)
+            rare.structure.examples_function()(decoded, generated)
+        assert list(generated.items()) == list(plain.items())
+        checked += 1
+    assert checked > 2000
+
+
+def test_a_new_shape_of_a_known_structure_takes_its_fields_without_a_walk():
+    # Types alike but for their name: the second type's shape takes the first one's fields and
+    # string paths (one tuple for both) and its examples from the event's values; the table is the
+    # one built by walking every new shape (Aggregator._structures never filled).
+    class Forgetful(dict):
+        def __setitem__(self, key, value):
+            pass
+
+    events = []
+    for i in range(400):
+        e = {"type": f"K{i % 40}", "tenant_id": f"t{i % 3}", "pk": f"TENANT#t{i % 3}#K#{i}", "n": i % 5 * 1.5}
+        e["obj"] = {"a": None if i % 80 == 0 else "x" * (78 + i % 5), "b": {"c": [i], "d": True}, "e": {}}
+        if i % 3 == 0:
+            e["extra"] = {"tags": "#1"}
+        events.append(e)
+    lines = [json.dumps(e).encode() for e in events]
+    tables = []
+    for forget in (False, True):
+        aggregator = schema_module.Aggregator()
+        aggregator.fast_enabled = False
+        if forget:
+            aggregator._structures = Forgetful()
+        aggregator.add_lines(lines, 0, 1)
+        tables.append(aggregator)
+    known, walked = tables
+    assert len(known._structures) == 4 and not walked._structures
+    assert list(known.shapes) == list(walked.shapes)
+    for key, shape in known.shapes.items():
+        other = walked.shapes[key]
+        assert (shape.fields, shape.string_paths, shape.key_paths) == (
+            other.fields,
+            other.string_paths,
+            other.key_paths,
+        )
+        assert (shape.count, shape.lines, shape.examples) == (other.count, other.lines, other.examples)
+    assert known.templates == walked.templates
+    shapes = list(known.shapes.values())
+    alike = [(a, b) for a in shapes for b in shapes if a.event_type < b.event_type and a.fields == b.fields]
+    assert len(alike) > 100 and all(a.fields is b.fields and a.string_paths is b.string_paths for a, b in alike)
+
+
 def test_the_fields_of_a_type_of_one_shape_read_as_the_plain_field_dict(tmp_path):
     # ShapeFields makes a FieldSchema only when a field is asked for: membership, order, size,
     # items, get and the JSON are those of the dict of FieldSchemas the general walk builds, before

@@ -166,8 +166,10 @@ class CompiledSchema:
             for path, values in c.key_values.items()
         ]
         self._few: list[str] = []  # key values of fields with few a block, counted later (_count_keys)
-        self._few_owners: list[tuple[CompiledType, str]] = []
-        self._mixed: Counter[tuple[tuple[CompiledType, str], int, str]] = Counter()  # counted, not handed over
+        self._few_owners: list[int] = []  # the owner (_Shared.owner) of each of _few
+        self._mixed: Counter[tuple[int, int, str]] = (
+            Counter()
+        )  # (owner, segments, even segments): counted, not handed over
         self._few_chars = 0
         classes = list(self.types)
         self.decoder = (
@@ -196,7 +198,7 @@ class CompiledSchema:
                 continue
             if len(values) < FEW_KEYS:
                 few += values
-                owners += [(compiled, path)] * len(values)
+                owners += [self.shared.owner(compiled, path)] * len(values)
             else:
                 hashes += compiled.count_keys(path, values)
             values.clear()  # the generated code appends to this very list: clear, never replace
@@ -215,17 +217,17 @@ class CompiledSchema:
 
     def _count_few(self) -> None:
         if self._few:
-            _count_mixed(self._few, self._few_owners, self._mixed)
+            _count_mixed(self._few, self._few_owners, self._mixed, self.shared.owners)
             self._few.clear()
             self._few_owners.clear()
             self._few_chars = 0
         if len(self._mixed) >= MIXED_DISTINCT:
-            _distribute(self._mixed)
+            _distribute(self._mixed, self.shared.owners)
 
     def count_pending(self) -> None:
         """Count the key values ``_count_keys`` left for a later batch (before ``take_templates``)."""
         self._count_few()
-        _distribute(self._mixed)
+        _distribute(self._mixed, self.shared.owners)
 
     def key_paths(self, name: str) -> frozenset[str]:
         """The fields of type ``name`` whose ``#`` values the loop collects (none for unknown types)."""
@@ -683,6 +685,19 @@ class CompiledStructure(CompiledType):
         self.types: dict[str, tuple[dict[int, int], tuple[Any, ...], RareType]] = {}
         self.count: Any = None
         self._masks: dict[tuple[tuple[str, str], ...], int | None] = {}
+        self._examples: Any = None  # examples_function
+
+    def examples_function(self) -> Any:
+        """``examples(o, by_path)``: ``_struct_examples(self.roots, o, by_path)`` as generated code,
+        the tree unrolled (no recursion, no zip over nodes; paths and classes are constants of its
+        namespace, so structures of one tree shape share the compiled source). A rare type's first
+        events take their examples from the decoded Struct: with 2,000 types, 4,000 events of 17 fields."""
+        if self._examples is None:
+            namespace: dict[str, Any] = {"UNSET": UNSET, "astuple": astuple, "example_of": example_of, "AS_IS": AS_IS}
+            source = ["def examples(o, ex):"]
+            _example_lines(self.roots, "o", 1, "    ", namespace, source)
+            self._examples = FunctionType(self.shared.code("\n".join(source)), namespace)
+        return self._examples
 
     def count_function(self, first_events: int) -> Any:
         """``count(lines, first_line, file_index, note, fall)``: decode and count the lines waiting in
@@ -793,7 +808,8 @@ class RareType(CompiledType):
         self.label_counts: dict[str, dict[tuple[int, str], int]] = {}
         self.skeleton_counts: dict[str, dict[str, int]] = {}
         self.key_values: dict[str, list[str]] = {}  # collected in CompiledStructure's shared list
-        self.key_appenders = tuple((self, path) for path in structure.key_like)  # the owners of its keys
+        # the owners of its keys (_Shared.owner): the count function collects them with the values
+        self.key_appenders = tuple(structure.shared.owner(self, path) for path in structure.key_like)
 
     def fields_for(self, mask: int) -> tuple[tuple[str, str], ...]:
         return self.structure.fields_for(mask)
@@ -826,11 +842,25 @@ class _Shared:
     def __init__(self) -> None:
         self.array_items: list[Any] = []
         self.rare_keys: list[str] = []  # the key values of rare types (CompiledStructure) ...
-        self.rare_owners: list[tuple[Any, str]] = []  # ... and their (RareType, field)
+        self.rare_owners: list[int] = []  # ... and their owners (``owner``)
+        # (type, field) of the key values counted together (CompiledSchema._count_few), by number:
+        # an int hashes and compares in a few instructions, a (type, field) tuple did not.
+        self.owners: list[tuple[Any, str]] = []
+        self._owner_ids: dict[tuple[int, str], int] = {}
         self.structs: dict[tuple[Any, ...], Any] = {}
         self._functions: dict[tuple[str, tuple[Any, ...]], Any] = {}
         self._structures: dict[tuple[Any, ...], CompiledStructure] = {}
         self._codes: dict[str, CodeType] = {}
+
+    def owner(self, compiled: Any, path: str) -> int:
+        """The number of ``(compiled, path)`` in ``owners`` (added when new; kept for this log's
+        compilations: a type reused by a recompilation keeps its numbers)."""
+        key = (id(compiled), path)
+        known = self._owner_ids.get(key)
+        if known is None or self.owners[known][0] is not compiled:
+            known = self._owner_ids[key] = len(self.owners)
+            self.owners.append((compiled, path))
+        return known
 
     def code(self, source: str) -> CodeType:
         """The code of the one function ``source`` defines, compiled once per distinct source (the
@@ -882,7 +912,7 @@ def _note_rare(rare: RareType, mask: int, file_index: int, line: int, obj: Any) 
     if found is None:
         found = rare.samples[mask] = ([], {})
     found[0].append((file_index, line))
-    _struct_examples(rare.structure.roots, obj, found[1])
+    rare.structure.examples_function()(obj, found[1])
 
 
 def _struct_examples(nodes: list[Node], obj: Any, examples: dict[str, list[Any]]) -> None:
@@ -905,16 +935,69 @@ def _struct_examples(nodes: list[Node], obj: Any, examples: dict[str, list[Any]]
             found.append(example)
 
 
+_AS_IS_JSON = frozenset(["integer", "number", "boolean", "null"])  # schema.AS_IS: the example is the value
+
+
+def _example_lines(
+    nodes: list[Node], var: str, depth: int, indent: str, namespace: dict[str, Any], source: list[str]
+) -> None:
+    """The statements of ``CompiledStructure.examples_function`` for the fields ``nodes`` of the
+    Struct ``var`` (what ``_struct_examples`` does for each, inline)."""
+    values, value = f"t{depth}", f"v{depth}"
+    source.append(f"{indent}{values} = astuple({var})")
+    for index, node in enumerate(nodes):
+        source.append(f"{indent}{value} = {values}[{index}]")
+        inner = indent
+        if node.optional:
+            source.append(f"{indent}if {value} is not UNSET:")
+            inner = indent + "    "
+        if node.struct is None:
+            _example_leaf(node, value, inner, namespace, source)
+            continue
+        struct = f"S{len(namespace)}"
+        namespace[struct] = node.struct
+        if len(node.types) > 1:  # an object here, or another JSON type
+            source.append(f"{inner}if type({value}) is {struct}:")
+            _example_lines(node.children, value, depth + 1, inner + "    ", namespace, source)
+            source.append(f"{inner}else:")
+            _example_leaf(node, value, inner + "    ", namespace, source)
+        else:
+            _example_lines(node.children, value, depth + 1, inner, namespace, source)
+
+
+def _example_leaf(node: Node, value: str, indent: str, namespace: dict[str, Any], source: list[str]) -> None:
+    path = f"P{len(namespace)}"
+    namespace[path] = node.path
+    kinds = {t for t in node.types if t != "object"}
+    if kinds <= _AS_IS_JSON:
+        example = value
+    elif kinds == {"string"}:
+        example = f"{value} if len({value}) <= 80 else example_of({value})"
+    elif kinds == {"array"}:
+        example = f"example_of({value})"
+    else:
+        example = f"{value} if (type({value}) is str and len({value}) <= 80) or type({value}) in AS_IS else example_of({value})"
+    source += [
+        f"{indent}f = ex.get({path})",
+        f"{indent}if f is None:",
+        f"{indent}    ex[{path}] = [{example}]",
+        f"{indent}elif len(f) < {EXAMPLES_PER_FIELD}:",
+        f"{indent}    e = {example}",
+        f"{indent}    if e not in f:",
+        f"{indent}        f.append(e)",
+    ]
+
+
 def _skeleton(segments: list[str]) -> str:
     """A key with every segment that is not a label emptied (``CompiledType.count_keys``)."""
     return "#".join([s if "A" <= s[:1] <= "Z" and _is_label(s) else "" for s in segments])
 
 
 def _count_mixed(
-    values: list[str], owners: list[tuple[CompiledType, str]], plain: Counter[tuple[Any, int, str]]
+    values: list[str], owners: list[int], plain: Counter[tuple[int, int, str]], table: list[tuple[Any, str]]
 ) -> None:
-    """``CompiledType.count_keys`` for the key values of many fields at once (``owners[i]``: the
-    type and field of ``values[i]``). A key with an upper-case letter at an odd position is
+    """``CompiledType.count_keys`` for the key values of many fields at once (``table[owners[i]]``:
+    the type and field of ``values[i]``). A key with an upper-case letter at an odd position is
     counted by skeleton, the others by memo key, into ``plain`` (``_distribute`` hands them over)."""
     parts = list(map(str.split, values, repeat("#")))
     evens = list(map("#".join, map(_EVENS, parts)))
@@ -928,12 +1011,14 @@ def _count_mixed(
         plain.update(key for key, skip in zip(keys, labelled, strict=False) if not skip)
         marked = zip(owners, parts, labelled, strict=False)
         for (owner, skeleton), n in Counter((o, _skeleton(p)) for o, p, skip in marked if skip).items():
-            owner[0]._count_skeleton(owner[1], skeleton, n)
+            compiled, path = table[owner]
+            compiled._count_skeleton(path, skeleton, n)
 
 
-def _distribute(plain: Counter[tuple[Any, int, str]]) -> None:
+def _distribute(plain: Counter[tuple[int, int, str]], table: list[tuple[Any, str]]) -> None:
     """Hand the counts of ``_count_mixed`` to each type's memo counts, then forget them."""
-    for ((compiled, path), size, even), n in plain.items():
+    for (owner, size, even), n in plain.items():
+        compiled, path = table[owner]
         compiled._count_memo(path, (size, even), n)
     plain.clear()
 

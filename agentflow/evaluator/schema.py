@@ -148,6 +148,14 @@ def _walk(
             _walk(value, path + ".", (*keys, key), nodes, strings)
 
 
+def _values(obj: dict[str, Any], out: list[Any]) -> None:
+    """Every node's value in ``flatten`` order (objects are listed and walked)."""
+    for value in obj.values():
+        out.append(value)
+        if type(value) is dict:
+            _values(value, out)
+
+
 def _example(value: Any) -> Any:
     """A short, JSON-safe example value (long strings are cut, containers summarised); the callers
     inline the common cases: a string of at most 80 characters and the values of ``AS_IS``."""
@@ -240,7 +248,13 @@ class Aggregator:
         self.root_keep: dict[str, frozenset[str]] = {}
         self.shapes_by_type: dict[str, int] = {}
         self._ambiguous: dict[tuple[tuple[str, str], ...], bool] = {}  # ambiguous_keys by shape fields
-        self._walked: tuple[dict[str, Any], list[tuple[str, str, Any]]] | None = None  # _new_shape's flatten
+        self._walked: tuple[dict[str, Any], Any, list[Any]] | None = (
+            None  # _new_shape's walk: (payload, nodes or fields, values)
+        )
+        # A shape key without its type (the structure) -> (fields, string paths) of its shapes: a new
+        # shape of a structure seen before in another type (many types alike but for their name)
+        # takes them instead of walking the event to build every path again; bounded.
+        self._structures: dict[tuple[Any, ...], tuple[tuple[tuple[str, str], ...], tuple[Any, ...]]] = {}
 
     # -- per event -----------------------------------------------------------------------------
 
@@ -642,7 +656,7 @@ class Aggregator:
 
     def _shape_for(self, key: tuple[Any, ...], event_type: str, payload: dict[str, Any]) -> Shape:
         """A new shape in the table; every ``MAP_CHECK`` shapes of one type, look for map-like objects."""
-        shape = self.shapes[key] = self._new_shape(event_type, payload)
+        shape = self.shapes[key] = self._new_shape(event_type, payload, key)
         seen = self.shapes_by_type[event_type] = self.shapes_by_type.get(event_type, 0) + 1
         if seen % MAP_CHECK == 0 and self._find_maps(
             event_type, [s for s in self.shapes.values() if s.event_type == event_type]
@@ -709,14 +723,29 @@ class Aggregator:
         self.shapes_by_type[event_type] = len(keys) - len(merged)
         return merged
 
-    def _new_shape(self, event_type: str, payload: dict[str, Any]) -> Shape:
+    def _new_shape(self, event_type: str, payload: dict[str, Any], key: tuple[Any, ...] | None = None) -> Shape:
+        """The shape of ``payload``; ``key``: its shape key (``shape_key``), whose structure (the key
+        without the type) decides the fields and string paths (``_structures``)."""
         self.dirty = True
+        structure = key[1:] if key is not None else None
+        known = self._structures.get(structure) if structure is not None else None
+        if known is not None:
+            fields, string_paths = known
+            values: list[Any] = []
+            _values(payload, values)
+            self._walked = (payload, fields, values)  # the new shape's first event is observed next
+            return Shape(event_type, fields, string_paths=string_paths)
         nodes: list[tuple[str, str, Any]] = []
         strings: list[tuple[str, tuple[str, ...]]] = []
         _walk(payload, "", (), nodes, strings)  # flatten and _strings in one walk
-        self._walked = (payload, nodes)  # the new shape's first event is observed next: walked once
+        self._walked = (payload, nodes, [])  # the new shape's first event is observed next: walked once
         fields = tuple([(path, json_type) for path, json_type, _ in nodes])
-        return Shape(event_type, fields, string_paths=tuple(strings))
+        string_paths = tuple(strings)
+        if structure is not None:
+            if len(self._structures) >= MAX_STRUCTURES:
+                self._structures.clear()
+            self._structures[structure] = (fields, string_paths)
+        return Shape(event_type, fields, string_paths=string_paths)
 
     def _scan_shape(self, shape: Shape, by_path: dict[str, dict[str, int]], payload: dict[str, Any]) -> None:
         """Count the '#' values of the shape's string fields not yet known to hold one, and remember
@@ -737,8 +766,12 @@ class Aggregator:
     def _observe(self, shape: Shape, payload: dict[str, Any], where: Location) -> None:
         shape.lines.append(where)
         walked, self._walked = self._walked, None
-        nodes = walked[1] if walked is not None and walked[0] is payload else flatten(payload)
-        _add_examples(shape.examples, nodes)
+        if walked is None or walked[0] is not payload:
+            _add_examples(shape.examples, flatten(payload))
+        elif walked[2] or not walked[1]:  # the fields of a known structure, and the event's values
+            _add_field_examples(shape.examples, walked[1], walked[2])
+        else:
+            _add_examples(shape.examples, walked[1])
 
     # -- combining -----------------------------------------------------------------------------
 
@@ -785,6 +818,7 @@ class Aggregator:
 # the nested shape key go when it took two frames a level (``evaluate`` from the command line).
 MAX_NESTING = 487
 TOO_DEEP = "nested too deeply to analyse (objects within objects beyond Python's recursion limit)"
+MAX_STRUCTURES = 4096  # Aggregator._structures
 MAP_CHECK = 64  # look for map-like objects each time a type reaches another 64 shapes
 MAP_MIN_KEYS = 32  # a map-like object: at least this many distinct keys over the type's shapes ...
 MAP_MAX_SHARE = 0.2  # ... each in at most this share of the type's events (median)
@@ -1033,6 +1067,23 @@ def _add_examples(by_path: dict[str, list[Any]], nodes: Iterable[tuple[str, str,
     short strings, numbers, booleans and null as they are, anything else through ``_example``."""
     as_is = AS_IS
     for path, json_type, value in nodes:
+        if json_type == "object":
+            continue
+        found = by_path.get(path)
+        if found is None:
+            found = by_path[path] = []
+        elif len(found) >= EXAMPLES_PER_FIELD:
+            continue
+        kind = type(value)
+        example = value if (kind is str and len(value) <= 80) or kind in as_is else _example(value)
+        if example not in found:
+            found.append(example)
+
+
+def _add_field_examples(by_path: dict[str, list[Any]], fields: tuple[tuple[str, str], ...], values: list[Any]) -> None:
+    """``_add_examples`` of the nodes ``fields`` (path, JSON type) with these ``values`` (in order)."""
+    as_is = AS_IS
+    for (path, json_type), value in zip(fields, values, strict=True):
         if json_type == "object":
             continue
         found = by_path.get(path)
