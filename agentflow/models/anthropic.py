@@ -69,6 +69,11 @@ def prefetch_sdk() -> None:
             # the SDK builds its reply models' validators on the first reply: build them now, after
             # the client (the first request needs it; the first reply comes a model call later)
             anthropic.types.Message.model_validate(_SAMPLE_REPLY)
+            # and what the SDK imports on the first request (every run's, at the same moment under -j):
+            # the trace-context propagator (OpenTelemetry's, 10-20 ms) and the IDNA codec of the URL
+            import encodings.idna  # noqa: F401
+
+            import opentelemetry.propagate  # noqa: F401
 
     thread = threading.Thread(target=load, name="agentflow-sdk-import", daemon=True)
     _prefetch.append(thread)
