@@ -308,6 +308,24 @@ class TrailerCommit(NamedTuple):
     trailers: dict[str, str]
 
 
+def _trailer_commits(out: str) -> list[TrailerCommit]:
+    """The commits with agentflow trailers in ``Repo.start_log_trailers``'s ``git log`` output."""
+    commits: list[TrailerCommit] = []
+    for record in out.split("\0"):
+        header, _, message = record.partition("\n")
+        fields = header.split(" ")
+        if len(fields) != 3 or not is_full_id(fields[0]):
+            continue  # the empty string after the last record (or a message holding a NUL)
+        try:
+            committed, authored = datetime.fromisoformat(fields[1]), datetime.fromisoformat(fields[2])
+        except ValueError:
+            continue
+        trailers = parse_trailers(message)
+        if any(key.startswith("Agentflow-") for key in trailers):
+            commits.append(TrailerCommit(fields[0], committed, authored, trailers))
+    return commits
+
+
 class Repo:
     """A git repository (or one of its worktrees) rooted at ``root``.
 
@@ -705,26 +723,35 @@ class Repo:
     def _log_trailers_by_cli(self, revs: Sequence[str], since: datetime | None) -> list[TrailerCommit]:
         """``log_trailers`` through one ``git log``: each commit's id, committer and author times
         (strict ISO 8601, with their offsets) and raw message, NUL-terminated (``-z``)."""
+        return self.start_log_trailers(*revs, since=since)()
+
+    def start_log_trailers(self, *revs: str, since: datetime | None = None) -> Callable[[], list[TrailerCommit]]:
+        """``log_trailers`` through the git CLI, its ``git log`` started now: the returned function
+        waits for it and returns the commits. ``metrics`` starts it before it reads the ledger, so
+        git runs alongside (a child process, no thread: nothing here competes for the GIL). Call the
+        function once, also when the caller fails, so that the child is waited for."""
         if any(rev.startswith("-") for rev in revs):
-            return []
+            return list
         args = ["log", "-z", "--no-show-signature", "--no-notes", "--encoding=UTF-8", "--grep=^Agentflow-"]
         args += ["--format=%H %cI %aI%n%B", *([] if since is None else [f"--max-age={_max_age(since)}"])]
-        out = run_git([*args, *(revs or ["--all"]), "--"], self.root)
-        if out.returncode != 0:  # an unknown revision: nothing to report (no commits yet is exit 0)
-            return []
-        commits: list[TrailerCommit] = []
-        for record in out.stdout.split("\0"):
-            header, _, message = record.partition("\n")
-            fields = header.split(" ")
-            if len(fields) != 3 or not is_full_id(fields[0]):
-                continue  # the empty string after the last record (or a message holding a NUL)
-            try:
-                committed, authored = datetime.fromisoformat(fields[1]), datetime.fromisoformat(fields[2])
-            except ValueError:
-                continue
-            trailers = parse_trailers(message)
-            if any(key.startswith("Agentflow-") for key in trailers):
-                commits.append(TrailerCommit(fields[0], committed, authored, trailers))
+        # run_git's process, started now and read later: the same argv, environment and decoding
+        proc = subprocess.Popen(
+            git_argv(*args, *(revs or ["--all"]), "--"),
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            encoding="utf-8",
+            errors="replace",
+            env=git_env(),
+        )
+
+        def commits() -> list[TrailerCommit]:
+            stdout, _ = proc.communicate()
+            if proc.returncode != 0:  # an unknown revision: nothing to report (no commits yet is exit 0)
+                return []
+            return _trailer_commits(stdout)
+
         return commits
 
     def configured(self, key: str) -> str | None:

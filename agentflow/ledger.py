@@ -377,12 +377,20 @@ class Ledger:
         """Raise ChainBroken unless the run's chain holds (``legacy_ok``: a run from before the chain passes)."""
         self.verify_runs([run_id], strict=strict, legacy_ok=legacy_ok)
 
-    def verify_runs(self, run_ids: Iterable[str], *, strict: bool = True, legacy_ok: bool = False) -> None:
+    def verify_runs(
+        self, run_ids: Iterable[str], *, strict: bool = True, legacy_ok: bool = False, summarise: bool | None = None
+    ) -> None:
         """``verify_run`` for many runs, a few hundred runs per query (``metrics``; ``verified_events``)."""
-        self.verified_events(run_ids, (), strict=strict, legacy_ok=legacy_ok)
+        self.verified_events(run_ids, (), strict=strict, legacy_ok=legacy_ok, summarise=summarise)
 
     def verified_events(
-        self, run_ids: Iterable[str], kinds: Iterable[str], *, strict: bool = True, legacy_ok: bool = False
+        self,
+        run_ids: Iterable[str],
+        kinds: Iterable[str],
+        *,
+        strict: bool = True,
+        legacy_ok: bool = False,
+        summarise: bool | None = None,
     ) -> list[tuple[int, str, str, str | bytes]]:
         """The ``(seq, run_id, kind, body)`` of the runs' events of ``kinds``, from the very rows their chains
         were checked on: raise ChainBroken unless every run's chain holds (``verify_runs``).
@@ -392,10 +400,15 @@ class Ledger:
         cannot vouch for (a broken, legacy or odd chain) is then checked row by row by
         ``chain.verify_rows``, which names its first bad event. Nothing is cached: every call reads
         and hashes every event of the runs, and what it returns is what it hashed (a row edited
-        between a check and a read cannot slip in). Bodies come as stored: ``decode`` reads them."""
-        ids, key = list(dict.fromkeys(run_ids)), chain.chain_key()
+        between a check and a read cannot slip in). Bodies come as stored: ``decode`` reads them.
+        ``summarise``: ``_summaries_apply()`` as the caller just asked it (None: asked here)."""
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return []
+        key = chain.chain_key()
         wanted, wanted_bytes = frozenset(kinds), frozenset(kind.encode() for kind in kinds)
-        summarise = self._summaries_apply()
+        if summarise is None:
+            summarise = self._summaries_apply()
         found: list[tuple[int, str, str, str | bytes]] = []
         for start in range(0, len(ids), SUMMARY_RUNS):
             chunk = ids[start : start + SUMMARY_RUNS]
@@ -707,10 +720,11 @@ class Ledger:
                 )
                 if run_id
             ]
+            summarise = self._summaries_apply()  # asked once for the checks below (it only picks the path)
             picked: dict[int, tuple[str | None, str, str | bytes]] = {
                 seq: (run_id, kind, body)
                 for seq, run_id, kind, body in self.verified_events(
-                    runs, self.WINDOW_KINDS, strict=strict, legacy_ok=legacy_ok
+                    runs, self.WINDOW_KINDS, strict=strict, legacy_ok=legacy_ok, summarise=summarise
                 )
             }
             for seq, run_id, kind, body in self._db.execute(
@@ -740,7 +754,7 @@ class Ledger:
             )
             in_window = set(runs)
             others = sorted({run_id for run_id, _, _ in picked.values() if run_id and run_id not in in_window})
-            self.verify_runs(others, strict=strict, legacy_ok=legacy_ok)
+            self.verify_runs(others, strict=strict, legacy_ok=legacy_ok, summarise=summarise)
             decode = self.decode
             records = {seq: decode(body) for seq, (_, _, body) in picked.items()}
             started = {r["session_id"] for r in records.values() if r["kind"] == "session_started"}
@@ -748,7 +762,7 @@ class Ledger:
             if unended:  # a session that never ended is paid for call by call: its run's model calls
                 open_runs = sorted({r["run_id"] for r in records.values() if r.get("session_id") in unended})
                 for seq, _, _, body in self.verified_events(
-                    open_runs, ("model_called",), strict=strict, legacy_ok=legacy_ok
+                    open_runs, ("model_called",), strict=strict, legacy_ok=legacy_ok, summarise=summarise
                 ):
                     records[seq] = decode(body)
         return [records[seq] for seq in sorted(records)]

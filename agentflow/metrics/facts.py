@@ -20,7 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, Repo
+from agentflow.git import TRAILER_CYCLE, TRAILER_PLAN, TRAILER_RUN, Repo, TrailerCommit
 from agentflow.ledger import Ledger, ledger_path
 from agentflow.metrics._record import FACTORY, record
 from agentflow.metrics.period import utc
@@ -236,8 +236,12 @@ def commit_facts(repo: Repo | None, since: datetime | None = None) -> list[Commi
     on (``Repo.log_trailers``); none without a repository."""
     if repo is None:
         return []
+    return _commit_facts(repo.log_trailers(since=since))
+
+
+def _commit_facts(commits: Iterable[TrailerCommit]) -> list[CommitFact]:
     facts = []
-    for c in repo.log_trailers(since=since):
+    for c in commits:
         cycle = c.trailers.get(TRAILER_CYCLE, "")
         facts.append(
             CommitFact(
@@ -502,11 +506,20 @@ def load_facts(
     """
     if from_git:
         return facts_from_git(Repo(root), since)  # GitPython (#17): notes, trailers and merges, many objects
-    repo = Repo(root, gitpython=False)  # the commits of the period: one `git log`, no GitPython import
-    if not ledger_path(root).exists():
-        return facts_from_ledger(None, repo)
-    with Ledger.open(root) as ledger:
-        facts = facts_from_ledger(ledger, repo, since, until)
-        if since is None:  # figures from a broken chain are not reported (#13 item 2); a window is checked as read
-            ledger.verify_runs([run.run_id for run in facts.runs], strict=False, legacy_ok=True)
-        return facts
+    # the commits of the period: one `git log`, no GitPython import, started before the ledger is
+    # read and collected after it, so git runs alongside (the whole history when there is no ledger)
+    exists = ledger_path(root).exists()
+    commits = Repo(root, gitpython=False).start_log_trailers(since=since if exists else None)
+    try:
+        if not exists:
+            facts = facts_from_ledger(None, None)
+        else:
+            with Ledger.open(root) as ledger:
+                facts = facts_from_ledger(ledger, None, since, until)
+                # figures from a broken chain are not reported (#13 item 2); a window is checked as read
+                if since is None:
+                    ledger.verify_runs([run.run_id for run in facts.runs], strict=False, legacy_ok=True)
+    finally:
+        found = commits()  # waited for even when the ledger fails (no child left behind)
+    facts.commits = _commit_facts(found)
+    return facts
