@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 import sqlite3
 from collections.abc import Iterable, Sequence
 from itertools import repeat
@@ -44,6 +43,8 @@ def chain_key() -> str | None:
 def digest(key: str | None, prev: str | None, eid: str, kind: str, run_id: str | None, ts: str, body: str) -> str:
     material = "\x1f".join((prev or "", eid, kind, run_id or "", ts, body)).encode()
     if key:
+        import hmac  # keyed chains only: the views of an unkeyed ledger never import it (#19 item 1)
+
         return KEYED + hmac.new(key.encode(), material, hashlib.sha256).hexdigest()
     return PLAIN + hashlib.sha256(material).hexdigest()
 
@@ -112,7 +113,7 @@ def verify_rows(
             return ChainProblem(*where, "it does not follow the previous event (inserted, removed or reordered)")
         if hsh.startswith(KEYED):
             if key:
-                if not hmac.compare_digest(hsh, digest(key, prev, eid, kind, rid, ts, body)):  # type: ignore[arg-type]
+                if not _compare_digest(hsh, digest(key, prev, eid, kind, rid, ts, body)):  # type: ignore[arg-type]
                     return ChainProblem(*where, "its HMAC does not match (edited, or forged without the signing key)")
             elif strict:
                 return ChainProblem(
@@ -159,6 +160,12 @@ SUMMARY_COLUMNS = (
     "+ (body IS NOT NULL))"
 )
 _HEX = type(hashlib.sha256()).hexdigest
+# ``hmac.compare_digest`` is this function (OpenSSL's constant-time compare); taken from
+# ``_hashlib`` so that a view of an unkeyed ledger does not import ``hmac`` (about 1 ms)
+try:
+    from _hashlib import compare_digest as _compare_digest
+except ImportError:  # a Python without OpenSSL: hmac's own
+    from hmac import compare_digest as _compare_digest
 _DIGEST = type(hashlib.sha256()).digest
 
 
@@ -259,7 +266,7 @@ def summary_holds(
     if hashes.startswith(KEYED):
         if key:
             expected = KEYED + ("," + KEYED).join(hmac_hexes(key, split.each_material()))
-            return hmac.compare_digest(expected.encode(), hashes.encode())
+            return _compare_digest(expected.encode(), hashes.encode())
         return not strict and all(h.startswith(KEYED) for h in hashes.split(","))
     return False
 
