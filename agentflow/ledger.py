@@ -785,6 +785,11 @@ class Ledger:
             rows = self._db.execute("SELECT DISTINCT run_id FROM events WHERE kind = 'run_started' ORDER BY seq")
             return [r[0] for r in rows]
 
+    def runless_seqs(self) -> list[int]:
+        """The sequence numbers of the events of no run (merges, evaluations, overrides): their own chain."""
+        with self._lock:
+            return [seq for (seq,) in self._db.execute("SELECT seq FROM events WHERE run_id IS NULL ORDER BY seq")]
+
     def has_run(self, run_id: object) -> bool:
         """Whether the ledger holds a run ``run_id`` (its run_started), through the ``run_id`` index."""
         if not isinstance(run_id, str):

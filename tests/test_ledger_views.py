@@ -341,3 +341,36 @@ def test_run_less_events_from_several_processes_make_one_chain(tmp_path: Path) -
     finally:
         first.close()
         second.close()
+
+
+def _run_and_merge(repo: Path) -> None:
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="1"))
+        ledger.append(RunEnded(run_id="r-1", outcome="approved", cycles=1))
+        ledger.append(
+            Merged(plan_id="1", branch="agentflow/1-x", into="main", commit="c" * 40)
+        )  # no run: its own chain
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+@pytest.mark.parametrize(
+    ("edit", "broken"),
+    [
+        ("UPDATE events SET body = replace(body, '\"approved\"', '\"rejected\"') WHERE kind = 'run_ended'", "run r-1"),
+        ("UPDATE events SET body = replace(body, '\"main\"', '\"prod\"') WHERE kind = 'merged'", "run-less events"),
+    ],
+)
+def test_log_of_the_whole_ledger_refuses_a_row_edited_outside_agentflow(
+    repo: Path, cli, edit: str, broken: str, json_out: bool
+) -> None:
+    """`log` without --run checks what it prints as `show`, `log --run` and `metrics` do: every
+    run's chain and the run-less events' chain; an edited row is exit 2, nothing printed."""
+    _run_and_merge(repo)
+    extra = ["--json"] if json_out else []
+    assert cli("log", *extra).exit_code == 0
+    _sql(repo, edit)
+    result = cli("log", *extra)
+    assert result.exit_code == 2
+    assert f"ledger chain of the {broken}" in result.stderr or f"ledger chain of {broken}" in result.stderr
+    assert "is broken at" in result.stderr
+    assert result.stdout == ""
