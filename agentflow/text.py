@@ -17,9 +17,11 @@ def one_line(text: str, limit: int | None = None) -> str:
 def markdown_cell(text: object) -> str:
     """Outside text for a Markdown table cell or inline line: backslashes and pipes escaped (a
     ``\\|`` cannot end the cell early), CR and LF flattened to spaces, ``<`` and ``>`` as entities
-    (no raw HTML in a PR comment); None is empty."""
+    (no raw HTML in a PR comment), ``[`` and ``]`` escaped (no link or image: a link's text can say
+    anything, an image loads an outside URL; docs/security.md); None is empty."""
     text = "" if text is None else str(text)
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    text = text.replace("[", "\\[").replace("]", "\\]")
     return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
