@@ -254,6 +254,21 @@ class Ledger:
             if on_commit is not None:
                 on_commit()
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees one state of the file: one deferred read transaction (WAL gives it a
+        snapshot; appends by other processes go on beside it). A view that reads its events and then
+        checks their chains checks the very rows it prints: a row edited before the read and put back
+        before the check (or the reverse) is found (``agentflow log``). No write may run inside."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if self._raw.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._raw.execute("COMMIT")
+
     def _migrate(self) -> None:
         if self._db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
             return  # current: no write lock taken just to open (a view would wait behind a build's append)

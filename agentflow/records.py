@@ -95,7 +95,7 @@ def _read(root: Path, run_id: str | None, *, typed: bool) -> list[Any]:
         if run_id is not None:
             raise LedgerError(f"no run {run_id!r}: the ledger is empty", fix="start one with `agentflow build PLAN`")
         return []
-    with ledger:
+    with ledger, ledger.snapshot():  # the rows printed are the rows checked
         events = ledger.events(run_id=run_id) if typed else ledger.records(run_id=run_id)
         if run_id is not None and not events:
             known = ledger.recent_run_ids(5)

@@ -374,3 +374,28 @@ def test_log_of_the_whole_ledger_refuses_a_row_edited_outside_agentflow(
     assert f"ledger chain of the {broken}" in result.stderr or f"ledger chain of {broken}" in result.stderr
     assert "is broken at" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+@pytest.mark.parametrize("run", [None, "r-1"])
+def test_log_checks_the_rows_it_printed_when_an_edit_is_put_back_before_the_check(
+    repo: Path, cli, monkeypatch, run: str | None, json_out: bool
+) -> None:
+    """A row edited before `log` reads it and restored before `log` checks its chain: the check must
+    see what was read (one snapshot), or the edited row is printed as if the chain vouched for it."""
+    _run_and_merge(repo)
+    edit = "UPDATE events SET body = replace(body, '\"approved\"', '\"rejected\"') WHERE kind = 'run_ended'"
+    undo = "UPDATE events SET body = replace(body, '\"rejected\"', '\"approved\"') WHERE kind = 'run_ended'"
+    _sql(repo, edit)
+    method = "events" if json_out else "records"  # log --json prints typed events, log the stored records
+    read = getattr(Ledger, method)
+
+    def read_then_restore(self, **kwargs):
+        rows = read(self, **kwargs)
+        _sql(repo, undo)  # another process puts the row back between the read and the check
+        return rows
+
+    monkeypatch.setattr(Ledger, method, read_then_restore)
+    result = cli("log", *(["--run", run] if run else []), *(["--json"] if json_out else []))
+    assert "rejected" not in result.stdout
+    assert result.exit_code == 2 and "is broken at" in result.stderr, result.output
