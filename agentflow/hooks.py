@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from agentflow.errors import UsageError
 from agentflow.gate import GateResult, GateStatus, evaluate_gate, evaluate_merge_commit
-from agentflow.git import Repo
+from agentflow.git import Repo, run_git
 
 if TYPE_CHECKING:  # a hook reads the config as the gate does (configfile.config_view), without pydantic
     from agentflow.config import Config
@@ -156,6 +156,41 @@ def is_protected(branch: str, config: Config) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in config.gate.protected_branches)
 
 
+def config_at(repo: Repo, commit: str) -> Config | None:
+    """The config committed at ``commit`` (None when it cannot be read: the caller keeps the work
+    tree's). The work tree holds what is checked out or being merged, which a branch writes."""
+    from agentflow.configfile import CONFIG_FILE, PYPROJECT, config_view
+
+    texts = {}
+    for name in (CONFIG_FILE, PYPROJECT):
+        proc = run_git(("cat-file", "blob", f"{commit}:{name}"), repo.root)
+        texts[name] = proc.stdout if proc.returncode == 0 else None
+    try:
+        return config_view(texts[CONFIG_FILE], texts[PYPROJECT] if texts[CONFIG_FILE] is None else None)
+    except Exception:  # an invalid config at the tip: fail closed on the defaults (main, master)
+        return config_view(None, None)
+
+
+def protected_by(repo: Repo, branch: str, config: Config, tip: str | None) -> Config | None:
+    """The config to judge a merge or push into ``branch`` by, or None when it is not protected.
+
+    Protected when the work tree's config or the config at the branch's current ``tip`` (the
+    remote's commit for a push, HEAD for a merge) says so; judged by the tip's config, with the
+    work tree's ``gate.require_signature`` kept (it may only make it stricter). A branch's own
+    ``agentflow.yaml`` (``protected_branches: [nothing]``) used to turn the hooks off for its
+    push to main and for its merge into main."""
+    from agentflow.configfile import with_signature_required
+
+    trusted = config_at(repo, tip) if tip and tip != ZERO and repo.ok("cat-file", "-e", f"{tip}^{{commit}}") else None
+    if not is_protected(branch, config) and (trusted is None or not is_protected(branch, trusted)):
+        return None
+    if trusted is None:
+        return config
+    if config.gate.require_signature and not trusted.gate.require_signature:
+        trusted = with_signature_required(trusted)
+    return trusted
+
+
 def merge_heads(repo: Repo, environ: Mapping[str, str] = os.environ) -> list[str]:
     """The commits being merged in.
 
@@ -176,8 +211,13 @@ def check_merge(repo: Repo, config: Config) -> list[HookCheck]:
     """``pre-merge-commit`` / ``pre-commit``: a merge into a protected branch merges only approved commits."""
     heads = merge_heads(repo)
     branch = repo.current_branch()
-    if not heads or branch is None or not is_protected(branch, config):
+    if not heads or branch is None:
         return []
+    head = repo.git("rev-parse", "--verify", "--quiet", "HEAD", check=False) or None
+    judged = protected_by(repo, branch, config, head)
+    if judged is None:
+        return []
+    config = judged
     return [
         HookCheck(f"merging {head[:12]} into {branch}", evaluate_gate(repo, head, base=branch, config=config))
         for head in heads
@@ -208,11 +248,14 @@ def check_push(repo: Repo, config: Config, stdin: str) -> list[HookCheck]:
         if len(parts) != 4:
             continue
         _local_ref, local_sha, remote_ref, remote_sha = parts
-        if local_sha == ZERO or not remote_ref.startswith("refs/heads/") or not is_protected(remote_ref, config):
+        if local_sha == ZERO or not remote_ref.startswith("refs/heads/"):
+            continue
+        judged = protected_by(repo, remote_ref, config, remote_sha)
+        if judged is None:
             continue
         commits = pushed_commits(repo, local_sha, remote_sha)
         if len(commits) > MAX_PUSHED_COMMITS:
-            tip = evaluate_merge_commit(repo, local_sha, config=config)
+            tip = evaluate_merge_commit(repo, local_sha, config=judged)
             too_many = GateResult(
                 ref=local_sha,
                 commit=tip.commit,
@@ -225,7 +268,7 @@ def check_push(repo: Repo, config: Config, stdin: str) -> list[HookCheck]:
         for commit in commits:
             if plan_only(repo, commit):
                 continue  # the user's own plan files: input to agentflow, not code it must verify
-            result = evaluate_merge_commit(repo, commit, config=config)
+            result = evaluate_merge_commit(repo, commit, config=judged)
             checks.append(HookCheck(f"pushing {commit[:12]} to {remote_ref}", result))
     return checks
 
