@@ -92,7 +92,12 @@ def merge_branch(
     if branch == into:
         raise UsageError(f"cannot merge {branch} into itself", fix="pass --into with the target branch")
     head, old = repo.rev(f"refs/heads/{branch}"), repo.rev(f"refs/heads/{into}")
-    result = evaluate_gate(repo, head, base=into, config=config)
+    # judged by the target's config at its tip, as `agentflow gate` judges (the checkout's may only
+    # make it stricter): the checkout may have the branch being merged checked out, and its config
+    from agentflow.inputs import gate_inputs
+
+    judged, target = gate_inputs(repo, head, base=into)
+    result = evaluate_gate(repo, head, base=into, config=judged, target=target)
     if not result.open:
         raise MergeRefused("\n".join([f"refusing to merge {branch}: {result.headline()}", *result.reasons]))
     if repo.ok("merge-base", "--is-ancestor", head, old):
