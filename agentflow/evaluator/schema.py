@@ -769,7 +769,8 @@ class Aggregator:
         if walked is None or walked[0] is not payload:
             _add_examples(shape.examples, flatten(payload))
         elif walked[2] or not walked[1]:  # the fields of a known structure, and the event's values
-            _add_field_examples(shape.examples, walked[1], walked[2])
+            nodes = zip(walked[1], walked[2], strict=True)
+            _add_examples(shape.examples, ((path, json_type, value) for (path, json_type), value in nodes))
         else:
             _add_examples(shape.examples, walked[1])
 
@@ -1067,23 +1068,6 @@ def _add_examples(by_path: dict[str, list[Any]], nodes: Iterable[tuple[str, str,
     short strings, numbers, booleans and null as they are, anything else through ``_example``."""
     as_is = AS_IS
     for path, json_type, value in nodes:
-        if json_type == "object":
-            continue
-        found = by_path.get(path)
-        if found is None:
-            found = by_path[path] = []
-        elif len(found) >= EXAMPLES_PER_FIELD:
-            continue
-        kind = type(value)
-        example = value if (kind is str and len(value) <= 80) or kind in as_is else _example(value)
-        if example not in found:
-            found.append(example)
-
-
-def _add_field_examples(by_path: dict[str, list[Any]], fields: tuple[tuple[str, str], ...], values: list[Any]) -> None:
-    """``_add_examples`` of the nodes ``fields`` (path, JSON type) with these ``values`` (in order)."""
-    as_is = AS_IS
-    for (path, json_type), value in zip(fields, values, strict=True):
         if json_type == "object":
             continue
         found = by_path.get(path)
