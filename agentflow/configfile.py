@@ -271,11 +271,14 @@ def load_config_view(root: Path) -> ConfigView | Config:
     return config_view(yaml_text, read_config_file(root, PYPROJECT) if yaml_text is None else None)
 
 
-def with_signature_required(config: ConfigView | Config) -> ConfigView | Config:
-    """A copy of ``config`` with ``gate.require_signature`` true."""
-    if isinstance(config, ConfigView):
-        stricter = copy.copy(config)
-        stricter.gate = copy.copy(config.gate)
+def kept_stricter(trusted: ConfigView | Config, local: ConfigView | Config) -> ConfigView | Config:
+    """``trusted`` (the config a change cannot edit: a branch's tip), with ``gate.require_signature``
+    true when the checkout's ``local`` config asks for it: the checkout may only make it stricter."""
+    if not local.gate.require_signature or trusted.gate.require_signature:
+        return trusted
+    if isinstance(trusted, ConfigView):
+        stricter = copy.copy(trusted)
+        stricter.gate = copy.copy(trusted.gate)
         stricter.gate.require_signature = True
         return stricter
-    return config.model_copy(update={"gate": config.gate.model_copy(update={"require_signature": True})})
+    return trusted.model_copy(update={"gate": trusted.gate.model_copy(update={"require_signature": True})})

@@ -179,16 +179,12 @@ def protected_by(repo: Repo, branch: str, config: Config, tip: str | None) -> Co
     work tree's ``gate.require_signature`` kept (it may only make it stricter). A branch's own
     ``agentflow.yaml`` (``protected_branches: [nothing]``) used to turn the hooks off for its
     push to main and for its merge into main."""
-    from agentflow.configfile import with_signature_required
+    from agentflow.configfile import kept_stricter
 
     trusted = config_at(repo, tip) if tip and tip != ZERO and repo.ok("cat-file", "-e", f"{tip}^{{commit}}") else None
     if not is_protected(branch, config) and (trusted is None or not is_protected(branch, trusted)):
         return None
-    if trusted is None:
-        return config
-    if config.gate.require_signature and not trusted.gate.require_signature:
-        trusted = with_signature_required(trusted)
-    return trusted
+    return config if trusted is None else kept_stricter(trusted, config)
 
 
 def merge_heads(repo: Repo, environ: Mapping[str, str] = os.environ) -> list[str]:

@@ -261,7 +261,7 @@ def gate_inputs(repo: Repo, ref: str, base: str | None = None) -> tuple[Config |
     never that of the merge base, which the change chooses (a branch forked before the base tightened
     its rules was judged by the older ones). The checkout's may only make it stricter (``gate.require_signature``);
     without a base revision to read, the checkout's."""
-    from agentflow.configfile import config_view, with_signature_required
+    from agentflow.configfile import config_view, kept_stricter
     from agentflow.gate import GateTarget
 
     local = config_view(read_config_file(repo.root, CONFIG_FILE), read_config_file(repo.root, PYPROJECT))
@@ -278,10 +278,7 @@ def gate_inputs(repo: Repo, ref: str, base: str | None = None) -> tuple[Config |
         return local, target
     yaml_text = _decoded(target.blobs.get(CONFIG_FILE), target.base_commit, CONFIG_FILE)
     pyproject = _decoded(target.blobs.get(PYPROJECT), target.base_commit, PYPROJECT) if yaml_text is None else None
-    trusted = config_view(yaml_text, pyproject)
-    if local.gate.require_signature and not trusted.gate.require_signature:
-        trusted = with_signature_required(trusted)
-    return trusted, target
+    return kept_stricter(config_view(yaml_text, pyproject), local), target
 
 
 def _decoded(blob: bytes | None, commit: str, name: str) -> str | None:

@@ -12,17 +12,15 @@ deleted later still counts, so a revocation cannot be removed by editing the not
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from agentflow.errors import GitError
+from agentflow.git import is_full_id, run_git
 from agentflow.git import note_paths as git_note_paths
-from agentflow.git import run_git
 
 NOTES_REF = "refs/notes/agentflow"  # = agentflow.git.NOTES_REF
-_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # A run's outcomes in report order, as plain strings (``agentflow.events.Outcome``: a test holds them equal)
 OUTCOMES: tuple[str, ...] = ("approved", "changes_requested", "rejected", "no_verdict", "capped")
 # VerdictNote's declared fields and their defaults: the canonical JSON includes them all
@@ -197,7 +195,7 @@ def _history(root: Any, ref: str, paths: list[str], wanted: set[str] | None) -> 
         if raw.startswith("diff --git a/"):
             path = raw[len("diff --git a/") :].split(" b/", 1)[0]
             current = path.replace("/", "")
-            current = current if (current in wanted if wanted is not None else _OBJECT_ID.fullmatch(current)) else None
+            current = current if (current in wanted if wanted is not None else is_full_id(current)) else None
             in_hunk = False
             continue
         if raw.startswith("@@"):

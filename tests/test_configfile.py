@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from agentflow.config import Config, config_from_texts
-from agentflow.configfile import SCHEMA, ConfigView, config_view, plain_config, with_signature_required
+from agentflow.configfile import SCHEMA, ConfigView, config_view, kept_stricter, plain_config
 from agentflow.errors import ConfigError
 from agentflow.project import CONFIG_TEMPLATE
 
@@ -169,10 +169,12 @@ def test_pyproject_and_no_config() -> None:
 def test_a_stricter_checkout_requires_signatures_on_either_kind() -> None:
     view = config_view("base: main\n", None)
     models = config_from_texts("checks:\n  - {run: pytest, junit: true}\n", None)
+    strict_checkout = config_view("gate:\n  require_signature: true\n", None)
     for config in (view, models):
-        stricter = with_signature_required(config)
+        stricter = kept_stricter(config, strict_checkout)
         assert stricter.gate.require_signature is True and config.gate.require_signature is False
         assert stricter.base == config.base and stricter.gate.protected_branches == ["main", "master"]
+        assert kept_stricter(config, view) is config  # a checkout that asks nothing more changes nothing
 
 
 def test_the_view_is_what_gate_and_hooks_read(tmp_path: Path) -> None:
