@@ -44,3 +44,47 @@ def test_command_is_in_the_readme_table_and_the_docs(path: tuple[str, ...]) -> N
         if any(_mentions(line, path) for line in page.read_text().splitlines())
     ]
     assert pages, f"no page in docs/ names `agentflow {' '.join(path)}`"
+
+
+DOCS = sorted(
+    [ROOT / "README.md", ROOT / "CLAUDE.md", ROOT / "benchmarks" / "README.md", *(ROOT / "docs").glob("*.md")]
+)
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+_FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces to
+    hyphens, a repeated heading numbered from -1."""
+    seen: dict[str, int] = {}
+    for line in _FENCE.sub("", page.read_text()).splitlines():
+        heading = re.match(r"#{1,6} (.+)", line)
+        if heading is None:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", heading.group(1).strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        if count:
+            seen[f"{slug}-{count}"] = 1
+    return set(seen)
+
+
+def test_the_link_check_reads_github_anchors(tmp_path: Path) -> None:
+    page = tmp_path / "p.md"
+    page.write_text("# Run integrity (git)\n## `agentflow clean`\n```\n# not a heading\n```\n## Notes\n## Notes\n")
+    assert _anchors(page) == {"run-integrity-git", "agentflow-clean", "notes", "notes-1"}
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_link_between_the_docs_leads_somewhere(page: Path) -> None:
+    broken = []
+    for target in _LINK.findall(_FENCE.sub("", page.read_text())):
+        if re.match(r"[a-z]+:", target):
+            continue  # https:, mailto:: not ours to check offline
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+            broken.append(f"{target} (no heading #{anchor} in {linked.name})")
+    assert not broken, f"{page.relative_to(ROOT)}: broken links: {', '.join(broken)}"
