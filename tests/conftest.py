@@ -25,6 +25,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=live)
         items[:] = [item for item in items if not item.get_closest_marker("live")]
 
+
 _real_connect = socket.socket.connect
 
 
