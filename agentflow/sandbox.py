@@ -343,6 +343,9 @@ class Sandbox:
             args += _checkout_secrets(
                 checkout, str(workdir), shown
             )  # the user's .env beside the code: no worktree needs it
+        # a platform's and a CI runner's credentials: mounted for the job, or in the folders around it
+        trees = _existing(workdir, *writable, checkout, common, gitdir)
+        args += _runner_secrets(checkout or str(workdir), [*shown, *trees], trees)
         for path in _existing(workdir, *writable):
             args += ["--bind", path, path]
         dotgit = workdir / ".git"
@@ -682,6 +685,65 @@ def _checkout_secrets(checkout: str, workdir: str, shown: Sequence[str]) -> list
             args += ["--tmpfs", target]
         elif os.path.isfile(target):
             args += ["--ro-bind", "/dev/null", target]
+    return args
+
+
+# Where a platform mounts a job's secrets: Kubernetes' service account token and the cloud identity
+# tokens beside it (/var/run/secrets/..., world-readable by default), Docker's and Compose's secrets,
+# systemd's credentials. Hidden whoever runs agentflow (tests/test_attacks_runner_secrets.py).
+PLATFORM_SECRETS = ("/run/secrets", "/var/run/secrets", "/run/credentials")
+# What a CI runner keeps in the folders around a job's checkout: a self-hosted GitHub Actions runner's
+# RSA key and registration (its checkouts are below its folder, actions-runner/_work/<repo>/<repo>),
+# Jenkins' master key and credentials (workspaces below $JENKINS_HOME/workspace), and the secrets that
+# sit beside a user's code (CHECKOUT_SECRETS: a runner's own .env). GitLab Runner's file-type CI
+# variables are in "<project dir>.tmp" beside the checkout.
+RUNNER_SECRETS = (".credentials", ".credentials_rsaparams", ".runner", "secrets", "credentials.xml",
+                  *CHECKOUT_SECRETS)  # fmt: skip
+GITLAB_FILE_VARIABLES = ".tmp"
+
+
+def _runner_secrets(checkout: str, bound: Sequence[str], trees: Sequence[str]) -> list[str]:
+    """bwrap options hiding ``PLATFORM_SECRETS``, the ``RUNNER_SECRETS`` in every folder above
+    ``checkout`` and GitLab's ``<checkout>.tmp``; never a folder that holds a ``bound`` path (a
+    checkout below a folder named ``secrets``), nothing inside ``trees`` (the command's own), and
+    nothing below the private ``/tmp`` that the sandbox does not show anyway."""
+
+    def under(path: str, folder: str) -> bool:
+        return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+    checkout = os.path.realpath(checkout)
+    candidates = [*PLATFORM_SECRETS, checkout + GITLAB_FILE_VARIABLES]
+    folder = os.path.dirname(checkout)
+    while True:
+        candidates += [os.path.join(folder, name) for name in RUNNER_SECRETS]
+        if folder == os.path.dirname(folder):
+            break
+        folder = os.path.dirname(folder)
+    args: list[str] = []
+    done: set[str] = set()
+    for candidate in candidates:
+        if "*" in candidate:
+            parent, pattern = os.path.split(candidate)
+            try:
+                names = [n for n in os.listdir(parent) if fnmatch.fnmatchcase(n, pattern)]
+            except OSError:
+                continue
+            paths = [os.path.join(parent, n) for n in sorted(names)]
+        else:
+            paths = [candidate]
+        for path in paths:
+            if not os.path.lexists(path):
+                continue
+            target = os.path.realpath(path)
+            if target in done or any(under(b, target) for b in bound) or any(under(target, t) for t in trees):
+                continue
+            if under(target, "/tmp") and not any(under(target, p) for p in bound):
+                continue  # out of the command's sight already (the private /tmp)
+            done.add(target)
+            if os.path.isdir(target):
+                args += ["--tmpfs", target]
+            elif os.path.exists(target):
+                args += ["--ro-bind", "/dev/null", target]
     return args
 
 
