@@ -61,12 +61,29 @@ def parse_install(value: str) -> Pin:
     if spec.startswith("git+") or " @ git+" in spec:
         raise UsageError(f"--install {value}: a VCS URL must end in @<commit sha> (a branch or tag can move)", fix=fix)
     if re.search(r"\.(whl|tar\.gz|zip)$", spec) and not re.match(r"^[A-Za-z0-9._-]+\s*(==|>=|<=|~=|>|<|!=)", spec):
+        if not _outside_checkout(spec):
+            raise UsageError(
+                f"--install {value}: a relative path is a file of the checkout the job installs in, the pull "
+                "request's to replace",
+                fix="give the file's absolute path outside the repository (or a URL), a VCS URL with a commit, "
+                "or NAME==VERSION",
+            )
         return Pin(install=spec)
     if re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[0-9][A-Za-z0-9.+!-]*$", spec):
         return Pin(install=spec)
     raise UsageError(
         f"--install {value}: not a pinned requirement (a bare or ranged name installs whatever the index has)", fix=fix
     )
+
+
+def _outside_checkout(spec: str) -> bool:
+    """Whether a file requirement names a place a change cannot write: an absolute path or a URL. The
+    jobs run pip in the change's checkout, where a relative path (``./dist/x.whl``, ``file:x.whl``,
+    ``name @ ./x.whl``) is the change's file (tests/test_attacks_ci_install.py)."""
+    location = re.sub(r"^[A-Za-z0-9._-]+\s*@\s*", "", spec)
+    if location.startswith("file:"):
+        return location.startswith("file:///") or location.startswith("file://localhost/")
+    return location.startswith("/") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", location) is not None
 
 
 def installed_pin() -> Pin | None:

@@ -215,7 +215,7 @@ def test_init_install_accepts_a_pinned_requirement(repo, cli):
     assert install["env"]["AGENTFLOW_SPEC"] == spec and install["run"] == 'python3 -I -m pip install "$AGENTFLOW_SPEC"'
     runs = [s.get("run", "") for s in steps]
     assert any('agentflow verify --checks-only --base "$QUEUE_BASE"' in r for r in runs)
-    for ok in ("agentflow==0.1.0", "./dist/agentflow-0.1.0-py3-none-any.whl"):
+    for ok in ("agentflow==0.1.0", "/opt/wheels/agentflow-0.1.0-py3-none-any.whl"):
         assert cli("init", "--ci", "gitlab", "--install", ok, "--force").exit_code == 0, ok
         assert _load(repo / ".gitlab-ci.yml")["agentflow"]["variables"]["AGENTFLOW_SPEC"] == ok
 
