@@ -182,9 +182,30 @@ def protected_by(repo: Repo, branch: str, config: Config, tip: str | None) -> Co
     from agentflow.configfile import kept_stricter
 
     trusted = config_at(repo, tip) if tip and tip != ZERO and repo.ok("cat-file", "-e", f"{tip}^{{commit}}") else None
+    if trusted is None and tip and tip != ZERO:
+        trusted = _last_seen_config(repo, branch)
     if not is_protected(branch, config) and (trusted is None or not is_protected(branch, trusted)):
         return None
     return config if trusted is None else kept_stricter(trusted, config)
+
+
+def _last_seen_config(repo: Repo, branch: str) -> Config:
+    """The config to judge a push over a remote commit the clone does not have (the remote moved since
+    the last fetch): the remote-tracking branch's, the last state of the branch the clone saw, else
+    agentflow's defaults (main, master protected). The work tree's alone let a branch's
+    ``protected_branches: [nothing]`` through (tests/test_attacks_checkout_defaults.py)."""
+    from agentflow.configfile import config_view
+
+    name = branch.removeprefix("refs/heads/")
+    refs = repo.git("for-each-ref", "--format=%(refname)", "refs/remotes/", check=False).split()
+    seen = [
+        config
+        for ref in refs
+        if ref.endswith(f"/{name}") and ref.count("/") == name.count("/") + 3  # refs/remotes/<remote>/<name>
+        if (config := config_at(repo, ref)) is not None
+    ]
+    protecting = [config for config in seen if is_protected(branch, config)]
+    return (protecting or seen or [config_view(None, None)])[0]
 
 
 def merge_heads(repo: Repo, environ: Mapping[str, str] = os.environ) -> list[str]:

@@ -86,7 +86,7 @@ def merge_branch(
     merge leaves no trace, not even a new ``.agentflow/ledger.db``.
     """
     branch = resolve_branch(repo, target)
-    into = (into or config.base).removeprefix("refs/heads/")
+    into = (into or _default_target(repo, config.base)).removeprefix("refs/heads/")
     if not repo.branch_exists(into):
         raise UsageError(f"no branch {into!r} to merge into", fix="pass --into with an existing local branch")
     if branch == into:
@@ -130,6 +130,28 @@ def merge_branch(
     merged = MergeResult(branch, into, commit, plan_id, run_id, result, method)
     _remove_plan_worktree(repo, branch, merged)
     return merged
+
+
+def _default_target(repo: Repo, base: str) -> str:
+    """``--into`` omitted: the checkout's ``base:``, which a checked-out branch writes, only when the
+    base branch's own config at its tip names the same base (as ``verify`` lets the base's config have
+    the last word): a pull request's ``base: release`` merged it into release, not into main
+    (tests/test_attacks_checkout_defaults.py)."""
+    from agentflow.hooks import config_at
+
+    name = base.removeprefix("refs/heads/")
+    if not repo.branch_exists(name):
+        return name  # the caller says there is no such branch
+    own = config_at(repo, repo.rev(f"refs/heads/{name}"))
+    trusted = (own.base if own is not None else name).removeprefix("refs/heads/")
+    if trusted != name:
+        raise UsageError(
+            f"the checkout's config names base {name!r}, but {name}'s own config names {trusted!r} "
+            "(a checked-out branch may set base: to redirect its merge)",
+            where="agentflow.yaml",
+            fix="pass --into with the branch to merge into",
+        )
+    return name
 
 
 def merge_message(branch: str, into: str, plan: str | None, run: str | None, result: GateResult) -> str:
