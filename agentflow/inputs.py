@@ -276,9 +276,33 @@ def gate_inputs(repo: Repo, ref: str, base: str | None = None) -> tuple[Config |
         )
     if target.base_commit is None:
         return local, target
+    trusted = _tip_config(target)
+    if base is None and trusted.base != local.base:
+        # the checkout's base: is a checked-out branch's to write: the base's own config has the last
+        # word (as for verify), else a side branch's config judged an approval bound to main's base
+        # (tests/test_attacks_checkout_defaults.py)
+        target = GateTarget(repo, ref, trusted.base, (CONFIG_FILE, PYPROJECT))
+        if target.base_commit is None:
+            return local, target
+        trusted = _tip_config(target)
+        if trusted.base != target.asked:
+            raise UsageError(
+                f"the checkout's base {local.base!r} names base {target.asked!r}, whose own config names "
+                f"{trusted.base!r}",
+                where="agentflow.yaml",
+                fix="pass --base with the branch the change merges into",
+            )
+    return kept_stricter(trusted, local), target
+
+
+def _tip_config(target: GateTarget) -> ConfigView:
+    """The config at the tip of ``target``'s base, from the blobs it read."""
+    from agentflow.configfile import config_view
+
+    assert target.base_commit is not None
     yaml_text = _decoded(target.blobs.get(CONFIG_FILE), target.base_commit, CONFIG_FILE)
     pyproject = _decoded(target.blobs.get(PYPROJECT), target.base_commit, PYPROJECT) if yaml_text is None else None
-    return kept_stricter(config_view(yaml_text, pyproject), local), target
+    return config_view(yaml_text, pyproject)
 
 
 def _decoded(blob: bytes | None, commit: str, name: str) -> str | None:

@@ -99,3 +99,22 @@ def test_pre_push_over_an_unknown_tip_of_an_unprotected_branch_goes_through(repo
 
     assert proc.returncode == 0, proc.stderr
     assert git(remote, "rev-parse", "topic") == git(repo, "rev-parse", "topic")
+
+
+def test_gate_without_base_is_judged_by_the_config_of_the_base_it_binds_to(repo: Path, cli) -> None:
+    """``agentflow gate`` without ``--base`` read the checkout's ``base:`` (a pull request's ``base:
+    side``) and judged by the config at that branch's tip, while binding the approval to the base that
+    config names (main): a side branch the pull request's author pushed, whose config dropped main's
+    ``require_sandbox``, let an unsandboxed approval open the gate (tested before the fix)."""
+    commit_file(repo, "agentflow.yaml", "gate:\n  require_sandbox: true\n", "main: sandboxed approvals only")
+    git(repo, "checkout", "-q", "-b", "side")
+    commit_file(repo, "agentflow.yaml", "base: main\ngate:\n  require_sandbox: false\n", "side: looser")
+    git(repo, "checkout", "-q", "-b", "pr", "main")
+    commit_file(repo, "agentflow.yaml", "base: side\ngate:\n  require_sandbox: true\n", "pr: config")
+    commit_file(repo, "app.py", "print('unsandboxed')\n", "pr: code")
+    add_verdict(repo, "HEAD", sandbox="off")
+
+    result = cli("gate")
+
+    assert result.exit_code == 1, result.output
+    assert "sandbox" in result.output, result.output
