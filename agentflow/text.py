@@ -5,6 +5,23 @@ from __future__ import annotations
 
 import re
 
+# What a terminal interprets rather than shows: C0 controls but newline and tab (ESC starts cursor
+# moves, line erases and OSC 52 clipboard writes; CR overwrites a line), DEL, C1 (CSI and OSC in
+# one byte), and the bidirectional overrides and isolates (text shown in another order than read).
+_TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_text(text: str) -> str:
+    """``text`` as a terminal or CI log must show it, never interpret it: every control character (see
+    ``_TERMINAL_CONTROLS``) as ``\\xNN`` or ``\\uNNNN``. Model text, a change's file names and a note's
+    reason reached the terminal raw: an ``ESC [ 1A ESC [ 2K`` erased a "gate closed" line, an OSC 52
+    wrote the clipboard (tests/test_attacks_terminal_escapes.py)."""
+    if not _TERMINAL_CONTROLS.search(text):
+        return text
+    return _TERMINAL_CONTROLS.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
+
 
 def one_line(text: str, limit: int | None = None) -> str:
     """Text from a model or a note (messages, reasons) folded onto one line, cut to ``limit``."""

@@ -171,8 +171,10 @@ class AgentflowGroup(TyperGroup):
         except AgentflowError as exc:
             if _debug():
                 traceback.print_exc()
+            from agentflow.text import terminal_text  # an error may quote a note's or a change's text
+
             for line in str(exc).splitlines():
-                typer.echo(f"agentflow: error: {line}", err=True)
+                typer.echo(terminal_text(f"agentflow: error: {line}"), err=True)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             typer.echo("agentflow: interrupted", err=True)
@@ -187,8 +189,12 @@ class AgentflowGroup(TyperGroup):
             if _debug():
                 traceback.print_exc()
             name = type(exc).__name__
+            from agentflow.text import terminal_text
+
             typer.echo(
-                f"agentflow: internal error: {name}: {exc} (set AGENTFLOW_DEBUG=1 for the traceback and report it)",
+                terminal_text(
+                    f"agentflow: internal error: {name}: {exc} (set AGENTFLOW_DEBUG=1 for the traceback and report it)"
+                ),
                 err=True,
             )
             raise typer.Exit(int(ExitCode.BACKEND)) from None

@@ -41,11 +41,15 @@ def ledger(root: Path) -> Ledger:
 
 
 def out(text: str = "") -> None:
-    typer.echo(text)
+    from agentflow.text import terminal_text  # model and change text: shown, never interpreted
+
+    typer.echo(terminal_text(text))
 
 
 def err(text: str) -> None:
-    typer.echo(text, err=True)
+    from agentflow.text import terminal_text
+
+    typer.echo(terminal_text(text), err=True)
 
 
 def exit_with(code: int) -> None:
@@ -56,7 +60,9 @@ def exit_with(code: int) -> None:
 def write_output(text: str, output: Path | None) -> None:
     """Print ``text`` or write it to ``output`` (creating parent folders)."""
     if output is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        from agentflow.text import terminal_text
+
+        sys.stdout.write(terminal_text(text if text.endswith("\n") else text + "\n"))
         return
     from agentflow.files import write_report_file  # never through a link the change committed (docs/security.md)
 

@@ -93,7 +93,9 @@ class TerminalReporter:
 
         # progress quotes model text (a verdict's reason): redacted like the ledger, and on one line,
         # since in a CI log a line of its own could start a workflow command
-        line = redact(" ".join(line.splitlines()))
+        from agentflow.text import terminal_text
+
+        line = terminal_text(redact(" ".join(line.splitlines())))
         with self._lock:
             if self._live is not None:
                 self._live.console.print(line, markup=False, highlight=False)
