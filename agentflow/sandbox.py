@@ -330,6 +330,11 @@ class Sandbox:
         if os.geteuid() == 0:  # root's files: readable by the sandbox's uid, which is root's on the host
             trees = _existing(workdir, *writable, checkout, common, gitdir, *readable)
             args += _hide_root_only(root_only(), [*shown, *trees], trees)
+            proc, system = root_only_kernel_files()
+            args += _hide_root_only(system, [], [])
+            if not nested:  # the nested shape mounts nothing over /proc (an inner sandbox mounts its own)
+                for path in proc:
+                    args += ["--ro-bind", "/dev/null", path]
         for path in self.hidden_paths():
             if path in kept or not os.path.lexists(path):
                 continue
@@ -450,6 +455,37 @@ def _hide_root_only(items: Iterable[tuple[str, bool]], bound: Sequence[str], tre
         elif path not in bound:
             args += ["--ro-bind", "/dev/null", path]
     return args
+
+
+# Kernel files only root may read, which the sandbox's uid (root's on the host) read too: /proc's
+# host-wide timer list (every process's name and pid), page flags and counts, slab and vmalloc
+# layouts (kernel addresses), /sys's firmware tables (ACPI, DMI with the machine's serial numbers and
+# UUID, a QEMU fw_cfg blob that may hold a provisioning config) and DMI ids, the LSM's policy files.
+# Hidden when agentflow runs as root (tests/test_attacks_kernel_files.py).
+KERNEL_SCANS = (("/sys/firmware", 6), ("/sys/devices/virtual/dmi", 3), ("/sys/kernel/security", 3))
+
+
+@functools.lru_cache(maxsize=1)
+def root_only_kernel_files() -> tuple[tuple[str, ...], tuple[tuple[str, bool], ...]]:
+    """(the files at the top of ``/proc`` that other users cannot read, what ``KERNEL_SCANS`` finds
+    private below ``/sys``): once per process (procfs reports no size, so its files are not skipped
+    as empty; the private folders and files of sysfs are listed as ``root_only_paths`` lists them)."""
+    proc = []
+    try:
+        entries = list(os.scandir("/proc"))
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.name.isdigit():
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and _private(info.st_mode) and info.st_mode & 0o400:
+            proc.append(entry.path)
+    system = [item for root, depth in KERNEL_SCANS if os.path.isdir(root) for item in _scan(root, depth)]
+    return tuple(sorted(proc)), tuple(system)
 
 
 # What stays visible at the top of root's home: git's config (bound as a copy without credentials).
