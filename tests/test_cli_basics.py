@@ -18,6 +18,16 @@ def test_help_lists_examples(cli):
     assert "agentflow build .plans/348-capsule-isolation.md" in result.output
 
 
+def test_log_help_says_it_refuses_a_broken_chain(cli):
+    """What docs/foundation.md says of `log`: only what the chains vouch for is printed, exit 2 else."""
+    result = cli("log", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "Only what the ledger's hash chains vouch for is printed" in text
+    assert "(a broken chain) is exit 2 with one line naming the chain and its first bad event" in text
+    assert "agentflow log --run r-20261127-a1b2c3" in text
+
+
 def test_version_and_help_do_not_import_anthropic():
     code = (
         "import sys\n"

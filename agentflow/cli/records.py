@@ -8,21 +8,25 @@ import typer
 
 from agentflow.cli import _common
 
+# Help text: one line per paragraph, because the help formatter keeps line breaks as they are.
+LOG_HELP = (
+    "Print the ledger's events in order: time, run, kind and the key fields.\n\n"
+    "Only what the ledger's hash chains vouch for is printed: with --run that run's chain, without it every "
+    "run's chain and that of the events of no run (merges, evaluations, overrides). A row edited, deleted or "
+    "inserted outside agentflow (a broken chain) is exit 2 with one line naming the chain and its first bad "
+    "event, and nothing is printed. An unknown run id is exit 2.\n\n"
+    "Examples:\n\n"
+    "  agentflow log\n\n"
+    "  agentflow log --run r-20261127-a1b2c3\n\n"
+    "  agentflow log --json | jq 'select(.kind == \"verdict_recorded\")'"
+)
+
 
 def log(
     run: Annotated[str | None, typer.Option("--run", metavar="ID", help="Only the events of this run.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON Lines: one event object per line.")] = False,
 ) -> None:
-    """Print the ledger's events in order: time, run, kind and the key fields.
-
-    Examples:
-
-      agentflow log
-
-      agentflow log --run r-20261127-a1b2c3
-
-      agentflow log --json | jq 'select(.kind == "verdict_recorded")'
-    """
+    """The ledger's events, each line or JSON object (help text: ``LOG_HELP``)."""
     root = _common.repo().root
     if as_json:  # complete typed events (defaults filled in for events recorded before a field existed)
         import json
@@ -44,4 +48,4 @@ def log(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(log)
+    app.command("log", help=LOG_HELP)(log)
