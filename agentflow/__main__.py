@@ -2,14 +2,22 @@
 
 The garbage collector is off while agentflow, typer and the command line are imported and built
 (about a million allocations, none of them garbage); ``agentflow.cli.main`` freezes what start-up
-made and turns it back on before the command runs (#19 item 1).
+made and turns it back on before the command runs (#19 item 1). A plain command line of a read view
+(``agentflow metrics --since 7d``) is run by ``agentflow.fastcli`` without importing typer at all;
+any other goes to typer.
 """
 
 import gc
+import sys
 
 
 def main() -> None:
     gc.disable()
+    from agentflow.fastcli import run as run_fast
+
+    code = run_fast(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
     from agentflow.cli import main as run
 
     run()

@@ -168,36 +168,67 @@ class AgentflowGroup(TyperGroup):
         _command_starts()
         try:
             return super().invoke(ctx)
-        except AgentflowError as exc:
-            if _debug():
-                traceback.print_exc()
-            from agentflow.text import terminal_text  # an error may quote a note's or a change's text
-
-            for line in str(exc).splitlines():
-                typer.echo(terminal_text(f"agentflow: error: {line}"), err=True)
-            raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
-            typer.echo("agentflow: interrupted", err=True)
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-        except BrokenPipeError:  # `agentflow log | head`: the reader left; stop quietly like other tools
-            with contextlib.suppress(OSError, ValueError):  # later flushes at exit must not raise again
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(BROKEN_PIPE) from None
         except (typer.Exit, typer.Abort, SystemExit, ClickException):  # usage errors: click reports them
             raise
-        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, fail closed
-            if _debug():
-                traceback.print_exc()
-            name = type(exc).__name__
-            from agentflow.text import terminal_text
+        except BaseException as exc:
+            code = failure(exc)
+            if code is None:
+                raise
+            raise typer.Exit(code) from None
 
-            typer.echo(
-                terminal_text(
-                    f"agentflow: internal error: {name}: {exc} (set AGENTFLOW_DEBUG=1 for the traceback and report it)"
-                ),
-                err=True,
-            )
-            raise typer.Exit(int(ExitCode.BACKEND)) from None
+
+def failure(exc: BaseException) -> int | None:
+    """Report what a command raised as the CLI does, and return its exit code: an agentflow error as
+    its lines on stderr and its documented code, Ctrl-C 130, a reader gone away (``agentflow log |
+    head``) quietly 141, anything else one line of internal error, 3 (the last line of defence: fail
+    closed). None: not the CLI's to report (it goes on up)."""
+    if isinstance(exc, AgentflowError):
+        if _debug():
+            traceback.print_exc()
+        from agentflow.text import terminal_text  # an error may quote a note's or a change's text
+
+        for line in str(exc).splitlines():
+            typer.echo(terminal_text(f"agentflow: error: {line}"), err=True)
+        return int(exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt):
+        typer.echo("agentflow: interrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
+    if isinstance(exc, BrokenPipeError):  # stop quietly like other tools
+        with contextlib.suppress(OSError, ValueError):  # later flushes at exit must not raise again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+    if isinstance(exc, Exception):
+        if _debug():
+            traceback.print_exc()
+        name = type(exc).__name__
+        from agentflow.text import terminal_text
+
+        typer.echo(
+            terminal_text(
+                f"agentflow: internal error: {name}: {exc} (set AGENTFLOW_DEBUG=1 for the traceback and report it)"
+            ),
+            err=True,
+        )
+        return int(ExitCode.BACKEND)
+    return None
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """What the program exits with when a command ``agentflow.fastcli`` ran (outside click) raised
+    ``exc``: as if click had run it (``failure``; click's own exceptions as its standalone mode
+    reports them)."""
+    if isinstance(exc, typer.Exit):
+        return int(exc.exit_code)
+    if isinstance(exc, typer.Abort):
+        typer.echo("Aborted!", err=True)
+        return 1
+    if isinstance(exc, ClickException):
+        exc.show()
+        return int(exc.exit_code)
+    code = failure(exc)
+    if code is None:
+        raise exc
+    return code
 
 
 app = typer.Typer(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,12 +58,6 @@ def exit_with(code: int) -> None:
 
 def write_output(text: str, output: Path | None) -> None:
     """Print ``text`` or write it to ``output`` (creating parent folders)."""
-    if output is None:
-        from agentflow.text import terminal_text
+    from agentflow.fastcli import write_output as write  # one implementation, typer-free
 
-        sys.stdout.write(terminal_text(text if text.endswith("\n") else text + "\n"))
-        return
-    from agentflow.files import write_report_file  # never through a link the change committed (docs/security.md)
-
-    write_report_file(output, text if text.endswith("\n") else text + "\n")
-    err(f"wrote {output}")
+    write(text, output)

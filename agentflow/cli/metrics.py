@@ -72,12 +72,9 @@ def metrics(
     ] = False,
 ) -> None:
     """The metrics report of the current repository (help text: ``METRICS_HELP``)."""
-    from agentflow.metrics import metrics_report, parse_period
-    from agentflow.report import render_metrics
+    from agentflow.fastcli import metrics as run  # the same function runs a plain command line without typer
 
-    root = _common.repo().root
-    report = metrics_report(root, parse_period(since, until), from_git=from_git)
-    _common.write_output(render_metrics(report, fmt.value), output)
+    run(since, until, fmt.value, output, from_git)
 
 
 def show(

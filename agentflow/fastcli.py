@@ -1,0 +1,137 @@
+"""``agentflow metrics`` without typer: the plain command lines of a read view, parsed by a table (#19 item 1).
+
+Importing typer (with its vendored click, its completion machinery and the stdlib modules it pulls
+in) is about 100 ms of every command, more than half of a view at 100k events. ``agentflow.__main__``
+asks ``run(argv)`` first: a command line made only of a ``FAST`` command's own options, each in a
+form that has one reading (``--since 7d``, ``--since=7d``, ``-f json``, a flag alone), a value that
+is not empty and does not begin with ``-``, a choice among its choices, is run here, by the very
+function the typer command calls (``metrics`` below; ``agentflow.cli.metrics`` calls it too).
+Anything else (``--help``, a root option such as ``-C``, an unknown or repeated option, a
+positional, ``--``, shell completion) returns None and typer parses the command line as always,
+with its own help and errors. ``tests/test_cli_fast.py`` checks the table against the click
+command typer builds (names, options, defaults, choices) and the parse against click's on many
+command lines, and that what the two print and exit with is the same.
+
+Errors are reported as ``agentflow.cli`` reports them (its ``failure``: one line, the documented
+exit code), importing typer then: only a failing command pays for it.
+
+No typer, click, rich or pydantic here: the module is imported before any of them.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+
+class Option(NamedTuple):
+    dest: str  # the command function's parameter
+    flag: bool = False  # takes no value (``True`` when given)
+    choices: tuple[str, ...] = ()  # the values a choice takes (an enum's values), exact case
+    path: bool = False  # converted to a ``Path``
+
+
+class Command(NamedTuple):
+    options: dict[str, Option]  # every spelling of every option (``--format`` and ``-f``)
+    defaults: dict[str, Any]
+    run: Callable[..., None]
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Print ``text`` or write it to ``output`` (creating parent folders)."""
+    from agentflow.text import terminal_text  # model and change text: shown, never interpreted
+
+    if output is None:
+        sys.stdout.write(terminal_text(text if text.endswith("\n") else text + "\n"))
+        return
+    from agentflow.files import write_report_file  # never through a link the change committed (docs/security.md)
+
+    write_report_file(output, text if text.endswith("\n") else text + "\n")
+    import typer  # click's echo, as every other message of the CLI (rare: a report written to a file)
+
+    typer.echo(terminal_text(f"wrote {output}"), err=True)
+
+
+def metrics(since: str, until: str | None, fmt: str, output: Path | None, from_git: bool) -> None:
+    """``agentflow metrics``: the report of the repository of the current directory."""
+    from agentflow.git import Repo
+    from agentflow.metrics import metrics_report, parse_period
+    from agentflow.report import render_metrics
+
+    root = Repo.find(Path.cwd()).root
+    report = metrics_report(root, parse_period(since, until), from_git=from_git)
+    write_output(render_metrics(report, fmt), output)
+
+
+METRICS_FORMATS = ("text", "md", "json", "html")  # ``agentflow.cli.metrics.MetricsFormat``'s values (a test)
+_FORMAT = Option("fmt", choices=METRICS_FORMATS)
+_OUTPUT = Option("output", path=True)
+FAST: dict[str, Command] = {
+    "metrics": Command(
+        {
+            "--since": Option("since"),
+            "--until": Option("until"),
+            "--format": _FORMAT,
+            "-f": _FORMAT,
+            "--output": _OUTPUT,
+            "-o": _OUTPUT,
+            "--from-git": Option("from_git", flag=True),
+        },
+        {"since": "7d", "until": None, "fmt": "text", "output": None, "from_git": False},
+        metrics,
+    ),
+}
+
+
+def parse(argv: list[str]) -> tuple[Command, dict[str, Any]] | None:
+    """The command and its parameters when ``argv`` is a plain command line of a ``FAST`` command
+    (read as click reads it); None for anything else (typer parses it)."""
+    if not argv or argv[0] not in FAST:
+        return None
+    command = FAST[argv[0]]
+    params = dict(command.defaults)
+    given: set[str] = set()
+    rest = iter(argv[1:])
+    for arg in rest:
+        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        option = command.options.get(name)
+        if option is None or option.dest in given:
+            return None  # not an option of the command (a positional, --help, --), or given twice
+        given.add(option.dest)
+        if option.flag:
+            if eq:
+                return None  # click refuses a value for a flag: its error
+            params[option.dest] = True
+            continue
+        value = inline if eq else next(rest, None)
+        if not value or value.startswith("-") or (option.choices and value not in option.choices):
+            return None  # missing, empty, option-like or not a choice: click's reading or its error
+        params[option.dest] = Path(value) if option.path else value
+    return command, params
+
+
+def run(argv: list[str]) -> int | None:
+    """Run ``argv`` here when it is a plain command line of a ``FAST`` command: its exit code (the
+    garbage collector, which ``agentflow.__main__`` kept off while starting, frozen and on again,
+    as ``agentflow.cli`` does before a command). None: typer must parse it (nothing was run)."""
+    if any(name.startswith("_") and name.endswith("_COMPLETE") for name in os.environ):
+        return None  # shell completion asks click
+    parsed = parse(argv)
+    if parsed is None:
+        return None
+    command, params = parsed
+    gc.freeze()
+    gc.enable()
+    try:
+        command.run(**params)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - reported as the CLI reports it, or raised again
+        from agentflow.cli import exit_code_of
+
+        return exit_code_of(exc)
+    return 0

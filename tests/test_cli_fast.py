@@ -1,0 +1,246 @@
+"""``agentflow.fastcli`` (#19 item 1): a plain ``agentflow metrics`` command line runs without typer,
+read as click reads it, printing and exiting as the typer command does; anything else goes to typer."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from enum import Enum
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agentflow import fastcli
+from agentflow.cli import COMMANDS, app, module_commands
+from agentflow.cli.metrics import MetricsFormat
+from agentflow.errors import UsageError
+from agentflow.ledger import ledger_path
+
+PROGRAM = (  # the program as installed, reporting its exit and what it imported
+    "import gc, json, runpy, sys\n"
+    "sys.argv = ['agentflow', *sys.argv[1:]]\n"
+    "try:\n"
+    "    runpy.run_module('agentflow', run_name='__main__')\n"
+    "except SystemExit as exc:\n"
+    "    heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click', 'rich', 'pydantic'))\n"
+    "    print(json.dumps([exc.code or 0, heavy, gc.isenabled(), gc.get_freeze_count()]), file=sys.stderr)\n"
+)
+
+
+def _program(repo: Path, *args: str) -> tuple[int, str, str, list[str], bool, int]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run(
+        [sys.executable, "-c", PROGRAM, *args], cwd=repo, capture_output=True, text=True, env=env, check=False
+    )
+    *lines, last = out.stderr.splitlines()
+    code, heavy, enabled, frozen = json.loads(last)
+    return code, out.stdout, "".join(line + "\n" for line in lines), heavy, enabled, frozen
+
+
+def _click_command(name: str):
+    return module_commands(COMMANDS[name], only=name)[name]
+
+
+def _plain(value: object) -> object:
+    return value.value if isinstance(value, Enum) else value
+
+
+@pytest.mark.parametrize("name", sorted(fastcli.FAST))
+def test_the_table_is_the_click_command_typer_builds(name: str) -> None:
+    command = _click_command(name)
+    table = fastcli.FAST[name]
+    spellings: dict[str, str] = {}
+    for param in command.params:
+        if param.name == "help":
+            continue
+        for opt in (*param.opts, *param.secondary_opts):
+            spellings[opt] = param.name
+        option = table.options[param.opts[0]]
+        assert option.dest == param.name
+        assert option.flag == param.is_flag
+        assert not param.multiple and param.nargs == 1 and not param.envvar and not param.count
+        kind, info = param.type_descriptor.annotation, param.type_descriptor.parameter_info
+        assert info.parser is None and info.callback is None
+        if isinstance(kind, type) and issubclass(kind, Enum):  # a choice, exact case
+            assert option.choices == tuple(member.value for member in kind) and info.case_sensitive
+        else:
+            assert option.choices == () and kind in (str, Path, bool, str | None, Path | None)
+        assert option.path == (kind in (Path, Path | None))
+        assert table.defaults[param.name] == _plain(param.default)
+    assert {opt: option.dest for opt, option in table.options.items()} == spellings
+    assert set(table.defaults) == set(spellings.values())
+    assert tuple(f.value for f in MetricsFormat) == fastcli.METRICS_FORMATS
+
+
+READ_AS_CLICK_DOES = [
+    ["metrics"],
+    ["metrics", "--since", "7d"],
+    ["metrics", "--since=2w"],
+    ["metrics", "--since", "2026-11-01", "--until", "2026-11-30", "-f", "json"],
+    ["metrics", "--format=md", "--output", "out/report.md"],
+    ["metrics", "-o", "r.html", "--from-git", "--format", "html"],
+    ["metrics", "--until=2026-11-30T10:00:00", "--since", "24h"],
+    ["metrics", "--since", "a=b"],
+]
+LEFT_TO_TYPER = [
+    [],
+    ["status"],
+    ["metrics", "--help"],
+    ["metrics", "-h"],
+    ["--version"],
+    ["-C", "sub", "metrics"],
+    ["metrics", "extra"],
+    ["metrics", "--"],
+    ["metrics", "--since"],
+    ["metrics", "--since", ""],
+    ["metrics", "--since="],
+    ["metrics", "--since", "-3d"],
+    ["metrics", "--since", "7d", "--since", "2w"],
+    ["metrics", "--from-git", "--from-git"],
+    ["metrics", "--from-git=yes"],
+    ["metrics", "-f", "xml"],
+    ["metrics", "-f", "JSON"],
+    ["metrics", "-fjson"],
+    ["metrics", "-f=json"],
+    ["metrics", "--form", "json"],
+    ["metrics", "--sinc", "7d"],
+    ["metrics", "-o"],
+]
+
+
+@pytest.mark.parametrize("argv", READ_AS_CLICK_DOES)
+def test_a_plain_command_line_is_read_as_click_reads_it(argv: list[str]) -> None:
+    parsed = fastcli.parse(argv)
+    assert parsed is not None
+    command, params = parsed
+    ctx = _click_command(argv[0]).make_context(argv[0], list(argv[1:]))
+    assert params == {name: _plain(value) for name, value in ctx.params.items()}
+    assert command is fastcli.FAST[argv[0]]
+
+
+@pytest.mark.parametrize("argv", LEFT_TO_TYPER)
+def test_anything_else_is_left_to_typer(argv: list[str]) -> None:
+    assert fastcli.parse(argv) is None
+
+
+def test_shell_completion_is_left_to_typer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("_AGENTFLOW_COMPLETE", "complete_zsh")
+    assert fastcli.run(["metrics"]) is None
+
+
+@pytest.fixture
+def history(repo: Path) -> Path:
+    from tests.metrics_helpers import build_history
+
+    build_history(repo)
+    return repo
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--since", "2026-11-16", "--until", "2026-11-22", "--format", "json"],
+        ["--since", "2026-11-16", "--until", "2026-11-22"],
+        ["--since=2026-11-01", "--until=2026-11-30", "-f", "md"],
+        ["--since", "2026-11-16", "--until", "2026-11-22", "-f", "html"],
+    ],
+)
+def test_the_program_prints_what_the_typer_command_prints_without_importing_typer(
+    history: Path, args: list[str]
+) -> None:
+    code, out, err, heavy, enabled, frozen = _program(history, "metrics", *args)
+    typer_run = CliRunner().invoke(app, ["metrics", *args])
+    assert (code, out, err) == (typer_run.exit_code, typer_run.stdout, typer_run.stderr) == (0, typer_run.stdout, "")
+    assert heavy == []  # nor click, rich or pydantic
+    assert enabled and frozen > 1_000  # start-up frozen, the collector on for the command
+
+
+def test_a_report_written_to_a_file_is_the_typer_commands(history: Path) -> None:
+    args = ["--since", "2026-11-16", "--until", "2026-11-22", "-f", "json", "-o", "out/fast.json"]
+    code, out, err, _, _, _ = _program(history, "metrics", *args)
+    typer_run = CliRunner().invoke(app, ["metrics", *args[:-1], "out/typer.json"])
+    assert (code, out, err) == (0, "", "wrote out/fast.json\n")
+    assert (typer_run.exit_code, typer_run.stderr) == (0, "wrote out/typer.json\n")
+    assert (history / "out" / "fast.json").read_text() == (history / "out" / "typer.json").read_text()
+    assert json.loads((history / "out" / "fast.json").read_text())["period"]
+
+
+def test_a_broken_chain_is_refused_as_the_typer_command_refuses_it(history: Path) -> None:
+    """Fail closed on the fast path too: an edited event of a reported run is exit 2 with the chain's
+    line, and no report."""
+    db = sqlite3.connect(ledger_path(history))
+    changed = db.execute(
+        "UPDATE events SET body = replace(body, '\"cycle\":1', '\"cycle\":1 ') WHERE kind = 'session_ended' "
+        "AND run_id = 'r-101a'"
+    ).rowcount
+    db.commit()
+    db.close()
+    assert changed
+    args = ["--since", "2026-11-16", "--until", "2026-11-22", "-f", "json"]
+    code, out, err, heavy, _, _ = _program(history, "metrics", *args)
+    typer_run = CliRunner().invoke(app, ["metrics", *args])
+    assert (code, out, err) == (typer_run.exit_code, "", typer_run.stderr)
+    assert code == 2 and "ledger chain of run r-101a is broken" in err and "(session_ended)" in err
+    assert heavy  # the error is reported by agentflow.cli (typer's echo): only a failing command imports it
+
+
+def test_outside_a_repository_the_error_is_the_typer_commands(tmp_path: Path) -> None:
+    code, out, err, _, _, _ = _program(tmp_path, "metrics")
+    assert (code, out) == (2, "")
+    assert (
+        err
+        == f"agentflow: error: {tmp_path}: not a git repository (run agentflow inside a git repository, or `git init` one)\n"
+    )
+
+
+def test_a_usage_error_goes_to_typer(history: Path) -> None:
+    code, out, err, heavy, _, _ = _program(history, "metrics", "-f", "xml")
+    assert code == 2 and out == "" and "Invalid value for '--format'" in err and "typer" in heavy
+
+
+def _failing(exc: BaseException) -> fastcli.Command:
+    def run(**_: object) -> None:
+        raise exc
+
+    return fastcli.FAST["metrics"]._replace(run=run)
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "message"),
+    [
+        (UsageError("a problem", fix="the fix"), 2, "agentflow: error: a problem (the fix)\n"),
+        (KeyboardInterrupt(), 130, "agentflow: interrupted\n"),
+        (
+            RuntimeError("boom"),
+            3,
+            "agentflow: internal error: RuntimeError: boom (set AGENTFLOW_DEBUG=1 for the traceback and report it)\n",
+        ),
+    ],
+)
+def test_what_a_command_raises_is_reported_as_the_cli_reports_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], exc: BaseException, code: int, message: str
+) -> None:
+    import gc
+
+    monkeypatch.setitem(fastcli.FAST, "metrics", _failing(exc))
+    try:
+        assert fastcli.run(["metrics"]) == code
+    finally:
+        gc.unfreeze()
+    assert capsys.readouterr().err == message
+
+
+def test_typers_exit_raised_inside_a_command_is_its_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    import typer
+
+    monkeypatch.setitem(fastcli.FAST, "metrics", _failing(typer.Exit(4)))
+    try:
+        assert fastcli.run(["metrics"]) == 4
+    finally:
+        gc.unfreeze()
