@@ -52,6 +52,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "git_checked": ("role",),
 }
 EVENT_KINDS = frozenset(REQUIRED_FIELDS)
+_RUN_STARTED = ("run_started", b"run_started")  # a kind as text, or as a blob (written outside agentflow)
 SUMMARY_RUNS = 200  # runs per chain-summary query (``Ledger.verified_events``): their split bodies are held at once
 
 MIGRATIONS: list[str] = [
@@ -388,15 +389,26 @@ class Ledger:
         with self._lock:
             return chain.run_rows(self._db, run_id)
 
-    def verify_run(self, run_id: str, *, strict: bool = True, legacy_ok: bool = False) -> None:
-        """Raise ChainBroken unless the run's chain holds (``legacy_ok``: a run from before the chain passes)."""
-        self.verify_runs([run_id], strict=strict, legacy_ok=legacy_ok)
+    def verify_run(
+        self, run_id: str, *, strict: bool = True, legacy_ok: bool = False, elsewhere_ok: bool = False
+    ) -> None:
+        """Raise ChainBroken unless the run's chain holds (``legacy_ok``: a run from before the chain passes;
+        ``elsewhere_ok``: see ``verified_events``)."""
+        self.verify_runs([run_id], strict=strict, legacy_ok=legacy_ok, elsewhere_ok=elsewhere_ok)
 
     def verify_runs(
-        self, run_ids: Iterable[str], *, strict: bool = True, legacy_ok: bool = False, summarise: bool | None = None
+        self,
+        run_ids: Iterable[str],
+        *,
+        strict: bool = True,
+        legacy_ok: bool = False,
+        elsewhere_ok: bool = False,
+        summarise: bool | None = None,
     ) -> None:
         """``verify_run`` for many runs, a few hundred runs per query (``metrics``; ``verified_events``)."""
-        self.verified_events(run_ids, (), strict=strict, legacy_ok=legacy_ok, summarise=summarise)
+        self.verified_events(
+            run_ids, (), strict=strict, legacy_ok=legacy_ok, elsewhere_ok=elsewhere_ok, summarise=summarise
+        )
 
     def verified_events(
         self,
@@ -405,6 +417,7 @@ class Ledger:
         *,
         strict: bool = True,
         legacy_ok: bool = False,
+        elsewhere_ok: bool = False,
         summarise: bool | None = None,
     ) -> list[tuple[int, str, str, str | bytes]]:
         """The ``(seq, run_id, kind, body)`` of the runs' events of ``kinds``, from the very rows their chains
@@ -416,7 +429,15 @@ class Ledger:
         ``chain.verify_rows``, which names its first bad event. Nothing is cached: every call reads
         and hashes every event of the runs, and what it returns is what it hashed (a row edited
         between a check and a read cannot slip in). Bodies come as stored: ``decode`` reads them.
-        ``summarise``: ``_summaries_apply()`` as the caller just asked it (None: asked here)."""
+        ``summarise``: ``_summaries_apply()`` as the caller just asked it (None: asked here).
+
+        ``elsewhere_ok``: a run with no run_started here at all (it ran elsewhere, e.g. in CI, and only
+        a later event such as its merge was recorded here) is checked from its first event here: that
+        one follows nothing (an empty ``prev``), every hash recomputes and every later event follows the
+        one before it (``chain.verify_rows(after=None)``). A run that has a run_started anywhere must
+        begin with it, as always; a run whose run_started was deleted is refused either way (the next
+        event still names the deleted one as its ``prev``; only a rewrite recomputing every later hash
+        hides that, as it hides any edit of an unkeyed chain, and a keyed one needs the key for it)."""
         ids = list(dict.fromkeys(run_ids))
         if not ids:
             return []
@@ -480,7 +501,9 @@ class Ledger:
                 unknown = next((row[2] for row in run_rows if row[2] not in EVENT_KINDS), None)
                 if unknown is not None:  # a newer agentflow's event: say so, rather than that the chain broke
                     raise self._unreadable(f"an event of unknown kind {unknown!r}")
-                problem = chain.verify_rows(run_id, run_rows, key, strict=strict, tail=tails[run_id])
+                begins_here = any(row[2] in _RUN_STARTED for row in run_rows)
+                after = None if elsewhere_ok and not begins_here else False  # None: follows nothing
+                problem = chain.verify_rows(run_id, run_rows, key, strict=strict, tail=tails[run_id], after=after)
                 if problem is not None and not (legacy_ok and problem.problem == chain.LEGACY):
                     raise ChainBroken(problem, self.path)
                 found += [(row[0], run_id, row[2], row[5]) for row in run_rows if row[2] in wanted]  # type: ignore[misc]
@@ -769,7 +792,8 @@ class Ledger:
             )
             in_window = set(runs)
             others = sorted({run_id for run_id, _, _ in picked.values() if run_id and run_id not in in_window})
-            self.verify_runs(others, strict=strict, legacy_ok=legacy_ok, summarise=summarise)
+            # (a merged run with no run_started here ran elsewhere, e.g. in CI: its events here are checked)
+            self.verify_runs(others, strict=strict, legacy_ok=legacy_ok, elsewhere_ok=True, summarise=summarise)
             decode = self.decode
             records = {seq: decode(body) for seq, (_, _, body) in picked.items()}
             started = {r["session_id"] for r in records.values() if r["kind"] == "session_started"}
@@ -798,6 +822,15 @@ class Ledger:
     def run_ids(self) -> list[str]:
         with self._lock:
             rows = self._db.execute("SELECT DISTINCT run_id FROM events WHERE kind = 'run_started' ORDER BY seq")
+            return [r[0] for r in rows]
+
+    def chained_run_ids(self) -> list[str]:
+        """Every run any event here belongs to, with a run_started here or not (a run from CI whose
+        merge was recorded here): the chains ``agentflow log`` checks."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT run_id FROM events WHERE run_id IS NOT NULL GROUP BY run_id ORDER BY min(seq)"
+            )
             return [r[0] for r in rows]
 
     def runless_seqs(self) -> list[int]:

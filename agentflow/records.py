@@ -102,9 +102,10 @@ def _read(root: Path, run_id: str | None, *, typed: bool) -> list[Any]:
             hint = f"recent runs: {', '.join(known)}" if known else "no runs yet"
             raise LedgerError(f"no run {run_id!r} in the ledger", fix=f"{hint}; list them with `agentflow log`")
         if run_id is not None:
-            ledger.verify_run(run_id, strict=False, legacy_ok=True)
-        else:  # the whole log: every run's chain and the run-less events' chain, as `show` and `metrics` check theirs
-            ledger.verify_runs(ledger.run_ids(), strict=False, legacy_ok=True)
+            ledger.verify_run(run_id, strict=False, legacy_ok=True, elsewhere_ok=True)
+        else:  # the whole log: every run's chain (runs from CI with only a merge here too) and the
+            # run-less events' chain, as `show` and `metrics` check theirs
+            ledger.verify_runs(ledger.chained_run_ids(), strict=False, legacy_ok=True, elsewhere_ok=True)
             ledger.verified_runless(ledger.runless_seqs(), strict=False, legacy_ok=True)
         return events
 

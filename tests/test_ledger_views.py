@@ -399,3 +399,53 @@ def test_log_checks_the_rows_it_printed_when_an_edit_is_put_back_before_the_chec
     result = cli("log", *(["--run", run] if run else []), *(["--json"] if json_out else []))
     assert "rejected" not in result.stdout
     assert result.exit_code == 2 and "is broken at" in result.stderr, result.output
+
+
+def _merged_from_ci(repo: Path) -> None:
+    """A run built in CI (its events in CI's ledger) merged here: the local ledger holds its merge
+    alone, the first event of that run's chain here, with no run_started."""
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunStarted(run_id="r-local", plan_id="1"))
+        ledger.append(RunEnded(run_id="r-local", outcome="approved", cycles=1))
+        ledger.append(Merged(run_id="r-ci", plan_id="2", branch="agentflow/2-x", into="main", commit="c" * 40))
+
+
+def test_a_run_merged_here_but_started_elsewhere_is_counted_and_shown(repo: Path, cli) -> None:
+    """It used to make `metrics` exit 2 ("the run does not begin with run_started", the ledger
+    'changed outside agentflow') though nothing was changed."""
+    _merged_from_ci(repo)
+    result = cli("metrics", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["plans"]["merged"] == 1
+    for args in (["log"], ["log", "--run", "r-ci"]):
+        shown = cli(*args)
+        assert shown.exit_code == 0, shown.stderr
+        assert "r-ci merged plan_id=2" in shown.stdout
+
+
+@pytest.mark.parametrize("args", [["metrics"], ["log"], ["log", "--run", "r-ci"], ["log", "--json"]])
+def test_a_run_started_elsewhere_is_still_checked_from_its_first_event_here(repo: Path, cli, args: list[str]) -> None:
+    """Its events here are a chain from the first one (which follows nothing): an edit is exit 2.
+    `log` without --run used to print such a run's events unchecked (it checked only runs with a
+    run_started)."""
+    _merged_from_ci(repo)
+    _sql(repo, "UPDATE events SET body = replace(body, '\"main\"', '\"prod\"') WHERE kind = 'merged'")
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert "ledger chain of run r-ci is broken at event 3 (merged): its hash does not match" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("args", [["metrics"], ["log"], ["log", "--run", "r-1"]])
+def test_a_deleted_run_started_is_refused_not_taken_for_a_run_from_elsewhere(repo: Path, cli, args: list[str]) -> None:
+    """The run's next event still names the deleted run_started as its prev: refused by every view
+    (`log` used to skip the run and print the rest of it unchecked)."""
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="1"))
+        ledger.append(RunEnded(run_id="r-1", outcome="approved", cycles=1))
+        ledger.append(Merged(run_id="r-1", plan_id="1", branch="agentflow/1-x", into="main", commit="c" * 40))
+    _sql(repo, "DELETE FROM events WHERE kind = 'run_started'")
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert "ledger chain of run r-1 is broken at event 2 (run_ended)" in result.stderr
+    assert result.stdout == ""
