@@ -244,3 +244,19 @@ def test_typers_exit_raised_inside_a_command_is_its_code(monkeypatch: pytest.Mon
         assert fastcli.run(["metrics"]) == 4
     finally:
         gc.unfreeze()
+
+
+def test_the_report_shows_control_characters_never_sends_them(repo: Path) -> None:
+    """A plan title with a cursor-up and line-erase sequence (a model or a change wrote it) is shown
+    as text on the fast path too, as the typer command shows it (``agentflow.text.terminal_text``)."""
+    from agentflow.events import RunEnded, RunStarted
+    from agentflow.ledger import Ledger
+
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="1", plan_title="Evil\x1b[1A\x1b[2K title", estimate_hours=1.0))
+        ledger.append(RunEnded(run_id="r-1", outcome="approved", cycles=1))
+    code, out, err, heavy, _, _ = _program(repo, "metrics", "--since", "2d")
+    typer_run = CliRunner().invoke(app, ["metrics", "--since", "2d"])
+    assert (code, err, heavy) == (0, "", [])
+    assert "Evil\\x1b[1A\\x1b[2K title" in out and "\x1b" not in out
+    assert out.split("\n", 1)[1] == typer_run.stdout.split("\n", 1)[1]  # the first line has the time of the run
