@@ -348,6 +348,10 @@ def check(
             continue
         verb = "added" if old_state.digest is None else "removed" if new_state.digest is None else "changed"
         result.changes.append(f"{name} {verb}")
+    embedded = embedded_repositories(before.root, before.workdir)
+    if embedded is None:  # fail closed: no git command runs in the worktree after this
+        result.changes.append("the worktree's files could not be listed (git ls-files failed)")
+    result.changes += [f"a git repository at {path} added" for path in embedded or []]
     if result.changes:
         result.folded, result.onto = [], None
     elif result.folded and result.onto:
@@ -358,10 +362,56 @@ def check(
     return result
 
 
+def embedded_repositories(root: Path, workdir: Path) -> list[str] | None:
+    """The git repositories below a session's ``workdir`` that agentflow's git would enter: the nested
+    ones it does not ignore (``git ls-files -o --exclude-standard`` lists each as ``path/``, and runs
+    nothing in it) and tracked gitlinks whose folder holds a ``.git``. git asks such a repository
+    whether it is modified (``git status`` in it, from agentflow's ``git add -A``), and that runs its
+    own config's commands (``filter.<x>.clean``), outside the sandbox: a builder wrote that config
+    (tests/test_attacks_nested_repo_config.py). The user's own checkout is theirs: not looked at.
+    None when git cannot list the worktree."""
+    if not workdir.is_dir() or workdir.resolve() == root.resolve():
+        return []
+    untracked = run_git(["ls-files", "-o", "--exclude-standard", "-z"], workdir, text=False)
+    staged = run_git(["ls-files", "-s", "-z"], workdir, text=False)
+    if untracked.returncode != 0 or staged.returncode != 0:
+        return None
+    found = [name[:-1] for name in untracked.stdout.split(b"\0") if name.endswith(b"/")]
+    for entry in staged.stdout.split(b"\0"):
+        mode, _, path = entry.partition(b"\t")
+        if mode.startswith(b"160000 ") and os.path.lexists(workdir / os.fsdecode(path) / ".git"):
+            found.append(path)
+    return sorted({os.fsdecode(name) for name in found})
+
+
+def _remove_embedded(before: GitSnapshot, problems: list[str]) -> None:
+    """Remove the ``.git`` of every repository ``embedded_repositories`` finds (again, until none is
+    left: removing one may uncover another inside it); its files stay, plain files of the worktree."""
+    import shutil
+
+    for _ in range(20):
+        found = embedded_repositories(before.root, before.workdir)
+        if not found:
+            return
+        for name in found:
+            dotgit = before.workdir / name / ".git"
+            try:
+                if dotgit.is_dir() and not dotgit.is_symlink():
+                    shutil.rmtree(dotgit)
+                else:
+                    dotgit.unlink()
+            except OSError as exc:
+                problems.append(f"{dotgit}: {exc.strerror or exc}")
+                return
+    problems.append(f"{before.workdir}: git repositories nested too deep to remove")
+
+
 def restore(before: GitSnapshot, others: Container[str] = ()) -> list[str]:
     """Put refs, HEADs and files back as ``before`` has them, but for the refs in ``others`` (as
-    ``check``); returns what could not be restored."""
+    ``check``), and remove the repositories a session made below its worktree; returns what could not
+    be restored."""
     problems: list[str] = []
+    _remove_embedded(before, problems)
     for name, state in before.files.items():
         _put(before.paths[name], state, problems)
     for path in _added_files(before):

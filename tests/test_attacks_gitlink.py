@@ -27,6 +27,8 @@ def run_command(command: str) -> dict:
 
 
 def test_a_builder_that_plants_a_submodule_does_not_get_an_approval(repo: Path, cli) -> None:
+    """Since tests/test_attacks_nested_repo_config.py the nested repository is tampering of the session
+    (its config runs commands in agentflow's git): never committed, the run ends no_verdict."""
     need_tool("bwrap")
     write_plan(repo, scope=["**"])
     script = write_script(repo, {"builder": [[run_command(NESTED), finish()]], "verifier": [verifier_session()]})
@@ -34,10 +36,9 @@ def test_a_builder_that_plants_a_submodule_does_not_get_an_approval(repo: Path, 
     result = cli("build", "1", "--script", str(script))
 
     head = git(repo, "rev-parse", "agentflow/1-farewell")
-    assert "160000 commit" in git(repo, "ls-tree", "-r", head), "the attack did not plant a gitlink"
-    [note] = notes(repo, head)
-    assert note["outcome"] != "approved", result.output
-    assert any(f["pattern"] == "gitlink" and f["file"] == "vendor/lib" for f in note["findings"]), note["findings"]
+    assert "160000 commit" not in git(repo, "ls-tree", "-r", head)
+    assert result.exit_code == 3 and "a git repository at vendor/lib added" in result.output, result.output
+    assert all(note["outcome"] != "approved" for note in notes(repo, head))
     assert cli("gate", "agentflow/1-farewell", "--base", "main").exit_code == 1
 
 
