@@ -348,6 +348,7 @@ def check(
             continue
         verb = "added" if old_state.digest is None else "removed" if new_state.digest is None else "changed"
         result.changes.append(f"{name} {verb}")
+    result.changes += [f"a set-user-ID or set-group-ID file {path} added" for path in strip_setid(before)]
     embedded = embedded_repositories(before.root, before.workdir)
     if embedded is None:  # fail closed: no git command runs in the worktree after this
         result.changes.append("the worktree's files could not be listed (git ls-files failed)")
@@ -382,6 +383,56 @@ def embedded_repositories(root: Path, workdir: Path) -> list[str] | None:
         if mode.startswith(b"160000 ") and os.path.lexists(workdir / os.fsdecode(path) / ".git"):
             found.append(path)
     return sorted({os.fsdecode(name) for name in found})
+
+
+SETID = stat.S_ISUID | stat.S_ISGID
+
+
+def strip_setid(before: GitSnapshot) -> list[str]:
+    """The regular files below the session's worktree with a set-user-ID or set-group-ID bit, which
+    are cleared (at once: the file is not left executable with them). In its user namespace the
+    sandboxed command owns what it writes, so a ``chmod 4755`` of its own file is allowed; as root the
+    file is root's on the host, where the worktree's file system honours the bit: any local user who
+    could reach the worktree ran it as root (tested before the fix: ``euid=0``;
+    tests/test_attacks_setid_files.py). Not the user's own checkout."""
+    workdir = before.workdir
+    if not workdir.is_dir() or workdir.resolve() == before.root.resolve():
+        return []
+    found: list[str] = []
+    todo = [workdir]
+    while todo:
+        folder = todo.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                todo.append(Path(entry.path))
+            elif stat.S_ISREG(info.st_mode) and info.st_mode & SETID:
+                _clear_setid(entry.path, stat.S_IMODE(info.st_mode) & ~SETID)
+                found.append(os.path.relpath(entry.path, workdir))
+    return sorted(found)
+
+
+def _clear_setid(path: str, mode: int) -> None:
+    """``chmod`` the regular file at ``path`` (never through a link) to ``mode``; a failure is left
+    to the tampering it is reported as."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.fchmod(descriptor, mode)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def _remove_embedded(before: GitSnapshot, problems: list[str]) -> None:
