@@ -142,6 +142,42 @@ CREDENTIALS = (
     ".cache/huggingface/token",
     ".config/configstore",
     ".tsh",
+    # other coding agents' and developer CLIs' logins, and more shells' histories: a sandboxed command
+    # read them (tests/test_attacks_agent_credentials.py)
+    ".config/github-copilot",  # Copilot's GitHub OAuth token (hosts.json, apps.json)
+    ".codex/auth.json",  # OpenAI's Codex CLI
+    ".gemini/oauth_creds.json",  # Gemini CLI
+    ".gemini/.env",
+    ".continue/config.json",  # Continue's model API keys
+    ".continue/config.yaml",
+    ".aider.conf.yml",
+    ".cursor/mcp.json",  # MCP servers' environments (tokens)
+    ".config/stripe/config.toml",
+    ".sentryclirc",
+    ".config/ngrok/ngrok.yml",
+    ".ngrok2/ngrok.yml",
+    ".wrangler/config/default.toml",
+    ".config/.wrangler/config/default.toml",
+    ".local/share/com.vercel.cli/auth.json",
+    ".netlify/config.json",
+    ".config/netlify/config.json",
+    ".supabase/access-token",
+    ".railway/config.json",
+    ".config/pypoetry/auth.toml",
+    ".bunfig.toml",
+    ".dbt/profiles.yml",
+    ".snowflake/connections.toml",
+    ".snowsql/config",
+    ".mc/config.json",  # MinIO's client
+    ".config/scw/config.yaml",
+    ".config/linode-cli",
+    ".wakatime.cfg",
+    ".local/share/fish/fish_history",
+    ".local/share/atuin",
+    ".zhistory",
+    ".sh_history",
+    ".irb_history",
+    ".Rhistory",
 )
 # Sockets of local daemons that a process could drive without any network namespace (a Unix socket
 # with a path is reached through the file system, whatever --unshare-net says): container engines,
