@@ -472,7 +472,9 @@ class Repo:
             return False
 
     def is_dirty(self, untracked: bool = False) -> bool:
-        args = ["status", "--porcelain"] + ([] if untracked else ["--untracked-files=no"])
+        # --ignore-submodules=all: git status would run `git status` in every submodule with a .git,
+        # which runs that repository's own config's commands (a builder's filter.x.clean; docs/security.md)
+        args = ["status", "--porcelain", "--ignore-submodules=all"] + ([] if untracked else ["--untracked-files=no"])
         return bool(self.git(*args))
 
     def merge_base(self, a: str, b: str) -> str:

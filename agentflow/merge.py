@@ -222,6 +222,16 @@ def _remove_plan_worktree(repo: Repo, branch: str, result: MergeResult) -> None:
     for path, ref in repo.worktrees():
         if ref != f"refs/heads/{branch}" or not path.resolve().is_relative_to(managed):
             continue
+        from agentflow.integrity import embedded_repositories
+
+        # `git worktree remove` runs `git status` there, which enters a nested repository and runs its
+        # config's commands (tests/test_attacks_nested_repo_config.py): such a worktree is kept
+        if nested := embedded_repositories(repo.root, path) or []:
+            result.warnings.append(
+                f"kept the worktree {path}: it holds a git repository at {nested[0]} that agentflow's git does not "
+                f"enter (remove the folder by hand)"
+            )
+            continue
         if repo.ok("worktree", "remove", str(path)):
             result.removed_worktree = path
         else:

@@ -74,3 +74,34 @@ def test_a_nested_repository_in_an_ignored_folder_is_left_alone(repo: Path, cli,
     assert not marker.exists()
     assert "tampering" not in result.output, result.output
     assert "src/app.py" in git(repo, "ls-tree", "-r", "--name-only", "agentflow/1-farewell")
+
+
+def _gitlink_with_filter(worktree: Path, marker: Path) -> None:
+    """A tracked submodule at ``lib`` of ``worktree`` whose own config's filter writes ``marker`` (what a
+    build killed during its session, before the check above ran, may leave in a plan worktree)."""
+    import subprocess
+
+    lib = worktree / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q")
+    (lib / ".gitattributes").write_text("* filter=x\n")
+    (lib / "f.txt").write_text("one\n")
+    git(lib, "add", "-A")
+    git(lib, "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-q", "-m", "s")
+    git(worktree, "add", "lib")
+    git(worktree, "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-q", "-m", "lib")
+    git(lib, "config", "filter.x.clean", f"sh -c 'echo ran >> {marker}; cat'")
+    subprocess.run(["touch", "-d", "2001-01-01", str(lib / "f.txt")], check=True)
+
+
+def test_agentflows_git_status_does_not_enter_a_left_over_submodule(repo: Path, tmp_path: Path) -> None:
+    from agentflow.git import Repo
+
+    marker = tmp_path / "ran"
+    worktree = repo / ".agentflow" / "worktrees" / "1-farewell"
+    git(repo, "worktree", "add", "-q", "-b", "agentflow/1-farewell", str(worktree))
+    _gitlink_with_filter(worktree, marker)
+
+    Repo(worktree, gitpython=False).is_dirty(untracked=True)  # `build` of the plan again, `clean`
+
+    assert not marker.exists()
