@@ -331,6 +331,7 @@ class Sandbox:
             return list(argv)
         options = self.arguments(workdir, writable=writable, readable=readable, network=network, keep=keep,
                                  nested=nested)  # fmt: skip
+        own_session_keyring()  # what this thread starts next inherits an empty one
         return [self.bwrap, *options, "--", *guard_argv(), *argv]
 
     def arguments(
@@ -917,6 +918,32 @@ def _probe(bwrap: str, nested: bool = False) -> str | None:
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     guard = [line for line in lines if line.startswith(GUARD_PREFIX) or line.split(":")[0].endswith("unshare")]
     return (guard or lines or [f"exit {proc.returncode}"])[-1]
+
+
+# -- the session keyring ---------------------------------------------------------------------------
+
+# keyctl(2)'s number (x86_64, aarch64): no namespace bwrap unshares holds the keyrings, and a process
+# possesses every key of the session keyring it inherits (a login's Kerberos tickets, cifscreds'
+# passwords, fscrypt keys): a sandboxed command read one (tests/test_attacks_session_keyring.py)
+KEYCTL = {"x86_64": 250, "aarch64": 219}.get(__import__("platform").machine(), 0)
+KEYCTL_JOIN_SESSION_KEYRING = 1
+_KEYRING = threading.local()
+
+
+def own_session_keyring() -> None:
+    """Give the calling thread a new, empty session keyring (once per thread), which every process it
+    starts inherits: credentials, the session keyring among them, are a thread's own in Linux, so the
+    other threads of agentflow keep theirs. Nothing to do without keyrings (ENOSYS) or on another
+    architecture."""
+    if getattr(_KEYRING, "joined", False) or not KEYCTL or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).syscall(KEYCTL, KEYCTL_JOIN_SESSION_KEYRING, None)
+    except (OSError, AttributeError):
+        return
+    _KEYRING.joined = True
 
 
 # -- defence in depth -----------------------------------------------------------------------------

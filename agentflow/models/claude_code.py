@@ -239,6 +239,9 @@ KEEP = {keep!r}
 ARGV = {argv!r}
 env = {{k: v for k, v in os.environ.items() if any(fnmatch.fnmatchcase(k, p) for p in KEEP)}}
 env.update({fixed!r})
+if {keyctl!r}:  # a new, empty session keyring: the login's keys are not the sandbox's (docs/security.md)
+    import ctypes
+    ctypes.CDLL(None).syscall({keyctl!r}, 1, None)
 os.execve(ARGV[0], ARGV + sys.argv[1:], env)
 """
 
@@ -280,7 +283,10 @@ def confined_cli(sandbox: Sandbox, root: Path, folder: Path) -> str | None:
     fixed = {"TMPDIR": "/tmp"}
     keep = [*ALLOWED_ENV, *sandbox.env_names, *CLI_ENV]
     wrapper = folder / "claude"
-    wrapper.write_text(WRAPPER.format(python=sys.executable, keep=keep, argv=argv, fixed=fixed), encoding="utf-8")
+    from agentflow.sandbox import KEYCTL
+
+    text = WRAPPER.format(python=sys.executable, keep=keep, argv=argv, fixed=fixed, keyctl=KEYCTL)
+    wrapper.write_text(text, encoding="utf-8")
     wrapper.chmod(0o700)
     return str(wrapper)
 
