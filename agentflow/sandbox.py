@@ -201,6 +201,44 @@ HIDDEN_SOCKETS = (
     "/var/lib/lxd/unix.socket",
     "/var/lib/incus/unix.socket",
 )
+# Container engines' and VM managers' sockets kept elsewhere than HIDDEN_SOCKETS says: dockerd's own
+# containerd (/run/docker/containerd/containerd.sock, docker-in-docker's), containerd's ttrpc socket,
+# k0s', MicroK8s' (below /var/snap), a second daemon's (docker-2.sock): found by name below these
+# folders, once per process (tests/test_attacks_engine_sockets.py)
+SOCKET_ROOTS = ("/run", "/var/run", "/var/snap")
+ENGINE_SOCKETS = ("docker*.sock", "*containerd*.sock*", "podman*.sock", "buildkitd*.sock", "crio*.sock",
+                  "libvirt-sock*", "virt*-sock*", "lxd*.sock*", "incus*.sock*")  # fmt: skip
+SOCKET_DEPTH = 5
+
+
+@functools.lru_cache(maxsize=4)
+def engine_sockets(roots: tuple[str, ...]) -> tuple[str, ...]:
+    """The Unix sockets below ``roots`` (``SOCKET_DEPTH`` levels; links not followed, ``/run/user``
+    hidden whole already) whose names are those of ``ENGINE_SOCKETS``."""
+    found: list[str] = []
+    seen: set[str] = set()
+    todo = [(os.path.realpath(root), 0) for root in roots if os.path.isdir(root)]
+    while todo:
+        folder, level = todo.pop()
+        if folder in seen or folder == "/run/user":
+            continue
+        seen.add(folder)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue
+            if stat.S_ISDIR(mode) and level + 1 < SOCKET_DEPTH:
+                todo.append((entry.path, level + 1))
+            elif stat.S_ISSOCK(mode) and any(fnmatch.fnmatchcase(entry.name, p) for p in ENGINE_SOCKETS):
+                found.append(entry.path)
+    return tuple(sorted(found))
+
+
 # Where a host keeps files only root may read. As root the sandbox's uid maps to root's on the host's
 # files (its own uid owns them), so a sandboxed command read /etc/shadow, /etc/gshadow, ssh host keys,
 # sudoers, a database's data folder (tests/test_attacks_root_files.py): when agentflow runs as root,
@@ -360,7 +398,7 @@ class Sandbox:
             args += ["--ro-bind", path, path]
         if os.path.isdir("/run/user"):
             args += ["--tmpfs", "/run/user"]  # per-user runtime sockets: ssh-agent, gpg-agent, dbus
-        for sock in HIDDEN_SOCKETS:
+        for sock in dict.fromkeys([*HIDDEN_SOCKETS, *engine_sockets(SOCKET_ROOTS)]):
             if os.path.exists(sock) and not os.path.islink(sock):
                 args += ["--ro-bind", "/dev/null", sock]
         kept = {os.path.normpath(os.path.join(self.home, k)) for k in keep}
