@@ -51,9 +51,9 @@ def write_output(text: str, output: Path | None) -> None:
     from agentflow.files import write_report_file  # never through a link the change committed (docs/security.md)
 
     write_report_file(output, text if text.endswith("\n") else text + "\n")
-    import typer  # click's echo, as every other message of the CLI (rare: a report written to a file)
+    from agentflow.cli._common import err  # click's echo, as every message of the CLI (typer imported then)
 
-    typer.echo(terminal_text(f"wrote {output}"), err=True)
+    err(f"wrote {output}")
 
 
 def metrics(since: str, until: str | None, fmt: str, output: Path | None, from_git: bool) -> None:
