@@ -432,6 +432,7 @@ class Sandbox:
         if dotgit.exists():
             args += ["--ro-bind", str(dotgit), str(dotgit)]  # the pointer to the gitdir, and the gitdir
         configs = [os.path.join(d, name) for d in (common, gitdir) if d for name in ("config", "config.worktree")]
+        configs += _module_configs(common)  # a submodule's own config holds the job's token too
         configs += [os.path.join(self.home, ".gitconfig"), os.path.join(self.home, ".config", "git", "config")]
         for path in git_config_files([*configs, SYSTEM_GIT_CONFIG], self.home):
             if (clean := sanitized_git_config(path)) is not None:
@@ -635,6 +636,40 @@ SYSTEM_GIT_CONFIG = "/etc/gitconfig"
 MAX_CONFIG_FILES = 64  # an include chain longer than git's own depth limit (10) is not followed further
 _SECTION_HEADER = re.compile(r"^\s*\[[^\]]*\]")
 _INCLUDE_PATH = re.compile(r"^\s*path\s*=\s*(.*)$", re.IGNORECASE)
+
+
+MAX_MODULE_CONFIGS = 256
+
+
+def _module_configs(common: str | None) -> list[str]:
+    """The git configs of a repository's submodules (``<common>/modules/<name>/config``, nested ones
+    ``modules/<a>/modules/<b>/config``) and of its other worktrees (``worktrees/<id>/config.worktree``):
+    ``actions/checkout`` with ``submodules: true`` persists the job's token in each submodule's config
+    (tests/test_attacks_submodule_credentials.py)."""
+    if not common:
+        return []
+    found: list[str] = []
+    try:
+        worktrees = os.scandir(os.path.join(common, "worktrees"))
+        found += [os.path.join(entry.path, "config.worktree") for entry in worktrees if entry.is_dir()]
+    except OSError:
+        pass
+    todo = [os.path.join(common, "modules")]
+    while todo and len(found) < MAX_MODULE_CONFIGS:
+        folder = todo.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if os.path.isfile(os.path.join(entry.path, "config")) and os.path.isfile(os.path.join(entry.path, "HEAD")):
+                found.append(os.path.join(entry.path, "config"))
+                todo.append(os.path.join(entry.path, "modules"))
+            else:
+                todo.append(entry.path)  # a submodule named with a slash: modules/a/b/
+    return [path for path in found if os.path.isfile(path)]
 
 
 def git_config_files(paths: Iterable[str], home: str) -> list[str]:
