@@ -31,6 +31,22 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from agentflow.errors import GitError
 from agentflow.redact import is_secret_name
 
+
+def absolute_path(value: str | None = None) -> str:
+    """``PATH`` (this process's when None) without its relative entries (an empty one is the working
+    directory, as are ``.`` and ``bin``), else the system's default: a program started by a bare name
+    is looked up from the working directory of the process started, and agentflow starts ``git`` in a
+    session's worktree and in a pull request's checkout, where the change decides what ``./git`` is
+    (tests/test_attacks_path_entries.py)."""
+    value = os.environ.get("PATH", os.defpath) if value is None else value
+    return os.pathsep.join(entry for entry in value.split(os.pathsep) if os.path.isabs(entry)) or os.defpath
+
+
+# once, when agentflow's git layer is imported (before GitPython's import runs `git version` in the
+# working directory): no process agentflow starts finds a program through a relative entry
+if "PATH" in os.environ and absolute_path() != os.environ["PATH"]:
+    os.environ["PATH"] = absolute_path()
+
 if TYPE_CHECKING:
     import git as gitpython
 

@@ -953,7 +953,9 @@ def require_nested(bwrap: str, where: str = "agentflow.yaml") -> None:
 
 def require_bwrap(where: str = "agentflow.yaml") -> str:
     """The path of a working bwrap, or ``SandboxUnavailable`` naming the fix."""
-    found = shutil.which("bwrap")
+    from agentflow.git import absolute_path  # never a ./bwrap of the checkout (tests/test_attacks_path_entries.py)
+
+    found = shutil.which("bwrap", path=absolute_path())
     if found is None:
         raise SandboxUnavailable("sandbox: bwrap (bubblewrap) is not installed", where=where, fix=FIX)
     try:
