@@ -23,6 +23,7 @@ The snapshot lives in the orchestrator's memory, never in a file an agent can re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -404,6 +405,9 @@ def strip_setid(before: GitSnapshot) -> list[str]:
         folder = todo.pop()
         try:
             entries = list(os.scandir(folder))
+        except PermissionError:  # a folder the command made unreadable (mode 311): a file in it is still run
+            found.append(f"{os.path.relpath(folder, workdir)}/ (unreadable)")
+            continue
         except OSError:
             continue
         for entry in entries:
@@ -412,6 +416,9 @@ def strip_setid(before: GitSnapshot) -> list[str]:
             except OSError:
                 continue
             if stat.S_ISDIR(info.st_mode):
+                if info.st_mode & 0o500 != 0o500:
+                    with contextlib.suppress(OSError):  # ours: listed and entered again
+                        os.chmod(entry.path, stat.S_IMODE(info.st_mode) | 0o700)
                 todo.append(Path(entry.path))
             elif stat.S_ISREG(info.st_mode) and info.st_mode & SETID:
                 _clear_setid(entry.path, stat.S_IMODE(info.st_mode) & ~SETID)

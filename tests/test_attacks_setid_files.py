@@ -38,3 +38,18 @@ def test_a_builders_setuid_file_is_cleared_and_ends_the_run(repo: Path, cli) -> 
         assert os.access(path, os.X_OK)  # the file stays; only the bits are gone
     assert result.exit_code == 3 and "set-user-ID" in result.output and "tools-id" in result.output, result.output
     assert cli("gate", "agentflow/1-farewell", "--base", "main").exit_code == 1
+
+
+def test_a_setuid_file_in_a_folder_made_unreadable_is_found(repo: Path, cli) -> None:
+    """A folder of mode 311 can be entered by anyone who knows a name in it, but not listed: its
+    set-user-ID file was missed by a walk that skipped unreadable folders."""
+    need_tool("bwrap")
+    write_plan(repo, scope=["**"])
+    command = "mkdir hidden && cp /bin/id hidden/x && chmod 4755 hidden/x && chmod 311 hidden"
+    script = write_script(repo, {"builder": [[run_command(command), finish()]], "verifier": [verifier_session()]})
+
+    result = cli("build", "1", "--script", str(script))
+
+    [made] = list((repo / ".agentflow" / "worktrees").glob("*/hidden/x"))
+    assert not made.stat().st_mode & stat.S_ISUID
+    assert result.exit_code == 3 and "set-user-ID" in result.output, result.output
