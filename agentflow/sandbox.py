@@ -413,7 +413,17 @@ class Sandbox:
         for path in self.hidden_paths():
             if path in kept or not os.path.lexists(path):
                 continue
-            if os.path.isdir(path) and not os.path.islink(path):
+            if os.path.islink(path):
+                # a link (dotfiles kept elsewhere, a Kubernetes secret's ..data): bwrap cannot mount
+                # over it (every sandboxed command failed), so what it leads to is hidden
+                path = os.path.realpath(path)
+                if (
+                    path in kept
+                    or not os.path.exists(path)
+                    or (_under(path, "/tmp") and not any(_under(path, p) for p in shown))
+                ):
+                    continue
+            if os.path.isdir(path):
                 args += ["--tmpfs", path]
             else:
                 args += ["--ro-bind", "/dev/null", path]
@@ -891,6 +901,10 @@ def _runner_secrets(checkout: str, bound: Sequence[str], trees: Sequence[str]) -
             elif os.path.exists(target):
                 args += ["--ro-bind", "/dev/null", target]
     return args
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _existing(*paths: str | Path | None) -> list[str]:
