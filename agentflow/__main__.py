@@ -10,14 +10,17 @@ made and turns it back on before the command runs (#19 item 1). A plain command 
 import gc
 import sys
 
+FAST = ("metrics",)  # the commands of ``agentflow.fastcli.FAST`` (a test): other commands never import it
+
 
 def main() -> None:
     gc.disable()
-    from agentflow.fastcli import run as run_fast
+    if sys.argv[1:2] and sys.argv[1] in FAST:
+        from agentflow.fastcli import run as run_fast
 
-    code = run_fast(sys.argv[1:])
-    if code is not None:
-        sys.exit(code)
+        code = run_fast(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
     from agentflow.cli import main as run
 
     run()

@@ -23,22 +23,33 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
-class Option(NamedTuple):
-    dest: str  # the command function's parameter
-    flag: bool = False  # takes no value (``True`` when given)
-    choices: tuple[str, ...] = ()  # the values a choice takes (an enum's values), exact case
-    path: bool = False  # converted to a ``Path``
+class Option:
+    """One spelling of a command's option: the parameter it sets and how its value is read."""
+
+    __slots__ = ("choices", "dest", "flag", "path")
+
+    def __init__(self, dest: str, *, flag: bool = False, choices: tuple[str, ...] = (), path: bool = False) -> None:
+        self.dest = dest  # the command function's parameter
+        self.flag = flag  # takes no value (``True`` when given)
+        self.choices = choices  # the values a choice takes (an enum's values), exact case
+        self.path = path  # converted to a ``Path``
 
 
-class Command(NamedTuple):
-    options: dict[str, Option]  # every spelling of every option (``--format`` and ``-f``)
-    defaults: dict[str, Any]
-    run: Callable[..., None]
+class Command:
+    """A ``FAST`` command: every spelling of every option (``--format`` and ``-f``), the defaults, the
+    function. Plain classes, not NamedTuples: every ``agentflow`` command imports this module first."""
+
+    __slots__ = ("defaults", "options", "run")
+
+    def __init__(self, options: dict[str, Option], defaults: dict[str, Any], run: Callable[..., None]) -> None:
+        self.options, self.defaults, self.run = options, defaults, run
 
 
 def write_output(text: str, output: Path | None) -> None:

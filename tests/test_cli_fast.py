@@ -127,6 +127,12 @@ def test_anything_else_is_left_to_typer(argv: list[str]) -> None:
     assert fastcli.parse(argv) is None
 
 
+def test_the_program_asks_the_fast_path_for_its_commands_only() -> None:
+    import agentflow.__main__
+
+    assert tuple(fastcli.FAST) == agentflow.__main__.FAST
+
+
 def test_shell_completion_is_left_to_typer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("_AGENTFLOW_COMPLETE", "complete_zsh")
     assert fastcli.run(["metrics"]) is None
@@ -206,7 +212,8 @@ def _failing(exc: BaseException) -> fastcli.Command:
     def run(**_: object) -> None:
         raise exc
 
-    return fastcli.FAST["metrics"]._replace(run=run)
+    metrics = fastcli.FAST["metrics"]
+    return fastcli.Command(metrics.options, metrics.defaults, run)
 
 
 @pytest.mark.parametrize(
