@@ -5,8 +5,10 @@ Usage: python3 scripts/evaluate_diff.py [--before /work/main] [--after .] [LOG .
 Without LOGs it runs every corpus in ``../shared/realworld-events/*/events.jsonl``, once with the
 default config and once with the scope configured as ``tests/test_evaluator_realworld.py`` does.
 Each tree's own code is used (``PYTHONPATH=TREE``); the run happens in a scratch folder holding
-only ``agentflow.yaml``, so nothing is recorded. Prints the findings and type fields that differ
-and exits 1 when anything does (0 when the outputs agree).
+only ``agentflow.yaml``, so nothing is recorded. Prints the findings and type fields that differ,
+then whether the JSON and text reports (and their stderr) are byte for byte the same (examples,
+sample lines and ordering are in them, not in the findings), and exits 1 when anything differs
+(0 when the outputs agree to the byte).
 """
 
 from __future__ import annotations
@@ -29,18 +31,37 @@ SCOPES = {  # as CONFIGURED_SCOPE in tests/test_evaluator_realworld.py
 }
 
 
-def run(tree: Path, log: Path, scope: list[str] | None) -> dict:
+def run(tree: Path, log: Path, scope: list[str] | None, fmt: str = "json") -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as scratch:
         if scope is not None:
             Path(scratch, "agentflow.yaml").write_text("events:\n  isolation_fields: [" + ", ".join(scope) + "]\n")
         env = {**os.environ, "PYTHONPATH": str(tree)}
-        command = [sys.executable, "-m", "agentflow", "evaluate", str(log), "--format", "json", "--no-record"]
-        done = subprocess.run(command, cwd=scratch, env=env, capture_output=True, text=True, check=False)
+        command = [sys.executable, "-m", "agentflow", "evaluate", str(log), "--format", fmt, "--no-record"]
+        done = subprocess.run(command, cwd=scratch, env=env, capture_output=True, check=False)
     if done.returncode not in (0, 1):
-        raise SystemExit(f"{tree}: exit {done.returncode} on {log}: {done.stderr.strip()}")
+        raise SystemExit(f"{tree}: exit {done.returncode} on {log}: {done.stderr.decode(errors='replace').strip()}")
+    return done
+
+
+def parsed(done: subprocess.CompletedProcess) -> dict:
     data = json.loads(done.stdout)
     data["exit_code"] = done.returncode
     return data
+
+
+def byte_diff(name: str, tree_a: Path, tree_b: Path, log: Path, scope: list[str] | None, json_runs) -> list[str]:
+    """The reports that are not byte for byte the same (JSON from ``json_runs``, then text)."""
+    out = []
+    for fmt in ("json", "text"):
+        a, b = json_runs if fmt == "json" else (run(tree_a, log, scope, fmt), run(tree_b, log, scope, fmt))
+        for part in ("stdout", "stderr"):
+            if getattr(a, part) != getattr(b, part):
+                out.append(
+                    f"  {fmt} report {part}: not byte for byte the same ({len(getattr(a, part))} -> {len(getattr(b, part))} bytes)"
+                )
+        if a.returncode != b.returncode:
+            out.append(f"  {fmt} report exit code: {a.returncode} -> {b.returncode}")
+    return [f"{name}:"] + out if out else []
 
 
 def findings(data: dict) -> dict[str, tuple]:
@@ -82,7 +103,7 @@ def main() -> int:
     args = parser.parse_args()
     runs: list[tuple[str, Path, list[str] | None]] = []
     if args.logs:
-        runs = [(str(log), log, None) for log in args.logs]
+        runs = [(str(log), log.resolve(), None) for log in args.logs]  # the runs happen in a scratch folder
     else:
         for log in sorted(CORPORA.glob("*/events.jsonl")):
             runs.append((f"{log.parent.name} (default config)", log, None))
@@ -91,8 +112,14 @@ def main() -> int:
     for name, log, scope in runs:
         if scope is None and "scope" in name:
             continue
-        lines = diff(name, run(args.before, log, scope), run(args.after, log, scope))
-        print("\n".join(lines) if lines else f"{name}: identical")
+        runs_json = (run(args.before, log, scope), run(args.after, log, scope))
+        lines = diff(name, parsed(runs_json[0]), parsed(runs_json[1]))
+        lines = lines or byte_diff(name, args.before, args.after, log, scope, runs_json)
+        print(
+            "\n".join(lines)
+            if lines
+            else f"{name}: identical (findings, counts, and the JSON and text reports to the byte)"
+        )
         changed |= bool(lines)
     return 1 if changed else 0
 
