@@ -1014,7 +1014,7 @@ def _probe(bwrap: str, nested: bool = False) -> str | None:
 # keyctl(2)'s number (x86_64, aarch64): no namespace bwrap unshares holds the keyrings, and a process
 # possesses every key of the session keyring it inherits (a login's Kerberos tickets, cifscreds'
 # passwords, fscrypt keys): a sandboxed command read one (tests/test_attacks_session_keyring.py)
-KEYCTL = {"x86_64": 250, "aarch64": 219}.get(__import__("platform").machine(), 0)
+KEYCTL = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine, 0) if hasattr(os, "uname") else 0
 KEYCTL_JOIN_SESSION_KEYRING = 1
 _KEYRING = threading.local()
 
