@@ -46,10 +46,17 @@ class Command:
     """A ``FAST`` command: every spelling of every option (``--format`` and ``-f``), the defaults, the
     function. Plain classes, not NamedTuples: every ``agentflow`` command imports this module first."""
 
-    __slots__ = ("defaults", "options", "run")
+    __slots__ = ("defaults", "options", "positional", "run")
 
-    def __init__(self, options: dict[str, Option], defaults: dict[str, Any], run: Callable[..., None]) -> None:
+    def __init__(
+        self,
+        options: dict[str, Option],
+        defaults: dict[str, Any],
+        run: Callable[..., None],
+        positional: str | None = None,
+    ) -> None:
         self.options, self.defaults, self.run = options, defaults, run
+        self.positional = positional  # the one required argument's parameter (``show RUN``), if any
 
 
 def write_output(text: str, output: Path | None) -> None:
@@ -78,8 +85,27 @@ def metrics(since: str, until: str | None, fmt: str, output: Path | None, from_g
     write_output(render_metrics(report, fmt), output)
 
 
+def show(run: str, fmt: str, transcripts: bool, output: Path | None) -> None:
+    """``agentflow show RUN``: one run's timeline from the ledger of the current directory's repository."""
+    from agentflow.git import Repo
+    from agentflow.ledger import Ledger, ledger_path
+    from agentflow.report.show import render_show
+    from agentflow.show import run_timeline
+
+    root = Repo.find(Path.cwd()).root
+    if not ledger_path(root).exists():
+        from agentflow.errors import UsageError
+
+        raise UsageError(f"no run {run!r}: this repository has no ledger yet", fix="list runs with `agentflow log`")
+    with Ledger.open(root) as ledger:
+        timeline = run_timeline(ledger, run, transcripts=transcripts)
+    write_output(render_show(timeline, fmt), output)
+
+
 METRICS_FORMATS = ("text", "md", "json", "html")  # ``agentflow.cli.metrics.MetricsFormat``'s values (a test)
+SHOW_FORMATS = ("text", "md", "html")  # ``agentflow.cli.metrics.ShowFormat``'s values (a test)
 _FORMAT = Option("fmt", choices=METRICS_FORMATS)
+_SHOW_FORMAT = Option("fmt", choices=SHOW_FORMATS)
 _OUTPUT = Option("output", path=True)
 FAST: dict[str, Command] = {
     "metrics": Command(
@@ -95,6 +121,18 @@ FAST: dict[str, Command] = {
         {"since": "7d", "until": None, "fmt": "text", "output": None, "from_git": False},
         metrics,
     ),
+    "show": Command(
+        {
+            "--format": _SHOW_FORMAT,
+            "-f": _SHOW_FORMAT,
+            "--transcripts": Option("transcripts", flag=True),
+            "--output": _OUTPUT,
+            "-o": _OUTPUT,
+        },
+        {"fmt": "text", "transcripts": False, "output": None},
+        show,
+        positional="run",
+    ),
 }
 
 
@@ -108,6 +146,11 @@ def parse(argv: list[str]) -> tuple[Command, dict[str, Any]] | None:
     given: set[str] = set()
     rest = iter(argv[1:])
     for arg in rest:
+        if command.positional and arg and not arg.startswith("-"):
+            if command.positional in params:
+                return None  # a second argument: click's error
+            params[command.positional] = arg  # before or after the options, as click takes it
+            continue
         name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
         option = command.options.get(name)
         if option is None or option.dest in given:
@@ -122,6 +165,8 @@ def parse(argv: list[str]) -> tuple[Command, dict[str, Any]] | None:
         if not value or value.startswith("-") or (option.choices and value not in option.choices):
             return None  # missing, empty, option-like or not a choice: click's reading or its error
         params[option.dest] = Path(value) if option.path else value
+    if command.positional and command.positional not in params:
+        return None  # the argument missing (or empty): click's error
     return command, params
 
 

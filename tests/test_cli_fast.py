@@ -1,4 +1,4 @@
-"""``agentflow.fastcli`` (#19 item 1): a plain ``agentflow metrics`` command line runs without typer,
+"""``agentflow.fastcli`` (#19 item 1): a plain ``agentflow metrics`` or ``show`` command line runs without typer,
 read as click reads it, printing and exiting as the typer command does; anything else goes to typer."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from agentflow import fastcli
 from agentflow.cli import COMMANDS, app, module_commands
-from agentflow.cli.metrics import MetricsFormat
+from agentflow.cli.metrics import MetricsFormat, ShowFormat
 from agentflow.errors import UsageError
 from agentflow.ledger import ledger_path
 
@@ -57,6 +57,9 @@ def test_the_table_is_the_click_command_typer_builds(name: str) -> None:
     for param in command.params:
         if param.name == "help":
             continue
+        if param.param_type_name == "argument":
+            assert table.positional == param.name and param.required and param.nargs == 1
+            continue
         for opt in (*param.opts, *param.secondary_opts):
             spellings[opt] = param.name
         option = table.options[param.opts[0]]
@@ -73,7 +76,9 @@ def test_the_table_is_the_click_command_typer_builds(name: str) -> None:
         assert table.defaults[param.name] == _plain(param.default)
     assert {opt: option.dest for opt, option in table.options.items()} == spellings
     assert set(table.defaults) == set(spellings.values())
+    assert table.positional is None or any(p.name == table.positional for p in command.params)
     assert tuple(f.value for f in MetricsFormat) == fastcli.METRICS_FORMATS
+    assert tuple(f.value for f in ShowFormat) == fastcli.SHOW_FORMATS
 
 
 READ_AS_CLICK_DOES = [
@@ -85,6 +90,10 @@ READ_AS_CLICK_DOES = [
     ["metrics", "-o", "r.html", "--from-git", "--format", "html"],
     ["metrics", "--until=2026-11-30T10:00:00", "--since", "24h"],
     ["metrics", "--since", "a=b"],
+    ["show", "r-1"],
+    ["show", "r-1", "--format", "md"],
+    ["show", "--format=html", "r-1", "--transcripts"],
+    ["show", "-f", "text", "-o", "run.html", "r-20261127-a1"],
 ]
 LEFT_TO_TYPER = [
     [],
@@ -109,6 +118,16 @@ LEFT_TO_TYPER = [
     ["metrics", "--form", "json"],
     ["metrics", "--sinc", "7d"],
     ["metrics", "-o"],
+    ["show"],
+    ["show", ""],
+    ["show", "r-1", "r-2"],
+    ["show", "-f", "json", "r-1"],
+    ["show", "--format", "md"],
+    ["show", "r-1", "--since", "7d"],
+    ["show", "-r-1"],
+    ["show", "r-1", "--transcripts=1"],
+    ["show", "r-1", "-h"],
+    ["show", "--", "r-1"],
 ]
 
 
@@ -285,6 +304,68 @@ def test_a_report_makes_no_cyclic_garbage_so_the_collector_can_stay_off(history:
     gc.disable()
     try:
         assert render_metrics(metrics_report(history, period), fmt)
+        assert gc.collect() < 100
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@pytest.mark.parametrize("args", [[], ["--format", "md"], ["-f", "html"], ["--transcripts"], ["r-101"]])
+def test_show_prints_what_the_typer_command_prints_without_importing_typer(history: Path, args: list[str]) -> None:
+    argv = ["show", *args] if args == ["r-101"] else ["show", "r-101a", *args]
+    code, out, err, heavy, enabled, frozen = _program(history, *argv)
+    typer_run = CliRunner().invoke(app, argv)
+    assert (code, out, err) == (typer_run.exit_code, typer_run.stdout, typer_run.stderr) == (0, typer_run.stdout, "")
+    assert "r-101a" in out
+    assert heavy == [] and not enabled and frozen > 1_000
+
+
+@pytest.mark.parametrize("run", ["r-nosuch", "r-10"])  # unknown; ambiguous
+def test_show_of_no_such_run_is_the_typer_commands_error(history: Path, run: str) -> None:
+    code, out, err, _, _, _ = _program(history, "show", run)
+    typer_run = CliRunner().invoke(app, ["show", run])
+    assert (code, out, err) == (typer_run.exit_code, "", typer_run.stderr)
+    assert code == 2 and err.startswith("agentflow: error: ")
+
+
+def test_show_without_a_ledger_is_the_typer_commands_error(repo: Path) -> None:
+    code, out, err, _, _, _ = _program(repo, "show", "r-1")
+    assert (code, out) == (2, "")
+    assert err == "agentflow: error: no run 'r-1': this repository has no ledger yet (list runs with `agentflow log`)\n"
+    assert not ledger_path(repo).exists()
+
+
+def test_show_refuses_a_broken_chain_on_the_fast_path(history: Path) -> None:
+    db = sqlite3.connect(ledger_path(history))
+    db.execute("UPDATE events SET body = replace(body, '\"cycle\":1', '\"cycle\":1 ') WHERE run_id = 'r-101a'")
+    db.commit()
+    db.close()
+    code, out, err, _, _, _ = _program(history, "show", "r-101a")
+    assert (code, out) == (2, "")
+    assert "ledger chain of run r-101a is broken" in err
+
+
+@pytest.mark.parametrize("args", [["--transcripts"], ["-f", "html", "--transcripts"], ["-f", "md"]])
+def test_show_makes_no_cyclic_garbage_either(history: Path, args: list[str]) -> None:
+    import gc
+
+    from agentflow.ledger import Ledger
+    from agentflow.report.show import render_show
+    from agentflow.show import run_timeline
+
+    fmt = args[args.index("-f") + 1] if "-f" in args else "text"
+
+    def once() -> str:
+        with Ledger.open(history) as ledger:
+            timeline = run_timeline(ledger, "r-101a", transcripts="--transcripts" in args)
+        return render_show(timeline, fmt)
+
+    once()
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        assert once()
         assert gc.collect() < 100
     finally:
         if enabled:

@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from agentflow.cli import _common
-
 # Help texts: one line per paragraph, because the help formatter keeps line breaks as they are.
 METRICS_HELP = (
     "Report what the agents did in a period, compared with the period before.\n\n"
@@ -88,18 +86,9 @@ def show(
     ] = None,
 ) -> None:
     """One run's timeline from the ledger (help text: ``SHOW_HELP``)."""
-    from agentflow.ledger import ledger_path
-    from agentflow.report.show import render_show
-    from agentflow.show import run_timeline
+    from agentflow.fastcli import show as run_show  # the same function runs a plain command line without typer
 
-    root = _common.repo().root
-    if not ledger_path(root).exists():
-        from agentflow.errors import UsageError
-
-        raise UsageError(f"no run {run!r}: this repository has no ledger yet", fix="list runs with `agentflow log`")
-    with _common.ledger(root) as ledger:
-        timeline = run_timeline(ledger, run, transcripts=transcripts)
-    _common.write_output(render_show(timeline, fmt.value), output)
+    run_show(run, fmt.value, transcripts, output)
 
 
 def register(app: typer.Typer) -> None:
