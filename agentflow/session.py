@@ -13,6 +13,7 @@ messages only, one ledger row each), so a killed run leaves a complete record up
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from typing import Any
 
@@ -40,9 +41,10 @@ from agentflow.session_types import (
     Status,
     submitted_summary,
 )
-from agentflow.tools import Submitted, Toolbox, ToolOutput, ToolProvider
+from agentflow.tools import ROLE_TOOLS, SPECS, Submitted, Toolbox, ToolOutput, ToolProvider
 
 __all__ = [  # the session contract lives in session_types; re-exported for callers of the runtime
+    "EarlyCall",
     "LimitsExceeded",
     "ProgressFn",
     "RunBudget",
@@ -51,6 +53,7 @@ __all__ = [  # the session contract lives in session_types; re-exported for call
     "SessionSpec",
     "run_role_session",
     "run_session",
+    "send_first_call",
 ]
 
 NUDGE = (
@@ -69,13 +72,20 @@ class _Session:
     """The state of one running session; ``run`` is the loop, ``recorder`` its bookkeeping."""
 
     def __init__(
-        self, spec: SessionSpec, model: Model, toolbox: ToolProvider, ledger: Ledger, on_progress: ProgressFn | None
+        self,
+        spec: SessionSpec,
+        model: Model,
+        toolbox: ToolProvider,
+        ledger: Ledger,
+        on_progress: ProgressFn | None,
+        early: EarlyCall | None = None,
     ):
         self.spec, self.model, self.toolbox = spec, model, toolbox
         self.recorder = SessionRecorder(spec, ledger, on_progress)
         self.system = [TextBlock(text=spec.system, cache=True)]
         self.messages: list[Message] = [Message.user(spec.prompt, cache=True)]
         self.tools = toolbox.specs()
+        self.early = early  # the first request, already on its way (``send_first_call``)
         self.terminal = " or ".join(t.name for t in self.tools if t.name in TERMINAL_TOOLS) or "your final tool"
         self.nudged = False
         self._dumped: list[dict[str, Any]] = []  # transcript() entries so far (system first)
@@ -112,12 +122,21 @@ class _Session:
         request = ModelRequest(
             system=self.system, messages=self.messages, tools=self.tools, max_tokens=self.spec.limits.output_tokens
         )
-        self.check_limits(request)
+        early, self.early = self.early, None
+        if early is not None and not early.answers(request, self.model):
+            early.drop()
+            early = None
+        if early is None:
+            self.check_limits(request)  # an early call was checked when it was sent, with the same counts
         self.recorder.turns += 1
         began = time.monotonic()
         self.recorder.progress(activity="waiting for the model")
-        response = self.model.complete(request)
-        self.record_call(response, time.monotonic() - began)
+        if early is not None:
+            response, seconds = early.result()
+        else:
+            response = self.model.complete(request)
+            seconds = time.monotonic() - began
+        self.record_call(response, seconds)
         # The API rejects an empty assistant message in the history, so an empty reply keeps a marker.
         content = list(response.content) or [TextBlock(text="(empty reply)")]
         self.messages.append(Message(role="assistant", content=content))
@@ -205,10 +224,85 @@ class _Session:
 
 
 def run_session(
-    spec: SessionSpec, model: Model, toolbox: ToolProvider, ledger: Ledger, on_progress: ProgressFn | None = None
+    spec: SessionSpec,
+    model: Model,
+    toolbox: ToolProvider,
+    ledger: Ledger,
+    on_progress: ProgressFn | None = None,
+    early: EarlyCall | None = None,
 ) -> SessionResult:
     """Run one session to its end; never raises for model failures (see ``SessionResult.status``)."""
-    return _Session(spec, model, toolbox, ledger, on_progress).run()
+    return _Session(spec, model, toolbox, ledger, on_progress, early).run()
+
+
+class EarlyCall:
+    """A session's first model request, sent before the session starts (``send_first_call``): while
+    the run still prepares what only the session's tools need (its worktree or checkout, the git
+    snapshot, the ledger's events), the model is already thinking (#19 item 5). The session takes
+    its reply as its first turn's, only for the very request it would send itself on the same
+    model (``answers``); otherwise, or when the run fails before its session starts, the reply is
+    dropped and nothing of it is recorded. The model's reply is only data until the session runs
+    its tool calls, after the snapshot: nothing an agent asks for happens earlier."""
+
+    def __init__(self, request: ModelRequest, model: Model):
+        self.request, self.model = request, model
+        self.dropped = False
+        self._reply: tuple[ModelResponse, float] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._call, name="agentflow-first-call", daemon=True)
+        self._thread.start()
+
+    def _call(self) -> None:
+        began = time.monotonic()
+        try:
+            response = self.model.complete(self.request)
+        except BaseException as exc:  # noqa: BLE001 - handed to the session, which treats it as its own call's
+            self._error = exc
+        else:
+            self._reply = (response, time.monotonic() - began)
+
+    def answers(self, request: ModelRequest, model: Model) -> bool:
+        return not self.dropped and model is self.model and request == self.request
+
+    def result(self) -> tuple[ModelResponse, float]:
+        """The reply and the call's seconds (as ``model.complete`` would return or raise them)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._reply is not None
+        return self._reply
+
+    def drop(self) -> None:
+        """Never used: the run failed, or the session's first request differs (its reply is ignored)."""
+        self.dropped = True
+
+
+def first_request(spec: SessionSpec) -> ModelRequest:
+    """The first request of a session of ``spec`` in the tool loop (``_Session.step``'s first)."""
+    return ModelRequest(
+        system=[TextBlock(text=spec.system, cache=True)],
+        messages=[Message.user(spec.prompt, cache=True)],
+        tools=[SPECS[name] for name in ROLE_TOOLS[spec.role]],  # type: ignore[index]
+        max_tokens=spec.limits.output_tokens,
+    )
+
+
+def send_first_call(spec: SessionSpec, model: Model | None) -> EarlyCall | None:
+    """Send the first request of ``spec``'s session now, on a thread (``EarlyCall``), when its model
+    asks for it (``early_calls``: an API with network latency) and the session's limits and the
+    run's budget allow that call, checked as the session's first turn checks them; else None (the
+    session sends it itself, and reports a limit itself)."""
+    if model is None or not getattr(model, "early_calls", False) or spec.role not in ROLE_TOOLS:
+        return None
+    request = first_request(spec)
+    estimate_fn = getattr(model, "estimate_cost", None)
+    estimate = float(estimate_fn(request)) if callable(estimate_fn) else 0.0
+    try:
+        spec.limits.check(turns=0, tokens=0, seconds=0.0, cost_usd=0.0, next_call_usd=estimate)
+        spec.budget.check(estimate)
+    except LimitsExceeded:
+        return None
+    return EarlyCall(request, model)
 
 
 # Scripted models shared by the sessions of one run, so each session takes the next script entry.
@@ -230,7 +324,12 @@ def _model_for(spec: SessionSpec) -> Model:
 
 
 def run_role_session(
-    spec: SessionSpec, ledger: Ledger, *, model: Model | None = None, on_progress: ProgressFn | None = None
+    spec: SessionSpec,
+    ledger: Ledger,
+    *,
+    model: Model | None = None,
+    on_progress: ProgressFn | None = None,
+    early: EarlyCall | None = None,
 ) -> SessionResult:
     """Run a session with the backend ``spec.backend`` names.
 
@@ -252,7 +351,7 @@ def run_role_session(
         fresh_commit=spec.fresh_commit,
     )
     try:
-        return run_session(spec, model, toolbox, ledger, on_progress)
+        return run_session(spec, model, toolbox, ledger, on_progress, early)
     finally:
         close = getattr(model, "close", None)
         if owned and spec.backend != "scripted" and callable(close):

@@ -199,6 +199,10 @@ class AnthropicModel:
     (``prefetch_sdk``) instead of on the critical path (#19 item 5).
     """
 
+    # a call waits for the network and the model: a session's first one may go out while the run
+    # still prepares its worktree and snapshot (``agentflow.session.send_first_call``)
+    early_calls = True
+
     def __init__(
         self,
         model: str,

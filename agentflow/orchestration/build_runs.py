@@ -187,8 +187,14 @@ class BuildDriver:
         extra = self.scope_findings(commit) + self.run.evidence_findings(checks.results)
         earlier = progress.cycles[n - 1].verdict if n - 1 in progress.cycles else None
         context = self.run.verifier_context(n, commit, checks.results, extra, earlier, "build")
-        with self.run.checkout(commit, f"verifier-c{n}") as checkout:  # its commands never reach the next commit
-            result = self.run.session("verifier", n, context, root=checkout, fresh_commit=commit)
+        label = f"verifier-c{n}"
+        # its first request on its way while the checkout is made (dropped if that fails)
+        self.run.send_early("verifier", n, context, root=self.run.checkout_path(label))
+        try:
+            with self.run.checkout(commit, label) as checkout:  # its commands never reach the next commit
+                result = self.run.session("verifier", n, context, root=checkout, fresh_commit=commit)
+        finally:
+            self.run.drop_early()
         failure = None if result.status == "completed" else (result.reason or result.status)
         self.run.record_verdict(n, commit, checks.results, result.submitted, failure, extra)
 
@@ -312,19 +318,22 @@ def _open_run(
     resumed: RunProgress | None = None,
     inputs: TrustedInputs | None = None,
     branch_from: str | None = None,
+    early: bool = False,
 ) -> Run:
     """The run's models, worktree (its branch made from ``branch_from``, default the config's base,
-    when it does not exist) and sandbox."""
+    when it does not exist) and sandbox.
+
+    ``early`` (a new run): its builder's first request goes out before the worktree is made, so the
+    model thinks while git checks the branch out (``Run.send_early``); when the worktree cannot be
+    made the run fails as before, with nothing created, and that reply is dropped."""
     repo = Repo(root, gitpython=False)
     models = _models(root, config, options, resumed)
     models.check()  # before the worktree: a missing key creates nothing
     branch = branch_name(plan)
-    worktree = prepare_worktree(
-        repo, branch, branch_from or config.base, root / WORKTREES_DIR / branch.removeprefix("agentflow/")
-    )
+    path = root / WORKTREES_DIR / branch.removeprefix("agentflow/")
     budget = RunBudget(limit_usd=options.budget_usd or config.limits.run_cost_usd, spent_usd=spent)
-    sandbox = start_confinement(config, reporter, f"plan {plan.id}: ")
-    return Run(
+    sandbox = start_confinement(config, reporter, f"plan {plan.id}: ")  # before the worktree: fails closed first
+    run = Run(
         root=root,
         repo=repo,
         config=config,
@@ -333,7 +342,7 @@ def _open_run(
         reporter=reporter,
         ledger=ledger,
         run_id=run_id,
-        workdir=worktree,
+        workdir=path,
         base_commit=base_commit,
         max_cycles=max_cycles,
         models=models,
@@ -347,6 +356,14 @@ def _open_run(
         inputs=inputs,
         sandbox=sandbox,
     )
+    if early:
+        run.send_early("builder", 1, builder_context(plan, run, 1, None))
+    try:
+        prepare_worktree(repo, branch, branch_from or config.base, path)
+    except BaseException:
+        run.drop_early()
+        raise
+    return run
 
 
 def _models(root: Path, config: Config, options: BuildOptions, resumed: RunProgress | None) -> ModelPool:
@@ -420,6 +437,7 @@ def build_plan(
             cancel,
             inputs=inputs,
             branch_from=base_commit,  # the commit just read: the same branch, one git process less
+            early=True,
         )
         _await_primed()  # the validator and the secrets' forms every run shares, before its first event
         # a worktree made just now is a clean checkout of its branch: nothing to ask git

@@ -60,7 +60,15 @@ from agentflow.orchestration.worktrees import (
 from agentflow.plans import Plan
 from agentflow.redact import redact
 from agentflow.sandbox import Sandbox, make_non_dumpable
-from agentflow.session import RunBudget, SessionLimits, SessionResult, SessionSpec, run_role_session
+from agentflow.session import (
+    EarlyCall,
+    RunBudget,
+    SessionLimits,
+    SessionResult,
+    SessionSpec,
+    run_role_session,
+    send_first_call,
+)
 from agentflow.verdict import (
     MODEL_ID_RULE,
     Verdict,
@@ -105,6 +113,8 @@ class Run:
     _summaries: dict[tuple[str, str], tuple[list[str], DiffStat]] = field(default_factory=dict, repr=False)
     _tree_cache: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict, repr=False)
     _messages: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
+    # first requests sent ahead of their session (``send_early``): (role, cycle) -> (what it was made of, call)
+    _early: dict[tuple[str, int], tuple[tuple[str, str, Path], EarlyCall]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.sandbox is None:
@@ -157,13 +167,43 @@ class Run:
         self, role: str, cycle: int, context: dict[str, Any], root: Path | None = None, fresh_commit: str | None = None
     ) -> SessionResult:
         """One session in ``root`` (default: the run's worktree), its processes inside the sandbox;
-        ``fresh_commit``: ``root`` is a checkout of it made just now (``Run.checkout``)."""
+        ``fresh_commit``: ``root`` is a checkout of it made just now (``Run.checkout``).
+
+        Its first request is on its way before the git snapshot is taken (sent by ``send_early``,
+        or here): the model's reply is only data until the session runs its tool calls, after the
+        snapshot, so the snapshot still comes before anything the agent does (#19 item 5)."""
+        spec = self._session_spec(role, cycle, context, root, fresh_commit)
+        cfg = self.models.roles[role]
+        self.say(f"{self.label}: cycle {cycle}: {role} session ({describe_role(cfg)})")
+        model = self.models.model(role, cycle)
+        early = self._take_early(spec, model)
+        try:
+            where = integrity.locate(self.root, spec.root)  # two git processes, outside the lock
+            with _GIT_LOCK(self.root):
+                before = integrity.snapshot(self.root, spec.root, where)
+            # recorded, so that a run killed during the session is still checked when it is resumed
+            self.emit(GitSnapshotTaken(run_id=self.run_id, cycle=cycle, role=role, snapshot=before.record()))
+        except BaseException:
+            if early is not None:
+                early.drop()
+            raise
+        try:
+            result = run_role_session(spec, self.ledger, model=model, on_progress=self.on_progress, early=early)
+        except BaseException:
+            self.guard(before, role, cycle, raising=False)  # an interrupted session leaves git as it found it
+            raise
+        self.guard(before, role, cycle)
+        return result
+
+    def _session_spec(
+        self, role: str, cycle: int, context: dict[str, Any], root: Path | None, fresh_commit: str | None
+    ) -> SessionSpec:
         if self.inputs is not None:
             system, prompt = self.inputs.render(role, context)
         else:
             system, prompt = render_role_prompt(role, self.root, context)
         cfg = self.models.roles[role]
-        spec = SessionSpec(
+        return SessionSpec(
             role=role,
             cycle=cycle,
             run_id=self.run_id,
@@ -178,21 +218,37 @@ class Run:
             sandbox=self.sandbox,
             fresh_commit=fresh_commit,
         )
-        self.say(f"{self.label}: cycle {cycle}: {role} session ({describe_role(cfg)})")
-        where = integrity.locate(self.root, spec.root)  # two git processes, outside the lock
-        with _GIT_LOCK(self.root):
-            before = integrity.snapshot(self.root, spec.root, where)
-        # recorded, so that a run killed during the session is still checked when it is resumed
-        self.emit(GitSnapshotTaken(run_id=self.run_id, cycle=cycle, role=role, snapshot=before.record()))
-        try:
-            result = run_role_session(
-                spec, self.ledger, model=self.models.model(role, cycle), on_progress=self.on_progress
-            )
-        except BaseException:
-            self.guard(before, role, cycle, raising=False)  # an interrupted session leaves git as it found it
-            raise
-        self.guard(before, role, cycle)
-        return result
+
+    def send_early(self, role: str, cycle: int, context: dict[str, Any], root: Path | None = None) -> None:
+        """Send the first request of the ``role`` session of ``cycle`` now (``session.EarlyCall``),
+        before what only the session's tools need exists: the run's worktree, the verifier's checkout
+        (``root``, made next). Only for an API model of the run's own (``AnthropicModel``); the
+        session uses the reply only if it sends the very same request (same prompts, same folder),
+        else it is dropped, as it is when the run fails first (``drop_early``)."""
+        if self.models.factory is not None or self.models.roles[role].backend != "anthropic":
+            return
+        spec = self._session_spec(role, cycle, context, root, None)
+        call = send_first_call(spec, self.models.model(role, cycle))
+        if call is not None:
+            self.drop_early()  # never two on their way
+            self._early[(role, cycle)] = ((spec.system, spec.prompt, Path(spec.root)), call)
+
+    def _take_early(self, spec: SessionSpec, model: Any) -> EarlyCall | None:
+        """The session's first call: the one ``send_early`` sent for it, or sent now."""
+        pending = self._early.pop((spec.role, spec.cycle), None)
+        if pending is not None:
+            made_of, call = pending
+            if made_of == (spec.system, spec.prompt, Path(spec.root)):
+                return call
+            call.drop()
+        self.drop_early()
+        return send_first_call(spec, model)
+
+    def drop_early(self) -> None:
+        """Forget the first requests sent ahead whose session will not run (the run failed first)."""
+        for _, call in self._early.values():
+            call.drop()
+        self._early.clear()
 
     def check_pending(self) -> None:
         """A session whose snapshot was never checked (the run was killed during it): compare the
@@ -268,13 +324,16 @@ class Run:
         """A throwaway detached worktree of ``commit`` (only what was committed), removed afterwards
         (also on failure). Checks and the verifier each get one, so nothing uncommitted in the
         builder's directory can decide a check and nothing a verifier does reaches the next commit."""
-        path = self.root / WORKTREES_DIR / f"{label}-{self.run_id}"
+        path = self.checkout_path(label)
         _discard_checkout(self.repo, path)  # left over by a killed run
         add_detached_worktree(self.repo, commit, path)
         try:
             yield path
         finally:
             _discard_checkout(self.repo, path)
+
+    def checkout_path(self, label: str) -> Path:
+        return self.root / WORKTREES_DIR / f"{label}-{self.run_id}"
 
     def run_checks(self, cycle: int, commit: str) -> ChecksRan:
         commands = check_specs(self.config.checks, self.plan.checks if self.plan else ())

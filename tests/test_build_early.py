@@ -1,0 +1,177 @@
+"""A session's first request goes out before the run has made what only its tools need (the
+builder's worktree, the verifier's checkout, the git snapshot): the model thinks meanwhile (#19
+item 5). When making them fails, the run fails as it did, and the reply is never used."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from agentflow.errors import GitError
+from agentflow.events import GitSnapshotTaken, ModelCalled, RunEnded, RunStarted, SessionStarted
+from agentflow.ledger import Ledger
+from agentflow.models.base import ModelRequest, ModelResponse, ToolUseBlock
+from agentflow.session import EarlyCall, RunBudget, SessionLimits, SessionSpec, first_request, run_session
+from agentflow.session import send_first_call as send_first
+from agentflow.tools import Toolbox
+from tests.build_helpers import git, notes, run_events, verdict, write_plan
+from tests.fakeapi import FakeAnthropic, fake_anthropic, message, tool_use
+
+__all__ = ["fake_anthropic"]  # the fixture, imported for pytest
+
+
+def _replies(fake: FakeAnthropic) -> None:
+    fake.add(
+        message(tool_use("write_file", {"path": "src/app.py", "content": "def farewell():\n    return 'bye'\n"})),
+        message(tool_use("finish", {"summary": "done"})),
+        message(tool_use("read_file", {"path": "src/app.py"})),
+        message(tool_use("submit_verdict", verdict())),
+    )
+
+
+def _wait_for_requests(fake: FakeAnthropic, count: int) -> int:
+    """Block (up to 20 s, a synchronisation, not a timing assertion) until ``count`` requests came."""
+    deadline = time.monotonic() + 20
+    while len(fake.requests) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return len(fake.requests)
+
+
+def test_the_builders_first_request_is_on_its_way_while_the_worktree_is_made(
+    repo, cli, fake_anthropic: FakeAnthropic, monkeypatch
+):
+    from agentflow.orchestration import build_runs
+
+    write_plan(repo)
+    _replies(fake_anthropic)
+    seen: list[int] = []
+    original = build_runs.prepare_worktree
+
+    def prepare(*args: Any, **kwargs: Any) -> Path:
+        seen.append(_wait_for_requests(fake_anthropic, 1))  # nothing of the worktree exists yet
+        seen.append(int(Path(args[3]).exists()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(build_runs, "prepare_worktree", prepare)
+    result = cli("build", "1", "--backend", "anthropic")
+
+    assert result.exit_code == 0, result.output
+    assert seen == [1, 0]  # the request came before the worktree was made
+    assert len(fake_anthropic.requests) == 4  # and was not sent twice
+    events = run_events(repo)
+    kinds = [type(e) for e in events]
+    # recorded in the same order as ever: the run, the snapshot, the session, then its first call
+    assert kinds.index(RunStarted) < kinds.index(GitSnapshotTaken) < kinds.index(SessionStarted)
+    assert kinds.index(SessionStarted) < kinds.index(ModelCalled)
+    assert sum(k is ModelCalled for k in kinds) == 4
+    assert run_events(repo, RunEnded)[0].outcome == "approved"
+
+
+def test_a_worktree_that_cannot_be_made_after_the_first_request_fails_the_run_with_nothing_made(
+    repo, cli, fake_anthropic: FakeAnthropic, monkeypatch
+):
+    from agentflow.orchestration import build_runs
+
+    write_plan(repo)
+    _replies(fake_anthropic)
+
+    def refuse(*args: Any, **kwargs: Any) -> Path:
+        _wait_for_requests(fake_anthropic, 1)
+        raise GitError("cannot add the worktree", fix="look at git worktree list")
+
+    monkeypatch.setattr(build_runs, "prepare_worktree", refuse)
+    result = cli("build", "1", "--backend", "anthropic")
+
+    assert result.exit_code == 2, result.output
+    assert "cannot add the worktree" in result.output
+    assert len(fake_anthropic.requests) == 1  # sent early, its reply dropped
+    with Ledger.open(repo) as ledger:
+        assert ledger.events(kinds=["run_started", "model_called", "session_started"]) == []
+    assert git(repo, "branch", "--list", "agentflow/*") == ""
+    assert not (repo / ".agentflow" / "worktrees" / "1-farewell").exists()
+
+
+def test_a_verifier_checkout_that_cannot_be_made_after_its_first_request_ends_the_run_without_a_verdict(
+    repo, cli, fake_anthropic: FakeAnthropic, monkeypatch
+):
+    from agentflow.orchestration import run as run_module
+
+    write_plan(repo)
+    _replies(fake_anthropic)
+    original = run_module.add_detached_worktree
+
+    def add(repo_: Any, commit: str, path: Path) -> Path:
+        if path.name.startswith("verifier-"):
+            _wait_for_requests(fake_anthropic, 3)
+            raise GitError("cannot check out the verifier's tree")
+        return original(repo_, commit, path)
+
+    monkeypatch.setattr(run_module, "add_detached_worktree", add)
+    result = cli("build", "1", "--backend", "anthropic")
+
+    assert result.exit_code != 0, result.output
+    assert len(fake_anthropic.requests) == 3  # the verifier's first went out; its reply is not used
+    ended = run_events(repo, RunEnded)[0]
+    assert ended.outcome == "no_verdict" and "cannot check out the verifier's tree" in (ended.reason or "")
+    assert [e.role for e in run_events(repo, SessionStarted)] == ["builder"]
+    assert len(run_events(repo, ModelCalled)) == 2  # the builder's two calls only
+    head = git(repo, "rev-parse", "agentflow/1-farewell")
+    assert notes(repo, head) == []  # no verdict, no note
+    assert not [p for p in (repo / ".agentflow" / "worktrees").iterdir() if p.name.startswith("verifier-")]
+
+
+class _Model:
+    early_calls = True
+    name = "m"
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def complete(self, request: ModelRequest) -> ModelResponse:
+        self.prompts.append(request.messages[0].content[0].text)  # type: ignore[union-attr]
+        return ModelResponse(
+            content=[ToolUseBlock(id="t1", name="finish", input={"summary": "ok"})], stop_reason="tool_use"
+        )
+
+
+def _spec(root: Path, prompt: str, budget: float = 100.0) -> SessionSpec:
+    return SessionSpec(
+        role="builder",
+        cycle=1,
+        run_id="r-1",
+        root=root,
+        system="SYSTEM",
+        prompt=prompt,
+        limits=SessionLimits(),
+        budget=RunBudget(limit_usd=budget),
+        backend="anthropic",
+        model_name="m",
+    )
+
+
+def test_a_session_takes_the_early_reply_only_for_its_own_first_request(repo: Path) -> None:
+    model = _Model()
+    same = send_first(_spec(repo, "PLAN"), model)  # type: ignore[arg-type]
+    assert same is not None
+    with Ledger.open(repo) as ledger:
+        first = run_session(_spec(repo, "PLAN"), model, Toolbox(repo, "builder"), ledger, early=same)  # type: ignore[arg-type]
+        assert model.prompts == ["PLAN"]  # the early one, not sent again
+        other = EarlyCall(first_request(_spec(repo, "ANOTHER PLAN")), model)  # type: ignore[arg-type]
+        second = run_session(_spec(repo, "PLAN"), model, Toolbox(repo, "builder"), ledger, early=other)  # type: ignore[arg-type]
+        calls = ledger.events(kinds=["model_called"])
+    other._thread.join()  # its call made (and dropped) by now
+    assert first.status == second.status == "completed"
+    assert sorted(model.prompts) == ["ANOTHER PLAN", "PLAN", "PLAN"]  # the other's reply dropped, PLAN asked
+    assert len(calls) == 2 and other.dropped
+
+
+def test_no_early_request_past_the_budget_and_the_session_reports_the_limit(repo: Path) -> None:
+    from agentflow.models.anthropic import AnthropicModel
+
+    model = AnthropicModel("claude-sonnet-5-5", api_key="sk-test", base_url="http://127.0.0.1:9")
+    assert send_first(_spec(repo, "PLAN", budget=0.0), model) is None  # nothing sent: no server is asked
+    assert send_first(_spec(repo, "PLAN"), None) is None
+    with Ledger.open(repo) as ledger:
+        result = run_session(_spec(repo, "PLAN", budget=0.0), model, Toolbox(repo, "builder"), ledger)
+    assert result.status == "limits" and "run budget" in (result.reason or "")
