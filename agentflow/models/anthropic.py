@@ -66,14 +66,15 @@ def prefetch_sdk() -> None:
             key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
             if key:  # the client an AnthropicModel with default settings uses (its transport, TLS context)
                 shared_client(client_settings(key, None, _env_float("AGENTFLOW_REQUEST_TIMEOUT", 600.0), True))
-            # the SDK builds its reply models' validators on the first reply: build them now, after
-            # the client (the first request needs it; the first reply comes a model call later)
-            anthropic.types.Message.model_validate(_SAMPLE_REPLY)
-            # and what the SDK imports on the first request (every run's, at the same moment under -j):
+            # what the SDK imports on the first request (every run's, at the same moment under -j):
             # the trace-context propagator (OpenTelemetry's, 10-20 ms) and the IDNA codec of the URL
             import encodings.idna  # noqa: F401
 
             import opentelemetry.propagate  # noqa: F401
+
+            # the SDK builds its reply models' validators on the first reply: build them last (the
+            # first request needs the client and the imports above; its reply comes a call later)
+            anthropic.types.Message.model_validate(_SAMPLE_REPLY)
 
     thread = threading.Thread(target=load, name="agentflow-sdk-import", daemon=True)
     _prefetch.append(thread)

@@ -192,6 +192,7 @@ class BuildDriver:
         self.run.send_early("verifier", n, context, root=self.run.checkout_path(label))
         try:
             with self.run.checkout(commit, label) as checkout:  # its commands never reach the next commit
+                self.run.note_facts_ahead(commit)  # while its first request is on its way
                 result = self.run.session("verifier", n, context, root=checkout, fresh_commit=commit)
         finally:
             self.run.drop_early()
@@ -622,10 +623,12 @@ def build(
         # worktree preparation; the first model call waits for it (AnthropicModel.client)
         prefetch_sdk()
     _prime_shared_state()  # on a thread: it overlaps the git processes below and the runs' first ones
+    waiting = threading.Event()
+    # the builder's prompt compiled while the plans are read and checked: the first request needs it
+    warm_up(root, waiting, sandboxed=config.sandbox.mode != "off")
     plans = load_build_plans(root, refs, config)
     preflight(root, config, options)
-    reporter = _WaitingRuns(reporter or NullReporter(), min(options.jobs, len(plans)))
-    warm_up(root, reporter.waiting, sandboxed=config.sandbox.mode != "off")
+    reporter = _WaitingRuns(reporter or NullReporter(), min(options.jobs, len(plans)), waiting)
     ensure_git_identity(Repo(root, gitpython=False), reporter)
     for plan in plans:
         if plan.status == "draft":
@@ -712,6 +715,9 @@ def warm_up(root: Path, waiting: threading.Event, sandboxed: bool = False) -> No
 
             registry()
             import agentflow.evidence  # noqa: F401 - the verify step's (and xml.etree's)
+            import agentflow.notes  # noqa: F401 - the verify step's and the verdict's (run.py imports them there)
+            import agentflow.untrusted  # noqa: F401
+            import agentflow.verdict  # noqa: F401
 
             if sandboxed and os.geteuid() == 0:
                 from agentflow.sandbox import root_only
@@ -726,9 +732,9 @@ class _WaitingRuns:
     their model (the session's "waiting for the model" progress), the moment ``warm_up`` imports
     the rules."""
 
-    def __init__(self, reporter: Reporter, runs: int):
+    def __init__(self, reporter: Reporter, runs: int, waiting: threading.Event | None = None):
         self.reporter, self.runs = reporter, max(runs, 1)
-        self.waiting = threading.Event()
+        self.waiting = waiting or threading.Event()
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 

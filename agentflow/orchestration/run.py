@@ -13,9 +13,9 @@ from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentflow import integrity, prompts, untrusted
+from agentflow import integrity, prompts
 from agentflow.checks import check_specs, run_checks
 from agentflow.config import Config
 from agentflow.events import (
@@ -37,7 +37,6 @@ from agentflow.events import (
 from agentflow.git import EMPTY_TREE, NOTES_REF, DiffStat, Repo, is_full_id
 from agentflow.inputs import TrustedInputs
 from agentflow.ledger import Ledger
-from agentflow.notes import parse_lines
 from agentflow.orchestration.api import INTERRUPTED, BuildOptions, Reporter
 from agentflow.orchestration.context import (
     ModelPool,
@@ -69,18 +68,13 @@ from agentflow.session import (
     run_role_session,
     send_first_call,
 )
-from agentflow.verdict import (
-    MODEL_ID_RULE,
-    Verdict,
-    VerdictNote,
-    compute_outcome,
-    invalid_ids,
-    note_checks,
-    note_criteria,
-    note_findings,
-    note_summary,
-    signing_key,
-)
+
+if TYPE_CHECKING:
+    from agentflow.verdict import Verdict, VerdictNote
+
+# agentflow.verdict, agentflow.notes and agentflow.untrusted are imported where they are used (the
+# verify step, the verdict): not on the way to a run's first model call (#19 item 5); the build's
+# warm-up imports them while the runs wait for their model (build_runs.warm_up)
 
 MAX_DIFF_CHARS = 80_000
 T = TypeVar("T")
@@ -112,6 +106,7 @@ class Run:
     sandbox: Sandbox | None = None  # None: from the config (mode auto fails closed where bwrap cannot run)
     _summaries: dict[tuple[str, str], tuple[list[str], DiffStat]] = field(default_factory=dict, repr=False)
     _tree_cache: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict, repr=False)
+    _patch_ids: dict[tuple[str, str], str | None] = field(default_factory=dict, repr=False)
     _messages: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
     # first requests sent ahead of their session (``send_early``): (role, cycle) -> (what it was made of, call)
     _early: dict[tuple[str, int], tuple[tuple[str, str, Path], EarlyCall]] = field(default_factory=dict, repr=False)
@@ -388,6 +383,8 @@ class Run:
 
     def _untrusted_context(self, commit: str, diff: str, checks: list[CheckResult]) -> dict[str, Any]:
         """The change's content as labelled untrusted blocks (``agentflow.untrusted``)."""
+        from agentflow import untrusted
+
         nonce = untrusted.new_nonce()
         files = self.changed_files(commit)
         messages = self._commit_messages(commit)
@@ -462,6 +459,8 @@ class Run:
     def evidence_findings(self, checks: list[CheckResult]) -> list[dict[str, Any]]:
         """Fewer tests or more skipped than on the base: from ``--compare-base`` or the base's notes."""
         from agentflow import evidence
+        from agentflow.notes import parse_lines
+        from agentflow.verdict import signing_key
 
         current = [_check_dict(c) for c in checks]
         if self.base_checks is not None:
@@ -491,6 +490,18 @@ class Run:
 
         Returns the event and the reasons it is not approved (the event joins them into one string).
         """
+        from agentflow.verdict import (
+            MODEL_ID_RULE,
+            Verdict,
+            VerdictNote,
+            compute_outcome,
+            invalid_ids,
+            note_checks,
+            note_findings,
+            note_summary,
+            signing_key,
+        )
+
         self.ledger.verify_run(self.run_id)  # never a verdict computed from a broken chain (#13 item 2)
         verdict: Verdict | None = None
         if submitted is not None:
@@ -533,7 +544,7 @@ class Run:
                 decision=verdict.decision if verdict else None,
                 tree=self._trees(commit)[0],
                 base=self.base_commit,
-                patch_id=self.repo.patch_id(self.base_commit, commit),
+                patch_id=self.patch_id(commit),
                 checks=note_checks([_check_dict(c) for c in checks]),
                 models=self.models.describe(),
                 prompts_sha=self.prompts_sha,
@@ -589,6 +600,18 @@ class Run:
         # commit: the line is this commit's only; copied onto another commit it decides nothing (agentflow.gate)
         return {"base_tree": base_tree, "parent_tree": parent_tree, "commit": commit}
 
+    def patch_id(self, commit: str) -> str | None:
+        """``git patch-id`` of base..commit (two git processes), asked once per commit."""
+        return self._by_commit(self._patch_ids, commit, lambda: self.repo.patch_id(self.base_commit, commit))
+
+    def note_facts_ahead(self, commit: str) -> None:
+        """Read what the verdict note says of ``commit`` whatever the verdict (its trees, the base's
+        and the parent's; the patch id) while the verifier's first request is on its way: at the end
+        the four runs of ``-j 4`` asked for them at once, each then waiting for the others' notes
+        under the git lock (#19 item 5). Objects named by their ids: the same answers as later."""
+        self._trees(commit)
+        self.patch_id(commit)
+
     def _trees(self, commit: str) -> tuple[str, str, str]:
         """The trees of ``commit``, of the base and of ``commit``'s first parent (the empty tree for a
         root commit), read in one ``git cat-file --batch-check`` (they were four git processes)."""
@@ -606,6 +629,8 @@ class Run:
     def _note_facts(self, commit: str, cycle: int, verdict: Verdict | None) -> dict[str, Any]:
         """Binding and verdict facts beyond DESIGN.md's fields: the approved base tree (#13 item 3),
         criteria status and the redacted summary; plus ``_note_extensions``."""
+        from agentflow.verdict import note_criteria, note_summary
+
         facts: dict[str, Any] = self._binding(commit)
         if verdict is not None:
             facts["criteria"] = note_criteria(verdict.criteria)
@@ -615,6 +640,9 @@ class Run:
     def _append_note(self, commit: str, note: VerdictNote) -> None:
         """Sign (here only: the orchestrator) and append; written once per run, cycle and outcome,
         so a run resumed after the note but before its ledger event does not write it twice."""
+        from agentflow.notes import parse_lines
+        from agentflow.verdict import signing_key
+
         key = signing_key()
         if key:
             note = note.signed(key)
@@ -650,6 +678,9 @@ class Run:
         Nothing is written when no cycle was verified (there is no verified commit to put it on), nor
         twice: a run resumed after the note was written but before ``RunEnded`` finds it there.
         """
+        from agentflow.notes import parse_lines
+        from agentflow.verdict import VerdictNote, note_checks, note_findings
+
         progress = self.progress()
         verdicts = progress.verdicts()
         if not verdicts or verdicts[-1].commit is None:
@@ -668,7 +699,7 @@ class Run:
                 outcome="capped",
                 tree=self.repo.tree(commit),
                 base=self.base_commit,
-                patch_id=self.repo.patch_id(self.base_commit, commit),
+                patch_id=self.patch_id(commit),
                 checks=note_checks([_check_dict(c) for c in checked.results]) if checked else [],
                 models=self.models.describe(),
                 prompts_sha=self.prompts_sha,
