@@ -175,3 +175,53 @@ def test_no_early_request_past_the_budget_and_the_session_reports_the_limit(repo
     with Ledger.open(repo) as ledger:
         result = run_session(_spec(repo, "PLAN", budget=0.0), model, Toolbox(repo, "builder"), ledger)
     assert result.status == "limits" and "run budget" in (result.reason or "")
+
+
+def test_the_verify_steps_own_reads_are_made_while_the_checks_run_and_not_again(repo, cli, monkeypatch):
+    from agentflow.orchestration import build_runs
+    from agentflow.orchestration import run as run_module
+    from tests.build_helpers import builder_session, verifier_session, write_script
+
+    write_plan(repo, checks=["true"])
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    calls: list[str] = []
+    for owner, name in (
+        (build_runs.BuildDriver, "scope_findings"),
+        (run_module.Run, "base_note_counts"),
+        (run_module.Run, "patch_id"),
+    ):
+        original = getattr(owner, name)
+
+        def counted(self: Any, *args: Any, _original: Any = original, _name: str = name) -> Any:
+            calls.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(owner, name, counted)
+    original_checks = run_module.run_checks
+
+    def checks(*args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + 20  # the reader is at work meanwhile (a synchronisation)
+        while "base_note_counts" not in calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        calls.append("checks")
+        return original_checks(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "run_checks", checks)
+    result = cli("build", "1", "--script", str(script))
+
+    assert result.exit_code == 0, result.output
+    # read once each, before the checks finished; the note's patch id once, before the verdict
+    assert calls[:3] == ["scope_findings", "base_note_counts", "checks"], calls
+    assert calls.count("scope_findings") == calls.count("base_note_counts") == 1, calls
+    assert calls.count("patch_id") >= 1
+    head = git(repo, "rev-parse", "agentflow/1-farewell")
+    [note] = notes(repo, head)
+    assert note["outcome"] == "approved" and note["patch_id"] == _patch_id(repo, note["base"], head)
+
+
+def _patch_id(repo: Path, base: str, head: str) -> str:
+    import subprocess
+
+    diff = subprocess.run(["git", "diff", base, head], cwd=repo, capture_output=True, check=True).stdout
+    out = subprocess.run(["git", "patch-id", "--verbatim"], cwd=repo, input=diff, capture_output=True, check=True)
+    return out.stdout.decode().split()[0]

@@ -73,6 +73,7 @@ class BuildDriver:
         self.worktree_repo = Repo(run.workdir, gitpython=False)
         self.doing = "the start of the run"
         self.committed: str | None = None  # the commit this process's commit step just made (HEAD since)
+        self._ahead: tuple[str, threading.Thread, dict[str, Any]] | None = None  # (commit, reader, what it read)
 
     def drive(self) -> RunEnded:
         try:
@@ -178,13 +179,43 @@ class BuildDriver:
             reason = f"cycle {n} changed nothing" if n > 1 else "the builder changed nothing"
             self.run.end("capped", n, reason, head)
             return
+        self.read_ahead(head)
         # on a clean checkout of the commit (Run.checkout), never here: what the builder left
         # uncommitted cannot pass a check, and what the checks write never reaches the next commit
         self.run.run_checks(n, head)
 
+    def read_ahead(self, commit: str) -> None:
+        """While the checks run (a sandboxed process to wait for), read on a thread what the verify
+        step reads of base..commit whatever the checks say: agentflow's own findings (scope, rules,
+        protected inputs), the base note's test counts and the diff. Under ``-j 4`` the four runs read
+        them at the same moment after their checks, on the way to their verifiers' first requests
+        (#19 item 5). The same objects by id, read before the builder's code runs in the checks
+        instead of after; anything that fails here is read again, and reported, by the verify step."""
+        found: dict[str, Any] = {}
+
+        def read() -> None:
+            with contextlib.suppress(Exception):
+                found["scope"] = self.scope_findings(commit)
+                found["base_counts"] = self.run.base_note_counts()
+                self.run.diff(commit)
+
+        thread = threading.Thread(target=read, name="agentflow-verify-reads", daemon=True)
+        thread.start()
+        self._ahead = (commit, thread, found)
+
+    def _read(self, commit: str) -> dict[str, Any]:
+        """What ``read_ahead`` read of ``commit`` (waiting for it), once; empty for another commit."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != commit:
+            return {}
+        ahead[1].join()
+        return ahead[2]
+
     def verify(self, n: int, checks: ChecksRan, progress: RunProgress) -> None:
         commit = checks.commit or self.head()
-        extra = self.scope_findings(commit) + self.run.evidence_findings(checks.results)
+        found = self._read(commit)
+        scope = found["scope"] if "scope" in found else self.scope_findings(commit)
+        extra = scope + self.run.evidence_findings(checks.results, found.get("base_counts"))
         earlier = progress.cycles[n - 1].verdict if n - 1 in progress.cycles else None
         context = self.run.verifier_context(n, commit, checks.results, extra, earlier, "build")
         label = f"verifier-c{n}"

@@ -107,6 +107,7 @@ class Run:
     _summaries: dict[tuple[str, str], tuple[list[str], DiffStat]] = field(default_factory=dict, repr=False)
     _tree_cache: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict, repr=False)
     _patch_ids: dict[tuple[str, str], str | None] = field(default_factory=dict, repr=False)
+    _diffs: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
     _messages: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
     # first requests sent ahead of their session (``send_early``): (role, cycle) -> (what it was made of, call)
     _early: dict[tuple[str, int], tuple[tuple[str, str, Path], EarlyCall]] = field(default_factory=dict, repr=False)
@@ -352,7 +353,7 @@ class Run:
         earlier: VerdictRecorded | None,
         mode: str,
     ) -> dict[str, Any]:
-        diff = self.repo.diff(self.base_commit, commit)
+        diff = self.diff(commit)
         truncated = len(diff) > MAX_DIFF_CHARS
         if truncated:
             diff = diff[:MAX_DIFF_CHARS]
@@ -456,16 +457,27 @@ class Run:
         )
         return run_rules(change)
 
-    def evidence_findings(self, checks: list[CheckResult]) -> list[dict[str, Any]]:
-        """Fewer tests or more skipped than on the base: from ``--compare-base`` or the base's notes."""
+    def evidence_findings(
+        self, checks: list[CheckResult], base_counts: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Fewer tests or more skipped than on the base: from ``--compare-base`` or the base's notes
+        (``base_counts``: ``base_note_counts()`` read beforehand)."""
         from agentflow import evidence
-        from agentflow.notes import parse_lines
-        from agentflow.verdict import signing_key
 
         current = [_check_dict(c) for c in checks]
         if self.base_checks is not None:
             base = {c.command: counts for c in self.base_checks if (counts := evidence.counts_of(_check_dict(c)))}
             return evidence.regressions(current, base, "verify --compare-base")
+        if base_counts is None:
+            base_counts = self.base_note_counts()
+        return evidence.regressions(current, base_counts, f"verdict note on the base {self.base_commit[:12]}")
+
+    def base_note_counts(self) -> dict[str, Any]:
+        """The test counts of the base's newest verdict note about the base itself (signed, with a key)."""
+        from agentflow import evidence
+        from agentflow.notes import parse_lines
+        from agentflow.verdict import signing_key
+
         notes, _ = parse_lines(self.repo.notes(self.base_commit))
         # only lines about the base itself: a signed line of another commit copied onto its note (its
         # tree and commit are not the base's) gave its own, lower counts (tests/test_attacks_note_replay.py)
@@ -474,8 +486,7 @@ class Run:
         if key := signing_key():  # with a key, an unsigned line is anybody's: one claiming 0 tests hid a regression
             notes = [n for n in notes if n.signature_valid(key)]
         notes.sort(key=lambda n: n.timestamp)  # the newest verdict's counts win
-        base = evidence.base_counts_from_notes(n.model_dump() for n in notes)
-        return evidence.regressions(current, base, f"verdict note on the base {self.base_commit[:12]}")
+        return evidence.base_counts_from_notes(n.model_dump() for n in notes)
 
     def record_verdict(
         self,
@@ -599,6 +610,10 @@ class Run:
         _, base_tree, parent_tree = self._trees(commit)
         # commit: the line is this commit's only; copied onto another commit it decides nothing (agentflow.gate)
         return {"base_tree": base_tree, "parent_tree": parent_tree, "commit": commit}
+
+    def diff(self, commit: str) -> str:
+        """base..commit's diff, asked once per commit (``BuildDriver`` reads it while the checks run)."""
+        return self._by_commit(self._diffs, commit, lambda: self.repo.diff(self.base_commit, commit))
 
     def patch_id(self, commit: str) -> str | None:
         """``git patch-id`` of base..commit (two git processes), asked once per commit."""
