@@ -634,7 +634,7 @@ class Repo:
         present: Callable[[list[str]], bool] | None = None,
     ) -> str | None:
         """Append one line to ``commit``'s note without ever losing a line another process writes;
-        returns the new notes commit.
+        returns the new notes commit (``append_notes`` of one line).
 
         Compare-and-swap on the notes ref: the new notes commit is built on a private ref from the
         value ``OLD`` just read, then one ``git update-ref --stdin`` transaction moves the ref only if
@@ -644,23 +644,43 @@ class Repo:
         verdict again). Five git processes (were eight with the writer's ``record_own_write``), all
         under the git lock the ``-j`` runs share, at the same moment at the end of their runs.
         """
+        return self.append_notes([(commit, line, present)], ref)
+
+    def append_notes(
+        self,
+        lines: Sequence[tuple[str, str, Callable[[list[str]], bool] | None]],
+        ref: str = NOTES_REF,
+    ) -> str | None:
+        """``append_note`` for several ``(commit, line, present)`` at once, in one notes commit: the
+        ref and every note read in one ``cat-file --batch``, one ``git notes add`` per commit (git
+        lays out the notes tree), one compare-and-swap. The verdicts of ``-j`` runs that end at the
+        same moment are written together (``orchestration.run``), where each held the git lock for
+        five git processes in turn. Returns the new notes commit, None when every line was there."""
         import random  # imported here: only note writes need them (start-up of `gate` and the hooks)
         import secrets
 
         scratch = f"refs/notes/agentflow-tmp/{os.getpid()}-{secrets.token_hex(4)}"
         made = False  # whether ``scratch`` may exist (the transaction that moves ``ref`` deletes it)
+        commits = list(dict.fromkeys(commit for commit, _, _ in lines))
         try:
             for attempt in range(NOTE_WRITE_ATTEMPTS):
-                old, existing = self._note_head(ref, commit)
-                if line in existing or (present is not None and present(existing)):
+                old, existing = self._notes_head(ref, commits)
+                bodies: dict[str, list[str]] = {}
+                for commit, line, present in lines:
+                    now = bodies.get(commit, existing[commit])
+                    if line in now or (present is not None and present(now)):
+                        continue
+                    bodies[commit] = [*now, line]
+                if not bodies:
                     return None
                 if old:
                     self.git("update-ref", scratch, old)
                 elif made:  # a failed attempt's: the notes commit must start from nothing
                     self.git("update-ref", "-d", scratch, check=False)
                 made = True
-                body = "\n".join([*existing, line]) + "\n"
-                self.git("notes", f"--ref={scratch}", "add", "-f", "-F", "-", commit, input=body)
+                for commit, body in bodies.items():
+                    text = "\n".join(body) + "\n"
+                    self.git("notes", f"--ref={scratch}", "add", "-f", "-F", "-", commit, input=text)
                 new = self.git("rev-parse", scratch)
                 # one transaction: the ref moves only if nobody moved it since ``old`` was read (create:
                 # only if it still does not exist), and the scratch ref goes with it; all or nothing
@@ -680,22 +700,32 @@ class Repo:
             fix="re-run the command (nothing was lost)",
         )
 
-    def _note_head(self, ref: str, commit: str) -> tuple[str | None, list[str]]:
-        """The commit ``ref`` points at (None: no notes yet) and ``commit``'s note lines there, read in
-        one ``git cat-file --batch`` (the ref and every place the note can be, ``note_paths``). Should the ref
-        move between the names, the compare-and-swap of ``append_note`` fails and it reads again."""
-        target = commit if is_full_id(commit) else self.rev(commit)
-        paths = note_paths(target)
+    def _notes_head(self, ref: str, commits: Sequence[str]) -> tuple[str | None, dict[str, list[str]]]:
+        """The commit ``ref`` points at (None: no notes yet) and each of ``commits``' note lines there,
+        read in one ``git cat-file --batch`` (the ref and every place each note can be, ``note_paths``).
+        Should the ref move between the names, the compare-and-swap of ``append_notes`` fails and it
+        reads again."""
+        targets = {commit: commit if is_full_id(commit) else self.rev(commit) for commit in commits}
+        empty: dict[str, list[str]] = {commit: [] for commit in commits}
         if ref.startswith("-"):
-            return None, []
-        found = cat_file_objects(self.root, [ref, *(f"{ref}:{p}" for p in paths)])
+            return None, empty
+        names = [ref]
+        spans: dict[str, tuple[int, int]] = {}
+        for commit, target in targets.items():
+            paths = note_paths(target)
+            spans[commit] = (len(names), len(names) + len(paths))
+            names += [f"{ref}:{p}" for p in paths]
+        found = cat_file_objects(self.root, names)
         head = found[0][0] if found[0] is not None and found[0][1] == "commit" else None
         if head is None:
-            return None, []
-        for note in found[1:]:
-            if note is not None and note[1] == "blob":
-                return head, note_lines(note[2])
-        return head, []
+            return None, empty
+        lines = dict(empty)
+        for commit, (first, last) in spans.items():
+            for note in found[first:last]:
+                if note is not None and note[1] == "blob":
+                    lines[commit] = note_lines(note[2])
+                    break
+        return head, lines
 
     def notes_map(self, ref: str = NOTES_REF) -> dict[str, list[str]]:
         """Every noted commit and its note lines under ``ref``, read in one ``git cat-file --batch``."""

@@ -235,3 +235,64 @@ def test_the_checks_take_the_commit_just_made_without_asking_for_head_again(repo
     checkout = next(i for i, c in enumerate(commands) if i > commit and c.startswith("reset --hard"))
     heads = [c for c in commands[commit:checkout] if c == "rev-parse --verify --quiet HEAD^{commit}"]
     assert len(heads) == 1, commands[commit:checkout]  # the commit step's own, for the id it made
+
+
+def _four_commits(repo: Path) -> list[str]:
+    tree = git(repo, "rev-parse", "HEAD^{tree}")
+    return [git(repo, "commit-tree", "-m", f"c{i}", tree) for i in range(4)]
+
+
+def _write_together(repo: Path, commits: list[str]) -> list[BaseException | None]:
+    """Four threads write a line each while the git lock is held elsewhere, as four -j runs that end
+    at the same moment do; what each one raised."""
+    import threading
+    import time
+
+    from agentflow.locks import GIT_LOCK
+    from agentflow.orchestration import run as run_module
+
+    raised: list[BaseException | None] = [None] * len(commits)
+
+    def write(i: int) -> None:
+        try:
+            run_module._write_note(Repo(repo, gitpython=False), commits[i], f'{{"n": {i}}}', lambda lines: False)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            raised[i] = exc
+
+    root = Repo(repo, gitpython=False).root
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(commits))]
+    with GIT_LOCK(root):
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20  # a synchronisation: all four queued behind the lock
+        while len(run_module._NOTE_QUEUE.get(root, [])) < len(commits) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join()
+    return raised
+
+
+def test_the_notes_of_runs_ending_together_are_written_with_one_read_and_one_compare_and_swap(repo, traced):
+    commits = _four_commits(repo)
+    start, stop = traced
+    start()
+    assert _write_together(repo, commits) == [None] * 4
+    commands = stop()
+    # one read of the ref and the four notes, a git notes add each, the new commit's id, one swap
+    # (were five git processes for each line, in turn)
+    assert [c.split()[0] for c in commands] == ["cat-file", *["notes"] * 4, "rev-parse", "update-ref"], commands
+    for i, commit in enumerate(commits):
+        assert git(repo, "notes", f"--ref={NOTES_REF}", "show", commit) == f'{{"n": {i}}}'
+    assert note_refs(repo) == [NOTES_REF]
+
+
+def test_a_failed_write_of_notes_written_together_fails_every_run_whose_line_it_held(repo, monkeypatch):
+    from agentflow.errors import GitError
+
+    def refuse(self, lines, ref=NOTES_REF):
+        raise GitError("could not update refs/notes/agentflow")
+
+    monkeypatch.setattr(Repo, "append_notes", refuse)
+    raised = _write_together(repo, _four_commits(repo))
+    assert all(isinstance(e, GitError) for e in raised), raised
+    assert git(repo, "for-each-ref", "refs/notes/") == ""

@@ -674,10 +674,7 @@ class Run:
                 for n in parse_lines(lines)[0]
             )
 
-        with _GIT_LOCK(self.root):
-            written = self.repo.append_note(commit, line, present=present)
-            # not tampering in a concurrent run's session (the value just written: no git process)
-            integrity.record_own_write(self.repo, NOTES_REF, written)
+        _write_note(self.repo, commit, line, present)
 
     def end(self, outcome: Outcome, cycles: int, reason: str | None, commit: str | None) -> RunEnded:
         if outcome == "capped":
@@ -724,6 +721,58 @@ class Run:
                 **self._note_extensions(cycles),
             ),
         )
+
+
+@dataclass
+class _NoteLine:
+    commit: str
+    line: str
+    present: Callable[[list[str]], bool]
+    done: bool = False
+    error: Exception | None = None
+
+
+_NOTE_QUEUE: dict[Path, list[_NoteLine]] = {}  # repository root -> lines waiting for the git lock
+_NOTE_QUEUE_LOCK = threading.Lock()
+
+
+def _write_note(repo: Repo, commit: str, line: str, present: Callable[[list[str]], bool]) -> None:
+    """Append ``line`` to ``commit``'s note under the git lock, together with the lines this
+    process's other runs queued meanwhile (``Repo.append_notes``: one notes commit, one
+    compare-and-swap). The four runs of ``-j 4`` end at the same moment and each held the lock for
+    five git processes in turn (the last waited for the other three); now whoever gets the lock
+    writes every line waiting, and the others find theirs written (#19 item 5). Each line is
+    written once: a line already in its note, or one ``present`` finds equivalent, is skipped, so
+    a batch interrupted after its write and written again adds nothing. A failed write fails
+    every run whose line it held, as each run's own write failed before."""
+    mine = _NoteLine(commit, line, present)
+    with _NOTE_QUEUE_LOCK:
+        _NOTE_QUEUE.setdefault(repo.root, []).append(mine)
+    while not mine.done:
+        with _GIT_LOCK(repo.root):
+            if mine.done:  # written by the run that held the lock before this one
+                break
+            with _NOTE_QUEUE_LOCK:
+                batch = _NOTE_QUEUE.pop(repo.root, [])
+            if mine not in batch:  # taken by a writer that was interrupted: put back by it below
+                batch.append(mine)
+            try:
+                written = repo.append_notes([(n.commit, n.line, n.present) for n in batch])
+                # not tampering in a concurrent run's session (the value just written: no git process)
+                integrity.record_own_write(repo, NOTES_REF, written)
+            except Exception as exc:  # noqa: BLE001 - every waiting run gets it, as its own write's
+                for n in batch:
+                    n.error, n.done = exc, True
+            else:
+                for n in batch:
+                    n.done = True
+            finally:
+                undone = [n for n in batch if not n.done and n is not mine]  # interrupted: the others retry
+                if undone:
+                    with _NOTE_QUEUE_LOCK:
+                        _NOTE_QUEUE.setdefault(repo.root, [])[:0] = undone
+    if mine.error is not None:
+        raise mine.error
 
 
 def start_confinement(config: Config, reporter: Reporter, label: str = "") -> Sandbox:
