@@ -1,13 +1,14 @@
-"""``agentflow metrics`` without typer: the plain command lines of a read view, parsed by a table (#19 item 1).
+"""``agentflow metrics`` and ``show`` without typer: a read view's plain command line, parsed by a table (#19 item 1).
 
 Importing typer (with its vendored click, its completion machinery and the stdlib modules it pulls
 in) is about 100 ms of every command, more than half of a view at 100k events. ``agentflow.__main__``
-asks ``run(argv)`` first: a command line made only of a ``FAST`` command's own options, each in a
+asks ``run(argv)`` first: a command line made only of a ``FAST`` command's own options (and its one
+argument, ``show RUN``), each in a
 form that has one reading (``--since 7d``, ``--since=7d``, ``-f json``, a flag alone), a value that
 is not empty and does not begin with ``-``, a choice among its choices, is run here, by the very
-function the typer command calls (``metrics`` below; ``agentflow.cli.metrics`` calls it too).
-Anything else (``--help``, a root option such as ``-C``, an unknown or repeated option, a
-positional, ``--``, shell completion) returns None and typer parses the command line as always,
+function the typer command calls (``metrics`` and ``show`` below; ``agentflow.cli.metrics`` calls
+them too). Anything else (``--help``, a root option such as ``-C``, an unknown or repeated option, a
+second positional, ``--``, shell completion) returns None and typer parses the command line as always,
 with its own help and errors. ``tests/test_cli_fast.py`` checks the table against the click
 command typer builds (names, options, defaults, choices) and the parse against click's on many
 command lines, and that what the two print and exit with is the same.
@@ -15,7 +16,8 @@ command lines, and that what the two print and exit with is the same.
 Errors are reported as ``agentflow.cli`` reports them (its ``failure``: one line, the documented
 exit code), importing typer then: only a failing command pays for it.
 
-No typer, click, rich or pydantic here: the module is imported before any of them.
+No typer, click, rich or pydantic here: the module is imported before any of them. ``status`` and
+``log`` print through click's ``echo`` line by line (``cli._common.out``) and stay on typer.
 """
 
 from __future__ import annotations
