@@ -647,6 +647,64 @@ LOOK_ALIKES += [
     ),
 ]
 
+# files developer tools run on their own (agentflow/rules/autorun.py): opening, checking out, entering the tree
+ATTACKS += [
+    Case(
+        "autorun-vscode-task",
+        [(".vscode/tasks.json", None, '{"tasks": [{"runOptions": {"runOn": "folderOpen"}}]}\n')],
+        "autorun_file",
+    ),
+    Case("autorun-vscode-settings", [(".vscode/settings.json", "{}\n", '{"git.path": "./bin/git"}\n')], "autorun_file"),
+    Case("autorun-husky", [(".husky/pre-commit", None, "npx lint-staged\n")], "autorun_file"),
+    Case("autorun-husky-renamed-in", [(".husky/post-merge", "x\n", "x\n", "docs/hook.sh")], "autorun_file"),
+    Case(
+        "autorun-devcontainer",
+        [(".devcontainer/devcontainer.json", None, '{"postCreateCommand": "sh x"}\n')],
+        "autorun_file",
+    ),
+    Case("autorun-root-devcontainer", [(".devcontainer.json", None, '{"postStartCommand": "sh x"}\n')], "autorun_file"),
+    Case("autorun-claude-hook", [(".claude/settings.json", None, '{"hooks": {}}\n')], "autorun_file"),
+    Case("autorun-envrc-nested", [("services/api/.envrc", None, "sh ../../x\n")], "autorun_file"),
+    Case("autorun-workspace", [("agentflow.code-workspace", None, '{"settings": {}}\n')], "autorun_file"),
+    Case("autorun-pre-commit", [(".pre-commit-config.yaml", None, "repos: [{repo: local}]\n")], "autorun_file"),
+    Case(
+        "autorun-yarn-release", [(".yarn/releases/yarn-4.1.0.cjs", None, "require('child_process')\n")], "autorun_file"
+    ),
+    Case("autorun-gradle-wrapper", [("gradle/wrapper/gradle-wrapper.properties", "a=1\n", "a=2\n")], "autorun_file"),
+    Case(
+        "autorun-package-postinstall",
+        [("package.json", '{\n  "scripts": {}\n}\n', '{\n  "scripts": {\n    "postinstall": "sh x"\n  }\n}\n')],
+        "autorun_file",
+    ),
+    Case(
+        "autorun-package-husky-v4",
+        [
+            (
+                "package.json",
+                '{\n  "husky": {\n    "hooks": {}\n  }\n}\n',
+                '{\n  "husky": {\n    "hooks": {\n      "post-checkout": "sh x"\n    }\n  }\n}\n',
+            )
+        ],
+        "autorun_file",
+    ),
+]
+LOOK_ALIKES += [
+    Case("autorun-deleted", [(".husky/pre-commit", "npx lint-staged\n", None)]),
+    Case("autorun-vscode-extensions", [(".vscode/extensions.json", None, '{"recommendations": []}\n')]),
+    Case("autorun-docs-named", [("docs/envrc.md", None, "Put `sh x` in .envrc and .vscode/tasks.json.\n")]),
+    Case(
+        "autorun-package-bump",
+        [
+            (
+                "package.json",
+                '{\n  "version": "1.0.0",\n  "scripts": {"test": "jest"}\n}\n',
+                '{\n  "version": "1.1.0",\n  "scripts": {"test": "jest"}\n}\n',
+            )
+        ],
+    ),
+    Case("autorun-hooks-word", [("src/hooks/useThing.ts", None, "export const useThing = () => 1;\n")]),
+]
+
 
 @pytest.mark.parametrize("case", ATTACKS, ids=lambda c: c.id)
 def test_attack_is_caught(case: Case):

@@ -36,6 +36,7 @@ class FileDiff:
     status: str = "modified"  # added | deleted | modified | renamed
     lines: list[Line] = field(default_factory=list)
     binary: bool = False
+    mode: str | None = None  # the new mode when the diff names it (``120000``: a symbolic link)
 
     @property
     def added(self) -> list[Line]:
@@ -144,6 +145,11 @@ def parse_diff(text: str) -> list[FileDiff]:
         in_hunk = False
         if raw.startswith("new file mode"):
             current.status = "added"
+            current.mode = raw.split()[-1]
+        elif raw.startswith("new mode "):
+            current.mode = raw.split()[-1]
+        elif raw.startswith("index ") and current.mode is None and len(raw.split()) == 3:
+            current.mode = raw.split()[-1]  # index 1234abc..5678def 120000: the mode stayed
         elif raw.startswith("deleted file mode"):
             current.status = "deleted"
         elif raw.startswith("rename from "):
