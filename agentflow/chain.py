@@ -283,7 +283,7 @@ def ledger_chain_problem(root: Path, run_id: str, head: str | None, key: str | N
     if not path.exists():
         return None
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30)  # `?`, `#`, `%` quoted
         try:
             columns = {r[1] for r in db.execute("PRAGMA table_info(events)")}
             if "hash" not in columns:

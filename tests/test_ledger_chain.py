@@ -287,3 +287,22 @@ def test_import_refuses_a_broken_or_foreign_chain_with_one_line(repo, cli, tmp_p
 def test_ledger_help_has_examples(cli):
     for command in ("export", "import"):
         assert "Examples:" in cli("ledger", command, "--help").stdout
+
+
+@pytest.mark.parametrize("name", ["plain", "odd?name", "hash#1", "pct%41"])
+def test_the_gate_reads_the_ledger_of_a_checkout_whose_path_has_uri_characters(tmp_path: Path, name: str) -> None:
+    """The gate opens the ledger read-only through an SQLite URI: a `?`, `#` or `%` in the
+    checkout's path opened another file (or none), and the run's chain was not the one checked."""
+    from agentflow.chain import ledger_chain_problem
+
+    root = tmp_path / name
+    root.mkdir()
+    with Ledger.open(root) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="1"))
+        ledger.append(ChecksRan(run_id="r-1", cycle=1, results=[]))
+    assert ledger_chain_problem(root, "r-1", None, None) is None
+    db = sqlite3.connect(ledger_path(root))
+    db.execute("UPDATE events SET body = replace(body, '\"cycle\":1', '\"cycle\":1 ') WHERE kind = 'checks_ran'")
+    db.commit()
+    db.close()
+    assert "(checks_ran)" in (ledger_chain_problem(root, "r-1", None, None) or "")
