@@ -179,6 +179,32 @@ CREDENTIALS = (
     ".irb_history",
     ".Rhistory",
 )
+# Where the tools keep those credentials when the environment moves them (XDG base folders: gh, git's
+# credential store, rclone, helm...; a tool's own variable: GOOGLE_APPLICATION_CREDENTIALS is a CI
+# job's service-account key): with XDG_CONFIG_HOME=/srv/cfg a sandboxed command read
+# /srv/cfg/gh/hosts.yml, which the list above names only below the home (tests/test_attacks_xdg_credentials.py)
+XDG_HOMES = (
+    ("XDG_CONFIG_HOME", ".config/"),
+    ("XDG_DATA_HOME", ".local/share/"),
+    ("XDG_STATE_HOME", ".local/state/"),
+    ("XDG_CACHE_HOME", ".cache/"),
+)
+CREDENTIAL_ENV = (  # a file or folder of credentials (KUBECONFIG: a list of them)
+    "GH_CONFIG_DIR", "CLOUDSDK_CONFIG", "AZURE_CONFIG_DIR", "DOCKER_CONFIG", "GNUPGHOME", "KUBECONFIG",
+    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_GHA_CREDS_PATH",
+    "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AZURE_FEDERATED_TOKEN_FILE",
+    "NPM_CONFIG_USERCONFIG", "npm_config_userconfig", "PIP_CONFIG_FILE", "UV_CONFIG_FILE", "GIT_CONFIG_GLOBAL",
+    "TF_CLI_CONFIG_FILE", "NETRC", "PGPASSFILE", "BOTO_CONFIG", "HF_TOKEN_PATH", "RCLONE_CONFIG",
+    "OP_CONFIG_DIR", "HELM_REGISTRY_CONFIG", "VAULT_CONFIG_PATH", "SOPS_AGE_KEY_FILE", "GH_COPILOT_CONFIG_DIR",
+    "DIGITALOCEAN_CONFIG", "SNOWSQL_CONFIG", "MC_CONFIG_DIR",
+)  # fmt: skip
+CREDENTIAL_ENV_HOMES = (  # a tool's home, with its credentials at these names
+    ("CARGO_HOME", ("credentials", "credentials.toml")),
+    ("HF_HOME", ("token", "stored_tokens")),
+    ("GEM_HOME", ("credentials",)),
+    ("POETRY_CONFIG_DIR", ("auth.toml",)),
+    ("CLAUDE_CONFIG_DIR", (".credentials.json", ".claude.json")),  # bound back for the claude-code process
+)
 # Sockets of local daemons that a process could drive without any network namespace (a Unix socket
 # with a path is reached through the file system, whatever --unshare-net says): container engines,
 # VM and system managers, each a way to run a command outside the sandbox (as root, when agentflow
@@ -410,9 +436,12 @@ class Sandbox:
             if not nested:  # the nested shape mounts nothing over /proc (an inner sandbox mounts its own)
                 for path in proc:
                     args += ["--ro-bind", "/dev/null", path]
+        from_env = {os.path.normpath(p) for p in env_credentials(os.environ)}
         for path in self.hidden_paths():
             if path in kept or not os.path.lexists(path):
                 continue
+            if path in from_env and any(_under(p, path) for p in (*shown, str(workdir))):
+                continue  # a variable naming a folder the command needs (its checkout, the Python it runs)
             if os.path.islink(path):
                 # a link (dotfiles kept elsewhere, a Kubernetes secret's ..data): bwrap cannot mount
                 # over it (every sandboxed command failed), so what it leads to is hidden
@@ -444,6 +473,8 @@ class Sandbox:
         configs = [os.path.join(d, name) for d in (common, gitdir) if d for name in ("config", "config.worktree")]
         configs += _module_configs(common)  # a submodule's own config holds the job's token too
         configs += [os.path.join(self.home, ".gitconfig"), os.path.join(self.home, ".config", "git", "config")]
+        if os.path.isabs(xdg := os.environ.get("XDG_CONFIG_HOME", "")):
+            configs.append(os.path.join(xdg, "git", "config"))  # git's global config there
         for path in git_config_files([*configs, SYSTEM_GIT_CONFIG], self.home):
             if (clean := sanitized_git_config(path)) is not None:
                 args += ["--ro-bind", clean, path]  # the same config without its credentials
@@ -455,11 +486,30 @@ class Sandbox:
         if os.geteuid() == 0 and os.path.normpath(self.home) != ROOT_HOME:
             homes.append(ROOT_HOME)  # HOME elsewhere (a CI container's): root's own home holds root's secrets
         paths = [os.path.join(home, rel) for home in homes for rel in CREDENTIALS]
+        paths += [p for p in env_credentials(os.environ) if not any(_under(h, p) for h in homes)]
         if os.geteuid() == 0:
             paths += [p for home in homes for p in private_home_files(home)]
         if key_file := os.environ.get(KEY_FILE_ENV):
             paths.append(os.path.abspath(os.path.expanduser(key_file)))
         return list(dict.fromkeys(os.path.normpath(p) for p in (*paths, *self.hide)))
+
+
+def env_credentials(environ: Mapping[str, str]) -> list[str]:
+    """The credential paths the environment names: ``CREDENTIALS`` below the XDG base folders it sets
+    (absolute ones: the specification ignores relative ones), and ``CREDENTIAL_ENV``'s files and
+    folders (relative ones from agentflow's folder, as the tool would read them). Never ``/``."""
+    paths: list[str] = []
+    for name, prefix in XDG_HOMES:
+        base = environ.get(name, "")
+        if os.path.isabs(base):
+            paths += [os.path.join(base, rel.removeprefix(prefix)) for rel in CREDENTIALS if rel.startswith(prefix)]
+    for name in CREDENTIAL_ENV:
+        paths += [p for p in environ.get(name, "").split(os.pathsep) if p]
+    for name, files in CREDENTIAL_ENV_HOMES:
+        if base := environ.get(name, ""):
+            paths += [os.path.join(base, file) for file in files]
+    found = [os.path.abspath(os.path.expanduser(p)) for p in paths]
+    return [p for p in dict.fromkeys(found) if os.path.dirname(p) != p]
 
 
 # -- root's files ---------------------------------------------------------------------------------
