@@ -163,3 +163,28 @@ def test_an_autorun_file_spelled_as_a_case_insensitive_checkout_opens_it_is_not_
 
     hits = [f["file"] for f in data["findings"] if f.get("pattern") == "autorun_file"]
     assert code == 1 and hits == [path], data
+
+
+@pytest.mark.parametrize(
+    "scripts",
+    [
+        '"test": "node --test",\n    "pr\\u0065pare": "sh tools/setup.sh"',  # JSON reads the key as "prepare"
+        '"test": "node --test",\n    "postinstall"\n      : "sh tools/setup.sh"',  # the value on the next line
+        '"test": "node --test && sh tools/setup.sh"',  # not a lifecycle script: no finding
+    ],
+)
+def test_a_package_json_install_script_spelled_otherwise_is_not_approved(repo: Path, cli, scripts: str) -> None:
+    """The added lines were matched for a quoted key and its colon: JSON escapes and a key on a line of
+    its own hid the script npm runs on install; the parsed files are compared now."""
+    (repo / "package.json").write_text('{\n  "name": "x",\n  "scripts": {\n    "test": "node --test"\n  }\n}\n')
+    git(repo, "add", "package.json")
+    git(repo, "commit", "-q", "-m", "package")
+    pull_request(repo, {"package.json": '{\n  "name": "x",\n  "scripts": {\n    ' + scripts + "\n  }\n}\n"})
+
+    code, data = verify(repo, cli)
+
+    hits = [f for f in data["findings"] if f.get("pattern") == "autorun_file"]
+    if "&&" in scripts:
+        assert not hits and code == 0, data
+    else:
+        assert code == 1 and [f["file"] for f in hits] == ["package.json"], data

@@ -16,10 +16,12 @@ it. Deleting one is no finding.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from agentflow.rules import Finding, Rule, finding
-from agentflow.rules.change import Change
+from agentflow.rules.change import Change, FileDiff
 
 RULE = "autorun_file"
 LINK = "120000"
@@ -74,20 +76,107 @@ def check_autorun(change: Change) -> list[Finding]:
             continue
         if path.rsplit("/", 1)[-1].lower() != "package.json":
             continue
-        for line in file.added:
-            if _PACKAGE_KEY.search(line.text):
-                found.append(
-                    finding(
-                        RULE,
-                        f"{file.path} changes a script npm runs on install or a git hook: "
-                        f"`{' '.join(line.text.split())[:120]}`",
-                        file=file.path,
-                        line=line.new,
-                        suggestion="change it on the base branch; a human who read it approves with "
-                        "`agentflow approve --override --reason ...`",
-                    )
-                )
+        found += _package_findings(change, file)
     return found
+
+
+_LIFECYCLE = ("preinstall", "install", "postinstall", "prepublish", "preprepare", "prepare", "postprepare",
+              "dependencies")  # fmt: skip
+_HOOK_KEYS = ("husky", "simple-git-hooks", "gitHooks", "ghooks", "pre-commit", "pre-push", "lint-staged", "git-hooks")
+
+
+def _package_findings(change: Change, file: FileDiff) -> list[Finding]:
+    """What a ``package.json`` change sets that npm runs on install (``scripts``' lifecycle entries) or
+    a hook manager on commit, checkout, push: the parsed files compared (a ``"pr\\u0065pare"`` key, a
+    key on one line and its value on the next), else, when one side does not parse, the added lines."""
+    suggestion = "change it on the base branch; a human who read it approves with `agentflow approve --override`"
+    keys = _package_keys(change, file)
+    if keys is None:  # not JSON on one side: each added line that names such a key; a binary one whole
+        hits = [(line.new, " ".join(line.text.split())[:120]) for line in file.added if _PACKAGE_KEY.search(line.text)]
+        if file.binary and not file.lines:
+            hits = [(None, "a package.json git calls binary")]
+    else:
+        hits = [(_line_naming(file, key.rsplit(".", 1)[-1]), key) for key in keys]
+    return [
+        finding(
+            RULE,
+            f"{file.path} changes a script npm runs on install or a git hook: `{what}`",
+            file=file.path,
+            line=number,
+            suggestion=suggestion,
+        )
+        for number, what in hits
+    ]
+
+
+def _package_keys(change: Change, file: FileDiff) -> list[str] | None:
+    new_text = change.new_text(file)
+    if new_text is None:
+        return None
+    old_text = "{}" if file.status == "added" else _old_text(file, new_text)
+    try:
+        new, old = json.loads(new_text), json.loads(old_text) if old_text is not None else None
+    except ValueError:
+        return None
+    if not isinstance(new, dict) or not isinstance(old, dict):
+        return None
+
+    def part(data: dict[str, Any], key: str) -> dict[str, Any]:
+        value = data.get(key)
+        return value if isinstance(value, dict) else {}
+
+    changed = [f"scripts.{k}" for k in _LIFECYCLE if part(new, "scripts").get(k) != part(old, "scripts").get(k)]
+    changed += [k for k in _HOOK_KEYS if new.get(k) != old.get(k)]
+    changed += [f"config.{k}" for k in _HOOK_KEYS if part(new, "config").get(k) != part(old, "config").get(k)]
+    return [k for k in changed if _present(new, k)]
+
+
+def _present(data: dict[str, Any], key: str) -> bool:
+    head, _, rest = key.partition(".")
+    return head in data and (not rest or isinstance(data[head], dict) and rest in data[head])
+
+
+def _line_naming(file: FileDiff, key: str) -> int | None:
+    return next((line.new for line in file.added if key in line.text), next((x.new for x in file.added), None))
+
+
+def _old_text(file: FileDiff, new_text: str) -> str | None:
+    """The old file, from the new one and the diff's hunks (None when they do not fit together)."""
+    new = new_text.split("\n")
+    if new and new[-1] == "":
+        new.pop()
+    old: list[str] = []
+    next_old, offset = 1, 0  # an unchanged old line k is new line k + offset
+
+    def at(number: int) -> str:
+        if not 1 <= number <= len(new):
+            raise IndexError(number)
+        return new[number - 1]
+
+    try:
+        for index, line in enumerate(file.lines):
+            last = index == len(file.lines) - 1 and line.kind == " " and line.text == ""
+            if last and (line.new is None or not 1 <= line.new <= len(new) or new[line.new - 1] != ""):
+                break  # the diff's last newline, read as an empty context line
+            if line.kind != "-" and (line.new is None or at(line.new) != line.text):
+                return None
+            if line.kind == "+":
+                offset += 1
+                continue
+            if line.old is None:
+                return None
+            while next_old < line.old:
+                old.append(at(next_old + offset))
+                next_old += 1
+            old.append(line.text)
+            next_old = line.old + 1
+            offset -= line.kind == "-"
+        while 1 <= next_old + offset <= len(new):
+            old.append(at(next_old + offset))
+            next_old += 1
+    except IndexError:
+        return None
+    return "\n".join(old)
 
 
 def _as_checked_out(path: str) -> str:
