@@ -705,6 +705,27 @@ LOOK_ALIKES += [
     Case("autorun-hooks-word", [("src/hooks/useThing.ts", None, "export const useThing = () => 1;\n")]),
 ]
 
+# content a checkout gets that the change does not show (agentflow/rules/checkout.py)
+LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:" + "ab" * 32 + "\nsize 10\n"
+ATTACKS += [
+    Case("checkout-lfs-code", [("src/app.py", None, LFS_POINTER)], "checkout_differs"),
+    Case("checkout-lfs-replaces-code", [("lib/run.sh", "echo hi\n", LFS_POINTER)], "checkout_differs"),
+    Case("checkout-ident", [(".gitattributes", "* text=auto\n", "* text=auto\n*.py ident\n")], "checkout_differs"),
+    Case(
+        "checkout-git-crypt",
+        [("secrets/.gitattributes", None, "* filter=git-crypt diff=git-crypt\n")],
+        "checkout_differs",
+    ),
+]
+LOOK_ALIKES += [
+    Case("checkout-lfs-track", [(".gitattributes", None, "*.bin filter=lfs diff=lfs merge=lfs -text\n")]),
+    Case("checkout-eol", [(".gitattributes", None, "* text=auto eol=lf\n*.png binary\n# ident is not set\n")]),
+    Case(
+        "checkout-lfs-doc",
+        [("docs/lfs.md", None, "Pointers start with:\n\nversion https://git-lfs.github.com/spec/v1\n")],
+    ),
+]
+
 
 @pytest.mark.parametrize("case", ATTACKS, ids=lambda c: c.id)
 def test_attack_is_caught(case: Case):

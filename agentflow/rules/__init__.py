@@ -1,5 +1,5 @@
 """Deterministic rules over a change: tampering with tests and checks, files developer tools run on
-their own (auto-run), prompt injection.
+their own (auto-run), content a checkout gets that the change does not show, prompt injection.
 
 Each rule has an id, a message, a severity (high unless documented otherwise in docs/build.md) and a
 ``check(change) -> list[finding]``. Findings are DESIGN.md finding objects (``id``, ``severity``,
@@ -61,9 +61,9 @@ def finding_id(rule: str, where: str) -> str:
 
 def registry() -> list[Rule]:
     """Every rule, in the order they run."""
-    from agentflow.rules import autorun, injection, tamper
+    from agentflow.rules import autorun, checkout, injection, tamper
 
-    return [*tamper.RULES, *autorun.RULES, *injection.RULES]
+    return [*tamper.RULES, *autorun.RULES, *checkout.RULES, *injection.RULES]
 
 
 def rule_doc(rule_id: str) -> str:

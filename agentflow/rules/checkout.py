@@ -1,0 +1,98 @@
+"""Checkout rule: content that a clone checks out as something other than what the change shows.
+
+The verifier, the checks' diff and the rules read the change's blobs. A Git LFS pointer file is a blob
+naming content kept on the LFS server: a clone with git-lfs (every developer machine and CI job that
+uses LFS) checks out that content, which nobody reviewed, as the gitlink rule says of submodules. A
+``.gitattributes`` line can also make the checked-out file differ from its blob: ``ident`` writes the
+blob's id into every ``$Id$`` (code that tests for the literal takes another branch after checkout),
+``working-tree-encoding`` re-encodes it, and a ``filter`` other than ``lfs`` (git-crypt's, a
+developer's own) runs a driver over it. Each is a ``checkout_differs`` finding: high, except an LFS
+pointer to media (images, audio, video, fonts), which is medium.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from agentflow.rules import Finding, Rule, finding
+from agentflow.rules.change import Change, FileDiff
+
+RULE = "checkout_differs"
+_LFS_POINTER = re.compile(r"^version https://(git-lfs|hawser)\.github\.com/spec/v\d+\s*$")
+_MEDIA = frozenset(
+    re.split(
+        r"\s+",
+        ".png .jpg .jpeg .gif .webp .bmp .tif .tiff .ico .psd .xcf .kra .exr .hdr .tga .dds .mp3 .wav .ogg .flac "
+        ".aac .m4a .mp4 .mov .avi .mkv .webm .ttf .otf .woff .woff2 .fbx .obj .blend .glb .gltf .stl",
+    )
+)
+SUGGESTION = (
+    "commit the content itself (or change .gitattributes on the base branch); a human who reviewed what a "
+    "checkout gets approves with `agentflow approve --override --reason ...`"
+)
+
+
+def _first_line(change: Change, file: FileDiff) -> str | None:
+    text = change.new_text(file)
+    if text is not None:
+        return text.split("\n", 1)[0]
+    return next((line.text for line in file.added if line.new == 1), None)
+
+
+def _attribute_hits(file: FileDiff) -> list[tuple[int | None, str]]:
+    hits = []
+    for line in file.added:
+        tokens = line.text.split()
+        if not tokens or tokens[0].startswith("#"):
+            continue
+        for token in tokens[1:]:
+            name, _, value = token.partition("=")
+            if token == "ident" or name == "working-tree-encoding" or name == "filter" and value != "lfs":
+                hits.append((line.new, token))
+    return hits
+
+
+def check_checkout(change: Change) -> list[Finding]:
+    found: list[Finding] = []
+    for file in change.files:
+        if file.status == "deleted":
+            continue
+        if PurePosixPath(file.path).name.lower() == ".gitattributes":
+            for number, token in _attribute_hits(file):
+                found.append(
+                    finding(
+                        RULE,
+                        f"{file.path} sets `{token}`: a checkout writes other content than the blob the change "
+                        "shows (and the verifier and the checks' diff read)",
+                        file=file.path,
+                        line=number,
+                        suggestion=SUGGESTION,
+                    )
+                )
+            continue
+        first = _first_line(change, file)
+        if first is not None and _LFS_POINTER.match(first):
+            media = PurePosixPath(file.path).suffix.lower() in _MEDIA
+            found.append(
+                finding(
+                    RULE,
+                    f"{file.path} is a Git LFS pointer: a clone with git-lfs checks out content kept on the LFS "
+                    "server, which is not in the change, so neither the verifier nor the checks saw it",
+                    file=file.path,
+                    severity="medium" if media else "high",
+                    suggestion=SUGGESTION,
+                )
+            )
+    return found
+
+
+RULES = [
+    Rule(
+        RULE,
+        "Git LFS pointer files (their content is not in the change) and .gitattributes `ident`, "
+        "`working-tree-encoding` and non-LFS `filter` lines (a checkout differs from the reviewed blob)",
+        "high",
+        check_checkout,
+    ),
+]
