@@ -36,6 +36,9 @@ AUTORUN_PATH = re.compile(
     # editors and coding agents
     r"|\.vscode/(settings|tasks|mcp)\.json|[^/]*\.code-workspace|\.claude/.+|\.mcp\.json|\.cursor/.+"
     r"|\.gemini/.+|\.codex/.+|\.zed/.+|\.idea/.+|\.fleet/.+|\.nvim\.lua|\.nvimrc|\.exrc|\.lvimrc"
+    # instructions coding agents load on their own (the top CLAUDE.md is a protected path already)
+    r"|(?<=/)CLAUDE\.md|CLAUDE\.local\.md|AGENTS\.md|GEMINI\.md|\.cursorrules|\.windsurfrules|\.clinerules(/.+)?"
+    r"|\.github/copilot-instructions\.md|\.github/instructions/.+"
     # containers and shells entered automatically
     r"|\.devcontainer/.+|\.devcontainer\.json|\.envrc|\.?mise(\.local)?\.toml|\.mise/.+|\.config/mise/.+"
     # package managers' own code and settings, build wrappers an IDE runs on import
@@ -66,7 +69,7 @@ def check_autorun(change: Change) -> list[Finding]:
             found.append(
                 finding(
                     RULE,
-                    f"{file.path} is{' a link to' if file.mode == LINK else ''} what developer tools run on their own (opening, checking out, entering or "
+                    f"{file.path} is{' a link to' if file.mode == LINK else ''} what developer tools run (or their agents obey) on their own (opening, checking out, entering or "
                     "committing in the tree) outside any sandbox; the checks never ran it",
                     file=file.path,
                     suggestion="change it on the base branch; a human who read it approves with "
