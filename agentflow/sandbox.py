@@ -198,6 +198,12 @@ CREDENTIAL_ENV = (  # a file or folder of credentials (KUBECONFIG: a list of the
     "OP_CONFIG_DIR", "HELM_REGISTRY_CONFIG", "VAULT_CONFIG_PATH", "SOPS_AGE_KEY_FILE", "GH_COPILOT_CONFIG_DIR",
     "DIGITALOCEAN_CONFIG", "SNOWSQL_CONFIG", "MC_CONFIG_DIR",
 )  # fmt: skip
+# Sockets the environment names: an ssh or gpg agent (signs as the user), a container engine (runs a
+# container as its daemon's user: outside the sandbox), the session bus (systemd-run --user), and
+# the runtime folder that holds them when it is not below /run/user (hidden whole already)
+SOCKET_ENV = ("SSH_AUTH_SOCK", "DOCKER_HOST", "CONTAINER_HOST", "GPG_AGENT_INFO", "DBUS_SESSION_BUS_ADDRESS",
+              "XDG_RUNTIME_DIR", "BUILDKIT_HOST", "CONTAINERD_ADDRESS", "PODMAN_HOST")  # fmt: skip
+_SOCKET_PATH = re.compile(r"^(?:unix://|unix:(?:.*[,:])?path=)?(/[^,;:]+)")
 CREDENTIAL_ENV_HOMES = (  # a tool's home, with its credentials at these names
     ("CARGO_HOME", ("credentials", "credentials.toml")),
     ("HF_HOME", ("token", "stored_tokens")),
@@ -497,7 +503,8 @@ class Sandbox:
 def env_credentials(environ: Mapping[str, str]) -> list[str]:
     """The credential paths the environment names: ``CREDENTIALS`` below the XDG base folders it sets
     (absolute ones: the specification ignores relative ones), and ``CREDENTIAL_ENV``'s files and
-    folders (relative ones from agentflow's folder, as the tool would read them). Never ``/``."""
+    folders (relative ones from agentflow's folder, as the tool would read them), and the Unix sockets
+    ``SOCKET_ENV`` names (``unix://``, D-Bus' ``unix:path=``, a plain path). Never ``/``."""
     paths: list[str] = []
     for name, prefix in XDG_HOMES:
         base = environ.get(name, "")
@@ -508,6 +515,9 @@ def env_credentials(environ: Mapping[str, str]) -> list[str]:
     for name, files in CREDENTIAL_ENV_HOMES:
         if base := environ.get(name, ""):
             paths += [os.path.join(base, file) for file in files]
+    for name in SOCKET_ENV:
+        if (match := _SOCKET_PATH.match(environ.get(name, ""))) and not _under(match.group(1), "/run/user"):
+            paths.append(match.group(1))  # below /run/user: hidden with it
     found = [os.path.abspath(os.path.expanduser(p)) for p in paths]
     return [p for p in dict.fromkeys(found) if os.path.dirname(p) != p]
 

@@ -11,6 +11,7 @@ the environment names are hidden too; a variable naming a folder the command nee
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,36 @@ def test_git_config_below_xdg_config_home_is_shown_without_its_credentials(
     out = sandboxed(tmp_path, f"cat {config}")
 
     assert SECRET not in out and "Dev" in out, out
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SSH_AUTH_SOCK", "{sock}"),  # 1Password's or a forwarded agent kept in the home
+        ("DOCKER_HOST", "unix://{sock}"),  # a rootless engine's socket: a container outside the sandbox
+        ("DBUS_SESSION_BUS_ADDRESS", "unix:path={sock},guid=0123"),  # systemd-run --user
+        ("XDG_RUNTIME_DIR", "{folder}"),  # the runtime folder, not below /run/user
+    ],
+)
+def test_a_sandboxed_command_cannot_reach_a_socket_the_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A socket with a path is reached through the file system (a read-only bind does not stop
+    ``connect``), whatever ``--unshare-net`` says; /run/user was hidden, sockets elsewhere were not."""
+    import socket
+
+    need_tool("bwrap")
+    folder = tmp_path / "home" / ".run"
+    folder.mkdir(parents=True)
+    sock = folder / "agent.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock))
+    server.listen(1)
+    monkeypatch.setenv(variable, value.format(sock=sock, folder=folder))
+    probe = f"import socket; s = socket.socket(socket.AF_UNIX); s.connect({str(sock)!r}); print('connected')"
+    try:
+        out = sandboxed(tmp_path, f"python3 -c {shlex.quote(probe)} 2>&1")
+    finally:
+        server.close()
+
+    assert "connected" not in out, out
