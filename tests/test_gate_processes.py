@@ -76,14 +76,27 @@ def test_without_a_local_base_the_config_is_origins_not_the_changes(repo, cli):
 
 
 def test_a_base_the_trusted_config_names_is_resolved_again(repo, cli):
-    """The checkout says base main, the base revision's config says release: the gate binds to release."""
+    """The checkout says base main, the base revision's config says release (and release's own
+    config agrees): the gate binds to release. While release's config still names main, the two
+    bases disagree and the gate stops, naming --base (it cannot tell which one the change is for)."""
     git(repo, "branch", "release")
     (repo / "agentflow.yaml").write_text("base: release\n")
     git(repo, "add", "agentflow.yaml")
     git(repo, "commit", "-q", "-m", "config on main only")
     plan_branch(repo)
     add_verdict(repo, BRANCH)  # bound to main's tip (its merge base with main)
-    # judged by main's config, whose base is release: the approval was given on another base
+    git(repo, "checkout", "-q", BRANCH)
+    (repo / "agentflow.yaml").write_text("base: main\n")
+    result = cli("gate", BRANCH)
+    assert result.exit_code == 2, result.output
+    assert "names base 'release', whose own config names 'main'" in result.output
+    assert "pass --base" in result.output
+    # release's own config names release: judged by it, the approval was given on another base
+    git(repo, "checkout", "-q", "--", "agentflow.yaml")
+    git(repo, "checkout", "-q", "release")
+    (repo / "agentflow.yaml").write_text("base: release\n")
+    git(repo, "add", "agentflow.yaml")
+    git(repo, "commit", "-q", "-m", "config on release")
     git(repo, "checkout", "-q", BRANCH)
     (repo / "agentflow.yaml").write_text("base: main\n")
     result = cli("gate", BRANCH)
