@@ -191,3 +191,32 @@ def test_a_package_json_install_script_spelled_otherwise_is_not_approved(repo: P
         assert not hits and code == 0, data
     else:
         assert code == 1 and [f["file"] for f in hits] == ["package.json"], data
+
+
+@pytest.mark.parametrize(
+    ("links", "path"),
+    [
+        ({".vscode": "editor"}, "editor/tasks.json"),
+        ({".vscode/settings.json": "../config/vscode.json"}, "config/vscode.json"),
+        ({".envrc": "tools/env.sh"}, "tools/env.sh"),
+    ],
+)
+def test_a_file_that_a_link_of_the_base_leads_to_is_an_autorun_file(
+    repo: Path, cli, links: dict[str, str], path: str
+) -> None:
+    """The base keeps its editor settings through a link (shared with another folder); the change
+    edits only the target, which no auto-run path names."""
+    for link, target in links.items():
+        (repo / link).parent.mkdir(parents=True, exist_ok=True)
+        (repo / link).symlink_to(target)
+    (repo / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo / path).write_text("{}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "editor settings through a link")
+    head = pull_request(repo, {path: TASKS + "\n"})
+
+    code, data = verify(repo, cli)
+
+    hits = [f["file"] for f in data["findings"] if f.get("pattern") == "autorun_file"]
+    assert code == 1 and hits == [path], data
+    assert all(n["outcome"] != "approved" for n in notes(repo, head))

@@ -17,6 +17,7 @@ it. Deleting one is no finding.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from typing import Any
 
@@ -65,6 +66,18 @@ def check_autorun(change: Change) -> list[Finding]:
         if file.status == "deleted":
             continue
         path = _as_checked_out(file.path)
+        if (through := _through_link(change, file.path)) is not None:
+            found.append(
+                finding(
+                    RULE,
+                    f"{file.path} is what the link {through} leads to, which developer tools run (or their agents "
+                    "obey) on their own outside any sandbox; the checks never ran it",
+                    file=file.path,
+                    suggestion="change it on the base branch; a human who read it approves with "
+                    "`agentflow approve --override --reason ...`",
+                )
+            )
+            continue
         if AUTORUN_PATH.search(path) or file.mode == LINK and _LINK_DIRS.search(path):
             found.append(
                 finding(
@@ -180,6 +193,28 @@ def _old_text(file: FileDiff, new_text: str) -> str | None:
     except IndexError:
         return None
     return "\n".join(old)
+
+
+def link_wanted(path: str) -> bool:
+    """Whether a symbolic link at ``path`` is one whose target the rule follows (``Change.links``)."""
+    path = _as_checked_out(path)
+    return bool(AUTORUN_PATH.search(path) or _LINK_DIRS.search(path))
+
+
+def _through_link(change: Change, path: str) -> str | None:
+    """The link of the new tree at an auto-run path that leads to ``path`` (itself or a folder above it)."""
+    added = {f.path for f in change.files if f.mode == LINK}  # a link the change adds is a finding itself
+    for link, target in sorted(change.links.items()):
+        if link == path or link in added or target.startswith("/"):
+            continue
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(link), target.strip()))
+        if resolved in (".", "..") or resolved.startswith("../"):
+            continue  # outside the tree (not the change's), or all of it
+        if path == resolved or path.startswith(resolved + "/"):
+            seen_as = _as_checked_out(link + path[len(resolved) :])
+            if AUTORUN_PATH.search(seen_as):
+                return link
+    return None
 
 
 def _as_checked_out(path: str) -> str:

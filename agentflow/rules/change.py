@@ -65,6 +65,9 @@ class Change:
     texts: list[tuple[str, str]] = field(default_factory=list)
     test_scope: frozenset[str] = frozenset()
     read_new: Callable[[str], str | None] = field(default=lambda path: None, repr=False)
+    # the symbolic links of the new tree that ``links_wanted`` picked (path -> target): a file the
+    # change edits may be what a link the base already has leads to
+    links: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_diff(cls, diff: str, **kwargs: object) -> Change:
@@ -213,7 +216,24 @@ def change_from_git(
         return cache[path]
 
     scoped = frozenset(f.path for f in files if test_scope is not None and test_scope(f.path))
-    return Change(files=files, commit_messages=list(messages), texts=list(texts), test_scope=scoped, read_new=read_new)
+    links: dict[str, str] = {}
+    if files:
+        from agentflow.rules.autorun import link_wanted
+
+        listed = run_git(["ls-tree", "-r", "-z", "--full-tree", head], root, text=False)
+        for entry in listed.stdout.split(b"\0") if listed.returncode == 0 else []:
+            meta, _, name = entry.partition(b"\t")
+            path = name.decode("utf-8", "surrogateescape")
+            if meta.startswith(b"120000 ") and link_wanted(path) and (target := read_new(path)) is not None:
+                links[path] = target
+    return Change(
+        files=files,
+        commit_messages=list(messages),
+        texts=list(texts),
+        test_scope=scoped,
+        read_new=read_new,
+        links=links,
+    )
 
 
 def _paths(files: Sequence[FileDiff]) -> list[str]:
