@@ -220,3 +220,23 @@ def test_a_file_that_a_link_of_the_base_leads_to_is_an_autorun_file(
     hits = [f["file"] for f in data["findings"] if f.get("pattern") == "autorun_file"]
     assert code == 1 and hits == [path], data
     assert all(n["outcome"] != "approved" for n in notes(repo, head))
+
+
+@pytest.mark.parametrize(
+    ("prepare", "hook"),
+    [
+        ("git config core.hooksPath tools/hooks", "tools/hooks/post-checkout"),
+        ("husky .config/husky", ".config/husky/pre-commit"),
+    ],
+)
+def test_a_hook_in_the_folder_the_base_wires_is_an_autorun_file(repo: Path, cli, prepare: str, hook: str) -> None:
+    """The base's ``prepare`` script points git at its own hook folder, which no auto-run path names."""
+    (repo / "package.json").write_text(json.dumps({"name": "x", "scripts": {"prepare": prepare}}) + "\n")
+    git(repo, "add", "package.json")
+    git(repo, "commit", "-q", "-m", "hooks")
+    pull_request(repo, {hook: "#!/bin/sh\nsh tools/setup.sh\n"})
+
+    code, data = verify(repo, cli)
+
+    hits = [f["file"] for f in data["findings"] if f.get("pattern") == "autorun_file"]
+    assert code == 1 and hits == [hook], data

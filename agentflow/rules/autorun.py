@@ -60,12 +60,49 @@ _PACKAGE_KEY = re.compile(
 )
 
 
+_HOOKS_PATH = re.compile(
+    r"core\.hooks[Pp]ath[\s=]+['\"]?([^\s'\";&|]+)|\bhusky(?:\s+install)?\s+([^\s'\";&|-][^\s'\";&|]*)"
+)
+
+
+def hook_folders(change: Change) -> list[str]:
+    """The git hook folders the tree's top ``package.json`` wires in its scripts (``git config
+    core.hooksPath tools/hooks``, ``husky .config/husky``): a hook there runs on every commit and checkout."""
+    text = change.read_new("package.json")
+    try:
+        scripts = json.loads(text).get("scripts") if text else None
+    except (ValueError, AttributeError):
+        return []
+    if not isinstance(scripts, dict):
+        return []
+    folders = []
+    for value in scripts.values():
+        for match in _HOOKS_PATH.finditer(str(value)):
+            folder = posixpath.normpath(match.group(1) or match.group(2)).strip("/")
+            if folder not in (".", "", "install") and not folder.startswith(".."):  # `husky install`: .husky
+                folders.append(folder)
+    return folders
+
+
 def check_autorun(change: Change) -> list[Finding]:
     found: list[Finding] = []
+    hooks = hook_folders(change)
     for file in change.files:
         if file.status == "deleted":
             continue
         path = _as_checked_out(file.path)
+        if any(file.path.startswith(folder + "/") for folder in hooks):
+            found.append(
+                finding(
+                    RULE,
+                    f"{file.path} is in a git hook folder package.json wires (core.hooksPath): git runs it on "
+                    "commit, checkout or push, outside any sandbox; the checks never ran it",
+                    file=file.path,
+                    suggestion="change it on the base branch; a human who read it approves with "
+                    "`agentflow approve --override --reason ...`",
+                )
+            )
+            continue
         if (through := _through_link(change, file.path)) is not None:
             found.append(
                 finding(
