@@ -197,7 +197,13 @@ CREDENTIAL_ENV = (  # a file or folder of credentials (KUBECONFIG: a list of the
     "TF_CLI_CONFIG_FILE", "NETRC", "PGPASSFILE", "BOTO_CONFIG", "HF_TOKEN_PATH", "RCLONE_CONFIG",
     "OP_CONFIG_DIR", "HELM_REGISTRY_CONFIG", "VAULT_CONFIG_PATH", "SOPS_AGE_KEY_FILE", "GH_COPILOT_CONFIG_DIR",
     "DIGITALOCEAN_CONFIG", "SNOWSQL_CONFIG", "MC_CONFIG_DIR",
+    # histories kept elsewhere (the tokens typed into a shell or a client)
+    "HISTFILE", "PYTHON_HISTORY", "NODE_REPL_HISTORY", "PSQL_HISTORY", "MYSQL_HISTFILE", "SQLITE_HISTORY",
+    "REDISCLI_HISTFILE", "LESSHISTFILE",
+    # Kerberos: a ticket cache (FILE:/DIR: prefixed) and keytabs, a service principal's keys
+    "KRB5CCNAME", "KRB5_KTNAME", "KRB5_CLIENT_KTNAME",
 )  # fmt: skip
+_CACHE_TYPE = re.compile(r"^(FILE|DIR|WRFILE):")
 # Sockets the environment names: an ssh or gpg agent (signs as the user), a container engine (runs a
 # container as its daemon's user: outside the sandbox), the session bus (systemd-run --user), and
 # the runtime folder that holds them when it is not below /run/user (hidden whole already)
@@ -511,7 +517,10 @@ def env_credentials(environ: Mapping[str, str]) -> list[str]:
         if os.path.isabs(base):
             paths += [os.path.join(base, rel.removeprefix(prefix)) for rel in CREDENTIALS if rel.startswith(prefix)]
     for name in CREDENTIAL_ENV:
-        paths += [p for p in environ.get(name, "").split(os.pathsep) if p]
+        value = _CACHE_TYPE.sub("", environ.get(name, ""))
+        if name.startswith("KRB5") and re.match(r"^[A-Z]+:", value):
+            continue  # KEYRING:, KCM:, MEMORY:, API:: no file
+        paths += [p for p in (value.split(os.pathsep) if name == "KUBECONFIG" else [value]) if p and p != "-"]
     for name, files in CREDENTIAL_ENV_HOMES:
         if base := environ.get(name, ""):
             paths += [os.path.join(base, file) for file in files]

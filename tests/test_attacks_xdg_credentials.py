@@ -134,3 +134,31 @@ def test_a_sandboxed_command_cannot_reach_a_socket_the_environment_names(
         server.close()
 
     assert "connected" not in out, out
+
+
+@pytest.mark.parametrize(
+    ("variable", "prefix", "relative"),
+    [
+        ("HISTFILE", "", "hist/bash"),  # a shell history kept elsewhere
+        ("PSQL_HISTORY", "", "hist/psql"),
+        ("KRB5CCNAME", "FILE:", "krb/cc"),  # a Kerberos ticket cache
+        ("KRB5CCNAME", "DIR:", "krb/ccdir/tkt"),
+        ("KRB5_KTNAME", "", "krb/service.keytab"),  # a service principal's keys
+    ],
+)
+def test_histories_and_kerberos_files_the_environment_names_are_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, prefix: str, relative: str
+) -> None:
+    need_tool("bwrap")
+    home = tmp_path / "home"
+    secret = plant(home / "elsewhere" / relative)
+    named = secret.parent if prefix == "DIR:" else secret
+    monkeypatch.setenv(variable, prefix + str(named))
+
+    out = sandboxed(tmp_path, f"cat {secret} 2>&1")
+
+    assert SECRET not in out, out
+
+
+def test_a_kerberos_cache_in_the_keyring_names_no_file() -> None:
+    assert env_credentials({"KRB5CCNAME": "KEYRING:persistent:0", "LESSHISTFILE": "-"}) == []
