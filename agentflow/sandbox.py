@@ -885,7 +885,8 @@ def user_args() -> list[str]:
 # Files beside the user's code that hold secrets and that no worktree or check needs (ignored,
 # never committed; a worktree has its own copy of a tracked one): hidden at the top of the user's
 # checkout when a command runs in another tree (tests/test_attacks_checkout_secrets.py).
-CHECKOUT_SECRETS = (".env", ".env.*", ".envrc", ".npmrc", ".pypirc", ".netrc", ".git-credentials")
+CHECKOUT_SECRETS = (".env", ".env.*", ".envrc", ".npmrc", ".pypirc", ".netrc", ".git-credentials",
+                    "gha-creds-*.json")  # google-github-actions/auth writes the job's key there  # fmt: skip
 
 
 def _checkout_secrets(checkout: str, workdir: str, shown: Sequence[str]) -> list[str]:

@@ -18,7 +18,7 @@ import pytest
 
 from agentflow.sandbox import Sandbox, env_credentials
 from agentflow.tools import run_shell
-from tests.helpers import need_tool
+from tests.helpers import git, need_tool
 
 SECRET = "tok-0123456789abcdef"
 
@@ -162,3 +162,22 @@ def test_histories_and_kerberos_files_the_environment_names_are_hidden(
 
 def test_a_kerberos_cache_in_the_keyring_names_no_file() -> None:
     assert env_credentials({"KRB5CCNAME": "KEYRING:persistent:0", "LESSHISTFILE": "-"}) == []
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_a_checks_tree_cannot_read_the_cloud_key_an_auth_step_wrote_into_the_checkout(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, named: bool
+) -> None:
+    """google-github-actions/auth writes the job's credentials to $GITHUB_WORKSPACE/gha-creds-<hash>.json
+    (a service-account key with `credentials_json`) and exports GOOGLE_APPLICATION_CREDENTIALS."""
+    need_tool("bwrap")
+    key = repo / "gha-creds-0123abcd.json"
+    key.write_text(f'{{"private_key": "{SECRET}"}}\n')
+    if named:
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    worktree = repo / ".agentflow" / "worktrees" / "wt"
+    git(repo, "worktree", "add", "-q", "--detach", str(worktree))
+
+    _, out, _ = run_shell(f"cat {key} 2>&1; cat {repo / 'README.md'}", worktree, 30, sandbox=Sandbox.from_config())
+
+    assert SECRET not in out and "# sample" in out, out
