@@ -240,3 +240,14 @@ def test_a_hook_in_the_folder_the_base_wires_is_an_autorun_file(repo: Path, cli,
 
     hits = [f["file"] for f in data["findings"] if f.get("pattern") == "autorun_file"]
     assert code == 1 and hits == [hook], data
+
+
+def test_new_empty_files_at_autorun_paths_are_no_finding(repo: Path, cli) -> None:
+    """Claude Code's Bash sandbox leaves empty ``.npmrc``, ``.yarnrc`` and ``bunfig.toml`` mount points in
+    a builder's tree; an empty file runs nothing."""
+    pull_request(repo, {".npmrc": "", ".yarnrc": "", "bunfig.toml": "", ".husky/pre-commit": "", "package.json": ""})
+
+    code, data = verify(repo, cli)
+
+    assert not [f for f in data["findings"] if f.get("pattern") == "autorun_file"], data["findings"]
+    assert code == 0

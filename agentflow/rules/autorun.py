@@ -88,7 +88,7 @@ def check_autorun(change: Change) -> list[Finding]:
     found: list[Finding] = []
     hooks = hook_folders(change)
     for file in change.files:
-        if file.status == "deleted":
+        if file.status == "deleted" or _empty(file):
             continue
         path = _as_checked_out(file.path)
         if any(file.path.startswith(folder + "/") for folder in hooks):
@@ -230,6 +230,12 @@ def _old_text(file: FileDiff, new_text: str) -> str | None:
     except IndexError:
         return None
     return "\n".join(old)
+
+
+def _empty(file: FileDiff) -> bool:
+    """A new empty file: it runs nothing (Claude Code's Bash sandbox leaves empty ``.npmrc``,
+    ``.yarnrc``, ``bunfig.toml`` mount points in the tree it confines)."""
+    return file.status == "added" and not file.lines and not file.binary and file.mode != LINK
 
 
 def link_wanted(path: str) -> bool:
