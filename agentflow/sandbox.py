@@ -598,9 +598,16 @@ def _hide_root_only(items: Iterable[tuple[str, bool]], bound: Sequence[str], tre
         return path.startswith(folder.rstrip(os.sep) + os.sep)
 
     args: list[str] = []
-    for path, folder in items:
+    for path, _ in items:
         if any(path == tree or holds(tree, path) for tree in trees):
             continue
+        try:  # as it is now: the scan is once per process, and bwrap cannot mount over a path gone since
+            mode = os.lstat(path).st_mode  # (a rotated log: every later sandbox of the process failed)
+        except OSError:
+            continue
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+            continue  # became a link (nothing to mount over) or a socket
+        folder = stat.S_ISDIR(mode)
         if folder and any(path == b or holds(path, b) for b in bound):
             # a checkout in a private /home/<user>: looked into as shallowly as /home itself (a home is big)
             depth = next((d for r, d in ROOT_ONLY_SHALLOW.items() if holds(r, path)), ROOT_ONLY_DEPTH)

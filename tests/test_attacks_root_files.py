@@ -95,6 +95,32 @@ def test_a_root_only_file_and_folder_in_etc_are_hidden(tmp_path: Path, etc_stand
     assert "token" not in out.replace(f"{folder}/token", ""), out  # the folder is empty inside
 
 
+def test_a_root_only_file_that_goes_away_after_the_scan_breaks_no_later_sandbox(tmp_path: Path, etc_stand_in) -> None:
+    """The scan is once per process, and a root-only file may go away later (log rotation, a package
+    manager, a lock): bwrap could not mount over the missing path in the read-only root and refused
+    every later sandboxed command of the process, so each check of a long build failed (found by
+    par4's benchmark while these stand-ins came and went). A file made root-only in its place is
+    hidden as a folder or file, whichever it is now."""
+    path, folder = etc_stand_in
+    work = tmp_path / "work"
+    work.mkdir()
+    box = sandbox(tmp_path / "home")
+    assert run_shell("true", work, 30, sandbox=box)[0] == 0  # scanned: both stand-ins listed
+    assert (str(path), False) in sandbox_module.root_only() and (str(folder), True) in sandbox_module.root_only()
+    path.unlink()
+    shutil.rmtree(folder)
+    folder.write_text(f"secret = {SECRET}\n")  # the folder's name now a root-only file
+    folder.chmod(0o600)
+
+    try:
+        code, out, _ = run_shell(f"echo ran; cat {path} {folder} 2>&1", work, 30, sandbox=box)
+    finally:
+        folder.unlink()  # the fixture removes a folder
+
+    assert "ran" in out, out
+    assert SECRET not in out, out
+
+
 def test_root_dotfiles_at_the_top_of_a_private_home_are_hidden(tmp_path: Path) -> None:
     home = tmp_path / "root"
     (home / ".cargo" / "bin").mkdir(parents=True)
