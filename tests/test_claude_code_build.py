@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def test_claude_code_builder_with_a_scripted_verifier(repo: Path, cli, claude_co
     assert result.exit_code == 0, result.output
     head = git(repo, "rev-parse", "agentflow/1-farewell")
     assert git(repo, "show", f"{head}:src/app.py") + "\n" == FAREWELL
+    # only what the builder wrote: not the empty files Claude Code's Bash sandbox mounts over
+    assert git(repo, "diff", "--name-only", "main", head).split() == ["src/app.py"]
     [note] = notes(repo, head)
     assert note["outcome"] == "approved"
     assert note["models"]["builder"] == "claude-code:claude-sonnet-5-5"
@@ -185,3 +188,16 @@ def test_verify_in_ci_with_a_claude_code_verifier(repo: Path, cli, claude_code_e
     assert note["outcome"] == "approved" and note["models"]["verifier"] == "claude-code:claude-sonnet-5-5"
     assert git(repo, "status", "--porcelain") == ""  # the verifier left the tree alone
     assert not proxy.requests
+
+
+def test_the_bash_sandboxs_mount_points_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("")  # there before the session: the user's, kept even empty
+    with claude_code.mount_points_removed(tmp_path):
+        for name in (".gitmodules", "package.json", ".npmrc", ".env.local", "yarn.lock"):
+            (tmp_path / name).write_text("")  # what bwrap leaves
+        (tmp_path / "package.json").write_text('{"name": "app"}\n')  # the session gave it content
+        (tmp_path / "__init__.py").write_text("")  # an empty file of the session's, not on the list
+        (tmp_path / "data").mkdir()
+        (tmp_path / "yarn.lock").unlink()
+        os.link(tmp_path / "data" / ".." / ".npmrc", tmp_path / "data" / "npmrc")  # a second link: not bwrap's
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env", ".npmrc", "__init__.py", "data", "package.json"]

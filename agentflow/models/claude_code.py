@@ -33,10 +33,12 @@ import importlib.util
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +150,38 @@ commands; the check results are in the prompt. Submit your verdict by calling th
 an invalid verdict, fix the input and call it again. A session that ends without a valid verdict
 counts as no verdict.
 """
+
+
+# What Claude Code's Bash sandbox keeps every command from writing in its working folder (its CLI's
+# list, 2.1.x, with CLAUDE_CODE_SUBPROCESS_ENV_SCRUB): it mounts over each, and bwrap makes a missing
+# one there as an empty file, which outlived the session: every claude-code builder's commit added an
+# empty package.json, .gitmodules, .npmrc, lock files and .env files (tests/test_claude_code_build.py).
+SANDBOX_MOUNT_POINTS = (
+    "bunfig.toml", "package.json", ".npmrc", ".yarnrc", ".yarnrc.yml", ".gitmodules", "package-lock.json",
+    "yarn.lock", "pnpm-lock.yaml", ".env", ".env.local", ".env.development", ".env.development.local",
+    ".env.test", ".env.test.local", ".env.production", ".env.production.local",
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def mount_points_removed(folder: Path) -> Iterator[None]:
+    """Around a session in ``folder``: afterwards, remove the ``SANDBOX_MOUNT_POINTS`` that were not
+    there before it and are still what bwrap leaves (an empty regular file with one link). A file the
+    session gave content stays; so does one that was there before."""
+    before = {name for name in SANDBOX_MOUNT_POINTS if os.path.lexists(folder / name)}
+    try:
+        yield
+    finally:
+        for name in SANDBOX_MOUNT_POINTS:
+            if name in before:
+                continue
+            try:
+                info = os.lstat(folder / name)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode) and info.st_size == 0 and info.st_nlink == 1:
+                with contextlib.suppress(FileNotFoundError):
+                    (folder / name).unlink()
 
 
 def ensure_available() -> None:
@@ -376,7 +410,7 @@ class _ClaudeCodeSession:
         path (limit, interrupt, error) disconnects, which stops the CLI. Closing the ``query()``
         generator early does not reach the SDK's inner generator, which left the CLI running.
         """
-        with tempfile.TemporaryDirectory(prefix="agentflow-cc-") as folder:
+        with tempfile.TemporaryDirectory(prefix="agentflow-cc-") as folder, mount_points_removed(self.spec.root):
             self.cli_path = confined_cli(self.spec.sandbox or Sandbox.from_config(), self.spec.root, Path(folder))
             return await self._run_confined(budget_usd)
 
