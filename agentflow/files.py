@@ -3,9 +3,24 @@ problem is one line (exit 2) naming the path and the fix, never a traceback (lig
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from agentflow.errors import AgentflowError, UsageError
+
+
+def lstat_entries(folder: str | Path) -> list[tuple[os.DirEntry[str], os.stat_result]]:
+    """The entries of ``folder`` with their own status (links not followed), for the walks that look
+    for what to hide or clear; an entry gone meanwhile is left out. ``OSError`` (``PermissionError``
+    for a folder that may not be listed) when ``folder`` cannot be read."""
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                found.append((entry, entry.stat(follow_symlinks=False)))
+            except OSError:
+                continue
+    return found
 
 
 def read_text_file(

@@ -36,6 +36,7 @@ from typing import Any
 
 from agentflow import locks
 from agentflow.errors import BackendError
+from agentflow.files import lstat_entries
 from agentflow.git import NOTES_REF, Repo, cat_file_batch, run_git
 
 
@@ -404,17 +405,13 @@ def strip_setid(before: GitSnapshot) -> list[str]:
     while todo:
         folder = todo.pop()
         try:
-            entries = list(os.scandir(folder))
+            entries = lstat_entries(folder)
         except PermissionError:  # a folder the command made unreadable (mode 311): a file in it is still run
             found.append(f"{os.path.relpath(folder, workdir)}/ (unreadable)")
             continue
         except OSError:
             continue
-        for entry in entries:
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
+        for entry, info in entries:
             if stat.S_ISDIR(info.st_mode):
                 if info.st_mode & 0o500 != 0o500:
                     with contextlib.suppress(OSError):  # ours: listed and entered again

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from agentflow.errors import ConfigError, UsageError
+from agentflow.files import lstat_entries
 
 if TYPE_CHECKING:
     from agentflow.config import SandboxConfig
@@ -262,14 +263,11 @@ def engine_sockets(roots: tuple[str, ...]) -> tuple[str, ...]:
             continue
         seen.add(folder)
         try:
-            entries = list(os.scandir(folder))
+            entries = lstat_entries(folder)
         except OSError:
             continue
-        for entry in entries:
-            try:
-                mode = entry.stat(follow_symlinks=False).st_mode
-            except OSError:
-                continue
+        for entry, info in entries:
+            mode = info.st_mode
             if stat.S_ISDIR(mode) and level + 1 < SOCKET_DEPTH:
                 todo.append((entry.path, level + 1))
             elif stat.S_ISSOCK(mode) and any(fnmatch.fnmatchcase(entry.name, p) for p in ENGINE_SOCKETS):
@@ -547,14 +545,10 @@ def _scan(root: str, depth: int) -> list[tuple[str, bool]]:
     while todo:
         folder, level = todo.pop()
         try:
-            entries = list(os.scandir(folder))
+            entries = lstat_entries(folder)
         except OSError:
             continue
-        for entry in entries:
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
+        for entry, info in entries:
             mode = info.st_mode
             if stat.S_ISDIR(mode):
                 if _private(mode):
@@ -634,15 +628,11 @@ def root_only_kernel_files() -> tuple[tuple[str, ...], tuple[tuple[str, bool], .
     as empty; the private folders and files of sysfs are listed as ``root_only_paths`` lists them)."""
     proc = []
     try:
-        entries = list(os.scandir("/proc"))
+        entries = lstat_entries("/proc")
     except OSError:
         entries = []
-    for entry in entries:
+    for entry, info in entries:
         if entry.name.isdigit():
-            continue
-        try:
-            info = entry.stat(follow_symlinks=False)
-        except OSError:
             continue
         if stat.S_ISREG(info.st_mode) and _private(info.st_mode) and info.st_mode & 0o400:
             proc.append(entry.path)
@@ -661,15 +651,11 @@ def private_home_files(home: str) -> list[str]:
     or ``.bunfig.toml``); folders (toolchains, caches) stay readable."""
     try:
         home_private = _private(os.stat(home).st_mode)
-        entries = list(os.scandir(home))
+        entries = lstat_entries(home)
     except OSError:
         return []
     paths = []
-    for entry in entries:
-        try:
-            info = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
+    for entry, info in entries:
         shown = entry.name in HOME_KEPT or not info.st_size  # git's config; an empty file holds nothing
         if stat.S_ISREG(info.st_mode) and not shown and (home_private or _private(info.st_mode)):
             paths.append(entry.path)
