@@ -44,8 +44,8 @@ def absolute_path(value: str | None = None) -> str:
 
 # once, when agentflow's git layer is imported (before GitPython's import runs `git version` in the
 # working directory): no process agentflow starts finds a program through a relative entry
-if "PATH" in os.environ and absolute_path() != os.environ["PATH"]:
-    os.environ["PATH"] = absolute_path()
+if "PATH" in os.environ and (_path := absolute_path()) != os.environ["PATH"]:
+    os.environ["PATH"] = _path
 
 if TYPE_CHECKING:
     import git as gitpython
