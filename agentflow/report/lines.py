@@ -27,6 +27,10 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "run_ended": ("outcome", "cycles", "reason", "commit"),
     "merged": ("plan_id", "branch", "into", "commit"),
     "findings_recorded": ("source",),
+    "tampering_detected": ("cycle", "role", "reason", "changes", "restored"),
+    "git_snapshot": ("cycle", "role"),  # the snapshot itself (every ref, hook and file hash) is --json's
+    "git_checked": ("cycle", "role", "changes"),
+    "builder_commits_folded": ("cycle", "commits", "onto"),
 }
 _SKIP = {"v", "ts", "run_id", "kind"}
 
@@ -57,7 +61,9 @@ def _value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}".rstrip("0").rstrip(".") if value else "0"
     if isinstance(value, list):
-        return ",".join(str(v) for v in value) or "[]"
+        return ",".join(_value(v) if isinstance(v, str) else str(v) for v in value) or "[]"
+    if isinstance(value, dict):
+        return f"{{{len(value)} keys}}"  # a kind with no KEY_FIELDS entry yet: its content is --json's
     text = str(value)
     if len(text) > 12 and all(c in "0123456789abcdef" for c in text):
         return text[:12]  # commit ids
@@ -79,6 +85,9 @@ def event_line(data: dict[str, Any]) -> str:
         parts.append(f"passed={passed}/{len(results)}")
     elif kind == "findings_recorded":
         parts.append(f"findings={len(data.get('findings', []))}")
+    elif kind == "git_snapshot":
+        snapshot = data.get("snapshot") or {}
+        parts.extend(f"{name}={len(snapshot.get(name) or ())}" for name in ("refs", "files"))
     ts = data["ts"][:19] + "Z"  # stored as pydantic writes it: YYYY-MM-DDTHH:MM:SS[.ffffff]Z
     return " ".join([ts, data.get("run_id") or "-", kind, *parts])
 
