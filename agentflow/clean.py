@@ -117,7 +117,16 @@ def clean(repo: Repo, items: list[CleanItem]) -> None:
             continue
         removed = item.worktree is None or repo.ok("worktree", "remove", "--force", str(item.worktree))
         if not removed and item.worktree is not None and item.worktree.exists():
-            shutil.rmtree(item.worktree)  # a directory git does not know as a worktree
+            try:
+                shutil.rmtree(item.worktree)  # a directory git does not know as a worktree
+            except OSError as exc:  # the branch stays too: it is what the worktree has checked out
+                repo.git("worktree", "prune")
+                raise UsageError(
+                    f"cannot remove the worktree: {exc.strerror or exc}",
+                    where=_shown(repo.root, item.worktree),
+                    fix=f"make {_shown(repo.root, item.worktree.parent)} writable (chmod -R u+w), or run agentflow "
+                    "as its owner, then `agentflow clean` again",
+                ) from None
         if item.branch is not None:
             repo.git("branch", "-D", item.branch)
     repo.git("worktree", "prune")

@@ -68,7 +68,7 @@ def held(root: Path, branch: str) -> bool:
     path = lock_path(root, branch)
     if not path.exists():
         return False
-    with open(path, "a+") as handle:
+    with open(path) as handle:  # read-only: flock needs no write access (`clean` in a read-only .agentflow/)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -6,12 +6,18 @@ line naming the file, the problem and the fix; the documented exit code; nothing
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import get_args
 
 from agentflow.events import Event, GitChecked, GitSnapshotTaken, RunStarted
 from agentflow.ledger import Ledger
 from agentflow.report.lines import KEY_FIELDS
+from tests.helpers import git, need_tool
 
 
 def _kinds() -> list[str]:
@@ -38,3 +44,69 @@ def test_the_log_line_of_a_git_snapshot_is_short(repo: Path, cli) -> None:
     assert lines[1].endswith(" r-1 git_snapshot cycle=1 role=builder refs=1 files=40")
     assert lines[2].endswith(" r-1 git_checked cycle=1 role=builder changes='refs/heads/main moved'")
     assert all(len(line) < 200 for line in lines), lines
+
+
+# -- a read-only .agentflow/ (real permissions: as root without the powers that ignore file modes) --
+
+
+def _as_user(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    setpriv = need_tool("setpriv")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    drop = [setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"] if os.geteuid() == 0 else []
+    return subprocess.run(
+        [*drop, sys.executable, "-m", "agentflow", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    paths = [folder, *folder.rglob("*")]
+    modes = {path: path.lstat().st_mode for path in paths}
+    for path in reversed(paths):
+        if not path.is_symlink():
+            path.chmod(modes[path] & ~0o222)
+    try:
+        yield
+    finally:
+        for path in paths:
+            if not path.is_symlink():
+                path.chmod(modes[path])
+
+
+def _merged_plan_worktree(repo: Path) -> Path:
+    from agentflow.locks import plan_lock
+
+    worktree = repo / ".agentflow" / "worktrees" / "1-farewell"
+    git(repo, "worktree", "add", "-q", "-b", "agentflow/1-farewell", str(worktree))
+    with plan_lock(repo, "agentflow/1-farewell"):  # the lock file a build leaves behind
+        pass
+    return worktree
+
+
+def test_clean_dry_run_in_a_read_only_state_folder_says_what_it_would_do(repo: Path) -> None:
+    """`clean --dry-run` was exit 3, "internal error: PermissionError" on the plan's lock file,
+    which it opened for writing only to ask whether a build holds it."""
+    _merged_plan_worktree(repo)
+    with _read_only(repo / ".agentflow"):
+        proc = _as_user("clean", "--dry-run", cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "would remove worktree .agentflow/worktrees/1-farewell and branch agentflow/1-farewell (merged into main)"
+    ]
+
+
+def test_clean_that_cannot_remove_a_worktree_is_one_line_and_keeps_its_branch(repo: Path) -> None:
+    """`clean` was exit 3 with a PermissionError; now exit 2 naming the worktree and the fix, the
+    branch kept (its worktree is still there), and a second `clean` once writable finishes the job."""
+    worktree = _merged_plan_worktree(repo)
+    with _read_only(repo / ".agentflow"):
+        proc = _as_user("clean", cwd=repo)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "agentflow: error: .agentflow/worktrees/1-farewell: cannot remove the worktree: Permission denied (make "
+        ".agentflow/worktrees writable (chmod -R u+w), or run agentflow as its owner, then `agentflow clean` again)"
+    ]
+    assert "agentflow/1-farewell" in git(repo, "branch", "--list")
+    again = _as_user("clean", cwd=repo)
+    assert again.returncode == 0, again.stderr
+    assert not worktree.exists() and git(repo, "branch", "--list") == "* main"

@@ -38,9 +38,9 @@ def clean(
 
     repo = _common.repo()
     items = survey(repo, _common.config(repo.root), unmerged=unmerged, force=force)
-    if not dry_run:
-        remove(repo, items)
-    for item in items:
+    for item in items:  # each said once done: a removal that fails leaves the ones before it reported
+        if item.remove and not dry_run:
+            remove(repo, [item])
         _common.out(item.describe(repo.root, dry_run))
     if not items:
         _common.out("nothing to clean")
