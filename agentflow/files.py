@@ -102,10 +102,15 @@ def write_report_file(path: Path, text: str) -> None:
 
     absolute = Path(os.path.abspath(path))  # ``..`` resolved by name: what is opened below is never a link
     root = checkout_root(Path.cwd())
+    folder = UsageError("is a folder, not a file", where=path, fix=f"name a file, e.g. {Path(path) / 'report.md'}")
+    if absolute == root:  # `-o .`: the file opened below would have been the folder's own name inside it
+        raise folder
     if not absolute.is_relative_to(root):
         make_dir(absolute.parent)
         try:
             absolute.write_text(text, encoding="utf-8")
+        except IsADirectoryError:
+            raise folder from None
         except OSError as exc:
             raise UsageError(f"cannot write: {exc.strerror or exc}", where=path) from None
         return
@@ -135,7 +140,9 @@ def write_report_file(path: Path, text: str) -> None:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise UsageError("is a symbolic link: refused", where=path, fix=fix) from None
-            if exc.errno in (errno.ENXIO, errno.EISDIR):
+            if exc.errno == errno.EISDIR:
+                raise folder from None
+            if exc.errno == errno.ENXIO:
                 raise UsageError("is not a regular file: refused", where=path, fix=fix) from None
             raise UsageError(f"cannot write: {exc.strerror or exc}", where=path) from None
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import get_args
 
+import pytest
+
 from agentflow.events import Event, GitChecked, GitSnapshotTaken, RunStarted
 from agentflow.ledger import Ledger
 from agentflow.report.lines import KEY_FIELDS
@@ -110,3 +112,24 @@ def test_clean_that_cannot_remove_a_worktree_is_one_line_and_keeps_its_branch(re
     again = _as_user("clean", cwd=repo)
     assert again.returncode == 0, again.stderr
     assert not worktree.exists() and git(repo, "branch", "--list") == "* main"
+
+
+@pytest.mark.parametrize("target", [".", "sub/..", ".plans", "outside"])
+def test_a_report_written_to_a_folder_is_refused_and_writes_nothing(repo: Path, cli, target: str) -> None:
+    """`agentflow metrics -o .` said "wrote ." and wrote a file named like the repository's folder
+    inside it (`repo/repo`); a folder of the repository was "not a regular file: refused (... remove
+    the link ...)", about a link there is none of."""
+    (repo / ".plans").mkdir()
+    if target == "outside":
+        target = str(repo.parent)
+    before = sorted(p.name for p in repo.iterdir())
+    outside = sorted(p.name for p in repo.parent.iterdir())
+    for args in (["metrics", "-o", target], ["metrics", "--format", "json", "--output", target]):
+        result = cli(*args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [
+            f"agentflow: error: {target}: is a folder, not a file (name a file, e.g. {Path(target) / 'report.md'})"
+        ]
+        assert result.stdout == ""
+    assert sorted(p.name for p in repo.iterdir()) == before
+    assert sorted(p.name for p in repo.parent.iterdir()) == outside
