@@ -133,3 +133,34 @@ def test_a_report_written_to_a_folder_is_refused_and_writes_nothing(repo: Path, 
         assert result.stdout == ""
     assert sorted(p.name for p in repo.iterdir()) == before
     assert sorted(p.name for p in repo.parent.iterdir()) == outside
+
+
+def test_demo_into_a_file_is_a_usage_error(tmp_path: Path, cli) -> None:
+    """`agentflow demo --dir FILE` was "internal error: NotADirectoryError", exit 3."""
+    (tmp_path / "notes.txt").write_text("mine\n")
+    result = cli("demo", "--dir", str(tmp_path / "notes.txt"))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"agentflow: error: {tmp_path / 'notes.txt'}: is not a directory (name a new or empty directory)"
+    ]
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["new", "empty"])
+def test_demo_where_it_cannot_write_is_a_usage_error_and_leaves_nothing(tmp_path: Path, made: bool) -> None:
+    """`agentflow demo --dir ro/x` under a read-only folder was "internal error: PermissionError", exit 3."""
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    target = parent / "capsulary"
+    if not made:
+        target.mkdir()
+    with _read_only(parent):
+        proc = _as_user("demo", "--dir", str(target), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"agentflow: error: {target}: cannot create the sample project: ")
+    assert "Permission denied" in proc.stderr and proc.stderr.endswith(
+        "(name a new or empty directory in a folder you can write to)\n"
+    )
+    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert [p.name for p in parent.iterdir()] == ([] if made else ["capsulary"])
+    assert made or list(target.iterdir()) == []

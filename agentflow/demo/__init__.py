@@ -10,6 +10,7 @@ package (``script.yaml``), or the real API with ``live=True``.
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -141,10 +142,24 @@ class _Runner:
         return step
 
 
+def _remove_project(directory: Path, made: bool) -> None:
+    """What a failed ``create_project`` wrote: the directory it made, or what it put into the empty one."""
+    if made:
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    for entry in directory.iterdir() if directory.is_dir() else ():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 def run_demo(directory: Path | None, *, live: bool, say: Printer) -> DemoResult:
     """Create the sample project in ``directory`` (a new temporary one when None) and run the story."""
     if directory is None:
         directory = Path(tempfile.mkdtemp(prefix="agentflow-demo-")) / "capsulary"
+    elif directory.exists() and not directory.is_dir():
+        raise UsageError("is not a directory", where=directory, fix="name a new or empty directory")
     elif directory.exists() and any(directory.iterdir()):
         raise UsageError("the demo directory is not empty", where=directory, fix="name a new or empty directory")
     started = time.monotonic()
@@ -153,7 +168,17 @@ def run_demo(directory: Path | None, *, live: bool, say: Printer) -> DemoResult:
     # the whole story, unconfined and saying so; a live model is untrusted and keeps the sandbox
     # (the build then stops with the fix, as any build would).
     missing = None if live else _sandbox_missing()
-    create_project(directory, demo_config(live, sandbox_off=missing is not None))
+    made = not directory.exists()
+    try:
+        create_project(directory, demo_config(live, sandbox_off=missing is not None))
+    except OSError as exc:  # a read-only or missing parent, a full disk: nothing of the project is left
+        _remove_project(directory, made)
+        first = exc.args[0][0][2] if isinstance(exc, shutil.Error) and exc.args and exc.args[0] else None
+        raise UsageError(
+            f"cannot create the sample project: {first or exc.strerror or exc}",
+            where=directory,
+            fix="name a new or empty directory in a folder you can write to",
+        ) from None
     run = _Runner(directory, say, result)
     say(f"Capsulary, a small multi-tenant service, in {directory}")
     say(f"Model: {'the Anthropic API (live)' if live else 'the built-in scripted model (offline, no API key)'}")
