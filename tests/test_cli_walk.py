@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import get_args
 import pytest
 
 from agentflow.events import Event, GitChecked, GitSnapshotTaken, RunStarted
-from agentflow.ledger import Ledger
+from agentflow.ledger import Ledger, ledger_path
 from agentflow.report.lines import KEY_FIELDS
 from tests.helpers import git, need_tool
 
@@ -164,3 +165,31 @@ def test_demo_where_it_cannot_write_is_a_usage_error_and_leaves_nothing(tmp_path
     assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
     assert [p.name for p in parent.iterdir()] == ([] if made else ["capsulary"])
     assert made or list(target.iterdir()) == []
+
+
+def test_approve_of_an_unknown_revision_makes_no_ledger(repo: Path, cli) -> None:
+    """`agentflow approve --override --reason x nosuch` said "unknown revision" after creating
+    .agentflow/ledger.db (in a repository without `agentflow init`, an untracked folder)."""
+    result = cli("approve", "--override", "--reason", "hotfix", "nosuch")
+    assert result.exit_code == 2, result.output
+    assert "unknown revision 'nosuch'" in result.stderr
+    assert not (repo / ".agentflow").exists()
+
+
+def test_approve_with_a_read_only_ledger_writes_no_note(repo: Path) -> None:
+    """The override's note was written (the gate open) before the ledger refused to record it: the
+    command said error, exit 2, and the approval was in effect, unrecorded."""
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="1"))
+    path = ledger_path(repo)
+    sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    path.chmod(0o444)  # the file alone: it opens and reads, and refuses the first write
+    try:
+        proc = _as_user("approve", "--override", "--reason", "hotfix", cwd=repo)
+    finally:
+        path.chmod(0o644)
+    assert proc.returncode == 2, proc.stderr
+    assert "the ledger is read-only" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert git(repo, "notes", "--ref", "agentflow", "list") == ""
+    gate = _as_user("gate", cwd=repo)
+    assert gate.returncode == 1, gate.stdout

@@ -144,8 +144,10 @@ def approve(
         raise UsageError("an override needs a reason", fix='pass --reason "why this is approved without a verifier"')
     repo = _common.repo()
     config = _common.config(repo.root)
+    commit = repo.rev(ref)  # an unknown REF: exit 2 before a ledger is made
     with _common.ledger(repo.root) as ledger:
-        result = approve_override(repo, ref, reason, config=config, ledger=ledger)
+        ledger.require_writable()  # before the note: a note the ledger cannot record would open the gate unrecorded
+        result = approve_override(repo, commit, reason, config=config, ledger=ledger)
     signed = "signed" if result.signed else "unsigned"
     note = result.note
     _common.out(f"override approval recorded on {result.commit[:12]} ({signed}) by {note.by}: {note.reason}")
