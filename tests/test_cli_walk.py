@@ -193,3 +193,46 @@ def test_approve_with_a_read_only_ledger_writes_no_note(repo: Path) -> None:
     assert git(repo, "notes", "--ref", "agentflow", "list") == ""
     gate = _as_user("gate", cwd=repo)
     assert gate.returncode == 1, gate.stdout
+
+
+@contextlib.contextmanager
+def _read_only_ledger(repo: Path) -> Iterator[None]:
+    path = ledger_path(repo)
+    if not path.exists():
+        with Ledger.open(repo) as ledger:
+            ledger.append(RunStarted(run_id="r-1", plan_id="1"))
+    sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    path.chmod(0o444)  # the file alone: it opens and reads, and refuses the first write
+    try:
+        yield
+    finally:
+        path.chmod(0o644)
+
+
+def test_merge_with_a_read_only_ledger_merges_nothing(repo: Path, cli) -> None:
+    """`agentflow merge` merged, then failed to record the merge: exit 2 with main already moved."""
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "f.txt").write_text("f\n")
+    git(repo, "add", "f.txt")
+    git(repo, "commit", "-q", "-m", "f")
+    git(repo, "checkout", "-q", "main")
+    assert cli("approve", "--override", "--reason", "reviewed", "feature").exit_code == 0
+    main = git(repo, "rev-parse", "main")
+    with _read_only_ledger(repo):
+        proc = _as_user("merge", "feature", cwd=repo)
+    assert proc.returncode == 2, proc.stderr
+    assert "the ledger is read-only" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert git(repo, "rev-parse", "main") == main
+    assert cli("merge", "feature").exit_code == 0  # once writable, the merge and its record
+    assert "merged branch=feature into=main" in cli("log").stdout
+
+
+def test_evaluate_with_a_read_only_ledger_writes_no_file(repo: Path) -> None:
+    """`agentflow evaluate --save-baseline/--plan-out` wrote its files, then failed to record the
+    findings: exit 2 with the files there."""
+    (repo / "events.jsonl").write_text('{"type": "A", "tenant_id": "t"}\n' * 3)
+    with _read_only_ledger(repo):
+        proc = _as_user("evaluate", "events.jsonl", "--save-baseline", "baseline.json", cwd=repo)
+    assert proc.returncode == 2, proc.stderr
+    assert "the ledger is read-only" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert not (repo / "baseline.json").exists()

@@ -39,6 +39,17 @@ def ledger(root: Path) -> Ledger:
     return Ledger.open(root)
 
 
+def require_writable_ledger(root: Path) -> None:
+    """Exit 2 now when the repository's ledger exists and cannot be written: before a command changes
+    anything (a merge, plan files), not after, when the event recording it fails. No ledger: nothing
+    is made (the command makes it when it records)."""
+    from agentflow.ledger import Ledger, ledger_path
+
+    if ledger_path(root).exists():
+        with Ledger.open(root) as opened:
+            opened.require_writable()
+
+
 def out(text: str = "") -> None:
     from agentflow.text import terminal_text  # model and change text: shown, never interpreted
 

@@ -130,6 +130,8 @@ def evaluate(
     record = not no_record and in_repo
     if not no_record and not in_repo:
         _common.err("not in a git repository: findings are not recorded in a ledger")
+    if record:
+        _common.require_writable_ledger(root)  # before plans and baselines are written, not after
     request = EvaluationRequest(
         logs=[Path(log) for log in logs or []],
         root=root,

@@ -107,6 +107,7 @@ def merge(
 
     repo = _common.repo()
     config = _common.config(repo.root)
+    _common.require_writable_ledger(repo.root)  # a ledger that cannot record the merge: refused before it
     result = merge_branch(repo, target, into=into, config=config)
     _common.out(f"merged {result.branch} into {result.into}: {result.commit[:12]} ({result.gate.headline()})")
     if result.removed_worktree is not None:
