@@ -670,7 +670,81 @@ def private_home_files(home: str) -> list[str]:
 _SECTION = re.compile(r"^\s*\[\s*([A-Za-z0-9.-]+)")
 _EXTRAHEADER = re.compile(r"^\s*extraheader\s*(=|$)", re.IGNORECASE)
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s\"]+@")
-_CLEAN_DIR: list[str] = []
+CLEAN_PREFIX = "agentflow-gitconfig-"
+_CLEAN_DIR: list[tuple[int, str]] = []  # (the pid that made it, the folder) of this process's copies
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace (its inode), so that a folder named after a pid is judged only by
+    processes that see the same pids (a container sharing ``/tmp``)."""
+    try:
+        return os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]") or "0"
+    except OSError:
+        return "0"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's: alive
+    return True
+
+
+def sweep_clean_dirs(temp: str) -> list[str]:
+    """Remove the copies' folders in ``temp`` that the processes which made them left behind: a
+    process killed with ``SIGKILL`` or ``SIGTERM`` (a cancelled CI job, a test's kill, ``timeout``)
+    runs no ``atexit`` handler, and every such process left its folder (54 after a day of tests).
+    Only folders of this user, named ``agentflow-gitconfig-<pid namespace>-<pid>-...`` for this PID
+    namespace and a pid that no longer runs, are removed (``shutil.rmtree`` follows no link);
+    folders of the older naming (no pid) only when empty. Returns the removed folders."""
+    own_ns, uid, removed = _pid_namespace(), os.getuid(), []
+    try:
+        entries = lstat_entries(temp)
+    except OSError:
+        return removed
+    for entry, info in entries:
+        if not entry.name.startswith(CLEAN_PREFIX) or not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
+            continue
+        parts = entry.name[len(CLEAN_PREFIX) :].split("-")
+        if len(parts) == 3 and parts[0] == own_ns and parts[1].isdigit():
+            if _alive(int(parts[1])):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+        elif len(parts) == 1:  # made by an older agentflow: no pid to ask
+            try:
+                os.rmdir(entry.path)  # only when empty: a running older process may still use it
+            except OSError:
+                continue
+        else:
+            continue
+        if not os.path.lexists(entry.path):
+            removed.append(entry.path)
+    return removed
+
+
+def _remove_clean_dir(pid: int, folder: str) -> None:
+    if os.getpid() == pid:  # a forked child inherits the handler: the folder is its parent's
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _clean_dir() -> str:
+    """This process's folder for the copies (made on first use; removed at exit, and by the next
+    agentflow process when this one is killed: ``sweep_clean_dirs``)."""
+    pid = os.getpid()
+    if _CLEAN_DIR and _CLEAN_DIR[0][0] == pid and os.path.isdir(_CLEAN_DIR[0][1]):
+        return _CLEAN_DIR[0][1]
+    import atexit
+    import tempfile
+
+    temp = tempfile.gettempdir()
+    sweep_clean_dirs(temp)
+    folder = tempfile.mkdtemp(prefix=f"{CLEAN_PREFIX}{_pid_namespace()}-{pid}-", dir=temp)
+    _CLEAN_DIR[:] = [(pid, folder)]
+    atexit.register(_remove_clean_dir, pid, folder)
+    return folder
 
 
 @functools.lru_cache(maxsize=64)
@@ -690,18 +764,16 @@ def _sanitized(path: str, stamp: tuple[int, int, int]) -> str | None:
     clean = "".join(kept)
     if clean == text:
         return None
-    if not _CLEAN_DIR:
-        import atexit
-        import tempfile
-
-        _CLEAN_DIR.append(tempfile.mkdtemp(prefix="agentflow-gitconfig-"))
-        atexit.register(shutil.rmtree, _CLEAN_DIR[0], True)
     import tempfile
 
-    descriptor, target = tempfile.mkstemp(suffix=".config", dir=_CLEAN_DIR[0])
+    descriptor, target = tempfile.mkstemp(suffix=".config", dir=_clean_dir())
     with os.fdopen(descriptor, "w", encoding="utf-8", errors="surrogateescape") as handle:
         handle.write(clean)
     return target
+
+
+# a forked child makes copies of its own: its parent's folder goes when the parent exits
+os.register_at_fork(after_in_child=_sanitized.cache_clear)
 
 
 SYSTEM_GIT_CONFIG = "/etc/gitconfig"
