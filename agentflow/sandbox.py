@@ -672,6 +672,7 @@ _EXTRAHEADER = re.compile(r"^\s*extraheader\s*(=|$)", re.IGNORECASE)
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s\"]+@")
 CLEAN_PREFIX = "agentflow-gitconfig-"
 _CLEAN_DIR: list[tuple[int, str]] = []  # (the pid that made it, the folder) of this process's copies
+_CLEAN_LOCK = threading.Lock()  # -j builds start sandboxes from several threads at once
 
 
 def _pid_namespace() -> str:
@@ -733,18 +734,19 @@ def _remove_clean_dir(pid: int, folder: str) -> None:
 def _clean_dir() -> str:
     """This process's folder for the copies (made on first use; removed at exit, and by the next
     agentflow process when this one is killed: ``sweep_clean_dirs``)."""
-    pid = os.getpid()
-    if _CLEAN_DIR and _CLEAN_DIR[0][0] == pid and os.path.isdir(_CLEAN_DIR[0][1]):
-        return _CLEAN_DIR[0][1]
     import atexit
     import tempfile
 
-    temp = tempfile.gettempdir()
-    sweep_clean_dirs(temp)
-    folder = tempfile.mkdtemp(prefix=f"{CLEAN_PREFIX}{_pid_namespace()}-{pid}-", dir=temp)
-    _CLEAN_DIR[:] = [(pid, folder)]
-    atexit.register(_remove_clean_dir, pid, folder)
-    return folder
+    with _CLEAN_LOCK:  # two threads used to make one folder each, and only the first was ever removed
+        pid = os.getpid()
+        if _CLEAN_DIR and _CLEAN_DIR[0][0] == pid and os.path.isdir(_CLEAN_DIR[0][1]):
+            return _CLEAN_DIR[0][1]
+        temp = tempfile.gettempdir()
+        sweep_clean_dirs(temp)
+        folder = tempfile.mkdtemp(prefix=f"{CLEAN_PREFIX}{_pid_namespace()}-{pid}-", dir=temp)
+        _CLEAN_DIR[:] = [(pid, folder)]
+        atexit.register(_remove_clean_dir, pid, folder)
+        return folder
 
 
 @functools.lru_cache(maxsize=64)
@@ -772,8 +774,14 @@ def _sanitized(path: str, stamp: tuple[int, int, int]) -> str | None:
     return target
 
 
+def _after_fork() -> None:
+    global _CLEAN_LOCK
+    _CLEAN_LOCK = threading.Lock()  # another thread of the parent may have held it
+    _sanitized.cache_clear()
+
+
 # a forked child makes copies of its own: its parent's folder goes when the parent exits
-os.register_at_fork(after_in_child=_sanitized.cache_clear)
+os.register_at_fork(after_in_child=_after_fork)
 
 
 SYSTEM_GIT_CONFIG = "/etc/gitconfig"

@@ -106,3 +106,34 @@ def test_a_live_processs_folder_and_other_files_are_left_alone(tmp_path: Path) -
         proc.kill()
         proc.wait(timeout=30)
         proc.stdout.close()
+
+
+def test_threads_starting_sandboxes_at_once_leave_no_empty_folder(tmp_path: Path) -> None:
+    """The empty folders: two threads (a ``-j`` build's runs) making their first copies at once each
+    made a folder, and only the first was registered for removal (37 of the 54 were empty)."""
+    env = _env(tmp_path)
+    second = tmp_path / "gitconfig2"
+    second.write_text(CREDENTIALED.replace("lg", "st"))
+    script = textwrap.dedent(
+        f"""
+        import os, tempfile, threading
+        from agentflow import sandbox
+        barrier, made = threading.Barrier(2, timeout=3), tempfile.mkdtemp
+
+        def mkdtemp(*args, **kwargs):  # both threads inside at once, where the old code let them be
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                pass  # the other thread waits for this one's folder instead
+            return made(*args, **kwargs)
+
+        tempfile.mkdtemp = mkdtemp
+        threads = [threading.Thread(target=sandbox.sanitized_git_config, args=(p,))
+                   for p in (os.environ["RT_CONFIG"], {str(second)!r})]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+
+    assert _folders(tmp_path) == [], [(p.name, list(p.iterdir())) for p in _folders(tmp_path)]
