@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from agentflow.errors import UsageError
 from agentflow.gate import GateResult, GateStatus, evaluate_gate, evaluate_merge_commit
-from agentflow.git import Repo, run_git
+from agentflow.git import Repo
 
 if TYPE_CHECKING:  # a hook reads the config as the gate does (configfile.config_view), without pydantic
     from agentflow.config import Config
@@ -156,19 +156,13 @@ def is_protected(branch: str, config: Config) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in config.gate.protected_branches)
 
 
-def config_at(repo: Repo, commit: str) -> Config | None:
-    """The config committed at ``commit`` (None when it cannot be read: the caller keeps the work
-    tree's). The work tree holds what is checked out or being merged, which a branch writes."""
-    from agentflow.configfile import CONFIG_FILE, PYPROJECT, config_view
+def config_at(repo: Repo, commit: str) -> Config:
+    """The config committed at ``commit``, an invalid one counting as the defaults (main, master
+    protected): ``agentflow.inputs.committed_config``'s ``defaults`` policy. The work tree holds what
+    is checked out or being merged, which a branch writes."""
+    from agentflow.inputs import config_at as committed
 
-    texts = {}
-    for name in (CONFIG_FILE, PYPROJECT):
-        proc = run_git(("cat-file", "blob", f"{commit}:{name}"), repo.root)
-        texts[name] = proc.stdout if proc.returncode == 0 else None
-    try:
-        return config_view(texts[CONFIG_FILE], texts[PYPROJECT] if texts[CONFIG_FILE] is None else None)
-    except Exception:  # an invalid config at the tip: fail closed on the defaults (main, master)
-        return config_view(None, None)
+    return committed(repo, commit, invalid="defaults")
 
 
 def protected_by(repo: Repo, branch: str, config: Config, tip: str | None) -> Config | None:

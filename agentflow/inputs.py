@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentflow.configfile import CONFIG_FILE, PYPROJECT, pyproject_section, read_config_file
 from agentflow.errors import ConfigError, UsageError
@@ -259,56 +259,145 @@ def gate_inputs(repo: Repo, ref: str, base: str | None = None) -> tuple[Config |
     ``evaluate_gate``, which then asks git nothing twice). The config is the base's, at its tip (the
     base branch, or ``origin/<base>``, as the gate resolves it), which the change cannot edit, and
     never that of the merge base, which the change chooses (a branch forked before the base tightened
-    its rules was judged by the older ones). The checkout's may only make it stricter (``gate.require_signature``);
-    without a base revision to read, the checkout's."""
+    its rules was judged by the older ones). The checkout's may only make it stricter (``gate.require_signature``).
+    Without ``--base`` the base is ``default_base``'s (following the base's own config once); only
+    when the checkout names the default base and the clone has no such commit is there no base
+    revision to read, and the checkout's config judges."""
     from agentflow.configfile import config_view, kept_stricter
     from agentflow.gate import GateTarget
 
     local = config_view(read_config_file(repo.root, CONFIG_FILE), read_config_file(repo.root, PYPROJECT))
-    target = GateTarget(repo, ref, base or local.base, (CONFIG_FILE, PYPROJECT))
-    if base is not None and target.base_commit is None:
-        # judged with no base at all, the change would be bound to its own first parent and judged by
-        # the checkout's config (in CI the pull request's): fail closed on the base it was asked for
-        raise UsageError(
-            f"--base {base} names no commit here (a tag of that name is not taken for a branch)",
-            where=str(repo.root),
-            fix=f"fetch it (`git fetch origin {base.removeprefix('origin/')}`) or pass the branch the change merges into",
-        )
-    if target.base_commit is None:
-        return local, target
-    trusted = _tip_config(target)
-    if base is None and trusted.base != local.base:
-        # the checkout's base: is a checked-out branch's to write: the base's own config has the last
-        # word (as for verify), else a side branch's config judged an approval bound to main's base
-        # (tests/test_attacks_checkout_defaults.py)
-        target = GateTarget(repo, ref, trusted.base, (CONFIG_FILE, PYPROJECT))
+    if base is not None:
+        target = GateTarget(repo, ref, base, (CONFIG_FILE, PYPROJECT))
         if target.base_commit is None:
-            return local, target
-        trusted = _tip_config(target)
-        if trusted.base != target.asked:
+            # judged with no base at all, the change would be bound to its own first parent and judged by
+            # the checkout's config (in CI the pull request's): fail closed on the base it was asked for
             raise UsageError(
-                f"the checkout's base {local.base!r} names base {target.asked!r}, whose own config names "
-                f"{trusted.base!r}",
-                where="agentflow.yaml",
-                fix="pass --base with the branch the change merges into",
+                f"--base {base} names no commit here (a tag of that name is not taken for a branch)",
+                where=str(repo.root),
+                fix=f"fetch it (`git fetch origin {base.removeprefix('origin/')}`) or pass the branch the change "
+                "merges into",
             )
-    return kept_stricter(trusted, local), target
+        return kept_stricter(_tip_config(target), local), target
+    targets: dict[str, GateTarget] = {}
+
+    def own_base(name: str) -> str | None:
+        if name not in targets:
+            targets[name] = GateTarget(repo, ref, name, (CONFIG_FILE, PYPROJECT))
+        found = targets[name]
+        return _tip_config(found).base if found.base_commit is not None else None
+
+    chosen = default_base(local.base, own_base, follow=True, option="--base")
+    target = targets[chosen]
+    if target.base_commit is None:
+        if chosen != DEFAULT_BASE:
+            # a base the checkout (a pull request's) names and the clone lacks: judged by the checkout's
+            # own config, bound to its first parent (tests/test_attacks_default_base.py)
+            raise UsageError(
+                f"the checkout's config names base {chosen!r}, which names no commit here",
+                where=CONFIG_FILE,
+                fix=f"fetch it (`git fetch origin {chosen}`) or pass --base with the branch the change merges into",
+            )
+        return local, target  # a clone without the default base: no base revision to read
+    return kept_stricter(_tip_config(target), local), target
 
 
-def _tip_config(target: GateTarget) -> ConfigView:
-    """The config at the tip of ``target``'s base, from the blobs it read."""
+DEFAULT_BASE = "main"  # the config's default ``base:`` (agentflow.config.Config.base)
+
+
+def default_base(named: str, own_base: Callable[[str], str | None], *, follow: bool, option: str) -> str:
+    """The base a command takes when none was passed (``gate`` without ``--base``, ``merge`` without
+    ``--into``): the checkout's ``base:`` (``named``), which a checked-out branch writes (a pull
+    request's ``base: release``, or ``base: side`` for a side branch its author pushed with a looser
+    config), counts only if the base's own config agrees. ``own_base(name)`` is the base the config at
+    ``name``'s tip names, None when ``name`` names no commit here. The one policy of both commands:
+
+    * ``named`` names no commit: ``named`` (the caller refuses, or, for the default base, has none);
+    * its own config names ``named`` too: ``named``;
+    * it names another base and ``follow`` (the gate, which only reads): that base, once, when its own
+      config names it too; one that names yet another base, or no commit, is exit 2 asking for
+      ``option`` (following it to a missing base judged the change by the checkout's config, bound to
+      nothing: tests/test_attacks_default_base.py);
+    * it names another base without ``follow`` (merge, which moves the branch): exit 2 asking for
+      ``option``: a merge lands only where the user and the base both said.
+    """
+    name = named.removeprefix("refs/heads/")
+    own = own_base(name)
+    if own is None or own.removeprefix("refs/heads/") == name:
+        return name
+    own = own.removeprefix("refs/heads/")
+    if not follow:
+        raise UsageError(
+            f"the checkout's config names base {name!r}, but {name}'s own config names {own!r} "
+            "(a checked-out branch may set base: to redirect its merge)",
+            where=CONFIG_FILE,
+            fix=f"pass {option} with the branch to merge into",
+        )
+    further = own_base(own)
+    if further is None or further.removeprefix("refs/heads/") != own:
+        what = f"whose own config names {further!r}" if further is not None else "which names no commit here"
+        raise UsageError(
+            f"the checkout's base {name!r} names base {own!r}, {what}",
+            where=CONFIG_FILE,
+            fix=f"pass {option} with the branch the change merges into",
+        )
+    return own
+
+
+InvalidConfig = Literal["refuse", "defaults"]
+
+
+def committed_config(blobs: Mapping[str, bytes | None], commit: str, *, invalid: InvalidConfig) -> Config | ConfigView:
+    """The config committed at ``commit``, from the blobs of its ``agentflow.yaml`` and
+    ``pyproject.toml`` there (None: absent; ``agentflow.yaml`` first, as everywhere). The one reader of
+    a committed config, with each caller's policy for one that cannot be read, named by the caller:
+
+    * ``refuse`` (``gate``, ``merge``: the base's tip, a trusted input): a file that is not UTF-8 or
+      a config that does not validate is exit 2 naming ``<commit>:<file>``; judging by anything
+      else than what the base says would be a guess;
+    * ``defaults`` (the git hooks: the tip of the branch pushed to or merged into): such a config
+      counts as agentflow's defaults (main and master protected), a byte that is not UTF-8 as U+FFFD;
+      a hook must decide, and an unreadable config at a protected branch's tip must not unprotect it.
+    """
     from agentflow.configfile import config_view
 
+    strict = invalid == "refuse"
+    try:
+        yaml_text = _decoded(blobs.get(CONFIG_FILE), commit, CONFIG_FILE, strict)
+        pyproject = _decoded(blobs.get(PYPROJECT), commit, PYPROJECT, strict) if yaml_text is None else None
+        return config_view(yaml_text, pyproject)
+    except (ConfigError, UsageError):
+        if strict:
+            raise
+        return config_view(None, None)
+
+
+def config_at(repo: Repo, commit: str, *, invalid: InvalidConfig) -> Config | ConfigView:
+    """``committed_config`` of ``commit`` (a commit id or ref), its two files read in one
+    ``git cat-file --batch``; a commit that does not exist has none (the defaults)."""
+    from agentflow.git import cat_file_objects
+
+    names = (CONFIG_FILE, PYPROJECT)
+    found = cat_file_objects(repo.root, [f"{commit}:{name}" for name in names])
+    blobs = {
+        name: item[2] if item is not None and item[1] == "blob" else None
+        for name, item in zip(names, found, strict=True)
+    }
+    return committed_config(blobs, commit, invalid=invalid)
+
+
+def _tip_config(target: GateTarget) -> Config | ConfigView:
+    """The config at the tip of ``target``'s base, from the blobs it read (exit 2 when unreadable)."""
     assert target.base_commit is not None
-    yaml_text = _decoded(target.blobs.get(CONFIG_FILE), target.base_commit, CONFIG_FILE)
-    pyproject = _decoded(target.blobs.get(PYPROJECT), target.base_commit, PYPROJECT) if yaml_text is None else None
-    return config_view(yaml_text, pyproject)
+    return committed_config(target.blobs, target.base_commit, invalid="refuse")
 
 
-def _decoded(blob: bytes | None, commit: str, name: str) -> str | None:
-    """A file read from a revision as text (``show``'s error when it is not UTF-8)."""
+def _decoded(blob: bytes | None, commit: str, name: str, strict: bool = True) -> str | None:
+    """A file read from a revision as text (``show``'s error when it is not UTF-8 and ``strict``)."""
     if blob is None:
         return None
+    if not strict:
+        return blob.decode("utf-8", "replace")
     try:
         return blob.decode("utf-8")
     except UnicodeDecodeError:

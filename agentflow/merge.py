@@ -134,24 +134,17 @@ def merge_branch(
 
 def _default_target(repo: Repo, base: str) -> str:
     """``--into`` omitted: the checkout's ``base:``, which a checked-out branch writes, only when the
-    base branch's own config at its tip names the same base (as ``verify`` lets the base's config have
-    the last word): a pull request's ``base: release`` merged it into release, not into main
-    (tests/test_attacks_checkout_defaults.py)."""
-    from agentflow.hooks import config_at
+    base branch's own config at its tip names the same base (``agentflow.inputs.default_base``, the
+    gate's policy too, without following: a pull request's ``base: release`` merged it into release,
+    not into main; tests/test_attacks_checkout_defaults.py)."""
+    from agentflow.inputs import config_at, default_base
 
-    name = base.removeprefix("refs/heads/")
-    if not repo.branch_exists(name):
-        return name  # the caller says there is no such branch
-    own = config_at(repo, repo.rev(f"refs/heads/{name}"))
-    trusted = (own.base if own is not None else name).removeprefix("refs/heads/")
-    if trusted != name:
-        raise UsageError(
-            f"the checkout's config names base {name!r}, but {name}'s own config names {trusted!r} "
-            "(a checked-out branch may set base: to redirect its merge)",
-            where="agentflow.yaml",
-            fix="pass --into with the branch to merge into",
-        )
-    return name
+    def own_base(name: str) -> str | None:
+        if not repo.branch_exists(name):
+            return None  # the caller says there is no such branch
+        return config_at(repo, f"refs/heads/{name}", invalid="defaults").base
+
+    return default_base(base, own_base, follow=False, option="--into")
 
 
 def merge_message(branch: str, into: str, plan: str | None, run: str | None, result: GateResult) -> str:
