@@ -285,6 +285,7 @@ def evaluate_gate(
         ctx.__dict__["forks"] = target.forks
         ctx.__dict__["_base_trees"] = target.trees
     ctx.require_sandbox = bool(config and config.gate.require_sandbox)
+    ctx.checks = required_checks(config)
     if policy.required and not policy.key:
         return ctx.result(
             GateStatus.UNSIGNED,
@@ -302,6 +303,21 @@ def evaluate_gate(
         if chain is not None:
             return chain
     return result
+
+
+def required_checks(config: Config | None) -> tuple[tuple[str, bool], ...]:
+    """``(command, junit)`` of each check the config names, its command as a verdict note records it
+    (stripped, redacted: ``agentflow.verdict.note_checks``)."""
+    if config is None or not config.checks:
+        return ()
+    from agentflow.redact import redact
+
+    found = []
+    for check in config.checks:
+        run, junit = (check, False) if isinstance(check, str) else (check.run, bool(check.junit))
+        if run.strip():
+            found.append((redact(run.strip()), junit))
+    return tuple(dict.fromkeys(found))
 
 
 def _override_by_author(repo: Repo, ctx: _Context, result: GateResult) -> GateResult:
@@ -440,6 +456,7 @@ class _Context:
     index: NoteIndex
     base_commit: str | None = None  # the commit ``base`` names (resolved once, with it)
     require_sandbox: bool = False  # gate.require_sandbox: verdicts of unsandboxed runs never open it
+    checks: tuple[tuple[str, bool], ...] = ()  # the base's checks today, (command, junit): an approval passed each
 
     def result(self, status: GateStatus, reasons: list[str], record: NoteRecord | None = None) -> GateResult:
         note = record.note if record else None
@@ -482,6 +499,7 @@ class _Context:
             return (
                 self._unsandboxed(record)
                 or self._bound(record)
+                or self._unchecked(record)
                 or self._legacy_revoked(record)
                 or self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
             )
@@ -499,6 +517,36 @@ class _Context:
             [
                 f"gate.require_sandbox is true but the approval on {record.commit[:SHORT]} comes from a run with "
                 f"{what} (re-run `agentflow verify` with the sandbox on)"
+            ],
+            record,
+        )
+
+    def _unchecked(self, record: NoteRecord) -> GateResult | None:
+        """An approval whose run did not pass every check the base's config names today (its command,
+        as a JUnit check when the config says so) does not open the gate: it was verified under the
+        base's older checks (a check added to main after the change was verified; an approval of the
+        same change in another repository, a fork, whose main checks less), and the gate reads today's
+        rules as verify does (tests/test_attacks_gate_checks.py). A human override does."""
+        if not self.checks or record.note.override:
+            return None
+        passed = {
+            (check.get("command"), check.get("junit") is True)
+            for check in record.note.checks
+            if isinstance(check, dict) and check.get("passed") is True
+        }
+        missing = [
+            command
+            for command, junit in self.checks
+            if (command, True) not in passed and (junit or (command, False) not in passed)
+        ]
+        if not missing:
+            return None
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        return self.result(
+            GateStatus.NEEDS_REVERIFICATION,
+            [
+                f"the approval on {record.commit[:SHORT]} did not pass the check {missing[0]!r}{more} that the "
+                f"config of {self.base} names now (re-run `agentflow verify`)"
             ],
             record,
         )
@@ -705,6 +753,7 @@ class _Context:
             return (
                 self._unsandboxed(record)
                 or self._bound(record)
+                or self._unchecked(record)
                 or self._legacy_revoked(record)
                 or self.result(GateStatus.APPROVED, self._approval_reasons(record), record)
             )

@@ -102,7 +102,8 @@ def test_the_gate_still_opens_for_an_approval_bound_to_origin_main(
     """The control: the same clone, no tag, a verdict bound to origin/main's tree: open."""
     ci, planted, head = _ci_clone(repo, tmp_path)
     monkeypatch.chdir(ci)
-    add_verdict(ci, head, key=KEY, base=git(ci, "rev-parse", "origin/main"))
+    passed = [{"command": "test -f BASE-CHECK-MARKER", "exit_code": 0, "passed": True}]  # origin/main's check
+    add_verdict(ci, head, key=KEY, base=git(ci, "rev-parse", "origin/main"), checks=passed)
 
     result = cli("gate", "HEAD", "--base", "origin/main", env={"AGENTFLOW_SIGNING_KEY": KEY})
 
