@@ -184,7 +184,29 @@ def _problem(err: dict, where: str, source: yamlsrc.YamlSource | None) -> str:
         close = difflib.get_close_matches(err["input"], options, n=1)
         if close:
             problem += f" (did you mean `{close[0]}`?)"
+    if err["type"] == "model_type":  # "Input should be a valid dictionary or instance of Limits"
+        first = next(iter(_known_keys(err["loc"])), "key")
+        problem = f"a section: its keys go below it, e.g. `{path[-1]}: {{{first}: ...}}` (see `agentflow init`)"
+    elif err["type"] == "list_type":
+        problem += " (write a list, e.g. `[first, second]`)"
+    elif not problem.endswith(")") and (default := _default(err["loc"])) is not None:
+        problem += f" (the default is `{default}`)"
     return f"{place}: {key}: {problem}"
+
+
+def _default(path: tuple[str | int, ...]) -> str | None:
+    """The default of the scalar at ``path`` as written in YAML (``3``, ``main``, ``false``, ``null``),
+    or None for a section, a list or mapping, an item of one, a key of a free mapping."""
+    import json
+
+    value: object = Config()
+    for part in path:
+        if not isinstance(value, BaseModel) or not isinstance(part, str) or part not in type(value).model_fields:
+            return None
+        value = getattr(value, part)
+    if isinstance(value, (BaseModel, list, dict)):
+        return None  # a section or a collection: the problem is in what it holds, not in its default
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def parse_config(data: object, where: str, source: yamlsrc.YamlSource | None = None) -> Config:

@@ -236,3 +236,45 @@ def test_evaluate_with_a_read_only_ledger_writes_no_file(repo: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "the ledger is read-only" in proc.stderr and len(proc.stderr.splitlines()) == 1
     assert not (repo / "baseline.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "limits:\n  max_cycles: 0\n",
+            "agentflow.yaml:2: limits.max_cycles: Input should be greater than or equal to 1 (the default is `3`)",
+        ),
+        ("base: [main]\n", "agentflow.yaml:1: base: Input should be a valid string (the default is `main`)"),
+        (
+            "gate: {require_signature: maybe}\n",
+            "agentflow.yaml:1: gate.require_signature: Input should be a valid boolean, unable to interpret input "
+            "(the default is `false`)",
+        ),
+        (
+            "models:\n  evaluator: {model: 3}\n",
+            "agentflow.yaml:2: models.evaluator.model: Input should be a valid string (the default is `claude-haiku-5-5`)",
+        ),
+        (
+            "limits: 3\n",
+            "agentflow.yaml:1: limits: a section: its keys go below it, e.g. `limits: {max_cycles: ...}` "
+            "(see `agentflow init`)",
+        ),
+        (
+            "checks: pytest -q\n",
+            "agentflow.yaml:1: checks: Input should be a valid list (write a list, e.g. `[first, second]`)",
+        ),
+        (  # a hint of its own already: no default added
+            "sandbox: {mode: bwarp}\n",
+            "agentflow.yaml:1: sandbox.mode: Input should be 'auto', 'bwrap' or 'off' (did you mean `bwrap`?)",
+        ),
+    ],
+    ids=["bound", "type", "boolean", "role-model", "section", "list", "did-you-mean"],
+)
+def test_a_bad_config_value_says_what_to_write(repo: Path, cli, text: str, expected: str) -> None:
+    """A bad value was pydantic's words alone ("limits: Input should be a valid dictionary or instance
+    of Limits", "max_cycles: Input should be greater than or equal to 1"): a problem without a fix."""
+    (repo / "agentflow.yaml").write_text(text)
+    result = cli("status")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"agentflow: error: {expected}"]

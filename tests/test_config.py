@@ -59,7 +59,7 @@ def test_every_problem_is_reported(repo):
     lines = str(pytest.raises(ConfigError, load_config, repo).value).splitlines()
     assert sorted(lines) == [
         "agentflow.yaml:1: bse: unknown key (did you mean `base`?)",
-        "agentflow.yaml:2: limits.max_turns: Input should be greater than or equal to 1",
+        "agentflow.yaml:2: limits.max_turns: Input should be greater than or equal to 1 (the default is `60`)",
     ]
 
 
