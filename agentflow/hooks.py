@@ -130,13 +130,14 @@ def uninstall(repo: Repo) -> list[str]:
         if path.exists() and not is_ours(path):
             done.append(f"{hook}: left alone (not agentflow's)")
             continue
-        if path.exists():
+        installed = path.exists()
+        if installed:
             path.unlink()
         if orig.exists():
             orig.rename(path)
             done.append(f"{hook}: removed; restored the previous hook")
-        elif path.parent.exists():
-            done.append(f"{hook}: removed")
+        else:
+            done.append(f"{hook}: {'removed' if installed else 'not installed'}")
     return done
 
 

@@ -278,3 +278,17 @@ def test_a_bad_config_value_says_what_to_write(repo: Path, cli, text: str, expec
     result = cli("status")
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines() == [f"agentflow: error: {expected}"]
+
+
+def test_hooks_uninstall_says_what_it_removed(repo: Path, cli) -> None:
+    """A second `agentflow hooks uninstall` said "removed" for hooks that were not there."""
+    assert cli("hooks", "install").exit_code == 0
+    first = cli("hooks", "uninstall")
+    assert first.stdout.splitlines() == ["pre-merge-commit: removed", "pre-commit: removed", "pre-push: removed"]
+    second = cli("hooks", "uninstall")
+    assert second.exit_code == 0
+    assert second.stdout.splitlines() == [
+        "pre-merge-commit: not installed",
+        "pre-commit: not installed",
+        "pre-push: not installed",
+    ]
