@@ -17,7 +17,7 @@ from typing import get_args
 
 import pytest
 
-from agentflow.events import Event, GitChecked, GitSnapshotTaken, RunStarted
+from agentflow.events import Event, GitChecked, GitSnapshotTaken, RunStarted, SessionEnded, SessionStarted
 from agentflow.ledger import Ledger, ledger_path
 from agentflow.report.lines import KEY_FIELDS
 from tests.helpers import git, need_tool
@@ -292,3 +292,16 @@ def test_hooks_uninstall_says_what_it_removed(repo: Path, cli) -> None:
         "pre-commit: not installed",
         "pre-push: not installed",
     ]
+
+
+def test_one_criterion_and_one_turn_are_singular(repo: Path, cli) -> None:
+    """`plan check` said "(1 acceptance criteria)", `show` "1 turns"."""
+    assert cli("plan", "new", "One thing").exit_code == 0
+    assert "(1 acceptance criterion)" in cli("plan", "check").stdout
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="1"))
+        ledger.append(SessionStarted(run_id="r-1", session_id="s-1", role="verifier", backend="scripted", model="m"))
+        ledger.append(SessionEnded(run_id="r-1", session_id="s-1", role="verifier", status="completed", turns=1))
+    shown = cli("show", "r-1").stdout
+    assert "verifier  completed, 1 turn, $0.00" in shown
+    assert "completed   1 turn   $0.00" in shown and "1 turns" not in shown

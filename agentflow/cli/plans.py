@@ -76,7 +76,8 @@ def check(
     known = {pattern.id for pattern in load_patterns(root, load_config(root))}
     checked, errors = check_plans(paths, root, known)
     for plan in checked:
-        criteria = f"{len(plan.criteria)} acceptance criteria"
+        count = len(plan.criteria)
+        criteria = f"{count} acceptance criteri{'on' if count == 1 else 'a'}"
         _common.out(f"OK {display_path(plan.path)}: {plan.id} {plan.title!r} ({criteria})")
         for warning in plan_warnings(plan):
             _common.err(f"agentflow: warning: {display_path(plan.path)}: {warning}")

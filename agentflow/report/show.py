@@ -137,7 +137,7 @@ def _cycle_lines(cycle: Cycle) -> list[str]:
     lines = ["", f"cycle {cycle.cycle}"]
     builder = cycle.builder
     if builder:
-        lines.append(f"  builder   {builder.status}, {builder.turns} turns, {fmt_usd(builder.cost_usd)}")
+        lines.append(f"  builder   {builder.status}, {_turns(builder.turns)}, {fmt_usd(builder.cost_usd)}")
         if builder.summary:
             lines += [f"            {line}" for line in builder.summary.splitlines()]
     lines.append(f"  commit    {diffstat(cycle.commit)}")
@@ -148,7 +148,7 @@ def _cycle_lines(cycle: Cycle) -> list[str]:
         ] or ["  checks    none configured"]
     verifier = cycle.verifier
     if verifier:
-        lines.append(f"  verifier  {verifier.status}, {verifier.turns} turns, {fmt_usd(verifier.cost_usd)}")
+        lines.append(f"  verifier  {verifier.status}, {_turns(verifier.turns)}, {fmt_usd(verifier.cost_usd)}")
     if cycle.verdict:
         lines += _verdict_lines(cycle.verdict)
     return lines
@@ -165,7 +165,7 @@ def show_text(timeline: Timeline) -> str:
     lines += ["", "sessions"]
     for s in timeline.sessions:
         lines.append(
-            f"  {s.session_id}  {s.role:<9} cycle {s.cycle}  {s.status:<11} {fmt_int(s.turns)} turns  "
+            f"  {s.session_id}  {s.role:<9} cycle {s.cycle}  {s.status:<11} {fmt_int(s.turns)} {'turn ' if s.turns == 1 else 'turns'}  "
             f"{fmt_usd(s.cost_usd)}  {tokens_text(s.tokens)}  {s.backend or ''} {s.model or ''}".rstrip()
         )
     for sid, messages in (timeline.transcripts or {}).items():
@@ -188,3 +188,7 @@ def render_show(timeline: Timeline, fmt: str) -> str:
 
         return show_html(timeline)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def _turns(count: int) -> str:
+    return f"{count} turn" if count == 1 else f"{count} turns"
