@@ -102,6 +102,7 @@ class RunHeader:
     commit: str | None = None
     resumed: list[str] = field(default_factory=list)
     cost_usd: float = 0.0
+    interrupted: str | None = None  # not ended, its last session interrupted: "the builder session of cycle 1"
 
 
 @dataclass
@@ -376,6 +377,8 @@ def run_timeline(ledger: Ledger, ref: str, *, transcripts: bool = False) -> Time
             sessions[event.session_id] = _session(event, None)
         elif event.kind == "session_ended":
             sessions[event.session_id] = _session(starts.get(event.session_id), event)
+            if event.status == "interrupted":
+                run.interrupted = f"the {event.role} session of cycle {event.cycle}"
         elif event.kind == "builder_committed":
             _cycle(cycles, event.cycle).commit = Commit(
                 commit=event.commit,
@@ -403,9 +406,11 @@ def run_timeline(ledger: Ledger, ref: str, *, transcripts: bool = False) -> Time
                 _cycle(cycles, event.cycle).verdict = _verdict(event)
         elif event.kind == "run_resumed":
             run.resumed.append(_iso(event.ts))
+            run.interrupted = None
         elif event.kind == "run_ended":
             run.ended, run.outcome, run.reason, run.commit = _iso(event.ts), event.outcome, event.reason, event.commit
             run.cycles = max(run.cycles, event.cycles)
+            run.interrupted = None
     for session in sessions.values():
         if session.role in ("builder", "verifier"):
             setattr(_cycle(cycles, session.cycle), session.role, session)  # the last session of a role wins

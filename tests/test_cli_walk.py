@@ -305,3 +305,21 @@ def test_one_criterion_and_one_turn_are_singular(repo: Path, cli) -> None:
     shown = cli("show", "r-1").stdout
     assert "verifier  completed, 1 turn, $0.00" in shown
     assert "completed   1 turn   $0.00" in shown and "1 turns" not in shown
+
+
+@pytest.mark.parametrize("mode", ["build", "verify"])
+def test_show_of_an_interrupted_run_says_so_and_how_to_go_on(repo: Path, cli, mode: str) -> None:
+    """A run stopped with Ctrl-C was "Ended: still running (or killed ...)", "Outcome: in progress"."""
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="1", mode=mode))
+        ledger.append(RunStarted(run_id="r-2", plan_id="2", mode=mode))
+        for run in ("r-1", "r-2"):
+            ledger.append(SessionStarted(run_id=run, session_id=f"s-{run}", role="builder", backend="x", model="m"))
+        ledger.append(SessionEnded(run_id="r-1", session_id="s-r-1", role="builder", status="interrupted"))
+    again = "`agentflow build --resume r-1`" if mode == "build" else "run `agentflow verify` again"
+    shown = cli("show", "r-1").stdout.splitlines()
+    assert f"  Ended:    interrupted during the builder session of cycle 1; continue with {again}" in shown
+    assert "  Outcome:  interrupted" in shown
+    running = cli("show", "r-2").stdout.splitlines()  # its session has not ended: running, or killed
+    assert f"  Ended:    still running (or killed: {again.replace('r-1', 'r-2')})" in running
+    assert "  Outcome:  in progress" in running

@@ -155,7 +155,7 @@ def test_timeline_is_typed_and_its_dict_keys_are_the_field_names(history: Path) 
     assert list(data["run"]) == names(RunHeader) == [
         "run_id", "mode", "plan_id", "plan_title", "plan_path", "branch", "base", "base_commit",
         "estimate_hours", "max_cycles", "started", "ended", "outcome", "reason", "cycles", "commit",
-        "resumed", "cost_usd",
+        "resumed", "cost_usd", "interrupted",
     ]  # fmt: skip
     cycle = data["cycles"][0]
     assert list(cycle) == names(Cycle) == ["cycle", "builder", "commit", "checks", "verifier", "verdict"]

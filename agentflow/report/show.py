@@ -108,12 +108,23 @@ def header_rows(run: RunHeader) -> list[tuple[str, str]]:
         ("Mode", run.mode),
         ("Branch", run.branch or NA),
         ("Started", run.started or NA),
-        ("Ended", run.ended or "still running (or killed: `agentflow build --resume`)"),
-        ("Outcome", (run.outcome or "in progress") + (f": {run.reason}" if run.reason else "")),
+        ("Ended", run.ended or _not_ended(run)),
+        (
+            "Outcome",
+            (run.outcome or ("interrupted" if run.interrupted else "in progress"))
+            + (f": {run.reason}" if run.reason else ""),
+        ),
         ("Cycles", f"{run.cycles} of at most {run.max_cycles}"),
         ("Estimate", fmt_hours(run.estimate_hours)),
         ("Cost", fmt_usd(run.cost_usd)),
     ]
+
+
+def _not_ended(run: RunHeader) -> str:
+    again = f"`agentflow build --resume {run.run_id}`" if run.mode == "build" else "run `agentflow verify` again"
+    if run.interrupted:
+        return f"interrupted during {run.interrupted}; continue with {again}"
+    return f"still running (or killed: {again})"
 
 
 # -- one run's timeline (`agentflow show`) --------------------------------------------------------
