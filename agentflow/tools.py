@@ -660,24 +660,80 @@ def run_shell(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    kept = KeptOutput()
     try:
-        out, _ = proc.communicate(timeout=timeout)
-        code: int | None = proc.returncode
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        try:
-            out, _ = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:  # a grandchild left the group and holds the pipe
-            out = b""
-            if proc.stdout:
-                proc.stdout.close()
-            proc.wait()
-        code = None
+        code: int | None = proc.returncode if kept.read(proc, started + timeout) else None
+        if code is None:
+            _kill_group(proc)
+            if not kept.read(proc, time.monotonic() + 5):  # a grandchild left the group and holds the pipe
+                if proc.stdout:
+                    proc.stdout.close()
+                proc.wait()
     except BaseException:
         _kill_group(proc)
         proc.wait()
         raise
-    return code, (out or b"").decode("utf-8", errors="replace"), time.monotonic() - started
+    finally:
+        if proc.stdout and not proc.stdout.closed:
+            proc.stdout.close()
+    return code, kept.text(), time.monotonic() - started
+
+
+KEPT_OUTPUT = 4 << 20  # bytes of a command's output kept at its start, and as many at its end
+
+
+class KeptOutput:
+    """A command's output as ``run_shell`` keeps it: the first and the last ``KEPT_OUTPUT`` bytes, and
+    how many between them were dropped. Every caller reads only a tail (a check's report, the
+    ``command`` backend's summary) or a truncated head and tail (``run_command``), but the whole output
+    was held in memory: a check or a builder's command printing without end (``yes``) grew the
+    orchestrator by gigabytes until the timeout, and the kernel's OOM killer picked it (or the
+    developer's other processes; tests/test_attacks_output_flood.py)."""
+
+    def __init__(self, limit: int = KEPT_OUTPUT):
+        self.limit, self.head, self.tail, self.dropped = limit, bytearray(), bytearray(), 0
+
+    def add(self, chunk: bytes) -> None:
+        room = self.limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        self.tail += chunk
+        if len(self.tail) > 2 * self.limit:  # trimmed now and then, not at every chunk
+            cut = len(self.tail) - self.limit
+            del self.tail[:cut]
+            self.dropped += cut
+
+    def read(self, proc: subprocess.Popen[bytes], deadline: float) -> bool:
+        """Read ``proc``'s output until it ends and ``proc`` has exited (True), or until ``deadline`` (False)."""
+        import selectors
+
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                if not selector.select(left):
+                    continue
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                self.add(chunk)
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.001))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def text(self) -> str:
+        if len(self.tail) > self.limit:
+            self.dropped += len(self.tail) - self.limit
+            del self.tail[: len(self.tail) - self.limit]
+        middle = f"\n[agentflow: {self.dropped} bytes of output not kept]\n".encode() if self.dropped else b""
+        return bytes(self.head + middle + self.tail).decode("utf-8", errors="replace")
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
