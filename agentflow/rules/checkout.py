@@ -6,7 +6,8 @@ uses LFS) checks out that content, which nobody reviewed, as the gitlink rule sa
 ``.gitattributes`` line can also make the checked-out file differ from its blob: ``ident`` writes the
 blob's id into every ``$Id$`` (code that tests for the literal takes another branch after checkout),
 ``working-tree-encoding`` re-encodes it, and a ``filter`` other than ``lfs`` (git-crypt's, a
-developer's own) runs a driver over it. Each is a ``checkout_differs`` finding: high, except an LFS
+developer's own) runs a driver over it; ``export-subst`` makes ``git archive`` (a forge's source
+downloads and release tarballs) expand ``$Format:...$`` with the commit's subject, author or tags. Each is a ``checkout_differs`` finding: high, except an LFS
 pointer to media (images, audio, video, fonts), which is medium.
 """
 
@@ -40,6 +41,13 @@ def _first_line(change: Change, file: FileDiff) -> str | None:
     return next((line.text for line in file.added if line.new == 1), None)
 
 
+# attributes under which git writes other bytes than the blob's: ``ident`` on checkout, ``export-subst``
+# in ``git archive`` (a forge's source tarballs and zip downloads, release archives): it expands
+# ``$Format:%s$`` to the commit's subject, ``%an`` its author, ``%(describe)`` a tag name, text the
+# change's author writes outside every file the verifier and the rules read
+SUBSTITUTED = ("ident", "export-subst")
+
+
 def _attribute_hits(file: FileDiff) -> list[tuple[int | None, str]]:
     hits = []
     for line in file.added:
@@ -48,7 +56,7 @@ def _attribute_hits(file: FileDiff) -> list[tuple[int | None, str]]:
             continue
         for token in tokens[1:]:
             name, _, value = token.partition("=")
-            if token == "ident" or name == "working-tree-encoding" or name == "filter" and value != "lfs":
+            if token in SUBSTITUTED or name == "working-tree-encoding" or name == "filter" and value != "lfs":
                 hits.append((line.new, token))
     return hits
 
@@ -63,8 +71,8 @@ def check_checkout(change: Change) -> list[Finding]:
                 found.append(
                     finding(
                         RULE,
-                        f"{file.path} sets `{token}`: a checkout writes other content than the blob the change "
-                        "shows (and the verifier and the checks' diff read)",
+                        f"{file.path} sets `{token}`: a checkout (or, for export-subst, an archive) holds other content "
+                        "than the blob the change shows (and the verifier and the checks' diff read)",
                         file=file.path,
                         line=number,
                         suggestion=SUGGESTION,
@@ -90,8 +98,8 @@ def check_checkout(change: Change) -> list[Finding]:
 RULES = [
     Rule(
         RULE,
-        "Git LFS pointer files (their content is not in the change) and .gitattributes `ident`, "
-        "`working-tree-encoding` and non-LFS `filter` lines (a checkout differs from the reviewed blob)",
+        "Git LFS pointer files (their content is not in the change) and .gitattributes `ident`, `export-subst`, "
+        "`working-tree-encoding` and non-LFS `filter` lines (a checkout or an archive differs from the reviewed blob)",
         "high",
         check_checkout,
     ),
