@@ -97,6 +97,9 @@ def _read(root: Path, run_id: str | None, *, typed: bool) -> list[Any]:
         return []
     with ledger, ledger.snapshot():  # the rows printed are the rows checked
         events = ledger.events(run_id=run_id) if typed else ledger.records(run_id=run_id)
+        if run_id is not None and not events and (full := _prefixed(ledger, run_id)) != run_id:
+            run_id = full  # a prefix, as `show` takes one
+            events = ledger.events(run_id=run_id) if typed else ledger.records(run_id=run_id)
         if run_id is not None and not events:
             known = ledger.recent_run_ids(5)
             hint = f"recent runs: {', '.join(known)}" if known else "no runs yet"
@@ -118,7 +121,19 @@ def export_run(root: Path, run_id: str) -> list[str]:
     if ledger is None:
         raise LedgerError(f"no run {run_id!r}: the ledger is empty", fix="start one with `agentflow build PLAN`")
     with ledger:
-        return ledger.export_run(run_id)
+        return ledger.export_run(_prefixed(ledger, run_id))
+
+
+def _prefixed(ledger: Ledger, ref: str) -> str:
+    """The run id ``ref`` is, or the one run it is a prefix of (``show``'s reading); ``ref`` itself when
+    it names none (the caller says so). Several: exit 2 listing them."""
+    from agentflow.errors import LedgerError
+
+    matches = ledger.match_runs(ref)
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
+        raise LedgerError(f"run {ref!r} is ambiguous: {shown}", fix="give more of the run id")
+    return matches[0] if matches else ref
 
 
 def import_runs(root: Path, files: list[Path]) -> ImportResult:

@@ -323,3 +323,22 @@ def test_show_of_an_interrupted_run_says_so_and_how_to_go_on(repo: Path, cli, mo
     running = cli("show", "r-2").stdout.splitlines()  # its session has not ended: running, or killed
     assert f"  Ended:    still running (or killed: {again.replace('r-1', 'r-2')})" in running
     assert "  Outcome:  in progress" in running
+
+
+def test_log_and_export_take_a_run_prefix_as_show_does(repo: Path, cli) -> None:
+    """`show r-20261203-b` worked, then `log --run r-20261203-b` was "no run" listing that very run."""
+    with Ledger.open(repo) as ledger:
+        for run in ("r-20261203-be4838", "r-20261203-e411b6"):
+            ledger.append(RunStarted(run_id=run, plan_id="1"))
+    assert cli("show", "r-20261203-b").exit_code == 0
+    log = cli("log", "--run", "r-20261203-b")
+    assert log.exit_code == 0, log.output
+    assert log.stdout.split()[1:3] == ["r-20261203-be4838", "run_started"]
+    assert '"run_id":"r-20261203-be4838"' in cli("log", "--run", "r-20261203-b", "--json").stdout
+    assert '"run_id":"r-20261203-be4838"' in cli("ledger", "export", "--run", "r-20261203-b").stdout
+    for args in (["log", "--run", "r-2026"], ["ledger", "export", "--run", "r-2026"]):
+        result = cli(*args)
+        assert result.exit_code == 2
+        assert result.stderr.splitlines() == [
+            "agentflow: error: run 'r-2026' is ambiguous: r-20261203-be4838, r-20261203-e411b6 (give more of the run id)"
+        ]

@@ -22,7 +22,9 @@ ledger_app = typer.Typer(
 
 @ledger_app.command("export")
 def export(
-    run: Annotated[str, typer.Option("--run", metavar="RUN", help="The run to export.")],
+    run: Annotated[
+        str, typer.Option("--run", metavar="RUN", help="The run to export (its id or an unambiguous prefix).")
+    ],
     output: Annotated[
         Path | None, typer.Option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
     ] = None,

@@ -23,7 +23,10 @@ LOG_HELP = (
 
 
 def log(
-    run: Annotated[str | None, typer.Option("--run", metavar="ID", help="Only the events of this run.")] = None,
+    run: Annotated[
+        str | None,
+        typer.Option("--run", metavar="ID", help="Only the events of this run (its id or an unambiguous prefix)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON Lines: one event object per line.")] = False,
 ) -> None:
     """The ledger's events, each line or JSON object (help text: ``LOG_HELP``)."""
