@@ -28,6 +28,7 @@ class _EagerGroup(cli_module.AgentflowGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         TyperGroup.__init__(self, *args, **kwargs)
+        cli_module.reflow_help(self)  # what module_commands does to the commands it builds
 
     def list_commands(self, ctx: Any) -> list[str]:
         return TyperGroup.list_commands(self, ctx)

@@ -342,3 +342,39 @@ def test_log_and_export_take_a_run_prefix_as_show_does(repo: Path, cli) -> None:
         assert result.stderr.splitlines() == [
             "agentflow: error: run 'r-2026' is ambiguous: r-20261203-be4838, r-20261203-e411b6 (give more of the run id)"
         ]
+
+
+def _built_commands() -> list[tuple[str, object]]:
+    from agentflow.cli import COMMANDS, module_commands
+
+    found: list[tuple[str, object]] = []
+
+    def walk(name: str, command: object) -> None:
+        found.append((name, command))
+        for sub_name, sub in (getattr(command, "commands", None) or {}).items():
+            walk(f"{name} {sub_name}", sub)
+
+    for name, module in COMMANDS.items():
+        walk(name, module_commands(module, only=name)[name])
+    return found
+
+
+BUILT = dict(_built_commands())
+
+
+@pytest.mark.parametrize("name", list(BUILT))
+def test_help_paragraphs_are_reflowed_to_the_terminal(name: str) -> None:
+    """typer keeps a docstring's line breaks: at 80 columns (a pipe, a CI log) each ~100-character
+    source line of `agentflow merge --help` printed as a full line and a stub of two words."""
+    for paragraph in (BUILT[name].help or "").split("\n\n"):
+        if not any(line[:1].isspace() for line in paragraph.splitlines()) and not paragraph.startswith("\b"):
+            assert "\n" not in paragraph, (name, paragraph)
+
+
+def test_help_at_80_columns_has_no_stub_lines(cli) -> None:
+    result = cli("clean", "--help", env={"COLUMNS": "80"})
+    text = [line.strip() for line in result.stdout.splitlines()]
+    start = text.index("Remove plan worktrees and branches nobody will build or merge again.")
+    prose = text[start + 2 : text.index("Examples:")]
+    assert prose[0].startswith("Removed: checkouts left by killed runs, plan branches merged into the base and")
+    assert all(len(line) > 60 for line in prose[:-2] if line), prose

@@ -115,7 +115,26 @@ def module_commands(module: str, parent: typer.Typer | None = None, only: str | 
             sub.registered_commands, sub.registered_groups = commands, groups
     group = get_group(sub)
     lighten(group)
+    reflow_help(group)
     return dict(group.commands)
+
+
+def reflow_help(command: Any) -> None:
+    """Join the lines of each paragraph of ``command``'s help (and its subcommands'): typer keeps a
+    docstring's line breaks, so at 80 columns (a pipe, CI logs, ``| less``) every source line of
+    about 100 characters became a full line and a short one. Indented paragraphs (the examples) and
+    ``\\b`` ones are kept as written."""
+    import inspect
+
+    text = getattr(command, "help", None)
+    if isinstance(text, str) and "\n" in text:
+        paragraphs = inspect.cleandoc(text).split("\n\n")
+        command.help = "\n\n".join(
+            p if p.startswith("\b") or any(line[:1].isspace() for line in p.splitlines()) else " ".join(p.split("\n"))
+            for p in paragraphs
+        )
+    for sub in (getattr(command, "commands", None) or {}).values():
+        reflow_help(sub)
 
 
 class _LazyCommands(MutableMapping):

@@ -93,7 +93,9 @@ def merge(
 
     The target branch need not be checked out. If it is, its working tree must be clean. A conflict
     changes nothing: rebase the plan branch onto the target, re-verify, and merge again. The plan's
-    build worktree is removed after the merge.
+    build worktree is removed after the merge. Exit 0 merged; 1 the gate is closed or the merge
+    conflicts (nothing changed); 2 bad input (an unknown plan or branch, a dirty target checkout,
+    a ledger that cannot record the merge).
 
     Examples:
 
@@ -127,7 +129,9 @@ def approve(
 
     Writes a verdict note marked as an override (reason, your git identity, REF's tree; signed when
     AGENTFLOW_SIGNING_KEY is set) and records it in the ledger. The gate accepts it and says it is
-    an override; any later change to the code makes it stale like any approval.
+    an override; any later change to the code makes it stale like any approval. Exit 0 recorded;
+    1 refused by gate.override_not_by_author; 2 bad input (no --override or --reason, an unknown
+    REF, a signing key required but not set, a ledger that cannot record it).
 
     Examples:
 
