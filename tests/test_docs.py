@@ -1,4 +1,5 @@
-"""Every command a user can run is in the README's command table and in a page of docs/."""
+"""Every command a user can run is in the README's command table and in a page of docs/, and every
+option README.md and docs/ give a command is one its --help lists."""
 
 from __future__ import annotations
 
@@ -88,3 +89,43 @@ def test_every_link_between_the_docs_leads_somewhere(page: Path) -> None:
         elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
             broken.append(f"{target} (no heading #{anchor} in {linked.name})")
     assert not broken, f"{page.relative_to(ROOT)}: broken links: {', '.join(broken)}"
+
+
+def _documented_options() -> dict[tuple[str, ...], set[str]]:
+    """The options README.md and docs/ write after `agentflow <command>` (in code spans, tables and
+    command lines; a shell comment after `#` is not agentflow's)."""
+    root = typer.main.get_command(app)
+    found: dict[tuple[str, ...], set[str]] = {}
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for line in page.read_text().splitlines():
+            line = re.sub(r"\s#\s.*", "", line)  # `agentflow merge 2   # ... merge --no-ff`: git's option
+            for match in re.finditer(r"agentflow((?: [a-z][a-z-]*)+)([^`|\n]*)", line):
+                command, path = root, []
+                words = match.group(1).split()
+                for word in words:
+                    sub = getattr(command, "commands", {}).get(word)
+                    if sub is None:
+                        break
+                    command, path = sub, [*path, word]
+                if not path or getattr(command, "commands", None):
+                    continue
+                tail = " ".join(words[len(path) :]) + match.group(2)
+                found.setdefault(tuple(path), set()).update(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", tail))
+    return found
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_option_the_docs_give_a_command_is_in_its_help(path: tuple[str, ...]) -> None:
+    from typer.testing import CliRunner
+
+    command = typer.main.get_command(app)
+    for word in path:
+        command = command.commands[word]
+    if getattr(command, "commands", None):
+        return  # a group: its subcommands are checked
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "Examples" in result.output, result.output
+    options = {name for param in command.params for name in (*param.opts, *param.secondary_opts)}
+    missing = _documented_options().get(path, set()) - options - {"--help"}
+    assert not missing, f"README.md or docs/ give `agentflow {' '.join(path)}` options it does not have: {missing}"
+    assert all(option in result.output for option in options if option.startswith("--") and not command.hidden)
