@@ -3,8 +3,9 @@
 Before every agent session (builder and verifier, every backend) the orchestrator takes a
 ``GitSnapshot``: every ref (one ``git for-each-ref``), the HEAD of the session's worktree and of the
 user's checkout, the worktree's ``.git`` file, ``config`` (and ``config.worktree``), the hooks (the
-hooks folder listing with content hashes, and the folder ``core.hooksPath`` names), and
-``info/exclude`` / ``info/attributes``. After the session, ``check`` compares: a difference is
+hooks folder listing with content hashes, and the folder ``core.hooksPath`` names),
+``info/exclude`` / ``info/attributes``, what rewrites the history git shows (``info/grafts``,
+``shallow``, ``objects/info/alternates``) and the worktree's ``commondir`` and ``gitdir``. After the session, ``check`` compares: a difference is
 tampering. ``restore`` puts refs, HEADs and files back as they were.
 
 One change is not tampering: a builder that committed by itself on its own branch (HEAD still on
@@ -255,10 +256,19 @@ def snapshot(root: Path, workdir: Path, where: Location | None = None) -> GitSna
         ".git/config.worktree": common / "config.worktree",
         ".git/info/exclude": common / "info" / "exclude",
         ".git/info/attributes": common / "info" / "attributes",
+        # what rewrites the history every later git command sees, the gate's merge bases included: a
+        # graft gives a commit other parents, ``shallow`` cuts them off, an alternate object folder
+        # (the worktree's, a /tmp one) supplies objects the repository then lacks once it is gone
+        # (tests/test_attacks_history_files.py)
+        ".git/info/grafts": common / "info" / "grafts",
+        ".git/shallow": common / "shallow",
+        ".git/objects/info/alternates": common / "objects" / "info" / "alternates",
     }
     label = _label(gitdir, common)
     if gitdir != common:
         paths[f"{label}/config.worktree"] = gitdir / "config.worktree"
+        paths[f"{label}/commondir"] = gitdir / "commondir"  # which repository the worktree's git writes to
+        paths[f"{label}/gitdir"] = gitdir / "gitdir"
     if (workdir / ".git").is_file() or gitdir != common:
         paths["the worktree's .git file"] = workdir / ".git"
     paths.update(_listing(common / "hooks", ".git/hooks"))
