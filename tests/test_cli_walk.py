@@ -378,3 +378,13 @@ def test_help_at_80_columns_has_no_stub_lines(cli) -> None:
     prose = text[start + 2 : text.index("Examples:")]
     assert prose[0].startswith("Removed: checkouts left by killed runs, plan branches merged into the base and")
     assert all(len(line) > 60 for line in prose[:-2] if line), prose
+
+
+def test_a_bad_until_suggests_what_until_takes(repo: Path, cli) -> None:
+    """`metrics --until 2h` was refused with "use e.g. --until 7d, 2w, 24h": durations it refuses."""
+    result = cli("metrics", "--since", "1h", "--until", "2h")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "agentflow: error: --until '2h' is not an ISO date (use e.g. --until 2026-11-30 or --until 2026-11-30T12:00)"
+    ]
+    assert "neither a duration" in cli("metrics", "--since", "yesterday").stderr  # --since takes both

@@ -59,6 +59,10 @@ def _parse_moment(value: str, *, option: str, end_of_day: bool) -> datetime:
             return moment + timedelta(days=1) if end_of_day else moment
         return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
+        if option == "--until":  # a date or a date-time only: a duration is counted back from it
+            raise UsageError(
+                f"--until {value!r} is not an ISO date", fix="use e.g. --until 2026-11-30 or --until 2026-11-30T12:00"
+            ) from None
         raise UsageError(
             f"{option} {value!r} is neither a duration nor an ISO date",
             fix=f"use e.g. {option} 7d, 2w, 24h or {option} 2026-11-20",
