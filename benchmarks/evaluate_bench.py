@@ -422,6 +422,31 @@ def gharchive(lines: int, before: str | None, repeat: int, profile_lines: int, c
     return result
 
 
+def duckdb_sizes(sizes: list[int], before: str | None, repeat: int, corpus: Path, before_max: int) -> dict:
+    """``--engine duckdb``'s profile query next to the built-in reader (and the query at ``before``,
+    on the sizes up to ``before_max`` lines: it was not memory-flat), GH Archive replicated to each size."""
+    if not corpus.is_file():
+        raise SystemExit(f"{corpus}: no such corpus (the GH Archive sample of ../shared/realworld-events)")
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        worktree = _worktree(before, tmp) if before else None
+        try:
+            plan = []
+            for size in sizes:
+                log = tmp / f"gharchive-{size}.jsonl"
+                replicate(corpus, log, size)
+                plan += [(f"{size:,} lines: line-read floor", "floor", log, None)]
+                plan += [(f"{size:,} lines: orjson loop", "orjson", log, None)]
+                plan += [(f"{size:,} lines: evaluator", "eval1", log, None)]
+                plan += [(f"{size:,} lines: DuckDB profile query", "profile", log, None)]
+                if worktree and size <= before_max:
+                    plan += [(f"{size:,} lines: DuckDB profile query (before)", "profile", log, worktree)]
+            return _rounds(plan, repeat)
+        finally:
+            if worktree:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=False)
+
+
 def types_scaling(n: int, before: str | None, repeat: int) -> dict:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -482,6 +507,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gharchive", type=int, metavar="LINES", help="GH Archive replicated to LINES lines (#16)")
     parser.add_argument("--types-scaling", type=int, metavar="EVENTS", help="5 vs 2,000 types, EVENTS each (#16)")
+    parser.add_argument(
+        "--duckdb-sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        metavar="LINES,...",
+        help="--engine duckdb's peak memory and time at these GH Archive sizes, next to the built-in reader",
+    )
+    parser.add_argument(
+        "--before-max", type=int, default=20_000, help="with --duckdb-sizes: --before only up to this many lines"
+    )
     parser.add_argument("--before", metavar="REV", help="also measure the evaluator at REV (a git worktree)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per approach (medians), default 3")
     parser.add_argument("--profile-lines", type=int, default=20_000, help="lines for the DuckDB profile query")
@@ -506,6 +540,13 @@ def main() -> int:
         parser.error(f"--only: unknown approach; choose from {','.join(MEASURES)}")
     if args.measure:
         print(json.dumps(measure_here(args.measure, str(args.log))))
+        return 0
+    if args.duckdb_sizes:
+        result = duckdb_sizes(args.duckdb_sizes, args.before, args.repeat, args.corpus, args.before_max)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            _print_rounds(f"GH Archive at {args.duckdb_sizes} lines, {args.repeat} runs each", result, [])
         return 0
     if args.gharchive or args.types_scaling:
         global INSTRUCTIONS

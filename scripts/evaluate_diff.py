@@ -1,6 +1,6 @@
 """Diff ``agentflow evaluate --format json`` between two agentflow trees on the real-world corpora.
 
-Usage: python3 scripts/evaluate_diff.py [--before /work/main] [--after .] [LOG ...]
+Usage: python3 scripts/evaluate_diff.py [--before /work/main] [--after .] [--engine duckdb] [LOG ...]
 
 Without LOGs it runs every corpus in ``../shared/realworld-events/*/events.jsonl``, once with the
 default config and once with the scope configured as ``tests/test_evaluator_realworld.py`` does.
@@ -8,7 +8,7 @@ Each tree's own code is used (``PYTHONPATH=TREE``); the run happens in a scratch
 only ``agentflow.yaml``, so nothing is recorded. Prints the findings and type fields that differ,
 then whether the JSON and text reports (and their stderr) are byte for byte the same (examples,
 sample lines and ordering are in them, not in the findings), and exits 1 when anything differs
-(0 when the outputs agree to the byte).
+(0 when the outputs agree to the byte). ``--engine duckdb`` compares the reports of that engine.
 """
 
 from __future__ import annotations
@@ -31,12 +31,16 @@ SCOPES = {  # as CONFIGURED_SCOPE in tests/test_evaluator_realworld.py
 }
 
 
+ENGINE = "builtin"  # --engine
+
+
 def run(tree: Path, log: Path, scope: list[str] | None, fmt: str = "json") -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as scratch:
         if scope is not None:
             Path(scratch, "agentflow.yaml").write_text("events:\n  isolation_fields: [" + ", ".join(scope) + "]\n")
         env = {**os.environ, "PYTHONPATH": str(tree)}
         command = [sys.executable, "-m", "agentflow", "evaluate", str(log), "--format", fmt, "--no-record"]
+        command += ["--engine", ENGINE] if ENGINE != "builtin" else []
         done = subprocess.run(command, cwd=scratch, env=env, capture_output=True, check=False)
     if done.returncode not in (0, 1):
         raise SystemExit(f"{tree}: exit {done.returncode} on {log}: {done.stderr.decode(errors='replace').strip()}")
@@ -99,8 +103,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", type=Path, default=Path("/work/main"))
     parser.add_argument("--after", type=Path, default=HERE)
+    parser.add_argument("--engine", choices=["builtin", "duckdb"], default="builtin")
     parser.add_argument("logs", nargs="*", type=Path)
     args = parser.parse_args()
+    global ENGINE
+    ENGINE = args.engine
     runs: list[tuple[str, Path, list[str] | None]] = []
     if args.logs:
         runs = [(str(log), log.resolve(), None) for log in args.logs]  # the runs happen in a scratch folder

@@ -138,3 +138,56 @@ def test_bad_profile_and_bad_dialect_are_exit_2(tmp_path, cli):
     assert result.exit_code == 2 and "not a version 1 profile row" in result.output
     assert cli("evaluate", "--emit-sql", "oracle", "x.jsonl").exit_code == 2
     assert cli("evaluate", "--emit-sql", "trino", "x.jsonl").exit_code == 2  # Trino needs --table
+
+
+def _one_query(paths, **kwargs):
+    """The profile as the emitted query gives it, over all the logs at once (not in chunks)."""
+    from agentflow.evaluator.profile import emit_sql
+
+    connection = duckdb.connect()
+    try:
+        return [
+            json.loads(row[0])
+            for row in connection.execute(emit_sql("duckdb", [str(p) for p in paths], **kwargs)).fetchall()
+        ]
+    finally:
+        connection.close()
+
+
+def test_duckdb_in_chunks_gives_the_rows_of_one_query(tmp_path):
+    """--engine duckdb profiles a chunk at a time (memory flat in the input size) and adds the
+    chunks' rows up: the rows and their order are those of the one query, also when every chunk
+    is a few lines, for JSON Lines, gzip (detected by content), Parquet and several files."""
+    from agentflow.evaluator.profile import run_duckdb
+
+    gh = shared_path("realworld-events/gharchive-pinot/events.jsonl")
+    cloud = shared_path("realworld-events/a2b-cloudevents/events.jsonl")
+    demo = write_jsonl(tmp_path / "demo.jsonl.gz", demo_events(700))
+    parquet = tmp_path / "demo.parquet"
+    duckdb.sql(f"COPY (SELECT * FROM read_json_auto('{demo}')) TO '{parquet}' (FORMAT parquet, ROW_GROUP_SIZE 2048)")
+    for paths, chunk in (([gh, cloud], 400_000), ([demo], 16_384)):
+        whole = _one_query(paths)
+        assert len(whole) > 50
+        assert run_duckdb(paths, chunk_bytes=chunk) == whole
+        assert run_duckdb(paths) == whole
+    hidden = tmp_path / "demo-gzip.log"  # gzip without the .gz name: read by content, like the built-in reader
+    hidden.write_bytes(demo.read_bytes())
+    assert run_duckdb([hidden], chunk_bytes=16_384) == _one_query([demo])
+    big = tmp_path / "big.parquet"  # several row ranges
+    duckdb.sql(f"COPY (SELECT * FROM read_parquet('{parquet}'), range(8)) TO '{big}' (FORMAT parquet)")
+    assert run_duckdb([big], chunk_bytes=1_024) == _one_query([big])
+    assert sum(r["count"] for r in run_duckdb([big], chunk_bytes=1_024) if r["path"] is None) == 5600
+
+
+def test_duckdb_chunks_keep_lines_whole(tmp_path):
+    """A line longer than a chunk, a last line without a newline and bad lines: the same rows as
+    the one query, and the same events as the built-in reader."""
+    from agentflow.evaluator.profile import run_duckdb
+
+    events = demo_events(40)
+    events[7]["payload"]["note"] = "x" * 50_000  # longer than the chunks below
+    log = write_jsonl(tmp_path / "long.jsonl", events)
+    log.write_bytes(log.read_bytes() + b'{"type": "Broken", \n{"type": "Last", "tenant_id": "t"}')
+    rows = run_duckdb([log], chunk_bytes=4_096)
+    assert rows == _one_query([log])
+    assert sum(r["count"] for r in rows if r["path"] is None) == evaluate([log]).events == 41

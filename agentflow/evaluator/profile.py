@@ -23,7 +23,11 @@ DuckDB (``--engine duckdb``, the optional extra ``agentflow[duckdb]``) is import
 
 from __future__ import annotations
 
+import gzip
 import json
+import tempfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +131,18 @@ def emit_sql(dialect: str, sources: list[str], *, table: str | None = None, type
     if dialect not in DIALECTS:
         raise UsageError(f"--emit-sql {dialect!r} is not one of {', '.join(DIALECTS)}", fix="e.g. --emit-sql duckdb")
     before, source = _source(dialect, sources, table)
+    if dialect == "duckdb":
+        return before + _duckdb_query(source, type_field, "read_parquet" in source) + "\n"
     typ, payload, envelope = _type_expr(dialect, type_field)
-    query = _QUERIES[dialect](source, typ, payload, envelope)
-    if dialect == "duckdb" and "read_parquet" in source:
+    return before + _QUERIES[dialect](source, typ, payload, envelope) + "\n"
+
+
+def _duckdb_query(source: str, type_field: str | None, parquet: bool, select: str | None = None) -> str:
+    """The DuckDB profile query over ``source`` (a FROM clause yielding the column ``j``), ending
+    in ``select`` over its ``rows`` (default: the profile's JSON rows, in order)."""
+    typ, payload, envelope = _type_expr("duckdb", type_field)
+    query = _duckdb(source, typ, payload, envelope, select or _DUCKDB_SELECT)
+    if parquet:
         # A Parquet file has one schema for all rows: a field an event lacks is a null column. Nulls
         # are therefore read as absent fields (a JSON log keeps the difference).
         query = query.replace(
@@ -139,10 +152,17 @@ def emit_sql(dialect: str, sources: list[str], *, table: str | None = None, type
             "WHERE json_type(v) = 'OBJECT' AND depth",
             "WHERE json_type(v) = 'OBJECT' AND json_type(json_extract(v, '$.\"' || k || '\"')) <> 'NULL' AND depth",
         )
-    return before + query + "\n"
+    return query
 
 
-def _duckdb(source: str, typ: str, payload: str, envelope: str) -> str:
+# The profile's rows as columns (``_duckdb``'s ``rows``), and the final select writing them as JSON.
+_ROW_COLUMNS = "type, path, json_type, template, n, envelope, source"
+_DUCKDB_SELECT = f"""SELECT CAST(json_object('agentflow_profile', {PROFILE_VERSION}, 'type', type, 'path', path, 'json_type', json_type,
+  'template', template, 'count', n, 'envelope', envelope, 'source', source) AS VARCHAR) AS profile
+FROM rows ORDER BY type, path NULLS FIRST, json_type, template"""
+
+
+def _duckdb(source: str, typ: str, payload: str, envelope: str, select: str = _DUCKDB_SELECT) -> str:
     key = (
         "CASE WHEN json_type(v) = 'VARCHAR' AND contains(json_extract_string(v, '$'), '#') THEN "
         "array_to_string(list_transform(string_split(json_extract_string(v, '$'), '#'), lambda x, i: "
@@ -174,9 +194,7 @@ nodes(t, path, v, depth) AS (
   SELECT t, path, CAST(NULL AS VARCHAR), tpl, count(*), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR)
   FROM (SELECT t, path, {key} AS tpl FROM nodes) WHERE tpl IS NOT NULL GROUP BY ALL
 )
-SELECT CAST(json_object('agentflow_profile', {PROFILE_VERSION}, 'type', type, 'path', path, 'json_type', json_type,
-  'template', template, 'count', n, 'envelope', envelope, 'source', source) AS VARCHAR) AS profile
-FROM rows ORDER BY type, path NULLS FIRST, json_type, template"""
+{select}"""
 
 
 def _text_type(text: str, fn: str) -> str:
@@ -289,8 +307,20 @@ _QUERIES = {"duckdb": _duckdb, "trino": _trino, "clickhouse": _clickhouse, "bigq
 # -- running and reading profiles -------------------------------------------------------------------
 
 
-def run_duckdb(paths: list[Path], *, type_field: str | None = None) -> list[dict[str, Any]]:
-    """Run the DuckDB profile query in-process over local JSON, JSON.gz or Parquet files."""
+CHUNK_BYTES = 1 << 20  # JSON text DuckDB profiles at once (--engine duckdb): its memory follows this, not the log
+
+
+def run_duckdb(
+    paths: list[Path], *, type_field: str | None = None, chunk_bytes: int = CHUNK_BYTES
+) -> list[dict[str, Any]]:
+    """Run the DuckDB profile query in-process over local JSON, JSON.gz or Parquet files.
+
+    Memory stays flat in the input size: a profile is sums (counts, and the first envelope and
+    ``source`` of a type by ``min``), so the query runs over ``chunk_bytes`` of the logs at a time
+    and the chunks' rows are added up here. JSON Lines (plain or gzip, detected by content) are
+    cut at newlines into a temporary file per chunk, Parquet files are read by row ranges
+    (``file_row_number``); a JSON array file is profiled in one piece. The rows and their order
+    are those of the query over all the logs at once (``emit_sql``), tested on the corpora."""
     try:
         import duckdb  # optional extra agentflow[duckdb]: imported only here
     except ImportError:
@@ -298,16 +328,104 @@ def run_duckdb(paths: list[Path], *, type_field: str | None = None) -> list[dict
     for path in paths:
         if not path.is_file():
             raise UsageError("no such file", where=path, fix="name an existing event log")
-    sql = emit_sql("duckdb", [str(p) for p in paths], type_field=type_field)
+    parquet = all(str(p).endswith(".parquet") for p in paths)
+    totals: dict[tuple[Any, ...], list[Any]] = {}
     connection = duckdb.connect()
+    current = paths[0]
     try:
         connection.execute("SET enable_progress_bar = false")
-        rows = connection.execute(sql).fetchall()
+        with tempfile.TemporaryDirectory(prefix="agentflow-duckdb-") as scratch:
+            for current in paths:
+                for source in _chunk_sources(connection, current, parquet, Path(scratch) / "chunk.jsonl", chunk_bytes):
+                    query = _duckdb_query(source, type_field, parquet, f"SELECT {_ROW_COLUMNS} FROM rows")
+                    _add_rows(totals, connection.execute(query).fetchall())
     except duckdb.Error as exc:
-        raise UsageError(f"DuckDB could not read the logs: {str(exc).splitlines()[0]}", where=paths[0]) from None
+        raise UsageError(f"DuckDB could not read the logs: {str(exc).splitlines()[0]}", where=current) from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UsageError(
+            f"cannot read: {exc}", where=current, fix="name a readable JSON, JSON.gz or Parquet log"
+        ) from None
     finally:
         connection.close()
-    return [json.loads(row[0]) for row in rows]
+    return [
+        {
+            "agentflow_profile": PROFILE_VERSION,
+            "type": key[0],
+            "path": key[1],
+            "json_type": key[2],
+            "template": key[3],
+            "count": n,
+            "envelope": envelope,
+            "source": source,
+        }
+        for key, (n, envelope, source) in sorted(totals.items(), key=_row_order)
+    ]
+
+
+def _chunk_sources(connection: Any, path: Path, parquet: bool, scratch: Path, chunk_bytes: int) -> Iterator[str]:
+    """FROM clauses (column ``j``) covering ``path`` a chunk at a time (``run_duckdb``)."""
+    name = _quote(str(path))
+    if parquet:
+        rows = connection.execute(f"SELECT count(*) FROM read_parquet({name})").fetchone()[0]
+        # Parquet is compressed: a row's JSON text is taken as 4x its share of the file.
+        step = max(1024, rows * chunk_bytes // max(4 * path.stat().st_size, 1))
+        for start in range(0, rows, step):
+            yield (
+                "(SELECT CAST(to_json(r) AS JSON) AS j FROM (SELECT * EXCLUDE (file_row_number) FROM "
+                f"read_parquet({name}, file_row_number = true) WHERE file_row_number >= {start} "
+                f"AND file_row_number < {start + step}) AS r)"
+            )
+        return
+    with path.open("rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    with gzip.open(path, "rb") if gzipped else path.open("rb") as stream:
+        block = stream.read(chunk_bytes)
+        if block.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"[":  # a JSON array: in one piece
+            yield f"(SELECT json AS j FROM read_json_objects({name}, format = 'auto', ignore_errors = true))"
+            return
+        chunk = _quote(str(scratch))
+        pieces: list[bytes] = []  # a line longer than a chunk: its pieces, joined once
+        while block:
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                pieces.append(block)
+            else:
+                scratch.write_bytes(b"".join([*pieces, block[:cut]]))
+                pieces = [block[cut:]]
+                yield f"(SELECT json AS j FROM read_json_objects({chunk}, format = 'newline_delimited', ignore_errors = true))"
+            block = stream.read(chunk_bytes)
+        if any(pieces):
+            scratch.write_bytes(b"".join(pieces))
+            yield f"(SELECT json AS j FROM read_json_objects({chunk}, format = 'newline_delimited', ignore_errors = true))"
+
+
+def _add_rows(totals: dict[tuple[Any, ...], list[Any]], rows: list[tuple[Any, ...]]) -> None:
+    """Add one chunk's profile rows to ``totals``: counts summed, envelope and source the least."""
+    for type_, path, json_type, template, n, envelope, source in rows:
+        known = totals.get((type_, path, json_type, template))
+        if known is None:
+            totals[(type_, path, json_type, template)] = [int(n), envelope, source]
+            continue
+        known[0] += int(n)
+        if envelope is not None and (known[1] is None or envelope < known[1]):
+            known[1] = envelope
+        if source is not None and (known[2] is None or source < known[2]):
+            known[2] = source
+
+
+def _row_order(item: tuple[tuple[Any, ...], list[Any]]) -> tuple[Any, ...]:
+    """The query's ``ORDER BY type, path NULLS FIRST, json_type, template`` (DuckDB: NULLS LAST
+    by default, strings by code point)."""
+    type_, path, json_type, template = item[0]
+    return (
+        type_,
+        path is not None,
+        path or "",
+        json_type is None,
+        json_type or "",
+        template is None,
+        template or "",
+    )
 
 
 def load_profile(path: Path) -> list[dict[str, Any]]:
