@@ -37,7 +37,6 @@ from typing import Any
 
 from agentflow import locks
 from agentflow.errors import BackendError
-from agentflow.files import lstat_entries
 from agentflow.git import NOTES_REF, Repo, cat_file_batch, run_git
 
 
@@ -314,13 +313,16 @@ def check(
     other_runs: Callable[[], Container[str]] | None = None,
     where: Location | None = None,
     others: Container[str] = (),
+    scanned: WorktreeScan | None = None,
 ) -> CheckResult:
     """Compare the repository with ``before``. ``allow_commits`` (builder sessions): commits on the
     session's own branch are folded back (soft reset) instead of being tampering. ``other_runs``:
     the ids of runs other agentflow processes may be writing verdict notes for meanwhile.
     ``where``: ``locate`` of the session's worktree, asked after the session. ``others``: refs that
     are other runs' business (``Run.check_pending``: the branches of the ledger's other runs, which
-    may have been made or moved by those runs since a killed session's snapshot)."""
+    may have been made or moved by those runs since a killed session's snapshot). ``scanned``: ``scan``
+    of the worktree made after the session (outside the git lock: the worktree is the session's own),
+    else made here."""
     after = snapshot(before.root, before.workdir, where)
     result = CheckResult()
     own = before.own_branch
@@ -360,8 +362,11 @@ def check(
             continue
         verb = "added" if old_state.digest is None else "removed" if new_state.digest is None else "changed"
         result.changes.append(f"{name} {verb}")
-    result.changes += [f"a set-user-ID or set-group-ID file {path} added" for path in strip_setid(before)]
-    embedded = embedded_repositories(before.root, before.workdir)
+    walked = scanned if scanned is not None and scanned.workdir == before.workdir else scan(before)
+    result.changes += [f"a set-user-ID or set-group-ID file {path} added" for path in walked.setid]
+    # only a `.git` below the worktree's top makes a repository git would enter: without one, the two
+    # `git ls-files` would find nothing (#19 item 5)
+    embedded = embedded_repositories(before.root, before.workdir) if walked.dotgit else []
     if embedded is None:  # fail closed: no git command runs in the worktree after this
         result.changes.append("the worktree's files could not be listed (git ls-files failed)")
     result.changes += [f"a git repository at {path} added" for path in embedded or []]
@@ -400,28 +405,57 @@ def embedded_repositories(root: Path, workdir: Path) -> list[str] | None:
 SETID = stat.S_ISUID | stat.S_ISGID
 
 
-def strip_setid(before: GitSnapshot) -> list[str]:
-    """The regular files below the session's worktree with a set-user-ID or set-group-ID bit, which
-    are cleared (at once: the file is not left executable with them). In its user namespace the
-    sandboxed command owns what it writes, so a ``chmod 4755`` of its own file is allowed; as root the
-    file is root's on the host, where the worktree's file system honours the bit: any local user who
-    could reach the worktree ran it as root (tested before the fix: ``euid=0``;
-    tests/test_attacks_setid_files.py). Not the user's own checkout."""
+@dataclass(frozen=True)
+class WorktreeScan:
+    """One walk of a session's worktree after the session (``scan``): the set-ID files it cleared and
+    whether git could find a repository below the worktree's top there."""
+
+    workdir: Path
+    setid: list[str] = field(default_factory=list)  # cleared set-ID files, folders that could not be listed
+    dotgit: bool = False  # an entry named like ``.git`` below the top, or a folder not read in full
+
+
+def _git_like(name: str) -> bool:
+    """``.git`` as git may find it on this file system: any case (a case-folding folder), with trailing
+    dots or spaces, or an NTFS short name (``GIT~1``). Wider than git's own test, never narrower."""
+    folded = name.casefold()
+    return folded.rstrip(". ") == ".git" or folded.startswith("git~")
+
+
+def scan(before: GitSnapshot) -> WorktreeScan:
+    """Walk the session's worktree once (not the user's own checkout: ``strip_setid``'s rule): clear
+    every set-user-ID or set-group-ID bit (``strip_setid``) and note whether any entry below the top
+    is named like ``.git``. git enters a nested repository (``embedded_repositories``) only through
+    its ``.git`` (a folder or a ``gitdir:`` file, ``is_nonbare_repository_dir``), so without one
+    ``check`` needs no ``git ls-files``; with one, or with a folder the walk could not read, it asks
+    git exactly as before. The names are read before any entry's status (an entry whose ``lstat``
+    fails still counts). One walk instead of a walk and two git processes per session, and outside
+    the git lock (#19 item 5)."""
     workdir = before.workdir
     if not workdir.is_dir() or workdir.resolve() == before.root.resolve():
-        return []
+        return WorktreeScan(workdir)
     found: list[str] = []
+    dotgit = False
     todo = [workdir]
     while todo:
         folder = todo.pop()
         try:
-            entries = lstat_entries(folder)
+            with os.scandir(folder) as listing:
+                entries = list(listing)
         except PermissionError:  # a folder the command made unreadable (mode 311): a file in it is still run
             found.append(f"{os.path.relpath(folder, workdir)}/ (unreadable)")
+            dotgit = True
             continue
         except OSError:
+            dotgit = True  # not read: git is asked
             continue
-        for entry, info in entries:
+        for entry in entries:
+            if _git_like(entry.name) and not (folder == workdir and entry.name == ".git"):  # not its own
+                dotgit = True
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
             if stat.S_ISDIR(info.st_mode):
                 if info.st_mode & 0o500 != 0o500:
                     with contextlib.suppress(OSError):  # ours: listed and entered again
@@ -430,7 +464,17 @@ def strip_setid(before: GitSnapshot) -> list[str]:
             elif stat.S_ISREG(info.st_mode) and info.st_mode & SETID:
                 _clear_setid(entry.path, stat.S_IMODE(info.st_mode) & ~SETID)
                 found.append(os.path.relpath(entry.path, workdir))
-    return sorted(found)
+    return WorktreeScan(workdir, sorted(found), dotgit)
+
+
+def strip_setid(before: GitSnapshot) -> list[str]:
+    """The regular files below the session's worktree with a set-user-ID or set-group-ID bit, which
+    are cleared (at once: the file is not left executable with them). In its user namespace the
+    sandboxed command owns what it writes, so a ``chmod 4755`` of its own file is allowed; as root the
+    file is root's on the host, where the worktree's file system honours the bit: any local user who
+    could reach the worktree ran it as root (tested before the fix: ``euid=0``;
+    tests/test_attacks_setid_files.py). Not the user's own checkout. ``scan`` makes the same walk."""
+    return scan(before).setid
 
 
 def _clear_setid(path: str, mode: int) -> None:

@@ -237,6 +237,54 @@ def test_the_checks_take_the_commit_just_made_without_asking_for_head_again(repo
     assert len(heads) == 1, commands[commit:checkout]  # the commit step's own, for the id it made
 
 
+def test_sessions_without_a_nested_git_ask_git_nothing_about_nested_repositories(repo, cli, traced):
+    """The walk after each session that clears set-ID bits also looks for ``.git`` below the worktree's
+    top; without one, no ``git ls-files`` lists the worktree for nested repositories (two a session)."""
+    write_plan(repo)
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    start, stop = traced
+    start()
+    assert cli("build", "1", "--script", str(script)).exit_code == 0
+    commands = stop()
+    assert "ls-files -s -z" not in commands and "ls-files -o --exclude-standard -z" not in commands, commands
+
+
+@pytest.mark.parametrize("name", [".git", ".GIT", ".Git.", ".git ", "GIT~1"])
+def test_a_dotgit_below_the_worktree_sends_the_check_to_git(repo, name, traced):
+    """Any entry git might take for a ``.git`` (a file here: git would read it as a ``gitdir:`` link) is
+    handed to ``embedded_repositories``; the worktree's own ``.git`` file is not."""
+    from agentflow import integrity
+
+    worktree = repo / ".agentflow" / "worktrees" / "w"
+    git(repo, "worktree", "add", "-q", "--detach", str(worktree))
+    before = integrity.snapshot(repo, worktree)
+    assert integrity.scan(before).dotgit is False
+    (worktree / "vendor").mkdir()
+    (worktree / "vendor" / name).write_text("gitdir: /nowhere\n")
+    start, stop = traced
+    start()
+    walked = integrity.scan(before)
+    integrity.check(before, scanned=walked)
+    assert walked.dotgit is True
+    assert "ls-files -o --exclude-standard -z" in stop()
+
+
+def test_a_nested_repository_is_still_found_and_removed(repo):
+    """The walk's answer only spares git's listing when there is nothing to list: a ``git init`` below
+    the worktree is still tampering, and restoring removes its ``.git``."""
+    from agentflow import integrity
+
+    worktree = repo / ".agentflow" / "worktrees" / "w"
+    git(repo, "worktree", "add", "-q", "--detach", str(worktree))
+    before = integrity.snapshot(repo, worktree)
+    (worktree / "lib").mkdir()
+    git(worktree / "lib", "init", "-q")
+    found = integrity.check(before, scanned=integrity.scan(before))
+    assert "a git repository at lib added" in found.changes
+    assert integrity.restore(before) == []
+    assert not (worktree / "lib" / ".git").exists()
+
+
 def _four_commits(repo: Path) -> list[str]:
     tree = git(repo, "rev-parse", "HEAD^{tree}")
     return [git(repo, "commit-tree", "-m", f"c{i}", tree) for i in range(4)]

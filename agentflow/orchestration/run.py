@@ -281,9 +281,17 @@ class Run:
         """After a session: fold a builder's own commits; anything else changed in the git data is
         tampering: put back, recorded, and (``raising``) ``TamperingError``. The run's step ends it."""
         where = integrity.locate(self.root, before.workdir)  # after the session, outside the lock
+        # the worktree's set-ID files and nested `.git`s in one walk, before any git command reads its files,
+        # and outside the lock: it is this session's own (the four runs of -j 4 took turns for it)
+        scanned = integrity.scan(before)
         with _GIT_LOCK(self.root):
             found = integrity.check(
-                before, allow_commits=role == "builder", other_runs=self._other_runs, where=where, others=others
+                before,
+                allow_commits=role == "builder",
+                other_runs=self._other_runs,
+                where=where,
+                others=others,
+                scanned=scanned,
             )
             problems = integrity.restore(before, others) if found.changes else []
         # one step, one transaction: a kill never leaves the check recorded without its tampering
