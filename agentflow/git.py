@@ -567,18 +567,29 @@ class Repo:
 
     def commit_all(self, message: str, trailers: dict[str, str]) -> str | None:
         """Stage everything in the worktree and commit with trailers; None when nothing changed
-        (asked only when ``git commit`` refuses: one git process less for every commit made)."""
+        (asked only when ``git commit`` refuses: one git process less for every commit made).
+
+        The trailers are the message's own last paragraph, written here: ``--trailer`` ran
+        ``git interpret-trailers`` as a child of every commit, and appended to a last paragraph
+        that already looked like trailers (a title's ``X: y`` line) instead of starting one. The
+        commit runs no auto-maintenance (its child ``git maintenance run --auto``): a build runs
+        it once, at its end (``auto_maintenance``), not in each run's step (#19 item 5)."""
         self.git("add", "-A")
-        args = ["commit", "--no-verify", "-q", "-m", message]
-        for key, value in trailers.items():
-            args += ["--trailer", f"{key}: {value}"]
-        proc = run_git(args, self.root)
+        lines = "\n".join(f"{key}: {value}" for key, value in trailers.items())
+        body = f"{message.rstrip()}\n\n{lines}\n" if lines else message
+        commit = ["-c", "maintenance.auto=false", "commit", "--no-verify", "-q", "-F", "-"]
+        proc = run_git(commit, self.root, input=body)
         if proc.returncode != 0:
             if self.ok("diff", "--cached", "--quiet"):
                 return None
             detail = (proc.stderr or proc.stdout).strip().splitlines()
             raise GitError(f"`git commit` failed: {detail[-1] if detail else proc.returncode}", where=self.root)
         return self.rev("HEAD")
+
+    def auto_maintenance(self) -> None:
+        """``git maintenance run --auto`` (what ``git commit`` runs after each commit), once: a build's
+        commits skip it. Best effort, as git's own is."""
+        run_git(["maintenance", "run", "--auto", "--quiet"], self.root)
 
     def trailers(self, commit: str) -> dict[str, str]:
         out = self.git("show", "-s", "--format=%(trailers:only,unfold)", commit)

@@ -103,3 +103,39 @@ def test_verify_finds_a_file_with_an_unusual_name_in_the_scope(repo, cli):
     data = json.loads(result.stdout)
     assert not [f for f in data["findings"] if f.get("pattern") == "scope"], data["findings"]
     assert data["outcome"] == "approved"
+
+
+def test_a_commits_trailers_are_its_own_last_paragraph_even_after_a_trailer_like_title(repo):
+    """With ``git commit --trailer`` a title whose last paragraph looked like trailers took agentflow's
+    trailers into it; written by agentflow they are a paragraph of their own, read back as written."""
+    (repo / "new.txt").write_text("x\n")
+    r = Repo(repo, gitpython=False)
+    commit = r.commit_all("agentflow: T\n\nAgentflow-Plan: 9", {"Agentflow-Plan": "1", "Agentflow-Run": "r-1"})
+    assert commit is not None
+    message = git(repo, "log", "-1", "--format=%B", commit)
+    assert message.endswith("Agentflow-Plan: 9\n\nAgentflow-Plan: 1\nAgentflow-Run: r-1"), message
+    assert r.trailers(commit) == {"Agentflow-Plan": "1", "Agentflow-Run": "r-1"}
+    assert git(repo, "log", "-1", "--format=%(trailers:key=Agentflow-Plan,valueonly)", commit) == "1"
+
+
+def test_a_build_runs_git_maintenance_once_and_its_commits_none(repo, cli, monkeypatch, tmp_path):
+    """``git commit`` started ``interpret-trailers`` and ``maintenance run --auto`` as children of
+    every commit; a build's commits start neither, and the build runs the maintenance once at its end."""
+    from tests.test_build_processes import git_commands
+
+    write_plan(repo)
+    write_plan(repo, plan_id="2", title="Add greet", slug="greet", scope=["src/greet.py"])
+    sessions = {
+        "builder": [builder_session(), builder_session(path="src/greet.py", content="x = 1\n")],
+        "verifier": [verifier_session(), verifier_session()],
+    }
+    script = write_script(repo, sessions)
+    trace = tmp_path / "trace.txt"
+    monkeypatch.setenv("GIT_TRACE", str(trace))
+    assert cli("build", "1", "2", "--script", str(script)).exit_code == 0
+    monkeypatch.delenv("GIT_TRACE")
+    commands = git_commands(trace)
+    assert len([c for c in commands if c.startswith("commit ")]) == 2, commands
+    assert not [c for c in commands if c.startswith("interpret-trailers")], commands
+    assert [c for c in commands if c.startswith("maintenance")] == ["maintenance run --auto --quiet"], commands
+    assert commands[-1] == "maintenance run --auto --quiet"

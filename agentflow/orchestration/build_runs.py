@@ -543,6 +543,7 @@ def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporte
             )
             run.emit(RunResumed(run_id=run_id))
             ended = BuildDriver(run, plan).drive()
+            run.repo.auto_maintenance()  # the commits' own, skipped (Repo.commit_all)
             return _result(run, plan, ended)
 
 
@@ -670,10 +671,13 @@ def build(
         # each of them retried every 50 ms), the last one 0.1-0.2 s before its run could start
         Ledger.open(root).close()
     if len(plans) == 1:
-        return [build_contained(root, plans[0], options, reporter, config, contain=False)]
-    if options.jobs == 1:
-        return [build_contained(root, plan, options, reporter, config) for plan in plans]
-    return _build_parallel(root, plans, options, reporter, config)
+        results = [build_contained(root, plans[0], options, reporter, config, contain=False)]
+    elif options.jobs == 1:
+        results = [build_contained(root, plan, options, reporter, config) for plan in plans]
+    else:
+        results = _build_parallel(root, plans, options, reporter, config)
+    Repo(root, gitpython=False).auto_maintenance()  # once, for every run's commits (Repo.commit_all)
+    return results
 
 
 _PRIMING: list[threading.Thread] = []  # the build's priming thread, once started (``_await_primed``)
