@@ -249,17 +249,31 @@ class EarlyCall:
         self.dropped = False
         self._reply: tuple[ModelResponse, float] | None = None
         self._error: BaseException | None = None
+        self._sending = threading.Event()  # what the request waited for is ready, or the call is over
         self._thread = threading.Thread(target=self._call, name="agentflow-first-call", daemon=True)
         self._thread.start()
 
     def _call(self) -> None:
         began = time.monotonic()
         try:
+            ready = getattr(self.model, "ready", None)
+            if callable(ready):
+                ready()  # the SDK's client (its TLS context): made or waited for, before the request
+            self._sending.set()
             response = self.model.complete(self.request)
         except BaseException as exc:  # noqa: BLE001 - handed to the session, which treats it as its own call's
             self._error = exc
         else:
             self._reply = (response, time.monotonic() - began)
+        finally:
+            self._sending.set()
+
+    def wait_sending(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until the request is being sent (or the call is over);
+        whether it is. What the run does next (its worktree, its checkout) is only needed once the
+        reply is in, and under ``-j`` it took the CPU and the GIL the first request waited for (#19
+        item 5)."""
+        return self._sending.wait(timeout)
 
     def answers(self, request: ModelRequest, model: Model) -> bool:
         return not self.dropped and model is self.model and request == self.request

@@ -225,3 +225,27 @@ def _patch_id(repo: Path, base: str, head: str) -> str:
     diff = subprocess.run(["git", "diff", base, head], cwd=repo, capture_output=True, check=True).stdout
     out = subprocess.run(["git", "patch-id", "--verbatim"], cwd=repo, input=diff, capture_output=True, check=True)
     return out.stdout.decode().split()[0]
+
+
+def test_a_run_waits_for_its_first_request_to_be_sent_and_never_for_good(repo: Path) -> None:
+    """``wait_sending`` (what a run does before making its worktree or checkout) returns once the model
+    is ready to send (the SDK client made), or when its time is up, or when the call failed."""
+    import threading
+
+    release = threading.Event()
+
+    class Slow(_Model):
+        def ready(self) -> None:
+            release.wait(20)  # the SDK client still being made
+
+    class Broken(_Model):
+        def ready(self) -> None:
+            raise RuntimeError("no client")
+
+    call = EarlyCall(first_request(_spec(repo, "PLAN")), Slow())  # type: ignore[arg-type]
+    assert call.wait_sending(0.01) is False  # not sent yet: the run goes on after its time is up
+    release.set()
+    assert call.wait_sending(20) is True
+    assert call.result()[0].stop_reason == "tool_use"
+    broken = EarlyCall(first_request(_spec(repo, "PLAN")), Broken())  # type: ignore[arg-type]
+    assert broken.wait_sending(20) is True  # over: nothing to wait for

@@ -254,6 +254,10 @@ class AnthropicModel:
 
     # -- the Model protocol ----------------------------------------------------------------------
 
+    def ready(self) -> None:
+        """Make (or wait for) the SDK client a request needs (``session.EarlyCall``)."""
+        _ = self.client
+
     def complete(self, request: ModelRequest) -> ModelResponse:
         params = build_params(self.name, request)
         message, retries = self._create_with_retries(params)

@@ -222,6 +222,7 @@ class BuildDriver:
         # its first request on its way while the checkout is made (dropped if that fails)
         self.run.send_early("verifier", n, context, root=self.run.checkout_path(label))
         try:
+            self.run.wait_early("verifier", n)
             with self.run.checkout(commit, label) as checkout:  # its commands never reach the next commit
                 self.run.note_facts_ahead(commit)  # while its first request is on its way
                 result = self.run.session("verifier", n, context, root=checkout, fresh_commit=commit)
@@ -391,6 +392,7 @@ def _open_run(
     if early:
         run.send_early("builder", 1, builder_context(plan, run, 1, None))
     try:
+        run.wait_early("builder", 1)  # the worktree is needed only once the reply is in
         prepare_worktree(repo, branch, branch_from or config.base, path)
     except BaseException:
         run.drop_early()

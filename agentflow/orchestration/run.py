@@ -77,6 +77,7 @@ if TYPE_CHECKING:
 # warm-up imports them while the runs wait for their model (build_runs.warm_up)
 
 MAX_DIFF_CHARS = 80_000
+EARLY_WAIT = 1.0  # seconds a run waits for its first request to go out before making its worktree or checkout
 T = TypeVar("T")
 
 
@@ -228,6 +229,15 @@ class Run:
         if call is not None:
             self.drop_early()  # never two on their way
             self._early[(role, cycle)] = ((spec.system, spec.prompt, Path(spec.root)), call)
+
+    def wait_early(self, role: str, cycle: int) -> None:
+        """Let the first request ``send_early`` sent for ``role``'s session of ``cycle`` go out before
+        the run makes what the session needs only once the reply is in (its worktree, the verifier's
+        checkout): under ``-j`` four runs' worktrees took the CPU and the GIL the SDK client's TLS
+        context and the requests waited for. At most ``EARLY_WAIT`` seconds (#19 item 5)."""
+        pending = self._early.get((role, cycle))
+        if pending is not None:
+            pending[1].wait_sending(EARLY_WAIT)
 
     def _take_early(self, spec: SessionSpec, model: Any) -> EarlyCall | None:
         """The session's first call: the one ``send_early`` sent for it, or sent now."""
