@@ -1,4 +1,4 @@
-"""``agentflow metrics`` and ``show`` without typer: a read view's plain command line, parsed by a table (#19 item 1).
+"""``agentflow metrics``, ``show``, ``status`` and ``log`` without typer: a read view's plain command line, parsed by a table (#19 item 1).
 
 Importing typer (with its vendored click, its completion machinery and the stdlib modules it pulls
 in) is about 100 ms of every command, more than half of a view at 100k events. ``agentflow.__main__``
@@ -13,11 +13,15 @@ with its own help and errors. ``tests/test_cli_fast.py`` checks the table agains
 command typer builds (names, options, defaults, choices) and the parse against click's on many
 command lines, and that what the two print and exit with is the same.
 
+``status`` and ``log`` compute their lines here (``status_lines``, ``log_lines``, which their typer
+commands call too); the typer commands print each line through click's ``echo`` (``cli._common.out``),
+the fast path through ``echo_lines``: the same bytes (tested against the typer commands' output),
+written into Python's buffer and flushed once instead of once per line.
+
 Errors are reported as ``agentflow.cli`` reports them (its ``failure``: one line, the documented
 exit code), importing typer then: only a failing command pays for it.
 
-No typer, click, rich or pydantic here: the module is imported before any of them. ``status`` and
-``log`` print through click's ``echo`` line by line (``cli._common.out``) and stay on typer.
+No typer, click, rich or pydantic here: the module is imported before any of them.
 """
 
 from __future__ import annotations
@@ -104,6 +108,101 @@ def show(run: str, fmt: str, transcripts: bool, output: Path | None) -> None:
     write_output(render_show(timeline, fmt), output)
 
 
+def status_lines(as_json: bool) -> tuple[list[str], list[str]]:
+    """``agentflow status``'s lines for stdout and its plan errors (``status`` below and the typer
+    command print them, each its own way: the same bytes)."""
+    import json
+
+    from agentflow.configfile import load_config_view
+    from agentflow.git import Repo
+    from agentflow.planfiles import status_plans
+    from agentflow.records import plan_states, status_rows
+    from agentflow.report.lines import status_table  # not report.text: status starts fast
+
+    root = Repo.find(Path.cwd()).root
+    load_config_view(root)  # a misspelt or broken config is an error here too, not only when building
+    plans, errors = status_plans(root)  # check_plans(find_plans(root), root), cached by content
+    rows = status_rows(plans, plan_states(root))
+    if as_json:
+        lines = [json.dumps([row.to_dict() for row in rows], indent=2)]
+    elif rows:
+        lines = status_table(rows)
+    else:
+        lines = ['no plans yet: agentflow plan new "Title"']
+    return lines, [f"agentflow: error: {error}" for error in errors]
+
+
+def plan_errors(errors: list[str]) -> None:
+    """``status``'s end when plans cannot be read: their lines on stderr, then exit 2 (``PlanError``)."""
+    if errors:
+        from agentflow.cli._common import err  # click's echo, as every message of the CLI (typer imported then)
+        from agentflow.errors import PlanError
+
+        for line in errors:
+            err(line)
+        raise PlanError(
+            f"{len(errors)} plan file(s) are invalid", fix="see above; `agentflow plan check` validates them"
+        )
+
+
+def status(as_json: bool) -> None:
+    """``agentflow status`` on the fast path: the typer command's output (``cli.project.status``)."""
+    lines, errors = status_lines(as_json)
+    echo_lines(lines)
+    plan_errors(errors)
+
+
+EMPTY_LOG = "the ledger is empty: runs appear here once `agentflow build` or `agentflow verify` ran"
+
+
+def log_lines(run: str | None, as_json: bool) -> list[str]:
+    """``agentflow log``'s lines (``log`` below and the typer command print them, each its own way)."""
+    from agentflow.git import Repo
+
+    root = Repo.find(Path.cwd()).root
+    if as_json:  # complete typed events (defaults filled in for events recorded before a field existed)
+        import json
+
+        from agentflow.ledger import dump_event
+        from agentflow.records import read_events
+
+        return [json.dumps(dump_event(event), separators=(",", ":")) for event in read_events(root, run)]
+    from agentflow.records import read_records
+    from agentflow.report.lines import event_line
+
+    return [event_line(event) for event in read_records(root, run)]  # stored JSON: `log` builds no event class
+
+
+def log(run: str | None, as_json: bool) -> None:
+    """``agentflow log`` on the fast path: the typer command's output (``cli.records.log``)."""
+    lines = log_lines(run, as_json)
+    if not lines and not as_json:
+        from agentflow.cli._common import err
+
+        err(EMPTY_LOG)
+    echo_lines(lines)
+
+
+def echo_lines(lines: list[str]) -> None:
+    """``lines`` as click's ``echo`` prints each (``cli._common.out``): control characters shown, never
+    sent (``terminal_text``), a newline after each; flushed, so a closed pipe is reported here (141)
+    and stderr never overtakes it. One write per line into Python's buffer, not click's flush per
+    line (the same bytes). A stdout that cannot encode a line (``PYTHONIOENCODING=ascii``) gets it
+    from click, which writes such a stream as UTF-8."""
+    from agentflow.text import terminal_text
+
+    out = sys.stdout
+    for line in lines:
+        try:
+            out.write(terminal_text(line) + "\n")
+        except UnicodeEncodeError:
+            from agentflow.cli._common import out as echo
+
+            out.flush()  # what is buffered first: click writes to the same file through a wrapper of its own
+            echo(line)
+    out.flush()
+
+
 METRICS_FORMATS = ("text", "md", "json", "html")  # ``agentflow.cli.metrics.MetricsFormat``'s values (a test)
 SHOW_FORMATS = ("text", "md", "html")  # ``agentflow.cli.metrics.ShowFormat``'s values (a test)
 _FORMAT = Option("fmt", choices=METRICS_FORMATS)
@@ -134,6 +233,10 @@ FAST: dict[str, Command] = {
         {"fmt": "text", "transcripts": False, "output": None},
         show,
         positional="run",
+    ),
+    "status": Command({"--json": Option("as_json", flag=True)}, {"as_json": False}, status),
+    "log": Command(
+        {"--run": Option("run"), "--json": Option("as_json", flag=True)}, {"run": None, "as_json": False}, log
     ),
 }
 

@@ -94,10 +94,28 @@ READ_AS_CLICK_DOES = [
     ["show", "r-1", "--format", "md"],
     ["show", "--format=html", "r-1", "--transcripts"],
     ["show", "-f", "text", "-o", "run.html", "r-20261127-a1"],
+    ["status"],
+    ["status", "--json"],
+    ["log"],
+    ["log", "--json"],
+    ["log", "--run", "r-1"],
+    ["log", "--run=r-20261127-a1", "--json"],
+    ["log", "--json", "--run", "r-1"],
 ]
 LEFT_TO_TYPER = [
     [],
-    ["status"],
+    ["status", "--json", "--json"],
+    ["status", "--jsn"],
+    ["status", "extra"],
+    ["status", "--json=1"],
+    ["status", "--help"],
+    ["log", "--run"],
+    ["log", "--run", ""],
+    ["log", "--run", "-r"],
+    ["log", "--run", "r-1", "--run", "r-2"],
+    ["log", "r-1"],
+    ["log", "-h"],
+    ["plan", "list"],
     ["metrics", "--help"],
     ["metrics", "-h"],
     ["--version"],
@@ -370,3 +388,57 @@ def test_show_makes_no_cyclic_garbage_either(history: Path, args: list[str]) -> 
     finally:
         if enabled:
             gc.enable()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status"],
+        ["status", "--json"],
+        ["log"],
+        ["log", "--run", "r-103a"],
+        ["log", "--run", "r-10"],  # an ambiguous prefix: the typer command's error
+        ["log", "--run", "r-nope"],
+        ["log", "--json"],
+        ["log", "--run=r-103a", "--json"],
+    ],
+)
+def test_status_and_log_print_what_click_prints_without_importing_typer(history: Path, args: list[str]) -> None:
+    """Byte for byte what the typer command prints through click's echo, line by line (cli._common.out)."""
+    code, out, err, heavy, enabled, frozen = _program(history, *args)
+    typer_run = CliRunner().invoke(app, args)
+    assert (code, out, err) == (typer_run.exit_code, typer_run.stdout, typer_run.stderr)
+    assert code or out.count("\n") > 3
+    if code == 0:  # an error is reported through agentflow.cli (typer imported then, as for metrics)
+        assert heavy == ([] if "--json" not in args or args[0] == "status" else ["pydantic", *heavy[1:]])
+        assert not [m for m in heavy if m.split(".")[0] in ("typer", "click", "rich")]  # log --json: events typed
+    assert not enabled and frozen > 1_000
+
+
+def test_status_with_unreadable_plans_is_the_typer_commands(history: Path) -> None:
+    (history / ".plans").mkdir(exist_ok=True)
+    (history / ".plans" / "9-x.md").write_text("---\nid: 9\n")
+    code, out, err, _, _, _ = _program(history, "status")
+    typer_run = CliRunner().invoke(app, ["status"])
+    assert (code, out, err) == (typer_run.exit_code, typer_run.stdout, typer_run.stderr)
+    assert code == 2 and ".plans/9-x.md:1: front matter is not closed" in err
+
+
+def test_an_empty_log_says_so_on_stderr_as_the_typer_command_does(repo: Path) -> None:
+    code, out, err, heavy, _, _ = _program(repo, "log")
+    typer_run = CliRunner().invoke(app, ["log"])
+    assert (code, out, err) == (typer_run.exit_code, typer_run.stdout, typer_run.stderr) == (0, "", err)
+    assert err == f"{fastcli.EMPTY_LOG}\n"
+
+
+def test_a_line_stdout_cannot_encode_is_written_as_click_writes_it(history: Path) -> None:
+    """PYTHONIOENCODING=ascii: click writes such a stream as UTF-8; the fast path hands it the line."""
+    (history / ".plans").mkdir(exist_ok=True)
+    (history / ".plans" / "7-e.md").write_text("---\nid: 7\ntitle: caf\u00e9 " + "x" * 60 + "\n---\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PYTHONIOENCODING": "ascii"}
+    runs = [
+        subprocess.run([sys.executable, "-m", "agentflow", *args], cwd=history, capture_output=True, env=env)
+        for args in (["status"], ["-C", ".", "status"])  # the fast path, and typer's (a root option)
+    ]
+    assert runs[0].returncode == runs[1].returncode == 0, runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout and "café".encode() in runs[0].stdout

@@ -314,7 +314,8 @@ def _python(code: str, *args: str, cwd: Path | None = None) -> subprocess.Comple
 
 
 @pytest.mark.parametrize(
-    ("args", "exit_code", "during"), [(["log"], 0, [True]), (["--version"], 0, []), (["stauts"], 2, [])]
+    ("args", "exit_code", "during"),
+    [(["-C", ".", "log"], 0, [True]), (["--version"], 0, []), (["stauts"], 2, [])],  # -C: typer's, not fastcli's
 )
 def test_the_program_freezes_what_start_up_made_and_runs_the_command_with_the_collector_on(
     repo: Path, args: list[str], exit_code: int, during: list[bool]

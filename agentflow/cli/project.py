@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -87,29 +86,12 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
       agentflow status --json
     """
-    from agentflow.configfile import load_config_view
-    from agentflow.errors import PlanError
-    from agentflow.planfiles import status_plans
-    from agentflow.records import plan_states, status_rows
-    from agentflow.report.lines import status_table  # not report.text: status starts fast
+    from agentflow.fastcli import plan_errors, status_lines  # what a plain command line runs without typer
 
-    root = _common.repo().root
-    load_config_view(root)  # a misspelt or broken config is an error here too, not only when building
-    plans, errors = status_plans(root)  # check_plans(find_plans(root), root), cached by content
-    rows = status_rows(plans, plan_states(root))
-    if as_json:
-        _common.out(json.dumps([row.to_dict() for row in rows], indent=2))
-    elif rows:
-        for line in status_table(rows):
-            _common.out(line)
-    else:
-        _common.out('no plans yet: agentflow plan new "Title"')
-    for error in errors:
-        _common.err(f"agentflow: error: {error}")
-    if errors:
-        raise PlanError(
-            f"{len(errors)} plan file(s) are invalid", fix="see above; `agentflow plan check` validates them"
-        )
+    lines, errors = status_lines(as_json)
+    for line in lines:
+        _common.out(line)
+    plan_errors(errors)
 
 
 def register(app: typer.Typer) -> None:

@@ -30,24 +30,13 @@ def log(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON Lines: one event object per line.")] = False,
 ) -> None:
     """The ledger's events, each line or JSON object (help text: ``LOG_HELP``)."""
-    root = _common.repo().root
-    if as_json:  # complete typed events (defaults filled in for events recorded before a field existed)
-        import json
+    from agentflow.fastcli import EMPTY_LOG, log_lines  # what a plain command line runs without typer
 
-        from agentflow.ledger import dump_event
-        from agentflow.records import read_events
-
-        for event in read_events(root, run):
-            _common.out(json.dumps(dump_event(event), separators=(",", ":")))
-        return
-    from agentflow.records import read_records
-    from agentflow.report.lines import event_line
-
-    events = read_records(root, run)  # stored JSON, not validated: `log` builds no event class
-    if not events:
-        _common.err("the ledger is empty: runs appear here once `agentflow build` or `agentflow verify` ran")
-    for event in events:
-        _common.out(event_line(event))
+    lines = log_lines(run, as_json)
+    if not lines and not as_json:
+        _common.err(EMPTY_LOG)
+    for line in lines:
+        _common.out(line)
 
 
 def register(app: typer.Typer) -> None:
