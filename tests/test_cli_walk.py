@@ -388,3 +388,15 @@ def test_a_bad_until_suggests_what_until_takes(repo: Path, cli) -> None:
         "agentflow: error: --until '2h' is not an ISO date (use e.g. --until 2026-11-30 or --until 2026-11-30T12:00)"
     ]
     assert "neither a duration" in cli("metrics", "--since", "yesterday").stderr  # --since takes both
+
+
+def test_an_empty_plan_list_says_why_on_stderr(repo: Path, cli) -> None:
+    """`agentflow plan list` printed nothing at all with no plans, or none matching its filters."""
+    result = cli("plan", "list")
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == 'no plans yet under .plans/: agentflow plan new "Title"\n'
+    assert cli("plan", "new", "One thing").exit_code == 0
+    ready = cli("plan", "list", "--status", "ready", "--unbuilt")
+    assert (ready.exit_code, ready.stdout, ready.stderr) == (0, "", "no plan matches --status ready --unbuilt\n")
+    assert cli("plan", "list", "--json", "--status", "ready").stdout == "[]\n"  # the matrix: nothing else said
+    assert cli("plan", "list", "--json", "--status", "ready").stderr == ""

@@ -125,6 +125,9 @@ def list_plans(
         return
     for entry in entries:
         _common.out(f"{entry['id']:>6}  {entry['branch']:<40}  {entry['title']}")
+    if not entries:  # stderr: stdout stays the list (empty), for scripts
+        filters = " ".join(f for f in (f"--status {status}" if status else "", "--unbuilt" if unbuilt else "") if f)
+        _common.err(f"no plan matches {filters}" if plans else 'no plans yet under .plans/: agentflow plan new "Title"')
 
 
 def register(app: typer.Typer) -> None:
