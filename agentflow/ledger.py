@@ -873,6 +873,25 @@ class Ledger:
             ).fetchall()
         return [r[0] for r in reversed(rows)]
 
+    def interrupted(self, run_id: str) -> bool:
+        """Whether the run, not ended, was stopped during a session (Ctrl-C): its last session event
+        is a ``session_ended`` of status ``interrupted``, with no ``run_resumed`` after it. One row
+        through the ``run_id`` index (``status`` asks it of runs in progress only)."""
+        import json
+
+        with self._lock:
+            row = self._db.execute(
+                "SELECT kind, body FROM events WHERE run_id = ? AND +kind IN "
+                "('session_started', 'session_ended', 'run_resumed', 'run_ended') ORDER BY seq DESC LIMIT 1",
+                (run_id,),
+            ).fetchone()
+        if row is None or row[0] != "session_ended":
+            return False
+        try:
+            return json.loads(row[1]).get("status") == "interrupted"
+        except (ValueError, AttributeError):
+            return False  # a damaged row: the chain check of `log`/`show` names it
+
     def match_runs(self, ref: str, limit: int = 6) -> list[str]:
         """Run ids equal to ``ref``, else starting with it (at most ``limit``, in start order),
         through the ``run_id`` index: resolving ``show``'s argument never lists every run."""

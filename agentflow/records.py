@@ -6,6 +6,7 @@ thin; printing them is ``agentflow.report.text`` (``status_table``, ``event_line
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -43,7 +44,11 @@ def plan_states(root: Path) -> dict[str, PlanState]:
     if ledger is None:
         return {}
     with ledger:
-        return ledger.plan_states()
+        states = ledger.plan_states()
+        for plan_id, state in states.items():  # a run stopped by Ctrl-C is not running: say so
+            if state.state == "in progress" and state.last_run and ledger.interrupted(state.last_run):
+                states[plan_id] = replace(state, state="interrupted")
+        return states
 
 
 def status_rows(plans: list[Plan], states: dict[str, PlanState]) -> list[StatusRow]:

@@ -17,7 +17,15 @@ from typing import get_args
 
 import pytest
 
-from agentflow.events import Event, GitChecked, GitSnapshotTaken, RunStarted, SessionEnded, SessionStarted
+from agentflow.events import (
+    Event,
+    GitChecked,
+    GitSnapshotTaken,
+    RunResumed,
+    RunStarted,
+    SessionEnded,
+    SessionStarted,
+)
 from agentflow.ledger import Ledger, ledger_path
 from agentflow.report.lines import KEY_FIELDS
 from tests.helpers import git, need_tool
@@ -400,3 +408,22 @@ def test_an_empty_plan_list_says_why_on_stderr(repo: Path, cli) -> None:
     assert (ready.exit_code, ready.stdout, ready.stderr) == (0, "", "no plan matches --status ready --unbuilt\n")
     assert cli("plan", "list", "--json", "--status", "ready").stdout == "[]\n"  # the matrix: nothing else said
     assert cli("plan", "list", "--json", "--status", "ready").stderr == ""
+
+
+def test_status_of_a_plan_whose_run_was_interrupted_says_so(repo: Path, cli) -> None:
+    """After Ctrl-C, `agentflow status` said "in progress" for a run nothing was running."""
+    import json
+
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunStarted(run_id="r-1", plan_id="1"))
+        ledger.append(SessionStarted(run_id="r-1", session_id="s-1", role="builder", backend="x", model="m"))
+        ledger.append(SessionEnded(run_id="r-1", session_id="s-1", role="builder", status="interrupted"))
+        ledger.append(RunStarted(run_id="r-2", plan_id="2"))  # running (or killed: nothing says which)
+        ledger.append(SessionStarted(run_id="r-2", session_id="s-2", role="builder", backend="x", model="m"))
+    rows = {row["id"]: row for row in json.loads(cli("status", "--json").stdout)}
+    assert (rows["1"]["state"], rows["1"]["last_outcome"]) == ("interrupted", None)
+    assert rows["2"]["state"] == "in progress"
+    assert "interrupted" in cli("status").stdout.splitlines()[1]
+    with Ledger.open(repo) as ledger:
+        ledger.append(RunResumed(run_id="r-1"))  # `build --resume r-1` at work again
+    assert json.loads(cli("status", "--json").stdout)[0]["state"] == "in progress"
