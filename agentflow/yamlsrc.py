@@ -56,10 +56,55 @@ def load(text: str) -> YamlSource:
     return _load(text, yaml.SafeLoader)
 
 
+# How many nodes a document may stand for once its aliases are expanded: a config or a plan has tens.
+# Nine anchors of nine aliases each (``a1: &a1 [*a0, *a0, ...]``) stand for 387 million: the checkout's
+# agentflow.yaml (a pull request's, which ``gate`` and ``status`` read) or a plan new in the change
+# made agentflow walk them all, 3.4 GB after a minute (tests/test_attacks_yaml_aliases.py).
+MAX_NODES = 100_000
+
+
+class TooLarge(yaml.MarkedYAMLError):
+    """A document whose aliases expand beyond ``MAX_NODES`` nodes (a YAMLError: every reader refuses it
+    as malformed YAML, naming the line)."""
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """The number of nodes ``root`` stands for with every alias expanded, counted once per distinct
+    node (an alias is the same node object), without recursion."""
+    sizes: dict[int, int] = {}
+    opened: set[int] = set()  # a node whose children are being counted: an alias back to it is a cycle
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes or (not done and id(node) in opened):
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            sizes[id(node)] = 1
+            continue
+        if not done:
+            opened.add(id(node))
+            stack.append((node, True))
+            stack += [(child, False) for child in children if id(child) not in sizes]
+            continue
+        if any(id(child) in opened and id(child) not in sizes for child in children):
+            return MAX_NODES + 1  # a cycle (``&a [*a]``): stands for an endless value
+        sizes[id(node)] = min(1 + sum(sizes.get(id(child), 1) for child in children), MAX_NODES + 1)
+    return sizes[id(root)]
+
+
 def _load(text: str, loader_class: Any) -> YamlSource:
     loader = loader_class(text)  # what yaml.compose and yaml.safe_load do, with one parse, not two
     try:
         node = loader.get_single_node()
+        if node is not None and _expanded_size(node) > MAX_NODES:
+            raise TooLarge(
+                problem=f"the document stands for more than {MAX_NODES:,} values once its aliases are expanded",
+                problem_mark=node.start_mark,
+            )
         source = YamlSource(data=loader.construct_document(node) if node is not None else None)
     finally:
         loader.dispose()
