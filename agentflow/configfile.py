@@ -65,6 +65,8 @@ def pyproject_section(text: str | None) -> object | None:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(exc), where=PYPROJECT, fix="fix the TOML syntax") from None
+    except RecursionError:  # arrays nested thousands deep (a pull request's pyproject.toml): exit 2, not 3
+        raise ConfigError("nested too deep", where=PYPROJECT, fix="fix the TOML") from None
     tool = data.get("tool", {})
     return tool.get("agentflow") if isinstance(tool, dict) else None
 

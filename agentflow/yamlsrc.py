@@ -64,8 +64,8 @@ MAX_NODES = 100_000
 
 
 class TooLarge(yaml.MarkedYAMLError):
-    """A document whose aliases expand beyond ``MAX_NODES`` nodes (a YAMLError: every reader refuses it
-    as malformed YAML, naming the line)."""
+    """A document whose aliases expand beyond ``MAX_NODES`` nodes, or nested deeper than Python's
+    recursion limit (a YAMLError: every reader refuses it as malformed YAML, naming the line)."""
 
 
 def _expanded_size(root: yaml.Node) -> int:
@@ -97,6 +97,13 @@ def _expanded_size(root: yaml.Node) -> int:
 
 
 def _load(text: str, loader_class: Any) -> YamlSource:
+    try:
+        return _load_nodes(text, loader_class)
+    except RecursionError:  # ``[[[[...]]]]`` nested thousands deep: PyYAML and the walk recurse
+        raise TooLarge(problem="the document is nested too deep") from None
+
+
+def _load_nodes(text: str, loader_class: Any) -> YamlSource:
     loader = loader_class(text)  # what yaml.compose and yaml.safe_load do, with one parse, not two
     try:
         node = loader.get_single_node()

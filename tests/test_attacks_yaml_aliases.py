@@ -7,7 +7,9 @@ million values, which agentflow walked one by one (tested before the fix: ``agen
 running after a minute at 3.4 GB, until the job's memory ran out), and an alias back to its own anchor
 (``&a [y, *a]``) ended ``gate`` with an internal error (``RecursionError``, exit 3). A document that
 stands for more than ``agentflow.yamlsrc.MAX_NODES`` values is now malformed YAML: exit 2 naming the
-file. Anchors and aliases within that (a merge key ``<<: *defaults``) read as before.
+file. Anchors and aliases within that (a merge key ``<<: *defaults``) read as before. A config nested
+thousands deep (``[[[[...]]]]``, in YAML or in ``pyproject.toml``) was an internal error too; it is
+exit 2 naming the file.
 """
 
 from __future__ import annotations
@@ -62,3 +64,21 @@ def test_a_few_aliases_still_read(repo: Path, cli) -> None:
     result = cli("status")
 
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("agentflow.yaml", "x: " + "[" * 50_000 + "]" * 50_000 + "\n"),
+        ("pyproject.toml", "[tool.agentflow]\nx = " + "[" * 100_000 + "]" * 100_000 + "\n"),
+    ],
+)
+def test_a_config_nested_thousands_deep_is_exit_2_naming_it(repo: Path, cli, name: str, text: str) -> None:
+    """Parsed recursively, such a file ended ``gate`` with an internal error (``RecursionError``, exit 3)."""
+    git(repo, "checkout", "-q", "-b", "pr")
+    commit_file(repo, name, text, "pr: config")
+
+    result = cli("gate", "HEAD", "--base", "main")
+
+    assert result.exit_code == 2, result.output
+    assert f"{name}" in result.stderr and "nested too deep" in result.stderr, result.stderr
