@@ -6,6 +6,7 @@ thin; printing them is ``agentflow.report.text`` (``status_table``, ``event_line
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -148,8 +149,21 @@ def import_runs(root: Path, files: list[Path]) -> ImportResult:
     for file in files:
         text = read_text_file(file, fix="pass files written by `agentflow ledger export`")
         sources.append((str(file), text.splitlines()))
-    with Ledger.open(root) as ledger:
-        return ledger.import_lines(sources)
+    from agentflow.errors import AgentflowError
+
+    path = ledger_path(root)
+    made = [folder for folder in (path.parent,) if not folder.exists()] + ([] if path.exists() else [path])
+    try:
+        with Ledger.open(root) as ledger:
+            return ledger.import_lines(sources)
+    except AgentflowError:  # a refused import (nothing written) leaves no ledger (nor .agentflow/) it made
+        if path in made:
+            for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                leftover.unlink(missing_ok=True)
+        if made and made[0] == path.parent:
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # only when empty
+        raise
 
 
 def plan_matrix(

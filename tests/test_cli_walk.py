@@ -427,3 +427,17 @@ def test_status_of_a_plan_whose_run_was_interrupted_says_so(repo: Path, cli) -> 
     with Ledger.open(repo) as ledger:
         ledger.append(RunResumed(run_id="r-1"))  # `build --resume r-1` at work again
     assert json.loads(cli("status", "--json").stdout)[0]["state"] == "in progress"
+
+
+def test_a_refused_import_leaves_no_ledger_behind(repo: Path, cli, tmp_path: Path) -> None:
+    """`agentflow ledger import` of a broken file in a repository without a ledger said "refused"
+    and left an empty .agentflow/ledger.db (an untracked folder where `agentflow init` never ran)."""
+    (tmp_path / "bad.jsonl").write_text('{"x": 1}\n')
+    result = cli("ledger", "import", str(tmp_path / "bad.jsonl"))
+    assert result.exit_code == 2
+    assert "an exported event needs the string fields" in result.stderr
+    assert not (repo / ".agentflow").exists()
+    with Ledger.open(repo) as ledger:  # an existing ledger stays, as it was
+        ledger.append(RunStarted(run_id="r-1", plan_id="1"))
+    assert cli("ledger", "import", str(tmp_path / "bad.jsonl")).exit_code == 2
+    assert cli("log", "--run", "r-1").exit_code == 0
