@@ -15,6 +15,8 @@ from agentflow.files import read_text_file
 from agentflow.ledger import ImportResult, Ledger, PlanState, ledger_path
 
 if TYPE_CHECKING:  # plans (config, pydantic) and events load only where used: `log` imports neither
+    from collections.abc import Iterator
+
     from agentflow.events import Event
     from agentflow.plans import Plan
 
@@ -149,18 +151,27 @@ def import_runs(root: Path, files: list[Path]) -> ImportResult:
     for file in files:
         text = read_text_file(file, fix="pass files written by `agentflow ledger export`")
         sources.append((str(file), text.splitlines()))
+    with ledger_unless_refused(root) as ledger:
+        return ledger.import_lines(sources)
+
+
+@contextlib.contextmanager
+def ledger_unless_refused(root: Path) -> Iterator[Ledger]:
+    """The ledger at ``root``, opened (made when missing) for a command that may still refuse: on an
+    ``AgentflowError`` (the command wrote nothing) a ledger this made is removed again, with the
+    ``.agentflow/`` folder it made, so a refusal leaves nothing behind."""
     from agentflow.errors import AgentflowError
 
     path = ledger_path(root)
-    made = [folder for folder in (path.parent,) if not folder.exists()] + ([] if path.exists() else [path])
+    made_folder, made_file = not path.parent.exists(), not path.exists()
     try:
         with Ledger.open(root) as ledger:
-            return ledger.import_lines(sources)
-    except AgentflowError:  # a refused import (nothing written) leaves no ledger (nor .agentflow/) it made
-        if path in made:
+            yield ledger
+    except AgentflowError:
+        if made_file:
             for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
                 leftover.unlink(missing_ok=True)
-        if made and made[0] == path.parent:
+        if made_folder:
             with contextlib.suppress(OSError):
                 path.parent.rmdir()  # only when empty
         raise

@@ -441,3 +441,13 @@ def test_a_refused_import_leaves_no_ledger_behind(repo: Path, cli, tmp_path: Pat
         ledger.append(RunStarted(run_id="r-1", plan_id="1"))
     assert cli("ledger", "import", str(tmp_path / "bad.jsonl")).exit_code == 2
     assert cli("log", "--run", "r-1").exit_code == 0
+
+
+def test_an_override_refused_for_its_signature_leaves_no_ledger(repo: Path, cli) -> None:
+    """With gate.require_signature and no key, `approve --override` refused after making the ledger."""
+    (repo / "agentflow.yaml").write_text("gate: {require_signature: true}\n")
+    result = cli("approve", "--override", "--reason", "hotfix")
+    assert result.exit_code == 2
+    assert "gate.require_signature is true but AGENTFLOW_SIGNING_KEY is not set" in result.stderr
+    assert not (repo / ".agentflow").exists()
+    assert git(repo, "notes", "--ref", "agentflow", "list") == ""

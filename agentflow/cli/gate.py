@@ -149,8 +149,10 @@ def approve(
         raise UsageError("an override needs a reason", fix='pass --reason "why this is approved without a verifier"')
     repo = _common.repo()
     config = _common.config(repo.root)
+    from agentflow.records import ledger_unless_refused
+
     commit = repo.rev(ref)  # an unknown REF: exit 2 before a ledger is made
-    with _common.ledger(repo.root) as ledger:
+    with ledger_unless_refused(repo.root) as ledger:  # a refusal below leaves no ledger it made
         ledger.require_writable()  # before the note: a note the ledger cannot record would open the gate unrecorded
         result = approve_override(repo, commit, reason, config=config, ledger=ledger)
     signed = "signed" if result.signed else "unsigned"
