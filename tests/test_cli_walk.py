@@ -451,3 +451,19 @@ def test_an_override_refused_for_its_signature_leaves_no_ledger(repo: Path, cli)
     assert "gate.require_signature is true but AGENTFLOW_SIGNING_KEY is not set" in result.stderr
     assert not (repo / ".agentflow").exists()
     assert git(repo, "notes", "--ref", "agentflow", "list") == ""
+
+
+@pytest.mark.parametrize("args", [["status"], ["log"], ["metrics"], ["plan", "list"], ["gate"]])
+def test_a_deleted_current_directory_is_a_usage_error(tmp_path: Path, args: list[str]) -> None:
+    """Run from a folder deleted meanwhile (a removed worktree, `rm -rf` in another shell): exit 3,
+    "internal error: FileNotFoundError", on the fast path and typer's alike."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    code = f"import os, runpy, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); runpy.run_module('agentflow', run_name='__main__')"
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (
+        "agentflow: error: the current directory no longer exists (it was deleted or moved) "
+        "(cd into the repository again, or pass -C DIR)\n"
+    )

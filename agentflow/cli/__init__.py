@@ -201,6 +201,11 @@ def failure(exc: BaseException) -> int | None:
     its lines on stderr and its documented code, Ctrl-C 130, a reader gone away (``agentflow log |
     head``) quietly 141, anything else one line of internal error, 3 (the last line of defence: fail
     closed). None: not the CLI's to report (it goes on up)."""
+    if isinstance(exc, FileNotFoundError) and _cwd_gone():  # os.getcwd() of a deleted folder: bad input, not ours
+        exc = AgentflowError(
+            "the current directory no longer exists (it was deleted or moved)",
+            fix="cd into the repository again, or pass -C DIR",
+        )
     if isinstance(exc, AgentflowError):
         if _debug():
             traceback.print_exc()
@@ -230,6 +235,14 @@ def failure(exc: BaseException) -> int | None:
         )
         return int(ExitCode.BACKEND)
     return None
+
+
+def _cwd_gone() -> bool:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    return False
 
 
 def exit_code_of(exc: BaseException) -> int:
