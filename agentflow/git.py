@@ -47,6 +47,54 @@ def absolute_path(value: str | None = None) -> str:
 if "PATH" in os.environ and (_path := absolute_path()) != os.environ["PATH"]:
     os.environ["PATH"] = _path
 
+
+def _work_tree_top(start: str) -> str | None:
+    """The top of the git work tree holding ``start`` (the folder with a ``.git`` entry), or None."""
+    folder = os.path.abspath(start)
+    while True:
+        if os.path.lexists(os.path.join(folder, ".git")):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def trusted_path(value: str | None = None, cwd: str | None = None) -> str:
+    """``absolute_path`` without the entries inside the work tree agentflow runs in (``cwd``'s, this
+    process's working directory when None), for the programs agentflow itself starts (``git``,
+    ``bwrap``): an absolute entry there (``$GITHUB_WORKSPACE/bin`` added to ``$GITHUB_PATH``, direnv's
+    ``PATH_add bin``, ``$PWD/node_modules/.bin``) names a folder the checked-out change writes, and its
+    ``bin/git`` ran outside the sandbox as agentflow's git, answering the gate's questions
+    (tests/test_attacks_path_entries.py). Sandboxed commands keep ``PATH`` as it is."""
+    try:
+        top = _work_tree_top(os.getcwd() if cwd is None else cwd)
+    except OSError:
+        top = None  # no working directory: nothing to exclude
+    entries = absolute_path(value).split(os.pathsep)
+    if top is not None:
+        inside = top.rstrip(os.sep) + os.sep
+        entries = [e for e in entries if not (os.path.abspath(e) + os.sep).startswith(inside)]
+    return os.pathsep.join(entries) or os.defpath
+
+
+def _git_executable() -> str:
+    import shutil
+
+    return shutil.which("git", path=trusted_path(cwd=_STARTED_IN)) or "git"
+
+
+try:
+    _STARTED_IN: str | None = os.getcwd()  # the work tree agentflow runs in (every command's cwd)
+except OSError:
+    _STARTED_IN = None
+
+
+# agentflow's own git, found once on the trusted entries; GitPython's too (its import-time `git version`
+# included), unless the user named one
+GIT = _git_executable()
+os.environ.setdefault("GIT_PYTHON_GIT_EXECUTABLE", GIT)
+
 if TYPE_CHECKING:
     import git as gitpython
 
@@ -95,6 +143,8 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         env = cached[1]
     else:
         env = {k: v for k, v in os.environ.items() if k in GIT_ENV_KEEP or not is_secret_name(k)}
+        if "PATH" in env:  # what git itself starts by name (ssh for a fetch, a filter's program): not the change's
+            env["PATH"] = trusted_path(env["PATH"], _STARTED_IN)
         if data is not None:
             _env_cache[:] = [(dict(data), env)]
     return {**env, **(extra or {})}
@@ -102,7 +152,7 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def git_argv(*args: str) -> list[str]:
     """``git`` with ``SAFE_CONFIG`` and ``args``: the argv of every git process agentflow starts."""
-    return ["git", *SAFE_CONFIG, *args]
+    return [GIT, *SAFE_CONFIG, *args]
 
 
 def run_git(

@@ -1110,9 +1110,9 @@ def require_nested(bwrap: str, where: str = "agentflow.yaml") -> None:
 
 def require_bwrap(where: str = "agentflow.yaml") -> str:
     """The path of a working bwrap, or ``SandboxUnavailable`` naming the fix."""
-    from agentflow.git import absolute_path  # never a ./bwrap of the checkout (tests/test_attacks_path_entries.py)
+    from agentflow.git import trusted_path  # never a bwrap of the checkout (tests/test_attacks_path_entries.py)
 
-    found = shutil.which("bwrap", path=absolute_path())
+    found = shutil.which("bwrap", path=trusted_path())
     if found is None:
         raise SandboxUnavailable("sandbox: bwrap (bubblewrap) is not installed", where=where, fix=FIX)
     try:
