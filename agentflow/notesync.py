@@ -174,5 +174,12 @@ def _run(repo: Repo, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    """What git said went wrong: its first ``fatal:``/``error:`` line (the cause; the last line of
+    "Please make sure you have the correct access rights / and the repository exists." said
+    nothing), else its last line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for line in lines:
+        for prefix in ("fatal: ", "error: "):
+            if line.startswith(prefix):
+                return line.removeprefix(prefix)
     return lines[-1] if lines else "unknown error"

@@ -467,3 +467,16 @@ def test_a_deleted_current_directory_is_a_usage_error(tmp_path: Path, args: list
         "agentflow: error: the current directory no longer exists (it was deleted or moved) "
         "(cd into the repository again, or pass -C DIR)\n"
     )
+
+
+@pytest.mark.parametrize("command", ["push", "fetch"])
+def test_notes_sync_with_a_remote_that_is_not_there_names_the_cause(repo: Path, cli, tmp_path: Path, command) -> None:
+    """The error quoted git's last line only: "... of the notes failed: and the repository exists."."""
+    assert cli("approve", "--override", "--reason", "reviewed").exit_code == 0  # a note to push
+    git(repo, "remote", "add", "origin", str(tmp_path / "nowhere.git"))
+    result = cli("notes", command)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"agentflow: error: {repo}: `git {command} origin` of the notes failed: '{tmp_path / 'nowhere.git'}' does "
+        "not appear to be a git repository"
+    ]
