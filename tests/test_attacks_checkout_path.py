@@ -56,3 +56,21 @@ def test_entries_outside_the_work_tree_are_kept(repo: Path, tmp_path: Path) -> N
     value = f"{repo}/bin:{outside}:/usr/bin:{repo}/node_modules/.bin:.:{repo}x/bin"
     assert trusted_path(value, str(repo / "src")) == f"{outside}:/usr/bin:{repo}x/bin"
     assert trusted_path(f"{repo}/bin", str(repo)) == os.defpath
+
+
+def test_the_claude_cli_is_not_one_of_the_checkout(repo: Path, monkeypatch) -> None:
+    """Without the SDK's bundled CLI, ``claude`` came from ``PATH``: a pull request's
+    ``node_modules/.bin/claude`` ran as Claude Code, with the model's key and the network."""
+    import importlib.util
+
+    from agentflow.models import claude_code
+
+    tools = repo / "node_modules" / ".bin"
+    tools.mkdir(parents=True)
+    (tools / "claude").write_text("#!/bin/sh\nexit 0\n")
+    (tools / "claude").chmod(0o755)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # no bundled CLI
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+    monkeypatch.chdir(repo)
+
+    assert claude_code.bundled_cli() != str(tools / "claude")

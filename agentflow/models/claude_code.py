@@ -281,13 +281,17 @@ os.execve(ARGV[0], ARGV + sys.argv[1:], env)
 
 
 def bundled_cli() -> str | None:
-    """The Claude Code CLI the SDK would start: its bundled one, else ``claude`` on PATH."""
+    """The Claude Code CLI the SDK would start: its bundled one, else ``claude`` on PATH, outside the
+    work tree agentflow runs in (a pull request's ``node_modules/.bin/claude`` ran with the model key
+    and the network; ``agentflow.git.trusted_path``, tests/test_attacks_checkout_path.py)."""
+    from agentflow.git import trusted_path
+
     spec = importlib.util.find_spec("claude_agent_sdk")
     if spec is not None and spec.origin:
         bundled = Path(spec.origin).parent / "_bundled" / "claude"
         if bundled.is_file():
             return str(bundled)
-    return shutil.which("claude")
+    return shutil.which("claude", path=trusted_path())
 
 
 def claude_config_paths(environ: dict[str, str] | None = None) -> list[Path]:
