@@ -77,8 +77,9 @@ def init(
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every plan under .plans/ with its state from the ledger, last outcome, cycles and cost.
 
-    A plan without runs is "not started". Plans that cannot be read are reported (exit 2) after the
-    table; a broken agentflow.yaml is exit 2 before it.
+    A plan without runs is "not started"; one whose last run was stopped during a session (Ctrl-C)
+    is "interrupted" (continue it with `agentflow build --resume RUN`). Plans that cannot be read are
+    reported (exit 2) after the table; a broken agentflow.yaml is exit 2 before it.
 
     Examples:
 
