@@ -448,6 +448,7 @@ def protected_findings(repo: Repo, base: str, head: str, config: Config | None =
         if mode == GITLINK_MODE:
             findings.append(_gitlink_finding(repo, head, path))
             continue
+        shown = displayable(path)
         if path in PROTECTED_FILES or path == patterns_file or path.startswith(PROTECTED_FOLDERS):
             what = "a trusted input"
         elif path == PYPROJECT and _section_changed(repo, base, head):
@@ -458,12 +459,12 @@ def protected_findings(repo: Repo, base: str, head: str, config: Config | None =
             continue
         findings.append(
             {
-                "id": f"{PROTECTED_PATTERN}:{path}",
+                "id": f"{PROTECTED_PATTERN}:{shown}",
                 "severity": "high",
-                "file": path,
+                "file": shown,
                 "line": None,
                 "pattern": PROTECTED_PATTERN,
-                "message": f"{path} is {what}: a change under verification may not change what judges it",
+                "message": f"{shown} is {what}: a change under verification may not change what judges it",
                 "suggestion": "revert it here and change it on the base branch; a human who agrees approves with "
                 "`agentflow approve --override`",
             }
@@ -471,15 +472,23 @@ def protected_findings(repo: Repo, base: str, head: str, config: Config | None =
     return findings
 
 
+def displayable(path: str) -> str:
+    """A path read from git with ``surrogateescape`` (kept so for git's own arguments) as text a
+    finding may carry: bytes that are not UTF-8 as U+FFFD. A pull request's file name of such bytes
+    ended ``verify`` with an internal error when its finding was written (tests/test_attacks_file_names.py)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _gitlink_finding(repo: Repo, head: str, path: str) -> dict[str, Any]:
     target = repo.git("rev-parse", "--verify", "--quiet", f"{head}:{path}", check=False)
+    shown = displayable(path)
     return {
-        "id": f"{GITLINK_PATTERN}:{path}",
+        "id": f"{GITLINK_PATTERN}:{shown}",
         "severity": "high",
-        "file": path,
+        "file": shown,
         "line": None,
         "pattern": GITLINK_PATTERN,
-        "message": f"{path} is a submodule pointing at commit {target[:12] or '?'}: its code is not in the change, "
+        "message": f"{shown} is a submodule pointing at commit {target[:12] or '?'}: its code is not in the change, "
         "so neither the verifier nor the checks saw what a clone with submodules fetches",
         "suggestion": "vendor the code into the change, or add the submodule on the base branch; a human who "
         "reviewed that commit approves with `agentflow approve --override`",

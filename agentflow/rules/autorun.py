@@ -107,7 +107,7 @@ def check_autorun(change: Change) -> list[Finding]:
             found.append(
                 finding(
                     RULE,
-                    f"{file.path} is what the link {through} leads to, which developer tools run (or their agents "
+                    f"{file.path} is what the link {through.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')} leads to, which developer tools run (or their agents "
                     "obey) on their own outside any sandbox; the checks never ran it",
                     file=file.path,
                     suggestion="change it on the base branch; a human who read it approves with "
