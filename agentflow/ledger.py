@@ -204,7 +204,32 @@ class Ledger:
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise ledger_error(exc, path) from None
+            if not self._open_read_only(exc):
+                raise ledger_error(exc, path) from None
+
+    def _open_read_only(self, exc: sqlite3.DatabaseError) -> bool:
+        """A ledger in a folder the user cannot write (a teammate's checkout, a read-only mount):
+        SQLite cannot make the WAL's shared-memory file there, so even reading failed ("attempt to
+        write a readonly database"). Opened read-only instead, for the views: through the WAL files
+        when they are there, else as an immutable file (no WAL left to apply: the file is the whole
+        ledger). Every write is refused as before (``require_writable``, an append: exit 2 naming
+        the fix). True when opened; the schema must be current (nothing can be migrated)."""
+        if "readonly" not in str(exc) or not self.path.is_file():
+            return False
+        with contextlib.suppress(sqlite3.Error):
+            self._raw.close()
+        wal = self.path.with_name(self.path.name + "-wal")
+        query = "mode=ro" if wal.exists() and wal.stat().st_size else "immutable=1"
+        uri = f"{self.path.resolve().as_uri()}?{query}"
+        try:
+            self._raw = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db = _Guarded(self._raw, self.path)
+            if self._db.execute("PRAGMA user_version").fetchone()[0] != len(MIGRATIONS):
+                return False  # an older or newer schema: the first error stands
+            self._db.execute("SELECT 1 FROM events LIMIT 1").fetchall()
+        except sqlite3.DatabaseError:
+            return False
+        return True
 
     def _set_wal(self, attempts: int = 200) -> None:
         """Switch to WAL, retrying: SQLite answers "database is locked" at once (no busy wait) when

@@ -480,3 +480,32 @@ def test_notes_sync_with_a_remote_that_is_not_there_names_the_cause(repo: Path, 
         f"agentflow: error: {repo}: `git {command} origin` of the notes failed: '{tmp_path / 'nowhere.git'}' does "
         "not appear to be a git repository"
     ]
+
+
+def test_the_views_read_a_ledger_in_a_folder_the_user_cannot_write(repo: Path, cli) -> None:
+    """A teammate's checkout, a read-only mount: `status`, `log`, `show`, `metrics` were exit 2 "the
+    ledger is read-only": SQLite could not make the WAL's shared-memory file there, even to read.
+    They read it now, print what they print on a writable one, and every write is still refused."""
+    from tests.metrics_helpers import build_history
+
+    build_history(repo).ledger.close()
+    path = ledger_path(repo)
+    sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    for leftover in (path.with_name("ledger.db-wal"), path.with_name("ledger.db-shm")):
+        leftover.unlink(missing_ok=True)
+    views = [
+        ["status", "--json"],
+        ["log", "--run", "r-103a"],
+        ["show", "r-103a"],
+        ["metrics", "--since", "2026-11-16", "--until", "2026-11-22", "-f", "json"],
+    ]
+    cli("status")  # the projection's tables made while writable, as any view makes them
+    expected = [(cli(*args).exit_code, cli(*args).stdout) for args in views]
+    before = path.read_bytes()
+    with _read_only(repo / ".agentflow"):
+        got = [_as_user(*args, cwd=repo) for args in views]
+        refused = _as_user("approve", "--override", "--reason", "hotfix", cwd=repo)
+    assert [(proc.returncode, proc.stdout) for proc in got] == expected, [proc.stderr for proc in got]
+    assert all(code == 0 for code, _ in expected)
+    assert refused.returncode == 2 and "the ledger is read-only" in refused.stderr
+    assert path.read_bytes() == before
