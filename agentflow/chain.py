@@ -275,6 +275,15 @@ def run_rows(db: sqlite3.Connection, run_id: str) -> list[Row]:
     return db.execute(f"SELECT {ROW_COLUMNS} FROM events WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
 
 
+def _gate_rows(path: Path, run_id: str, query: str) -> list[Row] | None:
+    db = sqlite3.connect(f"{path.absolute().as_uri()}?{query}", uri=True, timeout=30)  # `?`, `#`, `%` quoted
+    try:
+        columns = {r[1] for r in db.execute("PRAGMA table_info(events)")}
+        return run_rows(db, run_id) if "hash" in columns else None
+    finally:
+        db.close()
+
+
 def ledger_chain_problem(root: Path, run_id: str, head: str | None, key: str | None) -> str | None:
     """For the gate: one line when the local ledger holds ``run_id`` and its chain is broken or no
     longer holds ``head`` (the chain head the verdict note recorded); None when there is no ledger,
@@ -283,16 +292,17 @@ def ledger_chain_problem(root: Path, run_id: str, head: str | None, key: str | N
     if not path.exists():
         return None
     try:
-        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30)  # `?`, `#`, `%` quoted
-        try:
-            columns = {r[1] for r in db.execute("PRAGMA table_info(events)")}
-            if "hash" not in columns:
-                return None  # a ledger from before the chain holds only legacy runs
-            rows = run_rows(db, run_id)
-        finally:
-            db.close()
+        rows = _gate_rows(path, run_id, "mode=ro")
     except sqlite3.DatabaseError as exc:
-        return f"the ledger {path} cannot be read to check run {run_id}: {exc}"
+        wal = path.with_name(path.name + "-wal")
+        if "readonly" not in str(exc) or (wal.exists() and wal.stat().st_size):
+            return f"the ledger {path} cannot be read to check run {run_id}: {exc}"
+        try:  # a folder the user cannot write (no WAL shared memory can be made there): the file is the whole ledger
+            rows = _gate_rows(path, run_id, "immutable=1")
+        except sqlite3.DatabaseError as again:
+            return f"the ledger {path} cannot be read to check run {run_id}: {again}"
+    if rows is None:
+        return None  # a ledger from before the chain holds only legacy runs
     if not rows or rows[0][2] != "run_started":
         return None  # the run itself lives elsewhere (CI, another runner): only later events (a merge) are here
     # not strict: a hook without the key still checks the links and the plain hashes; the note's

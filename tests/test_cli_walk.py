@@ -509,3 +509,33 @@ def test_the_views_read_a_ledger_in_a_folder_the_user_cannot_write(repo: Path, c
     assert all(code == 0 for code, _ in expected)
     assert refused.returncode == 2 and "the ledger is read-only" in refused.stderr
     assert path.read_bytes() == before
+
+
+def test_the_gate_checks_a_ledger_in_a_folder_the_user_cannot_write(repo: Path, cli) -> None:
+    """The gate closed on an approved commit: "the ledger ... cannot be read to check run ...:
+    attempt to write a readonly database". It reads it now; an edited run still closes it."""
+    from tests.build_helpers import builder_session, verifier_session, write_script
+
+    (repo / "src").mkdir()
+    (repo / "src" / "app.py").write_text("def farewell():\n    return 'bye'\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "farewell")
+    script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
+    assert cli("verify", "--base", "HEAD~1", "--script", str(script)).exit_code == 0
+    path = ledger_path(repo)
+    sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    for leftover in (path.with_name("ledger.db-wal"), path.with_name("ledger.db-shm")):
+        leftover.unlink(missing_ok=True)
+    with _read_only(repo / ".agentflow"):
+        gate = _as_user("gate", "HEAD", cwd=repo)
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    db = sqlite3.connect(path)
+    db.execute("UPDATE events SET body = replace(body, 'completed', 'COMPLETED') WHERE kind = 'session_ended'")
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    for leftover in (path.with_name("ledger.db-wal"), path.with_name("ledger.db-shm")):
+        leftover.unlink(missing_ok=True)
+    with _read_only(repo / ".agentflow"):
+        closed = _as_user("gate", "HEAD", cwd=repo)
+    assert closed.returncode == 1 and "chain" in closed.stdout, closed.stdout
