@@ -36,6 +36,7 @@ from agentflow.sandbox import Sandbox
 
 ToolRole = Literal["builder", "verifier"]
 MAX_READ_CHARS = 100_000
+MAX_EDIT_BYTES = 64 << 20  # edit_file reads the whole file: not one a command made 50 GB
 MAX_OUTPUT_CHARS = 30_000
 MAX_LISTED = 1_000
 MAX_MATCHES = 200
@@ -393,15 +394,17 @@ class Toolbox:
         finally:
             os.close(dirfd)
 
-    def _read_bytes(self, resolved: Path, limit: int | None = None) -> bytes | None:
-        """The content of a regular file (None when it is not one, or larger than ``limit``)."""
+    def _read_bytes(self, resolved: Path, limit: int | None = None, first: int | None = None) -> bytes | None:
+        """The content of a regular file (None when it is not one, or larger than ``limit``), or only its
+        ``first`` bytes: a file a command made (``truncate -s 50G f``) was read whole into the
+        orchestrator's memory by ``read_file`` (tests/test_attacks_output_flood.py)."""
         fd = self._open(resolved, os.O_RDONLY)
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode) or (limit is not None and info.st_size > limit):
                 return None
             os.set_blocking(handle.fileno(), True)
-            return handle.read()
+            return handle.read() if first is None else handle.read(first)
 
     def _write_bytes(self, resolved: Path, data: bytes, shown: str) -> None:
         """Replace the content of a regular file with one link (created when missing)."""
@@ -441,7 +444,7 @@ class Toolbox:
         if not path.is_file():
             raise ToolError(f"read_file: no such file: {data['path']}")
         try:
-            raw = self._read_bytes(path)
+            raw = self._read_bytes(path, first=4 * MAX_READ_CHARS + 1)  # enough for MAX_READ_CHARS characters
         except ToolError as exc:
             raise ToolError(f"read_file: {exc}") from None
         if raw is None:
@@ -449,6 +452,8 @@ class Toolbox:
         if _is_binary(raw):
             raise ToolError(f"read_file: {data['path']} is a binary file")
         text = raw.decode("utf-8", errors="replace")
+        if len(raw) > 4 * MAX_READ_CHARS:
+            return text[:MAX_READ_CHARS] + f"\n[... truncated: the file has more than {len(raw)} bytes]"
         if len(text) > MAX_READ_CHARS:
             return text[:MAX_READ_CHARS] + f"\n[... truncated: the file has {len(text)} characters]"
         return text
@@ -523,11 +528,11 @@ class Toolbox:
         if not old:
             raise ToolError("edit_file: old_text must not be empty (use write_file to create a file)")
         try:
-            raw = self._read_bytes(path)
+            raw = self._read_bytes(path, MAX_EDIT_BYTES)
         except ToolError as exc:
             raise ToolError(f"edit_file: {exc}") from None
         if raw is None:
-            raise ToolError(f"edit_file: {data['path']} is not a regular file")
+            raise ToolError(f"edit_file: {data['path']} is not a regular file of at most {MAX_EDIT_BYTES >> 20} MiB")
         text = raw.decode("utf-8", errors="replace")
         count = text.count(old)
         if count != 1:

@@ -11,6 +11,7 @@ and last 4 MiB are kept and the output says how much was not.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from agentflow.checks import run_check
@@ -48,3 +49,28 @@ def test_short_output_is_whole(tmp_path: Path) -> None:
     code, output, _ = run_shell("printf 'one\\ntwo\\n'; exit 3", tmp_path, 30, sandbox=Sandbox.from_config())
 
     assert (code, output) == (3, "one\ntwo\n")
+
+
+def test_read_file_reads_only_what_it_returns(tmp_path: Path) -> None:
+    """``read_file`` read the whole file into the orchestrator's memory before it looked at it: a file
+    a command made (``truncate -s 64G big.log``: no disk used) took 64 GB. Now it reads what it can
+    return; ``edit_file`` refuses a file over 64 MiB."""
+    import resource
+
+    from agentflow.tools import Toolbox
+
+    big = tmp_path / "big.log"
+    with open(big, "w") as handle:
+        handle.write("log line\n" * 1000)
+    os.truncate(big, 64 << 30)  # sparse: 64 GB long, nothing on the disk
+    box = Toolbox(root=tmp_path, role="builder")
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, hard))  # the old read fails here instead of swapping
+    try:
+        read = box.call("read_file", {"path": "big.log"}).content
+        edit = box.call("edit_file", {"path": "big.log", "old_text": "log", "new_text": "x"}).content
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+    assert "[... truncated: the file has more than" in read, read[-200:]
+    assert "at most 64 MiB" in edit, edit[:200]
