@@ -141,7 +141,8 @@ def plan_errors(errors: list[str]) -> None:
         for line in errors:
             err(line)
         raise PlanError(
-            f"{len(errors)} plan file(s) are invalid", fix="see above; `agentflow plan check` validates them"
+            f"{len(errors)} plan file{' is' if len(errors) == 1 else 's are'} invalid",
+            fix="see above; `agentflow plan check` validates them",
         )
 
 

@@ -303,9 +303,13 @@ def test_hooks_uninstall_says_what_it_removed(repo: Path, cli) -> None:
 
 
 def test_one_criterion_and_one_turn_are_singular(repo: Path, cli) -> None:
-    """`plan check` said "(1 acceptance criteria)", `show` "1 turns"."""
+    """`plan check` said "(1 acceptance criteria)", `show` "1 turns", `status` "1 plan file(s) are invalid"."""
     assert cli("plan", "new", "One thing").exit_code == 0
     assert "(1 acceptance criterion)" in cli("plan", "check").stdout
+    (repo / ".plans" / "9-x.md").write_text("---\nid: 9\n")
+    for args in (["status"], ["plan", "list"]):
+        assert "agentflow: error: 1 plan file is invalid (" in cli(*args).stderr
+    (repo / ".plans" / "9-x.md").unlink()
     with Ledger.open(repo) as ledger:
         ledger.append(RunStarted(run_id="r-1", plan_id="1"))
         ledger.append(SessionStarted(run_id="r-1", session_id="s-1", role="verifier", backend="scripted", model="m"))

@@ -118,7 +118,10 @@ def list_plans(
     for error in errors:
         _common.err(f"agentflow: error: {error}")
     if errors:
-        raise PlanError(f"{len(errors)} plan file(s) are invalid", fix="`agentflow plan check` shows every problem")
+        raise PlanError(
+            f"{len(errors)} plan file{' is' if len(errors) == 1 else 's are'} invalid",
+            fix="`agentflow plan check` shows every problem",
+        )
     entries = plan_matrix(plans, plan_states(root), root, status=status, unbuilt=unbuilt)
     if as_json:
         _common.out(json.dumps(entries))
