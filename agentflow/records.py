@@ -129,7 +129,12 @@ def export_run(root: Path, run_id: str) -> list[str]:
     if ledger is None:
         raise LedgerError(f"no run {run_id!r}: the ledger is empty", fix="start one with `agentflow build PLAN`")
     with ledger:
-        return ledger.export_run(_prefixed(ledger, run_id))
+        run_id = _prefixed(ledger, run_id)
+        if not ledger.match_runs(run_id):
+            known = ledger.recent_run_ids(5)
+            hint = f"recent runs: {', '.join(known)}" if known else "no runs yet"
+            raise LedgerError(f"no run {run_id!r} in the ledger", fix=f"{hint}; list them with `agentflow log`")
+        return ledger.export_run(run_id)
 
 
 def _prefixed(ledger: Ledger, ref: str) -> str:

@@ -128,7 +128,9 @@ def resolve_run_id(ledger: Ledger, ref: str) -> str:
     if matches:
         shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
         raise UsageError(f"run {ref!r} is ambiguous: {shown}", fix="give more of the run id")
-    raise UsageError(f"no run {ref!r} in the ledger", fix="list runs with `agentflow log`")
+    known = ledger.recent_run_ids(5)  # as `log --run` says it
+    hint = f"recent runs: {', '.join(known)}" if known else "no runs yet"
+    raise UsageError(f"no run {ref!r} in the ledger", fix=f"{hint}; list them with `agentflow log`")
 
 
 def _iso(ts: datetime | None) -> str | None:

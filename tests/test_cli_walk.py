@@ -543,3 +543,17 @@ def test_the_gate_checks_a_ledger_in_a_folder_the_user_cannot_write(repo: Path, 
     with _read_only(repo / ".agentflow"):
         closed = _as_user("gate", "HEAD", cwd=repo)
     assert closed.returncode == 1 and "chain" in closed.stdout, closed.stdout
+
+
+def test_every_unknown_run_names_the_recent_runs(repo: Path, cli) -> None:
+    """`log --run nope` named the recent runs; `show nope` and `ledger export --run nope` did not."""
+    with Ledger.open(repo) as ledger:
+        for run in ("r-20261203-be4838", "r-20261203-e411b6"):
+            ledger.append(RunStarted(run_id=run, plan_id="1"))
+    for args in (["show", "nope"], ["log", "--run", "nope"], ["ledger", "export", "--run", "nope"]):
+        result = cli(*args)
+        assert result.exit_code == 2
+        assert result.stderr.splitlines() == [
+            "agentflow: error: no run 'nope' in the ledger (recent runs: r-20261203-be4838, r-20261203-e411b6; "
+            "list them with `agentflow log`)"
+        ], args
