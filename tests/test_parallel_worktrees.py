@@ -9,6 +9,7 @@ branch, folder or registration behind.
 from __future__ import annotations
 
 import fcntl
+import os
 import subprocess
 import threading
 from collections.abc import Callable
@@ -187,7 +188,7 @@ def _git_processes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     real = agentflow_git.subprocess.run
 
     def run(args, *rest, **kwargs):  # type: ignore[no-untyped-def]
-        if args and args[0] == "git":
+        if args and os.path.basename(args[0]) == "git":  # agentflow runs git by its absolute path (git.GIT)
             started.append(list(args))
         return real(args, *rest, **kwargs)
 
