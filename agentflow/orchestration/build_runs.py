@@ -54,7 +54,13 @@ from agentflow.orchestration.context import (
 )
 from agentflow.orchestration.progress import CycleState, RunProgress, project_progress, reopened_findings
 from agentflow.orchestration.run import Run, _check_dict, _submitted_verdict, start_confinement
-from agentflow.orchestration.worktrees import ensure_git_identity, foreign_commits, plan_lock, prepare_worktree
+from agentflow.orchestration.worktrees import (
+    ensure_git_identity,
+    foreign_commits,
+    plan_lock,
+    prepare_worktree,
+    undo_worktree,
+)
 from agentflow.patterns import load_patterns
 from agentflow.plans import Plan, branch_name, load_plan, load_plans, resolve_plan, unknown_patterns
 from agentflow.sandbox import Sandbox
@@ -454,7 +460,7 @@ def build_plan(
     # A reused branch is verified from where it left the base, so earlier cycles stay in the diff.
     base_commit = repo.merge_base(config.base, branch) if reused else found.get(config.base) or repo.rev(config.base)
     with Ledger.open(root) as ledger, _claimed(root, branch):
-        ledger.require_writable()  # before the worktree: a failed start leaves nothing behind
+        ledger.require_writable()  # before the worktree (page 1 only: a failed first append undoes it below)
         fresh = not (root / WORKTREES_DIR / branch.removeprefix("agentflow/")).exists()  # under the plan's lock
         run_id = run_id or new_id("r")
         run = _open_run(
@@ -480,25 +486,35 @@ def build_plan(
                 f"plan {plan.id}: the worktree {run.workdir} has uncommitted changes; they become part of "
                 "cycle 1's commit"
             )
-        run.emit(
-            RunStarted(
-                run_id=run_id,
-                mode="build",
-                plan_id=plan.id,
-                plan_path=_display(plan.path, root),
-                plan_title=plan.title,
-                estimate_hours=plan.estimate_hours,
-                branch=branch,
-                base=config.base,
-                base_commit=run.base_commit,
-                max_cycles=run.max_cycles,
-                models=run.models.recorded(),
-                **inputs.record(),
-                sandbox=run.sandbox_name,
-            )
-        )
+        try:
+            _started(run, plan, inputs, branch)
+        except Exception:  # a ledger the check passed (it writes page 1 only) failed on the first append
+            if fresh:  # what this run made goes again: nothing is left half made (a worktree, no run)
+                undo_worktree(repo, branch, run.workdir, None if reused else base_commit)
+            raise
         ended = BuildDriver(run, plan).drive()
         return _result(run, plan, ended)
+
+
+def _started(run: Run, plan: Plan, inputs: TrustedInputs, branch: str) -> None:
+    """The run's first event, ``RunStarted``."""
+    run.emit(
+        RunStarted(
+            run_id=run.run_id,
+            mode="build",
+            plan_id=plan.id,
+            plan_path=_display(plan.path, run.root),
+            plan_title=plan.title,
+            estimate_hours=plan.estimate_hours,
+            branch=branch,
+            base=run.config.base,
+            base_commit=run.base_commit,
+            max_cycles=run.max_cycles,
+            models=run.models.recorded(),
+            **inputs.record(),
+            sandbox=run.sandbox_name,
+        )
+    )
 
 
 def resume_run(root: Path, run_id: str, options: BuildOptions, reporter: Reporter | None = None) -> BuildResult:

@@ -139,6 +139,14 @@ def _drop_branch(repo: Repo, made: tuple[str, str] | None) -> None:
         repo.git("update-ref", "-d", f"refs/heads/{branch}", start, check=False)
 
 
+def undo_worktree(repo: Repo, branch: str, path: Path, made_from: str | None) -> None:
+    """Remove the worktree ``prepare_worktree`` just made at ``path`` and, when it also made the
+    branch (``made_from``: the commit it started from), the branch, while it still points there (a
+    run whose first event could not be recorded leaves nothing behind)."""
+    remove_worktree(repo, path)
+    _drop_branch(repo, (branch, made_from) if made_from else None)
+
+
 def add_detached_worktree(repo: Repo, commit: str, path: Path) -> Path:
     """A detached worktree of ``commit`` at ``path`` (a throwaway checkout), added while other runs
     add and remove theirs (``locks.worktrees_lock``).
