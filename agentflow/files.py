@@ -88,6 +88,55 @@ def make_dir(path: Path) -> Path:
     return path
 
 
+def check_report_file(path: Path) -> None:
+    """``UsageError`` (exit 2) now, creating nothing, for what ``write_report_file`` would refuse:
+    ``agentflow verify`` checks its report paths before the verifier runs (found after it, the
+    verification was paid for and its reports lost). A folder at ``path``, a file where a folder
+    must be, a folder that cannot be written, and inside the checkout a link or a FIFO or device.
+    ``write_report_file`` checks again when it writes (the paths may change meanwhile)."""
+    import stat
+
+    absolute = Path(os.path.abspath(path))
+    root = checkout_root(Path.cwd())
+    folder = UsageError("is a folder, not a file", where=path, fix=f"name a file, e.g. {Path(path) / 'report.md'}")
+    if absolute == root:
+        raise folder
+    inside = absolute.is_relative_to(root)
+    link_fix = "write the report elsewhere or remove the link; a change cannot decide where agentflow writes"
+    current = root if inside else Path(absolute.anchor)
+    for part in absolute.relative_to(current).parts:
+        parent, current = current, current / part
+        shown = current.relative_to(root) if inside else current
+        try:
+            info = os.lstat(current) if inside else os.stat(current)
+        except FileNotFoundError:  # made when written: the last folder there must take it
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UsageError(
+                    "cannot write into the folder: permission denied",
+                    where=parent,
+                    fix=f"make {parent} a writable folder (chmod u+w), or write the report elsewhere",
+                ) from None
+            return
+        except OSError as exc:
+            raise UsageError(f"cannot open: {exc.strerror or exc}", where=shown) from None
+        if inside and stat.S_ISLNK(info.st_mode):
+            raise UsageError("is a symbolic link: refused", where=shown, fix=link_fix)
+        if current != absolute:
+            if not stat.S_ISDIR(info.st_mode):
+                raise UsageError(
+                    "is not a folder", where=shown, fix=f"name a report path whose folders are folders, not {shown}"
+                )
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            raise folder
+        if inside and not stat.S_ISREG(info.st_mode):
+            raise UsageError("is not a regular file: refused", where=path, fix=link_fix)
+        if not os.access(current, os.W_OK):
+            raise UsageError(
+                "cannot write: permission denied", where=path, fix="make the file writable or name another"
+            )
+
+
 def write_report_file(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` (folders made as needed) as a regular file, never through a symbolic
     link, into a FIFO or over a device: CI writes reports into the change's checkout, where a committed

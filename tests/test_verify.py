@@ -27,6 +27,7 @@ from tests.helpers import (
     HOSTILE_MARKDOWN,
     hostile_rows,
     markdown_cells,
+    one_line_exit_2,
     validate_junit,
     validate_sarif,
 )
@@ -318,7 +319,25 @@ def test_two_reports_to_one_file_are_refused_before_verifying(repo, cli, tmp_pat
     assert verify_runs(repo) == 0 and not target.exists()
 
 
-def test_an_unwritable_report_is_exit_2_after_the_others_are_written(repo, cli, tmp_path):
+def test_an_unwritable_report_is_refused_before_verifying(repo, cli, tmp_path):
+    write_plan(repo)
+    head = feature(repo)
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    (tmp_path / "a-file").write_text("not a folder\n")
+    (tmp_path / "a-folder").mkdir()
+    for bad, problem in (
+        (tmp_path / "a-file" / "x.sarif", f"{tmp_path / 'a-file'}: is not a folder"),
+        (tmp_path / "a-folder", f"{tmp_path / 'a-folder'}: is a folder, not a file"),
+    ):
+        result = cli("verify", "--script", str(script), "--md", str(tmp_path / "ok.md"), "--sarif", str(bad))
+        one_line_exit_2(result, problem)
+        assert verify_runs(repo) == 0 and notes(repo, head) == [] and not (tmp_path / "ok.md").exists()
+
+
+def test_an_unwritable_report_is_exit_2_after_the_others_are_written(repo, cli, tmp_path, monkeypatch):
+    import agentflow.files
+
+    monkeypatch.setattr(agentflow.files, "check_report_file", lambda path: None)  # became unwritable meanwhile
     write_plan(repo)
     head = feature(repo)
     script = write_script(repo, {"verifier": [verifier_session()]})

@@ -393,6 +393,7 @@ def verify(
         ),
     ] = False,
 ) -> None:
+    from agentflow.files import check_report_file
     from agentflow.orchestration import BuildOptions, exit_code_for, verify_checks
     from agentflow.orchestration import verify as verify_change
     from agentflow.report.github import github_step_summary
@@ -400,6 +401,9 @@ def verify(
 
     # checked before the verifier runs: a clash found afterwards would waste the verification
     targets = report_targets(fmt, output, {"json": json_file, "md": md_file, "sarif": sarif_file, "junit": junit_file})
+    for _fmt, path in targets:  # ... and so would a path that cannot be written (checked again at the end)
+        if path is not None:
+            check_report_file(path)
     root = _common.repo().root
     if checks_only:
         with TerminalReporter(live=False) as reporter:
