@@ -55,3 +55,26 @@ def test_a_build_on_a_damaged_ledger_keeps_the_branch_it_reused(repo: Path, cli)
     assert git(repo, "rev-parse", "agentflow/1-farewell") == head
     assert len(git(repo, "worktree", "list", "--porcelain").split("\n\n")) == 1
     assert not (repo / ".agentflow" / "worktrees" / "1-farewell").exists()
+
+
+def test_a_missing_script_of_the_config_names_the_config_file_and_key(repo: Path, cli) -> None:
+    write_plan(repo)
+    (repo / "agentflow.yaml").write_text(
+        "models:\n  builder:\n    backend: scripted\n    script: gone.json\n"
+        "  verifier:\n    backend: scripted\n    script: gone.json\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "scripted config")
+    branches = git(repo, "branch", "--list")
+    result = cli("build", "1")
+    one_line_exit_2(
+        result, "agentflow.yaml: models.builder.script names gone.json, no such file", "set models.builder.script"
+    )
+    assert "--script FILE" in result.stderr and "pass an existing --script FILE" not in result.stderr
+    assert git(repo, "branch", "--list") == branches
+    # passed on the command line, the fix is the option's
+    one_line_exit_2(
+        cli("build", "1", "--script", "missing.json"),
+        "missing.json: no such script file",
+        "pass an existing --script FILE",
+    )

@@ -156,7 +156,14 @@ def validate_backends(config: Config, options: BuildOptions, root: Path, roles: 
                     fix="pass --script FILE or set models.<role>.script",
                 )
             if cfg.backend == "scripted" and not Path(cfg.script or "").is_file():
-                raise UsageError("no such script file", where=cfg.script, fix="pass an existing --script FILE")
+                if options.script is not None:
+                    raise UsageError("no such script file", where=cfg.script, fix="pass an existing --script FILE")
+                key = f"models.{role}.script"  # the config's, never passed: the fix is in the file
+                raise UsageError(
+                    f"{key} names {config.models.for_role(role).script}, no such file",  # type: ignore[arg-type]
+                    where=config.source or "agentflow.yaml",
+                    fix=f"set {key} to an existing script (relative to the repository root) or pass --script FILE",
+                )
             if cfg.backend == "command" and not cfg.command:
                 raise UsageError(
                     "the command backend needs a command",
