@@ -371,10 +371,10 @@ class Run:
         earlier: VerdictRecorded | None,
         mode: str,
     ) -> dict[str, Any]:
-        diff = self.diff(commit)
-        truncated = len(diff) > MAX_DIFF_CHARS
-        if truncated:
-            diff = diff[:MAX_DIFF_CHARS]
+        from agentflow.diffbudget import fit
+
+        diff, cut_files = fit(self.diff(commit), MAX_DIFF_CHARS)  # a fair share per file, not a prefix
+        truncated = bool(cut_files)
         plan = self.plan
         return {
             "mode": mode,
@@ -389,6 +389,7 @@ class Run:
             "files": self.changed_files(commit),
             "diff": diff,
             "diff_truncated": truncated,
+            "diff_cut_files": cut_files,
             "checks": [_check_dict(c) for c in checks],
             "open_findings": evaluator_findings(self.ledger, plan),
             "scope_findings": _findings_view([f for f in extra_findings if not f.get("rule")]),
