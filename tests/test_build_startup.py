@@ -89,7 +89,8 @@ def test_the_warm_up_scans_root_only_files_only_for_a_sandboxed_build_as_root(re
     from agentflow import sandbox
 
     calls: list[str] = []
-    monkeypatch.setattr(sandbox, "root_only", lambda: calls.append("scan") or ())
+    ours: set[int] = set()  # earlier tests' warm-ups may still be waiting (up to 30 s) and scan meanwhile
+    monkeypatch.setattr(sandbox, "root_only", lambda: threading.get_ident() in ours and calls.append("scan") or ())
     monkeypatch.setattr(build_runs.os, "geteuid", lambda: 0)
     done = threading.Event()
     real_thread = build_runs.threading.Thread
@@ -98,6 +99,7 @@ def test_the_warm_up_scans_root_only_files_only_for_a_sandboxed_build_as_root(re
         target = kwargs["target"]
 
         def run() -> None:
+            ours.add(threading.get_ident())
             try:
                 target()
             finally:
