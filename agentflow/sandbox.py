@@ -462,6 +462,8 @@ class Sandbox:
                     or (_under(path, "/tmp") and not any(_under(path, p) for p in shown))
                 ):
                     continue
+            if holds_nothing(path):
+                continue  # nothing to hide, and perhaps gone before bwrap mounts over it (holds_nothing)
             if os.path.isdir(path):
                 args += ["--tmpfs", path]
             else:
@@ -502,6 +504,65 @@ class Sandbox:
         if key_file := os.environ.get(KEY_FILE_ENV):
             paths.append(os.path.abspath(os.path.expanduser(key_file)))
         return list(dict.fromkeys(os.path.normpath(p) for p in (*paths, *self.hide)))
+
+
+# How many entries below a credential folder ``holds_nothing`` looks at before calling it full.
+NOTHING_ENTRIES = 64
+
+
+def holds_nothing(path: str) -> bool:
+    """Whether ``path`` is an empty regular file, or a folder with nothing below it but such files and
+    folders, or is gone: what another process's sandbox leaves for a moment. Claude Code's own Bash
+    sandbox, run on the host (``sandbox.mode: off``, or a developer's Claude Code beside agentflow),
+    makes ``~/.ssh`` an empty read-only file for each command (about 0.2 s) and removes it after; seen
+    here, it was mounted over, and once gone bwrap could not make the mount point in the read-only
+    home: "bwrap: Can't create file at /root/.ssh: Read-only file system" failed a sandbox at random.
+    Such a path holds nothing to hide, as an absent one. A link, socket, FIFO or device, a file with
+    content (or that cannot be read), a folder that cannot be listed or holds more than
+    ``NOTHING_ENTRIES`` entries: not nothing."""
+    todo, entries = [path], 0
+    while todo:
+        current = todo.pop()
+        try:
+            info = os.lstat(current)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+        if stat.S_ISREG(info.st_mode):
+            if info.st_size or not _reads_empty(current):
+                return False
+        elif stat.S_ISDIR(info.st_mode):
+            try:
+                names = os.listdir(current)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return False
+            entries += len(names)
+            if entries > NOTHING_ENTRIES:
+                return False
+            todo += [os.path.join(current, name) for name in names]
+        else:
+            return False
+    return True
+
+
+def _reads_empty(path: str) -> bool:
+    """Whether a file whose size is 0 reads empty too (or is gone): a FUSE, proc or sys file says 0 and
+    has content."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        return os.read(descriptor, 1) == b""
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
 
 
 def env_credentials(environ: Mapping[str, str]) -> list[str]:

@@ -7,10 +7,12 @@ Each session is bounded by ``max_seconds`` (the backend's own time limit).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from agentflow.events import ModelCalled, SessionEnded, SessionStarted, ToolCall
 from agentflow.ledger import Ledger
 from agentflow.models import claude_code
 from agentflow.models.claude_code import VERDICT_TOOL, ToolPolicy, run_claude_code_session, session_env
-from agentflow.sandbox import Sandbox
+from agentflow.sandbox import Sandbox, holds_nothing
 from agentflow.session import RunBudget
 from tests.claude_code_helpers import claude_code_env, make_spec, result_text, tool_named, tool_results  # noqa: F401
 from tests.fakeapi import TEST_API_KEY, Error, fake_anthropic, message, text, tool_use  # noqa: F401
@@ -283,6 +285,82 @@ def test_with_sandbox_off_claude_codes_bash_sandbox_still_confines_bash(
 
     assert result.status == "completed", result.reason
     _assert_bash_was_sandboxed(repo, listener, outside)
+    assert not proxy.requests
+
+
+# What Claude Code's Bash sandbox, run on the host (sandbox.mode off, or a developer's own Claude Code
+# beside agentflow), makes in the home while each of its commands runs (about 0.2 s) and removes after:
+# empty read-only files as bwrap's mount points (~/.ssh among them), folders for deeper ones.
+def _mount_points(home: Path) -> list[Path]:
+    (home / ".ssh").touch(mode=0o444)
+    (home / ".local" / "share").mkdir(parents=True)
+    (home / ".local" / "share" / "keyrings").touch(mode=0o444)
+    (home / ".kube").mkdir()
+    return [home / ".ssh", home / ".local" / "share" / "keyrings", home / ".kube"]
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            path.rmdir()
+        elif path.exists():
+            path.unlink()
+
+
+def test_another_sandboxs_mount_points_gone_before_bwrap_starts_fail_no_sandbox(tmp_path: Path) -> None:
+    """Seen while agentflow built its sandbox, gone when bwrap started: bwrap could not make them again in
+    the read-only home ("bwrap: Can't create file at /root/.ssh: Read-only file system"), which failed a
+    claude-code session once in a full run. A credential with content beside them stays hidden."""
+    home = tmp_path / "home"
+    home.mkdir()
+    placeholders = _mount_points(home)
+    (home / ".aws").mkdir()
+    (home / ".aws" / "credentials").write_text("aws-key-that-must-not-leak\n")
+    (home / ".netrc").write_text("machine example.com password netrc-password-that-must-not-leak\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    need_tool("bwrap")
+    box = dataclasses.replace(Sandbox.from_config(), home=str(home))
+    argv = box.wrap(["sh", "-c", f"cat {home}/.aws/credentials {home}/.netrc 2>&1; echo done"], work)
+    _remove(placeholders)  # the other sandbox's command ended
+
+    done = subprocess.run(argv, capture_output=True, text=True, env=box.environment(), timeout=30, check=False)
+
+    assert done.returncode == 0 and "done" in done.stdout, done.stderr
+    assert "must-not-leak" not in done.stdout
+    assert not holds_nothing("/proc/self/status")  # a file that says size 0 and has content is hidden
+
+
+def test_a_session_starts_when_another_sandboxs_mount_points_are_gone(
+    repo: Path, ledger: Ledger, claude_code_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need_tool("bwrap")
+    need_tool("socat")
+    fake, proxy = claude_code_env
+    home = tmp_path / "home"
+    home.mkdir()
+    placeholders = _mount_points(home)
+    (home / ".claude.json").touch(mode=0o444)  # Claude Code's account file, when its config is elsewhere
+    placeholders.append(home / ".claude.json")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR")  # this CLI's config is the home's: ~/.claude, ~/.claude.json
+    wrap = Sandbox.wrap
+
+    def wrap_then_end_the_other_command(self: Sandbox, *args, **kwargs) -> list[str]:
+        argv = wrap(self, *args, **kwargs)
+        _remove(placeholders)  # between agentflow's look at the home and bwrap's start
+        return argv
+
+    monkeypatch.setattr(Sandbox, "wrap", wrap_then_end_the_other_command)
+    fake.add(
+        message(tool_use("Bash", {"command": "echo ran > ran.txt", "description": "run a command"})),
+        message(text("Done.")),
+    )
+
+    result = run_claude_code_session(make_spec("builder", repo), ledger)
+
+    assert result.status == "completed", result.reason
+    assert (repo / "ran.txt").read_text() == "ran\n"
     assert not proxy.requests
 
 

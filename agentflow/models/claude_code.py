@@ -46,7 +46,7 @@ from agentflow.errors import UsageError
 from agentflow.events import MAX_EVENT_STRING, Usage
 from agentflow.paths import PathRefused, confine, pattern_problem
 from agentflow.redact import is_secret_name
-from agentflow.sandbox import ALLOWED_ENV, Sandbox, require_nested
+from agentflow.sandbox import ALLOWED_ENV, Sandbox, holds_nothing, require_nested
 from agentflow.session_types import ProgressFn, SessionRecorder, SessionResult, SessionSpec, submitted_summary
 from agentflow.text import one_line
 
@@ -301,7 +301,8 @@ def claude_config_paths(environ: dict[str, str] | None = None) -> list[Path]:
         paths = [Path(configured)]
     else:
         home = Path(os.path.expanduser("~"))
-        paths = [home / ".claude"] + ([home / ".claude.json"] if (home / ".claude.json").exists() else [])
+        account = home / ".claude.json"  # an empty one may be another sandbox's mount point, gone any moment
+        paths = [home / ".claude"] + ([] if holds_nothing(str(account)) else [account])
     paths[0].mkdir(parents=True, exist_ok=True)
     return paths
 
