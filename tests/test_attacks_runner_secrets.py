@@ -19,13 +19,11 @@ the change's checks): tested before the fix, each of these was read.
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import pytest
 
+from agentflow import sandbox as sandbox_module
 from agentflow.sandbox import Sandbox
 from agentflow.tools import run_shell
 from tests.helpers import git, need_tool
@@ -57,28 +55,30 @@ def _read(paths: list[Path], worktree: Path, readable: list[Path]) -> str:
 
 
 @pytest.fixture
-def platform_secret() -> Path:
-    """A secret where Kubernetes and Docker mount them (root only: the test writes below /run)."""
-    base = Path("/run/secrets")
-    if os.geteuid() != 0:
-        pytest.skip("writes below /run/secrets")
-    made = not base.exists()
-    folder = base / f"agentflow-test-{uuid.uuid4().hex[:8]}" / "serviceaccount"
+def platform_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A secret where Kubernetes and Docker mount them, in a stand-in of ``/run`` (and of ``/var/run``, a
+    link to it): a real ``/run/secrets`` made and removed by the test failed other runs' sandboxes on the
+    machine (bwrap could not mount over the folder once it was gone). The token and the stand-in's path
+    through the link."""
+    run, var = tmp_path / "run", tmp_path / "var"
+    folder = run / "secrets" / "agentflow-test" / "serviceaccount"
     folder.mkdir(parents=True)
     (folder / "token").write_text(SECRET)
     (folder / "token").chmod(0o644)
-    yield folder / "token"
-    shutil.rmtree(folder.parent)
-    if made:
-        shutil.rmtree(base, ignore_errors=True)
+    var.mkdir()
+    (var / "run").symlink_to(run)
+    stand_ins = tuple(str(tmp_path / p.lstrip("/")) for p in sandbox_module.PLATFORM_SECRETS)
+    assert stand_ins[:2] == (str(run / "secrets"), str(var / "run" / "secrets"))
+    monkeypatch.setattr(sandbox_module, "PLATFORM_SECRETS", stand_ins)
+    return folder / "token", var / "run" / "secrets" / "agentflow-test" / "serviceaccount" / "token"
 
 
-def test_platform_secrets_are_hidden(repo: Path, platform_secret: Path) -> None:
+def test_platform_secrets_are_hidden(repo: Path, tmp_path: Path, platform_secret: tuple[Path, Path]) -> None:
     need_tool("bwrap")
     worktree = _worktree(repo)
-    via_var_run = Path("/var/run/secrets") / platform_secret.relative_to("/run/secrets")
+    token, via_var_run = platform_secret
 
-    out = _read([platform_secret, via_var_run], worktree, [])
+    out = _read([token, via_var_run], worktree, [tmp_path / "run", tmp_path / "var"])  # as / shows them
 
     assert SECRET not in out, out
     assert "# sample" in out and "initial" in out, out
