@@ -268,7 +268,7 @@ def test_builder_bash_runs_in_claude_codes_own_sandbox_inside_agentflows(
 
 
 def test_with_sandbox_off_claude_codes_bash_sandbox_still_confines_bash(
-    repo: Path, ledger: Ledger, claude_code_env, tmp_path: Path
+    repo: Path, ledger: Ledger, claude_code_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     need_tool("bwrap")
     need_tool("socat")  # mode off: Claude Code's own sandbox is the only one, and it needs both
@@ -280,6 +280,10 @@ def test_with_sandbox_off_claude_codes_bash_sandbox_still_confines_bash(
     _probe_bash(fake, listener.port, outside)
     spec = make_spec("builder", repo)
     spec.sandbox = Sandbox.off()
+    # on the host, Claude Code's sandbox makes its mount points in the home (~/.ssh, ~/.mcp.json, ...) while
+    # the command runs: in a home of the test's, not the machine's, where other runs' sandboxes look
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
     result = run_claude_code_session(spec, ledger)
 
