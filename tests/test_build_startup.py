@@ -143,3 +143,14 @@ def test_ledger_connections_of_one_file_share_one_lock_and_lose_no_append(repo):
     finally:
         for ledger in ledgers:
             ledger.close()
+
+
+def test_no_warm_up_outlives_its_build(repo, cli):
+    """A build that ends before its runs wait for their model (here: an unknown plan) ends its warm-up:
+    left waiting its 30 s, it then scanned and imported in a later test, which had patched what it called."""
+    before = {t for t in threading.enumerate() if t.name == "agentflow-warm-up"}
+
+    result = cli("build", "no-such-plan")
+
+    assert result.exit_code == 2, result.output
+    assert [t for t in threading.enumerate() if t.name == "agentflow-warm-up" and t not in before] == []

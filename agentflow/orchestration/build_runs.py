@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -675,7 +675,21 @@ def build(
     _prime_shared_state()  # on a thread: it overlaps the git processes below and the runs' first ones
     waiting = threading.Event()
     # the builder's prompt compiled while the plans are read and checked: the first request needs it
-    warm_up(root, waiting, sandboxed=config.sandbox.mode != "off")
+    end_warm_up = warm_up(root, waiting, sandboxed=config.sandbox.mode != "off")
+    try:
+        return _build(root, refs, options, reporter, config, waiting)
+    finally:
+        end_warm_up()
+
+
+def _build(
+    root: Path,
+    refs: Sequence[str],
+    options: BuildOptions,
+    reporter: Reporter | None,
+    config: Config,
+    waiting: threading.Event,
+) -> list[BuildResult]:
     plans = load_build_plans(root, refs, config)
     preflight(root, config, options)
     reporter = _WaitingRuns(reporter or NullReporter(), min(options.jobs, len(plans)), waiting)
@@ -737,7 +751,7 @@ RULES_WARM_UP_WAIT_S = 30.0
 WARM_UP_AFTER_WAITING_S = 0.05
 
 
-def warm_up(root: Path, waiting: threading.Event, sandboxed: bool = False) -> None:
+def warm_up(root: Path, waiting: threading.Event, sandboxed: bool = False) -> Callable[[], None]:
     """In a background thread, while the worktrees are prepared: import jinja2 and compile the role
     prompts of the checkout into the cache every run's sessions render from (``prompts.precompile``,
     keyed by the exact text, so a prompt that differs by the time a run reads it compiles anew): the
@@ -749,7 +763,10 @@ def warm_up(root: Path, waiting: threading.Event, sandboxed: bool = False) -> No
     the same moment under ``-j``: as root, the sandbox's scan of root-only files (``sandbox.root_only``,
     once per process: 25 ms alone, 0.15 s of every run's wait when four runs' first checks scanned
     at once) and the evidence module. Best effort: the runs do the same themselves and report any
-    problem."""
+    problem. Returns what ends it: the build calls it when it ends, so that no warm-up outlives its
+    build (one that ended before its runs waited kept waiting 30 s, then scanned and imported, in a
+    test that had patched what it called)."""
+    ended = threading.Event()
 
     def load() -> None:
         with contextlib.suppress(Exception):
@@ -758,10 +775,12 @@ def warm_up(root: Path, waiting: threading.Event, sandboxed: bool = False) -> No
 
             inputs = from_checkout(root)
             prompts.precompile(inputs.texts[inputs.prompt_names["builder"]])  # the first session's
-            if waiting.wait(RULES_WARM_UP_WAIT_S):
+            if waiting.wait(RULES_WARM_UP_WAIT_S) and not ended.is_set():
                 # "waiting for the model" is said just before a request is built and sent (a few ms
                 # of the GIL each): compiling the rules then delayed the first requests
                 time.sleep(WARM_UP_AFTER_WAITING_S)
+            if ended.is_set():
+                return  # the build is over: nothing left to warm
             for role in ROLES:
                 prompts.precompile(inputs.texts[inputs.prompt_names[role]])
             from agentflow.rules import registry
@@ -777,7 +796,15 @@ def warm_up(root: Path, waiting: threading.Event, sandboxed: bool = False) -> No
 
                 root_only()
 
-    threading.Thread(target=load, name="agentflow-warm-up", daemon=True).start()
+    thread = threading.Thread(target=load, name="agentflow-warm-up", daemon=True)
+    thread.start()
+
+    def end() -> None:
+        ended.set()
+        waiting.set()  # wakes it if it still waits for the runs
+        thread.join()  # the step it is in (a prompt's compilation, an import) ends it
+
+    return end
 
 
 class _WaitingRuns:
