@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -391,3 +392,28 @@ def test_verify_markdown_shows_check_commands_as_written_in_code_spans(repo, cli
     row = next(line for line in result.stdout.splitlines() if line.startswith("| ``echo"))
     cells = markdown_cells(row)
     assert len(cells) == 3 and cells[0] == "``echo '`<b>x</b>`' 2>&1 \\| cat``", row
+
+
+def test_a_damaged_ledger_stops_verify_with_one_line_and_leaves_no_checkout(repo, cli):
+    write_plan(repo, checks=["test -f src/app.py"])
+    head = feature(repo)
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    with Ledger.open(repo) as ledger:  # enough events for their table to have pages of its own
+        for number in range(200):
+            ledger.append(RunStarted(run_id=f"r-{number}", plan_id="1", plan_title="x" * 200))
+    path = repo / ".agentflow" / "ledger.db"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = db.execute("PRAGMA page_size").fetchone()[0]
+    (page,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()
+    db.close()
+    data = bytearray(path.read_bytes())
+    data[(page - 1) * size : page * size] = bytes(size)  # the events' table damaged, the schema intact
+    path.write_bytes(bytes(data))
+
+    result = cli("verify", "--plan", "1", "--script", str(script))
+
+    one_line_exit_2(result, "ledger.db: the ledger is corrupt", "move the file aside")
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1  # the checkout alone
+    assert not [p for p in (repo / ".agentflow" / "worktrees").glob("*")]
+    assert notes(repo, head) == []
