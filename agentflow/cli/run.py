@@ -47,7 +47,7 @@ Formats: text, json, md, github (workflow annotations, plus Markdown appended to
 
 --checks-only runs only the checks (the config's and the plan's, or those of every plan the trailers in base..head name) in a clean checkout of head, without a verifier and without writing a note: a merge queue re-runs them on the merge result. Exit 0 when at least one check ran and all passed, 1 otherwise.
 
-Several reports from one verification: --format/--output is the main report (stdout by default); --json, --md, --sarif and --junit FILE each write one more report of the same verdict, so CI pays for and records one verification, not one per report.
+Several reports from one verification: --format/--output is the main report (stdout by default); --json, --md, --sarif and --junit FILE each write one more report of the same verdict, so CI pays for and records one verification, not one per report. Every report path is checked before anything runs (exit 2, nothing paid for): two reports to one file, a folder, a folder that cannot be written, a link inside the checkout. Folders are created when the reports are written; one that still cannot be written then costs no other report, and the verdict stays recorded (exit 2).
 
 Examples:
 
@@ -393,17 +393,13 @@ def verify(
         ),
     ] = False,
 ) -> None:
-    from agentflow.files import check_report_file
     from agentflow.orchestration import BuildOptions, exit_code_for, verify_checks
     from agentflow.orchestration import verify as verify_change
     from agentflow.report.github import github_step_summary
     from agentflow.report.verify import report_targets
 
-    # checked before the verifier runs: a clash found afterwards would waste the verification
+    # formats and paths checked before the verifier runs: a problem found afterwards would waste the verification
     targets = report_targets(fmt, output, {"json": json_file, "md": md_file, "sarif": sarif_file, "junit": junit_file})
-    for _fmt, path in targets:  # ... and so would a path that cannot be written (checked again at the end)
-        if path is not None:
-            check_report_file(path)
     root = _common.repo().root
     if checks_only:
         with TerminalReporter(live=False) as reporter:

@@ -101,10 +101,14 @@ def report_targets(fmt: str, output: Path | None, extra: Mapping[str, Path | Non
     each extra ``format -> file`` that is set.
 
     One verification, several reports: CI needs annotations and a SARIF file from the same verdict
-    and pays once. Checked before anything runs (a clash found after the verifier ran would waste
-    it): an unknown format, or two reports aimed at the same file, is an input error.
+    and pays once. Checked before anything runs, since a problem found after the verifier ran would
+    waste the paid verification: ``UsageError`` (exit 2) for an unknown format, two reports aimed at
+    the same file, or a path that cannot take a report (``agentflow.files.check_report_file``: a
+    folder, a file where a folder must be, a folder that cannot be written, a link, FIFO or device
+    inside the checkout). Nothing is created; the paths are checked again when the reports are written.
     """
     from agentflow.errors import UsageError
+    from agentflow.files import check_report_file
 
     targets: list[ReportTarget] = [(fmt, output), *((name, path) for name, path in extra.items() if path is not None)]
     seen: dict[Path, str] = {}
@@ -120,6 +124,9 @@ def report_targets(fmt: str, output: Path | None, extra: Mapping[str, Path | Non
                 fix="give each report its own file",
             )
         seen[key] = name
+    for _name, path in targets:
+        if path is not None:
+            check_report_file(path)
     return targets
 
 
