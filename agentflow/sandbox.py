@@ -447,6 +447,7 @@ class Sandbox:
                 for path in proc:
                     args += ["--ro-bind", "/dev/null", path]
         from_env = {os.path.normpath(p) for p in env_credentials(os.environ)}
+        named = {os.path.normpath(p) for p in self.hide}  # sandbox.hide: hidden even when empty now
         for path in self.hidden_paths():
             if path in kept or not os.path.lexists(path):
                 continue
@@ -462,7 +463,7 @@ class Sandbox:
                     or (_under(path, "/tmp") and not any(_under(path, p) for p in shown))
                 ):
                     continue
-            if holds_nothing(path):
+            if path not in named and holds_nothing(path):
                 continue  # nothing to hide, and perhaps gone before bwrap mounts over it (holds_nothing)
             if os.path.isdir(path):
                 args += ["--tmpfs", path]

@@ -276,3 +276,28 @@ def test_one_glob_dialect_for_tools_scope_and_the_claude_code_guard(repo: Path) 
     verifier = ToolPolicy(repo, "verifier")
     assert verifier.refusal("Read", {"file_path": str(repo / ".agentflow" / "ledger.db")})
     assert Toolbox(repo, "verifier").call("read_file", {"path": ".agentflow/ledger.db"}).is_error
+
+
+def test_sandbox_hide_hides_an_empty_folder_written_during_the_session(repo: Path, tmp_path: Path) -> None:
+    """A built-in credential folder that holds nothing is not mounted over (agentflow.sandbox.holds_nothing);
+    a folder the user names in sandbox.hide is, even empty: what is written there later stays hidden."""
+    import subprocess
+    import time
+    from dataclasses import replace
+
+    from agentflow.sandbox import Sandbox
+
+    need_tool("bwrap")
+    home = tmp_path / "home"  # readable in the sandbox (bound back from the private /tmp)
+    vault = home / "vault"
+    vault.mkdir(parents=True)
+    box = replace(Sandbox.from_config(), home=str(home), hide=(str(vault),))
+    work = tmp_path / "work"
+    work.mkdir()
+    argv = box.wrap(["sh", "-c", f"sleep 0.5; cat {vault}/token 2>&1; echo done"], work)
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=box.environment())
+    time.sleep(0.2)
+    (vault / "token").write_text("token-written-during-the-session\n")
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 0 and "done" in out, err
+    assert "token-written-during-the-session" not in out
