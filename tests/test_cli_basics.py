@@ -18,6 +18,15 @@ def test_help_lists_examples(cli):
     assert "agentflow build .plans/348-capsule-isolation.md" in result.output
 
 
+def test_help_shows_a_type_for_options_that_take_a_value_and_none_for_flags(cli):
+    result = cli("build", "--help", env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    rows = {row.split()[1]: row.split()[2:] for row in result.output.splitlines() if row.startswith("│ --")}
+    assert "<bool>" not in result.output
+    assert rows["--dry-run"][0] == "Print"  # a flag: straight to its help
+    assert rows["--jobs"][:2] == ["-j", "<int>"] and rows["--resume"][0] == "RUN"
+
+
 def test_log_help_says_it_refuses_a_broken_chain(cli):
     """What docs/foundation.md says of `log`: only what the chains vouch for is printed, exit 2 else."""
     result = cli("log", "--help")
