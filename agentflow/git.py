@@ -10,7 +10,8 @@ GitPython (``Repo.lib()``, imported on first use: it costs more than Python's ow
 
 Repository config and hooks are content an agent could have written, so every git process agentflow
 starts, GitPython's included, runs no hook and no fsmonitor (``SAFE_CONFIG``), shows diffs without
-external diff drivers or textconv, and gets an environment without secrets (``git_env``; GitPython's
+external diff drivers or textconv, reads objects as stored (no replace refs, no grafts:
+``GIT_OBJECTS_AS_STORED``), and gets an environment without secrets (``git_env``; GitPython's
 processes get the secret variables emptied, ``_secretless``).
 """
 
@@ -128,6 +129,14 @@ GIT_ENV_KEEP = frozenset(
 )
 
 
+# What every git process agentflow starts reads objects and parents as they are stored: no replace
+# ref (``refs/replace/<id>``, or wherever ``GIT_REPLACE_REF_BASE`` points) stands in for an object and
+# no graft file gives a commit other parents. Object ids stay the same under both, so the verifier was
+# shown a blob the tree does not hold, while the approval's tree matched every clone, where the real
+# blob merges (tests/test_attacks_replace_refs.py). ``/dev/null/grafts`` can never exist.
+GIT_OBJECTS_AS_STORED = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_GRAFT_FILE": "/dev/null/grafts"}
+
+
 # the last environment ``git_env`` filtered: (a copy of os.environ's own mapping, the result)
 _env_cache: list[tuple[dict[Any, Any], dict[str, str]]] = []
 
@@ -143,6 +152,7 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         env = cached[1]
     else:
         env = {k: v for k, v in os.environ.items() if k in GIT_ENV_KEEP or not is_secret_name(k)}
+        env.update(GIT_OBJECTS_AS_STORED)
         if "PATH" in env:  # what git itself starts by name (ssh for a fetch, a filter's program): not the change's
             env["PATH"] = trusted_path(env["PATH"], _STARTED_IN)
         if data is not None:
@@ -274,7 +284,7 @@ def _gitpython_repo_class() -> type[gitpython.Repo]:
         def execute(self, command: Any, **kwargs: Any) -> Any:
             if isinstance(command, list | tuple) and command and command[0] == self.GIT_PYTHON_GIT_EXECUTABLE:
                 command = [command[0], *SAFE_CONFIG, *_without_drivers(list(command[1:]))]
-            kwargs["env"] = {**_secretless(), **(kwargs.get("env") or {})}
+            kwargs["env"] = {**_secretless(), **GIT_OBJECTS_AS_STORED, **(kwargs.get("env") or {})}
             return super().execute(command, **kwargs)
 
     class HardenedRepo(gitpython.Repo):
