@@ -309,7 +309,12 @@ def test_the_report_shows_control_characters_never_sends_them(repo: Path) -> Non
 @pytest.mark.parametrize("fmt", fastcli.METRICS_FORMATS)
 def test_a_report_makes_no_cyclic_garbage_so_the_collector_can_stay_off(history: Path, fmt: str) -> None:
     """Why the fast path leaves the collector off: what a report allocates is freed by reference
-    counting; a collection after it finds next to nothing (a few dozen objects)."""
+    counting; a collection after it finds next to nothing (a few dozen objects).
+
+    The collector counts every thread's garbage, and in one full-suite run a window found 123
+    objects (not reproduced alone; a daemon thread an earlier test left running, such as a warm-up
+    still importing, is the likely source). The report's own garbage is in every window, so the
+    quietest of three is what it makes."""
     import gc
 
     from agentflow.metrics import metrics_report, parse_period
@@ -317,12 +322,15 @@ def test_a_report_makes_no_cyclic_garbage_so_the_collector_can_stay_off(history:
 
     period = parse_period("2026-11-16", "2026-11-22")
     render_metrics(metrics_report(history, period), fmt)  # imports and caches: made once
-    gc.collect()
     enabled = gc.isenabled()
     gc.disable()
     try:
-        assert render_metrics(metrics_report(history, period), fmt)
-        assert gc.collect() < 100
+        found = []
+        for _ in range(3):
+            gc.collect()
+            assert render_metrics(metrics_report(history, period), fmt)
+            found.append(gc.collect())
+        assert min(found) < 100, found
     finally:
         if enabled:
             gc.enable()
