@@ -24,7 +24,7 @@ import subprocess
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -136,6 +136,45 @@ GIT_ENV_KEEP = frozenset(
 # blob merges (tests/test_attacks_replace_refs.py). ``/dev/null/grafts`` can never exist.
 GIT_OBJECTS_AS_STORED = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_GRAFT_FILE": "/dev/null/grafts"}
 
+# Config that changes output agentflow parses, set to git's defaults whatever a config file says
+# (the user's ``~/.gitconfig``, or a repository config written by a CI step before agentflow ran):
+# ``color.ui=always`` put escapes before every ``diff --git`` header, so the diff budget saw one file
+# and cut the verifier's diff as a prefix again, and ``diff.noprefix`` made it name no file
+# (tests/test_attacks_git_output.py). Passed as ``GIT_CONFIG_COUNT`` entries after the caller's own.
+FORCED_CONFIG = (
+    ("color.ui", "never"),
+    ("color.diff", "never"),
+    ("diff.noprefix", "false"),
+    ("diff.mnemonicPrefix", "false"),
+    ("diff.srcPrefix", "a/"),
+    ("diff.dstPrefix", "b/"),
+    ("diff.relative", "false"),
+    ("log.showSignature", "false"),
+)
+
+
+def forced_config_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``FORCED_CONFIG`` as ``GIT_CONFIG_*`` variables numbered after those ``environ`` holds
+    (git's ``-c`` options reach a child that way too): later entries win, so these do."""
+    try:
+        count = max(0, int(environ.get("GIT_CONFIG_COUNT", "0") or 0))
+    except ValueError:
+        count = 0
+    env = {"GIT_CONFIG_COUNT": str(count + len(FORCED_CONFIG))}
+    for i, (key, value) in enumerate(FORCED_CONFIG, start=count):
+        env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
+    return env
+
+
+# ``git -c``'s variables: ``GIT_CONFIG_KEY_<n>`` names a setting, no secret, though "KEY" is in it (dropped,
+# every git process failed with "missing config key" while ``GIT_CONFIG_COUNT`` was set)
+_CONFIG_KEY = re.compile(r"GIT_CONFIG_KEY_\d+")
+
+
+def _kept(name: str) -> bool:
+    """Whether the variable ``name`` reaches agentflow's git processes (secret names do not)."""
+    return name in GIT_ENV_KEEP or _CONFIG_KEY.fullmatch(name) is not None or not is_secret_name(name)
+
 
 # the last environment ``git_env`` filtered: (a copy of os.environ's own mapping, the result)
 _env_cache: list[tuple[dict[Any, Any], dict[str, str]]] = []
@@ -151,8 +190,9 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     if data is not None and cached is not None and cached[0] == data:
         env = cached[1]
     else:
-        env = {k: v for k, v in os.environ.items() if k in GIT_ENV_KEEP or not is_secret_name(k)}
+        env = {k: v for k, v in os.environ.items() if _kept(k)}
         env.update(GIT_OBJECTS_AS_STORED)
+        env.update(forced_config_env(env))
         if "PATH" in env:  # what git itself starts by name (ssh for a fetch, a filter's program): not the change's
             env["PATH"] = trusted_path(env["PATH"], _STARTED_IN)
         if data is not None:
@@ -250,7 +290,7 @@ def note_lines(blob: bytes) -> list[str]:
 def _secretless() -> dict[str, str]:
     """Secret variables of this process, emptied: GitPython's processes start from ``os.environ``,
     and an empty value in its ``env`` overrides is how a name is kept from reaching them."""
-    return {k: "" for k in os.environ if k not in GIT_ENV_KEEP and is_secret_name(k)}
+    return {k: "" for k in os.environ if not _kept(k)}
 
 
 _SHORT_HEX = re.compile(r"[0-9a-fA-F]{4,39}")
@@ -284,7 +324,8 @@ def _gitpython_repo_class() -> type[gitpython.Repo]:
         def execute(self, command: Any, **kwargs: Any) -> Any:
             if isinstance(command, list | tuple) and command and command[0] == self.GIT_PYTHON_GIT_EXECUTABLE:
                 command = [command[0], *SAFE_CONFIG, *_without_drivers(list(command[1:]))]
-            kwargs["env"] = {**_secretless(), **GIT_OBJECTS_AS_STORED, **(kwargs.get("env") or {})}
+            forced = {**GIT_OBJECTS_AS_STORED, **forced_config_env(os.environ)}
+            kwargs["env"] = {**_secretless(), **forced, **(kwargs.get("env") or {})}
             return super().execute(command, **kwargs)
 
     class HardenedRepo(gitpython.Repo):
