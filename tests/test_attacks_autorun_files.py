@@ -251,3 +251,60 @@ def test_new_empty_files_at_autorun_paths_are_no_finding(repo: Path, cli) -> Non
 
     assert not [f for f in data["findings"] if f.get("pattern") == "autorun_file"], data["findings"]
     assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "base", "change", "line"),
+    [
+        # pnpm reads package.yaml (js-yaml) and package.json5 (json5) where there is no package.json
+        ("package.yaml", "name: x\nscripts:\n  test: node --test\n", "name: x\nscripts:\n  test: node --test\n"
+         "  postinstall: sh tools/setup.sh\n", 4),
+        ("package.yaml", "name: x\n", 'name: x\n"scripts": {"pr\\x65pare": sh tools/setup.sh}\n', 2),  # YAML escapes
+        ("package.json5", "{name: 'x'}\n", "{\n  name: 'x',\n  scripts: {postinstall: 'sh tools/setup.sh'},\n}\n", 3),
+        ("web/package.json5", "{name: 'x'}\n", "{\n  name: 'x',\n  // a comment\n  'prepare': 'sh x',\n}\n", 4),
+    ],
+)  # fmt: skip
+def test_a_pnpm_manifest_install_script_is_not_approved(
+    repo: Path, cli, path: str, base: str, change: str, line: int
+) -> None:
+    """Only ``package.json`` was read for install scripts: pnpm runs the ``postinstall`` of a
+    ``package.yaml`` or ``package.json5`` just the same, and a pull request adding one was approved."""
+    (repo / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo / path).write_text(base)
+    git(repo, "add", path)
+    git(repo, "commit", "-q", "-m", "package")
+    head = pull_request(repo, {path: change})
+
+    code, data = verify(repo, cli)
+
+    hits = [f for f in data["findings"] if f.get("pattern") == "autorun_file"]
+    assert code == 1 and [(f["file"], f["line"], f["severity"]) for f in hits] == [(path, line, "high")], data
+    assert all(n["outcome"] != "approved" for n in notes(repo, head))
+
+
+def test_a_pnpm_manifest_without_an_install_script_change_is_no_finding(repo: Path, cli) -> None:
+    (repo / "package.yaml").write_text(f"name: x\nversion: 1.0.0\n{WIRES}")
+    git(repo, "add", "package.yaml")
+    git(repo, "commit", "-q", "-m", "package")
+    pull_request(repo, {"package.yaml": f"name: x\nversion: 1.1.0\n{WIRES}"})
+
+    code, data = verify(repo, cli)
+
+    assert not [f for f in data["findings"] if f.get("pattern") == "autorun_file"], data["findings"]
+    assert code == 0
+
+
+WIRES = "scripts:\n  prepare: git config core.hooksPath tools/hooks\n"
+
+
+def test_a_hook_in_the_folder_a_pnpm_manifest_wires_is_an_autorun_file(repo: Path, cli) -> None:
+    """As for ``package.json``: the base's ``package.yaml`` points git at its own hook folder."""
+    (repo / "package.yaml").write_text(f"name: x\n{WIRES}")
+    git(repo, "add", "package.yaml")
+    git(repo, "commit", "-q", "-m", "package")
+    pull_request(repo, {"tools/hooks/post-checkout": "#!/bin/sh\nsh tools/setup.sh\n"})
+
+    code, data = verify(repo, cli)
+
+    hits = [f["file"] for f in data["findings"] if f.get("pattern") == "autorun_file"]
+    assert code == 1 and hits == ["tools/hooks/post-checkout"], data

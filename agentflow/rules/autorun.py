@@ -8,7 +8,8 @@ folderOpen``, ``.vscode/settings.json`` naming an interpreter or a tool in the t
 hooks, ``.mcp.json``), dev containers (``postCreateCommand``), direnv's ``.envrc``, package managers'
 own code and settings (``.yarnrc.yml``'s ``yarnPath``, ``.pnpmfile.cjs``, ``.npmrc``), build
 wrappers and settings an IDE runs on import (``gradle/wrapper/``, ``.mvn/``, ``.cargo/config.toml``),
-and ``package.json`` lifecycle scripts (``prepare``, ``postinstall``) or hook-manager keys. The
+and a package manifest's lifecycle scripts (``prepare``, ``postinstall``) or hook-manager keys
+(``package.json``, and pnpm's ``package.yaml`` and ``package.json5``). The
 checks never run these, and the verifier cannot tell a harmless edit from one that runs code, so
 each added or changed one is a ``high`` ``autorun_file`` finding: only a human override approves
 it. Deleting one is no finding.
@@ -60,23 +61,51 @@ _PACKAGE_KEY = re.compile(
 )
 
 
+# The same keys where a manifest's keys may go unquoted (package.yaml, package.json5): at a line's
+# start, or after `{` or `,`
+_BARE_KEY = re.compile(
+    r"""(?:^|[{,])\s*(?:-\s*)?["']?(?:(pre|post)?(install|prepare)|prepublish|husky|simple-git-hooks|gitHooks|ghooks"""
+    r"""|pre-commit|pre-push|lint-staged|git-hooks|post-checkout|post-merge|post-rewrite|commit-msg)["']?\s*:"""
+)
+# The manifests a package manager runs install scripts from: npm, yarn and pnpm read package.json;
+# pnpm reads package.yaml (js-yaml) or package.json5 (json5) where there is none
+MANIFESTS = ("package.json", "package.yaml", "package.json5")
+
+
+def _parse_manifest(name: str, text: str) -> Any:
+    """A manifest's data (None when it does not parse, or is JSON5, which no library here reads: its
+    added lines are matched instead). YAML through ``yamlsrc``: an alias bomb is refused, not walked."""
+    import yaml
+
+    from agentflow import yamlsrc
+
+    try:
+        if name == "package.json":
+            return json.loads(text)
+        if name == "package.yaml":
+            return yamlsrc.load(text).data
+    except (ValueError, yaml.YAMLError):
+        pass
+    return None
+
+
 _HOOKS_PATH = re.compile(
     r"core\.hooks[Pp]ath[\s=]+['\"]?([^\s'\";&|]+)|\bhusky(?:\s+install)?\s+([^\s'\";&|-][^\s'\";&|]*)"
 )
 
 
 def hook_folders(change: Change) -> list[str]:
-    """The git hook folders the tree's top ``package.json`` wires in its scripts (``git config
-    core.hooksPath tools/hooks``, ``husky .config/husky``): a hook there runs on every commit and checkout."""
-    text = change.read_new("package.json")
-    try:
-        scripts = json.loads(text).get("scripts") if text else None
-    except (ValueError, AttributeError):
-        return []
-    if not isinstance(scripts, dict):
-        return []
+    """The git hook folders the tree's top manifest (``package.json``, ``package.yaml``) wires in its
+    scripts (``git config core.hooksPath tools/hooks``, ``husky .config/husky``): a hook there runs
+    on every commit and checkout."""
+    values = []
+    for name in MANIFESTS:
+        text = change.read_new(name)
+        data = _parse_manifest(name, text) if text else None
+        scripts = data.get("scripts") if isinstance(data, dict) else None
+        values += scripts.values() if isinstance(scripts, dict) else []
     folders = []
-    for value in scripts.values():
+    for value in values:
         for match in _HOOKS_PATH.finditer(str(value)):
             folder = posixpath.normpath(match.group(1) or match.group(2)).strip("/")
             if folder not in (".", "", "install") and not folder.startswith(".."):  # `husky install`: .husky
@@ -127,7 +156,7 @@ def check_autorun(change: Change) -> list[Finding]:
                 )
             )
             continue
-        if path.rsplit("/", 1)[-1].lower() != "package.json":
+        if path.rsplit("/", 1)[-1].lower() not in MANIFESTS:
             continue
         found += _package_findings(change, file)
     return found
@@ -139,21 +168,24 @@ _HOOK_KEYS = ("husky", "simple-git-hooks", "gitHooks", "ghooks", "pre-commit", "
 
 
 def _package_findings(change: Change, file: FileDiff) -> list[Finding]:
-    """What a ``package.json`` change sets that npm runs on install (``scripts``' lifecycle entries) or
+    """What a manifest change sets that npm or pnpm runs on install (``scripts``' lifecycle entries) or
     a hook manager on commit, checkout, push: the parsed files compared (a ``"pr\\u0065pare"`` key, a
-    key on one line and its value on the next), else, when one side does not parse, the added lines."""
+    key on one line and its value on the next), else, when one side does not parse (or is JSON5), the
+    added lines."""
     suggestion = "change it on the base branch; a human who read it approves with `agentflow approve --override`"
-    keys = _package_keys(change, file)
-    if keys is None:  # not JSON on one side: each added line that names such a key; a binary one whole
-        hits = [(line.new, " ".join(line.text.split())[:120]) for line in file.added if _PACKAGE_KEY.search(line.text)]
+    name = file.path.rsplit("/", 1)[-1].lower()
+    keys = _package_keys(change, file, name)
+    if keys is None:  # unparsed on one side: each added line that names such a key; a binary one whole
+        pattern = _PACKAGE_KEY if name == "package.json" else _BARE_KEY
+        hits = [(line.new, " ".join(line.text.split())[:120]) for line in file.added if pattern.search(line.text)]
         if file.binary and not file.lines:
-            hits = [(None, "a package.json git calls binary")]
+            hits = [(None, f"a {name} git calls binary")]
     else:
         hits = [(_line_naming(file, key.rsplit(".", 1)[-1]), key) for key in keys]
     return [
         finding(
             RULE,
-            f"{file.path} changes a script npm runs on install or a git hook: `{what}`",
+            f"{file.path} changes a script npm or pnpm runs on install or a git hook: `{what}`",
             file=file.path,
             line=number,
             suggestion=suggestion,
@@ -162,15 +194,13 @@ def _package_findings(change: Change, file: FileDiff) -> list[Finding]:
     ]
 
 
-def _package_keys(change: Change, file: FileDiff) -> list[str] | None:
+def _package_keys(change: Change, file: FileDiff, name: str) -> list[str] | None:
     new_text = change.new_text(file)
     if new_text is None:
         return None
     old_text = "{}" if file.status == "added" else _old_text(file, new_text)
-    try:
-        new, old = json.loads(new_text), json.loads(old_text) if old_text is not None else None
-    except ValueError:
-        return None
+    new = _parse_manifest(name, new_text)
+    old = _parse_manifest(name, old_text) if old_text is not None else None
     if not isinstance(new, dict) or not isinstance(old, dict):
         return None
 
@@ -270,8 +300,8 @@ RULES = [
     Rule(
         RULE,
         "files developer tools run on their own when the tree is opened, checked out, entered or committed in "
-        "(git hook managers, .vscode/.claude/.devcontainer config, .envrc, package managers' code, package.json "
-        "install scripts and hooks)",
+        "(git hook managers, .vscode/.claude/.devcontainer config, .envrc, package managers' code, install "
+        "scripts and hooks of package.json, package.yaml, package.json5)",
         "high",
         check_autorun,
     ),
