@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
@@ -37,6 +37,9 @@ class FileDiff:
     lines: list[Line] = field(default_factory=list)
     binary: bool = False
     mode: str | None = None  # the new mode when the diff names it (``120000``: a symbolic link)
+    # text git showed as ``Binary files ... differ`` only because of attributes the change brought:
+    # the verifier's diff holds none of its lines (``change_from_git``; the checkout rule flags it)
+    hidden: bool = False
 
     @property
     def added(self) -> list[Line]:
@@ -206,7 +209,12 @@ def change_from_git(
     if messages is None:
         log = git("log", "--format=%B%x00", f"{base}..{head}")
         messages = [m.strip() for m in log.split("\x00") if m.strip()]
+    shown_binary = {f.path for f in files if f.binary}
     files = _as_text(files, git(*options, "--text", f"{base}..{head}", "--", *_paths(files)) if _paths(files) else "")
+    if shown_binary:
+        text = [f for f in files if f.path in shown_binary and not f.binary]
+        hidden = _hidden_by_change(root, base, [f.path for f in text])
+        files = [replace(f, hidden=True) if f.path in hidden else f for f in files]
     cache: dict[str, str | None] = {}
 
     def read_new(path: str) -> str | None:
@@ -234,6 +242,45 @@ def change_from_git(
         read_new=read_new,
         links=links,
     )
+
+
+def _hidden_by_change(root: object, base: str, paths: Sequence[str]) -> set[str]:
+    """Which of ``paths`` (text that git showed as binary) the base's own attributes do not mark so.
+
+    The diff is read in the change's checkout, whose ``.gitattributes`` are the change's: a
+    ``src/app.py -diff`` line there made the payload's diff ``Binary files ... differ`` in the
+    verifier's prompt (tested). Asked of the base's tree in a scratch index (``check-attr --cached``
+    reads ``.gitattributes`` from the index; ``.git/info/attributes`` and ``core.attributesFile``, the
+    user's, count in both): a path the base marks ``-diff`` or with a binary diff driver is the base's
+    choice. Any failure counts every path as hidden (fail closed)."""
+    import os
+    import tempfile
+
+    from agentflow.git import run_git
+
+    if not paths:
+        return set()
+    with tempfile.TemporaryDirectory(prefix="agentflow-attr-") as scratch:
+        env = {"GIT_INDEX_FILE": os.path.join(scratch, "index")}
+        if run_git(["read-tree", base], root, env=env).returncode != 0:  # type: ignore[arg-type]
+            return set(paths)
+        proc = run_git(["check-attr", "--cached", "-z", "diff", "--", *paths], root, env=env)  # type: ignore[arg-type]
+    if proc.returncode != 0:
+        return set(paths)
+    fields = proc.stdout.split("\0")
+    hidden = set(paths)
+    drivers: dict[str, bool] = {}
+    for path, _, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False):
+        if value in ("unset", "unspecified", "set"):
+            binary = value == "unset"
+        else:  # a driver: binary when the (user's, trusted) config says so
+            if value not in drivers:
+                out = run_git(["config", "--type=bool", "--get", f"diff.{value}.binary"], root)  # type: ignore[arg-type]
+                drivers[value] = out.stdout.strip() == "true"
+            binary = drivers[value]
+        if binary:
+            hidden.discard(path)
+    return hidden
 
 
 def _paths(files: Sequence[FileDiff]) -> list[str]:

@@ -8,7 +8,11 @@ blob's id into every ``$Id$`` (code that tests for the literal takes another bra
 ``working-tree-encoding`` re-encodes it, and a ``filter`` other than ``lfs`` (git-crypt's, a
 developer's own) runs a driver over it; ``export-subst`` makes ``git archive`` (a forge's source
 downloads and release tarballs) expand ``$Format:...$`` with the commit's subject, author or tags. Each is a ``checkout_differs`` finding: high, except an LFS
-pointer to media (images, audio, video, fonts), which is medium.
+pointer to media (images, audio, video, fonts), which is medium. So is a changed ``.lfsconfig`` (where
+every clone's git-lfs fetches and pushes), and a text file that attributes the change brings make git
+show as ``Binary files ... differ`` (``-diff``, ``binary``): the verifier's diff holds none of its
+lines. ``export-ignore`` (an archive without a reviewed file) is medium, ``eol=crlf`` (a CR before each
+LF on checkout) low.
 """
 
 from __future__ import annotations
@@ -48,7 +52,14 @@ def _first_line(change: Change, file: FileDiff) -> str | None:
 SUBSTITUTED = ("ident", "export-subst")
 
 
-def _attribute_hits(file: FileDiff) -> list[tuple[int | None, str]]:
+# attributes under which a checkout or an archive differs less: ``export-ignore`` leaves a reviewed file
+# out of every archive (a module the code falls back without; common for tests and CI folders), and
+# ``eol=crlf`` writes a CR before each LF on checkout (code reading its own bytes sees another file;
+# usual for ``*.bat``): recorded, not blocking
+LESSER = {"export-ignore": "medium", "eol=crlf": "low"}
+
+
+def _attribute_hits(file: FileDiff) -> list[tuple[int | None, str, str]]:
     hits = []
     for line in file.added:
         tokens = line.text.split()
@@ -57,7 +68,9 @@ def _attribute_hits(file: FileDiff) -> list[tuple[int | None, str]]:
         for token in tokens[1:]:
             name, _, value = token.partition("=")
             if token in SUBSTITUTED or name == "working-tree-encoding" or name == "filter" and value != "lfs":
-                hits.append((line.new, token))
+                hits.append((line.new, token, "high"))
+            elif token in LESSER:
+                hits.append((line.new, token, LESSER[token]))
     return hits
 
 
@@ -66,15 +79,36 @@ def check_checkout(change: Change) -> list[Finding]:
     for file in change.files:
         if file.status == "deleted":
             continue
+        if file.hidden:
+            found.append(
+                finding(
+                    RULE,
+                    f"{file.path} is text, but .gitattributes the change brings (`-diff`, `binary`, a binary diff "
+                    "driver) make git show it as `Binary files differ`: the verifier's diff holds none of its lines",
+                    file=file.path,
+                    suggestion=SUGGESTION,
+                )
+            )
+        if file.path.lower() == ".lfsconfig":
+            found.append(
+                finding(
+                    RULE,
+                    ".lfsconfig changed: it tells every clone's git-lfs where to fetch and push the LFS objects "
+                    "(`lfs.url`): a server of the change's choosing gets every developer's LFS uploads",
+                    file=file.path,
+                    suggestion=SUGGESTION,
+                )
+            )
         if PurePosixPath(file.path).name.lower() == ".gitattributes":
-            for number, token in _attribute_hits(file):
+            for number, token, severity in _attribute_hits(file):
                 found.append(
                     finding(
                         RULE,
-                        f"{file.path} sets `{token}`: a checkout (or, for export-subst, an archive) holds other content "
-                        "than the blob the change shows (and the verifier and the checks' diff read)",
+                        f"{file.path} sets `{token}`: a checkout (or, for export-subst and export-ignore, an archive) "
+                        "holds other content than the tree the change shows (and the verifier and the checks' diff read)",
                         file=file.path,
                         line=number,
+                        severity=severity,
                         suggestion=SUGGESTION,
                     )
                 )
@@ -98,8 +132,10 @@ def check_checkout(change: Change) -> list[Finding]:
 RULES = [
     Rule(
         RULE,
-        "Git LFS pointer files (their content is not in the change) and .gitattributes `ident`, `export-subst`, "
-        "`working-tree-encoding` and non-LFS `filter` lines (a checkout or an archive differs from the reviewed blob)",
+        "Git LFS pointer files (their content is not in the change), a changed `.lfsconfig`, .gitattributes "
+        "`ident`, `export-subst`, `working-tree-encoding` and non-LFS `filter` lines (a checkout or an archive differs "
+        "from the reviewed blob; `export-ignore` medium, `eol=crlf` low), and text files the change's attributes "
+        "make git show as binary (the verifier's diff holds none of their lines)",
         "high",
         check_checkout,
     ),

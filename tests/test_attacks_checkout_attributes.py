@@ -1,0 +1,86 @@
+"""Attributes and files of the change that make what is reviewed differ from what a clone gets.
+
+* ``src/app.py -diff`` (or ``binary``) in the change's ``.gitattributes``: the diff is read in the
+  change's checkout, where those attributes apply, so the verifier's prompt held ``Binary files
+  a/app.py and b/app.py differ`` for the payload's file and not one of its lines; the rules read it
+  as text (``--text``), but only the verifier judges what code does: approved (tested before the fix).
+* ``.lfsconfig``: ``lfs.url`` tells every clone's git-lfs where to fetch and push LFS objects; a
+  change pointing it at its author's server was approved (tested before the fix).
+* ``export-ignore`` (a reviewed file left out of every archive) and ``eol=crlf`` (a CR before each LF
+  on checkout) were no finding; they are recorded now (medium, low), without blocking.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.build_helpers import first_prompt, verifier_session, write_plan, write_script
+from tests.helpers import git
+
+PAYLOAD = "PAYLOAD-3b8e exfiltrate()"
+
+
+def _base(repo: Path, attributes: str | None = None) -> None:
+    (repo / "app.py").write_text("def total(xs):\n    return sum(xs)\n")
+    (repo / "deps.lock").write_text("a==1\n")
+    if attributes is not None:
+        (repo / ".gitattributes").write_text(attributes)
+    write_plan(repo, scope=["app.py", "deps.lock", ".gitattributes", ".lfsconfig"])
+    git(repo, "checkout", "-q", "-b", "pr")
+
+
+def _verify(repo: Path, cli) -> dict:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "change", "--trailer", "Agentflow-Plan: 1")
+    script = write_script(repo, {"verifier": [verifier_session()]})
+    result = cli("verify", "--base", "main", "--script", str(script), "--format", "json")
+    assert result.stdout.startswith("{"), result.output
+    return json.loads(result.stdout)
+
+
+def _checkout_findings(data: dict) -> list[tuple[str | None, str]]:
+    return [(f.get("file"), f["severity"]) for f in data["findings"] if f.get("rule") == "checkout_differs"]
+
+
+def test_attributes_that_hide_a_file_from_the_verifiers_diff_block_approval(repo: Path, cli) -> None:
+    _base(repo)
+    (repo / ".gitattributes").write_text("app.py -diff\n")
+    (repo / "app.py").write_text(f"def total(xs):\n    return sum(xs)  # {PAYLOAD}\n")
+
+    data = _verify(repo, cli)
+
+    assert PAYLOAD not in first_prompt(repo, "verifier", 1)  # what the verifier was shown
+    assert data["outcome"] != "approved", data["findings"]
+    assert ("app.py", "high") in _checkout_findings(data), data["findings"]
+
+
+def test_binary_shown_by_the_bases_own_attributes_is_no_finding(repo: Path, cli) -> None:
+    """The base's ``deps.lock -diff`` (a usual line for lock files) is the base's choice."""
+    _base(repo, "deps.lock -diff\n")
+    (repo / "deps.lock").write_text("a==2\n")
+
+    data = _verify(repo, cli)
+
+    assert data["outcome"] == "approved", data["findings"]
+    assert _checkout_findings(data) == []
+
+
+def test_a_changed_lfsconfig_blocks_approval(repo: Path, cli) -> None:
+    _base(repo)
+    (repo / ".lfsconfig").write_text('[lfs]\n\turl = "https://lfs.example.invalid/team/repo"\n')
+
+    data = _verify(repo, cli)
+
+    assert data["outcome"] != "approved", data["findings"]
+    assert (".lfsconfig", "high") in _checkout_findings(data), data["findings"]
+
+
+def test_export_ignore_and_crlf_checkouts_are_recorded_without_blocking(repo: Path, cli) -> None:
+    _base(repo, "*.lock text\n")
+    (repo / ".gitattributes").write_text("*.lock text\napp.py export-ignore\n*.bat text eol=crlf\n")
+
+    data = _verify(repo, cli)
+
+    assert data["outcome"] == "approved", data["findings"]
+    assert sorted(_checkout_findings(data)) == [(".gitattributes", "low"), (".gitattributes", "medium")]
