@@ -199,6 +199,8 @@ def test_a_package_json_install_script_spelled_otherwise_is_not_approved(repo: P
         ({".vscode": "editor"}, "editor/tasks.json"),
         ({".vscode/settings.json": "../config/vscode.json"}, "config/vscode.json"),
         ({".envrc": "tools/env.sh"}, "tools/env.sh"),
+        ({".githooks": "."}, "post-checkout"),  # the whole tree: git runs its top post-checkout
+        ({"web/.vscode": ".."}, "tasks.json"),
     ],
 )
 def test_a_file_that_a_link_of_the_base_leads_to_is_an_autorun_file(

@@ -281,13 +281,30 @@ def _through_link(change: Change, path: str) -> str | None:
         if link == path or link in added or target.startswith("/"):
             continue
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(link), target.strip()))
-        if resolved in (".", "..") or resolved.startswith("../"):
-            continue  # outside the tree (not the change's), or all of it
-        if path == resolved or path.startswith(resolved + "/"):
+        if resolved == ".." or resolved.startswith("../"):
+            continue  # outside the tree: not the change's
+        if resolved == ".":  # all of it (`.githooks -> .`): the tool reads the top's files as its folder's
+            if "/" in path or _HOOK_DIR.search(_as_checked_out(link)) and path.lower() not in GIT_HOOKS:
+                continue  # a hook folder's other files, as every other folder's, run nothing
+            seen_as = _as_checked_out(f"{link}/{path}")
+        elif path == resolved or path.startswith(resolved + "/"):
             seen_as = _as_checked_out(link + path[len(resolved) :])
-            if AUTORUN_PATH.search(seen_as):
-                return link
+        else:
+            continue
+        if AUTORUN_PATH.search(seen_as):
+            return link
     return None
+
+
+# The hooks git runs by name (githooks(5)), and the folders hook managers keep them in
+GIT_HOOKS = frozenset((
+    "applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit", "prepare-commit-msg",
+    "commit-msg", "post-commit", "pre-rebase", "post-checkout", "post-merge", "pre-push", "pre-receive", "update",
+    "proc-receive", "post-receive", "post-update", "reference-transaction", "push-to-checkout", "pre-auto-gc",
+    "post-rewrite", "sendemail-validate", "fsmonitor-watchman", "p4-changelist", "p4-prepare-changelist",
+    "p4-post-changelist", "p4-pre-submit", "post-index-change"
+))  # fmt: skip
+_HOOK_DIR = re.compile(r"(^|/)(\.?git-?hooks|\.hooks|\.husky)$", re.IGNORECASE)
 
 
 def _as_checked_out(path: str) -> str:
