@@ -428,9 +428,10 @@ class Sandbox:
         if not net:
             args.append("--unshare-net")
         # What lived under /tmp (a test's home or checkout, the Python environment agentflow runs
-        # from: a virtualenv made there) and is meant to be readable: bind it back.
+        # from: a virtualenv made there) and is meant to be readable: bind it back (bind_back: only
+        # what bwrap's own mounts cover, each tree once).
         shown = _existing(self.home, checkout, common, gitdir, sys.prefix, sys.base_prefix, *readable)
-        for path in shown:
+        for path in bind_back(shown):
             args += ["--ro-bind", path, path]
         if os.path.isdir("/run/user"):
             args += ["--tmpfs", "/run/user"]  # per-user runtime sockets: ssh-agent, gpg-agent, dbus
@@ -1110,6 +1111,28 @@ def _runner_secrets(checkout: str, bound: Sequence[str], trees: Sequence[str]) -
 
 def _under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+# What bwrap mounts anew over the root's read-only bind, before the paths a sandbox shows are bound
+# back: a private /tmp, a minimal /dev (a tmpfs in the nested shape), a fresh /proc.
+FRESH_MOUNTS = ("/tmp", "/dev", "/proc")
+
+
+def bind_back(shown: Sequence[str]) -> list[str]:
+    """The paths of ``shown`` (real, existing) that need a bind to be seen: those below
+    ``FRESH_MOUNTS``, each only once (not one inside another bound already). Anything else is seen
+    already, read-only and with the host's mounts below it, through ``--ro-bind / /`` (recursive, the
+    first mount of every sandbox), and binding it again over itself showed the same files: every bind
+    costs bwrap a mount, a remount and a read of its mount table, and the kernel takes one lock for
+    every namespace's mounts, so four sandboxes started at once (``-j 4``'s checks) waited for each
+    other's (#19 item 5). What the sandbox hides is mounted after these binds, as before, so it
+    covers them either way (docs/security.md "What a sandbox shows")."""
+    under_fresh = sorted({p for p in shown if any(_under(p, m) for m in FRESH_MOUNTS)}, key=len)
+    kept: list[str] = []
+    for path in under_fresh:
+        if not any(_under(path, top) for top in kept):
+            kept.append(path)
+    return [p for p in dict.fromkeys(shown) if p in kept]
 
 
 def _existing(*paths: str | Path | None) -> list[str]:

@@ -224,6 +224,65 @@ def test_a_python_environment_under_tmp_stays_visible_and_hidden_paths_inside_it
     assert not (prefix / "bin" / "new").exists()
 
 
+def _binds(args: list[str]) -> list[str]:
+    """The paths ``args`` bind read-only over themselves (``--ro-bind P P``)."""
+    return [args[i + 1] for i in range(len(args) - 2) if args[i] == "--ro-bind" and args[i + 1] == args[i + 2]]
+
+
+def test_only_what_bwraps_own_mounts_cover_is_bound_back_and_the_view_is_the_same(
+    repo: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A home and a Python environment outside /tmp are seen through ``--ro-bind / /`` with no bind of
+    their own (each bind is a mount, a remount and a read of bwrap's mount table, serialised across the
+    sandboxes ``-j 4`` starts at once), still read-only, a credential in that home still hidden; a
+    linked worktree's checkout below /tmp is bound once, and its git dirs inside it are seen through
+    that bind (docs/security.md "What a sandbox shows")."""
+    import subprocess
+    import sys
+    import tempfile
+    from dataclasses import replace
+
+    from agentflow.sandbox import Sandbox, bind_back
+
+    need_tool("bwrap")
+    outside = Path(tempfile.mkdtemp(prefix="agentflow-test-shown-", dir="/var/tmp"))
+    try:
+        home, prefix = outside / "home", outside / "venv"
+        (home / ".ssh").mkdir(parents=True)
+        (home / ".ssh" / "id_rsa").write_text("PRIVATE-KEY\n")
+        (home / "marker").write_text("home-visible\n")
+        (prefix / "bin").mkdir(parents=True)
+        (prefix / "bin" / "marker").write_text("venv-visible\n")
+        monkeypatch.setattr(sys, "prefix", str(prefix))
+        monkeypatch.setattr(sys, "base_prefix", str(prefix))
+        worktree = repo / ".agentflow" / "worktrees" / "w"
+        git(repo, "worktree", "add", "-q", "--detach", str(worktree))
+        gitdir = (repo / ".git" / "worktrees" / "w").resolve()
+        sandbox = replace(Sandbox.from_config(), home=str(home))
+
+        args = sandbox.arguments(worktree)
+
+        bound = _binds(args)
+        assert str(home) not in bound and str(prefix) not in bound
+        assert bound.count(str(repo.resolve())) == 1  # the checkout, below /tmp: bound back once
+        assert str(repo.resolve() / ".git") not in bound[: bound.index(str(repo.resolve())) + 1]
+        assert str(gitdir) not in bound  # inside the checkout's bind
+        shown = ["/tmp/a", "/tmp/a/b", "/var/x", "/dev/shm/y", "/tmp/ab"]
+        assert bind_back(shown) == ["/tmp/a", "/dev/shm/y", "/tmp/ab"]
+        script = (
+            f"cat {home}/marker; cat {prefix}/bin/marker; cat {gitdir}/HEAD >/dev/null && echo gitdir-visible; "
+            f"cat {home}/.ssh/id_rsa; touch {home}/new {prefix}/bin/new 2>/dev/null || echo read-only"
+        )
+        done = subprocess.run(sandbox.wrap(["sh", "-c", script], worktree), capture_output=True, text=True, check=False)
+        assert done.stdout.splitlines() == ["home-visible", "venv-visible", "gitdir-visible", "read-only"], (
+            done.stdout + done.stderr
+        )
+        assert "PRIVATE-KEY" not in done.stdout + done.stderr
+        assert not (home / "new").exists() and not (prefix / "bin" / "new").exists()
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+
+
 # -- file tools: links and races -------------------------------------------------------------------
 
 
