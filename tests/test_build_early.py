@@ -177,7 +177,9 @@ def test_no_early_request_past_the_budget_and_the_session_reports_the_limit(repo
     assert result.status == "limits" and "run budget" in (result.reason or "")
 
 
-def test_the_verify_steps_own_reads_are_made_while_the_checks_run_and_not_again(repo, cli, monkeypatch):
+def test_the_verify_steps_own_reads_are_made_while_the_builder_and_the_checks_run_and_not_again(repo, cli, monkeypatch):
+    """The base note's counts are read while the builder's model thinks (before the commit step), the
+    change's own findings while the checks run; each once."""
     from agentflow.orchestration import build_runs
     from agentflow.orchestration import run as run_module
     from tests.build_helpers import builder_session, verifier_session, write_script
@@ -197,21 +199,27 @@ def test_the_verify_steps_own_reads_are_made_while_the_checks_run_and_not_again(
             return _original(self, *args)
 
         monkeypatch.setattr(owner, name, counted)
-    original_checks = run_module.run_checks
 
-    def checks(*args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + 20  # the reader is at work meanwhile (a synchronisation)
-        while "base_note_counts" not in calls and time.monotonic() < deadline:
-            time.sleep(0.01)
-        calls.append("checks")
-        return original_checks(*args, **kwargs)
+    def after(name: str, wanted: str, original: Any) -> Any:
+        def step(*args: Any, **kwargs: Any) -> Any:
+            deadline = time.monotonic() + 20  # the reader is at work meanwhile (a synchronisation)
+            while wanted not in calls and time.monotonic() < deadline:
+                time.sleep(0.01)
+            calls.append(name)
+            return original(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, "run_checks", checks)
+        return step
+
+    monkeypatch.setattr(
+        build_runs.BuildDriver, "commit", after("commit", "base_note_counts", build_runs.BuildDriver.commit)
+    )
+    monkeypatch.setattr(run_module, "run_checks", after("checks", "scope_findings", run_module.run_checks))
     result = cli("build", "1", "--script", str(script))
 
     assert result.exit_code == 0, result.output
-    # read once each, before the checks finished; the note's patch id once, before the verdict
-    assert calls[:3] == ["scope_findings", "base_note_counts", "checks"], calls
+    # read once each: the base's counts before the commit, the change's findings before the checks
+    # finished; the note's patch id once, before the verdict
+    assert calls[:4] == ["base_note_counts", "commit", "scope_findings", "checks"], calls
     assert calls.count("scope_findings") == calls.count("base_note_counts") == 1, calls
     assert calls.count("patch_id") >= 1
     head = git(repo, "rev-parse", "agentflow/1-farewell")

@@ -80,6 +80,7 @@ class BuildDriver:
         self.doing = "the start of the run"
         self.committed: str | None = None  # the commit this process's commit step just made (HEAD since)
         self._ahead: tuple[str, threading.Thread, dict[str, Any]] | None = None  # (commit, reader, what it read)
+        self._base_ahead: tuple[int, threading.Thread, dict[str, Any]] | None = None  # (cycle, reader, counts)
 
     def drive(self) -> RunEnded:
         try:
@@ -141,7 +142,39 @@ class BuildDriver:
     def build(self, n: int, progress: RunProgress) -> None:
         previous = progress.cycles.get(n - 1)
         context = builder_context(self.plan, self.run, n, previous)
+        self.base_counts_ahead(n)
         self.run.session("builder", n, context)
+
+    def base_counts_ahead(self, n: int) -> None:
+        """While the builder's model thinks, read on a thread the test counts of the base's verdict
+        note, which cycle ``n``'s verify step compares its checks with (``Run.base_note_counts``: two
+        git processes). The four runs of ``-j 4`` read them at the same instant after their checks, on
+        2 CPUs, on the way to their verifiers' first requests (#19 item 5). The base is a commit id;
+        its note is read as it is when the cycle starts rather than after the checks (a note another
+        process writes on the base meanwhile counts from the next cycle on); the builder cannot write
+        git data (its sandbox shows it read-only). A failed read is made again by the verify step."""
+        found: dict[str, Any] = {}
+
+        def read() -> None:
+            with contextlib.suppress(Exception):
+                found["base_counts"] = self.run.base_note_counts()
+
+        thread = threading.Thread(target=read, name="agentflow-base-counts", daemon=True)
+        thread.start()
+        self._base_ahead = (n, thread, found)
+
+    def _base_counts(self, n: int) -> Callable[[], dict[str, Any]]:
+        """What ``base_counts_ahead`` read for cycle ``n``, taken once: a call waits for it (empty for
+        another cycle, or when nothing was read ahead)."""
+        ahead, self._base_ahead = self._base_ahead, None
+        if ahead is None or ahead[0] != n:
+            return dict
+
+        def counts() -> dict[str, Any]:
+            ahead[1].join()
+            return ahead[2]
+
+        return counts
 
     def commit(self, n: int, builder: SessionEnded) -> None:
         run = self.run
@@ -185,24 +218,28 @@ class BuildDriver:
             reason = f"cycle {n} changed nothing" if n > 1 else "the builder changed nothing"
             self.run.end("capped", n, reason, head)
             return
-        self.read_ahead(head)
+        self.read_ahead(head, n)
         # on a clean checkout of the commit (Run.checkout), never here: what the builder left
         # uncommitted cannot pass a check, and what the checks write never reaches the next commit
         self.run.run_checks(n, head)
 
-    def read_ahead(self, commit: str) -> None:
+    def read_ahead(self, commit: str, n: int = 0) -> None:
         """While the checks run (a sandboxed process to wait for), read on a thread what the verify
         step reads of base..commit whatever the checks say: agentflow's own findings (scope, rules,
         protected inputs), the base note's test counts and the diff. Under ``-j 4`` the four runs read
         them at the same moment after their checks, on the way to their verifiers' first requests
         (#19 item 5). The same objects by id, read before the builder's code runs in the checks
-        instead of after; anything that fails here is read again, and reported, by the verify step."""
+        instead of after; anything that fails here is read again, and reported, by the verify step.
+        The base note's counts were read while the builder's model thought (``base_counts_ahead``,
+        cycle ``n``)."""
         found: dict[str, Any] = {}
+        ahead = self._base_counts(n)
 
         def read() -> None:
             with contextlib.suppress(Exception):
                 found["scope"] = self.scope_findings(commit)
-                found["base_counts"] = self.run.base_note_counts()
+                base = ahead()
+                found["base_counts"] = base["base_counts"] if "base_counts" in base else self.run.base_note_counts()
                 self.run.diff(commit)
 
         thread = threading.Thread(target=read, name="agentflow-verify-reads", daemon=True)
