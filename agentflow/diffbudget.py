@@ -30,9 +30,28 @@ def split_files(diff: str) -> list[tuple[str, str]]:
 
 
 def _path(chunk: str) -> str:
+    """The file a chunk is about: from its ``+++``/``---``/``rename to`` lines before the first hunk
+    (an added line inside a hunk can read ``+++ b/x``), else from the header. Splitting the header at
+    its last `` b/`` named ``README.md`` for a file ``src/app.py b/README.md``: the marker and the
+    prompt's list of cut files sent the verifier to the wrong file (tested)."""
     if not chunk.startswith(HEADER):
         return ""
-    header = chunk.split("\n", 1)[0][len(HEADER) :]
+    lines = chunk.split("\n")
+    header = lines[0][len(HEADER) :]
+    found: dict[str, str] = {}
+    for line in lines[1:]:
+        if line.startswith("@@") or line.startswith(HEADER):
+            break
+        for prefix in ("+++ b/", '+++ "b/', "--- a/", '--- "a/', "rename to ", "copy to "):
+            if line.startswith(prefix):
+                found.setdefault(prefix[:4], line[len(prefix) :].rstrip('"') if '"' in prefix else line[len(prefix) :])
+    for key in ("+++ ", "rena", "copy", "--- "):
+        if key in found:
+            return found[key]
+    if header.startswith("a/") and (len(header) - 5) % 2 == 0:  # a/<path> b/<path>, the same path twice
+        half = (len(header) - 5) // 2
+        if header[2 : 2 + half] == header[5 + half :] and header[2 + half : 5 + half] == " b/":
+            return header[2 : 2 + half]
     return header.rsplit(" b/", 1)[-1] if " b/" in header else header
 
 

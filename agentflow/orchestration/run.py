@@ -457,7 +457,7 @@ class Run:
     def rule_findings(self, commit: str) -> list[dict[str, Any]]:
         """The deterministic rules (``agentflow.rules``) over base..commit, the commit messages, the plan
         when the change edits it and the pull-request text."""
-        from agentflow.rules import change_from_git, run_rules
+        from agentflow.rules import change_from_git, cut_findings, run_rules
 
         texts: list[tuple[str, str]] = [self.context] if self.context else []
         plan = self.plan
@@ -474,7 +474,7 @@ class Run:
             test_scope=(lambda path: bool(scope) and in_scope(path, scope)),
             messages=self._commit_messages(commit),
         )
-        return run_rules(change)
+        return run_rules(change) + cut_findings(self.diff(commit), MAX_DIFF_CHARS)  # what the verifier's diff cut
 
     def evidence_findings(
         self, checks: list[CheckResult], base_counts: dict[str, Any] | None = None

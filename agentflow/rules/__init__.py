@@ -69,9 +69,12 @@ def registry() -> list[Rule]:
 def rule_doc(rule_id: str) -> str:
     """What the rule ``rule_id`` catches (one line), for reports."""
     from agentflow.evidence import RULE, RULE_DOC
+    from agentflow.rules import budget
 
     if rule_id == RULE:
         return RULE_DOC
+    if rule_id == budget.RULE:
+        return budget.RULE_DOC
     return next((r.message for r in registry() if r.id == rule_id), f"agentflow rule {rule_id}")
 
 
@@ -82,6 +85,13 @@ def run_rules(change: Change) -> list[Finding]:
         for item in rule.check(change):
             found.setdefault(item["id"], item)
     return list(found.values())
+
+
+def cut_findings(diff: str, limit: int) -> list[Finding]:
+    """The ``diff_cut`` finding of the verifier's diff (``agentflow.rules.budget``)."""
+    from agentflow.rules.budget import cut_findings as found
+
+    return found(diff, limit)
 
 
 def blocking(findings: list[Finding]) -> list[Finding]:
@@ -97,6 +107,7 @@ __all__ = [
     "Rule",
     "blocking",
     "change_from_git",
+    "cut_findings",
     "finding",
     "finding_id",
     "parse_diff",

@@ -1,0 +1,79 @@
+"""Budget rule: the verifier's diff did not show the whole change.
+
+The verifier's prompt holds at most ``MAX_DIFF_CHARS`` of diff, shared per file
+(``agentflow.diffbudget``); a file over its share is cut with a marker asking the verifier to read the
+rest. Whether it did is the model's choice, and a change can make the share as small as it likes: a
+thousand generated files of 190 characters each left every file, the 300-character payload's among
+them, at 79 characters (less than its marker): the verifier was shown no line of the payload and
+approved (tested). An approval then vouches for code nobody was shown, so a cut is a ``diff_cut``
+finding: high when a file other than a lock file, a test snapshot or a data table is cut, medium when
+only those are (a regenerated ``package-lock.json``: recorded, not blocking).
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from agentflow.rules import Finding, finding
+
+RULE = "diff_cut"
+RULE_DOC = "the verifier's diff did not show every file in full (the diff budget cut them)"
+# what no program runs as code, and what grows past a share by itself: lock files (their resolved URLs
+# are still the change's: medium, recorded), test snapshots, data tables
+BULK_NAMES = frozenset(
+    {
+        "package-lock.json",
+        "npm-shrinkwrap.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "poetry.lock",
+        "pipfile.lock",
+        "uv.lock",
+        "pdm.lock",
+        "cargo.lock",
+        "gemfile.lock",
+        "composer.lock",
+        "go.sum",
+        "mix.lock",
+        "pubspec.lock",
+        "packages.lock.json",
+        "flake.lock",
+        "podfile.lock",
+        "gradle.lockfile",
+    }
+)
+BULK_SUFFIXES = (".snap", ".csv", ".tsv")
+SHOWN = 10  # cut files named in the finding's message
+
+
+def bulk(path: str) -> bool:
+    """Whether ``path`` is a lock file, a test snapshot or a data table (its cut is medium)."""
+    name = PurePosixPath(path).name.lower()
+    return name in BULK_NAMES or name.endswith(BULK_SUFFIXES)
+
+
+def cut_findings(diff: str, limit: int) -> list[Finding]:
+    """One ``diff_cut`` finding for the files ``agentflow.diffbudget.fit`` cuts of ``diff`` within
+    ``limit`` (what the verifier's prompt holds), or none."""
+    from agentflow.diffbudget import fit
+
+    cut_files = fit(diff, limit)[1]
+    if not cut_files:
+        return []
+    code = [path for path in cut_files if not bulk(path)]
+    named = ", ".join(f"`{path}`" for path in (code or list(cut_files))[:SHOWN])
+    more = len(code or cut_files) - SHOWN
+    what = f"{len(cut_files)} file(s) were cut in the verifier's diff" + (
+        f" ({len(code)} of them code or text other than lock files, snapshots and data)" if code else ""
+    )
+    return [
+        finding(
+            RULE,
+            f"{what}: {named}{f' and {more} more' if more > 0 else ''}; the verifier was shown only part of them, "
+            "so its approval does not cover the rest",
+            file=(code or list(cut_files))[0],
+            severity="high" if code else "medium",
+            suggestion="split the change into smaller ones, or a human who read the cut files records "
+            "`agentflow approve --override --reason ...`",
+        )
+    ]
