@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import importlib.util
 import os
 import re
@@ -417,7 +418,14 @@ class _ClaudeCodeSession:
         """
         with tempfile.TemporaryDirectory(prefix="agentflow-cc-") as folder, mount_points_removed(self.spec.root):
             self.cli_path = confined_cli(self.spec.sandbox or Sandbox.from_config(), self.spec.root, Path(folder))
-            return await self._run_confined(budget_usd)
+            try:
+                return await self._run_confined(budget_usd)
+            finally:
+                # The SDK waits for its CLI to exit but never closes the process's asyncio transport,
+                # which it leaves in a reference cycle: collected after asyncio.run has closed the
+                # loop, the transport's __del__ raises "Event loop is closed"; collected here, while
+                # the loop runs, it closes quietly.
+                gc.collect()
 
     async def _run_confined(self, budget_usd: float) -> _Stop | None:
         import anyio
