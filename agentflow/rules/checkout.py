@@ -11,7 +11,8 @@ downloads and release tarballs) expand ``$Format:...$`` with the commit's subjec
 pointer to media (images, audio, video, fonts), which is medium. So is a changed ``.lfsconfig`` (where
 every clone's git-lfs fetches and pushes), and a text file that attributes the change brings make git
 show as ``Binary files ... differ`` (``-diff``, ``binary``): the verifier's diff holds none of its
-lines. ``export-ignore`` (an archive without a reviewed file) is medium, ``eol=crlf`` (a CR before each
+lines, as is a script or source file a NUL byte makes binary (bash and node run it). ``export-ignore``
+(an archive without a reviewed file) is medium, ``eol=crlf`` (a CR before each
 LF on checkout) low.
 """
 
@@ -74,11 +75,49 @@ def _attribute_hits(file: FileDiff) -> list[tuple[int | None, str, str]]:
     return hits
 
 
+# what a shell, an interpreter or a build tool runs although git calls it binary: bash and node run a
+# file holding a NUL byte (git's binary test), so the verifier's diff and every rule saw
+# ``Binary files ... differ`` for a script whose payload ran in the checks and on every checkout
+CODE_SUFFIXES = frozenset(
+    re.split(
+        r"\s+",
+        ".sh .bash .zsh .ksh .fish .js .mjs .cjs .jsx .ts .mts .cts .tsx .rb .pl .pm .php .lua .tcl .r .ps1 .psm1 "
+        ".bat .cmd .mk .make .gradle .kts .groovy .awk .sed .vim .el .c .h .cc .cpp .cxx .hpp .hh",
+    )
+)
+CODE_NAMES = frozenset({"makefile", "gnumakefile", "dockerfile", "containerfile", "justfile", "rakefile", "gemfile"})
+
+
+def _binary_code(change: Change, file: FileDiff) -> bool:
+    """Whether ``file``, which git shows as binary (a NUL byte: not text even with ``--text``), is a
+    script or source a program runs: by its name, its executable mode, or a ``#!`` line."""
+    if not file.binary or file.hidden:
+        return False
+    path = PurePosixPath(file.path)
+    if path.suffix.lower() in CODE_SUFFIXES or path.name.lower() in CODE_NAMES or file.mode == "100755":
+        return True
+    if path.suffix:  # an image, an archive: never read whole for a first line
+        return False
+    text = change.new_text(file)
+    return text is not None and text.startswith("#!")
+
+
 def check_checkout(change: Change) -> list[Finding]:
     found: list[Finding] = []
     for file in change.files:
         if file.status == "deleted":
             continue
+        if _binary_code(change, file):
+            found.append(
+                finding(
+                    RULE,
+                    f"{file.path} holds a NUL byte, so git shows it as `Binary files differ` and the verifier's diff "
+                    "and the rules hold none of its lines, but a shell, node or make runs such a file as it is",
+                    file=file.path,
+                    suggestion="remove the NUL byte; a human who read the file approves with "
+                    "`agentflow approve --override --reason ...`",
+                )
+            )
         if file.hidden:
             found.append(
                 finding(
@@ -135,7 +174,8 @@ RULES = [
         "Git LFS pointer files (their content is not in the change), a changed `.lfsconfig`, .gitattributes "
         "`ident`, `export-subst`, `working-tree-encoding` and non-LFS `filter` lines (a checkout or an archive differs "
         "from the reviewed blob; `export-ignore` medium, `eol=crlf` low), and text files the change's attributes "
-        "make git show as binary (the verifier's diff holds none of their lines)",
+        "make git show as binary, or a script that a NUL byte makes binary (the verifier's diff holds none of their "
+        "lines)",
         "high",
         check_checkout,
     ),
