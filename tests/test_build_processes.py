@@ -182,6 +182,29 @@ def test_the_commit_messages_are_read_once_for_the_rules_and_the_verifier(repo, 
     assert len(logs) == 1, logs
 
 
+def test_the_rules_read_only_files_the_new_tree_holds(repo, traced):
+    """The rules ask for every change's manifests (package.json, package.yaml, package.json5): a file
+    the new tree does not hold is "" without a ``git show`` (three git processes a run); a file or
+    folder it holds is read as before."""
+    from agentflow.git import Repo
+    from agentflow.rules.change import change_from_git
+
+    base = git(repo, "rev-parse", "HEAD")
+    (repo / "src").mkdir()
+    (repo / "src" / "app.py").write_text("x = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "app")
+    head = git(repo, "rev-parse", "HEAD")
+    start, stop = traced
+    start()
+    change = change_from_git(Repo(repo, gitpython=False), base, head)
+    assert (
+        change.read_new("package.json") == "" and change.read_new("src") and change.read_new("src/app.py") == "x = 1\n"
+    )
+    shows = [c for c in stop() if c.startswith("show ")]
+    assert shows == [f"show {head}:src", f"show {head}:src/app.py"], shows  # a folder still goes to git
+
+
 def test_the_verifier_starts_on_its_fresh_checkout_without_asking_git_and_its_commands_are_still_undone(
     repo, cli, traced
 ):

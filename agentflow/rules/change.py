@@ -8,6 +8,7 @@ skip marker decorates, the step a ``continue-on-error`` belongs to. ``change_fro
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -216,9 +217,16 @@ def change_from_git(
         hidden = _hidden_by_change(root, base, [f.path for f in text])
         files = [replace(f, hidden=True) if f.path in hidden else f for f in files]
     cache: dict[str, str | None] = {}
+    tree: set[str] = set()  # every path of the new tree and the folders above them, once listed
 
     def read_new(path: str) -> str | None:
         if path not in cache:
+            plain = posixpath.normpath(path) == path and path.split("/")[0] not in ("", ".", "..")
+            if tree and plain and path not in tree:
+                # in no form the tree holds: `git show` would fail and give "" (the manifests every
+                # change is asked for, package.json and the like: three git processes a run, #19 item 5)
+                cache[path] = ""
+                return ""
             out = git("show", f"{head}:{path}", check=False)  # "" when it cannot be read
             cache[path] = out if len(out) < 2_000_000 else None
         return cache[path]
@@ -229,8 +237,15 @@ def change_from_git(
         from agentflow.rules.autorun import link_wanted
 
         listed = run_git(["ls-tree", "-r", "-z", "--full-tree", head], root, text=False)
-        for entry in listed.stdout.split(b"\0") if listed.returncode == 0 else []:
-            meta, _, name = entry.partition(b"\t")
+        entries = (
+            [entry.partition(b"\t") for entry in listed.stdout.split(b"\0") if entry] if listed.returncode == 0 else []
+        )
+        for _, _, name in entries:
+            path = name.decode("utf-8", "surrogateescape")
+            while path and path not in tree:
+                tree.add(path)
+                path = posixpath.dirname(path)
+        for meta, _, name in entries:
             path = name.decode("utf-8", "surrogateescape")
             if meta.startswith(b"120000 ") and link_wanted(path) and (target := read_new(path)) is not None:
                 links[path] = target
