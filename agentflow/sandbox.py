@@ -379,6 +379,11 @@ class Sandbox:
         if self.mode == "bwrap":
             env["TMPDIR"] = "/tmp"  # the private one: the caller's TMPDIR is not mounted
         env.setdefault("PATH", os.defpath)
+        # a check's or an agent's own git reads objects as agentflow's does: no replace ref or graft
+        # stands in for what the tree holds (agentflow.git.GIT_OBJECTS_AS_STORED)
+        from agentflow.git import GIT_OBJECTS_AS_STORED
+
+        env.update(GIT_OBJECTS_AS_STORED)
         return env
 
     # -- the command line -------------------------------------------------------------------------

@@ -118,3 +118,26 @@ def test_a_builder_that_writes_a_replace_ref_is_tampering(repo: Path, cli) -> No
     result = hostile_build(repo, cli, "git replace $(git rev-parse HEAD) $(git rev-parse HEAD~1)")
     assert_no_approval(repo, result, "refs/replace/")
     assert git(repo, "for-each-ref", "refs/replace/") == ""
+
+
+def test_a_sandboxed_command_reads_the_objects_as_stored(repo: Path) -> None:
+    """A check's (or the verifier's) own ``git show`` in the sandbox honoured the replace ref and
+    printed the base's file where the tree holds the payload."""
+    import subprocess
+
+    from agentflow.sandbox import Sandbox
+    from tests.helpers import need_tool
+
+    need_tool("bwrap")
+    _pull_request(repo)
+    _replace_with_the_base(repo, "app.py")
+    git(repo, "checkout", "-q", "pr")
+    sandbox = Sandbox.from_config()
+    done = subprocess.run(
+        sandbox.wrap(["git", "show", "pr:app.py"], repo),
+        env=sandbox.environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and PAYLOAD in done.stdout, done.stdout + done.stderr
