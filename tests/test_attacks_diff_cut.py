@@ -15,23 +15,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from agentflow.diffbudget import fit
 from agentflow.orchestration import MAX_DIFF_CHARS
 from agentflow.rules import cut_findings
-from tests.build_helpers import first_prompt, verifier_session, write_plan, write_script
+from tests.build_helpers import first_prompt, verdict, verifier_session, write_plan, write_script
 from tests.helpers import git
 
 PAYLOAD = "PAYLOAD-c41a exfiltrate()"
 
 
-def _verify(repo: Path, cli, write) -> dict:
+def _verify(repo: Path, cli, write, session: list | None = None) -> dict:
     (repo / "app.py").write_text("def total(xs):\n    return sum(xs)\n")
     write_plan(repo)
     git(repo, "checkout", "-q", "-b", "pr")
     write(repo)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "change", "--trailer", "Agentflow-Plan: 1")
-    script = write_script(repo, {"verifier": [verifier_session()]})
+    script = write_script(repo, {"verifier": [session or verifier_session()]})
     result = cli("verify", "--base", "main", "--script", str(script), "--format", "json")
     assert result.stdout.startswith("{"), result.output
     return json.loads(result.stdout)
@@ -95,3 +97,40 @@ def test_an_added_line_that_reads_like_a_header_names_nothing() -> None:
     diff = "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -0,0 +1,5001 @@\n" + hunk
 
     assert fit(diff, 1000)[1] == ["x.py"]
+
+
+def _reads(*paths: str) -> list:
+    """A verifier session that reads ``paths`` with ``read_file``, then approves."""
+    calls = [{"name": "read_file", "input": {"path": path}} for path in paths]
+    return [{"text": "reading", "tool_calls": calls}, {"tool_calls": [{"name": "submit_verdict", "input": verdict()}]}]
+
+
+def _one_big_file(defs: int):
+    def write(repo: Path) -> None:
+        (repo / "app.py").write_text("".join(f"def f{i}():\n    return {i}  # {PAYLOAD}\n\n\n" for i in range(defs)))
+
+    return write
+
+
+def test_a_cut_file_the_verifier_read_whole_counts_as_shown(repo: Path, cli) -> None:
+    """The cut asks the verifier to read the rest; one that did (``read_file``, the whole file as
+    committed) was shown every line, and its approval stands."""
+    data = _verify(repo, cli, _one_big_file(1500), _reads("app.py"))
+
+    assert data["outcome"] == "approved", data["findings"]
+    assert _cut(data) == []
+
+
+@pytest.mark.parametrize(
+    ("defs", "reads"),
+    [(1500, ("README.md", "./nothing.py")), (2400, ("app.py",))],
+    ids=["other files read", "read truncated"],
+)
+def test_a_cut_file_read_in_part_or_not_at_all_still_blocks(repo: Path, cli, defs: int, reads: tuple) -> None:
+    """Other files read, or the cut file truncated by ``read_file`` (over its 100,000 characters):
+    the finding stands."""
+    data = _verify(repo, cli, _one_big_file(defs), _reads(*reads))
+
+    assert data["outcome"] != "approved", data["findings"]
+    [found] = _cut(data)
+    assert found["severity"] == "high" and found["file"] == "app.py", found

@@ -269,6 +269,7 @@ class BuildDriver:
             with self.run.checkout(commit, label) as checkout:  # its commands never reach the next commit
                 self.run.note_facts_ahead(commit)  # while its first request is on its way
                 result = self.run.session("verifier", n, context, root=checkout, fresh_commit=commit)
+                extra = self.run.judge_cut(commit, extra, result.session_id, checkout)
         finally:
             self.run.drop_early()
         failure = None if result.status == "completed" else (result.reason or result.status)

@@ -8,6 +8,8 @@ taken from the model.
 from __future__ import annotations
 
 import contextlib
+import os
+import posixpath
 import threading
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field, replace
@@ -476,6 +478,25 @@ class Run:
         )
         return run_rules(change) + cut_findings(self.diff(commit), MAX_DIFF_CHARS)  # what the verifier's diff cut
 
+    def judge_cut(self, commit: str, extra: list[dict[str, Any]], session_id: str, root: Path) -> list[dict[str, Any]]:
+        """``extra`` with its ``diff_cut`` finding judged again after the verifier's session ``session_id``
+        (run in ``root``): a cut file it read whole with ``read_file`` was shown to it
+        (``agentflow.rules.budget``). No cut, no ledger read."""
+        from agentflow.rules import cut_findings
+        from agentflow.rules.budget import RULE
+        from agentflow.tools import MAX_READ_CHARS
+
+        if not any(f.get("rule") == RULE for f in extra):
+            return extra
+        read = set()
+        for event in self.events():
+            if isinstance(event, ToolCalled) and event.session_id == session_id and event.tool == "read_file":
+                path = event.input.get("path")
+                if isinstance(path, str) and not event.is_error and event.output_chars <= MAX_READ_CHARS:
+                    read.add(_tree_path(path, root))
+        kept = [f for f in extra if f.get("rule") != RULE]
+        return kept + cut_findings(self.diff(commit), MAX_DIFF_CHARS, read)
+
     def evidence_findings(
         self, checks: list[CheckResult], base_counts: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
@@ -814,6 +835,13 @@ def _discard_checkout(repo: Repo, path: Path) -> None:
 
 
 INVALID_VERDICT = "the submitted verdict is invalid"
+
+
+def _tree_path(path: str, root: Path) -> str:
+    """A ``read_file`` path (relative to the session's root, or absolute inside it) as the diff names it."""
+    if os.path.isabs(path):
+        path = os.path.relpath(path, root)
+    return posixpath.normpath(path)
 
 
 def _check_dict(check: CheckResult) -> dict[str, Any]:

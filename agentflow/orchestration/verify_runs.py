@@ -169,6 +169,7 @@ def verify(
                     reasons = [exc.problem]
                 else:
                     failure = None if result.status == "completed" else (result.reason or result.status)
+                    extra = run.judge_cut(head_commit, extra, result.session_id, run.workdir)
                     recorded, reasons = run.record_verdict(
                         1, head_commit, checks.results, result.submitted, failure, extra
                     )

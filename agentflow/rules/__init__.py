@@ -13,7 +13,7 @@ The rules are pure functions of the change: the same diff always gives the same 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,11 +87,11 @@ def run_rules(change: Change) -> list[Finding]:
     return list(found.values())
 
 
-def cut_findings(diff: str, limit: int) -> list[Finding]:
+def cut_findings(diff: str, limit: int, read: Collection[str] = ()) -> list[Finding]:
     """The ``diff_cut`` finding of the verifier's diff (``agentflow.rules.budget``)."""
     from agentflow.rules.budget import cut_findings as found
 
-    return found(diff, limit)
+    return found(diff, limit, read)
 
 
 def blocking(findings: list[Finding]) -> list[Finding]:

@@ -7,11 +7,15 @@ thousand generated files of 190 characters each left every file, the 300-charact
 them, at 79 characters (less than its marker): the verifier was shown no line of the payload and
 approved (tested). An approval then vouches for code nobody was shown, so a cut is a ``diff_cut``
 finding: high when a file other than a lock file, a test snapshot or a data table is cut, medium when
-only those are (a regenerated ``package-lock.json``: recorded, not blocking).
+only those are (a regenerated ``package-lock.json``: recorded, not blocking). A cut file the verifier
+then read whole with agentflow's ``read_file`` (the file as committed, not truncated) was shown to it
+and no longer counts: the finding is judged again after its session (``Run.judge_cut``). Reads it
+made otherwise (``cat`` in a command, Claude Code's ``Read`` of some lines) do not count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import PurePosixPath
 
 from agentflow.rules import Finding, finding
@@ -52,12 +56,12 @@ def bulk(path: str) -> bool:
     return name in BULK_NAMES or name.endswith(BULK_SUFFIXES)
 
 
-def cut_findings(diff: str, limit: int) -> list[Finding]:
+def cut_findings(diff: str, limit: int, read: Collection[str] = ()) -> list[Finding]:
     """One ``diff_cut`` finding for the files ``agentflow.diffbudget.fit`` cuts of ``diff`` within
-    ``limit`` (what the verifier's prompt holds), or none."""
+    ``limit`` (what the verifier's prompt holds) and the verifier did not ``read`` whole, or none."""
     from agentflow.diffbudget import fit
 
-    cut_files = fit(diff, limit)[1]
+    cut_files = [path for path in fit(diff, limit)[1] if path not in read]
     if not cut_files:
         return []
     code = [path for path in cut_files if not bulk(path)]
@@ -73,7 +77,8 @@ def cut_findings(diff: str, limit: int) -> list[Finding]:
             "so its approval does not cover the rest",
             file=(code or list(cut_files))[0],
             severity="high" if code else "medium",
-            suggestion="split the change into smaller ones, or a human who read the cut files records "
+            suggestion="the verifier reads each cut file whole (`read_file`: the file as committed), the change "
+            "is split into smaller ones, or a human who read the cut files records "
             "`agentflow approve --override --reason ...`",
         )
     ]
