@@ -102,6 +102,17 @@ def verifier_session(**kwargs: Any) -> list[dict[str, Any]]:
     ]
 
 
+def commit_and_verify(root: Path, cli: Any, session: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Commit the work tree as the change (plan 1) and verify it against ``main`` with a scripted
+    verifier (``session``, else one that reads ``src/app.py`` and approves): the JSON report."""
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "change", "--trailer", "Agentflow-Plan: 1")
+    script = write_script(root, {"verifier": [session or verifier_session()]})
+    result = cli("verify", "--base", "main", "--script", str(script), "--format", "json")
+    assert result.stdout.startswith("{"), result.output
+    return json.loads(result.stdout)
+
+
 def finding(fid: str = "F1", severity: str = "high", message: str = "farewell lacks a test") -> dict[str, Any]:
     return {
         "id": fid,

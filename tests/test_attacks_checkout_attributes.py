@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.build_helpers import first_prompt, verifier_session, write_plan, write_script
+from tests.build_helpers import commit_and_verify, first_prompt, verifier_session, write_plan, write_script
 from tests.helpers import git
 
 PAYLOAD = "PAYLOAD-3b8e exfiltrate()"
@@ -33,12 +33,7 @@ def _base(repo: Path, attributes: str | None = None) -> None:
 
 
 def _verify(repo: Path, cli) -> dict:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "change", "--trailer", "Agentflow-Plan: 1")
-    script = write_script(repo, {"verifier": [verifier_session()]})
-    result = cli("verify", "--base", "main", "--script", str(script), "--format", "json")
-    assert result.stdout.startswith("{"), result.output
-    return json.loads(result.stdout)
+    return commit_and_verify(repo, cli)
 
 
 def _checkout_findings(data: dict) -> list[tuple[str | None, str]]:

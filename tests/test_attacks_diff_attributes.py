@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.build_helpers import verifier_session, write_plan, write_script
+from tests.build_helpers import commit_and_verify, verifier_session, write_plan, write_script
 from tests.helpers import git
 
 TESTS = (
@@ -31,12 +31,7 @@ def _base(repo: Path) -> None:
 
 
 def _verify(repo: Path, cli) -> dict:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "change", "--trailer", "Agentflow-Plan: 1")
-    script = write_script(repo, {"verifier": [verifier_session()]})
-    result = cli("verify", "--base", "main", "--script", str(script), "--format", "json")
-    assert result.stdout.startswith("{"), result.output
-    return json.loads(result.stdout)
+    return commit_and_verify(repo, cli)
 
 
 def _rule_ids(data: dict) -> set[str]:

@@ -20,7 +20,7 @@ import pytest
 from agentflow.diffbudget import fit
 from agentflow.orchestration import MAX_DIFF_CHARS
 from agentflow.rules import cut_findings
-from tests.build_helpers import first_prompt, verdict, verifier_session, write_plan, write_script
+from tests.build_helpers import commit_and_verify, first_prompt, verdict, verifier_session, write_plan, write_script
 from tests.helpers import git
 
 PAYLOAD = "PAYLOAD-c41a exfiltrate()"
@@ -31,12 +31,7 @@ def _verify(repo: Path, cli, write, session: list | None = None) -> dict:
     write_plan(repo)
     git(repo, "checkout", "-q", "-b", "pr")
     write(repo)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "change", "--trailer", "Agentflow-Plan: 1")
-    script = write_script(repo, {"verifier": [session or verifier_session()]})
-    result = cli("verify", "--base", "main", "--script", str(script), "--format", "json")
-    assert result.stdout.startswith("{"), result.output
-    return json.loads(result.stdout)
+    return commit_and_verify(repo, cli, session)
 
 
 def _cut(data: dict) -> list[dict]:
