@@ -12,7 +12,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "r": "\r", "v": "\v"}
@@ -259,7 +259,7 @@ def change_from_git(
     )
 
 
-def _hidden_by_change(root: object, base: str, paths: Sequence[str]) -> set[str]:
+def _hidden_by_change(root: Path, base: str, paths: Sequence[str]) -> set[str]:
     """Which of ``paths`` (text that git showed as binary) the base's own attributes do not mark so.
 
     The diff is read in the change's checkout, whose ``.gitattributes`` are the change's: a
@@ -277,9 +277,9 @@ def _hidden_by_change(root: object, base: str, paths: Sequence[str]) -> set[str]
         return set()
     with tempfile.TemporaryDirectory(prefix="agentflow-attr-") as scratch:
         env = {"GIT_INDEX_FILE": os.path.join(scratch, "index")}
-        if run_git(["read-tree", base], root, env=env).returncode != 0:  # type: ignore[arg-type]
+        if run_git(["read-tree", base], root, env=env).returncode != 0:
             return set(paths)
-        proc = run_git(["check-attr", "--cached", "-z", "diff", "--", *paths], root, env=env)  # type: ignore[arg-type]
+        proc = run_git(["check-attr", "--cached", "-z", "diff", "--", *paths], root, env=env)
     if proc.returncode != 0:
         return set(paths)
     fields = proc.stdout.split("\0")
@@ -290,7 +290,7 @@ def _hidden_by_change(root: object, base: str, paths: Sequence[str]) -> set[str]
             binary = value == "unset"
         else:  # a driver: binary when the (user's, trusted) config says so
             if value not in drivers:
-                out = run_git(["config", "--type=bool", "--get", f"diff.{value}.binary"], root)  # type: ignore[arg-type]
+                out = run_git(["config", "--type=bool", "--get", f"diff.{value}.binary"], root)
                 drivers[value] = out.stdout.strip() == "true"
             binary = drivers[value]
         if binary:
