@@ -18,13 +18,13 @@ def test_help_lists_examples(cli):
     assert "agentflow build .plans/348-capsule-isolation.md" in result.output
 
 
-def test_help_shows_a_type_for_options_that_take_a_value_and_none_for_flags(cli):
+def test_help_names_the_value_of_options_that_take_one_and_nothing_for_flags(cli):
     result = cli("build", "--help", env={"COLUMNS": "200"})
     assert result.exit_code == 0
     rows = {row.split()[1]: row.split()[2:] for row in result.output.splitlines() if row.startswith("│ --")}
     assert "<bool>" not in result.output
     assert rows["--dry-run"][0] == "Print"  # a flag: straight to its help
-    assert rows["--jobs"][:2] == ["-j", "<int>"] and rows["--resume"][0] == "RUN"
+    assert rows["--jobs"][:2] == ["-j", "N"] and rows["--resume"][0] == "RUN"
 
 
 def test_log_help_says_it_refuses_a_broken_chain(cli):

@@ -71,7 +71,7 @@ def test_every_help_is_the_eager_apps_and_has_examples(path: tuple[str, ...]) ->
     eager = CliRunner().invoke(_eager_app(), [*path, "--help"])
     assert lazy.exit_code == eager.exit_code == 0, lazy.output
     assert lazy.output == eager.output
-    assert "<bool>" not in lazy.output  # a flag takes no value (agentflow.cli._flag_type)
+    assert "<bool>" not in lazy.output  # a flag takes no value (agentflow.cli._value_name)
     command = dict(_walk(EAGER))[path]
     if not command.hidden:  # `hooks run` is what the installed hook scripts call
         assert "Examples" in lazy.output and "agentflow " in lazy.output

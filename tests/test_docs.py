@@ -129,3 +129,18 @@ def test_every_option_the_docs_give_a_command_is_in_its_help(path: tuple[str, ..
     missing = _documented_options().get(path, set()) - options - {"--help"}
     assert not missing, f"README.md or docs/ give `agentflow {' '.join(path)}` options it does not have: {missing}"
     assert all(option in result.output for option in options if option.startswith("--") and not command.hidden)
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_value_is_named_not_typed(path: tuple[str, ...]) -> None:
+    """typer's own labels read as Python: `PLAN <list[str]>`, `--jobs <int range>`, `--backend
+    <str>`. Each option that takes a value names it in capitals (`--jobs N`, `--script FILE`), and
+    an argument's name is its metavar (agentflow.cli._value_name)."""
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    panels = [line for line in result.output.splitlines() if line.startswith("│")]
+    typed = [line.strip("│ ") for line in panels if re.search(r"<[a-z][a-z\[\], ]*>", line)]
+    assert not typed, f"`agentflow {' '.join(path)} --help` shows Python types: {typed}"
+    lower = [line.strip("│ ") for line in panels if re.match(r"│ [* ]\s+[a-z][a-z_]*\s", line)]
+    assert not lower, f"`agentflow {' '.join(path)} --help` names an argument in lower case: {lower}"

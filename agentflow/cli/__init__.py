@@ -26,26 +26,29 @@ try:  # typer vendors click since 0.2x; its exceptions are what it raises for us
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - a typer that depends on click instead
     from click.exceptions import ClickException  # type: ignore[no-redef]
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from agentflow import __version__
 from agentflow.errors import AgentflowError, ExitCode
 
 
-def _flag_type(display_type_rich: Any) -> Any:
-    """typer 0.29's rich help gives every option its type, a flag's too: `--version <bool>` reads
-    as an option that takes a value. A flag (on/off, not a counter) shows none, as in click's plain
-    help; every other option keeps typer's (`<int>`, `<path>`) or its metavar."""
+def _value_name(display_type_rich: Any) -> Any:
+    """typer 0.29's rich help names every value by its Python type: `--version <bool>` reads as an
+    option that takes a value, `PLAN <list[str]>` and `--jobs <int range>` as annotations. Here a
+    flag (on/off, not a counter) shows nothing and every other option its metavar, in capitals
+    (`--jobs N`, `--script FILE`); an argument's metavar is already its name, so it shows no type.
+    A parameter without a metavar keeps typer's label, and a test (tests/test_docs.py) finds it."""
 
     def shown(self: Any, ctx: Any) -> str | None:
-        if self.is_flag and not self.count and self.metavar is None:
+        if isinstance(self, TyperArgument) or (self.is_flag and not self.count and self.metavar is None):
             return None
         return display_type_rich(self, ctx)
 
     return shown
 
 
-TyperOption.display_type_rich = _flag_type(TyperOption.display_type_rich)  # type: ignore[method-assign]
+TyperOption.display_type_rich = _value_name(TyperOption.display_type_rich)  # type: ignore[method-assign]
+TyperArgument.display_type_rich = _value_name(TyperArgument.display_type_rich)  # type: ignore[method-assign]
 
 
 BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away

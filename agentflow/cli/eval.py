@@ -18,18 +18,23 @@ FORMATS = ("text", "json", "md", "html")
 
 @eval_app.command("verifier")
 def verifier(
-    dataset: Annotated[Path | None, typer.Argument(help="JSON Lines dataset (docs/eval.md).")] = None,
+    dataset: Annotated[
+        Path | None, typer.Argument(metavar="DATASET", help="JSON Lines dataset (docs/eval.md).")
+    ] = None,
     builtin: Annotated[
         bool, typer.Option("--builtin", help="The built-in dataset on the demo project (offline).")
     ] = False,
-    backend: Annotated[str | None, typer.Option("--backend", help="anthropic, scripted or claude-code.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Verifier model name.")] = None,
-    script: Annotated[
-        Path | None, typer.Option("--script", help="Scripted verifier: one session per case and repeat, in order.")
+    backend: Annotated[
+        str | None, typer.Option("--backend", metavar="NAME", help="anthropic, scripted or claude-code.")
     ] = None,
-    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Verify every case N times.")] = 1,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Cases verified at once.")] = 1,
-    fmt: Annotated[str, typer.Option("--format", help="text, json, md or html.")] = "text",
+    model: Annotated[str | None, typer.Option("--model", metavar="NAME", help="Verifier model name.")] = None,
+    script: Annotated[
+        Path | None,
+        typer.Option("--script", metavar="FILE", help="Scripted verifier: one session per case and repeat, in order."),
+    ] = None,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, metavar="N", help="Verify every case N times.")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, metavar="N", help="Cases verified at once.")] = 1,
+    fmt: Annotated[str, typer.Option("--format", metavar="text|json|md|html", help="Output format.")] = "text",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write the report to FILE.")
     ] = None,
@@ -41,7 +46,7 @@ def verifier(
         Path | None, typer.Option("--baseline", metavar="FILE", help="An earlier JSON result: exit 1 on a regression.")
     ] = None,
     max_regression: Annotated[
-        float, typer.Option("--max-regression", help="Largest tolerated worsening of a rate (0..1).")
+        float, typer.Option("--max-regression", metavar="RATE", help="Largest tolerated worsening of a rate (0..1).")
     ] = 0.05,
     record_ledger: Annotated[
         bool, typer.Option("--record-ledger", help="Also import the verify runs into this repository's ledger.")

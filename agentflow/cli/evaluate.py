@@ -79,7 +79,9 @@ def evaluate(
     ] = False,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", min=1, help="Processes for large plain JSON Lines files (default: CPU count)."),
+        typer.Option(
+            "--workers", min=1, metavar="N", help="Processes for large plain JSON Lines files (default: CPU count)."
+        ),
     ] = None,
 ) -> None:
     """Infer event schemas from logs and report findings such as missing isolation fields.

@@ -20,11 +20,12 @@ class GateFormat(StrEnum):
 
 
 def gate(
-    ref: Annotated[str, typer.Argument(help="The commit, branch or tag to check.")] = "HEAD",
+    ref: Annotated[str, typer.Argument(metavar="REF", help="The commit, branch or tag to check.")] = "HEAD",
     base: Annotated[
         str | None,
         typer.Option(
             "--base",
+            metavar="BASE",
             help="The target REF merges into: binds the approval, recognises a clean rebase (default: config base).",
         ),
     ] = None,
@@ -87,7 +88,9 @@ def gate(
 
 def merge(
     target: Annotated[str, typer.Argument(metavar="PLAN|BRANCH", help="A plan file or id, or a branch name.")],
-    into: Annotated[str | None, typer.Option("--into", help="Branch to merge into (default: config base).")] = None,
+    into: Annotated[
+        str | None, typer.Option("--into", metavar="BRANCH", help="Branch to merge into (default: config base).")
+    ] = None,
 ) -> None:
     """Merge an approved plan branch (--no-ff); refuse with the gate's reasons otherwise.
 
@@ -119,11 +122,13 @@ def merge(
 
 
 def approve(
-    ref: Annotated[str, typer.Argument(help="The commit to approve.")] = "HEAD",
+    ref: Annotated[str, typer.Argument(metavar="REF", help="The commit to approve.")] = "HEAD",
     override: Annotated[
         bool, typer.Option("--override", help="Required: this is a human override of the verifier.")
     ] = False,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded with your git identity.")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", metavar="TEXT", help="Why; recorded with your git identity.")
+    ] = None,
 ) -> None:
     """Approve REF by hand, as an explicit, recorded human override of the verifier.
 
@@ -202,8 +207,8 @@ def hooks_uninstall() -> None:
 
 @hooks_app.command("run", hidden=True)
 def hooks_run(
-    hook: Annotated[str, typer.Argument(help="pre-merge-commit, pre-commit or pre-push.")],
-    args: Annotated[list[str] | None, typer.Argument(help="The hook's arguments from git.")] = None,
+    hook: Annotated[str, typer.Argument(metavar="HOOK", help="pre-merge-commit, pre-commit or pre-push.")],
+    args: Annotated[list[str] | None, typer.Argument(metavar="ARG...", help="The hook's arguments from git.")] = None,
 ) -> None:
     """Run one hook's check (called by the installed hook scripts)."""
     from agentflow.hooks import outdated, run_hook
@@ -239,7 +244,7 @@ notes_app = typer.Typer(
     no_args_is_help=True,
 )
 
-RemoteOption = Annotated[str, typer.Option("--remote", help="The git remote.")]
+RemoteOption = Annotated[str, typer.Option("--remote", metavar="REMOTE", help="The git remote.")]
 
 
 @notes_app.command("fetch")

@@ -49,12 +49,16 @@ class ShowFormat(StrEnum):
 
 def metrics(
     since: Annotated[
-        str, typer.Option("--since", help="Start: a duration back from --until (24h, 7d, 2w) or an ISO date.")
+        str,
+        typer.Option(
+            "--since", metavar="WHEN", help="Start: a duration back from --until (24h, 7d, 2w) or an ISO date."
+        ),
     ] = "7d",
     until: Annotated[
         str | None,
         typer.Option(
             "--until",
+            metavar="WHEN",
             help="End: an ISO date (that whole day is included) or date-time; default: now.",
             show_default=False,
         ),
@@ -62,7 +66,9 @@ def metrics(
     fmt: Annotated[MetricsFormat, typer.Option("--format", "-f", help="Output format.")] = MetricsFormat.text,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the report to FILE instead of stdout.", show_default=False),
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout.", show_default=False
+        ),
     ] = None,
     from_git: Annotated[
         bool,
@@ -76,13 +82,17 @@ def metrics(
 
 
 def show(
-    run: Annotated[str, typer.Argument(help="The run id (or a unique prefix of it); list runs with `agentflow log`.")],
+    run: Annotated[
+        str,
+        typer.Argument(metavar="RUN", help="The run id (or a unique prefix of it); list runs with `agentflow log`."),
+    ],
     fmt: Annotated[ShowFormat, typer.Option("--format", "-f", help="Output format.")] = ShowFormat.text,
     transcripts: Annotated[
         bool, typer.Option("--transcripts", help="Add the full transcript of every session.")
     ] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.", show_default=False)
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.", show_default=False),
     ] = None,
 ) -> None:
     """One run's timeline from the ledger (help text: ``SHOW_HELP``)."""

@@ -40,7 +40,7 @@ def _load() -> tuple[Path, Config, list[Pattern]]:
 def list_(
     plan: Annotated[
         str | None,
-        typer.Option("--plan", help="Show the patterns chosen for this plan (path or id), and why."),
+        typer.Option("--plan", metavar="PLAN", help="Show the patterns chosen for this plan (path or id), and why."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

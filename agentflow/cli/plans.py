@@ -27,9 +27,10 @@ def _root() -> Path:
 
 @plan_app.command("new")
 def new(
-    title: Annotated[str, typer.Argument(help="The plan's title; the file name is made from it.")],
+    title: Annotated[str, typer.Argument(metavar="TITLE", help="The plan's title; the file name is made from it.")],
     plan_id: Annotated[
-        str | None, typer.Option("--id", help="The plan id (a number or slug); default: the next free number.")
+        str | None,
+        typer.Option("--id", metavar="ID", help="The plan id (a number or slug); default: the next free number."),
     ] = None,
 ) -> None:
     """Write a new plan file from the template (never overwrites an existing plan).
@@ -49,7 +50,8 @@ def new(
 @plan_app.command("check")
 def check(
     plans: Annotated[
-        list[Path] | None, typer.Argument(help="Plan files to check; default: every plan under .plans/.")
+        list[Path] | None,
+        typer.Argument(metavar="PLAN...", help="Plan files to check; default: every plan under .plans/."),
     ] = None,
 ) -> None:
     """Validate plan files: front matter, ids (unique across .plans/), patterns (in CLAUDE.md),

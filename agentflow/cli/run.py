@@ -260,19 +260,28 @@ def build(
         list[str] | None, typer.Argument(metavar="PLAN", help="Plan files or ids.", show_default=False)
     ] = None,
     max_cycles: Annotated[
-        int | None, typer.Option("--max-cycles", help="Cycle cap (a plan's max_cycles wins).")
+        int | None, typer.Option("--max-cycles", metavar="N", help="Cycle cap (a plan's max_cycles wins).")
     ] = None,
     backend: Annotated[
         str | None,
-        typer.Option("--backend", help="Backend for builder and verifier: anthropic, scripted, command, claude-code."),
+        typer.Option(
+            "--backend",
+            metavar="NAME",
+            help="Backend for builder and verifier: anthropic, scripted, command, claude-code.",
+        ),
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name for builder and verifier.")] = None,
-    budget_usd: Annotated[float | None, typer.Option("--budget-usd", help="Dollar budget per run.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", metavar="NAME", help="Model name for builder and verifier.")
+    ] = None,
+    budget_usd: Annotated[
+        float | None, typer.Option("--budget-usd", metavar="USD", help="Dollar budget per run.")
+    ] = None,
     resume: Annotated[str | None, typer.Option("--resume", metavar="RUN", help="Continue a killed run.")] = None,
-    jobs: Annotated[int, typer.Option("-j", "--jobs", help="Plans to build in parallel.")] = 1,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", metavar="N", help="Plans to build in parallel.")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the prompts of cycle 1; send nothing.")] = False,
     script: Annotated[
-        Path | None, typer.Option("--script", help="Script for the scripted backend (implies --backend scripted).")
+        Path | None,
+        typer.Option("--script", metavar="FILE", help="Script for the scripted backend (implies --backend scripted)."),
     ] = None,
 ) -> None:
     probe = None if dry_run else _probe_sandbox_early()
@@ -340,23 +349,31 @@ def _probe_sandbox_early() -> threading.Thread:
 
 
 def verify(
-    base: Annotated[str | None, typer.Option("--base", help="Base ref (default: the config's base branch).")] = None,
-    head: Annotated[str, typer.Option("--head", help="Head ref to verify.")] = "HEAD",
-    plan: Annotated[
-        str | None, typer.Option("--plan", help="Plan file or id (default: Agentflow-Plan trailer).")
+    base: Annotated[
+        str | None, typer.Option("--base", metavar="REF", help="Base ref (default: the config's base branch).")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="text, json, md, github, sarif or junit.")] = "text",
+    head: Annotated[str, typer.Option("--head", metavar="REF", help="Head ref to verify.")] = "HEAD",
+    plan: Annotated[
+        str | None, typer.Option("--plan", metavar="PLAN", help="Plan file or id (default: Agentflow-Plan trailer).")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="text|json|md|github|sarif|junit", help="Report format.")
+    ] = "text",
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", metavar="FILE", help="Write the --format report to FILE (default: stdout)."),
     ] = None,
     backend: Annotated[
-        str | None, typer.Option("--backend", help="Verifier backend: anthropic, scripted, claude-code.")
+        str | None,
+        typer.Option("--backend", metavar="NAME", help="Verifier backend: anthropic, scripted, claude-code."),
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Verifier model name.")] = None,
-    budget_usd: Annotated[float | None, typer.Option("--budget-usd", help="Dollar budget for the run.")] = None,
+    model: Annotated[str | None, typer.Option("--model", metavar="NAME", help="Verifier model name.")] = None,
+    budget_usd: Annotated[
+        float | None, typer.Option("--budget-usd", metavar="USD", help="Dollar budget for the run.")
+    ] = None,
     script: Annotated[
-        Path | None, typer.Option("--script", help="Script for the scripted backend (implies --backend scripted).")
+        Path | None,
+        typer.Option("--script", metavar="FILE", help="Script for the scripted backend (implies --backend scripted)."),
     ] = None,
     json_file: Annotated[
         Path | None, typer.Option("--json", metavar="FILE", help="Also write the JSON report to FILE.")
