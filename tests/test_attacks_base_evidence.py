@@ -18,7 +18,7 @@ from tests.build_helpers import verifier_session, write_script
 from tests.gate_helpers import note_for
 from tests.helpers import git
 
-KEY = "team-secret-signing-key-0123"
+KEY = "team-secret-signing-key-0123-0123456789abcdef0123456789"
 CHECK = "cp counts.xml {report}"
 
 

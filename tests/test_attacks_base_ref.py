@@ -19,7 +19,7 @@ from tests.build_helpers import notes, verifier_session, write_plan, write_scrip
 from tests.gate_helpers import add_verdict, commit_file
 from tests.helpers import git
 
-KEY = "ci-signing-key-0123456789"
+KEY = "ci-signing-key-0123456789-0123456789abcdef0123456789"
 
 
 def _ci_clone(repo: Path, tmp_path: Path) -> tuple[Path, str, str]:

@@ -22,7 +22,7 @@ from tests.gate_helpers import git
 
 SECRETS = {
     "ANTHROPIC_API_KEY": "sk-ant-api03-demo-secret-0123456789",
-    "AGENTFLOW_SIGNING_KEY": "signing-key-demo-0123456789",
+    "AGENTFLOW_SIGNING_KEY": "signing-key-demo-0123456789-0123456789abcdef0123456789",
     "GITHUB_TOKEN": "ghp_demoSecret0123456789abcdefghijklmn",
 }
 

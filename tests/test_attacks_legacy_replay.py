@@ -16,7 +16,7 @@ from agentflow.notes import NOTES_REF
 from tests.gate_helpers import note_for
 from tests.helpers import git
 
-KEY = "legacy-replay-signing-key-0123"
+KEY = "legacy-replay-signing-key-0123-0123456789abcdef0123456789"
 SIGNED = {"AGENTFLOW_SIGNING_KEY": KEY}
 
 

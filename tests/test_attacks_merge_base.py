@@ -17,7 +17,7 @@ from agentflow.git import Repo
 from tests.gate_helpers import add_verdict, commit_file
 from tests.helpers import git
 
-KEY = "team-secret-signing-key-0123"
+KEY = "team-secret-signing-key-0123-0123456789abcdef0123456789"
 SIGNED = {"AGENTFLOW_SIGNING_KEY": KEY}
 
 

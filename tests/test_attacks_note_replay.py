@@ -20,7 +20,7 @@ from tests.build_helpers import notes, verifier_session, write_plan, write_scrip
 from tests.gate_helpers import note_for
 from tests.helpers import git
 
-KEY = "team-secret-signing-key-0123"
+KEY = "team-secret-signing-key-0123-0123456789abcdef0123456789"
 SIGNED = {"AGENTFLOW_SIGNING_KEY": KEY}
 
 

@@ -16,7 +16,7 @@ from agentflow.notes import NOTES_REF
 from tests.gate_helpers import add_verdict, note_for, plan_branch
 from tests.helpers import git
 
-KEY = "team-secret-signing-key-0123"
+KEY = "team-secret-signing-key-0123-0123456789abcdef0123456789"
 SIGNED = {"AGENTFLOW_SIGNING_KEY": KEY}
 BRANCH = "agentflow/348-capsule-isolation"
 

@@ -19,7 +19,7 @@ from agentflow.sandbox import Sandbox
 from agentflow.tools import run_shell
 from tests.helpers import need_tool
 
-KEY = "team-secret-signing-key-0123"
+KEY = "team-secret-signing-key-0123-0123456789abcdef0123456789"
 
 
 @pytest.fixture

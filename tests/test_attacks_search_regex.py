@@ -84,7 +84,7 @@ def test_a_search_still_finds_lines_by_glob_and_stops_at_the_limit(tree: Path) -
 
 def test_the_search_process_gets_no_environment(tree: Path, monkeypatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-secret")
-    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "signing-secret")
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "signing-secret-0123456789abcdef0123456789")
     seen: list[dict] = []
     real = subprocess.run
 

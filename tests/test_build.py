@@ -282,7 +282,7 @@ def test_changes_outside_the_scope_are_findings(repo, cli):
 
 
 def test_signed_notes_when_a_key_is_configured(repo, cli, monkeypatch):
-    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "test-signing-key-123")
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "test-signing-key-123-0123456789abcdef0123456789")
     write_plan(repo)
     script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
     assert cli("build", "1", "--script", str(script)).exit_code == 0
@@ -291,7 +291,7 @@ def test_signed_notes_when_a_key_is_configured(repo, cli, monkeypatch):
         ["git", "notes", "--ref=refs/notes/agentflow", "show", head], cwd=repo, capture_output=True, text=True
     ).stdout.splitlines()
     note = VerdictNote.model_validate_json(line)
-    assert note.signature_valid("test-signing-key-123")
+    assert note.signature_valid("test-signing-key-123-0123456789abcdef0123456789")
     assert not note.signature_valid("another-key-456")
     assert run_events(repo, VerdictRecorded)[0].signed
 

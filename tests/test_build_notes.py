@@ -117,12 +117,12 @@ def test_a_cap_before_any_verification_writes_no_note(repo: Path, cli) -> None:
 
 
 def test_the_capped_line_is_signed_with_the_key(repo: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "k3y")
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "k3y-0123456789abcdef0123456789-capped")
     write_plan(repo)
     assert cli("build", "1", "--script", str(capped_script(repo, 1)), "--max-cycles", "1").exit_code == 1
     lines = notes(repo, git(repo, "rev-parse", "agentflow/1-farewell"))
     assert [n["outcome"] for n in lines] == ["changes_requested", "capped"]
-    assert all(VerdictNote.model_validate(n).signature_valid("k3y") for n in lines)
+    assert all(VerdictNote.model_validate(n).signature_valid("k3y-0123456789abcdef0123456789-capped") for n in lines)
     gate = cli("gate", "agentflow/1-farewell", "--format", "json")
     assert gate.exit_code == 1 and json.loads(gate.stdout)["status"] == "not_approved"
 

@@ -145,7 +145,7 @@ def test_builder_bash_children_do_not_see_the_signing_key(
     repo: Path, ledger: Ledger, claude_code_env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake, _ = claude_code_env
-    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "signing-key-that-must-not-leak")
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "signing-key-that-must-not-leak-0123456789abcdef0123456789")
     monkeypatch.setenv("GITHUB_TOKEN", "github-token-that-must-not-leak")
     fake.add(
         message(tool_use("Bash", {"command": "env > env.txt", "description": "dump env"})),
@@ -157,7 +157,7 @@ def test_builder_bash_children_do_not_see_the_signing_key(
     assert result.status == "completed", result.reason
     dumped = (repo / "env.txt").read_text()
     assert "PATH=" in dumped  # the command did run
-    assert "signing-key-that-must-not-leak" not in dumped
+    assert "signing-key-that-must-not-leak-0123456789abcdef0123456789" not in dumped
     assert "github-token-that-must-not-leak" not in dumped
 
 
@@ -241,7 +241,7 @@ def test_builder_bash_runs_in_claude_codes_own_sandbox_inside_agentflows(
     )
     recorder.chmod(0o755)
     monkeypatch.setattr(claude_code, "bundled_cli", lambda: str(recorder))
-    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "signing-key-that-must-not-leak")
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "signing-key-that-must-not-leak-0123456789abcdef0123456789")
     listener = Listener()
     outside = config_dir / "outside.txt"  # writable for the CLI, not for its Bash
     _probe_bash(fake, listener.port, outside)
@@ -670,7 +670,7 @@ def test_policy_refuses_escapes_network_and_history(tmp_path: Path) -> None:
 def test_session_env_blanks_secrets_but_keeps_the_cli_credentials() -> None:
     env = session_env(
         {
-            "AGENTFLOW_SIGNING_KEY": "k",
+            "AGENTFLOW_SIGNING_KEY": "k" * 32,
             "GITHUB_TOKEN": "t",
             "ANTHROPIC_API_KEY": "a",
             "AWS_SECRET_ACCESS_KEY": "s",

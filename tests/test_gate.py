@@ -14,7 +14,7 @@ from agentflow.git import Repo
 from agentflow.verdict import VerdictNote
 from tests.gate_helpers import add_verdict, commit_file, git, note_for, plan_branch
 
-KEY = "team-secret-key"
+KEY = "team-secret-key-0123456789abcdef0123456789"
 BRANCH = "agentflow/348-capsule-isolation"
 
 

@@ -12,7 +12,7 @@ from tests.gate_helpers import add_verdict, commit_file, git, plan_branch
 from tests.helpers import HOSTILE_ESCAPED, HOSTILE_MARKDOWN, hostile_rows
 
 BRANCH = "agentflow/348-capsule-isolation"
-KEY = "team-secret-key"
+KEY = "team-secret-key-0123456789abcdef0123456789"
 
 
 def test_gate_exit_codes(repo, cli, tmp_path, monkeypatch):
@@ -99,7 +99,7 @@ def test_signed_override_passes_a_keyed_gate(repo, cli):
     result = cli("approve", "--override", "--reason", "ok", env=env)
     assert result.exit_code == 0 and "(signed)" in result.output
     assert cli("gate", env=env).exit_code == 0
-    assert cli("gate", env={"AGENTFLOW_SIGNING_KEY": "other"}).exit_code == 1
+    assert cli("gate", env={"AGENTFLOW_SIGNING_KEY": "another-key-of-32-characters-0123456789"}).exit_code == 1
 
 
 def test_override_goes_stale_on_the_next_change(repo, cli):

@@ -87,7 +87,7 @@ def test_gitpythons_cat_file_process_is_hardened_and_closed(repo, monkeypatch):
     head = _agentflow_commit(repo, "1", "r-1")
     _note(repo, head, {"outcome": "approved"})
     monkeypatch.setenv("MY_API_TOKEN", SECRET)
-    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "sekrit-signing-key-123")
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "sekrit-signing-key-123-0123456789abcdef0123456789")
     before = set(_cat_files())
     r = Repo(repo)
     assert r.notes(head) == ['{"outcome": "approved"}']
@@ -97,7 +97,7 @@ def test_gitpythons_cat_file_process_is_hardened_and_closed(repo, monkeypatch):
         argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
         assert argv[1 : 1 + len(SAFE_CONFIG)] == list(SAFE_CONFIG)
         environ = Path(f"/proc/{pid}/environ").read_bytes()
-        assert SECRET.encode() not in environ and b"sekrit-signing-key-123" not in environ
+        assert SECRET.encode() not in environ and b"sekrit-signing-key-123-0123456789abcdef0123456789" not in environ
         assert b"PATH=" in environ
     r.close()
     assert set(_cat_files()) - before == set()

@@ -201,7 +201,13 @@ def test_hooks_and_fsmonitor_planted_before_the_build_never_run_in_agentflows_gi
     marker.unlink(missing_ok=True)
     script = write_script(repo, {"builder": [builder_session()], "verifier": [verifier_session()]})
 
-    result = cli("build", "1", "--script", str(script), env={"AGENTFLOW_SIGNING_KEY": "sekrit-signing-key-123"})
+    result = cli(
+        "build",
+        "1",
+        "--script",
+        str(script),
+        env={"AGENTFLOW_SIGNING_KEY": "sekrit-signing-key-123-0123456789abcdef0123456789"},
+    )
 
     assert result.exit_code == 0, result.output
     assert not marker.exists(), marker.read_text()
@@ -223,13 +229,16 @@ def test_agentflows_git_processes_get_no_secrets(repo, cli, tmp_path):
         "1",
         "--script",
         str(script),
-        env={"AGENTFLOW_SIGNING_KEY": "sekrit-signing-key-123", "MY_API_TOKEN": "tok-abcdef-987654"},
+        env={
+            "AGENTFLOW_SIGNING_KEY": "sekrit-signing-key-123-0123456789abcdef0123456789",
+            "MY_API_TOKEN": "tok-abcdef-987654",
+        },
     )
 
     assert result.exit_code == 0, result.output
     seen = dump.read_text()
     assert "PATH=" in seen  # the filter ran in agentflow's commit
-    assert "sekrit-signing-key-123" not in seen and "tok-abcdef-987654" not in seen
+    assert "sekrit-signing-key-123-0123456789abcdef0123456789" not in seen and "tok-abcdef-987654" not in seen
     assert os.environ.get("AGENTFLOW_SIGNING_KEY") is None
 
 

@@ -119,7 +119,7 @@ def test_roles_get_their_tools(tree: Path) -> None:
 def test_run_command_env_holds_no_secret(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secrets = {
         "ANTHROPIC_API_KEY": "sk-ant-api03-supersecretvalue",
-        "AGENTFLOW_SIGNING_KEY": "signing-key-value-123",
+        "AGENTFLOW_SIGNING_KEY": "signing-key-value-123-0123456789abcdef0123456789",
         "GITHUB_TOKEN": "ghp_tokenvalue1234567890",
         "AWS_SECRET_ACCESS_KEY": "aws-secret-value-1234",
         "MY_SERVICE_KEY": "service-key-value-123",

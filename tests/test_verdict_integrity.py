@@ -16,7 +16,7 @@ from agentflow.ledger import Ledger
 from tests.build_helpers import builder_session, finding, notes, verifier_session, write_plan, write_script
 from tests.gate_helpers import add_verdict, commit_file, git, note_for, plan_branch
 
-KEY = "team-secret-signing-key-0123"
+KEY = "team-secret-signing-key-0123-0123456789abcdef0123456789"
 BRANCH = "agentflow/348-capsule-isolation"
 SIGNED = {"AGENTFLOW_SIGNING_KEY": KEY}
 
@@ -284,12 +284,12 @@ def test_the_signing_key_is_read_once_per_process(tmp_path, monkeypatch):
     from agentflow.keys import signing_key
 
     key_file = tmp_path / "k"
-    key_file.write_text("first-key-value-1234\n")
+    key_file.write_text("first-key-value-1234-0123456789abcdef0123456789\n")
     monkeypatch.delenv("AGENTFLOW_SIGNING_KEY", raising=False)
     monkeypatch.setenv("AGENTFLOW_SIGNING_KEY_FILE", str(key_file))
-    assert signing_key() == "first-key-value-1234"
-    key_file.write_text("swapped-by-a-builder-999\n")
-    assert signing_key() == "first-key-value-1234"
+    assert signing_key() == "first-key-value-1234-0123456789abcdef0123456789"
+    key_file.write_text("swapped-by-a-builder-999-0123456789abcdef0123456789\n")
+    assert signing_key() == "first-key-value-1234-0123456789abcdef0123456789"
 
 
 def test_both_key_variables_or_an_unreadable_key_file_is_exit_2(repo, cli, tmp_path):

@@ -171,13 +171,13 @@ def test_verify_formats_end_to_end(repo, cli, tmp_path, monkeypatch):
 def test_verify_with_a_signing_key_signs_the_note(repo, cli, monkeypatch):
     from agentflow.verdict import VerdictNote
 
-    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "k" * 16)
+    monkeypatch.setenv("AGENTFLOW_SIGNING_KEY", "k" * 32)
     write_plan(repo)
     head = feature(repo)
     script = write_script(repo, {"verifier": [verifier_session()]})
     assert cli("verify", "--script", str(script)).exit_code == 0
     note = VerdictNote.model_validate(notes(repo, head)[0])
-    assert note.signature_valid("k" * 16)
+    assert note.signature_valid("k" * 32)
 
 
 def test_verify_programmatic_api(repo):
