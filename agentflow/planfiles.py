@@ -45,6 +45,33 @@ def find_plans(root: Path) -> list[Path]:
     return sorted(paths, key=_sort_key)
 
 
+def linked_part(path: Path, root: Path | None = None) -> Path | None:
+    """The first symbolic link among ``path`` and its folders below ``root`` (only ``path`` and its
+    folder when ``root`` is not given or ``path`` is not below it), or None. Read lexically (nothing
+    resolved): a checkout may be a pull request's, whose ``.plans/x.md`` or ``.plans`` is a link to
+    another plan of the base (trusted, so its scope counted for the change) or out of the repository
+    (tests/test_attacks_plan_links.py)."""
+    path = Path(os.path.normpath(path.absolute()))
+    stop = None
+    for top in (root.absolute(), root.resolve()) if root is not None else ():
+        if path.is_relative_to(top) and path != top:
+            stop = top
+            break
+    parts = [path]
+    for parent in path.parents:
+        if parent == stop or (stop is None and len(parts) == 2):
+            break
+        parts.append(parent)
+    return next((part for part in parts if part.is_symlink()), None)
+
+
+def lexical_display(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, links not followed."""
+    path = Path(os.path.normpath(path.absolute()))
+    cwd = Path.cwd()
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) and path != cwd else str(path)
+
+
 def _sort_key(path: Path) -> tuple[int, int, str]:
     match = re.match(r"^(\d+)", path.name)
     return (0, int(match.group(1)), path.name) if match else (1, 0, path.name)

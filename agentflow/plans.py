@@ -8,6 +8,7 @@ silently: unknown front-matter keys, malformed YAML, missing ids and duplicate i
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -21,7 +22,13 @@ from agentflow.config import CheckSpec, validate_checks
 from agentflow.errors import PlanError
 from agentflow.files import read_text_file
 from agentflow.markdown import find_section, list_items, slugify
-from agentflow.planfiles import PLANS_DIR, display_path, find_plans  # light: status and hooks use them
+from agentflow.planfiles import (  # light: status and hooks use them
+    PLANS_DIR,
+    display_path,
+    find_plans,
+    lexical_display,
+    linked_part,
+)
 
 FRONT_MATTER_KEYS = ("id", "title", "status", "patterns", "scope", "checks", "max_cycles", "estimate")
 CRITERIA_HEADINGS = {"acceptance criteria", "acceptance criterion"}
@@ -337,8 +344,21 @@ def parse_plan(text: str, path: Path) -> Plan:
     )
 
 
-def load_plan(path: Path) -> Plan:
-    """Read and validate one plan file (``PlanError``, exit 2, on any problem)."""
+def load_plan(path: Path, root: Path | None = None) -> Plan:
+    """Read and validate one plan file (``PlanError``, exit 2, on any problem). A plan file, or a
+    folder on its way below the repository ``root``, that is a symbolic link is one
+    (``planfiles.linked_part``): never followed."""
+    if (link := linked_part(path, root)) is not None:
+        try:
+            target = f" (to {os.readlink(link)})"
+        except OSError:
+            target = ""
+        raise PlanError(
+            f"is a symbolic link{target}: a plan is read from the file itself, never through a link (a change "
+            "could point one at another plan or out of the repository)",
+            where=lexical_display(link),
+            fix="replace the link with the plan file itself",
+        )
     if not path.exists():
         raise PlanError(
             "no such plan file", where=display_path(path), fix="check the path, or list plans with `agentflow status`"
@@ -369,7 +389,7 @@ def check_unique(plans: list[Plan]) -> None:
 
 def load_plans(root: Path) -> list[Plan]:
     """Every plan under ``.plans/``, validated and with unique ids."""
-    plans = [load_plan(path) for path in find_plans(root)]
+    plans = [load_plan(path, root) for path in find_plans(root)]
     check_unique(plans)
     return plans
 
@@ -403,7 +423,7 @@ def check_plans(
     errors: list[PlanError] = []
     for path in paths:
         try:
-            plans.append(load_plan(path))
+            plans.append(load_plan(path, root))
         except PlanProblems as exc:
             errors.extend(exc.errors)
         except PlanError as exc:
@@ -413,7 +433,7 @@ def check_plans(
     for path in find_plans(root):
         if path.resolve() not in checked:
             try:
-                others.append(load_plan(path))
+                others.append(load_plan(path, root))
             except PlanError:
                 continue  # reported when that file is checked itself
     first: dict[str, Plan] = {}
@@ -442,8 +462,8 @@ def resolve_plan(root: Path, ref: str, plans: Callable[[], list[Plan]] | None = 
     """A plan named by path (relative to the cwd or ``root``), id, or file stem. ``plans``: where
     the plans under ``.plans/`` come from (default: read them), so resolving several refs reads them once."""
     for candidate in (Path(ref), root / ref):
-        if candidate.is_file():
-            return load_plan(candidate)
+        if candidate.is_file() or candidate.is_symlink():
+            return load_plan(candidate, root)
     found = plans() if plans is not None else load_plans(root)
     for plan in found:
         if (
