@@ -9,10 +9,15 @@ hooks, ``.mcp.json``), dev containers (``postCreateCommand``), direnv's ``.envrc
 own code and settings (``.yarnrc.yml``'s ``yarnPath``, ``.pnpmfile.cjs``, ``.npmrc``), build
 wrappers and settings an IDE runs on import (``gradle/wrapper/``, ``.mvn/``, ``.cargo/config.toml``),
 and a package manifest's lifecycle scripts (``prepare``, ``postinstall``) or hook-manager keys
-(``package.json``, and pnpm's ``package.yaml`` and ``package.json5``). The
-checks never run these, and the verifier cannot tell a harmless edit from one that runs code, so
-each added or changed one is a ``high`` ``autorun_file`` finding: only a human override approves
-it. Deleting one is no finding.
+(``package.json`` and pnpm's ``package.yaml``, compared parsed; pnpm's ``package.json5``, which no
+library here parses, whenever it changes: a comment before a key, an escape in it or npm's
+``dependencies`` script hid one from its lines). The checks never run these, and the verifier cannot
+tell a harmless edit from one that runs code, so each added or changed one is a ``high``
+``autorun_file`` finding: only a human override approves it. Deleting one is no finding. So is code a
+build runs before anything is compiled, which an IDE also runs on opening or syncing the tree (Cargo's
+build scripts: ``build.rs`` beside a ``Cargo.toml`` or what its ``package.build`` names, and that key;
+Gradle's ``*.gradle(.kts)`` scripts and ``buildSrc/``): the checks may run them, sandboxed, but a
+developer's editor runs them outside any sandbox (tests/test_attacks_build_scripts.py).
 """
 
 from __future__ import annotations
@@ -46,10 +51,12 @@ AUTORUN_PATH = re.compile(
     # package managers' own code and settings, build wrappers an IDE runs on import
     r"|\.yarnrc(\.ya?ml)?|\.yarn/(releases|plugins|sdks)/.+|\.pnpmfile\.c?js|\.npmrc|\.bunfig\.toml|bunfig\.toml"
     r"|gradle/wrapper/.+|\.mvn/.+|\.cargo/config(\.toml)?"
+    # build scripts a build, and an IDE's sync of the project, runs first (Cargo's: cargo_build_script)
+    r"|[^/]*\.gradle(\.kts)?|buildSrc/.+"
     r")$",
     re.IGNORECASE,  # macOS and Windows check `.VSCode/Tasks.json` out where `.vscode/tasks.json` is looked for
 )
-_LINK_DIRS = re.compile(r"(^|/)(\.[^/]+|githooks|git-hooks|gradle|gradle/wrapper)$", re.IGNORECASE)
+_LINK_DIRS = re.compile(r"(^|/)(\.[^/]+|githooks|git-hooks|gradle|gradle/wrapper|buildSrc)$", re.IGNORECASE)
 # package.json: npm/yarn/pnpm run these scripts on `install` in the tree; the hook managers' keys (husky
 # v4, simple-git-hooks, yorkie, pre-commit) and git hook names inside them run on commit, checkout, push
 _PACKAGE_KEY = re.compile(
@@ -156,10 +163,68 @@ def check_autorun(change: Change) -> list[Finding]:
                 )
             )
             continue
+        if (build := cargo_build_script(change, file)) is not None:
+            found.append(
+                finding(
+                    RULE,
+                    f"{file.path} {build}, which Cargo runs before compiling the package (and rust-analyzer when an "
+                    "editor opens the tree) outside any sandbox on a developer's machine",
+                    file=file.path,
+                    suggestion="change it on the base branch; a human who read it approves with "
+                    "`agentflow approve --override --reason ...`",
+                )
+            )
+            continue
         if path.rsplit("/", 1)[-1].lower() not in MANIFESTS:
             continue
         found += _package_findings(change, file)
     return found
+
+
+def _cargo_build(text: str | None) -> object:
+    """A ``Cargo.toml``'s ``package.build`` (None when absent or unreadable, ``...`` when it does not parse)."""
+    import tomllib
+
+    try:
+        package = tomllib.loads(text or "").get("package")
+    except tomllib.TOMLDecodeError:
+        return ...
+    return package.get("build") if isinstance(package, dict) else None
+
+
+def cargo_build_script(change: Change, file: FileDiff) -> str | None:
+    """What makes ``file`` Cargo build code (a phrase), or None: the build script of the nearest
+    ``Cargo.toml`` above it (``build.rs`` beside it unless ``build = false``, or the file its
+    ``package.build`` names), or that key of a ``Cargo.toml`` changed to anything but ``false``. A
+    ``Cargo.toml`` that does not parse runs nothing, but a ``build.rs`` beside it counts (fail closed)."""
+    name = file.path.rsplit("/", 1)[-1]
+    if name == "Cargo.toml":
+        new = change.new_text(file)
+        old = "" if file.status == "added" else _old_text(file, new) if new is not None else None
+        build = _cargo_build(new)
+        if build is not False and build is not None and (old is None or _cargo_build(old) != build):
+            return "sets the package's build script (`package.build`)"
+        if build is None and old is not None and _cargo_build(old) is False:
+            return "turns the package's build script (`build.rs`) back on"
+        return None
+    if not name.endswith(".rs"):
+        return None
+    parts = file.path.split("/")[:-1]
+    for depth in range(len(parts), -1, -1):  # the nearest package above the file
+        manifest = "/".join([*parts[:depth], "Cargo.toml"])
+        text = change.read_new(manifest)
+        if not text:
+            continue
+        build = _cargo_build(text)
+        base = "/".join(parts[:depth])
+        if build is ... or build is None or build is True:
+            named = posixpath.join(base, "build.rs")
+        elif isinstance(build, str):
+            named = posixpath.normpath(posixpath.join(base, build))
+        else:
+            return None
+        return f"is the build script of {manifest}" if named == file.path else None
+    return None
 
 
 _LIFECYCLE = ("preinstall", "install", "postinstall", "prepublish", "preprepare", "prepare", "postprepare",
@@ -182,6 +247,18 @@ def _package_findings(change: Change, file: FileDiff) -> list[Finding]:
             hits = [(None, f"a {name} git calls binary")]
     else:
         hits = [(_line_naming(file, key.rsplit(".", 1)[-1]), key) for key in keys]
+    if name == "package.json5" and not hits:  # no JSON5 parser here: a script its lines do not show
+        return [
+            finding(
+                RULE,
+                f"{file.path} changes: agentflow does not parse JSON5, and pnpm runs the install scripts a "
+                "package.json5 sets however they are written (a comment before the key, an escape in it, npm's "
+                "`dependencies` script), so no line shows whether it sets one",
+                file=file.path,
+                line=next((line.new for line in file.added), None),
+                suggestion=suggestion,
+            )
+        ]
     return [
         finding(
             RULE,
