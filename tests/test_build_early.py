@@ -121,6 +121,60 @@ def test_a_verifier_checkout_that_cannot_be_made_after_its_first_request_ends_th
     assert not [p for p in (repo / ".agentflow" / "worktrees").iterdir() if p.name.startswith("verifier-")]
 
 
+def test_the_checks_checkout_is_removed_once_the_verifiers_first_request_is_on_its_way(
+    repo, cli, fake_anthropic: FakeAnthropic, monkeypatch
+):
+    """Its removal was the last step before the verifier's first request (#19 item 5): it now comes
+    after that request and before the verifier's own checkout is made; nothing is left after the run."""
+    from agentflow.orchestration import run as run_module
+
+    write_plan(repo, checks=["true"])
+    _replies(fake_anthropic)
+    seen: list[tuple[str, int, bool]] = []
+    original = run_module.add_detached_worktree
+    checks = repo / ".agentflow" / "worktrees"
+
+    def add(repo_: Any, commit: str, path: Path) -> Path:
+        if path.name.startswith("verifier-"):
+            left = any(p.name.startswith("checks-") for p in checks.iterdir())
+            seen.append(("verifier", _wait_for_requests(fake_anthropic, 3), left))
+        return original(repo_, commit, path)
+
+    monkeypatch.setattr(run_module, "add_detached_worktree", add)
+    discarded = run_module.Run.discard_checkout
+
+    def discard(self: Any, label: str) -> None:
+        if label.startswith("checks-") and self.checkout_path(label).exists():
+            seen.append((label, _wait_for_requests(fake_anthropic, 3), True))  # before it: 2 after 20 s
+        discarded(self, label)
+
+    monkeypatch.setattr(run_module.Run, "discard_checkout", discard)
+    result = cli("build", "1", "--backend", "anthropic")
+
+    assert result.exit_code == 0, result.output
+    assert seen == [("checks-c1", 3, True), ("verifier", 3, False)]  # after the request, before the checkout
+    assert [p.name for p in checks.iterdir()] == ["1-farewell"]
+
+
+def test_a_checks_checkout_is_removed_when_the_verify_step_fails_before_its_session(
+    repo, cli, fake_anthropic: FakeAnthropic, monkeypatch
+):
+    from agentflow.orchestration import run as run_module
+
+    write_plan(repo, checks=["true"])
+    _replies(fake_anthropic)
+
+    def context(*args: Any, **kwargs: Any) -> Any:
+        raise GitError("cannot read the diff")
+
+    monkeypatch.setattr(run_module.Run, "verifier_context", context)
+    result = cli("build", "1", "--backend", "anthropic")
+
+    assert result.exit_code != 0, result.output
+    assert run_events(repo, RunEnded)[0].outcome == "no_verdict"
+    assert [p.name for p in (repo / ".agentflow" / "worktrees").iterdir()] == ["1-farewell"]
+
+
 class _Model:
     early_calls = True
     name = "m"

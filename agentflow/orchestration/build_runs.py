@@ -221,7 +221,8 @@ class BuildDriver:
         self.read_ahead(head, n)
         # on a clean checkout of the commit (Run.checkout), never here: what the builder left
         # uncommitted cannot pass a check, and what the checks write never reaches the next commit
-        self.run.run_checks(n, head)
+        # its checkout is removed by the verify step, once the verifier's first request is out
+        self.run.run_checks(n, head, keep=True)
 
     def read_ahead(self, commit: str, n: int = 0) -> None:
         """While the checks run (a sandboxed process to wait for), read on a thread what the verify
@@ -258,20 +259,24 @@ class BuildDriver:
         commit = checks.commit or self.head()
         found = self._read(commit)
         scope = found["scope"] if "scope" in found else self.scope_findings(commit)
-        extra = scope + self.run.evidence_findings(checks.results, found.get("base_counts"))
-        earlier = progress.cycles[n - 1].verdict if n - 1 in progress.cycles else None
-        context = self.run.verifier_context(n, commit, checks.results, extra, earlier, "build")
-        label = f"verifier-c{n}"
-        # its first request on its way while the checkout is made (dropped if that fails)
-        self.run.send_early("verifier", n, context, root=self.run.checkout_path(label))
         try:
+            extra = scope + self.run.evidence_findings(checks.results, found.get("base_counts"))
+            earlier = progress.cycles[n - 1].verdict if n - 1 in progress.cycles else None
+            context = self.run.verifier_context(n, commit, checks.results, extra, earlier, "build")
+            label = f"verifier-c{n}"
+            # its first request on its way while the checkout is made (dropped if that fails)
+            self.run.send_early("verifier", n, context, root=self.run.checkout_path(label))
             self.run.wait_early("verifier", n)
+            # the checks' checkout (run_checks(keep=True)), or a killed run's: removed once the verifier's
+            # first request is on its way, before the verifier's own checkout is made
+            self.run.discard_checkout(f"checks-c{n}")
             with self.run.checkout(commit, label) as checkout:  # its commands never reach the next commit
                 self.run.note_facts_ahead(commit)  # while its first request is on its way
                 result = self.run.session("verifier", n, context, root=checkout, fresh_commit=commit)
                 extra = self.run.judge_cut(commit, extra, result.session_id, checkout)
         finally:
             self.run.drop_early()
+            self.run.discard_checkout(f"checks-c{n}")  # whatever failed before (nothing left: no git process)
         failure = None if result.status == "completed" else (result.reason or result.status)
         self.run.record_verdict(n, commit, checks.results, result.submitted, failure, extra)
 

@@ -336,27 +336,39 @@ class Run:
     # -- verification (shared by build and verify runs) ----------------------------------------------
 
     @contextlib.contextmanager
-    def checkout(self, commit: str, label: str) -> Iterator[Path]:
+    def checkout(self, commit: str, label: str, keep: bool = False) -> Iterator[Path]:
         """A throwaway detached worktree of ``commit`` (only what was committed), removed afterwards
         (also on failure). Checks and the verifier each get one, so nothing uncommitted in the
-        builder's directory can decide a check and nothing a verifier does reaches the next commit."""
+        builder's directory can decide a check and nothing a verifier does reaches the next commit.
+        ``keep``: left in place when the block ends without an error, for the caller to remove with
+        ``discard_checkout`` (on an error it is removed here, as always)."""
         path = self.checkout_path(label)
         _discard_checkout(self.repo, path)  # left over by a killed run
         add_detached_worktree(self.repo, commit, path)
         try:
             yield path
-        finally:
+        except BaseException:
             _discard_checkout(self.repo, path)
+            raise
+        if not keep:
+            _discard_checkout(self.repo, path)
+
+    def discard_checkout(self, label: str) -> None:
+        """Remove the throwaway checkout ``label`` (``checkout(..., keep=True)``'s), if it is there."""
+        _discard_checkout(self.repo, self.checkout_path(label))
 
     def checkout_path(self, label: str) -> Path:
         return self.root / WORKTREES_DIR / f"{label}-{self.run_id}"
 
-    def run_checks(self, cycle: int, commit: str) -> ChecksRan:
+    def run_checks(self, cycle: int, commit: str, keep: bool = False) -> ChecksRan:
+        """The checks of ``cycle`` on a clean checkout of ``commit``; ``keep``: that checkout is left
+        for the caller to remove (``discard_checkout(f"checks-c{cycle}")``) once the verifier's first
+        request is on its way: its removal was the last step before that request (#19 item 5)."""
         commands = check_specs(self.config.checks, self.plan.checks if self.plan else ())
         if commands:
             self.say(f"{self.label}: cycle {cycle}: running {len(commands)} check(s)")
             self.on_progress({"role": "checks", "cycle": cycle, "activity": f"running {len(commands)} check(s)"})
-            with self.checkout(commit, f"checks-c{cycle}") as clean:
+            with self.checkout(commit, f"checks-c{cycle}", keep=keep) as clean:
                 results = run_checks(commands, clean, self.config.limits.command_timeout, sandbox=self.sandbox)
         else:
             results = []
