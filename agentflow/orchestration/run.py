@@ -492,20 +492,35 @@ class Run:
 
     def judge_cut(self, commit: str, extra: list[dict[str, Any]], session_id: str, root: Path) -> list[dict[str, Any]]:
         """``extra`` with its ``diff_cut`` finding judged again after the verifier's session ``session_id``
-        (run in ``root``): a cut file it read whole with ``read_file`` was shown to it
-        (``agentflow.rules.budget``). No cut, no ledger read."""
+        (run in ``root``): a cut file it read whole with ``read_file``, or with Claude Code's ``Read``
+        (``read_whole``, against the file as committed), was shown to it (``agentflow.rules.budget``).
+        No cut, no ledger read."""
+        from agentflow.git import cat_file_batch
         from agentflow.rules import cut_findings
-        from agentflow.rules.budget import RULE
+        from agentflow.rules.budget import RULE, read_whole
         from agentflow.tools import MAX_READ_CHARS
 
         if not any(f.get("rule") == RULE for f in extra):
             return extra
-        read = set()
+        read, claude_reads = set(), []
         for event in self.events():
-            if isinstance(event, ToolCalled) and event.session_id == session_id and event.tool == "read_file":
-                path = event.input.get("path")
-                if isinstance(path, str) and not event.is_error and event.output_chars <= MAX_READ_CHARS:
+            if not isinstance(event, ToolCalled) or event.session_id != session_id or event.is_error:
+                continue
+            if event.tool == "read_file" and isinstance(path := event.input.get("path"), str):
+                if event.output_chars <= MAX_READ_CHARS:
                     read.add(_tree_path(path, root))
+            elif event.tool == "Read" and isinstance(path := event.input.get("file_path"), str):
+                claude_reads.append((_tree_path(path, root), event))
+        if claude_reads:
+            names = sorted({path for path, _ in claude_reads if path != ".." and not path.startswith("../")})
+            blobs = dict(
+                zip(names, cat_file_batch(self.repo.root, [f"{commit}:{name}" for name in names]), strict=True)
+            )
+            for path, event in claude_reads:
+                blob = blobs.get(path)
+                text = blob[1].decode("utf-8", "replace") if blob is not None and blob[0] == "blob" else None
+                if read_whole(event.input, event.output_chars, text):
+                    read.add(path)
         kept = [f for f in extra if f.get("rule") != RULE]
         return kept + cut_findings(self.diff(commit), MAX_DIFF_CHARS, read)
 

@@ -9,8 +9,11 @@ approved (tested). An approval then vouches for code nobody was shown, so a cut 
 finding: high when a file other than a lock file, a test snapshot or a data table is cut, medium when
 only those are (a regenerated ``package-lock.json``: recorded, not blocking). A cut file the verifier
 then read whole with agentflow's ``read_file`` (the file as committed, not truncated) was shown to it
-and no longer counts: the finding is judged again after its session (``Run.judge_cut``). Reads it
-made otherwise (``cat`` in a command, Claude Code's ``Read`` of some lines) do not count.
+and no longer counts: the finding is judged again after its session (``Run.judge_cut``), and so does
+one the claude-code verifier read whole with Claude Code's ``Read`` (``read_whole``: no offset or limit
+that skips lines, a file within ``Read``'s own limits of lines and line length, and a result at least as
+long as the whole file with its line numbers). Reads it made otherwise (``cat`` in a command, a ``Read``
+of some lines, a ``Grep``) do not count.
 """
 
 from __future__ import annotations
@@ -48,6 +51,31 @@ BULK_NAMES = frozenset(
 )
 BULK_SUFFIXES = (".snap", ".csv", ".tsv")
 SHOWN = 10  # cut files named in the finding's message
+
+
+# Claude Code's Read: at most this many lines from the start, each cut at this many characters
+READ_LINES = 2000
+READ_LINE_CHARS = 2000
+
+
+def read_whole(data: dict[str, object], output_chars: int, text: str | None) -> bool:
+    """Whether a successful Claude Code ``Read`` with input ``data`` returned every line of the file as
+    committed (``text``): no ``offset`` past the first line or ``limit`` short of the last, a file
+    ``Read`` returns whole (``READ_LINES``, ``READ_LINE_CHARS``), and ``output_chars`` no fewer than
+    the file numbered as ``Read`` numbers it (``1<TAB>line``): an error, a token-limit refusal or a
+    shortened answer has fewer."""
+    if text is None:
+        return False
+    lines = text.split("\n")
+    offset, limit = data.get("offset"), data.get("limit")
+    if offset not in (None, 0, 1) or isinstance(offset, bool):
+        return False
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < len(lines)):
+        return False
+    if len(lines) > READ_LINES or max(map(len, lines)) > READ_LINE_CHARS:
+        return False
+    numbered = sum(len(str(n)) + 1 + len(line) for n, line in enumerate(lines, 1)) + len(lines) - 1
+    return output_chars >= numbered
 
 
 def bulk(path: str) -> bool:
