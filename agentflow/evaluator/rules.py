@@ -39,7 +39,7 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
 from typing import Any
 
 from agentflow.evaluator.analysis import Analysis, Finding, ShapeFields, TypeSchema
@@ -201,9 +201,12 @@ def run_rules(analysis: Analysis, config: RuleConfig) -> list[Finding]:
     isolation fields for every rule."""
     where = analysis.where
     config._memo.clear()
+    view = _view(analysis, config)
     paths = _all_paths(analysis, config)
     config.exact = {name for name in config.isolation_fields if name in paths}
-    config._memo.clear()
+    config._memo.clear()  # is_configured_isolation's answers depend on ``exact``; the view and paths do not
+    config._memo[("view",)] = view
+    config._memo[("paths",)] = (analysis, paths)
     config.inferred = infer_scope(analysis, config) if config.infer_scope else []
     findings: list[Finding] = []
     findings += required_fields(analysis, config, where)
@@ -243,7 +246,8 @@ def _distinct(types: list[TypeSchema]) -> dict[int, tuple[Any, list[TypeSchema]]
     depends only on the paths is asked once per shape, not once per type."""
     out: dict[int, tuple[Any, list[TypeSchema]]] = {}
     for t in types:
-        present = _present(t)
+        fields = t.fields
+        present = fields.paths if type(fields) is ShapeFields else fields  # _present, inlined
         entry = out.get(id(present))
         if entry is None:
             out[id(present)] = (present, [t])
@@ -252,15 +256,82 @@ def _distinct(types: list[TypeSchema]) -> dict[int, tuple[Any, list[TypeSchema]]
     return out
 
 
+class _View:
+    """What the rules of one run ask of every type, computed once (``_view``): the exempt names,
+    each type's paths (``_present``), the types grouped by their paths, the non-exempt types with
+    events by envelope format, and (when first asked) each type's carried paths. With 2,000
+    types the rules asked ``is_exempt`` 20,000 times and ``_present`` 26,000 times, and grouped
+    the same types by their paths seven times (benchmarks/README.md, eleventh round)."""
+
+    __slots__ = ("analysis", "exempt", "present", "distinct", "active", "formats", "_carried", "_by_name")
+
+    def __init__(self, analysis: Analysis, config: RuleConfig):
+        types = analysis.types
+        self.analysis = analysis
+        self.exempt = _exempt_names(types, config)
+        self.distinct = _distinct(types)
+        # name -> paths (a type of one shape: the dict its shape's types share)
+        self.present = {t.name: present for present, group in self.distinct.values() for t in group}
+        exempt = self.exempt
+        self.active = [t for t in types if t.count and t.name not in exempt]  # in the analysis' order
+        formats: dict[str, list[TypeSchema]] = {}
+        for t in self.active:
+            formats.setdefault(t.envelope, []).append(t)
+        self.formats = formats
+        self._carried: dict[str, set[str] | frozenset[str]] | None = None
+        self._by_name: dict[str, TypeSchema] | None = None
+
+    def carried(self) -> dict[str, set[str] | frozenset[str]]:
+        """Every type's ``_carried`` by name (once per shape for the types of one shape)."""
+        carried = self._carried
+        if carried is None:
+            carried = self._carried = {}
+            by_fields: dict[int, frozenset[str]] = {}
+            for t in self.analysis.types:
+                if t.uniform and t.count:
+                    known = by_fields.get(id(t.shape_fields))
+                    if known is None:
+                        known = by_fields[id(t.shape_fields)] = _carried(t)  # type: ignore[assignment]
+                    carried[t.name] = known  # type: ignore[assignment]
+                else:
+                    carried[t.name] = _carried(t)
+        return carried
+
+    def by_name(self) -> dict[str, TypeSchema]:
+        """The types by name (the first of a name, as ``Analysis.type``)."""
+        by_name = self._by_name
+        if by_name is None:
+            by_name = self._by_name = {}
+            for t in self.analysis.types:
+                by_name.setdefault(t.name, t)
+        return by_name
+
+
+def _view(analysis: Analysis, config: RuleConfig) -> _View:
+    """The run's ``_View`` of ``analysis``, kept in ``config``'s memo (``run_rules`` resets it)."""
+    known = config._memo.get(("view",))
+    if known is not None and known.analysis is analysis:  # type: ignore[attr-defined]
+        return known  # type: ignore[return-value]
+    view = config._memo[("view",)] = _View(analysis, config)
+    return view
+
+
+def _exempt_names(types: list[TypeSchema], config: RuleConfig) -> frozenset[str]:
+    """The names ``config.is_exempt`` names, all at once: one regular expression for all the globs
+    (``fnmatch.translate`` of each, anchored), not a Python call per type and glob."""
+    if not config.exempt_types:
+        return frozenset()
+    matches = re.compile("|".join(f"(?:{translate(glob)})" for glob in config.exempt_types)).match
+    return frozenset(t.name for t in types if matches(t.name))
+
+
 def _all_paths(analysis: Analysis, config: RuleConfig) -> set[str]:
     """Every path of every type (once per distinct set of paths); kept in ``config``'s memo for
     this analysis (``run_rules`` clears it). Read only."""
     known = config._memo.get(("paths",))
     if known is not None and known[0] is analysis:  # type: ignore[index]
         return known[1]  # type: ignore[index]
-    paths: set[str] = set()
-    for present, _ in _distinct(analysis.types).values():
-        paths.update(present)
+    paths: set[str] = set().union(*(present for present, _ in _view(analysis, config).distinct.values()))
     config._memo[("paths",)] = (analysis, paths)
     return paths
 
@@ -299,14 +370,10 @@ def infer_scope(analysis: Analysis, config: RuleConfig) -> list[str]:
     agency, ...: ``SCOPE_WORDS``) that more than ``scope_share`` of the (non-exempt) types of one
     envelope format have (in some of their events), at least three. They partition the data the way a tenant id does."""
     inferred: list[str] = []
-    by_format: dict[str, list[TypeSchema]] = {}
-    for schema in analysis.types:
-        if not config.is_exempt(schema.name) and schema.count:
-            by_format.setdefault(schema.envelope, []).append(schema)
-    for group in by_format.values():
+    for group in _view(analysis, config).formats.values():
         distinct = [(present, len(types)) for present, types in _distinct(group).values()]
         candidates = sorted(
-            {p for present, _ in distinct for p in present if "." not in p and not config.is_envelope(p)}
+            p for p in set().union(*(present for present, _ in distinct)) if "." not in p and not config.is_envelope(p)
         )
         for path in candidates:
             if not SCOPE_WORDS.intersection(_words(path)) or path in inferred:
@@ -340,29 +407,32 @@ class Families:
     Kept as the groups (stem, source, key family) each type belongs to, not as a set of peers per
     type: one key family of 2,000 types made that 4 million set entries. ``members`` (the type and
     its peers) is one shared frozenset for every type in the same groups, and is the largest group
-    itself when that contains the others (the usual case)."""
+    itself when that contains the others (the usual case). ``of``: name -> the index of its groups'
+    keys in ``keys`` (the types of one signature share them)."""
 
-    def __init__(self, groups: dict[tuple[str, ...], set[str]], of: dict[str, list[tuple[str, ...]]]):
+    def __init__(
+        self, groups: dict[tuple[str, ...], set[str]], of: dict[str, int], keys: list[tuple[tuple[str, ...], ...]]
+    ):
         self._groups = {key: frozenset(names) for key, names in groups.items()}
         self._of = of
-        self._members: dict[tuple[tuple[str, ...], ...], frozenset[str]] = {}
+        self._keys = keys
+        self._members: list[frozenset[str] | None] = [None] * len(keys)
 
     def __contains__(self, name: str) -> bool:
         return name in self._of
 
     def members(self, name: str) -> frozenset[str]:
         """The type and its peers (empty for a type that takes no part: exempt, or without events)."""
-        keys = self._of.get(name)
-        if keys is None:
+        index = self._of.get(name)
+        if index is None:
             return frozenset()
-        signature = tuple(keys)
-        found = self._members.get(signature)
+        found = self._members[index]
         if found is None:
-            groups = sorted((self._groups[key] for key in keys), key=len, reverse=True)
+            groups = sorted((self._groups[key] for key in self._keys[index]), key=len, reverse=True)
             found, rest = groups[0], [g for g in groups[1:] if not g <= groups[0]]
             if rest:
                 found = found.union(*rest)
-            self._members[signature] = found
+            self._members[index] = found
         return found
 
     def get(self, name: str, default: object = ()) -> set[str]:
@@ -372,37 +442,61 @@ class Families:
         return set(self.members(name)) - {name}
 
 
+def _family_signatures(analysis: Analysis, config: RuleConfig) -> list[tuple[tuple[Any, ...], list[str]]]:
+    """The non-exempt types with events grouped by all ``families`` reads of a type: (envelope, name
+    stem, source, its key fields' leading labels), each with its names in the analysis' order; once
+    per run for both kinds of family (kept in ``config``'s memo)."""
+    known = config._memo.get(("signatures", id(analysis)))
+    if known is not None:
+        return known  # type: ignore[return-value]
+    leading: dict[str, str | None] = {}  # template -> its first label when the template starts with it
+    by_signature: dict[tuple[Any, ...], list[str]] = {}
+    for t in _view(analysis, config).active:
+        labels: list[tuple[str, str]] = []
+        for path, counts in t.key_templates.items():
+            for template in counts:
+                if template not in leading:
+                    found = template_labels(template)
+                    leading[template] = found[0] if found and template.startswith(found[0]) else None
+                first = leading[template]
+                if first is not None:
+                    labels.append((path, first))
+        signature = (t.envelope, name_stem(t.name), t.source, tuple(labels))
+        names = by_signature.get(signature)
+        if names is None:
+            by_signature[signature] = [t.name]
+        else:
+            names.append(t.name)
+    found_signatures = config._memo[("signatures", id(analysis))] = list(by_signature.items())
+    return found_signatures
+
+
 def families(analysis: Analysis, config: RuleConfig, strict: bool = False) -> Families:
     """Per type, the other types that plausibly share its contract: same name stem, same envelope
     source (EventBridge/CloudEvents ``source``), or keys starting with the same label; always of the
     same envelope format, never exempt types. ``strict``: the name stem within one source (the
     entity: ``Object Created``/``Object Deleted`` of aws.s3), or the key family.
 
-    Kept in ``config``'s memo for the run (``run_rules`` clears it): two rules ask for the same."""
+    Kept in ``config``'s memo for the run (``run_rules`` clears it): two rules ask for the same.
+    Built once per signature (``_family_signatures``), not once per type."""
     memo_key = ("families", id(analysis), strict)
     known = config._memo.get(memo_key)
     if known is not None:
         return known  # type: ignore[return-value]
-    members = [t for t in analysis.types if not config.is_exempt(t.name) and t.count]
     groups: dict[tuple[str, ...], set[str]] = {}
-    of: dict[str, list[tuple[str, ...]]] = {}
-    leading: dict[str, str | None] = {}  # template -> its first label when the template starts with it
-    for t in members:
-        keys = [("stem", t.envelope, name_stem(t.name), t.source if strict else "")]
-        if t.source and not strict:
-            keys.append(("source", t.envelope, t.source))
-        for path, counts in t.key_templates.items():
-            for template in counts:
-                if template not in leading:
-                    labels = template_labels(template)
-                    leading[template] = labels[0] if labels and template.startswith(labels[0]) else None
-                if leading[template] is not None:
-                    keys.append(("key", t.envelope, path, leading[template]))
-        keys = list(dict.fromkeys(keys))
-        for key in keys:
-            groups.setdefault(key, set()).add(t.name)
-        of[t.name] = keys
-    found = config._memo[memo_key] = Families(groups, of)  # type: ignore[assignment]
+    of: dict[str, int] = {}
+    keys_index: dict[tuple[tuple[str, ...], ...], int] = {}
+    for (envelope, stem, source, labels), names in _family_signatures(analysis, config):
+        keys = [("stem", envelope, stem, source if strict else "")]
+        if source and not strict:
+            keys.append(("source", envelope, source))
+        keys += [("key", envelope, path, first) for path, first in labels]
+        unique = tuple(dict.fromkeys(keys))
+        for key in unique:
+            groups.setdefault(key, set()).update(names)
+        index = keys_index.setdefault(unique, len(keys_index))
+        of.update(dict.fromkeys(names, index))
+    found = config._memo[memo_key] = Families(groups, of, list(keys_index))  # type: ignore[assignment]
     return found
 
 
@@ -410,16 +504,14 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
     """A type lacking a scope field (configured or inferred) that its family carries, or that nearly
     every type of the log carries: the missing isolation field, at critical."""
     out: list[Finding] = []
-    family = families(analysis, config)
+    family: Families | None = None  # built when a scope path is missing (most logs: never)
     scope_paths = sorted(
         {p for p in _all_paths(analysis, config) if config.is_isolation(p) and not _inside_map(p)},
         key=lambda p: (p.count("."), p),
     )
-    by_format: dict[str, list[TypeSchema]] = {}  # per envelope format, the non-exempt types with events
-    for t in analysis.types:
-        if t.count and not config.is_exempt(t.name):
-            by_format.setdefault(t.envelope, []).append(t)
-    format_names = {envelope: frozenset(t.name for t in group) for envelope, group in by_format.items()}
+    view = _view(analysis, config)
+    by_format = view.formats  # per envelope format, the non-exempt types with events
+    format_names: dict[str, frozenset[str]] = {}
     carried: dict[str, frozenset[str]] = {}
 
     def carriers_of(path: str) -> frozenset[str]:
@@ -431,24 +523,33 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
             )
         return found
 
-    for schema in analysis.types:
-        if config.is_exempt(schema.name) or not schema.count:
-            continue
+    # What depends only on a type's paths, once per shape for the types of one shape: the scope
+    # paths it lacks, each with the outermost missing object to report (a configured leaf
+    # ``agency.agencyId`` whose ``agency`` object is gone reports ``agency``), none whose parent is
+    # never an object here (always null: nothing is missing).
+    lacking_of: dict[int, list[tuple[str, str]]] = {}
+    for schema in view.active:
+        fields = schema.fields
+        shared = type(fields) is ShapeFields
+        present = fields.paths if shared else fields  # type: ignore[union-attr]
+        lacking = lacking_of.get(id(present)) if shared else None
+        if lacking is None:
+            lacking = _lacking_scopes(schema, present, scope_paths)
+            if shared:
+                lacking_of[id(present)] = lacking
+        if not lacking:
+            continue  # the usual case: nothing missing
         flagged: set[str] = set()
         peers: frozenset[str] | None = None  # built when a scope path is missing (rare): 2,000 types made it O(n^2)
-        present = _present(schema)
-        for path in scope_paths:
-            if path in present and "." not in path:
-                continue  # the usual case: nothing missing
-            # The outermost missing object is reported (a configured leaf ``agency.agencyId`` whose
-            # ``agency`` object is gone reports ``agency``), once.
-            missing = next((p for p in [*_parent_paths(path), path] if p not in present), None)
-            if missing is None or missing in flagged:
+        for path, missing in lacking:
+            if missing in flagged:
                 continue
-            if "." in missing and schema.fields[missing.rsplit(".", 1)[0]].types.get("object", 0) == 0:
-                continue  # its parent is never an object here (always null): nothing is missing
             if peers is None:
+                if family is None:
+                    family = families(analysis, config)
                 peers = family.members(schema.name) - {schema.name}
+                if schema.envelope not in format_names:
+                    format_names[schema.envelope] = frozenset(t.name for t in by_format[schema.envelope])
                 same_format = len(by_format.get(schema.envelope, [])) - (schema.name in format_names[schema.envelope])
             carrying = carriers_of(path)
             in_family = sorted(carrying & peers)
@@ -480,6 +581,22 @@ def missing_scope_fields(analysis: Analysis, config: RuleConfig, where) -> list[
                     },
                 )
             )
+    return out
+
+
+def _lacking_scopes(schema: TypeSchema, present: Any, scope_paths: list[str]) -> list[tuple[str, str]]:
+    """``missing_scope_fields``' (scope path, the outermost missing object) pairs of a type with
+    these paths: what depends on its paths alone (the same for the types of one shape)."""
+    out = []
+    for path in scope_paths:
+        if path in present and "." not in path:
+            continue
+        missing = next((p for p in [*_parent_paths(path), path] if p not in present), None)
+        if missing is None:
+            continue
+        if "." in missing and schema.fields[missing.rsplit(".", 1)[0]].types.get("object", 0) == 0:
+            continue  # its parent is never an object here (always null): nothing is missing
+        out.append((path, missing))
     return out
 
 
@@ -579,99 +696,110 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
     many unrelated entity kinds share by accident, envelope metadata and the keys of map-like objects
     are never compared."""
     out: list[Finding] = []
-    by_name = {t.name: t for t in analysis.types}
+    view = _view(analysis, config)
+    exempt, present_of = view.exempt, view.present
     # Computed once per type, not per pair of types: 2,000 types made this loop quadratic (minutes).
-    carried = {t.name: _carried(t) for t in analysis.types}
+    carried = view.carried()
     by_id = {id(paths): paths for paths in carried.values()}
     isolation = {p for p in _all_paths(analysis, config) if config.is_configured_isolation(p) and not _inside_map(p)}
     for scope in scope_fields(analysis, config):
-        group = [t for t in analysis.types if scope in _present(t) and t.count]
-        siblings = {t.name for t in group if not config.is_exempt(t.name)}
+        # The siblings (the non-exempt types with events that have the scope), by their paths: what
+        # depends on the paths alone is decided once per shape, not once per type.
+        groups: list[tuple[Any, list[TypeSchema]]] = []
+        for present, types in view.distinct.values():
+            if scope in present:
+                alike = [t for t in types if t.count and t.name not in exempt]
+                if alike:
+                    groups.append((present, alike))
+        siblings = {t.name for _, alike in groups for t in alike}
         if len(siblings) < 2:
             continue
-        # The isolation paths of the siblings, and which siblings carry each (in name order). A path
-        # the type itself has is skipped below, so the type's own entry never counts.
-        union: set[str] = set().union(
-            *(present.keys() & isolation for present, _ in _distinct([by_name[n] for n in siblings]).values())
-        )
+        # The isolation paths of the siblings, and how many siblings carry each (in name order, who:
+        # when one is reported). A path the type itself has is skipped below, so the type's own
+        # entry never counts.
+        union: set[str] = set().union(*(present.keys() & isolation for present, _ in groups))
         names = sorted(siblings)
-        carriers: dict[str, list[str]] = {p: [n for n in names if p in carried[n]] for p in union}
+        by_carried = Counter(map(id, map(carried.__getitem__, names)))
+        carrying_count = {p: sum(n for paths, n in by_carried.items() if p in by_id[paths]) for p in union}
+        carriers: dict[str, list[str]] = {}
         ordered = sorted(union, key=lambda p: (p.count("."), p))
-        for schema in group:
-            if config.is_exempt(schema.name):
-                continue
-            present = _present(schema)
-            for path in ordered:
-                if path in present or config.skip(schema.name, path):
-                    continue
-                if any(parent not in present for parent in _parent_paths(path)):
-                    continue
-                carrying = carriers[path]
-                if len(carrying) < 2 or len(carrying) / len(siblings) <= config.sibling_share:
-                    continue
-                out.append(
-                    _make(
-                        "missing_sibling_field",
-                        "critical",
-                        schema,
-                        path,
-                        f"{schema.name} lacks {path}, which {len(carrying)} of {len(siblings)} event types sharing "
-                        f"{scope} carry (an isolation field: a cross-tenant leak risk)",
-                        {
-                            "events": schema.count,
-                            "missing": schema.count,
-                            "scope": scope,
-                            "siblings_with_field": sorted(carrying),
-                            "sample_lines": _samples(where, schema.lines),
-                        },
+        for present, alike in groups:
+            lacking = [
+                path
+                for path in ordered
+                if path not in present
+                and all(parent in present for parent in _parent_paths(path))
+                and carrying_count[path] >= 2
+                and carrying_count[path] / len(siblings) > config.sibling_share
+            ]
+            for schema in alike if lacking else ():  # exempt types are not in ``alike``: never skipped
+                for path in lacking:
+                    carrying = carriers.get(path)
+                    if carrying is None:
+                        carrying = carriers[path] = [n for n in names if path in carried[n]]
+                    out.append(
+                        _make(
+                            "missing_sibling_field",
+                            "critical",
+                            schema,
+                            path,
+                            f"{schema.name} lacks {path}, which {len(carrying)} of {len(siblings)} event types sharing "
+                            f"{scope} carry (an isolation field: a cross-tenant leak risk)",
+                            {
+                                "events": schema.count,
+                                "missing": schema.count,
+                                "scope": scope,
+                                "siblings_with_field": sorted(carrying),
+                                "sample_lines": _samples(where, schema.lines),
+                            },
+                        )
                     )
-                )
     family = families(analysis, config, strict=True)
     # Per family (its members, the type included; one shared set for all of them), the fields that
     # most of the members carry, in the order they are reported, and who carries each: what does
     # not depend on the type is decided once per family, not once per type and path (2,000 types
-    # of one key family made that 4 million checks). A path the type has is skipped below, so the
-    # type's own entry never counts.
+    # of one key family made that 4 million checks); what depends on the type's paths too, once
+    # per family and shape. A path the type has is skipped below, so the type's own entry never
+    # counts.
     by_group: dict[frozenset[str], tuple[list[str], dict[str, list[str]], list[str]]] = {}
+    reported_of: dict[tuple[int, int], list[str]] = {}  # (id of a family's entry, id of the paths) -> paths
     for schema in analysis.types:
         members = family.members(schema.name) or frozenset([schema.name])
         peers = len(members) - 1
         if peers + 1 < config.min_family:
             continue
-        flagged: set[str] = set()
         # Only the fields of an object the type shares with its family (the entity's contract:
         # ``repository.disabled``); top-level fields differ by design between the kinds of event
         # of one entity (``action`` of workflow_run, not of workflow_dispatch): low.
         entry = by_group.get(members)
         if entry is None:
             names = sorted(members)
-            carrying_count: Counter[str] = Counter()
-            for paths, n in Counter(map(id, (carried[name] for name in names))).items():
-                carrying_count.update(dict.fromkeys(by_id[paths], n))  # the types of one shape share one set
-            union: set[str] = set().union(
-                *(present.keys() for present, _ in _distinct([by_name[n] for n in names]).values())
-            )
+            carrying_count_: Counter[str] = Counter()
+            for paths, n in Counter(map(id, map(carried.__getitem__, names))).items():
+                carrying_count_.update(dict.fromkeys(by_id[paths], n))  # the types of one shape share one set
+            union = set().union(*{id(present): present for present in map(present_of.__getitem__, names)}.values())
             candidates = [
                 p
                 for p in sorted(union, key=lambda p: (p.count("."), p))
-                if carrying_count[p] >= 2
-                and carrying_count[p] / peers > config.sibling_share
+                if carrying_count_[p] >= 2
+                and carrying_count_[p] / peers > config.sibling_share
                 and not (config.is_isolation(p) or config.is_envelope(p) or _inside_map(p))
             ]
-            peer_carriers = {p: [name for name in names if p in carried[name]] for p in candidates}
-            entry = by_group[members] = (candidates, peer_carriers, names)
+            entry = by_group[members] = (candidates, {}, names)  # {}: the carriers of a path, once reported
         candidates, peer_carriers, names = entry
-        present = _present(schema)
-        for path in candidates:
-            if path in present:
-                continue
-            parents = _parent_paths(path)
-            if any(parent in flagged or parent not in present for parent in parents):
-                continue  # the parent is reported, or missing / never an object here (nullable)
-            if any(schema.fields[parent].types.get("object", 0) == 0 for parent in parents):
-                continue
-            carrying = peer_carriers[path]
-            flagged.add(path)
+        fields = schema.fields
+        shared = type(fields) is ShapeFields
+        present = fields.paths if shared else fields  # type: ignore[union-attr]
+        key = (id(entry), id(present))
+        reported = reported_of.get(key) if shared else None
+        if reported is None:
+            reported = _family_lacking(schema, present, candidates)
+            if shared:
+                reported_of[key] = reported
+        for path in reported:
+            carrying = peer_carriers.get(path)
+            if carrying is None:
+                carrying = peer_carriers[path] = [name for name in names if path in carried[name]]
             out.append(
                 _make(
                     "missing_sibling_field",
@@ -690,6 +818,25 @@ def missing_sibling_fields(analysis: Analysis, config: RuleConfig, where) -> lis
                 )
             )
     return out
+
+
+def _family_lacking(schema: TypeSchema, present: Any, candidates: list[str]) -> list[str]:
+    """The family's ``candidates`` a type with these paths lacks and is reported for: the outermost
+    (a path under one reported is not), and only inside objects it has (never an object here:
+    nullable). What depends on the paths alone: the same for the types of one shape."""
+    reported: list[str] = []
+    flagged: set[str] = set()
+    for path in candidates:
+        if path in present:
+            continue
+        parents = _parent_paths(path)
+        if any(parent in flagged or parent not in present for parent in parents):
+            continue  # the parent is reported, or missing / never an object here (nullable)
+        if any(schema.fields[parent].types.get("object", 0) == 0 for parent in parents):
+            continue
+        flagged.add(path)
+        reported.append(path)
+    return reported
 
 
 def within_type(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
