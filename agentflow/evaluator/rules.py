@@ -135,10 +135,13 @@ class RuleConfig:
 
     def is_configured_isolation(self, path: str) -> bool:
         """``is_isolation`` by ``events.isolation_fields`` alone (memoised: asked per type and path)."""
-        key = (path, tuple(self.isolation_fields))  # run_rules clears the memo when it sets ``exact``
-        known = self._memo.get(key)
+        # run_rules clears the memo when it sets ``exact``
+        known_fields, by_path = self._memo.get(("isolation",)) or (None, None)
+        if by_path is None or known_fields != self.isolation_fields:
+            known_fields, by_path = self._memo[("isolation",)] = (list(self.isolation_fields), {})  # type: ignore[assignment]
+        known = by_path.get(path)
         if known is None:
-            known = self._memo[key] = self._configured_isolation(path)
+            known = by_path[path] = self._configured_isolation(path)
         return known
 
     def _configured_isolation(self, path: str) -> bool:
@@ -231,6 +234,9 @@ def _words(name: str) -> list[str]:
 # ``\1 \2`` (an upper-case letter never starts another match), without a template to expand per match.
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NON_WORD = re.compile(r"[^A-Za-z0-9]+")
+# The first of ``_words`` of an ASCII name: past the separators, capitals then lower-case letters
+# and digits (a capital after a lower-case letter or digit starts the next word; ``_CAMEL``).
+_FIRST_WORD = re.compile(r"[^A-Za-z0-9]*([A-Z]*[a-z0-9]*)")
 
 
 def _present(schema: TypeSchema) -> Any:
@@ -394,10 +400,15 @@ def name_stem(name: str) -> str:
         return name.rsplit(".", 1)[0].lower()
     if " " in name or "_" in name or "-" in name:  # words: the first one names the entity or service
         return re.split(r"[ _-]+", name.strip())[0].lower() or name.lower()
-    words = _words(name.removesuffix("Event") if name != "Event" else name)
-    if not words:
+    base = name.removesuffix("Event") if name != "Event" else name
+    if base.isascii():  # _words(base)[0] without splitting the whole name (its regexes tried every position)
+        first = _FIRST_WORD.match(base).group(1).lower()  # type: ignore[union-attr]
+    else:
+        words = _words(base)
+        first = words[0] if words else ""
+    if not first:
         return name.lower()
-    first = words[0]  # CamelCase: IssuesEvent and IssueCommentEvent are both about an issue
+    # CamelCase: IssuesEvent and IssueCommentEvent are both about an issue
     return first[:-1] if len(first) > 3 and first.endswith("s") and not first.endswith("ss") else first
 
 
@@ -841,18 +852,24 @@ def _family_lacking(schema: TypeSchema, present: Any, candidates: list[str]) -> 
 
 def within_type(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
     out: list[Finding] = []
+    exempt = _view(analysis, config).exempt
     for schema in analysis.types:
         if schema.uniform:
             continue  # every field in every event with one JSON type: nothing partial, null or mixed
+        exempt_type = schema.name in exempt
         for path, stats in schema.fields.items():
-            if config.skip(schema.name, path):
-                continue
-            if _inside_map(path):
-                continue  # the keys of a map-like object vary by design
+            if exempt_type and config.is_isolation(path):
+                continue  # config.skip
+            if "{*}" in path:
+                continue  # the keys of a map-like object vary by design (_inside_map)
+            parent_count = schema.parent_objects(path)  # nullable parents: over the events where it is an object
+            nulls = stats.types.get("null", 0)
+            kinds = _kinds(stats)
+            if not (stats.count < parent_count or 0 < nulls < stats.count or len(kinds) > 1):
+                continue  # the usual case: nothing to report
             # Inferred scopes are less certain than configured ones: a scope field present in part of
             # a type's events is common and legitimate (a ping of an organization-wide hook): low.
             strong = config.is_configured_isolation(path)
-            parent_count = schema.parent_objects(path)  # nullable parents: over the events where it is an object
             if stats.count < parent_count:
                 out.append(
                     _make(
@@ -871,7 +888,6 @@ def within_type(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
                         },
                     )
                 )
-            nulls = stats.types.get("null", 0)
             if 0 < nulls < stats.count:
                 out.append(
                     _make(
@@ -887,7 +903,6 @@ def within_type(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
                         },
                     )
                 )
-            kinds = {("number" if t == "integer" else t) for t in stats.types if t != "null"}
             if len(kinds) > 1:
                 out.append(
                     _make(
@@ -936,25 +951,46 @@ def type_drift(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
     in PushEvent, a string in the others): medium when a type of the same family has the usual type,
     low across families. Types whose own events disagree are ``type_mismatch`` instead."""
     out: list[Finding] = []
-    family = families(analysis, config)
+    family: Families | None = None  # built when a type is reported (most logs: never)
     # path -> kinds -> the names of the types with that one kind, in lists (a list per shape for the
     # types of one shape): a path of one kind in every type (most paths) is skipped without
     # a step per type.
     by_path: dict[str, dict[frozenset[str], list[list[str]]]] = {}
-    alike: dict[tuple[tuple[str, str], ...], list[str]] = {}  # types of one shape, by its fields
+    # types of one shape by its fields: by the tuple's identity first (build_analysis gives the
+    # types of one shape one tuple: no hash of the fields per type), then by its value
+    by_tuple: dict[int, tuple[tuple[tuple[str, str], ...], list[str]]] = {}
     for schema in analysis.types:
-        if schema.uniform and schema.shape_fields is not None:
-            alike.setdefault(schema.shape_fields, []).append(schema.name)
+        shape_fields = schema.shape_fields
+        if schema.uniform and shape_fields is not None:
+            known = by_tuple.get(id(shape_fields))
+            if known is None:
+                by_tuple[id(shape_fields)] = (shape_fields, [schema.name])
+            else:
+                known[1].append(schema.name)
             continue
         for path, stats in schema.fields.items():
             kinds = _kinds(stats)
             if len(kinds) == 1 and not _inside_map(path):
                 by_path.setdefault(path, {}).setdefault(kinds, []).append([schema.name])
+    alike: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    for shape_fields, names in by_tuple.values():
+        if shape_fields in alike:
+            alike[shape_fields] += names
+        else:
+            alike[shape_fields] = names
+    kind_of = _KIND_OF
     for fields, names in alike.items():  # each field's one JSON type is the shape's: once per shape
         for path, json_type in fields:
-            kinds = _kind_of(json_type)
-            if kinds and not _inside_map(path):
-                by_path.setdefault(path, {}).setdefault(kinds, []).append(names)
+            kinds = kind_of.get(json_type)
+            if kinds is None:
+                kinds = _kind_of(json_type)
+            if kinds and "{*}" not in path:  # _inside_map
+                by_kinds = by_path.get(path)
+                if by_kinds is None:
+                    by_path[path] = {kinds: [names]}
+                else:
+                    by_kinds.setdefault(kinds, []).append(names)
+    by_name: dict[str, TypeSchema] | None = None
     for path, by_kinds in sorted(by_path.items()):
         if len(by_kinds) < 2:
             continue
@@ -965,10 +1001,23 @@ def type_drift(analysis: Analysis, config: RuleConfig, where) -> list[Finding]:
         usual = max(tally.items(), key=lambda item: (item[1], sorted(item[0])))[0]
         if tally[usual] * 2 <= len(per_type):
             continue  # no usual type to compare with
+        if family is None:
+            family = families(analysis, config)
+            by_name = _view(analysis, config).by_name()
+        # by a family (its shared set, kept in the entry): its types with the usual type
+        with_usual: dict[int, tuple[frozenset[str], list[str]]] = {}
         for name, kinds in sorted(per_type.items()):
             if kinds == usual:
                 continue
-            same_family = sorted(n for n in family.get(name, ()) if per_type.get(n) == usual)
+            members = family.members(name)  # the type's own kinds are not the usual: never in the list
+            known_usual = with_usual.get(id(members))
+            if known_usual is None or known_usual[0] is not members:
+                known_usual = with_usual[id(members)] = (
+                    members,
+                    sorted(n for n in members if per_type.get(n) == usual),
+                )
+            same_family = list(known_usual[1])
+            schema = by_name[name]  # type: ignore[index]
             schema = analysis.type(name)
             out.append(
                 _make(
@@ -998,7 +1047,10 @@ def _labels_of(counts: dict[str, int]) -> dict[str, int]:
 def key_segments(analysis: Analysis, config: RuleConfig, findings: list[Finding]) -> list[Finding]:
     """Key templates that skip a segment their siblings carry, and inconsistent templates in one type."""
     out = list(findings)
-    by_field: dict[tuple[str, str], list[tuple[TypeSchema, dict[str, int]]]] = {}
+    exempt = _view(analysis, config).exempt
+    # (type, path) -> the members' (schema, template counts, their templates: one tuple per distinct
+    # list of templates, shared by the members with that list)
+    by_field: dict[tuple[str, str], list[tuple[TypeSchema, dict[str, int], tuple[str, ...]]]] = {}
     known: dict[str, list[str]] = {}
 
     def template_labels(template: str) -> list[str]:  # keys.template_labels, once per template
@@ -1008,8 +1060,9 @@ def key_segments(analysis: Analysis, config: RuleConfig, findings: list[Finding]
         return found
 
     # What depends only on a field's templates (not on their counts), once per distinct list of
-    # templates: (templates with a label, whether their labels differ, [(first label, its templates)]).
-    by_templates: dict[tuple[str, ...], tuple[list[str], bool, list[tuple[str, list[str]]]]] = {}
+    # templates: (templates with a label, whether their labels differ, [(first label, its templates,
+    # whether they are all the field's templates in order: then the counts are the member's own)]).
+    by_templates: dict[tuple[str, ...], tuple[list[str], bool, list[tuple[str, tuple[str, ...], bool]]]] = {}
     for schema in analysis.types:
         for path, counts in schema.key_templates.items():
             signature = tuple(counts)
@@ -1021,12 +1074,13 @@ def key_segments(analysis: Analysis, config: RuleConfig, findings: list[Finding]
                     if labels := template_labels(t):
                         firsts.setdefault(labels[0], []).append(t)
                 mixed = len({tuple(template_labels(t)) for t in labelled}) > 1
-                known_templates = by_templates[signature] = (labelled, mixed, list(firsts.items()))
+                firsts_of = [(first, tuple(ts), tuple(ts) == signature) for first, ts in firsts.items()]
+                known_templates = by_templates[signature] = (labelled, mixed, firsts_of)
             labelled, mixed, firsts_of = known_templates
             if not labelled:
                 continue
-            templates = {t: counts[t] for t in labelled}
-            if mixed and not config.is_exempt(schema.name):
+            if mixed and schema.name not in exempt:
+                templates = {t: counts[t] for t in labelled}
                 out.append(
                     _make(
                         "key_template_inconsistent",
@@ -1039,44 +1093,60 @@ def key_segments(analysis: Analysis, config: RuleConfig, findings: list[Finding]
                 )
             # A template without any label ("{}#{}", from keys such as "#x") has no first label
             # and no sibling to compare with.
-            for first, with_first in firsts_of:
-                by_field.setdefault((path, first), []).append((schema, {t: counts[t] for t in with_first}))
+            for first, with_first, whole in firsts_of:
+                member = (schema, counts if whole else {t: counts[t] for t in with_first}, with_first)
+                by_field.setdefault((path, first), []).append(member)  # read only: counts may be the type's
+    isolation_findings: dict[str, list[Finding]] | None = None  # by type, those _key_finding extends
     for (path, _first), members in sorted(by_field.items()):
-        members = [(s, t) for s, t in members if not config.is_exempt(s.name)]
+        members = [member for member in members if member[0].name not in exempt]
         if len(members) < 2:
             continue
+        # by a member's templates (members share a few; one tuple each): its types' names
+        by_signature: dict[int, tuple[tuple[str, ...], list[str]]] = {}
+        for schema, _, signature in members:
+            entry = by_signature.get(id(signature))
+            if entry is None:
+                by_signature[id(signature)] = (signature, [schema.name])
+            else:
+                entry[1].append(schema.name)
         label_types: dict[str, set[str]] = {}
-        labels_of: dict[tuple[str, ...], set[str]] = {}  # by a member's templates (members share a few)
-        for schema, templates in members:
-            signature = tuple(templates)
-            labels = labels_of.get(signature)
-            if labels is None:
-                labels = labels_of[signature] = {label for t in signature for label in template_labels(t)}
-            for label in labels:
-                label_types.setdefault(label, set()).add(schema.name)
+        for signature, names in by_signature.values():
+            for label in {label for t in signature for label in template_labels(t)}:
+                label_types.setdefault(label, set()).update(names)
         common = [
             (label, names)
             for label, names in sorted(label_types.items())
             if len(names) >= 2 and len(names) / len(members) > SIBLING_SHARE
         ]
         # by a member's templates: [(label, its carriers, the templates lacking it)], labels lacked only
-        lacking_of: dict[tuple[str, ...], list[tuple[str, set[str], list[str]]]] = {}
-        for schema, templates in members:
-            signature = tuple(templates)
-            lacked = lacking_of.get(signature)
-            if lacked is None:
-                lacked = [
-                    (label, names, [t for t in signature if label not in template_labels(t)]) for label, names in common
-                ]
-                lacked = lacking_of[signature] = [entry for entry in lacked if entry[2]]
-            for label, names, without in lacked:
+        lacking_of: dict[int, list[tuple[str, set[str], list[str]]]] = {}
+        for signature, _ in by_signature.values():
+            lacked = [
+                (label, names, [t for t in signature if label not in template_labels(t)]) for label, names in common
+            ]
+            lacking_of[id(signature)] = [entry for entry in lacked if entry[2]]
+        if not any(lacking_of.values()):
+            continue  # the usual case: every member carries every common label
+        if isolation_findings is None:
+            isolation_findings = {}
+            for existing in findings:
+                if existing.field is not None and existing.rule in ("missing_sibling_field", "required_field"):
+                    isolation_findings.setdefault(existing.event_type, []).append(existing)
+        carriers: dict[str, list[str]] = {}  # by label: its carriers, sorted
+        for schema, templates, signature in members:
+            for label, names, without in lacking_of[id(signature)]:
                 lacking = {t: templates[t] for t in without}
-                out = _key_finding(out, config, schema, path, label, lacking, sorted(names), len(members))
+                if label not in carriers:
+                    carriers[label] = sorted(names)
+                out = _key_finding(
+                    out, isolation_findings, config, schema, path, label, lacking, list(carriers[label]), len(members)
+                )
     return out
 
 
 def _key_finding(
     out: list[Finding],
+    isolation_findings: dict[str, list[Finding]],
     config: RuleConfig,
     schema: TypeSchema,
     path: str,
@@ -1093,13 +1163,10 @@ def _key_finding(
         "key_field": path,
     }
     if isolation_field is not None:
-        for existing in out:
-            if (
-                existing.event_type == schema.name
-                and existing.field is not None
-                and existing.field.rsplit(".", 1)[-1] == isolation_field
-                and existing.rule in ("missing_sibling_field", "required_field")
-            ):
+        # ``out``'s findings of these rules are those ``key_segments`` was given (it adds none), by
+        # type in ``out``'s order: the first of the type for the field is the one ``out`` has first
+        for existing in isolation_findings.get(schema.name, ()):
+            if existing.field.rsplit(".", 1)[-1] == isolation_field:  # type: ignore[union-attr]
                 existing.evidence["key_templates"] = evidence
                 existing.message += f"; its keys ({path}) also skip the {label}# segment"
                 return out
